@@ -1,0 +1,612 @@
+// The cache in common memory (document 001: the common memory/cache that channel IOPs fill and
+// the disk IOP polls and destages).
+//
+// Model. The cache is an array of 64 KiB slots, each caching one 64 KiB-aligned piece of one
+// volume, with per-sector (512 B) valid, dirty and destaging bits (128 sectors: two u64 each).
+// A directory entry per slot holds its identity, state and list links; a hash over
+// (volume, slot number) finds a slot. Every slot is on exactly one list:
+//   free   never used since boot or emptied;
+//   clean  holds valid data that is on the medium; LRU order, evicted from the head;
+//   dirty  holds data not yet on the medium; ordered by the write sequence at which the slot
+//          became dirty (dirtySeq), so the head is the oldest dirty data. A slot stays in place
+//          while destaging and when re-dirtied during a destage, which keeps the order true.
+// Writes go to the slot and are persisted (data range, then an inline descriptor image) in the
+// NV region before the channel IOP acknowledges them (nv.ts). Reads that miss are staged by the
+// disk IOP; the channel IOP waits on the slot's flags. The "event" counter moves whenever a stage
+// or destage ends, so waiters only look again when something changed.
+//
+// Single writer per field is not guaranteed across IOPs: today all IOPs of an array run on one
+// thread (docs/hal.md). A parallel mode would need a lock per hash bucket and per list.
+import { SLOT_SECTORS, MAX_VOLUMES, MAP_ADDR, MAP_CACHE_STATE } from "./abi";
+import {
+  nvBase, nvDataOffset, DESC_OFFSET, DESC_BYTES, DESC_STATE, DESC_VOLUME, DESC_SLOT_NO, DESC_SEQ,
+  DESC_DIRTY, DESC_USED, nvPersistRange, nvPersistInline,
+} from "./nv";
+
+// Directory entry.
+export const DIR_BYTES: u32 = 128;
+const DIR_HASH_NEXT: u32 = 0; // u32: slot + 1 of the next entry in the bucket, 0 = end
+const DIR_PREV: u32 = 4; // u32: slot + 1 on the list, 0 = none
+const DIR_NEXT: u32 = 8;
+const DIR_LIST: u32 = 12; // u8: LIST_*
+const DIR_FLAGS: u32 = 13; // u8: F_*
+const DIR_PINS: u32 = 14; // u16: commands using the slot
+const DIR_VOLUME: u32 = 16; // u32, NO_VOLUME when the slot has no identity
+const DIR_SLOT_NO: u32 = 20; // u32
+const DIR_VALID: u32 = 24; // 2 x u64
+const DIR_DIRTY: u32 = 40; // 2 x u64
+const DIR_DESTAGING: u32 = 56; // 2 x u64
+const DIR_DIRTY_SEQ: u32 = 72; // u64: write sequence when the slot went from clean to dirty
+const DIR_DIRTY_NS: u32 = 80; // f64: time it did
+const DIR_ERROR_SECTOR: u32 = 88; // u32: sector (in the slot) of the last medium error
+const DIR_DESTAGE_OPS: u32 = 92; // u16: medium writes in flight for this slot
+const DIR_SEQ: u32 = 96; // u64: write sequence of the last write, persisted in the descriptor
+const DIR_RETRY_NS: u32 = 104; // f64: a failed destage is not retried before this
+
+export const LIST_FREE: u32 = 0;
+export const LIST_CLEAN: u32 = 1;
+export const LIST_DIRTY: u32 = 2;
+
+export const F_STAGING: u32 = 1; // a medium read into the slot is in flight
+export const F_DESTAGING: u32 = 2; // a medium write from the slot is in flight
+export const F_READ_ERROR: u32 = 4; // the last stage failed (DIR_ERROR_SECTOR)
+export const F_WRITE_ERROR: u32 = 8; // the last destage failed; data stays dirty, retried later
+export const F_NOT_READY: u32 = 16; // the last medium request found the medium dead
+
+const NO_VOLUME: u32 = 0xFFFFFFFF;
+
+// Cache state block (shared).
+export const CACHE_STATE_BYTES: u32 = 4096 + MAX_VOLUMES * 4;
+const CS_FREE: u32 = 0; // list: head u32, tail u32, count u32
+const CS_CLEAN: u32 = 12;
+const CS_DIRTY: u32 = 24;
+const CS_EVENT: u32 = 40; // u32
+const CS_SEQ: u32 = 48; // u64: last write sequence handed out
+const CS_FLUSH_SEQ: u32 = 56; // u64: the disk IOP destages every slot with dirtySeq <= this
+export const CS_READ_HITS: u32 = 64;
+export const CS_READ_MISSES: u32 = 72;
+export const CS_WRITE_HITS: u32 = 80;
+export const CS_WRITE_MISSES: u32 = 88;
+const CS_SLOTS: u32 = 96;
+const CS_BUCKET_MASK: u32 = 100;
+const CS_DIR: u32 = 104;
+const CS_BUCKETS: u32 = 108;
+const CS_DATA: u32 = 112;
+const CS_VOL_DIRTY: u32 = 4096; // u32 per volume: its dirty slots
+
+// @ts-ignore: decorator
+@inline function cs(): usize { return load<u32>(MAP_ADDR + MAP_CACHE_STATE); }
+// @ts-ignore: decorator
+@inline export function slotCount(): u32 { return load<u32>(cs() + CS_SLOTS); }
+// @ts-ignore: decorator
+@inline function dir(slot: u32): usize { return <usize>load<u32>(cs() + CS_DIR) + <usize>slot * DIR_BYTES; }
+// @ts-ignore: decorator
+@inline export function slotData(slot: u32): usize { return <usize>load<u32>(cs() + CS_DATA) + (<usize>slot << 16); }
+// @ts-ignore: decorator
+@inline function descAddr(slot: u32): usize { return nvBase() + DESC_OFFSET + <usize>slot * DESC_BYTES; }
+
+export function hashBuckets(slots: u32): u32 {
+  let b: u32 = 1;
+  while (b < slots) b <<= 1;
+  return b;
+}
+
+/** Bytes of the volatile directory (state block, entries, buckets) for `slots` slots. */
+export function cacheDirBytes(slots: u32): usize {
+  return <usize>CACHE_STATE_BYTES + <usize>slots * DIR_BYTES + <usize>hashBuckets(slots) * 4;
+}
+
+/** Layout time: records where everything is. */
+export function cacheLayout(stateAddr: usize, slots: u32): void {
+  store<u32>(MAP_ADDR + MAP_CACHE_STATE, <u32>stateAddr);
+  const s = stateAddr;
+  store<u32>(s + CS_SLOTS, slots);
+  store<u32>(s + CS_BUCKET_MASK, hashBuckets(slots) - 1);
+  store<u32>(s + CS_DIR, <u32>(s + CACHE_STATE_BYTES));
+  store<u32>(s + CS_BUCKETS, <u32>(s + CACHE_STATE_BYTES + <usize>slots * DIR_BYTES));
+  store<u32>(s + CS_DATA, <u32>(nvBase() + nvDataOffset(slots)));
+}
+
+// ---- Lists --------------------------------------------------------------------------------------
+
+function listUnlink(slot: u32): void {
+  const d = dir(slot);
+  const l = cs() + listOffset(load<u8>(d + DIR_LIST));
+  const prev = load<u32>(d + DIR_PREV);
+  const next = load<u32>(d + DIR_NEXT);
+  if (prev != 0) store<u32>(dir(prev - 1) + DIR_NEXT, next); else store<u32>(l, next);
+  if (next != 0) store<u32>(dir(next - 1) + DIR_PREV, prev); else store<u32>(l + 4, prev);
+  store<u32>(l + 8, load<u32>(l + 8) - 1);
+  store<u32>(d + DIR_PREV, 0);
+  store<u32>(d + DIR_NEXT, 0);
+}
+
+function listAppend(slot: u32, list: u32): void {
+  const d = dir(slot);
+  const l = cs() + listOffset(list);
+  const tail = load<u32>(l + 4);
+  store<u8>(d + DIR_LIST, <u8>list);
+  store<u32>(d + DIR_PREV, tail);
+  store<u32>(d + DIR_NEXT, 0);
+  if (tail != 0) store<u32>(dir(tail - 1) + DIR_NEXT, slot + 1); else store<u32>(l, slot + 1);
+  store<u32>(l + 4, slot + 1);
+  store<u32>(l + 8, load<u32>(l + 8) + 1);
+}
+
+function listMove(slot: u32, list: u32): void { listUnlink(slot); listAppend(slot, list); }
+
+// @ts-ignore: decorator
+@inline function listOffset(list: u32): u32 { return list == LIST_FREE ? CS_FREE : list == LIST_CLEAN ? CS_CLEAN : CS_DIRTY; }
+
+export function listCount(list: u32): u32 { return load<u32>(cs() + listOffset(list) + 8); }
+/** First slot of a list, or -1. */
+export function listFirst(list: u32): i32 { return <i32>load<u32>(cs() + listOffset(list)) - 1; }
+/** Next slot after `slot` on its list, or -1. */
+export function listNext(slot: u32): i32 { return <i32>load<u32>(dir(slot) + DIR_NEXT) - 1; }
+
+// ---- Hash ---------------------------------------------------------------------------------------
+
+// @ts-ignore: decorator
+@inline function bucket(volume: u32, slotNo: u32): usize {
+  const h = (volume * 0x9E3779B1) ^ (slotNo * 0x85EBCA77);
+  return <usize>load<u32>(cs() + CS_BUCKETS) + (<usize>((h ^ (h >> 15)) & load<u32>(cs() + CS_BUCKET_MASK)) << 2);
+}
+
+/** The slot caching (volume, slotNo), or -1. */
+export function cacheLookup(volume: u32, slotNo: u32): i32 {
+  let i = load<u32>(bucket(volume, slotNo));
+  while (i != 0) {
+    const d = dir(i - 1);
+    if (load<u32>(d + DIR_VOLUME) == volume && load<u32>(d + DIR_SLOT_NO) == slotNo) return <i32>(i - 1);
+    i = load<u32>(d + DIR_HASH_NEXT);
+  }
+  return -1;
+}
+
+function hashInsert(slot: u32): void {
+  const d = dir(slot);
+  const b = bucket(load<u32>(d + DIR_VOLUME), load<u32>(d + DIR_SLOT_NO));
+  store<u32>(d + DIR_HASH_NEXT, load<u32>(b));
+  store<u32>(b, slot + 1);
+}
+
+function hashRemove(slot: u32): void {
+  const d = dir(slot);
+  let p = bucket(load<u32>(d + DIR_VOLUME), load<u32>(d + DIR_SLOT_NO));
+  while (load<u32>(p) != 0) {
+    const i = load<u32>(p);
+    if (i == slot + 1) { store<u32>(p, load<u32>(d + DIR_HASH_NEXT)); break; }
+    p = dir(i - 1) + DIR_HASH_NEXT;
+  }
+  store<u32>(d + DIR_HASH_NEXT, 0);
+}
+
+// ---- Boot ---------------------------------------------------------------------------------------
+
+/** Empties the directory: every slot free, no identity. */
+export function cacheReset(): void {
+  const s = cs();
+  const slots = slotCount();
+  memory.fill(s, 0, CS_SLOTS);
+  memory.fill(s + CS_VOL_DIRTY, 0, MAX_VOLUMES * 4);
+  memory.fill(load<u32>(s + CS_DIR), 0, <usize>slots * DIR_BYTES);
+  memory.fill(load<u32>(s + CS_BUCKETS), 0, <usize>hashBuckets(slots) * 4);
+  for (let i: u32 = 0; i < slots; i++) {
+    store<u32>(dir(i) + DIR_VOLUME, NO_VOLUME);
+    listAppend(i, LIST_FREE);
+  }
+}
+
+/**
+ * Rebuilds the directory from the NV slot descriptors after a crash: every slot whose descriptor
+ * is dirty goes back on the dirty list, in write-sequence order, with only its dirty sectors valid.
+ * Returns the number of dirty slots recovered. `scratch` has room for slots u32s.
+ */
+export function cacheRecover(scratch: usize): u32 {
+  cacheReset();
+  let n: u32 = 0;
+  let seqMax: u64 = 0;
+  for (let i: u32 = 0; i < slotCount(); i++) {
+    const p = descAddr(i);
+    if (load<u32>(p + DESC_STATE) != DESC_USED) continue;
+    const seq = load<u64>(p + DESC_SEQ);
+    if (seq > seqMax) seqMax = seq;
+    if ((load<u64>(p + DESC_DIRTY) | load<u64>(p + DESC_DIRTY + 8)) == 0) continue;
+    const other = cacheLookup(<u32>load<u16>(p + DESC_VOLUME), load<u32>(p + DESC_SLOT_NO));
+    if (other >= 0) {
+      // Two dirty descriptors for one piece of a volume cannot arise from ordered persists;
+      // keep the newer write rather than trust either blindly.
+      if (load<u64>(descAddr(<u32>other) + DESC_SEQ) > seq) continue;
+      forget(<u32>other);
+    }
+    adopt(i, p);
+    store<u32>(scratch + (<usize>n << 2), i);
+    n++;
+  }
+  store<u64>(cs() + CS_SEQ, seqMax);
+  sortBySeq(scratch, n);
+  for (let k: u32 = 0; k < n; k++) {
+    const slot = load<u32>(scratch + (<usize>k << 2));
+    if (load<u8>(dir(slot) + DIR_LIST) == LIST_DIRTY) listMove(slot, LIST_DIRTY);
+  }
+  return dirtyCountAll();
+}
+
+function adopt(slot: u32, p: usize): void {
+  const d = dir(slot);
+  const volume = <u32>load<u16>(p + DESC_VOLUME);
+  store<u32>(d + DIR_VOLUME, volume);
+  store<u32>(d + DIR_SLOT_NO, load<u32>(p + DESC_SLOT_NO));
+  const lo = load<u64>(p + DESC_DIRTY);
+  const hi = load<u64>(p + DESC_DIRTY + 8);
+  store<u64>(d + DIR_DIRTY, lo);
+  store<u64>(d + DIR_DIRTY + 8, hi);
+  store<u64>(d + DIR_VALID, lo);
+  store<u64>(d + DIR_VALID + 8, hi);
+  store<u64>(d + DIR_SEQ, load<u64>(p + DESC_SEQ));
+  store<u64>(d + DIR_DIRTY_SEQ, load<u64>(p + DESC_SEQ));
+  hashInsert(slot);
+  listMove(slot, LIST_DIRTY);
+  volDirtyAdd(volume, 1);
+}
+
+function forget(slot: u32): void {
+  const d = dir(slot);
+  volDirtyAdd(load<u32>(d + DIR_VOLUME), -1);
+  hashRemove(slot);
+  store<u32>(d + DIR_VOLUME, NO_VOLUME);
+  memory.fill(d + DIR_VALID, 0, 48);
+  listMove(slot, LIST_FREE);
+}
+
+/** Heap sort of slot numbers by their descriptors' write sequence; no allocation. */
+function sortBySeq(a: usize, n: u32): void {
+  if (n < 2) return;
+  for (let i = <i32>(n / 2) - 1; i >= 0; i--) siftDown(a, <u32>i, n);
+  for (let end = n - 1; end > 0; end--) {
+    swap(a, 0, end);
+    siftDown(a, 0, end);
+  }
+}
+
+function siftDown(a: usize, start: u32, n: u32): void {
+  let root = start;
+  while (<u32>2 * root + 1 < n) {
+    let child: u32 = 2 * root + 1;
+    if (child + 1 < n && seqOf(a, child) < seqOf(a, child + 1)) child++;
+    if (seqOf(a, root) >= seqOf(a, child)) return;
+    swap(a, root, child);
+    root = child;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function seqOf(a: usize, i: u32): u64 { return load<u64>(dir(load<u32>(a + (<usize>i << 2))) + DIR_DIRTY_SEQ); }
+// @ts-ignore: decorator
+@inline function swap(a: usize, i: u32, j: u32): void {
+  const t = load<u32>(a + (<usize>i << 2));
+  store<u32>(a + (<usize>i << 2), load<u32>(a + (<usize>j << 2)));
+  store<u32>(a + (<usize>j << 2), t);
+}
+
+// ---- Sector bit masks ---------------------------------------------------------------------------
+
+/** Mask of sectors [first, first + count) within a slot: low word. */
+// @ts-ignore: decorator
+@inline export function maskLo(first: u32, count: u32): u64 { return rangeBits(first, count, 0); }
+// @ts-ignore: decorator
+@inline export function maskHi(first: u32, count: u32): u64 { return rangeBits(first, count, 64); }
+
+function rangeBits(first: u32, count: u32, base: u32): u64 {
+  const lo = max<i32>(<i32>first - <i32>base, 0);
+  const hi = min<i32>(<i32>(first + count) - <i32>base, 64);
+  if (hi <= lo) return 0;
+  const width = <u64>(hi - lo);
+  const ones = width == 64 ? u64.MAX_VALUE : (<u64>1 << width) - 1;
+  return ones << <u64>lo;
+}
+
+// ---- Slot access --------------------------------------------------------------------------------
+
+export function slotFlags(slot: u32): u32 { return load<u8>(dir(slot) + DIR_FLAGS); }
+export function slotSetFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) | f)); }
+export function slotClearFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) & ~f)); }
+export function slotVolume(slot: u32): u32 { return load<u32>(dir(slot) + DIR_VOLUME); }
+export function slotNumber(slot: u32): u32 { return load<u32>(dir(slot) + DIR_SLOT_NO); }
+export function slotList(slot: u32): u32 { return load<u8>(dir(slot) + DIR_LIST); }
+export function slotPins(slot: u32): u32 { return load<u16>(dir(slot) + DIR_PINS); }
+export function slotErrorSector(slot: u32): u32 { return load<u32>(dir(slot) + DIR_ERROR_SECTOR); }
+export function slotDirtySeq(slot: u32): u64 { return load<u64>(dir(slot) + DIR_DIRTY_SEQ); }
+export function slotDirtyNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_DIRTY_NS); }
+export function slotRetryNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_RETRY_NS); }
+
+export function pin(slot: u32): void { const d = dir(slot); store<u16>(d + DIR_PINS, load<u16>(d + DIR_PINS) + 1); }
+export function unpin(slot: u32): void {
+  const d = dir(slot);
+  const pins = load<u16>(d + DIR_PINS);
+  store<u16>(d + DIR_PINS, pins - 1);
+  if (pins == 1) bumpEvent(); // a slot waiters might evict became free to go
+}
+
+/** All of sectors [first, first + count) valid? */
+export function sectorsValid(slot: u32, first: u32, count: u32): bool {
+  const d = dir(slot);
+  const lo = maskLo(first, count);
+  const hi = maskHi(first, count);
+  return (load<u64>(d + DIR_VALID) & lo) == lo && (load<u64>(d + DIR_VALID + 8) & hi) == hi;
+}
+
+/** First invalid sector in [first, first + count) and the run of invalid-or-any sectors to its last invalid one: first << 16 | count. */
+export function missingRun(slot: u32, first: u32, count: u32): u32 {
+  const d = dir(slot);
+  let a: i32 = -1;
+  let b: i32 = -1;
+  for (let s = first; s < first + count; s++) {
+    const w = load<u64>(d + DIR_VALID + ((s >> 6) << 3));
+    if (((w >> (<u64>s & 63)) & 1) == 0) { if (a < 0) a = <i32>s; b = <i32>s; }
+  }
+  if (a < 0) return 0;
+  return (<u32>a << 16) | <u32>(b - a + 1);
+}
+
+/** Dirty sectors of the slot in [first, first + count)? */
+export function sectorsDirty(slot: u32, first: u32, count: u32): bool {
+  const d = dir(slot);
+  const lo = maskLo(first, count);
+  const hi = maskHi(first, count);
+  return ((load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DESTAGING)) & lo) != 0
+    || ((load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8)) & hi) != 0;
+}
+
+export function slotIsDirty(slot: u32): bool { return load<u8>(dir(slot) + DIR_LIST) == LIST_DIRTY; }
+
+/** Moves a clean slot to the most-recently-used end. */
+export function touch(slot: u32): void {
+  if (load<u8>(dir(slot) + DIR_LIST) == LIST_CLEAN) listMove(slot, LIST_CLEAN);
+}
+
+/**
+ * A slot for (volume, slotNo) with nothing valid: a free one, or the least recently used clean
+ * slot that nobody is using. -1 when every slot is dirty, pinned or busy.
+ */
+export function allocate(volume: u32, slotNo: u32): i32 {
+  let slot = listFirst(LIST_FREE);
+  if (slot < 0) slot = evictable();
+  if (slot < 0) return -1;
+  const d = dir(<u32>slot);
+  if (load<u32>(d + DIR_VOLUME) != NO_VOLUME) hashRemove(<u32>slot);
+  store<u32>(d + DIR_VOLUME, volume);
+  store<u32>(d + DIR_SLOT_NO, slotNo);
+  store<u8>(d + DIR_FLAGS, 0);
+  memory.fill(d + DIR_VALID, 0, 48);
+  hashInsert(<u32>slot);
+  listMove(<u32>slot, LIST_CLEAN);
+  return slot;
+}
+
+function evictable(): i32 {
+  let i = listFirst(LIST_CLEAN);
+  while (i >= 0) {
+    const d = dir(<u32>i);
+    if (load<u16>(d + DIR_PINS) == 0 && (load<u8>(d + DIR_FLAGS) & (F_STAGING | F_DESTAGING)) == 0) return i;
+    i = listNext(<u32>i);
+  }
+  return -1;
+}
+
+/**
+ * Drops a slot of a deleted volume: dirty data is discarded and, if it was dirty, its descriptor is
+ * persisted clean (needs 1 free NV entry; returns true when it queued one).
+ */
+export function dropSlot(slot: u32, nvIdValue: u32, image: usize): bool {
+  const d = dir(slot);
+  const volume = load<u32>(d + DIR_VOLUME);
+  let queued = false;
+  if (load<u8>(d + DIR_LIST) == LIST_DIRTY) {
+    volDirtyAdd(volume, -1);
+    memory.fill(d + DIR_DIRTY, 0, 32);
+    queued = persistDescriptor(slot, nvIdValue, image);
+  }
+  hashRemove(slot);
+  store<u32>(d + DIR_VOLUME, NO_VOLUME);
+  memory.fill(d + DIR_VALID, 0, 48);
+  listMove(slot, LIST_FREE);
+  bumpEvent();
+  return queued;
+}
+
+export function slotsOfVolumeBusy(volume: u32): bool {
+  for (let i: u32 = 0; i < slotCount(); i++) {
+    const d = dir(i);
+    if (load<u32>(d + DIR_VOLUME) == volume && (load<u16>(d + DIR_PINS) != 0 || (load<u8>(d + DIR_FLAGS) & (F_STAGING | F_DESTAGING)) != 0)) return true;
+  }
+  return false;
+}
+
+// ---- Writes (channel IOP) -----------------------------------------------------------------------
+
+/**
+ * Copies `count` sectors from src into the slot at sector `first`, marks them valid and dirty,
+ * and queues their persistence: the data range, then the descriptor. Needs 2 free NV entries.
+ */
+export function writeSectors(slot: u32, first: u32, count: u32, src: usize, nowNs: f64, nvIdValue: u32, image: usize): void {
+  const d = dir(slot);
+  const dst = slotData(slot) + (<usize>first << 9);
+  memory.copy(dst, src, <usize>count << 9);
+  const lo = maskLo(first, count);
+  const hi = maskHi(first, count);
+  store<u64>(d + DIR_VALID, load<u64>(d + DIR_VALID) | lo);
+  store<u64>(d + DIR_VALID + 8, load<u64>(d + DIR_VALID + 8) | hi);
+  store<u64>(d + DIR_DIRTY, load<u64>(d + DIR_DIRTY) | lo);
+  store<u64>(d + DIR_DIRTY + 8, load<u64>(d + DIR_DIRTY + 8) | hi);
+  const seq = nextSeq();
+  store<u64>(d + DIR_SEQ, seq);
+  if (load<u8>(d + DIR_LIST) != LIST_DIRTY) {
+    store<u64>(d + DIR_DIRTY_SEQ, seq);
+    store<f64>(d + DIR_DIRTY_NS, nowNs);
+    store<f64>(d + DIR_RETRY_NS, 0);
+    listMove(slot, LIST_DIRTY);
+    volDirtyAdd(load<u32>(d + DIR_VOLUME), 1);
+  }
+  nvPersistRange(dst, count << 9, nvIdValue);
+  persistDescriptor(slot, nvIdValue, image);
+}
+
+/** Queues an inline image of the slot's descriptor (dirty = dirty | destaging). */
+export function persistDescriptor(slot: u32, nvIdValue: u32, image: usize): bool {
+  const d = dir(slot);
+  memory.fill(image, 0, DESC_BYTES);
+  store<u32>(image + DESC_STATE, DESC_USED);
+  store<u16>(image + DESC_VOLUME, <u16>load<u32>(d + DIR_VOLUME));
+  store<u32>(image + DESC_SLOT_NO, load<u32>(d + DIR_SLOT_NO));
+  store<u64>(image + DESC_SEQ, load<u64>(d + DIR_SEQ));
+  store<u64>(image + DESC_DIRTY, load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DESTAGING));
+  store<u64>(image + DESC_DIRTY + 8, load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8));
+  return nvPersistInline(descAddr(slot), image, DESC_BYTES, nvIdValue);
+}
+
+function nextSeq(): u64 {
+  const p = cs() + CS_SEQ;
+  const s = load<u64>(p) + 1;
+  store<u64>(p, s);
+  return s;
+}
+
+export function currentSeq(): u64 { return load<u64>(cs() + CS_SEQ); }
+
+// ---- Staging and destaging (disk IOP) -----------------------------------------------------------
+
+export function stageDone(slot: u32, first: u32, count: u32, ok: bool, errorSector: u32, notReady: bool): void {
+  const d = dir(slot);
+  if (ok) {
+    store<u64>(d + DIR_VALID, load<u64>(d + DIR_VALID) | maskLo(first, count));
+    store<u64>(d + DIR_VALID + 8, load<u64>(d + DIR_VALID + 8) | maskHi(first, count));
+    slotClearFlags(slot, F_STAGING | F_READ_ERROR | F_NOT_READY);
+  } else {
+    store<u32>(d + DIR_ERROR_SECTOR, errorSector);
+    slotClearFlags(slot, F_STAGING);
+    slotSetFlags(slot, notReady ? F_NOT_READY : F_READ_ERROR);
+  }
+  bumpEvent();
+}
+
+/** Starts a destage: the dirty sectors become destaging. Returns their masks' union is nonzero. */
+export function destageBegin(slot: u32): bool {
+  const d = dir(slot);
+  const lo = load<u64>(d + DIR_DIRTY);
+  const hi = load<u64>(d + DIR_DIRTY + 8);
+  if ((lo | hi) == 0) return false;
+  store<u64>(d + DIR_DESTAGING, lo);
+  store<u64>(d + DIR_DESTAGING + 8, hi);
+  store<u64>(d + DIR_DIRTY, 0);
+  store<u64>(d + DIR_DIRTY + 8, 0);
+  slotSetFlags(slot, F_DESTAGING);
+  return true;
+}
+
+/** Destaging sectors as runs: the next run at or after `from`, as first << 16 | count (0: none). */
+export function destagingRun(slot: u32, from: u32): u32 {
+  const d = dir(slot);
+  let s = from;
+  while (s < SLOT_SECTORS && !bitAt(d + DIR_DESTAGING, s)) s++;
+  if (s >= SLOT_SECTORS) return 0;
+  let e = s;
+  while (e < SLOT_SECTORS && bitAt(d + DIR_DESTAGING, e)) e++;
+  return (s << 16) | (e - s);
+}
+
+// @ts-ignore: decorator
+@inline function bitAt(p: usize, s: u32): bool { return ((load<u64>(p + ((s >> 6) << 3)) >> (<u64>s & 63)) & 1) != 0; }
+
+export function destageOpsAdd(slot: u32, n: i32): u32 {
+  const p = dir(slot) + DIR_DESTAGE_OPS;
+  const v = <u32>(<i32>load<u16>(p) + n);
+  store<u16>(p, <u16>v);
+  return v;
+}
+
+/**
+ * A destage of the slot ended (all its runs). On success the slot turns clean unless it was
+ * written meanwhile; on failure its sectors are dirty again and retried after `retryNs`.
+ * Queues the descriptor (needs 1 free NV entry). Returns true when the slot turned clean.
+ */
+export function destageDone(slot: u32, ok: bool, errorSector: u32, retryNs: f64, nvIdValue: u32, image: usize): bool {
+  const d = dir(slot);
+  slotClearFlags(slot, F_DESTAGING);
+  let clean = false;
+  if (ok) {
+    slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
+    memory.fill(d + DIR_DESTAGING, 0, 16);
+    if ((load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DIRTY + 8)) == 0) {
+      listMove(slot, LIST_CLEAN);
+      volDirtyAdd(load<u32>(d + DIR_VOLUME), -1);
+      clean = true;
+    }
+  } else {
+    store<u64>(d + DIR_DIRTY, load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DESTAGING));
+    store<u64>(d + DIR_DIRTY + 8, load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8));
+    memory.fill(d + DIR_DESTAGING, 0, 16);
+    store<u32>(d + DIR_ERROR_SECTOR, errorSector);
+    store<f64>(d + DIR_RETRY_NS, retryNs);
+  }
+  persistDescriptor(slot, nvIdValue, image);
+  bumpEvent();
+  return clean;
+}
+
+// ---- Counters -----------------------------------------------------------------------------------
+
+export function bumpEvent(): void { const p = cs() + CS_EVENT; store<u32>(p, load<u32>(p) + 1); }
+export function cacheEvent(): u32 { return load<u32>(cs() + CS_EVENT); }
+
+export function flushSeq(): u64 { return load<u64>(cs() + CS_FLUSH_SEQ); }
+export function raiseFlushSeq(seq: u64): void {
+  const p = cs() + CS_FLUSH_SEQ;
+  if (seq > load<u64>(p)) store<u64>(p, seq);
+}
+
+export function cacheCount(counter: u32): void { const p = cs() + counter; store<u64>(p, load<u64>(p) + 1); }
+export function cacheCounter(counter: u32): u64 { return load<u64>(cs() + counter); }
+
+function volDirtyAdd(volume: u32, n: i32): void {
+  if (volume >= MAX_VOLUMES) return;
+  const p = cs() + CS_VOL_DIRTY + (volume << 2);
+  store<u32>(p, <u32>(<i32>load<u32>(p) + n));
+}
+
+export function volumeDirtySlots(volume: u32): u32 {
+  return volume < MAX_VOLUMES ? load<u32>(cs() + CS_VOL_DIRTY + (volume << 2)) : 0;
+}
+
+export function dirtyCountAll(): u32 { return listCount(LIST_DIRTY); }
+
+export function pinnedCount(): u32 {
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < slotCount(); i++) if (load<u16>(dir(i) + DIR_PINS) != 0) n++;
+  return n;
+}
+
+/**
+ * Is there dirty data of `volume` (all volumes when NO_VOLUME) in slots [firstSlot, lastSlot]
+ * that was dirtied at or before `seq`? Also reports a failed destage among them: returns 0 none,
+ * 1 still dirty, 2 a destage of such a slot failed (write error), 3 its medium is dead.
+ */
+export function dirtyAtOrBefore(volume: u32, firstSlot: u32, lastSlot: u32, seq: u64): u32 {
+  let i = listFirst(LIST_DIRTY);
+  while (i >= 0) {
+    const d = dir(<u32>i);
+    if (load<u64>(d + DIR_DIRTY_SEQ) > seq) return 0;
+    const v = load<u32>(d + DIR_VOLUME);
+    const n = load<u32>(d + DIR_SLOT_NO);
+    if ((volume == NO_VOLUME || v == volume) && n >= firstSlot && n <= lastSlot) {
+      const f = load<u8>(d + DIR_FLAGS);
+      if ((f & F_NOT_READY) != 0) return 3;
+      if ((f & F_WRITE_ERROR) != 0) return 2;
+      return 1;
+    }
+    i = listNext(<u32>i);
+  }
+  return 0;
+}
+
+export const ANY_VOLUME: u32 = NO_VOLUME;

@@ -1,0 +1,268 @@
+// Command contexts: one state machine per command in flight (document 003's processing
+// sequencer "supervising the sequences of various processing operations"), identified by the
+// host's tag within its session. A fixed pool per channel IOP, set at boot from CFG_CONTEXTS;
+// when it is empty the command is answered TASK SET FULL, never queued without bound.
+//
+// Also the channel IOP's buffer memory (document 003's buffer memory 106): 64 KiB chunks handed
+// out as contiguous runs, for data-out windows and generated data-in.
+import { BUFFER_CHUNK_BYTES, CFG_CONTEXTS, CFG_BUFFER_CHUNKS, MAX_CDB_BYTES } from "./abi";
+import { cfg32 } from "./config";
+import { gPrivate } from "./iop";
+
+export const CTX_BYTES: u32 = 256;
+export const CX_STATE: u32 = 0; // u8: ST_*
+export const CX_PORT: u32 = 1; // u8
+export const CX_SESSION: u32 = 2; // u8
+export const CX_KIND: u32 = 3; // u8: PORT_STREAM or PORT_QUEUE
+export const CX_TAG: u32 = 4; // u32
+export const CX_LUN: u32 = 8; // u16
+export const CX_VOLUME: u32 = 10; // u16, NO_VOLUME16 for the command device or an unmapped LUN
+export const CX_SESSION_GEN: u32 = 12; // u32: session generation the command arrived in
+export const CX_LBA: u32 = 16; // u64
+export const CX_BLOCKS: u32 = 24; // u32
+export const CX_EXPECTED: u32 = 28; // u32: expected data transfer length (host)
+export const CX_LENGTH: u32 = 32; // u32: data bytes this command moves
+export const CX_CURSOR: u32 = 36; // u32: data bytes sent (data-in) or committed (data-out)
+export const CX_WIN_START: u32 = 40; // u32: data-out window: first byte
+export const CX_WIN_LEN: u32 = 44; // u32
+export const CX_WIN_RECEIVED: u32 = 48; // u32
+export const CX_BUF_FIRST: u32 = 52; // u16: first buffer chunk + 1 (0: none)
+export const CX_BUF_COUNT: u32 = 54; // u16
+export const CX_PRODUCED: u32 = 56; // u32: data-in bytes the command has to give (before the host's limit)
+export const CX_FLAGS: u32 = 60; // u32: CXF_*
+export const CX_START_NS: u32 = 64; // f64
+export const CX_DEADLINE_NS: u32 = 72; // f64: data-out timeout
+export const CX_FLUSH_SEQ: u32 = 80; // u64
+export const CX_NV_PENDING: u32 = 88; // u32
+export const CX_DATA_ADDR: u32 = 92; // u32: queue ports: the initiator's buffer
+export const CX_TX_SEQ: u32 = 96; // u16: frame sequence count, array -> host
+export const CX_RX_SEQ: u32 = 98; // u16
+export const CX_STATUS: u32 = 100; // u8
+export const CX_SENSE_KEY: u32 = 101; // u8
+export const CX_ASC: u32 = 102; // u8
+export const CX_ASCQ: u32 = 103; // u8
+export const CX_INFO: u32 = 104; // u32: sense INFORMATION (valid with CXF_INFO_VALID)
+export const CX_SKS: u32 = 108; // u32: sense-key-specific bytes (SKSV in bit 23)
+export const CX_NEXT: u32 = 112; // u32: index + 1 on the free or active list
+export const CX_PREV: u32 = 116; // u32
+export const CX_ID: u32 = 120; // u32: index | generation << 16 (NV completion ids)
+export const CX_PEER: u32 = 124; // u16: the host's frame address
+export const CX_OPCODE: u32 = 126; // u8
+export const CX_CDB_LEN: u32 = 127; // u8
+export const CX_CDB: u32 = 128; // MAX_CDB_BYTES
+export const CX_EVENT_SEEN: u32 = 160; // u32: cache event when the context last found nothing to do
+export const CX_WAIT_SLOT: u32 = 164; // u32: slot + 1 whose stage this command asked for
+export const CX_AHEAD: u32 = 168; // u32: data-in bytes for which stage-ahead was requested
+export const CX_FIRST_SLOT: u32 = 172; // u32: flush range, in slot numbers
+export const CX_LAST_SLOT: u32 = 176; // u32
+export const CX_ARG: u32 = 180; // u32: handler-specific
+
+export const NO_VOLUME16: u32 = 0xFFFF;
+
+export const ST_FREE: u32 = 0;
+export const ST_DISPATCH: u32 = 1; // the handler runs (again) on the next step: it lacked a resource
+export const ST_READ: u32 = 2; // volume data-in: stage and send
+export const ST_WRITE_BUFFER: u32 = 3; // data-out: waiting for buffer memory for the next window
+export const ST_WRITE_DATA: u32 = 4; // data-out: XFER_RDY sent, DATA_OUT frames arriving
+export const ST_WRITE_COMMIT: u32 = 5; // data-out: copying the window into cache slots
+export const ST_NV_WAIT: u32 = 6; // waiting for NV persistence
+export const ST_FLUSH: u32 = 7; // waiting for dirty data to reach the media (FUA, SYNCHRONIZE CACHE)
+export const ST_SEND_BUFFER: u32 = 8; // generated data-in from buffer memory
+export const ST_RESPOND: u32 = 9; // status ready, waiting for room to send it
+export const ST_PARAM_DATA: u32 = 10; // management OUT: receiving the parameter list
+
+export const CXF_DATA_OUT: u32 = 1; // host said it has data-out
+export const CXF_DATA_IN: u32 = 2; // host said it takes data-in
+export const CXF_FUA: u32 = 4;
+export const CXF_MISS: u32 = 8; // a read needed staging
+export const CXF_INFO_VALID: u32 = 16;
+export const CXF_IMMED: u32 = 32; // status already sent; the context finishes silently
+export const CXF_RESPONDED: u32 = 64;
+export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, not volume data
+export const CXF_FLUSH_POSTED: u32 = 256;
+
+// Channel IOP private area header (the rest is laid out by channel.ts).
+export const CP_CTX_FREE: u32 = 0; // u32: index + 1
+export const CP_ACTIVE_HEAD: u32 = 4; // u32: index + 1
+export const CP_ACTIVE_TAIL: u32 = 8;
+export const CP_CTX_GEN: u32 = 12; // u32
+export const CP_BUF_MAP: u32 = 16; // u64: bit set = chunk in use
+export const CP_CTX_BASE: u32 = 24; // u32: address of the context array
+export const CP_BUF_BASE: u32 = 28; // u32: address of the buffer chunks
+export const CP_SESS_BASE: u32 = 32; // u32: address of the session states
+export const CP_SCRATCH: u32 = 36; // u32: address of a 4 KiB scratch (frame headers, CMD payloads)
+export const CP_IMAGE: u32 = 40; // u32: address of a 64-byte descriptor image
+export const CP_NV_QUEUED: u32 = 44; // u32: NV entries queued this poll
+export const CP_HEADER_BYTES: u32 = 64;
+
+// @ts-ignore: decorator
+@inline export function ctxAt(i: u32): usize { return <usize>load<u32>(gPrivate + CP_CTX_BASE) + <usize>i * CTX_BYTES; }
+// @ts-ignore: decorator
+@inline export function ctxIndex(c: usize): u32 { return <u32>((c - <usize>load<u32>(gPrivate + CP_CTX_BASE)) / CTX_BYTES); }
+export function contexts(): u32 { return cfg32(CFG_CONTEXTS); }
+
+export function ctxInit(): void {
+  const n = contexts();
+  store<u32>(gPrivate + CP_CTX_FREE, n > 0 ? 1 : 0);
+  store<u32>(gPrivate + CP_ACTIVE_HEAD, 0);
+  store<u32>(gPrivate + CP_ACTIVE_TAIL, 0);
+  for (let i: u32 = 0; i < n; i++) {
+    const c = ctxAt(i);
+    memory.fill(c, 0, CTX_BYTES);
+    store<u32>(c + CX_NEXT, i + 1 < n ? i + 2 : 0);
+  }
+  store<u64>(gPrivate + CP_BUF_MAP, 0);
+}
+
+/** A zeroed context, or 0 when the pool is empty. */
+export function ctxAlloc(): usize {
+  const free = load<u32>(gPrivate + CP_CTX_FREE);
+  if (free == 0) return 0;
+  const c = ctxAt(free - 1);
+  store<u32>(gPrivate + CP_CTX_FREE, load<u32>(c + CX_NEXT));
+  const gen = load<u32>(gPrivate + CP_CTX_GEN) + 1;
+  store<u32>(gPrivate + CP_CTX_GEN, gen);
+  memory.fill(c, 0, CTX_BYTES);
+  store<u32>(c + CX_ID, (free - 1) | ((gen & 0xFFF) << 16));
+  return c;
+}
+
+export function ctxFree(c: usize): void {
+  store<u8>(c + CX_STATE, <u8>ST_FREE);
+  store<u32>(c + CX_NEXT, load<u32>(gPrivate + CP_CTX_FREE));
+  store<u32>(gPrivate + CP_CTX_FREE, ctxIndex(c) + 1);
+}
+
+/** The context an NV completion id names, if it is still that command; else 0. */
+export function ctxById(id: u32): usize {
+  const i = id & 0xFFFF;
+  if (i >= contexts()) return 0;
+  const c = ctxAt(i);
+  return load<u32>(c + CX_ID) == id && load<u8>(c + CX_STATE) != <u8>ST_FREE ? c : 0;
+}
+
+// ---- Active list: contexts that wait for something and are stepped each poll -------------------
+
+export function activeAdd(c: usize): void {
+  const i = ctxIndex(c) + 1;
+  const tail = load<u32>(gPrivate + CP_ACTIVE_TAIL);
+  store<u32>(c + CX_PREV, tail);
+  store<u32>(c + CX_NEXT, 0);
+  if (tail != 0) store<u32>(ctxAt(tail - 1) + CX_NEXT, i); else store<u32>(gPrivate + CP_ACTIVE_HEAD, i);
+  store<u32>(gPrivate + CP_ACTIVE_TAIL, i);
+}
+
+export function activeRemove(c: usize): void {
+  const prev = load<u32>(c + CX_PREV);
+  const next = load<u32>(c + CX_NEXT);
+  if (prev != 0) store<u32>(ctxAt(prev - 1) + CX_NEXT, next); else store<u32>(gPrivate + CP_ACTIVE_HEAD, next);
+  if (next != 0) store<u32>(ctxAt(next - 1) + CX_PREV, prev); else store<u32>(gPrivate + CP_ACTIVE_TAIL, prev);
+  store<u32>(c + CX_PREV, 0);
+  store<u32>(c + CX_NEXT, 0);
+}
+
+export function activeFirst(): usize {
+  const h = load<u32>(gPrivate + CP_ACTIVE_HEAD);
+  return h == 0 ? 0 : ctxAt(h - 1);
+}
+
+export function activeNext(c: usize): usize {
+  const n = load<u32>(c + CX_NEXT);
+  return n == 0 ? 0 : ctxAt(n - 1);
+}
+
+// ---- Sense --------------------------------------------------------------------------------------
+
+/** Ends the command with CHECK CONDITION and the given sense (the caller then responds). */
+export function ctxCheck(c: usize, key: u32, asc: u32, ascq: u32): void {
+  store<u8>(c + CX_STATUS, 0x02);
+  store<u8>(c + CX_SENSE_KEY, <u8>key);
+  store<u8>(c + CX_ASC, <u8>asc);
+  store<u8>(c + CX_ASCQ, <u8>ascq);
+}
+
+/** Adds a field pointer: byte `byteOffset` of the CDB (cdb = true) or of the parameter list. */
+export function ctxField(c: usize, cdb: bool, byteOffset: u32, bit: i32): void {
+  let sks: u32 = 0x800000 | (cdb ? 0x400000 : 0) | (byteOffset & 0xFFFF);
+  if (bit >= 0) sks |= 0x080000 | ((<u32>bit & 7) << 16);
+  store<u32>(c + CX_SKS, sks);
+}
+
+export function ctxInfo(c: usize, info: u32): void {
+  store<u32>(c + CX_INFO, info);
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_INFO_VALID);
+}
+
+export function ctxStatus(c: usize, status: u32): void { store<u8>(c + CX_STATUS, <u8>status); }
+
+/** Writes 18 bytes of fixed-format sense for the context's sense fields. */
+export function senseFixed(dst: usize, key: u32, asc: u32, ascq: u32, info: u32, infoValid: bool, sks: u32): void {
+  memory.fill(dst, 0, 18);
+  store<u8>(dst, <u8>(infoValid ? 0xF0 : 0x70));
+  store<u8>(dst + 2, <u8>(key & 0xF));
+  store<u8>(dst + 3, <u8>(info >> 24));
+  store<u8>(dst + 4, <u8>(info >> 16));
+  store<u8>(dst + 5, <u8>(info >> 8));
+  store<u8>(dst + 6, <u8>info);
+  store<u8>(dst + 7, 10);
+  store<u8>(dst + 12, <u8>asc);
+  store<u8>(dst + 13, <u8>ascq);
+  store<u8>(dst + 15, <u8>(sks >> 16));
+  store<u8>(dst + 16, <u8>(sks >> 8));
+  store<u8>(dst + 17, <u8>sks);
+}
+
+export function ctxSense(c: usize, dst: usize): void {
+  senseFixed(dst, load<u8>(c + CX_SENSE_KEY), load<u8>(c + CX_ASC), load<u8>(c + CX_ASCQ), load<u32>(c + CX_INFO),
+    (load<u32>(c + CX_FLAGS) & CXF_INFO_VALID) != 0, load<u32>(c + CX_SKS));
+}
+
+// ---- Buffer memory ------------------------------------------------------------------------------
+
+/** Contiguous run of `n` chunks; returns the first index + 1, or 0 when none is free. */
+export function bufAlloc(n: u32): u32 {
+  const total = min<u32>(cfg32(CFG_BUFFER_CHUNKS), 64);
+  const map = load<u64>(gPrivate + CP_BUF_MAP);
+  const want = n >= 64 ? u64.MAX_VALUE : (<u64>1 << <u64>n) - 1;
+  for (let i: u32 = 0; i + n <= total; i++) {
+    if ((map & (want << <u64>i)) == 0) {
+      store<u64>(gPrivate + CP_BUF_MAP, map | (want << <u64>i));
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
+export function bufFree(first: u32, n: u32): void {
+  if (first == 0) return;
+  const want = n >= 64 ? u64.MAX_VALUE : (<u64>1 << <u64>n) - 1;
+  const p = gPrivate + CP_BUF_MAP;
+  store<u64>(p, load<u64>(p) & ~(want << <u64>(first - 1)));
+}
+
+// @ts-ignore: decorator
+@inline export function bufAddr(first: u32): usize {
+  return <usize>load<u32>(gPrivate + CP_BUF_BASE) + <usize>(first - 1) * BUFFER_CHUNK_BYTES;
+}
+
+/** Gives the context buffer memory for `bytes` (at most 4 chunks), zeroed if asked. False when none is free. */
+export function ctxBuffer(c: usize, bytes: u32, zeroed: bool): bool {
+  const n = max<u32>(1, (bytes + BUFFER_CHUNK_BYTES - 1) / BUFFER_CHUNK_BYTES);
+  const first = bufAlloc(n);
+  if (first == 0) return false;
+  store<u16>(c + CX_BUF_FIRST, <u16>first);
+  store<u16>(c + CX_BUF_COUNT, <u16>n);
+  if (zeroed) memory.fill(bufAddr(first), 0, <usize>bytes);
+  return true;
+}
+
+export function ctxBufferRelease(c: usize): void {
+  bufFree(load<u16>(c + CX_BUF_FIRST), load<u16>(c + CX_BUF_COUNT));
+  store<u16>(c + CX_BUF_FIRST, 0);
+  store<u16>(c + CX_BUF_COUNT, 0);
+}
+
+export function ctxBufferAddr(c: usize): usize { return bufAddr(load<u16>(c + CX_BUF_FIRST)); }
+
+export const MAX_WINDOW_BYTES: u32 = 4 * BUFFER_CHUNK_BYTES;
+export const CDB_MAX: u32 = MAX_CDB_BYTES;

@@ -1,0 +1,297 @@
+// The disk IOP (document 001, I/O processor 508): it alone does I/O to the media. It polls the
+// common memory's cache directory at an interval and destages dirty slots, stages the slots the
+// channel IOPs ask for (mailboxes), and runs the IO scheduler and medium control (document 003).
+//
+// Destage policy: walk the dirty list from its oldest end; a slot is destaged when a flush asks
+// for it (dirtySeq <= flushSeq), when it has been dirty for destageAge, or at once when the dirty
+// share of the cache is above the high mark. Writes to one slot within destageAge coalesce.
+// A failed destage keeps the data dirty ("pinned") and is retried after a back-off; a dead
+// medium is probed every second until it answers again.
+import {
+  CFG_DESTAGE_INTERVAL_US, CFG_DESTAGE_AGE_US, CFG_DIRTY_HIGH_PCT, CFG_STAGE_DEPTH, MAP_ADDR, MAP_MEDIA_TABLE,
+  MAP_MEDIUM_BYTES, MMED_CQ, MCQ_ID, MCQ_STATUS, MCQ_ERR_LBA_LO, MCQ_ERR_LBA_HI, MST_OK, MST_NOT_READY,
+  MOP_READ, MOP_WRITE, SLOT_SECTORS, MIOP_TO_DISK, ROLE_CHANNEL, MAP_CONTROL, MAP_CONTROL_SEQ,
+  MAP_CONTROL_DONE, CTL_FLUSH, CTL_SHUTDOWN, STAT_STAGES, STAT_DESTAGES, STAT_MEDIUM_ERRORS,
+  TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH,
+} from "./abi";
+import { cfg32, mediaCount, iopCount, iopRole } from "./config";
+import { gPrivate, gNow, gNvCq, iopEntry, wakeAt } from "./iop";
+import { ringPeek, ringRelease, ringUsed } from "./ring";
+import {
+  schedInit, schedRegister, schedDispatch, schedMatch, schedRetire, schedPoolFree, reqOrigin, reqArg,
+  reqArg2, reqLba, reqMedium, reqSectors, SCHED_BYTES,
+} from "./scheduler";
+import {
+  listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
+  F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
+  destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
+  slotCount,
+} from "./cache";
+import { chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
+import { nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE } from "./nv";
+import { statInc } from "./stats";
+import { trace } from "./trace";
+import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
+
+// Disk IOP private area.
+const DK_SCHED: u32 = 0;
+const DK_IMAGE: u32 = SCHED_BYTES; // 64-byte descriptor image scratch
+const DK_NEXT_SCAN_NS: u32 = DK_IMAGE + 64; // f64
+const DK_NEXT_PROBE_NS: u32 = DK_NEXT_SCAN_NS + 8; // f64
+const DK_CONTROL_SEQ: u32 = DK_NEXT_PROBE_NS + 8; // u32: last control request taken
+const DK_CONTROL_OP: u32 = DK_CONTROL_SEQ + 4; // u32: control request in progress (CTL_*), 0 none
+const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
+export const DISK_PRIVATE_BYTES: u32 = DK_PROBE_BUF + 512;
+
+const ORIGIN_STAGE: u32 = 1;
+const ORIGIN_DESTAGE: u32 = 2;
+const ORIGIN_PROBE: u32 = 3;
+
+const RETRY_NS: f64 = 1e9; // a failed destage or a dead medium is tried again after a second
+const SCAN_LIMIT: u32 = 4096; // dirty slots looked at per scan, to bound a poll
+
+// @ts-ignore: decorator
+@inline function sa(): usize { return gPrivate + DK_SCHED; }
+// @ts-ignore: decorator
+@inline function image(): usize { return gPrivate + DK_IMAGE; }
+
+export function diskBoot(): void {
+  schedInit(sa());
+  store<f64>(gPrivate + DK_NEXT_SCAN_NS, 0);
+  store<f64>(gPrivate + DK_NEXT_PROBE_NS, 0);
+  store<u32>(gPrivate + DK_CONTROL_SEQ, load<u32>(MAP_ADDR + MAP_CONTROL_SEQ));
+  store<u32>(gPrivate + DK_CONTROL_OP, 0);
+}
+
+export function diskPoll(): i32 {
+  let work: i32 = 0;
+  work += drainNvCompletions();
+  work += drainCompletions();
+  work += drainMailboxes();
+  work += control();
+  work += destageScan();
+  work += probeDeadMedia();
+  work += <i32>schedDispatch(sa(), gNow);
+  if (work > 0) nvKick();
+  armTimers();
+  return work;
+}
+
+// ---- Mailboxes from the channel IOPs ------------------------------------------------------------
+
+function drainMailboxes(): i32 {
+  let work: i32 = 0;
+  for (let i: u32 = 0; i < iopCount(); i++) {
+    if (iopRole(i) != ROLE_CHANNEL) continue;
+    const mb: usize = load<u32>(iopEntry(i) + MIOP_TO_DISK);
+    let m = ringPeek(mb);
+    while (m != 0) {
+      if (!takeMessage(m)) break; // no room in the scheduler: the message waits for a later poll
+      ringRelease(mb, 1);
+      work++;
+      m = ringPeek(mb);
+    }
+  }
+  return work;
+}
+
+function takeMessage(m: usize): bool {
+  const type = <u32>load<u8>(m + MB_TYPE);
+  if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
+  if (type == MB_FLUSH) { raiseFlushSeq(load<u64>(m + MB_SEQ)); return true; }
+  return true; // unknown messages are dropped: a channel IOP of a newer image
+}
+
+/** Registers the medium read for a stage; the channel IOP already set the slot's F_STAGING. */
+function stage(slot: u32, first: u32, count: u32): bool {
+  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+  if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
+  const medium = <u32>(where >> 32);
+  if (!schedPoolFree(sa())) return false;
+  const lba = ((where & 0xFFFFFFFF) << 7) + <u64>first;
+  schedRegister(sa(), MOP_READ, medium, lba, count, slotData(slot) + (<usize>first << 9),
+    ORIGIN_STAGE, slot, (first << 16) | count, gNow);
+  statInc(STAT_STAGES);
+  return true;
+}
+
+// ---- Medium completions (medium control) ------------------------------------------------------
+
+function drainCompletions(): i32 {
+  let work: i32 = 0;
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const cq: usize = load<u32>(MAP_ADDR + MAP_MEDIA_TABLE + m * MAP_MEDIUM_BYTES + MMED_CQ);
+    let e = ringPeek(cq);
+    while (e != 0) {
+      complete(m, load<u32>(e + MCQ_ID), <u32>load<u16>(e + MCQ_STATUS),
+        (<u64>load<u32>(e + MCQ_ERR_LBA_HI) << 32) | <u64>load<u32>(e + MCQ_ERR_LBA_LO));
+      ringRelease(cq, 1);
+      work++;
+      e = ringPeek(cq);
+    }
+  }
+  return work;
+}
+
+function complete(m: u32, id: u32, status: u32, errLba: u64): void {
+  const i = schedMatch(sa(), id);
+  if (i < 0) { statInc(STAT_MEDIUM_ERRORS); return; } // not ours: ignore, count
+  const r = <u32>i;
+  const ms = mediumState(m);
+  if (status == MST_NOT_READY) store<u32>(ms + MS_STATE, MEDIUM_DEAD);
+  else if (status == MST_OK) store<u32>(ms + MS_STATE, MEDIUM_OK);
+  if (status != MST_OK) { statInc(STAT_MEDIUM_ERRORS); store<u32>(ms + MS_ERRORS, load<u32>(ms + MS_ERRORS) + 1); }
+  const origin = reqOrigin(sa(), r);
+  const lba = reqLba(sa(), r);
+  const sectors = reqSectors(sa(), r);
+  if (origin == ORIGIN_STAGE) stageComplete(r, m, status, errLba);
+  else if (origin == ORIGIN_DESTAGE) destageComplete(r, m, status);
+  trace(origin == ORIGIN_DESTAGE ? TRACE_DESTAGE : TRACE_STAGE, m, <u32>lba, sectors, status);
+  schedRetire(sa(), r);
+}
+
+function stageComplete(r: u32, m: u32, status: u32, errLba: u64): void {
+  const slot = reqArg(sa(), r);
+  const run = reqArg2(sa(), r);
+  const first = run >> 16;
+  const count = run & 0xFFFF;
+  const base = reqLba(sa(), r) - <u64>first;
+  const errSector = errLba >= base && errLba < base + SLOT_SECTORS ? <u32>(errLba - base) : first;
+  stageDone(slot, first, count, status == MST_OK, errSector, status == MST_NOT_READY);
+}
+
+function destageComplete(r: u32, m: u32, status: u32): void {
+  const slot = reqArg(sa(), r);
+  if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
+  else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
+  if (destageOpsAdd(slot, -1) != 0) return;
+  const ok = (slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) == 0;
+  destageDone(slot, ok, reqArg2(sa(), r) >> 16, gNow + RETRY_NS, nvId(NVK_NONE, 0), image());
+  statInc(STAT_DESTAGES);
+}
+
+// ---- Destage ------------------------------------------------------------------------------------
+
+function destageScan(): i32 {
+  const first = listFirst(LIST_DIRTY);
+  if (first < 0) return 0;
+  const urgent = slotDirtySeq(<u32>first) <= flushSeq() || aboveHighMark();
+  if (!urgent && gNow < load<f64>(gPrivate + DK_NEXT_SCAN_NS)) return 0;
+  store<f64>(gPrivate + DK_NEXT_SCAN_NS, gNow + <f64>cfg32(CFG_DESTAGE_INTERVAL_US) * 1000.0);
+  const ageNs = <f64>cfg32(CFG_DESTAGE_AGE_US) * 1000.0;
+  const high = aboveHighMark();
+  const target = flushSeq();
+  const depth = max<u32>(1, cfg32(CFG_STAGE_DEPTH));
+  let started: i32 = 0;
+  let looked: u32 = 0;
+  let i = first;
+  while (i >= 0 && looked < SCAN_LIMIT && nvRoom(2)) {
+    const slot = <u32>i;
+    i = listNext(slot);
+    looked++;
+    if ((slotFlags(slot) & F_DESTAGING) != 0 || slotRetryNs(slot) > gNow) continue;
+    const due = slotDirtySeq(slot) <= target || high || gNow - slotDirtyNs(slot) >= ageNs;
+    if (!due) break; // the list is in dirtying order: the rest are younger
+    if (destage(slot, depth)) started++;
+  }
+  return started;
+}
+
+function aboveHighMark(): bool {
+  return <u64>dirtyCountAll() * 100 > <u64>slotCount() * <u64>cfg32(CFG_DIRTY_HIGH_PCT);
+}
+
+/** Registers the medium writes of a slot's dirty runs. False when its medium is busy or gone. */
+function destage(slot: u32, depth: u32): bool {
+  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+  if (where == u64.MAX_VALUE) return false; // the volume's medium left the topology: stays dirty
+  const medium = <u32>(where >> 32);
+  if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
+  if (!schedPoolFree(sa())) return false;
+  slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
+  if (!destageBegin(slot)) return false;
+  const base = (where & 0xFFFFFFFF) << 7;
+  let from: u32 = 0;
+  let run = destagingRun(slot, 0);
+  while (run != 0) {
+    const s = run >> 16;
+    const n = run & 0xFFFF;
+    // Pool exhaustion mid-slot is not possible in practice (REQ_COUNT >> runs per slot); if it
+    // happens the unregistered runs are simply written by the slot's next destage.
+    if (schedRegister(sa(), MOP_WRITE, medium, base + <u64>s, n, slotData(slot) + (<usize>s << 9),
+      ORIGIN_DESTAGE, slot, (s << 16) | n, gNow) == 0) break;
+    destageOpsAdd(slot, 1);
+    from = s + n;
+    run = destagingRun(slot, from);
+  }
+  if (destageOpsAdd(slot, 0) == 0) { destageDone(slot, false, 0, gNow, nvId(NVK_NONE, 0), image()); return false; }
+  return true;
+}
+
+// ---- Dead media -------------------------------------------------------------------------------
+
+function probeDeadMedia(): i32 {
+  if (gNow < load<f64>(gPrivate + DK_NEXT_PROBE_NS)) return 0;
+  let work: i32 = 0;
+  let dead = false;
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const ms = mediumState(m);
+    if (load<u32>(ms + MS_STATE) != MEDIUM_DEAD) continue;
+    dead = true;
+    if (load<u32>(ms + MS_REGISTERED) != 0 || !schedPoolFree(sa())) continue;
+    schedRegister(sa(), MOP_READ, m, 0, 1, gPrivate + DK_PROBE_BUF, ORIGIN_PROBE, m, 0, gNow);
+    work++;
+  }
+  if (dead) store<f64>(gPrivate + DK_NEXT_PROBE_NS, gNow + RETRY_NS);
+  return work;
+}
+
+// ---- Harness control: flush and shutdown --------------------------------------------------------
+
+function control(): i32 {
+  const seq = load<u32>(MAP_ADDR + MAP_CONTROL_SEQ);
+  if (seq != load<u32>(gPrivate + DK_CONTROL_SEQ)) {
+    store<u32>(gPrivate + DK_CONTROL_SEQ, seq);
+    store<u32>(gPrivate + DK_CONTROL_OP, load<u32>(MAP_ADDR + MAP_CONTROL));
+    raiseFlushSeq(currentSeq());
+  }
+  const op = load<u32>(gPrivate + DK_CONTROL_OP);
+  if (op == 0 || !flushSettled()) return 0;
+  const left = dirtyCountAll();
+  if (op == CTL_SHUTDOWN && left == 0) markClean();
+  trace(TRACE_FLUSH, left, 0, 0, 0);
+  store<u32>(gPrivate + DK_CONTROL_OP, 0);
+  store<u32>(MAP_ADDR + MAP_CONTROL_DONE, load<u32>(gPrivate + DK_CONTROL_SEQ));
+  return 1;
+}
+
+/** Nothing dirty is left that a destage could still write: all clean, or failed at least once. */
+function flushSettled(): bool {
+  let i = listFirst(LIST_DIRTY);
+  while (i >= 0) {
+    const f = slotFlags(<u32>i);
+    if ((f & F_DESTAGING) != 0 || (f & (F_WRITE_ERROR | F_NOT_READY)) == 0) return false;
+    i = listNext(<u32>i);
+  }
+  return true;
+}
+
+function markClean(): void {
+  store<u32>(nvBase() + NVH_CLEAN, 1);
+  nvPersistRange(nvBase(), 64, nvId(NVK_NONE, 0));
+  nvKick();
+}
+
+// ---- NV completions and timers ----------------------------------------------------------------
+
+function drainNvCompletions(): i32 {
+  const n = ringUsed(gNvCq);
+  if (n != 0) ringRelease(gNvCq, n); // the disk IOP waits for none of its persists
+  return 0;
+}
+
+function armTimers(): void {
+  if (dirtyCountAll() > 0) wakeAt(max<f64>(load<f64>(gPrivate + DK_NEXT_SCAN_NS), gNow + 1));
+  const probe = load<f64>(gPrivate + DK_NEXT_PROBE_NS);
+  if (probe > gNow) wakeAt(probe);
+}

@@ -1,0 +1,265 @@
+// Vendor-unique management commands of the command device (docs/scsi.md): C0h MANAGEMENT IN
+// (lists) and C1h MANAGEMENT OUT (create, delete, map, unmap). Changes are made in the NV
+// volume table and LUN map, persisted, and answered only once the NV write has completed.
+import {
+  MAX_VOLUMES, MAX_PORTS, MAX_LUNS, STAT_COUNT, STATS_BYTES, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES,
+  MIOP_STATS, CFG_PORT_COUNT, CPORT_KIND, CPORT_SESSIONS, CPORT_ADDRESS, CPORT_IOP, CPORT_NAME, CMED_SCHEDULER,
+  CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS,
+} from "../abi";
+import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors, portCount } from "../config";
+import { CX_ID, CX_ARG, CX_EXPECTED, CX_FLAGS, CXF_PARAM, ctxField } from "../ctx";
+import {
+  fail, dataInBuffer, sendBuffer, startParameterList, parameterList, waitPersisted, nvPending, retryLater,
+} from "../sequencer";
+import {
+  volumeCreate, volumeDelete, volumeInUse, lunMap, lunUnmap, mediumState, MS_STATE, MS_FREE, MS_REGISTERED,
+  MS_ERRORS, VOLE_BLOCK_SIZE, VOLE_PLACEMENT, VOLE_MEDIA_COUNT, VOLE_CAPACITY, VOLE_NAME, VOLE_MEDIA, VE_OK,
+  VE_NAME_EXISTS, VE_NUMBER_IN_USE, VE_NO_VOLUME, VE_MAPPED, VE_NO_SPACE, VE_LUN_MAPPED, VE_NO_PORT,
+  VE_TABLE_FULL, VE_NO_MEDIUM, VE_BAD_NAME, VE_BAD_BLOCK_SIZE, VE_BAD_CAPACITY, VE_BAD_LUN, VE_BAD_PLACEMENT,
+  VE_NOT_MAPPED, volumeReady, volumeByName,
+} from "../volume";
+import {
+  volumeEntry, lunMapEntry, nvBase, nvRoom, nvPersistRange, nvId, NVK_CONTEXT, VOL_BYTES, LUN_MAP_OFFSET,
+  LUN_MAP_BYTES,
+} from "../nv";
+import {
+  slotCount, slotVolume, slotsOfVolumeBusy, dropSlot, volumeDirtySlots, listCount, LIST_FREE, LIST_CLEAN,
+  LIST_DIRTY, pinnedCount, cacheCounter, CS_READ_HITS, CS_READ_MISSES, CS_WRITE_HITS,
+} from "../cache";
+import { image, sessionDesc } from "../channel";
+import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
+import { cdb, invalidField, OP_MANAGEMENT_IN } from "./dispatch";
+
+const SA_CREATE: u32 = 0x01;
+const SA_DELETE: u32 = 0x02;
+const SA_MAP: u32 = 0x03;
+const SA_UNMAP: u32 = 0x04;
+const SA_LIST_VOLUMES: u32 = 0x10;
+const SA_LIST_MAPPINGS: u32 = 0x11;
+const SA_LIST_MEDIA: u32 = 0x12;
+const SA_LIST_PORTS: u32 = 0x13;
+const SA_STATISTICS: u32 = 0x14;
+
+const CREATE_LIST_BYTES: u32 = 64;
+const MAP_LIST_BYTES: u32 = 8;
+
+export function management(c: usize, op: u32): void {
+  const p = cdb(c);
+  const sa = <u32>load<u8>(p + 1) & 0x1F;
+  if (op == OP_MANAGEMENT_IN) { managementIn(c, sa); return; }
+  if (sa == SA_DELETE) { deleteVolume(c, getBe32(p + 2), (load<u8>(p + 14) & 1) != 0); return; }
+  const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES : 0;
+  if (want == 0) { invalidField(c, 1, 4); return; }
+  const length = getBe32(p + 6);
+  if (length < want) { fail(c, 0x05, 0x1A, 0x00); ctxField(c, true, 6, -1); return; }
+  if (length > 4096 || load<u32>(c + CX_EXPECTED) < length) { invalidField(c, 6, -1); return; }
+  if ((load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) { startParameterList(c, length); return; }
+  const list = parameterList(c);
+  if (list == 0) return;
+  if (sa == SA_CREATE) createVolume(c, list);
+  else mapOrUnmap(c, list, sa == SA_MAP);
+}
+
+// ---- OUT ------------------------------------------------------------------------------------------
+
+function createVolume(c: usize, list: usize): void {
+  if (!nvRoom(1)) { retryLater(c); return; }
+  const name = list + 16;
+  store<u8>(name + 31, 0); // the name field is 32 bytes, NUL padded: never read past it
+  const out = image();
+  const e = volumeCreate(getBe16(list), getBe16(list + 2), <u32>load<u8>(list + 4), list + 48, <u32>load<u8>(list + 5),
+    getBe64(list + 8), name, out);
+  if (e != VE_OK) { volumeError(c, e, false); return; }
+  persist(c, volumeEntry(load<u32>(out)), VOL_BYTES);
+  waitPersisted(c);
+}
+
+function deleteVolume(c: usize, v: u32, force: bool): void {
+  if (v >= MAX_VOLUMES || !volumeInUse(v)) { volumeError(c, VE_NO_VOLUME, true); return; }
+  if (slotsOfVolumeBusy(v)) { retryLater(c); return; } // a stage or destage is in flight: wait for it
+  // Drop the volume's cache slots first (their clean descriptors reach the NV file before the
+  // volume entry goes), a ring's worth at a time.
+  let i = load<u32>(c + CX_ARG);
+  for (; i < slotCount(); i++) {
+    if (slotVolume(i) != v) continue;
+    if (!nvRoom(3)) { store<u32>(c + CX_ARG, i); retryLater(c); return; }
+    if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)), image())) nvPending(c, 1);
+  }
+  store<u32>(c + CX_ARG, i);
+  const e = volumeDelete(v, force);
+  if (e != VE_OK) { volumeError(c, e, true); return; }
+  persist(c, volumeEntry(v), VOL_BYTES);
+  persist(c, nvBase() + LUN_MAP_OFFSET, LUN_MAP_BYTES);
+  waitPersisted(c);
+}
+
+function mapOrUnmap(c: usize, list: usize, map: bool): void {
+  if (!nvRoom(1)) { retryLater(c); return; }
+  const v = getBe16(list);
+  const port = <u32>load<u8>(list + 2);
+  const lun = getBe16(list + 4);
+  const e = map ? lunMap(v, port, lun, portCount()) : lunUnmap(v, port, lun, portCount());
+  if (e != VE_OK) { volumeError(c, e, false); return; }
+  persist(c, nvBase() + LUN_MAP_OFFSET, LUN_MAP_BYTES);
+  waitPersisted(c);
+}
+
+function persist(c: usize, addr: usize, bytes: u32): void {
+  if (nvPersistRange(addr, bytes, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) nvPending(c, 1);
+}
+
+/** ILLEGAL REQUEST with the vendor ASC of docs/scsi.md and a pointer to the field at fault. */
+function volumeError(c: usize, e: u32, inCdb: bool): void {
+  let asc: u32 = 0x26;
+  let ascq: u32 = 0;
+  let field: i32 = -1;
+  switch (e) {
+    case VE_NAME_EXISTS: asc = 0x80; ascq = 0x00; field = 16; break;
+    case VE_NUMBER_IN_USE: asc = 0x80; ascq = 0x01; field = 0; break;
+    case VE_NO_VOLUME: asc = 0x80; ascq = 0x02; field = 0; break;
+    case VE_MAPPED: asc = 0x80; ascq = 0x03; break;
+    case VE_NO_SPACE: asc = 0x81; ascq = 0x00; field = 8; break;
+    case VE_LUN_MAPPED: asc = 0x82; ascq = 0x00; field = 4; break;
+    case VE_NO_PORT: asc = 0x82; ascq = 0x01; field = 2; break;
+    case VE_TABLE_FULL: asc = 0x83; ascq = 0x00; break;
+    case VE_NO_MEDIUM: asc = 0x84; ascq = 0x00; field = 48; break;
+    case VE_BAD_NAME: field = 16; break;
+    case VE_BAD_BLOCK_SIZE: field = 2; break;
+    case VE_BAD_CAPACITY: field = 8; break;
+    case VE_BAD_LUN: field = 4; break;
+    case VE_BAD_PLACEMENT: field = 4; break;
+    case VE_NOT_MAPPED: asc = 0x82; ascq = 0x02; field = 0; break;
+    default: break;
+  }
+  fail(c, 0x05, asc, ascq);
+  if (inCdb) ctxField(c, true, 2, -1);
+  else if (field >= 0) ctxField(c, false, <u32>field, -1);
+}
+
+// ---- IN: lists ------------------------------------------------------------------------------------
+
+function managementIn(c: usize, sa: u32): void {
+  const alloc = getBe32(cdb(c) + 6);
+  switch (sa) {
+    case SA_LIST_VOLUMES: listVolumes(c, alloc); return;
+    case SA_LIST_MAPPINGS: listMappings(c, alloc); return;
+    case SA_LIST_MEDIA: listMedia(c, alloc); return;
+    case SA_LIST_PORTS: listPorts(c, alloc); return;
+    case SA_STATISTICS: statistics(c, alloc); return;
+    default: invalidField(c, 1, 4);
+  }
+}
+
+function listHeader(d: usize, entryBytes: u32, count: u32): u32 {
+  putBe32(d, entryBytes * count);
+  putBe16(d + 4, entryBytes);
+  putBe16(d + 6, count);
+  return 8 + entryBytes * count;
+}
+
+function listVolumes(c: usize, alloc: u32): void {
+  const d = dataInBuffer(c, 8 + MAX_VOLUMES * 96);
+  if (d == 0) return;
+  let n: u32 = 0;
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
+    if (!volumeInUse(v)) continue;
+    const e = volumeEntry(v);
+    const r = d + 8 + n * 96;
+    putBe16(r, v);
+    putBe16(r + 2, load<u16>(e + VOLE_BLOCK_SIZE));
+    store<u8>(r + 4, load<u8>(e + VOLE_PLACEMENT));
+    store<u8>(r + 5, load<u8>(e + VOLE_MEDIA_COUNT));
+    store<u8>(r + 6, volumeReady(v) ? 1 : 2);
+    putBe64(r + 8, load<u64>(e + VOLE_CAPACITY));
+    memory.copy(r + 16, e + VOLE_NAME, 32);
+    memory.copy(r + 48, e + VOLE_MEDIA, 16);
+    putBe32(r + 64, volumeDirtySlots(v));
+    n++;
+  }
+  sendBuffer(c, min<u32>(listHeader(d, 96, n), alloc));
+}
+
+function listMappings(c: usize, alloc: u32): void {
+  const d = dataInBuffer(c, 8 + MAX_PORTS * MAX_LUNS * 8);
+  if (d == 0) return;
+  let n: u32 = 0;
+  for (let port: u32 = 0; port < portCount(); port++) {
+    for (let lun: u32 = 1; lun < MAX_LUNS; lun++) {
+      const v = <u32>load<u16>(lunMapEntry(port, lun));
+      if (v == 0) continue;
+      const r = d + 8 + n * 8;
+      store<u8>(r, <u8>port);
+      putBe16(r + 2, lun);
+      putBe16(r + 4, v - 1);
+      n++;
+    }
+  }
+  sendBuffer(c, min<u32>(listHeader(d, 8, n), alloc));
+}
+
+function listMedia(c: usize, alloc: u32): void {
+  const d = dataInBuffer(c, 8 + mediaCount() * 64);
+  if (d == 0) return;
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const r = d + 8 + m * 64;
+    const ms = mediumState(m);
+    store<u8>(r, <u8>m);
+    store<u8>(r + 1, load<u8>(cfgMedium(m) + CMED_SCHEDULER));
+    store<u8>(r + 2, <u8>load<u32>(ms + MS_STATE));
+    putBe64(r + 4, mediumSectors(m));
+    putBe32(r + 12, load<u32>(ms + MS_FREE));
+    putBe32(r + 16, load<u32>(ms + MS_REGISTERED));
+    putBe32(r + 20, load<u32>(ms + MS_ERRORS));
+    memory.copy(r + 32, cfgMedium(m) + CMED_NAME, 32);
+  }
+  sendBuffer(c, min<u32>(listHeader(d, 64, mediaCount()), alloc));
+}
+
+function listPorts(c: usize, alloc: u32): void {
+  const d = dataInBuffer(c, 8 + portCount() * 64);
+  if (d == 0) return;
+  for (let port: u32 = 0; port < portCount(); port++) {
+    const r = d + 8 + port * 64;
+    const cp = cfgPort(port);
+    const sessions = <u32>load<u8>(cp + CPORT_SESSIONS);
+    let open: u32 = 0;
+    for (let s: u32 = 0; s < sessions && s < MAX_SESSIONS; s++) {
+      if (atomic.load<u32>(sessionDesc(port, s) + SES_STATE) == SESS_OPEN) open++;
+    }
+    store<u8>(r, <u8>port);
+    store<u8>(r + 1, load<u8>(cp + CPORT_KIND));
+    store<u8>(r + 2, <u8>sessions);
+    store<u8>(r + 3, <u8>open);
+    putBe16(r + 4, load<u16>(cp + CPORT_ADDRESS));
+    store<u8>(r + 6, load<u8>(cp + CPORT_IOP));
+    memory.copy(r + 32, cp + CPORT_NAME, 32);
+  }
+  sendBuffer(c, min<u32>(listHeader(d, 64, portCount()), alloc));
+}
+
+function statistics(c: usize, alloc: u32): void {
+  const entry: u32 = 8 + 8 * STAT_COUNT;
+  const d = dataInBuffer(c, 8 + 64 + iopCount() * entry);
+  if (d == 0) return;
+  const cb = d + 8;
+  putBe32(cb, slotCount());
+  putBe32(cb + 4, listCount(LIST_FREE));
+  putBe32(cb + 8, listCount(LIST_CLEAN));
+  putBe32(cb + 12, listCount(LIST_DIRTY));
+  putBe32(cb + 16, pinnedCount());
+  putBe64(cb + 32, cacheCounter(CS_READ_HITS));
+  putBe64(cb + 40, cacheCounter(CS_READ_MISSES));
+  putBe64(cb + 48, cacheCounter(CS_WRITE_HITS));
+  for (let i: u32 = 0; i < iopCount(); i++) {
+    const r = cb + 64 + i * entry;
+    store<u8>(r, <u8>iopRole(i));
+    store<u8>(r + 1, <u8>i);
+    const stats: usize = load<u32>(MAP_ADDR + MAP_IOP_TABLE + i * MAP_IOP_BYTES + MIOP_STATS);
+    for (let k: u32 = 0; k < STAT_COUNT; k++) putBe64(r + 8 + k * 8, load<u64>(stats + (<usize>k << 3)));
+  }
+  const total = 8 + 64 + iopCount() * entry;
+  putBe32(d, total - 8);
+  putBe16(d + 4, <u16>entry);
+  putBe16(d + 6, <u16>iopCount());
+  sendBuffer(c, min<u32>(total, alloc));
+}

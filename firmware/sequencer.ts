@@ -1,0 +1,518 @@
+// The processing sequencer (document 003, unit 103): one state machine per command, advanced a
+// step at a time from the channel IOP's poll, so many commands are in flight at once and none
+// blocks another. Command handlers (scsi/) decide what a command does; this module moves it
+// through data transfer, cache, persistence and status:
+//
+//   dispatch -> READ:        stage what is missing (disk IOP), send data from cache slots -> RESPOND
+//            -> WRITE_BUFFER -> (XFER_RDY) WRITE_DATA -> WRITE_COMMIT (cache + NV) -> NV_WAIT
+//                            -> [FUA: FLUSH] -> RESPOND
+//            -> SEND_BUFFER: generated data-in (INQUIRY, lists) -> RESPOND
+//            -> PARAM_DATA -> dispatch again with the parameter list (management OUT)
+//
+// A step that lacks a resource (buffer memory, a cache slot, room in a ring) leaves the command
+// where it is; the next poll tries again. A command waiting for the cache only looks again when
+// the cache's event counter has moved.
+import {
+  PORT_QUEUE, STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
+  STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND,
+  SLOT_BYTES, CFG_FLAGS,
+} from "./abi";
+import { cfg32, cfgPort } from "./config";
+import { gNow, wakeAt } from "./iop";
+import { byteRingRead } from "./ring";
+import {
+  CX_STATE, CX_PORT, CX_SESSION, CX_KIND, CX_TAG, CX_LUN, CX_VOLUME, CX_LBA, CX_BLOCKS, CX_EXPECTED, CX_LENGTH,
+  CX_CURSOR, CX_WIN_START, CX_WIN_LEN, CX_WIN_RECEIVED, CX_PRODUCED, CX_FLAGS, CX_START_NS, CX_DEADLINE_NS,
+  CX_FLUSH_SEQ, CX_NV_PENDING, CX_DATA_ADDR, CX_STATUS, CX_SENSE_KEY, CX_ASC, CX_PEER, CX_OPCODE,
+  CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
+  ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
+  ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
+  CXF_PARAM, CXF_FLUSH_POSTED, MAX_WINDOW_BYTES, NO_VOLUME16, ctxAlloc, ctxFree, ctxAt, ctxIndex,
+  activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr,
+} from "./ctx";
+import {
+  txData, txXferRdy, txRespond, txDirect, tagFind, tagInsert, tagRemove, sessionOutstandingAdd,
+  SESSION_QUEUE_DEPTH, image,
+} from "./channel";
+import {
+  cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
+  writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
+  CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
+} from "./cache";
+import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
+import { nvRoom, nvId, NVK_CONTEXT } from "./nv";
+import { blockSize } from "./volume";
+import { statInc, statAdd } from "./stats";
+import { trace } from "./trace";
+import { dispatchScsi } from "./scsi/dispatch";
+import { RJ_UNKNOWN_TAG, RJ_PROTOCOL } from "./comm/frame";
+
+/** A data-out burst the host does not complete within this time fails the command (4Bh/00h). */
+export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
+/** Slots a read asks the disk IOP to stage ahead of the one it is sending. */
+const STAGE_AHEAD_SLOTS: u32 = 16;
+export const CFGF_TRACE_COMMANDS: u32 = 2;
+
+// ---- Arrival ---------------------------------------------------------------------------------
+
+/** A command arrived (frame or queue entry). Starts it, or answers at once when it cannot run. */
+export function cmdStart(
+  port: u32, s: u32, tag: u32, lun: u32, cdb: usize, cdbLen: u32, dataOut: bool, dataIn: bool,
+  expected: u32, dataAddr: u32, peer: u32,
+): void {
+  if (cdbLen == 0) { txDirect(port, s, tag, peer, 0x02, 0x05, 0x24, 0x00, expected); statInc(STAT_ERRORS); return; }
+  if (tagFind(port, s, tag) != 0) { txDirect(port, s, tag, peer, 0x02, 0x05, 0x4E, 0x00, expected); statInc(STAT_ERRORS); return; }
+  const c: usize = sessionOutstandingAdd(port, s, 0) >= SESSION_QUEUE_DEPTH ? 0 : ctxAlloc();
+  if (c == 0) { txDirect(port, s, tag, peer, 0x28, 0, 0, 0, expected); statInc(STAT_BUSY); return; }
+  store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
+  store<u8>(c + CX_PORT, <u8>port);
+  store<u8>(c + CX_SESSION, <u8>s);
+  store<u8>(c + CX_KIND, load<u8>(cfgPort(port) + CPORT_KIND));
+  store<u32>(c + CX_TAG, tag);
+  store<u16>(c + CX_LUN, <u16>lun);
+  store<u32>(c + CX_EXPECTED, expected);
+  store<u32>(c + CX_FLAGS, (dataOut ? CXF_DATA_OUT : 0) | (dataIn ? CXF_DATA_IN : 0));
+  store<f64>(c + CX_START_NS, gNow);
+  store<u32>(c + CX_DATA_ADDR, dataAddr);
+  store<u16>(c + CX_PEER, <u16>peer);
+  store<u8>(c + CX_OPCODE, load<u8>(cdb));
+  store<u8>(c + CX_CDB_LEN, <u8>cdbLen);
+  memory.copy(c + CX_CDB, cdb, cdbLen);
+  store<u16>(c + CX_VOLUME, <u16>NO_VOLUME16);
+  tagInsert(port, s, tag, ctxIndex(c) + 1);
+  sessionOutstandingAdd(port, s, 1);
+  activeAdd(c);
+  statInc(STAT_COMMANDS);
+  ctxStep(c);
+}
+
+// ---- Stepping ---------------------------------------------------------------------------------
+
+/** Advances a command as far as it can go now. Returns 1 if it made progress. */
+export function ctxStep(c: usize): i32 {
+  const before = load<u8>(c + CX_STATE);
+  const cursor = load<u32>(c + CX_CURSOR);
+  switch (<u32>before) {
+    case ST_DISPATCH: dispatchScsi(c); break;
+    case ST_READ: readStep(c); break;
+    case ST_WRITE_BUFFER: windowStep(c); break;
+    case ST_WRITE_DATA:
+    case ST_PARAM_DATA: dataTimeout(c); break;
+    case ST_WRITE_COMMIT: commitStep(c); break;
+    case ST_NV_WAIT: nvWaitStep(c); break;
+    case ST_FLUSH: flushStep(c); break;
+    case ST_SEND_BUFFER: sendBufferStep(c); break;
+    default: break;
+  }
+  if (<u32>load<u8>(c + CX_STATE) == ST_RESPOND) {
+    if ((load<u32>(c + CX_FLAGS) & CXF_RESPONDED) != 0 || txRespond(c)) { release(c); return 1; }
+  }
+  return load<u8>(c + CX_STATE) != before || load<u32>(c + CX_CURSOR) != cursor ? 1 : 0;
+}
+
+/** Marks the command done with GOOD status. */
+export function good(c: usize): void {
+  store<u8>(c + CX_STATUS, 0);
+  store<u8>(c + CX_STATE, <u8>ST_RESPOND);
+}
+
+/** Marks the command done with CHECK CONDITION. */
+export function fail(c: usize, key: u32, asc: u32, ascq: u32): void {
+  ctxCheck(c, key, asc, ascq);
+  ctxBufferRelease(c);
+  store<u8>(c + CX_STATE, <u8>ST_RESPOND);
+}
+
+/** Marks the command done with a status other than GOOD and CHECK CONDITION (BUSY, ...). */
+export function finishStatus(c: usize, status: u32): void {
+  store<u8>(c + CX_STATUS, <u8>status);
+  store<u8>(c + CX_STATE, <u8>ST_RESPOND);
+}
+
+/** The handler lacked a resource: run it again on the next poll. */
+export function retryLater(c: usize): void { store<u8>(c + CX_STATE, <u8>ST_DISPATCH); }
+
+function release(c: usize): void {
+  const port = <u32>load<u8>(c + CX_PORT);
+  const s = <u32>load<u8>(c + CX_SESSION);
+  const flags = load<u32>(c + CX_FLAGS);
+  if ((flags & CXF_RESPONDED) == 0) account(c);
+  if ((flags & CXF_RESPONDED) == 0) { tagRemove(port, s, load<u32>(c + CX_TAG)); sessionOutstandingAdd(port, s, -1); }
+  ctxBufferRelease(c);
+  activeRemove(c);
+  ctxFree(c);
+}
+
+/** Drops a command whose session closed: no status is sent. */
+export function abortContext(c: usize): void {
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_RESPONDED);
+  ctxBufferRelease(c);
+  activeRemove(c);
+  ctxFree(c);
+}
+
+function account(c: usize): void {
+  const op = <u32>load<u8>(c + CX_OPCODE);
+  const status = <u32>load<u8>(c + CX_STATUS);
+  const latency = gNow - load<f64>(c + CX_START_NS);
+  statAdd(STAT_LATENCY_NS, <u64>max<f64>(latency, 0));
+  if (status != 0) statInc(STAT_ERRORS);
+  const moved = <u64>load<u32>(c + CX_CURSOR);
+  if (isRead(op)) {
+    statInc(STAT_READS);
+    statAdd(STAT_READ_BYTES, moved);
+    if (status == 0) {
+      const miss = (load<u32>(c + CX_FLAGS) & CXF_MISS) != 0;
+      statInc(miss ? STAT_READ_MISSES : STAT_READ_HITS);
+      cacheCount(miss ? CS_READ_MISSES : CS_READ_HITS);
+    }
+  } else if (isWrite(op)) {
+    statInc(STAT_WRITES);
+    statAdd(STAT_WRITE_BYTES, moved);
+  }
+  if ((cfg32(CFG_FLAGS) & CFGF_TRACE_COMMANDS) != 0) {
+    const who = (<u32>load<u8>(c + CX_PORT) << 24) | (<u32>load<u8>(c + CX_SESSION) << 16) | <u32>load<u16>(c + CX_LUN);
+    const what = (op << 24) | (status << 16) | (<u32>load<u8>(c + CX_SENSE_KEY) << 8) | <u32>load<u8>(c + CX_ASC);
+    trace(TRACE_COMMAND, who, what, load<u32>(c + CX_BLOCKS), <u32>(latency / 1000));
+  }
+}
+
+// @ts-ignore: decorator
+@inline function isRead(op: u32): bool { return op == 0x28 || op == 0x88; }
+// @ts-ignore: decorator
+@inline function isWrite(op: u32): bool { return op == 0x2A || op == 0x8A; }
+
+/** True while nothing in the cache has changed since this command last found nothing to do. */
+function cacheUnchanged(c: usize): bool { return load<u32>(c + CX_EVENT_SEEN) == cacheEvent() + 1; }
+function waitCache(c: usize): void { store<u32>(c + CX_EVENT_SEEN, cacheEvent() + 1); }
+function clearWait(c: usize): void { store<u32>(c + CX_EVENT_SEEN, 0); }
+
+// ---- Volume reads -------------------------------------------------------------------------------
+
+/** Starts a read of `blocks` blocks at `lba` of the context's volume. */
+export function startRead(c: usize, lba: u64, blocks: u32): void {
+  const bytes = <u64>blocks * <u64>blockSize(load<u16>(c + CX_VOLUME));
+  store<u64>(c + CX_LBA, lba);
+  store<u32>(c + CX_BLOCKS, blocks);
+  store<u32>(c + CX_PRODUCED, <u32>bytes);
+  store<u32>(c + CX_LENGTH, <u32>min<u64>(bytes, <u64>load<u32>(c + CX_EXPECTED)));
+  store<u8>(c + CX_STATE, <u8>ST_READ);
+  if (load<u32>(c + CX_LENGTH) == 0) good(c);
+}
+
+function readStep(c: usize): void {
+  if (cacheUnchanged(c)) return;
+  clearWait(c);
+  const volume = <u32>load<u16>(c + CX_VOLUME);
+  const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
+  const total = load<u32>(c + CX_LENGTH);
+  let cursor = load<u32>(c + CX_CURSOR);
+  while (cursor < total) {
+    const off = base + <u64>cursor;
+    const slotNo = <u32>(off >> 16);
+    const within = <u32>(off & 0xFFFF);
+    const n = min<u32>(total - cursor, SLOT_BYTES - within);
+    const slot = readySlot(c, volume, slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
+    if (slot < 0) return;
+    if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
+    const sent = txData(c, slotData(<u32>slot) + within, n, total);
+    touch(<u32>slot);
+    cursor += sent;
+    store<u32>(c + CX_CURSOR, cursor);
+    if (sent < n) return; // the session's transmit ring is full: go on next poll
+  }
+  good(c);
+}
+
+/**
+ * The slot holding sectors [first, first + count) of (volume, slotNo), all valid; or -1 after
+ * arranging for them (stage request, wait) or failing the command on a medium error.
+ */
+function readySlot(c: usize, volume: u32, slotNo: u32, first: u32, count: u32): i32 {
+  let slot = cacheLookup(volume, slotNo);
+  if (slot < 0) {
+    slot = allocate(volume, slotNo);
+    if (slot < 0) { waitCache(c); return -1; }
+  }
+  const i = <u32>slot;
+  if (sectorsValid(i, first, count)) return slot;
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_MISS);
+  const f = slotFlags(i);
+  if ((f & F_STAGING) != 0) { store<u32>(c + CX_WAIT_SLOT, i + 1); waitCache(c); return -1; }
+  if ((f & (F_READ_ERROR | F_NOT_READY)) != 0 && load<u32>(c + CX_WAIT_SLOT) == i + 1) {
+    readFailed(c, i, slotNo, f);
+    return -1;
+  }
+  if (requestStage(i, first, count)) { store<u32>(c + CX_WAIT_SLOT, i + 1); waitCache(c); }
+  return -1;
+}
+
+function requestStage(slot: u32, first: u32, count: u32): bool {
+  const run = missingRun(slot, first, count);
+  slotClearFlags(slot, F_READ_ERROR | F_NOT_READY);
+  slotSetFlags(slot, F_STAGING);
+  if (postToDisk(MB_STAGE, slot, run >> 16, run & 0xFFFF, 0)) return true;
+  slotClearFlags(slot, F_STAGING); // the mailbox is full: ask again next poll
+  return false;
+}
+
+function readFailed(c: usize, slot: u32, slotNo: u32, flags: u32): void {
+  if ((flags & F_NOT_READY) != 0) { fail(c, 0x02, 0x04, 0x03); return; }
+  const volume = <u32>load<u16>(c + CX_VOLUME);
+  const sector = (<u64>slotNo << 7) + <u64>slotErrorSector(slot);
+  fail(c, 0x03, 0x11, 0x00);
+  ctxInfo(c, <u32>((sector << 9) / <u64>blockSize(volume)));
+}
+
+/** Starts staging the next slots of a long read so the media work while data goes out. */
+function stageAhead(c: usize, volume: u32, from: u32, base: u64, total: u32): void {
+  const lastSlot = <u32>((base + <u64>total - 1) >> 16);
+  const until = min<u32>(lastSlot, from + STAGE_AHEAD_SLOTS - 1);
+  for (let n = from; n <= until; n++) {
+    const start = max<u64>(<u64>n << 16, base);
+    const end = min<u64>((<u64>n + 1) << 16, base + <u64>total);
+    const first = <u32>((start >> 9) & 127);
+    const count = <u32>((end - start + 511) >> 9);
+    let slot = cacheLookup(volume, n);
+    if (slot < 0) {
+      slot = allocate(volume, n);
+      if (slot < 0) return;
+    }
+    const i = <u32>slot;
+    if (sectorsValid(i, first, count) || (slotFlags(i) & F_STAGING) != 0) continue;
+    if (!requestStage(i, first, count)) return;
+  }
+}
+
+// ---- Volume writes ----------------------------------------------------------------------------
+
+/** Starts a write of `blocks` blocks at `lba`; data-out comes in windows of buffer memory. */
+export function startWrite(c: usize, lba: u64, blocks: u32, fua: bool): void {
+  const bytes = blocks * blockSize(load<u16>(c + CX_VOLUME));
+  store<u64>(c + CX_LBA, lba);
+  store<u32>(c + CX_BLOCKS, blocks);
+  store<u32>(c + CX_LENGTH, bytes);
+  store<u32>(c + CX_PRODUCED, bytes);
+  if (fua) store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_FUA);
+  store<u8>(c + CX_STATE, <u8>ST_WRITE_BUFFER);
+  if (bytes == 0) { good(c); return; }
+  windowStep(c);
+}
+
+/** Starts receiving a management parameter list of `bytes` bytes. */
+export function startParameterList(c: usize, bytes: u32): void {
+  store<u32>(c + CX_LENGTH, bytes);
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_PARAM);
+  store<u8>(c + CX_STATE, <u8>ST_WRITE_BUFFER);
+  windowStep(c);
+}
+
+/** The parameter list has arrived? Then its address; else 0. */
+export function parameterList(c: usize): usize {
+  if (load<u8>(c + CX_STATE) != <u8>ST_DISPATCH || (load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) return 0;
+  if (load<u32>(c + CX_CURSOR) < load<u32>(c + CX_LENGTH)) return 0;
+  return <u32>load<u8>(c + CX_KIND) == PORT_QUEUE ? <usize>load<u32>(c + CX_DATA_ADDR) : ctxBufferAddr(c);
+}
+
+/** Opens the next data-out window: buffer memory and an XFER_RDY (stream), or the initiator's buffer (queue). */
+function windowStep(c: usize): void {
+  const cursor = load<u32>(c + CX_CURSOR);
+  const remaining = load<u32>(c + CX_LENGTH) - cursor;
+  const param = (load<u32>(c + CX_FLAGS) & CXF_PARAM) != 0;
+  store<u32>(c + CX_WIN_START, cursor);
+  if (<u32>load<u8>(c + CX_KIND) == PORT_QUEUE) {
+    store<u32>(c + CX_WIN_LEN, remaining);
+    store<u32>(c + CX_WIN_RECEIVED, remaining);
+    windowArrived(c, param);
+    return;
+  }
+  const win = min<u32>(remaining, MAX_WINDOW_BYTES);
+  if (!ctxBuffer(c, win, false)) return;
+  if (!txXferRdy(c, cursor, win)) { ctxBufferRelease(c); return; }
+  store<u32>(c + CX_WIN_LEN, win);
+  store<u32>(c + CX_WIN_RECEIVED, 0);
+  store<f64>(c + CX_DEADLINE_NS, gNow + DATA_OUT_TIMEOUT_NS);
+  wakeAt(gNow + DATA_OUT_TIMEOUT_NS);
+  store<u8>(c + CX_STATE, <u8>(param ? ST_PARAM_DATA : ST_WRITE_DATA));
+}
+
+function windowArrived(c: usize, param: bool): void {
+  if (param) {
+    store<u32>(c + CX_CURSOR, load<u32>(c + CX_LENGTH));
+    store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
+  } else {
+    store<u8>(c + CX_STATE, <u8>ST_WRITE_COMMIT);
+  }
+  ctxStep(c);
+}
+
+function dataTimeout(c: usize): void {
+  const deadline = load<f64>(c + CX_DEADLINE_NS);
+  if (gNow >= deadline) fail(c, 0x0B, 0x4B, 0x00);
+  else wakeAt(deadline);
+}
+
+/**
+ * A DATA_OUT frame for tag on the session: its payload is `length` bytes at `offset` past the
+ * head of the rx ring. Returns 0, or the REJECT reason.
+ */
+export function dataOutFrame(port: u32, s: u32, tag: u32, rx: usize, offset: u32, length: u32, relOffset: u32, flags: u32): u32 {
+  const i = tagFind(port, s, tag);
+  if (i == 0) return RJ_UNKNOWN_TAG;
+  const c = ctxAt(i - 1);
+  const st = <u32>load<u8>(c + CX_STATE);
+  if (st != ST_WRITE_DATA && st != ST_PARAM_DATA) return RJ_UNKNOWN_TAG;
+  const received = load<u32>(c + CX_WIN_RECEIVED);
+  const expectedOffset = load<u32>(c + CX_WIN_START) + received;
+  if (relOffset != expectedOffset || received + length > load<u32>(c + CX_WIN_LEN)) {
+    fail(c, 0x0B, 0x4B, 0x00);
+    ctxStep(c);
+    return RJ_PROTOCOL;
+  }
+  byteRingRead(rx, offset, ctxBufferAddr(c) + received, length);
+  store<u32>(c + CX_WIN_RECEIVED, received + length);
+  if (received + length == load<u32>(c + CX_WIN_LEN)) windowArrived(c, st == ST_PARAM_DATA);
+  return 0;
+}
+
+/** A frame for tag failed its CRC: a command in its data-out phase cannot complete. */
+export function dataOutCrcError(port: u32, s: u32, tag: u32): void {
+  const i = tagFind(port, s, tag);
+  if (i == 0) return;
+  const c = ctxAt(i - 1);
+  const st = <u32>load<u8>(c + CX_STATE);
+  if (st != ST_WRITE_DATA && st != ST_PARAM_DATA) return;
+  fail(c, 0x0B, 0x47, 0x01);
+  ctxStep(c);
+}
+
+/** Copies the window into cache slots, persisting each piece (data, then descriptor). */
+function commitStep(c: usize): void {
+  if (cacheUnchanged(c)) return;
+  clearWait(c);
+  const volume = <u32>load<u16>(c + CX_VOLUME);
+  const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
+  const winStart = load<u32>(c + CX_WIN_START);
+  const winEnd = winStart + load<u32>(c + CX_WIN_LEN);
+  const queue = <u32>load<u8>(c + CX_KIND) == PORT_QUEUE;
+  const src: usize = queue ? <usize>load<u32>(c + CX_DATA_ADDR) : ctxBufferAddr(c) - winStart;
+  const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
+  let cursor = load<u32>(c + CX_CURSOR);
+  while (cursor < winEnd) {
+    if (!nvRoom(2)) return;
+    const off = base + <u64>cursor;
+    const slotNo = <u32>(off >> 16);
+    const within = <u32>(off & 0xFFFF);
+    const n = min<u32>(winEnd - cursor, SLOT_BYTES - within);
+    let slot = cacheLookup(volume, slotNo);
+    if (slot < 0) {
+      slot = allocate(volume, slotNo);
+      if (slot < 0) { waitCache(c); return; }
+      cacheCount(CS_WRITE_MISSES);
+    } else {
+      cacheCount(CS_WRITE_HITS);
+    }
+    if ((slotFlags(<u32>slot) & F_STAGING) != 0) { waitCache(c); return; }
+    writeSectors(<u32>slot, within >> 9, n >> 9, src + cursor, gNow, id, image());
+    store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 2);
+    cursor += n;
+    store<u32>(c + CX_CURSOR, cursor);
+  }
+  ctxBufferRelease(c);
+  store<u8>(c + CX_STATE, <u8>(cursor < load<u32>(c + CX_LENGTH) ? ST_WRITE_BUFFER : ST_NV_WAIT));
+  if (cursor < load<u32>(c + CX_LENGTH)) windowStep(c);
+}
+
+function nvWaitStep(c: usize): void {
+  if (load<u32>(c + CX_NV_PENDING) != 0) return;
+  if ((load<u32>(c + CX_FLAGS) & CXF_FUA) != 0) {
+    const volume = <u32>load<u16>(c + CX_VOLUME);
+    const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
+    startFlush(c, <u32>(base >> 16), <u32>((base + <u64>load<u32>(c + CX_LENGTH) - 1) >> 16), false);
+    return;
+  }
+  good(c);
+}
+
+// ---- Write-through: FUA and SYNCHRONIZE CACHE -------------------------------------------------
+
+/**
+ * Waits until every dirty slot of the context's volume in [firstSlot, lastSlot] that was dirtied
+ * before now is on its medium. With `immediate` the status goes out first (SYNCHRONIZE CACHE IMMED).
+ */
+export function startFlush(c: usize, firstSlot: u32, lastSlot: u32, immediate: bool): void {
+  store<u64>(c + CX_FLUSH_SEQ, currentSeq());
+  store<u32>(c + CX_FIRST_SLOT, firstSlot);
+  store<u32>(c + CX_LAST_SLOT, lastSlot);
+  store<u8>(c + CX_STATE, <u8>ST_FLUSH);
+  if (immediate && txRespondNow(c)) store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_IMMED);
+  flushStep(c);
+}
+
+/** Sends GOOD now and lets the command go on without its tag (the host may reuse it). */
+function txRespondNow(c: usize): bool {
+  store<u8>(c + CX_STATUS, 0);
+  if (!txRespond(c)) return false;
+  const port = <u32>load<u8>(c + CX_PORT);
+  const s = <u32>load<u8>(c + CX_SESSION);
+  account(c);
+  tagRemove(port, s, load<u32>(c + CX_TAG));
+  sessionOutstandingAdd(port, s, -1);
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_RESPONDED);
+  return true;
+}
+
+function flushStep(c: usize): void {
+  if ((load<u32>(c + CX_FLAGS) & CXF_FLUSH_POSTED) == 0) {
+    if (!postToDisk(MB_FLUSH, 0, 0, 0, load<u64>(c + CX_FLUSH_SEQ))) return;
+    store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_FLUSH_POSTED);
+  }
+  if (cacheUnchanged(c)) return;
+  clearWait(c);
+  const v = <u32>load<u16>(c + CX_VOLUME);
+  const r = dirtyAtOrBefore(v == NO_VOLUME16 ? ANY_VOLUME : v, load<u32>(c + CX_FIRST_SLOT), load<u32>(c + CX_LAST_SLOT),
+    load<u64>(c + CX_FLUSH_SEQ));
+  if (r == 0) { good(c); return; }
+  if (r == 2) { fail(c, 0x03, 0x0C, 0x00); return; }
+  if (r == 3) { fail(c, 0x02, 0x04, 0x03); return; }
+  waitCache(c);
+}
+
+// ---- Generated data-in --------------------------------------------------------------------------
+
+/** Buffer memory for `bytes` of generated data-in, zeroed; 0 when none is free (the handler retries). */
+export function dataInBuffer(c: usize, bytes: u32): usize {
+  if (!ctxBuffer(c, max<u32>(bytes, 1), true)) { retryLater(c); return 0; }
+  return ctxBufferAddr(c);
+}
+
+/** The handler wrote `produced` bytes into its buffer; at most the host's expected length is sent. */
+export function sendBuffer(c: usize, produced: u32): void {
+  store<u32>(c + CX_PRODUCED, produced);
+  store<u32>(c + CX_LENGTH, min<u32>(produced, load<u32>(c + CX_EXPECTED)));
+  store<u8>(c + CX_STATE, <u8>ST_SEND_BUFFER);
+  sendBufferStep(c);
+}
+
+function sendBufferStep(c: usize): void {
+  const total = load<u32>(c + CX_LENGTH);
+  let cursor = load<u32>(c + CX_CURSOR);
+  const buf = ctxBufferAddr(c);
+  while (cursor < total) {
+    const sent = txData(c, buf + cursor, total - cursor, total);
+    if (sent == 0) return;
+    cursor += sent;
+    store<u32>(c + CX_CURSOR, cursor);
+  }
+  ctxBufferRelease(c);
+  good(c);
+}
+
+/** Waits for the context's NV persists, then GOOD. */
+export function waitPersisted(c: usize): void {
+  store<u8>(c + CX_STATE, <u8>ST_NV_WAIT);
+  nvWaitStep(c);
+}
+
+export function nvPending(c: usize, n: u32): void { store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + n); }
+

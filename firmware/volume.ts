@@ -1,0 +1,406 @@
+// Volumes and their placement on media (document 003's medium control: volume LBA -> medium
+// extents), the LUN map, and the media allocation bitmaps.
+//
+// Space is allocated in 64 KiB chunks, the size of a cache slot, so one slot always lies on one
+// medium extent. The volume table and LUN map are in NV memory; the allocation bitmaps are
+// volatile and rebuilt from the volume table at boot, so they can never disagree with it.
+// These functions change memory only; the management command persists what changed and answers
+// the host after the NV write completes.
+import { MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_SECTORS, SLOT_SHIFT, MAP_ADDR } from "./abi";
+import { mediaCount, mediumSectors } from "./config";
+import { volumeEntry, lunMapEntry, VOL_BYTES } from "./nv";
+import { namesEqual } from "./util";
+
+export const VOLE_STATE: u32 = 0; // u8: 0 free, 1 in use
+export const VOLE_PLACEMENT: u32 = 1; // u8: PLACE_*
+export const VOLE_BLOCK_SIZE: u32 = 2; // u16
+export const VOLE_MEDIA_COUNT: u32 = 4; // u8
+export const VOLE_EXTENT_COUNT: u32 = 5; // u8
+export const VOLE_CAPACITY: u32 = 8; // u64 blocks
+export const VOLE_NAME: u32 = 16; // 32 bytes, NUL padded
+export const VOLE_MEDIA: u32 = 48; // 16 bytes
+export const VOLE_CHUNKS: u32 = 64; // u32
+export const VOLE_EXTENTS: u32 = 72;
+export const EXTENT_BYTES: u32 = 12; // medium u16 @0, first chunk u32 @4, chunks u32 @8
+export const MAX_EXTENTS: u32 = 15;
+export const NAME_BYTES: u32 = 32;
+
+export const PLACE_LINEAR: u32 = 0;
+export const PLACE_STRIPED: u32 = 1;
+
+// Volatile per-medium state, shared by the IOPs.
+export const MEDIUM_STATE_BYTES: u32 = 64;
+export const MS_STATE: u32 = 0; // u32: MEDIUM_OK / MEDIUM_DEAD
+export const MS_CHUNKS: u32 = 4;
+export const MS_FREE: u32 = 8;
+export const MS_BITMAP: u32 = 12; // u32 address: bit set = chunk allocated
+export const MS_REGISTERED: u32 = 16; // requests registered in the IO scheduler
+export const MS_ERRORS: u32 = 20;
+export const MEDIUM_OK: u32 = 1;
+export const MEDIUM_DEAD: u32 = 2;
+
+/** Firmware-private map field: address of the media state array. */
+export const MAPX_MEDIA_STATE: u32 = 64;
+
+// Errors of volume management; scsi/mgmt.ts turns them into sense data.
+export const VE_OK: u32 = 0;
+export const VE_NAME_EXISTS: u32 = 1;
+export const VE_NUMBER_IN_USE: u32 = 2;
+export const VE_NO_VOLUME: u32 = 3;
+export const VE_MAPPED: u32 = 4;
+export const VE_NO_SPACE: u32 = 5;
+export const VE_LUN_MAPPED: u32 = 6;
+export const VE_NO_PORT: u32 = 7;
+export const VE_TABLE_FULL: u32 = 8;
+export const VE_NO_MEDIUM: u32 = 9;
+export const VE_BAD_NAME: u32 = 10;
+export const VE_BAD_BLOCK_SIZE: u32 = 11;
+export const VE_BAD_CAPACITY: u32 = 12;
+export const VE_BAD_LUN: u32 = 13;
+export const VE_BAD_PLACEMENT: u32 = 14;
+export const VE_NOT_MAPPED: u32 = 15;
+
+// @ts-ignore: decorator
+@inline export function mediumState(m: u32): usize {
+  return <usize>load<u32>(MAP_ADDR + MAPX_MEDIA_STATE) + m * MEDIUM_STATE_BYTES;
+}
+
+export function mediumStateBytes(): usize {
+  let bytes: usize = <usize>mediaCount() * MEDIUM_STATE_BYTES;
+  for (let m: u32 = 0; m < mediaCount(); m++) bytes += bitmapBytes(mediumChunks(m));
+  return bytes;
+}
+
+export function mediumChunks(m: u32): u32 { return <u32>(mediumSectors(m) / SLOT_SECTORS); }
+
+function bitmapBytes(chunks: u32): usize { return ((<usize>chunks + 63) >> 6) << 3; }
+
+/** Lays out the media state at `base` (layout time). */
+export function mediaLayout(base: usize): void {
+  store<u32>(MAP_ADDR + MAPX_MEDIA_STATE, <u32>base);
+  let bitmap = base + <usize>mediaCount() * MEDIUM_STATE_BYTES;
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const s = mediumState(m);
+    store<u32>(s + MS_CHUNKS, mediumChunks(m));
+    store<u32>(s + MS_BITMAP, <u32>bitmap);
+    bitmap += bitmapBytes(mediumChunks(m));
+  }
+}
+
+/** Rebuilds the allocation bitmaps from the volume table (boot). */
+export function mediaRebuild(): void {
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const s = mediumState(m);
+    const chunks = load<u32>(s + MS_CHUNKS);
+    memory.fill(load<u32>(s + MS_BITMAP), 0, bitmapBytes(chunks));
+    store<u32>(s + MS_FREE, chunks);
+    store<u32>(s + MS_STATE, MEDIUM_OK);
+  }
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
+    const e = volumeEntry(v);
+    if (load<u8>(e + VOLE_STATE) == 0) continue;
+    const n = load<u8>(e + VOLE_EXTENT_COUNT);
+    for (let x: u32 = 0; x < n; x++) {
+      const ex = e + VOLE_EXTENTS + x * EXTENT_BYTES;
+      const m = <u32>load<u16>(ex);
+      if (m >= mediaCount()) continue; // the medium left the topology: the volume goes not ready
+      markChunks(m, load<u32>(ex + 4), load<u32>(ex + 8), true);
+    }
+  }
+}
+
+function markChunks(m: u32, first: u32, count: u32, used: bool): void {
+  const s = mediumState(m);
+  const bitmap: usize = load<u32>(s + MS_BITMAP);
+  for (let c = first; c < first + count; c++) {
+    const w = bitmap + ((<usize>c >> 6) << 3);
+    const bit = <u64>1 << (<u64>c & 63);
+    if (used) store<u64>(w, load<u64>(w) | bit);
+    else store<u64>(w, load<u64>(w) & ~bit);
+  }
+  const free = load<u32>(s + MS_FREE);
+  store<u32>(s + MS_FREE, used ? free - count : free + count);
+}
+
+function chunkUsed(bitmap: usize, c: u32): bool {
+  return ((load<u64>(bitmap + ((<usize>c >> 6) << 3)) >> (<u64>c & 63)) & 1) != 0;
+}
+
+/** First chunk >= from whose allocation bit equals `used`, or `limit`. */
+function nextChunk(bitmap: usize, from: u32, limit: u32, used: bool): u32 {
+  let c = from;
+  while (c < limit) {
+    const word = load<u64>(bitmap + ((<usize>c >> 6) << 3));
+    const w = (used ? word : ~word) >> (<u64>c & 63);
+    if (w != 0) {
+      const hit = c + <u32>ctz(w);
+      return hit < limit ? hit : limit;
+    }
+    c = (c | 63) + 1;
+  }
+  return limit;
+}
+
+// ---- Lookup -------------------------------------------------------------------------------------
+
+export function volumeInUse(v: u32): bool { return v < MAX_VOLUMES && load<u8>(volumeEntry(v) + VOLE_STATE) != 0; }
+
+/** Volume number by name, or -1. */
+export function volumeByName(name: usize): i32 {
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
+    const e = volumeEntry(v);
+    if (load<u8>(e + VOLE_STATE) != 0 && namesEqual(e + VOLE_NAME, name, NAME_BYTES)) return <i32>v;
+  }
+  return -1;
+}
+
+/** The volume mapped at port/LUN, or -1. */
+export function volumeAtLun(port: u32, lun: u32): i32 {
+  if (lun == 0 || lun >= MAX_LUNS || port >= MAX_PORTS) return -1;
+  const v = <i32>load<u16>(lunMapEntry(port, lun)) - 1;
+  return v >= 0 && volumeInUse(<u32>v) ? v : -1;
+}
+
+export function blockSize(v: u32): u32 { return load<u16>(volumeEntry(v) + VOLE_BLOCK_SIZE); }
+export function capacityBlocks(v: u32): u64 { return load<u64>(volumeEntry(v) + VOLE_CAPACITY); }
+
+/**
+ * Medium and medium chunk of a volume chunk, packed as medium << 32 | chunk; or u64.MAX_VALUE
+ * when the chunk lies on a medium that is no longer in the topology.
+ */
+export function chunkToMedium(v: u32, chunk: u32): u64 {
+  const e = volumeEntry(v);
+  const n = <u32>load<u8>(e + VOLE_EXTENT_COUNT);
+  let medium: u32 = 0;
+  let mchunk: u32 = 0;
+  if (load<u8>(e + VOLE_PLACEMENT) == PLACE_STRIPED) {
+    const ex = e + VOLE_EXTENTS + (chunk % n) * EXTENT_BYTES;
+    medium = load<u16>(ex);
+    mchunk = load<u32>(ex + 4) + chunk / n;
+  } else {
+    let c = chunk;
+    let x: u32 = 0;
+    for (; x < n; x++) {
+      const ex = e + VOLE_EXTENTS + x * EXTENT_BYTES;
+      const len = load<u32>(ex + 8);
+      if (c < len) { medium = load<u16>(ex); mchunk = load<u32>(ex + 4) + c; break; }
+      c -= len;
+    }
+    if (x == n) return u64.MAX_VALUE;
+  }
+  if (medium >= mediaCount()) return u64.MAX_VALUE;
+  return (<u64>medium << 32) | <u64>mchunk;
+}
+
+/** True when every medium under the volume is present and alive. */
+export function volumeReady(v: u32): bool {
+  const e = volumeEntry(v);
+  const n = <u32>load<u8>(e + VOLE_EXTENT_COUNT);
+  for (let x: u32 = 0; x < n; x++) {
+    const m = <u32>load<u16>(e + VOLE_EXTENTS + x * EXTENT_BYTES);
+    if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) == MEDIUM_DEAD) return false;
+  }
+  return true;
+}
+
+// ---- Create and delete ------------------------------------------------------------------------
+
+/**
+ * Creates a volume. `media` lists `mediaN` medium indexes (0: all media in order).
+ * `wanted` is the volume number, or 0xFFFF for the lowest free one. Returns VE_* and, on success,
+ * stores the new number at `outNumber`.
+ */
+export function volumeCreate(
+  wanted: u32, blockBytes: u32, placement: u32, media: usize, mediaN: u32,
+  capacity: u64, name: usize, outNumber: usize,
+): u32 {
+  const check = checkCreate(wanted, blockBytes, placement, media, mediaN, capacity, name);
+  if (check != VE_OK) return check;
+  const v = wanted != 0xFFFF ? wanted : lowestFreeVolume();
+  if (v < 0) return VE_TABLE_FULL;
+  const e = volumeEntry(<u32>v);
+  memory.fill(e, 0, VOL_BYTES);
+  const bytes = capacity * <u64>blockBytes;
+  const chunks = <u32>((bytes + (1 << SLOT_SHIFT) - 1) >> SLOT_SHIFT);
+  const list = e + VOLE_MEDIA;
+  const count = mediaN == 0 ? mediaCount() : mediaN;
+  for (let i: u32 = 0; i < count; i++) store<u8>(list + i, mediaN == 0 ? <u8>i : load<u8>(media + i));
+  const ok = placement == PLACE_STRIPED ? allocateStriped(e, list, count, chunks) : allocateLinear(e, list, count, chunks);
+  if (!ok) { memory.fill(e, 0, VOL_BYTES); return VE_NO_SPACE; }
+  store<u8>(e + VOLE_PLACEMENT, <u8>placement);
+  store<u16>(e + VOLE_BLOCK_SIZE, <u16>blockBytes);
+  store<u8>(e + VOLE_MEDIA_COUNT, <u8>count);
+  store<u64>(e + VOLE_CAPACITY, capacity);
+  store<u32>(e + VOLE_CHUNKS, chunks);
+  for (let i: u32 = 0; i < NAME_BYTES - 1; i++) {
+    const c = load<u8>(name + i);
+    store<u8>(e + VOLE_NAME + i, c);
+    if (c == 0) break;
+  }
+  store<u8>(e + VOLE_STATE, 1);
+  store<u32>(outNumber, <u32>v);
+  return VE_OK;
+}
+
+function checkCreate(
+  wanted: u32, blockBytes: u32, placement: u32, media: usize, mediaN: u32, capacity: u64, name: usize,
+): u32 {
+  if (!validName(name)) return VE_BAD_NAME;
+  if (volumeByName(name) >= 0) return VE_NAME_EXISTS;
+  if (blockBytes != 512 && blockBytes != 4096) return VE_BAD_BLOCK_SIZE;
+  if (placement > PLACE_STRIPED) return VE_BAD_PLACEMENT;
+  if (capacity == 0 || capacity > (<u64>1 << 48) / <u64>blockBytes) return VE_BAD_CAPACITY;
+  if (wanted != 0xFFFF && wanted >= MAX_VOLUMES) return VE_NUMBER_IN_USE;
+  if (wanted != 0xFFFF && volumeInUse(wanted)) return VE_NUMBER_IN_USE;
+  if (mediaN > 16) return VE_NO_MEDIUM;
+  for (let i: u32 = 0; i < mediaN; i++) {
+    const m = <u32>load<u8>(media + i);
+    if (m >= mediaCount()) return VE_NO_MEDIUM;
+    for (let j: u32 = 0; j < i; j++) if (<u32>load<u8>(media + j) == m) return VE_NO_MEDIUM;
+  }
+  if (placement == PLACE_STRIPED && (mediaN == 0 ? mediaCount() : mediaN) > MAX_EXTENTS) return VE_BAD_PLACEMENT;
+  return VE_OK;
+}
+
+/** 1–31 printable ASCII characters, NUL terminated within 32 bytes. */
+function validName(name: usize): bool {
+  let n: u32 = 0;
+  for (; n < NAME_BYTES; n++) {
+    const c = load<u8>(name + n);
+    if (c == 0) break;
+    if (c < 0x21 || c > 0x7E) return false;
+  }
+  return n > 0 && n < NAME_BYTES;
+}
+
+function lowestFreeVolume(): i32 {
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) if (!volumeInUse(v)) return <i32>v;
+  return -1;
+}
+
+function addExtent(e: usize, m: u32, first: u32, chunks: u32): bool {
+  const n = <u32>load<u8>(e + VOLE_EXTENT_COUNT);
+  if (n >= MAX_EXTENTS) return false;
+  const ex = e + VOLE_EXTENTS + n * EXTENT_BYTES;
+  store<u16>(ex, <u16>m);
+  store<u32>(ex + 4, first);
+  store<u32>(ex + 8, chunks);
+  store<u8>(e + VOLE_EXTENT_COUNT, <u8>(n + 1));
+  markChunks(m, first, chunks, true);
+  return true;
+}
+
+function releaseExtents(e: usize): void {
+  const n = <u32>load<u8>(e + VOLE_EXTENT_COUNT);
+  for (let x: u32 = 0; x < n; x++) {
+    const ex = e + VOLE_EXTENTS + x * EXTENT_BYTES;
+    const m = <u32>load<u16>(ex);
+    if (m < mediaCount()) markChunks(m, load<u32>(ex + 4), load<u32>(ex + 8), false);
+  }
+  store<u8>(e + VOLE_EXTENT_COUNT, 0);
+}
+
+/** One extent after another, first fit, on the listed media in order. */
+function allocateLinear(e: usize, list: usize, count: u32, chunks: u32): bool {
+  let need = chunks;
+  for (let i: u32 = 0; i < count && need > 0; i++) {
+    const m = <u32>load<u8>(list + i);
+    const s = mediumState(m);
+    const limit = load<u32>(s + MS_CHUNKS);
+    const bitmap: usize = load<u32>(s + MS_BITMAP);
+    let c: u32 = 0;
+    while (need > 0) {
+      const start = nextChunk(bitmap, c, limit, false);
+      if (start >= limit) break;
+      const end = nextChunk(bitmap, start, limit, true);
+      const take = min<u32>(end - start, need);
+      if (!addExtent(e, m, start, take)) { releaseExtents(e); return false; }
+      need -= take;
+      c = start + take;
+    }
+  }
+  if (need > 0) { releaseExtents(e); return false; }
+  return true;
+}
+
+/** One contiguous extent per listed medium, chunk c on extent c % count (64 KiB stripe unit). */
+function allocateStriped(e: usize, list: usize, count: u32, chunks: u32): bool {
+  const per = (chunks + count - 1) / count;
+  for (let i: u32 = 0; i < count; i++) {
+    const m = <u32>load<u8>(list + i);
+    const s = mediumState(m);
+    const limit = load<u32>(s + MS_CHUNKS);
+    const bitmap: usize = load<u32>(s + MS_BITMAP);
+    let c: u32 = 0;
+    let placed = false;
+    while (c < limit) {
+      const start = nextChunk(bitmap, c, limit, false);
+      if (start >= limit) break;
+      const end = nextChunk(bitmap, start, limit, true);
+      if (end - start >= per) { placed = addExtent(e, m, start, per); break; }
+      c = end;
+    }
+    if (!placed) { releaseExtents(e); return false; }
+  }
+  return true;
+}
+
+/** Deletes volume v: frees its space; with `force` unmaps it everywhere first. */
+export function volumeDelete(v: u32, force: bool): u32 {
+  if (!volumeInUse(v)) return VE_NO_VOLUME;
+  if (volumeMapped(v)) {
+    if (!force) return VE_MAPPED;
+    unmapEverywhere(v);
+  }
+  const e = volumeEntry(v);
+  releaseExtents(e);
+  memory.fill(e, 0, VOL_BYTES);
+  return VE_OK;
+}
+
+export function volumeMapped(v: u32): bool {
+  for (let p: u32 = 0; p < MAX_PORTS; p++) {
+    for (let l: u32 = 1; l < MAX_LUNS; l++) if (<u32>load<u16>(lunMapEntry(p, l)) == v + 1) return true;
+  }
+  return false;
+}
+
+function unmapEverywhere(v: u32): void {
+  for (let p: u32 = 0; p < MAX_PORTS; p++) {
+    for (let l: u32 = 1; l < MAX_LUNS; l++) {
+      const m = lunMapEntry(p, l);
+      if (<u32>load<u16>(m) == v + 1) store<u16>(m, 0);
+    }
+  }
+}
+
+// ---- LUN map ------------------------------------------------------------------------------------
+
+export function lunMap(v: u32, port: u32, lun: u32, ports: u32): u32 {
+  if (!volumeInUse(v)) return VE_NO_VOLUME;
+  if (lun == 0 || lun >= MAX_LUNS) return VE_BAD_LUN;
+  if (port != 0xFF && port >= ports) return VE_NO_PORT;
+  const first: u32 = port == 0xFF ? 0 : port;
+  const last = port == 0xFF ? ports : port + 1;
+  for (let p = first; p < last; p++) {
+    const cur = <u32>load<u16>(lunMapEntry(p, lun));
+    if (cur != 0 && cur != v + 1) return VE_LUN_MAPPED;
+  }
+  for (let p = first; p < last; p++) store<u16>(lunMapEntry(p, lun), <u16>(v + 1));
+  return VE_OK;
+}
+
+export function lunUnmap(v: u32, port: u32, lun: u32, ports: u32): u32 {
+  if (!volumeInUse(v)) return VE_NO_VOLUME;
+  if (lun == 0 || lun >= MAX_LUNS) return VE_BAD_LUN;
+  if (port != 0xFF && port >= ports) return VE_NO_PORT;
+  const first: u32 = port == 0xFF ? 0 : port;
+  const last = port == 0xFF ? ports : port + 1;
+  let found = false;
+  for (let p = first; p < last; p++) {
+    const m = lunMapEntry(p, lun);
+    if (<u32>load<u16>(m) == v + 1) { store<u16>(m, 0); found = true; }
+  }
+  return found ? VE_OK : VE_NOT_MAPPED;
+}
+
