@@ -16,6 +16,8 @@ const MAX_PAGES_CONTROLLER = 32768; // 2 GiB of common memory at most
 const images = [
   { entry: 'firmware/main.ts', name: 'controller', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER)] },
   { entry: 'firmware/kernels/index.ts', name: 'kernels', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '65536'] },
+  // testing: the controller plus direct handles on its units, for unit tests (debug build only).
+  { entry: 'firmware/testing.ts', name: 'testing', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER)], targets: ['debug'] },
 ];
 const targets = process.argv.includes('--debug-only') ? ['debug'] : ['release', 'debug'];
 const force = process.argv.includes('--force');
@@ -40,7 +42,7 @@ fs.mkdirSync(path.join(root, 'build'), { recursive: true });
 let failed = false;
 for (const image of images) {
   if (!fs.existsSync(path.join(root, image.entry))) continue;
-  for (const target of targets) {
+  for (const target of targets.filter((t) => !image.targets || image.targets.includes(t))) {
     const out = path.join('build', target === 'release' ? `${image.name}.wasm` : `${image.name}.debug.wasm`);
     const outPath = path.join(root, out);
     if (!force && fs.existsSync(outPath) && fs.statSync(outPath).mtimeMs >= sourcesMtime) continue;

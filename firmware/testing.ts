@@ -1,0 +1,65 @@
+// Test image: the controller image plus direct handles on its units, so unit tests can drive the
+// IO scheduler and the cache through the compiled firmware without a whole command path.
+// Built by scripts/build.js as build/testing.debug.wasm only; never flashed into an array.
+export { layout, boot, poll } from "./main";
+import { MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES, MIOP_PRIVATE } from "./abi";
+import {
+  schedInit, schedRegister, selectNext, schedDispatch, schedMatch, schedRetire, schedQueued, schedInflight,
+  reqLba, reqArg,
+} from "./scheduler";
+import {
+  cacheLookup, allocate, writeSectors, sectorsValid, destageBegin, destagingRun, destageDone, listCount,
+  listFirst, listNext, slotDirtySeq, slotVolume, slotNumber, slotData, stageDone, pin, unpin, missingRun,
+  dirtyAtOrBefore, currentSeq, cacheRecover, slotFlags,
+} from "./cache";
+import { setIdentity } from "./iop";
+
+/** The private area of IOP i (a disk IOP's holds its scheduler). */
+export function privateArea(i: u32): usize { return load<u32>(MAP_ADDR + MAP_IOP_TABLE + i * MAP_IOP_BYTES + MIOP_PRIVATE); }
+export function useIop(role: u32, index: u32): void { setIdentity(role, index); }
+
+export function testSchedInit(sa: usize): void { schedInit(sa); }
+export function testSchedRegister(sa: usize, type: u32, medium: u32, lba: f64, sectors: u32, tag: u32, now: f64): u32 {
+  return schedRegister(sa, type, medium, <u64>lba, sectors, 0, 0, tag, 0, now);
+}
+/** The tag of the request the medium's policy would pick now, or -1 when its queue is empty. */
+export function testSchedPeek(sa: usize, medium: u32, now: f64): i32 {
+  if (schedQueued(sa, medium) == 0) return -1;
+  return <i32>reqArg(sa, selectNext(sa, medium, now));
+}
+export function testSchedDispatch(sa: usize, now: f64): u32 { return schedDispatch(sa, now); }
+export function testSchedComplete(sa: usize, id: u32): i32 {
+  const i = schedMatch(sa, id);
+  if (i < 0) return -1;
+  const tag = <i32>reqArg(sa, <u32>i);
+  schedRetire(sa, <u32>i);
+  return tag;
+}
+export function testSchedQueued(sa: usize, medium: u32): u32 { return schedQueued(sa, medium); }
+export function testSchedInflight(sa: usize, medium: u32): u32 { return schedInflight(sa, medium); }
+export function testReqLba(sa: usize, id: u32): f64 { return <f64>reqLba(sa, id & 0xFFFF); }
+
+export function testLookup(volume: u32, slotNo: u32): i32 { return cacheLookup(volume, slotNo); }
+export function testAllocate(volume: u32, slotNo: u32): i32 { return allocate(volume, slotNo); }
+export function testWrite(slot: u32, first: u32, count: u32, src: usize, now: f64, image: usize): void {
+  writeSectors(slot, first, count, src, now, 0, image);
+}
+export function testValid(slot: u32, first: u32, count: u32): bool { return sectorsValid(slot, first, count); }
+export function testMissingRun(slot: u32, first: u32, count: u32): u32 { return missingRun(slot, first, count); }
+export function testStageDone(slot: u32, first: u32, count: u32, ok: bool): void { stageDone(slot, first, count, ok, first, false); }
+export function testDestageBegin(slot: u32): bool { return destageBegin(slot); }
+export function testDestagingRun(slot: u32, from: u32): u32 { return destagingRun(slot, from); }
+export function testDestageDone(slot: u32, ok: bool, image: usize): bool { return destageDone(slot, ok, 0, 0, 0, image); }
+export function testListCount(list: u32): u32 { return listCount(list); }
+export function testListFirst(list: u32): i32 { return listFirst(list); }
+export function testListNext(slot: u32): i32 { return listNext(slot); }
+export function testDirtySeq(slot: u32): f64 { return <f64>slotDirtySeq(slot); }
+export function testSlotVolume(slot: u32): u32 { return slotVolume(slot); }
+export function testSlotNumber(slot: u32): u32 { return slotNumber(slot); }
+export function testSlotData(slot: u32): usize { return slotData(slot); }
+export function testSlotFlags(slot: u32): u32 { return slotFlags(slot); }
+export function testPin(slot: u32): void { pin(slot); }
+export function testUnpin(slot: u32): void { unpin(slot); }
+export function testDirtyAtOrBefore(volume: u32, first: u32, last: u32, seq: f64): u32 { return dirtyAtOrBefore(volume, first, last, <u64>seq); }
+export function testCurrentSeq(): f64 { return <f64>currentSeq(); }
+export function testRecover(scratch: usize): u32 { return cacheRecover(scratch); }
