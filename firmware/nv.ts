@@ -9,9 +9,9 @@ import {
   MAP_ADDR, MAP_NV_ADDR, MAP_NV_SQ, NSQ_ID, NSQ_IOP, NSQ_OP, NSQ_FLAGS, NSQ_ADDR, NSQ_LENGTH, NSQ_INLINE,
   NSQ_INLINE_MAX, NOP_RANGE, NOP_INLINE, MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_BYTES, STAT_NV_WRITES,
 } from "./abi";
-import { ringReserve, ringPublish, ringFree, ringRing } from "./ring";
-import { gIndex } from "./iop";
-import { statInc } from "./stats";
+import { ringReserve, ringPublish, ringFree, ringRing, ringTail } from "./ring";
+import { gIndex, gStats } from "./iop";
+import { statInc, NV_KICK_SLOT } from "./stats";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
 export const NV_VERSION: u32 = 1;
@@ -95,7 +95,15 @@ function nvEntry(id: u32, op: u32): usize {
   return e;
 }
 
-export function nvKick(): void { ringRing(nvSq()); }
+/** Rings the NV doorbell if this IOP queued anything since it last rang. */
+export function nvKick(): void {
+  const sq = nvSq();
+  const tail = ringTail(sq);
+  const p = gStats + (<usize>NV_KICK_SLOT << 3);
+  if (<u32>load<u64>(p) == tail) return;
+  store<u64>(p, <u64>tail);
+  ringRing(sq);
+}
 
 // NV request ids: the top 4 bits say what the completion means to the submitting IOP.
 export const NVK_NONE: u32 = 0; // nothing waits for it

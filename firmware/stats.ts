@@ -13,3 +13,5 @@ import { gStats } from "./iop";
 
 /** The last u64 of the stats block holds this IOP's trace sequence number. */
 export const TRACE_SEQ_SLOT: u32 = STATS_BYTES / 8 - 1;
+/** The one before: the NV ring's tail when this IOP last rang its doorbell. */
+export const NV_KICK_SLOT: u32 = STATS_BYTES / 8 - 2;
