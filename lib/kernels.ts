@@ -77,7 +77,7 @@ const ERROR_NAMES: Record<number, string> = {
 };
 
 const ERROR_TEXT: Record<number, string> = {
-  [codes.KERR_BOUNDS]: 'a buffer reaches past the end of the kernel memory',
+  [codes.KERR_BOUNDS]: 'a buffer reaches past the end of the kernel memory (or an output lies over its static data)',
   [codes.KERR_ALIGN]: 'the bitmap (or out area) is not 8-byte aligned',
   [codes.KERR_RANGE]: 'the bit position or range lies beyond the bitmap',
   [codes.KERR_OVERLAP]: 'an output buffer overlaps an input, another output, a pointer list or the scratch',

@@ -14,7 +14,7 @@
 // return i64: the value, or a negative KERR_* code. "Find next" returns nbits when there is none.
 // Scans skip empty (or full) words 64 bytes at a time with SIMD; popcount is i64.popcnt.
 
-import { inMemory, overlaps } from './bounds';
+import { overlaps, writable } from './bounds';
 import { BITMAP_MAX_BITS, KERR_ALIGN, KERR_BOUNDS, KERR_COUNT, KERR_OK, KERR_OVERLAP, KERR_RANGE, RUN_BYTES } from './codes';
 
 const ALL: u64 = ~(<u64>0);
@@ -30,7 +30,7 @@ const ALL: u64 = ~(<u64>0);
 function checkBitmap(bm: usize, nbits: u64): i32 {
   if (nbits > <u64>BITMAP_MAX_BITS) return KERR_RANGE;
   if ((bm & 7) != 0) return KERR_ALIGN;
-  if (!inMemory(bm, wordBytes(nbits))) return KERR_BOUNDS;
+  if (!writable(bm, wordBytes(nbits))) return KERR_BOUNDS; // bitmaps never live in static data
   return KERR_OK;
 }
 
@@ -231,7 +231,7 @@ function checkRuns(bm: usize, nbits: u64, from: u64, out: usize, maxRuns: i32): 
   if (rc != KERR_OK) return rc;
   if (maxRuns < 0) return KERR_COUNT;
   const outBytes = <u64>maxRuns * RUN_BYTES;
-  if (!inMemory(out, outBytes)) return KERR_BOUNDS;
+  if (!writable(out, outBytes)) return KERR_BOUNDS;
   if (overlaps(out, outBytes, bm, wordBytes(nbits))) return KERR_OVERLAP;
   return KERR_OK;
 }

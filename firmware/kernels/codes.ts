@@ -6,7 +6,7 @@
 // or a count) and leaves every buffer untouched.
 
 export const KERR_OK = 0;
-export const KERR_BOUNDS = -1; // a buffer [ptr, ptr + bytes) reaches past the end of the memory
+export const KERR_BOUNDS = -1; // a buffer [ptr, ptr + bytes) reaches past the end of the memory, or an output lies over the static data
 export const KERR_ALIGN = -2; // a bitmap or an out area is not 8-byte aligned (atomics need it)
 export const KERR_RANGE = -3; // a bit position or bit range lies beyond the bitmap's nbits
 export const KERR_OVERLAP = -4; // an output overlaps an input (or another output) where that is not allowed

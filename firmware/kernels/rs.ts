@@ -21,7 +21,7 @@
 // RS_SCRATCH_BYTES of memory private to the calling IOP (there is no heap, and globals are per
 // instance but memory is shared, so no static scratch would be safe).
 
-import { inMemory, overlaps, ptrAt } from './bounds';
+import { inMemory, overlaps, ptrAt, writable } from './bounds';
 import {
   KERR_BOUNDS, KERR_COUNT, KERR_K, KERR_M, KERR_OK, KERR_OVERLAP, KERR_SHARDS, KERR_SINGULAR,
   KERR_TOO_FEW, RAID6_MAX_K, RS_MAX_K, RS_MAX_M, RS_SCRATCH_BYTES,
@@ -169,6 +169,14 @@ function shardsInMemory(list: usize, mask: u64, count: i32, bytes: usize): bool 
   return true;
 }
 
+// Output shards (and the scratch) must also lie above the static data.
+function shardsWritable(list: usize, mask: u64, count: i32, bytes: usize): bool {
+  for (let s = 0; s < count; s++) {
+    if (((mask >> <u64>s) & 1) != 0 && !writable(ptrAt(list, s), bytes)) return false;
+  }
+  return true;
+}
+
 // Outputs (shards of outList in outMask) must overlap no input, no other output, no pointer list
 // and not the scratch; the scratch must overlap no shard and no list.
 function outputsClash(
@@ -288,7 +296,7 @@ function checkReconstruct(n: i32, k: i32, shardList: usize, present: u64, target
   const rc = checkMasks(n, k, present, targets);
   if (rc != KERR_OK) return rc;
   if (!shardsInMemory(shardList, present | targets, n, bytes)) return KERR_BOUNDS;
-  if (!inMemory(scratch, RS_SCRATCH_BYTES)) return KERR_BOUNDS;
+  if (!shardsWritable(shardList, targets, n, bytes) || !writable(scratch, RS_SCRATCH_BYTES)) return KERR_BOUNDS;
   if (outputsClash(shardList, targets, n, shardList, present, n, bytes, scratch, RS_SCRATCH_BYTES)) return KERR_OVERLAP;
   return KERR_OK;
 }
@@ -323,7 +331,7 @@ export function rsEncode(k: i32, m: i32, dataList: usize, parityList: usize, byt
   if (k < 1 || k > RS_MAX_K) return KERR_K;
   if (m < 1 || m > RS_MAX_M) return KERR_M;
   if (!shardsInMemory(dataList, allOf(k), k, bytes) || !shardsInMemory(parityList, allOf(m), m, bytes)) return KERR_BOUNDS;
-  if (!inMemory(scratch, RS_SCRATCH_BYTES)) return KERR_BOUNDS;
+  if (!shardsWritable(parityList, allOf(m), m, bytes) || !writable(scratch, RS_SCRATCH_BYTES)) return KERR_BOUNDS;
   if (outputsClash(parityList, allOf(m), m, dataList, allOf(k), k, bytes, scratch, RS_SCRATCH_BYTES)) return KERR_OVERLAP;
   for (let i = 0; i < m; i++) generatorRow(scratch + SCR_COEF + <usize>i * ROW_STRIDE, CODE_RS, k, k + i);
   applyRows(m, k, scratch + SCR_COEF, dataList, parityList, bytes);
@@ -378,7 +386,7 @@ function raid6Tail(k: i32, dataList: usize, pDst: usize, qDst: usize, from: usiz
 // long. Returns KERR_OK, KERR_K (k not in [1, 32]), KERR_BOUNDS or KERR_OVERLAP.
 export function raid6Gen(k: i32, dataList: usize, pDst: usize, qDst: usize, bytes: usize): i32 {
   if (k < 1 || k > RAID6_MAX_K) return KERR_K;
-  if (!shardsInMemory(dataList, allOf(k), k, bytes) || !inMemory(pDst, bytes) || !inMemory(qDst, bytes)) return KERR_BOUNDS;
+  if (!shardsInMemory(dataList, allOf(k), k, bytes) || !writable(pDst, bytes) || !writable(qDst, bytes)) return KERR_BOUNDS;
   const listBytes = <u64>k << 2;
   if (overlaps(pDst, bytes, qDst, bytes)) return KERR_OVERLAP;
   if (overlaps(pDst, bytes, dataList, listBytes) || overlaps(qDst, bytes, dataList, listBytes)) return KERR_OVERLAP;
@@ -406,8 +414,9 @@ export function raid6Reconstruct(k: i32, shardList: usize, present: u64, targets
 export function gfMatrixApply(rows: i32, k: i32, coef: usize, srcList: usize, dstList: usize, bytes: usize, scratch: usize): i32 {
   if (rows < 1 || rows > MAX_ROWS) return KERR_COUNT;
   if (k < 1 || k > RS_MAX_K) return KERR_K;
-  if (!inMemory(coef, <u64>rows * <u64>k) || !inMemory(scratch, RS_SCRATCH_BYTES)) return KERR_BOUNDS;
+  if (!inMemory(coef, <u64>rows * <u64>k) || !writable(scratch, RS_SCRATCH_BYTES)) return KERR_BOUNDS;
   if (!shardsInMemory(srcList, allOf(k), k, bytes) || !shardsInMemory(dstList, allOf(rows), rows, bytes)) return KERR_BOUNDS;
+  if (!shardsWritable(dstList, allOf(rows), rows, bytes)) return KERR_BOUNDS;
   if (outputsClash(dstList, allOf(rows), rows, srcList, allOf(k), k, bytes, scratch, RS_SCRATCH_BYTES)) return KERR_OVERLAP;
   if (overlaps(scratch, RS_SCRATCH_BYTES, coef, <u64>rows * <u64>k)) return KERR_OVERLAP;
   for (let r = 0; r < rows; r++) {

@@ -6,7 +6,7 @@
 // written once (no read-modify-write). dst may be one of the sources exactly (accumulate in
 // place: dst ^= others), but must not otherwise overlap a source or the pointer list.
 
-import { inMemory, overlaps, ptrAt } from './bounds';
+import { inMemory, overlaps, ptrAt, writable } from './bounds';
 import { KERR_BOUNDS, KERR_COUNT, KERR_OK, KERR_OVERLAP, XOR_MAX_SOURCES } from './codes';
 
 function xorSimd(dst: usize, srcList: usize, count: i32, vecBytes: usize): void {
@@ -45,7 +45,7 @@ function xorTail(dst: usize, srcList: usize, count: i32, from: usize, bytes: usi
 function xorCheck(dst: usize, srcList: usize, count: i32, bytes: usize): i32 {
   if (count < 1 || count > XOR_MAX_SOURCES) return KERR_COUNT;
   const listBytes = <u64>count << 2;
-  if (!inMemory(srcList, listBytes) || !inMemory(dst, bytes)) return KERR_BOUNDS;
+  if (!inMemory(srcList, listBytes) || !writable(dst, bytes)) return KERR_BOUNDS;
   if (overlaps(dst, bytes, srcList, listBytes)) return KERR_OVERLAP;
   for (let j = 0; j < count; j++) {
     const src = ptrAt(srcList, j);
