@@ -14,6 +14,34 @@ import * as codes from '../firmware/kernels/codes';
 
 export { codes };
 
+// Node provides WebAssembly at run time, but the project's tsconfig (lib ES2022, no DOM) declares
+// no types for it, so this file declares the little it uses.
+export interface WasmMemory {
+  readonly buffer: SharedArrayBuffer | ArrayBuffer;
+  grow(pages: number): number;
+}
+export interface WasmModule {
+  readonly __wasmModule?: never;
+}
+export interface WasmModuleDescriptor {
+  module: string;
+  name: string;
+  kind: string;
+}
+type WasmImports = Record<string, Record<string, unknown>>;
+interface WasmApi {
+  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
+  Module: {
+    new (bytes: Uint8Array): WasmModule;
+    imports(module: WasmModule): WasmModuleDescriptor[];
+    exports(module: WasmModule): { name: string; kind: string }[];
+  };
+  Instance: new (module: WasmModule, imports: WasmImports) => { exports: Record<string, unknown> };
+  instantiate(bytes: Uint8Array, imports: WasmImports): Promise<{ module: WasmModule; instance: { exports: Record<string, unknown> } }>;
+}
+/** The WebAssembly global, typed. */
+export const Wasm: WasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
 /** The raw exports of build/kernels.wasm (u64 parameters are BigInt, as WebAssembly requires). */
 export interface KernelExports {
   staticEnd(): number;
@@ -135,7 +163,7 @@ export class Arena {
   readonly base: number;
   private top: number;
 
-  constructor(private readonly memory: WebAssembly.Memory, base: number) {
+  constructor(private readonly memory: WasmMemory, base: number) {
     this.base = base;
     this.top = base;
   }
@@ -204,34 +232,34 @@ export class Kernels {
   /** RS_SCRATCH_BYTES owned by this wrapper for the matrix kernels. */
   readonly scratch: number;
 
-  private constructor(readonly memory: WebAssembly.Memory, readonly raw: KernelExports) {
+  private constructor(readonly memory: WasmMemory, readonly raw: KernelExports) {
     this.arena = new Arena(memory, (raw.staticEnd() + 63) & ~63);
     this.scratch = this.arena.alloc(codes.RS_SCRATCH_BYTES, 64);
   }
 
   /** Compiles and instantiates the kernels image synchronously. */
   static load(options: LoadOptions = {}): Kernels {
-    const module = new WebAssembly.Module(fs.readFileSync(options.wasmPath ?? DEFAULT_WASM));
+    const module = new Wasm.Module(fs.readFileSync(options.wasmPath ?? DEFAULT_WASM));
     const memory = Kernels.newMemory(options);
-    const instance = new WebAssembly.Instance(module, Kernels.imports(memory));
+    const instance = new Wasm.Instance(module, Kernels.imports(memory));
     return new Kernels(memory, instance.exports as unknown as KernelExports);
   }
 
   static async loadAsync(options: LoadOptions = {}): Promise<Kernels> {
     const bytes = await fs.promises.readFile(options.wasmPath ?? DEFAULT_WASM);
     const memory = Kernels.newMemory(options);
-    const { instance } = await WebAssembly.instantiate(bytes, Kernels.imports(memory));
+    const { instance } = await Wasm.instantiate(bytes, Kernels.imports(memory));
     return new Kernels(memory, instance.exports as unknown as KernelExports);
   }
 
-  private static newMemory(options: LoadOptions): WebAssembly.Memory {
+  private static newMemory(options: LoadOptions): WasmMemory {
     const maximum = options.maximumPages ?? MAX_PAGES;
     requireInt('maximumPages', maximum, 1, MAX_PAGES);
     const initial = Math.min(maximum, 16 + (options.initialPages ?? 16)); // static data < 1 MiB
-    return new WebAssembly.Memory({ initial, maximum, shared: true });
+    return new Wasm.Memory({ initial, maximum, shared: true });
   }
 
-  private static imports(memory: WebAssembly.Memory): WebAssembly.Imports {
+  private static imports(memory: WasmMemory): WasmImports {
     const abort = (_msg: number, _file: number, line: number, column: number): never => {
       throw new Error(`kernels: abort at ${line}:${column} (a kernel bug: bad input must return a code)`);
     };

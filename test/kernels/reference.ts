@@ -96,7 +96,7 @@ export type Matrix = number[][];
 export function gfInvert(matrix: Matrix): Matrix {
   const n = matrix.length;
   const a = matrix.map((row) => row.slice());
-  const inv = a.map((_, r) => a.map((__, c) => (r === c ? 1 : 0)));
+  const inv: Matrix = a.map((_, r) => a.map((__, c) => (r === c ? 1 : 0)));
   for (let col = 0; col < n; col++) {
     const pivot = a.findIndex((row, r) => r >= col && row[col] !== 0);
     if (pivot < 0) throw new Error('singular matrix');
@@ -146,7 +146,7 @@ export function raid6ParityRows(k: number): Matrix {
 
 /** Full (k + m) x k systematic generator [I; parityRows]. */
 export function generator(k: number, parityRows: Matrix): Matrix {
-  const identity = Array.from({ length: k }, (_, r) => Array.from({ length: k }, (__, c) => (r === c ? 1 : 0)));
+  const identity: Matrix = Array.from({ length: k }, (_, r) => Array.from({ length: k }, (__, c) => (r === c ? 1 : 0)));
   return [...identity, ...parityRows];
 }
 
