@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { codes } from '../../lib/kernels';
-import { kernels, memoryEnd, place, scoped } from './helpers';
+import { kernels, memoryEnd, place, scoped, seededBytes } from './helpers';
 import { crc32cBitwise, crc32cTable } from './reference';
 
 const ascii = (s: string) => Buffer.from(s, 'latin1');
@@ -38,6 +38,17 @@ test('matches the bit-at-a-time definition at edge lengths and unaligned starts'
     { numRuns: 400 },
   );
   t.pass();
+});
+
+test('long buffers (the three-stream path and its combination) match the byte-table reference', (t) => {
+  for (const bytes of [383, 384, 385, 767, 768, 769, 2112, 4096, 65536 + 13]) {
+    for (const offset of [0, 3, 8]) {
+      scoped(() => {
+        const data = seededBytes(bytes, bytes + offset);
+        t.is(kernels.crc32cAt(place(data, offset), bytes, 0x1234), crc32cTable(data, 0x1234), `${bytes} bytes at +${offset}`);
+      });
+    }
+  }
 });
 
 test('incremental: the CRC of a split buffer continued equals the CRC of the whole', (t) => {
