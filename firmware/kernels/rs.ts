@@ -47,6 +47,11 @@ const CODE_RAID6 = 1;
   return v128.xor(i8x16.swizzle(v128.load(t), lo), i8x16.swizzle(v128.load(t, 16), hi));
 }
 
+// acc ^ (c*x) where tl/th are c's nibble tables and lo/hi x's nibbles.
+@inline function mac(acc: v128, tl: v128, th: v128, lo: v128, hi: v128): v128 {
+  return v128.xor(acc, v128.xor(i8x16.swizzle(tl, lo), i8x16.swizzle(th, hi)));
+}
+
 @inline function loNibbles(v: v128): v128 {
   return v128.and(v, i8x16.splat(0x0f));
 }
@@ -57,7 +62,37 @@ const CODE_RAID6 = 1;
 
 function dot4(k: i32, coef: usize, srcList: usize, dstList: usize, vecBytes: usize): void {
   const d0 = ptrAt(dstList, 0), d1 = ptrAt(dstList, 1), d2 = ptrAt(dstList, 2), d3 = ptrAt(dstList, 3);
-  for (let p: usize = 0; p < vecBytes; p += 16) {
+  let p: usize = 0;
+  for (; p + 32 <= vecBytes; p += 32) {
+    let a0 = i8x16.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (let j = 0; j < k; j++) {
+      const s = ptrAt(srcList, j) + p;
+      const v = v128.load(s), w = v128.load(s, 16);
+      const vlo = loNibbles(v), vhi = hiNibbles(v), wlo = loNibbles(w), whi = hiNibbles(w);
+      const c = coef + <usize>j;
+      let t = gfNibbles(load<u8>(c));
+      let tl = v128.load(t), th = v128.load(t, 16);
+      a0 = mac(a0, tl, th, vlo, vhi);
+      b0 = mac(b0, tl, th, wlo, whi);
+      t = gfNibbles(load<u8>(c, 32));
+      tl = v128.load(t); th = v128.load(t, 16);
+      a1 = mac(a1, tl, th, vlo, vhi);
+      b1 = mac(b1, tl, th, wlo, whi);
+      t = gfNibbles(load<u8>(c, 64));
+      tl = v128.load(t); th = v128.load(t, 16);
+      a2 = mac(a2, tl, th, vlo, vhi);
+      b2 = mac(b2, tl, th, wlo, whi);
+      t = gfNibbles(load<u8>(c, 96));
+      tl = v128.load(t); th = v128.load(t, 16);
+      a3 = mac(a3, tl, th, vlo, vhi);
+      b3 = mac(b3, tl, th, wlo, whi);
+    }
+    v128.store(d0 + p, a0); v128.store(d0 + p, b0, 16);
+    v128.store(d1 + p, a1); v128.store(d1 + p, b1, 16);
+    v128.store(d2 + p, a2); v128.store(d2 + p, b2, 16);
+    v128.store(d3 + p, a3); v128.store(d3 + p, b3, 16);
+  }
+  for (; p < vecBytes; p += 16) {
     let a0 = i8x16.splat(0), a1 = a0, a2 = a0, a3 = a0;
     for (let j = 0; j < k; j++) {
       const v = v128.load(ptrAt(srcList, j) + p);
@@ -77,7 +112,32 @@ function dot4(k: i32, coef: usize, srcList: usize, dstList: usize, vecBytes: usi
 
 function dot3(k: i32, coef: usize, srcList: usize, dstList: usize, vecBytes: usize): void {
   const d0 = ptrAt(dstList, 0), d1 = ptrAt(dstList, 1), d2 = ptrAt(dstList, 2);
-  for (let p: usize = 0; p < vecBytes; p += 16) {
+  let p: usize = 0;
+  for (; p + 32 <= vecBytes; p += 32) {
+    let a0 = i8x16.splat(0), a1 = a0, a2 = a0, b0 = a0, b1 = a0, b2 = a0;
+    for (let j = 0; j < k; j++) {
+      const s = ptrAt(srcList, j) + p;
+      const v = v128.load(s), w = v128.load(s, 16);
+      const vlo = loNibbles(v), vhi = hiNibbles(v), wlo = loNibbles(w), whi = hiNibbles(w);
+      const c = coef + <usize>j;
+      let t = gfNibbles(load<u8>(c));
+      let tl = v128.load(t), th = v128.load(t, 16);
+      a0 = mac(a0, tl, th, vlo, vhi);
+      b0 = mac(b0, tl, th, wlo, whi);
+      t = gfNibbles(load<u8>(c, 32));
+      tl = v128.load(t); th = v128.load(t, 16);
+      a1 = mac(a1, tl, th, vlo, vhi);
+      b1 = mac(b1, tl, th, wlo, whi);
+      t = gfNibbles(load<u8>(c, 64));
+      tl = v128.load(t); th = v128.load(t, 16);
+      a2 = mac(a2, tl, th, vlo, vhi);
+      b2 = mac(b2, tl, th, wlo, whi);
+    }
+    v128.store(d0 + p, a0); v128.store(d0 + p, b0, 16);
+    v128.store(d1 + p, a1); v128.store(d1 + p, b1, 16);
+    v128.store(d2 + p, a2); v128.store(d2 + p, b2, 16);
+  }
+  for (; p < vecBytes; p += 16) {
     let a0 = i8x16.splat(0), a1 = a0, a2 = a0;
     for (let j = 0; j < k; j++) {
       const v = v128.load(ptrAt(srcList, j) + p);
@@ -93,9 +153,34 @@ function dot3(k: i32, coef: usize, srcList: usize, dstList: usize, vecBytes: usi
   }
 }
 
+// Two rows, four vectors (64 bytes) per step: eight accumulators, like dot4's two vectors.
 function dot2(k: i32, coef: usize, srcList: usize, dstList: usize, vecBytes: usize): void {
   const d0 = ptrAt(dstList, 0), d1 = ptrAt(dstList, 1);
-  for (let p: usize = 0; p < vecBytes; p += 16) {
+  let p: usize = 0;
+  for (; p + 64 <= vecBytes; p += 64) {
+    let a0 = i8x16.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (let j = 0; j < k; j++) {
+      const s = ptrAt(srcList, j) + p;
+      const c = coef + <usize>j;
+      const t0 = gfNibbles(load<u8>(c)), t1 = gfNibbles(load<u8>(c, 32));
+      const t0l = v128.load(t0), t0h = v128.load(t0, 16), t1l = v128.load(t1), t1h = v128.load(t1, 16);
+      let v = v128.load(s), lo = loNibbles(v), hi = hiNibbles(v);
+      a0 = mac(a0, t0l, t0h, lo, hi);
+      b0 = mac(b0, t1l, t1h, lo, hi);
+      v = v128.load(s, 16); lo = loNibbles(v); hi = hiNibbles(v);
+      a1 = mac(a1, t0l, t0h, lo, hi);
+      b1 = mac(b1, t1l, t1h, lo, hi);
+      v = v128.load(s, 32); lo = loNibbles(v); hi = hiNibbles(v);
+      a2 = mac(a2, t0l, t0h, lo, hi);
+      b2 = mac(b2, t1l, t1h, lo, hi);
+      v = v128.load(s, 48); lo = loNibbles(v); hi = hiNibbles(v);
+      a3 = mac(a3, t0l, t0h, lo, hi);
+      b3 = mac(b3, t1l, t1h, lo, hi);
+    }
+    v128.store(d0 + p, a0); v128.store(d0 + p, a1, 16); v128.store(d0 + p, a2, 32); v128.store(d0 + p, a3, 48);
+    v128.store(d1 + p, b0); v128.store(d1 + p, b1, 16); v128.store(d1 + p, b2, 32); v128.store(d1 + p, b3, 48);
+  }
+  for (; p < vecBytes; p += 16) {
     let a0 = i8x16.splat(0), a1 = a0;
     for (let j = 0; j < k; j++) {
       const v = v128.load(ptrAt(srcList, j) + p);
@@ -109,9 +194,28 @@ function dot2(k: i32, coef: usize, srcList: usize, dstList: usize, vecBytes: usi
   }
 }
 
+// One row, four vectors (64 bytes) per step.
 function dot1(k: i32, coef: usize, srcList: usize, dstList: usize, vecBytes: usize): void {
   const d0 = ptrAt(dstList, 0);
-  for (let p: usize = 0; p < vecBytes; p += 16) {
+  let p: usize = 0;
+  for (; p + 64 <= vecBytes; p += 64) {
+    let a0 = i8x16.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (let j = 0; j < k; j++) {
+      const s = ptrAt(srcList, j) + p;
+      const t = gfNibbles(load<u8>(coef + <usize>j));
+      const tl = v128.load(t), th = v128.load(t, 16);
+      let v = v128.load(s);
+      a0 = mac(a0, tl, th, loNibbles(v), hiNibbles(v));
+      v = v128.load(s, 16);
+      a1 = mac(a1, tl, th, loNibbles(v), hiNibbles(v));
+      v = v128.load(s, 32);
+      a2 = mac(a2, tl, th, loNibbles(v), hiNibbles(v));
+      v = v128.load(s, 48);
+      a3 = mac(a3, tl, th, loNibbles(v), hiNibbles(v));
+    }
+    v128.store(d0 + p, a0); v128.store(d0 + p, a1, 16); v128.store(d0 + p, a2, 32); v128.store(d0 + p, a3, 48);
+  }
+  for (; p < vecBytes; p += 16) {
     let a0 = i8x16.splat(0);
     for (let j = 0; j < k; j++) {
       const v = v128.load(ptrAt(srcList, j) + p);
