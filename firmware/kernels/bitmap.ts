@@ -130,16 +130,18 @@ export function bitmapTest(bm: usize, nbits: u64, bit: u64): i32 {
 
 // ---- Scans ------------------------------------------------------------------------------------
 
-// First word index in [w, wEnd) whose value ^ flip is not zero, or wEnd. Skips 64 bytes per step.
-function skipWords(bm: usize, w: u64, wEnd: u64, flip: u64): u64 {
-  const flipV = i64x2.splat(flip);
+// First word index in [w, wEnd) whose value ^ flip is not zero, or wEnd. flip is 0 (skip empty
+// words) or all ones (skip full words); 64 bytes per step, then word by word.
+@inline function skipWords(bm: usize, w: u64, wEnd: u64, flip: u64): u64 {
   while (w + 8 <= wEnd) {
     const a = wordAt(bm, w);
-    const any = v128.or(
-      v128.or(v128.xor(v128.load(a), flipV), v128.xor(v128.load(a, 16), flipV)),
-      v128.or(v128.xor(v128.load(a, 32), flipV), v128.xor(v128.load(a, 48), flipV)),
-    );
-    if (v128.any_true(any)) break;
+    if (flip == 0) {
+      const any = v128.or(v128.or(v128.load(a), v128.load(a, 16)), v128.or(v128.load(a, 32), v128.load(a, 48)));
+      if (v128.any_true(any)) break;
+    } else {
+      const all = v128.and(v128.and(v128.load(a), v128.load(a, 16)), v128.and(v128.load(a, 32), v128.load(a, 48)));
+      if (v128.any_true(v128.not(all))) break;
+    }
     w += 8;
   }
   while (w < wEnd && (load<u64>(wordAt(bm, w)) ^ flip) == 0) w++;
@@ -242,11 +244,45 @@ function checkRuns(bm: usize, nbits: u64, from: u64, out: usize, maxRuns: i32): 
 export function bitmapNextRun(bm: usize, nbits: u64, from: u64, out: usize): i32 {
   const rc = checkRuns(bm, nbits, from, out, 1);
   if (rc != KERR_OK) return rc;
-  const start = findNext(bm, from, nbits, 0);
-  if (start >= nbits) return 0;
-  const end = findNext(bm, start, nbits, ALL);
-  writeRun(out, start, end - start);
-  return 1;
+  return collectRuns(bm, nbits, from, out, 1);
+}
+
+// First word index >= w whose value ^ flip is not zero, or wEnd: one word, then 64-byte blocks.
+@inline function nextWord(bm: usize, w: u64, wEnd: u64, flip: u64): u64 {
+  w++;
+  if (w < wEnd && (load<u64>(wordAt(bm, w)) ^ flip) == 0) w = skipWords(bm, w + 1, wEnd, flip);
+  return w;
+}
+
+// The scan behind bitmapCollectRuns: one pass over the words, carrying the word where a run ends
+// into the search for the next run's start (no re-reading, no per-run call).
+function collectRuns(bm: usize, nbits: u64, from: u64, out: usize, maxRuns: i32): i32 {
+  if (from >= nbits || maxRuns == 0) return 0;
+  const wEnd = ((nbits - 1) >> 6) + 1;
+  let w = from >> 6;
+  let word = load<u64>(wordAt(bm, w)) & maskFrom(from);
+  let n = 0;
+  while (n < maxRuns) {
+    if (word == 0) {
+      w = nextWord(bm, w, wEnd, 0);
+      if (w >= wEnd) break;
+      word = load<u64>(wordAt(bm, w));
+    }
+    const start = (w << 6) + ctz<u64>(word);
+    if (start >= nbits) break;
+    let clear = ~word & maskFrom(start);
+    if (clear == 0) {
+      w = nextWord(bm, w, wEnd, ALL);
+      clear = w < wEnd ? ~load<u64>(wordAt(bm, w)) : 0;
+    }
+    const found = (w << 6) + ctz<u64>(clear); // ctz(0) = 64 past the last word: clamp below
+    const end = w >= wEnd || found > nbits ? nbits : found;
+    writeRun(out + <usize>n * RUN_BYTES, start, end - start);
+    n++;
+    if (end >= nbits) break;
+    word = load<u64>(wordAt(bm, w)) & maskFrom(end);
+  }
+  return n;
 }
 
 // Up to maxRuns successive runs from `from`, written as (u64 start, u64 length) pairs at out
@@ -255,16 +291,7 @@ export function bitmapNextRun(bm: usize, nbits: u64, from: u64, out: usize): i32
 export function bitmapCollectRuns(bm: usize, nbits: u64, from: u64, out: usize, maxRuns: i32): i32 {
   const rc = checkRuns(bm, nbits, from, out, maxRuns);
   if (rc != KERR_OK) return rc;
-  let n = 0;
-  let pos = from;
-  while (n < maxRuns) {
-    const start = findNext(bm, pos, nbits, 0);
-    if (start >= nbits) break;
-    pos = findNext(bm, start, nbits, ALL);
-    writeRun(out + <usize>n * RUN_BYTES, start, pos - start);
-    n++;
-  }
-  return n;
+  return collectRuns(bm, nbits, from, out, maxRuns);
 }
 
 // ---- Two-bitmap operations ------------------------------------------------------------------------
