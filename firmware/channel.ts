@@ -24,7 +24,6 @@ import { emitFrame, FT_DATA_IN, FT_RSP, FT_XFER_RDY, FF_LAST, DATA_CHUNK } from 
 import { streamReceive, streamReset } from "./comm/stream";
 import { cmdStart, ctxStep, abortContext } from "./sequencer";
 import { nvKick } from "./nv";
-import { crcInit } from "./comm/crc";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { putBe16, putBe32 } from "./util";
@@ -84,7 +83,6 @@ export function channelBoot(): void {
   store<u32>(gPrivate + CP_SCRATCH, <u32>p);
   store<u32>(gPrivate + CP_IMAGE, <u32>(p + 4096));
   ctxInit();
-  crcInit();
 }
 
 export function channelPoll(): i32 {

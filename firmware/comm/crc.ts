@@ -1,19 +1,9 @@
-// CRC-32C of frames. Interim byte-table implementation; the SIMD/slicing kernel from
-// firmware/kernels replaces it (same signature: crc32c(ptr, len, previous) continues a CRC).
-const TABLE: usize = memory.data(1024, 16);
+// CRC-32C of frames: the kernel (firmware/kernels/crc32c.ts) without its bounds check, which the
+// frame paths do not need (they only ever pass ring and slot addresses the map laid out).
+// crc32c(ptr, len, previous) continues a CRC: crc32c(b, n, crc32c(a, m, 0)) is the CRC of a then b.
+import { crc32cUpdate } from "../kernels/crc32c";
 
-export function crcInit(): void {
-  for (let n: u32 = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = (c & 1) != 0 ? 0x82F63B78 ^ (c >>> 1) : c >>> 1;
-    store<u32>(TABLE + (<usize>n << 2), c);
-  }
-}
-
-export function crc32c(p: usize, len: usize, previous: u32): u32 {
-  let c = ~previous;
-  for (let i: usize = 0; i < len; i++) {
-    c = load<u32>(TABLE + (<usize>((c ^ load<u8>(p + i)) & 0xFF) << 2)) ^ (c >>> 8);
-  }
-  return ~c;
+// @ts-ignore: decorator
+@inline export function crc32c(p: usize, len: usize, previous: u32): u32 {
+  return ~crc32cUpdate(~previous, p, len);
 }
