@@ -10,6 +10,7 @@ import { MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_SECTORS, SLOT_SHIFT, MAP_ADDR } 
 import { mediaCount, mediumSectors } from "./config";
 import { volumeEntry, lunMapEntry, VOL_BYTES } from "./nv";
 import { namesEqual } from "./util";
+import { bitmapSetRange, bitmapClearRange, bitmapFindNextSet, bitmapFindNextClear } from "./kernels/bitmap";
 
 export const VOLE_STATE: u32 = 0; // u8: 0 free, 1 in use
 export const VOLE_PLACEMENT: u32 = 1; // u8: PLACE_*
@@ -112,33 +113,17 @@ export function mediaRebuild(): void {
 function markChunks(m: u32, first: u32, count: u32, used: bool): void {
   const s = mediumState(m);
   const bitmap: usize = load<u32>(s + MS_BITMAP);
-  for (let c = first; c < first + count; c++) {
-    const w = bitmap + ((<usize>c >> 6) << 3);
-    const bit = <u64>1 << (<u64>c & 63);
-    if (used) store<u64>(w, load<u64>(w) | bit);
-    else store<u64>(w, load<u64>(w) & ~bit);
-  }
+  const chunks = <u64>load<u32>(s + MS_CHUNKS);
+  if (used) bitmapSetRange(bitmap, chunks, <u64>first, <u64>count);
+  else bitmapClearRange(bitmap, chunks, <u64>first, <u64>count);
   const free = load<u32>(s + MS_FREE);
   store<u32>(s + MS_FREE, used ? free - count : free + count);
 }
 
-function chunkUsed(bitmap: usize, c: u32): bool {
-  return ((load<u64>(bitmap + ((<usize>c >> 6) << 3)) >> (<u64>c & 63)) & 1) != 0;
-}
-
 /** First chunk >= from whose allocation bit equals `used`, or `limit`. */
 function nextChunk(bitmap: usize, from: u32, limit: u32, used: bool): u32 {
-  let c = from;
-  while (c < limit) {
-    const word = load<u64>(bitmap + ((<usize>c >> 6) << 3));
-    const w = (used ? word : ~word) >> (<u64>c & 63);
-    if (w != 0) {
-      const hit = c + <u32>ctz(w);
-      return hit < limit ? hit : limit;
-    }
-    c = (c | 63) + 1;
-  }
-  return limit;
+  const n = used ? bitmapFindNextSet(bitmap, <u64>limit, <u64>from) : bitmapFindNextClear(bitmap, <u64>limit, <u64>from);
+  return n < 0 || n >= <i64>limit ? limit : <u32>n;
 }
 
 // ---- Lookup -------------------------------------------------------------------------------------
