@@ -10,7 +10,7 @@ import {
 import {
   cacheLookup, allocate, writeSectors, sectorsValid, destageBegin, destagingRun, destageDone, listCount,
   listFirst, listNext, slotDirtySeq, slotVolume, slotNumber, slotData, stageDone, pin, unpin, missingRun,
-  dirtyAtOrBefore, currentSeq, cacheRecover, slotFlags,
+  dirtyAtOrBefore, currentSeq, cacheRecover, slotFlags, touch, slotSetFlags, slotClearFlags,
 } from "./cache";
 import { setIdentity } from "./iop";
 
@@ -58,7 +58,10 @@ export function testSlotVolume(slot: u32): u32 { return slotVolume(slot); }
 export function testSlotNumber(slot: u32): u32 { return slotNumber(slot); }
 export function testSlotData(slot: u32): usize { return slotData(slot); }
 export function testSlotFlags(slot: u32): u32 { return slotFlags(slot); }
+export function testSetFlags(slot: u32, f: u32): void { slotSetFlags(slot, f); }
+export function testClearFlags(slot: u32, f: u32): void { slotClearFlags(slot, f); }
 export function testPin(slot: u32): void { pin(slot); }
+export function testTouch(slot: u32): void { touch(slot); }
 export function testUnpin(slot: u32): void { unpin(slot); }
 export function testDirtyAtOrBefore(volume: u32, first: u32, last: u32, seq: f64): u32 { return dirtyAtOrBefore(volume, first, last, <u64>seq); }
 export function testCurrentSeq(): f64 { return <f64>currentSeq(); }
