@@ -61,6 +61,7 @@ export const CFG_SERIAL: u32 = 92; // 20 ASCII bytes: the array's serial number
 export const CFG_DEVICE_ID: u32 = 112; // 16 bytes: NAA-6 identifier of the array (document 002: the device ID)
 export const CFG_ARRAY_NAME: u32 = 128; // 32 ASCII bytes
 export const CFGF_DETERMINISTIC: u32 = 1;
+export const CFGF_TRACE_COMMANDS: u32 = 2; // one TRACE_COMMAND record per command
 
 export const CFG_IOP_TABLE: u32 = 256; // MAX_IOPS entries
 export const CFG_IOP_BYTES: u32 = 16;

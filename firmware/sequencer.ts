@@ -16,6 +16,7 @@ import {
   PORT_QUEUE, STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
   STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND,
   SLOT_BYTES, CFG_FLAGS,
+  CFGF_TRACE_COMMANDS,
 } from "./abi";
 import { cfg32, cfgPort } from "./config";
 import { gNow, wakeAt } from "./iop";
@@ -51,7 +52,6 @@ import { RJ_UNKNOWN_TAG, RJ_PROTOCOL } from "./comm/frame";
 export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
 /** Slots a read asks the disk IOP to stage ahead of the one it is sending. */
 const STAGE_AHEAD_SLOTS: u32 = 16;
-export const CFGF_TRACE_COMMANDS: u32 = 2;
 
 // ---- Arrival ---------------------------------------------------------------------------------
 

@@ -1,0 +1,206 @@
+// Stream ports: where connections come from. A TCP port accepts connections from a net server,
+// one session slot each; a serial port is one session on a serial device (node serialport); a pty
+// port is a serial port on the device end of a socat pty pair whose host end the harness links at
+// a path, so `sanctl --target serial://<link>` stands where a cable to a devboard would.
+import * as net from 'net';
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawn, ChildProcess } from 'child_process';
+import { CommonMemory } from '../memory';
+import { StreamSession } from './stream';
+import { SessionSlot } from './session';
+
+export interface PortLog { (message: string): void }
+
+export abstract class StreamPort {
+  readonly sessions: Array<StreamSession | undefined>;
+  protected stopping = false;
+
+  constructor(
+    protected readonly mem: CommonMemory,
+    readonly index: number,
+    readonly name: string,
+    sessions: number,
+    protected readonly kick: () => void,
+    protected readonly log: PortLog,
+  ) {
+    this.sessions = new Array(sessions);
+  }
+
+  /** Where initiators reach the port: tcp://host:port or serial:///dev/... */
+  abstract get target(): string;
+  abstract start(): Promise<void>;
+  protected abstract shut(): Promise<void>;
+
+  /** Puts a new connection on a free slot, or returns false (all slots busy). */
+  protected attach(stream: import('stream').Duplex): boolean {
+    for (let s = 0; s < this.sessions.length; s++) {
+      if (this.sessions[s] || !new SessionSlot(this.mem, this.index, s).free) continue;
+      this.sessions[s] = new StreamSession(this.mem, this.index, s, stream, this.kick, (x) => this.ended(s, x));
+      this.kick();
+      return true;
+    }
+    return false;
+  }
+
+  protected ended(s: number, x: StreamSession): void {
+    if (this.sessions[s] === x) this.sessions[s] = undefined;
+  }
+
+  /** The session's tx doorbell rang. */
+  transmit(s: number): void { this.sessions[s]?.flushTx(); }
+
+  /** After each poll round: held receive bytes into rings that have room. */
+  pump(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s) n += s.pump();
+    return n;
+  }
+
+  get connected(): number { return this.sessions.filter((s) => s).length; }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const s of this.sessions) s?.hangUp();
+    await this.shut();
+  }
+}
+
+export class TcpPort extends StreamPort {
+  private server?: net.Server;
+  private bound = { host: '', port: 0 };
+
+  constructor(mem: CommonMemory, index: number, name: string, sessions: number,
+    private readonly host: string, private readonly port: number, kick: () => void, log: PortLog) {
+    super(mem, index, name, sessions, kick, log);
+  }
+
+  get target(): string { return `tcp://${this.bound.host}:${this.bound.port}`; }
+  get address(): { host: string; port: number } { return this.bound; }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => {
+        socket.setNoDelay(true);
+        if (this.stopping || !this.attach(socket)) {
+          this.log(`port ${this.name}: refused ${socket.remoteAddress}:${socket.remotePort}, all ${this.sessions.length} sessions busy`);
+          socket.destroy();
+        }
+      });
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        reject(new Error(`port ${this.name}: cannot listen on ${this.host}:${this.port}: ${e.code ?? e.message}`));
+      });
+      server.listen(this.port, this.host, () => {
+        const a = server.address() as net.AddressInfo;
+        this.bound = { host: this.host, port: a.port };
+        this.server = server;
+        resolve();
+      });
+    });
+  }
+
+  protected shut(): Promise<void> {
+    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+/** A serial device opened with node serialport. No modem lines are touched (a pty has none). */
+export class SerialStreamPort extends StreamPort {
+  private retry?: NodeJS.Timeout;
+
+  constructor(mem: CommonMemory, index: number, name: string,
+    protected device: string, private readonly baudRate: number, kick: () => void, log: PortLog) {
+    super(mem, index, name, 1, kick, log);
+  }
+
+  get target(): string { return `serial://${this.device}`; }
+
+  async start(): Promise<void> { await this.openDevice(); }
+
+  protected openDevice(): Promise<void> {
+    // Loaded here so that a topology without serial ports never loads the native binding.
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { SerialPort } = require('serialport') as typeof import('serialport');
+    return new Promise((resolve, reject) => {
+      const sp = new SerialPort({ path: this.device, baudRate: this.baudRate, autoOpen: false, hupcl: false });
+      sp.open((err) => {
+        if (err) { reject(new Error(`port ${this.name}: cannot open ${this.device}: ${err.message}`)); return; }
+        this.attach(sp);
+        resolve();
+      });
+    });
+  }
+
+  protected override ended(s: number, x: StreamSession): void {
+    super.ended(s, x);
+    if (this.stopping) return;
+    // A serial line has no "connection": open the device again so the next peer finds it served.
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (!this.stopping) this.reopen().catch((e) => this.log((e as Error).message));
+    }, 200);
+  }
+
+  protected reopen(): Promise<void> { return this.openDevice(); }
+
+  protected async shut(): Promise<void> {
+    if (this.retry) clearTimeout(this.retry);
+  }
+}
+
+/**
+ * A socat pty pair: the host end is linked at `link` for initiators, the device end (beside it,
+ * `<link>.dev`) is opened as this port's serial device. If socat exits (it does when the host end
+ * is closed by the last initiator), the pair is made again at the same paths.
+ */
+export class PtyPort extends SerialStreamPort {
+  private socat?: ChildProcess;
+
+  constructor(mem: CommonMemory, index: number, name: string, private readonly link: string,
+    baudRate: number, kick: () => void, log: PortLog) {
+    super(mem, index, name, `${link}.dev`, baudRate, kick, log);
+  }
+
+  override get target(): string { return `serial://${this.link}`; }
+
+  override async start(): Promise<void> {
+    await this.makePair();
+    await this.openDevice();
+  }
+
+  private async makePair(): Promise<void> {
+    fs.mkdirSync(path.dirname(this.link), { recursive: true });
+    for (const p of [this.link, this.device]) fs.rmSync(p, { force: true });
+    const child = spawn('socat', [`pty,raw,echo=0,link=${this.device}`, `pty,raw,echo=0,link=${this.link}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.socat = child;
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+    const spawnError = new Promise<never>((_, reject) => child.once('error', (e) => reject(
+      new Error(`port ${this.name}: cannot run socat (${(e as Error).message}); install it (apt-get install socat) for pty ports`))));
+    spawnError.catch(() => undefined);
+    const deadline = Date.now() + 5000;
+    while (!(fs.existsSync(this.link) && fs.existsSync(this.device))) {
+      if (child.exitCode !== null) throw new Error(`port ${this.name}: socat exited: ${stderr.trim()}`);
+      if (Date.now() > deadline) throw new Error(`port ${this.name}: socat made no pty pair in 5 s`);
+      await Promise.race([new Promise((r) => setTimeout(r, 10)), spawnError]);
+    }
+    child.once('exit', () => { if (this.socat === child) this.socat = undefined; });
+  }
+
+  protected override async reopen(): Promise<void> {
+    if (!this.socat) await this.makePair();
+    await this.openDevice();
+  }
+
+  protected override async shut(): Promise<void> {
+    await super.shut();
+    const child = this.socat;
+    this.socat = undefined;
+    if (child && child.exitCode === null) {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill();
+      await gone;
+    }
+    for (const p of [this.link, this.device]) fs.rmSync(p, { force: true });
+  }
+}

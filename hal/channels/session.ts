@@ -1,0 +1,33 @@
+// Opening and closing a session slot of a port (docs/hal.md, Channels): shared by stream and queue
+// bindings. The binding owns OPEN and CLOSING; the firmware answers CLOSING with CLOSED.
+import * as A from '../abi';
+import { CommonMemory } from '../memory';
+
+export class SessionSlot {
+  readonly desc: number;
+  constructor(protected readonly mem: CommonMemory, readonly port: number, readonly index: number) {
+    const sessions = mem.u32(A.MAP_ADDR + A.MAP_PORT_TABLE + port * A.MAP_PORT_BYTES + A.MPORT_SESSIONS_ADDR);
+    this.desc = sessions + index * A.SESSION_BYTES;
+  }
+
+  get state(): number { return this.mem.load32(this.desc + A.SES_STATE); }
+  /** Free for a new connection: closed by the firmware (or never opened). */
+  get free(): boolean { return this.state === A.SESS_CLOSED; }
+  ring(field: number): number { return this.mem.u32(this.desc + field); }
+
+  /** Opens the slot: its rings are emptied first, while the firmware leaves them alone. */
+  open(resetRings: number[]): void {
+    if (!this.free) throw new Error(`session ${this.port}.${this.index} is not closed`);
+    for (const r of resetRings) {
+      this.mem.store32(r + A.RING_HEAD, 0);
+      this.mem.store32(r + A.RING_TAIL, 0);
+    }
+    this.mem.store32(this.desc + A.SES_GENERATION, this.mem.load32(this.desc + A.SES_GENERATION) + 1);
+    this.mem.store32(this.desc + A.SES_STATE, A.SESS_OPEN);
+  }
+
+  /** Hangs up: the firmware drops the session's commands and marks the slot CLOSED. */
+  hangUp(): void {
+    if (this.state === A.SESS_OPEN) this.mem.store32(this.desc + A.SES_STATE, A.SESS_CLOSING);
+  }
+}

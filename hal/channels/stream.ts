@@ -1,0 +1,94 @@
+// A framed byte-stream connection (TCP socket, serial port) on a session slot of a stream port
+// (docs/hal.md, Channels). Received bytes go into the session's rx ring as they come; when the
+// ring is full the stream is paused and the rest waits here until the firmware has made room.
+// What the firmware puts into the tx ring is written to the peer; while the peer's socket buffer
+// is full (write() returned false) the ring is left alone, and the firmware waits for room.
+import type { Duplex } from 'stream';
+import * as A from '../abi';
+import { CommonMemory } from '../memory';
+import { ByteRing } from '../ring';
+import { SessionSlot } from './session';
+
+export class StreamSession {
+  readonly slot: SessionSlot;
+  private readonly rx: ByteRing;
+  private readonly tx: ByteRing;
+  private pending: Buffer[] = [];
+  private paused = false;
+  private blocked = false;
+  private ended = false;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(
+    mem: CommonMemory,
+    port: number,
+    index: number,
+    private readonly stream: Duplex,
+    private readonly kick: () => void,
+    private readonly onEnd: (s: StreamSession) => void,
+  ) {
+    this.slot = new SessionSlot(mem, port, index);
+    this.rx = new ByteRing(mem, this.slot.ring(A.SES_RX));
+    this.tx = new ByteRing(mem, this.slot.ring(A.SES_TX));
+    this.slot.open([this.rx.addr, this.tx.addr]);
+    stream.on('data', (b: Buffer) => this.receive(b));
+    stream.on('drain', () => { this.blocked = false; this.flushTx(); this.kick(); });
+    stream.on('close', () => this.hangUp());
+    stream.on('end', () => this.hangUp());
+    stream.on('error', () => this.hangUp());
+  }
+
+  get open(): boolean { return !this.ended; }
+
+  private receive(b: Buffer): void {
+    this.bytesIn += b.length;
+    if (this.pending.length === 0) {
+      const n = this.rx.write(b);
+      if (n < b.length) this.hold(b.subarray(n));
+    } else {
+      this.hold(b);
+    }
+    this.kick();
+  }
+
+  private hold(b: Buffer): void {
+    this.pending.push(b);
+    if (!this.paused) { this.paused = true; this.stream.pause(); }
+  }
+
+  /** After a poll round: moves held bytes into the ring as it empties. Returns bytes moved. */
+  pump(): number {
+    let moved = 0;
+    while (this.pending.length > 0) {
+      const b = this.pending[0];
+      const n = this.rx.write(b);
+      moved += n;
+      if (n < b.length) { this.pending[0] = b.subarray(n); break; }
+      this.pending.shift();
+    }
+    if (this.paused && this.pending.length === 0 && !this.ended) { this.paused = false; this.stream.resume(); }
+    return moved;
+  }
+
+  /** Writes what the firmware produced to the peer (the session's tx doorbell). */
+  flushTx(): number {
+    if (this.blocked || this.ended) return 0;
+    const out = this.tx.take();
+    if (out.length === 0) return 0;
+    this.bytesOut += out.length;
+    if (!this.stream.write(out)) this.blocked = true;
+    return out.length;
+  }
+
+  /** The peer went away, or the harness stops: the firmware drops the session's commands. */
+  hangUp(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pending = [];
+    this.slot.hangUp();
+    if (!this.stream.destroyed) this.stream.destroy();
+    this.kick();
+    this.onEnd(this);
+  }
+}

@@ -1,0 +1,371 @@
+// One controller (array): its common memory, one firmware instance per IOP, and the bindings of
+// its media, NV memory and ports. It does no scheduling of its own: a driver (harness/driver.ts)
+// calls round(now) and decides what "now" is.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as A from '../hal/abi';
+import { CommonMemory } from '../hal/memory';
+import { EntryRing } from '../hal/ring';
+import { NvBinding } from '../hal/nv';
+import { MediumBinding } from '../hal/media/binding';
+import { MediumStore, RamStore, FileStore } from '../hal/media/store';
+import { QueueSession } from '../hal/channels/queue';
+import { SessionSlot } from '../hal/channels/session';
+import { StreamPort, TcpPort, SerialStreamPort, PtyPort } from '../hal/channels/ports';
+import { Prng } from '../hal/prng';
+import { writeConfig } from './config';
+import { TraceWriter, decodeTrace, traceTypeName } from './trace';
+import { parseFault, type ArraySpec, type Mode, type FaultSpec } from './topology';
+
+const Wasm = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
+
+const ERRORS: Record<number, string> = {
+  [A.ERR_CONFIG_MAGIC]: 'config block has a bad magic number', [A.ERR_CONFIG_VERSION]: 'config block version differs from the firmware ABI',
+  [A.ERR_IOP_COUNT]: 'IOP count out of range', [A.ERR_MEDIA_COUNT]: 'a medium is out of range (count, size, scheduler or queue depth)',
+  [A.ERR_PORT_COUNT]: 'port count out of range', [A.ERR_CACHE_SLOTS]: 'cache size out of range',
+  [A.ERR_MEMORY]: 'common memory cannot grow to the map size', [A.ERR_STATIC]: 'firmware static data is too large',
+  [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data for another cache size (restore the old cache size, or remove the NV file to lose it)',
+  [A.ERR_PORT]: 'a port names a bad IOP or kind', [A.ERR_ROLE]: 'IOP roles are wrong (exactly one disk IOP)',
+  [A.ERR_NOT_LAID_OUT]: 'boot before layout',
+};
+
+export class BootError extends Error {
+  constructor(readonly array: string, readonly code: number, detail: number, what: string) {
+    super(`array ${array}: ${what}: ${ERRORS[code] ?? `error ${code}`} (detail ${detail})`);
+    this.name = 'BootError';
+  }
+}
+
+export interface ArrayOptions {
+  mode: Mode;
+  seed: number;
+  debug?: boolean;
+  trace: TraceWriter;
+  metricsIntervalMs: number;
+  log: (line: string) => void;
+}
+
+interface FirmwareExports { layout(): number; boot(role: number, index: number): number; poll(now: number): number }
+
+const modules = new Map<string, unknown>();
+function firmwareModule(debug: boolean): unknown {
+  const file = path.join(__dirname, '..', 'build', debug ? 'controller.debug.wasm' : 'controller.wasm');
+  let m = modules.get(file);
+  if (!m) {
+    if (!fs.existsSync(file)) throw new Error(`firmware image ${file} is missing: run npm run build`);
+    m = new Wasm.Module(fs.readFileSync(file));
+    modules.set(file, m);
+  }
+  return m;
+}
+
+/** A queue port's sessions, for in-process initiators. */
+export class QueuePort {
+  readonly sessions: Array<QueueSession | undefined>;
+  constructor(private readonly array: ArrayController, readonly index: number, readonly name: string, count: number) {
+    this.sessions = new Array(count);
+  }
+  get target(): string { return `inproc://${this.array.name}/${this.name}`; }
+
+  open(): QueueSession {
+    if (this.array.failed) throw new Error(`array ${this.array.name} has stopped`);
+    for (let s = 0; s < this.sessions.length; s++) {
+      const cur = this.sessions[s];
+      if (cur && !cur.closedByHost) continue;
+      if (!new SessionSlot(this.array.mem, this.index, s).free) continue;
+      const q = new QueueSession(this.array.mem, this.index, s, this.target, () => this.array.kick());
+      this.sessions[s] = q;
+      return q;
+    }
+    throw new Error(`port ${this.name}: all ${this.sessions.length} sessions are in use`);
+  }
+}
+
+export class ArrayController {
+  readonly name: string;
+  readonly memory: { buffer: SharedArrayBuffer; grow(n: number): number };
+  mem!: CommonMemory;
+  private readonly fw: FirmwareExports[] = [];
+  readonly media: MediumBinding[] = [];
+  nv!: NvBinding;
+  readonly streamPorts: Array<StreamPort | undefined> = [];
+  readonly queuePorts: Array<QueuePort | undefined> = [];
+  private readonly doorbells: number[] = [];
+  private readonly wakeAddrs: number[] = [];
+  private controlWaiters: Array<{ seq: number; resolve(): void }> = [];
+  private trace!: EntryRing;
+  failed: Error | undefined;
+  /** Set by the driver: asks for a round soon (new input arrived). */
+  kick: () => void = () => undefined;
+  private lastMetricsNs = 0;
+  private lastStats: number[] = [];
+  bootInfo = { nvLoadedBytes: 0, recoveredSlots: 0 };
+
+  private constructor(readonly spec: ArraySpec, private readonly o: ArrayOptions) {
+    this.name = spec.name;
+    this.memory = new Wasm.Memory({ initial: (A.REGIONS_ADDR / A.PAGE_BYTES) + 1, maximum: 32768, shared: true });
+  }
+
+  /** Lays out the memory, loads the NV image, boots every IOP and starts the ports. */
+  static async create(spec: ArraySpec, o: ArrayOptions): Promise<ArrayController> {
+    const a = new ArrayController(spec, o);
+    try {
+      a.boot();
+      await a.startPorts();
+    } catch (e) {
+      await a.release();
+      throw e;
+    }
+    return a;
+  }
+
+  private boot(): void {
+    const { spec, o } = this;
+    fs.mkdirSync(spec.dir, { recursive: true });
+    writeConfig(new CommonMemory(this.memory), spec, { mode: o.mode, seed: o.seed });
+    const module = firmwareModule(o.debug ?? false);
+    for (let i = 0; i < spec.iops.length; i++) {
+      const imports = {
+        env: {
+          memory: this.memory,
+          abort: (m: number, f: number, line: number, col: number) => {
+            const cm = new CommonMemory(this.memory);
+            throw new Error(`firmware abort in IOP ${i}: ${cm.asString(m)} at ${cm.asString(f)}:${line}:${col}`);
+          },
+        },
+        hal: {
+          doorbell: (id: number) => { this.doorbells.push(id); },
+          log: (level: number, msg: number, x: number, y: number) => {
+            const text = new CommonMemory(this.memory).asString(msg);
+            o.log(`${this.name} iop${i} ${['', 'info', 'warn', 'error'][level] ?? level}: ${text} (${x}, ${y})`);
+          },
+        },
+      };
+      this.fw.push(new Wasm.Instance(module, imports).exports as FirmwareExports);
+    }
+    const e = this.fw[0].layout();
+    this.mem = new CommonMemory(this.memory); // layout() grew the memory: views of the final size
+    if (e !== 0) throw new BootError(this.name, e, this.mem.u32(A.MAP_ADDR + A.MAP_ERROR_DETAIL), 'layout');
+    this.nv = new NvBinding(this.mem, spec.nv.path, spec.nv.sync);
+    this.bootInfo.nvLoadedBytes = this.nv.load();
+    this.nv.attach(spec.iops.length);
+    this.trace = new EntryRing(this.mem, this.mem.u32(A.MAP_ADDR + A.MAP_TRACE_RING));
+    const prng = new Prng(o.seed).fork(this.name);
+    spec.media.forEach((m, i) => {
+      const store: MediumStore = m.kind === 'ram' ? new RamStore(m.bytes) : new FileStore(m.path, m.bytes);
+      this.media.push(new MediumBinding(this.mem, i, m.name, store, m.bytes, m.timing, m.faults, prng.fork(m.name)));
+    });
+    for (let i = 0; i < spec.iops.length; i++) {
+      const r = this.fw[i].boot(spec.iops[i] === 'disk' ? A.ROLE_DISK : A.ROLE_CHANNEL, i);
+      if (r !== 0) throw new BootError(this.name, r, this.mem.u32(A.MAP_ADDR + A.MAP_ERROR_DETAIL), `boot of IOP ${i}`);
+      this.wakeAddrs.push(A.MAP_ADDR + A.MAP_IOP_TABLE + i * A.MAP_IOP_BYTES + A.MIOP_WAKE_AT_NS);
+    }
+    this.lastStats = this.stats();
+    this.dispatch(0);
+  }
+
+  private async startPorts(): Promise<void> {
+    const log = (m: string) => this.o.log(`${this.name} ${m}`);
+    const kick = () => this.kick();
+    for (let i = 0; i < this.spec.ports.length; i++) {
+      const p = this.spec.ports[i];
+      let sp: StreamPort | undefined;
+      if (p.transport === 'tcp') sp = new TcpPort(this.mem, i, p.name, p.sessions, p.host, p.port, kick, log);
+      else if (p.transport === 'serial') sp = new SerialStreamPort(this.mem, i, p.name, p.path, p.baudRate, kick, log);
+      else if (p.transport === 'pty') sp = new PtyPort(this.mem, i, p.name, p.link, p.baudRate, kick, log);
+      else this.queuePorts[i] = new QueuePort(this, i, p.name, p.sessions);
+      if (sp) {
+        this.streamPorts[i] = sp;
+        await sp.start();
+      }
+    }
+  }
+
+  /** Where each port is reached. */
+  get targets(): Array<{ port: string; target: string }> {
+    return this.spec.ports.map((p, i) => ({ port: p.name, target: (this.streamPorts[i] ?? this.queuePorts[i])!.target }));
+  }
+
+  port(name: string): StreamPort | QueuePort {
+    const i = this.spec.ports.findIndex((p) => p.name === name);
+    if (i < 0) throw new Error(`array ${this.name} has no port ${JSON.stringify(name)} (ports: ${this.spec.ports.map((p) => p.name).join(', ')})`);
+    return (this.streamPorts[i] ?? this.queuePorts[i])!;
+  }
+
+  /** An in-process session on a queue port: a CommandTransport for the client library. */
+  openSession(portName?: string): QueueSession {
+    const qp = portName ? this.port(portName) : this.queuePorts.find((q) => q);
+    if (!(qp instanceof QueuePort)) throw new Error(`array ${this.name}: ${portName ? `port ${portName} is not an inproc port` : 'no inproc port in the topology'}`);
+    return qp.open();
+  }
+
+  /** One pass: every IOP polled once in index order, then the bindings. Returns the work done. */
+  round(now: number): number {
+    if (this.failed) return 0;
+    let work = 0;
+    try {
+      for (let i = 0; i < this.fw.length; i++) {
+        work += this.fw[i].poll(now);
+        if (this.doorbells.length > 0) work += this.dispatch(now);
+      }
+    } catch (e) {
+      this.fail(e as Error);
+      return 0;
+    }
+    for (const m of this.media) if (m.nextTimerNs() <= now) work += m.service(now);
+    for (const p of this.streamPorts) if (p) work += p.pump();
+    if (this.trace.used() > 0) this.drainTrace();
+    if (this.controlWaiters.length > 0) this.checkControl();
+    if (this.o.trace.enabled && now - this.lastMetricsNs >= this.o.metricsIntervalMs * 1e6) this.metrics(now);
+    return work;
+  }
+
+  private dispatch(now: number): number {
+    let work = 0;
+    const ids = this.doorbells.splice(0);
+    for (const id of ids) {
+      if (id === A.DB_NV) work += this.nv.service();
+      else if (id >= A.DB_MEDIUM_BASE && id < A.DB_MEDIUM_BASE + A.MAX_MEDIA) work += this.media[id - A.DB_MEDIUM_BASE]?.service(now) ?? 0;
+      else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) this.streamPorts[(id - A.DB_TX_BASE) >> 4]?.transmit((id - A.DB_TX_BASE) & 15);
+      else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.queuePorts[(id - A.DB_CQ_BASE) >> 4]?.sessions[(id - A.DB_CQ_BASE) & 15]?.drain();
+      else if (id === A.DB_TRACE) this.drainTrace();
+    }
+    return work;
+  }
+
+  /** The earliest time something is due without new input: an IOP timer or a medium completion. */
+  nextTimerNs(): number {
+    let t = Infinity;
+    const v = this.mem.view;
+    for (const a of this.wakeAddrs) {
+      const w = v.getFloat64(a, true);
+      if (w > 0 && w < t) t = w;
+    }
+    for (const m of this.media) t = Math.min(t, m.nextTimerNs());
+    return t;
+  }
+
+  /** Something a host waits for is under way: virtual time may be advanced to get it done. */
+  get hostWaiting(): boolean {
+    if (this.controlWaiters.length > 0 || this.nv.queued > 0) return true;
+    for (const m of this.media) if (m.busy) return true;
+    for (const q of this.queuePorts) if (q) for (const s of q.sessions) if (s && s.outstanding > 0) return true;
+    return false;
+  }
+
+  // ---- control: flush, shutdown ----------------------------------------------------------------
+
+  /** Asks the disk IOP to flush (CTL_FLUSH) or flush and mark the NV image clean (CTL_SHUTDOWN). */
+  control(op: number): Promise<void> {
+    const seq = (this.mem.u32(A.MAP_ADDR + A.MAP_CONTROL_SEQ) + 1) >>> 0;
+    this.mem.setU32(A.MAP_ADDR + A.MAP_CONTROL, op);
+    this.mem.store32(A.MAP_ADDR + A.MAP_CONTROL_SEQ, seq);
+    const done = new Promise<void>((resolve) => this.controlWaiters.push({ seq, resolve }));
+    this.kick();
+    return done;
+  }
+
+  private checkControl(): void {
+    const done = this.mem.load32(A.MAP_ADDR + A.MAP_CONTROL_DONE);
+    const left = this.controlWaiters.filter((w) => w.seq !== done);
+    for (const w of this.controlWaiters) if (w.seq === done) w.resolve();
+    this.controlWaiters = left;
+  }
+
+  // ---- faults ------------------------------------------------------------------------------------
+
+  /**
+   * Injects a fault while running: "disk1 read error at 4096 [count 8]", "disk1 write error at 0",
+   * "disk1 slow 20", "disk1 dead", "disk1 heal" (clears the medium's faults).
+   */
+  inject(text: string): FaultSpec | undefined {
+    const m = /^\s*(\S+)\s+(?:(read|write) error at (\d+)(?: count (\d+))?|slow (\d+(?:\.\d+)?)|(dead)|(heal))\s*$/.exec(text);
+    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "<medium> read error at <lba> [count <n>]", "<medium> write error at <lba>", "<medium> slow <factor>", "<medium> dead" or "<medium> heal"`);
+    const medium = this.media.find((x) => x.name === m[1]);
+    if (!medium) throw new Error(`no medium ${JSON.stringify(m[1])} in array ${this.name} (media: ${this.media.map((x) => x.name).join(', ')})`);
+    if (m[7]) { medium.heal(); return undefined; }
+    const raw = m[2] ? { type: `${m[2]}Error`, lba: Number(m[3]), count: Number(m[4] ?? 1) } : m[5] ? { type: 'slow', factor: Number(m[5]) } : { type: 'dead' };
+    const fault = parseFault(raw, `fault "${text.trim()}"`, medium.sectors);
+    medium.inject(fault);
+    return fault;
+  }
+
+  // ---- statistics and trace ----------------------------------------------------------------------
+
+  /** The IOPs' counters summed (STAT_* order). */
+  stats(): number[] {
+    const out = new Array<number>(A.STAT_COUNT).fill(0);
+    for (let i = 0; i < this.fw.length; i++) {
+      const base = this.mem.u32(A.MAP_ADDR + A.MAP_IOP_TABLE + i * A.MAP_IOP_BYTES + A.MIOP_STATS);
+      for (let s = 0; s < A.STAT_COUNT; s++) out[s] += this.mem.u64(base + s * 8);
+    }
+    return out;
+  }
+
+  private drainTrace(): void {
+    const m = this.mem;
+    const w = this.o.trace;
+    for (let e = this.trace.peek(); e >= 0; e = this.trace.peek()) {
+      if (w.enabled) {
+        const type = m.u16(e + A.TR_TYPE);
+        w.write({
+          t: m.f64(e + A.TR_TIME_NS), array: this.name, iop: m.u8At(e + A.TR_IOP), seq: m.u32(e + A.TR_SEQ),
+          type: traceTypeName(type),
+          ...decodeTrace(type, m.u32(e + A.TR_A), m.u32(e + A.TR_B), m.u32(e + A.TR_C), m.u32(e + A.TR_D)),
+        });
+      }
+      this.trace.release();
+    }
+  }
+
+  private metrics(now: number): void {
+    const s = this.stats();
+    const d = s.map((v, i) => v - (this.lastStats[i] ?? 0));
+    const seconds = (now - this.lastMetricsNs) / 1e9;
+    const lookups = d[A.STAT_READ_HITS] + d[A.STAT_READ_MISSES];
+    this.o.trace.write({
+      t: now, array: this.name, type: 'metrics', intervalS: round(seconds, 6),
+      iops: round(d[A.STAT_COMMANDS] / seconds, 1), readIops: round(d[A.STAT_READS] / seconds, 1), writeIops: round(d[A.STAT_WRITES] / seconds, 1),
+      readMBps: round(d[A.STAT_READ_BYTES] / seconds / 1e6, 3), writeMBps: round(d[A.STAT_WRITE_BYTES] / seconds / 1e6, 3),
+      latencyUs: d[A.STAT_COMMANDS] > 0 ? round(d[A.STAT_LATENCY_NS] / d[A.STAT_COMMANDS] / 1e3, 2) : 0,
+      cacheHitRate: lookups > 0 ? round(d[A.STAT_READ_HITS] / lookups, 4) : null,
+      stages: d[A.STAT_STAGES], destages: d[A.STAT_DESTAGES], nvWrites: d[A.STAT_NV_WRITES], errors: d[A.STAT_ERRORS],
+      frameErrors: d[A.STAT_FERR_BAD_CRC] + d[A.STAT_FERR_TRUNCATED] + d[A.STAT_FERR_OVERSIZE] + d[A.STAT_FERR_UNKNOWN_TYPE] + d[A.STAT_FERR_UNKNOWN_TAG] + d[A.STAT_FERR_PROTOCOL],
+    });
+    this.lastStats = s;
+    this.lastMetricsNs = now;
+  }
+
+  // ---- stopping ----------------------------------------------------------------------------------
+
+  private fail(e: Error): void {
+    this.failed = e;
+    this.o.log(`${this.name}: stopped by a firmware fault: ${e.message}`);
+    for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.failAll(e);
+    for (const p of this.streamPorts) p?.stop().catch(() => undefined);
+  }
+
+  /** Stops taking input: ports closed, sessions hung up. */
+  async closePorts(): Promise<void> {
+    for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.close();
+    await Promise.all(this.streamPorts.map((p) => p?.stop()));
+  }
+
+  /** Releases files and memory; nothing is flushed here (see Emulator.stop). */
+  async release(): Promise<void> {
+    this.drainTraceSafe();
+    for (const m of this.media) m.store.close();
+    this.nv?.close();
+  }
+
+  private drainTraceSafe(): void { if (this.trace) this.drainTrace(); }
+
+  /** Emulates a loss of power: nothing more reaches the NV file or the media. */
+  powerFail(): void {
+    this.nv.powerFail();
+    this.failed = new Error('power failed');
+    for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.failAll(this.failed);
+  }
+}
+
+function round(x: number, digits: number): number { const f = 10 ** digits; return Math.round(x * f) / f; }

@@ -1,0 +1,70 @@
+// The config block (docs/hal.md, Boot): what the firmware learns of its topology, written into
+// common memory at CONFIG_ADDR before layout().
+import * as A from '../hal/abi';
+import { CommonMemory } from '../hal/memory';
+import type { ArraySpec, Mode } from './topology';
+
+const SCHEDULERS = { fifo: A.SCHED_FIFO, sstf: A.SCHED_SSTF, clook: A.SCHED_CLOOK, deadline: A.SCHED_DEADLINE };
+
+/** Identity strings of every array (T10 vendor, product, revision). */
+export const VENDOR = 'SANBOX';
+export const PRODUCT = 'SANBOX ARRAY';
+export const REVISION = '0001';
+
+export interface ConfigOptions { mode: Mode; seed: number }
+
+export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): void {
+  const C = A.CONFIG_ADDR;
+  mem.u8.fill(0, C, C + A.CONFIG_BYTES);
+  const w32 = (off: number, v: number) => mem.setU32(C + off, v);
+  w32(A.CFG_MAGIC, A.CONFIG_MAGIC);
+  w32(A.CFG_VERSION, A.ABI_VERSION);
+  w32(A.CFG_IOP_COUNT, a.iops.length);
+  w32(A.CFG_MEDIA_COUNT, a.media.length);
+  w32(A.CFG_PORT_COUNT, a.ports.length);
+  w32(A.CFG_CACHE_SLOTS, a.cache.bytes / A.SLOT_BYTES);
+  w32(A.CFG_BUFFER_CHUNKS, 64);
+  w32(A.CFG_DESTAGE_INTERVAL_US, Math.round(a.cache.destageIntervalMs * 1000));
+  w32(A.CFG_DESTAGE_AGE_US, Math.round(a.cache.destageAgeMs * 1000));
+  w32(A.CFG_DIRTY_HIGH_PCT, a.cache.dirtyHighPercent);
+  w32(A.CFG_FLAGS, (o.mode === 'deterministic' ? A.CFGF_DETERMINISTIC : 0) | (a.traceCommands ? A.CFGF_TRACE_COMMANDS : 0));
+  w32(A.CFG_SEED, o.seed);
+  w32(A.CFG_TRACE_ENTRIES, 4096);
+  w32(A.CFG_CONTEXTS, a.contexts);
+  w32(A.CFG_STAGE_DEPTH, 32);
+  ascii(mem, C + A.CFG_VENDOR, 8, VENDOR);
+  ascii(mem, C + A.CFG_PRODUCT, 16, PRODUCT);
+  ascii(mem, C + A.CFG_REVISION, 4, REVISION);
+  ascii(mem, C + A.CFG_SERIAL, 20, a.serial);
+  mem.u8.set(Buffer.from(a.deviceId, 'hex'), C + A.CFG_DEVICE_ID);
+  ascii(mem, C + A.CFG_ARRAY_NAME, 32, a.name, 0);
+  a.iops.forEach((role, i) => mem.setU8(C + A.CFG_IOP_TABLE + i * A.CFG_IOP_BYTES + A.CIOP_ROLE, role === 'disk' ? A.ROLE_DISK : A.ROLE_CHANNEL));
+  a.media.forEach((m, i) => {
+    const b = C + A.CFG_MEDIA_TABLE + i * A.CFG_MEDIUM_BYTES;
+    const sectors = m.bytes / A.SECTOR_BYTES;
+    mem.setU32(b + A.CMED_SECTORS_LO, sectors % 2 ** 32);
+    mem.setU32(b + A.CMED_SECTORS_HI, Math.floor(sectors / 2 ** 32));
+    mem.setU8(b + A.CMED_SCHEDULER, SCHEDULERS[m.scheduler]);
+    mem.setU8(b + A.CMED_QUEUE_DEPTH, m.queueDepth);
+    mem.setU32(b + A.CMED_DEADLINE_READ_US, Math.round(m.deadlineMs.read * 1000));
+    mem.setU32(b + A.CMED_DEADLINE_WRITE_US, Math.round(m.deadlineMs.write * 1000));
+    ascii(mem, b + A.CMED_NAME, 32, m.name, 0);
+  });
+  a.ports.forEach((p, i) => {
+    const b = C + A.CFG_PORT_TABLE + i * A.CFG_PORT_BYTES;
+    mem.setU8(b + A.CPORT_IOP, p.iop);
+    mem.setU8(b + A.CPORT_KIND, p.transport === 'inproc' ? A.PORT_QUEUE : A.PORT_STREAM);
+    mem.setU8(b + A.CPORT_SESSIONS, p.sessions);
+    mem.setU16(b + A.CPORT_ADDRESS, p.address);
+    mem.setU32(b + A.CPORT_RX_BYTES, p.rxBytes);
+    mem.setU32(b + A.CPORT_TX_BYTES, p.txBytes);
+    mem.setU32(b + A.CPORT_QUEUE_ENTRIES, p.queueEntries);
+    mem.setU32(b + A.CPORT_DATA_BYTES, p.dataBytes);
+    ascii(mem, b + A.CPORT_NAME, 32, p.name, 0);
+  });
+}
+
+function ascii(mem: CommonMemory, addr: number, length: number, s: string, pad = 0x20): void {
+  mem.u8.fill(pad, addr, addr + length);
+  mem.u8.set(Buffer.from(s.slice(0, length), 'latin1'), addr);
+}

@@ -1,0 +1,117 @@
+// The emulator: a topology's arrays, each with its driver, and the run's trace. This is the API
+// the CLI (`sanbox run`), the tests and the benchmarks use.
+import * as A from '../hal/abi';
+import { ArrayController } from './array';
+import { Driver, RealtimeDriver, DeterministicDriver } from './driver';
+import { TraceWriter } from './trace';
+import { loadTopology, parseTopology, Topology, Mode } from './topology';
+import type { CommandTransport } from '../lib/transport';
+
+export { ArrayController, BootError } from './array';
+export { loadTopology, parseTopology, TopologyError } from './topology';
+export type { Topology } from './topology';
+
+export interface StartOptions {
+  /** Overrides the topology's mode and seed. */
+  mode?: Mode;
+  seed?: number;
+  /** Use the debug firmware image (assertions on). */
+  debug?: boolean;
+  /** Boot and diagnostic lines; default: none. */
+  log?: (line: string) => void;
+  /** Relative paths of a topology given as an object resolve against this (default: cwd). */
+  baseDir?: string;
+}
+
+export type StopHow = 'graceful' | 'powerFail';
+
+export class Emulator {
+  private stopped = false;
+
+  private constructor(
+    readonly topology: Topology,
+    readonly arrays: ArrayController[],
+    readonly drivers: Driver[],
+    private readonly trace: TraceWriter,
+  ) {}
+
+  /** Boots every array of a topology (a file path, a parsed object, or the embedded default). */
+  static async start(topology?: string | Topology | object, options: StartOptions = {}): Promise<Emulator> {
+    let topo: Topology = typeof topology === 'string' || topology === undefined ? loadTopology(topology)
+      : isParsed(topology) ? topology : parseTopology(topology, options.baseDir ?? process.cwd());
+    topo = { ...topo, mode: options.mode ?? topo.mode, seed: options.seed ?? topo.seed };
+    const trace = new TraceWriter(topo.trace);
+    const log = options.log ?? (() => undefined);
+    const arrays: ArrayController[] = [];
+    const drivers: Driver[] = [];
+    try {
+      for (const spec of topo.arrays) {
+        const a = await ArrayController.create(spec, {
+          mode: topo.mode, seed: topo.seed, debug: options.debug, trace, metricsIntervalMs: topo.metricsIntervalMs, log,
+        });
+        arrays.push(a);
+        const d = topo.mode === 'deterministic' ? new DeterministicDriver(a) : new RealtimeDriver(a);
+        drivers.push(d);
+        d.kick(); // destage what the NV image brought back
+      }
+    } catch (e) {
+      for (const a of arrays) { await a.closePorts(); await a.release(); }
+      trace.close();
+      throw e;
+    }
+    return new Emulator(topo, arrays, drivers, trace);
+  }
+
+  array(name?: string): ArrayController {
+    const a = name === undefined ? this.arrays[0] : this.arrays.find((x) => x.name === name);
+    if (!a) throw new Error(`no array ${JSON.stringify(name)} (arrays: ${this.arrays.map((x) => x.name).join(', ')})`);
+    return a;
+  }
+
+  driver(name?: string): Driver { return this.drivers[this.arrays.indexOf(this.array(name))]; }
+
+  /** An in-process session: `inproc://array/port`, or the first inproc port of an array. */
+  connect(arrayName?: string, port?: string): CommandTransport {
+    return this.array(arrayName).openSession(port);
+  }
+
+  /** Runs until every array is idle (deterministic: until no host waits). */
+  async settle(): Promise<void> { await Promise.all(this.drivers.map((d) => d.settle())); }
+
+  /** Deterministic: advances virtual time by ms, running the timers due. */
+  async advance(ms: number): Promise<void> { await Promise.all(this.drivers.map((d) => d.advance(ms))); }
+
+  /** Flushes the cache of every array (the data reaches the media; the NV image stays valid). */
+  async flush(): Promise<void> { await Promise.all(this.arrays.map((a) => a.control(A.CTL_FLUSH))); }
+
+  /**
+   * graceful: ports closed, every dirty cache slot destaged, the NV image marked clean.
+   * powerFail: everything stops at once; what was acknowledged is in the NV file and comes back
+   * at the next start.
+   */
+  async stop(how: StopHow = 'graceful'): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (let i = 0; i < this.arrays.length; i++) {
+      const a = this.arrays[i];
+      const d = this.drivers[i];
+      if (how === 'powerFail' || a.failed) {
+        a.powerFail();
+        d.stop();
+        await a.closePorts();
+      } else {
+        await a.closePorts();
+        await a.control(A.CTL_SHUTDOWN);
+        await d.settle();
+        d.stop();
+      }
+      await a.release();
+    }
+    this.trace.close();
+  }
+}
+
+function isParsed(t: object): t is Topology {
+  const arrays = (t as Topology).arrays;
+  return Array.isArray(arrays) && arrays.length > 0 && typeof (arrays[0] as { cache?: { bytes?: number } }).cache?.bytes === 'number';
+}

@@ -1,0 +1,334 @@
+// Topology files (docs/topology.md): parsed and validated before anything starts. Every error
+// names the field it concerns by its path in the file, and nothing is created until the whole
+// file is valid.
+import * as path from 'path';
+import * as fs from 'fs';
+import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES } from '../hal/abi';
+
+export type Mode = 'realtime' | 'deterministic';
+export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
+export type PortTransport = 'tcp' | 'serial' | 'pty' | 'inproc';
+
+export interface TimingSpec { trackMs: number; averageMs: number; fullMs: number; rpm: number; transferMBps: number }
+export type FaultSpec =
+  | { type: 'readError' | 'writeError'; lba: number; count: number }
+  | { type: 'slow'; factor: number }
+  | { type: 'dead' };
+
+export interface MediumSpec {
+  name: string;
+  kind: 'ram' | 'file';
+  path: string; // absolute, file only ('' for ram)
+  bytes: number;
+  scheduler: Scheduler;
+  queueDepth: number;
+  deadlineMs: { read: number; write: number };
+  timing?: TimingSpec;
+  faults: FaultSpec[];
+}
+
+export interface PortSpec {
+  name: string;
+  iop: number;
+  transport: PortTransport;
+  host: string;
+  port: number;
+  path: string;
+  baudRate: number;
+  link: string;
+  address: number;
+  sessions: number;
+  queueEntries: number; // inproc: command entries per session
+  dataBytes: number; // inproc: data area per session
+  rxBytes: number; // stream: receive ring per session
+  txBytes: number; // stream: transmit ring per session
+}
+
+export interface ArraySpec {
+  name: string;
+  dir: string;
+  serial: string;
+  deviceId: string; // 32 hex digits
+  cache: { bytes: number; destageIntervalMs: number; destageAgeMs: number; dirtyHighPercent: number };
+  nv: { path: string; sync: boolean };
+  contexts: number;
+  traceCommands: boolean;
+  iops: Array<'channel' | 'disk'>;
+  media: MediumSpec[];
+  ports: PortSpec[];
+}
+
+export interface Topology {
+  mode: Mode;
+  seed: number;
+  trace: string; // absolute path, or '' for none
+  metricsIntervalMs: number;
+  arrays: ArraySpec[];
+}
+
+export class TopologyError extends Error {
+  constructor(readonly field: string, detail: string) {
+    super(`${field}: ${detail}`);
+    this.name = 'TopologyError';
+  }
+}
+
+export const DEFAULT_TOPOLOGY_PATH = path.join(__dirname, 'default-topology.json');
+
+/** Reads and validates a topology file; relative paths resolve against its folder. */
+export function loadTopology(file?: string): Topology {
+  const source = file ?? DEFAULT_TOPOLOGY_PATH;
+  let text: string;
+  try {
+    text = fs.readFileSync(source, 'utf8');
+  } catch (e) {
+    throw new TopologyError(source, `cannot read: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new TopologyError(source, `not valid JSON: ${(e as Error).message}`);
+  }
+  // The embedded default keeps its data under the current directory, like a project's var/.
+  return parseTopology(json, file ? path.dirname(path.resolve(file)) : process.cwd());
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
+
+export function parseSize(v: unknown, field: string): number {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+  if (typeof v === 'string') {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB)?\s*$/.exec(v);
+    if (m) {
+      const n = Number(m[1]) * SIZE_UNITS[m[2] ?? ''];
+      if (Number.isSafeInteger(n)) return n;
+    }
+  }
+  throw new TopologyError(field, `expected a size such as "1GiB" or a number of bytes, got ${JSON.stringify(v)}`);
+}
+
+/** Validates a parsed topology document. `baseDir` anchors relative paths. */
+export function parseTopology(doc: unknown, baseDir: string): Topology {
+  const top = object(doc, '(topology)');
+  known(top, '(topology)', ['mode', 'seed', 'trace', 'metricsIntervalMs', 'arrays', '$comment']);
+  const mode = oneOf(top.mode ?? 'realtime', 'mode', ['realtime', 'deterministic'] as const);
+  const seed = integer(top.seed ?? 1, 'seed', 0, 0xFFFFFFFF);
+  const trace = top.trace === undefined ? '' : path.resolve(baseDir, string(top.trace, 'trace'));
+  const metricsIntervalMs = number(top.metricsIntervalMs ?? 1000, 'metricsIntervalMs', 1, 3_600_000);
+  const arraysIn = list(top.arrays, 'arrays', 1, 8);
+  const arrays = arraysIn.map((a, i) => parseArray(a, `arrays[${i}]`, baseDir));
+  unique(arrays.map((a) => a.name), (i) => `arrays[${i}].name`);
+  unique(arrays.map((a) => a.dir), (i) => `arrays[${i}].dir`);
+  const tcp = arrays.flatMap((a, ai) => a.ports.map((p, pi) => ({ p, f: `arrays[${ai}].ports[${pi}].port` })))
+    .filter((x) => x.p.transport === 'tcp' && x.p.port !== 0);
+  unique(tcp.map((x) => `${x.p.host}:${x.p.port}`), (i) => tcp[i].f);
+  return { mode, seed, trace, metricsIntervalMs, arrays };
+}
+
+function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
+  const a = object(v, f);
+  known(a, f, ['name', 'dir', 'serial', 'deviceId', 'cache', 'nv', 'contexts', 'traceCommands', 'iops', 'media', 'ports']);
+  const name = pattern(a.name, `${f}.name`, /^[A-Za-z0-9_-]{1,31}$/, 'letters, digits, _ or -, at most 31');
+  const dir = path.resolve(baseDir, a.dir === undefined ? path.join('var', name) : string(a.dir, `${f}.dir`));
+  const serial = a.serial === undefined ? deriveSerial(name)
+    : pattern(a.serial, `${f}.serial`, /^[\x21-\x7e]{1,20}$/, 'printable ASCII without spaces, at most 20');
+  const deviceId = a.deviceId === undefined ? deriveDeviceId(serial)
+    : pattern(a.deviceId, `${f}.deviceId`, /^6[0-9a-fA-F]{31}$/, '32 hex digits of an NAA-6 identifier (starting with 6)').toLowerCase();
+  const c = a.cache === undefined ? {} : object(a.cache, `${f}.cache`);
+  known(c, `${f}.cache`, ['size', 'destageIntervalMs', 'destageAgeMs', 'dirtyHighPercent']);
+  const cacheBytes = parseSize(c.size ?? '64MiB', `${f}.cache.size`);
+  if (cacheBytes < 1 << 20 || cacheBytes > 1 << 30 || cacheBytes % SLOT_BYTES !== 0) {
+    throw new TopologyError(`${f}.cache.size`, `must be a multiple of 64KiB from 1MiB to 1GiB, got ${cacheBytes} bytes`);
+  }
+  const cache = {
+    bytes: cacheBytes,
+    destageIntervalMs: number(c.destageIntervalMs ?? 5, `${f}.cache.destageIntervalMs`, 0.01, 60_000),
+    destageAgeMs: number(c.destageAgeMs ?? 50, `${f}.cache.destageAgeMs`, 0, 3_600_000),
+    dirtyHighPercent: integer(c.dirtyHighPercent ?? 60, `${f}.cache.dirtyHighPercent`, 1, 100),
+  };
+  const n = a.nv === undefined ? {} : object(a.nv, `${f}.nv`);
+  known(n, `${f}.nv`, ['path', 'sync']);
+  const nv = { path: path.resolve(dir, string(n.path ?? 'nvram.bin', `${f}.nv.path`)), sync: boolean(n.sync ?? false, `${f}.nv.sync`) };
+  const contexts = integer(a.contexts ?? 512, `${f}.contexts`, 64, 4096);
+  const traceCommands = boolean(a.traceCommands ?? false, `${f}.traceCommands`);
+  const iops = list(a.iops, `${f}.iops`, 2, MAX_IOPS).map((x, i) => {
+    const o = object(x, `${f}.iops[${i}]`);
+    known(o, `${f}.iops[${i}]`, ['role']);
+    return oneOf(o.role, `${f}.iops[${i}].role`, ['channel', 'disk'] as const);
+  });
+  if (iops.filter((r) => r === 'disk').length !== 1) {
+    throw new TopologyError(`${f}.iops`, `needs exactly one IOP with role "disk", has ${iops.filter((r) => r === 'disk').length}`);
+  }
+  const media = list(a.media, `${f}.media`, 1, MAX_MEDIA).map((m, i) => parseMedium(m, `${f}.media[${i}]`, dir));
+  unique(media.map((m) => m.name), (i) => `${f}.media[${i}].name`);
+  unique(media.filter((m) => m.kind === 'file').map((m) => m.path), (i) => `${f}.media[${i}].path`);
+  const ports = list(a.ports, `${f}.ports`, 1, MAX_PORTS).map((p, i) => parsePort(p, `${f}.ports[${i}]`, i, dir, iops));
+  unique(ports.map((p) => p.name), (i) => `${f}.ports[${i}].name`);
+  unique(ports.map((p) => String(p.address)), (i) => `${f}.ports[${i}].address`);
+  return { name, dir, serial, deviceId, cache, nv, contexts, traceCommands, iops, media, ports };
+}
+
+function parseMedium(v: unknown, f: string, dir: string): MediumSpec {
+  const m = object(v, f);
+  known(m, f, ['name', 'kind', 'path', 'size', 'scheduler', 'queueDepth', 'deadlineMs', 'timing', 'faults']);
+  const name = pattern(m.name, `${f}.name`, /^[A-Za-z0-9_.-]{1,31}$/, 'letters, digits, _ . or -, at most 31');
+  const kind = oneOf(m.kind, `${f}.kind`, ['ram', 'file'] as const);
+  if (kind === 'ram' && m.path !== undefined) throw new TopologyError(`${f}.path`, 'only a "file" medium has a path');
+  const file = kind === 'file' ? path.resolve(dir, string(m.path ?? `${name}.img`, `${f}.path`)) : '';
+  const bytes = parseSize(m.size, `${f}.size`);
+  if (bytes < 1 << 20 || bytes > 16 * 1024 ** 4 || bytes % SLOT_BYTES !== 0) {
+    throw new TopologyError(`${f}.size`, `must be a multiple of 64KiB from 1MiB to 16TiB, got ${bytes} bytes`);
+  }
+  const scheduler = oneOf(m.scheduler ?? 'clook', `${f}.scheduler`, ['fifo', 'sstf', 'clook', 'deadline'] as const);
+  let timing: TimingSpec | undefined;
+  if (m.timing !== undefined) {
+    const t = object(m.timing, `${f}.timing`);
+    known(t, `${f}.timing`, ['seekMs', 'rpm', 'transferMBps']);
+    const s = t.seekMs === undefined ? {} : object(t.seekMs, `${f}.timing.seekMs`);
+    known(s, `${f}.timing.seekMs`, ['track', 'average', 'full']);
+    timing = {
+      trackMs: number(s.track ?? 0.5, `${f}.timing.seekMs.track`, 0, 1000),
+      averageMs: number(s.average ?? 4, `${f}.timing.seekMs.average`, 0, 1000),
+      fullMs: number(s.full ?? 9, `${f}.timing.seekMs.full`, 0, 1000),
+      rpm: number(t.rpm ?? 7200, `${f}.timing.rpm`, 0, 100_000),
+      transferMBps: number(t.transferMBps ?? 150, `${f}.timing.transferMBps`, 0.001, 1_000_000),
+    };
+  }
+  const queueDepth = integer(m.queueDepth ?? (timing ? 1 : 8), `${f}.queueDepth`, 1, 64);
+  const d = m.deadlineMs === undefined ? {} : object(m.deadlineMs, `${f}.deadlineMs`);
+  known(d, `${f}.deadlineMs`, ['read', 'write']);
+  const deadlineMs = { read: number(d.read ?? 50, `${f}.deadlineMs.read`, 0.001, 3_600_000), write: number(d.write ?? 500, `${f}.deadlineMs.write`, 0.001, 3_600_000) };
+  const faults = (m.faults === undefined ? [] : list(m.faults, `${f}.faults`, 0, 256)).map((x, i) => parseFault(x, `${f}.faults[${i}]`, bytes / SECTOR_BYTES));
+  return { name, kind, path: file, bytes, scheduler, queueDepth, deadlineMs, timing, faults };
+}
+
+export function parseFault(v: unknown, f: string, sectors: number): FaultSpec {
+  const o = object(v, f);
+  const type = oneOf(o.type, `${f}.type`, ['readError', 'writeError', 'slow', 'dead'] as const);
+  if (type === 'dead') { known(o, f, ['type']); return { type }; }
+  if (type === 'slow') { known(o, f, ['type', 'factor']); return { type, factor: number(o.factor, `${f}.factor`, 1, 1_000_000) }; }
+  known(o, f, ['type', 'lba', 'count']);
+  const lba = integer(o.lba, `${f}.lba`, 0, sectors - 1);
+  return { type, lba, count: integer(o.count ?? 1, `${f}.count`, 1, sectors - lba) };
+}
+
+function parsePort(v: unknown, f: string, index: number, dir: string, iops: string[]): PortSpec {
+  const p = object(v, f);
+  const transport = oneOf(p.transport, `${f}.transport`, ['tcp', 'serial', 'pty', 'inproc'] as const);
+  const fields: Record<PortTransport, string[]> = {
+    tcp: ['host', 'port', 'sessions', 'rxBytes', 'txBytes'],
+    serial: ['path', 'baudRate', 'rxBytes', 'txBytes'],
+    pty: ['link', 'baudRate', 'rxBytes', 'txBytes'],
+    inproc: ['sessions', 'queueEntries', 'dataBytes'],
+  };
+  known(p, f, ['name', 'iop', 'transport', 'address', ...fields[transport]]);
+  const name = pattern(p.name, `${f}.name`, /^[A-Za-z0-9_.-]{1,31}$/, 'letters, digits, _ . or -, at most 31');
+  const iop = integer(p.iop, `${f}.iop`, 0, iops.length - 1);
+  if (iops[iop] !== 'channel') throw new TopologyError(`${f}.iop`, `IOP ${iop} is the disk IOP; a port belongs to a channel IOP`);
+  const stream = transport !== 'inproc';
+  const single = transport === 'serial' || transport === 'pty';
+  const sessions = single ? 1 : integer(p.sessions ?? 8, `${f}.sessions`, 1, MAX_SESSIONS);
+  return {
+    name, iop, transport,
+    host: transport === 'tcp' ? string(p.host ?? '127.0.0.1', `${f}.host`) : '',
+    port: transport === 'tcp' ? integer(p.port, `${f}.port`, 0, 65535) : 0,
+    path: transport === 'serial' ? string(p.path, `${f}.path`) : '',
+    baudRate: single ? integer(p.baudRate ?? 115200, `${f}.baudRate`, 50, 16_000_000) : 0,
+    link: transport === 'pty' ? path.resolve(dir, string(p.link ?? `${name}.tty`, `${f}.link`)) : '',
+    address: integer(p.address ?? index + 1, `${f}.address`, 1, 0xFFFE),
+    sessions,
+    queueEntries: stream ? 0 : pow2(p.queueEntries ?? 128, `${f}.queueEntries`, 16, 4096),
+    dataBytes: stream ? 0 : sizeIn(p.dataBytes ?? '32MiB', `${f}.dataBytes`, 64 * 1024, 256 * 1024 * 1024),
+    rxBytes: stream ? pow2(parseSize(p.rxBytes ?? '256KiB', `${f}.rxBytes`), `${f}.rxBytes`, 8192, 1 << 24) : 0,
+    txBytes: stream ? pow2(parseSize(p.txBytes ?? '512KiB', `${f}.txBytes`), `${f}.txBytes`, 8192, 1 << 24) : 0,
+  };
+}
+
+// A serial number from the array name: stable, so the same topology keeps its identity.
+function deriveSerial(name: string): string {
+  return `SB${fnv1a(name).toString(16).toUpperCase().padStart(8, '0')}`;
+}
+
+/** NAA-6: 6, the IEEE company ID (here a locally administered 0x5AB0C0), and a vendor-specific part from the serial. */
+function deriveDeviceId(serial: string): string {
+  const h1 = fnv1a(serial).toString(16).padStart(8, '0');
+  const h2 = fnv1a(`${serial}#`).toString(16).padStart(8, '0');
+  const h3 = fnv1a(`#${serial}`).toString(16).padStart(8, '0');
+  return `65ab0c0${h1}${h2}${h3}`.slice(0, 32);
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+// ---- field checks --------------------------------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+
+function object(v: unknown, f: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TopologyError(f, `expected an object, got ${describe(v)}`);
+  return v as Obj;
+}
+function known(o: Obj, f: string, fields: string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!fields.includes(k)) throw new TopologyError(`${f}.${k}`, `unknown field (expected one of ${fields.join(', ')})`);
+  }
+}
+function list(v: unknown, f: string, min: number, max: number): unknown[] {
+  if (!Array.isArray(v)) throw new TopologyError(f, `expected an array, got ${describe(v)}`);
+  if (v.length < min || v.length > max) throw new TopologyError(f, `expected ${min} to ${max} entries, got ${v.length}`);
+  return v;
+}
+function string(v: unknown, f: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw new TopologyError(f, `expected a non-empty string, got ${describe(v)}`);
+  return v;
+}
+function pattern(v: unknown, f: string, re: RegExp, what: string): string {
+  const s = string(v, f);
+  if (!re.test(s)) throw new TopologyError(f, `expected ${what}, got ${JSON.stringify(s)}`);
+  return s;
+}
+function boolean(v: unknown, f: string): boolean {
+  if (typeof v !== 'boolean') throw new TopologyError(f, `expected true or false, got ${describe(v)}`);
+  return v;
+}
+function number(v: unknown, f: string, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new TopologyError(f, `expected a number, got ${describe(v)}`);
+  if (v < min || v > max) throw new TopologyError(f, `expected ${min} to ${max}, got ${v}`);
+  return v;
+}
+function integer(v: unknown, f: string, min: number, max: number): number {
+  const n = number(v, f, min, max);
+  if (!Number.isInteger(n)) throw new TopologyError(f, `expected an integer, got ${n}`);
+  return n;
+}
+function pow2(v: unknown, f: string, min: number, max: number): number {
+  const n = integer(v, f, min, max);
+  if ((n & (n - 1)) !== 0) throw new TopologyError(f, `expected a power of two, got ${n}`);
+  return n;
+}
+function sizeIn(v: unknown, f: string, min: number, max: number): number {
+  const n = parseSize(v, f);
+  if (n < min || n > max) throw new TopologyError(f, `expected ${min} to ${max} bytes, got ${n}`);
+  return n;
+}
+function oneOf<T extends string>(v: unknown, f: string, options: readonly T[]): T {
+  if (typeof v !== 'string' || !options.includes(v as T)) {
+    throw new TopologyError(f, `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}, got ${describe(v)}`);
+  }
+  return v as T;
+}
+function unique(values: string[], field: (i: number) => string): void {
+  const seen = new Set<string>();
+  values.forEach((v, i) => {
+    if (seen.has(v)) throw new TopologyError(field(i), `duplicate ${JSON.stringify(v)}`);
+    seen.add(v);
+  });
+}
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing (the field is required)';
+  return JSON.stringify(v) ?? String(v);
+}

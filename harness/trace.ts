@@ -1,0 +1,69 @@
+// The run's machine-readable record (docs/hal.md, Trace and statistics): one JSON object per line.
+// Event records come from the firmware's trace ring; metric records are computed by the harness
+// from the IOPs' counters every metricsIntervalMs of the array's clock (virtual or real).
+import * as fs from 'fs';
+import * as path from 'path';
+import * as A from '../hal/abi';
+
+const TYPES: Record<number, string> = {
+  [A.TRACE_BOOT]: 'boot', [A.TRACE_COMMAND]: 'command', [A.TRACE_STAGE]: 'stage', [A.TRACE_DESTAGE]: 'destage',
+  [A.TRACE_FRAME_ERROR]: 'frameError', [A.TRACE_SESSION]: 'session', [A.TRACE_VOLUME]: 'volume', [A.TRACE_FLUSH]: 'flush',
+};
+
+export type TraceRecord = Record<string, string | number | boolean>;
+
+/** Decodes one TR_* entry into named fields. */
+export function decodeTrace(type: number, a: number, b: number, c: number, d: number): TraceRecord {
+  switch (type) {
+    case A.TRACE_BOOT: return { role: a === A.ROLE_DISK ? 'disk' : 'channel', index: b, recoveredSlots: c };
+    case A.TRACE_COMMAND: return {
+      port: a >>> 24, session: (a >>> 16) & 0xFF, lun: a & 0xFFFF, opcode: b >>> 24, status: (b >>> 16) & 0xFF,
+      senseKey: (b >>> 8) & 0xFF, asc: b & 0xFF, blocks: c, latencyUs: d,
+    };
+    case A.TRACE_STAGE: case A.TRACE_DESTAGE: return { medium: a, sector: b, sectors: c, status: d };
+    case A.TRACE_FRAME_ERROR: return { port: a >>> 16, session: a & 0xFFFF, reason: b, tag: c };
+    case A.TRACE_SESSION: return { port: a >>> 16, session: a & 0xFFFF, open: b === 1, aborted: c };
+    case A.TRACE_VOLUME: return { volume: a, created: b === 1 };
+    case A.TRACE_FLUSH: return { dirtyLeft: a };
+    default: return { a, b, c, d };
+  }
+}
+
+export function traceTypeName(type: number): string { return TYPES[type] ?? `type${type}`; }
+
+export class TraceWriter {
+  private fd = -1;
+  private lines: string[] = [];
+  private bytes = 0;
+  records = 0;
+
+  constructor(readonly file: string) {
+    if (!file) return;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.fd = fs.openSync(file, 'w');
+  }
+
+  get enabled(): boolean { return this.fd >= 0; }
+
+  write(record: object): void {
+    if (this.fd < 0) return;
+    const line = JSON.stringify(record);
+    this.lines.push(line);
+    this.bytes += line.length + 1;
+    this.records++;
+    if (this.bytes >= 1 << 16) this.flush();
+  }
+
+  flush(): void {
+    if (this.fd < 0 || this.lines.length === 0) return;
+    fs.writeSync(this.fd, this.lines.join('\n') + '\n');
+    this.lines = [];
+    this.bytes = 0;
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
