@@ -252,10 +252,8 @@ function deriveSerial(name: string): string {
 
 /** NAA-6: 6, the IEEE company ID (here a locally administered 0x5AB0C0), and a vendor-specific part from the serial. */
 function deriveDeviceId(serial: string): string {
-  const h1 = fnv1a(serial).toString(16).padStart(8, '0');
-  const h2 = fnv1a(`${serial}#`).toString(16).padStart(8, '0');
-  const h3 = fnv1a(`#${serial}`).toString(16).padStart(8, '0');
-  return `65ab0c0${h1}${h2}${h3}`.slice(0, 32);
+  const part = (salt: string) => fnv1a(`${salt}${serial}`).toString(16).padStart(8, '0');
+  return `65ab0c0${part('')}${part('#')}${part('##')}${part('###')}`.slice(0, 32);
 }
 
 function fnv1a(s: string): number {

@@ -1,0 +1,118 @@
+// sanbox: the emulator's command line.
+//   sanbox run [topology.json] [--mode realtime|deterministic] [--seed n] [--debug]
+//   sanbox validate <topology.json>
+// While running, lines typed on stdin act on the arrays: "fault <array> <medium> read error at <lba>",
+// "flush", "stats", "stop", "kill" (help lists them). Ctrl-C stops gracefully (cache flushed);
+// a second Ctrl-C, or "kill", stops at once like a power loss (the NV memory keeps acknowledged writes).
+import * as readline from 'readline';
+import * as A from '../hal/abi';
+import { Emulator, loadTopology, TopologyError, BootError } from './index';
+import type { Mode } from './topology';
+
+const USAGE = `usage: sanbox run [topology.json] [--mode realtime|deterministic] [--seed n] [--debug]
+       sanbox validate <topology.json>`;
+
+const CONSOLE_HELP = `commands:
+  stats                                   counters of every array
+  flush                                   destage every dirty cache slot
+  fault <array> <medium> read error at <lba> [count <n>]
+  fault <array> <medium> write error at <lba> [count <n>]
+  fault <array> <medium> slow <factor> | dead | heal
+  stop                                    graceful stop (as Ctrl-C)
+  kill                                    stop as a power loss: nothing is flushed`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === 'validate') {
+    if (rest.length !== 1) { console.error(USAGE); return 2; }
+    try {
+      const t = loadTopology(rest[0]);
+      console.log(`${rest[0]}: valid; ${t.arrays.length} array(s): ${t.arrays.map((a) => `${a.name} (${a.iops.length} IOPs, ${a.media.length} media, ${a.ports.length} ports)`).join(', ')}`);
+      return 0;
+    } catch (e) {
+      console.error(`sanbox: ${(e as Error).message}`);
+      return 1;
+    }
+  }
+  if (cmd !== 'run') { console.error(USAGE); return 2; }
+  let file: string | undefined;
+  let mode: Mode | undefined;
+  let seed: number | undefined;
+  let debug = false;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === '--mode') {
+      const v = rest[++i];
+      if (v !== 'realtime' && v !== 'deterministic') { console.error(`sanbox: --mode must be realtime or deterministic\n${USAGE}`); return 2; }
+      mode = v;
+    } else if (a === '--seed') {
+      seed = Number(rest[++i]);
+      if (!Number.isInteger(seed) || seed < 0) { console.error(`sanbox: --seed must be a non-negative integer\n${USAGE}`); return 2; }
+    } else if (a === '--debug') debug = true;
+    else if (a.startsWith('-') || file) { console.error(`sanbox: unexpected ${JSON.stringify(a)}\n${USAGE}`); return 2; }
+    else file = a;
+  }
+  let emu: Emulator;
+  try {
+    emu = await Emulator.start(file, { mode, seed, debug, log: (l) => console.error(l) });
+  } catch (e) {
+    if (e instanceof TopologyError || e instanceof BootError) { console.error(`sanbox: ${e.message}`); return 1; }
+    console.error(`sanbox: ${(e as Error).message}`);
+    return 1;
+  }
+  const t = emu.topology;
+  console.log(`sanbox: ${file ?? 'embedded default topology'}, ${t.mode} mode, seed ${t.seed}${t.trace ? `, trace ${t.trace}` : ''}`);
+  for (const a of emu.arrays) {
+    const recovered = a.bootInfo.nvLoadedBytes > 0 ? 'NV image loaded' : 'NV image new';
+    console.log(`array ${a.name}: ${a.spec.iops.length} IOPs, ${a.spec.media.length} media, cache ${a.spec.cache.bytes >> 20} MiB, ${recovered} (${a.spec.nv.path})`);
+    for (const p of a.targets) console.log(`  port ${p.port}: ${p.target}`);
+  }
+  console.log('serving; Ctrl-C stops (type "help" for the console)');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (how: 'graceful' | 'powerFail') => {
+      if (stopping && how === 'graceful') return;
+      stopping = true;
+      console.error(how === 'graceful' ? 'sanbox: stopping: flushing the cache' : 'sanbox: stopping at once (power loss)');
+      await emu.stop(how);
+      console.error('sanbox: stopped');
+      rl?.close();
+      resolve(0);
+    };
+    let interrupts = 0;
+    process.on('SIGINT', () => { interrupts++; void stop(interrupts > 1 ? 'powerFail' : 'graceful'); });
+    process.on('SIGTERM', () => void stop('graceful'));
+    const rl = process.stdin.isTTY || process.env.SANBOX_CONSOLE ? readline.createInterface({ input: process.stdin }) : undefined;
+    rl?.on('line', (line) => {
+      const words = line.trim().split(/\s+/);
+      try {
+        switch (words[0]) {
+          case '': break;
+          case 'help': console.log(CONSOLE_HELP); break;
+          case 'stop': void stop('graceful'); break;
+          case 'kill': void stop('powerFail'); break;
+          case 'flush': void emu.flush().then(() => console.log('flushed')); break;
+          case 'stats':
+            for (const a of emu.arrays) {
+              const s = a.stats();
+              console.log(`${a.name}: commands ${s[A.STAT_COMMANDS]}, reads ${s[A.STAT_READS]} (hits ${s[A.STAT_READ_HITS]}, misses ${s[A.STAT_READ_MISSES]}), writes ${s[A.STAT_WRITES]}, errors ${s[A.STAT_ERRORS]}, stages ${s[A.STAT_STAGES]}, destages ${s[A.STAT_DESTAGES]}, NV writes ${s[A.STAT_NV_WRITES]}`);
+            }
+            break;
+          case 'fault': {
+            const f = emu.array(words[1]).inject(words.slice(2).join(' '));
+            console.log(f ? `fault set: ${JSON.stringify(f)}` : 'faults cleared');
+            break;
+          }
+          default: console.log(`unknown command ${JSON.stringify(words[0])}; ${CONSOLE_HELP}`);
+        }
+      } catch (e) {
+        console.log(`error: ${(e as Error).message}`);
+      }
+    });
+  });
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (e) => { console.error(e); process.exit(1); });
+}

@@ -1,0 +1,112 @@
+// Topology validation: every bad field is named by its path, and nothing starts.
+import test from 'ava';
+import * as fs from 'fs';
+import * as path from 'path';
+import { loadTopology, parseTopology, TopologyError, Emulator } from '../../harness';
+import { parseSize } from '../../harness/topology';
+import { tempDir } from './env';
+
+const good = () => ({
+  arrays: [{
+    name: 'a0', iops: [{ role: 'channel' }, { role: 'disk' }],
+    media: [{ name: 'd0', kind: 'ram', size: '64MiB' }],
+    ports: [{ name: 'p0', iop: 0, transport: 'tcp', port: 0 }],
+  }],
+});
+
+test('the embedded default topology is valid and is the documented one', (t) => {
+  const topo = loadTopology();
+  const a = topo.arrays[0];
+  t.is(a.name, 'array0');
+  t.deepEqual(a.iops, ['channel', 'channel', 'disk']);
+  t.is(a.media.length, 4);
+  t.true(a.media.every((m) => m.kind === 'file' && m.bytes === 1024 ** 3 && m.path.startsWith(path.join(process.cwd(), 'var', 'array0'))));
+  t.deepEqual(a.ports.map((p) => [p.name, p.host, p.port, p.iop]), [['fe0', '127.0.0.1', 7450, 0], ['fe1', '127.0.0.1', 7451, 1]]);
+  t.is(a.cache.bytes, 64 << 20);
+});
+
+test('defaults fill what a minimal topology leaves out', (t) => {
+  const topo = parseTopology(good(), '/base');
+  t.is(topo.mode, 'realtime');
+  t.is(topo.seed, 1);
+  const a = topo.arrays[0];
+  t.is(a.dir, '/base/var/a0');
+  t.is(a.nv.path, '/base/var/a0/nvram.bin');
+  t.regex(a.serial, /^SB[0-9A-F]{8}$/);
+  t.regex(a.deviceId, /^6[0-9a-f]{31}$/);
+  t.is(a.media[0].scheduler, 'clook');
+  t.is(a.media[0].queueDepth, 8);
+  t.is(a.ports[0].sessions, 8);
+  t.is(a.ports[0].address, 1);
+});
+
+test('sizes take binary units', (t) => {
+  t.is(parseSize('64MiB', 'f'), 64 << 20);
+  t.is(parseSize('1GiB', 'f'), 1 << 30);
+  t.is(parseSize('2TiB', 'f'), 2 * 1024 ** 4);
+  t.is(parseSize(4096, 'f'), 4096);
+  t.throws(() => parseSize('1 gigabyte', 'arrays[0].media[0].size'), { message: /arrays\[0\]\.media\[0\]\.size: expected a size such as "1GiB"/ });
+});
+
+const bad: Array<[string, (d: any) => void, RegExp]> = [
+  ['mode', (d) => { d.mode = 'fast'; }, /^mode: expected one of "realtime", "deterministic", got "fast"/],
+  ['no arrays', (d) => { d.arrays = []; }, /^arrays: expected 1 to 8 entries, got 0/],
+  ['array name', (d) => { d.arrays[0].name = 'a b'; }, /^arrays\[0\]\.name: expected letters/],
+  ['unknown field', (d) => { d.arrays[0].cahce = {}; }, /^arrays\[0\]\.cahce: unknown field/],
+  ['two disk IOPs', (d) => { d.arrays[0].iops.push({ role: 'disk' }); }, /^arrays\[0\]\.iops: needs exactly one IOP with role "disk", has 2/],
+  ['IOP role', (d) => { d.arrays[0].iops[0].role = 'tape'; }, /^arrays\[0\]\.iops\[0\]\.role: expected one of "channel", "disk", got "tape"/],
+  ['medium kind', (d) => { d.arrays[0].media[0].kind = 'ssd'; }, /^arrays\[0\]\.media\[0\]\.kind: expected one of "ram", "file"/],
+  ['medium size unit', (d) => { d.arrays[0].media[0].size = '1 gigabyte'; }, /^arrays\[0\]\.media\[0\]\.size: expected a size/],
+  ['medium size alignment', (d) => { d.arrays[0].media[0].size = '1000000'; }, /^arrays\[0\]\.media\[0\]\.size: must be a multiple of 64KiB/],
+  ['scheduler', (d) => { d.arrays[0].media[0].scheduler = 'elevator'; }, /^arrays\[0\]\.media\[0\]\.scheduler: expected one of "fifo", "sstf", "clook", "deadline"/],
+  ['fault lba', (d) => { d.arrays[0].media[0].faults = [{ type: 'readError', lba: 1 << 30 }]; }, /^arrays\[0\]\.media\[0\]\.faults\[0\]\.lba: expected 0 to 131071/],
+  ['duplicate medium', (d) => { d.arrays[0].media.push({ name: 'd0', kind: 'ram', size: '1MiB' }); }, /^arrays\[0\]\.media\[1\]\.name: duplicate "d0"/],
+  ['port on the disk IOP', (d) => { d.arrays[0].ports[0].iop = 1; }, /^arrays\[0\]\.ports\[0\]\.iop: IOP 1 is the disk IOP/],
+  ['port number', (d) => { d.arrays[0].ports[0].port = 70000; }, /^arrays\[0\]\.ports\[0\]\.port: expected 0 to 65535, got 70000/],
+  ['port transport', (d) => { d.arrays[0].ports[0].transport = 'fc'; }, /^arrays\[0\]\.ports\[0\]\.transport: expected one of/],
+  ['serial without path', (d) => { d.arrays[0].ports[0] = { name: 's', iop: 0, transport: 'serial' }; }, /^arrays\[0\]\.ports\[0\]\.path: expected a non-empty string, got nothing/],
+  ['cache size', (d) => { d.arrays[0].cache = { size: '2GiB' }; }, /^arrays\[0\]\.cache\.size: must be a multiple of 64KiB from 1MiB to 1GiB/],
+  ['device ID', (d) => { d.arrays[0].deviceId = '1234'; }, /^arrays\[0\]\.deviceId: expected 32 hex digits/],
+  ['same TCP port twice', (d) => { d.arrays[0].ports.push({ name: 'p1', iop: 0, transport: 'tcp', port: 7000 }, { name: 'p2', iop: 0, transport: 'tcp', port: 7000 }); }, /^arrays\[0\]\.ports\[2\]\.port: duplicate "127\.0\.0\.1:7000"/],
+];
+
+for (const [name, mutate, message] of bad) {
+  test(`a bad topology is refused with the field named: ${name}`, (t) => {
+    const d = good();
+    mutate(d);
+    const e = t.throws(() => parseTopology(d, '/base'), { instanceOf: TopologyError });
+    t.regex(e!.message, message);
+  });
+}
+
+test('a topology file that is not JSON names the file; nothing is created', async (t) => {
+  const dir = tempDir('topo');
+  const file = path.join(dir, 'broken.json');
+  fs.writeFileSync(file, '{ "arrays": [ ');
+  t.throws(() => loadTopology(file), { message: new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not valid JSON`) });
+  t.throws(() => loadTopology(path.join(dir, 'missing.json')), { message: /missing\.json: cannot read/ });
+  const d = good() as any;
+  d.arrays[0].dir = path.join(dir, 'a0');
+  d.arrays[0].media[0].kind = 'floppy';
+  await t.throwsAsync(Emulator.start(d), { instanceOf: TopologyError });
+  t.false(fs.existsSync(path.join(dir, 'a0')));
+});
+
+test('sanbox validate reports a bad file with the field and a non-zero exit', async (t) => {
+  const { main } = await import('../../harness/cli');
+  const dir = tempDir('topo');
+  const file = path.join(dir, 't.json');
+  const d = good() as any;
+  d.arrays[0].ports[0].iop = 5;
+  fs.writeFileSync(file, JSON.stringify(d));
+  const errors: string[] = [];
+  const original = console.error;
+  console.error = (m: string) => errors.push(m);
+  try {
+    t.is(await main(['validate', file]), 1);
+    t.is(await main(['frobnicate']), 2);
+  } finally {
+    console.error = original;
+  }
+  t.regex(errors[0], /arrays\[0\]\.ports\[0\]\.iop: expected 0 to 1, got 5/);
+});
