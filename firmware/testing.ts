@@ -66,3 +66,22 @@ export function testUnpin(slot: u32): void { unpin(slot); }
 export function testDirtyAtOrBefore(volume: u32, first: u32, last: u32, seq: f64): u32 { return dirtyAtOrBefore(volume, first, last, <u64>seq); }
 export function testCurrentSeq(): f64 { return <f64>currentSeq(); }
 export function testRecover(scratch: usize): u32 { return cacheRecover(scratch); }
+
+// ---- Frames (test/protocol/golden.test.ts) ---------------------------------------------------------
+import { RING_DATA } from "./abi";
+import { ringInit, ringUsed } from "./ring";
+import { emitFrame } from "./comm/frame";
+
+/**
+ * Emits one frame with the firmware's own emitFrame into a fresh 4096-byte byte ring formatted at
+ * `dst`, with emitFrame's 24 bytes of scratch after it (RING_DATA + 4096 + 24 bytes in all). The
+ * frame's bytes start at dst + RING_DATA. Returns its length, 0 if it did not fit.
+ */
+export function testEmitFrame(
+  dst: usize, type: u32, flags: u32, tag: u32, source: u32, destination: u32, sequence: u32, offset: u32,
+  parameter: u32, payload: usize, length: u32,
+): u32 {
+  ringInit(dst, 4096, 1, 0);
+  if (!emitFrame(dst, dst + RING_DATA + 4096, type, flags, tag, source, destination, sequence, offset, parameter, payload, length)) return 0;
+  return ringUsed(dst);
+}
