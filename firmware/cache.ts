@@ -336,14 +336,23 @@ export function sectorsValid(slot: u32, first: u32, count: u32): bool {
   return (load<u64>(d + DIR_VALID) & lo) == lo && (load<u64>(d + DIR_VALID + 8) & hi) == hi;
 }
 
-/** First invalid sector in [first, first + count) and the run of invalid-or-any sectors to its last invalid one: first << 16 | count. */
+/**
+ * The next medium read a stage should make for [first, first + count), as first << 16 | count
+ * (0: all valid). It starts at the first invalid sector and reaches the last invalid one, taking
+ * clean valid sectors in between along (the medium holds the same bytes) but stopping before a
+ * dirty or destaging sector: the binding writes the whole run into the slot, and those sectors
+ * hold data the medium does not have yet. What lies beyond is staged by the next request.
+ */
 export function missingRun(slot: u32, first: u32, count: u32): u32 {
   const d = dir(slot);
   let a: i32 = -1;
   let b: i32 = -1;
   for (let s = first; s < first + count; s++) {
-    const w = load<u64>(d + DIR_VALID + ((s >> 6) << 3));
-    if (((w >> (<u64>s & 63)) & 1) == 0) { if (a < 0) a = <i32>s; b = <i32>s; }
+    const word = <usize>((s >> 6) << 3);
+    const bit = <u64>s & 63;
+    const valid = ((load<u64>(d + DIR_VALID + word) >> bit) & 1) != 0;
+    if (!valid) { if (a < 0) a = <i32>s; b = <i32>s; continue; }
+    if (a >= 0 && (((load<u64>(d + DIR_DIRTY + word) | load<u64>(d + DIR_DESTAGING + word)) >> bit) & 1) != 0) break;
   }
   if (a < 0) return 0;
   return (<u32>a << 16) | <u32>(b - a + 1);

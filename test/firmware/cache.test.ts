@@ -140,3 +140,20 @@ test('recovery rebuilds the dirty list, in write order, from the descriptors per
   t.truthy(fw.testValid(s, 1, 2));
   t.falsy(fw.testValid(s, 0, 1), 'only the dirty sectors are known valid after a crash');
 });
+
+test('a stage never reads over dirty or destaging sectors: the missing run stops before them', (t) => {
+  const { fw, src, image } = booted();
+  const s = fw.testAllocate(4, 0);
+  const run = (first: number, count: number) => { const r = fw.testMissingRun(s, first, count); return [r >>> 16, r & 0xffff]; };
+  t.deepEqual(run(0, 128), [0, 128], 'an empty slot is one run');
+  fw.testStageDone(s, 30, 10, true); // sectors 30-39 valid and clean: the medium holds the same bytes
+  t.deepEqual(run(0, 128), [0, 128], 'clean valid sectors ride along');
+  fw.testWrite(s, 80, 25, src, 0, image); // sectors 80-104 valid and dirty
+  t.deepEqual(run(0, 128), [0, 80], 'the run stops before the dirty sectors');
+  t.deepEqual(run(80, 48), [105, 23], 'beyond them, the next run');
+  fw.testDestageBegin(s); // dirty sectors become destaging: still newer than the medium
+  t.deepEqual(run(60, 68), [60, 20]);
+  fw.testStageDone(s, 0, 80, true);
+  fw.testStageDone(s, 105, 23, true);
+  t.is(fw.testMissingRun(s, 0, 128), 0, 'all valid: nothing to stage');
+});
