@@ -1,0 +1,67 @@
+// Opening a CommandTransport from a target URL:
+//   tcp://host:port                 a controller's TCP front-end port (framed)
+//   serial:///dev/ttyUSB0?baud=N    a serial line, a devboard or a pty pair (framed; default 115200 baud)
+//   inproc://array0/fe2             registered by the harness (registerTargetScheme), which owns the array
+// Schemes are a registry so the host never imports the harness; the harness adds `inproc` when it loads.
+
+import * as net from 'net';
+import { CommandTransport, TransportError } from '../lib/transport';
+import { FramedOptions, FramedTransport } from './framed';
+
+export const DEFAULT_TARGET = 'tcp://127.0.0.1:7450';
+export const DEFAULT_BAUD_RATE = 115200;
+
+export type TargetFactory = (url: URL, options: FramedOptions) => Promise<CommandTransport>;
+
+const schemes = new Map<string, TargetFactory>([
+  ['tcp', connectTcp],
+  ['serial', connectSerial],
+]);
+
+/** Makes connect() open `scheme://...` targets with factory (the harness registers `inproc`). */
+export function registerTargetScheme(scheme: string, factory: TargetFactory): void {
+  schemes.set(scheme.replace(/:$/, '').toLowerCase(), factory);
+}
+
+/**
+ * Opens the target. Throws TransportError: code BAD_TARGET for a URL it cannot use, CONNECT when
+ * the target does not answer.
+ */
+export async function connect(target: string, options: FramedOptions = {}): Promise<CommandTransport> {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    throw new TransportError(`"${target}" is not a target URL (tcp://host:port, serial:///dev/tty..., inproc://...)`, 'BAD_TARGET');
+  }
+  const factory = schemes.get(url.protocol.replace(/:$/, ''));
+  if (!factory) {
+    throw new TransportError(`unknown target scheme "${url.protocol}" in ${target} (known: ${[...schemes.keys()].join(', ')})`, 'BAD_TARGET');
+  }
+  return factory(url, { ...options, target });
+}
+
+async function connectTcp(url: URL, options: FramedOptions): Promise<CommandTransport> {
+  const port = Number(url.port);
+  if (!url.hostname || !Number.isInteger(port) || port < 1) throw new TransportError(`${options.target}: tcp targets need a host and a port`, 'BAD_TARGET');
+  const socket = net.connect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', (e) => reject(new TransportError(`${options.target}: ${e.message}`, 'CONNECT')));
+    socket.once('connect', resolve);
+  });
+  socket.removeAllListeners('error');
+  socket.setNoDelay(true);
+  return new FramedTransport(socket, options);
+}
+
+async function connectSerial(url: URL, options: FramedOptions): Promise<CommandTransport> {
+  const path = decodeURIComponent(url.pathname);
+  const baudRate = Number(url.searchParams.get('baud') ?? DEFAULT_BAUD_RATE);
+  if (!path || path === '/') throw new TransportError(`${options.target}: serial targets name a device (serial:///dev/ttyUSB0)`, 'BAD_TARGET');
+  if (!Number.isInteger(baudRate) || baudRate <= 0) throw new TransportError(`${options.target}: bad baud rate`, 'BAD_TARGET');
+  // No DTR/RTS handling: a pty has no modem lines, and a devboard's UART does not need them.
+  const { SerialPort } = await import('serialport'); // loaded only when a serial target is used
+  const port = new SerialPort({ path, baudRate, autoOpen: false });
+  await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(new TransportError(`${options.target}: ${e.message}`, 'CONNECT')) : resolve())));
+  return new FramedTransport(port, options);
+}

@@ -1,0 +1,286 @@
+// The initiator side of the framed protocol (docs/protocol.md, "Exchanges") over any byte stream:
+// a TCP socket, a serial port, or one end of an in-test Duplex pair.
+//
+// Each command is an exchange under its own tag: CMD out, then XFER_RDY bursts answered with
+// DATA_OUT, DATA_IN assembled by offset, and RSP to finish. Up to queueDepth exchanges are
+// outstanding; further submits wait in order. Failures are TransportErrors, never SCSI statuses:
+// a REJECT of one of our frames fails its command, a REJECT we cannot attribute or a hang-up fails
+// every command on the connection.
+//
+// A command that failed on our side while the array may still answer it (a DATA_OUT rejected, a
+// frame from the array lost) keeps its tag reserved until its RSP arrives, so a late answer never
+// lands on a new command. Reserved tags do not count against the queue depth.
+
+import type { Duplex } from 'stream';
+import { CommandTransport, ScsiCommand, ScsiResult, TransportError } from '../lib/transport';
+import {
+  FrameDecoder, FrameHeader, Frame, FrameType, RejectReason, DecodeError, BROADCAST, HOST_ADDRESS, MAX_PAYLOAD,
+  FRAME_OVERHEAD, FLAG_LAST, encodeFrame, encodeFrameInto, encodeHeader, encodeCommand, encodeReject, decodeResponse, decodeReject, decodeHeader,
+  isDecodeError, rejectReasonName, frameTypeName, ScsiStatus,
+} from '../lib/protocol';
+
+export interface FramedOptions {
+  /** Commands kept outstanding at once (default 64; the controller's session allows 128). */
+  queueDepth?: number;
+  /** Our address, the source of every frame (default 0x0100). */
+  address?: number;
+  /** The array's port address (default FFFF: whoever is at the other end). */
+  destination?: number;
+  /** How the target is named in messages ("tcp://127.0.0.1:7450"). */
+  target?: string;
+}
+
+/** Frame-level events on the connection, counted (the decoder's errors are in decoder.counts). */
+export interface FramedCounters {
+  framesIn: number;
+  framesOut: number;
+  rejectsReceived: number;
+  wrongDestination: number;
+  ignored: number;
+}
+
+interface Exchange {
+  tag: number;
+  command: ScsiCommand;
+  resolve: (r: ScsiResult) => void;
+  reject: (e: Error) => void;
+  /** Frames we have sent in this exchange (the next one's sequence number). */
+  sent: number;
+  data?: Buffer;
+  received: number;
+  /** Ping exchanges: the payload to see echoed. */
+  ping?: Buffer;
+}
+
+export class FramedTransport implements CommandTransport {
+  readonly queueDepth: number;
+  readonly target: string;
+  readonly decoder = new FrameDecoder();
+  readonly counters: FramedCounters = { framesIn: 0, framesOut: 0, rejectsReceived: 0, wrongDestination: 0, ignored: 0 };
+  private readonly address: number;
+  private readonly destination: number;
+  private readonly active = new Map<number, Exchange>();
+  /** Tags of failed commands the array may still answer. */
+  private readonly reserved = new Set<number>();
+  private readonly waiting: (() => void)[] = [];
+  private nextTag = 0;
+  private closedBy?: TransportError;
+
+  constructor(private readonly stream: Duplex, options: FramedOptions = {}) {
+    this.queueDepth = options.queueDepth ?? 64;
+    if (!Number.isInteger(this.queueDepth) || this.queueDepth < 1 || this.queueDepth > 4096) {
+      throw new RangeError(`queueDepth must be 1-4096, got ${this.queueDepth}`);
+    }
+    this.address = options.address ?? HOST_ADDRESS;
+    this.destination = options.destination ?? BROADCAST;
+    this.target = options.target ?? 'stream';
+    stream.on('data', (chunk: Buffer) => this.receive(chunk));
+    stream.on('error', (e: Error) => this.hangUp(new TransportError(`${this.target}: ${e.message}`, 'IO')));
+    stream.on('end', () => this.hangUp(new TransportError(`${this.target}: the array closed the connection`, 'CLOSED')));
+    stream.on('close', () => this.hangUp(new TransportError(`${this.target}: connection closed`, 'CLOSED')));
+  }
+
+  /** Commands in flight (not counting reserved tags). */
+  get outstanding(): number {
+    return this.active.size;
+  }
+
+  submit(command: ScsiCommand): Promise<ScsiResult> {
+    const dataOut = command.dataOut?.length ?? 0;
+    const dataIn = command.dataInLength ?? 0;
+    const payload = encodeCommand({
+      lun: command.lun,
+      cdb: Buffer.from(command.cdb),
+      taskAttribute: command.taskAttribute ?? 'simple',
+      dataOut: dataOut > 0,
+      dataIn: dataIn > 0,
+      expectedLength: dataOut > 0 ? dataOut : dataIn,
+    });
+    return this.exchange(command, FrameType.CMD, payload);
+  }
+
+  /** PING with `payload` echoed back; resolves with the round-trip time in milliseconds. */
+  async ping(payload: Uint8Array = Buffer.from('sanctl ping')): Promise<number> {
+    const start = process.hrtime.bigint();
+    await this.exchange({ lun: 0, cdb: Buffer.alloc(0) }, FrameType.PING, Buffer.from(payload));
+    return Number(process.hrtime.bigint() - start) / 1e6;
+  }
+
+  async close(): Promise<void> {
+    this.hangUp(new TransportError(`${this.target}: closed by the host`, 'CLOSED'));
+    if (this.stream.destroyed) return;
+    await new Promise<void>((resolve) => {
+      this.stream.once('close', () => resolve());
+      this.stream.destroy();
+    });
+  }
+
+  // ---- Exchanges ----------------------------------------------------------------------------------
+
+  private async exchange(command: ScsiCommand, type: number, payload: Buffer): Promise<ScsiResult> {
+    while (this.active.size >= this.queueDepth && !this.closedBy) await new Promise<void>((r) => this.waiting.push(r));
+    if (this.closedBy) throw this.closedBy;
+    return new Promise<ScsiResult>((resolve, reject) => {
+      const ex: Exchange = { tag: this.allocateTag(), command, resolve, reject, sent: 0, received: 0 };
+      if (type === FrameType.PING) ex.ping = payload;
+      this.active.set(ex.tag, ex);
+      this.send(ex, type, 0, 0, payload);
+    });
+  }
+
+  private allocateTag(): number {
+    for (;;) {
+      const tag = this.nextTag;
+      this.nextTag = (tag + 1) & 0xffff;
+      if (!this.active.has(tag) && !this.reserved.has(tag)) return tag;
+    }
+  }
+
+  private header(ex: Exchange, type: number, flags: number, offset: number): FrameHeader {
+    return { type, flags, tag: ex.tag, source: this.address, destination: this.destination, sequence: ex.sent++ & 0xffff, offset, parameter: 0 };
+  }
+
+  private send(ex: Exchange, type: number, flags: number, offset: number, payload: Buffer): void {
+    this.counters.framesOut++;
+    this.stream.write(encodeFrame(this.header(ex, type, flags, offset), payload));
+  }
+
+  /** Ends an exchange: frees its queue slot, and keeps its tag reserved if the array may still answer. */
+  private finish(ex: Exchange, outcome: ScsiResult | Error, keepTag = false): void {
+    if (this.active.get(ex.tag) !== ex) return;
+    this.active.delete(ex.tag);
+    if (keepTag) this.reserved.add(ex.tag);
+    if (outcome instanceof Error) ex.reject(outcome);
+    else ex.resolve(outcome);
+    this.waiting.shift()?.();
+  }
+
+  private hangUp(error: TransportError): void {
+    if (this.closedBy) return;
+    this.closedBy = error;
+    for (const ex of [...this.active.values()]) this.finish(ex, error);
+    this.reserved.clear();
+    for (const wake of this.waiting.splice(0)) wake();
+  }
+
+  // ---- Receiving --------------------------------------------------------------------------------------
+
+  private receive(chunk: Buffer): void {
+    for (const event of this.decoder.push(chunk)) {
+      if (isDecodeError(event)) this.badFrame(event);
+      else this.frame(event);
+    }
+  }
+
+  /** A frame from the array we could not read: the command it names can no longer complete whole. */
+  private badFrame(e: DecodeError): void {
+    if (!e.header || e.error === 'oversize') return;
+    const ex = this.active.get(e.header.readUInt16BE(2));
+    if (ex) this.finish(ex, new TransportError(`${this.target}: a frame of tag ${ex.tag} arrived damaged (${e.error})`, 'BAD_FRAME'), true);
+  }
+
+  private frame(f: Frame): void {
+    this.counters.framesIn++;
+    if (f.destination !== this.address && f.destination !== BROADCAST) {
+      this.counters.wrongDestination++;
+      return;
+    }
+    if (f.type === FrameType.REJECT) { this.rejected(f); return; }
+    if (f.type === FrameType.PING) { this.stream.write(encodeFrame({ ...f, type: FrameType.PONG, source: this.address, destination: f.source, sequence: 0 }, f.payload)); return; }
+    const ex = this.active.get(f.tag);
+    if (!ex) {
+      if (f.type === FrameType.RSP) this.reserved.delete(f.tag);
+      else this.counters.ignored++;
+      return;
+    }
+    switch (f.type) {
+      case FrameType.XFER_RDY: this.transferReady(ex, f); return;
+      case FrameType.DATA_IN: this.dataIn(ex, f); return;
+      case FrameType.RSP: this.response(ex, f); return;
+      case FrameType.PONG: this.pong(ex, f); return;
+      default: this.protocolError(ex, `${frameTypeName(f.type)} is not for the host`, f);
+    }
+  }
+
+  private transferReady(ex: Exchange, f: Frame): void {
+    const data = ex.command.dataOut;
+    const end = f.offset + f.parameter;
+    if (!data || f.parameter === 0 || end > data.length) {
+      this.protocolError(ex, `XFER_RDY asks for [${f.offset}, ${end}) of ${data?.length ?? 0} bytes of data-out`, f);
+      return;
+    }
+    // The whole burst in one write: DATA_OUT frames of at most MAX_PAYLOAD bytes, LAST on the final one.
+    const frames = Math.ceil(f.parameter / MAX_PAYLOAD);
+    const burst = Buffer.allocUnsafe(f.parameter + frames * FRAME_OVERHEAD);
+    let at = 0;
+    for (let offset = f.offset; offset < end; offset += MAX_PAYLOAD) {
+      const n = Math.min(MAX_PAYLOAD, end - offset);
+      const flags = offset + n === end ? FLAG_LAST : 0;
+      at = encodeFrameInto(burst, at, this.header(ex, FrameType.DATA_OUT, flags, offset), data.subarray(offset, offset + n));
+    }
+    this.counters.framesOut += frames;
+    this.stream.write(burst);
+  }
+
+  private dataIn(ex: Exchange, f: Frame): void {
+    const expected = ex.command.dataInLength ?? 0;
+    if (f.offset + f.payload.length > expected) {
+      this.protocolError(ex, `DATA_IN [${f.offset}, ${f.offset + f.payload.length}) is beyond the ${expected} bytes expected`, f);
+      return;
+    }
+    ex.data ??= Buffer.alloc(expected);
+    f.payload.copy(ex.data, f.offset);
+    ex.received += f.payload.length;
+  }
+
+  private response(ex: Exchange, f: Frame): void {
+    const r = decodeResponse(f.payload);
+    if (!r) { this.protocolError(ex, `RSP payload of ${f.payload.length} bytes is malformed`, f); return; }
+    const expected = ex.command.dataInLength ?? 0;
+    const transferred = r.underflow ? Math.max(0, expected - r.residual) : expected;
+    if (expected > 0 && r.status === ScsiStatus.GOOD && ex.received !== transferred) {
+      this.finish(ex, new TransportError(`${this.target}: tag ${ex.tag}: received ${ex.received} of ${transferred} bytes of data-in`, 'DATA_LOST'));
+      return;
+    }
+    const data = ex.data ?? Buffer.alloc(0);
+    this.finish(ex, {
+      status: r.status,
+      data: data.subarray(0, Math.min(data.length, r.status === ScsiStatus.GOOD ? transferred : ex.received)),
+      sense: r.sense,
+      residual: r.residual,
+      residualOverflow: r.overflow,
+    });
+  }
+
+  private pong(ex: Exchange, f: Frame): void {
+    if (!ex.ping) { this.protocolError(ex, 'PONG answers a command', f); return; }
+    const same = f.payload.equals(ex.ping);
+    this.finish(ex, same ? { status: 0, data: f.payload, sense: Buffer.alloc(0), residual: 0, residualOverflow: false }
+      : new TransportError(`${this.target}: PONG echoed other bytes than the PING carried`, 'PROTOCOL'));
+  }
+
+  /** The array broke the exchange rules: tell it, fail the command, keep the tag until its RSP. */
+  private protocolError(ex: Exchange, what: string, f: Frame): void {
+    const payload = encodeReject({ reason: RejectReason.PROTOCOL, header: encodeHeader(f, f.payload.length) });
+    this.stream.write(encodeFrame({ type: FrameType.REJECT, flags: 0, tag: f.tag, source: this.address, destination: f.source, sequence: 0, offset: 0, parameter: 0 }, payload));
+    this.counters.framesOut++;
+    this.finish(ex, new TransportError(`${this.target}: tag ${ex.tag}: ${what}`, 'PROTOCOL'), f.type !== FrameType.RSP);
+  }
+
+  /** The array refused one of our frames. */
+  private rejected(f: Frame): void {
+    this.counters.rejectsReceived++;
+    const r = decodeReject(f.payload);
+    const reason = r ? rejectReasonName(r.reason) ?? `reason ${r.reason}` : 'malformed REJECT';
+    const ex = this.active.get(f.tag);
+    if (!ex) {
+      // Some frame of ours is lost and we cannot tell whose command it was: none can be trusted.
+      this.hangUp(new TransportError(`${this.target}: the array rejected a frame of no command of ours (${reason}, tag ${f.tag})`, 'REJECT'));
+      this.stream.destroy();
+      return;
+    }
+    // A rejected DATA_OUT leaves a command the array ends with its own RSP; anything else never started.
+    const ofDataOut = r !== null && decodeHeader(r.header).type === FrameType.DATA_OUT;
+    this.finish(ex, new TransportError(`${this.target}: the array rejected a frame of tag ${ex.tag}: ${reason}`, `REJECT_${reason}`), ofDataOut);
+  }
+}

@@ -1,0 +1,494 @@
+// sanctl: the initiator on the command line. Every subcommand is a call of the client library
+// (host/client.ts); run() is the whole program without a process, so tests drive it directly.
+//
+// Manners: human output by default, --json puts one JSON document on stdout and nothing else;
+// progress on stderr and only on a terminal; errors to stderr in words (the sense decoded).
+// Exit codes: 0 ok, 1 the command failed (SCSI status, sense, file), 2 usage, 3 connection/transport.
+
+import * as fs from 'fs';
+import { parseArgs } from 'util';
+import type { Readable, Writable } from 'stream';
+import { CommandTransport, TransportError } from '../lib/transport';
+import * as scsi from '../lib/scsi';
+import { ScsiError } from '../lib/scsi';
+import { ScsiClient } from './client';
+import { connect as defaultConnect, DEFAULT_TARGET } from './connect';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_TRANSPORT = 3;
+
+export interface SanctlIo {
+  stdout: Writable;
+  stderr: Writable & { isTTY?: boolean };
+  stdin: Readable;
+  env: Record<string, string | undefined>;
+  /** Opens the target (default: host/connect's connect). */
+  connect?: (target: string) => Promise<CommandTransport>;
+}
+
+export const USAGE = `usage: sanctl [--target URL] [--json] <command>
+
+  ping [--count N]                      PING frames (TEST UNIT READY where the transport has no PING)
+  inquiry [--lun N]                     vendor, product, serial and device identifiers
+  luns                                  the LUNs of this port, with their volumes
+  capacity <volume|lun>                 blocks and block size
+  volume create <name> --size SIZE [--block-size 512|4096] [--media m0,m1] [--stripe]
+                [--port P] [--lun N] [--no-map]
+                                        create a volume and map it to the next free LUN of this port
+  volume list                           volumes, their mappings and dirty cache
+  volume delete <name> [--force]        delete (--force: unmap it everywhere first)
+  volume map <name> --lun N [--port P|all]
+  volume unmap <name> --lun N [--port P|all]
+  media                                 the array's media
+  ports                                 the array's front-end ports
+  write <volume|lun> <file|-> [--fua]   write a file (or stdin) from LBA 0
+  read <volume|lun> <file|-> [--bytes N]
+                                        read N bytes (default: the whole volume) from LBA 0
+  stats                                 cache and per-IOP counters (MANAGEMENT IN, STATISTICS)
+
+  --target  tcp://host:port, serial:///dev/tty...[?baud=N], inproc://...
+            (default: $SANBOX_TARGET, else ${DEFAULT_TARGET})
+  --json    machine-readable output on stdout
+  SIZE and N take KiB, MiB, GiB, TiB (and K, M, G, T) or kB, MB, GB, TB suffixes.
+  Exit codes: 0 ok, 1 command failed, 2 usage error, 3 connection or transport failure.`;
+
+class UsageError extends Error {}
+
+const OPTIONS = {
+  target: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  count: { type: 'string' },
+  lun: { type: 'string' },
+  size: { type: 'string' },
+  'block-size': { type: 'string' },
+  media: { type: 'string' },
+  stripe: { type: 'boolean' },
+  port: { type: 'string' },
+  'no-map': { type: 'boolean' },
+  force: { type: 'boolean' },
+  fua: { type: 'boolean' },
+  bytes: { type: 'string' },
+  length: { type: 'string' },
+} as const;
+
+type Options = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+
+interface Context {
+  client: ScsiClient;
+  transport: CommandTransport;
+  io: SanctlIo;
+  options: Options;
+  /** Prints the result: `data` as JSON under --json, else `human` lines. */
+  out(data: unknown, human: string | string[]): void;
+}
+
+interface Command {
+  args: string[];
+  options: (keyof typeof OPTIONS)[];
+  /** Checks the arguments before anything is opened (throws UsageError). */
+  check?(options: Options, args: string[]): void;
+  run(ctx: Context, args: string[]): Promise<void>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  ping: { args: [], options: ['count'], check: (o) => count(o), run: ping },
+  inquiry: { args: [], options: ['lun'], check: (o) => inquiryLun(o), run: inquiry },
+  luns: { args: [], options: [], run: luns },
+  capacity: { args: ['volume|lun'], options: [], run: capacity },
+  'volume create': { args: ['name'], options: ['size', 'block-size', 'media', 'stripe', 'port', 'lun', 'no-map'], check: createChecks, run: volumeCreate },
+  'volume list': { args: [], options: [], run: volumeList },
+  'volume delete': { args: ['name'], options: ['force'], run: volumeDelete },
+  'volume map': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, true) },
+  'volume unmap': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, false) },
+  media: { args: [], options: [], run: media },
+  ports: { args: [], options: [], run: ports },
+  write: { args: ['volume|lun', 'file|-'], options: ['fua'], run: write },
+  read: { args: ['volume|lun', 'file|-'], options: ['bytes', 'length'], check: readBytes, run: read },
+  stats: { args: [], options: [], run: stats },
+};
+
+const GLOBAL_OPTIONS = ['target', 'json', 'help'];
+
+/** sanctl without a process: returns the exit code. */
+export async function run(argv: string[], io: SanctlIo): Promise<number> {
+  let parsed: { command: Command; args: string[]; options: Options };
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    if (e instanceof HelpRequested) { io.stdout.write(`${USAGE}\n`); return EXIT_OK; }
+    io.stderr.write(`sanctl: ${(e as Error).message}\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  const { command, args, options } = parsed;
+  const target = options.target ?? io.env.SANBOX_TARGET ?? DEFAULT_TARGET;
+  let transport: CommandTransport | undefined;
+  try {
+    transport = await (io.connect ?? defaultConnect)(target);
+    const ctx: Context = { client: new ScsiClient(transport), transport, io, options, out: (data, human) => print(io, options, data, human) };
+    await command.run(ctx, args);
+    return EXIT_OK;
+  } catch (e) {
+    return failure(io, options, e);
+  } finally {
+    await transport?.close().catch(() => undefined);
+  }
+}
+
+class HelpRequested extends Error {}
+
+function parse(argv: string[]): { command: Command; args: string[]; options: Options } {
+  let values: Options;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }) as { values: Options; positionals: string[] });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ''));
+  }
+  if (values.help) throw new HelpRequested();
+  if (positionals.length === 0) throw new UsageError('no command given');
+  const name = COMMANDS[positionals[0]] ? positionals[0] : positionals.slice(0, 2).join(' ');
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command "${positionals.slice(0, 2).join(' ')}"`);
+  const args = positionals.slice(name.split(' ').length);
+  if (args.length !== command.args.length) {
+    throw new UsageError(`${name} takes ${command.args.length ? command.args.map((a) => `<${a}>`).join(' ') : 'no arguments'}`);
+  }
+  for (const key of Object.keys(values)) {
+    if (!GLOBAL_OPTIONS.includes(key) && !(command.options as string[]).includes(key)) throw new UsageError(`${name} takes no --${key}`);
+  }
+  command.check?.(values, args);
+  return { command, args, options: values };
+}
+
+function print(io: SanctlIo, options: Options, data: unknown, human: string | string[]): void {
+  if (options.json) io.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+  else io.stdout.write(`${[human].flat().join('\n')}\n`);
+}
+
+function failure(io: SanctlIo, options: Options, e: unknown): number {
+  const err = e as Error;
+  const code = e instanceof UsageError || (e instanceof TransportError && e.code === 'BAD_TARGET') ? EXIT_USAGE
+    : e instanceof TransportError ? EXIT_TRANSPORT : EXIT_FAILED;
+  io.stderr.write(`sanctl: ${err.message}\n`);
+  if (code === EXIT_USAGE && e instanceof UsageError) io.stderr.write(`${USAGE}\n`);
+  if (options.json) {
+    const sense = e instanceof ScsiError ? { status: e.status, sense: e.sense } : {};
+    io.stdout.write(`${JSON.stringify({ error: { message: err.message, code: (e as { code?: string }).code, ...sense } })}\n`);
+  }
+  return code;
+}
+
+// ---- Values -------------------------------------------------------------------------------------------
+
+const UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gib: 2 ** 30, t: 2 ** 40, tib: 2 ** 40,
+  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12,
+};
+
+/** "1GiB", "512M", "4096", "1.5GB" -> bytes. */
+export function parseSize(text: string, what = 'size'): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`${what} "${text}" is not a size (like 256MiB, 1GiB, 4096)`);
+  const bytes = Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`${what} "${text}" is too large`);
+  return bytes;
+}
+
+function parseInteger(text: string | undefined, what: string, min: number, max: number): number {
+  const n = Number(text);
+  if (text === undefined || !/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`${what} must be an integer ${min}-${max}, got "${text}"`);
+  return n;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return i === 0 ? `${n} bytes` : `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd());
+}
+
+// ---- Resolving names ------------------------------------------------------------------------------------
+
+async function volumeByName(client: ScsiClient, name: string): Promise<scsi.Volume> {
+  const v = (await client.listVolumes()).find((x) => x.name === name);
+  if (!v) throw new Error(`no volume named "${name}"`);
+  return v;
+}
+
+/** A LUN number as given, or the LUN of the named volume on the port this connection uses. */
+async function resolveLun(client: ScsiClient, text: string): Promise<{ lun: number; volume?: scsi.Volume }> {
+  if (/^\d+$/.test(text)) return { lun: parseInteger(text, 'LUN', 1, 16383) };
+  const volume = await volumeByName(client, text);
+  const port = await client.portIndex();
+  const m = (await client.listMappings()).find((x) => x.port === port && x.volume === volume.number);
+  if (!m) throw new Error(`volume "${text}" is not mapped on this port (port ${port}); map it with: sanctl volume map ${text} --lun N`);
+  return { lun: m.lun, volume };
+}
+
+/** --port as given: an index, "all" (ALL_PORTS), or undefined. */
+function portSyntax(o: Options): number | undefined {
+  if (o.port === undefined) return undefined;
+  return o.port === 'all' ? scsi.ALL_PORTS : parseInteger(o.port, '--port', 0, 254);
+}
+
+/** --port, or (absent) the port of this connection. */
+async function portOption(ctx: Context): Promise<number> {
+  return portSyntax(ctx.options) ?? ctx.client.portIndex();
+}
+
+// ---- Argument checks (before connecting) ----------------------------------------------------------------
+
+function count(o: Options): number {
+  return o.count === undefined ? 1 : parseInteger(o.count, '--count', 1, 1000000);
+}
+
+function inquiryLun(o: Options): number {
+  return o.lun === undefined ? 0 : parseInteger(o.lun, '--lun', 0, 16383);
+}
+
+function createChecks(o: Options): { blockSize: 512 | 4096; bytes: number; lun?: number } {
+  if (o.size === undefined) throw new UsageError('volume create needs --size');
+  const blockSize = o['block-size'] === undefined ? 512 : Number(o['block-size']);
+  if (blockSize !== 512 && blockSize !== 4096) throw new UsageError(`--block-size is 512 or 4096, not ${o['block-size']}`);
+  const bytes = parseSize(o.size, '--size');
+  if (bytes < 1) throw new UsageError('--size must be at least one block');
+  portSyntax(o);
+  return { blockSize, bytes, lun: o.lun === undefined ? undefined : mapLun(o) };
+}
+
+function mapLun(o: Options): number {
+  return parseInteger(o.lun, '--lun', 1, 255);
+}
+
+function mapChecks(o: Options): void {
+  if (o.lun === undefined) throw new UsageError('volume map and unmap need --lun');
+  mapLun(o);
+  portSyntax(o);
+}
+
+/** The --bytes (or --length) of read, if given. */
+function readBytes(o: Options, [, file]: string[]): number | undefined {
+  if (file === '-' && o.json) throw new UsageError('read to stdout (-) cannot also print --json');
+  if (o.bytes !== undefined && o.length !== undefined) throw new UsageError('--bytes and --length are the same option: give one');
+  const text = o.bytes ?? o.length;
+  return text === undefined ? undefined : parseSize(text, '--bytes');
+}
+
+// ---- Commands ------------------------------------------------------------------------------------------
+
+async function ping(ctx: Context): Promise<void> {
+  const n = count(ctx.options);
+  const framed = ctx.transport as CommandTransport & { ping?: () => Promise<number> };
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (framed.ping) times.push(await framed.ping());
+    else {
+      const start = process.hrtime.bigint();
+      await ctx.client.testUnitReady();
+      times.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+  }
+  const how = framed.ping ? 'PING' : 'TEST UNIT READY';
+  ctx.out({ target: ctx.transport.target, method: how, milliseconds: times },
+    times.map((ms) => `${how} ${ctx.transport.target}: ${ms.toFixed(3)} ms`));
+}
+
+const DEVICE_TYPES: Record<number, string> = { 0x00: 'direct access block device', 0x0c: 'storage array controller', 0x1f: 'no device' };
+
+async function inquiry(ctx: Context): Promise<void> {
+  const lun = inquiryLun(ctx.options);
+  const std = await ctx.client.inquiry(lun);
+  const serial = await ctx.client.unitSerialNumber(lun);
+  const ids = await ctx.client.deviceIdentification(lun);
+  const idName = (d: scsi.Designator): string =>
+    `${['logical unit', 'target port', 'target device'][d.association] ?? 'association ' + d.association} ${['vendor', 'T10', 'EUI-64', 'NAA', 'relative port'][d.type] ?? 'type ' + d.type}`;
+  ctx.out({ lun, ...std, serial, designators: ids.map((d) => ({ association: d.association, type: d.type, codeSet: d.codeSet, value: d.text })) }, table([
+    ['vendor', std.vendor], ['product', std.product], ['revision', std.revision],
+    ['type', `${DEVICE_TYPES[std.deviceType] ?? 'type'} (${std.deviceType.toString(16).padStart(2, '0')}h)`],
+    ['serial', serial], ...ids.map((d) => [idName(d), d.text]),
+  ]));
+}
+
+async function luns(ctx: Context): Promise<void> {
+  const list = await ctx.client.reportLuns();
+  const port = await ctx.client.portIndex();
+  const volumes = await ctx.client.listVolumes();
+  const mappings = (await ctx.client.listMappings()).filter((m) => m.port === port);
+  const rows = await Promise.all(list.map(async (lun) => {
+    if (lun === 0) return { lun, device: 'command device' };
+    const volume = volumes.find((v) => v.number === mappings.find((m) => m.lun === lun)?.volume);
+    const c = await ctx.client.readCapacity(lun);
+    return { lun, device: 'volume', volume: volume?.name, blocks: c.blocks, blockSize: c.blockSize, bytes: c.blocks * c.blockSize };
+  }));
+  ctx.out({ port, luns: rows }, table([['LUN', 'DEVICE', 'VOLUME', 'SIZE'],
+    ...rows.map((r) => [String(r.lun), r.device, r.volume ?? '', r.bytes === undefined ? '' : formatBytes(r.bytes)])]));
+}
+
+async function capacity(ctx: Context, [which]: string[]): Promise<void> {
+  const { lun, volume } = await resolveLun(ctx.client, which);
+  const c = await ctx.client.readCapacity(lun);
+  const bytes = c.blocks * c.blockSize;
+  ctx.out({ lun, volume: volume?.name, ...c, bytes },
+    `${volume ? `${volume.name} (LUN ${lun})` : `LUN ${lun}`}: ${c.blocks} blocks of ${c.blockSize} bytes = ${formatBytes(bytes)}`);
+}
+
+async function volumeCreate(ctx: Context, [name]: string[]): Promise<void> {
+  const o = ctx.options;
+  const { blockSize, bytes, lun: wanted } = createChecks(o);
+  const media = o.media === undefined ? [] : await mediaIndexes(ctx.client, o.media);
+  const spec: scsi.VolumeSpec = { name, blockSize, blocks: Math.ceil(bytes / blockSize), media, placement: o.stripe ? 'striped' : 'linear' };
+  const volume = await ctx.client.createVolume(spec);
+  let mapping: scsi.Mapping | undefined;
+  if (!o['no-map']) {
+    const port = await portOption(ctx);
+    const lun = wanted ?? await freeLun(ctx.client, port);
+    await ctx.client.mapVolume(volume.number, port, lun);
+    mapping = { port, lun, volume: volume.number };
+  }
+  ctx.out({ volume, mapping }, `created volume ${volume.name} (#${volume.number}, ${formatBytes(volume.blocks * volume.blockSize)}, `
+    + `${volume.blockSize}-byte blocks, ${volume.placement})${mapping ? `, mapped to ${portText(mapping.port)} LUN ${mapping.lun}` : ''}`);
+}
+
+function portText(port: number): string {
+  return port === scsi.ALL_PORTS ? 'every port' : `port ${port}`;
+}
+
+/** "disk0,2" -> media indexes, by name or number. */
+async function mediaIndexes(client: ScsiClient, text: string): Promise<number[]> {
+  const known = await client.listMedia();
+  return text.split(',').map((m) => {
+    const found = known.find((k) => k.name === m) ?? (/^\d+$/.test(m) ? known.find((k) => k.index === Number(m)) : undefined);
+    if (!found) throw new UsageError(`no medium "${m}" (the array has ${known.map((k) => k.name || k.index).join(', ')})`);
+    return found.index;
+  });
+}
+
+/** The lowest LUN (1-255) free on port (on every port for ALL_PORTS). */
+async function freeLun(client: ScsiClient, port: number): Promise<number> {
+  const used = new Set((await client.listMappings()).filter((m) => port === scsi.ALL_PORTS || m.port === port).map((m) => m.lun));
+  for (let lun = 1; lun < 256; lun++) if (!used.has(lun)) return lun;
+  throw new Error(`${portText(port)} has no free LUN`);
+}
+
+async function volumeList(ctx: Context): Promise<void> {
+  const volumes = await ctx.client.listVolumes();
+  const mappings = await ctx.client.listMappings();
+  const rows = volumes.map((v) => ({ ...v, bytes: v.blocks * v.blockSize, mappings: mappings.filter((m) => m.volume === v.number).map(({ port, lun }) => ({ port, lun })) }));
+  ctx.out({ volumes: rows }, rows.length === 0 ? 'no volumes' : table([['#', 'NAME', 'SIZE', 'BLOCK', 'PLACEMENT', 'MEDIA', 'STATE', 'DIRTY', 'MAPPED (PORT:LUN)'],
+    ...rows.map((v) => [String(v.number), v.name, formatBytes(v.bytes), String(v.blockSize), v.placement, v.media.join(',') || 'all', v.state,
+      String(v.dirtySlots), v.mappings.map((m) => `${m.port}:${m.lun}`).join(' ')])]));
+}
+
+async function volumeDelete(ctx: Context, [name]: string[]): Promise<void> {
+  const v = await volumeByName(ctx.client, name);
+  await ctx.client.deleteVolume(v.number, { force: ctx.options.force });
+  ctx.out({ deleted: v.name, number: v.number }, `deleted volume ${v.name} (#${v.number})`);
+}
+
+async function volumeMap(ctx: Context, [name]: string[], map: boolean): Promise<void> {
+  const lun = mapLun(ctx.options);
+  const v = await volumeByName(ctx.client, name);
+  const port = await portOption(ctx);
+  await (map ? ctx.client.mapVolume(v.number, port, lun) : ctx.client.unmapVolume(v.number, port, lun));
+  ctx.out({ volume: v.name, number: v.number, port, lun, mapped: map }, `${map ? 'mapped' : 'unmapped'} volume ${v.name} ${map ? 'to' : 'from'} ${portText(port)} LUN ${lun}`);
+}
+
+async function media(ctx: Context): Promise<void> {
+  const list = await ctx.client.listMedia();
+  ctx.out({ media: list }, table([['#', 'NAME', 'SIZE', 'FREE', 'SCHEDULER', 'STATE', 'ERRORS'],
+    ...list.map((m) => [String(m.index), m.name, formatBytes(m.sectors * 512), formatBytes(m.freeChunks * 65536), m.scheduler, m.state, String(m.mediumErrors)])]));
+}
+
+async function ports(ctx: Context): Promise<void> {
+  const list = await ctx.client.listPorts();
+  ctx.out({ ports: list }, table([['#', 'NAME', 'KIND', 'ADDRESS', 'SESSIONS', 'IOP'],
+    ...list.map((p) => [String(p.index), p.name, p.kind, p.address.toString(16).padStart(4, '0'), `${p.openSessions}/${p.sessions}`, String(p.iop)])]));
+}
+
+async function stats(ctx: Context): Promise<void> {
+  const s = await ctx.client.statistics();
+  const names = Object.keys(s.iops[0]?.counters ?? {});
+  ctx.out(s, [
+    ...table([['CACHE', 'SLOTS', 'FREE', 'CLEAN', 'DIRTY', 'PINNED', 'READ HITS', 'READ MISSES', 'WRITE HITS'],
+      ['', ...[s.cache.slots, s.cache.free, s.cache.clean, s.cache.dirty, s.cache.pinned, s.cache.readHits, s.cache.readMisses, s.cache.writeHits].map(String)]]),
+    '',
+    ...table([['COUNTER', ...s.iops.map((i) => `${i.role}${i.index}`)], ...names.map((n) => [n, ...s.iops.map((i) => String(i.counters[n]))])]),
+  ]);
+}
+
+// ---- Transfers ------------------------------------------------------------------------------------------
+
+const PROGRESS_MIN_BYTES = 1 << 20;
+
+/** A progress bar on stderr, only on a terminal and only for transfers over 1 MiB. */
+function progressBar(io: SanctlIo, verb: string, total?: number): { update(done: number): void; end(): void } {
+  const start = Date.now();
+  let shown = 0;
+  let drawn = false;
+  const draw = (done: number): void => {
+    const seconds = Math.max((Date.now() - start) / 1000, 1e-3);
+    const rate = `${formatBytes(Math.round(done / seconds))}/s`;
+    const bar = total ? `[${'#'.repeat(Math.floor((30 * done) / total)).padEnd(30)}] ${Math.floor((100 * done) / total)}% ` : '';
+    io.stderr.write(`\r${verb} ${bar}${formatBytes(done)}${total ? ` of ${formatBytes(total)}` : ''}, ${rate}   `);
+    drawn = true;
+  };
+  return {
+    update(done) {
+      if (!io.stderr.isTTY || (total ?? done) <= PROGRESS_MIN_BYTES || Date.now() - shown < 100) return;
+      shown = Date.now();
+      draw(done);
+    },
+    end() {
+      if (drawn) io.stderr.write('\n');
+    },
+  };
+}
+
+async function write(ctx: Context, [which, file]: string[]): Promise<void> {
+  const { lun, volume } = await resolveLun(ctx.client, which);
+  const c = await ctx.client.readCapacity(lun);
+  const size = file === '-' ? undefined : fs.statSync(file).size;
+  if (size !== undefined && size > c.blocks * c.blockSize) throw new Error(`${file} (${formatBytes(size)}) does not fit in ${which} (${formatBytes(c.blocks * c.blockSize)})`);
+  const source = file === '-' ? ctx.io.stdin : fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  const bar = progressBar(ctx.io, 'write', size);
+  const start = Date.now();
+  const bytes = await ctx.client.writeStream(lun, source, (done) => bar.update(done), { fua: ctx.options.fua }).finally(() => bar.end());
+  const seconds = (Date.now() - start) / 1000;
+  ctx.out({ lun, volume: volume?.name, bytes, blocks: Math.ceil(bytes / c.blockSize), seconds },
+    `wrote ${formatBytes(bytes)} to ${volume?.name ?? `LUN ${lun}`} in ${seconds.toFixed(2)} s (${formatBytes(Math.round(bytes / Math.max(seconds, 1e-3)))}/s)`);
+}
+
+async function read(ctx: Context, [which, file]: string[]): Promise<void> {
+  const bytes = readBytes(ctx.options, [which, file]);
+  const { lun, volume } = await resolveLun(ctx.client, which);
+  const c = await ctx.client.readCapacity(lun);
+  const total = bytes ?? c.blocks * c.blockSize;
+  const sink = file === '-' ? ctx.io.stdout : fs.createWriteStream(file);
+  const bar = progressBar(ctx.io, 'read', total);
+  const start = Date.now();
+  try {
+    await ctx.client.readStream(lun, sink, total, (done) => bar.update(done));
+  } finally {
+    bar.end();
+    if (sink !== ctx.io.stdout) await new Promise((resolve) => sink.end(resolve));
+  }
+  const seconds = (Date.now() - start) / 1000;
+  const summary = `read ${formatBytes(total)} from ${volume?.name ?? `LUN ${lun}`} in ${seconds.toFixed(2)} s (${formatBytes(Math.round(total / Math.max(seconds, 1e-3)))}/s)`;
+  if (file === '-') ctx.io.stderr.write(`${summary}\n`);
+  else ctx.out({ lun, volume: volume?.name, bytes: total, seconds, file }, summary);
+}
+
+/** The process: sanctl as bin/sanctl.js runs it. */
+export async function main(): Promise<void> {
+  process.exitCode = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+}
