@@ -171,16 +171,24 @@ export class PtyPort extends SerialStreamPort {
   private async makePair(): Promise<void> {
     fs.mkdirSync(path.dirname(this.link), { recursive: true });
     for (const p of [this.link, this.device]) fs.rmSync(p, { force: true });
-    const child = spawn('socat', [`pty,raw,echo=0,link=${this.device}`, `pty,raw,echo=0,link=${this.link}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // ignoreeof: socat keeps the pair when an initiator closes the host end, so the next one finds
+    // the line as a devboard's cable would be. The shell around it is a watchdog: socat goes when
+    // this process goes, even by SIGKILL.
+    const watchdog = `socat "$@" & s=$!; trap 'kill $s 2>/dev/null' EXIT; trap 'exit 0' TERM INT; `
+      + `while kill -0 ${process.pid} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done`;
+    const child = spawn('sh', ['-c', watchdog, 'sh', `pty,raw,echo=0,link=${this.device}`, `pty,raw,echo=0,link=${this.link},ignoreeof`],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
     this.socat = child;
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
     const spawnError = new Promise<never>((_, reject) => child.once('error', (e) => reject(
-      new Error(`port ${this.name}: cannot run socat (${(e as Error).message}); install it (apt-get install socat) for pty ports`))));
+      new Error(`port ${this.name}: cannot run socat (${(e as Error).message})`))));
     spawnError.catch(() => undefined);
     const deadline = Date.now() + 5000;
     while (!(fs.existsSync(this.link) && fs.existsSync(this.device))) {
-      if (child.exitCode !== null) throw new Error(`port ${this.name}: socat exited: ${stderr.trim()}`);
+      if (child.exitCode !== null) {
+        throw new Error(`port ${this.name}: socat exited: ${stderr.trim() || 'is it installed? (apt-get install socat)'}`);
+      }
       if (Date.now() > deadline) throw new Error(`port ${this.name}: socat made no pty pair in 5 s`);
       await Promise.race([new Promise((r) => setTimeout(r, 10)), spawnError]);
     }
