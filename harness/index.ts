@@ -5,7 +5,8 @@ import { ArrayController } from './array';
 import { Driver, RealtimeDriver, DeterministicDriver } from './driver';
 import { TraceWriter } from './trace';
 import { loadTopology, parseTopology, Topology, Mode } from './topology';
-import type { CommandTransport } from '../lib/transport';
+import { CommandTransport, TransportError } from '../lib/transport';
+import { registerTargetScheme } from '../host/connect';
 
 export { ArrayController, BootError } from './array';
 export { loadTopology, parseTopology, TopologyError } from './topology';
@@ -24,6 +25,14 @@ export interface StartOptions {
 }
 
 export type StopHow = 'graceful' | 'powerFail';
+
+/** Running emulators' arrays by name, for `inproc://<array>/<port>` targets of host/connect. */
+const running = new Map<string, ArrayController>();
+registerTargetScheme('inproc', async (url) => {
+  const a = running.get(url.hostname);
+  if (!a) throw new TransportError(`${url.href}: no array ${JSON.stringify(url.hostname)} runs in this process`, 'CONNECT');
+  return a.openSession(url.pathname.replace(/^\//, '') || undefined);
+});
 
 export class Emulator {
   private stopped = false;
@@ -59,6 +68,7 @@ export class Emulator {
       trace.close();
       throw e;
     }
+    for (const a of arrays) running.set(a.name, a);
     return new Emulator(topo, arrays, drivers, trace);
   }
 
@@ -106,6 +116,7 @@ export class Emulator {
         d.stop();
       }
       await a.release();
+      if (running.get(a.name) === a) running.delete(a.name);
     }
     this.trace.close();
   }

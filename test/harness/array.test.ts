@@ -120,3 +120,14 @@ for (const how of ['graceful', 'powerFail'] as const) {
     t.true(onMedia(), 'the recovered data reached the media');
   });
 }
+
+test('inproc:// targets reach a running array through host/connect, as sanctl would', async (t) => {
+  const { connect } = await import('../../host/connect');
+  const emu = await startSmall({ dir: tempDir('inproc') });
+  t.teardown(() => emu.stop());
+  const s = await connect('inproc://a0/q0');
+  t.is(s.target, 'inproc://a0/q0');
+  t.is((await run(s, 0, scsi.testUnitReady())).status, 0);
+  await t.throwsAsync(connect('inproc://nosuch/q0'), { message: /no array "nosuch"/ });
+  await s.close();
+});
