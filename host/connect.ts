@@ -59,9 +59,11 @@ async function connectSerial(url: URL, options: FramedOptions): Promise<CommandT
   const baudRate = Number(url.searchParams.get('baud') ?? DEFAULT_BAUD_RATE);
   if (!path || path === '/') throw new TransportError(`${options.target}: serial targets name a device (serial:///dev/ttyUSB0)`, 'BAD_TARGET');
   if (!Number.isInteger(baudRate) || baudRate <= 0) throw new TransportError(`${options.target}: bad baud rate`, 'BAD_TARGET');
-  // No DTR/RTS handling: a pty has no modem lines, and a devboard's UART does not need them.
+  // No modem lines touched (no DTR/RTS, no hang-up on close): a pty has none, a devboard's UART needs none.
   const { SerialPort } = await import('serialport'); // loaded only when a serial target is used
-  const port = new SerialPort({ path, baudRate, autoOpen: false });
+  const port = new SerialPort({ path, baudRate, autoOpen: false, hupcl: false });
   await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(new TransportError(`${options.target}: ${e.message}`, 'CONNECT')) : resolve())));
-  return new FramedTransport(port, options);
+  // SerialPort's destroy() leaves the device open (and the process alive): close() it.
+  const closeStream = (): Promise<void> => new Promise((resolve) => port.close(() => resolve()));
+  return new FramedTransport(port, { ...options, closeStream });
 }

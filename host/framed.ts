@@ -28,6 +28,16 @@ export interface FramedOptions {
   destination?: number;
   /** How the target is named in messages ("tcp://127.0.0.1:7450"). */
   target?: string;
+  /**
+   * A command that hears nothing from the array for this long fails with TIMEOUT (a serial line
+   * can lose a frame without a word). Default 60000; 0: wait for ever.
+   */
+  timeoutMs?: number;
+  /**
+   * Closes the stream when the stream's destroy() does not (a SerialPort must be close()d to let
+   * go of its device). Resolves once it is closed.
+   */
+  closeStream?: (stream: Duplex) => Promise<void>;
 }
 
 /** Frame-level events on the connection, counted (the decoder's errors are in decoder.counts). */
@@ -50,6 +60,8 @@ interface Exchange {
   received: number;
   /** Ping exchanges: the payload to see echoed. */
   ping?: Buffer;
+  /** Fires after timeoutMs without a frame of this exchange. */
+  timer?: NodeJS.Timeout;
 }
 
 export class FramedTransport implements CommandTransport {
@@ -59,6 +71,8 @@ export class FramedTransport implements CommandTransport {
   readonly counters: FramedCounters = { framesIn: 0, framesOut: 0, rejectsReceived: 0, wrongDestination: 0, ignored: 0 };
   private readonly address: number;
   private readonly destination: number;
+  private readonly closeStream: (stream: Duplex) => Promise<void>;
+  private readonly timeoutMs: number;
   private readonly active = new Map<number, Exchange>();
   /** Tags of failed commands the array may still answer. */
   private readonly reserved = new Set<number>();
@@ -74,6 +88,8 @@ export class FramedTransport implements CommandTransport {
     this.address = options.address ?? HOST_ADDRESS;
     this.destination = options.destination ?? BROADCAST;
     this.target = options.target ?? 'stream';
+    this.closeStream = options.closeStream ?? destroyStream;
+    this.timeoutMs = options.timeoutMs ?? 60000;
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('error', (e: Error) => this.hangUp(new TransportError(`${this.target}: ${e.message}`, 'IO')));
     stream.on('end', () => this.hangUp(new TransportError(`${this.target}: the array closed the connection`, 'CLOSED')));
@@ -108,11 +124,7 @@ export class FramedTransport implements CommandTransport {
 
   async close(): Promise<void> {
     this.hangUp(new TransportError(`${this.target}: closed by the host`, 'CLOSED'));
-    if (this.stream.destroyed) return;
-    await new Promise<void>((resolve) => {
-      this.stream.once('close', () => resolve());
-      this.stream.destroy();
-    });
+    if (!this.stream.destroyed) await this.closeStream(this.stream);
   }
 
   // ---- Exchanges ----------------------------------------------------------------------------------
@@ -123,6 +135,10 @@ export class FramedTransport implements CommandTransport {
     return new Promise<ScsiResult>((resolve, reject) => {
       const ex: Exchange = { tag: this.allocateTag(), command, resolve, reject, sent: 0, received: 0 };
       if (type === FrameType.PING) ex.ping = payload;
+      if (this.timeoutMs > 0) {
+        const silence = new TransportError(`${this.target}: tag ${ex.tag}: no answer from the array in ${this.timeoutMs / 1000} s`, 'TIMEOUT');
+        ex.timer = setTimeout(() => this.finish(ex, silence, true), this.timeoutMs);
+      }
       this.active.set(ex.tag, ex);
       this.send(ex, type, 0, 0, payload);
     });
@@ -149,6 +165,7 @@ export class FramedTransport implements CommandTransport {
   private finish(ex: Exchange, outcome: ScsiResult | Error, keepTag = false): void {
     if (this.active.get(ex.tag) !== ex) return;
     this.active.delete(ex.tag);
+    clearTimeout(ex.timer);
     if (keepTag) this.reserved.add(ex.tag);
     if (outcome instanceof Error) ex.reject(outcome);
     else ex.resolve(outcome);
@@ -193,6 +210,7 @@ export class FramedTransport implements CommandTransport {
       else this.counters.ignored++;
       return;
     }
+    ex.timer?.refresh();
     switch (f.type) {
       case FrameType.XFER_RDY: this.transferReady(ex, f); return;
       case FrameType.DATA_IN: this.dataIn(ex, f); return;
@@ -276,11 +294,18 @@ export class FramedTransport implements CommandTransport {
     if (!ex) {
       // Some frame of ours is lost and we cannot tell whose command it was: none can be trusted.
       this.hangUp(new TransportError(`${this.target}: the array rejected a frame of no command of ours (${reason}, tag ${f.tag})`, 'REJECT'));
-      this.stream.destroy();
+      void this.closeStream(this.stream).catch(() => undefined);
       return;
     }
     // A rejected DATA_OUT leaves a command the array ends with its own RSP; anything else never started.
     const ofDataOut = r !== null && decodeHeader(r.header).type === FrameType.DATA_OUT;
     this.finish(ex, new TransportError(`${this.target}: the array rejected a frame of tag ${ex.tag}: ${reason}`, `REJECT_${reason}`), ofDataOut);
   }
+}
+
+function destroyStream(stream: Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    stream.once('close', () => resolve());
+    stream.destroy();
+  });
 }

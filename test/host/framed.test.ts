@@ -8,9 +8,9 @@ import { FramedTransport } from '../../host/framed';
 import { FakeTarget, sense } from './fake-target';
 import * as S from '../../lib/scsi';
 
-function pair(queueDepth?: number) {
+function pair(queueDepth?: number, timeoutMs?: number) {
   const target = new FakeTarget();
-  const transport = new FramedTransport(target.host, { queueDepth, target: 'fake' });
+  const transport = new FramedTransport(target.host, { queueDepth, target: 'fake', timeoutMs });
   return { target, transport };
 }
 
@@ -182,6 +182,21 @@ test('PING is answered by a PONG with the same bytes', async (t) => {
   const { target, transport } = pair();
   target.handler = (f) => target.send(P.FrameType.PONG, f.tag, f.payload);
   t.true((await transport.ping(Buffer.from('hello'))) >= 0);
+});
+
+test('a command the array goes silent on fails with TIMEOUT; frames of the exchange keep it alive', async (t) => {
+  const { target, transport } = pair(undefined, 100);
+  const lost = transport.submit({ lun: 0, cdb: S.testUnitReady() });
+  await target.next();
+  t.like(await t.throwsAsync(lost, { instanceOf: TransportError }), { code: 'TIMEOUT' });
+  const slow = transport.submit({ lun: 1, cdb: S.readWrite10(false, 0, 12), dataInLength: 6144 });
+  const cmd = await target.next();
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 60));
+    target.dataIn(cmd.tag, Buffer.alloc(2048, i), i * 2048);
+  }
+  target.respond(cmd.tag);
+  t.is((await slow).data.length, 6144, '180 ms in all, never 100 ms without a frame');
 });
 
 test('a hang-up fails every outstanding and waiting command, and every later one', async (t) => {
