@@ -7,31 +7,16 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { PassThrough } from 'stream';
-import { run, parseSize, EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRANSPORT, SanctlIo } from '../../host/sanctl';
+import { parseSize, EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TRANSPORT } from '../../host/sanctl';
 import { FramedTransport } from '../../host/framed';
 import { TransportError, CommandTransport } from '../../lib/transport';
 import { FakeArray, FakeTarget } from './fake-target';
+import { runSanctl, SanctlOutcome } from './run-sanctl';
 
-interface Outcome { code: number; stdout: string; stderr: string; connects: string[] }
-
-async function sanctl(argv: string[], open?: (target: string) => Promise<CommandTransport>, stdin = new PassThrough()): Promise<Outcome> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (b) => { o += b; });
-  stderr.on('data', (b) => { e += b; });
-  const connects: string[] = [];
-  const io: SanctlIo = {
-    stdout, stderr, stdin, env: { SANBOX_TARGET: 'tcp://127.0.0.1:9' },
-    connect: async (target) => {
-      connects.push(target);
-      if (!open) throw new Error('this test opens nothing');
-      return open(target);
-    },
-  };
-  const code = await run(argv, io);
-  return { code, stdout: o, stderr: e, connects };
+/** sanctl with SANBOX_TARGET set; `open` stands in for connect() (none: nothing may be opened). */
+function sanctl(argv: string[], open?: (target: string) => Promise<CommandTransport>, stdin?: PassThrough, tty = false): Promise<SanctlOutcome> {
+  const refuse = async (): Promise<never> => { throw new Error('this test opens nothing'); };
+  return runSanctl(argv, { connect: open ?? refuse, stdin, env: { SANBOX_TARGET: 'tcp://127.0.0.1:9' }, tty });
 }
 
 /** One array for the whole test; each sanctl run opens its own connection to it. */
@@ -182,6 +167,19 @@ test('inquiry and ping, human and JSON', async (t) => {
   const p = JSON.parse((await sanctl(['--json', 'ping', '--count', '2'], open)).stdout);
   t.like(p, { target: 'fake://array', method: 'PING' });
   t.is(p.milliseconds.length, 2);
+});
+
+test('a progress bar on a terminal for transfers over 1 MiB, and none off a terminal', async (t) => {
+  const { open } = fakeArray();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sanctl-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  await sanctl(['volume', 'create', 'p', '--size', '4MiB'], open);
+  fs.writeFileSync(path.join(dir, 'in'), Buffer.alloc(3 << 20, 1));
+  const tty = await sanctl(['--json', 'write', 'p', path.join(dir, 'in')], open, undefined, true);
+  t.regex(tty.stderr, /^\rwrite \[#*\s*\] \d+% [\d.]+ (KiB|MiB) of 3 MiB, .*\n$/s);
+  t.like(JSON.parse(tty.stdout), { bytes: 3 << 20 }, 'stdout holds the JSON and nothing else');
+  t.is((await sanctl(['write', 'p', path.join(dir, 'in')], open)).stderr, '');
+  t.is((await sanctl(['read', 'p', path.join(dir, 'out'), '--bytes', '1MiB'], open, undefined, true)).stderr, '', '1 MiB is not over 1 MiB');
 });
 
 test('sizes: binary and decimal units', (t) => {
