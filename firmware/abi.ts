@@ -303,7 +303,8 @@ export const STAT_BUSY: u32 = 23; // commands answered BUSY / TASK SET FULL
 export const STAT_TRACE_DROPS: u32 = 24;
 export const STAT_SESSIONS_OPENED: u32 = 25;
 export const STAT_ABORTED: u32 = 26; // commands dropped because their session closed
-export const STAT_COUNT: u32 = 27;
+export const STAT_FERR_WRONG_DESTINATION: u32 = 27; // frames addressed to another port
+export const STAT_COUNT: u32 = 28;
 
 // ---- Boot errors (MAP_ERROR) -------------------------------------------------------------------
 export const ERR_NONE: u32 = 0;

@@ -8,7 +8,7 @@ import {
   SESS_CLOSING, SESS_CLOSED, CPORT_IOP, CPORT_KIND, CPORT_ADDRESS, PORT_STREAM, PORT_QUEUE, MAX_SESSIONS,
   CFG_CONTEXTS, CFG_BUFFER_CHUNKS, BUFFER_CHUNK_BYTES, QSQ_TAG, QSQ_LUN, QSQ_CDB_LEN, QSQ_FLAGS,
   QSQ_DATA_ADDR, QSQ_DATA_LEN, QSQ_CDB, QF_DATA_OUT, QF_DATA_IN, QCQ_TAG, QCQ_STATUS, QCQ_SENSE_LEN,
-  QCQ_FLAGS, QCQ_RESIDUAL, QCQ_TRANSFERRED, QCQ_SENSE, QCQ_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED,
+  QCQ_FLAGS, QCQ_RESIDUAL, QCQ_TRANSFERRED, QCQ_SENSE, QCQ_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, STAT_FRAMES_TX,
   TRACE_SESSION, NCQ_ID, MAX_CDB_BYTES,
 } from "./abi";
 import { cfg32, cfgPort, portCount } from "./config";
@@ -229,6 +229,7 @@ export function txData(c: usize, src: usize, n: u32, total: u32): u32 {
     if (!emitFrame(tx, scratch(), FT_DATA_IN, last, load<u32>(c + CX_TAG), portAddress(port), load<u16>(c + CX_PEER),
       seq, cursor + sent, 0, src + sent, chunk)) break;
     store<u16>(c + CX_TX_SEQ, <u16>(seq + 1));
+    statInc(STAT_FRAMES_TX);
     sent += chunk;
   }
   if (sent > 0) markTx(port, s);
@@ -243,6 +244,7 @@ export function txXferRdy(c: usize, offset: u32, length: u32): bool {
   if (!emitFrame(load<u32>(sessionDesc(port, s) + SES_TX), scratch(), FT_XFER_RDY, 0, load<u32>(c + CX_TAG),
     portAddress(port), load<u16>(c + CX_PEER), seq, offset, length, 0, 0)) return false;
   store<u16>(c + CX_TX_SEQ, <u16>(seq + 1));
+  statInc(STAT_FRAMES_TX);
   markTx(port, s);
   return true;
 }
@@ -303,6 +305,7 @@ function respondRaw(
   putBe32(payload + 4, resid);
   if (senseLen > 0) memory.copy(payload + 8, sense, senseLen);
   if (!emitFrame(load<u32>(d + SES_TX), scratch(), FT_RSP, 0, tag, portAddress(port), peer, seq, 0, 0, payload, 8 + senseLen)) return false;
+  statInc(STAT_FRAMES_TX);
   markTx(port, s);
   return true;
 }

@@ -330,7 +330,7 @@ export class ArrayController {
       latencyUs: d[A.STAT_COMMANDS] > 0 ? round(d[A.STAT_LATENCY_NS] / d[A.STAT_COMMANDS] / 1e3, 2) : 0,
       cacheHitRate: lookups > 0 ? round(d[A.STAT_READ_HITS] / lookups, 4) : null,
       stages: d[A.STAT_STAGES], destages: d[A.STAT_DESTAGES], nvWrites: d[A.STAT_NV_WRITES], errors: d[A.STAT_ERRORS],
-      frameErrors: d[A.STAT_FERR_BAD_CRC] + d[A.STAT_FERR_TRUNCATED] + d[A.STAT_FERR_OVERSIZE] + d[A.STAT_FERR_UNKNOWN_TYPE] + d[A.STAT_FERR_UNKNOWN_TAG] + d[A.STAT_FERR_PROTOCOL],
+      frameErrors: d[A.STAT_FERR_BAD_CRC] + d[A.STAT_FERR_TRUNCATED] + d[A.STAT_FERR_OVERSIZE] + d[A.STAT_FERR_UNKNOWN_TYPE] + d[A.STAT_FERR_UNKNOWN_TAG] + d[A.STAT_FERR_PROTOCOL] + d[A.STAT_FERR_WRONG_DESTINATION],
     });
     this.lastStats = s;
     this.lastMetricsNs = now;

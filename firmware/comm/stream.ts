@@ -5,7 +5,7 @@
 // counted reason; nothing a peer sends can stop the session or the controller.
 import {
   SES_RX, SES_TX, STAT_FRAMES_RX, STAT_FERR_BAD_CRC, STAT_FERR_TRUNCATED, STAT_FERR_OVERSIZE,
-  STAT_FERR_UNKNOWN_TYPE, STAT_FERR_UNKNOWN_TAG, STAT_FERR_BAD_SOF, STAT_FERR_PROTOCOL, STAT_FRAMES_TX,
+  STAT_FERR_UNKNOWN_TYPE, STAT_FERR_UNKNOWN_TAG, STAT_FERR_BAD_SOF, STAT_FERR_PROTOCOL, STAT_FERR_WRONG_DESTINATION, STAT_FRAMES_TX,
   TRACE_FRAME_ERROR,
 } from "../abi";
 import { ringUsed, ringFree, ringRelease, byteAt, byteRingRead, byteRingSpan } from "../ring";
@@ -48,17 +48,17 @@ export function streamReceive(port: u32, s: u32): i32 {
     const avail = ringUsed(rx);
     if (avail == 0) { noteProgress(port, s, 0); break; }
     if (ringFree(tx) < MAX_FRAME) break; // room for any answer first: the peer reads its tx
-    if (!atSof(rx, avail)) { skipToSof(rx, avail); continue; }
+    if (!atSof(rx, avail)) { skipToSof(rx, avail, true); continue; }
     if (avail < HEADER_END) { if (!waitMore(port, s, rx, avail)) continue; break; }
     const h = scratch() + RX_HEADER;
     byteRingRead(rx, 0, h, HEADER_END);
     const length = getBe16(h + FH_LENGTH);
-    if (length > MAX_PAYLOAD) { reject(port, s, h, RJ_OVERSIZE, STAT_FERR_OVERSIZE); ringRelease(rx, 1); work++; continue; }
+    if (length > MAX_PAYLOAD) { reject(port, s, h, RJ_OVERSIZE, STAT_FERR_OVERSIZE); skipToSof(rx, avail, false); work++; continue; }
     const total = length + FRAME_OVERHEAD;
     if (avail < total) { if (!waitMore(port, s, rx, avail)) continue; break; }
     if (word(rx, HEADER_END + length + 4) != EOF_WORD) {
       reject(port, s, h, RJ_TRUNCATED, STAT_FERR_TRUNCATED);
-      ringRelease(rx, 1);
+      skipToSof(rx, avail, false);
       work++;
       continue;
     }
@@ -85,12 +85,19 @@ function atSof(rx: usize, avail: u32): bool {
   return word(rx, 0) == SOF_WORD;
 }
 
-/** Skips to the next byte that could begin a SOF, counting what it skips. */
-function skipToSof(rx: usize, avail: u32): void {
+/**
+ * Skips to the next SOF (or to bytes at the end that could still become one). Bytes skipped while
+ * hunting are counted as bad SOF; the rest of a frame already rejected (oversize, truncated) is
+ * not counted twice.
+ */
+function skipToSof(rx: usize, avail: u32, count: bool): void {
   let n: u32 = 1;
-  while (n < avail && byteAt(rx, n) != SOF_BYTE0) n++;
+  while (n < avail) {
+    if (byteAt(rx, n) == SOF_BYTE0 && (avail - n < 4 || word(rx, n) == SOF_WORD)) break;
+    n++;
+  }
   ringRelease(rx, n);
-  statAdd(STAT_FERR_BAD_SOF, n);
+  if (count) statAdd(STAT_FERR_BAD_SOF, n);
 }
 
 // @ts-ignore: decorator
@@ -146,7 +153,7 @@ function handleFrame(port: u32, s: u32, rx: usize, h: usize, length: u32): void 
   const type = <u32>load<u8>(h + FH_TYPE);
   const destination = getBe16(h + FH_DESTINATION);
   if (destination != portAddress(port) && destination != BROADCAST) {
-    reject(port, s, h, RJ_WRONG_DESTINATION, STAT_FERR_PROTOCOL);
+    reject(port, s, h, RJ_WRONG_DESTINATION, STAT_FERR_WRONG_DESTINATION);
     return;
   }
   const tag = getBe16(h + FH_TAG);

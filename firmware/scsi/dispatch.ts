@@ -37,7 +37,11 @@ export const OP_MANAGEMENT_OUT: u32 = 0xC1;
 export function dispatchScsi(c: usize): void {
   const op = <u32>load<u8>(c + CX_OPCODE);
   const lun = <u32>load<u16>(c + CX_LUN);
-  if (op == OP_INQUIRY) { inquiry(c, lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun)); return; }
+  if (op == OP_INQUIRY) {
+    const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
+    inquiry(c, lun != 0 && v < 0 ? -2 : v); // -2: nothing mapped (peripheral qualifier 011b)
+    return;
+  }
   if (op == OP_REPORT_LUNS) { reportLuns(c); return; }
   if (op == OP_REQUEST_SENSE) { requestSense(c); return; }
   if (lun == 0) { commandDevice(c, op); return; }

@@ -12,6 +12,9 @@ import { SessionSlot } from './session';
 
 export interface PortLog { (message: string): void }
 
+/** How long a serial port waits before it opens its device again. */
+const RETRY_MS = 1000;
+
 export abstract class StreamPort {
   readonly sessions: Array<StreamSession | undefined>;
   protected stopping = false;
@@ -133,12 +136,23 @@ export class SerialStreamPort extends StreamPort {
 
   protected override ended(s: number, x: StreamSession): void {
     super.ended(s, x);
-    if (this.stopping) return;
-    // A serial line has no "connection": open the device again so the next peer finds it served.
+    this.scheduleReopen();
+  }
+
+  /**
+   * A serial line has no "connection": when the device drops, it is opened again (every second
+   * until it is back) so that the next peer finds it served.
+   */
+  private scheduleReopen(): void {
+    if (this.stopping || this.retry) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      if (!this.stopping) this.reopen().catch((e) => this.log((e as Error).message));
-    }, 200);
+      if (this.stopping) return;
+      this.reopen().catch((e) => {
+        this.log(`${(e as Error).message}; retrying`);
+        this.scheduleReopen();
+      });
+    }, RETRY_MS);
   }
 
   protected reopen(): Promise<void> { return this.openDevice(); }

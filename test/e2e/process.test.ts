@@ -5,8 +5,8 @@ import test from 'ava';
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawn, spawnSync, ChildProcess } from 'child_process';
-import { PassThrough } from 'stream';
-import { run as sanctl, EXIT_OK, EXIT_FAILED } from '../../host/sanctl';
+import { EXIT_OK, EXIT_FAILED } from '../../host/sanctl';
+import { runSanctl } from '../host/run-sanctl';
 import { tempDir, pattern } from '../harness/env';
 
 const root = path.join(__dirname, '..', '..');
@@ -51,16 +51,7 @@ async function startSanbox(file: string): Promise<Running> {
   return { child, targets, exited };
 }
 
-async function ctl(target: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (b) => { o += b; });
-  stderr.on('data', (b) => { e += b; });
-  const code = await sanctl(['--target', target, ...argv], { stdout, stderr, stdin: new PassThrough(), env: {} });
-  return { code, stdout: o, stderr: e };
-}
+const ctl = (target: string, ...argv: string[]) => runSanctl(['--target', target, ...argv]);
 
 test('sanbox run + sanctl over TCP: a file written, kill -9 after the acknowledgement, read back identical after a restart', async (t) => {
   const dir = tempDir('proc');

@@ -57,6 +57,8 @@ test('bad commands get sense data and change nothing: unknown opcode, LBA out of
   t.regex(beyond.text, /LOGICAL BLOCK ADDRESS OUT OF RANGE/);
   const farRead = await senseOf(read(s, 1, 1 << 30, 1));
   t.deepEqual([farRead.key, farRead.asc], [scsi.SenseKey.ILLEGAL_REQUEST, 0x21]);
+  const unmapped = Buffer.from((await run(s, 9, scsi.inquiry(), { inLength: 96 })).data);
+  t.is(unmapped[0], 0x7f, 'INQUIRY of an unmapped LUN: no logical unit here (qualifier 011b)');
   const nolun = await senseOf(read(s, 9, 0, 1));
   t.deepEqual([nolun.key, nolun.asc], [scsi.SenseKey.ILLEGAL_REQUEST, 0x25]);
   t.true((await read(s, 1, 0, 2048)).equals(before), 'the refused write changed nothing');

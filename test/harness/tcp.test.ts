@@ -62,6 +62,8 @@ const cases: Array<[string, number, (tag: number) => Buffer, number]> = [
   ['unknown type', P.RejectReason.UNKNOWN_TYPE, (tag) => P.encodeFrame(hdr(0x42, tag)), A.STAT_FERR_UNKNOWN_TYPE],
   ['unknown tag', P.RejectReason.UNKNOWN_TAG, (tag) => P.encodeFrame(hdr(P.FrameType.DATA_OUT, tag, { flags: P.FLAG_LAST }), Buffer.alloc(512)), A.STAT_FERR_UNKNOWN_TAG],
   ['truncated (no EOF where the length says)', P.RejectReason.TRUNCATED, (tag) => { const f = tur(tag); f.writeUInt16BE(f.readUInt16BE(14) - 4, 14); return f; }, A.STAT_FERR_TRUNCATED],
+  ['wrong destination', P.RejectReason.WRONG_DESTINATION, (tag) => P.encodeFrame(hdr(P.FrameType.CMD, tag, { destination: 0x0777 }),
+    P.encodeCommand({ lun: 0, taskAttribute: 'simple', dataOut: false, dataIn: false, expectedLength: 0, cdb: scsi.testUnitReady() })), A.STAT_FERR_WRONG_DESTINATION],
   ['protocol (CDB length 3)', P.RejectReason.PROTOCOL, (tag) => { const p = P.encodeCommand({ lun: 0, taskAttribute: 'simple', dataOut: false, dataIn: false, expectedLength: 0, cdb: scsi.testUnitReady() }); p[10] = 3; return P.encodeFrame(hdr(P.FrameType.CMD, tag), p); }, A.STAT_FERR_PROTOCOL],
 ];
 
@@ -74,10 +76,12 @@ test('every malformed frame gets a REJECT with its reason and a counted error; t
   let tag = 1;
   for (const [name, reason, make, stat] of cases) {
     const before = emu.array().stats()[stat];
+    const sofBefore = emu.array().stats()[A.STAT_FERR_BAD_SOF];
     c.sock.write(make(tag));
     const rj = await c.next(P.FrameType.REJECT);
     t.is(P.decodeReject(rj.payload)?.reason, reason, name);
     t.is(emu.array().stats()[stat], before + 1, `${name}: counted`);
+    t.is(emu.array().stats()[A.STAT_FERR_BAD_SOF], sofBefore, `${name}: counted once, not again as skipped bytes`);
     // The same connection still carries commands.
     c.sock.write(tur(++tag));
     const rsp = await c.next(P.FrameType.RSP);
@@ -94,6 +98,8 @@ test('every malformed frame gets a REJECT with its reason and a counted error; t
   c.sock.write(P.encodeFrame(hdr(P.FrameType.PING, ++tag), Buffer.from('hello')));
   t.is((await c.next(P.FrameType.PONG)).payload.toString(), 'hello');
   t.is(c.frames.length, 0, 'nothing else was sent');
+  // Every frame the controller sent is counted: one REJECT and one RSP per case, the RSP, the PONG.
+  t.is(emu.array().stats()[A.STAT_FRAMES_TX], cases.length * 2 + 2);
 });
 
 test('a frame cut off by silence is rejected as TRUNCATED after 2 s, and the connection goes on', async (t) => {

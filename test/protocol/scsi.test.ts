@@ -2,6 +2,7 @@
 // against data laid out as the firmware writes it (firmware/scsi/*.ts), and sense data in words.
 import test from 'ava';
 import * as S from '../../lib/scsi';
+import * as A from '../../hal/abi';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const cdb = (b: Buffer): string => b.toString('hex').replace(/(..)/g, '$1 ').trim();
@@ -114,7 +115,7 @@ test('management lists: volumes, mappings, media, ports, statistics', (t) => {
 test('statistics: the cache block, then one block of STAT_* counters per IOP', (t) => {
   t.is(S.STAT_NAMES[0], 'polls');
   t.is(S.STAT_NAMES[12], 'ferrBadCrc');
-  t.is(S.STAT_NAMES.length, 27);
+  t.is(S.STAT_NAMES.length, A.STAT_COUNT);
   const entry = 8 + 8 * S.STAT_NAMES.length;
   const d = Buffer.alloc(8 + 64 + 2 * entry);
   d.writeUInt32BE(d.length - 8, 0); d.writeUInt16BE(entry, 4); d.writeUInt16BE(2, 6);
