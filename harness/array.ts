@@ -233,7 +233,7 @@ export class ArrayController {
     return work;
   }
 
-  /** The earliest time something is due without new input: an IOP timer or a medium completion. */
+  /** The earliest time something is due without new input: an IOP timer, a medium completion, a metrics record. */
   nextTimerNs(): number {
     let t = Infinity;
     const v = this.mem.view;
@@ -242,6 +242,8 @@ export class ArrayController {
       if (w > 0 && w < t) t = w;
     }
     for (const m of this.media) t = Math.min(t, m.nextTimerNs());
+    // A metrics record is due every interval, also while nothing else happens.
+    if (this.o.trace.enabled && !this.failed) t = Math.min(t, this.lastMetricsNs + this.o.metricsIntervalMs * 1e6);
     return t;
   }
 
@@ -334,6 +336,7 @@ export class ArrayController {
     });
     this.lastStats = s;
     this.lastMetricsNs = now;
+    this.o.trace.flush(); // the file keeps up with a long run, once per interval
   }
 
   // ---- stopping ----------------------------------------------------------------------------------
