@@ -99,10 +99,13 @@ export class MediumBinding {
     this.headLba = r.lba + r.sectors;
     let seekMs = 0;
     if (distance > 0) {
-      // A square-root curve through the track-to-track time at 0 and the average time at a third
-      // of the stroke (the mean distance between random positions), capped at the full stroke.
-      const x = distance / (this.sectors / 3);
-      seekMs = Math.min(t.fullMs, t.trackMs + (t.averageMs - t.trackMs) * Math.sqrt(x));
+      // Short seeks are limited by acceleration, long ones by coasting: a square-root curve from
+      // the track-to-track time to the average time at a third of the stroke (the mean distance
+      // between random positions), then a straight line to the full-stroke time.
+      const third = this.sectors / 3;
+      seekMs = distance <= third
+        ? t.trackMs + (t.averageMs - t.trackMs) * Math.sqrt(distance / third)
+        : t.averageMs + (t.fullMs - t.averageMs) * ((distance - third) / (this.sectors - third));
     }
     const rotationMs = t.rpm > 0 ? this.prng.next() * (60_000 / t.rpm) : 0;
     const transferMs = (r.sectors * A.SECTOR_BYTES) / (t.transferMBps * 1e3);

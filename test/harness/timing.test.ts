@@ -1,0 +1,40 @@
+// The timing model of a medium in virtual time: a seek curve over the head's travel, rotation,
+// transfer rate, and a "slow" fault that multiplies it. Latencies come from the command trace.
+import test from 'ava';
+import * as fs from 'fs';
+import * as path from 'path';
+import { tempDir, startSmall, createVolume, read } from './env';
+
+// No rotation (rpm 0) so the figures are exact: seek 0.5 ms track-to-track, 4 ms average, 9 ms full
+// stroke; 100 MB/s. A 64 KiB stage transfers in 0.65536 ms.
+const disk = { name: 'd0', kind: 'ram', size: '1GiB', timing: { seekMs: { track: 0.5, average: 4, full: 9 }, rpm: 0, transferMBps: 100 } };
+const TRANSFER_MS = 65536 / 100e3;
+
+async function latencies(faults: object[] = []): Promise<number[]> {
+  const dir = tempDir('timing');
+  const emu = await startSmall({ dir, mode: 'deterministic', trace: true, traceCommands: true, media: [{ ...disk, faults }] });
+  const s = emu.connect();
+  await createVolume(s, { name: 't', blocks: 2097152, blockSize: 512 }, 1);
+  await read(s, 1, 0, 128); // head at 0: no seek
+  await read(s, 1, 128, 128); // the next 64 KiB: no seek
+  await read(s, 1, 2097152 - 128, 128); // the far end: a full stroke
+  await read(s, 1, 1398101 - 128, 128); // back a third of the stroke: the average seek
+  await emu.stop();
+  return fs.readFileSync(path.join(dir, 'trace.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    .filter((r) => r.type === 'command' && r.opcode === 0x28).map((r) => r.latencyUs / 1000);
+}
+
+test('stage latencies follow the seek curve and the transfer rate', async (t) => {
+  const [first, next, far, third] = await latencies();
+  const near = (x: number, want: number) => t.true(Math.abs(x - want) < 0.1, `${x} ms, expected about ${want} ms`);
+  near(first, TRANSFER_MS);
+  near(next, TRANSFER_MS);
+  near(far, 9 + TRANSFER_MS); // the full stroke
+  t.true(third > 3.5 + TRANSFER_MS && third < 4.5 + TRANSFER_MS, `a third of the stroke: ${third} ms`);
+});
+
+test('a slow fault multiplies the service time', async (t) => {
+  const plain = await latencies();
+  const slow = await latencies([{ type: 'slow', factor: 10 }]);
+  plain.forEach((p, i) => t.true(Math.abs(slow[i] - 10 * p) < 0.5, `${slow[i]} ms vs 10 x ${p} ms`));
+});
