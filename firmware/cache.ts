@@ -52,6 +52,7 @@ export const F_DESTAGING: u32 = 2; // a medium write from the slot is in flight
 export const F_READ_ERROR: u32 = 4; // the last stage failed (DIR_ERROR_SECTOR)
 export const F_WRITE_ERROR: u32 = 8; // the last destage failed; data stays dirty, retried later
 export const F_NOT_READY: u32 = 16; // the last medium request found the medium dead
+export const F_URGENT: u32 = 32; // a write-through command waits for this slot: destage it now, whatever its age
 
 const NO_VOLUME: u32 = 0xFFFFFFFF;
 
@@ -61,6 +62,7 @@ const CS_FREE: u32 = 0; // list: head u32, tail u32, count u32
 const CS_CLEAN: u32 = 12;
 const CS_DIRTY: u32 = 24;
 const CS_EVENT: u32 = 40; // u32
+const CS_URGENT: u32 = 44; // u32: slots marked F_URGENT
 const CS_SEQ: u32 = 48; // u64: last write sequence handed out
 const CS_FLUSH_SEQ: u32 = 56; // u64: the disk IOP destages every slot with dirtySeq <= this
 export const CS_READ_HITS: u32 = 64;
@@ -253,6 +255,7 @@ function adopt(slot: u32, p: usize): void {
 function forget(slot: u32): void {
   const d = dir(slot);
   volDirtyAdd(load<u32>(d + DIR_VOLUME), -1);
+  clearUrgent(slot);
   hashRemove(slot);
   store<u32>(d + DIR_VOLUME, NO_VOLUME);
   memory.fill(d + DIR_VALID, 0, 48);
@@ -416,6 +419,7 @@ export function dropSlot(slot: u32, nvIdValue: u32, image: usize): bool {
     memory.fill(d + DIR_DIRTY, 0, 32);
     queued = persistDescriptor(slot, nvIdValue, image);
   }
+  clearUrgent(slot);
   hashRemove(slot);
   store<u32>(d + DIR_VOLUME, NO_VOLUME);
   memory.fill(d + DIR_VALID, 0, 48);
@@ -549,6 +553,7 @@ export function destageDone(slot: u32, ok: bool, errorSector: u32, retryNs: f64,
     if ((load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DIRTY + 8)) == 0) {
       listMove(slot, LIST_CLEAN);
       volDirtyAdd(load<u32>(d + DIR_VOLUME), -1);
+      clearUrgent(slot);
       clean = true;
     }
   } else {
@@ -562,6 +567,35 @@ export function destageDone(slot: u32, ok: bool, errorSector: u32, retryNs: f64,
   bumpEvent();
   return clean;
 }
+
+// ---- Write-through urgency (FUA) ------------------------------------------------------------------
+
+/**
+ * Marks the dirty slots of `volume` in [firstSlot, lastSlot] F_URGENT: the disk IOP destages them
+ * at its next scan whatever their age, and leaves the rest of the dirty list alone. The mark goes
+ * when the slot turns clean (or is dropped), so a failed destage keeps it for the retry.
+ */
+export function markUrgent(volume: u32, firstSlot: u32, lastSlot: u32): void {
+  for (let n = firstSlot; n <= lastSlot; n++) {
+    const i = cacheLookup(volume, n);
+    if (i < 0) continue;
+    const slot = <u32>i;
+    if (load<u8>(dir(slot) + DIR_LIST) != LIST_DIRTY || (slotFlags(slot) & F_URGENT) != 0) continue;
+    slotSetFlags(slot, F_URGENT);
+    const p = cs() + CS_URGENT;
+    store<u32>(p, load<u32>(p) + 1);
+  }
+}
+
+function clearUrgent(slot: u32): void {
+  if ((slotFlags(slot) & F_URGENT) == 0) return;
+  slotClearFlags(slot, F_URGENT);
+  const p = cs() + CS_URGENT;
+  store<u32>(p, load<u32>(p) - 1);
+}
+
+/** Slots marked F_URGENT and not clean yet. */
+export function urgentSlots(): u32 { return load<u32>(cs() + CS_URGENT); }
 
 // ---- Counters -----------------------------------------------------------------------------------
 

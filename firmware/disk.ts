@@ -25,7 +25,7 @@ import {
   listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
-  slotCount,
+  slotCount, F_URGENT, urgentSlots,
 } from "./cache";
 import { chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
 import { nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE } from "./nv";
@@ -175,7 +175,8 @@ function destageComplete(r: u32, m: u32, status: u32): void {
 function destageScan(): i32 {
   const first = listFirst(LIST_DIRTY);
   if (first < 0) return 0;
-  const urgent = slotDirtySeq(<u32>first) <= flushSeq() || aboveHighMark();
+  const marked = urgentSlots();
+  const urgent = slotDirtySeq(<u32>first) <= flushSeq() || aboveHighMark() || marked > 0;
   if (!urgent && gNow < load<f64>(gPrivate + DK_NEXT_SCAN_NS)) return 0;
   store<f64>(gPrivate + DK_NEXT_SCAN_NS, gNow + <f64>cfg32(CFG_DESTAGE_INTERVAL_US) * 1000.0);
   const ageNs = <f64>cfg32(CFG_DESTAGE_AGE_US) * 1000.0;
@@ -188,10 +189,13 @@ function destageScan(): i32 {
   while (i >= 0 && looked < SCAN_LIMIT && nvRoom(2)) {
     const slot = <u32>i;
     i = listNext(slot);
-    looked++;
     if ((slotFlags(slot) & F_DESTAGING) != 0 || slotRetryNs(slot) > gNow) continue;
-    const due = slotDirtySeq(slot) <= target || high || gNow - slotDirtyNs(slot) >= ageNs;
-    if (!due) break; // the list is in dirtying order: the rest are younger
+    const due = slotDirtySeq(slot) <= target || high || gNow - slotDirtyNs(slot) >= ageNs
+      || (slotFlags(slot) & F_URGENT) != 0;
+    // The list is in dirtying order: the rest are younger, and only a write-through mark
+    // (FUA) makes one of them due; walk on for those only while there are some.
+    if (!due) { if (marked == 0) break; continue; }
+    looked++;
     if (destage(slot, depth)) started++;
   }
   return started;

@@ -39,6 +39,7 @@ import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
   writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
+  markUrgent,
 } from "./cache";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT } from "./nv";
@@ -428,7 +429,12 @@ function nvWaitStep(c: usize): void {
   if ((load<u32>(c + CX_FLAGS) & CXF_FUA) != 0) {
     const volume = <u32>load<u16>(c + CX_VOLUME);
     const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
-    startFlush(c, <u32>(base >> 16), <u32>((base + <u64>load<u32>(c + CX_LENGTH) - 1) >> 16), false);
+    const firstSlot = <u32>(base >> 16);
+    const lastSlot = <u32>((base + <u64>load<u32>(c + CX_LENGTH) - 1) >> 16);
+    // FUA: only this command's slots are forced out, not older write-back data of other ranges.
+    markUrgent(volume, firstSlot, lastSlot);
+    store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_FLUSH_POSTED);
+    startFlush(c, firstSlot, lastSlot, false);
     return;
   }
   good(c);

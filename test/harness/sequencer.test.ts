@@ -26,6 +26,9 @@ test('WRITE -> NV wait -> RESPOND: write-back data is acknowledged from cache; F
   const through = pattern(64 << 10, 2);
   await write(s, 1, 1024, through, 512, true);
   t.true(onMedia(dir, through), 'FUA: on the medium when acknowledged');
+  t.false(onMedia(dir, back), 'FUA forces out its own blocks only, not older write-back data');
+  await emu.flush();
+  t.true(onMedia(dir, back));
 });
 
 test('SYNCHRONIZE CACHE: every dirty block of the range is on the medium at GOOD; IMMED answers first', async (t) => {
