@@ -1,0 +1,36 @@
+// `npm run bench`: one benchmark, one JSON document on stdout (progress on stderr), exit 0 on
+// success, 1 on failure and 2 on a bad command line (the error on stderr). npm prints its own
+// banner on stdout: `npm run -s bench > result.json` keeps the file pure JSON.
+//   npm run bench                       the SCSI benchmark (bench/scsi-bench.ts)
+//   npm run bench -- --quick            the same with short rounds
+//   npm run bench -- kernels [args]     the kernel benchmark (bench/kernels.ts; its own --quick, --only=)
+// Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
+// which must happen before anything uses the libuv pool.
+
+const BENCHMARKS: Record<string, () => Promise<object>> = {
+  scsi: async () => (await import('./scsi-bench')).run(process.argv.slice(2).filter((a) => a !== 'scsi')),
+  kernels: async () => (await import('./kernels')).run(),
+};
+
+function main(): void {
+  const first = process.argv[2];
+  const name = first !== undefined && !first.startsWith('-') ? first : 'scsi';
+  const bench = BENCHMARKS[name];
+  if (!bench) {
+    process.stderr.write(`bench: no benchmark "${name}" (known: ${Object.keys(BENCHMARKS).join(', ')})\n`);
+    process.exit(2);
+  }
+  bench().then(
+    (report) => {
+      // Exit once stdout has it: a lingering handle must not keep a finished run alive.
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n', () => process.exit(0));
+    },
+    (err) => {
+      const usage = err instanceof Error && err.name === 'UsageError';
+      process.stderr.write(`bench ${name}: ${err instanceof Error ? (usage ? err.message : err.stack) : String(err)}\n`);
+      process.exit(usage ? 2 : 1);
+    },
+  );
+}
+
+main();
