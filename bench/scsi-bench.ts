@@ -209,7 +209,7 @@ async function initiatorThread(target: string): Promise<void> {
   port.postMessage({ type: 'ready' } satisfies FromInitiator);
 }
 
-/** A CommandTransport-shaped runner of cases on another thread. */
+/** Runs cases on a worker thread that holds its own TCP connection to the array. */
 class RemoteInitiator {
   private readonly worker: Worker;
   private readonly replies: Array<(m: FromInitiator) => void> = [];
