@@ -157,7 +157,9 @@ async function runRound(t: CommandTransport, spec: CaseSpec, plan: Plan, nextLba
   const slot = async (index: number): Promise<void> => {
     const cdb = scsi.readWrite10(spec.write, 0, spec.bytes / BLOCK_BYTES);
     const dataOut = spec.write ? Buffer.alloc(spec.bytes, 0x5a ^ index) : undefined;
-    const command: ScsiCommand = dataOut ? { lun: plan.lun, cdb, dataOut } : { lun: plan.lun, cdb, dataInLength: spec.bytes };
+    // Each slot reads into a buffer of its own, reused, as fio and iscsi-perf do.
+    const command: ScsiCommand = dataOut ? { lun: plan.lun, cdb, dataOut }
+      : { lun: plan.lun, cdb, dataInLength: spec.bytes, dataIn: Buffer.allocUnsafe(spec.bytes) };
     while (performance.now() < end) {
       cdb.writeUInt32BE(nextLba(), 2);
       const t0 = performance.now();

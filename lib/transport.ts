@@ -15,6 +15,12 @@ export interface ScsiCommand {
   dataOut?: Uint8Array;
   /** Data-in: how many bytes the host is ready to receive (READ, INQUIRY, ...). */
   dataInLength?: number;
+  /**
+   * Data-in: where to put it (at least dataInLength bytes), so that a caller reading in a loop
+   * reuses one buffer; the result's data is then a view of it. Without it, each result gets a
+   * buffer of its own.
+   */
+  dataIn?: Uint8Array;
   taskAttribute?: TaskAttribute;
 }
 

@@ -11,6 +11,7 @@ import {
   CommandTransport, ScsiCommand, ScsiResult, TransportError,
 } from '../../lib/transport';
 
+const EMPTY = new Uint8Array(0);
 /** Allocation unit of the data area. */
 const GRAIN = 4096;
 const TASK_ATTRS = { simple: 0, headOfQueue: 1, ordered: 2 };
@@ -65,6 +66,9 @@ export class QueueSession implements CommandTransport {
   async submit(command: ScsiCommand): Promise<ScsiResult> {
     const out = command.dataOut;
     const length = out ? out.length : command.dataInLength ?? 0;
+    if (command.dataIn && command.dataIn.length < length) {
+      throw new TransportError(`dataIn holds ${command.dataIn.length} bytes, less than the ${length} expected`, 'EINVAL');
+    }
     if (length > this.dataBytes) {
       throw new TransportError(`a transfer of ${length} bytes exceeds the session's data area (${this.dataBytes} bytes)`, 'ETOOBIG');
     }
@@ -110,11 +114,10 @@ export class QueueSession implements CommandTransport {
         const senseLen = Math.min(m.u8At(e + A.QCQ_SENSE_LEN), 48);
         const flags = m.u16(e + A.QCQ_FLAGS);
         const moved = m.u32(e + A.QCQ_TRANSFERRED);
-        const dataIn = !o.command.dataOut && o.length > 0;
         const result: ScsiResult = {
           status,
-          data: dataIn ? Buffer.from(m.bytes(this.dataBase + o.addr, Math.min(moved, o.length))) : new Uint8Array(0),
-          sense: senseLen > 0 ? Buffer.from(m.bytes(e + A.QCQ_SENSE, senseLen)) : new Uint8Array(0),
+          data: !o.command.dataOut && o.length > 0 ? this.dataIn(o, Math.min(moved, o.length)) : EMPTY,
+          sense: senseLen > 0 ? Buffer.from(m.bytes(e + A.QCQ_SENSE, senseLen)) : EMPTY,
           residual: m.u32(e + A.QCQ_RESIDUAL),
           residualOverflow: (flags & 2) !== 0,
         };
@@ -125,6 +128,16 @@ export class QueueSession implements CommandTransport {
       n++;
     }
     return n;
+  }
+
+  /** Copies n bytes of data-in out of the data area: into the caller's buffer, or a new one. */
+  private dataIn(o: Outstanding, n: number): Uint8Array {
+    const src = this.mem.bytes(this.dataBase + o.addr, n);
+    const into = o.command.dataIn;
+    if (into) { into.set(src); return into.subarray(0, n); }
+    const out = Buffer.allocUnsafe(n);
+    out.set(src);
+    return out;
   }
 
   async close(): Promise<void> {

@@ -132,3 +132,18 @@ test('inproc:// targets reach a running array through host/connect, as sanctl wo
   await t.throwsAsync(connect('inproc://nosuch/q0'), { message: /no array "nosuch"/ });
   await s.close();
 });
+
+test('data-in can land in the caller\'s buffer (one buffer reused by a reading loop); a short one is refused', async (t) => {
+  const emu = await startSmall({ dir: tempDir('into') });
+  t.teardown(() => emu.stop());
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', blocks: 2048, blockSize: 512 }, 1);
+  const data = pattern(8192, 12);
+  await write(s, 1, 0, data);
+  const buf = Buffer.alloc(16384);
+  const r = await s.submit({ lun: 1, cdb: scsi.readWrite(false, 0, 16), dataInLength: 8192, dataIn: buf });
+  t.is(r.data.buffer, buf.buffer, 'a view of the caller\'s buffer');
+  t.true(Buffer.from(r.data).equals(data));
+  t.true(buf.subarray(0, 8192).equals(data));
+  await t.throwsAsync(s.submit({ lun: 1, cdb: scsi.readWrite(false, 0, 16), dataInLength: 8192, dataIn: Buffer.alloc(100) }), { message: /dataIn holds 100 bytes/ });
+});
