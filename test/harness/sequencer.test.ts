@@ -3,12 +3,12 @@
 // [FUA: FLUSH] -> RESPOND), observed from the host side of the protocol and from the media.
 import test from 'ava';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as path from 'path';
 import * as A from '../../hal/abi';
 import * as P from '../../lib/protocol';
 import * as scsi from '../../lib/scsi';
 import { tempDir, startSmall, createVolume, read, write, pattern, run } from './env';
+import { rawConnection, commandFrame, tcpPort } from './raw';
 
 const slowDestage = { destageAgeMs: 60_000, destageIntervalMs: 1000 };
 const onMedia = (dir: string, data: Buffer) =>
@@ -65,39 +65,16 @@ test('READ: a miss is staged by the disk IOP, the same blocks then hit in cache 
   t.is(after[A.STAT_STAGES], mid[A.STAT_STAGES], 'a hit stages nothing');
 });
 
-/** A raw framed connection: frames in arrival order. */
-async function raw(port: number) {
-  const sock = net.connect(port, '127.0.0.1');
-  await new Promise((r) => sock.once('connect', r));
-  const decoder = new P.FrameDecoder();
-  const frames: P.Frame[] = [];
-  let wake: (() => void) | undefined;
-  sock.on('data', (b) => { for (const e of decoder.push(b)) if (!P.isDecodeError(e)) frames.push(e); wake?.(); });
-  const take = async (pred: (f: P.Frame) => boolean): Promise<P.Frame> => {
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const i = frames.findIndex(pred);
-      if (i >= 0) return frames.splice(i, 1)[0];
-      if (Date.now() > deadline) throw new Error('timed out waiting for a frame');
-      await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
-    }
-  };
-  const cmd = (tag: number, lun: number, cdb: Buffer, expected: number, out: boolean) => P.encodeFrame(
-    { type: P.FrameType.CMD, flags: 0, tag, source: P.HOST_ADDRESS, destination: P.BROADCAST, sequence: 0, offset: 0, parameter: 0 },
-    P.encodeCommand({ lun, taskAttribute: 'simple', dataOut: out, dataIn: !out && expected > 0, expectedLength: expected, cdb }));
-  return { sock, take, cmd };
-}
-
 const tcp = [{ name: 'fe0', iop: 0, transport: 'tcp', port: 0 }, { name: 'q0', iop: 0, transport: 'inproc' }];
 
 test('WRITE over a stream port: XFER_RDY asks for 256 KiB bursts in order; DATA_OUT answers them; then RSP', async (t) => {
   const emu = await startSmall({ dir: tempDir('seqxfer'), ports: tcp });
   t.teardown(() => emu.stop());
   await createVolume(emu.connect(), { name: 'v', blocks: 8192, blockSize: 512 }, 1);
-  const c = await raw(Number(emu.array().targets[0].target.split(':').pop()));
+  const c = await rawConnection(tcpPort(emu.array().targets[0].target));
   t.teardown(() => c.sock.destroy());
   const data = pattern(1 << 20, 9);
-  c.sock.write(c.cmd(5, 1, scsi.readWrite(true, 0, 2048), data.length, true));
+  c.sock.write(commandFrame(5, 1, scsi.readWrite(true, 0, 2048), data.length, true));
   const bursts: Array<[number, number]> = [];
   let seq = 1;
   while (bursts.reduce((n, b) => n + b[1], 0) < data.length) {
@@ -119,17 +96,17 @@ test('ARRIVAL: a tag already outstanding is OVERLAPPED COMMANDS ATTEMPTED; beyon
   const emu = await startSmall({ dir: tempDir('seqtags'), ports: tcp });
   t.teardown(() => emu.stop());
   await createVolume(emu.connect(), { name: 'v', blocks: 8192, blockSize: 512 }, 1);
-  const c = await raw(Number(emu.array().targets[0].target.split(':').pop()));
+  const c = await rawConnection(tcpPort(emu.array().targets[0].target));
   t.teardown(() => c.sock.destroy());
   // 128 writes that wait for their data-out: each holds its tag.
-  for (let tag = 0; tag < 128; tag++) c.sock.write(c.cmd(tag, 1, scsi.readWrite(true, tag * 8, 8), 4096, true));
-  c.sock.write(c.cmd(7, 1, scsi.testUnitReady(), 0, false));
+  for (let tag = 0; tag < 128; tag++) c.sock.write(commandFrame(tag, 1, scsi.readWrite(true, tag * 8, 8), 4096, true));
+  c.sock.write(commandFrame(7, 1, scsi.testUnitReady(), 0, false));
   const overlapped = await c.take((f) => f.type === P.FrameType.RSP && f.tag === 7);
   const r = P.decodeResponse(overlapped.payload)!;
   t.is(r.status, 2);
   const sense = scsi.decodeSense(r.sense);
   t.deepEqual([sense.key, sense.asc, sense.ascq], [scsi.SenseKey.ILLEGAL_REQUEST, 0x4e, 0x00]);
-  c.sock.write(c.cmd(500, 1, scsi.testUnitReady(), 0, false));
+  c.sock.write(commandFrame(500, 1, scsi.testUnitReady(), 0, false));
   const full = await c.take((f) => f.type === P.FrameType.RSP && f.tag === 500);
   t.is(P.decodeResponse(full.payload)!.status, 0x28);
   t.true(emu.array().stats()[A.STAT_BUSY] >= 1);

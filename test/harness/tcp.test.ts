@@ -2,12 +2,12 @@
 // many tags at once; and every kind of malformed frame, after which the connection and the
 // controller keep working.
 import test from 'ava';
-import * as net from 'net';
 import * as A from '../../hal/abi';
 import * as P from '../../lib/protocol';
 import * as scsi from '../../lib/scsi';
 import { connect } from '../../host/connect';
 import { tempDir, startSmall, createVolume, read, write, pattern, run } from './env';
+import { rawConnection, header, commandFrame, tcpPort } from './raw';
 
 const tcpPorts = [{ name: 'fe0', iop: 0, transport: 'tcp', port: 0 }, { name: 'q0', iop: 0, transport: 'inproc' }];
 
@@ -27,34 +27,8 @@ test('over TCP: volumes, 4 MiB in 256 KiB writes at once, 64 reads outstanding, 
   t.true((await read(emu.connect(), 1, 0, 8192)).equals(data));
 });
 
-/** A raw connection that collects the frames the controller sends. */
-async function raw(port: number) {
-  const sock = net.connect(port, '127.0.0.1');
-  await new Promise((r) => sock.once('connect', r));
-  const decoder = new P.FrameDecoder();
-  const frames: P.Frame[] = [];
-  let wake: (() => void) | undefined;
-  sock.on('data', (b) => {
-    for (const e of decoder.push(b)) if (!P.isDecodeError(e)) frames.push(e);
-    wake?.();
-  });
-  const next = async (type: number, ms = 5000): Promise<P.Frame> => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const i = frames.findIndex((f) => f.type === type);
-      if (i >= 0) return frames.splice(i, 1)[0];
-      if (Date.now() > deadline) throw new Error(`no frame of type ${type} within ${ms} ms (have ${frames.map((f) => f.type)})`);
-      await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
-    }
-  };
-  return { sock, frames, next };
-}
-
-const hdr = (type: number, tag: number, extra: Partial<P.FrameHeader> = {}): P.FrameHeader => ({
-  type, flags: 0, tag, source: P.HOST_ADDRESS, destination: P.BROADCAST, sequence: 0, offset: 0, parameter: 0, ...extra,
-});
-const tur = (tag: number) => P.encodeFrame(hdr(P.FrameType.CMD, tag),
-  P.encodeCommand({ lun: 0, taskAttribute: 'simple', dataOut: false, dataIn: false, expectedLength: 0, cdb: scsi.testUnitReady() }));
+const hdr = header;
+const tur = (tag: number) => commandFrame(tag, 0, scsi.testUnitReady(), 0, false);
 
 const cases: Array<[string, number, (tag: number) => Buffer, number]> = [
   ['bad CRC', P.RejectReason.BAD_CRC, (tag) => { const f = tur(tag); f[f.length - 6] ^= 0xff; return f; }, A.STAT_FERR_BAD_CRC],
@@ -62,16 +36,14 @@ const cases: Array<[string, number, (tag: number) => Buffer, number]> = [
   ['unknown type', P.RejectReason.UNKNOWN_TYPE, (tag) => P.encodeFrame(hdr(0x42, tag)), A.STAT_FERR_UNKNOWN_TYPE],
   ['unknown tag', P.RejectReason.UNKNOWN_TAG, (tag) => P.encodeFrame(hdr(P.FrameType.DATA_OUT, tag, { flags: P.FLAG_LAST }), Buffer.alloc(512)), A.STAT_FERR_UNKNOWN_TAG],
   ['truncated (no EOF where the length says)', P.RejectReason.TRUNCATED, (tag) => { const f = tur(tag); f.writeUInt16BE(f.readUInt16BE(14) - 4, 14); return f; }, A.STAT_FERR_TRUNCATED],
-  ['wrong destination', P.RejectReason.WRONG_DESTINATION, (tag) => P.encodeFrame(hdr(P.FrameType.CMD, tag, { destination: 0x0777 }),
-    P.encodeCommand({ lun: 0, taskAttribute: 'simple', dataOut: false, dataIn: false, expectedLength: 0, cdb: scsi.testUnitReady() })), A.STAT_FERR_WRONG_DESTINATION],
-  ['protocol (CDB length 3)', P.RejectReason.PROTOCOL, (tag) => { const p = P.encodeCommand({ lun: 0, taskAttribute: 'simple', dataOut: false, dataIn: false, expectedLength: 0, cdb: scsi.testUnitReady() }); p[10] = 3; return P.encodeFrame(hdr(P.FrameType.CMD, tag), p); }, A.STAT_FERR_PROTOCOL],
+  ['wrong destination', P.RejectReason.WRONG_DESTINATION, (tag) => { const f = tur(tag); return P.encodeFrame(hdr(P.FrameType.CMD, tag, { destination: 0x0777 }), f.subarray(24, f.length - 8)); }, A.STAT_FERR_WRONG_DESTINATION],
+  ['protocol (CDB length 3)', P.RejectReason.PROTOCOL, (tag) => { const f = tur(tag); f[24 + 10] = 3; return P.encodeFrame(hdr(P.FrameType.CMD, tag), f.subarray(24, f.length - 8)); }, A.STAT_FERR_PROTOCOL],
 ];
 
 test('every malformed frame gets a REJECT with its reason and a counted error; the connection keeps working', async (t) => {
   const emu = await startSmall({ dir: tempDir('badframes'), ports: tcpPorts });
   t.teardown(() => emu.stop());
-  const port = Number(emu.array().targets[0].target.split(':').pop());
-  const c = await raw(port);
+  const c = await rawConnection(tcpPort(emu.array().targets[0].target));
   t.teardown(() => c.sock.destroy());
   let tag = 1;
   for (const [name, reason, make, stat] of cases) {
@@ -105,7 +77,7 @@ test('every malformed frame gets a REJECT with its reason and a counted error; t
 test('a frame cut off by silence is rejected as TRUNCATED after 2 s, and the connection goes on', async (t) => {
   const emu = await startSmall({ dir: tempDir('silence'), ports: tcpPorts });
   t.teardown(() => emu.stop());
-  const c = await raw(Number(emu.array().targets[0].target.split(':').pop()));
+  const c = await rawConnection(tcpPort(emu.array().targets[0].target));
   t.teardown(() => c.sock.destroy());
   c.sock.write(tur(7).subarray(0, 30));
   const rj = await c.next(P.FrameType.REJECT, 6000);
