@@ -14,7 +14,6 @@ export class NvBinding {
   readonly bytes: number;
   private sq!: EntryRing;
   private cqs: EntryRing[] = [];
-  writes = 0;
   /** Set by powerFail(): the file no longer follows the memory (an emulated loss of power). */
   private severed = false;
 
@@ -73,7 +72,6 @@ export class NvBinding {
       this.sq.release();
       n++;
     }
-    this.writes += n;
     return n;
   }
 

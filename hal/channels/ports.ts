@@ -60,8 +60,6 @@ export abstract class StreamPort {
     return n;
   }
 
-  get connected(): number { return this.sessions.filter((s) => s).length; }
-
   async stop(): Promise<void> {
     this.stopping = true;
     for (const s of this.sessions) s?.hangUp();

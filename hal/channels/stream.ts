@@ -17,8 +17,6 @@ export class StreamSession {
   private paused = false;
   private blocked = false;
   private ended = false;
-  bytesIn = 0;
-  bytesOut = 0;
 
   constructor(
     mem: CommonMemory,
@@ -39,10 +37,7 @@ export class StreamSession {
     stream.on('error', () => this.hangUp());
   }
 
-  get open(): boolean { return !this.ended; }
-
   private receive(b: Buffer): void {
-    this.bytesIn += b.length;
     if (this.pending.length === 0) {
       const n = this.rx.write(b);
       if (n < b.length) this.hold(b.subarray(n));
@@ -76,7 +71,6 @@ export class StreamSession {
     if (this.blocked || this.ended) return 0;
     const out = this.tx.take();
     if (out.length === 0) return 0;
-    this.bytesOut += out.length;
     if (!this.stream.write(out)) this.blocked = true;
     return out.length;
   }

@@ -28,7 +28,6 @@ export class MediumBinding {
   private headLba = 0;
   /** When the head is free again (timing model: one request at a time). */
   private busyUntilNs = 0;
-  completed = 0;
 
   constructor(
     private readonly mem: CommonMemory,
@@ -47,8 +46,6 @@ export class MediumBinding {
     this.faults = [...faults];
   }
 
-  /** Faults in force, for a status line. */
-  get faultList(): readonly FaultSpec[] { return this.faults; }
   inject(f: FaultSpec): void { this.faults.push(f); }
   heal(): void { this.faults.length = 0; }
 
@@ -72,7 +69,6 @@ export class MediumBinding {
       const p = this.pending.shift()!;
       this.complete(p.entry, e);
       this.cq.publish();
-      this.completed++;
       work++;
     }
     return work;
