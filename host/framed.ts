@@ -60,8 +60,8 @@ interface Exchange {
   received: number;
   /** Ping exchanges: the payload to see echoed. */
   ping?: Buffer;
-  /** Fires after timeoutMs without a frame of this exchange. */
-  timer?: NodeJS.Timeout;
+  /** The sweep count when the last frame of this exchange arrived (or when it started). */
+  heard: number;
 }
 
 export class FramedTransport implements CommandTransport {
@@ -79,6 +79,16 @@ export class FramedTransport implements CommandTransport {
   private readonly waiting: (() => void)[] = [];
   private nextTag = 0;
   private closedBy?: TransportError;
+  /**
+   * Silence is watched by one timer for the connection, not one per command: it counts sweeps
+   * every sweepMs while commands are outstanding, and a command whose last frame is more than
+   * silentSweeps sweeps old has heard nothing for at least timeoutMs (never less: a late timer only
+   * makes the count lag). Its error is built only then.
+   */
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeps = 0;
+  private readonly sweepMs: number;
+  private readonly silentSweeps: number;
 
   constructor(private readonly stream: Duplex, options: FramedOptions = {}) {
     this.queueDepth = options.queueDepth ?? 64;
@@ -90,6 +100,8 @@ export class FramedTransport implements CommandTransport {
     this.target = options.target ?? 'stream';
     this.closeStream = options.closeStream ?? destroyStream;
     this.timeoutMs = options.timeoutMs ?? 60000;
+    this.sweepMs = Math.max(1, Math.min(1000, Math.ceil(this.timeoutMs / 4)));
+    this.silentSweeps = Math.ceil(this.timeoutMs / this.sweepMs);
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('error', (e: Error) => this.hangUp(new TransportError(`${this.target}: ${e.message}`, 'IO')));
     stream.on('end', () => this.hangUp(new TransportError(`${this.target}: the array closed the connection`, 'CLOSED')));
@@ -133,12 +145,9 @@ export class FramedTransport implements CommandTransport {
     while (this.active.size >= this.queueDepth && !this.closedBy) await new Promise<void>((r) => this.waiting.push(r));
     if (this.closedBy) throw this.closedBy;
     return new Promise<ScsiResult>((resolve, reject) => {
-      const ex: Exchange = { tag: this.allocateTag(), command, resolve, reject, sent: 0, received: 0 };
+      const ex: Exchange = { tag: this.allocateTag(), command, resolve, reject, sent: 0, received: 0, heard: this.sweeps };
       if (type === FrameType.PING) ex.ping = payload;
-      if (this.timeoutMs > 0) {
-        const silence = new TransportError(`${this.target}: tag ${ex.tag}: no answer from the array in ${this.timeoutMs / 1000} s`, 'TIMEOUT');
-        ex.timer = setTimeout(() => this.finish(ex, silence, true), this.timeoutMs);
-      }
+      if (this.timeoutMs > 0 && !this.sweepTimer) this.sweepTimer = setInterval(() => this.sweep(), this.sweepMs);
       this.active.set(ex.tag, ex);
       this.send(ex, type, 0, 0, payload);
     });
@@ -165,16 +174,31 @@ export class FramedTransport implements CommandTransport {
   private finish(ex: Exchange, outcome: ScsiResult | Error, keepTag = false): void {
     if (this.active.get(ex.tag) !== ex) return;
     this.active.delete(ex.tag);
-    clearTimeout(ex.timer);
     if (keepTag) this.reserved.add(ex.tag);
     if (outcome instanceof Error) ex.reject(outcome);
     else ex.resolve(outcome);
     this.waiting.shift()?.();
   }
 
+  /** One tick of the silence watch; stops itself when nothing is outstanding. */
+  private sweep(): void {
+    this.sweeps++;
+    if (this.active.size === 0) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+      return;
+    }
+    for (const ex of [...this.active.values()]) {
+      if (this.sweeps - ex.heard <= this.silentSweeps) continue;
+      this.finish(ex, new TransportError(`${this.target}: tag ${ex.tag}: no answer from the array in ${this.timeoutMs / 1000} s`, 'TIMEOUT'), true);
+    }
+  }
+
   private hangUp(error: TransportError): void {
     if (this.closedBy) return;
     this.closedBy = error;
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
     for (const ex of [...this.active.values()]) this.finish(ex, error);
     this.reserved.clear();
     for (const wake of this.waiting.splice(0)) wake();
@@ -210,7 +234,7 @@ export class FramedTransport implements CommandTransport {
       else this.counters.ignored++;
       return;
     }
-    ex.timer?.refresh();
+    ex.heard = this.sweeps;
     switch (f.type) {
       case FrameType.XFER_RDY: this.transferReady(ex, f); return;
       case FrameType.DATA_IN: this.dataIn(ex, f); return;
