@@ -14,9 +14,9 @@
 import type { Duplex } from 'stream';
 import { CommandTransport, ScsiCommand, ScsiResult, TransportError } from '../lib/transport';
 import {
-  FrameDecoder, FrameHeader, Frame, FrameType, RejectReason, DecodeError, BROADCAST, HOST_ADDRESS, MAX_PAYLOAD,
-  FRAME_OVERHEAD, FLAG_LAST, encodeFrame, encodeFrameInto, encodeHeader, encodeCommand, encodeReject, decodeResponse, decodeReject, decodeHeader,
-  isDecodeError, rejectReasonName, frameTypeName, ScsiStatus,
+  FrameDecoder, FrameHeader, Frame, FrameType, RejectReason, DecodeError, BROADCAST, HOST_ADDRESS, MAX_PAYLOAD, HEADER_END,
+  FRAME_OVERHEAD, FLAG_LAST, CommandFields, encodeFrameInto, beginFrame, endFrame, encodeHeader, encodeCommandInto, checkCommand,
+  encodeReject, decodeResponse, decodeReject, decodeHeader, isDecodeError, rejectReasonName, frameTypeName, ScsiStatus,
 } from '../lib/protocol';
 
 export interface FramedOptions {
@@ -77,6 +77,7 @@ export class FramedTransport implements CommandTransport {
   /** Tags of failed commands the array may still answer. */
   private readonly reserved = new Set<number>();
   private readonly waiting: (() => void)[] = [];
+  private readonly outbox: Outbox;
   private nextTag = 0;
   private closedBy?: TransportError;
   /**
@@ -99,6 +100,7 @@ export class FramedTransport implements CommandTransport {
     this.destination = options.destination ?? BROADCAST;
     this.target = options.target ?? 'stream';
     this.closeStream = options.closeStream ?? destroyStream;
+    this.outbox = new Outbox(stream);
     this.timeoutMs = options.timeoutMs ?? 60000;
     this.sweepMs = Math.max(1, Math.min(1000, Math.ceil(this.timeoutMs / 4)));
     this.silentSweeps = Math.ceil(this.timeoutMs / this.sweepMs);
@@ -116,40 +118,67 @@ export class FramedTransport implements CommandTransport {
   submit(command: ScsiCommand): Promise<ScsiResult> {
     const dataOut = command.dataOut?.length ?? 0;
     const dataIn = command.dataInLength ?? 0;
-    const payload = encodeCommand({
+    const fields: CommandFields = {
       lun: command.lun,
-      cdb: Buffer.from(command.cdb),
+      cdb: command.cdb,
       taskAttribute: command.taskAttribute ?? 'simple',
       dataOut: dataOut > 0,
       dataIn: dataIn > 0,
       expectedLength: dataOut > 0 ? dataOut : dataIn,
-    });
-    return this.exchange(command, FrameType.CMD, payload);
+    };
+    checkCommand(fields);
+    if (this.hasRoom()) return this.open(command, fields);
+    fields.cdb = Buffer.from(command.cdb); // the caller may reuse its CDB while this command waits
+    return this.whenRoom(command, fields);
   }
 
   /** PING with `payload` echoed back; resolves with the round-trip time in milliseconds. */
   async ping(payload: Uint8Array = Buffer.from('sanctl ping')): Promise<number> {
     const start = process.hrtime.bigint();
-    await this.exchange({ lun: 0, cdb: Buffer.alloc(0) }, FrameType.PING, Buffer.from(payload));
+    await this.whenRoom({ lun: 0, cdb: Buffer.alloc(0) }, Buffer.from(payload));
     return Number(process.hrtime.bigint() - start) / 1e6;
   }
 
   async close(): Promise<void> {
+    this.outbox.flush();
     this.hangUp(new TransportError(`${this.target}: closed by the host`, 'CLOSED'));
     if (!this.stream.destroyed) await this.closeStream(this.stream);
   }
 
   // ---- Exchanges ----------------------------------------------------------------------------------
 
-  private async exchange(command: ScsiCommand, type: number, payload: Buffer): Promise<ScsiResult> {
+  private hasRoom(): boolean {
+    return !this.closedBy && this.active.size < this.queueDepth && this.waiting.length === 0;
+  }
+
+  /** Opens the exchange once a queue slot is free. */
+  private async whenRoom(command: ScsiCommand, fieldsOrPing: CommandFields | Buffer): Promise<ScsiResult> {
     while (this.active.size >= this.queueDepth && !this.closedBy) await new Promise<void>((r) => this.waiting.push(r));
     if (this.closedBy) throw this.closedBy;
+    return this.open(command, fieldsOrPing);
+  }
+
+  /**
+   * Starts an exchange: a tag, its CMD frame (or a PING, given its payload) into the outbox, the
+   * silence watch. A frame that cannot be encoded rejects before the exchange exists.
+   */
+  private open(command: ScsiCommand, fieldsOrPing: CommandFields | Buffer): Promise<ScsiResult> {
     return new Promise<ScsiResult>((resolve, reject) => {
       const ex: Exchange = { tag: this.allocateTag(), command, resolve, reject, sent: 0, received: 0, heard: this.sweeps };
-      if (type === FrameType.PING) ex.ping = payload;
-      if (this.timeoutMs > 0 && !this.sweepTimer) this.sweepTimer = setInterval(() => this.sweep(), this.sweepMs);
+      if (Buffer.isBuffer(fieldsOrPing)) {
+        ex.ping = fieldsOrPing;
+        this.send(this.header(ex, FrameType.PING, 0, 0), fieldsOrPing);
+      } else {
+        const length = 16 + fieldsOrPing.cdb.length;
+        const b = this.outbox.room(FRAME_OVERHEAD + length);
+        const at = this.outbox.end;
+        beginFrame(b, at, this.header(ex, FrameType.CMD, 0, 0), length);
+        encodeCommandInto(b, at + HEADER_END, fieldsOrPing);
+        this.outbox.commit(endFrame(b, at, length));
+        this.counters.framesOut++;
+      }
       this.active.set(ex.tag, ex);
-      this.send(ex, type, 0, 0, payload);
+      if (this.timeoutMs > 0 && !this.sweepTimer) this.sweepTimer = setInterval(() => this.sweep(), this.sweepMs);
     });
   }
 
@@ -165,9 +194,11 @@ export class FramedTransport implements CommandTransport {
     return { type, flags, tag: ex.tag, source: this.address, destination: this.destination, sequence: ex.sent++ & 0xffff, offset, parameter: 0 };
   }
 
-  private send(ex: Exchange, type: number, flags: number, offset: number, payload: Buffer): void {
+  /** One frame into the outbox: it leaves with the others of this tick. */
+  private send(header: FrameHeader, payload: Uint8Array): void {
+    const b = this.outbox.room(FRAME_OVERHEAD + payload.length);
+    this.outbox.commit(encodeFrameInto(b, this.outbox.end, header, payload));
     this.counters.framesOut++;
-    this.stream.write(encodeFrame(this.header(ex, type, flags, offset), payload));
   }
 
   /** Ends an exchange: frees its queue slot, and keeps its tag reserved if the array may still answer. */
@@ -227,7 +258,7 @@ export class FramedTransport implements CommandTransport {
       return;
     }
     if (f.type === FrameType.REJECT) { this.rejected(f); return; }
-    if (f.type === FrameType.PING) { this.stream.write(encodeFrame({ ...f, type: FrameType.PONG, source: this.address, destination: f.source, sequence: 0 }, f.payload)); return; }
+    if (f.type === FrameType.PING) { this.send({ ...f, type: FrameType.PONG, source: this.address, destination: f.source, sequence: 0 }, f.payload); return; }
     const ex = this.active.get(f.tag);
     if (!ex) {
       if (f.type === FrameType.RSP) this.reserved.delete(f.tag);
@@ -251,17 +282,17 @@ export class FramedTransport implements CommandTransport {
       this.protocolError(ex, `XFER_RDY asks for [${f.offset}, ${end}) of ${data?.length ?? 0} bytes of data-out`, f);
       return;
     }
-    // The whole burst in one write: DATA_OUT frames of at most MAX_PAYLOAD bytes, LAST on the final one.
+    // The whole burst into the outbox at once: DATA_OUT frames of at most MAX_PAYLOAD bytes, LAST on the final one.
     const frames = Math.ceil(f.parameter / MAX_PAYLOAD);
-    const burst = Buffer.allocUnsafe(f.parameter + frames * FRAME_OVERHEAD);
-    let at = 0;
+    const burst = this.outbox.room(f.parameter + frames * FRAME_OVERHEAD);
+    let at = this.outbox.end;
     for (let offset = f.offset; offset < end; offset += MAX_PAYLOAD) {
       const n = Math.min(MAX_PAYLOAD, end - offset);
       const flags = offset + n === end ? FLAG_LAST : 0;
       at = encodeFrameInto(burst, at, this.header(ex, FrameType.DATA_OUT, flags, offset), data.subarray(offset, offset + n));
     }
+    this.outbox.commit(at);
     this.counters.framesOut += frames;
-    this.stream.write(burst);
   }
 
   private dataIn(ex: Exchange, f: Frame): void {
@@ -304,8 +335,7 @@ export class FramedTransport implements CommandTransport {
   /** The array broke the exchange rules: tell it, fail the command, keep the tag until its RSP. */
   private protocolError(ex: Exchange, what: string, f: Frame): void {
     const payload = encodeReject({ reason: RejectReason.PROTOCOL, header: encodeHeader(f, f.payload.length) });
-    this.stream.write(encodeFrame({ type: FrameType.REJECT, flags: 0, tag: f.tag, source: this.address, destination: f.source, sequence: 0, offset: 0, parameter: 0 }, payload));
-    this.counters.framesOut++;
+    this.send({ type: FrameType.REJECT, flags: 0, tag: f.tag, source: this.address, destination: f.source, sequence: 0, offset: 0, parameter: 0 }, payload);
     this.finish(ex, new TransportError(`${this.target}: tag ${ex.tag}: ${what}`, 'PROTOCOL'), f.type !== FrameType.RSP);
   }
 
@@ -324,6 +354,63 @@ export class FramedTransport implements CommandTransport {
     // A rejected DATA_OUT leaves a command the array ends with its own RSP; anything else never started.
     const ofDataOut = r !== null && decodeHeader(r.header).type === FrameType.DATA_OUT;
     this.finish(ex, new TransportError(`${this.target}: the array rejected a frame of tag ${ex.tag}: ${reason}`, `REJECT_${reason}`), ofDataOut);
+  }
+}
+
+/** Bytes of an outbox slab: the frames of a tick's many commands (a CMD frame is 58 bytes). */
+const OUTBOX_SLAB_BYTES = 64 * 1024;
+
+/**
+ * The frames of one tick of the event loop leave in one stream.write — one system call on a
+ * socket instead of one per frame. They are encoded straight into a slab, and what was encoded
+ * since the last write goes to the stream on process.nextTick: after the promise callbacks of the
+ * tick, where a caller submits its next commands. Bytes handed to the stream are never written
+ * again (it may hold them until the kernel takes them): a full slab is replaced, not reused.
+ */
+class Outbox {
+  private slab = Buffer.allocUnsafeSlow(OUTBOX_SLAB_BYTES);
+  private start = 0;
+  /** Where the next frame goes in the slab room() returns. */
+  end = 0;
+  private scheduled = false;
+  private readonly flushTick = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
+  constructor(private readonly stream: Duplex) {}
+
+  /** The slab with at least `bytes` free at `end`; encode there, then commit(). */
+  room(bytes: number): Buffer {
+    while (this.end + bytes > this.slab.length) {
+      // The state first: a stream that answers within write() (an in-test pair) sends more frames from there.
+      const full = this.slab.subarray(this.start, this.end);
+      this.slab = Buffer.allocUnsafeSlow(Math.max(OUTBOX_SLAB_BYTES, bytes));
+      this.start = this.end = 0;
+      this.write(full);
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flushTick);
+    }
+    return this.slab;
+  }
+
+  /** Frames are encoded up to `end`. */
+  commit(end: number): void {
+    this.end = end;
+  }
+
+  /** Hands what is encoded to the stream now. */
+  flush(): void {
+    if (this.end === this.start) return;
+    const bytes = this.slab.subarray(this.start, this.end);
+    this.start = this.end;
+    this.write(bytes);
+  }
+
+  private write(bytes: Buffer): void {
+    if (bytes.length > 0 && this.stream.writable) this.stream.write(bytes);
   }
 }
 

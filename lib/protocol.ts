@@ -11,6 +11,8 @@ import { Kernels } from './kernels';
 
 export const SOF = Buffer.from([0xbc, 0xb5, 0x56, 0x56]);
 export const EOF = Buffer.from([0xbc, 0x95, 0x75, 0x75]);
+const SOF_WORD = SOF.readUInt32BE(0);
+const EOF_WORD = EOF.readUInt32BE(0);
 export const HEADER_END = 24; // SOF 4 + header 20: where the payload starts
 export const FRAME_OVERHEAD = 32; // SOF, header, CRC, EOF
 export const MAX_PAYLOAD = 2112;
@@ -98,13 +100,26 @@ export function encodeFrame(header: FrameHeader, payload: Uint8Array = EMPTY): B
 
 /** Writes one frame into target at `at`; returns the offset just past it. */
 export function encodeFrameInto(target: Buffer, at: number, header: FrameHeader, payload: Uint8Array = EMPTY): number {
-  if (payload.length > MAX_PAYLOAD) throw new RangeError(`frame payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
-  SOF.copy(target, at);
-  writeHeader(target, at + 4, header, payload.length);
+  beginFrame(target, at, header, payload.length);
   target.set(payload, at + HEADER_END);
-  const end = at + HEADER_END + payload.length;
+  return endFrame(target, at, payload.length);
+}
+
+/**
+ * Writes the SOF and header of a frame at `at` whose `length` payload bytes the caller puts at
+ * at + HEADER_END, then closes with endFrame: frames encoded in place, without a payload Buffer.
+ */
+export function beginFrame(target: Buffer, at: number, header: FrameHeader, length: number): void {
+  if (length > MAX_PAYLOAD) throw new RangeError(`frame payload of ${length} bytes exceeds ${MAX_PAYLOAD}`);
+  target.writeUInt32BE(SOF_WORD, at);
+  writeHeader(target, at + 4, header, length);
+}
+
+/** Writes the CRC and EOF of the frame begun at `at` with `length` payload bytes; returns the offset past it. */
+export function endFrame(target: Buffer, at: number, length: number): number {
+  const end = at + HEADER_END + length;
   target.writeUInt32BE(crc32c(target.subarray(at + 4, end)), end);
-  EOF.copy(target, end + 4);
+  target.writeUInt32BE(EOF_WORD, end + 4);
   return end + 8;
 }
 
@@ -245,9 +260,6 @@ export class FrameDecoder {
   }
 }
 
-const SOF_WORD = SOF.readUInt32BE(0);
-const EOF_WORD = EOF.readUInt32BE(0);
-
 // ---- CMD payload ------------------------------------------------------------------------------------
 
 export const TaskAttributeCode = { simple: 0, headOfQueue: 1, ordered: 2 } as const;
@@ -283,16 +295,37 @@ export function decodeLun(b: Uint8Array): number {
   return -1;
 }
 
-export function encodeCommand(c: CommandDescriptor): Buffer {
-  if (c.cdb.length < 6 || c.cdb.length > 32) throw new RangeError(`CDB length must be 6-32, got ${c.cdb.length}`);
+/** A command descriptor to encode: the CDB may be any Uint8Array. */
+export type CommandFields = Omit<CommandDescriptor, 'cdb'> & { cdb: Uint8Array };
+
+export function encodeCommand(c: CommandFields): Buffer {
   const b = Buffer.alloc(16 + c.cdb.length);
-  encodeLun(c.lun).copy(b, 0);
-  b[8] = TaskAttributeCode[c.taskAttribute];
-  b[9] = (c.dataOut ? 1 : 0) | (c.dataIn ? 2 : 0);
-  b[10] = c.cdb.length;
-  b.writeUInt32BE(c.expectedLength, 12);
-  c.cdb.copy(b, 16);
+  encodeCommandInto(b, 0, c);
   return b;
+}
+
+/** Throws RangeError for a CDB length outside 6-32 or a LUN outside 0-16383, as encoding would. */
+export function checkCommand(c: CommandFields): void {
+  if (c.cdb.length < 6 || c.cdb.length > 32) throw new RangeError(`CDB length must be 6-32, got ${c.cdb.length}`);
+  if (!Number.isInteger(c.lun) || c.lun < 0 || c.lun > MAX_LUN) throw new RangeError(`LUN must be 0-${MAX_LUN}, got ${c.lun}`);
+}
+
+/**
+ * Writes the CMD payload (16 + CDB length bytes) at `at`; returns its length. Checks the command
+ * (checkCommand) before writing anything.
+ */
+export function encodeCommandInto(b: Buffer, at: number, c: CommandFields): number {
+  checkCommand(c);
+  const { lun, cdb } = c;
+  b.fill(0, at, at + 16);
+  if (lun < 256) b[at + 1] = lun;
+  else b.writeUInt16BE(0x4000 | lun, at);
+  b[at + 8] = TaskAttributeCode[c.taskAttribute];
+  b[at + 9] = (c.dataOut ? 1 : 0) | (c.dataIn ? 2 : 0);
+  b[at + 10] = cdb.length;
+  b.writeUInt32BE(c.expectedLength, at + 12);
+  b.set(cdb, at + 16);
+  return 16 + cdb.length;
 }
 
 /** A CMD payload, or null when it breaks the rules (the controller's PROTOCOL reject). */

@@ -5,7 +5,8 @@ import test from 'ava';
 import * as P from '../../lib/protocol';
 import { TransportError } from '../../lib/transport';
 import { FramedTransport } from '../../host/framed';
-import { FakeTarget, sense } from './fake-target';
+import { ScsiClient } from '../../host/client';
+import { FakeArray, FakeTarget, sense } from './fake-target';
 import * as S from '../../lib/scsi';
 
 function pair(queueDepth?: number, timeoutMs?: number) {
@@ -58,6 +59,30 @@ test('submits beyond the queue depth wait for a free slot, in order', async (t) 
   target.respond(fourth.tag);
   t.deepEqual((await Promise.all(done)).map((r) => r.status), [0, 0, 0, 0]);
   t.true(transport.queueDepth === 2);
+});
+
+test('the frames of one tick leave in one write to the stream', async (t) => {
+  const { target, transport } = pair();
+  const writes: number[] = [];
+  const write = target.host.write.bind(target.host);
+  target.host.write = ((chunk: Buffer, ...rest: never[]) => { writes.push(chunk.length); return write(chunk, ...rest); }) as typeof target.host.write;
+  const done = [1, 2, 3].map((lun) => transport.submit({ lun, cdb: S.testUnitReady() }));
+  t.deepEqual(writes, [], 'nothing is written within the tick');
+  const cmds = [await target.next(), await target.next(), await target.next()];
+  t.deepEqual(writes, [3 * (P.FRAME_OVERHEAD + 16 + 6)]);
+  t.deepEqual(cmds.map((c) => P.decodeCommand(c.payload)!.lun), [1, 2, 3]);
+  for (const c of cmds) target.respond(c.tag);
+  t.deepEqual((await Promise.all(done)).map((r) => r.status), [0, 0, 0]);
+});
+
+test('data-out past a full outbox slab arrives whole and in order, also when the array answers within the write', async (t) => {
+  const array = new FakeArray(); // answers each XFER_RDY burst from inside the host's write
+  const client = new ScsiClient(new FramedTransport(array.connect(), { target: 'fake' }));
+  const volume = await client.createVolume({ name: 'vol', blocks: 1024, blockSize: 512 });
+  await client.mapVolume(volume.number, 0, 1);
+  const pieces = Array.from({ length: 6 }, (_, i) => Buffer.from(Array.from({ length: 48 * 1024 }, (_, j) => (j * 7 + i * 13) & 0xff)));
+  await Promise.all(pieces.map((d, i) => client.write(1, i * 96, d))); // 6 x 48 KiB: several 64 KiB slabs
+  t.deepEqual(await client.read(1, 0, 6 * 96), Buffer.concat(pieces));
 });
 
 test('XFER_RDY bursts are answered with DATA_OUT frames of at most 2112 bytes covering exactly the burst, LAST on the final one', async (t) => {
