@@ -14,9 +14,9 @@
 import type { Duplex } from 'stream';
 import { CommandTransport, ScsiCommand, ScsiResult, TransportError } from '../lib/transport';
 import {
-  FrameDecoder, FrameHeader, Frame, FrameType, RejectReason, DecodeError, BROADCAST, HOST_ADDRESS, MAX_PAYLOAD, HEADER_END,
-  FRAME_OVERHEAD, FLAG_LAST, CommandFields, encodeFrameInto, beginFrame, endFrame, encodeHeader, encodeCommandInto, checkCommand,
-  encodeReject, decodeResponse, decodeReject, decodeHeader, isDecodeError, rejectReasonName, frameTypeName, ScsiStatus,
+  FrameDecoder, FrameHeader, Frame, FrameView, FrameSink, FrameType, RejectReason, DecodeError, BROADCAST, HOST_ADDRESS, MAX_PAYLOAD,
+  HEADER_END, FRAME_OVERHEAD, FLAG_LAST, CommandFields, encodeFrameInto, beginFrame, endFrame, encodeCommandInto, checkCommand,
+  encodeReject, decodeResponseAt, decodeReject, decodeHeader, copyFrame, rejectReasonName, frameTypeName, ScsiStatus,
 } from '../lib/protocol';
 
 export interface FramedOptions {
@@ -56,7 +56,8 @@ interface Exchange {
   reject: (e: Error) => void;
   /** Frames we have sent in this exchange (the next one's sequence number). */
   sent: number;
-  data?: Buffer;
+  /** Where data-in is assembled: the command's dataIn, or a buffer of its own. */
+  data?: Uint8Array;
   received: number;
   /** Ping exchanges: the payload to see echoed. */
   ping?: Buffer;
@@ -78,6 +79,10 @@ export class FramedTransport implements CommandTransport {
   private readonly reserved = new Set<number>();
   private readonly waiting: (() => void)[] = [];
   private readonly outbox: Outbox;
+  private readonly sink: FrameSink = { frame: (f) => this.frame(f), error: (e) => this.badFrame(e) };
+  private receiving = false;
+  /** Chunks that arrived while one was being handled. */
+  private readonly backlog: Buffer[] = [];
   private nextTag = 0;
   private closedBy?: TransportError;
   /**
@@ -127,6 +132,9 @@ export class FramedTransport implements CommandTransport {
       expectedLength: dataOut > 0 ? dataOut : dataIn,
     };
     checkCommand(fields);
+    if (command.dataIn && command.dataIn.length < dataIn) {
+      return Promise.reject(new TransportError(`${this.target}: dataIn holds ${command.dataIn.length} bytes, less than the ${dataIn} expected`, 'EINVAL'));
+    }
     if (this.hasRoom()) return this.open(command, fields);
     fields.cdb = Buffer.from(command.cdb); // the caller may reuse its CDB while this command waits
     return this.whenRoom(command, fields);
@@ -237,10 +245,22 @@ export class FramedTransport implements CommandTransport {
 
   // ---- Receiving --------------------------------------------------------------------------------------
 
+  /**
+   * Frames are handled in place, as the decoder finds them in the chunk. A chunk that arrives
+   * while one is being handled (an in-test pair answers from inside our write) waits its turn, so
+   * frames are handled in stream order and the decoder is never re-entered.
+   */
   private receive(chunk: Buffer): void {
-    for (const event of this.decoder.push(chunk)) {
-      if (isDecodeError(event)) this.badFrame(event);
-      else this.frame(event);
+    if (this.receiving) {
+      this.backlog.push(chunk);
+      return;
+    }
+    this.receiving = true;
+    try {
+      this.decoder.feed(chunk, this.sink);
+      while (this.backlog.length > 0) this.decoder.feed(this.backlog.shift()!, this.sink);
+    } finally {
+      this.receiving = false;
     }
   }
 
@@ -251,14 +271,18 @@ export class FramedTransport implements CommandTransport {
     if (ex) this.finish(ex, new TransportError(`${this.target}: a frame of tag ${ex.tag} arrived damaged (${e.error})`, 'BAD_FRAME'), true);
   }
 
-  private frame(f: Frame): void {
+  private frame(f: FrameView): void {
     this.counters.framesIn++;
     if (f.destination !== this.address && f.destination !== BROADCAST) {
       this.counters.wrongDestination++;
       return;
     }
-    if (f.type === FrameType.REJECT) { this.rejected(f); return; }
-    if (f.type === FrameType.PING) { this.send({ ...f, type: FrameType.PONG, source: this.address, destination: f.source, sequence: 0 }, f.payload); return; }
+    if (f.type === FrameType.REJECT) { this.rejected(copyFrame(f)); return; }
+    if (f.type === FrameType.PING) {
+      const pong: FrameHeader = { type: FrameType.PONG, flags: f.flags, tag: f.tag, source: this.address, destination: f.source, sequence: 0, offset: f.offset, parameter: f.parameter };
+      this.send(pong, payloadOf(f));
+      return;
+    }
     const ex = this.active.get(f.tag);
     if (!ex) {
       if (f.type === FrameType.RSP) this.reserved.delete(f.tag);
@@ -275,7 +299,7 @@ export class FramedTransport implements CommandTransport {
     }
   }
 
-  private transferReady(ex: Exchange, f: Frame): void {
+  private transferReady(ex: Exchange, f: FrameView): void {
     const data = ex.command.dataOut;
     const end = f.offset + f.parameter;
     if (!data || f.parameter === 0 || end > data.length) {
@@ -295,46 +319,49 @@ export class FramedTransport implements CommandTransport {
     this.counters.framesOut += frames;
   }
 
-  private dataIn(ex: Exchange, f: Frame): void {
+  /** Data-in goes straight from the received bytes to where the result will hold it: one copy. */
+  private dataIn(ex: Exchange, f: FrameView): void {
     const expected = ex.command.dataInLength ?? 0;
-    if (f.offset + f.payload.length > expected) {
-      this.protocolError(ex, `DATA_IN [${f.offset}, ${f.offset + f.payload.length}) is beyond the ${expected} bytes expected`, f);
+    if (f.offset + f.length > expected) {
+      this.protocolError(ex, `DATA_IN [${f.offset}, ${f.offset + f.length}) is beyond the ${expected} bytes expected`, f);
       return;
     }
-    ex.data ??= Buffer.alloc(expected);
-    f.payload.copy(ex.data, f.offset);
-    ex.received += f.payload.length;
+    ex.data ??= ex.command.dataIn ?? Buffer.alloc(expected);
+    f.bytes.copy(ex.data, f.offset, f.payloadAt, f.payloadAt + f.length);
+    ex.received += f.length;
   }
 
-  private response(ex: Exchange, f: Frame): void {
-    const r = decodeResponse(f.payload);
-    if (!r) { this.protocolError(ex, `RSP payload of ${f.payload.length} bytes is malformed`, f); return; }
+  private response(ex: Exchange, f: FrameView): void {
+    const r = decodeResponseAt(f.bytes, f.payloadAt, f.length);
+    if (!r) { this.protocolError(ex, `RSP payload of ${f.length} bytes is malformed`, f); return; }
     const expected = ex.command.dataInLength ?? 0;
     const transferred = r.underflow ? Math.max(0, expected - r.residual) : expected;
     if (expected > 0 && r.status === ScsiStatus.GOOD && ex.received !== transferred) {
       this.finish(ex, new TransportError(`${this.target}: tag ${ex.tag}: received ${ex.received} of ${transferred} bytes of data-in`, 'DATA_LOST'));
       return;
     }
-    const data = ex.data ?? Buffer.alloc(0);
+    const data = ex.data ?? EMPTY;
+    const length = Math.min(data.length, r.status === ScsiStatus.GOOD ? transferred : ex.received);
     this.finish(ex, {
       status: r.status,
-      data: data.subarray(0, Math.min(data.length, r.status === ScsiStatus.GOOD ? transferred : ex.received)),
+      data: length === data.length ? data : data.subarray(0, length),
       sense: r.sense,
       residual: r.residual,
       residualOverflow: r.overflow,
     });
   }
 
-  private pong(ex: Exchange, f: Frame): void {
+  private pong(ex: Exchange, f: FrameView): void {
     if (!ex.ping) { this.protocolError(ex, 'PONG answers a command', f); return; }
-    const same = f.payload.equals(ex.ping);
-    this.finish(ex, same ? { status: 0, data: f.payload, sense: Buffer.alloc(0), residual: 0, residualOverflow: false }
+    const echoed = Buffer.from(payloadOf(f));
+    const same = echoed.equals(ex.ping);
+    this.finish(ex, same ? { status: 0, data: echoed, sense: EMPTY, residual: 0, residualOverflow: false }
       : new TransportError(`${this.target}: PONG echoed other bytes than the PING carried`, 'PROTOCOL'));
   }
 
   /** The array broke the exchange rules: tell it, fail the command, keep the tag until its RSP. */
-  private protocolError(ex: Exchange, what: string, f: Frame): void {
-    const payload = encodeReject({ reason: RejectReason.PROTOCOL, header: encodeHeader(f, f.payload.length) });
+  private protocolError(ex: Exchange, what: string, f: FrameView): void {
+    const payload = encodeReject({ reason: RejectReason.PROTOCOL, header: f.bytes.subarray(f.payloadAt - 20, f.payloadAt) });
     this.send({ type: FrameType.REJECT, flags: 0, tag: f.tag, source: this.address, destination: f.source, sequence: 0, offset: 0, parameter: 0 }, payload);
     this.finish(ex, new TransportError(`${this.target}: tag ${ex.tag}: ${what}`, 'PROTOCOL'), f.type !== FrameType.RSP);
   }
@@ -355,6 +382,13 @@ export class FramedTransport implements CommandTransport {
     const ofDataOut = r !== null && decodeHeader(r.header).type === FrameType.DATA_OUT;
     this.finish(ex, new TransportError(`${this.target}: the array rejected a frame of tag ${ex.tag}: ${reason}`, `REJECT_${reason}`), ofDataOut);
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The payload of a frame in place (a view: valid while the frame is). */
+function payloadOf(f: FrameView): Buffer {
+  return f.bytes.subarray(f.payloadAt, f.payloadAt + f.length);
 }
 
 /** Bytes of an outbox slab: the frames of a tick's many commands (a CMD frame is 58 bytes). */

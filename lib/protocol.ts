@@ -2,15 +2,17 @@
 // test/golden/frames.json). Both ends use it: the host's FramedTransport, and test targets that
 // play the array. The firmware's own side is firmware/comm/; the two must agree byte for byte.
 //
-// Frames are encoded whole into one Buffer and checked with the CRC-32C kernel (lib/kernels.ts,
-// loaded synchronously once per process on first use). The decoder hunts for SOF with
-// Buffer.indexOf and copies each good frame's payload out once; it never stops on bad input,
-// it reports it: every malformed frame becomes a counted DecodeError, as the controller counts them.
+// Frames are encoded in place into the caller's Buffer (encodeFrameInto, or beginFrame/endFrame
+// around a payload written there) and checked where they lie (frameCrc). The decoder hunts for
+// SOF with Buffer.indexOf and hands out frames in place (feed: views, no copy) or as frames of
+// their own (push: the payload copied once); it never stops on bad input, it reports it: every
+// malformed frame becomes a counted DecodeError, as the controller counts them.
 
 import { Kernels } from './kernels';
 
 export const SOF = Buffer.from([0xbc, 0xb5, 0x56, 0x56]);
 export const EOF = Buffer.from([0xbc, 0x95, 0x75, 0x75]);
+const SOF_BYTE = SOF[0];
 const SOF_WORD = SOF.readUInt32BE(0);
 const EOF_WORD = EOF.readUInt32BE(0);
 export const HEADER_END = 24; // SOF 4 + header 20: where the payload starts
@@ -83,10 +85,15 @@ export interface Frame extends FrameHeader {
 
 let kernels: Kernels | undefined;
 
-/** CRC-32C (Castagnoli) of data, by the firmware's own kernel. */
+/** CRC-32C (Castagnoli) of data. */
 export function crc32c(data: Uint8Array): number {
+  return frameCrc(data, 0, data.length);
+}
+
+/** CRC-32C of b[start, end), where it lies, by the firmware's own kernel. */
+export function frameCrc(b: Uint8Array, start: number, end: number): number {
   kernels ??= Kernels.load({ initialPages: 1 });
-  return kernels.crc32c(data);
+  return kernels.crc32c(b.subarray(start, end));
 }
 
 // ---- Encoding -------------------------------------------------------------------------------------
@@ -118,7 +125,7 @@ export function beginFrame(target: Buffer, at: number, header: FrameHeader, leng
 /** Writes the CRC and EOF of the frame begun at `at` with `length` payload bytes; returns the offset past it. */
 export function endFrame(target: Buffer, at: number, length: number): number {
   const end = at + HEADER_END + length;
-  target.writeUInt32BE(crc32c(target.subarray(at + 4, end)), end);
+  target.writeUInt32BE(frameCrc(target, at + 4, end), end);
   target.writeUInt32BE(EOF_WORD, end + 4);
   return end + 8;
 }
@@ -179,84 +186,161 @@ export function isDecodeError(e: DecodeEvent): e is DecodeError {
 }
 
 /**
+ * A frame as the decoder found it, in place: the header's fields, and the payload as
+ * bytes[payloadAt, payloadAt + length). Valid only during the sink's call (the bytes are the
+ * chunk being fed or the decoder's own buffer, and the object itself is reused): copy what must
+ * outlive it (copyFrame).
+ */
+export interface FrameView extends FrameHeader {
+  bytes: Buffer;
+  payloadAt: number;
+  length: number;
+}
+
+/** Where FrameDecoder.feed delivers, in stream order. */
+export interface FrameSink {
+  frame(f: FrameView): void;
+  error(e: DecodeError): void;
+}
+
+/** A Frame of its own (payload copied) from a view. */
+export function copyFrame(f: FrameView): Frame {
+  return {
+    type: f.type, flags: f.flags, tag: f.tag, source: f.source, destination: f.destination, sequence: f.sequence,
+    offset: f.offset, parameter: f.parameter, payload: Buffer.from(f.bytes.subarray(f.payloadAt, f.payloadAt + f.length)),
+  };
+}
+
+/**
  * A streaming frame parser with the controller's rules (firmware/comm/stream.ts): bytes before a
  * SOF are skipped and counted; a length over 2112 is OVERSIZE and a missing EOF is TRUNCATED, both
  * dropping one byte and hunting for the next SOF; a bad CRC or a reserved type drops the frame.
  * Frames may arrive split at any byte boundary.
+ *
+ * It parses in place: frames inside a chunk are handed out as views of it; only a frame split
+ * between chunks is assembled, in a buffer of the decoder's own, from its held head and at most
+ * MAX_FRAME bytes of the next chunk — never a chunk copied whole.
  */
 export class FrameDecoder {
   readonly counts: Record<DecodeErrorKind, number> = { badCrc: 0, truncated: 0, oversize: 0, unknownType: 0, badSof: 0 };
-  private pending: Buffer = EMPTY;
+  /** An incomplete frame's bytes (< MAX_FRAME), then room for the MAX_FRAME that complete any frame. */
+  private readonly held = Buffer.alloc(2 * MAX_FRAME);
+  private heldBytes = 0;
+  private readonly view: FrameView = {
+    type: 0, flags: 0, tag: 0, source: 0, destination: 0, sequence: 0, offset: 0, parameter: 0, bytes: EMPTY, payloadAt: 0, length: 0,
+  };
+  private feeding = false;
 
   /** Bytes held while a frame is incomplete. */
   get buffered(): number {
-    return this.pending.length;
+    return this.heldBytes;
   }
 
-  /** Feeds bytes; returns the frames and errors they complete, in stream order. */
+  /** Feeds bytes; returns the frames (payloads copied) and errors they complete, in stream order. */
   push(chunk: Uint8Array): DecodeEvent[] {
-    const buf = this.pending.length === 0 ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : Buffer.concat([this.pending, chunk]);
     const events: DecodeEvent[] = [];
+    this.feed(chunk, { frame: (f) => events.push(copyFrame(f)), error: (e) => events.push(e) });
+    return events;
+  }
+
+  /**
+   * Feeds bytes; the frames and errors they complete go to the sink as they are parsed, frames as
+   * views valid during the call only. The sink must not feed this decoder again.
+   */
+  feed(chunk: Uint8Array, sink: FrameSink): void {
+    if (this.feeding) throw new Error('FrameDecoder.feed re-entered from its sink');
+    this.feeding = true;
+    try {
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      let at = this.heldBytes > 0 ? this.completeHeld(buf, sink) : 0;
+      if (at < 0) return;
+      while (at < buf.length) {
+        const step = this.next(buf, at, buf.length, sink);
+        if (step === 0) break;
+        at += step;
+      }
+      // Keep only the unparsed tail (copied: the chunk may be reused by its owner).
+      if (at < buf.length) this.heldBytes = buf.copy(this.held, 0, at);
+    } finally {
+      this.feeding = false;
+    }
+  }
+
+  /**
+   * Parses the held bytes joined by the head of `chunk`: MAX_FRAME bytes more complete any frame
+   * that starts in them. Returns where parsing goes on in the chunk, or -1 when the chunk was all
+   * taken and is still not enough.
+   */
+  private completeHeld(chunk: Buffer, sink: FrameSink): number {
+    const held = this.heldBytes;
+    const end = held + chunk.copy(this.held, held, 0, Math.min(chunk.length, MAX_FRAME));
     let at = 0;
-    while (at < buf.length) {
-      const step = this.next(buf, at, events);
-      if (step === 0) break;
+    while (at < held) {
+      const step = this.next(this.held, at, end, sink);
+      if (step === 0) {
+        this.held.copyWithin(0, at, end);
+        this.heldBytes = end - at;
+        return -1;
+      }
       at += step;
     }
-    // Keep only the unparsed tail (copied: it must not pin the caller's chunk).
-    this.pending = at === buf.length ? EMPTY : Buffer.from(buf.subarray(at));
-    return events;
+    this.heldBytes = 0;
+    return at - held;
   }
 
   /** The stream ended or went silent: whatever is held is a truncated frame. */
   flush(): DecodeEvent[] {
-    if (this.pending.length === 0) return [];
+    if (this.heldBytes === 0) return [];
     const header = Buffer.alloc(20);
-    this.pending.copy(header, 0, 4, HEADER_END);
-    const error = this.fail({ error: 'truncated', header, bytes: this.pending.length });
-    this.pending = EMPTY;
+    this.held.copy(header, 0, 4, Math.max(4, Math.min(this.heldBytes, HEADER_END)));
+    const error: DecodeError = { error: 'truncated', header, bytes: this.heldBytes };
+    this.counts.truncated++;
+    this.heldBytes = 0;
     return [error];
   }
 
-  /** Parses at `at`: returns the bytes consumed, or 0 when it needs more input. */
-  private next(buf: Buffer, at: number, events: DecodeEvent[]): number {
-    const avail = buf.length - at;
-    if (buf[at] !== SOF[0] || (avail >= 4 && buf.readUInt32BE(at) !== SOF_WORD)) {
-      const found = buf.indexOf(SOF[0], at + 1);
-      const skipped = (found < 0 ? buf.length : found) - at;
-      events.push(this.fail({ error: 'badSof', bytes: skipped }));
+  /** Parses at `at` (bytes up to `end`): returns the bytes consumed, or 0 when it needs more input. */
+  private next(buf: Buffer, at: number, end: number, sink: FrameSink): number {
+    const avail = end - at;
+    if (buf[at] !== SOF_BYTE || (avail >= 4 && buf.readUInt32BE(at) !== SOF_WORD)) {
+      let found = buf.indexOf(SOF_BYTE, at + 1);
+      if (found < 0 || found > end) found = end;
+      const skipped = found - at;
+      this.counts.badSof += skipped;
+      sink.error({ error: 'badSof', bytes: skipped });
       return skipped;
     }
     if (avail < HEADER_END) return 0;
-    const header = Buffer.from(buf.subarray(at + 4, at + HEADER_END));
-    const length = header.readUInt16BE(10);
-    if (length > MAX_PAYLOAD) {
-      events.push(this.fail({ error: 'oversize', header, bytes: 1 }));
-      return 1;
-    }
+    const length = buf.readUInt16BE(at + 14);
+    if (length > MAX_PAYLOAD) return this.fail(sink, 'oversize', buf, at, 1);
     const total = length + FRAME_OVERHEAD;
     if (avail < total) return 0;
-    const end = at + HEADER_END + length;
-    if (buf.readUInt32BE(end + 4) !== EOF_WORD) {
-      events.push(this.fail({ error: 'truncated', header, bytes: 1 }));
-      return 1;
-    }
-    if (crc32c(buf.subarray(at + 4, end)) !== buf.readUInt32BE(end)) {
-      events.push(this.fail({ error: 'badCrc', header, bytes: total }));
-      return total;
-    }
-    if (frameTypeName(header[0]) === undefined) {
-      events.push(this.fail({ error: 'unknownType', header, bytes: total }));
-      return total;
-    }
-    const { length: _, ...fields } = decodeHeader(header);
-    events.push({ ...fields, payload: Buffer.from(buf.subarray(at + HEADER_END, end)) });
+    const crcAt = at + HEADER_END + length;
+    if (buf.readUInt32BE(crcAt + 4) !== EOF_WORD) return this.fail(sink, 'truncated', buf, at, 1);
+    if (frameCrc(buf, at + 4, crcAt) !== buf.readUInt32BE(crcAt)) return this.fail(sink, 'badCrc', buf, at, total);
+    const type = buf[at + 4];
+    if (type < FrameType.CMD || type > FrameType.PONG) return this.fail(sink, 'unknownType', buf, at, total);
+    const v = this.view;
+    v.type = type;
+    v.flags = buf[at + 5];
+    v.tag = buf.readUInt16BE(at + 6);
+    v.source = buf.readUInt16BE(at + 8);
+    v.destination = buf.readUInt16BE(at + 10);
+    v.sequence = buf.readUInt16BE(at + 12);
+    v.offset = buf.readUInt32BE(at + 16);
+    v.parameter = buf.readUInt32BE(at + 20);
+    v.bytes = buf;
+    v.payloadAt = at + HEADER_END;
+    v.length = length;
+    sink.frame(v);
     return total;
   }
 
-  private fail(e: DecodeError): DecodeError {
-    this.counts[e.error] += e.error === 'badSof' ? e.bytes : 1;
-    return e;
+  /** Reports the frame at `at` (its header copied) as `error`; returns the bytes to drop. */
+  private fail(sink: FrameSink, error: DecodeErrorKind, buf: Buffer, at: number, bytes: number): number {
+    this.counts[error]++;
+    sink.error({ error, header: Buffer.from(buf.subarray(at + 4, at + HEADER_END)), bytes });
+    return bytes;
   }
 }
 
@@ -375,13 +459,20 @@ export function encodeResponse(r: Response): Buffer {
 
 /** An RSP payload, or null when it is too short for what it announces. */
 export function decodeResponse(p: Buffer): Response | null {
-  if (p.length < 8 || p.length < 8 + p.readUInt16BE(2)) return null;
+  return decodeResponseAt(p, 0, p.length);
+}
+
+/** The RSP payload of `length` bytes at `at` in b (a frame in place); the sense is copied out. */
+export function decodeResponseAt(b: Buffer, at: number, length: number): Response | null {
+  if (length < 8) return null;
+  const senseLength = b.readUInt16BE(at + 2);
+  if (length < 8 + senseLength) return null;
   return {
-    status: p[0],
-    underflow: (p[1] & 1) !== 0,
-    overflow: (p[1] & 2) !== 0,
-    residual: p.readUInt32BE(4),
-    sense: Buffer.from(p.subarray(8, 8 + p.readUInt16BE(2))),
+    status: b[at],
+    underflow: (b[at + 1] & 1) !== 0,
+    overflow: (b[at + 1] & 2) !== 0,
+    residual: b.readUInt32BE(at + 4),
+    sense: senseLength > 0 ? Buffer.from(b.subarray(at + 8, at + 8 + senseLength)) : EMPTY,
   };
 }
 

@@ -123,6 +123,21 @@ test('DATA_IN is assembled by offset, and an underflow shortens the data to what
   t.false(r.residualOverflow);
 });
 
+test('data-in lands in the command\'s dataIn: the result is a view of it; a dataIn too short is refused', async (t) => {
+  const { target, transport } = pair();
+  const into = Buffer.alloc(8192, 0xee);
+  const done = transport.submit({ lun: 1, cdb: S.readWrite10(false, 0, 16), dataInLength: 8192, dataIn: into });
+  const cmd = await target.next();
+  const data = Buffer.from(Array.from({ length: 6000 }, (_, i) => (i * 11) & 0xff));
+  target.dataIn(cmd.tag, data);
+  target.respond(cmd.tag, { underflow: true, residual: 2192 });
+  const r = await done;
+  t.is(r.data.buffer, into.buffer);
+  t.is(r.data.byteOffset, into.byteOffset);
+  t.deepEqual(Buffer.from(r.data), data);
+  t.like(await t.throwsAsync(transport.submit({ lun: 1, cdb: S.readWrite10(false, 0, 16), dataInLength: 8192, dataIn: Buffer.alloc(4096) }), { instanceOf: TransportError }), { code: 'EINVAL' });
+});
+
 test('CHECK CONDITION comes back as a result with its sense: a status, not a transport failure', async (t) => {
   const { target, transport } = pair();
   const done = transport.submit({ lun: 9, cdb: S.testUnitReady() });

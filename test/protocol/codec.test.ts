@@ -138,6 +138,32 @@ test('encodeFrameInto writes back to back frames that decode as encodeFrame does
   t.is(frameOf(target.subarray(at)).offset, 3);
 });
 
+test('feed hands out the frames push does, in place: views of the chunk, a split frame assembled from its pieces only', (t) => {
+  fc.assert(fc.property(fc.array(frame, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 10 }), (fs, cuts) => {
+    const all = Buffer.concat(fs.map((f) => P.encodeFrame(f.header, f.payload)));
+    const points = [...new Set(cuts.map((c) => c % (all.length + 1)))].sort((a, b) => a - b);
+    const d = new P.FrameDecoder();
+    const frames: P.Frame[] = [];
+    let inPlace = 0;
+    [0, ...points].forEach((from, i) => {
+      const chunk = all.subarray(from, [...points, all.length][i]);
+      d.feed(chunk, {
+        frame: (v) => { frames.push(P.copyFrame(v)); if (v.bytes === chunk) inPlace++; },
+        error: (e) => t.fail(`unexpected ${e.error}`),
+      });
+    });
+    t.deepEqual(frames, fs.map((f) => ({ ...f.header, payload: f.payload })));
+    t.true(inPlace >= fs.length - points.length, 'only frames cut by a chunk boundary are assembled');
+  }), { numRuns: 100 });
+});
+
+test('feed refuses to be re-entered from its sink', (t) => {
+  const d = new P.FrameDecoder();
+  const bytes = ping(1);
+  t.throws(() => d.feed(bytes, { frame: () => d.feed(bytes, { frame: () => undefined, error: () => undefined }), error: () => undefined }), { message: /re-entered/ });
+  t.like(d.push(ping(2))[0], { tag: 2 }, 'the decoder still works');
+});
+
 // ---- Payloads ---------------------------------------------------------------------------------------------
 
 test('LUNs: peripheral addressing below 256, flat space to 16383, and back', (t) => {
