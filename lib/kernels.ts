@@ -227,14 +227,22 @@ export class Arena {
   }
 }
 
+/** Bytes crc32c() stages in a region of its own; longer data goes through the arena. */
+const CRC_STAGE_BYTES = 8192;
+
 export class Kernels {
   readonly arena: Arena;
   /** RS_SCRATCH_BYTES owned by this wrapper for the matrix kernels. */
   readonly scratch: number;
+  /** CRC_STAGE_BYTES + 8 owned by crc32c() for its input: no arena allocation per call. */
+  private readonly crcStage: number;
+  private crcStageView: Uint8Array;
 
   private constructor(readonly memory: WasmMemory, readonly raw: KernelExports) {
     this.arena = new Arena(memory, (raw.staticEnd() + 63) & ~63);
     this.scratch = this.arena.alloc(codes.RS_SCRATCH_BYTES, 64);
+    this.crcStage = this.arena.alloc(CRC_STAGE_BYTES + 8, 64);
+    this.crcStageView = this.arena.bytes(this.crcStage, CRC_STAGE_BYTES + 8);
   }
 
   /** Compiles and instantiates the kernels image synchronously. */
@@ -278,8 +286,23 @@ export class Kernels {
     return check('crc32c', this.raw.crc32c(ptr, bytes, previous | 0), () => `[${ptr}, ${ptr + bytes}) of ${this.memoryBytes}`);
   }
 
-  /** CRC-32C of data, continuing from `previous` (0 to start). Copies data into the arena. */
+  /**
+   * CRC-32C of data, continuing from `previous` (0 to start). Copies data into the kernel memory:
+   * up to CRC_STAGE_BYTES into a region kept for it (the per-frame case: a copy and a call, nothing
+   * allocated), longer data into the arena.
+   */
   crc32c(data: Uint8Array, previous = 0): number {
+    if (data.length <= CRC_STAGE_BYTES) {
+      // A view of a shared memory outlives growth; one of an unshared memory is detached by it.
+      if (this.crcStageView.byteLength === 0) this.crcStageView = this.arena.bytes(this.crcStage, CRC_STAGE_BYTES + 8);
+      // Staged at the data's own alignment: a copy into shared memory goes a word at a time only
+      // between equally aligned addresses, else a byte at a time (2 KiB: 0.26 us against 1.2 us).
+      const skew = data.byteOffset & 7;
+      this.crcStageView.set(data, skew);
+      const crc = Number(this.raw.crc32c(this.crcStage + skew, data.length, previous | 0));
+      if (crc < 0) throw kernelError('crc32c', crc, `${data.length} bytes staged at ${this.crcStage + skew}`);
+      return crc;
+    }
     const mark = this.arena.mark();
     try {
       return this.crc32cAt(this.arena.copyIn(data), data.length, previous);

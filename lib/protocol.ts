@@ -83,6 +83,28 @@ export interface Frame extends FrameHeader {
 
 // ---- CRC ------------------------------------------------------------------------------------------
 
+// Short frames (CMD, RSP, XFER_RDY: up to JS_CRC_MAX_BYTES from type to the end of the payload)
+// are done here by slicing-by-8: handing bytes to the wasm kernel costs more than their CRC
+// (measured: 54 bytes 80 ns here against 255 ns copied into the kernel memory and the kernel
+// called; 256 bytes 330 against 414 ns). Longer ones (DATA_IN, DATA_OUT) go to the firmware's own
+// kernel (lib/kernels.ts, loaded synchronously on first use): 2072 bytes in 1.45 us with the copy,
+// against 2.1 us for this loop.
+
+const JS_CRC_MAX_BYTES = 256;
+const CASTAGNOLI_REFLECTED = 0x82f63b78;
+
+/** Slice s of the slicing-by-8 table at [256 s, 256 s + 256). */
+const CRC_SLICES = ((): Int32Array => {
+  const t = new Int32Array(8 * 256);
+  for (let b = 0; b < 256; b++) {
+    let c = b;
+    for (let i = 0; i < 8; i++) c = c & 1 ? (c >>> 1) ^ CASTAGNOLI_REFLECTED : c >>> 1;
+    t[b] = c;
+  }
+  for (let i = 256; i < t.length; i++) t[i] = (t[i - 256] >>> 8) ^ t[t[i - 256] & 0xff];
+  return t;
+})();
+
 let kernels: Kernels | undefined;
 
 /** CRC-32C (Castagnoli) of data. */
@@ -90,10 +112,22 @@ export function crc32c(data: Uint8Array): number {
   return frameCrc(data, 0, data.length);
 }
 
-/** CRC-32C of b[start, end), where it lies, by the firmware's own kernel. */
+/** CRC-32C of b[start, end), where it lies. */
 export function frameCrc(b: Uint8Array, start: number, end: number): number {
-  kernels ??= Kernels.load({ initialPages: 1 });
-  return kernels.crc32c(b.subarray(start, end));
+  if (end - start > JS_CRC_MAX_BYTES) {
+    kernels ??= Kernels.load({ initialPages: 1 });
+    return kernels.crc32c(b.subarray(start, end));
+  }
+  const t = CRC_SLICES;
+  let crc = -1;
+  let i = start;
+  for (; i + 8 <= end; i += 8) {
+    const low = crc ^ (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24));
+    crc = t[1792 + (low & 0xff)] ^ t[1536 + ((low >>> 8) & 0xff)] ^ t[1280 + ((low >>> 16) & 0xff)] ^ t[1024 + (low >>> 24)]
+      ^ t[768 + b[i + 4]] ^ t[512 + b[i + 5]] ^ t[256 + b[i + 6]] ^ t[b[i + 7]];
+  }
+  for (; i < end; i++) crc = (crc >>> 8) ^ t[(crc ^ b[i]) & 0xff];
+  return ~crc >>> 0;
 }
 
 // ---- Encoding -------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import * as P from '../../lib/protocol';
+import { Kernels } from '../../lib/kernels';
+import { crc32cTable } from '../kernels/reference';
 
 const u16 = fc.integer({ min: 0, max: 0xffff });
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
@@ -162,6 +164,19 @@ test('feed refuses to be re-entered from its sink', (t) => {
   const bytes = ping(1);
   t.throws(() => d.feed(bytes, { frame: () => d.feed(bytes, { frame: () => undefined, error: () => undefined }), error: () => undefined }), { message: /re-entered/ });
   t.like(d.push(ping(2))[0], { tag: 2 }, 'the decoder still works');
+});
+
+test('frame CRCs (JavaScript for short frames, the kernel for long ones) match the byte-table reference at every length', (t) => {
+  const k = Kernels.load({ initialPages: 1, maximumPages: 1024 });
+  const lengths = [...Array(600).keys(), ...Array.from({ length: 200 }, (_, i) => 2000 + i), 8191, 8192, 8193, 65536 + 13];
+  for (const n of lengths) {
+    const data = Buffer.from(Array.from({ length: n + 5 }, (_, i) => (i * 167 + n) & 0xff)).subarray(5 - (n % 5));
+    const want = crc32cTable(data.subarray(0, n));
+    t.is(P.frameCrc(data, 0, n), want, `${n} bytes`);
+    t.is(k.crc32c(data.subarray(0, n)), want, `${n} bytes, kernel`);
+  }
+  k.arena.alloc(8 << 20); // the memory grows: the kernel's staging view still works
+  t.is(k.crc32c(Buffer.from('123456789')), 0xe3069283);
 });
 
 // ---- Payloads ---------------------------------------------------------------------------------------------
