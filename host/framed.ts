@@ -246,13 +246,17 @@ export class FramedTransport implements CommandTransport {
   // ---- Receiving --------------------------------------------------------------------------------------
 
   /**
+   * Bytes from the array. Called for each 'data' event of the stream; a stream that reads into a
+   * buffer of its own instead (a socket's onread, host/connect.ts) calls it directly: the chunk is
+   * used only during the call.
+   *
    * Frames are handled in place, as the decoder finds them in the chunk. A chunk that arrives
-   * while one is being handled (an in-test pair answers from inside our write) waits its turn, so
-   * frames are handled in stream order and the decoder is never re-entered.
+   * while one is being handled (an in-test pair answers from inside our write) waits its turn,
+   * copied, so frames are handled in stream order and the decoder is never re-entered.
    */
-  private receive(chunk: Buffer): void {
+  receive(chunk: Buffer): void {
     if (this.receiving) {
-      this.backlog.push(chunk);
+      this.backlog.push(Buffer.from(chunk));
       return;
     }
     this.receiving = true;

@@ -11,6 +11,8 @@ import * as P from '../../lib/protocol';
 import { CommandTransport, TransportError } from '../../lib/transport';
 import { connect, registerTargetScheme } from '../../host/connect';
 import { FramedTransport } from '../../host/framed';
+import { ScsiClient } from '../../host/client';
+import { FakeArray } from './fake-target';
 
 const haveSocat = spawnSync('socat', ['-V']).status === 0;
 
@@ -53,6 +55,22 @@ test('tcp: connects, pings, closes; a refused connection is CONNECT', async (t) 
   server.close();
   await new Promise((r) => setTimeout(r, 20));
   t.like(await t.throwsAsync(connect(`tcp://127.0.0.1:${port}`), { instanceOf: TransportError }), { code: 'CONNECT' });
+});
+
+test('tcp: data both ways through the socket\'s own receive buffer, frames split between reads', async (t) => {
+  const array = new FakeArray();
+  const server = net.createServer((socket) => { const link = array.connect(); socket.pipe(link); link.pipe(socket); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const transport = await connect(`tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+  const client = new ScsiClient(transport);
+  const volume = await client.createVolume({ name: 'vol', blocks: 4096, blockSize: 512 });
+  await client.mapVolume(volume.number, 0, 1);
+  const data = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 13 + (i >> 11)) & 0xff));
+  await Promise.all([0, 1].map((half) => client.write(1, half * 1024, data.subarray(half << 19, (half + 1) << 19))));
+  const back = await Promise.all([0, 1, 2, 3].map((q) => client.read(1, q * 512, 512)));
+  t.deepEqual(Buffer.concat(back), data);
+  await transport.close();
 });
 
 /** File descriptors of this process open on `device`. */
