@@ -10,6 +10,12 @@
 // A command that failed on our side while the array may still answer it (a DATA_OUT rejected, a
 // frame from the array lost) keeps its tag reserved until its RSP arrives, so a late answer never
 // lands on a new command. Reserved tags do not count against the queue depth.
+//
+// The path of a command allocates little, as the initiator is the busier end of a TCP connection
+// (docs/bench.md, "Initiator optimisations"): the frames of a tick are encoded straight into one
+// outbox slab and leave in one write; frames received are handled in place (FrameDecoder.feed),
+// data-in copied once, into the caller's dataIn when it gives one; one timer per connection
+// watches for silence, and a TIMEOUT error is built only when one fires.
 
 import type { Duplex } from 'stream';
 import { CommandTransport, ScsiCommand, ScsiResult, TransportError } from '../lib/transport';
