@@ -45,9 +45,4 @@ export class CommonMemory {
     const length = this.u32(ptr - 4);
     return Buffer.from(this.u8.buffer, ptr, Math.min(length, 4096)).toString('utf16le');
   }
-
-  /** A space-padded or NUL-padded ASCII field. */
-  ascii(addr: number, length: number): string {
-    return Buffer.from(this.u8.buffer, addr, length).toString('latin1').replace(/[\0 ]+$/, '');
-  }
 }

@@ -356,12 +356,10 @@ export class ArrayController {
 
   /** Releases files and memory; nothing is flushed here (see Emulator.stop). */
   async release(): Promise<void> {
-    this.drainTraceSafe();
+    if (this.trace) this.drainTrace();
     for (const m of this.media) m.store.close();
     this.nv?.close();
   }
-
-  private drainTraceSafe(): void { if (this.trace) this.drainTrace(); }
 
   /** Emulates a loss of power: nothing more reaches the NV file or the media. */
   powerFail(): void {

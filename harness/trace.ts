@@ -35,7 +35,6 @@ export class TraceWriter {
   private fd = -1;
   private lines: string[] = [];
   private bytes = 0;
-  records = 0;
 
   constructor(readonly file: string) {
     if (!file) return;
@@ -50,7 +49,6 @@ export class TraceWriter {
     const line = JSON.stringify(record);
     this.lines.push(line);
     this.bytes += line.length + 1;
-    this.records++;
     if (this.bytes >= 1 << 16) this.flush();
   }
 

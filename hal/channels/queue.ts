@@ -56,7 +56,7 @@ export class QueueSession implements CommandTransport {
     this.queueDepth = Math.min(this.sq.capacity, this.cq.capacity, FIRMWARE_SESSION_DEPTH);
     this.tags = new Array(this.queueDepth);
     for (let t = this.queueDepth - 1; t >= 0; t--) this.freeTags.push(t);
-    this.slot.open([this.sq.addr, this.cq.addr]);
+    this.slot.open([this.sq, this.cq]);
   }
 
   get outstanding(): number { return this.queueDepth - this.freeTags.length; }

@@ -16,12 +16,9 @@ export class SessionSlot {
   ring(field: number): number { return this.mem.u32(this.desc + field); }
 
   /** Opens the slot: its rings are emptied first, while the firmware leaves them alone. */
-  open(resetRings: number[]): void {
+  open(rings: Array<{ reset(): void }>): void {
     if (!this.free) throw new Error(`session ${this.port}.${this.index} is not closed`);
-    for (const r of resetRings) {
-      this.mem.store32(r + A.RING_HEAD, 0);
-      this.mem.store32(r + A.RING_TAIL, 0);
-    }
+    for (const r of rings) r.reset();
     this.mem.store32(this.desc + A.SES_GENERATION, this.mem.load32(this.desc + A.SES_GENERATION) + 1);
     this.mem.store32(this.desc + A.SES_STATE, A.SESS_OPEN);
   }

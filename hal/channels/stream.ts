@@ -29,7 +29,7 @@ export class StreamSession {
     this.slot = new SessionSlot(mem, port, index);
     this.rx = new ByteRing(mem, this.slot.ring(A.SES_RX));
     this.tx = new ByteRing(mem, this.slot.ring(A.SES_TX));
-    this.slot.open([this.rx.addr, this.tx.addr]);
+    this.slot.open([this.rx, this.tx]);
     stream.on('data', (b: Buffer) => this.receive(b));
     stream.on('drain', () => { this.blocked = false; this.flushTx(); this.kick(); });
     stream.on('close', () => this.hangUp());
