@@ -68,15 +68,20 @@ export class RealtimeDriver extends DriverBase {
   now(): number { return Number(process.hrtime.bigint() - this.origin); }
 
   protected run(): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = undefined; this.timerAt = Infinity; }
     for (let rounds = 0; ; rounds++) {
       if (rounds === YIELD_ROUNDS) { this.kick(); return; }
       if (this.array.round(this.now()) === 0) break;
     }
+    // The armed timer stays when the next due time has not moved: busy traffic runs this many
+    // times between two timers, and re-arming each time would cost a timer per command.
     const next = this.array.nextTimerNs();
-    if (next < Infinity) {
+    if (next !== this.timerAt) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
       this.timerAt = next;
-      this.timer = setTimeout(() => { this.timer = undefined; this.timerAt = Infinity; this.kick(); }, Math.max(0, (next - this.now()) / 1e6));
+      if (next < Infinity) {
+        this.timer = setTimeout(() => { this.timer = undefined; this.timerAt = Infinity; this.kick(); }, Math.max(0, (next - this.now()) / 1e6));
+      }
     }
     if (!this.array.hostWaiting || this.array.failed) this.idle();
   }
