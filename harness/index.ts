@@ -44,10 +44,10 @@ export class Emulator {
     private readonly trace: TraceWriter,
   ) {}
 
-  /** Boots every array of a topology (a file path, a parsed object, or the embedded default). */
-  static async start(topology?: string | Topology | object, options: StartOptions = {}): Promise<Emulator> {
+  /** Boots every array of a topology: a file, a topology document (as in a file), or the embedded default. */
+  static async start(topology?: string | object, options: StartOptions = {}): Promise<Emulator> {
     let topo: Topology = typeof topology === 'string' || topology === undefined ? loadTopology(topology)
-      : isParsed(topology) ? topology : parseTopology(topology, options.baseDir ?? process.cwd());
+      : parseTopology(topology, options.baseDir ?? process.cwd());
     topo = { ...topo, mode: options.mode ?? topo.mode, seed: options.seed ?? topo.seed };
     const trace = new TraceWriter(topo.trace);
     const log = options.log ?? (() => undefined);
@@ -120,9 +120,4 @@ export class Emulator {
     }
     this.trace.close();
   }
-}
-
-function isParsed(t: object): t is Topology {
-  const arrays = (t as Topology).arrays;
-  return Array.isArray(arrays) && arrays.length > 0 && typeof (arrays[0] as { cache?: { bytes?: number } }).cache?.bytes === 'number';
 }
