@@ -33,7 +33,11 @@ test('WRITE -> NV wait -> RESPOND: write-back data is acknowledged from cache; F
 
 test('SYNCHRONIZE CACHE: every dirty block of the range is on the medium at GOOD; IMMED answers first', async (t) => {
   const dir = tempDir('seqsync');
-  const emu = await startSmall({ dir, cache: slowDestage });
+  // Deterministic, with slow file media (10 MB/s): a 64 KiB destage takes 6.5 ms of virtual time,
+  // so a SYNCHRONIZE CACHE's latency in the trace says whether GOOD waited for the flush.
+  const slow = { timing: { rpm: 0, transferMBps: 10 } };
+  const emu = await startSmall({ dir, mode: 'deterministic', cache: slowDestage, trace: true, traceCommands: true,
+    media: [{ name: 'd0', kind: 'file', size: '64MiB', ...slow }, { name: 'd1', kind: 'file', size: '64MiB', ...slow }] });
   t.teardown(() => emu.stop());
   const s = emu.connect();
   await createVolume(s, { name: 'v', blocks: 8192, blockSize: 512 }, 1);
@@ -47,6 +51,12 @@ test('SYNCHRONIZE CACHE: every dirty block of the range is on the medium at GOOD
   await run(s, 1, scsi.synchronizeCache10(0, 0, { immediate: true }));
   await emu.settle();
   t.true(onMedia(dir, b), 'the flush went on after the early GOOD');
+  await emu.stop();
+  const syncs = fs.readFileSync(path.join(dir, 'trace.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    .filter((r) => r.type === 'command' && r.opcode === 0x35).map((r) => r.latencyUs);
+  t.is(syncs.length, 2);
+  t.true(syncs[0] >= 6500, `SYNCHRONIZE CACHE waited for the destage: ${syncs[0]} us`);
+  t.true(syncs[1] < 1000, `IMMED answered before it: ${syncs[1]} us`);
 });
 
 test('READ: a miss is staged by the disk IOP, the same blocks then hit in cache (counters)', async (t) => {

@@ -6,6 +6,7 @@ import * as A from '../../hal/abi';
 import * as P from '../../lib/protocol';
 import * as scsi from '../../lib/scsi';
 import { connect } from '../../host/connect';
+import { TransportError } from '../../lib/transport';
 import { tempDir, startSmall, createVolume, read, write, pattern, run } from './env';
 import { rawConnection, header, commandFrame, tcpPort } from './raw';
 
@@ -97,7 +98,12 @@ test('a session closed with commands in flight frees its slot; acknowledged writ
   const inflight = Array.from({ length: 32 }, (_, i) => read(first, 1, i * 64, 64).catch((e) => e));
   await first.close();
   const outcomes = await Promise.all(inflight);
-  t.true(outcomes.every((o) => Buffer.isBuffer(o) || o instanceof Error));
+  // Each read either completed with the data or failed as closed: nothing else, nothing wrong.
+  outcomes.forEach((o, i) => {
+    if (Buffer.isBuffer(o)) t.true(o.equals(data.subarray(i * 64 * 512, (i + 1) * 64 * 512)));
+    else t.is((o as TransportError).code, 'CLOSED');
+  });
+  t.true(outcomes.some((o) => !Buffer.isBuffer(o)), 'the close cut some reads short');
   // The only session slot is reused by the next connection.
   let second;
   for (let i = 0; i < 50 && !second; i++) {
