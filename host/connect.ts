@@ -83,6 +83,9 @@ async function connectSerial(url: URL, options: FramedOptions): Promise<CommandT
   const { SerialPort } = await import('serialport'); // loaded only when a serial target is used
   const port = new SerialPort({ path, baudRate, autoOpen: false, hupcl: false });
   await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(new TransportError(`${options.target}: ${e.message}`, 'CONNECT')) : resolve())));
+  // A serial line keeps what arrived while nobody listened (answers to an earlier initiator that
+  // went away): those bytes belong to no exchange of ours, so they go before the first command.
+  await new Promise<void>((resolve) => port.flush(() => resolve()));
   // SerialPort's destroy() leaves the device open (and the process alive): close() it.
   const closeStream = (): Promise<void> => new Promise((resolve) => port.close(() => resolve()));
   return new FramedTransport(port, { ...options, closeStream });

@@ -111,7 +111,8 @@ test('sanctl exits non-zero with the sense in words', async (t) => {
   const data = pattern(256 << 10, 3);
   fs.writeFileSync(path.join(dir, 'in.bin'), data);
   // The second sanctl finds the line served again after the first one closed its end.
-  t.is((await ctl(ser, 'write', 'wire', path.join(dir, 'in.bin'))).code, EXIT_OK);
+  const w = await ctl(ser, 'write', 'wire', path.join(dir, 'in.bin'));
+  t.is(w.code, EXIT_OK, w.stderr);
   const r = await ctl(ser, 'read', 'wire', path.join(dir, 'out.bin'), '--bytes', String(data.length));
   t.is(r.code, EXIT_OK, r.stderr);
   t.true(fs.readFileSync(path.join(dir, 'out.bin')).equals(data));
