@@ -8,7 +8,7 @@
 // Conventions: all structures in common memory are little-endian; an address is a byte offset
 // into the controller's shared WebAssembly memory; sizes are bytes unless the name says otherwise.
 
-export const ABI_VERSION: u32 = 1;
+export const ABI_VERSION: u32 = 2; // 2: port extension table, PORT_ISCSI, entropy, 32-bit tags
 
 // ---- Fixed addresses -------------------------------------------------------------------------
 // [0, STATIC_LIMIT): the firmware image's static data (tables, constant strings).
@@ -60,6 +60,7 @@ export const CFG_REVISION: u32 = 88; // 4 ASCII bytes
 export const CFG_SERIAL: u32 = 92; // 20 ASCII bytes: the array's serial number
 export const CFG_DEVICE_ID: u32 = 112; // 16 bytes: NAA-6 identifier of the array (document 002: the device ID)
 export const CFG_ARRAY_NAME: u32 = 128; // 32 ASCII bytes
+export const CFG_ENTROPY: u32 = 160; // 16 bytes: seeds the firmware's PRNG (CHAP challenges); from the seed in deterministic mode
 export const CFGF_DETERMINISTIC: u32 = 1;
 export const CFGF_TRACE_COMMANDS: u32 = 2; // one TRACE_COMMAND record per command
 
@@ -90,11 +91,25 @@ export const CPORT_QUEUE_ENTRIES: u32 = 16; // u32: queue ports, submission/comp
 export const CPORT_DATA_BYTES: u32 = 20; // u32: queue ports, data area per session
 export const CPORT_NAME: u32 = 32; // 32 ASCII bytes
 
+// Per-port strings that do not fit the port entry (iSCSI ports): NUL-terminated, NUL padded.
+export const CFG_PORT_EXT_TABLE: u32 = 0x2000; // MAX_PORTS entries
+export const CFG_PORT_EXT_BYTES: u32 = 1024;
+export const CPX_TARGET_NAME: u32 = 0; // 224 bytes: the port's iSCSI target name (at most 223 characters)
+export const CPX_HOST: u32 = 224; // 64 bytes: the address the port listens on, as configured ("127.0.0.1", "::1", "0.0.0.0")
+export const CPX_CHAP_USER: u32 = 288; // 128 bytes: the name an initiator must give in CHAP (empty: no CHAP)
+export const CPX_CHAP_SECRET: u32 = 416; // 128 bytes: its secret
+export const CPX_MUTUAL_USER: u32 = 544; // 128 bytes: the name the target answers with when the initiator asks for mutual CHAP
+export const CPX_MUTUAL_SECRET: u32 = 672; // 128 bytes: the target's secret for mutual CHAP
+export const CPX_PING_MS: u32 = 800; // u32: an idle iSCSI connection gets a NOP-In after this long, and is dropped if unanswered as long again (0: never)
+export const CPX_NAME_BYTES: u32 = 224;
+export const CPX_CHAP_BYTES: u32 = 128;
+
 export const ROLE_CHANNEL: u32 = 1;
 export const ROLE_DISK: u32 = 2;
 
 export const PORT_STREAM: u32 = 1; // framed byte stream: TCP, serial
 export const PORT_QUEUE: u32 = 2; // queue pair in common memory: in-process initiators
+export const PORT_ISCSI: u32 = 3; // iSCSI (RFC 7143) on a byte stream: TCP
 
 export const SCHED_FIFO: u32 = 0;
 export const SCHED_SSTF: u32 = 1;
@@ -134,6 +149,7 @@ export const MAP_PORT_TABLE: u32 = 2304; // MAX_PORTS entries
 export const MAP_PORT_BYTES: u32 = 16;
 export const MPORT_SESSIONS_ADDR: u32 = 0; // u32: array of CPORT_SESSIONS session descriptors
 export const MPORT_SESSIONS: u32 = 4;
+export const MPORT_LISTEN_PORT: u32 = 8; // u32: written by a TCP binding once it listens: the bound TCP port
 
 export const MAPS_NONE: u32 = 0;
 export const MAPS_LAID_OUT: u32 = 1;
@@ -141,7 +157,7 @@ export const MAPS_BOOTED: u32 = 2;
 export const MAPS_FAILED: u32 = 3;
 
 // ---- Session descriptor (one per connection slot of a port) -----------------------------------
-export const SESSION_BYTES: u32 = 64;
+export const SESSION_BYTES: u32 = 128;
 export const SES_STATE: u32 = 0; // u32, SESS_*: written by the binding (OPEN, CLOSING) and the firmware (CLOSED)
 export const SES_GENERATION: u32 = 4; // u32: the binding bumps it on every open
 export const SES_FW_GENERATION: u32 = 8; // u32: the generation the firmware has reset its state for
@@ -152,6 +168,9 @@ export const SES_CQ: u32 = 24; // queue: QCQ entries, firmware -> binding
 export const SES_DATA: u32 = 28; // queue: data area the initiator's buffers live in
 export const SES_DATA_BYTES: u32 = 32;
 export const SES_PEER: u32 = 36; // u32: stream: the peer's frame address learnt from its first frame
+export const SES_HANGUP: u32 = 40; // u32: set by the firmware: close the connection once the tx ring is sent (iSCSI logout, login failure, fatal PDU error)
+export const SES_LOCAL_ADDR: u32 = 64; // 48 bytes: written by a TCP binding at open: the connection's local IP address, NUL-terminated
+export const SES_LOCAL_ADDR_BYTES: u32 = 48;
 
 export const SESS_CLOSED: u32 = 0;
 export const SESS_OPEN: u32 = 1;
@@ -268,6 +287,9 @@ export const TRACE_FRAME_ERROR: u32 = 5; // a: port << 16 | session, b: FERR_*, 
 export const TRACE_SESSION: u32 = 6; // a: port << 16 | session, b: 1 open / 0 closed, c: commands aborted
 export const TRACE_VOLUME: u32 = 7; // a: volume, b: 1 created / 0 deleted
 export const TRACE_FLUSH: u32 = 8; // a: dirty slots left
+export const TRACE_LOGIN: u32 = 9; // a: port << 16 | session, b: status class << 8 | detail, c: 1 discovery / 2 normal, d: TSIH
+export const TRACE_TASK_MGMT: u32 = 10; // a: port << 16 | session, b: function, c: response, d: tasks aborted
+export const TRACE_PDU_ERROR: u32 = 11; // a: port << 16 | session, b: PERR_*, c: opcode, d: initiator task tag
 
 // ---- Harness control requests (MAP_CONTROL) ----------------------------------------------------
 export const CTL_NONE: u32 = 0;
@@ -302,9 +324,17 @@ export const STAT_NV_WRITES: u32 = 22;
 export const STAT_BUSY: u32 = 23; // commands answered BUSY / TASK SET FULL
 export const STAT_TRACE_DROPS: u32 = 24;
 export const STAT_SESSIONS_OPENED: u32 = 25;
-export const STAT_ABORTED: u32 = 26; // commands dropped because their session closed
+export const STAT_ABORTED: u32 = 26; // commands ended without a status: their session closed, or a task management function aborted them
 export const STAT_FERR_WRONG_DESTINATION: u32 = 27; // frames addressed to another port
-export const STAT_COUNT: u32 = 28;
+export const STAT_PDUS_RX: u32 = 28; // iSCSI PDUs received
+export const STAT_PDUS_TX: u32 = 29; // iSCSI PDUs sent
+export const STAT_ISCSI_REJECTS: u32 = 30; // Reject PDUs sent
+export const STAT_ISCSI_DIGEST_ERRORS: u32 = 31; // header or data digest mismatches
+export const STAT_ISCSI_LOGINS: u32 = 32; // logins that reached full feature phase
+export const STAT_ISCSI_LOGIN_FAILURES: u32 = 33; // logins answered with a failure status
+export const STAT_ISCSI_DROPPED: u32 = 34; // PDUs dropped as the RFC says (CmdSN outside the window, data for no task, ...)
+export const STAT_TASK_MGMT: u32 = 35; // task management functions performed
+export const STAT_COUNT: u32 = 36;
 
 // ---- Boot errors (MAP_ERROR) -------------------------------------------------------------------
 export const ERR_NONE: u32 = 0;
@@ -320,3 +350,14 @@ export const ERR_NV_GEOMETRY: u32 = 9; // the NV image holds dirty data for anot
 export const ERR_PORT: u32 = 10; // a port names a bad IOP or kind
 export const ERR_ROLE: u32 = 11; // no disk IOP, or more than one
 export const ERR_NOT_LAID_OUT: u32 = 12;
+
+// ---- iSCSI PDU errors (TRACE_PDU_ERROR) ---------------------------------------------------------
+export const PERR_HEADER_DIGEST: u32 = 1; // the connection is closed (ERL 0: the next PDU cannot be found)
+export const PERR_DATA_DIGEST: u32 = 2; // Reject (data digest error)
+export const PERR_OPCODE: u32 = 3; // Reject (command not supported)
+export const PERR_FIELD: u32 = 4; // Reject (invalid PDU field)
+export const PERR_PROTOCOL: u32 = 5; // Reject (protocol error)
+export const PERR_OVERSIZE: u32 = 6; // a data segment beyond MaxRecvDataSegmentLength: Reject, bytes skipped
+export const PERR_CMDSN: u32 = 7; // a command outside the CmdSN window: dropped
+export const PERR_NO_TASK: u32 = 8; // Data-Out or NOP-Out for no task: dropped
+export const PERR_TIMEOUT: u32 = 9; // a NOP-In unanswered, a CmdSN gap not filled: the connection is closed

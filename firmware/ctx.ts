@@ -8,12 +8,13 @@
 import { BUFFER_CHUNK_BYTES, CFG_CONTEXTS, CFG_BUFFER_CHUNKS, MAX_CDB_BYTES } from "./abi";
 import { cfg32 } from "./config";
 import { gPrivate } from "./iop";
+import { bitmapFindNextClear, bitmapFindNextSet, bitmapSetRange, bitmapClearRange } from "./kernels/bitmap";
 
 export const CTX_BYTES: u32 = 256;
 export const CX_STATE: u32 = 0; // u8: ST_*
 export const CX_PORT: u32 = 1; // u8
 export const CX_SESSION: u32 = 2; // u8
-export const CX_KIND: u32 = 3; // u8: PORT_STREAM or PORT_QUEUE
+export const CX_KIND: u32 = 3; // u8: PORT_* of the port the command came through
 export const CX_TAG: u32 = 4; // u32
 export const CX_LUN: u32 = 8; // u16
 export const CX_VOLUME: u32 = 10; // u16, NO_VOLUME16 for the command device or an unmapped LUN
@@ -26,7 +27,7 @@ export const CX_CURSOR: u32 = 36; // u32: data bytes sent (data-in) or committed
 export const CX_WIN_START: u32 = 40; // u32: data-out window: first byte
 export const CX_WIN_LEN: u32 = 44; // u32
 export const CX_WIN_RECEIVED: u32 = 48; // u32
-export const CX_BUF_FIRST: u32 = 52; // u16: first buffer chunk + 1 (0: none)
+export const CX_BUF_FIRST: u32 = 52; // u16: first buffer granule + 1 (0: none)
 export const CX_BUF_COUNT: u32 = 54; // u16
 export const CX_PRODUCED: u32 = 56; // u32: data-in bytes the command has to give (before the host's limit)
 export const CX_FLAGS: u32 = 60; // u32: CXF_*
@@ -56,8 +57,17 @@ export const CX_AHEAD: u32 = 168; // u32: data-in bytes for which stage-ahead wa
 export const CX_FIRST_SLOT: u32 = 172; // u32: flush range, in slot numbers
 export const CX_LAST_SLOT: u32 = 176; // u32
 export const CX_ARG: u32 = 180; // u32: handler-specific
+export const CX_TASK_ATTR: u32 = 184; // u8: TA_* (SAM task attribute, whatever the transport's encoding)
+export const CX_TRANSPORT: u32 = 188; // CX_TRANSPORT_BYTES: the port kind's per-command state (comm/)
+export const CX_TRANSPORT_BYTES: u32 = 68;
 
 export const NO_VOLUME16: u32 = 0xFFFF;
+
+// Task attributes (SAM-5), carried from every transport into the context.
+export const TA_SIMPLE: u32 = 0;
+export const TA_HEAD_OF_QUEUE: u32 = 1;
+export const TA_ORDERED: u32 = 2;
+export const TA_ACA: u32 = 3;
 
 export const ST_FREE: u32 = 0;
 export const ST_DISPATCH: u32 = 1; // the handler runs (again) on the next step: it lacked a resource
@@ -86,14 +96,16 @@ export const CP_CTX_FREE: u32 = 0; // u32: index + 1
 export const CP_ACTIVE_HEAD: u32 = 4; // u32: index + 1
 export const CP_ACTIVE_TAIL: u32 = 8;
 export const CP_CTX_GEN: u32 = 12; // u32
-export const CP_BUF_MAP: u32 = 16; // u64: bit set = chunk in use
+export const CP_BUF_MAP: u32 = 16; // u32: address of the buffer bitmap (BUFFER_MAP_BYTES; bit set = granule in use)
 export const CP_CTX_BASE: u32 = 24; // u32: address of the context array
 export const CP_BUF_BASE: u32 = 28; // u32: address of the buffer chunks
 export const CP_SESS_BASE: u32 = 32; // u32: address of the session states
 export const CP_SCRATCH: u32 = 36; // u32: address of a 4 KiB scratch (frame headers, CMD payloads)
 export const CP_IMAGE: u32 = 40; // u32: address of a 64-byte descriptor image
 export const CP_NV_QUEUED: u32 = 44; // u32: NV entries queued this poll
-export const CP_HEADER_BYTES: u32 = 64;
+export const CP_PRNG: u32 = 48; // u64 x 2: the IOP's PRNG state (prng.ts)
+export const CP_PORT_EXT: u32 = 64; // MAX_PORTS x u32: each port's kind-specific session area (0: none)
+export const CP_HEADER_BYTES: u32 = 128;
 
 // @ts-ignore: decorator
 @inline export function ctxAt(i: u32): usize { return <usize>load<u32>(gPrivate + CP_CTX_BASE) + <usize>i * CTX_BYTES; }
@@ -111,7 +123,7 @@ export function ctxInit(): void {
     memory.fill(c, 0, CTX_BYTES);
     store<u32>(c + CX_NEXT, i + 1 < n ? i + 2 : 0);
   }
-  store<u64>(gPrivate + CP_BUF_MAP, 0);
+  memory.fill(bufMap(), 0, BUFFER_MAP_BYTES);
 }
 
 /** A zeroed context, or 0 when the pool is empty. */
@@ -218,36 +230,51 @@ export function ctxSense(c: usize, dst: usize): void {
 }
 
 // ---- Buffer memory ------------------------------------------------------------------------------
+// Handed out in 4 KiB granules, contiguous runs first fit: a 4 KiB write's immediate data takes one
+// granule, a 256 KiB data-out window 64. The bitmap (bit set = in use) is in the private area.
 
-/** Contiguous run of `n` chunks; returns the first index + 1, or 0 when none is free. */
+export const BUFFER_GRANULE_BYTES: u32 = 4096;
+export const BUFFER_MAP_BYTES: u32 = 128; // room for 64 chunks of 16 granules
+
+export function bufferGranules(): u32 {
+  return min<u32>(cfg32(CFG_BUFFER_CHUNKS), 64) * (BUFFER_CHUNK_BYTES / BUFFER_GRANULE_BYTES);
+}
+
+// @ts-ignore: decorator
+@inline function bufMap(): usize { return <usize>load<u32>(gPrivate + CP_BUF_MAP); }
+
+/** Contiguous run of `n` granules; returns the first index + 1, or 0 when none is free. */
 export function bufAlloc(n: u32): u32 {
-  const total = min<u32>(cfg32(CFG_BUFFER_CHUNKS), 64);
-  const map = load<u64>(gPrivate + CP_BUF_MAP);
-  const want = n >= 64 ? u64.MAX_VALUE : (<u64>1 << <u64>n) - 1;
-  for (let i: u32 = 0; i + n <= total; i++) {
-    if ((map & (want << <u64>i)) == 0) {
-      store<u64>(gPrivate + CP_BUF_MAP, map | (want << <u64>i));
-      return i + 1;
+  const total = <u64>bufferGranules();
+  const map = bufMap();
+  let from: u64 = 0;
+  while (from + <u64>n <= total) {
+    const start = bitmapFindNextClear(map, total, from);
+    if (start < 0 || <u64>start + <u64>n > total) return 0;
+    const end = bitmapFindNextSet(map, total, <u64>start);
+    if (end < 0) return 0;
+    if (<u64>end - <u64>start >= <u64>n) {
+      bitmapSetRange(map, total, <u64>start, <u64>n);
+      return <u32>start + 1;
     }
+    from = <u64>end;
   }
   return 0;
 }
 
 export function bufFree(first: u32, n: u32): void {
   if (first == 0) return;
-  const want = n >= 64 ? u64.MAX_VALUE : (<u64>1 << <u64>n) - 1;
-  const p = gPrivate + CP_BUF_MAP;
-  store<u64>(p, load<u64>(p) & ~(want << <u64>(first - 1)));
+  bitmapClearRange(bufMap(), <u64>bufferGranules(), <u64>(first - 1), <u64>n);
 }
 
 // @ts-ignore: decorator
 @inline export function bufAddr(first: u32): usize {
-  return <usize>load<u32>(gPrivate + CP_BUF_BASE) + <usize>(first - 1) * BUFFER_CHUNK_BYTES;
+  return <usize>load<u32>(gPrivate + CP_BUF_BASE) + <usize>(first - 1) * BUFFER_GRANULE_BYTES;
 }
 
-/** Gives the context buffer memory for `bytes` (at most 4 chunks), zeroed if asked. False when none is free. */
+/** Gives the context buffer memory for `bytes` (at most MAX_WINDOW_BYTES), zeroed if asked. False when none is free. */
 export function ctxBuffer(c: usize, bytes: u32, zeroed: bool): bool {
-  const n = max<u32>(1, (bytes + BUFFER_CHUNK_BYTES - 1) / BUFFER_CHUNK_BYTES);
+  const n = max<u32>(1, (bytes + BUFFER_GRANULE_BYTES - 1) / BUFFER_GRANULE_BYTES);
   const first = bufAlloc(n);
   if (first == 0) return false;
   store<u16>(c + CX_BUF_FIRST, <u16>first);
@@ -262,7 +289,15 @@ export function ctxBufferRelease(c: usize): void {
   store<u16>(c + CX_BUF_COUNT, 0);
 }
 
+/** Bytes of buffer memory the context holds. */
+export function ctxBufferBytes(c: usize): u32 { return <u32>load<u16>(c + CX_BUF_COUNT) * BUFFER_GRANULE_BYTES; }
+
 export function ctxBufferAddr(c: usize): usize { return bufAddr(load<u16>(c + CX_BUF_FIRST)); }
 
 export const MAX_WINDOW_BYTES: u32 = 4 * BUFFER_CHUNK_BYTES;
+
+// What a transport did when the sequencer opened a data-out window (comm/transport.ts windowOpen).
+export const WIN_RETRY: u32 = 0; // it lacked a resource (buffer memory, room to ask): ask again next poll
+export const WIN_ASKED: u32 = 1; // the initiator was asked; the bytes arrive through windowData
+export const WIN_ARRIVED: u32 = 2; // the window's bytes are in place already (queue ports, unsolicited data)
 export const CDB_MAX: u32 = MAX_CDB_BYTES;

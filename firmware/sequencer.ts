@@ -13,7 +13,7 @@
 // where it is; the next poll tries again. A command waiting for the cache only looks again when
 // the cache's event counter has moved.
 import {
-  PORT_QUEUE, STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
+  STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
   STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND,
   SLOT_BYTES, CFG_FLAGS,
   CFGF_TRACE_COMMANDS,
@@ -28,13 +28,11 @@ import {
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
-  CXF_PARAM, CXF_FLUSH_POSTED, MAX_WINDOW_BYTES, NO_VOLUME16, ctxAlloc, ctxFree, ctxAt, ctxIndex,
-  activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr,
+  CXF_PARAM, CXF_FLUSH_POSTED, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, WIN_RETRY, WIN_ARRIVED, ctxAlloc,
+  ctxFree, ctxIndex, activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr,
 } from "./ctx";
-import {
-  txData, txXferRdy, txRespond, txDirect, tagFind, tagInsert, tagRemove, sessionOutstandingAdd,
-  SESSION_QUEUE_DEPTH, image,
-} from "./channel";
+import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEPTH, image } from "./channel";
+import { txData, txRespond, txDirect, windowOpen, windowBase } from "./comm/transport";
 import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
   writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
@@ -47,7 +45,6 @@ import { blockSize } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
-import { RJ_UNKNOWN_TAG, RJ_PROTOCOL } from "./comm/frame";
 
 /** A data-out burst the host does not complete within this time fails the command (4Bh/00h). */
 export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
@@ -59,12 +56,25 @@ const STAGE_AHEAD_SLOTS: u32 = 16;
 /** A command arrived (frame or queue entry). Starts it, or answers at once when it cannot run. */
 export function cmdStart(
   port: u32, s: u32, tag: u32, lun: u32, cdb: usize, cdbLen: u32, dataOut: bool, dataIn: bool,
-  expected: u32, dataAddr: u32, peer: u32,
+  expected: u32, dataAddr: u32, peer: u32, attr: u32,
 ): void {
-  if (cdbLen == 0) { txDirect(port, s, tag, peer, 0x02, 0x05, 0x24, 0x00, expected); statInc(STAT_ERRORS); return; }
-  if (tagFind(port, s, tag) != 0) { txDirect(port, s, tag, peer, 0x02, 0x05, 0x4E, 0x00, expected); statInc(STAT_ERRORS); return; }
+  const c = cmdBegin(port, s, tag, lun, cdb, cdbLen, dataOut, dataIn, expected, dataAddr, peer, attr);
+  if (c != 0) cmdDispatch(c);
+}
+
+/**
+ * Takes a command in: a context with its tag in the session's table, not yet dispatched (a
+ * transport may hold it back, as iSCSI does for CmdSN order). Returns 0 when it was answered at
+ * once instead: bad entry, tag in use, or TASK SET FULL.
+ */
+export function cmdBegin(
+  port: u32, s: u32, tag: u32, lun: u32, cdb: usize, cdbLen: u32, dataOut: bool, dataIn: bool,
+  expected: u32, dataAddr: u32, peer: u32, attr: u32,
+): usize {
+  if (cdbLen == 0) { txDirect(port, s, tag, peer, 0x02, 0x05, 0x24, 0x00, expected); statInc(STAT_ERRORS); return 0; }
+  if (tagFind(port, s, tag) != 0) { txDirect(port, s, tag, peer, 0x02, 0x05, 0x4E, 0x00, expected); statInc(STAT_ERRORS); return 0; }
   const c: usize = sessionOutstandingAdd(port, s, 0) >= SESSION_QUEUE_DEPTH ? 0 : ctxAlloc();
-  if (c == 0) { txDirect(port, s, tag, peer, 0x28, 0, 0, 0, expected); statInc(STAT_BUSY); return; }
+  if (c == 0) { txDirect(port, s, tag, peer, 0x28, 0, 0, 0, expected); statInc(STAT_BUSY); return 0; }
   store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
   store<u8>(c + CX_PORT, <u8>port);
   store<u8>(c + CX_SESSION, <u8>s);
@@ -80,9 +90,15 @@ export function cmdStart(
   store<u8>(c + CX_CDB_LEN, <u8>cdbLen);
   memory.copy(c + CX_CDB, cdb, cdbLen);
   store<u16>(c + CX_VOLUME, <u16>NO_VOLUME16);
+  store<u8>(c + CX_TASK_ATTR, <u8>attr);
   tagInsert(port, s, tag, ctxIndex(c) + 1);
   sessionOutstandingAdd(port, s, 1);
   activeAdd(c);
+  return c;
+}
+
+/** Runs a command taken in by cmdBegin. */
+export function cmdDispatch(c: usize): void {
   statInc(STAT_COMMANDS);
   ctxStep(c);
 }
@@ -134,23 +150,55 @@ export function finishStatus(c: usize, status: u32): void {
 export function retryLater(c: usize): void { store<u8>(c + CX_STATE, <u8>ST_DISPATCH); }
 
 function release(c: usize): void {
+  if ((load<u32>(c + CX_FLAGS) & CXF_RESPONDED) == 0) account(c);
+  retire(c);
+}
+
+/**
+ * Ends a command wherever it is, without a status: waiting for data-out, staging, waiting for NV
+ * or a flush, sending data-in, held by its transport. Its buffer memory and tag are given back at
+ * once; what it asked others for needs no undoing: a stage still fills its slot for whoever reads
+ * it next, an NV completion or a flush for a context that has moved on is ignored (ctxById checks
+ * the generation). The one abort primitive for task management, session close and volume delete.
+ */
+export function abortCommand(c: usize): void {
+  retire(c);
+  statInc(STAT_ABORTED);
+}
+
+function retire(c: usize): void {
   const port = <u32>load<u8>(c + CX_PORT);
   const s = <u32>load<u8>(c + CX_SESSION);
-  const flags = load<u32>(c + CX_FLAGS);
-  if ((flags & CXF_RESPONDED) == 0) account(c);
-  if ((flags & CXF_RESPONDED) == 0) { tagRemove(port, s, load<u32>(c + CX_TAG)); sessionOutstandingAdd(port, s, -1); }
+  if ((load<u32>(c + CX_FLAGS) & CXF_RESPONDED) == 0) {
+    tagRemove(port, s, load<u32>(c + CX_TAG));
+    sessionOutstandingAdd(port, s, -1);
+  }
   ctxBufferRelease(c);
   activeRemove(c);
   ctxFree(c);
 }
 
-/** Drops a command whose session closed: no status is sent. */
-export function abortContext(c: usize): void {
-  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_RESPONDED);
-  ctxBufferRelease(c);
-  activeRemove(c);
-  ctxFree(c);
+// Residual (SAM-5, FCP-4, RFC 7143 11.4.5): what the command wanted to move against what the
+// initiator expected. Low 32 bits: the count; RESID_* says which kind.
+export const RESID_UNDERFLOW: u64 = <u64>1 << 32;
+export const RESID_OVERFLOW: u64 = <u64>1 << 33;
+
+/**
+ * Overflow when the command needed more than the expected length (CX_PRODUCED, set by handlers to
+ * the bytes the CDB asks for, also when they refuse the command for it); else underflow when less
+ * moved than expected; else 0.
+ */
+export function residual(c: usize): u64 {
+  const expected = load<u32>(c + CX_EXPECTED);
+  const moved = load<u32>(c + CX_CURSOR);
+  const wanted = load<u32>(c + CX_PRODUCED);
+  if (wanted > expected) return RESID_OVERFLOW | <u64>(wanted - expected);
+  if (expected > moved) return RESID_UNDERFLOW | <u64>(expected - moved);
+  return 0;
 }
+
+/** The residual's kind as the framed RSP and queue completions flag it: bit 0 underflow, bit 1 overflow. */
+export function residualFlags(r: u64): u32 { return (r & RESID_OVERFLOW) != 0 ? 2 : (r & RESID_UNDERFLOW) != 0 ? 1 : 0; }
 
 function account(c: usize): void {
   const op = <u32>load<u8>(c + CX_OPCODE);
@@ -216,7 +264,7 @@ function readStep(c: usize): void {
     const slot = readySlot(c, volume, slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
     if (slot < 0) return;
     if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
-    const sent = txData(c, slotData(<u32>slot) + within, n, total);
+    const sent = txData(c, slotData(<u32>slot) + within, n, total, cursor + n == total);
     touch(<u32>slot);
     cursor += sent;
     store<u32>(c + CX_CURSOR, cursor);
@@ -312,26 +360,17 @@ export function startParameterList(c: usize, bytes: u32): void {
 export function parameterList(c: usize): usize {
   if (load<u8>(c + CX_STATE) != <u8>ST_DISPATCH || (load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) return 0;
   if (load<u32>(c + CX_CURSOR) < load<u32>(c + CX_LENGTH)) return 0;
-  return <u32>load<u8>(c + CX_KIND) == PORT_QUEUE ? <usize>load<u32>(c + CX_DATA_ADDR) : ctxBufferAddr(c);
+  return windowBase(c);
 }
 
-/** Opens the next data-out window: buffer memory and an XFER_RDY (stream), or the initiator's buffer (queue). */
+/** Opens the next data-out window: the transport asks the initiator for it, or finds it in place already. */
 function windowStep(c: usize): void {
   const cursor = load<u32>(c + CX_CURSOR);
   const remaining = load<u32>(c + CX_LENGTH) - cursor;
   const param = (load<u32>(c + CX_FLAGS) & CXF_PARAM) != 0;
-  store<u32>(c + CX_WIN_START, cursor);
-  if (<u32>load<u8>(c + CX_KIND) == PORT_QUEUE) {
-    store<u32>(c + CX_WIN_LEN, remaining);
-    store<u32>(c + CX_WIN_RECEIVED, remaining);
-    windowArrived(c, param);
-    return;
-  }
-  const win = min<u32>(remaining, MAX_WINDOW_BYTES);
-  if (!ctxBuffer(c, win, false)) return;
-  if (!txXferRdy(c, cursor, win)) { ctxBufferRelease(c); return; }
-  store<u32>(c + CX_WIN_LEN, win);
-  store<u32>(c + CX_WIN_RECEIVED, 0);
+  const r = windowOpen(c, cursor, min<u32>(remaining, MAX_WINDOW_BYTES));
+  if (r == WIN_RETRY) return;
+  if (r == WIN_ARRIVED) { windowArrived(c, param); return; }
   store<f64>(c + CX_DEADLINE_NS, gNow + DATA_OUT_TIMEOUT_NS);
   wakeAt(gNow + DATA_OUT_TIMEOUT_NS);
   store<u8>(c + CX_STATE, <u8>(param ? ST_PARAM_DATA : ST_WRITE_DATA));
@@ -354,37 +393,25 @@ function dataTimeout(c: usize): void {
 }
 
 /**
- * A DATA_OUT frame for tag on the session: its payload is `length` bytes at `offset` past the
- * head of the rx ring. Returns 0, or the REJECT reason.
+ * Data-out for the command's open window: `length` bytes at `at` past the head of the byte ring
+ * rx, which belong at relOffset of the command's data. False when they are not the next bytes of
+ * the window (the transport answers that its own way); when the window is complete the command
+ * goes on.
  */
-export function dataOutFrame(port: u32, s: u32, tag: u32, rx: usize, offset: u32, length: u32, relOffset: u32, flags: u32): u32 {
-  const i = tagFind(port, s, tag);
-  if (i == 0) return RJ_UNKNOWN_TAG;
-  const c = ctxAt(i - 1);
-  const st = <u32>load<u8>(c + CX_STATE);
-  if (st != ST_WRITE_DATA && st != ST_PARAM_DATA) return RJ_UNKNOWN_TAG;
+export function windowData(c: usize, rx: usize, at: u32, length: u32, relOffset: u32): bool {
   const received = load<u32>(c + CX_WIN_RECEIVED);
-  const expectedOffset = load<u32>(c + CX_WIN_START) + received;
-  if (relOffset != expectedOffset || received + length > load<u32>(c + CX_WIN_LEN)) {
-    fail(c, 0x0B, 0x4B, 0x00);
-    ctxStep(c);
-    return RJ_PROTOCOL;
-  }
-  byteRingRead(rx, offset, ctxBufferAddr(c) + received, length);
+  const winStart = load<u32>(c + CX_WIN_START);
+  if (relOffset != winStart + received || received + length > load<u32>(c + CX_WIN_LEN)) return false;
+  byteRingRead(rx, at, windowBase(c) + relOffset, length);
   store<u32>(c + CX_WIN_RECEIVED, received + length);
-  if (received + length == load<u32>(c + CX_WIN_LEN)) windowArrived(c, st == ST_PARAM_DATA);
-  return 0;
+  if (received + length == load<u32>(c + CX_WIN_LEN)) windowArrived(c, <u32>load<u8>(c + CX_STATE) == ST_PARAM_DATA);
+  return true;
 }
 
-/** A frame for tag failed its CRC: a command in its data-out phase cannot complete. */
-export function dataOutCrcError(port: u32, s: u32, tag: u32): void {
-  const i = tagFind(port, s, tag);
-  if (i == 0) return;
-  const c = ctxAt(i - 1);
+/** True while the command waits for data-out of an open window. */
+export function windowOpenNow(c: usize): bool {
   const st = <u32>load<u8>(c + CX_STATE);
-  if (st != ST_WRITE_DATA && st != ST_PARAM_DATA) return;
-  fail(c, 0x0B, 0x47, 0x01);
-  ctxStep(c);
+  return st == ST_WRITE_DATA || st == ST_PARAM_DATA;
 }
 
 /** Copies the window into cache slots, persisting each piece (data, then descriptor). */
@@ -395,8 +422,7 @@ function commitStep(c: usize): void {
   const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
   const winStart = load<u32>(c + CX_WIN_START);
   const winEnd = winStart + load<u32>(c + CX_WIN_LEN);
-  const queue = <u32>load<u8>(c + CX_KIND) == PORT_QUEUE;
-  const src: usize = queue ? <usize>load<u32>(c + CX_DATA_ADDR) : ctxBufferAddr(c) - winStart;
+  const src = windowBase(c);
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   let cursor = load<u32>(c + CX_CURSOR);
   while (cursor < winEnd) {
@@ -505,7 +531,7 @@ function sendBufferStep(c: usize): void {
   let cursor = load<u32>(c + CX_CURSOR);
   const buf = ctxBufferAddr(c);
   while (cursor < total) {
-    const sent = txData(c, buf + cursor, total - cursor, total);
+    const sent = txData(c, buf + cursor, total - cursor, total, true);
     if (sent == 0) return;
     cursor += sent;
     store<u32>(c + CX_CURSOR, cursor);

@@ -1,5 +1,6 @@
 // The config block (docs/hal.md, Boot): what the firmware learns of its topology, written into
 // common memory at CONFIG_ADDR before layout().
+import * as crypto from 'crypto';
 import * as A from '../hal/abi';
 import { CommonMemory } from '../hal/memory';
 import type { ArraySpec, Mode } from './topology';
@@ -38,6 +39,7 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
   ascii(mem, C + A.CFG_SERIAL, 20, a.serial);
   mem.u8.set(Buffer.from(a.deviceId, 'hex'), C + A.CFG_DEVICE_ID);
   ascii(mem, C + A.CFG_ARRAY_NAME, 32, a.name, 0);
+  mem.u8.set(entropy(a, o), C + A.CFG_ENTROPY);
   a.iops.forEach((role, i) => mem.setU8(C + A.CFG_IOP_TABLE + i * A.CFG_IOP_BYTES + A.CIOP_ROLE, role === 'disk' ? A.ROLE_DISK : A.ROLE_CHANNEL));
   a.media.forEach((m, i) => {
     const b = C + A.CFG_MEDIA_TABLE + i * A.CFG_MEDIUM_BYTES;
@@ -62,6 +64,15 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
     mem.setU32(b + A.CPORT_DATA_BYTES, p.dataBytes);
     ascii(mem, b + A.CPORT_NAME, 32, p.name, 0);
   });
+}
+
+/**
+ * Seeds the firmware's PRNG (CHAP challenges): fresh random bytes in real-time mode; in
+ * deterministic mode a function of the seed and the array's name, so a seed still names a run.
+ */
+function entropy(a: ArraySpec, o: ConfigOptions): Buffer {
+  if (o.mode !== 'deterministic') return crypto.randomBytes(16);
+  return crypto.createHash('sha256').update(`sanbox-entropy:${o.seed}:${a.name}`).digest().subarray(0, 16);
 }
 
 function ascii(mem: CommonMemory, addr: number, length: number, s: string, pad = 0x20): void {

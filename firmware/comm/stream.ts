@@ -21,9 +21,12 @@ import {
   RJ_WRONG_DESTINATION, RJ_UNKNOWN_TAG, BROADCAST, emitFrame,
 } from "./frame";
 import {
-  sessionDesc, sessionState, portAddress, scratch, markTx, SS_RX_SEEN, SS_LAST_RX_NS,
+  sessionDesc, sessionState, portAddress, scratch, markTx, identityName, SS_RX_SEEN, SS_LAST_RX_NS,
 } from "../channel";
-import { cmdStart, dataOutFrame, dataOutCrcError } from "../sequencer";
+import { cmdStart } from "../sequencer";
+import { dataOutFrame, dataOutCrcError, framedIdentity } from "./framed";
+import { decodeLun } from "./lun";
+import { TA_ACA } from "../ctx";
 
 /** A partial frame followed by this much silence is dropped as truncated. */
 export const FRAME_TIMEOUT_NS: f64 = 2e9;
@@ -180,18 +183,9 @@ function command(port: u32, s: u32, rx: usize, h: usize, length: u32): void {
   const cdbLen = <u32>load<u8>(p + 10);
   if (cdbLen < 6 || cdbLen > 32 || length < 16 + cdbLen) { reject(port, s, h, RJ_PROTOCOL, STAT_FERR_PROTOCOL); return; }
   const flags = <u32>load<u8>(p + 9);
+  if (load<u8>(identityName(port, s)) == 0) framedIdentity(port, s, getBe16(h + FH_SOURCE));
   cmdStart(port, s, getBe16(h + FH_TAG), decodeLun(p), p + 16, cdbLen, (flags & 1) != 0, (flags & 2) != 0,
-    getBe32(p + 12), 0, getBe16(h + FH_SOURCE));
-}
-
-/** SAM single-level LUN: peripheral (00b) or flat (01b) addressing; anything else is 0xFFFF. */
-function decodeLun(p: usize): u32 {
-  const b0 = <u32>load<u8>(p);
-  const b1 = <u32>load<u8>(p + 1);
-  for (let i: u32 = 2; i < 8; i++) if (load<u8>(p + i) != 0) return 0xFFFF;
-  if ((b0 >> 6) == 0) return b0 == 0 ? b1 : 0xFFFF;
-  if ((b0 >> 6) == 1) return ((b0 & 0x3F) << 8) | b1;
-  return 0xFFFF;
+    getBe32(p + 12), 0, getBe16(h + FH_SOURCE), min<u32>(<u32>load<u8>(p + 8), TA_ACA));
 }
 
 function pong(port: u32, s: u32, rx: usize, h: usize, length: u32): void {

@@ -1,0 +1,83 @@
+// The transport seam of the communication unit: the one place where the kind of a port decides how
+// bytes move. The processing sequencer (sequencer.ts) knows commands, windows and status; each port
+// kind knows its wire: the framed protocol (comm/framed.ts, comm/stream.ts), queue pairs
+// (comm/queue.ts), iSCSI (comm/iscsi/). A new front end adds a case to each function here and
+// nothing to the sequencer. docs/design-notes.md, "The transport seam", says what each promises.
+import { PORT_STREAM, PORT_QUEUE } from "../abi";
+import { CX_KIND, CX_DATA_ADDR, CX_WIN_START, WIN_RETRY, ctxBufferAddr } from "../ctx";
+import { portKind } from "../channel";
+import { streamReceive, streamReset } from "./stream";
+import { framedData, framedWindow, framedRespond, framedDirect } from "./framed";
+import { queueReceive, queueOpen, queueData, queueWindow, queueRespond, queueDirect } from "./queue";
+
+// @ts-ignore: decorator
+@inline function kindOf(c: usize): u32 { return <u32>load<u8>(c + CX_KIND); }
+
+/** Bytes of kind-specific state each session of a port of this kind keeps (channel.ts lays them out). */
+export function transportSessionBytes(kind: u32): u32 {
+  return 0;
+}
+
+/** A connection opened on the session slot: reset the kind's per-session state. */
+export function transportOpen(port: u32, s: u32): void {
+  const kind = portKind(port);
+  if (kind == PORT_STREAM) streamReset(port, s);
+  else if (kind == PORT_QUEUE) queueOpen(port, s);
+}
+
+/** The connection closed (its commands are aborted already). */
+export function transportClose(port: u32, s: u32): void {
+}
+
+/** Parses what arrived on the session and starts its commands. Returns the work done. */
+export function transportReceive(port: u32, s: u32): i32 {
+  const kind = portKind(port);
+  if (kind == PORT_STREAM) return streamReceive(port, s);
+  if (kind == PORT_QUEUE) return queueReceive(port, s);
+  return 0;
+}
+
+/**
+ * Sends n data-in bytes from src at the command's cursor; `total` is the command's data length.
+ * `final`: these bytes end the data and the command ends GOOD right after, so a transport may carry
+ * the status with them (iSCSI's phase collapse). Returns the bytes taken: fewer when the way out is full.
+ */
+export function txData(c: usize, src: usize, n: u32, total: u32, final: bool): u32 {
+  const kind = kindOf(c);
+  if (kind == PORT_QUEUE) return queueData(c, src, n);
+  if (kind == PORT_STREAM) return framedData(c, src, n, total);
+  return 0;
+}
+
+/**
+ * Opens the data-out window [offset, offset + length) (length at most MAX_WINDOW_BYTES): the
+ * transport may shorten it, sets CX_WIN_START/LEN/RECEIVED, and answers WIN_* (ctx.ts).
+ */
+export function windowOpen(c: usize, offset: u32, length: u32): u32 {
+  const kind = kindOf(c);
+  if (kind == PORT_QUEUE) return queueWindow(c, offset, length);
+  if (kind == PORT_STREAM) return framedWindow(c, offset, length);
+  return WIN_RETRY;
+}
+
+/** Where byte x of the command's data-out is while its window is open: windowBase(c) + x. */
+export function windowBase(c: usize): usize {
+  if (kindOf(c) == PORT_QUEUE) return <usize>load<u32>(c + CX_DATA_ADDR);
+  return ctxBufferAddr(c) - <usize>load<u32>(c + CX_WIN_START);
+}
+
+/** Sends the command's status (and sense, residual). False when there is no room yet. */
+export function txRespond(c: usize): bool {
+  const kind = kindOf(c);
+  if (kind == PORT_QUEUE) return queueRespond(c);
+  if (kind == PORT_STREAM) return framedRespond(c);
+  return false;
+}
+
+/** A status for a command that got no context (TASK SET FULL, overlapped tag, bad entry). */
+export function txDirect(port: u32, s: u32, tag: u32, peer: u32, status: u32, key: u32, asc: u32, ascq: u32, expected: u32): bool {
+  const kind = portKind(port);
+  if (kind == PORT_QUEUE) return queueDirect(port, s, tag, status, key, asc, ascq, expected);
+  if (kind == PORT_STREAM) return framedDirect(port, s, tag, peer, status, key, asc, ascq, expected);
+  return false;
+}
