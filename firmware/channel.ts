@@ -19,7 +19,7 @@ import {
   CX_STATUS, CX_LUN, ctxSense, senseFixed,
 } from "./ctx";
 import { transportOpen, transportClose, transportReceive, transportSessionBytes } from "./comm/transport";
-import { ctxStep, abortCommand } from "./sequencer";
+import { ctxStep, abortWhere, ANY } from "./sequencer";
 import { nvKick } from "./nv";
 import { prngSeed } from "./prng";
 import { statInc, statAdd } from "./stats";
@@ -169,16 +169,7 @@ function closeSession(port: u32, s: u32): void {
 }
 
 /** Ends every command of the session without a status (also those already answered that go on). */
-export function abortSession(port: u32, s: u32): u32 {
-  let aborted: u32 = 0;
-  let c = activeFirst();
-  while (c != 0) {
-    const next = activeNext(c);
-    if (<u32>load<u8>(c + CX_PORT) == port && <u32>load<u8>(c + CX_SESSION) == s) { abortCommand(c); aborted++; }
-    c = next;
-  }
-  return aborted;
-}
+export function abortSession(port: u32, s: u32): u32 { return abortWhere(port, s, ANY); }
 
 /**
  * Asks the binding to close the connection once what the tx ring holds has gone out (a logout,

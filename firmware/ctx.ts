@@ -80,6 +80,7 @@ export const ST_FLUSH: u32 = 7; // waiting for dirty data to reach the media (FU
 export const ST_SEND_BUFFER: u32 = 8; // generated data-in from buffer memory
 export const ST_RESPOND: u32 = 9; // status ready, waiting for room to send it
 export const ST_PARAM_DATA: u32 = 10; // management OUT: receiving the parameter list
+export const ST_HELD: u32 = 11; // taken in but not yet dispatched: its transport holds it (iSCSI CmdSN order)
 
 export const CXF_DATA_OUT: u32 = 1; // host said it has data-out
 export const CXF_DATA_IN: u32 = 2; // host said it takes data-in

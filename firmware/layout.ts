@@ -12,7 +12,7 @@ import {
   MIOP_STATS, MAP_MEDIA_TABLE, MAP_MEDIUM_BYTES, MMED_SQ, MMED_CQ, MAP_PORT_TABLE, MAP_PORT_BYTES,
   MPORT_SESSIONS_ADDR, MPORT_SESSIONS, SESSION_BYTES, SES_RX, SES_TX, SES_SQ, SES_CQ, SES_DATA, SES_DATA_BYTES,
   CPORT_IOP, CPORT_KIND, CPORT_SESSIONS, CPORT_RX_BYTES, CPORT_TX_BYTES, CPORT_QUEUE_ENTRIES, CPORT_DATA_BYTES,
-  PORT_STREAM, PORT_QUEUE, ROLE_CHANNEL, ROLE_DISK, STATS_BYTES, MSQ_BYTES, MCQ_BYTES, NSQ_BYTES, NCQ_BYTES,
+  PORT_STREAM, PORT_QUEUE, PORT_ISCSI, ROLE_CHANNEL, ROLE_DISK, STATS_BYTES, MSQ_BYTES, MCQ_BYTES, NSQ_BYTES, NCQ_BYTES,
   QSQ_BYTES, QCQ_BYTES, TRACE_BYTES, DB_NV, DB_MEDIUM_BASE, DB_TX_BASE, DB_CQ_BASE, DB_NONE, MAPS_LAID_OUT,
   MAPS_FAILED, ERR_NONE, ERR_CONFIG_MAGIC, ERR_CONFIG_VERSION, ERR_IOP_COUNT, ERR_MEDIA_COUNT, ERR_PORT_COUNT,
   ERR_CACHE_SLOTS, ERR_MEMORY, ERR_STATIC, ERR_PORT, ERR_ROLE, CMED_SCHEDULER, CMED_QUEUE_DEPTH, SCHED_DEADLINE,
@@ -100,6 +100,9 @@ function portValid(p: u32): bool {
   if (sessions < 1 || sessions > MAX_SESSIONS) return false;
   if (kind == PORT_STREAM) return pow2(load<u32>(c + CPORT_RX_BYTES)) && pow2(load<u32>(c + CPORT_TX_BYTES))
     && load<u32>(c + CPORT_RX_BYTES) >= 4096 && load<u32>(c + CPORT_TX_BYTES) >= 8192;
+  // iSCSI: a PDU of our MaxRecvDataSegmentLength (half the rx ring) must fit, and any answer must fit the tx ring.
+  if (kind == PORT_ISCSI) return pow2(load<u32>(c + CPORT_RX_BYTES)) && pow2(load<u32>(c + CPORT_TX_BYTES))
+    && load<u32>(c + CPORT_RX_BYTES) >= 65536 && load<u32>(c + CPORT_TX_BYTES) >= load<u32>(c + CPORT_RX_BYTES);
   if (kind == PORT_QUEUE) return pow2(load<u32>(c + CPORT_QUEUE_ENTRIES)) && load<u32>(c + CPORT_DATA_BYTES) > 0;
   return false;
 }
@@ -162,7 +165,7 @@ function planPort(write: bool, at: usize, p: u32): usize {
     memory.fill(descs, 0, <usize>sessions * SESSION_BYTES);
   }
   at = alignUp(at + <usize>sessions * SESSION_BYTES, REGION_ALIGN);
-  const stream = <u32>load<u8>(c + CPORT_KIND) == PORT_STREAM;
+  const stream = <u32>load<u8>(c + CPORT_KIND) != PORT_QUEUE; // framed and iSCSI: byte rings
   for (let s: u32 = 0; s < sessions; s++) {
     const d = descs + <usize>s * SESSION_BYTES;
     const db = p * MAX_SESSIONS + s;

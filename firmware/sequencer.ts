@@ -29,10 +29,10 @@ import {
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
   CXF_PARAM, CXF_FLUSH_POSTED, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, WIN_RETRY, WIN_ARRIVED, ctxAlloc,
-  ctxFree, ctxIndex, activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr,
+  ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr,
 } from "./ctx";
 import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEPTH, image } from "./channel";
-import { txData, txRespond, txDirect, windowOpen, windowBase } from "./comm/transport";
+import { txData, txRespond, txDirect, windowOpen, windowBase, transportRetire } from "./comm/transport";
 import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
   writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
@@ -41,7 +41,7 @@ import {
 } from "./cache";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT } from "./nv";
-import { blockSize } from "./volume";
+import { blockSize, volumeAtLun } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
@@ -174,8 +174,42 @@ function retire(c: usize): void {
     sessionOutstandingAdd(port, s, -1);
   }
   ctxBufferRelease(c);
+  transportRetire(c);
   activeRemove(c);
   ctxFree(c);
+}
+
+// ---- Abort scopes (task management, volume delete) ---------------------------------------------
+
+export const ANY: u32 = 0xFFFFFFFF;
+/** Logical unit numbers as ctxLogicalUnit gives them: a volume number, or one of these. */
+export const LU_COMMAND_DEVICE: u32 = 0x10000;
+export const LU_NONE: u32 = 0x10001;
+
+/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), LU_NONE (nothing mapped). */
+export function ctxLogicalUnit(c: usize): u32 {
+  const v = <u32>load<u16>(c + CX_VOLUME);
+  if (v != NO_VOLUME16) return v;
+  const lun = <u32>load<u16>(c + CX_LUN);
+  if (lun == 0) return LU_COMMAND_DEVICE;
+  const m = volumeAtLun(<u32>load<u8>(c + CX_PORT), lun);
+  return m < 0 ? LU_NONE : <u32>m;
+}
+
+/**
+ * Aborts (abortCommand: no status) every command of port `port` and session `s` that addresses
+ * logical unit `lu`; ANY in a field matches everything. Returns how many.
+ */
+export function abortWhere(port: u32, s: u32, lu: u32): u32 {
+  let n: u32 = 0;
+  let c = activeFirst();
+  while (c != 0) {
+    const next = activeNext(c);
+    if ((port == ANY || <u32>load<u8>(c + CX_PORT) == port) && (s == ANY || <u32>load<u8>(c + CX_SESSION) == s)
+      && (lu == ANY || ctxLogicalUnit(c) == lu)) { abortCommand(c); n++; }
+    c = next;
+  }
+  return n;
 }
 
 // Residual (SAM-5, FCP-4, RFC 7143 11.4.5): what the command wanted to move against what the
@@ -188,9 +222,11 @@ export const RESID_OVERFLOW: u64 = <u64>1 << 33;
  * the bytes the CDB asks for, also when they refuse the command for it); else underflow when less
  * moved than expected; else 0.
  */
-export function residual(c: usize): u64 {
+export function residual(c: usize): u64 { return residualAt(c, load<u32>(c + CX_CURSOR)); }
+
+/** The residual once `moved` bytes have moved (a transport that sends status with the last data knows it first). */
+export function residualAt(c: usize, moved: u32): u64 {
   const expected = load<u32>(c + CX_EXPECTED);
-  const moved = load<u32>(c + CX_CURSOR);
   const wanted = load<u32>(c + CX_PRODUCED);
   if (wanted > expected) return RESID_OVERFLOW | <u64>(wanted - expected);
   if (expected > moved) return RESID_UNDERFLOW | <u64>(expected - moved);

@@ -55,7 +55,7 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
   a.ports.forEach((p, i) => {
     const b = C + A.CFG_PORT_TABLE + i * A.CFG_PORT_BYTES;
     mem.setU8(b + A.CPORT_IOP, p.iop);
-    mem.setU8(b + A.CPORT_KIND, p.transport === 'inproc' ? A.PORT_QUEUE : A.PORT_STREAM);
+    mem.setU8(b + A.CPORT_KIND, p.transport === 'inproc' ? A.PORT_QUEUE : p.protocol === 'iscsi' ? A.PORT_ISCSI : A.PORT_STREAM);
     mem.setU8(b + A.CPORT_SESSIONS, p.sessions);
     mem.setU16(b + A.CPORT_ADDRESS, p.address);
     mem.setU32(b + A.CPORT_RX_BYTES, p.rxBytes);
@@ -63,6 +63,16 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
     mem.setU32(b + A.CPORT_QUEUE_ENTRIES, p.queueEntries);
     mem.setU32(b + A.CPORT_DATA_BYTES, p.dataBytes);
     ascii(mem, b + A.CPORT_NAME, 32, p.name, 0);
+    if (p.protocol === 'iscsi') {
+      const x = C + A.CFG_PORT_EXT_TABLE + i * A.CFG_PORT_EXT_BYTES;
+      ascii(mem, x + A.CPX_TARGET_NAME, A.CPX_NAME_BYTES, p.targetName, 0);
+      ascii(mem, x + A.CPX_HOST, 64, p.host, 0);
+      ascii(mem, x + A.CPX_CHAP_USER, A.CPX_CHAP_BYTES, p.chap?.user ?? '', 0);
+      ascii(mem, x + A.CPX_CHAP_SECRET, A.CPX_CHAP_BYTES, p.chap?.secret ?? '', 0);
+      ascii(mem, x + A.CPX_MUTUAL_USER, A.CPX_CHAP_BYTES, p.chap?.targetUser ?? '', 0);
+      ascii(mem, x + A.CPX_MUTUAL_SECRET, A.CPX_CHAP_BYTES, p.chap?.targetSecret ?? '', 0);
+      mem.setU32(x + A.CPX_PING_MS, p.pingIntervalMs);
+    }
   });
 }
 

@@ -8,6 +8,10 @@ import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES 
 export type Mode = 'realtime' | 'deterministic';
 export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
 export type PortTransport = 'tcp' | 'serial' | 'pty' | 'inproc';
+export type PortProtocol = 'framed' | 'iscsi';
+
+/** CHAP secrets of an iSCSI port: what initiators must present, and what the target answers with (mutual). */
+export interface ChapSpec { user: string; secret: string; targetUser: string; targetSecret: string }
 
 export interface TimingSpec { trackMs: number; averageMs: number; fullMs: number; rpm: number; transferMBps: number }
 export type FaultSpec =
@@ -31,6 +35,11 @@ export interface PortSpec {
   name: string;
   iop: number;
   transport: PortTransport;
+  /** tcp: the framed protocol (docs/protocol.md) or iSCSI (docs/iscsi.md); serial, pty and inproc are framed or queue. */
+  protocol: PortProtocol;
+  targetName: string; // iscsi: the port's iSCSI target name
+  chap: ChapSpec | undefined; // iscsi
+  pingIntervalMs: number; // iscsi: an idle initiator gets a NOP-In after this long (0: never)
   host: string;
   port: number;
   path: string;
@@ -163,8 +172,10 @@ function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
   const media = list(a.media, `${f}.media`, 1, MAX_MEDIA).map((m, i) => parseMedium(m, `${f}.media[${i}]`, dir));
   unique(media.map((m) => m.name), (i) => `${f}.media[${i}].name`);
   unique(media.filter((m) => m.kind === 'file').map((m) => m.path), (i) => `${f}.media[${i}].path`);
-  const ports = list(a.ports, `${f}.ports`, 1, MAX_PORTS).map((p, i) => parsePort(p, `${f}.ports[${i}]`, i, dir, iops));
+  const ports = list(a.ports, `${f}.ports`, 1, MAX_PORTS).map((p, i) => parsePort(p, `${f}.ports[${i}]`, i, dir, iops, name));
   unique(ports.map((p) => p.name), (i) => `${f}.ports[${i}].name`);
+  const targets = ports.map((p, i) => ({ p, i })).filter((x) => x.p.protocol === 'iscsi');
+  unique(targets.map((x) => x.p.targetName), (i) => `${f}.ports[${targets[i].i}].targetName`);
   unique(ports.map((p) => String(p.address)), (i) => `${f}.ports[${i}].address`);
   return { name, dir, serial, deviceId, cache, nv, contexts, traceCommands, iops, media, ports };
 }
@@ -213,26 +224,36 @@ export function parseFault(v: unknown, f: string, sectors: number): FaultSpec {
   return { type, lba, count: integer(o.count ?? 1, `${f}.count`, 1, sectors - lba) };
 }
 
-function parsePort(v: unknown, f: string, index: number, dir: string, iops: string[]): PortSpec {
+function parsePort(v: unknown, f: string, index: number, dir: string, iops: string[], arrayName: string): PortSpec {
   const p = object(v, f);
   const transport = oneOf(p.transport, `${f}.transport`, ['tcp', 'serial', 'pty', 'inproc'] as const);
+  const protocol = transport === 'tcp' ? oneOf(p.protocol ?? 'framed', `${f}.protocol`, ['framed', 'iscsi'] as const) : 'framed';
   const fields: Record<PortTransport, string[]> = {
-    tcp: ['host', 'port', 'sessions', 'rxBytes', 'txBytes'],
+    tcp: ['host', 'port', 'sessions', 'rxBytes', 'txBytes', 'protocol'],
     serial: ['path', 'baudRate', 'rxBytes', 'txBytes'],
     pty: ['link', 'baudRate', 'rxBytes', 'txBytes'],
     inproc: ['sessions', 'queueEntries', 'dataBytes'],
   };
-  known(p, f, ['name', 'iop', 'transport', 'address', ...fields[transport]]);
+  const iscsi = protocol === 'iscsi';
+  known(p, f, ['name', 'iop', 'transport', ...(iscsi ? ['targetName', 'chap', 'pingIntervalMs'] : ['address']), ...fields[transport]]);
   const name = pattern(p.name, `${f}.name`, /^[A-Za-z0-9_.-]{1,31}$/, 'letters, digits, _ . or -, at most 31');
   const iop = integer(p.iop, `${f}.iop`, 0, iops.length - 1);
   if (iops[iop] !== 'channel') throw new TopologyError(`${f}.iop`, `IOP ${iop} is the disk IOP; a port belongs to a channel IOP`);
   const stream = transport !== 'inproc';
   const single = transport === 'serial' || transport === 'pty';
   const sessions = single ? 1 : integer(p.sessions ?? 8, `${f}.sessions`, 1, MAX_SESSIONS);
+  const rxBytes = stream ? pow2(parseSize(p.rxBytes ?? '256KiB', `${f}.rxBytes`), `${f}.rxBytes`, iscsi ? 65536 : 8192, 1 << 24) : 0;
+  const txBytes = stream ? pow2(parseSize(p.txBytes ?? '512KiB', `${f}.txBytes`), `${f}.txBytes`, 8192, 1 << 24) : 0;
+  if (iscsi && txBytes < rxBytes) {
+    throw new TopologyError(`${f}.txBytes`, `an iSCSI port's txBytes must be at least its rxBytes (${rxBytes}), got ${txBytes}`);
+  }
   return {
-    name, iop, transport,
+    name, iop, transport, protocol,
+    targetName: iscsi ? iscsiName(p.targetName ?? defaultTargetName(arrayName, name), `${f}.targetName`) : '',
+    chap: iscsi && p.chap !== undefined ? parseChap(p.chap, `${f}.chap`) : undefined,
+    pingIntervalMs: iscsi ? integer(p.pingIntervalMs ?? 10000, `${f}.pingIntervalMs`, 0, 3_600_000) : 0,
     host: transport === 'tcp' ? string(p.host ?? '127.0.0.1', `${f}.host`) : '',
-    port: transport === 'tcp' ? integer(p.port, `${f}.port`, 0, 65535) : 0,
+    port: transport === 'tcp' ? (iscsi ? integer(p.port ?? 3260, `${f}.port`, 0, 65535) : integer(p.port, `${f}.port`, 0, 65535)) : 0,
     path: transport === 'serial' ? string(p.path, `${f}.path`) : '',
     baudRate: single ? integer(p.baudRate ?? 115200, `${f}.baudRate`, 50, 16_000_000) : 0,
     link: transport === 'pty' ? path.resolve(dir, string(p.link ?? `${name}.tty`, `${f}.link`)) : '',
@@ -240,9 +261,45 @@ function parsePort(v: unknown, f: string, index: number, dir: string, iops: stri
     sessions,
     queueEntries: stream ? 0 : pow2(p.queueEntries ?? 128, `${f}.queueEntries`, 16, 4096),
     dataBytes: stream ? 0 : sizeIn(p.dataBytes ?? '32MiB', `${f}.dataBytes`, 64 * 1024, 256 * 1024 * 1024),
-    rxBytes: stream ? pow2(parseSize(p.rxBytes ?? '256KiB', `${f}.rxBytes`), `${f}.rxBytes`, 8192, 1 << 24) : 0,
-    txBytes: stream ? pow2(parseSize(p.txBytes ?? '512KiB', `${f}.txBytes`), `${f}.txBytes`, 8192, 1 << 24) : 0,
+    rxBytes,
+    txBytes,
   };
+}
+
+/** `iqn.2026-11.org.sanbox:<array>.<port>`, lower case, other characters than letters, digits, '-' and '.' as '-'. */
+export function defaultTargetName(array: string, port: string): string {
+  const part = (x: string) => x.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+  return `iqn.2026-11.org.sanbox:${part(array)}.${part(port)}`;
+}
+
+/** An iSCSI name (RFC 7143 4.2.7): iqn., eui. or naa. format, at most 223 bytes, lower case. */
+function iscsiName(v: unknown, f: string): string {
+  const s = string(v, f);
+  const ok = /^iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[a-z0-9.:-]+)?$/.test(s)
+    || /^eui\.[0-9A-F]{16}$/.test(s) || /^naa\.(?:[0-9A-F]{16}|[0-9A-F]{32})$/.test(s);
+  if (!ok || s.length > 223) {
+    throw new TopologyError(f, `expected an iSCSI name such as "iqn.2026-11.org.example:disk1" (iqn. with a year-month and a reversed domain in lower case, eui. or naa. with upper-case hex; at most 223 characters), got ${JSON.stringify(s)}`);
+  }
+  return s;
+}
+
+function parseChap(v: unknown, f: string): ChapSpec {
+  const c = object(v, f);
+  known(c, f, ['user', 'secret', 'targetUser', 'targetSecret']);
+  const name = (x: unknown, g: string) => pattern(x, g, /^[\x21-\x7e]{1,127}$/, 'printable ASCII without spaces, at most 127 characters');
+  // RFC 7143 12.1.3: CHAP secrets of at least 96 bits unless the line is protected otherwise.
+  const secret = (x: unknown, g: string) => pattern(x, g, /^[\x21-\x7e]{12,127}$/, 'printable ASCII without spaces, 12 to 127 characters');
+  const user = name(c.user, `${f}.user`);
+  const sec = secret(c.secret, `${f}.secret`);
+  if ((c.targetUser === undefined) !== (c.targetSecret === undefined)) {
+    throw new TopologyError(`${f}.${c.targetUser === undefined ? 'targetUser' : 'targetSecret'}`, 'mutual CHAP needs both targetUser and targetSecret');
+  }
+  const targetUser = c.targetUser === undefined ? '' : name(c.targetUser, `${f}.targetUser`);
+  const targetSecret = c.targetSecret === undefined ? '' : secret(c.targetSecret, `${f}.targetSecret`);
+  if (targetSecret !== '' && targetSecret === sec) {
+    throw new TopologyError(`${f}.targetSecret`, 'must differ from secret: one secret for both directions lets an attacker reflect a challenge');
+  }
+  return { user, secret: sec, targetUser, targetSecret };
 }
 
 // A serial number from the array name: stable, so the same topology keeps its identity.

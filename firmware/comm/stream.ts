@@ -13,7 +13,7 @@ import { gNow, wakeAt } from "../iop";
 import { statInc, statAdd } from "../stats";
 import { trace } from "../trace";
 import { getBe16, getBe32 } from "../util";
-import { crc32c } from "./crc";
+import { ringCrc32c } from "./crc";
 import {
   SOF_WORD, EOF_WORD, SOF_BYTE0, MAX_FRAME, MAX_PAYLOAD, FRAME_OVERHEAD, HEADER_END, FH_TYPE, FH_FLAGS, FH_TAG,
   FH_SOURCE, FH_DESTINATION, FH_LENGTH, FH_OFFSET, FT_CMD, FT_DATA_OUT, FT_PING, FT_PONG, FT_REJECT, FT_XFER_RDY,
@@ -111,16 +111,7 @@ function skipToSof(rx: usize, avail: u32, count: bool): void {
 }
 
 function crcMatches(rx: usize, length: u32): bool {
-  let remaining = HEADER_END - 4 + length;
-  let offset: u32 = 4;
-  let crc: u32 = 0;
-  while (remaining > 0) {
-    const span = byteRingSpan(rx, offset, remaining);
-    const n = <u32>(span >> 32);
-    crc = crc32c(<usize>(span & 0xFFFFFFFF), n, crc);
-    offset += n;
-    remaining -= n;
-  }
+  const crc = ringCrc32c(rx, 4, HEADER_END - 4 + length, 0);
   const w = scratch() + 4088;
   byteRingRead(rx, HEADER_END + length, w, 4);
   return crc == getBe32(w);

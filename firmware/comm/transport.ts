@@ -3,19 +3,21 @@
 // kind knows its wire: the framed protocol (comm/framed.ts, comm/stream.ts), queue pairs
 // (comm/queue.ts), iSCSI (comm/iscsi/). A new front end adds a case to each function here and
 // nothing to the sequencer. docs/design-notes.md, "The transport seam", says what each promises.
-import { PORT_STREAM, PORT_QUEUE } from "../abi";
+import { PORT_STREAM, PORT_QUEUE, PORT_ISCSI } from "../abi";
 import { CX_KIND, CX_DATA_ADDR, CX_WIN_START, WIN_RETRY, ctxBufferAddr } from "../ctx";
 import { portKind } from "../channel";
 import { streamReceive, streamReset } from "./stream";
 import { framedData, framedWindow, framedRespond, framedDirect } from "./framed";
 import { queueReceive, queueOpen, queueData, queueWindow, queueRespond, queueDirect } from "./queue";
+import { iscsiOpen, iscsiClose, iscsiReceive, ISCSI_SESSION_BYTES } from "./iscsi/iscsi";
+import { iscsiData, iscsiWindow, iscsiRespond, iscsiDirect, iscsiRetire } from "./iscsi/command";
 
 // @ts-ignore: decorator
 @inline function kindOf(c: usize): u32 { return <u32>load<u8>(c + CX_KIND); }
 
 /** Bytes of kind-specific state each session of a port of this kind keeps (channel.ts lays them out). */
 export function transportSessionBytes(kind: u32): u32 {
-  return 0;
+  return kind == PORT_ISCSI ? ISCSI_SESSION_BYTES : 0;
 }
 
 /** A connection opened on the session slot: reset the kind's per-session state. */
@@ -23,10 +25,12 @@ export function transportOpen(port: u32, s: u32): void {
   const kind = portKind(port);
   if (kind == PORT_STREAM) streamReset(port, s);
   else if (kind == PORT_QUEUE) queueOpen(port, s);
+  else if (kind == PORT_ISCSI) iscsiOpen(port, s);
 }
 
 /** The connection closed (its commands are aborted already). */
 export function transportClose(port: u32, s: u32): void {
+  if (portKind(port) == PORT_ISCSI) iscsiClose(port, s);
 }
 
 /** Parses what arrived on the session and starts its commands. Returns the work done. */
@@ -34,6 +38,7 @@ export function transportReceive(port: u32, s: u32): i32 {
   const kind = portKind(port);
   if (kind == PORT_STREAM) return streamReceive(port, s);
   if (kind == PORT_QUEUE) return queueReceive(port, s);
+  if (kind == PORT_ISCSI) return iscsiReceive(port, s);
   return 0;
 }
 
@@ -46,6 +51,7 @@ export function txData(c: usize, src: usize, n: u32, total: u32, final: bool): u
   const kind = kindOf(c);
   if (kind == PORT_QUEUE) return queueData(c, src, n);
   if (kind == PORT_STREAM) return framedData(c, src, n, total);
+  if (kind == PORT_ISCSI) return iscsiData(c, src, n, total, final);
   return 0;
 }
 
@@ -57,6 +63,7 @@ export function windowOpen(c: usize, offset: u32, length: u32): u32 {
   const kind = kindOf(c);
   if (kind == PORT_QUEUE) return queueWindow(c, offset, length);
   if (kind == PORT_STREAM) return framedWindow(c, offset, length);
+  if (kind == PORT_ISCSI) return iscsiWindow(c, offset, length);
   return WIN_RETRY;
 }
 
@@ -71,6 +78,7 @@ export function txRespond(c: usize): bool {
   const kind = kindOf(c);
   if (kind == PORT_QUEUE) return queueRespond(c);
   if (kind == PORT_STREAM) return framedRespond(c);
+  if (kind == PORT_ISCSI) return iscsiRespond(c);
   return false;
 }
 
@@ -79,5 +87,11 @@ export function txDirect(port: u32, s: u32, tag: u32, peer: u32, status: u32, ke
   const kind = portKind(port);
   if (kind == PORT_QUEUE) return queueDirect(port, s, tag, status, key, asc, ascq, expected);
   if (kind == PORT_STREAM) return framedDirect(port, s, tag, peer, status, key, asc, ascq, expected);
+  if (kind == PORT_ISCSI) return iscsiDirect(port, s, tag, status, key, asc, ascq, expected);
   return false;
+}
+
+/** The command ends, answered or aborted: what the transport keeps for it goes back. */
+export function transportRetire(c: usize): void {
+  if (kindOf(c) == PORT_ISCSI) iscsiRetire(c);
 }

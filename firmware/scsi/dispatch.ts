@@ -1,7 +1,7 @@
 // SCSI command handlers (SPC-4, SBC-3): decode and check the CDB, then either answer from what the
 // controller knows or hand the command to the sequencer's data paths. docs/scsi.md lists them.
 import {
-  CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_EXPECTED, ctxField, senseFixed,
+  CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_EXPECTED, CX_PRODUCED, ctxField, senseFixed,
 } from "../ctx";
 import { fail, good, startRead, startWrite, startFlush, dataInBuffer, sendBuffer } from "../sequencer";
 import { volumeAtLun, volumeReady, capacityBlocks, blockSize } from "../volume";
@@ -95,7 +95,18 @@ function readWrite(c: usize, v: u32, sixteen: bool, write: bool): void {
   if (lba > capacityBlocks(v) || <u64>blocks > capacityBlocks(v) - lba) { fail(c, 0x05, 0x21, 0x00); return; }
   if (!volumeReady(v)) { fail(c, 0x02, 0x04, 0x03); return; }
   if (write) {
-    if (blocks > 0 && load<u32>(c + CX_EXPECTED) < blocks * bs) { invalidField(c, lengthAt, -1); return; }
+    // Fewer bytes expected than the CDB asks for (FCP-4 9.4.2, RFC 7143 11.4.5.2): the write is cut
+    // to the whole blocks expected, GOOD with the overflow as residual; a cut within a block
+    // cannot be written: INVALID FIELD IN COMMAND INFORMATION UNIT, nothing moves.
+    const expected = load<u32>(c + CX_EXPECTED);
+    const wanted = blocks * bs;
+    store<u32>(c + CX_PRODUCED, wanted);
+    if (expected < wanted) {
+      if (expected % bs != 0) { fail(c, 0x05, 0x0E, 0x03); return; }
+      startWrite(c, lba, expected / bs, (flags & 0x08) != 0);
+      store<u32>(c + CX_PRODUCED, wanted); // the residual still says what the CDB asked for
+      return;
+    }
     startWrite(c, lba, blocks, (flags & 0x08) != 0);
   } else {
     startRead(c, lba, blocks);

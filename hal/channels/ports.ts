@@ -6,6 +6,7 @@ import * as net from 'net';
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
+import * as A from '../abi';
 import { CommonMemory } from '../memory';
 import { StreamSession } from './stream';
 import { SessionSlot } from './session';
@@ -36,10 +37,10 @@ export abstract class StreamPort {
   protected abstract shut(): Promise<void>;
 
   /** Puts a new connection on a free slot, or returns false (all slots busy). */
-  protected attach(stream: import('stream').Duplex): boolean {
+  protected attach(stream: import('stream').Duplex, localAddress = ''): boolean {
     for (let s = 0; s < this.sessions.length; s++) {
       if (this.sessions[s] || !new SessionSlot(this.mem, this.index, s).free) continue;
-      this.sessions[s] = new StreamSession(this.mem, this.index, s, stream, this.kick, (x) => this.ended(s, x));
+      this.sessions[s] = new StreamSession(this.mem, this.index, s, stream, this.kick, (x) => this.ended(s, x), localAddress);
       this.kick();
       return true;
     }
@@ -71,19 +72,24 @@ export class TcpPort extends StreamPort {
   private server?: net.Server;
   private bound = { host: '', port: 0 };
 
+  /** `iscsiTarget`: the port speaks iSCSI with this target name (its target is then an iscsi:// URL). */
   constructor(mem: CommonMemory, index: number, name: string, sessions: number,
-    private readonly host: string, private readonly port: number, kick: () => void, log: PortLog) {
+    private readonly host: string, private readonly port: number, kick: () => void, log: PortLog,
+    private readonly iscsiTarget = '') {
     super(mem, index, name, sessions, kick, log);
   }
 
-  get target(): string { return `tcp://${this.bound.host}:${this.bound.port}`; }
+  get target(): string {
+    const host = this.bound.host.includes(':') ? `[${this.bound.host}]` : this.bound.host;
+    return this.iscsiTarget ? `iscsi://${host}:${this.bound.port}/${this.iscsiTarget}` : `tcp://${host}:${this.bound.port}`;
+  }
   get address(): { host: string; port: number } { return this.bound; }
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
       const server = net.createServer((socket) => {
         socket.setNoDelay(true);
-        if (this.stopping || !this.attach(socket)) {
+        if (this.stopping || !this.attach(socket, socket.localAddress?.replace(/^::ffff:/, '') ?? '')) {
           this.log(`port ${this.name}: refused ${socket.remoteAddress}:${socket.remotePort}, all ${this.sessions.length} sessions busy`);
           socket.destroy();
         }
@@ -95,6 +101,8 @@ export class TcpPort extends StreamPort {
         const a = server.address() as net.AddressInfo;
         this.bound = { host: this.host, port: a.port };
         this.server = server;
+        // The firmware names its portals (iSCSI SendTargets) with the port it really listens on.
+        this.mem.setU32(A.MAP_ADDR + A.MAP_PORT_TABLE + this.index * A.MAP_PORT_BYTES + A.MPORT_LISTEN_PORT, a.port);
         resolve();
       });
     });

@@ -16,12 +16,18 @@ export class SessionSlot {
   ring(field: number): number { return this.mem.u32(this.desc + field); }
 
   /** Opens the slot: its rings are emptied first, while the firmware leaves them alone. */
-  open(rings: Array<{ reset(): void }>): void {
+  open(rings: Array<{ reset(): void }>, localAddress = ''): void {
     if (!this.free) throw new Error(`session ${this.port}.${this.index} is not closed`);
     for (const r of rings) r.reset();
+    const addr = Buffer.from(localAddress.slice(0, A.SES_LOCAL_ADDR_BYTES - 1), 'latin1');
+    this.mem.u8.fill(0, this.desc + A.SES_LOCAL_ADDR, this.desc + A.SES_LOCAL_ADDR + A.SES_LOCAL_ADDR_BYTES);
+    this.mem.u8.set(addr, this.desc + A.SES_LOCAL_ADDR);
     this.mem.store32(this.desc + A.SES_GENERATION, this.mem.load32(this.desc + A.SES_GENERATION) + 1);
     this.mem.store32(this.desc + A.SES_STATE, A.SESS_OPEN);
   }
+
+  /** The firmware asks for the connection to be closed once its tx ring has gone out (SES_HANGUP). */
+  get hangUpRequested(): boolean { return this.mem.load32(this.desc + A.SES_HANGUP) !== 0; }
 
   /** Hangs up: the firmware drops the session's commands and marks the slot CLOSED. */
   hangUp(): void {

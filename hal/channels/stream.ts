@@ -25,11 +25,12 @@ export class StreamSession {
     private readonly stream: Duplex,
     private readonly kick: () => void,
     private readonly onEnd: (s: StreamSession) => void,
+    localAddress = '',
   ) {
     this.slot = new SessionSlot(mem, port, index);
     this.rx = new ByteRing(mem, this.slot.ring(A.SES_RX));
     this.tx = new ByteRing(mem, this.slot.ring(A.SES_TX));
-    this.slot.open([this.rx, this.tx]);
+    this.slot.open([this.rx, this.tx], localAddress);
     stream.on('data', (b: Buffer) => this.receive(b));
     stream.on('drain', () => { this.blocked = false; this.flushTx(); this.kick(); });
     stream.on('close', () => this.hangUp());
@@ -66,13 +67,27 @@ export class StreamSession {
     return moved;
   }
 
-  /** Writes what the firmware produced to the peer (the session's tx doorbell). */
+  /**
+   * Writes what the firmware produced to the peer (the session's tx doorbell). When the firmware
+   * asked for the connection to end (SES_HANGUP: a logout, a failed login), it ends once that is written.
+   */
   flushTx(): number {
     if (this.blocked || this.ended) return 0;
     const out = this.tx.take();
-    if (out.length === 0) return 0;
-    if (!this.stream.write(out)) this.blocked = true;
+    if (out.length > 0 && !this.stream.write(out)) this.blocked = true;
+    if (this.slot.hangUpRequested && !this.blocked) this.close();
     return out.length;
+  }
+
+  /** Ends the connection after what was written has gone (the firmware's request). */
+  private close(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pending = [];
+    this.slot.hangUp();
+    this.stream.end(() => { if (!this.stream.destroyed) this.stream.destroy(); });
+    this.kick();
+    this.onEnd(this);
   }
 
   /** The peer went away, or the harness stops: the firmware drops the session's commands. */
