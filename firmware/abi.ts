@@ -287,7 +287,7 @@ export const TRACE_FRAME_ERROR: u32 = 5; // a: port << 16 | session, b: FERR_*, 
 export const TRACE_SESSION: u32 = 6; // a: port << 16 | session, b: 1 open / 0 closed, c: commands aborted
 export const TRACE_VOLUME: u32 = 7; // a: volume, b: 1 created / 0 deleted
 export const TRACE_FLUSH: u32 = 8; // a: dirty slots left
-export const TRACE_LOGIN: u32 = 9; // a: port << 16 | session, b: status class << 8 | detail, c: 1 discovery / 2 normal, d: TSIH
+export const TRACE_LOGIN: u32 = 9; // a: port << 16 | session, b: status class << 8 | detail, c: session type (1 discovery, 2 normal) | header digest << 8 | data digest << 9, d: TSIH
 export const TRACE_TASK_MGMT: u32 = 10; // a: port << 16 | session, b: function, c: response, d: tasks aborted
 export const TRACE_PDU_ERROR: u32 = 11; // a: port << 16 | session, b: PERR_*, c: opcode, d: initiator task tag
 

@@ -8,6 +8,13 @@ import * as A from '../hal/abi';
 const TYPES: Record<number, string> = {
   [A.TRACE_BOOT]: 'boot', [A.TRACE_COMMAND]: 'command', [A.TRACE_STAGE]: 'stage', [A.TRACE_DESTAGE]: 'destage',
   [A.TRACE_FRAME_ERROR]: 'frameError', [A.TRACE_SESSION]: 'session', [A.TRACE_VOLUME]: 'volume', [A.TRACE_FLUSH]: 'flush',
+  [A.TRACE_LOGIN]: 'login', [A.TRACE_TASK_MGMT]: 'taskManagement', [A.TRACE_PDU_ERROR]: 'pduError',
+};
+
+const PDU_ERRORS: Record<number, string> = {
+  [A.PERR_HEADER_DIGEST]: 'header digest', [A.PERR_DATA_DIGEST]: 'data digest', [A.PERR_OPCODE]: 'opcode not supported',
+  [A.PERR_FIELD]: 'invalid field', [A.PERR_PROTOCOL]: 'protocol error', [A.PERR_OVERSIZE]: 'data segment too long',
+  [A.PERR_CMDSN]: 'CmdSN outside the window', [A.PERR_NO_TASK]: 'no such task', [A.PERR_TIMEOUT]: 'timeout',
 };
 
 export type TraceRecord = Record<string, string | number | boolean>;
@@ -25,6 +32,12 @@ export function decodeTrace(type: number, a: number, b: number, c: number, d: nu
     case A.TRACE_SESSION: return { port: a >>> 16, session: a & 0xFFFF, open: b === 1, aborted: c };
     case A.TRACE_VOLUME: return { volume: a, created: b === 1 };
     case A.TRACE_FLUSH: return { dirtyLeft: a };
+    case A.TRACE_LOGIN: return {
+      port: a >>> 16, session: a & 0xFFFF, status: b, sessionType: (c & 0xFF) === 1 ? 'discovery' : 'normal',
+      headerDigest: (c & 0x100) !== 0, dataDigest: (c & 0x200) !== 0, tsih: d,
+    };
+    case A.TRACE_TASK_MGMT: return { port: a >>> 16, session: a & 0xFFFF, function: b, response: c, aborted: d };
+    case A.TRACE_PDU_ERROR: return { port: a >>> 16, session: a & 0xFFFF, error: PDU_ERRORS[b] ?? b, opcode: c, itt: d };
     default: return { a, b, c, d };
   }
 }

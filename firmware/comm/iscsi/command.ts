@@ -18,7 +18,7 @@ import { byteRingRead } from "../../ring";
 import { gNow, wakeAt } from "../../iop";
 import {
   CX_PORT, CX_SESSION, CX_TAG, CX_LUN, CX_STATUS, CX_STATE, CX_CURSOR, CX_BUF_FIRST, CX_BUF_COUNT, CX_WIN_START,
-  CX_WIN_LEN, CX_WIN_RECEIVED, ST_HELD, ST_RESPOND, WIN_RETRY, WIN_ASKED, WIN_ARRIVED, TA_SIMPLE, TA_ORDERED,
+  CX_WIN_LEN, CX_WIN_RECEIVED, ST_HELD, ST_DISPATCH, ST_RESPOND, WIN_RETRY, WIN_ASKED, WIN_ARRIVED, TA_SIMPLE, TA_ORDERED,
   TA_HEAD_OF_QUEUE, TA_ACA, ctxAt, ctxBuffer, ctxBufferRelease, bufAlloc, bufFree, bufAddr, activeFirst, activeNext,
   BUFFER_GRANULE_BYTES,
 } from "../../ctx";
@@ -115,6 +115,7 @@ function releaseHeld(port: u32, s: u32, sess: IscsiSession, cmdsn: u32): void {
     if ((t.flags & TF_HELD) != 0 && t.cmdSN == cmdsn && <u32>load<u8>(c + CX_PORT) == port && <u32>load<u8>(c + CX_SESSION) == s) {
       t.flags &= ~TF_HELD;
       sess.held--;
+      store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
       dispatchTask(c);
       return;
     }

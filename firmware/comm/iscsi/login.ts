@@ -274,7 +274,7 @@ function enterFullFeature(port: u32, s: u32, sess: IscsiSession): void {
   putBe32(isid + 2, <u32>sess.isid);
   setIdentity(port, s, name, sess.nameLen, isid);
   statInc(STAT_ISCSI_LOGINS);
-  trace(TRACE_LOGIN, (port << 16) | s, 0, sess.sessionType, sess.tsih);
+  trace(TRACE_LOGIN, (port << 16) | s, 0, sess.sessionType | (sess.headerDigest << 8) | (sess.dataDigest << 9), sess.tsih);
 }
 
 function sameName(a: usize, b: usize, n: u32): bool {

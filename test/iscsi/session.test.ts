@@ -1,0 +1,311 @@
+// Full feature phase at the PDU level (RFC 7143 3, 4, 11): immediate and unsolicited data and the
+// R2Ts for the rest, Data-In cut by MaxRecvDataSegmentLength with F every MaxBurstLength and the
+// status in the last one, data digests both ways, CmdSN order and window, NOP both ways, Text
+// (SendTargets), Logout, session reinstatement, Reject for what breaks the rules, many sessions.
+import test from 'ava';
+import * as A from '../../hal/abi';
+import { startIscsi } from './env';
+import { IscsiConn, OP, bhs, keys, parseKeys, rw10, tur } from './initiator';
+import { pattern, read } from '../harness/env';
+
+test('a write with immediate and unsolicited data up to FirstBurstLength, then R2Ts of MaxBurstLength for the rest', async (t) => {
+  const a = await startIscsi('ffp-write');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target, { InitialR2T: 'No', ImmediateData: 'Yes', FirstBurstLength: 65536, MaxBurstLength: 131072 });
+  const data = pattern(512 << 10, 3);
+  const itt = c.itt();
+  const cmd = bhs(OP.SCSI_COMMAND, 0x20 | 1, { itt, cmdSN: c.cmdSN++, lun: 1 }); // W, no F: unsolicited Data-Out follows
+  cmd.writeUInt32BE(data.length, 20);
+  rw10(true, 100, 1024).copy(cmd, 32);
+  c.send(cmd, data.subarray(0, 8192));
+  c.dataOut(itt, 0xffffffff, data.subarray(8192, 65536), 8192, 8192);
+  const r2ts: Array<[number, number, number]> = [];
+  for (;;) {
+    const p = await c.next((x) => x.itt === itt);
+    if (p.opcode === OP.R2T) {
+      const offset = p.bhs.readUInt32BE(40);
+      const length = p.bhs.readUInt32BE(44);
+      r2ts.push([p.bhs.readUInt32BE(36), offset, length]);
+      c.dataOut(itt, p.ttt, data.subarray(offset, offset + length), offset, 32768);
+      continue;
+    }
+    t.is(p.opcode, OP.SCSI_RESPONSE);
+    t.is(p.bhs[3], 0);
+    t.is(p.bhs.readUInt32BE(36), r2ts.length, 'ExpDataSN counts the R2Ts');
+    break;
+  }
+  t.deepEqual(r2ts, [[0, 65536, 131072], [1, 196608, 131072], [2, 327680, 131072], [3, 458752, 65536]]);
+  t.true((await read(a.emu.connect(), 1, 100, 1024)).equals(data));
+});
+
+test('a read: Data-In of MaxRecvDataSegmentLength, F at each MaxBurstLength, DataSN in order, GOOD in the last one', async (t) => {
+  const a = await startIscsi('ffp-read');
+  t.teardown(() => a.emu.stop());
+  const data = pattern(256 << 10, 4);
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target, { MaxRecvDataSegmentLength: 16384, MaxBurstLength: 65536 });
+  t.is((await c.command(1, rw10(true, 0, 512), { write: data, immediate: 8192 })).status, 0);
+  const itt = c.itt();
+  const cmd = bhs(OP.SCSI_COMMAND, 0xc1, { itt, cmdSN: c.cmdSN++, lun: 1 });
+  cmd.writeUInt32BE(data.length, 20);
+  rw10(false, 0, 512).copy(cmd, 32);
+  c.send(cmd);
+  const got: Buffer[] = [];
+  let finals = 0;
+  for (let sn = 0; ; sn++) {
+    const p = await c.next((x) => x.itt === itt);
+    t.is(p.opcode, OP.DATA_IN);
+    t.is(p.bhs.readUInt32BE(36), sn);
+    t.is(p.bhs.readUInt32BE(40), sn * 16384);
+    t.is(p.data.length, 16384);
+    got.push(p.data);
+    if ((p.flags & 0x80) !== 0) finals++;
+    t.is((p.flags & 0x80) !== 0, (sn + 1) % 4 === 0, `F bit of DataSN ${sn}`);
+    if ((p.flags & 0x01) !== 0) { t.is(p.bhs[3], 0); break; }
+  }
+  t.is(finals, 4);
+  t.true(Buffer.concat(got).equals(data));
+  t.is(c.pdus.length, 0, 'no SCSI Response after a Data-In with the status');
+});
+
+test('data digests both ways; a Data-Out with a bad digest is Rejected and its command ends with 47h/05h; the session goes on', async (t) => {
+  const a = await startIscsi('ffp-digest');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  const k = await c.login(a.target, { HeaderDigest: 'CRC32C', DataDigest: 'CRC32C' });
+  t.like(k, { HeaderDigest: 'CRC32C', DataDigest: 'CRC32C' });
+  const data = pattern(64 << 10, 8);
+  t.is((await c.command(1, rw10(true, 8, 128), { write: data, immediate: 4096 })).status, 0);
+  const back = await c.command(1, rw10(false, 8, 128), { read: data.length });
+  t.true(back.data.equals(data), 'read back under data digests (each one checked here)');
+  // A Data-Out whose digest is wrong.
+  const itt = c.itt();
+  const cmd = bhs(OP.SCSI_COMMAND, 0xa1, { itt, cmdSN: c.cmdSN++, lun: 1 });
+  cmd.writeUInt32BE(4096, 20);
+  rw10(true, 8, 8).copy(cmd, 32);
+  c.send(cmd);
+  const r2t = await c.next((p) => p.itt === itt && p.opcode === OP.R2T);
+  c.dataOut(itt, r2t.ttt, pattern(4096, 9), 0, 4096, { badDataDigest: true });
+  const rj = await c.next((p) => p.opcode === OP.REJECT);
+  t.is(rj.bhs[2], 0x02, 'reason: data digest error');
+  t.is(rj.data.readUInt32BE(16), itt, 'the Reject carries the bad PDU header');
+  const rsp = await c.next((p) => p.itt === itt);
+  t.is(rsp.opcode, OP.SCSI_RESPONSE);
+  t.is(rsp.bhs[3], 2);
+  const sense = rsp.data.subarray(2);
+  t.deepEqual([sense[2] & 0xf, sense[12], sense[13]], [0x0b, 0x47, 0x05]);
+  t.true((await read(a.emu.connect(), 1, 8, 128)).equals(data), 'nothing of the bad data was written');
+  t.is((await c.command(1, tur())).status, 0);
+  t.true(a.emu.array().stats()[A.STAT_ISCSI_DIGEST_ERRORS] >= 1);
+});
+
+test('a command with immediate data that fails its digest leaves a CmdSN gap; sending it again fills it', async (t) => {
+  const a = await startIscsi('ffp-gap-digest');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target, { DataDigest: 'CRC32C' });
+  const data = pattern(4096, 12);
+  const sn = c.cmdSN++;
+  const cmd = (itt: number) => {
+    const b = bhs(OP.SCSI_COMMAND, 0xa1, { itt, cmdSN: sn, lun: 1 });
+    b.writeUInt32BE(4096, 20);
+    rw10(true, 40, 8).copy(b, 32);
+    return b;
+  };
+  c.send(cmd(50), data, { badDataDigest: true });
+  t.is((await c.next((p) => p.opcode === OP.REJECT)).bhs[2], 0x02);
+  // A read of the same blocks behind the gap is held: a NOP ping answered meanwhile shows it has
+  // not run; once the gap is filled it runs after the write and reads what the write wrote.
+  const rd = bhs(OP.SCSI_COMMAND, 0xc1, { itt: 51, cmdSN: c.cmdSN++, lun: 1 });
+  rd.writeUInt32BE(4096, 20);
+  rw10(false, 40, 8).copy(rd, 32);
+  c.send(rd);
+  c.send(bhs(OP.NOP_OUT, 0x80, { itt: 52, immediate: true, cmdSN: c.cmdSN }));
+  await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 52);
+  t.false(c.pdus.some((p) => p.itt === 51), 'held behind the gap');
+  c.send(cmd(53), data); // the same CmdSN, again
+  t.is((await c.next((p) => p.itt === 53)).bhs[3], 0);
+  const second = await c.next((p) => p.itt === 51 && (p.flags & 1) !== 0);
+  t.is(second.bhs[3], 0);
+  t.true(second.data.equals(data), 'the held read ran after the write, in CmdSN order');
+});
+
+test('CmdSN outside the window is dropped without an answer, counted; the session goes on', async (t) => {
+  const a = await startIscsi('ffp-window');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  const before = a.emu.array().stats()[A.STAT_ISCSI_DROPPED];
+  const max = (await c.command(1, tur())).response.maxCmdSN;
+  c.send(bhs(OP.SCSI_COMMAND, 0x81, { itt: 70, cmdSN: max + 1, lun: 1 })); // above MaxCmdSN
+  c.send(bhs(OP.SCSI_COMMAND, 0x81, { itt: 71, cmdSN: c.cmdSN - 1, lun: 1 })); // below ExpCmdSN
+  t.is((await c.command(1, tur())).status, 0);
+  t.false(c.pdus.some((p) => p.itt === 70 || p.itt === 71));
+  t.is(a.emu.array().stats()[A.STAT_ISCSI_DROPPED], before + 2);
+});
+
+test('NOP: a ping is echoed with its data; an idle initiator is pinged and, silent, dropped', async (t) => {
+  const a = await startIscsi('ffp-nop', { pingIntervalMs: 300 });
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  c.send(bhs(OP.NOP_OUT, 0x80, { itt: 80, cmdSN: c.cmdSN, immediate: true }), Buffer.from('ping data'));
+  const echo = await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 80);
+  t.is(echo.data.toString(), 'ping data');
+  t.is(echo.ttt, 0xffffffff);
+  // The target's own ping: ITT FFFFFFFFh, a TTT to answer with.
+  const ping = await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 0xffffffff, 5000);
+  t.not(ping.ttt, 0xffffffff);
+  c.send(bhs(OP.NOP_OUT, 0x80, { itt: 0xffffffff, ttt: ping.ttt, cmdSN: c.cmdSN, immediate: true }));
+  const again = await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 0xffffffff, 5000);
+  t.not(again.ttt, ping.ttt);
+  // Unanswered: the connection goes.
+  await c.closed;
+  t.pass();
+});
+
+test('SendTargets: a discovery session lists every iSCSI port with its portal; continuation past MaxRecvDataSegmentLength', async (t) => {
+  const long = (n: number) => `iqn.2026-11.org.sanbox:${'x'.repeat(180)}.${n}`;
+  const a = await startIscsi('ffp-discovery', {
+    extraPorts: [1, 2].map((n) => ({ name: `fe${n}`, iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0, targetName: long(n) })),
+  });
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(undefined, { MaxRecvDataSegmentLength: 512 });
+  const itt = c.itt();
+  c.send(bhs(OP.TEXT, 0x80, { itt, cmdSN: c.cmdSN, immediate: true }), keys({ SendTargets: 'All' }));
+  let text = Buffer.alloc(0);
+  let parts = 0;
+  for (;;) {
+    const p = await c.next((x) => x.opcode === OP.TEXT_RESPONSE);
+    t.true(p.data.length <= 512);
+    text = Buffer.concat([text, p.data]);
+    parts++;
+    if ((p.flags & 0x80) !== 0) break;
+    t.true((p.flags & 0x40) !== 0, 'C bit while more follows');
+    c.send(bhs(OP.TEXT, 0x80, { itt, ttt: p.ttt, cmdSN: c.cmdSN, immediate: true }));
+  }
+  t.true(parts > 1);
+  const pairs = text.toString('latin1').split('\0').filter(Boolean);
+  const ports = a.emu.array().targets.filter((x) => x.target.startsWith('iscsi://'));
+  t.is(pairs.length, 2 * ports.length);
+  for (const p of ports) {
+    const m = /^iscsi:\/\/([^/]+)\/(.+)$/.exec(p.target)!;
+    t.true(pairs.includes(`TargetName=${m[2]}`), m[2]);
+    t.true(pairs.includes(`TargetAddress=${m[1]},1`), m[1]);
+  }
+  // A discovery session runs no SCSI commands.
+  c.send(bhs(OP.SCSI_COMMAND, 0x81, { itt: 99, cmdSN: c.cmdSN++, lun: 0 }));
+  t.is((await c.next((p) => p.opcode === OP.REJECT)).bhs[2], 0x04);
+});
+
+test('SendTargets in a normal session: its own target for an empty value, All refused', async (t) => {
+  const a = await startIscsi('ffp-sendtargets');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  c.send(bhs(OP.TEXT, 0x80, { itt: 5, cmdSN: c.cmdSN, immediate: true }), keys(['SendTargets=']));
+  t.deepEqual(parseKeys((await c.next((p) => p.itt === 5)).data), { TargetName: a.target, TargetAddress: `${a.portal},1` });
+  c.send(bhs(OP.TEXT, 0x80, { itt: 6, cmdSN: c.cmdSN, immediate: true }), keys({ SendTargets: 'All', InitialR2T: 'No', 'X-y': 'z' }));
+  t.deepEqual(parseKeys((await c.next((p) => p.itt === 6)).data), { SendTargets: 'Reject', InitialR2T: 'Irrelevant', 'X-y': 'NotUnderstood' });
+});
+
+test('Reject: an opcode the target does not know, SNACK at ErrorRecoveryLevel 0, a Login in full feature phase, a data segment beyond MaxRecvDataSegmentLength', async (t) => {
+  const a = await startIscsi('ffp-reject');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  const cases: Array<[string, Buffer, Buffer, number]> = [
+    ['opcode 1Ch', bhs(0x1c, 0x80, { itt: 1 }), Buffer.alloc(0), 0x05],
+    ['SNACK', bhs(OP.SNACK, 0x80, { itt: 2 }), Buffer.alloc(0), 0x04],
+    ['Login', bhs(OP.LOGIN, 0x87, { itt: 3, immediate: true }), keys({ InitiatorName: 'x' }), 0x04],
+    ['a NOP-Out with a TTT the target never gave', bhs(OP.NOP_OUT, 0x80, { itt: 4, ttt: 1234, immediate: true }), Buffer.alloc(0), 0x09],
+    ['256 KiB of ping data (MaxRecvDataSegmentLength is 128 KiB)', bhs(OP.NOP_OUT, 0x80, { itt: 5, immediate: true }), Buffer.alloc(256 << 10, 7), 0x04],
+  ];
+  for (const [what, b, data, reason] of cases) {
+    const before = a.emu.array().stats()[A.STAT_ISCSI_REJECTS];
+    c.send(b, data);
+    const rj = await c.next((p) => p.opcode === OP.REJECT);
+    t.is(rj.bhs[2], reason, what);
+    t.is(rj.data.length, 48, `${what}: the header comes back`);
+    t.is(rj.data[0] & 0x3f, b[0] & 0x3f, what);
+    t.is(rj.data.readUInt32BE(16), b.readUInt32BE(16), what);
+    t.is(a.emu.array().stats()[A.STAT_ISCSI_REJECTS], before + 1, what);
+    t.is((await c.command(1, tur())).status, 0, `${what}: the session goes on`);
+  }
+  // Data-Out for no task: dropped without an answer, counted.
+  const dropped = a.emu.array().stats()[A.STAT_ISCSI_DROPPED];
+  c.dataOut(4242, 7, Buffer.alloc(512), 0, 512);
+  t.is((await c.command(1, tur())).status, 0);
+  t.is(a.emu.array().stats()[A.STAT_ISCSI_DROPPED], dropped + 1);
+});
+
+test('a header digest error ends that connection (ERL 0) and no other', async (t) => {
+  const a = await startIscsi('ffp-header-digest');
+  t.teardown(() => a.emu.stop());
+  const bad = await IscsiConn.connect(a.port);
+  const good = await IscsiConn.connect(a.port);
+  t.teardown(() => { bad.close(); good.close(); });
+  await bad.login(a.target, { HeaderDigest: 'CRC32C' }, { isid: Buffer.from([0x80, 0, 0, 0, 0, 1]) });
+  await good.login(a.target, { HeaderDigest: 'CRC32C' }, { isid: Buffer.from([0x80, 0, 0, 0, 0, 2]) });
+  bad.send(bhs(OP.SCSI_COMMAND, 0x81, { itt: 1, cmdSN: bad.cmdSN++, lun: 1 }), Buffer.alloc(0), { badHeaderDigest: true });
+  await bad.closed;
+  t.is((await good.command(1, tur())).status, 0);
+  t.true(a.emu.array().stats()[A.STAT_ISCSI_DIGEST_ERRORS] >= 1);
+});
+
+test('Logout closes the session: response 0, then the target closes the connection; recovery logout is not supported', async (t) => {
+  const a = await startIscsi('ffp-logout');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  await c.login(a.target);
+  const recover = bhs(OP.LOGOUT, 0x82, { itt: 1, cmdSN: c.cmdSN, immediate: true });
+  c.send(recover);
+  t.is((await c.next((p) => p.opcode === OP.LOGOUT_RESPONSE)).bhs[2], 2);
+  c.send(bhs(OP.LOGOUT, 0x80, { itt: 2, cmdSN: c.cmdSN, immediate: true }));
+  const r = await c.next((p) => p.opcode === OP.LOGOUT_RESPONSE);
+  t.is(r.bhs[2], 0);
+  await c.closed;
+});
+
+test('session reinstatement: a new login with the same initiator name and ISID ends the old session', async (t) => {
+  const a = await startIscsi('ffp-reinstate');
+  t.teardown(() => a.emu.stop());
+  const isid = Buffer.from([0x80, 1, 2, 3, 4, 5]);
+  const old = await IscsiConn.connect(a.port);
+  await old.login(a.target, {}, { isid });
+  const other = await IscsiConn.connect(a.port);
+  await other.login(a.target, {}, { isid: Buffer.from([0x80, 9, 9, 9, 9, 9]) });
+  const fresh = await IscsiConn.connect(a.port);
+  t.teardown(() => { old.close(); other.close(); fresh.close(); });
+  await fresh.login(a.target, {}, { isid });
+  await old.closed;
+  t.is((await fresh.command(1, tur())).status, 0);
+  t.is((await other.command(1, tur())).status, 0, 'another ISID is another session');
+});
+
+test('sixteen sessions at once, each writing and reading its own blocks with many commands in flight', async (t) => {
+  const a = await startIscsi('ffp-many', { sessions: 16, blocks: 65536 });
+  t.teardown(() => a.emu.stop());
+  const conns = await Promise.all(Array.from({ length: 16 }, () => IscsiConn.connect(a.port)));
+  t.teardown(() => conns.forEach((c) => c.close()));
+  await Promise.all(conns.map((c, i) => c.login(a.target, {}, { isid: Buffer.from([0x80, 0, 0, 0, 0, i]) })));
+  await Promise.all(conns.map(async (c, i) => {
+    const data = pattern(128 << 10, 100 + i);
+    const writes = await Promise.all(Array.from({ length: 8 }, (_, k) =>
+      c.command(1, rw10(true, i * 4096 + k * 32, 32), { write: data.subarray(k * 16384, (k + 1) * 16384), immediate: 4096 })));
+    t.true(writes.every((w) => w.status === 0));
+    const reads = await Promise.all(Array.from({ length: 8 }, (_, k) => c.command(1, rw10(false, i * 4096 + k * 32, 32), { read: 16384 })));
+    t.true(Buffer.concat(reads.map((r) => r.data)).equals(data), `session ${i}`);
+  }));
+});
