@@ -85,3 +85,16 @@ export function testEmitFrame(
   if (!emitFrame(dst, dst + RING_DATA + 4096, type, flags, tag, source, destination, sequence, offset, parameter, payload, length)) return 0;
   return ringUsed(dst);
 }
+
+// ---- iSCSI (test/firmware/iscsi.test.ts) -------------------------------------------------------------
+import { md5 } from "./comm/iscsi/md5";
+import { parseBinary, textNext, parseNumber } from "./comm/iscsi/text";
+
+/** MD5 of n bytes at src into dst (16 bytes); `work` is 80 bytes of scratch. */
+export function testMd5(dst: usize, src: usize, n: u32, work: usize): void { md5(dst, src, n, work); }
+/** A 0x-hex or 0b-base64 value decoded into dst: the byte count, or -1. */
+export function testParseBinary(p: usize, n: u32, dst: usize, max: u32): i32 { return parseBinary(p, n, dst, max); }
+/** A decimal or 0x number, or -1. */
+export function testParseNumber(p: usize, n: u32): f64 { return <f64>parseNumber(p, n); }
+/** The next key=value pair of [at, end): 1 with its position at out (5 u32s), 0 at the end, -1 malformed. */
+export function testTextNext(at: usize, end: usize, out: usize): i32 { return textNext(at, end, out); }
