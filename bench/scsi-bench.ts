@@ -28,9 +28,8 @@
 
 import * as os from 'os';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as path from 'path';
-import { spawn, spawnSync, ChildProcess } from 'child_process';
+import { spawn } from 'child_process';
 import { Worker, isMainThread, parentPort, workerData } from 'worker_threads';
 import { performance } from 'perf_hooks';
 import { Emulator } from '../harness';
@@ -38,6 +37,7 @@ import { connect } from '../host/connect';
 import { ScsiClient } from '../host/client';
 import * as scsi from '../lib/scsi';
 import { CommandTransport, ScsiCommand } from '../lib/transport';
+import { guard, which, scratchRoot, cpuSeconds, findTgtd, startTgtd, stopTgtd, TGTD_IQN } from './peers';
 
 const MiB = 1 << 20;
 const BLOCK_BYTES = 512;
@@ -45,10 +45,14 @@ const VOLUME_BYTES = 1024 * MiB;
 const WORKING_SET_BYTES = 128 * MiB;
 const CACHE_SIZE = '256MiB';
 const MEDIA = 4;
+/** Room for the 1 GiB volume and the working-set volume of the iSCSI cases. */
+const MEDIA_BYTES = (VOLUME_BYTES + WORKING_SET_BYTES) / MEDIA;
 const LUN = 1;
 const TARGET_INPROC_READ4K_QD32_IOPS = 200_000;
 const TARGET_TCP_VS_TGTD = 1.0;
-const TGTD_IQN = 'iqn.2025-01.io.sanbox:bench';
+const TARGET_ISCSI_VS_TGTD = 1.5;
+/** The iSCSI cases read a LUN of exactly the working set (iscsi-perf addresses a whole LUN), as tgtd's. */
+const PERF_LUN = 2;
 
 export interface CaseSpec {
   key: string;
@@ -257,20 +261,17 @@ if (!isMainThread && (workerData as { scsiBenchInitiator?: string } | null)?.scs
 
 // ---- The array ------------------------------------------------------------------------------------
 
-function scratchRoot(): string {
-  return fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
-}
-
 function benchTopology(dir: string): object {
   return {
     mode: 'realtime', seed: 1,
     arrays: [{
       name: 'bench0', dir, cache: { size: CACHE_SIZE },
       iops: [{ role: 'channel' }, { role: 'disk' }],
-      media: Array.from({ length: MEDIA }, (_, i) => ({ name: `ram${i}`, kind: 'ram', size: `${VOLUME_BYTES / MEDIA / MiB}MiB` })),
+      media: Array.from({ length: MEDIA }, (_, i) => ({ name: `ram${i}`, kind: 'ram', size: `${MEDIA_BYTES / MiB}MiB` })),
       ports: [
         { name: 'q0', iop: 0, transport: 'inproc' },
         { name: 't0', iop: 0, transport: 'tcp', host: '127.0.0.1', port: 0 },
+        { name: 'i0', iop: 0, transport: 'tcp', protocol: 'iscsi', host: '127.0.0.1', port: 0 },
       ],
     }],
   };
@@ -282,6 +283,8 @@ interface Bench {
   inproc: CommandTransport;
   client: ScsiClient;
   tcpTarget: string;
+  /** iscsi://host:port/target/lun of the working-set LUN on the iSCSI port. */
+  iscsiUrl: string;
 }
 
 async function bootArray(): Promise<Bench> {
@@ -294,8 +297,13 @@ async function bootArray(): Promise<Bench> {
     name: 'bench', blocks: VOLUME_BYTES / BLOCK_BYTES, blockSize: BLOCK_BYTES, placement: 'striped', media: [0, 1, 2, 3],
   });
   await client.mapVolume(volume.number, scsi.ALL_PORTS, LUN);
+  const perf = await client.createVolume({
+    name: 'perf', blocks: WORKING_SET_BYTES / BLOCK_BYTES, blockSize: BLOCK_BYTES, placement: 'striped', media: [0, 1, 2, 3],
+  });
+  await client.mapVolume(perf.number, scsi.ALL_PORTS, PERF_LUN);
   const tcpTarget = emu.array().targets.find((x) => x.port === 't0')!.target;
-  return { emu, dir, inproc, client, tcpTarget };
+  const iscsiUrl = `${emu.array().targets.find((x) => x.port === 'i0')!.target}/${PERF_LUN}`;
+  return { emu, dir, inproc, client, tcpTarget, iscsiUrl };
 }
 
 /** 1 MiB of the pattern both targets hold in the working set. */
@@ -307,20 +315,22 @@ function patternChunk(): Buffer {
 
 /** Writes the working set once (1 MiB commands, 8 in flight), synchronizes, checks one block back. */
 async function prefill(b: Bench): Promise<void> {
-  progress(`prefilling the working set (${WORKING_SET_BYTES / MiB} MiB)`);
+  progress(`prefilling the working set (${WORKING_SET_BYTES / MiB} MiB) of LUN ${LUN} and the iSCSI LUN ${PERF_LUN}`);
   const chunk = patternChunk();
-  let next = 0;
-  const slot = async (): Promise<void> => {
-    while (next < WORKING_SET_BYTES) {
-      const at = next;
-      next += MiB;
-      await b.client.write(LUN, at / BLOCK_BYTES, chunk);
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, slot));
-  await b.client.synchronizeCache(LUN);
-  const back = await b.client.read(LUN, 8, 8);
-  if (!back.equals(chunk.subarray(4096, 8192))) throw new Error('prefill: the block read back differs from the one written');
+  for (const lun of [LUN, PERF_LUN]) {
+    let next = 0;
+    const slot = async (): Promise<void> => {
+      while (next < WORKING_SET_BYTES) {
+        const at = next;
+        next += MiB;
+        await b.client.write(lun, at / BLOCK_BYTES, chunk);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, slot));
+    await b.client.synchronizeCache(lun);
+    const back = await b.client.read(lun, 8, 8);
+    if (!back.equals(chunk.subarray(4096, 8192))) throw new Error(`prefill: the block read back from LUN ${lun} differs from the one written`);
+  }
 }
 
 async function cacheCounters(c: ScsiClient): Promise<{ hits: number; misses: number }> {
@@ -347,79 +357,98 @@ async function runCases(b: Bench, cases: CaseSpec[], label: string, run: Runner)
   return out;
 }
 
-// ---- Cleanup on a signal ------------------------------------------------------------------------
-
-/** What must not outlive the run (a tgtd, files in /dev/shm): undone at exit and on SIGINT/SIGTERM. */
-const cleanups = new Set<() => void>();
-
-function onSignal(signal: NodeJS.Signals): void {
-  for (const c of cleanups) c();
-  process.stderr.write(`bench scsi: stopped by ${signal}\n`);
-  process.exit(signal === 'SIGINT' ? 130 : 143);
+interface PeerResult {
+  iops: number;
+  iopsRange: [number, number];
+  MBps: number;
+  /** Little's law: depth / IOPS (iscsi-perf reports no latency). */
+  meanUsByLittle: number;
+  seconds: number;
+  /** CPU time (user + system) the target process used per I/O over the whole iscsi-perf run, microseconds. */
+  targetCpuUsPerIo: number | null;
+  /** The same as a share of one core: target CPU seconds / wall seconds. */
+  targetCpuCores: number | null;
 }
 
-function guard(cleanup: () => void): () => void {
-  if (cleanups.size === 0) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    process.on('exit', runCleanups);
+/**
+ * iscsi-perf for rounds + 2 seconds against `url`; it prints IOPS each second (the first dropped)
+ * and the average of the run at the end. The target process's CPU time is read from /proc before
+ * and after: per I/O it is that time over the run's average IOPS times its length.
+ */
+async function iscsiPerf(bin: string, url: string, spec: CaseSpec, rounds: number, targetPid: number): Promise<PeerResult> {
+  const seconds = rounds + 2;
+  const args = ['-m', String(spec.depth), '-b', String(spec.bytes / BLOCK_BYTES), '-t', String(seconds)];
+  if (spec.pattern === 'random') args.push('-r');
+  const cpuBefore = cpuSeconds(targetPid);
+  const wallBefore = performance.now();
+  const proc = spawn(bin, [...args, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const unguard = guard(() => proc.kill('SIGKILL'));
+  let text = '';
+  proc.stdout.on('data', (d: Buffer) => { text += d.toString(); });
+  proc.stderr.on('data', (d: Buffer) => { text += d.toString(); });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), (rounds + 15) * 1000);
+  const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  clearTimeout(timer);
+  unguard();
+  const cpuAfter = cpuSeconds(targetPid);
+  const wall = (performance.now() - wallBefore) / 1000;
+  const perSecond = [...text.matchAll(/iops current (\d+)/g)].map((m) => Number(m[1])).slice(1);
+  const average = [...text.matchAll(/iops average (\d+)/g)].map((m) => Number(m[1])).pop();
+  if (code !== 0 || perSecond.length === 0 || average === undefined) {
+    throw new Error(`iscsi-perf ${args.join(' ')} ${url} (exit ${code}): ${text.trim().split(/[\r\n]+/).slice(-3).join(' | ')}`);
   }
-  cleanups.add(cleanup);
-  return () => {
-    cleanups.delete(cleanup);
-    if (cleanups.size === 0) {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-      process.removeListener('exit', runCleanups);
-    }
+  const iops = median(perSecond);
+  const cpu = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
+  return {
+    iops, iopsRange: [Math.min(...perSecond), Math.max(...perSecond)], MBps: round1((iops * spec.bytes) / 1e6),
+    meanUsByLittle: round1((spec.depth / iops) * 1e6), seconds: perSecond.length,
+    targetCpuUsPerIo: cpu === null ? null : round3((cpu * 1e6) / (average * seconds)),
+    targetCpuCores: cpu === null ? null : round3(cpu / wall),
   };
 }
 
-function runCleanups(): void {
-  for (const c of cleanups) c();
-}
-
-// ---- tgtd and iscsi-perf ------------------------------------------------------------------------
-
-const TGTD_SOCKET_DIR = '/var/run/tgtd';
-
-function which(cmd: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
-  for (const d of dirs) {
-    const p = path.join(d, cmd);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch { /* not here */ }
+/** The same iscsi-perf cases against the array's own iSCSI port (the target process is this one). */
+async function benchIscsi(b: Bench, cases: CaseSpec[], rounds: number): Promise<Record<string, unknown>> {
+  const perf = which('iscsi-perf');
+  if (!perf) return { skipped: 'iscsi-perf not installed (libiscsi-bin)' };
+  const out: Record<string, unknown> = { url: b.iscsiUrl, initiator: 'iscsi-perf (libiscsi), another process', targetProcess: 'this one (the array runs in it)' };
+  for (const spec of cases.filter((c) => !c.write)) {
+    progress(`iscsi ${spec.key} (iscsi-perf)`);
+    out[spec.key] = await iscsiPerf(perf, b.iscsiUrl, spec, rounds, process.pid);
   }
-  return undefined;
+  return out;
 }
 
-function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-interface TgtdRun {
-  proc: ChildProcess;
-  tgtadm: string;
-  /** Our control port: tgtd's management socket is TGTD_SOCKET_DIR/socket.<control>. */
-  control: number;
-  file: string;
-  /** TGTD_SOCKET_DIR did not exist before: remove it if it is empty afterwards. */
-  madeSocketDir: boolean;
-  log: string[];
-}
-
-function tgtadm(run: TgtdRun, args: string[]): { ok: boolean; text: string } {
-  const r = spawnSync(run.tgtadm, ['-C', String(run.control), '--lld', 'iscsi', ...args], { encoding: 'utf8', timeout: 5000 });
-  return { ok: r.status === 0, text: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+async function benchTgtd(cases: CaseSpec[], rounds: number): Promise<Record<string, unknown>> {
+  const bins = findTgtd();
+  if (typeof bins === 'string') return { skipped: bins };
+  const perf = which('iscsi-perf');
+  if (!perf) return { skipped: 'iscsi-perf not installed (libiscsi-bin)' };
+  const file = path.join(scratchRoot(), `sanbox-bench-tgtd-${process.pid}.img`);
+  writeBackingFile(file);
+  let run;
+  try {
+    run = await startTgtd(bins, file);
+  } catch (e) {
+    fs.rmSync(file, { force: true });
+    return { skipped: `tgtd run failed: ${(e as Error).message}` };
+  }
+  try {
+    const url = `iscsi://127.0.0.1:${run.portal}/${TGTD_IQN}/1`;
+    const out: Record<string, unknown> = {
+      version: `tgtd ${run.version}`, portal: `127.0.0.1:${run.portal}`, control: run.control,
+      backing: `${file}: ${WORKING_SET_BYTES / MiB} MiB (the working set), rdwr backing store`,
+    };
+    for (const spec of cases.filter((c) => !c.write)) {
+      progress(`tgtd ${spec.key} (iscsi-perf)`);
+      out[spec.key] = await iscsiPerf(perf, url, spec, rounds, run.proc.pid!);
+    }
+    return out;
+  } catch (e) {
+    return { skipped: `tgtd run failed: ${(e as Error).message}` };
+  } finally {
+    await stopTgtd(run);
+  }
 }
 
 /** The backing file: WORKING_SET_BYTES of the prefill pattern, in RAM (tmpfs) where there is one. */
@@ -430,122 +459,6 @@ function writeBackingFile(file: string): void {
     for (let at = 0; at < WORKING_SET_BYTES; at += MiB) fs.writeSync(fd, chunk, 0, MiB, at);
   } finally {
     fs.closeSync(fd);
-  }
-}
-
-function startTgtd(bins: { tgtd: string; tgtadm: string }, portal: number): TgtdRun {
-  let control = 4000 + (process.pid % 20000);
-  while (fs.existsSync(`${TGTD_SOCKET_DIR}/socket.${control}`)) control++;
-  const run: TgtdRun = {
-    proc: undefined as unknown as ChildProcess, tgtadm: bins.tgtadm, control, log: [],
-    file: path.join(scratchRoot(), `sanbox-bench-tgtd-${process.pid}.img`), madeSocketDir: !fs.existsSync(TGTD_SOCKET_DIR),
-  };
-  writeBackingFile(run.file);
-  run.proc = spawn(bins.tgtd, ['-f', '-C', String(control), '--iscsi', `portal=127.0.0.1:${portal}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const keep = (d: Buffer) => { run.log.push(...d.toString().split('\n').filter(Boolean)); };
-  run.proc.stdout!.on('data', keep);
-  run.proc.stderr!.on('data', keep);
-  run.proc.on('error', (e) => run.log.push(e.message));
-  return run;
-}
-
-async function configureTgtd(run: TgtdRun): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    if (run.proc.exitCode !== null) throw new Error(`tgtd exited (${run.proc.exitCode}): ${run.log.slice(-3).join(' | ')}`);
-    if (tgtadm(run, ['--mode', 'target', '--op', 'show']).ok) break;
-    if (Date.now() > deadline) throw new Error(`tgtd does not answer on control port ${run.control}: ${run.log.slice(-3).join(' | ')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  for (const args of [
-    ['--mode', 'target', '--op', 'new', '--tid', '1', '-T', TGTD_IQN],
-    ['--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', '1', '-b', run.file],
-    ['--mode', 'target', '--op', 'bind', '--tid', '1', '-I', 'ALL'],
-  ]) {
-    const r = tgtadm(run, args);
-    if (!r.ok) throw new Error(`tgtadm ${args.join(' ')}: ${r.text}`);
-  }
-}
-
-/** Removes what tgtd and we left: the backing file, tgtd's control socket and lock, the socket folder if we made it. */
-function removeTgtdFiles(run: TgtdRun): void {
-  for (const f of [run.file, `${TGTD_SOCKET_DIR}/socket.${run.control}`, `${TGTD_SOCKET_DIR}/socket.${run.control}.lock`]) fs.rmSync(f, { force: true });
-  if (run.madeSocketDir) {
-    try { fs.rmdirSync(TGTD_SOCKET_DIR); } catch { /* not empty: another tgtd uses it now */ }
-  }
-}
-
-/** Stops tgtd as it accepts (SIGTERM alone does not: its target goes, then the system), SIGKILL after 2 s. */
-async function stopTgtd(run: TgtdRun): Promise<void> {
-  if (run.proc.exitCode === null && run.proc.signalCode === null) {
-    const exited = new Promise<void>((r) => run.proc.once('exit', () => r()));
-    tgtadm(run, ['--mode', 'target', '--op', 'delete', '--force', '--tid', '1']);
-    tgtadm(run, ['--mode', 'system', '--op', 'delete']);
-    const timer = setTimeout(() => run.proc.kill('SIGKILL'), 2000);
-    await exited;
-    clearTimeout(timer);
-  }
-  removeTgtdFiles(run);
-}
-
-interface PeerResult {
-  iops: number;
-  iopsRange: [number, number];
-  MBps: number;
-  /** Little's law: depth / IOPS (iscsi-perf reports no latency). */
-  meanUsByLittle: number;
-  seconds: number;
-}
-
-/** iscsi-perf for rounds + 2 seconds; it prints IOPS each second; the first second is dropped. */
-async function iscsiPerf(bin: string, url: string, spec: CaseSpec, rounds: number): Promise<PeerResult> {
-  const args = ['-m', String(spec.depth), '-b', String(spec.bytes / BLOCK_BYTES), '-t', String(rounds + 2)];
-  if (spec.pattern === 'random') args.push('-r');
-  const proc = spawn(bin, [...args, url], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const unguard = guard(() => proc.kill('SIGKILL'));
-  let text = '';
-  proc.stdout.on('data', (d: Buffer) => { text += d.toString(); });
-  proc.stderr.on('data', (d: Buffer) => { text += d.toString(); });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), (rounds + 15) * 1000);
-  const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-  clearTimeout(timer);
-  unguard();
-  const perSecond = [...text.matchAll(/iops current (\d+)/g)].map((m) => Number(m[1])).slice(1);
-  if (code !== 0 || perSecond.length === 0) {
-    throw new Error(`iscsi-perf ${args.join(' ')} (exit ${code}): ${text.trim().split(/[\r\n]+/).slice(-3).join(' | ')}`);
-  }
-  const iops = median(perSecond);
-  return {
-    iops, iopsRange: [Math.min(...perSecond), Math.max(...perSecond)], MBps: round1((iops * spec.bytes) / 1e6),
-    meanUsByLittle: round1((spec.depth / iops) * 1e6), seconds: perSecond.length,
-  };
-}
-
-async function benchTgtd(cases: CaseSpec[], rounds: number): Promise<Record<string, unknown>> {
-  const bins = { tgtd: which('tgtd'), tgtadm: which('tgtadm'), perf: which('iscsi-perf') };
-  if (!bins.tgtd || !bins.tgtadm) return { skipped: 'tgtd not installed' };
-  if (!bins.perf) return { skipped: 'iscsi-perf not installed (libiscsi-bin)' };
-  const version = spawnSync(bins.tgtd, ['-V'], { encoding: 'utf8' }).stdout?.trim();
-  const portal = await freeTcpPort();
-  const run = startTgtd({ tgtd: bins.tgtd, tgtadm: bins.tgtadm }, portal);
-  const unguard = guard(() => { run.proc.kill('SIGKILL'); removeTgtdFiles(run); });
-  try {
-    await configureTgtd(run);
-    const url = `iscsi://127.0.0.1:${portal}/${TGTD_IQN}/1`;
-    const out: Record<string, unknown> = {
-      version: `tgtd ${version}`, portal: `127.0.0.1:${portal}`, control: run.control,
-      backing: `${run.file}: ${WORKING_SET_BYTES / MiB} MiB (the working set), rdwr backing store`,
-    };
-    for (const spec of cases.filter((c) => !c.write)) {
-      progress(`tgtd ${spec.key} (iscsi-perf)`);
-      out[spec.key] = await iscsiPerf(bins.perf, url, spec, rounds);
-    }
-    return out;
-  } catch (e) {
-    return { skipped: `tgtd run failed: ${(e as Error).message}` };
-  } finally {
-    await stopTgtd(run);
-    unguard();
   }
 }
 
@@ -569,6 +482,7 @@ export class UsageError extends Error {
 }
 
 const FLAGS = ['--quick', '--no-tgtd'];
+const TRANSPORTS = ['inproc', 'tcp', 'iscsi', 'tgtd'];
 
 function listArg(args: string[], name: string, all: string[]): string[] {
   const v = args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3).split(',') ?? all;
@@ -579,7 +493,7 @@ function listArg(args: string[], name: string, all: string[]): string[] {
 
 function checkArgs(args: string[]): void {
   const bad = args.filter((a) => !FLAGS.includes(a) && !/^--(only|cases)=/.test(a));
-  if (bad.length) throw new UsageError(`unknown argument ${bad.join(' ')} (known: ${FLAGS.join(' ')} --only=inproc,tcp,tgtd --cases=${CASES.map((c) => c.key).join(',')})`);
+  if (bad.length) throw new UsageError(`unknown argument ${bad.join(' ')} (known: ${FLAGS.join(' ')} --only=${TRANSPORTS.join(',')} --cases=${CASES.map((c) => c.key).join(',')})`);
 }
 
 /** The TCP cases also run with the initiator on the array's thread, to show what the thread hand-off costs. */
@@ -588,7 +502,7 @@ const SAME_THREAD_CASES = ['read4kQd1', 'read4kQd32'];
 export async function run(args: string[] = process.argv.slice(2)): Promise<object> {
   checkArgs(args);
   const quick = args.includes('--quick');
-  const only = listArg(args, 'only', ['inproc', 'tcp', 'tgtd']).filter((x) => x !== 'tgtd' || !args.includes('--no-tgtd'));
+  const only = listArg(args, 'only', TRANSPORTS).filter((x) => x !== 'tgtd' || !args.includes('--no-tgtd'));
   const keys = listArg(args, 'cases', CASES.map((c) => c.key));
   const cases = CASES.filter((c) => keys.includes(c.key));
   const plan: Plan = { roundMs: quick ? 150 : 500, rounds: quick ? 3 : 7, lun: LUN, workingSetBytes: WORKING_SET_BYTES, seed: 0x5eed };
@@ -598,17 +512,19 @@ export async function run(args: string[] = process.argv.slice(2)): Promise<objec
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
     method: `each case: one warm-up round, then the median of ${plan.rounds} rounds of ${plan.roundMs} ms, closed loop at the stated queue depth `
       + '(iopsRange: slowest and fastest round); latency: submit to completion at the initiator over every command of the measured rounds. '
-      + `tgtd: iscsi-perf's IOPS of each second, the first dropped, median of ${plan.rounds}.`,
+      + `iscsi (sanbox's iSCSI port) and tgtd: iscsi-perf's IOPS of each second, the first dropped, median of ${plan.rounds}; `
+      + 'the target process\'s CPU time (/proc/<pid>/stat, user + system) over the iscsi-perf run, per I/O.',
     array: {
       image: 'release', mode: 'realtime', trace: 'off', iops: ['channel', 'disk'], cache: CACHE_SIZE,
-      media: `${MEDIA} x ram ${VOLUME_BYTES / MEDIA / MiB} MiB`,
+      media: `${MEDIA} x ram ${MEDIA_BYTES / MiB} MiB`,
       volume: `${VOLUME_BYTES / MiB} MiB striped over ${MEDIA} media (64 KiB stripe unit), ${BLOCK_BYTES}-byte blocks, LUN ${LUN} of every port`,
       workingSet: `the first ${WORKING_SET_BYTES / MiB} MiB of the volume: written once and synchronized before the first case; every case addresses only it, so reads hit the cache`,
       files: `NV image in ${scratchRoot()} (removed after the run)`,
       tcpInitiator: 'host/connect tcp:// (FramedTransport, queue depth 64) on a worker thread; tcpSameThread: the same on the array\'s thread',
+      iscsiLun: `LUN ${PERF_LUN}: a volume of ${WORKING_SET_BYTES / MiB} MiB (iscsi-perf reads a whole LUN), prefilled like the working set`,
     },
   };
-  if (only.includes('inproc') || only.includes('tcp')) Object.assign(report, await benchArray(only, cases, plan));
+  if (only.includes('inproc') || only.includes('tcp') || only.includes('iscsi')) Object.assign(report, await benchArray(only, cases, plan));
   report.tgtd = only.includes('tgtd') ? await benchTgtd(cases, plan.rounds) : { skipped: 'not asked for (--only, --no-tgtd)' };
   (report.machine as Record<string, unknown>).loadavgAtEnd = os.loadavg().map((x) => round1(x));
   report.seconds = round1((performance.now() - started) / 1000);
@@ -638,6 +554,7 @@ async function benchArray(only: string[], cases: CaseSpec[], plan: Plan): Promis
         await t.close();
       }
     }
+    if (only.includes('iscsi')) out.iscsi = await benchIscsi(b, cases, plan.rounds);
   } finally {
     progress('stopping the array');
     await b.emu.stop('graceful');
@@ -651,7 +568,11 @@ async function benchArray(only: string[], cases: CaseSpec[], plan: Plan): Promis
 function verdict(report: Record<string, unknown>): { ratios: object; targets: object } {
   type Rows = Record<string, { iops: number } | undefined>;
   const inproc = (report.inproc ?? {}) as Rows, tcp = (report.tcp ?? {}) as Rows, tgtd = (report.tgtd ?? {}) as Rows;
+  const iscsi = (report.iscsi ?? {}) as Rows;
   const ratios = {
+    iscsiVsTgtdRead4kQd1: ratio(iscsi.read4kQd1, tgtd.read4kQd1),
+    iscsiVsTgtdRead4kQd32: ratio(iscsi.read4kQd32, tgtd.read4kQd32),
+    iscsiVsTgtdRead1mSeqQd4: ratio(iscsi.read1mSeqQd4, tgtd.read1mSeqQd4),
     tcpVsTgtdRead4kQd1: ratio(tcp.read4kQd1, tgtd.read4kQd1),
     tcpVsTgtdRead4kQd32: ratio(tcp.read4kQd32, tgtd.read4kQd32),
     tcpVsTgtdRead1mSeqQd4: ratio(tcp.read1mSeqQd4, tgtd.read1mSeqQd4),
@@ -667,6 +588,11 @@ function verdict(report: Record<string, unknown>): { ratios: object; targets: ob
     tcpVsTgtd: {
       case: 'tcp.read4kQd32 / tgtd.read4kQd32', target: TARGET_TCP_VS_TGTD, measured: ratios.tcpVsTgtdRead4kQd32,
       met: ratios.tcpVsTgtdRead4kQd32 === null ? null : ratios.tcpVsTgtdRead4kQd32 >= TARGET_TCP_VS_TGTD,
+    },
+    iscsiVsTgtd: {
+      case: 'iscsi.read4kQd32 / tgtd.read4kQd32 (the same client, iscsi-perf, on both)', target: TARGET_ISCSI_VS_TGTD,
+      measured: ratios.iscsiVsTgtdRead4kQd32,
+      met: ratios.iscsiVsTgtdRead4kQd32 === null ? null : ratios.iscsiVsTgtdRead4kQd32 >= TARGET_ISCSI_VS_TGTD,
     },
   };
   return { ratios, targets };
