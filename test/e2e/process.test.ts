@@ -4,10 +4,11 @@
 import test from 'ava';
 import * as fs from 'fs';
 import * as path from 'path';
-import { spawn, spawnSync, ChildProcess } from 'child_process';
+import { spawnSync } from 'child_process';
 import { EXIT_OK, EXIT_FAILED } from '../../host/sanctl';
 import { runSanctl } from '../host/run-sanctl';
 import { tempDir, pattern } from '../harness/env';
+import { startSanbox } from './sanbox';
 
 const root = path.join(__dirname, '..', '..');
 const haveSocat = spawnSync('socat', ['-V']).status === 0;
@@ -27,28 +28,6 @@ function topologyFile(dir: string, serial: boolean): string {
     }],
   }));
   return file;
-}
-
-interface Running { child: ChildProcess; targets: Record<string, string>; exited: Promise<number | null> }
-
-/** Starts `sanbox run <file>` and waits for the lines that say where its ports are. */
-async function startSanbox(file: string): Promise<Running> {
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'sanbox.js'), 'run', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const targets: Record<string, string> = {};
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (b) => { err += b; });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sanbox did not start: ${out}${err}`)), 30000);
-    child.stdout!.on('data', (b) => {
-      out += b;
-      for (const m of out.matchAll(/port (\S+): (\S+)/g)) targets[m[1]] = m[2];
-      if (out.includes('serving')) { clearTimeout(timer); resolve(); }
-    });
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`sanbox exited (${code}): ${err}`)); });
-  });
-  return { child, targets, exited };
 }
 
 const ctl = (target: string, ...argv: string[]) => runSanctl(['--target', target, ...argv]);

@@ -1,0 +1,51 @@
+// libiscsi's conformance suite (iscsi-test-cu) in npm test: the whole iSCSI family and a fixed,
+// fast share of the SCSI family, against the debug image; any failure fails the test. The whole
+// suite, beside tgtd, is `npm run conformance` (docs/conformance.md).
+import test from 'ava';
+import { startIscsi, have } from './env';
+import { runTestCu, summarize, parseCunit } from '../../scripts/conformance/cunit';
+
+const SUBSET = ['iSCSI', 'SCSI.TestUnitReady', 'SCSI.Inquiry', 'SCSI.ReadCapacity10', 'SCSI.ReadCapacity16', 'SCSI.Read10',
+  'SCSI.Write10', 'SCSI.Read16', 'SCSI.Write16', 'SCSI.ModeSense6', 'SCSI.Mandatory'];
+
+test(`iscsi-test-cu: ${SUBSET.join(', ')} pass with no failure`, async (t) => {
+  if (!have(t, 'iscsi-test-cu', 'libiscsi-bin')) return;
+  t.timeout(600_000);
+  const a = await startIscsi('conformance', { blocks: 131072 });
+  t.teardown(() => a.emu.stop());
+  let iscsiFamily = 0;
+  for (const name of SUBSET) {
+    const r = await runTestCu(`${a.url}/1`, name);
+    const s = summarize(r.results);
+    t.log(`${name}: ${s.run} run, ${s.passed} passed (${s.skipped} of them skipped), ${s.failed} failed`);
+    t.true(s.run > 0, `${name}: no test ran: ${r.text.slice(-500)}`);
+    for (const f of r.results.filter((x) => x.outcome === 'failed')) t.fail(`${f.name}: ${f.reasons.join('; ')}`);
+    if (name === 'iSCSI') iscsiFamily = s.run;
+  }
+  t.true(iscsiFamily >= 15, `the iSCSI family ran ${iscsiFamily} tests (libiscsi 1.19 has 15)`);
+  t.is(a.emu.array().failed, undefined);
+});
+
+test('the report reader: passed, skipped (passed with [SKIPPED]) and failed tests with their reasons', (t) => {
+  const text = [
+    'Suite: GetLBAStatus',
+    '  Test: Simple ...passed',
+    '  Test: BeyondEol ...    [FAILED] GET_LBA_STATUS successful but should have failed',
+    'FAILED',
+    '    1. test_get_lba_status_beyond_eol.c:38  - CU_ASSERT_EQUAL(_r,0)',
+    '  Test: UnmapSingle ...    [SKIPPED] Logical unit is fully provisioned. Skipping test',
+    'passed    [SKIPPED] PERSISTENT RESERVE IN is not implemented.',
+    'Suite: Inquiry',
+    '  Test: Standard ...    some log line',
+    'passed',
+    'Run Summary:    Type  Total    Ran Passed Failed Inactive',
+  ].join('\n');
+  const r = parseCunit(text, 'SCSI');
+  t.deepEqual(r.map((x) => [x.name, x.outcome]), [
+    ['SCSI.GetLBAStatus.Simple', 'passed'], ['SCSI.GetLBAStatus.BeyondEol', 'failed'],
+    ['SCSI.GetLBAStatus.UnmapSingle', 'skipped'], ['SCSI.Inquiry.Standard', 'passed'],
+  ]);
+  t.deepEqual(r[1].reasons, ['GET_LBA_STATUS successful but should have failed', 'test_get_lba_status_beyond_eol.c:38  - CU_ASSERT_EQUAL(_r,0)']);
+  t.deepEqual(r[2].reasons, ['Logical unit is fully provisioned. Skipping test'], 'the suite teardown\'s skip after "passed" is not the test\'s');
+  t.deepEqual(summarize(r), { run: 4, passed: 3, failed: 1, skipped: 1 });
+});
