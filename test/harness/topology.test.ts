@@ -21,7 +21,9 @@ test('the embedded default topology is valid and is the documented one', (t) => 
   t.deepEqual(a.iops, ['channel', 'channel', 'disk']);
   t.is(a.media.length, 4);
   t.true(a.media.every((m) => m.kind === 'file' && m.bytes === 1024 ** 3 && m.path.startsWith(path.join(process.cwd(), 'var', 'array0'))));
-  t.deepEqual(a.ports.map((p) => [p.name, p.host, p.port, p.iop]), [['fe0', '127.0.0.1', 7450, 0], ['fe1', '127.0.0.1', 7451, 1]]);
+  t.deepEqual(a.ports.map((p) => [p.name, p.protocol, p.host, p.port, p.iop]),
+    [['fe0', 'framed', '127.0.0.1', 7450, 0], ['fe1', 'framed', '127.0.0.1', 7451, 1], ['iscsi0', 'iscsi', '127.0.0.1', 3260, 0]]);
+  t.is(a.ports[2].targetName, 'iqn.2026-11.org.sanbox:array0.iscsi0');
   t.is(a.cache.bytes, 64 << 20);
 });
 
@@ -38,6 +40,16 @@ test('defaults fill what a minimal topology leaves out', (t) => {
   t.is(a.media[0].queueDepth, 8);
   t.is(a.ports[0].sessions, 8);
   t.is(a.ports[0].address, 1);
+});
+
+test('an iSCSI port: port 3260, a target name from the array and port names, no CHAP, a ping every 10 s', (t) => {
+  const d = good();
+  d.arrays[0].ports = [{ name: 'Front_0', iop: 0, transport: 'tcp', protocol: 'iscsi' } as any];
+  const p = parseTopology(d, '/base').arrays[0].ports[0];
+  t.like(p, { protocol: 'iscsi', port: 3260, host: '127.0.0.1', targetName: 'iqn.2026-11.org.sanbox:a0.front-0', pingIntervalMs: 10000, chap: undefined });
+  const withChap = good();
+  withChap.arrays[0].ports = [{ name: 'p', iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0, chap: { user: 'alice', secret: 'alice-secret-123' } } as any];
+  t.deepEqual(parseTopology(withChap, '/base').arrays[0].ports[0].chap, { user: 'alice', secret: 'alice-secret-123', targetUser: '', targetSecret: '' });
 });
 
 test('sizes take binary units', (t) => {
@@ -68,6 +80,20 @@ const bad: Array<[string, (d: any) => void, RegExp]> = [
   ['cache size', (d) => { d.arrays[0].cache = { size: '2GiB' }; }, /^arrays\[0\]\.cache\.size: must be a multiple of 64KiB from 1MiB to 1GiB/],
   ['device ID', (d) => { d.arrays[0].deviceId = '1234'; }, /^arrays\[0\]\.deviceId: expected 32 hex digits/],
   ['same TCP port twice', (d) => { d.arrays[0].ports.push({ name: 'p1', iop: 0, transport: 'tcp', port: 7000 }, { name: 'p2', iop: 0, transport: 'tcp', port: 7000 }); }, /^arrays\[0\]\.ports\[2\]\.port: duplicate "127\.0\.0\.1:7000"/],
+  ['protocol', (d) => { d.arrays[0].ports[0].protocol = 'nvme'; }, /^arrays\[0\]\.ports\[0\]\.protocol: expected one of "framed", "iscsi", got "nvme"/],
+  ['protocol on a serial port', (d) => { d.arrays[0].ports[0] = { name: 's', iop: 0, transport: 'serial', path: '/dev/x', protocol: 'iscsi' }; }, /^arrays\[0\]\.ports\[0\]\.protocol: unknown field/],
+  ['targetName on a framed port', (d) => { d.arrays[0].ports[0].targetName = 'iqn.2026-11.org.x:y'; }, /^arrays\[0\]\.ports\[0\]\.targetName: unknown field/],
+  ['target name', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', targetName: 'iqn.2026-11.Org.Example:Disk' }); }, /^arrays\[0\]\.ports\[0\]\.targetName: expected an iSCSI name/],
+  ['target name date', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', targetName: 'iqn.26-11.org.example:disk' }); }, /^arrays\[0\]\.ports\[0\]\.targetName: expected an iSCSI name/],
+  ['target name twice', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi' }); d.arrays[0].ports.push({ name: 'p1', iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0, targetName: 'iqn.2026-11.org.sanbox:a0.p0' }); }, /^arrays\[0\]\.ports\[1\]\.targetName: duplicate "iqn\.2026-11\.org\.sanbox:a0\.p0"/],
+  ['CHAP secret too short', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', chap: { user: 'u', secret: 'short' } }); }, /^arrays\[0\]\.ports\[0\]\.chap\.secret: expected printable ASCII without spaces, 12 to 127 characters/],
+  ['CHAP without user', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', chap: { secret: 'long-enough-secret' } }); }, /^arrays\[0\]\.ports\[0\]\.chap\.user: expected a non-empty string/],
+  ['mutual CHAP half given', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', chap: { user: 'u', secret: 'long-enough-secret', targetUser: 't' } }); }, /^arrays\[0\]\.ports\[0\]\.chap\.targetSecret: mutual CHAP needs both/],
+  ['mutual CHAP same secret', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', chap: { user: 'u', secret: 'long-enough-secret', targetUser: 't', targetSecret: 'long-enough-secret' } }); }, /^arrays\[0\]\.ports\[0\]\.chap\.targetSecret: must differ from secret/],
+  ['CHAP field', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', chap: { user: 'u', password: 'long-enough-secret' } }); }, /^arrays\[0\]\.ports\[0\]\.chap\.password: unknown field/],
+  ['ping interval', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', pingIntervalMs: -1 }); }, /^arrays\[0\]\.ports\[0\]\.pingIntervalMs: expected 0 to 3600000, got -1/],
+  ['iSCSI rx ring', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', rxBytes: '32KiB' }); }, /^arrays\[0\]\.ports\[0\]\.rxBytes: expected 65536 to 16777216, got 32768/],
+  ['iSCSI tx ring below rx', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', rxBytes: '1MiB', txBytes: '512KiB' }); }, /^arrays\[0\]\.ports\[0\]\.txBytes: an iSCSI port's txBytes must be at least its rxBytes/],
 ];
 
 for (const [name, mutate, message] of bad) {

@@ -68,6 +68,8 @@ export class IscsiConn {
   dataDigest = false;
   cmdSN = 1;
   expStatSN = 0;
+  /** The TSIH the target gave at login. */
+  tsih = 0;
   private nextItt = 1;
   private rx = Buffer.alloc(0);
   readonly pdus: Pdu[] = [];
@@ -181,6 +183,7 @@ export class IscsiConn {
     this.headerDigest = r.keys.HeaderDigest === 'CRC32C';
     this.dataDigest = r.keys.DataDigest === 'CRC32C';
     this.cmdSN = r.pdu.expCmdSN;
+    this.tsih = r.pdu.bhs.readUInt16BE(14);
     return r.keys;
   }
 

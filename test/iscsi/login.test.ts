@@ -6,7 +6,7 @@ import test from 'ava';
 import * as crypto from 'crypto';
 import * as A from '../../hal/abi';
 import { startIscsi } from './env';
-import { IscsiConn, OP, bhs, keys, tur } from './initiator';
+import { IscsiConn, OP, bhs, keys, parseKeys, tur } from './initiator';
 
 const NAME = 'iqn.2026-11.org.sanbox:test-initiator';
 
@@ -63,7 +63,8 @@ test('a bad login gets the status the RFC names, and the target closes only that
   t.teardown(() => a.emu.stop());
   const bystander = await IscsiConn.connect(a.port);
   t.teardown(() => bystander.close());
-  await bystander.login(a.target);
+  await bystander.login(a.target, {}, { isid: Buffer.from([0x80, 0, 0, 0, 0, 0x77]) });
+  t.not(bystander.tsih, 0);
   const raw = (c: IscsiConn, text: Buffer, o = op) => {
     const b = bhs(OP.LOGIN, (o.transit ? 0x80 : 0) | (o.csg << 2) | o.nsg, { itt: 1, cmdSN: 1, immediate: true });
     Buffer.from([0x80, 0, 0, 1, 2, 3]).copy(b, 8);
@@ -83,6 +84,8 @@ test('a bad login gets the status the RFC names, and the target closes only that
     ['SessionType=Sometimes', 0x0209, (c) => c.loginStep({ ...base(a), SessionType: 'Sometimes' }, op)],
     ['Version-min 1', 0x0205, (c) => c.loginStep(base(a), { ...op, versionMin: 1 })],
     ['a TSIH no session has', 0x020a, (c) => c.loginStep(base(a), { ...op, tsih: 0x1234 })],
+    ['a second connection to a live session (its TSIH)', 0x0206, (c) => c.loginStep(base(a), { ...op, tsih: bystander.tsih })],
+    ['AuthMethod in the operational stage', 0x0200, (c) => c.loginStep({ ...base(a), AuthMethod: 'None' }, op)],
     ['CSG 2 (reserved)', 0x0200, (c) => c.loginStep(base(a), { csg: 2, nsg: 3, transit: true })],
     ['transit to a stage before the current one', 0x0200, (c) => c.loginStep(base(a), { csg: 1, nsg: 0, transit: true })],
     ['a SCSI command before the login ends', 0x020b, async (c) => {
@@ -167,4 +170,40 @@ test('deterministic mode: the same seed gives the same CHAP challenge, another s
   const first = await challenge(7);
   t.is(await challenge(7), first);
   t.not(await challenge(8), first);
+});
+
+test('request text that spans Login PDUs (C bit) is gathered; each part before the last gets an empty answer', async (t) => {
+  const a = await startIscsi('login-continue');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  const text = keys({ ...base(a), HeaderDigest: 'None', MaxBurstLength: 65536, 'X-long': 'y'.repeat(300) });
+  const cut = 200; // in the middle of a pair
+  const login = (part: Buffer, more: boolean) => {
+    const b = bhs(OP.LOGIN, (more ? 0x40 : 0x80) | (1 << 2) | (more ? 0 : 3), { itt: 1, cmdSN: 1, immediate: true });
+    Buffer.from([0x80, 0, 0, 4, 5, 6]).copy(b, 8);
+    c.send(b, part);
+    return c.next((p) => p.opcode === OP.LOGIN_RESPONSE);
+  };
+  const first = await login(text.subarray(0, cut), true);
+  t.is(first.bhs.readUInt16BE(36), 0);
+  t.is(first.data.length, 0, 'an empty answer asks for the rest');
+  t.is(first.flags & 0x80, 0);
+  const last = await login(text.subarray(cut), false);
+  t.is(last.bhs.readUInt16BE(36), 0);
+  t.is(last.flags & 3, 3, 'full feature phase');
+  t.like(parseKeys(last.data), { HeaderDigest: 'None', MaxBurstLength: '65536', 'X-long': 'NotUnderstood' });
+});
+
+test('a login that does not finish within 30 s is dropped (virtual time)', async (t) => {
+  const a = await startIscsi('login-timeout', { mode: 'deterministic' });
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.loginStep(base(a), { csg: 1, nsg: 3, transit: false }); // started, never finished
+  await a.emu.advance(29_000);
+  t.false(c.isClosed, 'still waiting at 29 s');
+  await a.emu.advance(2_000);
+  await c.closed;
+  t.pass();
 });

@@ -174,7 +174,8 @@ test('NOP: a ping is echoed with its data; an idle initiator is pinged and, sile
 test('SendTargets: a discovery session lists every iSCSI port with its portal; continuation past MaxRecvDataSegmentLength', async (t) => {
   const long = (n: number) => `iqn.2026-11.org.sanbox:${'x'.repeat(180)}.${n}`;
   const a = await startIscsi('ffp-discovery', {
-    extraPorts: [1, 2].map((n) => ({ name: `fe${n}`, iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0, targetName: long(n) })),
+    extraPorts: [1, 2].map((n) => ({ name: `fe${n}`, iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0, targetName: long(n),
+      ...(n === 2 ? { host: '0.0.0.0' } : {}) })),
   });
   t.teardown(() => a.emu.stop());
   const c = await IscsiConn.connect(a.port);
@@ -198,9 +199,10 @@ test('SendTargets: a discovery session lists every iSCSI port with its portal; c
   const ports = a.emu.array().targets.filter((x) => x.target.startsWith('iscsi://'));
   t.is(pairs.length, 2 * ports.length);
   for (const p of ports) {
-    const m = /^iscsi:\/\/([^/]+)\/(.+)$/.exec(p.target)!;
-    t.true(pairs.includes(`TargetName=${m[2]}`), m[2]);
-    t.true(pairs.includes(`TargetAddress=${m[1]},1`), m[1]);
+    const m = /^iscsi:\/\/([^/]+):(\d+)\/(.+)$/.exec(p.target)!;
+    t.true(pairs.includes(`TargetName=${m[3]}`), m[3]);
+    // A port listening on every address is named by the one the initiator reached us at.
+    t.true(pairs.includes(`TargetAddress=${m[1] === '0.0.0.0' ? '127.0.0.1' : m[1]}:${m[2]},1`), p.target);
   }
   // A discovery session runs no SCSI commands.
   c.send(bhs(OP.SCSI_COMMAND, 0x81, { itt: 99, cmdSN: c.cmdSN++, lun: 0 }));
@@ -308,4 +310,69 @@ test('sixteen sessions at once, each writing and reading its own blocks with man
     const reads = await Promise.all(Array.from({ length: 8 }, (_, k) => c.command(1, rw10(false, i * 4096 + k * 32, 32), { read: 16384 })));
     t.true(Buffer.concat(reads.map((r) => r.data)).equals(data), `session ${i}`);
   }));
+});
+
+test('the status of a command waits for the unsolicited Data-Out it is still owed (F bit), then goes', async (t) => {
+  const a = await startIscsi('ffp-wait-f');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target, { InitialR2T: 'No', FirstBurstLength: 65536 });
+  const itt = c.itt();
+  const cmd = bhs(OP.SCSI_COMMAND, 0x21, { itt, cmdSN: c.cmdSN++, lun: 1 }); // W, no F: more unsolicited data to come
+  cmd.writeUInt32BE(8192, 20);
+  rw10(true, 1 << 30, 16).copy(cmd, 32); // beyond the volume: it fails at once
+  c.send(cmd, Buffer.alloc(4096));
+  const ping = c.itt();
+  c.send(bhs(OP.NOP_OUT, 0x80, { itt: ping, cmdSN: c.cmdSN, immediate: true }));
+  await c.next((p) => p.itt === ping);
+  t.false(c.pdus.some((p) => p.itt === itt), 'no status while Data-Out is owed');
+  c.dataOut(itt, 0xffffffff, Buffer.alloc(4096), 4096, 4096);
+  const r = await c.next((p) => p.itt === itt);
+  t.is(r.bhs[3], 2);
+  t.deepEqual([r.data[2 + 2] & 0xf, r.data[2 + 12]], [0x05, 0x21], 'ILLEGAL REQUEST, LBA OUT OF RANGE');
+});
+
+test('a command that finds no buffer memory for its unsolicited data ends BUSY, once its data has come', async (t) => {
+  const a = await startIscsi('ffp-busy', { blocks: 131072 });
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target, { InitialR2T: 'No', FirstBurstLength: 65536, MaxBurstLength: 262144 });
+  // 64 writes each holding 64 KiB of unsolicited buffer, all of the channel IOP's 4 MiB, waiting for the rest of their data.
+  const waiting: number[] = [];
+  const send = (lba: number) => {
+    const itt = c.itt();
+    const b = bhs(OP.SCSI_COMMAND, 0x21, { itt, cmdSN: c.cmdSN++, lun: 1 });
+    b.writeUInt32BE(65536, 20);
+    rw10(true, lba, 128).copy(b, 32);
+    c.send(b, Buffer.alloc(4096, 1));
+    return itt;
+  };
+  for (let i = 0; i < 64; i++) waiting.push(send(i * 128));
+  const busy = send(64 * 128);
+  c.dataOut(busy, 0xffffffff, Buffer.alloc(61440, 2), 4096, 61440);
+  const r = await c.next((p) => p.itt === busy);
+  t.is(r.bhs[3], 0x08, `BUSY (got status ${r.bhs[3]}, opcode ${r.opcode.toString(16)}, sense ${r.data.toString('hex')})`);
+  t.true(a.emu.array().stats()[A.STAT_BUSY] >= 1);
+  // The others finish when their data comes.
+  for (const itt of waiting) c.dataOut(itt, 0xffffffff, Buffer.alloc(61440, 3), 4096, 61440);
+  for (const itt of waiting) t.is((await c.next((p) => p.itt === itt)).bhs[3], 0);
+});
+
+test('a CmdSN gap that does not close within 10 s ends the connection (virtual time)', async (t) => {
+  const a = await startIscsi('ffp-gap-timeout', { mode: 'deterministic' });
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  c.send(bhs(OP.SCSI_COMMAND, 0x81, { itt: 9, cmdSN: c.cmdSN + 1, lun: 1 })); // the one before never comes
+  const ping = c.itt();
+  c.send(bhs(OP.NOP_OUT, 0x80, { itt: ping, cmdSN: c.cmdSN, immediate: true }));
+  await c.next((p) => p.itt === ping);
+  await a.emu.advance(9_000);
+  t.false(c.isClosed);
+  await a.emu.advance(2_000);
+  await c.closed;
+  t.false(c.pdus.some((p) => p.itt === 9), 'the held command never ran');
 });

@@ -179,3 +179,30 @@ test('the other functions get the RFC\'s answers: CLEAR ACA not supported, TASK 
   t.is(await tmf(c, TMF.CLEAR_TASK_SET, { lun: 1 }), 0);
   t.is((await c.command(1, tur())).status, 0);
 });
+
+test('a task set function waits for the commands before it in CmdSN order; a second one meanwhile is rejected', async (t) => {
+  const a = await startIscsi('tmf-wait-gap');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  const gap = c.cmdSN++;
+  const write = c.itt();
+  const b = bhs(OP.SCSI_COMMAND, 0xa1, { itt: write, cmdSN: c.cmdSN++, lun: 1 });
+  b.writeUInt32BE(8192, 20);
+  rw10(true, 0, 16).copy(b, 32);
+  c.send(b); // ahead of the gap: held
+  const set = c.itt();
+  const m = bhs(OP.TASK_MGMT, 0x80 | TMF.ABORT_TASK_SET, { itt: set, cmdSN: c.cmdSN, lun: 1, immediate: true });
+  c.send(m);
+  t.is(await tmf(c, TMF.LUN_RESET), 255, 'a second multi-task function while one waits: rejected');
+  t.false(c.pdus.some((p) => p.itt === set), 'ABORT TASK SET waits for the gap');
+  c.send(bhs(OP.SCSI_COMMAND, 0x81, { itt: 500, cmdSN: gap, lun: 1 })); // the gap fills
+  t.is((await c.next((p) => p.itt === 500)).bhs[3], 0);
+  t.is((await c.next((p) => p.opcode === OP.TASK_MGMT_RESPONSE && p.itt === set)).bhs[2], 0);
+  // The held write was dispatched when the gap closed (its R2T may have gone out) and then aborted: no status.
+  const ping = c.itt();
+  c.send(bhs(OP.NOP_OUT, 0x80, { itt: ping, cmdSN: c.cmdSN, immediate: true }));
+  await c.next((p) => p.itt === ping);
+  t.false(c.pdus.some((p) => p.itt === write && p.opcode === OP.SCSI_RESPONSE));
+});

@@ -12,7 +12,7 @@
 // F bit (RFC 7143 11.17: wait for the last expected Data-Out), bounded by DATA_OUT_TIMEOUT_NS.
 import {
   STAT_ISCSI_DROPPED, STAT_ISCSI_DIGEST_ERRORS, TRACE_PDU_ERROR, PERR_CMDSN, PERR_NO_TASK, PERR_DATA_DIGEST,
-  PERR_PROTOCOL, PERR_FIELD, PERR_OPCODE, MAX_CDB_BYTES,
+  PERR_PROTOCOL, PERR_FIELD, PERR_OPCODE, MAX_CDB_BYTES, STAT_BUSY,
 } from "../../abi";
 import { byteRingRead } from "../../ring";
 import { gNow, wakeAt } from "../../iop";
@@ -203,7 +203,7 @@ export function scsiCommandPdu(port: u32, s: u32, sess: IscsiSession, b: usize, 
 function dispatchTask(c: usize): void {
   const t = task(c);
   if ((t.flags & TF_DATA_ERROR) != 0) fail(c, 0x0B, 0x4B, 0x00);
-  else if ((t.flags & TF_BUSY) != 0) finishStatus(c, STATUS_BUSY);
+  else if ((t.flags & TF_BUSY) != 0) { finishStatus(c, STATUS_BUSY); statInc(STAT_BUSY); }
   cmdDispatch(c);
 }
 
@@ -212,11 +212,11 @@ function takeUnsolicited(c: usize, t: IscsiTask, rx: usize, at: u32, len: u32, u
   const count = (unsol + BUFFER_GRANULE_BYTES - 1) / BUFFER_GRANULE_BYTES;
   const first = bufAlloc(count);
   t.unsolExpected = unsol;
+  t.unsolReceived = len; // received, kept or not: the Data-Out that follows is checked against it
   if (first == 0) return false; // the command ends BUSY; its data is read past
   t.ubufFirst = first;
   t.ubufCount = count;
   if (len > 0) byteRingRead(rx, at, bufAddr(first), len);
-  t.unsolReceived = len;
   return true;
 }
 
