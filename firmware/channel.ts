@@ -8,10 +8,10 @@ import {
   MAP_ADDR, MAP_PORT_TABLE, MAP_PORT_BYTES, MPORT_SESSIONS_ADDR, MPORT_SESSIONS, SESSION_BYTES, SES_STATE,
   SES_GENERATION, SES_FW_GENERATION, SES_TX, SES_CQ, SES_HANGUP, SESS_OPEN, SESS_CLOSING, SESS_CLOSED,
   CPORT_IOP, CPORT_KIND, CPORT_ADDRESS, PORT_QUEUE, PORT_ISCSI, MAX_SESSIONS, CFG_CONTEXTS, CFG_BUFFER_CHUNKS,
-  BUFFER_CHUNK_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, TRACE_SESSION, NCQ_ID, MAX_PORTS, SENSE_BYTES,
+  BUFFER_CHUNK_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, TRACE_SESSION, NCQ_ID, MAX_PORTS, SENSE_BYTES, MIOP_PRIVATE,
 } from "./abi";
 import { cfg32, cfgPort, portCount } from "./config";
-import { gIndex, gPrivate, gNvCq, gNow } from "./iop";
+import { gIndex, gPrivate, gNvCq, gNow, iopEntry } from "./iop";
 import { ringPeek, ringRelease, ringRing } from "./ring";
 import {
   CTX_BYTES, CP_CTX_BASE, CP_BUF_BASE, CP_BUF_MAP, CP_SESS_BASE, CP_SCRATCH, CP_IMAGE, CP_HEADER_BYTES,
@@ -56,6 +56,11 @@ export const SESSION_QUEUE_DEPTH: u32 = 128;
 // @ts-ignore: decorator
 @inline export function sessionState(port: u32, s: u32): usize {
   return <usize>load<u32>(gPrivate + CP_SESS_BASE) + <usize>(port * MAX_SESSIONS + s) * SS_BYTES;
+}
+/** The session state kept by channel IOP `iop` (another IOP's, for the management lists). */
+export function sessionStateOf(iop: u32, port: u32, s: u32): usize {
+  const priv: usize = load<u32>(iopEntry(iop) + MIOP_PRIVATE);
+  return <usize>load<u32>(priv + CP_SESS_BASE) + <usize>(port * MAX_SESSIONS + s) * SS_BYTES;
 }
 // @ts-ignore: decorator
 @inline export function portSessions(port: u32): u32 {

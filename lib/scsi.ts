@@ -33,6 +33,7 @@ export const Management = {
   LIST_MEDIA: 0x12,
   LIST_PORTS: 0x13,
   STATISTICS: 0x14,
+  LIST_SESSIONS: 0x15,
 } as const;
 
 // ---- CDB builders -----------------------------------------------------------------------------------
@@ -400,7 +401,7 @@ export function parseMedia(d: Buffer): Medium[] {
 export interface Port {
   index: number;
   name: string;
-  kind: 'stream' | 'queue';
+  kind: 'stream' | 'queue' | 'iscsi';
   sessions: number;
   openSessions: number;
   address: number;
@@ -411,11 +412,35 @@ export function parsePorts(d: Buffer): Port[] {
   return parseManagementList(d).entries.map((e) => ({
     index: e[0],
     name: cstring(e, 32, 32),
-    kind: e[1] === 2 ? 'queue' : 'stream',
+    kind: e[1] === 2 ? 'queue' : e[1] === 3 ? 'iscsi' : 'stream',
     sessions: e[2],
     openSessions: e[3],
     address: e.readUInt16BE(4),
     iop: e[6],
+  }));
+}
+
+export interface Session {
+  port: number;
+  session: number;
+  kind: 'stream' | 'queue' | 'iscsi';
+  /** Commands in flight on the session. */
+  outstanding: number;
+  /** iSCSI: the ISID in hex; '' for other transports. */
+  isid: string;
+  /** The initiator's identity: an iSCSI InitiatorName, "framed:<address>", "inproc:<port><slot>". */
+  initiator: string;
+}
+
+/** LIST SESSIONS (docs/scsi.md): 256-byte entries. */
+export function parseSessions(d: Buffer): Session[] {
+  return parseManagementList(d).entries.map((e) => ({
+    port: e[0],
+    session: e[1],
+    kind: e[2] === 2 ? 'queue' : e[2] === 3 ? 'iscsi' : 'stream',
+    outstanding: e.readUInt32BE(4),
+    isid: e.subarray(8, 14).every((x) => x === 0) ? '' : e.subarray(8, 14).toString('hex'),
+    initiator: cstring(e, 32, 224),
   }));
 }
 

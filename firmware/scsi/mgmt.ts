@@ -26,7 +26,9 @@ import {
   slotCount, slotVolume, slotsOfVolumeBusy, dropSlot, volumeDirtySlots, listCount, LIST_FREE, LIST_CLEAN,
   LIST_DIRTY, pinnedCount, cacheCounter, CS_READ_HITS, CS_READ_MISSES, CS_WRITE_HITS,
 } from "../cache";
-import { image, sessionDesc } from "../channel";
+import {
+  image, sessionDesc, sessionStateOf, SS_OUTSTANDING, SS_ISID, SS_IDENTITY, IDENTITY_NAME_BYTES,
+} from "../channel";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import { cdb, invalidField, OP_MANAGEMENT_IN } from "./dispatch";
 
@@ -39,6 +41,8 @@ const SA_LIST_MAPPINGS: u32 = 0x11;
 const SA_LIST_MEDIA: u32 = 0x12;
 const SA_LIST_PORTS: u32 = 0x13;
 const SA_STATISTICS: u32 = 0x14;
+const SA_LIST_SESSIONS: u32 = 0x15;
+const SESSION_ENTRY_BYTES: u32 = 256;
 
 const CREATE_LIST_BYTES: u32 = 64;
 const MAP_LIST_BYTES: u32 = 8;
@@ -146,6 +150,7 @@ function managementIn(c: usize, sa: u32): void {
     case SA_LIST_MEDIA: listMedia(c, alloc); return;
     case SA_LIST_PORTS: listPorts(c, alloc); return;
     case SA_STATISTICS: statistics(c, alloc); return;
+    case SA_LIST_SESSIONS: listSessions(c, alloc); return;
     default: invalidField(c, 1, 4);
   }
 }
@@ -235,6 +240,30 @@ function listPorts(c: usize, alloc: u32): void {
     memory.copy(r + 32, cp + CPORT_NAME, 32);
   }
   sendBuffer(c, min<u32>(listHeader(d, 64, portCount()), alloc));
+}
+
+/** Open sessions of every port, with the initiator identity their transport set (docs/scsi.md). */
+function listSessions(c: usize, alloc: u32): void {
+  const d = dataInBuffer(c, 8 + MAX_PORTS * MAX_SESSIONS * SESSION_ENTRY_BYTES);
+  if (d == 0) return;
+  let n: u32 = 0;
+  for (let port: u32 = 0; port < portCount(); port++) {
+    const cp = cfgPort(port);
+    const sessions = min<u32>(<u32>load<u8>(cp + CPORT_SESSIONS), MAX_SESSIONS);
+    for (let s: u32 = 0; s < sessions; s++) {
+      if (atomic.load<u32>(sessionDesc(port, s) + SES_STATE) != SESS_OPEN) continue;
+      const ss = sessionStateOf(<u32>load<u8>(cp + CPORT_IOP), port, s);
+      const r = d + 8 + n * SESSION_ENTRY_BYTES;
+      store<u8>(r, <u8>port);
+      store<u8>(r + 1, <u8>s);
+      store<u8>(r + 2, load<u8>(cp + CPORT_KIND));
+      putBe32(r + 4, load<u32>(ss + SS_OUTSTANDING));
+      memory.copy(r + 8, ss + SS_ISID, 6);
+      memory.copy(r + 32, ss + SS_IDENTITY, IDENTITY_NAME_BYTES);
+      n++;
+    }
+  }
+  sendBuffer(c, min<u32>(listHeader(d, SESSION_ENTRY_BYTES, n), alloc));
 }
 
 function statistics(c: usize, alloc: u32): void {

@@ -6,7 +6,9 @@ import test from 'ava';
 import * as A from '../../hal/abi';
 import { startIscsi } from './env';
 import { IscsiConn, OP, bhs, keys, parseKeys, rw10, tur } from './initiator';
-import { pattern, read } from '../harness/env';
+import * as scsi from '../../lib/scsi';
+import { connect } from '../../host/connect';
+import { pattern, read, run } from '../harness/env';
 
 test('a write with immediate and unsolicited data up to FirstBurstLength, then R2Ts of MaxBurstLength for the rest', async (t) => {
   const a = await startIscsi('ffp-write');
@@ -375,4 +377,23 @@ test('a CmdSN gap that does not close within 10 s ends the connection (virtual t
   await a.emu.advance(2_000);
   await c.closed;
   t.false(c.pdus.some((p) => p.itt === 9), 'the held command never ran');
+});
+
+test('every session has an initiator identity: the iSCSI InitiatorName and ISID, the framed host\'s address, the queue slot (LIST SESSIONS)', async (t) => {
+  const a = await startIscsi('ffp-identity', { extraPorts: [{ name: 'fe1', iop: 0, transport: 'tcp', port: 0 }] });
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target, {}, { isid: Buffer.from([0x80, 0x12, 0x34, 0x56, 0x78, 0x9a]), name: 'iqn.2026-11.org.example:host-7' });
+  const framed = await connect(a.emu.array().targets.find((x) => x.port === 'fe1')!.target);
+  t.teardown(() => framed.close());
+  await run(framed, 0, scsi.testUnitReady());
+  const q = a.emu.connect();
+  const list = scsi.parseSessions(Buffer.from((await run(q, 0, scsi.management(false, scsi.Management.LIST_SESSIONS, 65536), { inLength: 65536 })).data));
+  const by = (kind: string) => list.filter((x) => x.kind === kind);
+  t.like(by('iscsi')[0], { port: 0, initiator: 'iqn.2026-11.org.example:host-7', isid: '80123456789a' });
+  t.like(by('stream')[0], { port: 2, initiator: 'framed:0100', isid: '' });
+  t.true(by('queue').some((x) => x.port === 1 && /^inproc:01[0-9A-F]{2}$/.test(x.initiator)), JSON.stringify(list));
+  const ports = scsi.parsePorts(Buffer.from((await run(q, 0, scsi.management(false, scsi.Management.LIST_PORTS, 65536), { inLength: 65536 })).data));
+  t.deepEqual(ports.map((p) => p.kind), ['iscsi', 'queue', 'stream']);
 });
