@@ -3,6 +3,7 @@ import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
 
 const root = path.join(__dirname, '..', '..');
+const START_MS = 120_000;
 
 export interface Running { child: ChildProcess; targets: Record<string, string>; exited: Promise<number | null> }
 
@@ -15,7 +16,8 @@ export async function startSanbox(file: string): Promise<Running> {
   let err = '';
   child.stderr!.on('data', (b) => { err += b; });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sanbox did not start: ${out}${err}`)), 30000);
+    // A last-resort bound: on a loaded machine ts-node alone can take tens of seconds to start it.
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`sanbox did not start within ${START_MS / 1000} s: ${out}${err}`)); }, START_MS);
     child.stdout!.on('data', (b) => {
       out += b;
       for (const m of out.matchAll(/port (\S+): (\S+)/g)) targets[m[1]] = m[2];
