@@ -1,7 +1,8 @@
-// SCSI benchmark: what an initiator gets from the controller, in-process and over TCP loopback,
-// beside tgtd (the Linux user-space iSCSI target) driven by libiscsi's iscsi-perf in the same run.
-// One JSON document on stdout, progress on stderr (docs/bench.md). Run:
-//   npm run bench [-- --quick] [-- --no-tgtd] [-- --only=inproc,tcp,tgtd] [-- --cases=read4kQd32,...]
+// SCSI benchmark: what an initiator gets from the controller, in-process, over TCP loopback and
+// over iSCSI, beside tgtd (the Linux user-space iSCSI target) in the same run; the iSCSI cases use
+// the same client on both targets: libiscsi's iscsi-perf. One JSON document on stdout, progress on
+// stderr (docs/bench.md). Run:
+//   npm run bench [-- --quick] [-- --no-tgtd] [-- --only=inproc,tcp,iscsi,tgtd] [-- --cases=read4kQd32,...]
 //
 // The array: the release firmware image in real-time mode, trace off; one channel IOP and the
 // disk IOP; four 256 MiB RAM media; one volume of 1 GiB striped over them (64 KiB stripe unit,
@@ -21,10 +22,12 @@
 // initiator and the array each have an event loop, as iscsi-perf and tgtd are two processes; the
 // 4 KiB reads are repeated with the initiator on the array's thread (tcpSameThread).
 //
-// tgtd: started on a free portal and its own control port (so it never meets a system tgtd), one
-// LUN backed by a file of WORKING_SET_BYTES in /dev/shm; iscsi-perf prints IOPS once a second, the
-// first second is dropped and the median of the next ROUNDS is reported. iscsi-perf only reads, so
-// tgtd has no write rows. tgtd, its socket and the file are removed even on failure or a signal.
+// iSCSI and tgtd: iscsi-perf against the array's own iSCSI port (a LUN of exactly the working set)
+// and against tgtd (bench/peers.ts: a free portal and its own control port, so it never meets a
+// system tgtd, one LUN backed by a file of WORKING_SET_BYTES in /dev/shm); iscsi-perf prints IOPS
+// once a second, the first second is dropped and the median of the next ROUNDS is reported, and the
+// target process's CPU time per I/O is read from /proc. iscsi-perf only reads, so these have no write
+// rows. tgtd, its socket and the file are removed even on failure or a signal.
 
 import * as os from 'os';
 import * as fs from 'fs';
@@ -605,8 +608,11 @@ const NOTES = [
   'Threads: the array runs on one thread (every IOP polled in turn by the harness); the in-process initiator shares it; the TCP initiator '
     + 'has a worker thread (tcpSameThread: the array\'s thread). tgtd runs an event loop plus backing-store threads; iscsi-perf is another process. '
     + 'On a machine with few cores the hand-off between threads or processes costs each command a wake-up on both sides.',
-  'iscsi-perf only reads (READ16, random with -r, sequential without), so tgtd has no write rows; it reports no latency, so tgtd\'s mean '
+  'iscsi-perf only reads (READ16, random with -r, sequential without), so iscsi and tgtd have no write rows; it reports no latency, so their mean '
     + 'latency is derived by Little\'s law (depth / IOPS).',
+  'iscsi vs tgtd is the same client (iscsi-perf, a separate process) against two targets; targetCpuUsPerIo is the target process\'s '
+    + 'user + system time (all its threads) over the whole iscsi-perf run divided by its I/Os. sanbox\'s process also runs the harness '
+    + '(sockets, rings) around the firmware, so its figure is the whole array\'s.',
   'Neither target touches a disk: sanbox reads hit its cache (RAM media behind it), tgtd reads its backing file from the page cache (tmpfs).',
   'Rounds are short and the machine may be shared: compare iopsRange and machine.loadavg* before trusting a difference of a few percent.',
 ];

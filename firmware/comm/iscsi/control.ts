@@ -100,10 +100,10 @@ export function pingCheck(port: u32, s: u32, sess: IscsiSession, interval: f64):
       trace(TRACE_PDU_ERROR, (port << 16) | s, PERR_TIMEOUT, 0, sess.pingTtt);
       return true;
     }
-    wakeAt(max<f64>(sess.pingSentNs, sess.lastRxNs) + interval);
+    lazyWake(max<f64>(sess.pingSentNs, sess.lastRxNs) + interval, interval);
     return false;
   }
-  if (gNow - sess.lastRxNs < interval) { wakeAt(sess.lastRxNs + interval); return false; }
+  if (gNow - sess.lastRxNs < interval) { lazyWake(sess.lastRxNs + interval, interval); return false; }
   let ttt = sess.tttNext++;
   if (ttt == NO_TAG || ttt == 0) { ttt = 1; sess.tttNext = 2; }
   const b = bhsBegin(OP_NOP_IN, FINAL);
@@ -112,8 +112,18 @@ export function pingCheck(port: u32, s: u32, sess: IscsiSession, interval: f64):
   if (!pduSend(port, s, sess, b, 0, 0, false)) return false;
   sess.pingTtt = ttt;
   sess.pingSentNs = gNow;
-  wakeAt(gNow + interval);
+  lazyWake(gNow + interval, interval);
   return false;
+}
+
+/**
+ * Asks for a poll at `at`, rounded up to an eighth of the interval: a busy session moves its ping
+ * time with every PDU, and a wake-up time that moved every poll would make the harness re-arm its
+ * timer for every command. A ping goes at most an eighth late.
+ */
+function lazyWake(at: f64, interval: f64): void {
+  const quantum = interval / 8;
+  wakeAt(Math.ceil(at / quantum) * quantum);
 }
 
 // ---- Text (RFC 7143 11.10, 11.11; SendTargets: Appendix C) -----------------------------------------------
