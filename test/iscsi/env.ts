@@ -16,13 +16,14 @@ export interface IscsiArray {
   portal: string;
 }
 
-export async function startIscsi(label: string, o: { chap?: object; pingIntervalMs?: number; blocks?: number; sessions?: number; extraPorts?: object[]; mode?: 'realtime' | 'deterministic'; seed?: number; trace?: boolean } = {}): Promise<IscsiArray> {
+export async function startIscsi(label: string, o: { chap?: object; pingIntervalMs?: number; blocks?: number; sessions?: number; extraPorts?: object[]; mode?: 'realtime' | 'deterministic'; seed?: number; trace?: boolean; cache?: object } = {}): Promise<IscsiArray> {
   const dir = tempDir(label);
   const emu = await startSmall({
     dir,
     mode: o.mode,
     seed: o.seed,
     trace: o.trace,
+    cache: o.cache,
     ports: [
       { name: 'fe0', iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0, ...(o.chap ? { chap: o.chap } : {}),
         ...(o.pingIntervalMs !== undefined ? { pingIntervalMs: o.pingIntervalMs } : {}), ...(o.sessions ? { sessions: o.sessions } : {}) },

@@ -206,3 +206,55 @@ test('a task set function waits for the commands before it in CmdSN order; a sec
   await c.next((p) => p.itt === ping);
   t.false(c.pdus.some((p) => p.itt === write && p.opcode === OP.SCSI_RESPONSE));
 });
+
+test('ABORT TASK of a read in the middle of its Data-In: nothing of it after the answer', async (t) => {
+  const a = await startIscsi('tmf-abort-datain', { blocks: 131072, cache: { size: '64MiB' } });
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target, { MaxRecvDataSegmentLength: 8192 });
+  const q = a.emu.connect();
+  for (let i = 0; i < 8; i++) await write(q, 1, i * 8192, pattern(4 << 20, 45 + i)); // in the cache: the read is limited only by the connection
+  const itt = c.itt();
+  const cmdSN = c.cmdSN++;
+  const b = bhs(OP.SCSI_COMMAND, 0xc1, { itt, cmdSN, lun: 1 });
+  b.writeUInt32BE(32 << 20, 20);
+  rw10(false, 0, 65535).copy(b, 32);
+  c.send(b);
+  // 32 MiB in 8 KiB Data-In PDUs: the first one shows the read is under way; the abort follows it.
+  const first = await c.next((p) => p.itt === itt);
+  t.is(first.opcode, OP.DATA_IN);
+  const t0 = c.itt();
+  const m = bhs(OP.TASK_MGMT, 0x80 | TMF.ABORT_TASK, { itt: t0, cmdSN: c.cmdSN, lun: 1, immediate: true });
+  m.writeUInt32BE(itt, 20);
+  m.writeUInt32BE(cmdSN, 32);
+  c.send(m);
+  const response = await c.next((p) => p.itt === t0);
+  t.is(response.bhs[2], 0, 'aborted while its data was going out');
+  const before = c.pdus.filter((p) => p.itt === itt);
+  t.true(before.length < (32 << 20) / 8192 - 1, 'the read had not finished');
+  t.true(before.every((p) => p.opcode === OP.DATA_IN && (p.flags & 1) === 0), `and no status: ${before.map((p) => `${p.opcode.toString(16)}/${p.flags.toString(16)}`).slice(-3)}`);
+  c.pdus.splice(0);
+  await quiet(t, c, [itt], 'nothing of it after the task management response');
+});
+
+test('ABORT TASK of a SYNCHRONIZE CACHE waiting for a slow destage: no status, and the cache flushes afterwards', async (t) => {
+  const a = await startIscsi('tmf-abort-flush');
+  t.teardown(() => a.emu.stop());
+  const data = pattern(1 << 20, 46);
+  a.emu.array().inject('d0 slow 5000'); // the destage of what is written next takes seconds
+  a.emu.array().inject('d1 slow 5000');
+  await write(a.emu.connect(), 1, 0, data);
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  const itt = c.itt();
+  const cmdSN = c.cmdSN++;
+  c.send(Buffer.concat([bhs(OP.SCSI_COMMAND, 0x81, { itt, cmdSN, lun: 1 }).subarray(0, 32), Buffer.from([0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])]));
+  t.is(await tmf(c, TMF.ABORT_TASK, { refItt: itt, refCmdSN: cmdSN }), 0);
+  await quiet(t, c, [itt], 'no status for the aborted SYNCHRONIZE CACHE');
+  a.emu.array().inject('d0 heal');
+  a.emu.array().inject('d1 heal');
+  await a.emu.flush();
+  t.true((await read(a.emu.connect(), 1, 0, 2048)).equals(data));
+});
