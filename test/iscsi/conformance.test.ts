@@ -30,6 +30,8 @@ test('the report reader: passed, skipped (passed with [SKIPPED]) and failed test
   const text = [
     'Suite: GetLBAStatus',
     '  Test: Simple ...passed',
+    '  Test: Quick ...FAILED',
+    '    1. test_quick.c:9  - CU_ASSERT(0)',
     '  Test: BeyondEol ...    [FAILED] GET_LBA_STATUS successful but should have failed',
     'FAILED',
     '    1. test_get_lba_status_beyond_eol.c:38  - CU_ASSERT_EQUAL(_r,0)',
@@ -42,10 +44,11 @@ test('the report reader: passed, skipped (passed with [SKIPPED]) and failed test
   ].join('\n');
   const r = parseCunit(text, 'SCSI');
   t.deepEqual(r.map((x) => [x.name, x.outcome]), [
-    ['SCSI.GetLBAStatus.Simple', 'passed'], ['SCSI.GetLBAStatus.BeyondEol', 'failed'],
+    ['SCSI.GetLBAStatus.Simple', 'passed'], ['SCSI.GetLBAStatus.Quick', 'failed'], ['SCSI.GetLBAStatus.BeyondEol', 'failed'],
     ['SCSI.GetLBAStatus.UnmapSingle', 'skipped'], ['SCSI.Inquiry.Standard', 'passed'],
   ]);
-  t.deepEqual(r[1].reasons, ['GET_LBA_STATUS successful but should have failed', 'test_get_lba_status_beyond_eol.c:38  - CU_ASSERT_EQUAL(_r,0)']);
-  t.deepEqual(r[2].reasons, ['Logical unit is fully provisioned. Skipping test'], 'the suite teardown\'s skip after "passed" is not the test\'s');
-  t.deepEqual(summarize(r), { run: 4, passed: 3, failed: 1, skipped: 1 });
+  t.deepEqual(r[1].reasons, ['test_quick.c:9  - CU_ASSERT(0)'], 'FAILED on the test\'s own line, then its assertions');
+  t.deepEqual(r[2].reasons, ['GET_LBA_STATUS successful but should have failed', 'test_get_lba_status_beyond_eol.c:38  - CU_ASSERT_EQUAL(_r,0)']);
+  t.deepEqual(r[3].reasons, ['Logical unit is fully provisioned. Skipping test'], 'the suite teardown\'s skip after "passed" is not the test\'s');
+  t.deepEqual(summarize(r), { run: 5, passed: 3, failed: 2, skipped: 1 });
 });
