@@ -152,8 +152,8 @@ test('CmdSN outside the window is dropped without an answer, counted; the sessio
   t.is(a.emu.array().stats()[A.STAT_ISCSI_DROPPED], before + 2);
 });
 
-test('NOP: a ping is echoed with its data; an idle initiator is pinged and, silent, dropped', async (t) => {
-  const a = await startIscsi('ffp-nop', { pingIntervalMs: 300 });
+test('NOP: a ping is echoed with its data; an idle initiator is pinged and, silent, dropped (virtual time)', async (t) => {
+  const a = await startIscsi('ffp-nop', { pingIntervalMs: 1000, mode: 'deterministic' });
   t.teardown(() => a.emu.stop());
   const c = await IscsiConn.connect(a.port);
   t.teardown(() => c.close());
@@ -162,13 +162,21 @@ test('NOP: a ping is echoed with its data; an idle initiator is pinged and, sile
   const echo = await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 80);
   t.is(echo.data.toString(), 'ping data');
   t.is(echo.ttt, 0xffffffff);
-  // The target's own ping: ITT FFFFFFFFh, a TTT to answer with.
-  const ping = await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 0xffffffff, 5000);
+  // Idle for the interval: the target's own ping, ITT FFFFFFFFh with a TTT to answer with.
+  t.false(c.pdus.some((p) => p.opcode === OP.NOP_IN), 'no ping while the initiator is busy');
+  await a.emu.advance(1300);
+  const ping = await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 0xffffffff);
   t.not(ping.ttt, 0xffffffff);
   c.send(bhs(OP.NOP_OUT, 0x80, { itt: 0xffffffff, ttt: ping.ttt, cmdSN: c.cmdSN, immediate: true }));
-  const again = await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 0xffffffff, 5000);
+  // The answer gets no answer; a ping of ours after it shows the target has read it before time moves on.
+  c.send(bhs(OP.NOP_OUT, 0x80, { itt: 81, cmdSN: c.cmdSN, immediate: true }));
+  await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 81);
+  await a.emu.advance(1300);
+  const again = await c.next((p) => p.opcode === OP.NOP_IN && p.itt === 0xffffffff);
   t.not(again.ttt, ping.ttt);
-  // Unanswered: the connection goes.
+  t.false(c.isClosed, 'an answered ping keeps the connection');
+  // Unanswered as long again: the connection goes.
+  await a.emu.advance(2600);
   await c.closed;
   t.pass();
 });

@@ -99,8 +99,8 @@ test('ABORT TASK of a read staging from a slow medium: no Data-In after the answ
   // Evict it: write enough other data through the 8 MiB cache.
   for (let i = 0; i < 10; i++) await write(q, 1, 8192 + i * 2048, pattern(1 << 20, i));
   await a.emu.flush();
-  a.emu.array().inject('d0 slow 2000');
-  a.emu.array().inject('d1 slow 2000');
+  a.emu.array().inject('d0 slow 20000'); // 2 s a request: the abort comes while it stages, however busy the machine
+  a.emu.array().inject('d1 slow 20000');
   const c = await IscsiConn.connect(a.port);
   t.teardown(() => c.close());
   await c.login(a.target);
