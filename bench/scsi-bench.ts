@@ -293,7 +293,27 @@ interface Bench {
 async function bootArray(): Promise<Bench> {
   const dir = fs.mkdtempSync(path.join(scratchRoot(), 'sanbox-bench-'));
   progress(`booting the release image (array files in ${dir})`);
-  const emu = await Emulator.start(benchTopology(dir), { debug: false });
+  let emu: Emulator;
+  try {
+    emu = await Emulator.start(benchTopology(dir), { debug: false });
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const unguard = guard(() => fs.rmSync(dir, { recursive: true, force: true }));
+  try {
+    return await setUp(emu, dir);
+  } catch (e) {
+    await emu.stop('powerFail');
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    unguard();
+  }
+}
+
+/** The volumes of the run: the 1 GiB one at LUN 1, the working-set one at LUN 2 (for iscsi-perf). */
+async function setUp(emu: Emulator, dir: string): Promise<Bench> {
   const inproc = emu.connect();
   const client = new ScsiClient(inproc);
   const volume = await client.createVolume({
