@@ -304,7 +304,13 @@ export const STAT_TRACE_DROPS: u32 = 24;
 export const STAT_SESSIONS_OPENED: u32 = 25;
 export const STAT_ABORTED: u32 = 26; // commands dropped because their session closed
 export const STAT_FERR_WRONG_DESTINATION: u32 = 27; // frames addressed to another port
-export const STAT_COUNT: u32 = 28;
+export const STAT_NV_ERRORS: u32 = 28; // NV completions with an error status (the NV file refused a write)
+export const STAT_NV_REFUSED: u32 = 29; // writes and management changes refused while the NV file is failing
+export const STAT_PINS: u32 = 30; // cache slots pinned by a command (a stage it waits for, a slot it reads)
+export const STAT_PIN_WAITS: u32 = 31; // times a command found no slot to evict (all dirty, pinned or busy) and waited
+export const STAT_MEDIA_FLUSHES: u32 = 32; // medium flushes (MOP_FLUSH) before NV clean records
+export const STAT_NV_DROPPED: u32 = 33; // dirty sectors dropped at recovery: their NV data failed its CRC
+export const STAT_COUNT: u32 = 34;
 
 // ---- Boot errors (MAP_ERROR) -------------------------------------------------------------------
 export const ERR_NONE: u32 = 0;

@@ -468,6 +468,9 @@ export function writeSectors(slot: u32, first: u32, count: u32, src: usize, nowN
 /** Queues an inline image of the slot's descriptor (dirty = dirty | destaging). */
 export function persistDescriptor(slot: u32, nvIdValue: u32, image: usize): bool {
   const d = dir(slot);
+  // The record is built in the NV region itself (so a rewrite of the whole region after an NV
+  // failure carries it) and queued as an inline image of what it says now.
+  image = descAddr(slot);
   memory.fill(image, 0, DESC_BYTES);
   store<u32>(image + DESC_STATE, DESC_USED);
   store<u16>(image + DESC_VOLUME, <u16>load<u32>(d + DIR_VOLUME));

@@ -9,7 +9,7 @@ import {
   CFG_CONTEXTS, CFG_BUFFER_CHUNKS, BUFFER_CHUNK_BYTES, QSQ_TAG, QSQ_LUN, QSQ_CDB_LEN, QSQ_FLAGS,
   QSQ_DATA_ADDR, QSQ_DATA_LEN, QSQ_CDB, QF_DATA_OUT, QF_DATA_IN, QCQ_TAG, QCQ_STATUS, QCQ_SENSE_LEN,
   QCQ_FLAGS, QCQ_RESIDUAL, QCQ_TRANSFERRED, QCQ_SENSE, QCQ_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, STAT_FRAMES_TX,
-  TRACE_SESSION, NCQ_ID, MAX_CDB_BYTES,
+  TRACE_SESSION, NCQ_ID, NCQ_STATUS, MAX_CDB_BYTES,
 } from "./abi";
 import { cfg32, cfgPort, portCount } from "./config";
 import { gIndex, gPrivate, gNvCq, gNow } from "./iop";
@@ -18,12 +18,12 @@ import {
   CTX_BYTES, CP_CTX_BASE, CP_BUF_BASE, CP_SESS_BASE, CP_SCRATCH, CP_IMAGE, CP_HEADER_BYTES, ctxInit,
   ctxById, activeFirst, activeNext, CX_PORT, CX_SESSION, CX_NV_PENDING, CX_SESSION_GEN, CX_TAG, CX_PEER,
   CX_TX_SEQ, CX_DATA_ADDR, CX_CURSOR, CX_EXPECTED, CX_STATUS, CX_PRODUCED, CX_FLAGS, CXF_DATA_OUT, CX_KIND,
-  ctxSense, senseFixed, CX_LUN,
+  ctxSense, senseFixed, CX_LUN, CXF_NV_FAILED,
 } from "./ctx";
 import { emitFrame, FT_DATA_IN, FT_RSP, FT_XFER_RDY, FF_LAST, DATA_CHUNK } from "./comm/frame";
 import { streamReceive, streamReset } from "./comm/stream";
 import { cmdStart, ctxStep, abortContext } from "./sequencer";
-import { nvKick } from "./nv";
+import { nvKick, nvCompletionFailed, NVK_CONTEXT } from "./nv";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { putBe16, putBe32 } from "./util";
@@ -158,10 +158,14 @@ function drainNv(): i32 {
   let n: i32 = 0;
   let e = ringPeek(gNvCq);
   while (e != 0) {
-    const c = ctxById(load<u32>(e + NCQ_ID) & 0x0FFFFFFF);
-    if (c != 0 && (load<u32>(e + NCQ_ID) >> 28) != 0) {
+    const id = load<u32>(e + NCQ_ID);
+    const status = load<u32>(e + NCQ_STATUS);
+    if (status != 0) nvCompletionFailed(status, id);
+    const c = ctxById(id & 0x0FFFFFFF);
+    if (c != 0 && (id >> 28) == NVK_CONTEXT) {
       const p = load<u32>(c + CX_NV_PENDING);
       if (p > 0) store<u32>(c + CX_NV_PENDING, p - 1);
+      if (status != 0) store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_NV_FAILED);
     }
     ringRelease(gNvCq, 1);
     n++;

@@ -12,7 +12,7 @@ import {
   MAP_MEDIUM_BYTES, MMED_CQ, MCQ_ID, MCQ_STATUS, MCQ_ERR_LBA_LO, MCQ_ERR_LBA_HI, MST_OK, MST_NOT_READY,
   MOP_READ, MOP_WRITE, SLOT_SECTORS, MIOP_TO_DISK, ROLE_CHANNEL, MAP_CONTROL, MAP_CONTROL_SEQ,
   MAP_CONTROL_DONE, CTL_FLUSH, CTL_SHUTDOWN, STAT_STAGES, STAT_DESTAGES, STAT_MEDIUM_ERRORS,
-  TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH,
+  TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
 import { gPrivate, gNow, gNvCq, iopEntry, wakeAt } from "./iop";
@@ -28,7 +28,10 @@ import {
   slotCount, F_URGENT, urgentSlots,
 } from "./cache";
 import { chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
-import { nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE } from "./nv";
+import {
+  nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
+  nvCompletionFailed, nvResynced, nvFailures,
+} from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
 import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
@@ -40,6 +43,10 @@ const DK_NEXT_SCAN_NS: u32 = DK_IMAGE + 64; // f64
 const DK_NEXT_PROBE_NS: u32 = DK_NEXT_SCAN_NS + 8; // f64
 const DK_CONTROL_SEQ: u32 = DK_NEXT_PROBE_NS + 8; // u32: last control request taken
 const DK_CONTROL_OP: u32 = DK_CONTROL_SEQ + 4; // u32: control request in progress (CTL_*), 0 none
+const DK_RESYNC_PENDING: u32 = DK_CONTROL_OP + 4; // u32: a whole-region NV rewrite is queued
+const DK_RESYNC_FAILURES: u32 = DK_RESYNC_PENDING + 4; // u32: NV failures counted when it was queued
+const DK_RESYNC_AT_NS: u32 = DK_RESYNC_FAILURES + 4; // f64: next rewrite attempt
+const DK_RESYNC_BACKOFF_NS: u32 = DK_RESYNC_AT_NS + 8; // f64
 const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
 export const DISK_PRIVATE_BYTES: u32 = DK_PROBE_BUF + 512;
 
@@ -61,6 +68,9 @@ export function diskBoot(): void {
   store<f64>(gPrivate + DK_NEXT_PROBE_NS, 0);
   store<u32>(gPrivate + DK_CONTROL_SEQ, load<u32>(MAP_ADDR + MAP_CONTROL_SEQ));
   store<u32>(gPrivate + DK_CONTROL_OP, 0);
+  store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
+  store<f64>(gPrivate + DK_RESYNC_AT_NS, 0);
+  store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
 }
 
 export function diskPoll(): i32 {
@@ -71,6 +81,7 @@ export function diskPoll(): i32 {
   work += control();
   work += destageScan();
   work += probeDeadMedia();
+  work += resyncNv();
   work += <i32>schedDispatch(sa(), gNow);
   if (work > 0) nvKick();
   armTimers();
@@ -288,10 +299,44 @@ function markClean(): void {
 
 // ---- NV completions and timers ----------------------------------------------------------------
 
+/**
+ * The disk IOP waits for none of its persists, but reads every status: a failed one degrades the
+ * NV file (nv.ts), and the completion of a whole-region rewrite may end that state.
+ */
 function drainNvCompletions(): i32 {
-  const n = ringUsed(gNvCq);
-  if (n != 0) ringRelease(gNvCq, n); // the disk IOP waits for none of its persists
-  return 0;
+  let work: i32 = 0;
+  let e = ringPeek(gNvCq);
+  while (e != 0) {
+    const id = load<u32>(e + NCQ_ID);
+    const status = load<u32>(e + NCQ_STATUS);
+    if (status != 0) nvCompletionFailed(status, id);
+    if ((id >> 28) == NVK_RESYNC) {
+      store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
+      if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
+      work++;
+    }
+    ringRelease(gNvCq, 1);
+    e = ringPeek(gNvCq);
+  }
+  return work;
+}
+
+/**
+ * While the NV file is degraded, rewrites the whole NV region from memory (the volume table, LUN
+ * map, every slot descriptor and the slot data are kept current there), retrying with a back-off
+ * from one second to a minute: a full file is not hammered.
+ */
+function resyncNv(): i32 {
+  if (!nvDegraded() || load<u32>(gPrivate + DK_RESYNC_PENDING) != 0) return 0;
+  if (gNow < load<f64>(gPrivate + DK_RESYNC_AT_NS)) { wakeAt(load<f64>(gPrivate + DK_RESYNC_AT_NS)); return 0; }
+  if (!nvRoom(1)) return 0;
+  const backoff = min<f64>(max<f64>(load<f64>(gPrivate + DK_RESYNC_BACKOFF_NS) * 2, RETRY_NS), 60 * RETRY_NS);
+  store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, backoff);
+  store<f64>(gPrivate + DK_RESYNC_AT_NS, gNow + backoff);
+  store<u32>(gPrivate + DK_RESYNC_FAILURES, nvFailures());
+  store<u32>(gPrivate + DK_RESYNC_PENDING, 1);
+  nvPersistRange(nvBase(), <u32>nvRegionBytes(slotCount()), nvId(NVK_RESYNC, 0));
+  return 1;
 }
 
 function armTimers(): void {

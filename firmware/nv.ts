@@ -12,6 +12,8 @@ import {
 import { ringReserve, ringPublish, ringFree, ringRing, ringTail } from "./ring";
 import { gIndex, gStats } from "./iop";
 import { statInc, NV_KICK_SLOT } from "./stats";
+import { STAT_NV_ERRORS } from "./abi";
+import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
 export const NV_VERSION: u32 = 1;
@@ -110,3 +112,39 @@ export const NVK_NONE: u32 = 0; // nothing waits for it
 export const NVK_CONTEXT: u32 = 1; // low 28 bits: command context id
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
+
+export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region after NV writes failed
+
+// ---- NV failure (docs/hal.md, "When the NV file fails") ------------------------------------------
+// A completion with an error status means the file may lack that entry: a WRITE waiting for it is
+// answered HARDWARE ERROR, and from then on the NV file is "degraded": writes and management changes
+// are refused (nothing new can be acknowledged) until the disk IOP has rewritten the whole region
+// from memory (NVK_RESYNC) and that rewrite completed. The rewrite is what retires the records the
+// failed entries left stale (a slot destaged while its "clean" record failed still reads dirty in
+// the file); an acknowledgement before it could be overwritten at recovery by such a record.
+
+/** Firmware-private map fields: errno of the first failure while degraded (0: healthy), failures seen. */
+export const MAPX_NV_ERRNO: u32 = 72;
+export const MAPX_NV_FAILURES: u32 = 76;
+
+// @ts-ignore: decorator
+@inline export function nvDegraded(): bool { return load<u32>(MAP_ADDR + MAPX_NV_ERRNO) != 0; }
+export function nvFailures(): u32 { return load<u32>(MAP_ADDR + MAPX_NV_FAILURES); }
+export function nvErrno(): u32 { return load<u32>(MAP_ADDR + MAPX_NV_ERRNO); }
+
+/** An NV completion carried an error status. */
+export function nvCompletionFailed(errno: u32, id: u32): void {
+  statInc(STAT_NV_ERRORS);
+  store<u32>(MAP_ADDR + MAPX_NV_FAILURES, nvFailures() + 1);
+  if (nvDegraded()) return;
+  store<u32>(MAP_ADDR + MAPX_NV_ERRNO, errno == 0 ? 5 : errno);
+  log(LOG_ERROR, "nv: a write to the NV file failed (errno, request); writes refused until it is rewritten", errno, id);
+}
+
+/** The whole region reached the file after the failures counted up to `failures`. */
+export function nvResynced(failures: u32): bool {
+  if (!nvDegraded() || nvFailures() != failures) return false;
+  store<u32>(MAP_ADDR + MAPX_NV_ERRNO, 0);
+  log(LOG_INFO, "nv: the NV file was rewritten whole after failed writes; writes accepted again (failures)", failures, 0);
+  return true;
+}

@@ -14,7 +14,7 @@
 // the cache's event counter has moved.
 import {
   PORT_QUEUE, STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
-  STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND,
+  STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND, STAT_NV_REFUSED,
   SLOT_BYTES, CFG_FLAGS,
   CFGF_TRACE_COMMANDS,
 } from "./abi";
@@ -28,7 +28,7 @@ import {
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
-  CXF_PARAM, CXF_FLUSH_POSTED, MAX_WINDOW_BYTES, NO_VOLUME16, ctxAlloc, ctxFree, ctxAt, ctxIndex,
+  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, MAX_WINDOW_BYTES, NO_VOLUME16, ctxAlloc, ctxFree, ctxAt, ctxIndex,
   activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr,
 } from "./ctx";
 import {
@@ -42,7 +42,7 @@ import {
   markUrgent,
 } from "./cache";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
-import { nvRoom, nvId, NVK_CONTEXT } from "./nv";
+import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
 import { blockSize } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
@@ -399,6 +399,7 @@ function commitStep(c: usize): void {
   const src: usize = queue ? <usize>load<u32>(c + CX_DATA_ADDR) : ctxBufferAddr(c) - winStart;
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   let cursor = load<u32>(c + CX_CURSOR);
+  if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
   while (cursor < winEnd) {
     if (!nvRoom(2)) return;
     const off = base + <u64>cursor;
@@ -426,6 +427,7 @@ function commitStep(c: usize): void {
 
 function nvWaitStep(c: usize): void {
   if (load<u32>(c + CX_NV_PENDING) != 0) return;
+  if ((load<u32>(c + CX_FLAGS) & CXF_NV_FAILED) != 0) { nvRefuse(c); return; }
   if ((load<u32>(c + CX_FLAGS) & CXF_FUA) != 0) {
     const volume = <u32>load<u16>(c + CX_VOLUME);
     const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
@@ -438,6 +440,17 @@ function nvWaitStep(c: usize): void {
     return;
   }
   good(c);
+}
+
+/**
+ * What the command changed may not be in the NV file (an NV write failed, or the file is failing):
+ * HARDWARE ERROR, WRITE ERROR (0Ch/00h) for a WRITE, INTERNAL TARGET FAILURE (44h/00h) for a
+ * management change. Nothing is acknowledged that the NV file may not hold.
+ */
+export function nvRefuse(c: usize): void {
+  statInc(STAT_NV_REFUSED);
+  if (isWrite(<u32>load<u8>(c + CX_OPCODE))) fail(c, 0x04, 0x0C, 0x00);
+  else fail(c, 0x04, 0x44, 0x00);
 }
 
 // ---- Write-through: FUA and SYNCHRONIZE CACHE -------------------------------------------------

@@ -3,7 +3,8 @@
 import {
   CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_EXPECTED, ctxField, senseFixed,
 } from "../ctx";
-import { fail, good, startRead, startWrite, startFlush, dataInBuffer, sendBuffer } from "../sequencer";
+import { fail, good, startRead, startWrite, startFlush, dataInBuffer, sendBuffer, nvRefuse } from "../sequencer";
+import { nvDegraded } from "../nv";
 import { volumeAtLun, volumeReady, capacityBlocks, blockSize } from "../volume";
 import { sessionState, SS_SENSE, SS_SENSE_LUN, SS_SENSE_VALID } from "../channel";
 import { getBe16, getBe32, getBe64, putBe32, putBe64 } from "../util";
@@ -96,6 +97,7 @@ function readWrite(c: usize, v: u32, sixteen: bool, write: bool): void {
   if (!volumeReady(v)) { fail(c, 0x02, 0x04, 0x03); return; }
   if (write) {
     if (blocks > 0 && load<u32>(c + CX_EXPECTED) < blocks * bs) { invalidField(c, lengthAt, -1); return; }
+    if (nvDegraded()) { nvRefuse(c); return; }
     startWrite(c, lba, blocks, (flags & 0x08) != 0);
   } else {
     startRead(c, lba, blocks);

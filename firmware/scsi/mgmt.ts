@@ -10,6 +10,7 @@ import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors
 import { CX_ID, CX_ARG, CX_EXPECTED, CX_FLAGS, CXF_PARAM, ctxField } from "../ctx";
 import {
   fail, dataInBuffer, sendBuffer, startParameterList, parameterList, waitPersisted, nvPending, retryLater,
+  nvRefuse,
 } from "../sequencer";
 import {
   volumeCreate, volumeDelete, volumeInUse, lunMap, lunUnmap, mediumState, MS_STATE, MS_FREE, MS_REGISTERED,
@@ -20,7 +21,7 @@ import {
 } from "../volume";
 import {
   volumeEntry, lunMapEntry, nvBase, nvRoom, nvPersistRange, nvId, NVK_CONTEXT, VOL_BYTES, LUN_MAP_OFFSET,
-  LUN_MAP_BYTES,
+  LUN_MAP_BYTES, nvDegraded,
 } from "../nv";
 import {
   slotCount, slotVolume, slotsOfVolumeBusy, dropSlot, volumeDirtySlots, listCount, LIST_FREE, LIST_CLEAN,
@@ -47,6 +48,7 @@ export function management(c: usize, op: u32): void {
   const p = cdb(c);
   const sa = <u32>load<u8>(p + 1) & 0x1F;
   if (op == OP_MANAGEMENT_IN) { managementIn(c, sa); return; }
+  if (nvDegraded()) { nvRefuse(c); return; } // a change the NV file might not keep
   if (sa == SA_DELETE) { deleteVolume(c, getBe32(p + 2), (load<u8>(p + 14) & 1) != 0); return; }
   const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES : 0;
   if (want == 0) { invalidField(c, 1, 4); return; }
