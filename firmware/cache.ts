@@ -42,6 +42,7 @@ const DIR_ERROR_SECTOR: u32 = 88; // u32: sector (in the slot) of the last mediu
 const DIR_DESTAGE_OPS: u32 = 92; // u16: medium writes in flight for this slot
 const DIR_SEQ: u32 = 96; // u64: write sequence of the last write, persisted in the descriptor
 const DIR_RETRY_NS: u32 = 104; // f64: a failed destage is not retried before this
+const DIR_FLUSH_NEXT: u32 = 112; // u32: slot + 1 of the next slot waiting for the same medium flush
 
 export const LIST_FREE: u32 = 0;
 export const LIST_CLEAN: u32 = 1;
@@ -322,6 +323,9 @@ export function slotErrorSector(slot: u32): u32 { return load<u32>(dir(slot) + D
 export function slotDirtySeq(slot: u32): u64 { return load<u64>(dir(slot) + DIR_DIRTY_SEQ); }
 export function slotDirtyNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_DIRTY_NS); }
 export function slotRetryNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_RETRY_NS); }
+/** The disk IOP's list of slots written to a medium and waiting for its flush (slot + 1, 0 = end). */
+export function slotFlushNext(slot: u32): u32 { return load<u32>(dir(slot) + DIR_FLUSH_NEXT); }
+export function setSlotFlushNext(slot: u32, next: u32): void { store<u32>(dir(slot) + DIR_FLUSH_NEXT, next); }
 
 export function pin(slot: u32): void { const d = dir(slot); store<u16>(d + DIR_PINS, load<u16>(d + DIR_PINS) + 1); }
 export function unpin(slot: u32): void {

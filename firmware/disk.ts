@@ -12,7 +12,7 @@ import {
   MAP_MEDIUM_BYTES, MMED_CQ, MCQ_ID, MCQ_STATUS, MCQ_ERR_LBA_LO, MCQ_ERR_LBA_HI, MST_OK, MST_NOT_READY,
   MOP_READ, MOP_WRITE, SLOT_SECTORS, MIOP_TO_DISK, ROLE_CHANNEL, MAP_CONTROL, MAP_CONTROL_SEQ,
   MAP_CONTROL_DONE, CTL_FLUSH, CTL_SHUTDOWN, STAT_STAGES, STAT_DESTAGES, STAT_MEDIUM_ERRORS,
-  TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS,
+  TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS, MOP_FLUSH, MAX_MEDIA, STAT_MEDIA_FLUSHES,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
 import { gPrivate, gNow, gNvCq, iopEntry, wakeAt } from "./iop";
@@ -25,7 +25,7 @@ import {
   listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
-  slotCount, F_URGENT, urgentSlots,
+  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext,
 } from "./cache";
 import { chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
 import {
@@ -48,11 +48,22 @@ const DK_RESYNC_FAILURES: u32 = DK_RESYNC_PENDING + 4; // u32: NV failures count
 const DK_RESYNC_AT_NS: u32 = DK_RESYNC_FAILURES + 4; // f64: next rewrite attempt
 const DK_RESYNC_BACKOFF_NS: u32 = DK_RESYNC_AT_NS + 8; // f64
 const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
-export const DISK_PRIVATE_BYTES: u32 = DK_PROBE_BUF + 512;
+// Per medium: the slots written to it that wait for a medium flush before their clean record.
+const DK_FLUSH: u32 = DK_PROBE_BUF + 512; // MAX_MEDIA x FL_BYTES
+const FL_BYTES: u32 = 16;
+const FL_WAITING: u32 = 0; // u32: slot + 1, head of the slots whose writes completed since the last flush was sent
+const FL_COVERED: u32 = 4; // u32: slot + 1, head of the slots the flush in flight (or just completed) covers
+const FL_STATE: u32 = 8; // u32: FLS_*
+const FL_STATUS: u32 = 12; // u32: MST_* of the completed flush
+const FLS_IDLE: u32 = 0;
+const FLS_IN_FLIGHT: u32 = 1;
+const FLS_DONE: u32 = 2; // completed; its covered slots get their records as NV room allows
+export const DISK_PRIVATE_BYTES: u32 = DK_FLUSH + MAX_MEDIA * FL_BYTES;
 
 const ORIGIN_STAGE: u32 = 1;
 const ORIGIN_DESTAGE: u32 = 2;
 const ORIGIN_PROBE: u32 = 3;
+const ORIGIN_FLUSH: u32 = 4;
 
 const RETRY_NS: f64 = 1e9; // a failed destage or a dead medium is tried again after a second
 const SCAN_LIMIT: u32 = 4096; // dirty slots looked at per scan, to bound a poll
@@ -71,6 +82,7 @@ export function diskBoot(): void {
   store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
   store<f64>(gPrivate + DK_RESYNC_AT_NS, 0);
   store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
+  memory.fill(gPrivate + DK_FLUSH, 0, MAX_MEDIA * FL_BYTES);
 }
 
 export function diskPoll(): i32 {
@@ -80,6 +92,7 @@ export function diskPoll(): i32 {
   work += drainMailboxes();
   work += control();
   work += destageScan();
+  work += flushMedia();
   work += probeDeadMedia();
   work += resyncNv();
   work += <i32>schedDispatch(sa(), gNow);
@@ -157,7 +170,8 @@ function complete(m: u32, id: u32, status: u32, errLba: u64): void {
   const sectors = reqSectors(sa(), r);
   if (origin == ORIGIN_STAGE) stageComplete(r, m, status, errLba);
   else if (origin == ORIGIN_DESTAGE) destageComplete(r, m, status);
-  trace(origin == ORIGIN_DESTAGE ? TRACE_DESTAGE : TRACE_STAGE, m, <u32>lba, sectors, status);
+  else if (origin == ORIGIN_FLUSH) flushComplete(m, status);
+  trace(origin == ORIGIN_DESTAGE || origin == ORIGIN_FLUSH ? TRACE_DESTAGE : TRACE_STAGE, m, <u32>lba, sectors, status);
   schedRetire(sa(), r);
 }
 
@@ -176,9 +190,68 @@ function destageComplete(r: u32, m: u32, status: u32): void {
   if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
   else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
   if (destageOpsAdd(slot, -1) != 0) return;
-  const ok = (slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) == 0;
-  destageDone(slot, ok, reqArg2(sa(), r) >> 16, gNow + RETRY_NS, nvId(NVK_NONE, 0), image());
   statInc(STAT_DESTAGES);
+  if ((slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) != 0) {
+    destageDone(slot, false, reqArg2(sa(), r) >> 16, gNow + RETRY_NS, nvId(NVK_NONE, 0), image());
+    return;
+  }
+  // Written, not yet durable: the slot stays destaging until a flush of its medium completes.
+  const fl = flushState(m);
+  setSlotFlushNext(slot, load<u32>(fl + FL_WAITING));
+  store<u32>(fl + FL_WAITING, slot + 1);
+}
+
+// ---- Medium flush: data durable on the medium before the NV record says it is clean ------------
+// Order for every destage: medium writes -> medium flush (MOP_FLUSH) -> NV clean record. One flush
+// covers every slot whose writes completed before it was sent, so a burst of destages to a medium
+// costs one flush, not one per slot.
+
+// @ts-ignore: decorator
+@inline function flushState(m: u32): usize { return gPrivate + DK_FLUSH + m * FL_BYTES; }
+
+function flushMedia(): i32 {
+  let work: i32 = 0;
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const fl = flushState(m);
+    const state = load<u32>(fl + FL_STATE);
+    if (state == FLS_DONE) work += flushRecords(m);
+    else if (state == FLS_IDLE && load<u32>(fl + FL_WAITING) != 0 && schedPoolFree(sa())) {
+      store<u32>(fl + FL_COVERED, load<u32>(fl + FL_WAITING));
+      store<u32>(fl + FL_WAITING, 0);
+      store<u32>(fl + FL_STATE, FLS_IN_FLIGHT);
+      schedRegister(sa(), MOP_FLUSH, m, 0, 0, 0, ORIGIN_FLUSH, m, 0, gNow);
+      statInc(STAT_MEDIA_FLUSHES);
+      work++;
+    }
+  }
+  return work;
+}
+
+function flushComplete(m: u32, status: u32): void {
+  const fl = flushState(m);
+  store<u32>(fl + FL_STATUS, status);
+  store<u32>(fl + FL_STATE, FLS_DONE);
+  flushRecords(m);
+}
+
+/** The slots the completed flush covered get their descriptors (clean, or dirty again for a retry). */
+function flushRecords(m: u32): i32 {
+  const fl = flushState(m);
+  const status = load<u32>(fl + FL_STATUS);
+  let work: i32 = 0;
+  let next = load<u32>(fl + FL_COVERED);
+  while (next != 0 && nvRoom(1)) {
+    const slot = next - 1;
+    next = slotFlushNext(slot);
+    setSlotFlushNext(slot, 0);
+    if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
+    else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
+    destageDone(slot, status == MST_OK, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0), image());
+    work++;
+  }
+  store<u32>(fl + FL_COVERED, next);
+  if (next == 0) store<u32>(fl + FL_STATE, FLS_IDLE);
+  return work;
 }
 
 // ---- Destage ------------------------------------------------------------------------------------
