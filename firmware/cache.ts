@@ -374,6 +374,17 @@ export function sectorsDirty(slot: u32, first: u32, count: u32): bool {
     || ((load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8)) & hi) != 0;
 }
 
+/** First and last dirty (or destaging) sector of the slot, as first << 8 | last; 0xFFFF when none. */
+export function slotDirtyRange(slot: u32): u32 {
+  const d = dir(slot);
+  const lo = load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DESTAGING);
+  const hi = load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8);
+  if ((lo | hi) == 0) return 0xFFFF;
+  const first = lo != 0 ? <u32>ctz(lo) : 64 + <u32>ctz(hi);
+  const last = hi != 0 ? 127 - <u32>clz(hi) : 63 - <u32>clz(lo);
+  return (first << 8) | last;
+}
+
 export function slotIsDirty(slot: u32): bool { return load<u8>(dir(slot) + DIR_LIST) == LIST_DIRTY; }
 
 /** Moves a clean slot to the most-recently-used end. */

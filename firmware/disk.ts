@@ -13,6 +13,9 @@ import {
   MOP_READ, MOP_WRITE, SLOT_SECTORS, MIOP_TO_DISK, ROLE_CHANNEL, MAP_CONTROL, MAP_CONTROL_SEQ,
   MAP_CONTROL_DONE, CTL_FLUSH, CTL_SHUTDOWN, STAT_STAGES, STAT_DESTAGES, STAT_MEDIUM_ERRORS,
   TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS, MOP_FLUSH, MAX_MEDIA, STAT_MEDIA_FLUSHES,
+  MAP_CONTROL_LEFT, MAP_CONTROL_STUCK, MAP_CONTROL_NV_ERRNO, MAP_CONTROL_CLEAN, MAP_CONTROL_STUCK_LIST,
+  CONTROL_STUCK_MAX, CSE_BYTES, CSE_VOLUME, CSE_MEDIUM, CSE_REASON, CSE_LBA, CSE_BLOCKS, CSR_WRITE_ERROR,
+  CSR_NOT_READY, CSR_NO_MEDIUM,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
 import { gPrivate, gNow, gNvCq, iopEntry, wakeAt } from "./iop";
@@ -25,12 +28,12 @@ import {
   listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
-  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext,
+  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange,
 } from "./cache";
-import { chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
+import { blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
-  nvCompletionFailed, nvResynced, nvFailures,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
@@ -292,7 +295,9 @@ function aboveHighMark(): bool {
 /** Registers the medium writes of a slot's dirty runs. False when its medium is busy or gone. */
 function destage(slot: u32, depth: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-  if (where == u64.MAX_VALUE) return false; // the volume's medium left the topology: stays dirty
+  // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
+  // reports it instead of waiting for it.
+  if (where == u64.MAX_VALUE) { slotSetFlags(slot, F_NOT_READY); return false; }
   const medium = <u32>(where >> 32);
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
@@ -346,7 +351,9 @@ function control(): i32 {
   const op = load<u32>(gPrivate + DK_CONTROL_OP);
   if (op == 0 || !flushSettled()) return 0;
   const left = dirtyCountAll();
-  if (op == CTL_SHUTDOWN && left == 0) markClean();
+  const clean = op == CTL_SHUTDOWN && left == 0 && !nvDegraded();
+  if (clean) markClean();
+  reportStuck(left, clean);
   trace(TRACE_FLUSH, left, 0, 0, 0);
   store<u32>(gPrivate + DK_CONTROL_OP, 0);
   store<u32>(MAP_ADDR + MAP_CONTROL_DONE, load<u32>(gPrivate + DK_CONTROL_SEQ));
@@ -362,6 +369,35 @@ function flushSettled(): bool {
     i = listNext(<u32>i);
   }
   return true;
+}
+
+/** The control result: every dirty slot left, with what keeps it from its medium (MAP_CONTROL_*). */
+function reportStuck(left: u32, clean: bool): void {
+  let n: u32 = 0;
+  let i = listFirst(LIST_DIRTY);
+  while (i >= 0 && n < CONTROL_STUCK_MAX) {
+    const slot = <u32>i;
+    i = listNext(slot);
+    const e = MAP_ADDR + MAP_CONTROL_STUCK_LIST + n * CSE_BYTES;
+    const v = slotVolume(slot);
+    const where = chunkToMedium(v, slotNumber(slot));
+    const f = slotFlags(slot);
+    const range = slotDirtyRange(slot);
+    const bs = <u64>blockSize(v);
+    const first = ((<u64>slotNumber(slot) << 16) + (<u64>(range >> 8) << 9)) / bs;
+    const end = ((<u64>slotNumber(slot) << 16) + (<u64>((range & 0xFF) + 1) << 9) + bs - 1) / bs;
+    memory.fill(e, 0, CSE_BYTES);
+    store<u16>(e + CSE_VOLUME, <u16>v);
+    store<u16>(e + CSE_MEDIUM, where == u64.MAX_VALUE ? 0xFFFF : <u16>(where >> 32));
+    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : CSR_WRITE_ERROR));
+    store<u64>(e + CSE_LBA, first);
+    store<u32>(e + CSE_BLOCKS, <u32>(end - first));
+    n++;
+  }
+  store<u32>(MAP_ADDR + MAP_CONTROL_LEFT, left);
+  store<u32>(MAP_ADDR + MAP_CONTROL_STUCK, n);
+  store<u32>(MAP_ADDR + MAP_CONTROL_NV_ERRNO, nvErrno());
+  store<u32>(MAP_ADDR + MAP_CONTROL_CLEAN, clean ? 1 : 0);
 }
 
 function markClean(): void {
