@@ -56,6 +56,7 @@ export const CX_AHEAD: u32 = 168; // u32: data-in bytes for which stage-ahead wa
 export const CX_FIRST_SLOT: u32 = 172; // u32: flush range, in slot numbers
 export const CX_LAST_SLOT: u32 = 176; // u32
 export const CX_ARG: u32 = 180; // u32: handler-specific
+export const CX_PIN_SLOT: u32 = 184; // u32: slot + 1 this command holds pinned (a stage it waits for, a slot it sends)
 
 export const NO_VOLUME16: u32 = 0xFFFF;
 

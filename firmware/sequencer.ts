@@ -15,6 +15,7 @@
 import {
   PORT_QUEUE, STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
   STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND, STAT_NV_REFUSED,
+  STAT_PINS, STAT_PIN_WAITS,
   SLOT_BYTES, CFG_FLAGS,
   CFGF_TRACE_COMMANDS,
 } from "./abi";
@@ -29,7 +30,7 @@ import {
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
   CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, MAX_WINDOW_BYTES, NO_VOLUME16, ctxAlloc, ctxFree, ctxAt, ctxIndex,
-  activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr,
+  activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr, CX_PIN_SLOT,
 } from "./ctx";
 import {
   txData, txXferRdy, txRespond, txDirect, tagFind, tagInsert, tagRemove, sessionOutstandingAdd,
@@ -39,7 +40,7 @@ import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
   writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
-  markUrgent,
+  markUrgent, pin, unpin,
 } from "./cache";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
@@ -133,7 +134,30 @@ export function finishStatus(c: usize, status: u32): void {
 /** The handler lacked a resource: run it again on the next poll. */
 export function retryLater(c: usize): void { store<u8>(c + CX_STATE, <u8>ST_DISPATCH); }
 
+// ---- Pins: the slot a command waits for or sends from cannot be evicted -------------------------
+// A command holds at most one pin, and never while it waits for a slot to be allocated, so pinned
+// slots always belong to commands that can make progress: pins cannot deadlock the cache.
+
+/** Pins `slot` for the command (dropping the pin it held on another). */
+function holdSlot(c: usize, slot: u32): void {
+  const held = load<u32>(c + CX_PIN_SLOT);
+  if (held == slot + 1) return;
+  if (held != 0) unpin(held - 1);
+  pin(slot);
+  statInc(STAT_PINS);
+  store<u32>(c + CX_PIN_SLOT, slot + 1);
+}
+
+/** Drops the command's pin, if it holds one. */
+function dropSlot(c: usize): void {
+  const held = load<u32>(c + CX_PIN_SLOT);
+  if (held == 0) return;
+  unpin(held - 1);
+  store<u32>(c + CX_PIN_SLOT, 0);
+}
+
 function release(c: usize): void {
+  dropSlot(c);
   const port = <u32>load<u8>(c + CX_PORT);
   const s = <u32>load<u8>(c + CX_SESSION);
   const flags = load<u32>(c + CX_FLAGS);
@@ -146,6 +170,7 @@ function release(c: usize): void {
 
 /** Drops a command whose session closed: no status is sent. */
 export function abortContext(c: usize): void {
+  dropSlot(c);
   store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_RESPONDED);
   ctxBufferRelease(c);
   activeRemove(c);
@@ -215,12 +240,14 @@ function readStep(c: usize): void {
     const n = min<u32>(total - cursor, SLOT_BYTES - within);
     const slot = readySlot(c, volume, slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
     if (slot < 0) return;
+    holdSlot(c, <u32>slot); // until it is sent: the transmit ring may take it over several polls
     if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
     const sent = txData(c, slotData(<u32>slot) + within, n, total);
     touch(<u32>slot);
     cursor += sent;
     store<u32>(c + CX_CURSOR, cursor);
     if (sent < n) return; // the session's transmit ring is full: go on next poll
+    dropSlot(c);
   }
   good(c);
 }
@@ -232,10 +259,12 @@ function readStep(c: usize): void {
 function readySlot(c: usize, volume: u32, slotNo: u32, first: u32, count: u32): i32 {
   let slot = cacheLookup(volume, slotNo);
   if (slot < 0) {
+    dropSlot(c); // never hold a pin while waiting for a slot to evict
     slot = allocate(volume, slotNo);
-    if (slot < 0) { waitCache(c); return -1; }
+    if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return -1; }
   }
   const i = <u32>slot;
+  holdSlot(c, i); // the stage it may ask for must not be evicted before this command reads it
   if (sectorsValid(i, first, count)) return slot;
   store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_MISS);
   const f = slotFlags(i);
@@ -409,7 +438,7 @@ function commitStep(c: usize): void {
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
       slot = allocate(volume, slotNo);
-      if (slot < 0) { waitCache(c); return; }
+      if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return; }
       cacheCount(CS_WRITE_MISSES);
     } else {
       cacheCount(CS_WRITE_HITS);
