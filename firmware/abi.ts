@@ -54,6 +54,7 @@ export const CFG_SEED: u32 = 44;
 export const CFG_TRACE_ENTRIES: u32 = 48; // power of two
 export const CFG_CONTEXTS: u32 = 52; // command contexts per channel IOP
 export const CFG_STAGE_DEPTH: u32 = 56; // medium requests the disk IOP keeps registered per medium at most
+export const CFG_NONCE: u32 = 60; // u32 the harness draws (seeded in deterministic mode): part of a new NV image's identity
 export const CFG_VENDOR: u32 = 64; // 8 ASCII bytes, space padded (T10 vendor identification)
 export const CFG_PRODUCT: u32 = 72; // 16 ASCII bytes
 export const CFG_REVISION: u32 = 88; // 4 ASCII bytes
@@ -284,6 +285,7 @@ export const TRACE_FRAME_ERROR: u32 = 5; // a: port << 16 | session, b: FERR_*, 
 export const TRACE_SESSION: u32 = 6; // a: port << 16 | session, b: 1 open / 0 closed, c: commands aborted
 export const TRACE_VOLUME: u32 = 7; // a: volume, b: 1 created / 0 deleted
 export const TRACE_FLUSH: u32 = 8; // a: dirty slots left
+export const TRACE_NV_DROPPED: u32 = 9; // recovery dropped a dirty sector whose NV data failed its CRC: a: volume, b: slot number, c: sector in the slot
 
 // ---- Harness control requests (MAP_CONTROL) ----------------------------------------------------
 export const CTL_NONE: u32 = 0;
@@ -342,3 +344,5 @@ export const ERR_NV_GEOMETRY: u32 = 9; // the NV image holds dirty data for anot
 export const ERR_PORT: u32 = 10; // a port names a bad IOP or kind
 export const ERR_ROLE: u32 = 11; // no disk IOP, or more than one
 export const ERR_NOT_LAID_OUT: u32 = 12;
+export const ERR_NV_VERSION: u32 = 13; // the NV image is of another version (MAP_ERROR_DETAIL: its version)
+export const ERR_NV_CORRUPT: u32 = 14; // neither copy of the NV header is whole (CRC), and it is not blank

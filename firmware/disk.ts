@@ -33,7 +33,7 @@ import {
 import { blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
-  nvCompletionFailed, nvResynced, nvFailures, nvErrno,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
@@ -73,8 +73,6 @@ const SCAN_LIMIT: u32 = 4096; // dirty slots looked at per scan, to bound a poll
 
 // @ts-ignore: decorator
 @inline function sa(): usize { return gPrivate + DK_SCHED; }
-// @ts-ignore: decorator
-@inline function image(): usize { return gPrivate + DK_IMAGE; }
 
 export function diskBoot(): void {
   schedInit(sa());
@@ -195,7 +193,7 @@ function destageComplete(r: u32, m: u32, status: u32): void {
   if (destageOpsAdd(slot, -1) != 0) return;
   statInc(STAT_DESTAGES);
   if ((slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) != 0) {
-    destageDone(slot, false, reqArg2(sa(), r) >> 16, gNow + RETRY_NS, nvId(NVK_NONE, 0), image());
+    destageDone(slot, false, reqArg2(sa(), r) >> 16, gNow + RETRY_NS, nvId(NVK_NONE, 0));
     return;
   }
   // Written, not yet durable: the slot stays destaging until a flush of its medium completes.
@@ -249,7 +247,7 @@ function flushRecords(m: u32): i32 {
     setSlotFlushNext(slot, 0);
     if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
     else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
-    destageDone(slot, status == MST_OK, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0), image());
+    destageDone(slot, status == MST_OK, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
     work++;
   }
   store<u32>(fl + FL_COVERED, next);
@@ -317,7 +315,7 @@ function destage(slot: u32, depth: u32): bool {
     from = s + n;
     run = destagingRun(slot, from);
   }
-  if (destageOpsAdd(slot, 0) == 0) { destageDone(slot, false, 0, gNow, nvId(NVK_NONE, 0), image()); return false; }
+  if (destageOpsAdd(slot, 0) == 0) { destageDone(slot, false, 0, gNow, nvId(NVK_NONE, 0)); return false; }
   return true;
 }
 
@@ -401,8 +399,8 @@ function reportStuck(left: u32, clean: bool): void {
 }
 
 function markClean(): void {
-  store<u32>(nvBase() + NVH_CLEAN, 1);
-  nvPersistRange(nvBase(), 64, nvId(NVK_NONE, 0));
+  store<u32>(nvHeader() + NVH_CLEAN, 1);
+  nvHeaderPersist(nvId(NVK_NONE, 0));
   nvKick();
 }
 

@@ -40,7 +40,7 @@ import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
   writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
-  markUrgent, pin, unpin,
+  markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector,
 } from "./cache";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
@@ -265,6 +265,8 @@ function readySlot(c: usize, volume: u32, slotNo: u32, first: u32, count: u32): 
   }
   const i = <u32>slot;
   holdSlot(c, i); // the stage it may ask for must not be evicted before this command reads it
+  const bad = poisonedSector(i, first, count);
+  if (bad >= 0) { mediumErrorAt(c, slotNo, <u32>bad); return -1; } // dropped at recovery: no bytes to vouch for
   if (sectorsValid(i, first, count)) return slot;
   store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_MISS);
   const f = slotFlags(i);
@@ -288,8 +290,13 @@ function requestStage(slot: u32, first: u32, count: u32): bool {
 
 function readFailed(c: usize, slot: u32, slotNo: u32, flags: u32): void {
   if ((flags & F_NOT_READY) != 0) { fail(c, 0x02, 0x04, 0x03); return; }
+  mediumErrorAt(c, slotNo, slotErrorSector(slot));
+}
+
+/** MEDIUM ERROR, UNRECOVERED READ ERROR with the volume LBA of the sector in the INFORMATION field. */
+function mediumErrorAt(c: usize, slotNo: u32, sectorInSlot: u32): void {
   const volume = <u32>load<u16>(c + CX_VOLUME);
-  const sector = (<u64>slotNo << 7) + <u64>slotErrorSector(slot);
+  const sector = (<u64>slotNo << 7) + <u64>sectorInSlot;
   fail(c, 0x03, 0x11, 0x00);
   ctxInfo(c, <u32>((sector << 9) / <u64>blockSize(volume)));
 }
@@ -430,7 +437,7 @@ function commitStep(c: usize): void {
   let cursor = load<u32>(c + CX_CURSOR);
   if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
   while (cursor < winEnd) {
-    if (!nvRoom(2)) return;
+    if (!nvRoom(WRITE_NV_ENTRIES)) return;
     const off = base + <u64>cursor;
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
@@ -444,8 +451,8 @@ function commitStep(c: usize): void {
       cacheCount(CS_WRITE_HITS);
     }
     if ((slotFlags(<u32>slot) & F_STAGING) != 0) { waitCache(c); return; }
-    writeSectors(<u32>slot, within >> 9, n >> 9, src + cursor, gNow, id, image());
-    store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 2);
+    writeSectors(<u32>slot, within >> 9, n >> 9, src + cursor, gNow, id);
+    store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + WRITE_NV_ENTRIES);
     cursor += n;
     store<u32>(c + CX_CURSOR, cursor);
   }

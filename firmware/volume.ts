@@ -8,7 +8,7 @@
 // the host after the NV write completes.
 import { MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_SECTORS, SLOT_SHIFT, MAP_ADDR } from "./abi";
 import { mediaCount, mediumSectors } from "./config";
-import { volumeEntry, lunMapEntry, VOL_BYTES } from "./nv";
+import { volumeEntry, lunMapEntry, sealVolume, sealLun, VOL_BYTES } from "./nv";
 import { namesEqual } from "./util";
 import { bitmapSetRange, bitmapClearRange, bitmapFindNextSet, bitmapFindNextClear } from "./kernels/bitmap";
 
@@ -223,6 +223,7 @@ export function volumeCreate(
     if (c == 0) break;
   }
   store<u8>(e + VOLE_STATE, 1);
+  sealVolume(<u32>v);
   store<u32>(outNumber, <u32>v);
   return VE_OK;
 }
@@ -354,7 +355,7 @@ function unmapEverywhere(v: u32): void {
   for (let p: u32 = 0; p < MAX_PORTS; p++) {
     for (let l: u32 = 1; l < MAX_LUNS; l++) {
       const m = lunMapEntry(p, l);
-      if (<u32>load<u16>(m) == v + 1) store<u16>(m, 0);
+      if (<u32>load<u16>(m) == v + 1) { store<u16>(m, 0); sealLun(p, l); }
     }
   }
 }
@@ -371,7 +372,7 @@ export function lunMap(v: u32, port: u32, lun: u32, ports: u32): u32 {
     const cur = <u32>load<u16>(lunMapEntry(p, lun));
     if (cur != 0 && cur != v + 1) return VE_LUN_MAPPED;
   }
-  for (let p = first; p < last; p++) store<u16>(lunMapEntry(p, lun), <u16>(v + 1));
+  for (let p = first; p < last; p++) { store<u16>(lunMapEntry(p, lun), <u16>(v + 1)); sealLun(p, lun); }
   return VE_OK;
 }
 
@@ -384,7 +385,7 @@ export function lunUnmap(v: u32, port: u32, lun: u32, ports: u32): u32 {
   let found = false;
   for (let p = first; p < last; p++) {
     const m = lunMapEntry(p, lun);
-    if (<u32>load<u16>(m) == v + 1) { store<u16>(m, 0); found = true; }
+    if (<u32>load<u16>(m) == v + 1) { store<u16>(m, 0); sealLun(p, lun); found = true; }
   }
   return found ? VE_OK : VE_NOT_MAPPED;
 }

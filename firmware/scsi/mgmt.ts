@@ -85,7 +85,7 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
   for (; i < slotCount(); i++) {
     if (slotVolume(i) != v) continue;
     if (!nvRoom(3)) { store<u32>(c + CX_ARG, i); retryLater(c); return; }
-    if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)), image())) nvPending(c, 1);
+    if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) nvPending(c, 1);
   }
   store<u32>(c + CX_ARG, i);
   const e = volumeDelete(v, force);
