@@ -65,7 +65,7 @@ export const F_URGENT: u32 = 32; // a write-through command waits for this slot:
 const NO_VOLUME: u32 = 0xFFFFFFFF;
 
 // Cache state block (shared).
-export const CACHE_STATE_BYTES: u32 = 4096 + MAX_VOLUMES * 4;
+export const CACHE_STATE_BYTES: u32 = 4096 + MAX_VOLUMES * 8;
 const CS_FREE: u32 = 0; // list: head u32, tail u32, count u32
 const CS_CLEAN: u32 = 12;
 const CS_DIRTY: u32 = 24;
@@ -82,7 +82,9 @@ const CS_BUCKET_MASK: u32 = 100;
 const CS_DIR: u32 = 104;
 const CS_BUCKETS: u32 = 108;
 const CS_DATA: u32 = 112;
+const CS_FENCE_GEN: u32 = 116; // u32: bumped when a volume is fenced
 const CS_VOL_DIRTY: u32 = 4096; // u32 per volume: its dirty slots
+const CS_FENCE: u32 = 4096 + MAX_VOLUMES * 4; // u32 per volume: FENCE_ON | channel IOPs that purged it
 
 // @ts-ignore: decorator
 @inline function cs(): usize { return load<u32>(MAP_ADDR + MAP_CACHE_STATE); }
@@ -198,7 +200,7 @@ export function cacheReset(): void {
   const s = cs();
   const slots = slotCount();
   memory.fill(s, 0, CS_SLOTS);
-  memory.fill(s + CS_VOL_DIRTY, 0, MAX_VOLUMES * 4);
+  memory.fill(s + CS_VOL_DIRTY, 0, MAX_VOLUMES * 8);
   memory.fill(load<u32>(s + CS_DIR), 0, <usize>slots * DIR_BYTES);
   memory.fill(load<u32>(s + CS_BUCKETS), 0, <usize>hashBuckets(slots) * 4);
   for (let i: u32 = 0; i < slots; i++) {
@@ -396,6 +398,27 @@ export function unpin(slot: u32): void {
   const pins = load<u16>(d + DIR_PINS);
   store<u16>(d + DIR_PINS, pins - 1);
   if (pins == 1) bumpEvent(); // a slot waiters might evict became free to go
+}
+
+/**
+ * A chunk that was never written (initmap.ts): the slot's sectors that are not valid become zeros
+ * and valid, so nothing of a slot's previous owner can reach a reader or the medium.
+ */
+export function fillBlank(slot: u32): void {
+  const d = dir(slot);
+  const data = slotData(slot);
+  for (let s: u32 = 0; s < SLOT_SECTORS; s++) {
+    if (!bitAt(d + DIR_VALID, s)) memory.fill(data + (<usize>s << 9), 0, 512);
+  }
+  store<u64>(d + DIR_VALID, u64.MAX_VALUE);
+  store<u64>(d + DIR_VALID + 8, u64.MAX_VALUE);
+}
+
+/** The first write of a chunk writes all of it: every sector of the slot becomes dirty. */
+export function dirtyWhole(slot: u32): void {
+  const d = dir(slot);
+  store<u64>(d + DIR_DIRTY, u64.MAX_VALUE ^ load<u64>(d + DIR_DESTAGING));
+  store<u64>(d + DIR_DIRTY + 8, u64.MAX_VALUE ^ load<u64>(d + DIR_DESTAGING + 8));
 }
 
 /** All of sectors [first, first + count) valid? */
@@ -761,3 +784,26 @@ export function dirtyAtOrBefore(volume: u32, firstSlot: u32, lastSlot: u32, seq:
 }
 
 export const ANY_VOLUME: u32 = NO_VOLUME;
+
+// ---- Volume fences: a volume being deleted (scsi/mgmt.ts) ----------------------------------------
+// A fenced volume takes no new command (LOGICAL UNIT NOT SUPPORTED), and each channel IOP aborts
+// the commands of it that it has in flight (a WRITE waiting for its data-out included) and says so
+// by setting its bit; the delete goes on once every channel IOP has, so nothing of the volume can
+// reach the cache after its slots are dropped.
+
+const FENCE_ON: u32 = 0x80000000;
+
+export function fenceVolume(v: u32): void {
+  store<u32>(cs() + CS_FENCE + (v << 2), FENCE_ON);
+  const g = cs() + CS_FENCE_GEN;
+  store<u32>(g, load<u32>(g) + 1);
+}
+export function unfenceVolume(v: u32): void { store<u32>(cs() + CS_FENCE + (v << 2), 0); }
+// @ts-ignore: decorator
+@inline export function volumeFenced(v: u32): bool { return v < MAX_VOLUMES && (load<u32>(cs() + CS_FENCE + (v << 2)) & FENCE_ON) != 0; }
+export function fenceGeneration(): u32 { return load<u32>(cs() + CS_FENCE_GEN); }
+/** Channel IOP `iop` has no command of fenced volume v left. */
+export function fenceAck(v: u32, iop: u32): void { const p = cs() + CS_FENCE + (v << 2); store<u32>(p, load<u32>(p) | (1 << iop)); }
+export function fenceAcked(v: u32, iop: u32): bool { return (load<u32>(cs() + CS_FENCE + (v << 2)) & (1 << iop)) != 0; }
+/** Every IOP in `mask` has purged fenced volume v? */
+export function fenceComplete(v: u32, mask: u32): bool { return (load<u32>(cs() + CS_FENCE + (v << 2)) & mask) == mask; }

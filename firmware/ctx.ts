@@ -95,6 +95,7 @@ export const CP_SESS_BASE: u32 = 32; // u32: address of the session states
 export const CP_SCRATCH: u32 = 36; // u32: address of a 4 KiB scratch (frame headers, CMD payloads)
 export const CP_IMAGE: u32 = 40; // u32: address of a 64-byte descriptor image
 export const CP_NV_QUEUED: u32 = 44; // u32: NV entries queued this poll
+export const CP_FENCE_GEN: u32 = 48; // u32: the volume-fence generation this IOP last purged for
 export const CP_HEADER_BYTES: u32 = 64;
 
 // @ts-ignore: decorator

@@ -28,8 +28,9 @@ import {
   listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
-  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange,
+  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank, dirtyWhole,
 } from "./cache";
+import { chunkInitialized, initMark } from "./initmap";
 import { blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
@@ -132,6 +133,11 @@ function stage(slot: u32, first: u32, count: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
   const medium = <u32>(where >> 32);
+  if (!chunkInitialized(medium, <u32>where)) { // never written: zeros, no medium read
+    memory.fill(slotData(slot) + (<usize>first << 9), 0, <usize>count << 9);
+    stageDone(slot, first, count, true, 0, false);
+    return true;
+  }
   if (!schedPoolFree(sa())) return false;
   const lba = ((where & 0xFFFFFFFF) << 7) + <u64>first;
   schedRegister(sa(), MOP_READ, medium, lba, count, slotData(slot) + (<usize>first << 9),
@@ -241,12 +247,18 @@ function flushRecords(m: u32): i32 {
   const status = load<u32>(fl + FL_STATUS);
   let work: i32 = 0;
   let next = load<u32>(fl + FL_COVERED);
-  while (next != 0 && nvRoom(1)) {
+  while (next != 0 && nvRoom(2)) {
     const slot = next - 1;
     next = slotFlushNext(slot);
     setSlotFlushNext(slot, 0);
     if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
     else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
+    else {
+      // The chunk's first write is on the medium: it is initialized from now on (its record goes
+      // before the slot's clean record, in the one ordered NV ring).
+      const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+      if (where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where)) initMark(m, <u32>where, nvId(NVK_NONE, 0));
+    }
     destageDone(slot, status == MST_OK, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
     work++;
   }
@@ -300,6 +312,7 @@ function destage(slot: u32, depth: u32): bool {
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
   slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
+  if (!chunkInitialized(medium, <u32>where)) { fillBlank(slot); dirtyWhole(slot); } // its first write covers it all
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
   let from: u32 = 0;

@@ -23,6 +23,7 @@ import { alignUp } from "./util";
 import { nvRegionBytes, nvLayout } from "./nv";
 import { cacheDirBytes, cacheLayout } from "./cache";
 import { mediumStateBytes, mediaLayout } from "./volume";
+import { initLayout } from "./initmap";
 import { channelPrivateBytes } from "./channel";
 import { DISK_PRIVATE_BYTES } from "./disk";
 import { MB_BYTES, MAILBOX_ENTRIES } from "./mailbox";
@@ -119,7 +120,7 @@ function plan(write: bool): usize {
   // Volatile shared structures.
   if (write) cacheLayout(at, slots);
   at = alignUp(at + cacheDirBytes(slots), REGION_ALIGN);
-  if (write) mediaLayout(at);
+  if (write) { mediaLayout(at); initLayout(); }
   at = alignUp(at + mediumStateBytes(), REGION_ALIGN);
   if (write) store<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH, <u32>at);
   at = alignUp(at + max<usize>(<usize>slots * 4, 4096), REGION_ALIGN); // also holds a header's directory at boot

@@ -16,8 +16,9 @@ import {
   DESC_DIRTY, DESC_POISON, DESC_CRC, DESC_USED, nvHeaderPick, nvHeaderFound, nvHeader, nvWriteDirectory, nvTableSame,
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
-  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES,
+  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes,
 } from "./nv";
+import { initReconcile } from "./initmap";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover } from "./cache";
 import { mediaRebuild } from "./volume";
@@ -65,6 +66,7 @@ function bootShared(): i32 {
   const nv = nvBase();
   const slots = cfg32(CFG_CACHE_SLOTS);
   let recovered: u32 = 0;
+  let initLost = false;
   if (!nvHeaderPick()) {
     const found = nvHeaderFound();
     if (found == 0xFFFF) return -<i32>ERR_NV_CORRUPT;
@@ -78,6 +80,7 @@ function bootShared(): i32 {
       if (!nvTableSame(h, want, t)) { detail(t); return -<i32>ERR_NV_CORRUPT; }
     }
     checkTables();
+    if (!nvTableSame(h, want, NVT_INIT)) initLost = !relocateInitMap(h);
     const cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
       && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
     if (cacheSame) {
@@ -97,6 +100,8 @@ function bootShared(): i32 {
   store<u32>(h + NVH_CLEAN, 0);
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  initReconcile(initLost, nvId(NVK_NONE, 0));
+  if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
   nvKick();
   return <i32>recovered;
 }
@@ -118,6 +123,25 @@ function format(slots: u32): void {
 function arrayIdentity(): u64 {
   const id = crc32c(CONFIG_ADDR + CFG_SERIAL, 20, crc32c(CONFIG_ADDR + CFG_DEVICE_ID, 16, 0));
   return (<u64>id << 32) | <u64>cfg32(CFG_NONCE);
+}
+
+/**
+ * The cache or the media changed size, so the init map moved: it is copied from where the image's
+ * directory says it was, when that lies in what was loaded (media added or removed at the end keep
+ * the records of the others). False when it cannot be found.
+ */
+function relocateInitMap(h: usize): bool {
+  const t = nvTable(h, NVT_INIT);
+  if (t == 0) return false;
+  const nv = nvBase();
+  const from = <usize>load<u32>(t + NVT_OFFSET);
+  const had = load<u32>(t + NVT_SIZE);
+  if (from + <usize>had > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) return false;
+  const to = initMapBase();
+  const size = nvInitBytes();
+  memory.copy(to, nv + from, min<u32>(had, size));
+  if (size > had) memory.fill(to + had, 0, size - had);
+  return true;
 }
 
 /** Zeroes the descriptor and sector CRC tables (no dirty data in them) and persists them. */

@@ -157,6 +157,8 @@ export function nvLayout(base: usize, slots: u32): void {
 // @ts-ignore: decorator
 @inline export function initMapBase(): usize { return load<u32>(MAP_ADDR + MAPX_NV_INIT); }
 // @ts-ignore: decorator
+@inline export function nvInitBytes(): u32 { return load<u32>(MAP_ADDR + MAPX_NV_INIT_BYTES); }
+// @ts-ignore: decorator
 @inline export function descCopy(slot: u32, copy: u32): usize {
   return <usize>load<u32>(MAP_ADDR + MAPX_NV_DESC) + (<usize>slot * 2 + copy) * DESC_BYTES;
 }

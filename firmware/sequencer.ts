@@ -40,8 +40,9 @@ import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
   writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
-  markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector,
+  markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector, fillBlank, volumeFenced,
 } from "./cache";
+import { volumeChunkBlank } from "./initmap";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
 import { blockSize } from "./volume";
@@ -260,8 +261,9 @@ function readySlot(c: usize, volume: u32, slotNo: u32, first: u32, count: u32): 
   let slot = cacheLookup(volume, slotNo);
   if (slot < 0) {
     dropSlot(c); // never hold a pin while waiting for a slot to evict
-    slot = allocate(volume, slotNo);
+    slot = allocateFor(volume, slotNo);
     if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return -1; }
+    store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_MISS); // not cached: a miss, staged or not
   }
   const i = <u32>slot;
   holdSlot(c, i); // the stage it may ask for must not be evicted before this command reads it
@@ -301,6 +303,16 @@ function mediumErrorAt(c: usize, slotNo: u32, sectorInSlot: u32): void {
   ctxInfo(c, <u32>((sector << 9) / <u64>blockSize(volume)));
 }
 
+/**
+ * A slot for (volume, slotNo) with nothing valid, or -1; when the chunk under it was never written
+ * (initmap.ts) the slot is zeros, all valid: no stage, and nothing of its previous owner shows.
+ */
+function allocateFor(volume: u32, slotNo: u32): i32 {
+  const slot = allocate(volume, slotNo);
+  if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot);
+  return slot;
+}
+
 /** Starts staging the next slots of a long read so the media work while data goes out. */
 function stageAhead(c: usize, volume: u32, from: u32, base: u64, total: u32): void {
   const lastSlot = <u32>((base + <u64>total - 1) >> 16);
@@ -312,7 +324,7 @@ function stageAhead(c: usize, volume: u32, from: u32, base: u64, total: u32): vo
     const count = <u32>((end - start + 511) >> 9);
     let slot = cacheLookup(volume, n);
     if (slot < 0) {
-      slot = allocate(volume, n);
+      slot = allocateFor(volume, n);
       if (slot < 0) return;
     }
     const i = <u32>slot;
@@ -436,6 +448,7 @@ function commitStep(c: usize): void {
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   let cursor = load<u32>(c + CX_CURSOR);
   if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
+  if (volumeFenced(volume)) { fail(c, 0x0B, 0x3F, 0x00); return; } // deleted under it: nothing reaches the cache
   while (cursor < winEnd) {
     if (!nvRoom(WRITE_NV_ENTRIES)) return;
     const off = base + <u64>cursor;
@@ -444,7 +457,7 @@ function commitStep(c: usize): void {
     const n = min<u32>(winEnd - cursor, SLOT_BYTES - within);
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
-      slot = allocate(volume, slotNo);
+      slot = allocateFor(volume, slotNo);
       if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return; }
       cacheCount(CS_WRITE_MISSES);
     } else {

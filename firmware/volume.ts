@@ -37,6 +37,7 @@ export const MS_FREE: u32 = 8;
 export const MS_BITMAP: u32 = 12; // u32 address: bit set = chunk allocated
 export const MS_REGISTERED: u32 = 16; // requests registered in the IO scheduler
 export const MS_ERRORS: u32 = 20;
+export const MS_INIT: u32 = 24; // u32 address: the medium's first init map record (initmap.ts)
 export const MEDIUM_OK: u32 = 1;
 export const MEDIUM_DEAD: u32 = 2;
 
@@ -176,6 +177,12 @@ export function chunkToMedium(v: u32, chunk: u32): u64 {
   if (medium >= mediaCount()) return u64.MAX_VALUE;
   return (<u64>medium << 32) | <u64>mchunk;
 }
+
+/** Extents of volume v; each is a run of chunks on one medium. */
+export function volumeExtents(v: u32): u32 { return <u32>load<u8>(volumeEntry(v) + VOLE_EXTENT_COUNT); }
+export function volumeExtentMedium(v: u32, x: u32): u32 { return <u32>load<u16>(volumeEntry(v) + VOLE_EXTENTS + x * EXTENT_BYTES); }
+export function volumeExtentFirst(v: u32, x: u32): u32 { return load<u32>(volumeEntry(v) + VOLE_EXTENTS + x * EXTENT_BYTES + 4); }
+export function volumeExtentChunks(v: u32, x: u32): u32 { return load<u32>(volumeEntry(v) + VOLE_EXTENTS + x * EXTENT_BYTES + 8); }
 
 /** True when every medium under the volume is present and alive. */
 export function volumeReady(v: u32): bool {

@@ -5,6 +5,7 @@ import {
 } from "../ctx";
 import { fail, good, startRead, startWrite, startFlush, dataInBuffer, sendBuffer, nvRefuse } from "../sequencer";
 import { nvDegraded } from "../nv";
+import { volumeFenced } from "../cache";
 import { volumeAtLun, volumeReady, capacityBlocks, blockSize } from "../volume";
 import { sessionState, SS_SENSE, SS_SENSE_LUN, SS_SENSE_VALID } from "../channel";
 import { getBe16, getBe32, getBe64, putBe32, putBe64 } from "../util";
@@ -47,7 +48,7 @@ export function dispatchScsi(c: usize): void {
   if (op == OP_REQUEST_SENSE) { requestSense(c); return; }
   if (lun == 0) { commandDevice(c, op); return; }
   const v = volumeAtLun(load<u8>(c + CX_PORT), lun);
-  if (v < 0) { fail(c, 0x05, 0x25, 0x00); return; }
+  if (v < 0 || volumeFenced(<u32>v)) { fail(c, 0x05, 0x25, 0x00); return; } // none, or being deleted
   store<u16>(c + CX_VOLUME, <u16>v);
   volumeCommand(c, op, <u32>v);
 }

@@ -4,7 +4,7 @@
 import {
   MAX_VOLUMES, MAX_PORTS, MAX_LUNS, STAT_COUNT, STATS_BYTES, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES,
   MIOP_STATS, CFG_PORT_COUNT, CPORT_KIND, CPORT_SESSIONS, CPORT_ADDRESS, CPORT_IOP, CPORT_NAME, CMED_SCHEDULER,
-  CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS,
+  CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS, ROLE_CHANNEL,
 } from "../abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors, portCount } from "../config";
 import { CX_ID, CX_ARG, CX_EXPECTED, CX_FLAGS, CXF_PARAM, ctxField } from "../ctx";
@@ -17,17 +17,20 @@ import {
   MS_ERRORS, VOLE_BLOCK_SIZE, VOLE_PLACEMENT, VOLE_MEDIA_COUNT, VOLE_CAPACITY, VOLE_NAME, VOLE_MEDIA, VE_OK,
   VE_NAME_EXISTS, VE_NUMBER_IN_USE, VE_NO_VOLUME, VE_MAPPED, VE_NO_SPACE, VE_LUN_MAPPED, VE_NO_PORT,
   VE_TABLE_FULL, VE_NO_MEDIUM, VE_BAD_NAME, VE_BAD_BLOCK_SIZE, VE_BAD_CAPACITY, VE_BAD_LUN, VE_BAD_PLACEMENT,
-  VE_NOT_MAPPED, volumeReady, volumeByName,
+  VE_NOT_MAPPED, volumeReady, volumeByName, volumeMapped, volumeExtents, volumeExtentMedium, volumeExtentFirst,
+  volumeExtentChunks, MAX_EXTENTS,
 } from "../volume";
+import { initClear } from "../initmap";
 import {
   volumeEntry, lunMapEntry, nvBase, nvRoom, nvPersistRange, nvId, NVK_CONTEXT, VOL_BYTES, LUN_MAP_OFFSET,
   LUN_MAP_BYTES, nvDegraded,
 } from "../nv";
 import {
   slotCount, slotVolume, slotsOfVolumeBusy, dropSlot, volumeDirtySlots, listCount, LIST_FREE, LIST_CLEAN,
-  LIST_DIRTY, pinnedCount, cacheCounter, CS_READ_HITS, CS_READ_MISSES, CS_WRITE_HITS,
+  LIST_DIRTY, pinnedCount, cacheCounter, CS_READ_HITS, CS_READ_MISSES, CS_WRITE_HITS, fenceVolume, unfenceVolume,
+  volumeFenced, fenceComplete,
 } from "../cache";
-import { image, sessionDesc } from "../channel";
+import { image, sessionDesc, scratch } from "../channel";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import { cdb, invalidField, OP_MANAGEMENT_IN } from "./dispatch";
 
@@ -76,11 +79,21 @@ function createVolume(c: usize, list: usize): void {
   waitPersisted(c);
 }
 
+/**
+ * DELETE VOLUME quiesces the volume before it goes (issue 7, defect 1): it is fenced (new commands
+ * refused, each channel IOP aborts those it has in flight), its slots are dropped once no stage or
+ * destage holds them (their clean records reach the NV file before the volume entry goes), then
+ * the entry and LUN map are persisted, then its chunks' init bits are cleared, so a volume created
+ * on them later reads zeros. A crash between the entry and the bits leaves bits of chunks no
+ * volume owns, which boot clears (initmap.ts).
+ */
 function deleteVolume(c: usize, v: u32, force: bool): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { volumeError(c, VE_NO_VOLUME, true); return; }
+  if (!force && volumeMapped(v)) { volumeError(c, VE_MAPPED, true); return; }
+  if (!volumeFenced(v)) fenceVolume(v);
+  if (!fenceComplete(v, channelIops())) { retryLater(c); return; } // each channel IOP purges its commands
   if (slotsOfVolumeBusy(v)) { retryLater(c); return; } // a stage or destage is in flight: wait for it
-  // Drop the volume's cache slots first (their clean descriptors reach the NV file before the
-  // volume entry goes), a ring's worth at a time.
+  // Drop the volume's cache slots first, a ring's worth at a time.
   let i = load<u32>(c + CX_ARG);
   for (; i < slotCount(); i++) {
     if (slotVolume(i) != v) continue;
@@ -88,11 +101,35 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
     if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) nvPending(c, 1);
   }
   store<u32>(c + CX_ARG, i);
+  if (!nvRoom(2 + MAX_EXTENTS)) { retryLater(c); return; }
+  // The extents, before the entry is cleared: their init bits go after it.
+  const n = volumeExtents(v);
+  const ext = scratch() + 3072;
+  for (let x: u32 = 0; x < n; x++) {
+    store<u32>(ext + x * 12, volumeExtentMedium(v, x));
+    store<u32>(ext + x * 12 + 4, volumeExtentFirst(v, x));
+    store<u32>(ext + x * 12 + 8, volumeExtentChunks(v, x));
+  }
   const e = volumeDelete(v, force);
   if (e != VE_OK) { volumeError(c, e, true); return; }
   persist(c, volumeEntry(v), VOL_BYTES);
   persist(c, nvBase() + LUN_MAP_OFFSET, LUN_MAP_BYTES);
+  const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
+  for (let x: u32 = 0; x < n; x++) {
+    const m = load<u32>(ext + x * 12);
+    if (m >= mediaCount()) continue;
+    initClear(m, load<u32>(ext + x * 12 + 4), load<u32>(ext + x * 12 + 8), id);
+    nvPending(c, 1);
+  }
+  unfenceVolume(v);
   waitPersisted(c);
+}
+
+/** Bit mask of the channel IOPs. */
+function channelIops(): u32 {
+  let mask: u32 = 0;
+  for (let i: u32 = 0; i < iopCount(); i++) if (iopRole(i) == ROLE_CHANNEL) mask |= 1 << i;
+  return mask;
 }
 
 function mapOrUnmap(c: usize, list: usize, map: bool): void {
