@@ -15,7 +15,7 @@ import {
   TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS, MOP_FLUSH, MAX_MEDIA, STAT_MEDIA_FLUSHES,
   MAP_CONTROL_LEFT, MAP_CONTROL_STUCK, MAP_CONTROL_NV_ERRNO, MAP_CONTROL_CLEAN, MAP_CONTROL_STUCK_LIST,
   CONTROL_STUCK_MAX, CSE_BYTES, CSE_VOLUME, CSE_MEDIUM, CSE_REASON, CSE_LBA, CSE_BLOCKS, CSR_WRITE_ERROR,
-  CSR_NOT_READY, CSR_NO_MEDIUM,
+  CSR_NOT_READY, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
 import { gPrivate, gNow, gNvCq, iopEntry, wakeAt } from "./iop";
@@ -29,16 +29,22 @@ import {
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank, dirtyWhole,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent,
 } from "./cache";
-import { chunkInitialized, initMark } from "./initmap";
-import { blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
+import { chunkInitialized, initMark, initClear } from "./initmap";
+import {
+  blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MS_LABEL, MEDIUM_DEAD, setMediumState,
+  mediumChunks,
+} from "./volume";
+import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LOST } from "./label";
+import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
-  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
-import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
+import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_RELABEL, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
 
 // Disk IOP private area.
 const DK_SCHED: u32 = 0;
@@ -62,12 +68,24 @@ const FL_STATUS: u32 = 12; // u32: MST_* of the completed flush
 const FLS_IDLE: u32 = 0;
 const FLS_IN_FLIGHT: u32 = 1;
 const FLS_DONE: u32 = 2; // completed; its covered slots get their records as NV room allows
-export const DISK_PRIVATE_BYTES: u32 = DK_FLUSH + MAX_MEDIA * FL_BYTES;
+const DK_LABELS: u32 = DK_FLUSH + MAX_MEDIA * FL_BYTES; // MAX_MEDIA x 512: each medium's sector 0
+export const DISK_PRIVATE_BYTES: u32 = DK_LABELS + MAX_MEDIA * 512;
+
+// Where the check of a medium's label is (MS_LABEL).
+const LBL_UNCHECKED: u32 = 0;
+const LBL_READING: u32 = 1;
+const LBL_WRITING: u32 = 2; // the array's label is being written (claim, or an accepted loss)
+const LBL_FLUSHING: u32 = 3;
+const LBL_RECORD: u32 = 4; // on the medium: its NV record is to be persisted
+const LBL_PERSISTING: u32 = 5;
+const LBL_DONE: u32 = 6;
+const LBL_RELABEL: u32 = 7; // REINITIALIZE MEDIUM asked for a new label
 
 const ORIGIN_STAGE: u32 = 1;
 const ORIGIN_DESTAGE: u32 = 2;
 const ORIGIN_PROBE: u32 = 3;
 const ORIGIN_FLUSH: u32 = 4;
+const ORIGIN_LABEL: u32 = 5; // arg: medium; arg2: LBL_* the request belongs to
 
 const RETRY_NS: f64 = 1e9; // a failed destage or a dead medium is tried again after a second
 const SCAN_LIMIT: u32 = 4096; // dirty slots looked at per scan, to bound a poll
@@ -93,6 +111,7 @@ export function diskPoll(): i32 {
   work += drainCompletions();
   work += drainMailboxes();
   work += control();
+  work += checkLabels();
   work += destageScan();
   work += flushMedia();
   work += probeDeadMedia();
@@ -125,6 +144,7 @@ function takeMessage(m: usize): bool {
   const type = <u32>load<u8>(m + MB_TYPE);
   if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
   if (type == MB_FLUSH) { raiseFlushSeq(load<u64>(m + MB_SEQ)); return true; }
+  if (type == MB_RELABEL) { relabel(load<u32>(m + MB_SLOT)); return true; }
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
@@ -169,8 +189,12 @@ function complete(m: u32, id: u32, status: u32, errLba: u64): void {
   if (i < 0) { statInc(STAT_MEDIUM_ERRORS); return; } // not ours: ignore, count
   const r = <u32>i;
   const ms = mediumState(m);
-  if (status == MST_NOT_READY) store<u32>(ms + MS_STATE, MEDIUM_DEAD);
-  else if (status == MST_OK) store<u32>(ms + MS_STATE, MEDIUM_OK);
+  if (status == MST_NOT_READY) setMediumState(m, MEDIUM_DEAD);
+  else if (status == MST_OK && load<u32>(ms + MS_STATE) == MEDIUM_DEAD) {
+    // Back from the dead: it may not be the medium it was. Its label is read again first.
+    setMediumState(m, MEDS_BECOMING_READY);
+    store<u32>(ms + MS_LABEL, LBL_UNCHECKED);
+  }
   if (status != MST_OK) { statInc(STAT_MEDIUM_ERRORS); store<u32>(ms + MS_ERRORS, load<u32>(ms + MS_ERRORS) + 1); }
   const origin = reqOrigin(sa(), r);
   const lba = reqLba(sa(), r);
@@ -178,6 +202,7 @@ function complete(m: u32, id: u32, status: u32, errLba: u64): void {
   if (origin == ORIGIN_STAGE) stageComplete(r, m, status, errLba);
   else if (origin == ORIGIN_DESTAGE) destageComplete(r, m, status);
   else if (origin == ORIGIN_FLUSH) flushComplete(m, status);
+  else if (origin == ORIGIN_LABEL) labelComplete(m, reqArg2(sa(), r), status);
   trace(origin == ORIGIN_DESTAGE || origin == ORIGIN_FLUSH ? TRACE_DESTAGE : TRACE_STAGE, m, <u32>lba, sectors, status);
   schedRetire(sa(), r);
 }
@@ -309,6 +334,9 @@ function destage(slot: u32, depth: u32): bool {
   // reports it instead of waiting for it.
   if (where == u64.MAX_VALUE) { slotSetFlags(slot, F_NOT_READY); return false; }
   const medium = <u32>(where >> 32);
+  const mst = load<u32>(mediumState(medium) + MS_STATE);
+  // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
+  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotSetFlags(slot, F_NOT_READY); return false; }
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
   slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
@@ -332,6 +360,97 @@ function destage(slot: u32, depth: u32): bool {
   return true;
 }
 
+// ---- Medium labels (label.ts) -----------------------------------------------------------------
+// Each medium's sector 0 is read at boot (and again when a dead medium answers); the verdict makes
+// it ready, or lost, or has the array label it (a medium NV has no label for and no volume uses):
+// write, flush, then the NV record. A dead medium's label is read again every second.
+
+// @ts-ignore: decorator
+@inline function labelBuf(m: u32): usize { return gPrivate + DK_LABELS + (m << 9); }
+
+function checkLabels(): i32 {
+  let work: i32 = 0;
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const ms = mediumState(m);
+    const lbl = load<u32>(ms + MS_LABEL);
+    if (lbl == LBL_UNCHECKED) {
+      if (load<u32>(ms + MS_STATE) == MEDIUM_DEAD && gNow < load<f64>(gPrivate + DK_NEXT_PROBE_NS)) continue;
+      if (!labelIo(m, MOP_READ, LBL_READING)) continue;
+      work++;
+    } else if (lbl == LBL_RELABEL) {
+      labelBuild(m, labelGeneration(m) + 1, labelBuf(m));
+      if (labelIo(m, MOP_WRITE, LBL_WRITING)) work++;
+    } else if (lbl == LBL_RECORD && nvRoom(1)) {
+      store<u32>(ms + MS_LABEL, LBL_PERSISTING);
+      labelRecord(m, labelGeneration(m) + 1, nvId(NVK_LABEL, m));
+      work++;
+    }
+  }
+  return work;
+}
+
+function labelIo(m: u32, op: u32, next: u32): bool {
+  if (!schedPoolFree(sa())) return false;
+  schedRegister(sa(), op, m, 0, op == MOP_FLUSH ? 0 : 1, op == MOP_FLUSH ? 0 : labelBuf(m), ORIGIN_LABEL, m, next, gNow);
+  store<u32>(mediumState(m) + MS_LABEL, next);
+  return true;
+}
+
+function labelComplete(m: u32, phase: u32, status: u32): void {
+  const ms = mediumState(m);
+  if (status != MST_OK) {
+    // Dead: read its label again when it answers. A medium that answers but cannot give or take
+    // its label cannot be vouched for.
+    store<u32>(ms + MS_LABEL, LBL_UNCHECKED);
+    if (status == MST_NOT_READY) { store<f64>(gPrivate + DK_NEXT_PROBE_NS, gNow + RETRY_NS); return; }
+    store<u32>(ms + MS_LABEL, LBL_DONE);
+    mediumLost(m, 2);
+    return;
+  }
+  if (phase == LBL_READING) {
+    const verdict = labelVerdict(m, labelBuf(m));
+    if (verdict == LV_MATCH) { store<u32>(ms + MS_LABEL, LBL_DONE); setMediumState(m, MEDS_OK); trace(TRACE_MEDIUM, m, MEDS_OK, labelGeneration(m), 0); return; }
+    if (verdict == LV_LOST) { store<u32>(ms + MS_LABEL, LBL_DONE); mediumLost(m, 1); return; }
+    labelBuild(m, 1, labelBuf(m)); // LV_CLAIM: a medium new to the array
+    labelIo(m, MOP_WRITE, LBL_WRITING);
+    return;
+  }
+  if (phase == LBL_WRITING) { labelIo(m, MOP_FLUSH, LBL_FLUSHING); return; }
+  store<u32>(ms + MS_LABEL, LBL_RECORD); // flushed: checkLabels persists the record
+}
+
+/** The NV record of medium m's new label completed: the medium is the array's. */
+function labelRecorded(m: u32): void {
+  if (m >= mediaCount()) return;
+  store<u32>(mediumState(m) + MS_LABEL, LBL_DONE);
+  setMediumState(m, MEDS_OK);
+  trace(TRACE_MEDIUM, m, MEDS_OK, labelGeneration(m), 0);
+  bumpEvent();
+}
+
+function mediumLost(m: u32, why: u32): void {
+  setMediumState(m, MEDS_LOST);
+  trace(TRACE_MEDIUM, m, MEDS_LOST, labelGeneration(m), 0);
+  log(LOG_ERROR, "medium: blank or not this array's (medium, 1 label / 2 unreadable); its volumes are not ready until REINITIALIZE MEDIUM", m, why);
+}
+
+/**
+ * REINITIALIZE MEDIUM accepted the loss of medium m: every chunk on it reads as zeros from now on
+ * (init bits cleared), cached clean copies of its old contents go, dirty data the array still holds
+ * in NV is destaged onto it, and it gets a new label.
+ */
+function relabel(m: u32): void {
+  if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) != MEDS_LOST) return;
+  initClear(m, 0, mediumChunks(m), nvId(NVK_NONE, 0));
+  for (let i: u32 = 0; i < slotCount(); i++) {
+    if (slotList(i) != LIST_CLEAN || slotPins(i) != 0 || (slotFlags(i) & F_STAGING) != 0) continue;
+    const where = chunkToMedium(slotVolume(i), slotNumber(i));
+    if (where != u64.MAX_VALUE && <u32>(where >> 32) == m) dropSlot(i, nvId(NVK_NONE, 0));
+  }
+  setMediumState(m, MEDS_BECOMING_READY);
+  store<u32>(mediumState(m) + MS_LABEL, LBL_RELABEL);
+}
+
 // ---- Dead media -------------------------------------------------------------------------------
 
 function probeDeadMedia(): i32 {
@@ -342,6 +461,7 @@ function probeDeadMedia(): i32 {
     const ms = mediumState(m);
     if (load<u32>(ms + MS_STATE) != MEDIUM_DEAD) continue;
     dead = true;
+    if (load<u32>(ms + MS_LABEL) != LBL_DONE) continue; // checkLabels reads its label again instead
     if (load<u32>(ms + MS_REGISTERED) != 0 || !schedPoolFree(sa())) continue;
     schedRegister(sa(), MOP_READ, m, 0, 1, gPrivate + DK_PROBE_BUF, ORIGIN_PROBE, m, 0, gNow);
     work++;
@@ -400,7 +520,8 @@ function reportStuck(left: u32, clean: bool): void {
     memory.fill(e, 0, CSE_BYTES);
     store<u16>(e + CSE_VOLUME, <u16>v);
     store<u16>(e + CSE_MEDIUM, where == u64.MAX_VALUE ? 0xFFFF : <u16>(where >> 32));
-    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : CSR_WRITE_ERROR));
+    const lost = where != u64.MAX_VALUE && load<u32>(mediumState(<u32>(where >> 32)) + MS_STATE) == MEDS_LOST;
+    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : lost ? CSR_LOST : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : CSR_WRITE_ERROR));
     store<u64>(e + CSE_LBA, first);
     store<u32>(e + CSE_BLOCKS, <u32>(end - first));
     n++;
@@ -430,6 +551,7 @@ function drainNvCompletions(): i32 {
     const id = load<u32>(e + NCQ_ID);
     const status = load<u32>(e + NCQ_STATUS);
     if (status != 0) nvCompletionFailed(status, id);
+    if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);

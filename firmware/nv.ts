@@ -340,6 +340,7 @@ export function nvKick(): void {
 export const NVK_NONE: u32 = 0; // nothing waits for it
 export const NVK_CONTEXT: u32 = 1; // low 28 bits: command context id
 export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region after NV writes failed
+export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 

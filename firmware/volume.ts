@@ -6,7 +6,10 @@
 // volatile and rebuilt from the volume table at boot, so they can never disagree with it.
 // These functions change memory only; the management command persists what changed and answers
 // the host after the NV write completes.
-import { MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_SECTORS, SLOT_SHIFT, MAP_ADDR } from "./abi";
+import {
+  MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_SECTORS, SLOT_SHIFT, MAP_ADDR, MAP_MEDIA_TABLE, MAP_MEDIUM_BYTES, MMED_STATE,
+  MEDS_OK, MEDS_DEAD, MEDS_BECOMING_READY, MEDS_LOST,
+} from "./abi";
 import { mediaCount, mediumSectors } from "./config";
 import { volumeEntry, lunMapEntry, sealVolume, sealLun, VOL_BYTES } from "./nv";
 import { namesEqual } from "./util";
@@ -31,15 +34,16 @@ export const PLACE_STRIPED: u32 = 1;
 
 // Volatile per-medium state, shared by the IOPs.
 export const MEDIUM_STATE_BYTES: u32 = 64;
-export const MS_STATE: u32 = 0; // u32: MEDIUM_OK / MEDIUM_DEAD
+export const MS_STATE: u32 = 0; // u32: MEDS_* (abi.ts); set with setMediumState, which the map mirrors
 export const MS_CHUNKS: u32 = 4;
 export const MS_FREE: u32 = 8;
 export const MS_BITMAP: u32 = 12; // u32 address: bit set = chunk allocated
 export const MS_REGISTERED: u32 = 16; // requests registered in the IO scheduler
 export const MS_ERRORS: u32 = 20;
 export const MS_INIT: u32 = 24; // u32 address: the medium's first init map record (initmap.ts)
-export const MEDIUM_OK: u32 = 1;
-export const MEDIUM_DEAD: u32 = 2;
+export const MS_LABEL: u32 = 28; // u32: LBL_* (disk.ts): where the check of the medium's label is
+export const MEDIUM_OK: u32 = MEDS_OK;
+export const MEDIUM_DEAD: u32 = MEDS_DEAD;
 
 /** Firmware-private map field: address of the media state array. */
 export const MAPX_MEDIA_STATE: u32 = 64;
@@ -96,7 +100,9 @@ export function mediaRebuild(): void {
     const chunks = load<u32>(s + MS_CHUNKS);
     memory.fill(load<u32>(s + MS_BITMAP), 0, bitmapBytes(chunks));
     store<u32>(s + MS_FREE, chunks);
-    store<u32>(s + MS_STATE, MEDIUM_OK);
+    setMediumState(m, MEDS_BECOMING_READY); // until the disk IOP has checked its label
+    store<u32>(s + MS_LABEL, 0);
+    markChunks(m, 0, 1, true); // chunk 0 holds the label (array metadata): never a volume's
   }
   for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
     const e = volumeEntry(v);
@@ -184,15 +190,40 @@ export function volumeExtentMedium(v: u32, x: u32): u32 { return <u32>load<u16>(
 export function volumeExtentFirst(v: u32, x: u32): u32 { return load<u32>(volumeEntry(v) + VOLE_EXTENTS + x * EXTENT_BYTES + 4); }
 export function volumeExtentChunks(v: u32, x: u32): u32 { return load<u32>(volumeEntry(v) + VOLE_EXTENTS + x * EXTENT_BYTES + 8); }
 
-/** True when every medium under the volume is present and alive. */
-export function volumeReady(v: u32): bool {
+/** True when every medium under the volume is present, alive and known to be the array's own. */
+export function volumeReady(v: u32): bool { return volumeNotReady(v) == MEDS_OK; }
+
+/**
+ * MEDS_OK, or why the volume is not ready: the worst state among its media (MEDS_LOST before
+ * MEDS_DEAD before MEDS_BECOMING_READY; a medium no longer in the topology counts as dead).
+ */
+export function volumeNotReady(v: u32): u32 {
   const e = volumeEntry(v);
   const n = <u32>load<u8>(e + VOLE_EXTENT_COUNT);
+  let worst = MEDS_OK;
   for (let x: u32 = 0; x < n; x++) {
     const m = <u32>load<u16>(e + VOLE_EXTENTS + x * EXTENT_BYTES);
-    if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) == MEDIUM_DEAD) return false;
+    const st = m >= mediaCount() ? MEDS_DEAD : load<u32>(mediumState(m) + MS_STATE);
+    if (st == MEDS_LOST) return MEDS_LOST;
+    if (st == MEDS_DEAD || (st != MEDS_OK && worst == MEDS_OK)) worst = st;
   }
-  return true;
+  return worst;
+}
+
+/** Sets medium m's state, mirrored in the map (MMED_STATE) for the harness. */
+export function setMediumState(m: u32, st: u32): void {
+  store<u32>(mediumState(m) + MS_STATE, st);
+  store<u32>(MAP_ADDR + MAP_MEDIA_TABLE + m * MAP_MEDIUM_BYTES + MMED_STATE, st);
+}
+
+/** Does any volume have an extent on medium m? */
+export function mediumHasVolumes(m: u32): bool {
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
+    if (!volumeInUse(v)) continue;
+    const n = volumeExtents(v);
+    for (let x: u32 = 0; x < n; x++) if (volumeExtentMedium(v, x) == m) return true;
+  }
+  return false;
 }
 
 // ---- Create and delete ------------------------------------------------------------------------

@@ -276,7 +276,7 @@ export class ArrayController {
 
   /** Something a host waits for is under way: virtual time may be advanced to get it done. */
   get hostWaiting(): boolean {
-    if (this.controlWaiters.length > 0 || this.nv.queued > 0) return true;
+    if (this.controlWaiters.length > 0 || this.nv.queued > 0 || this.mediaBecomingReady() > 0) return true;
     for (const m of this.media) if (m.busy) return true;
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) if (s && s.outstanding > 0) return true;
     return false;
@@ -330,7 +330,8 @@ export class ArrayController {
       stuck.push({
         volume: m.u16(e + A.CSE_VOLUME), lba: m.u64(e + A.CSE_LBA), blocks: m.u32(e + A.CSE_BLOCKS),
         medium: medium === 0xFFFF ? null : (this.spec.media[medium]?.name ?? String(medium)),
-        reason: reason === A.CSR_NO_MEDIUM ? 'medium not in the topology' : reason === A.CSR_NOT_READY ? 'medium dead' : 'write error',
+        reason: reason === A.CSR_NO_MEDIUM ? 'medium not in the topology' : reason === A.CSR_NOT_READY ? 'medium dead'
+          : reason === A.CSR_LOST ? 'medium lost (blank or another array\'s)' : 'write error',
       });
     }
     const nvErrno = m.u32(A.MAP_ADDR + A.MAP_CONTROL_NV_ERRNO);
@@ -341,10 +342,21 @@ export class ArrayController {
     };
   }
 
+  /** Media whose label the disk IOP is still checking (MEDS_BECOMING_READY): their volumes are not ready yet. */
+  mediaBecomingReady(): number {
+    let n = 0;
+    for (let m = 0; m < this.media.length; m++) {
+      const st = this.mem.u32(A.MAP_ADDR + A.MAP_MEDIA_TABLE + m * A.MAP_MEDIUM_BYTES + A.MMED_STATE);
+      if (st === A.MEDS_BECOMING_READY || st === A.MEDS_UNKNOWN) n++;
+    }
+    return n;
+  }
+
   /** What a host waiting on this array waits for, in words (for errors of bounded waits). */
   waitingFor(): string[] {
     const out: string[] = [];
     if (this.controlWaiters.length > 0) out.push(`${this.controlWaiters.length} control request(s) (flush or shutdown)`);
+    if (this.mediaBecomingReady() > 0) out.push(`${this.mediaBecomingReady()} medium label check(s)`);
     if (this.nv.queued > 0) out.push(`${this.nv.queued} NV write(s)`);
     for (const m of this.media) if (m.busy) out.push(`medium ${m.name}`);
     for (const q of this.queuePorts) {

@@ -63,6 +63,10 @@ export class Emulator {
         const d = topo.mode === 'deterministic' ? new DeterministicDriver(a) : new RealtimeDriver(a);
         drivers.push(d);
         d.kick(); // destage what the NV image brought back
+        // The disk IOP reads every medium's label before the volumes on it are ready: start
+        // returns once it has (a lost medium is reported by its volumes, not waited for).
+        await d.settle();
+        if (a.mediaBecomingReady() > 0) throw new Error(`array ${a.name}: ${a.mediaBecomingReady()} medium label check(s) did not finish`);
       }
     } catch (e) {
       for (const a of arrays) { await a.closePorts(); await a.release(); }

@@ -4,14 +4,15 @@
 import {
   MAX_VOLUMES, MAX_PORTS, MAX_LUNS, STAT_COUNT, STATS_BYTES, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES,
   MIOP_STATS, CFG_PORT_COUNT, CPORT_KIND, CPORT_SESSIONS, CPORT_ADDRESS, CPORT_IOP, CPORT_NAME, CMED_SCHEDULER,
-  CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS, ROLE_CHANNEL,
+  CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS, ROLE_CHANNEL, MEDS_LOST, MEDS_OK, MEDS_DEAD,
 } from "../abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors, portCount } from "../config";
 import { CX_ID, CX_ARG, CX_EXPECTED, CX_FLAGS, CXF_PARAM, ctxField } from "../ctx";
 import {
   fail, dataInBuffer, sendBuffer, startParameterList, parameterList, waitPersisted, nvPending, retryLater,
-  nvRefuse,
+  nvRefuse, good,
 } from "../sequencer";
+import { postToDisk, MB_RELABEL } from "../mailbox";
 import {
   volumeCreate, volumeDelete, volumeInUse, lunMap, lunUnmap, mediumState, MS_STATE, MS_FREE, MS_REGISTERED,
   MS_ERRORS, VOLE_BLOCK_SIZE, VOLE_PLACEMENT, VOLE_MEDIA_COUNT, VOLE_CAPACITY, VOLE_NAME, VOLE_MEDIA, VE_OK,
@@ -38,6 +39,7 @@ const SA_CREATE: u32 = 0x01;
 const SA_DELETE: u32 = 0x02;
 const SA_MAP: u32 = 0x03;
 const SA_UNMAP: u32 = 0x04;
+const SA_REINITIALIZE_MEDIUM: u32 = 0x05;
 const SA_LIST_VOLUMES: u32 = 0x10;
 const SA_LIST_MAPPINGS: u32 = 0x11;
 const SA_LIST_MEDIA: u32 = 0x12;
@@ -53,6 +55,7 @@ export function management(c: usize, op: u32): void {
   if (op == OP_MANAGEMENT_IN) { managementIn(c, sa); return; }
   if (nvDegraded()) { nvRefuse(c); return; } // a change the NV file might not keep
   if (sa == SA_DELETE) { deleteVolume(c, getBe32(p + 2), (load<u8>(p + 14) & 1) != 0); return; }
+  if (sa == SA_REINITIALIZE_MEDIUM) { reinitializeMedium(c, getBe32(p + 2)); return; }
   const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES : 0;
   if (want == 0) { invalidField(c, 1, 4); return; }
   const length = getBe32(p + 6);
@@ -123,6 +126,27 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
   }
   unfenceVolume(v);
   waitPersisted(c);
+}
+
+/**
+ * REINITIALIZE MEDIUM (argument: medium index) accepts that a lost medium's contents are gone: the
+ * disk IOP clears its chunks' init bits (its volumes read zeros where the lost data was; dirty data
+ * still in NV is kept and destaged), writes a new label, and the medium is ready again. Refused
+ * (INVALID FIELD IN CDB) for a medium that is not lost: there is nothing to accept.
+ */
+function reinitializeMedium(c: usize, m: u32): void {
+  if (m >= mediaCount()) { fail(c, 0x05, 0x84, 0x00); ctxField(c, true, 2, -1); return; }
+  const st = load<u32>(mediumState(m) + MS_STATE);
+  if (load<u32>(c + CX_ARG) == 0) {
+    if (st != MEDS_LOST) { invalidField(c, 2, -1); return; }
+    if (!postToDisk(MB_RELABEL, m, 0, 0, 0)) { retryLater(c); return; }
+    store<u32>(c + CX_ARG, 1);
+    retryLater(c);
+    return;
+  }
+  if (st == MEDS_OK) { good(c); return; }
+  if (st == MEDS_DEAD) { fail(c, 0x02, 0x04, 0x03); return; }
+  retryLater(c); // the disk IOP writes the label, flushes, records it in NV
 }
 
 /** Bit mask of the channel IOPs. */
