@@ -124,6 +124,7 @@ export function cacheLayout(stateAddr: usize, slots: u32): void {
 function listUnlink(slot: u32): void {
   const d = dir(slot);
   const l = cs() + listOffset(load<u8>(d + DIR_LIST));
+  assert(load<u32>(l + 8) > 0, "cache: unlink from an empty list");
   const prev = load<u32>(d + DIR_PREV);
   const next = load<u32>(d + DIR_NEXT);
   if (prev != 0) store<u32>(dir(prev - 1) + DIR_NEXT, next); else store<u32>(l, next);
@@ -396,6 +397,7 @@ export function pin(slot: u32): void { const d = dir(slot); store<u16>(d + DIR_P
 export function unpin(slot: u32): void {
   const d = dir(slot);
   const pins = load<u16>(d + DIR_PINS);
+  assert(pins > 0, "cache: unpin of a slot nobody pinned");
   store<u16>(d + DIR_PINS, pins - 1);
   if (pins == 1) bumpEvent(); // a slot waiters might evict became free to go
 }
@@ -664,6 +666,7 @@ export function destagingRun(slot: u32, from: u32): u32 {
 
 export function destageOpsAdd(slot: u32, n: i32): u32 {
   const p = dir(slot) + DIR_DESTAGE_OPS;
+  assert(<i32>load<u16>(p) + n >= 0, "cache: more destage completions than writes");
   const v = <u32>(<i32>load<u16>(p) + n);
   store<u16>(p, <u16>v);
   return v;
@@ -807,3 +810,53 @@ export function fenceAck(v: u32, iop: u32): void { const p = cs() + CS_FENCE + (
 export function fenceAcked(v: u32, iop: u32): bool { return (load<u32>(cs() + CS_FENCE + (v << 2)) & (1 << iop)) != 0; }
 /** Every IOP in `mask` has purged fenced volume v? */
 export function fenceComplete(v: u32, mask: u32): bool { return (load<u32>(cs() + CS_FENCE + (v << 2)) & mask) == mask; }
+
+// ---- Invariants (docs/hal.md, "Assertions") -------------------------------------------------------
+
+/**
+ * Checks the whole directory: every slot on exactly one list and the lists' links and counts
+ * consistent, every slot with an identity in its hash chain and found there, no slot without one
+ * hashed, dirty slots (and only they) counted per volume, the urgent count. O(slots): the debug
+ * image runs it every DIR_CHECK_POLLS polls of the disk IOP, after recovery and when a control
+ * request completes; a failure aborts the IOP with this file and line.
+ */
+export function cacheCheck(): void {
+  const slots = slotCount();
+  let seen: u32 = 0;
+  for (let list: u32 = LIST_FREE; list <= LIST_DIRTY; list++) {
+    const l = cs() + listOffset(list);
+    let n: u32 = 0;
+    let prev: u32 = 0;
+    let i = load<u32>(l);
+    while (i != 0) {
+      assert(i <= slots && n < slots, "cache: a list runs past the slots (a cycle or a bad link)");
+      const d = dir(i - 1);
+      assert(<u32>load<u8>(d + DIR_LIST) == list, "cache: a slot is on a list its entry does not name");
+      assert(load<u32>(d + DIR_PREV) == prev, "cache: a list's back link is wrong");
+      prev = i;
+      i = load<u32>(d + DIR_NEXT);
+      n++;
+    }
+    assert(load<u32>(l + 4) == prev, "cache: a list's tail is not its last slot");
+    assert(load<u32>(l + 8) == n, "cache: a list's count differs from its length");
+    seen += n;
+  }
+  assert(seen == slots, "cache: not every slot is on exactly one list");
+  let urgent: u32 = 0;
+  for (let i: u32 = 0; i < slots; i++) {
+    const d = dir(i);
+    const v = load<u32>(d + DIR_VOLUME);
+    if (v == NO_VOLUME) {
+      assert(load<u8>(d + DIR_LIST) == <u8>LIST_FREE, "cache: a slot without identity is not free");
+      continue;
+    }
+    assert(cacheLookup(v, load<u32>(d + DIR_SLOT_NO)) == <i32>i, "cache: a slot is not found through its hash chain");
+    if ((load<u8>(d + DIR_FLAGS) & <u8>F_URGENT) != 0) urgent++;
+  }
+  assert(urgent == load<u32>(cs() + CS_URGENT), "cache: the urgent count differs from the marked slots");
+  let dirty: u32 = 0;
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) dirty += load<u32>(cs() + CS_VOL_DIRTY + (v << 2));
+  assert(dirty == listCount(LIST_DIRTY), "cache: per-volume dirty counts do not add up to the dirty list");
+}
+
+export const DIR_CHECK_POLLS: u32 = 64;

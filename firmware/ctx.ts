@@ -131,6 +131,7 @@ export function ctxAlloc(): usize {
 }
 
 export function ctxFree(c: usize): void {
+  assert(load<u8>(c + CX_STATE) != <u8>ST_FREE, "ctx: a context freed twice");
   store<u8>(c + CX_STATE, <u8>ST_FREE);
   store<u32>(c + CX_NEXT, load<u32>(gPrivate + CP_CTX_FREE));
   store<u32>(gPrivate + CP_CTX_FREE, ctxIndex(c) + 1);
@@ -158,6 +159,7 @@ export function activeAdd(c: usize): void {
 export function activeRemove(c: usize): void {
   const prev = load<u32>(c + CX_PREV);
   const next = load<u32>(c + CX_NEXT);
+  assert(prev != 0 || load<u32>(gPrivate + CP_ACTIVE_HEAD) == ctxIndex(c) + 1, "ctx: removing a context that is not on the active list");
   if (prev != 0) store<u32>(ctxAt(prev - 1) + CX_NEXT, next); else store<u32>(gPrivate + CP_ACTIVE_HEAD, next);
   if (next != 0) store<u32>(ctxAt(next - 1) + CX_PREV, prev); else store<u32>(gPrivate + CP_ACTIVE_TAIL, prev);
   store<u32>(c + CX_PREV, 0);

@@ -15,10 +15,10 @@ import {
   TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS, MOP_FLUSH, MAX_MEDIA, STAT_MEDIA_FLUSHES,
   MAP_CONTROL_LEFT, MAP_CONTROL_STUCK, MAP_CONTROL_NV_ERRNO, MAP_CONTROL_CLEAN, MAP_CONTROL_STUCK_LIST,
   CONTROL_STUCK_MAX, CSE_BYTES, CSE_VOLUME, CSE_MEDIUM, CSE_REASON, CSE_LBA, CSE_BLOCKS, CSR_WRITE_ERROR,
-  CSR_NOT_READY, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM,
+  CSR_NOT_READY, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
-import { gPrivate, gNow, gNvCq, iopEntry, wakeAt } from "./iop";
+import { gPrivate, gNow, gNvCq, gStats, iopEntry, wakeAt } from "./iop";
 import { ringPeek, ringRelease, ringUsed } from "./ring";
 import {
   schedInit, schedRegister, schedDispatch, schedMatch, schedRetire, schedPoolFree, reqOrigin, reqArg,
@@ -29,7 +29,7 @@ import {
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank, dirtyWhole,
-  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS,
 } from "./cache";
 import { chunkInitialized, initMark, initClear } from "./initmap";
 import {
@@ -106,6 +106,7 @@ export function diskBoot(): void {
 }
 
 export function diskPoll(): i32 {
+  if (ASC_OPTIMIZE_LEVEL == 0 && <u32>(load<u64>(gStats + (<usize>STAT_POLLS << 3)) % DIR_CHECK_POLLS) == 0) cacheCheck();
   let work: i32 = 0;
   work += drainNvCompletions();
   work += drainCompletions();
@@ -481,6 +482,7 @@ function control(): i32 {
   }
   const op = load<u32>(gPrivate + DK_CONTROL_OP);
   if (op == 0 || !flushSettled()) return 0;
+  if (ASC_OPTIMIZE_LEVEL == 0) cacheCheck();
   const left = dirtyCountAll();
   const clean = op == CTL_SHUTDOWN && left == 0 && !nvDegraded();
   if (clean) markClean();

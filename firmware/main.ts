@@ -20,7 +20,7 @@ import {
 } from "./nv";
 import { initReconcile } from "./initmap";
 import { crc32c } from "./comm/crc";
-import { cacheReset, cacheRecover } from "./cache";
+import { cacheReset, cacheRecover, cacheCheck } from "./cache";
 import { mediaRebuild } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
@@ -85,6 +85,7 @@ function bootShared(): i32 {
       && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
     if (cacheSame) {
       recovered = cacheRecover(load<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH));
+      if (ASC_OPTIMIZE_LEVEL == 0) cacheCheck();
       if (recovered > 0) log(LOG_INFO, "nv: dirty cache slots recovered", recovered, 0);
     } else {
       const old = load<u32>(h + NVH_SLOTS);

@@ -119,6 +119,8 @@ export function mediaRebuild(): void {
 
 function markChunks(m: u32, first: u32, count: u32, used: bool): void {
   const s = mediumState(m);
+  assert(used ? load<u32>(s + MS_FREE) >= count : load<u32>(s + MS_FREE) + count <= load<u32>(s + MS_CHUNKS),
+    "volume: extents overlap or free more chunks than a medium has");
   const bitmap: usize = load<u32>(s + MS_BITMAP);
   const chunks = <u64>load<u32>(s + MS_CHUNKS);
   if (used) bitmapSetRange(bitmap, chunks, <u64>first, <u64>count);

@@ -31,6 +31,18 @@ const ERRORS: Record<number, string> = {
   [A.ERR_NV_CORRUPT]: 'the NV image is damaged: neither copy of its header is whole, or its table directory does not match (detail: the table); remove the NV file to start over (its volumes and cached data are lost)',
 };
 
+/**
+ * An assertion failed in the firmware (env.abort): the array stops (its other arrays keep running),
+ * and every command waiting on it fails with this error, which names the IOP, file and line.
+ */
+export class FirmwareAbort extends Error {
+  constructor(readonly array: string, readonly iop: number, readonly role: string, readonly assertion: string,
+    readonly file: string, readonly line: number, readonly column: number) {
+    super(`array ${array}: firmware abort in IOP ${iop} (${role}): ${assertion} at ${file}:${line}:${column}`);
+    this.name = 'FirmwareAbort';
+  }
+}
+
 export class BootError extends Error {
   constructor(readonly array: string, readonly code: number, detail: number, what: string) {
     super(`array ${array}: ${what}: ${ERRORS[code] ?? `error ${code}`} (detail ${detail})`);
@@ -94,7 +106,7 @@ export class QueuePort {
   get target(): string { return `inproc://${this.array.name}/${this.name}`; }
 
   open(): QueueSession {
-    if (this.array.failed) throw new Error(`array ${this.array.name} has stopped`);
+    if (this.array.failed) throw new Error(`array ${this.array.name} has stopped: ${this.array.failed.message}`);
     for (let s = 0; s < this.sessions.length; s++) {
       const cur = this.sessions[s];
       if (cur && !cur.closedByHost) continue;
@@ -156,7 +168,7 @@ export class ArrayController {
           memory: this.memory,
           abort: (m: number, f: number, line: number, col: number) => {
             const cm = new CommonMemory(this.memory);
-            throw new Error(`firmware abort in IOP ${i}: ${cm.asString(m)} at ${cm.asString(f)}:${line}:${col}`);
+            throw new FirmwareAbort(this.name, i, spec.iops[i], m ? cm.asString(m) : 'abort', f ? cm.asString(f) : '?', line, col);
           },
         },
         hal: {

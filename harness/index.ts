@@ -8,7 +8,7 @@ import { loadTopology, parseTopology, Topology, Mode } from './topology';
 import { CommandTransport, TransportError } from '../lib/transport';
 import { registerTargetScheme } from '../host/connect';
 
-export { ArrayController, BootError, describeControl } from './array';
+export { ArrayController, BootError, FirmwareAbort, describeControl } from './array';
 export type { ControlResult, StuckSlot } from './array';
 export { loadTopology, parseTopology, TopologyError } from './topology';
 export type { Topology } from './topology';
