@@ -48,8 +48,7 @@ import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_RELABEL, MB_SLOT, MB_FIRST, M
 
 // Disk IOP private area.
 const DK_SCHED: u32 = 0;
-const DK_IMAGE: u32 = SCHED_BYTES; // 64-byte descriptor image scratch
-const DK_NEXT_SCAN_NS: u32 = DK_IMAGE + 64; // f64
+const DK_NEXT_SCAN_NS: u32 = SCHED_BYTES; // f64
 const DK_NEXT_PROBE_NS: u32 = DK_NEXT_SCAN_NS + 8; // f64
 const DK_CONTROL_SEQ: u32 = DK_NEXT_PROBE_NS + 8; // u32: last control request taken
 const DK_CONTROL_OP: u32 = DK_CONTROL_SEQ + 4; // u32: control request in progress (CTL_*), 0 none
