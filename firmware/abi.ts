@@ -8,7 +8,7 @@
 // Conventions: all structures in common memory are little-endian; an address is a byte offset
 // into the controller's shared WebAssembly memory; sizes are bytes unless the name says otherwise.
 
-export const ABI_VERSION: u32 = 1;
+export const ABI_VERSION: u32 = 2; // 2: control results, medium states, CFG_NONCE, NV version 2
 
 // ---- Fixed addresses -------------------------------------------------------------------------
 // [0, STATIC_LIMIT): the firmware image's static data (tables, constant strings).
