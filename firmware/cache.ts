@@ -851,6 +851,13 @@ export function cacheCheck(): void {
       continue;
     }
     assert(cacheLookup(v, load<u32>(d + DIR_SLOT_NO)) == <i32>i, "cache: a slot is not found through its hash chain");
+    for (let w: u32 = 0; w < 16; w += 8) {
+      const valid = load<u64>(d + DIR_VALID + w);
+      const pending = load<u64>(d + DIR_DIRTY + w) | load<u64>(d + DIR_DESTAGING + w);
+      assert((pending & ~valid) == 0, "cache: dirty or destaging sectors that are not valid");
+      assert((load<u64>(d + DIR_POISON + w) & valid) == 0, "cache: a poisoned sector is also valid");
+      if (load<u8>(d + DIR_LIST) == <u8>LIST_CLEAN) assert(pending == 0, "cache: a clean slot holds dirty sectors");
+    }
     if ((load<u8>(d + DIR_FLAGS) & <u8>F_URGENT) != 0) urgent++;
   }
   assert(urgent == load<u32>(cs() + CS_URGENT), "cache: the urgent count differs from the marked slots");

@@ -112,6 +112,7 @@ export function mediaRebuild(): void {
       const ex = e + VOLE_EXTENTS + x * EXTENT_BYTES;
       const m = <u32>load<u16>(ex);
       if (m >= mediaCount()) continue; // the medium left the topology: the volume goes not ready
+      assert(<u64>load<u32>(ex + 4) + <u64>load<u32>(ex + 8) <= <u64>mediumChunks(m), "volume: an extent reaches past its medium");
       markChunks(m, load<u32>(ex + 4), load<u32>(ex + 8), true);
     }
   }
