@@ -57,7 +57,7 @@ test('a data write torn by a crash: its sectors fail their CRC at recovery, are 
   t.true(torn.fired);
   await emu.stop('powerFail');
 
-  const again = await startSmall(topo(dir), { log: (l) => lines.push(l) });
+  const again = await startSmall({ ...topo(dir), trace: true }, { log: (l) => lines.push(l) });
   t.teardown(() => again.stop('powerFail'));
   const s2 = again.connect();
   t.true((await read(s2, 1, 0, 8)).equals(first.subarray(0, 4096)), 'sectors 0-7 (untouched) read back');
@@ -71,6 +71,10 @@ test('a data write torn by a crash: its sectors fail their CRC at recovery, are 
   const fresh = pattern(4096, 3);
   await write(s2, 1, 8, fresh);
   t.true((await read(s2, 1, 8, 8)).equals(fresh));
+  await again.stop();
+  const dropped = fs.readFileSync(path.join(dir, 'trace.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    .filter((r) => r.type === 'nvDropped').map((r) => [r.volume, r.lba512]);
+  t.deepEqual(dropped, [[0, 8], [0, 9], [0, 10]], 'each dropped sector is in the trace');
 });
 
 test('a descriptor write torn by a crash: the previous copy is whole and what it acknowledged reads back', async (t) => {
