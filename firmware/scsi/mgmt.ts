@@ -16,7 +16,7 @@ import {
   MS_ERRORS, VOLE_BLOCK_SIZE, VOLE_PLACEMENT, VOLE_MEDIA_COUNT, VOLE_CAPACITY, VOLE_NAME, VOLE_MEDIA, VE_OK,
   VE_NAME_EXISTS, VE_NUMBER_IN_USE, VE_NO_VOLUME, VE_MAPPED, VE_NO_SPACE, VE_LUN_MAPPED, VE_NO_PORT,
   VE_TABLE_FULL, VE_NO_MEDIUM, VE_BAD_NAME, VE_BAD_BLOCK_SIZE, VE_BAD_CAPACITY, VE_BAD_LUN, VE_BAD_PLACEMENT,
-  VE_NOT_MAPPED, volumeReady, volumeByName,
+  VE_NOT_MAPPED, volumeReady, volumeByName, volumeMapped,
 } from "../volume";
 import {
   volumeEntry, lunMapEntry, nvBase, nvRoom, nvPersistRange, nvId, NVK_CONTEXT, VOL_BYTES, LUN_MAP_OFFSET,
@@ -76,6 +76,8 @@ function createVolume(c: usize, list: usize): void {
 
 function deleteVolume(c: usize, v: u32, force: bool): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { volumeError(c, VE_NO_VOLUME, true); return; }
+  // Refused before anything is dropped: the slots below hold acknowledged writes.
+  if (!force && volumeMapped(v)) { volumeError(c, VE_MAPPED, true); return; }
   if (slotsOfVolumeBusy(v)) { retryLater(c); return; } // a stage or destage is in flight: wait for it
   // Drop the volume's cache slots first (their clean descriptors reach the NV file before the
   // volume entry goes), a ring's worth at a time.
