@@ -37,7 +37,12 @@ export interface FuzzOptions {
   /** Progress lines. */
   log?: (line: string) => void;
   /** For tests of the checks themselves: ways to break the target on purpose. */
-  tamper?: Tamper & { afterBatch?(t: FuzzTarget, batch: number): void };
+  tamper?: Tamper & {
+    /** After a batch's traffic, before its checks. */
+    beforeChecks?(t: FuzzTarget, batch: number): void;
+    /** After a batch's checks, before the next batch. */
+    afterChecks?(t: FuzzTarget, batch: number): void;
+  };
 }
 
 /** What went into the controller in one batch: arrivals, and the moments the clock moved. */
@@ -64,6 +69,8 @@ export interface Summary {
   traps: number;
   violations: number;
   seconds: number;
+  /** CPU time of the process (user + system): what the figures cost on a machine shared with others. */
+  cpuSeconds: number;
   framesPerSecond: number;
   failure?: Failure;
 }
@@ -76,6 +83,7 @@ export function replayCommand(seed: number, frames: number): string {
 
 export async function fuzz(o: FuzzOptions): Promise<Summary> {
   const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const t = await FuzzTarget.boot(o.seed);
   const log = o.log ?? (() => undefined);
   const batchFrames = o.batchFrames ?? DEFAULT_BATCH;
@@ -91,7 +99,7 @@ export async function fuzz(o: FuzzOptions): Promise<Summary> {
     const history: Piece[][] = [];
     while (gen.units < o.frames) {
       const pieces: Piece[] = [];
-      const v = runBatch(t, session, gen, batchFrames, pieces, batch, o);
+      const v = runBatch(t, session, gen, Math.min(batchFrames, o.frames - gen.units), pieces, batch, o);
       history.push(pieces);
       if (history.length > 3) history.shift();
       if (v.length === 0 && (batch + 1) % (o.canaryEvery ?? 25) === 0) v.push(...canaries(t));
@@ -130,6 +138,7 @@ export async function fuzz(o: FuzzOptions): Promise<Summary> {
     traps: failure?.violations.some((v) => v.check === 'trap') ? 1 : 0,
     violations: failure?.violations.length ?? 0,
     seconds: Math.round(s * 100) / 100,
+    cpuSeconds: cpuSeconds(cpu),
     framesPerSecond: Math.round(frames / s),
     ...(failure ? { failure } : {}),
   };
@@ -195,11 +204,12 @@ function finishBatch(t: FuzzTarget, s: FuzzSession, before: number[], batch: num
   s.feed(Buffer.concat([probe.subarray(0, at), tur]));
   s.settle();
   if (s.watchedStatus(tag) !== 0) s.violation('liveness', `TEST UNIT READY on the fuzzer's session after batch ${batch} ended ${s.watchedStatus(tag) ?? 'unanswered'}`);
-  o.tamper?.afterBatch?.(t, batch);
+  o.tamper?.beforeChecks?.(t, batch);
   if (t.failed) return [{ check: 'trap', detail: t.failed.message }];
   s.account(before, t.stats());
   checkCommands(t, s);
   if (s.violations.length === 0) { audit(t, s); learn(t, s); }
+  o.tamper?.afterChecks?.(t, batch);
   const failed = t.failed as Error | undefined;
   if (failed) return [{ check: 'trap', detail: failed.message }];
   return s.violations.splice(0);
@@ -401,6 +411,11 @@ function atSofs(p: Buffer): Buffer[] {
 }
 
 const SOF = Buffer.from([0xbc, 0xb5, 0x56, 0x56]);
+
+function cpuSeconds(since: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return Math.round((u.user + u.system) / 1e4) / 100;
+}
 
 function seconds(since: bigint): number { return Number(process.hrtime.bigint() - since) / 1e9; }
 function sortKeys(o: Record<string, number>): Record<string, number> {

@@ -183,7 +183,8 @@ export class Generator {
   private frame(h: Header, payload: Buffer): number {
     this.room(payload.length + FRAME_OVERHEAD);
     const at = this.len;
-    putHeader(this.out, at, { ...h, length: payload.length });
+    h.length = payload.length;
+    putHeader(this.out, at, h);
     payload.copy(this.out, at + HEADER_END);
     this.len = this.seal(this.out, at, payload.length);
     if (this.chance(0.1)) this.remember(at);

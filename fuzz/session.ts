@@ -16,6 +16,7 @@ import type { HostState } from './generate';
 
 /** A partial frame is dropped after this much silence (firmware/comm/stream.ts FRAME_TIMEOUT_NS). */
 export const FRAME_TIMEOUT_NS = 2e9;
+const EMPTY = Buffer.alloc(0);
 /** How long the fuzzer waits, in virtual time, for every command of a batch to be answered. */
 export const SETTLE_BOUND_NS = 300e9;
 
@@ -72,13 +73,17 @@ export class FuzzSession {
 
   private command(c: Command): void {
     this.state.outstanding.set(c.tag, (this.state.outstanding.get(c.tag) ?? 0) + 1);
-    const seen = this.sent.get(c.tag) ?? [];
-    seen.push(`LUN ${c.lun} CDB ${c.cdb.toString('hex')} expected ${c.expected} flags ${c.flags}`);
-    this.sent.set(c.tag, seen.slice(-3));
+    const seen = this.sent.get(c.tag);
+    if (!seen) this.sent.set(c.tag, [c]);
+    else { seen.push(c); if (seen.length > 3) seen.shift(); }
   }
 
-  /** The last commands sent with each tag, in words, for messages about them. */
-  private readonly sent = new Map<number, string[]>();
+  /** The last commands sent with each tag, for messages about them. */
+  private readonly sent = new Map<number, Command[]>();
+
+  private described(tag: number): string {
+    return (this.sent.get(tag) ?? []).map((c) => `LUN ${c.lun} CDB ${c.cdb.toString('hex')} expected ${c.expected} flags ${c.flags}`).join(' / ');
+  }
 
   // ---- sending ---------------------------------------------------------------------------------
 
@@ -118,7 +123,7 @@ export class FuzzSession {
     while (!this.target.failed && (this.outstandingTotal() > 0 || this.model.pending > 0)) {
       const next = this.target.nextTimerNs();
       if (next === Infinity || next - start > SETTLE_BOUND_NS) {
-        const tags = [...this.state.outstanding.entries()].slice(0, 8).map(([t, n]) => `tag ${t}${n > 1 ? ` x${n}` : ''} (last sent: ${this.sent.get(t)?.join(' / ')})`);
+        const tags = [...this.state.outstanding.entries()].slice(0, 8).map(([t, n]) => `tag ${t}${n > 1 ? ` x${n}` : ''} (last sent: ${this.described(t)})`);
         this.violation('hang', `${this.outstandingTotal()} command(s) never answered within ${SETTLE_BOUND_NS / 1e9} s of virtual time `
           + `(${tags.join('; ')}), ${this.model.pending} bytes of a partial frame still held`);
         this.state.outstanding.clear();
@@ -161,11 +166,11 @@ export class FuzzSession {
     switch (f.type) {
       case T.REJECT: {
         if (f.length < 24) { this.violation('wire', `REJECT with a ${f.length}-byte payload`); return; }
-        this.txQueue.push({ type: T.REJECT, tag: f.tag, destination: f.destination, reason: f.bytes[p], header: Buffer.from(f.bytes.subarray(p + 4, p + 24)), payload: Buffer.alloc(0) });
+        this.txQueue.push({ type: T.REJECT, tag: f.tag, destination: f.destination, reason: f.bytes[p], header: Buffer.from(f.bytes.subarray(p + 4, p + 24)), payload: EMPTY });
         return;
       }
       case T.PONG:
-        this.txQueue.push({ type: T.PONG, tag: f.tag, destination: f.destination, reason: 0, header: Buffer.alloc(0), payload: Buffer.from(f.bytes.subarray(p, p + f.length)) });
+        this.txQueue.push({ type: T.PONG, tag: f.tag, destination: f.destination, reason: 0, header: EMPTY, payload: Buffer.from(f.bytes.subarray(p, p + f.length)) });
         return;
       case T.RSP: this.response(f); return;
       case T.XFER_RDY: {
