@@ -73,16 +73,14 @@ export class FuzzSession {
 
   private command(c: Command): void {
     this.state.outstanding.set(c.tag, (this.state.outstanding.get(c.tag) ?? 0) + 1);
-    const seen = this.sent.get(c.tag);
-    if (!seen) this.sent.set(c.tag, [c]);
-    else { seen.push(c); if (seen.length > 3) seen.shift(); }
+    this.sent[c.tag] = this.sent[c.tag] ? [this.sent[c.tag][this.sent[c.tag].length - 1], c] : [c];
   }
 
-  /** The last commands sent with each tag, for messages about them. */
-  private readonly sent = new Map<number, Command[]>();
+  /** The last two commands sent with each tag, for messages about them. */
+  private readonly sent: Command[][] = new Array(65536);
 
   private described(tag: number): string {
-    return (this.sent.get(tag) ?? []).map((c) => `LUN ${c.lun} CDB ${c.cdb.toString('hex')} expected ${c.expected} flags ${c.flags}`).join(' / ');
+    return (this.sent[tag] ?? []).map((c) => `LUN ${c.lun} CDB ${c.cdb.toString('hex')} expected ${c.expected} flags ${c.flags}`).join(' / ');
   }
 
   // ---- sending ---------------------------------------------------------------------------------

@@ -62,11 +62,26 @@ export function fuzzTopology(dir: string, seed: number): object {
   };
 }
 
+/** A transmit ring read where its bytes lie: a decoder copies only what it keeps. */
+class TxRing extends ByteRing {
+  drainInPlace(f: (b: Buffer) => void): number {
+    const n = this.used();
+    if (n === 0) return 0;
+    const start = this.head() & this.mask;
+    const first = Math.min(n, this.capacity - start);
+    const buffer = this.mem.u8.buffer as ArrayBuffer;
+    f(Buffer.from(buffer, this.data + start, first));
+    if (first < n) f(Buffer.from(buffer, this.data, n - first));
+    this.setHead(this.head() + n);
+    return n;
+  }
+}
+
 /** A session slot whose rings the fuzzer reads and writes directly. */
 export class Link {
   readonly slot: SessionSlot;
   readonly rx: ByteRing;
-  readonly tx: ByteRing;
+  readonly tx: TxRing;
   private readonly decoder = new FrameDecoder();
   private outbox: Buffer[] = [];
   closed = false;
@@ -74,16 +89,13 @@ export class Link {
   constructor(readonly target: FuzzTarget, readonly port: number, readonly index: number, private readonly sink: FrameSink) {
     this.slot = new SessionSlot(target.array.mem, port, index);
     this.rx = new ByteRing(target.array.mem, this.slot.ring(A.SES_RX));
-    this.tx = new ByteRing(target.array.mem, this.slot.ring(A.SES_TX));
+    this.tx = new TxRing(target.array.mem, this.slot.ring(A.SES_TX));
     this.slot.open([this.rx, this.tx]);
   }
 
-  /** Takes what the controller sent and hands it, frame by frame, to the sink. */
+  /** Hands what the controller sent, frame by frame and where it lies, to the sink; then frees it. */
   drain(): number {
-    const n = this.tx.used();
-    if (n === 0) return 0;
-    this.decoder.feed(this.tx.take(), this.sink);
-    return n;
+    return this.tx.drainInPlace((b) => this.decoder.feed(b, this.sink));
   }
 
   /** Bytes into the rx ring now, as many as fit; the caller runs the controller. */

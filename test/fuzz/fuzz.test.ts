@@ -9,6 +9,7 @@ import { FuzzTarget, CANARY_PORT, FUZZ_PORT } from '../../fuzz/target';
 import { Initiator } from '../../fuzz/initiator';
 import { CANARY_LUN_BASE } from '../../fuzz/canary';
 import { T } from '../../fuzz/wire';
+import { ByteRing } from '../../hal/ring';
 
 const SEED = 20251128;
 
@@ -100,6 +101,26 @@ test('a LUN mapped where the session cannot have mapped it is found, and command
     },
   });
   t.true(checks(s).some((c) => c.startsWith('isolation:') && c.includes('which the session cannot see')), checks(s).join('\n'));
+});
+
+test('bytes the parser takes that the protocol does not account for are found', async (t) => {
+  const s = await fuzz({
+    seed: 3, frames: 4000, reduce: false,
+    tamper: {
+      afterChecks: (x, batch) => {
+        if (batch !== 0) return;
+        // The start of a frame slipped into the fuzzer's rx ring behind the reference receiver's
+        // back: the firmware holds what follows as its payload, the receiver does not.
+        const sessions = x.array.mem.u32(A.MAP_ADDR + A.MAP_PORT_TABLE + FUZZ_PORT * A.MAP_PORT_BYTES + A.MPORT_SESSIONS_ADDR);
+        const head = Buffer.alloc(24);
+        head.writeUInt32BE(0xbcb55656, 0);
+        head[4] = T.PING;
+        head.writeUInt16BE(2112, 14);
+        new ByteRing(x.array.mem, x.array.mem.u32(sessions + A.SES_RX)).write(head);
+      },
+    },
+  });
+  t.true(checks(s).some((c) => c.startsWith('parser:')), checks(s).join('\n'));
 });
 
 test('a firmware that traps is reported as a trap', async (t) => {
