@@ -45,10 +45,22 @@ test('the same seed replays the same run', async (t) => {
 
 // ---- the checks fail when the target is wrong ------------------------------------------------------
 
-/** Commands on the canary port between the first batch and the second, behind the fuzzer's back. */
-function onPortOneAfterFirstBatch(f: (c: Initiator) => void) {
-  return (x: FuzzTarget, batch: number): void => {
-    if (batch !== 0) return;
+/** The session descriptor of the fuzzer's session (the first of its port). */
+function fuzzSession(x: FuzzTarget): number {
+  return x.array.mem.u32(A.MAP_ADDR + A.MAP_PORT_TABLE + FUZZ_PORT * A.MAP_PORT_BYTES + A.MPORT_SESSIONS_ADDR);
+}
+
+/** A short run whose target `breakIt` changes behind the fuzzer's back after the first batch's checks. */
+function brokenAfterFirstBatch(breakIt: (x: FuzzTarget) => void, o: { frames?: number; canaryEvery?: number } = {}): Promise<Summary> {
+  return fuzz({
+    seed: 3, frames: o.frames ?? 6000, reduce: false, canaryEvery: o.canaryEvery,
+    tamper: { afterChecks: (x, batch) => { if (batch === 0) breakIt(x); } },
+  });
+}
+
+/** Commands sent on the canary port, where the fuzzer does not look. */
+function onPortOne(f: (c: Initiator) => void) {
+  return (x: FuzzTarget): void => {
     const c = new Initiator(x, CANARY_PORT);
     f(c);
     c.close();
@@ -82,59 +94,33 @@ test('a frame error counted that nobody sent breaks the accounting', async (t) =
 });
 
 test('a write that reaches a canary is found when the canaries are read back', async (t) => {
-  const s = await fuzz({
-    seed: 3, frames: 4000, reduce: false, canaryEvery: 1,
-    tamper: {
-      afterChecks: onPortOneAfterFirstBatch((c) => c.ok(CANARY_LUN_BASE + 1, scsi.readWrite(true, 7, 1), { out: Buffer.alloc(4096, 0x55) })),
-    },
-  });
+  const s = await brokenAfterFirstBatch(onPortOne((c) => c.ok(CANARY_LUN_BASE + 1, scsi.readWrite(true, 7, 1), { out: Buffer.alloc(4096, 0x55) })), { canaryEvery: 1 });
   t.true(checks(s).some((c) => c.startsWith('canary: canary canary-b') && c.includes('first difference at byte 28672')), checks(s).join('\n'));
 });
 
 test('a LUN mapped where the session cannot have mapped it is found, and commands that reach it', async (t) => {
-  const s = await fuzz({
-    seed: 3, frames: 6000, reduce: false,
-    tamper: {
-      afterChecks: onPortOneAfterFirstBatch((c) => {
-        for (let lun = 64; lun < 256; lun++) c.ok(0, scsi.management(true, scsi.Management.MAP_VOLUME, 8), { out: scsi.mapParameters(0, FUZZ_PORT, lun) });
-      }),
-    },
-  });
+  const s = await brokenAfterFirstBatch(onPortOne((c) => {
+    for (let lun = 64; lun < 256; lun++) c.ok(0, scsi.management(true, scsi.Management.MAP_VOLUME, 8), { out: scsi.mapParameters(0, FUZZ_PORT, lun) });
+  }));
   t.true(checks(s).some((c) => c.startsWith('isolation:') && c.includes('which the session cannot see')), checks(s).join('\n'));
 });
 
 test('bytes the parser takes that the protocol does not account for are found', async (t) => {
-  const s = await fuzz({
-    seed: 3, frames: 4000, reduce: false,
-    tamper: {
-      afterChecks: (x, batch) => {
-        if (batch !== 0) return;
-        // The start of a frame slipped into the fuzzer's rx ring behind the reference receiver's
-        // back: the firmware holds what follows as its payload, the receiver does not.
-        const sessions = x.array.mem.u32(A.MAP_ADDR + A.MAP_PORT_TABLE + FUZZ_PORT * A.MAP_PORT_BYTES + A.MPORT_SESSIONS_ADDR);
-        const head = Buffer.alloc(24);
-        head.writeUInt32BE(0xbcb55656, 0);
-        head[4] = T.PING;
-        head.writeUInt16BE(2112, 14);
-        new ByteRing(x.array.mem, x.array.mem.u32(sessions + A.SES_RX)).write(head);
-      },
-    },
-  });
+  const s = await brokenAfterFirstBatch((x) => {
+    // The start of a frame slipped into the fuzzer's rx ring behind the reference receiver's back:
+    // the firmware holds what follows as its payload, the receiver does not.
+    const head = Buffer.alloc(24);
+    head.writeUInt32BE(0xbcb55656, 0);
+    head[4] = T.PING;
+    head.writeUInt16BE(2112, 14);
+    new ByteRing(x.array.mem, x.array.mem.u32(fuzzSession(x) + A.SES_RX)).write(head);
+  }, { frames: 4000 });
   t.true(checks(s).some((c) => c.startsWith('parser:')), checks(s).join('\n'));
 });
 
 test('a firmware that traps is reported as a trap', async (t) => {
-  const s = await fuzz({
-    seed: 3, frames: 6000, reduce: false,
-    tamper: {
-      afterChecks: (x, batch) => {
-        if (batch !== 0) return;
-        // The fuzzer's session's rx ring pointer aimed past the end of memory: the next poll traps.
-        const sessions = x.array.mem.u32(A.MAP_ADDR + A.MAP_PORT_TABLE + FUZZ_PORT * A.MAP_PORT_BYTES + A.MPORT_SESSIONS_ADDR);
-        x.array.mem.setU32(sessions + A.SES_RX, 0xffffff00);
-      },
-    },
-  });
+  // The fuzzer's session's rx ring pointer aimed past the end of memory: the next poll traps.
+  const s = await brokenAfterFirstBatch((x) => x.array.mem.setU32(fuzzSession(x) + A.SES_RX, 0xffffff00));
   t.is(s.traps, 1);
   t.true(checks(s).some((c) => c.startsWith('trap:') && c.includes('memory access out of bounds')), checks(s).join('\n'));
 });
