@@ -685,13 +685,13 @@ export class Generator {
       this.count('nested');
       return;
     }
-    if (r === 5) { // the CMD payload shorter than 16 + CDB length, CDB lengths 0-32 and beyond
-      const cdbLength = this.int(40);
-      const cdb = Buffer.from(this.poolBytes(Math.min(cdbLength, 32)));
-      const n = this.int(16 + cdb.length + 1);
-      const payload = Buffer.alloc(16 + cdb.length);
+    if (r === 5) { // CDB lengths 0-32 and beyond, in payloads that hold them or stop short
+      const cdbLength = this.chance(0.2) ? 33 + this.int(223) : this.int(40);
+      const payload = Buffer.alloc(16 + cdbLength);
+      this.poolBytes(cdbLength).copy(payload, 16);
+      if (this.chance(0.5)) payload[16] = this.pick([0x00, 0x12, 0x28, 0x2a, 0xa0, 0xc0, 0xc1]);
       payload[10] = cdbLength;
-      cdb.copy(payload, 16);
+      const n = Math.min(MAX_PAYLOAD, this.chance(0.5) ? payload.length : this.int(payload.length + 1));
       this.frame(this.header(T.CMD, this.anyTag(), n), payload.subarray(0, n));
       this.count('cmd:shape');
       return;

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { fuzz, replay, DEFAULT_BATCH, type Summary, type Piece } from './fuzzer';
-import { H, REASON_NAMES } from './wire';
+import { H } from './wire';
 
 const USAGE = 'usage: npm run fuzz -- [--seed N] [--frames M] [--batch B] [--json] [--no-reduce] [--loud-deletes] [--replay FILE]';
 
@@ -34,7 +34,7 @@ function parse(argv: string[]): Args {
 }
 
 /** One line per piece: what the bytes are, as far as a frame header says. */
-export function describePiece(p: Piece): string {
+function describePiece(p: Piece): string {
   if (p === 'tick') return '(the clock moved to the next timer)';
   if (p === 'settle') return '(every command answered, the clock moved as far as that took)';
   const hex = p.subarray(0, 48).toString('hex') + (p.length > 48 ? '…' : '');
@@ -93,5 +93,3 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => { process.exitCode = code; }, (e) => { process.stderr.write(`fuzz: ${(e as Error).stack}\n`); process.exitCode = 1; });
-
-export { REASON_NAMES };

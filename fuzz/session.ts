@@ -10,7 +10,7 @@ import { decodeResponseAt, type FrameView, type DecodeError } from '../lib/proto
 import * as scsi from '../lib/scsi';
 import { ReceiverModel, zeroCounts, type Expectation, type Command, type ModelCounts } from './model';
 import { FuzzTarget, Link, FUZZ_PORT, PORT_ADDRESS } from './target';
-import { T, R, REASON_NAMES, HEADER_END } from './wire';
+import { T, R, REASON_NAMES } from './wire';
 import { CANARY_MAGIC } from './canary';
 import type { HostState } from './generate';
 
@@ -333,5 +333,3 @@ function describe(e: Expectation): string {
 function describeGot(g: { type: number; tag: number; reason: number; header: Buffer; payload: Buffer }): string {
   return g.type === T.REJECT ? `REJECT ${REASON_NAMES[g.reason] ?? g.reason} for header ${g.header.toString('hex')}` : `PONG tag ${g.tag} with ${g.payload.length} bytes`;
 }
-
-export { HEADER_END };

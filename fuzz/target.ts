@@ -12,7 +12,7 @@ import { TraceWriter } from '../harness/trace';
 import { ROUND_NS } from '../harness/driver';
 import { ByteRing } from '../hal/ring';
 import { SessionSlot } from '../hal/channels/session';
-import { FrameDecoder, type FrameSink, type FrameView, type DecodeError } from '../lib/protocol';
+import { FrameDecoder, type FrameSink } from '../lib/protocol';
 
 /** Port 0 is the fuzzer's; port 1 (another channel IOP) holds the canary volumes. */
 export const FUZZ_PORT = 0;
@@ -219,9 +219,4 @@ export class FuzzTarget {
     await this.array.release();
     if (this.ownDir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/** A frame sink that also treats a malformed frame from the controller as the error it is. */
-export function strictSink(frame: (f: FrameView) => void, bad: (e: DecodeError) => void): FrameSink {
-  return { frame, error: bad };
 }
