@@ -305,6 +305,8 @@ export class FuzzSession {
     const m = this.model.counts;
     const t = this.tally;
     const eq = (what: string, got: number, want: number) => { if (got !== want) this.violation('accounting', `${what}: controller counted ${got}, expected ${want}`); };
+    const held = this.link.rx.used();
+    if (held !== this.model.pending) this.violation('parser', `after the batch the rx ring holds ${held} bytes, the protocol says ${this.model.pending}`);
     eq('frames received', d(A.STAT_FRAMES_RX), m.framesRx);
     eq('BAD_CRC', d(A.STAT_FERR_BAD_CRC), m.badCrc);
     eq('TRUNCATED', d(A.STAT_FERR_TRUNCATED), m.truncated);
