@@ -76,6 +76,8 @@ export interface Summary {
 }
 
 export const DEFAULT_BATCH = 2000;
+/** The bytes of recent batches kept to replay and cut down a failure. */
+const HISTORY_BYTES = 64 << 20;
 
 export function replayCommand(seed: number, frames: number): string {
   return `npm run fuzz -- --seed ${seed} --frames ${frames}`;
@@ -96,12 +98,12 @@ export async function fuzz(o: FuzzOptions): Promise<Summary> {
     session = new FuzzSession(t, o.tamper);
     gen = new Generator(o.seed, session.state, o.quietDeletes !== false);
     learn(t, session);
-    const history: Piece[][] = [];
+    const history: Piece[][] = []; // the batches kept for reduction: the latest, up to HISTORY_BYTES
     while (gen.units < o.frames) {
       const pieces: Piece[] = [];
       const v = runBatch(t, session, gen, Math.min(batchFrames, o.frames - gen.units), pieces, batch, o);
       history.push(pieces);
-      if (history.length > 3) history.shift();
+      while (history.length > 1 && history.reduce((n, b) => n + bytesOf(b), 0) > HISTORY_BYTES) history.shift();
       if (v.length === 0 && (batch + 1) % (o.canaryEvery ?? 25) === 0) v.push(...canaries(t));
       if (v.length > 0) {
         failure = { batch, violations: v, replay: replayCommand(o.seed, o.frames) };
@@ -354,51 +356,58 @@ export async function replay(seed: number, batches: Piece[][]): Promise<Violatio
 }
 
 /**
- * Delta reduction (ddmin over the failing batch's pieces) on a fresh array, with the batches
- * before it as a prefix when the failing one alone does not fail. Bounded in attempts.
+ * Delta reduction on fresh arrays: first the batches before the failing one that it needs (none,
+ * the two before it, or all that were kept), cut down batch by batch; then the failing batch's
+ * pieces, as written and then cut before every SOF. Bounded in replays.
  */
 async function reduce(seed: number, history: Piece[][], check: string, log: (l: string) => void): Promise<Failure['reduced']> {
   let attempts = 0;
+  const budget = 800;
   const fails = async (prefix: Piece[][], pieces: Piece[]): Promise<boolean> => {
     attempts++;
     return (await replay(seed, [...prefix, pieces])).some((v) => v.check === check);
   };
   const last = history[history.length - 1];
+  const before = history.slice(0, -1);
+  const candidates = [[], before.slice(-2), before].filter((p, i, all) => i === 0 || p.length > all[i - 1].length);
   let prefix: Piece[][] | undefined;
-  for (let k = 0; k < history.length; k++) {
-    const p = history.slice(history.length - 1 - k, history.length - 1);
-    if (await fails(p, last)) { prefix = p; break; }
-  }
-  if (!prefix) { log(`fuzz: the failing batch alone (or with the ${history.length - 1} before it) does not fail on a fresh array: replay the whole run`); return undefined; }
-  const ddmin = async (start: Piece[], budget: number): Promise<Piece[]> => {
-    let cur = start;
-    let n = 2;
-    while (cur.length >= 2 && attempts < budget) {
-      const size = Math.ceil(cur.length / n);
-      let progressed = false;
-      for (let i = 0; i < n && attempts < budget; i++) {
-        const candidate = [...cur.slice(0, i * size), ...cur.slice((i + 1) * size)];
-        if (candidate.length > 0 && await fails(prefix!, candidate)) {
-          cur = candidate;
-          n = Math.max(n - 1, 2);
-          progressed = true;
-          break;
-        }
-      }
-      if (!progressed) {
-        if (n >= cur.length) break;
-        n = Math.min(cur.length, n * 2);
+  for (const p of candidates) if (await fails(p, last)) { prefix = p; break; }
+  if (!prefix) { log(`fuzz: the failing batch does not fail on a fresh array after the ${before.length} batches kept before it: replay the whole run`); return undefined; }
+  prefix = await ddmin(prefix, (p) => fails(p, last), () => attempts < budget / 4);
+  const kept = prefix;
+  let cur = await ddmin(last, (ps) => fails(kept, ps), () => attempts < budget / 2);
+  const fine = cur.flatMap((p): Piece[] => (typeof p === 'string' ? [p] : atSofs(p)));
+  if (fine.length > cur.length && await fails(kept, fine)) cur = await ddmin(fine, (ps) => fails(kept, ps), () => attempts < budget);
+  log(`fuzz: reduced the failing batch to ${cur.length} pieces after ${kept.length} batches, in ${attempts} replays`);
+  return { batches: [...kept, cur], bytes: bytesOf(cur), attempts };
+}
+
+/** ddmin: the smallest sublist (by removing chunks) for which `fails` still holds, while `more()`. */
+async function ddmin<X>(items: X[], fails: (xs: X[]) => Promise<boolean>, more: () => boolean): Promise<X[]> {
+  let cur = items;
+  let n = 2;
+  while (cur.length >= 1 && more()) {
+    const size = Math.ceil(cur.length / n);
+    let progressed = false;
+    for (let i = 0; i < n && more(); i++) {
+      const candidate = [...cur.slice(0, i * size), ...cur.slice((i + 1) * size)];
+      if (candidate.length < cur.length && await fails(candidate)) {
+        cur = candidate;
+        n = Math.max(n - 1, 2);
+        progressed = true;
+        break;
       }
     }
-    return cur;
-  };
-  // First the arrivals as they were, then each cut where a SOF begins: frames one by one.
-  let cur = await ddmin(last, 300);
-  const fine = cur.flatMap((p): Piece[] => (typeof p === 'string' ? [p] : atSofs(p)));
-  if (fine.length > cur.length && await fails(prefix, fine)) cur = await ddmin(fine, attempts + 500);
-  log(`fuzz: reduced the failing batch to ${cur.length} pieces in ${attempts} replays`);
-  const bytes = cur.reduce((x, p) => x + (typeof p === 'string' ? 0 : p.length), 0);
-  return { batches: [...prefix, cur], bytes, attempts };
+    if (!progressed) {
+      if (n >= cur.length) break;
+      n = Math.min(cur.length, n * 2);
+    }
+  }
+  return cur;
+}
+
+function bytesOf(pieces: Piece[]): number {
+  return pieces.reduce((x, p) => x + (typeof p === 'string' ? 0 : p.length), 0);
 }
 
 /** A piece cut before every SOF in it. */

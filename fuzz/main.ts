@@ -53,18 +53,23 @@ function words(s: Summary): string {
   return lines.join('\n');
 }
 
-function reportFailure(s: Summary): void {
+/**
+ * Says on stderr what failed and how to replay it; writes the cut-down pieces to a file for
+ * --replay. Returns the summary as JSON wants it: the pieces replaced by that file's path.
+ */
+function reportFailure(s: Summary): object {
   const f = s.failure!;
   process.stderr.write(`fuzz: VIOLATION in batch ${f.batch}:\n`);
   for (const v of f.violations) process.stderr.write(`  ${v.check}: ${v.detail}\n`);
-  process.stderr.write(`replay the run: ${f.replay}${s.quietDeletes ? '' : ' --loud-deletes'}\n`);
-  if (f.reduced) {
-    const file = path.join(os.tmpdir(), `sanbox-fuzz-seed${s.seed}-batch${f.batch}.json`);
-    fs.writeFileSync(file, JSON.stringify({ seed: s.seed, check: f.violations[0].check, batches: f.reduced.batches.map((b) => b.map((p) => (typeof p === 'string' ? p : p.toString('hex')))) }));
-    const last = f.reduced.batches[f.reduced.batches.length - 1];
-    process.stderr.write(`cut down to ${last.length} pieces (${f.reduced.bytes} bytes${f.reduced.batches.length > 1 ? `, after ${f.reduced.batches.length - 1} earlier batches` : ''}); replay them: npm run fuzz -- --replay ${file}\n`);
-    for (const p of last.slice(0, 40)) process.stderr.write(`  ${describePiece(p)}\n`);
-  }
+  const again = `${f.replay}${s.quietDeletes ? '' : ' --loud-deletes'}`;
+  process.stderr.write(`replay the run: ${again}\n`);
+  if (!f.reduced) return { ...s, failure: { ...f, replay: again } };
+  const file = path.join(os.tmpdir(), `sanbox-fuzz-seed${s.seed}-batch${f.batch}.json`);
+  fs.writeFileSync(file, JSON.stringify({ seed: s.seed, check: f.violations[0].check, batches: f.reduced.batches.map((b) => b.map((p) => (typeof p === 'string' ? p : p.toString('hex')))) }));
+  const last = f.reduced.batches[f.reduced.batches.length - 1];
+  process.stderr.write(`cut down to ${last.length} pieces (${f.reduced.bytes} bytes${f.reduced.batches.length > 1 ? `, after ${f.reduced.batches.length - 1} earlier batches` : ''}); replay them: npm run fuzz -- --replay ${file}\n`);
+  for (const p of last.slice(0, 40)) process.stderr.write(`  ${describePiece(p)}\n`);
+  return { ...s, failure: { ...f, replay: again, reduced: { file, pieces: last.length, bytes: f.reduced.bytes, attempts: f.reduced.attempts } } };
 }
 
 async function main(): Promise<number> {
@@ -86,9 +91,8 @@ async function main(): Promise<number> {
   }
   const log = (l: string) => { if (!a.json || process.stderr.isTTY) process.stderr.write(`${l}\n`); };
   const s = await fuzz({ seed: a.seed, frames: a.frames, batchFrames: a.batch, reduce: a.reduce, quietDeletes: a.quietDeletes, log });
-  if (a.json) process.stdout.write(`${JSON.stringify(s)}\n`);
-  else process.stdout.write(`${words(s)}\n`);
-  if (s.failure) reportFailure(s);
+  const out = s.failure ? reportFailure(s) : s;
+  process.stdout.write(a.json ? `${JSON.stringify(out)}\n` : `${words(s)}\n`);
   return s.failure ? 1 : 0;
 }
 

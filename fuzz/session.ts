@@ -73,11 +73,20 @@ export class FuzzSession {
 
   private command(c: Command): void {
     this.state.outstanding.set(c.tag, (this.state.outstanding.get(c.tag) ?? 0) + 1);
-    this.sent[c.tag] = this.sent[c.tag] ? [this.sent[c.tag][this.sent[c.tag].length - 1], c] : [c];
+    (this.sent[c.tag] ??= []).push(c);
   }
 
-  /** The last two commands sent with each tag, for messages about them. */
+  /**
+   * The unanswered commands of each tag, oldest first, for messages about them. A tag has one
+   * command running at most; a duplicate is answered at once (OVERLAPPED COMMANDS, TASK SET
+   * FULL), so those answers are the newest command's and every other answer is the oldest's.
+   */
   private readonly sent: Command[][] = new Array(65536);
+
+  private answered(tag: number, newest: boolean): void {
+    const q = this.sent[tag];
+    if (newest) q?.pop(); else q?.shift();
+  }
 
   private described(tag: number): string {
     return (this.sent[tag] ?? []).map((c) => `LUN ${c.lun} CDB ${c.cdb.toString('hex')} expected ${c.expected} flags ${c.flags}`).join(' / ');
@@ -121,7 +130,7 @@ export class FuzzSession {
     while (!this.target.failed && (this.outstandingTotal() > 0 || this.model.pending > 0)) {
       const next = this.target.nextTimerNs();
       if (next === Infinity || next - start > SETTLE_BOUND_NS) {
-        const tags = [...this.state.outstanding.entries()].slice(0, 8).map(([t, n]) => `tag ${t}${n > 1 ? ` x${n}` : ''} (last sent: ${this.described(t)})`);
+        const tags = [...this.state.outstanding.entries()].slice(0, 8).map(([t, n]) => `tag ${t}${n > 1 ? ` x${n}` : ''}: ${this.described(t)}`);
         this.violation('hang', `${this.outstandingTotal()} command(s) never answered within ${SETTLE_BOUND_NS / 1e9} s of virtual time `
           + `(${tags.join('; ')}), ${this.model.pending} bytes of a partial frame still held`);
         this.state.outstanding.clear();
@@ -221,6 +230,7 @@ export class FuzzSession {
     }
     if (r.underflow && r.overflow) this.violation('sense', `RSP for tag ${f.tag} claims underflow and overflow`);
     this.statusKeys.set(key, (this.statusKeys.get(key) ?? 0) + 1);
+    this.answered(f.tag, r.status === 0x28 || key === 0x100000000 + (5 << 16) + (0x4e << 8));
   }
 
   private readonly statusKeys = new Map<number, number>();

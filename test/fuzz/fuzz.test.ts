@@ -143,13 +143,14 @@ test('the audit finds tables that do not add up', async (t) => {
 
 // Issue 7, defects 1 and 4 (delete does not quiesce the volume; a flush waits for ever on what it
 // cannot destage), under rework in firmware/cache.ts, volume.ts and sequencer.ts by another change.
-// `npm run fuzz -- --seed 2 --frames 200000 --loud-deletes` finds it in batch 15 (a FUA WRITE(16)
-// never answered), seed 1 in batch 47, seed 3 as a flush after the run that never ends; an earlier
-// seed-3 run was cut down by the fuzzer to these four frames: a WRITE(16) with FUA to LUN 3 waits
-// for its data, DELETE VOLUME with FORCE deletes the volume under it, the data arrives, and the
-// write commits into slots of the deleted volume that the disk IOP can never destage: the FUA
-// write, and any flush, wait for ever. Until then the fuzzer sends DELETE VOLUME only while its
-// session is quiet (--loud-deletes turns that off). Unskip when delete quiesces the volume.
+// `npm run fuzz -- --seed 3 --frames 200000 --loud-deletes` finds it in batch 12 (a FUA WRITE(10)
+// whose volume is deleted while it waits for its data is never answered), seeds 4 and 1 in
+// batches 18 and 46, seed 2 as a flush after the run that never ends. An earlier run was cut down
+// by the fuzzer to these four frames: a WRITE(16) with FUA to LUN 3 waits for its data, DELETE
+// VOLUME with FORCE deletes the volume under it, the data arrives, and the write commits into
+// slots of the deleted volume that the disk IOP can never destage: the FUA write, and any flush,
+// wait for ever. Until then the fuzzer sends DELETE VOLUME only while its session is quiet
+// (--loud-deletes turns that off). Unskip when delete quiesces the volume.
 test.skip('DELETE VOLUME while a FUA WRITE to it waits for its data: the write ends and the array flushes', async (t) => {
   const cmd = (tag: number, lun: number, cdb: string, expected: number, flags: number) => {
     const b = Buffer.alloc(32 + 16 + cdb.length / 2);
