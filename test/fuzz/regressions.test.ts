@@ -30,9 +30,9 @@ async function volumes(c: CommandTransport): Promise<scsi.Volume[]> {
   return scsi.parseVolumes(Buffer.from(r.data));
 }
 
-// Found by `npm run fuzz -- --seed 1`: a capacity of 2^48 bytes is 2^32 chunks, which the volume
-// table's u32 chunk count kept as 0. The volume was created on no space at all (the media's free
-// chunks did not move), and its data had nowhere to go.
+// Found by the fuzzer's first runs (seed 1, batch 4, the tables check): a capacity of 2^48 bytes is
+// 2^32 chunks, which the volume table's u32 chunk count kept as 0. The volume was created on no
+// space at all (the media's free chunks did not move), and its data had nowhere to go.
 for (const [what, blocks, bs, placement] of [
   ['2^48 bytes, linear', 1n << 39n, 512, 0],
   ['2^48 bytes, 4 KiB blocks', 1n << 36n, 4096, 0],
