@@ -276,7 +276,9 @@ function checkCreate(
   if (volumeByName(name) >= 0) return VE_NAME_EXISTS;
   if (blockBytes != 512 && blockBytes != 4096) return VE_BAD_BLOCK_SIZE;
   if (placement > PLACE_STRIPED) return VE_BAD_PLACEMENT;
-  if (capacity == 0 || capacity > (<u64>1 << 48) / <u64>blockBytes) return VE_BAD_CAPACITY;
+  // At most 2^48 bytes less 16 chunks: the chunk count is a u32, and a striped volume rounds it up
+  // to a multiple of up to MAX_EXTENTS media without passing 2^32.
+  if (capacity == 0 || capacity > ((<u64>1 << 48) - (<u64>16 << SLOT_SHIFT)) / <u64>blockBytes) return VE_BAD_CAPACITY;
   if (wanted != 0xFFFF && wanted >= MAX_VOLUMES) return VE_NUMBER_IN_USE;
   if (wanted != 0xFFFF && volumeInUse(wanted)) return VE_NUMBER_IN_USE;
   if (mediaN > 16) return VE_NO_MEDIUM;
