@@ -275,9 +275,10 @@ export function tableProblems(volumes: scsi.Volume[], maps: scsi.Mapping[], medi
     if (m.port === FUZZ_PORT && m.lun >= MAPPABLE_LUNS) out.push(`port ${m.port} LUN ${m.lun} is mapped, which no frame of the fuzzer could ask for`);
     if (m.lun < 1 || m.lun > 255 || m.port > 1) out.push(`a mapping at port ${m.port} LUN ${m.lun}`);
   }
-  // Space: every chunk the media say is used belongs to a volume, and every volume has its chunks.
+  // Space: every chunk the media say is used belongs to a volume or is a medium's label chunk
+  // (chunk 0 of every medium), and every volume has its chunks.
   const used = media.reduce((n, m) => n + m.sectors / 128 - m.freeChunks, 0);
-  const need = volumes.reduce((n, v) => {
+  const need = media.length + volumes.reduce((n, v) => {
     const chunks = Math.ceil((v.blocks * v.blockSize) / 65536);
     return n + (v.placement === 'striped' ? Math.ceil(chunks / v.media.length) * v.media.length : chunks);
   }, 0);

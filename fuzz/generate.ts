@@ -92,8 +92,9 @@ export class Generator {
 
   /**
    * DELETE VOLUME only when the session is quiet (quietDelete()), every other one aimed at no
-   * volume: a delete while a command of the volume is in flight hangs or leaks data today
-   * (issue 7, defect 1), which would stop every run at its first such delete.
+   * volume, unless quietDeletes is off (--loud-deletes). Loud runs are clean since delete
+   * quiesces the volume (issue 7, defect 1), but the receiver model cannot yet say whether a
+   * DATA_OUT that crosses the delete on the wire is owed a REJECT, so the default stays quiet.
    */
   private deletesNow: boolean;
 
