@@ -48,8 +48,8 @@ const VOLUME_BYTES = 1024 * MiB;
 const WORKING_SET_BYTES = 128 * MiB;
 const CACHE_SIZE = '256MiB';
 const MEDIA = 4;
-/** Room for the 1 GiB volume and the working-set volume of the iSCSI cases. */
-const MEDIA_BYTES = (VOLUME_BYTES + WORKING_SET_BYTES) / MEDIA;
+/** Room for the 1 GiB volume, the working-set volume of the iSCSI cases and the label chunk (chunk 0) of each medium. */
+const MEDIA_BYTES = (VOLUME_BYTES + WORKING_SET_BYTES) / MEDIA + MiB;
 const LUN = 1;
 const TARGET_INPROC_READ4K_QD32_IOPS = 200_000;
 const TARGET_TCP_VS_TGTD = 1.0;

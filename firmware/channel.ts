@@ -8,19 +8,21 @@ import {
   MAP_ADDR, MAP_PORT_TABLE, MAP_PORT_BYTES, MPORT_SESSIONS_ADDR, MPORT_SESSIONS, SESSION_BYTES, SES_STATE,
   SES_GENERATION, SES_FW_GENERATION, SES_TX, SES_CQ, SES_HANGUP, SESS_OPEN, SESS_CLOSING, SESS_CLOSED,
   CPORT_IOP, CPORT_KIND, CPORT_ADDRESS, PORT_QUEUE, PORT_ISCSI, MAX_SESSIONS, CFG_CONTEXTS, CFG_BUFFER_CHUNKS,
-  BUFFER_CHUNK_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, TRACE_SESSION, NCQ_ID, MAX_PORTS, SENSE_BYTES, MIOP_PRIVATE,
+  BUFFER_CHUNK_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, TRACE_SESSION, NCQ_ID, NCQ_STATUS, MAX_PORTS, SENSE_BYTES,
+  MIOP_PRIVATE, MAX_VOLUMES,
 } from "./abi";
 import { cfg32, cfgPort, portCount } from "./config";
 import { gIndex, gPrivate, gNvCq, gNow, iopEntry } from "./iop";
 import { ringPeek, ringRelease, ringRing } from "./ring";
 import {
   CTX_BYTES, CP_CTX_BASE, CP_BUF_BASE, CP_BUF_MAP, CP_SESS_BASE, CP_SCRATCH, CP_IMAGE, CP_HEADER_BYTES,
-  CP_PORT_EXT, BUFFER_MAP_BYTES, ctxInit, ctxById, activeFirst, activeNext, CX_PORT, CX_SESSION, CX_NV_PENDING,
-  CX_STATUS, CX_LUN, ctxSense, senseFixed,
+  CP_PORT_EXT, CP_FENCE_GEN, BUFFER_MAP_BYTES, ctxInit, ctxById, activeFirst, activeNext, CX_PORT, CX_SESSION,
+  CX_NV_PENDING, CX_FLAGS, CXF_NV_FAILED, CX_STATUS, CX_LUN, ctxSense, senseFixed,
 } from "./ctx";
 import { transportOpen, transportClose, transportReceive, transportSessionBytes } from "./comm/transport";
-import { ctxStep, abortWhere, ANY } from "./sequencer";
-import { nvKick } from "./nv";
+import { ctxStep, abortWhere, abortSense, ANY, ABORT_SILENT } from "./sequencer";
+import { fenceGeneration, volumeFenced, fenceAck, fenceAcked } from "./cache";
+import { nvKick, nvCompletionFailed, NVK_CONTEXT } from "./nv";
 import { prngSeed } from "./prng";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
@@ -127,6 +129,7 @@ export function channelPoll(): i32 {
     for (let s: u32 = 0; s < n; s++) work += serveSession(port, s);
   }
   work += drainNv();
+  work += purgeFenced();
   work += stepActive();
   ringTxDoorbells();
   nvKick();
@@ -174,7 +177,7 @@ function closeSession(port: u32, s: u32): void {
 }
 
 /** Ends every command of the session without a status (also those already answered that go on). */
-export function abortSession(port: u32, s: u32): u32 { return abortWhere(port, s, ANY); }
+export function abortSession(port: u32, s: u32): u32 { return abortWhere(port, s, ANY, ABORT_SILENT); }
 
 /**
  * Asks the binding to close the connection once what the tx ring holds has gone out (a logout,
@@ -184,6 +187,25 @@ export function abortSession(port: u32, s: u32): u32 { return abortWhere(port, s
 export function sessionHangUp(port: u32, s: u32): void {
   store<u32>(sessionDesc(port, s) + SES_HANGUP, 1);
   markTx(port, s);
+}
+
+/**
+ * A volume was fenced for deletion: this IOP's commands of it, on every port and session, end now
+ * with ABORTED COMMAND, TARGET OPERATING CONDITIONS HAVE CHANGED (3Fh/00h), whatever step they are
+ * at (held by their transport included); then the IOP says it holds none (the delete waits for
+ * every channel IOP).
+ */
+function purgeFenced(): i32 {
+  const gen = fenceGeneration();
+  if (gen == load<u32>(gPrivate + CP_FENCE_GEN)) return 0;
+  store<u32>(gPrivate + CP_FENCE_GEN, gen);
+  let work: i32 = 0;
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
+    if (!volumeFenced(v) || fenceAcked(v, gIndex)) continue;
+    work += <i32>abortWhere(ANY, ANY, v, abortSense(0x0B, 0x3F, 0x00));
+    fenceAck(v, gIndex);
+  }
+  return work;
 }
 
 function stepActive(): i32 {
@@ -201,10 +223,14 @@ function drainNv(): i32 {
   let n: i32 = 0;
   let e = ringPeek(gNvCq);
   while (e != 0) {
-    const c = ctxById(load<u32>(e + NCQ_ID) & 0x0FFFFFFF);
-    if (c != 0 && (load<u32>(e + NCQ_ID) >> 28) != 0) {
+    const id = load<u32>(e + NCQ_ID);
+    const status = load<u32>(e + NCQ_STATUS);
+    if (status != 0) nvCompletionFailed(status, id);
+    const c = ctxById(id & 0x0FFFFFFF);
+    if (c != 0 && (id >> 28) == NVK_CONTEXT) {
       const p = load<u32>(c + CX_NV_PENDING);
       if (p > 0) store<u32>(c + CX_NV_PENDING, p - 1);
+      if (status != 0) store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_NV_FAILED);
     }
     ringRelease(gNvCq, 1);
     n++;

@@ -9,7 +9,7 @@ import { gNow, wakeAt } from "../../iop";
 import { portCount } from "../../config";
 import { CX_PORT, CX_SESSION, CX_LUN, ctxAt, bufAlloc, bufFree, bufAddr, BUFFER_GRANULE_BYTES } from "../../ctx";
 import { portKind, portSessions, tagFind, sessionHangUp, abortSession } from "../../channel";
-import { abortCommand, abortWhere, ctxLogicalUnit, ANY, LU_COMMAND_DEVICE, LU_NONE } from "../../sequencer";
+import { abortCommand, abortWhere, ctxLogicalUnit, ANY, LU_COMMAND_DEVICE, LU_NONE, ABORT_SILENT } from "../../sequencer";
 import { volumeAtLun } from "../../volume";
 import { statInc, statAdd } from "../../stats";
 import { trace } from "../../trace";
@@ -356,16 +356,16 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
     if (i != 0) { abortCommand(ctxAt(i - 1)); aborted = 1; }
     else response = abortUnseen(port, s, sess, getBe32(b + 32)); // RefCmdSN
   } else if (fn == TMF_ABORT_TASK_SET) {
-    if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(port, s, lu);
+    if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(port, s, lu, ABORT_SILENT);
   } else if (fn == TMF_CLEAR_TASK_SET || fn == TMF_LUN_RESET) {
     // One task set per logical unit for every initiator (control mode page TST=000b): every
     // session's tasks on it go, whichever port they came through.
-    if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(ANY, ANY, lu);
+    if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(ANY, ANY, lu, ABORT_SILENT);
   } else if (fn == TMF_TARGET_WARM_RESET || fn == TMF_TARGET_COLD_RESET) {
-    aborted = abortWhere(ANY, ANY, LU_COMMAND_DEVICE);
+    aborted = abortWhere(ANY, ANY, LU_COMMAND_DEVICE, ABORT_SILENT);
     for (let l: u32 = 1; l < MAX_LUNS; l++) {
       const v = volumeAtLun(port, l);
-      if (v >= 0) aborted += abortWhere(ANY, ANY, <u32>v);
+      if (v >= 0) aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
     }
   } else if (fn == TMF_CLEAR_ACA) {
     response = TMR_NOT_SUPPORTED; // no ACA: the control byte's NACA bit is not supported
