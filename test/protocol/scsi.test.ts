@@ -116,6 +116,10 @@ test('statistics: the cache block, then one block of STAT_* counters per IOP', (
   t.is(S.STAT_NAMES[0], 'polls');
   t.is(S.STAT_NAMES[12], 'ferrBadCrc');
   t.is(S.STAT_NAMES.length, A.STAT_COUNT);
+  t.is(S.STAT_NAMES[A.STAT_NV_ERRORS], 'nvErrors');
+  t.is(S.STAT_NAMES[A.STAT_PINS], 'pins');
+  t.is(S.STAT_NAMES[A.STAT_PDUS_RX], 'pdusRx');
+  t.is(S.STAT_NAMES[A.STAT_TASK_MGMT], 'taskMgmt');
   const entry = 8 + 8 * S.STAT_NAMES.length;
   const d = Buffer.alloc(8 + 64 + 2 * entry);
   d.writeUInt32BE(d.length - 8, 0); d.writeUInt16BE(entry, 4); d.writeUInt16BE(2, 6);
@@ -146,6 +150,12 @@ test('sense data in words: fixed format, information, field pointers, vendor cod
   t.is(S.decodeSense(fixed(5, 0x80, 0x00)).text, 'ILLEGAL REQUEST: VOLUME NAME ALREADY EXISTS');
   t.is(S.decodeSense(fixed(5, 0x85, 0x01)).text, 'ILLEGAL REQUEST: VENDOR SPECIFIC ASC 85h/01h');
   t.is(S.decodeSense(fixed(0xb, 0x47, 0x01)).text, 'ABORTED COMMAND: DATA PHASE CRC ERROR DETECTED');
+  // The senses of the integrity work and of iSCSI are named in words too (sanctl prints them).
+  t.is(S.decodeSense(fixed(0xb, 0x3f, 0x00)).text, 'ABORTED COMMAND: TARGET OPERATING CONDITIONS HAVE CHANGED');
+  t.is(S.decodeSense(fixed(4, 0x44, 0x00)).text, 'HARDWARE ERROR: INTERNAL TARGET FAILURE');
+  t.is(S.decodeSense(fixed(2, 0x31, 0x00)).text, 'NOT READY: MEDIUM FORMAT CORRUPTED');
+  t.is(S.decodeSense(fixed(5, 0x0e, 0x03)).text, 'ILLEGAL REQUEST: INVALID FIELD IN COMMAND INFORMATION UNIT');
+  t.is(S.decodeSense(fixed(0xb, 0x47, 0x05)).text, 'ABORTED COMMAND: PROTOCOL SERVICE CRC ERROR');
   t.is(S.decodeSense(fixed(2, 0x04, 0x03)).text, 'NOT READY: LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED');
   t.is(S.decodeSense(fixed(0xc, 0x30, 0x00)).text, 'SENSE KEY 0Ch: ASC 30h/00h');
   t.like(S.decodeSense(hex('72 05 24 00 00 00 00 00')), { key: 5, asc: 0x24, text: 'ILLEGAL REQUEST: INVALID FIELD IN CDB' });

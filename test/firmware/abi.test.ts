@@ -1,0 +1,75 @@
+// The HAL ABI (firmware/abi.ts) numbers each counter and trace type once and lays its structures
+// out without overlap. Two lines of work added counters, trace types, config and map fields at the
+// same time (iSCSI, firmware integrity); this is the check that their merge gave each its own.
+import test from 'ava';
+import * as A from '../../hal/abi';
+
+const entries = (prefix: string, skip: string[] = []): Array<[string, number]> =>
+  Object.entries(A).filter(([k, v]) => k.startsWith(prefix) && typeof v === 'number' && !skip.includes(k)) as Array<[string, number]>;
+
+function distinct(t: import('ava').ExecutionContext, what: string, list: Array<[string, number]>): void {
+  const seen = new Map<number, string>();
+  for (const [k, v] of list) {
+    t.false(seen.has(v), `${what}: ${k} and ${seen.get(v)} are both ${v}`);
+    seen.set(v, k);
+  }
+}
+
+/** [start, end) ranges must not overlap. */
+function disjoint(t: import('ava').ExecutionContext, what: string, ranges: Array<[string, number, number]>): void {
+  const sorted = [...ranges].sort((a, b) => a[1] - b[1]);
+  for (let i = 1; i < sorted.length; i++) t.true(sorted[i - 1][2] <= sorted[i][1], `${what}: ${sorted[i - 1][0]} runs into ${sorted[i][0]}`);
+}
+
+test('every STAT_* counter has its own index, 0 to STAT_COUNT - 1, and they fit the stats block', (t) => {
+  const stats = entries('STAT_', ['STAT_COUNT']);
+  distinct(t, 'stats', stats);
+  t.deepEqual(stats.map(([, v]) => v).sort((a, b) => a - b), Array.from({ length: A.STAT_COUNT }, (_, i) => i));
+  t.true(8 * A.STAT_COUNT <= A.STATS_BYTES);
+});
+
+test('every TRACE_* record type has its own number', (t) => {
+  const types = entries('TRACE_', ['TRACE_BYTES']);
+  distinct(t, 'trace types', types);
+  t.true(types.every(([, v]) => v > 0 && v < 0x10000), 'a type fits TR_TYPE (u16)');
+});
+
+test('config block: scalar fields are distinct and below the tables; the tables do not overlap and fit the block', (t) => {
+  const tables = ['CFG_IOP_TABLE', 'CFG_IOP_BYTES', 'CFG_MEDIA_TABLE', 'CFG_MEDIUM_BYTES', 'CFG_PORT_TABLE', 'CFG_PORT_BYTES',
+    'CFG_PORT_EXT_TABLE', 'CFG_PORT_EXT_BYTES'];
+  const fields = entries('CFG_', tables);
+  distinct(t, 'config fields', fields);
+  t.true(A.CFG_ENTROPY + 16 <= A.CFG_IOP_TABLE && A.CFG_ARRAY_NAME + 32 <= A.CFG_ENTROPY);
+  disjoint(t, 'config tables', [
+    ['scalars', 0, A.CFG_IOP_TABLE],
+    ['IOP table', A.CFG_IOP_TABLE, A.CFG_IOP_TABLE + A.MAX_IOPS * A.CFG_IOP_BYTES],
+    ['media table', A.CFG_MEDIA_TABLE, A.CFG_MEDIA_TABLE + A.MAX_MEDIA * A.CFG_MEDIUM_BYTES],
+    ['port table', A.CFG_PORT_TABLE, A.CFG_PORT_TABLE + A.MAX_PORTS * A.CFG_PORT_BYTES],
+    ['port extension table', A.CFG_PORT_EXT_TABLE, A.CFG_PORT_EXT_TABLE + A.MAX_PORTS * A.CFG_PORT_EXT_BYTES],
+    ['end', A.CONFIG_BYTES, A.CONFIG_BYTES],
+  ]);
+  t.true(A.CPX_PING_MS + 4 <= A.CFG_PORT_EXT_BYTES);
+});
+
+test('map header: scalar fields are distinct and below the tables; the tables and the stuck list do not overlap', (t) => {
+  const tables = ['MAP_IOP_TABLE', 'MAP_IOP_BYTES', 'MAP_MEDIA_TABLE', 'MAP_MEDIUM_BYTES', 'MAP_PORT_TABLE', 'MAP_PORT_BYTES',
+    'MAP_CONTROL_STUCK_LIST', 'MAP_MAGIC_VALUE', 'MAP_ADDR', 'MAP_BYTES'];
+  const fields = entries('MAP_', tables);
+  distinct(t, 'map fields', fields);
+  t.true(fields.every(([, v]) => v + 4 <= A.MAP_IOP_TABLE), 'scalars below the IOP table');
+  disjoint(t, 'map tables', [
+    ['IOP table', A.MAP_IOP_TABLE, A.MAP_IOP_TABLE + A.MAX_IOPS * A.MAP_IOP_BYTES],
+    ['media table', A.MAP_MEDIA_TABLE, A.MAP_MEDIA_TABLE + A.MAX_MEDIA * A.MAP_MEDIUM_BYTES],
+    ['port table', A.MAP_PORT_TABLE, A.MAP_PORT_TABLE + A.MAX_PORTS * A.MAP_PORT_BYTES],
+    ['stuck list', A.MAP_CONTROL_STUCK_LIST, A.MAP_CONTROL_STUCK_LIST + A.CONTROL_STUCK_MAX * A.CSE_BYTES],
+    ['end', A.MAP_BYTES, A.MAP_BYTES],
+  ]);
+  t.true(A.MMED_STATE + 4 <= A.MAP_MEDIUM_BYTES && A.MPORT_LISTEN_PORT + 4 <= A.MAP_PORT_BYTES);
+});
+
+test('session descriptor: each field once, all within SESSION_BYTES', (t) => {
+  const fields = entries('SES_', ['SES_LOCAL_ADDR_BYTES']);
+  distinct(t, 'session fields', fields);
+  t.true(fields.every(([k, v]) => v + (k === 'SES_LOCAL_ADDR' ? A.SES_LOCAL_ADDR_BYTES : 4) <= A.SESSION_BYTES));
+  t.true(fields.filter(([k]) => k !== 'SES_LOCAL_ADDR').every(([, v]) => v + 4 <= A.SES_LOCAL_ADDR), 'the address follows the u32 fields');
+});
