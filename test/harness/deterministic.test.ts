@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import fc from 'fast-check';
 import * as A from '../../hal/abi';
+import { DeterministicDriver } from '../../harness/driver';
 import { tempDir, startSmall, createVolume, read, write, pattern } from './env';
 
 // A disk with a seek curve, rotation and a transfer rate: stage and destage times depend on the
@@ -118,8 +119,7 @@ test('no acknowledged write is lost when the power fails at a random round (fast
       }
       const pending = inflight.map((w) => ({ w, data: pattern(clip(w) * 512, w.seed ^ 0x5a5a5a5a) }));
       const settled = pending.map((p) => write(s, 1, p.w.lba, p.data).then(() => true, () => false));
-      const a = first.array();
-      for (let r = 0; r < rounds; r++) a.round(first.driver().now() + r * 1000);
+      await (first.driver() as DeterministicDriver).rounds(rounds); // each round waits for its NV and media I/O
       await first.stop('powerFail');
       const done = await Promise.all(settled);
       crashes++;

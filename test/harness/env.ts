@@ -18,6 +18,7 @@ export interface SmallOptions {
   media?: object[];
   ports?: object[];
   cache?: object;
+  nv?: object;
   trace?: boolean;
   traceCommands?: boolean;
 }
@@ -32,6 +33,7 @@ export function smallTopology(o: SmallOptions): object {
       name: 'a0',
       dir: path.join(o.dir, 'a0'),
       cache: { size: '8MiB', destageIntervalMs: 2, destageAgeMs: 5, ...o.cache },
+      ...(o.nv ? { nv: o.nv } : {}),
       traceCommands: o.traceCommands ?? false,
       iops: [{ role: 'channel' }, { role: 'disk' }],
       media: o.media ?? [{ name: 'd0', kind: 'file', size: '64MiB' }, { name: 'd1', kind: 'file', size: '64MiB' }],

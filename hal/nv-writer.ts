@@ -1,0 +1,292 @@
+// The NV writer: a thread that applies batches of NV writes to the NV file, so that the array's
+// thread never waits for a pwrite or an fdatasync (docs/hal.md, Non-volatile memory; why a thread
+// and not libuv's pool: docs/design-notes.md).
+//
+// A batch is a buffer of entries (file offset, length, bytes) captured at the doorbell, in ring
+// order, plus the steps to take with it. The thread takes one batch at a time and runs its steps
+// with blocking calls, in order, so the file always holds a prefix of the ring's writes: a kill
+// of the emulator in the middle of a batch leaves the entries before some point and none after.
+//
+// With nv.sync, that is not enough for a power loss of the host: the kernel may write back the
+// pages of one batch in any order, so a slot descriptor could reach the disk without the data it
+// describes. So a sync batch is first appended to a journal (<nv file>.journal) as one record
+// with a CRC, the journal is fdatasync'd (one flush per batch: the batch is durable), and only
+// then applied in place. At the next load the journal's records are applied again, oldest first;
+// a torn record fails its CRC and ends the replay. Before the journal wraps to its start, the NV
+// file is fdatasync'd, so nothing the overwritten records held is lost.
+//
+// Journal record (RECORD_* offsets), at a multiple of 512 bytes in the journal:
+//   magic u32 | version u32 | seq f64 | entries u32 | body bytes u32 | body CRC u32 | header CRC u32
+//   body: entries, each offset u32 | length u32 | bytes, padded to 8
+// seq grows by one per record for the life of the journal file (the next run continues from the
+// largest seq the file holds), so a record left from an older pass can never follow a newer one.
+import * as fs from 'fs';
+import * as zlib from 'zlib';
+import { Worker } from 'worker_threads';
+
+export const RECORD = {
+  MAGIC: 0x4a4e4253, // "SBNJ"
+  VERSION: 1,
+  HEADER_BYTES: 32,
+  ENTRY_HEADER_BYTES: 8,
+  ALIGN: 512,
+  O_MAGIC: 0, O_VERSION: 4, O_SEQ: 8, O_ENTRIES: 16, O_BODY_BYTES: 20, O_BODY_CRC: 24, O_HEADER_CRC: 28,
+} as const;
+
+/** Past this many bytes the journal starts again at 0 (after an fdatasync of the NV file). */
+export const JOURNAL_WRAP_BYTES = 8 << 20;
+
+export function padTo(n: number, a: number): number { return Math.ceil(n / a) * a; }
+export function entryBytes(length: number): number { return RECORD.ENTRY_HEADER_BYTES + padTo(length, 8); }
+
+/** What the writer does with a batch, in order. */
+export type Step =
+  /** Append entries [0, entries) as a journal record at `at`, then fdatasync the journal. */
+  | { op: 'journal'; at: number; seq: number; entries: number }
+  /** Write entries [from, to) in place; adjacent ones in one pwritev. */
+  | { op: 'apply'; from: number; to: number }
+  /** Write the first `bytes` of entry `entry` in place (a torn write). */
+  | { op: 'torn'; entry: number; bytes: number }
+  | { op: 'syncImage' }
+  /** Zero the journal's first header and fdatasync it: nothing in the journal is replayed. */
+  | { op: 'resetJournal' }
+  /** Set the power-cut flag: the writer stops here, as after a power loss. */
+  | { op: 'sever' };
+
+export interface Job {
+  buf: SharedArrayBuffer;
+  /** The power-cut flag: Int32 [0] != 0 stops the writer before its next call. */
+  cut: SharedArrayBuffer;
+  image: number;
+  journal: number;
+  steps: Step[];
+}
+
+export interface Reply {
+  /** Entries (by index in the batch) whose write failed, with the errno. */
+  errors: Array<[number, number]>;
+  /** The writer stopped at the power cut; the steps after it were not taken. */
+  severed: boolean;
+  /** fdatasync calls made. */
+  syncs: number;
+}
+
+/**
+ * The thread's body. It runs from its source text in a worker (see WriterPool), so it may use
+ * nothing from this module's scope but what it requires itself and the layout in workerData.
+ */
+function writerThread(): void {
+  const fsT = require('fs') as typeof import('fs');
+  const zlibT = require('zlib') as typeof import('zlib');
+  const wt = require('worker_threads') as typeof import('worker_threads');
+  const L = wt.workerData.layout as typeof RECORD;
+  wt.parentPort!.on('message', (job: Job) => {
+    const u8 = new Uint8Array(job.buf);
+    const view = new DataView(job.buf);
+    const cut = new Int32Array(job.cut);
+    const reply: Reply = { errors: [], severed: false, syncs: 0 };
+    // Entry i's position in the buffer: walked once, the buffer is at most a few MiB.
+    const at: number[] = [];
+    const fail = (from: number, to: number, e: unknown) => {
+      const errno = Math.abs((e as NodeJS.ErrnoException).errno ?? 5) || 5;
+      for (let i = from; i < to; i++) reply.errors.push([i, errno]);
+    };
+    const position = (i: number): number => {
+      if (at.length === 0) at.push(L.HEADER_BYTES);
+      while (at.length <= i) {
+        const p = at[at.length - 1];
+        at.push(p + L.ENTRY_HEADER_BYTES + Math.ceil(view.getUint32(p + 4, true) / 8) * 8);
+      }
+      return at[i];
+    };
+    const offsetOf = (i: number) => view.getUint32(position(i), true);
+    const lengthOf = (i: number) => view.getUint32(position(i) + 4, true);
+    const bytesOf = (i: number, n = lengthOf(i)) => u8.subarray(position(i) + L.ENTRY_HEADER_BYTES, position(i) + L.ENTRY_HEADER_BYTES + n);
+    const writeAll = (fd: number, parts: Uint8Array[], pos: number) => {
+      for (const p of parts) {
+        let done = 0;
+        while (done < p.length) done += fsT.writeSync(fd, p, done, p.length - done, pos + done);
+        pos += p.length;
+      }
+    };
+    const apply = (from: number, to: number) => {
+      for (let i = from; i < to && !cut[0];) {
+        // Adjacent entries go out in one call (a data range and the range that follows it).
+        let j = i + 1;
+        while (j < to && offsetOf(j) === offsetOf(j - 1) + lengthOf(j - 1)) j++;
+        const parts: Uint8Array[] = [];
+        for (let k = i; k < j; k++) parts.push(bytesOf(k));
+        try {
+          if (parts.length === 1) writeAll(job.image, parts, offsetOf(i));
+          else {
+            const n = fsT.writevSync(job.image, parts, offsetOf(i));
+            const total = parts.reduce((s, p) => s + p.length, 0);
+            if (n < total) writeAll(job.image, [Buffer.concat(parts).subarray(n)], offsetOf(i) + n);
+          }
+        } catch (e) {
+          fail(i, j, e);
+        }
+        i = j;
+      }
+    };
+    const entriesOfBatch = () => { let n = 0; for (const s of job.steps) if (s.op === 'apply') n = Math.max(n, s.to); return n; };
+    for (const s of job.steps) {
+      if (cut[0]) { reply.severed = true; break; }
+      try {
+        if (s.op === 'journal') {
+          const end = s.entries === 0 ? L.HEADER_BYTES : position(s.entries - 1) + L.ENTRY_HEADER_BYTES + Math.ceil(lengthOf(s.entries - 1) / 8) * 8;
+          view.setUint32(L.O_MAGIC, L.MAGIC, true);
+          view.setUint32(L.O_VERSION, L.VERSION, true);
+          view.setFloat64(L.O_SEQ, s.seq, true);
+          view.setUint32(L.O_ENTRIES, s.entries, true);
+          view.setUint32(L.O_BODY_BYTES, end - L.HEADER_BYTES, true);
+          view.setUint32(L.O_BODY_CRC, zlibT.crc32(u8.subarray(L.HEADER_BYTES, end)), true);
+          view.setUint32(L.O_HEADER_CRC, zlibT.crc32(u8.subarray(0, L.O_HEADER_CRC)), true);
+          writeAll(job.journal, [u8.subarray(0, end)], s.at);
+          if (cut[0]) { reply.severed = true; break; }
+          fsT.fdatasyncSync(job.journal);
+          reply.syncs++;
+        } else if (s.op === 'apply') {
+          apply(s.from, s.to);
+        } else if (s.op === 'torn') {
+          if (s.bytes > 0) writeAll(job.image, [bytesOf(s.entry, s.bytes)], offsetOf(s.entry));
+        } else if (s.op === 'syncImage') {
+          fsT.fdatasyncSync(job.image);
+          reply.syncs++;
+        } else if (s.op === 'resetJournal') {
+          writeAll(job.journal, [new Uint8Array(L.HEADER_BYTES)], 0);
+          fsT.fdatasyncSync(job.journal);
+          reply.syncs++;
+        } else if (s.op === 'sever') {
+          Atomics.store(cut, 0, 1);
+        }
+      } catch (e) {
+        // A journal or a flush that failed makes no write of the batch durable: all of them fail,
+        // and none is applied in place (the journal protects the order of what is).
+        reply.errors = [];
+        fail(0, entriesOfBatch(), e);
+        break;
+      }
+    }
+    if (cut[0]) reply.severed = true;
+    wt.parentPort!.postMessage(reply);
+  });
+}
+
+// ---- The threads ---------------------------------------------------------------------------------
+
+const WRITER_SOURCE = `'use strict';\n(${writerThread.toString()})();\n`;
+/** Writers of released arrays, kept for the next array of the process: a thread takes ~0.1 s to start. */
+const idleWriters: Worker[] = [];
+
+/** One array's writer: one job at a time, in order. */
+export class NvWriter {
+  private worker: Worker;
+  private pending?: (r: Reply) => void;
+  private failure?: Error;
+
+  constructor() {
+    this.worker = idleWriters.pop() ?? new Worker(WRITER_SOURCE, { eval: true, workerData: { layout: RECORD } });
+    this.worker.on('message', this.onMessage);
+    this.worker.on('error', this.onError);
+    this.worker.unref();
+  }
+
+  private readonly onMessage = (r: Reply) => {
+    const p = this.pending;
+    this.pending = undefined;
+    this.worker.unref();
+    p?.(r);
+  };
+
+  private readonly onError = (e: Error) => {
+    this.failure = e;
+    const p = this.pending;
+    this.pending = undefined;
+    p?.({ errors: [[-1, 5]], severed: false, syncs: 0 });
+  };
+
+  get busy(): boolean { return this.pending !== undefined; }
+
+  /** Runs a job; the promise resolves with the writer's reply (never rejects). */
+  run(job: Job): Promise<Reply> {
+    if (this.pending) throw new Error('NV writer: a job is already running');
+    if (this.failure) return Promise.resolve({ errors: [[-1, 5]], severed: false, syncs: 0 });
+    // Referenced while a job runs: a process that waits for NV must not exit under it.
+    this.worker.ref();
+    return new Promise((resolve) => { this.pending = resolve; this.worker.postMessage(job); });
+  }
+
+  /** Returns the thread to the idle list (after its last job). */
+  release(): void {
+    this.worker.off('message', this.onMessage);
+    this.worker.off('error', this.onError);
+    this.worker.unref();
+    if (!this.failure && !this.pending) idleWriters.push(this.worker);
+    else void this.worker.terminate();
+  }
+}
+
+// ---- The journal at load -------------------------------------------------------------------------
+
+export interface Replay {
+  /** Records applied to the NV file. */
+  records: number;
+  entries: number;
+  /** The seq for the next record written. */
+  nextSeq: number;
+}
+
+/** A valid header at `at`: its seq, body bytes and body CRC; undefined if none. */
+function header(j: Buffer, at: number): { seq: number; entries: number; body: number; crc: number } | undefined {
+  if (at + RECORD.HEADER_BYTES > j.length) return undefined;
+  if (j.readUInt32LE(at + RECORD.O_MAGIC) !== RECORD.MAGIC || j.readUInt32LE(at + RECORD.O_VERSION) !== RECORD.VERSION) return undefined;
+  if (zlib.crc32(j.subarray(at, at + RECORD.O_HEADER_CRC)) !== j.readUInt32LE(at + RECORD.O_HEADER_CRC)) return undefined;
+  return { seq: j.readDoubleLE(at + RECORD.O_SEQ), entries: j.readUInt32LE(at + RECORD.O_ENTRIES), body: j.readUInt32LE(at + RECORD.O_BODY_BYTES), crc: j.readUInt32LE(at + RECORD.O_BODY_CRC) };
+}
+
+/**
+ * Applies the journal's chain of records (from offset 0, seq + 1 each, CRCs good) to the NV file,
+ * makes the file durable and empties the journal. Runs at load, before the region is read.
+ */
+export function replayJournal(image: number, journal: number): Replay {
+  const size = fs.fstatSync(journal).size;
+  const j = Buffer.alloc(size);
+  for (let done = 0; done < size;) {
+    const n = fs.readSync(journal, j, done, size - done, done);
+    if (n === 0) break;
+    done += n;
+  }
+  let maxSeq = 0;
+  for (let at = 0; at < size; at += RECORD.ALIGN) {
+    const h = header(j, at);
+    if (h && h.seq > maxSeq) maxSeq = h.seq;
+  }
+  const out: Replay = { records: 0, entries: 0, nextSeq: maxSeq + 1 };
+  let prev = -1;
+  for (let at = 0; ;) {
+    const h = header(j, at);
+    const end = at + RECORD.HEADER_BYTES + (h?.body ?? 0);
+    if (!h || end > size || (prev >= 0 && h.seq !== prev + 1)) break;
+    if (zlib.crc32(j.subarray(at + RECORD.HEADER_BYTES, end)) !== h.crc) break;
+    let p = at + RECORD.HEADER_BYTES;
+    for (let i = 0; i < h.entries; i++) {
+      const offset = j.readUInt32LE(p);
+      const length = j.readUInt32LE(p + 4);
+      const src = j.subarray(p + RECORD.ENTRY_HEADER_BYTES, p + RECORD.ENTRY_HEADER_BYTES + length);
+      for (let done = 0; done < length;) done += fs.writeSync(image, src, done, length - done, offset + done);
+      p += entryBytes(length);
+    }
+    out.records++;
+    out.entries += h.entries;
+    prev = h.seq;
+    at = padTo(end, RECORD.ALIGN);
+  }
+  if (out.records > 0) fs.fdatasyncSync(image);
+  if (size > 0) {
+    // Nothing of it may be replayed again over writes made after this load.
+    fs.writeSync(journal, Buffer.alloc(RECORD.HEADER_BYTES), 0, RECORD.HEADER_BYTES, 0);
+    fs.fdatasyncSync(journal);
+  }
+  return out;
+}
