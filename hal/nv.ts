@@ -45,7 +45,7 @@ class Batch {
   end: number = RECORD.HEADER_BYTES;
   readonly entries: Entry[] = [];
   /** The entry (index) written only in part, after which the power fails. */
-  torn?: { entry: number; bytes: number };
+  torn?: { entry: number; bytes: number; of: number };
   /** The power fails after the batch. */
   sever = false;
   /** Flush the NV file after the batch (an NSQF_SYNC entry without nv.sync). */
@@ -203,7 +203,7 @@ export class NvBinding {
     batch.append(offset, m.bytes(inline ? e + A.NSQ_INLINE : addr, length), entry);
     if (this.torn) {
       const bytes = this.torn.bytes ?? (length > 1 ? 1 + Math.floor(this.prng.next() * (length - 1)) : 0);
-      batch.torn = { entry: batch.entries.length - 1, bytes: Math.min(bytes, length) };
+      batch.torn = { entry: batch.entries.length - 1, bytes: Math.min(bytes, length), of: length };
       this.torn = undefined;
       this.cutPending = true;
     } else if (this.powerLossLeft > 0 && --this.powerLossLeft === 0) {
@@ -307,7 +307,7 @@ export class NvBinding {
     if (this.spare.length < SPARE_BUFFERS && batch.buf.byteLength === BATCH_BYTES) this.spare.push(batch.buf);
     if (reply.severed && !this.severed) {
       this.powerFail();
-      this.onPowerLoss(batch.torn ? `NV fault: torn write (${batch.torn.bytes} bytes of an entry of ${batch.view.getUint32(RECORD.HEADER_BYTES + 4, true)} landed)`
+      this.onPowerLoss(batch.torn ? `NV fault: torn write (${batch.torn.bytes} of ${batch.torn.of} bytes landed)`
         : 'NV fault: power loss after the writes asked for');
     } else {
       this.submit();

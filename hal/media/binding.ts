@@ -71,11 +71,23 @@ export class MediumBinding {
   heal(): void { this.faults.length = 0; }
 
   /**
-   * Takes new requests, starts the store calls that are due (in order: a request waits for the
-   * one before it), and posts the completions of those that are done. Returns the work done.
+   * Posts the completions of requests whose calls have ended, takes new requests, and starts the
+   * calls that are due (in order: a request waits for the one before it). A call that ends at once
+   * (a RAM store) is posted at the next service, as one that ends on another thread is: when a
+   * call ends never changes the round its completion is posted in. Returns the work done.
    */
   service(nowNs: number): number {
     let work = 0;
+    for (let i = 0; i < this.pending.length;) {
+      const p = this.pending[i];
+      if (p.state !== DONE) { i++; continue; }
+      const e = this.cq.reserve();
+      if (e < 0) break; // the disk IOP has not drained its completions yet
+      this.post(p, e);
+      this.cq.publish();
+      this.pending.splice(i, 1);
+      work++;
+    }
     for (let e = this.sq.peek(); e >= 0; e = this.sq.peek()) {
       const m = this.mem;
       const r: Request = {
@@ -91,16 +103,6 @@ export class MediumBinding {
       if (p.state !== WAITING) continue;
       if (p.dueNs > nowNs || !this.mayStart(p)) break;
       this.start(p);
-      work++;
-    }
-    for (let i = 0; i < this.pending.length;) {
-      const p = this.pending[i];
-      if (p.state !== DONE) { i++; continue; }
-      const e = this.cq.reserve();
-      if (e < 0) break; // the disk IOP has not drained its completions yet
-      this.post(p, e);
-      this.cq.publish();
-      this.pending.splice(i, 1);
       work++;
     }
     return work;

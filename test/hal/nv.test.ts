@@ -147,6 +147,20 @@ test('an entry outside the NV region completes with EINVAL and writes nothing; t
   t.deepEqual(Buffer.from(fileAt(spare, 1024)), pattern(1024, 6));
 });
 
+test('an injected error fails the next N entries with its errno and writes nothing of them; the entries after are written', async (t) => {
+  const { emu, a, spare, fileAt } = await idleArray('nv-error', false);
+  t.teardown(() => emu.stop());
+  a.mem.u8.set(pattern(1536, 8), spare);
+  a.nv.inject({ type: 'error', errno: 28, count: 2 });
+  for (let i = 0; i < 3; i++) queue(a, { iop: 0, id: i + 1, addr: spare + i * 512, length: 512 });
+  a.nv.capture();
+  a.nv.submit();
+  await a.nv.idle();
+  a.nv.reap();
+  t.deepEqual(completions(a, 0), [[1, 28], [2, 28], [3, 0]]);
+  t.deepEqual(Buffer.from(fileAt(spare, 1536)), Buffer.concat([Buffer.alloc(1024), pattern(1536, 8).subarray(1024)]));
+});
+
 test('after a power failure nothing more reaches the NV file, also entries captured before it', async (t) => {
   const { emu, a, spare, nvFile } = await idleArray('nv-cut', false);
   t.teardown(() => emu.stop());
