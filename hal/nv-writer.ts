@@ -59,6 +59,8 @@ export interface Job {
   cut: SharedArrayBuffer;
   image: number;
   journal: number;
+  /** Entries in the buffer: all of them fail when the journal or a flush fails. */
+  entries: number;
   steps: Step[];
 }
 
@@ -129,7 +131,6 @@ function writerThread(): void {
         i = j;
       }
     };
-    const entriesOfBatch = () => { let n = 0; for (const s of job.steps) if (s.op === 'apply') n = Math.max(n, s.to); return n; };
     for (const s of job.steps) {
       if (cut[0]) { reply.severed = true; break; }
       try {
@@ -164,7 +165,7 @@ function writerThread(): void {
         // A journal or a flush that failed makes no write of the batch durable: all of them fail,
         // and none is applied in place (the journal protects the order of what is).
         reply.errors = [];
-        fail(0, entriesOfBatch(), e);
+        fail(0, job.entries, e);
         break;
       }
     }
@@ -185,8 +186,13 @@ export class NvWriter {
   private pending?: (r: Reply) => void;
   private failure?: Error;
 
-  constructor() {
-    this.worker = idleWriters.pop() ?? new Worker(WRITER_SOURCE, { eval: true, workerData: { layout: RECORD } });
+  /** `fresh`: a new thread even when an idle one is kept (to measure its start). */
+  constructor(fresh = false) {
+    this.worker = (fresh ? undefined : idleWriters.pop()) ?? new Worker(WRITER_SOURCE, {
+      eval: true, workerData: { layout: RECORD },
+      // Plain JavaScript: without the parent's -r ts-node/register the thread starts in a tenth of the time.
+      execArgv: [],
+    });
     this.worker.on('message', this.onMessage);
     this.worker.on('error', this.onError);
     this.worker.unref();

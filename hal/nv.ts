@@ -246,7 +246,8 @@ export class NvBinding {
     if (!batch) return false;
     this.running = batch;
     this.counters.batches++;
-    void this.writer.run({ buf: batch.buf, cut: this.cut, image: this.fd, journal: this.journalFd, steps: this.steps(batch) })
+    const job = { buf: batch.buf, cut: this.cut, image: this.fd, journal: this.journalFd, entries: batch.entries.length, steps: this.steps(batch) };
+    void this.writer.run(job)
       .then((reply) => this.gate(() => this.finished(batch, reply)));
     return true;
   }

@@ -211,7 +211,7 @@ test('journal: a record made durable but not yet applied is applied at the next 
   const b = pattern(64, 9);
   const cut = new SharedArrayBuffer(4);
   // The power fails after the journal's fdatasync, before the in-place writes.
-  const r = await w.run({ buf: batch([[0, a], [8192, b]]), cut, image: f.image, journal: f.journal, steps: [{ op: 'journal', at: 0, seq: 5, entries: 2 }, { op: 'sever' }, { op: 'apply', from: 0, to: 2 }] });
+  const r = await w.run({ buf: batch([[0, a], [8192, b]]), cut, image: f.image, journal: f.journal, entries: 2, steps: [{ op: 'journal', at: 0, seq: 5, entries: 2 }, { op: 'sever' }, { op: 'apply', from: 0, to: 2 }] });
   t.true(r.severed);
   t.is(r.syncs, 1);
   t.true(f.read().subarray(0, 4096).equals(Buffer.alloc(4096)), 'nothing in place yet');
@@ -228,7 +228,7 @@ test('journal: a torn record, a record that does not follow the one before, and 
   t.teardown(() => w.release());
   const cut = new SharedArrayBuffer(4);
   const job = (entries: Array<[number, Buffer]>, at: number, seq: number) =>
-    w.run({ buf: batch(entries), cut, image: f.image, journal: f.journal, steps: [{ op: 'journal', at, seq, entries: entries.length }] });
+    w.run({ buf: batch(entries), cut, image: f.image, journal: f.journal, entries: entries.length, steps: [{ op: 'journal', at, seq, entries: entries.length }] });
   await job([[0, pattern(512, 1)]], 0, 10);
   await job([[512, pattern(512, 2)]], 1024, 11);
   await job([[1024, pattern(512, 3)]], 2048, 13); // seq 12 is missing: ends the chain
@@ -240,7 +240,7 @@ test('journal: a torn record, a record that does not follow the one before, and 
   t.true(img.subarray(1024, 2048).equals(Buffer.alloc(1024)));
   // A record whose body is torn (its last byte never reached the disk) is not applied.
   const g = files('nv-journal-torn2');
-  await w.run({ buf: batch([[0, pattern(4096, 5)]]), cut, image: g.image, journal: g.journal, steps: [{ op: 'journal', at: 0, seq: 1, entries: 1 }] });
+  await w.run({ buf: batch([[0, pattern(4096, 5)]]), cut, image: g.image, journal: g.journal, entries: 1, steps: [{ op: 'journal', at: 0, seq: 1, entries: 1 }] });
   const size = fs.fstatSync(g.journal).size;
   fs.writeSync(g.journal, Buffer.from([0x55 ^ fs.readFileSync(g.journalFile)[size - 1]]), 0, 1, size - 1);
   t.is(replayJournal(g.image, g.journal).records, 0);
@@ -270,4 +270,16 @@ test('nv.sync: the journal wraps to its start after the NV file is flushed; a re
   t.teardown(() => again.stop());
   t.true(again.array().nv.counters.replayedRecords >= 1);
   t.deepEqual(Buffer.from(again.array().mem.bytes(spare, A.SLOT_BYTES)), pattern(A.SLOT_BYTES, 247));
+});
+
+test('journal: when the journal cannot be written, every entry of the batch fails and none is written in place', async (t) => {
+  const f = files('nv-journal-fail');
+  const w = new NvWriter();
+  t.teardown(() => w.release());
+  const r = await w.run({
+    buf: batch([[0, pattern(512, 1)], [4096, pattern(512, 2)]]), cut: new SharedArrayBuffer(4), image: f.image, journal: 999_999, entries: 2,
+    steps: [{ op: 'journal', at: 0, seq: 1, entries: 2 }, { op: 'apply', from: 0, to: 2 }],
+  });
+  t.deepEqual(r.errors, [[0, 9], [1, 9]], 'EBADF for both');
+  t.true(f.read().equals(Buffer.alloc(1 << 16)));
 });
