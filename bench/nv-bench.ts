@@ -98,7 +98,7 @@ async function measure(harness: string, sync: boolean, plan: Plan): Promise<Meas
     const client = new ScsiClient(q);
     const v = await client.createVolume({ name: 'nvbench', blocks: 256 * MiB / BLOCK_BYTES, blockSize: BLOCK_BYTES, placement: 'striped', media: [0, 1, 2, 3] });
     await client.mapVolume(v.number, scsi.ALL_PORTS, LUN);
-    progress(`${path.relative(ROOT, harness) || '.'} nv.sync ${sync}: prefilling ${WORKING_SET_BYTES / MiB} MiB`);
+    progress(`${harness === ROOT ? 'this tree' : `baseline ${harness}`}, nv.sync ${sync}: prefilling ${WORKING_SET_BYTES / MiB} MiB`);
     const chunk = Buffer.alloc(MiB, 0x3c);
     for (let at = 0; at < WORKING_SET_BYTES; at += MiB) await client.write(LUN, at / BLOCK_BYTES, chunk);
     await client.synchronizeCache(LUN);

@@ -71,6 +71,8 @@ export interface Reply {
   severed: boolean;
   /** fdatasync calls made. */
   syncs: number;
+  /** Entries written in place whole. */
+  applied: number;
 }
 
 /**
@@ -86,7 +88,7 @@ function writerThread(): void {
     const u8 = new Uint8Array(job.buf);
     const view = new DataView(job.buf);
     const cut = new Int32Array(job.cut);
-    const reply: Reply = { errors: [], severed: false, syncs: 0 };
+    const reply: Reply = { errors: [], severed: false, syncs: 0, applied: 0 };
     // Entry i's position in the buffer: walked once, the buffer is at most a few MiB.
     const at: number[] = [];
     const fail = (from: number, to: number, e: unknown) => {
@@ -125,6 +127,7 @@ function writerThread(): void {
             const total = parts.reduce((s, p) => s + p.length, 0);
             if (n < total) writeAll(job.image, [Buffer.concat(parts).subarray(n)], offsetOf(i) + n);
           }
+          reply.applied += j - i;
         } catch (e) {
           fail(i, j, e);
         }
@@ -209,7 +212,7 @@ export class NvWriter {
     this.failure = e;
     const p = this.pending;
     this.pending = undefined;
-    p?.({ errors: [[-1, 5]], severed: false, syncs: 0 });
+    p?.({ errors: [[-1, 5]], severed: false, syncs: 0, applied: 0 });
   };
 
   get busy(): boolean { return this.pending !== undefined; }
@@ -217,7 +220,7 @@ export class NvWriter {
   /** Runs a job; the promise resolves with the writer's reply (never rejects). */
   run(job: Job): Promise<Reply> {
     if (this.pending) throw new Error('NV writer: a job is already running');
-    if (this.failure) return Promise.resolve({ errors: [[-1, 5]], severed: false, syncs: 0 });
+    if (this.failure) return Promise.resolve({ errors: [[-1, 5]], severed: false, syncs: 0, applied: 0 });
     // Referenced while a job runs: a process that waits for NV must not exit under it.
     this.worker.ref();
     return new Promise((resolve) => { this.pending = resolve; this.worker.postMessage(job); });

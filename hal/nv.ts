@@ -303,10 +303,10 @@ export class NvBinding {
       batch.entries[i].done = true;
       if (s !== 0) failures++;
     }
-    this.counters.written += landed - failures;
+    this.counters.written += reply.applied;
     if (failures > 0) this.failed(status.values().next().value!, failures);
     if (this.spare.length < SPARE_BUFFERS && batch.buf.byteLength === BATCH_BYTES) this.spare.push(batch.buf);
-    if (reply.severed && !this.severed) {
+    if ((reply.severed || batch.torn || batch.sever) && !this.severed) { // a fault's cut, even if a failed call ended the batch first
       this.powerFail();
       this.onPowerLoss(batch.torn ? `NV fault: torn write (${batch.torn.bytes} of ${batch.torn.of} bytes landed)`
         : 'NV fault: power loss after the writes asked for');
