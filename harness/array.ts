@@ -231,7 +231,7 @@ export class ArrayController {
       this.fail(e as Error);
       return 0;
     }
-    for (const m of this.media) if (m.nextTimerNs() <= now) work += m.service(now);
+    for (const m of this.media) if (m.nextStartNs() <= now) work += m.take(now);
     if (this.nv.submit()) work++;
     work += this.nvCaptured;
     this.nvCaptured = 0;
@@ -246,7 +246,7 @@ export class ArrayController {
     let work = 0;
     const ids = this.doorbells.splice(0);
     for (const id of ids) {
-      if (id >= A.DB_MEDIUM_BASE && id < A.DB_MEDIUM_BASE + A.MAX_MEDIA) work += this.media[id - A.DB_MEDIUM_BASE]?.service(now) ?? 0;
+      if (id >= A.DB_MEDIUM_BASE && id < A.DB_MEDIUM_BASE + A.MAX_MEDIA) work += this.media[id - A.DB_MEDIUM_BASE]?.take(now) ?? 0;
       else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) this.streamPorts[(id - A.DB_TX_BASE) >> 4]?.transmit((id - A.DB_TX_BASE) & 15);
       else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.queuePorts[(id - A.DB_CQ_BASE) >> 4]?.sessions[(id - A.DB_CQ_BASE) & 15]?.drain();
       else if (id === A.DB_TRACE) this.drainTrace();
@@ -266,6 +266,13 @@ export class ArrayController {
     // A metrics record is due every interval, also while nothing else happens.
     if (this.o.trace.enabled && !this.failed) t = Math.min(t, this.lastMetricsNs + this.o.metricsIntervalMs * 1e6);
     return t;
+  }
+
+  /** I/O calls started so far (NV batches, store calls, also those that ended at once). */
+  get ioStarts(): number {
+    let n = this.nv.counters.batches;
+    for (const m of this.media) n += m.callsStarted;
+    return n;
   }
 
   /** I/O is in flight on other threads (an NV batch, a medium's store call). */

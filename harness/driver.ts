@@ -8,9 +8,11 @@
 // Deterministic: now is a virtual clock on one thread. A round that does work advances it by
 // ROUND_NS; an idle array whose host is waiting for something (a command, a flush, a medium
 // completion) jumps it to the next timer. I/O runs on other threads (NV writer, libuv's pool):
-// after a round that left I/O in flight the driver waits until all of it has ended, so its
-// completions are posted in the next round however long the threads took. A run is then a
-// function of topology, seed and inputs.
+// after a round that started I/O the driver yields to the event loop and waits until all of it
+// has ended, so its completions are posted in the next round however long the threads took. It
+// yields there whether the I/O ended at once (a RAM store) or not, so the host's code (which runs
+// while the driver yields) sees the same rounds either way. A run is then a function of topology,
+// seed and inputs.
 import type { ArrayController } from './array';
 
 const YIELD_ROUNDS = 64;
@@ -158,8 +160,10 @@ export class DeterministicDriver extends DriverBase {
 
   /** One round at the virtual time, then the wait for its I/O. True when it did work (time moved on). */
   private async step(): Promise<boolean> {
+    const starts = this.array.ioStarts;
     let work = this.array.round(this.virtualNs);
-    if (this.array.ioBusy) {
+    if (this.array.ioStarts !== starts || this.array.ioBusy) {
+      await new Promise<void>((r) => setImmediate(r));
       await this.array.ioSettled();
       work++; // the next round posts what ended
     }

@@ -38,6 +38,8 @@ export class MediumBinding {
   private readonly pending: Pending[] = [];
   /** Store calls in flight (or held by the gate). */
   private calls = 0;
+  /** Store calls started, also those that ended at once: the deterministic driver yields after a round that made one. */
+  callsStarted = 0;
   /** Set by powerFail(): nothing more reaches the store. */
   private severed = false;
   private idleWaiters: Array<() => void> = [];
@@ -71,12 +73,19 @@ export class MediumBinding {
   heal(): void { this.faults.length = 0; }
 
   /**
-   * Posts the completions of requests whose calls have ended, takes new requests, and starts the
-   * calls that are due (in order: a request waits for the one before it). A call that ends at once
-   * (a RAM store) is posted at the next service, as one that ends on another thread is: when a
-   * call ends never changes the round its completion is posted in. Returns the work done.
+   * The start of a round: posts the completions of requests whose calls have ended, then takes
+   * new requests and starts the calls that are due. Returns the work done.
    */
   service(nowNs: number): number {
+    return this.reap() + this.take(nowNs);
+  }
+
+  /**
+   * Posts the completions of requests whose calls have ended. Only at the start of a round: a call
+   * that ends at once (a RAM store) is posted in the next round, as one that ends on another thread
+   * is, so when a call ends never decides the round its completion is posted in.
+   */
+  reap(): number {
     let work = 0;
     for (let i = 0; i < this.pending.length;) {
       const p = this.pending[i];
@@ -88,6 +97,12 @@ export class MediumBinding {
       this.pending.splice(i, 1);
       work++;
     }
+    return work;
+  }
+
+  /** Takes new requests and starts the calls that are due (in order: a request waits for the one before it). */
+  take(nowNs: number): number {
+    let work = 0;
     for (let e = this.sq.peek(); e >= 0; e = this.sq.peek()) {
       const m = this.mem;
       const r: Request = {
@@ -106,6 +121,12 @@ export class MediumBinding {
       work++;
     }
     return work;
+  }
+
+  /** When a call is due to start, Infinity when none is (a call that ends wakes the driver). */
+  nextStartNs(): number {
+    for (const p of this.pending) if (p.state === WAITING) return this.mayStart(p) ? p.dueNs : Infinity;
+    return Infinity;
   }
 
   /** When this binding next needs service(): 0 when it has work now, Infinity when it waits for its store. */
@@ -192,6 +213,7 @@ export class MediumBinding {
   private call(p: Pending, errorStatus: number, io: (done: IoDone) => void): void {
     p.state = IN_IO;
     this.calls++;
+    this.callsStarted++;
     io((error) => this.gate(() => {
       this.calls--;
       p.state = DONE;
