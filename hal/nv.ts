@@ -21,8 +21,11 @@ import { NvWriter, Step, Reply, RECORD, JOURNAL_WRAP_BYTES, entryBytes, padTo, r
 export type NvFault =
   /** The next `count` NV writes (every one until heal() when count is absent) fail with errno. */
   | { type: 'error'; errno: number; count?: number }
-  /** The next NV write lands only as its first `bytes` (seeded when absent), then the power fails. */
-  | { type: 'torn'; bytes?: number }
+  /**
+   * The next NV write (or the one after `afterWrites` more have landed) lands only as its first
+   * `bytes` (drawn from the seed when absent), then the power fails.
+   */
+  | { type: 'torn'; bytes?: number; afterWrites?: number }
   /** The power fails once `afterWrites` more NV writes have landed (0: now). */
   | { type: 'powerLoss'; afterWrites: number };
 
@@ -105,7 +108,7 @@ export class NvBinding {
   private journalAt = 0;
   private journalSeq = 1;
   private error?: { errno: number; left: number };
-  private torn?: { bytes?: number };
+  private torn?: { bytes?: number; skip: number };
   private powerLossLeft = -1;
   private idleWaiters: Array<() => void> = [];
   readonly counters: NvCounters = { entries: 0, written: 0, errors: 0, batches: 0, syncs: 0, replayedRecords: 0, replayedEntries: 0 };
@@ -201,7 +204,9 @@ export class NvBinding {
     }
     const batch = this.batchFor(length);
     batch.append(offset, m.bytes(inline ? e + A.NSQ_INLINE : addr, length), entry);
-    if (this.torn) {
+    if (this.torn && this.torn.skip > 0) {
+      this.torn.skip--;
+    } else if (this.torn) {
       const bytes = this.torn.bytes ?? (length > 1 ? 1 + Math.floor(this.prng.next() * (length - 1)) : 0);
       batch.torn = { entry: batch.entries.length - 1, bytes: Math.min(bytes, length), of: length };
       this.torn = undefined;
@@ -369,7 +374,7 @@ export class NvBinding {
 
   inject(f: NvFault): void {
     if (f.type === 'error') this.error = { errno: f.errno, left: f.count ?? Infinity };
-    else if (f.type === 'torn') this.torn = { bytes: f.bytes };
+    else if (f.type === 'torn') this.torn = { bytes: f.bytes, skip: f.afterWrites ?? 0 };
     else if (f.afterWrites > 0) this.powerLossLeft = f.afterWrites;
     else if (!this.severed) {
       this.powerFail();

@@ -344,11 +344,12 @@ export class ArrayController {
   }
 
   private injectNv(text: string): NvFault | undefined {
-    const m = /^\s*nv\s+(?:error\s+(\w+)(?:\s+count\s+(\d+))?|(torn)(?:\s+bytes\s+(\d+))?|power\s+loss\s+after\s+(\d+)(?:\s+writes?)?|(heal))\s*$/.exec(text);
-    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "nv error <ENOSPC|EIO|errno> [count <n>]", "nv torn [bytes <n>]", "nv power loss after <n> writes" or "nv heal"`);
-    if (m[6]) { this.nv.heal(); return undefined; }
+    const m = /^\s*nv\s+(?:error\s+(\w+)(?:\s+count\s+(\d+))?|(torn)(?:\s+bytes\s+(\d+))?(?:\s+after\s+(\d+)\s+writes?)?|power\s+loss\s+after\s+(\d+)(?:\s+writes?)?|(heal))\s*$/.exec(text);
+    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "nv error <ENOSPC|EIO|errno> [count <n>]", "nv torn [bytes <n>] [after <n> writes]", "nv power loss after <n> writes" or "nv heal"`);
+    if (m[7]) { this.nv.heal(); return undefined; }
     const raw = m[1] ? { type: 'error', errno: m[1], ...(m[2] ? { count: Number(m[2]) } : {}) }
-      : m[3] ? { type: 'torn', ...(m[4] ? { bytes: Number(m[4]) } : {}) } : { type: 'powerLoss', afterWrites: Number(m[5]) };
+      : m[3] ? { type: 'torn', ...(m[4] ? { bytes: Number(m[4]) } : {}), ...(m[5] ? { afterWrites: Number(m[5]) } : {}) }
+        : { type: 'powerLoss', afterWrites: Number(m[6]) };
     const fault = parseNvFault(raw, `fault "${text.trim()}"`);
     this.nv.inject(fault);
     return fault;

@@ -233,8 +233,12 @@ export function parseNvFault(v: unknown, f: string): NvFault {
     return { type, errno: integer(errno, `${f}.errno`, 1, 4095), ...(o.count === undefined ? {} : { count: integer(o.count, `${f}.count`, 1, 2 ** 31) }) };
   }
   if (type === 'torn') {
-    known(o, f, ['type', 'bytes']);
-    return { type, ...(o.bytes === undefined ? {} : { bytes: integer(o.bytes, `${f}.bytes`, 0, 2 ** 31) }) };
+    known(o, f, ['type', 'bytes', 'afterWrites']);
+    return {
+      type,
+      ...(o.bytes === undefined ? {} : { bytes: integer(o.bytes, `${f}.bytes`, 0, 2 ** 31) }),
+      ...(o.afterWrites === undefined ? {} : { afterWrites: integer(o.afterWrites, `${f}.afterWrites`, 0, 2 ** 31) }),
+    };
   }
   known(o, f, ['type', 'afterWrites']);
   return { type, afterWrites: integer(o.afterWrites, `${f}.afterWrites`, 0, 2 ** 31) };
