@@ -3,7 +3,8 @@
 // whether NV writes hold up the array's thread. With --baseline=<git ref> the same measurements
 // run against that commit's harness and firmware in the same run, and each row gets the ratio
 // current / baseline. One JSON document on stdout, progress on stderr.
-//   npm run bench -- nv [--quick] [--baseline=<ref>]
+//   npm run bench -- nv [--quick] [--baseline=<ref>] [--cases=write4kQd1,write4kQd32,readHits]
+//                       [--only=inproc,tcp] [--sync=off,on]
 //
 // Each build is measured in a child process of its own (a fresh heap, its own libuv pool), the
 // builds alternating for each nv.sync setting so that a change in the machine's load falls on both.
@@ -44,9 +45,13 @@ interface Measured {
   inproc: Record<string, CaseResult>;
   tcp: Record<string, CaseResult>;
   /** read4kQd1 on one session alone, then while another session keeps WRITE_LOAD_DEPTH writes in flight. */
-  readHits: { alone: CaseResult; besideWrites: CaseResult; writesBesideIops: number };
+  readHits?: { alone: CaseResult; besideWrites: CaseResult; writesBesideIops: number };
   nvFile: string;
 }
+
+/** What to measure (--cases, --only). */
+interface Selection { cases: string[]; where: string[] }
+const ALL: Selection = { cases: [...WRITES.map((w) => w.key), 'readHits'], where: ['inproc', 'tcp'] };
 
 // ---- One build, in a child process -----------------------------------------------------------------
 
@@ -88,7 +93,7 @@ async function writeLoad(t: CommandTransport, plan: Plan, stop: { now: boolean }
   return done;
 }
 
-async function measure(harness: string, sync: boolean, plan: Plan): Promise<Measured> {
+async function measure(harness: string, sync: boolean, plan: Plan, sel: Selection): Promise<Measured> {
   const { Emulator } = require(path.join(harness, 'harness')) as { Emulator: EmulatorClass };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sanbox-bench-nv-'));
   const unguard = guard(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -102,23 +107,27 @@ async function measure(harness: string, sync: boolean, plan: Plan): Promise<Meas
     const chunk = Buffer.alloc(MiB, 0x3c);
     for (let at = 0; at < WORKING_SET_BYTES; at += MiB) await client.write(LUN, at / BLOCK_BYTES, chunk);
     await client.synchronizeCache(LUN);
-    const out: Measured = { inproc: {}, tcp: {}, readHits: undefined as unknown as Measured['readHits'], nvFile: path.join(dir, 'nvram.bin') };
-    for (const spec of WRITES) {
+    const out: Measured = { inproc: {}, tcp: {}, nvFile: path.join(dir, 'nvram.bin') };
+    const chosen = WRITES.filter((w) => sel.cases.includes(w.key));
+    for (const spec of sel.where.includes('inproc') ? chosen : []) {
       progress(`  inproc ${spec.key}`);
       out.inproc[spec.key] = await runCase(q, spec, plan);
       await client.synchronizeCache(LUN);
     }
-    const remote = new RemoteInitiator(emu.array().targets.find((x) => x.port === 't0')!.target);
-    try {
-      await remote.ready();
-      for (const spec of WRITES) {
-        progress(`  tcp ${spec.key}`);
-        out.tcp[spec.key] = await remote.run(spec, plan);
-        await client.synchronizeCache(LUN);
+    if (sel.where.includes('tcp') && chosen.length > 0) {
+      const remote = new RemoteInitiator(emu.array().targets.find((x) => x.port === 't0')!.target);
+      try {
+        await remote.ready();
+        for (const spec of chosen) {
+          progress(`  tcp ${spec.key}`);
+          out.tcp[spec.key] = await remote.run(spec, plan);
+          await client.synchronizeCache(LUN);
+        }
+      } finally {
+        await remote.close();
       }
-    } finally {
-      await remote.close();
     }
+    if (!sel.cases.includes('readHits')) return out;
     progress('  read hits alone, then beside writes');
     const reader = emu.connect();
     const alone = await runCase(reader, READ_HIT, plan);
@@ -222,8 +231,9 @@ function baselineTree(ref: string): { dir: string; commit: string } {
   return { dir, commit };
 }
 
-function child(harness: string, sync: boolean, quick: boolean): Promise<Measured> {
-  const args = ['-r', 'ts-node/register/transpile-only', __filename, '--child', `--harness=${harness}`, `--sync=${sync}`, ...(quick ? ['--quick'] : [])];
+function child(harness: string, sync: boolean, quick: boolean, sel: Selection): Promise<Measured> {
+  const args = ['-r', 'ts-node/register/transpile-only', __filename, '--child', `--harness=${harness}`, `--sync=${sync}`,
+    `--select=${JSON.stringify(sel)}`, ...(quick ? ['--quick'] : [])];
   const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const unguard = guard(() => proc.kill('SIGKILL'));
   let out = '';
@@ -248,6 +258,7 @@ function ratios(cur: Record<string, Measured>, base: Record<string, Measured>): 
   for (const sync of Object.keys(cur)) {
     const c = cur[sync], b = base[sync];
     for (const where of ['inproc', 'tcp'] as const) for (const k of Object.keys(c[where])) out[`${sync}.${where}.${k}`] = ratioOf(c[where][k], b[where][k]);
+    if (!c.readHits || !b.readHits) continue;
     out[`${sync}.readHitsBesideWrites`] = ratioOf(c.readHits.besideWrites, b.readHits.besideWrites);
     out[`${sync}.readHitsBesideWrites.p99 (baseline / current)`] = c.readHits.besideWrites.p99Us > 0 ? round1(b.readHits.besideWrites.p99Us / c.readHits.besideWrites.p99Us) : null;
   }
@@ -255,18 +266,26 @@ function ratios(cur: Record<string, Measured>, base: Record<string, Measured>): 
 }
 
 export async function run(args: string[]): Promise<object> {
-  const bad = args.filter((a) => a !== '--quick' && !a.startsWith('--baseline='));
-  if (bad.length) throw new UsageError(`unknown argument ${bad.join(' ')} (known: --quick --baseline=<git ref>)`);
+  const bad = args.filter((a) => a !== '--quick' && !/^--(baseline|cases|only|sync)=/.test(a));
+  if (bad.length) throw new UsageError(`unknown argument ${bad.join(' ')} (known: --quick --baseline=<git ref> --cases=${ALL.cases.join(',')} --only=inproc,tcp --sync=off,on)`);
   const quick = args.includes('--quick');
+  const list = (name: string, all: string[]): string[] => {
+    const v = args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3).split(',') ?? all;
+    const unknown = v.filter((x) => !all.includes(x));
+    if (unknown.length) throw new UsageError(`--${name}: unknown ${unknown.join(', ')} (known: ${all.join(', ')})`);
+    return v;
+  };
+  const sel: Selection = { cases: list('cases', ALL.cases), where: list('only', ALL.where) };
+  const syncs = list('sync', ['off', 'on']).map((x) => x === 'on');
   const ref = args.find((a) => a.startsWith('--baseline='))?.slice('--baseline='.length);
   const started = performance.now();
   const base = ref ? baselineTree(ref) : undefined;
   const current: Record<string, Measured> = {};
   const baseline: Record<string, Measured> = {};
-  for (const sync of [false, true]) {
+  for (const sync of syncs) {
     const key = sync ? 'syncOn' : 'syncOff';
-    if (base) baseline[key] = await child(base.dir, sync, quick);
-    current[key] = await child(ROOT, sync, quick);
+    if (base) baseline[key] = await child(base.dir, sync, quick, sel);
+    current[key] = await child(ROOT, sync, quick, sel);
   }
   const p = plan(quick);
   progress('thread hand-offs');
@@ -290,7 +309,8 @@ export async function run(args: string[]): Promise<object> {
 if (require.main === module && process.argv.includes('--child')) {
   const harness = process.argv.find((a) => a.startsWith('--harness='))!.slice('--harness='.length);
   const sync = process.argv.includes('--sync=true');
-  measure(harness, sync, plan(process.argv.includes('--quick'))).then(
+  const sel = JSON.parse(process.argv.find((a) => a.startsWith('--select='))!.slice('--select='.length)) as Selection;
+  measure(harness, sync, plan(process.argv.includes('--quick')), sel).then(
     (m) => process.stdout.write(JSON.stringify(m), () => process.exit(0)),
     (e: Error) => { process.stderr.write(`bench nv: ${e.stack ?? e}\n`); process.exit(1); },
   );

@@ -54,6 +54,7 @@ export type Step =
   | { op: 'sever' };
 
 export interface Job {
+  /** The batch: record header room, then the entries. */
   buf: SharedArrayBuffer;
   /** The power-cut flag: Int32 [0] != 0 stops the writer before its next call. */
   cut: SharedArrayBuffer;
@@ -75,28 +76,62 @@ export interface Reply {
   applied: number;
 }
 
+// The writer is told of a job through a control block of shared memory (an Int32Array) and an
+// Atomics notify, and answers the same way: a postMessage each way costs twice the CPU of a wait
+// and a notify (npm run bench -- nv, handOffs). Buffers it has not seen yet are sent to it once, by
+// message, and it takes them off its port when it wakes. Indices of the control block:
+const C = {
+  SUBMIT: 0, // job number, set by the array's thread
+  DONE: 1, // job number done, set by the writer
+  BUF: 2, CUT: 3, IMAGE: 4, JOURNAL: 5, ENTRIES: 6, STEPS: 7,
+  STEP0: 8, STEP_INTS: 5, STEP_MAX: 8, // op, a, b, c, d
+  SEVERED: 48, SYNCS: 49, APPLIED: 50, ERRORS: 51, ERROR0: 52, ERROR_MAX: 1024, // [entry, errno] pairs
+  INTS: 52 + 2 * 1024,
+  OP_JOURNAL: 1, OP_APPLY: 2, OP_TORN: 3, OP_SYNC_IMAGE: 4, OP_RESET_JOURNAL: 5, OP_SEVER: 6,
+} as const;
+
 /**
- * The thread's body. It runs from its source text in a worker (see WriterPool), so it may use
- * nothing from this module's scope but what it requires itself and the layout in workerData.
+ * The thread's body. It runs from its source text in a worker, so it may use nothing from this
+ * module's scope but what it requires itself and what workerData brings.
  */
 function writerThread(): void {
   const fsT = require('fs') as typeof import('fs');
   const zlibT = require('zlib') as typeof import('zlib');
   const wt = require('worker_threads') as typeof import('worker_threads');
   const L = wt.workerData.layout as typeof RECORD;
-  wt.parentPort!.on('message', (job: Job) => {
-    const u8 = new Uint8Array(job.buf);
-    const view = new DataView(job.buf);
-    const cut = new Int32Array(job.cut);
-    const reply: Reply = { errors: [], severed: false, syncs: 0, applied: 0 };
-    // Entry i's position in the buffer: walked once, the buffer is at most a few MiB.
-    const at: number[] = [];
+  const K = wt.workerData.control as typeof C;
+  const ctl = new Int32Array(wt.workerData.ctl as SharedArrayBuffer);
+  const buffers = new Map<number, SharedArrayBuffer>();
+  let seen = 0;
+  for (;;) {
+    Atomics.wait(ctl, K.SUBMIT, seen);
+    const job = Atomics.load(ctl, K.SUBMIT);
+    if (job === seen) continue;
+    seen = job;
+    for (let m = wt.receiveMessageOnPort(wt.parentPort!); m; m = wt.receiveMessageOnPort(wt.parentPort!)) {
+      const msg = m.message as { id: number; buf?: SharedArrayBuffer };
+      if (msg.buf) buffers.set(msg.id, msg.buf); else buffers.clear();
+    }
+    const buf = buffers.get(ctl[K.BUF])!;
+    const u8 = new Uint8Array(buf);
+    const view = new DataView(buf);
+    const cut = new Int32Array(buffers.get(ctl[K.CUT])!);
+    const image = ctl[K.IMAGE];
+    const journal = ctl[K.JOURNAL];
+    let errors = 0;
+    let severed = 0;
+    let syncs = 0;
+    let applied = 0;
     const fail = (from: number, to: number, e: unknown) => {
       const errno = Math.abs((e as NodeJS.ErrnoException).errno ?? 5) || 5;
-      for (let i = from; i < to; i++) reply.errors.push([i, errno]);
+      for (let i = from; i < to; i++) {
+        if (errors < K.ERROR_MAX) { ctl[K.ERROR0 + 2 * errors] = i; ctl[K.ERROR0 + 2 * errors + 1] = errno; }
+        errors++;
+      }
     };
+    // Entry i's position in the buffer: walked once, the buffer is at most a few MiB.
+    const at: number[] = [L.HEADER_BYTES];
     const position = (i: number): number => {
-      if (at.length === 0) at.push(L.HEADER_BYTES);
       while (at.length <= i) {
         const p = at[at.length - 1];
         at.push(p + L.ENTRY_HEADER_BYTES + Math.ceil(view.getUint32(p + 4, true) / 8) * 8);
@@ -121,118 +156,170 @@ function writerThread(): void {
         const parts: Uint8Array[] = [];
         for (let k = i; k < j; k++) parts.push(bytesOf(k));
         try {
-          if (parts.length === 1) writeAll(job.image, parts, offsetOf(i));
+          if (parts.length === 1) writeAll(image, parts, offsetOf(i));
           else {
-            const n = fsT.writevSync(job.image, parts, offsetOf(i));
-            const total = parts.reduce((s, p) => s + p.length, 0);
-            if (n < total) writeAll(job.image, [Buffer.concat(parts).subarray(n)], offsetOf(i) + n);
+            const n = fsT.writevSync(image, parts, offsetOf(i));
+            const total = parts.reduce((sum, p) => sum + p.length, 0);
+            if (n < total) writeAll(image, [Buffer.concat(parts).subarray(n)], offsetOf(i) + n);
           }
-          reply.applied += j - i;
+          applied += j - i;
         } catch (e) {
           fail(i, j, e);
         }
         i = j;
       }
     };
-    for (const s of job.steps) {
-      if (cut[0]) { reply.severed = true; break; }
+    for (let s = 0; s < ctl[K.STEPS]; s++) {
+      if (cut[0]) { severed = 1; break; }
+      const x = K.STEP0 + s * K.STEP_INTS;
+      const [op, a, b, c, d] = [ctl[x], ctl[x + 1], ctl[x + 2], ctl[x + 3], ctl[x + 4]];
       try {
-        if (s.op === 'journal') {
-          const end = s.entries === 0 ? L.HEADER_BYTES : position(s.entries - 1) + L.ENTRY_HEADER_BYTES + Math.ceil(lengthOf(s.entries - 1) / 8) * 8;
+        if (op === K.OP_JOURNAL) {
+          const entries = d;
+          const end = entries === 0 ? L.HEADER_BYTES : position(entries - 1) + L.ENTRY_HEADER_BYTES + Math.ceil(lengthOf(entries - 1) / 8) * 8;
           view.setUint32(L.O_MAGIC, L.MAGIC, true);
           view.setUint32(L.O_VERSION, L.VERSION, true);
-          view.setFloat64(L.O_SEQ, s.seq, true);
-          view.setUint32(L.O_ENTRIES, s.entries, true);
+          view.setFloat64(L.O_SEQ, (b >>> 0) + (c >>> 0) * 2 ** 32, true);
+          view.setUint32(L.O_ENTRIES, entries, true);
           view.setUint32(L.O_BODY_BYTES, end - L.HEADER_BYTES, true);
           view.setUint32(L.O_BODY_CRC, zlibT.crc32(u8.subarray(L.HEADER_BYTES, end)), true);
           view.setUint32(L.O_HEADER_CRC, zlibT.crc32(u8.subarray(0, L.O_HEADER_CRC)), true);
-          writeAll(job.journal, [u8.subarray(0, end)], s.at);
-          if (cut[0]) { reply.severed = true; break; }
-          fsT.fdatasyncSync(job.journal);
-          reply.syncs++;
-        } else if (s.op === 'apply') {
-          apply(s.from, s.to);
-        } else if (s.op === 'torn') {
-          if (s.bytes > 0) writeAll(job.image, [bytesOf(s.entry, s.bytes)], offsetOf(s.entry));
-        } else if (s.op === 'syncImage') {
-          fsT.fdatasyncSync(job.image);
-          reply.syncs++;
-        } else if (s.op === 'resetJournal') {
-          writeAll(job.journal, [new Uint8Array(L.HEADER_BYTES)], 0);
-          fsT.fdatasyncSync(job.journal);
-          reply.syncs++;
-        } else if (s.op === 'sever') {
+          writeAll(journal, [u8.subarray(0, end)], a);
+          if (cut[0]) { severed = 1; break; }
+          fsT.fdatasyncSync(journal);
+          syncs++;
+        } else if (op === K.OP_APPLY) {
+          apply(a, b);
+        } else if (op === K.OP_TORN) {
+          if (b > 0) writeAll(image, [bytesOf(a, b)], offsetOf(a));
+        } else if (op === K.OP_SYNC_IMAGE) {
+          fsT.fdatasyncSync(image);
+          syncs++;
+        } else if (op === K.OP_RESET_JOURNAL) {
+          writeAll(journal, [new Uint8Array(L.HEADER_BYTES)], 0);
+          fsT.fdatasyncSync(journal);
+          syncs++;
+        } else if (op === K.OP_SEVER) {
           Atomics.store(cut, 0, 1);
         }
       } catch (e) {
         // A journal or a flush that failed makes no write of the batch durable: all of them fail,
         // and none is applied in place (the journal protects the order of what is).
-        reply.errors = [];
-        fail(0, job.entries, e);
+        errors = 0;
+        fail(0, ctl[K.ENTRIES], e);
         break;
       }
     }
-    if (cut[0]) reply.severed = true;
-    wt.parentPort!.postMessage(reply);
-  });
+    ctl[K.SEVERED] = severed || cut[0] ? 1 : 0;
+    ctl[K.SYNCS] = syncs;
+    ctl[K.APPLIED] = applied;
+    ctl[K.ERRORS] = errors;
+    Atomics.store(ctl, K.DONE, job);
+    Atomics.notify(ctl, K.DONE);
+  }
 }
 
 // ---- The threads ---------------------------------------------------------------------------------
 
 const WRITER_SOURCE = `'use strict';\n(${writerThread.toString()})();\n`;
+
+interface Thread { worker: Worker; ctl: Int32Array; job: number }
 /** Writers of released arrays, kept for the next array of the process: a thread takes ~0.1 s to start. */
-const idleWriters: Worker[] = [];
+const idleWriters: Thread[] = [];
+let nextBufferId = 1;
+
+function startThread(): Thread {
+  const ctl = new Int32Array(new SharedArrayBuffer(C.INTS * 4));
+  const worker = new Worker(WRITER_SOURCE, {
+    eval: true, workerData: { layout: RECORD, control: C, ctl: ctl.buffer },
+    // Plain JavaScript: without the parent's -r ts-node/register the thread starts in a tenth of the time.
+    execArgv: [],
+  });
+  worker.unref();
+  return { worker, ctl, job: 0 };
+}
+
+/** Atomics.waitAsync (ES2024; in Node since 16): a promise that settles when the writer notifies. */
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string } }).waitAsync;
+
+const OPS: Record<Step['op'], number> = {
+  journal: C.OP_JOURNAL, apply: C.OP_APPLY, torn: C.OP_TORN, syncImage: C.OP_SYNC_IMAGE, resetJournal: C.OP_RESET_JOURNAL, sever: C.OP_SEVER,
+};
 
 /** One array's writer: one job at a time, in order. */
 export class NvWriter {
-  private worker: Worker;
-  private pending?: (r: Reply) => void;
+  private readonly t: Thread;
+  private running = false;
   private failure?: Error;
+  /** Buffers the thread has been given, by their id. */
+  private readonly ids = new WeakMap<SharedArrayBuffer, number>();
 
   /** `fresh`: a new thread even when an idle one is kept (to measure its start). */
   constructor(fresh = false) {
-    this.worker = (fresh ? undefined : idleWriters.pop()) ?? new Worker(WRITER_SOURCE, {
-      eval: true, workerData: { layout: RECORD },
-      // Plain JavaScript: without the parent's -r ts-node/register the thread starts in a tenth of the time.
-      execArgv: [],
-    });
-    this.worker.on('message', this.onMessage);
-    this.worker.on('error', this.onError);
-    this.worker.unref();
+    this.t = (fresh ? undefined : idleWriters.pop()) ?? startThread();
+    this.t.worker.on('error', this.onError);
   }
 
-  private readonly onMessage = (r: Reply) => {
-    const p = this.pending;
-    this.pending = undefined;
-    this.worker.unref();
-    p?.(r);
-  };
+  private readonly onError = (e: Error) => { this.failure = e; };
 
-  private readonly onError = (e: Error) => {
-    this.failure = e;
-    const p = this.pending;
-    this.pending = undefined;
-    p?.({ errors: [[-1, 5]], severed: false, syncs: 0, applied: 0 });
-  };
+  get busy(): boolean { return this.running; }
 
-  get busy(): boolean { return this.pending !== undefined; }
+  private id(buf: SharedArrayBuffer): number {
+    let id = this.ids.get(buf);
+    if (id === undefined) {
+      id = nextBufferId++;
+      this.ids.set(buf, id);
+      this.t.worker.postMessage({ id, buf });
+    }
+    return id;
+  }
 
   /** Runs a job; the promise resolves with the writer's reply (never rejects). */
-  run(job: Job): Promise<Reply> {
-    if (this.pending) throw new Error('NV writer: a job is already running');
-    if (this.failure) return Promise.resolve({ errors: [[-1, 5]], severed: false, syncs: 0, applied: 0 });
+  async run(job: Job): Promise<Reply> {
+    if (this.running) throw new Error('NV writer: a job is already running');
+    if (job.steps.length > C.STEP_MAX) throw new Error(`NV writer: ${job.steps.length} steps in one job (at most ${C.STEP_MAX})`);
+    const fatal: Reply = { errors: [[-1, 5]], severed: false, syncs: 0, applied: 0 };
+    if (this.failure) return fatal;
+    const ctl = this.t.ctl;
+    ctl[C.BUF] = this.id(job.buf);
+    ctl[C.CUT] = this.id(job.cut);
+    ctl[C.IMAGE] = job.image;
+    ctl[C.JOURNAL] = job.journal;
+    ctl[C.ENTRIES] = job.entries;
+    ctl[C.STEPS] = job.steps.length;
+    job.steps.forEach((s, i) => {
+      const x = C.STEP0 + i * C.STEP_INTS;
+      const args = s.op === 'journal' ? [s.at, s.seq % 2 ** 32, Math.floor(s.seq / 2 ** 32), s.entries]
+        : s.op === 'apply' ? [s.from, s.to, 0, 0] : s.op === 'torn' ? [s.entry, s.bytes, 0, 0] : [0, 0, 0, 0];
+      ctl[x] = OPS[s.op];
+      for (let k = 0; k < 4; k++) ctl[x + 1 + k] = args[k] | 0;
+    });
+    const before = this.t.job;
+    this.t.job = (before + 1) | 0;
+    this.running = true;
     // Referenced while a job runs: a process that waits for NV must not exit under it.
-    this.worker.ref();
-    return new Promise((resolve) => { this.pending = resolve; this.worker.postMessage(job); });
+    this.t.worker.ref();
+    Atomics.store(ctl, C.SUBMIT, this.t.job);
+    Atomics.notify(ctl, C.SUBMIT);
+    const w = waitAsync(ctl, C.DONE, before);
+    if (w.async) await w.value;
+    this.t.worker.unref();
+    this.running = false;
+    if (this.failure) return fatal;
+    const n = ctl[C.ERRORS];
+    const errors: Array<[number, number]> = [];
+    for (let i = 0; i < Math.min(n, C.ERROR_MAX); i++) errors.push([ctl[C.ERROR0 + 2 * i], ctl[C.ERROR0 + 2 * i + 1]]);
+    if (n > C.ERROR_MAX) errors.push([-1, errors[0][1]]);
+    return { errors, severed: ctl[C.SEVERED] === 1, syncs: ctl[C.SYNCS], applied: ctl[C.APPLIED] };
   }
 
   /** Returns the thread to the idle list (after its last job). */
   release(): void {
-    this.worker.off('message', this.onMessage);
-    this.worker.off('error', this.onError);
-    this.worker.unref();
-    if (!this.failure && !this.pending) idleWriters.push(this.worker);
-    else void this.worker.terminate();
+    this.t.worker.off('error', this.onError);
+    this.t.worker.unref();
+    if (this.failure || this.running) { void this.t.worker.terminate(); return; }
+    this.t.worker.postMessage({ id: 0 }); // forget this array's buffers
+    idleWriters.push(this.t);
   }
 }
 
