@@ -19,6 +19,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn, spawnSync } from 'child_process';
+import { Worker } from 'worker_threads';
 import { performance } from 'perf_hooks';
 import { ScsiClient } from '../host/client';
 import { NvWriter, RECORD } from '../hal/nv-writer';
@@ -159,6 +160,10 @@ interface Hops {
   syncTwoWritesUs: number;
   /** Starting a writer thread until its first reply, ms (a new one: none idle). */
   writerStartMs: number;
+  /** A job with nothing to do on the writer (shared memory and Atomics), post to reply. */
+  writerEmptyJobUs: number;
+  /** The same hand-off done with postMessage to an echoing worker thread, for comparison. */
+  postMessageEchoUs: number;
 }
 
 export async function hops(n: number): Promise<Hops> {
@@ -184,7 +189,12 @@ export async function hops(n: number): Promise<Hops> {
     const job = { buf, cut: new SharedArrayBuffer(4), image: fd, journal: -1, entries: 2, steps: [{ op: 'apply' as const, from: 0, to: 2 }] };
     await fresh.run(job);
     const writerStartMs = round1(performance.now() - t0);
+    const echo = new Worker("require('worker_threads').parentPort.on('message', (m) => require('worker_threads').parentPort.postMessage(m))", { eval: true, execArgv: [] });
+    const echoOnce = () => new Promise<void>((r) => { echo.once('message', () => r()); echo.postMessage(1); });
+    const empty = { ...job, steps: [] };
     const out: Hops = {
+      writerEmptyJobUs: await timed(async () => { await fresh.run(empty); }),
+      postMessageEchoUs: await timed(echoOnce),
       poolWriteUs: await timed(() => write(0, 4096)),
       poolTwoWritesUs: await timed(async () => { await write(0, 4096); await write(1 << 20, 64); }),
       writerTwoWritesUs: await timed(async () => { await fresh.run(job); }),
@@ -192,6 +202,7 @@ export async function hops(n: number): Promise<Hops> {
       writerStartMs,
     };
     fresh.release();
+    await echo.terminate();
     return out;
   } finally {
     fs.closeSync(fd);
