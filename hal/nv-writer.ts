@@ -258,9 +258,16 @@ export class NvWriter {
   constructor(fresh = false) {
     this.t = (fresh ? undefined : idleWriters.pop()) ?? startThread();
     this.t.worker.on('error', this.onError);
+    this.t.worker.on('exit', this.onExit);
   }
 
-  private readonly onError = (e: Error) => { this.failure = e; };
+  /** The thread died: a job waiting for it ends (every entry EIO), and no job runs on it again. */
+  private readonly onError = (e: Error) => {
+    this.failure = e;
+    Atomics.store(this.t.ctl, C.DONE, this.t.job);
+    Atomics.notify(this.t.ctl, C.DONE);
+  };
+  private readonly onExit = (code: number) => this.onError(new Error(`NV writer thread exited (${code})`));
 
   get busy(): boolean { return this.running; }
 
@@ -316,6 +323,7 @@ export class NvWriter {
   /** Returns the thread to the idle list (after its last job). */
   release(): void {
     this.t.worker.off('error', this.onError);
+    this.t.worker.off('exit', this.onExit);
     this.t.worker.unref();
     if (this.failure || this.running) { void this.t.worker.terminate(); return; }
     this.t.worker.postMessage({ id: 0 }); // forget this array's buffers

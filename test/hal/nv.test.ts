@@ -283,3 +283,16 @@ test('journal: when the journal cannot be written, every entry of the batch fail
   t.deepEqual(r.errors, [[0, 9], [1, 9]], 'EBADF for both');
   t.true(f.read().equals(Buffer.alloc(1 << 16)));
 });
+
+test('a writer thread that dies ends the job it had instead of leaving it waiting, and fails every later job (EIO)', async (t) => {
+  const f = files('nv-writer-dies');
+  const w = new NvWriter(true);
+  t.teardown(() => w.release());
+  const buf = batch([[0, pattern(512, 1)]]);
+  const job = { buf, cut: new SharedArrayBuffer(4), image: f.image, journal: f.journal, entries: 1, steps: [{ op: 'apply' as const, from: 0, to: 1 }] };
+  const pending = w.run(job);
+  await (w as unknown as { t: { worker: { terminate(): Promise<number> } } }).t.worker.terminate();
+  const r = await pending; // done before the thread died, or failed by its death: never left waiting
+  t.true(r.errors.length === 0 || (r.errors[0][0] === -1 && r.errors[0][1] === 5));
+  t.deepEqual((await w.run(job)).errors, [[-1, 5]]);
+});
