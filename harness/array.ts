@@ -283,8 +283,8 @@ export class ArrayController {
   }
 
   /**
-   * Resolves when no I/O is in flight. The deterministic driver waits for this after every round,
-   * so completions are posted in the round after their I/O whatever the threads did meanwhile.
+   * Resolves when no I/O is in flight. The deterministic driver waits for this after every round
+   * that started I/O, so completions are posted in the next round whatever the threads did meanwhile.
    */
   ioSettled(): Promise<void> {
     return this.ioBusy ? new Promise((r) => this.ioWaiters.push(r)) : Promise.resolve();
