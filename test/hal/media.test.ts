@@ -145,14 +145,16 @@ test('a medium whose calls do not end holds up nothing else: a read hit and a wr
   const holding = new Promise<void>((r) => { firstHeld = r; });
   a.media[1].gate = (resume) => { held.push(resume); firstHeld(); };
   let slowDone = false;
-  const slow = read(s, 2, 0, 8).then((d) => { slowDone = true; return d; }); // a miss: staged from d1
+  const q = pattern(4096, 23);
+  const slow = write(s, 2, 0, q, 512, true).then(() => { slowDone = true; }); // FUA: done when on d1
   await holding;
   const hits = a.stats()[A.STAT_READ_HITS];
   t.deepEqual(await read(s, 1, 0, 8), p, 'the read hit on the other volume completes');
   t.is(a.stats()[A.STAT_READ_HITS], hits + 1);
   await write(s, 1, 64, pattern(4096, 22));
-  t.false(slowDone, 'the read staged from d1 is still waiting for it');
+  t.false(slowDone, 'the FUA write to d1 is still waiting for it');
   a.media[1].gate = (resume) => resume();
   for (const r of held.splice(0)) r();
-  t.deepEqual(await slow, Buffer.alloc(4096));
+  await slow;
+  t.deepEqual(await read(s, 2, 0, 8), q);
 });
