@@ -185,7 +185,7 @@ export async function hops(n: number): Promise<Hops> {
     view.setUint32(RECORD.HEADER_BYTES + 8 + 4096, 1 << 20, true);
     view.setUint32(RECORD.HEADER_BYTES + 8 + 4096 + 4, 64, true);
     const t0 = performance.now();
-    const fresh = new NvWriter(true);
+    const fresh = new NvWriter({ fresh: true });
     const job = { buf, cut: new SharedArrayBuffer(4), image: fd, journal: -1, entries: 2, steps: [{ op: 'apply' as const, from: 0, to: 2 }] };
     await fresh.run(job);
     const writerStartMs = round1(performance.now() - t0);

@@ -91,27 +91,13 @@ const C = {
 } as const;
 
 /**
- * The thread's body. It runs from its source text in a worker, so it may use nothing from this
- * module's scope but what it requires itself and what workerData brings.
+ * Runs the job the control block describes, with blocking calls in order, and writes the reply into
+ * the block. Made from the modules it uses and nothing else of this module's scope, so that the
+ * writer thread (which runs it from its source text) and an inline writer (on the array's thread,
+ * for drivers that run rounds synchronously) run the same code.
  */
-function writerThread(): void {
-  const fsT = require('fs') as typeof import('fs');
-  const zlibT = require('zlib') as typeof import('zlib');
-  const wt = require('worker_threads') as typeof import('worker_threads');
-  const L = wt.workerData.layout as typeof RECORD;
-  const K = wt.workerData.control as typeof C;
-  const ctl = new Int32Array(wt.workerData.ctl as SharedArrayBuffer);
-  const buffers = new Map<number, SharedArrayBuffer>();
-  let seen = 0;
-  for (;;) {
-    Atomics.wait(ctl, K.SUBMIT, seen);
-    const job = Atomics.load(ctl, K.SUBMIT);
-    if (job === seen) continue;
-    seen = job;
-    for (let m = wt.receiveMessageOnPort(wt.parentPort!); m; m = wt.receiveMessageOnPort(wt.parentPort!)) {
-      const msg = m.message as { id: number; buf?: SharedArrayBuffer };
-      if (msg.buf) buffers.set(msg.id, msg.buf); else buffers.clear();
-    }
+function jobRunner(fsT: typeof import('fs'), zlibT: typeof import('zlib'), L: typeof RECORD, K: typeof C) {
+  return (ctl: Int32Array, buffers: Map<number, SharedArrayBuffer>): void => {
     const buf = buffers.get(ctl[K.BUF])!;
     const u8 = new Uint8Array(buf);
     const view = new DataView(buf);
@@ -214,6 +200,27 @@ function writerThread(): void {
     ctl[K.SYNCS] = syncs;
     ctl[K.APPLIED] = applied;
     ctl[K.ERRORS] = errors;
+  };
+}
+
+/** The writer thread's body: waits for a job, takes new buffers off its port, runs the job, says it is done. */
+function writerThread(): void {
+  const wt = require('worker_threads') as typeof import('worker_threads');
+  const K = wt.workerData.control as typeof C;
+  const run = jobRunner(require('fs'), require('zlib'), wt.workerData.layout as typeof RECORD, K);
+  const ctl = new Int32Array(wt.workerData.ctl as SharedArrayBuffer);
+  const buffers = new Map<number, SharedArrayBuffer>();
+  let seen = 0;
+  for (;;) {
+    Atomics.wait(ctl, K.SUBMIT, seen);
+    const job = Atomics.load(ctl, K.SUBMIT);
+    if (job === seen) continue;
+    seen = job;
+    for (let m = wt.receiveMessageOnPort(wt.parentPort!); m; m = wt.receiveMessageOnPort(wt.parentPort!)) {
+      const msg = m.message as { id: number; buf?: SharedArrayBuffer };
+      if (msg.buf) buffers.set(msg.id, msg.buf); else buffers.clear();
+    }
+    run(ctl, buffers);
     Atomics.store(ctl, K.DONE, job);
     Atomics.notify(ctl, K.DONE);
   }
@@ -221,7 +228,7 @@ function writerThread(): void {
 
 // ---- The threads ---------------------------------------------------------------------------------
 
-const WRITER_SOURCE = `'use strict';\n(${writerThread.toString()})();\n`;
+const WRITER_SOURCE = `'use strict';\n${jobRunner.toString()}\n(${writerThread.toString()})();\n`;
 
 interface Thread { worker: Worker; ctl: Int32Array; job: number }
 /** Writers of released arrays, kept for the next array of the process: a thread takes ~0.1 s to start. */
@@ -246,26 +253,44 @@ const OPS: Record<Step['op'], number> = {
   journal: C.OP_JOURNAL, apply: C.OP_APPLY, torn: C.OP_TORN, syncImage: C.OP_SYNC_IMAGE, resetJournal: C.OP_RESET_JOURNAL, sever: C.OP_SEVER,
 };
 
-/** One array's writer: one job at a time, in order. */
+const FATAL: Reply = { errors: [[-1, 5]], severed: false, syncs: 0, applied: 0 };
+
+/**
+ * One array's writer: one job at a time, in order. On a thread of its own, or `inline`: the same
+ * code run on the array's thread by runSync(), for drivers that run rounds synchronously and never
+ * let a thread's answer in (the fuzzer).
+ */
 export class NvWriter {
-  private readonly t: Thread;
+  private readonly t?: Thread;
+  private readonly ctl: Int32Array;
   private running = false;
   private failure?: Error;
   /** Buffers the thread has been given, by their id. */
   private readonly ids = new WeakMap<SharedArrayBuffer, number>();
+  /** Inline: the buffers by id, and the job runner. */
+  private readonly buffers = new Map<number, SharedArrayBuffer>();
+  private readonly runInline?: (ctl: Int32Array, buffers: Map<number, SharedArrayBuffer>) => void;
 
   /** `fresh`: a new thread even when an idle one is kept (to measure its start). */
-  constructor(fresh = false) {
-    this.t = (fresh ? undefined : idleWriters.pop()) ?? startThread();
+  constructor(o: { fresh?: boolean; inline?: boolean } = {}) {
+    if (o.inline) {
+      this.ctl = new Int32Array(C.INTS);
+      this.runInline = jobRunner(fs, zlib, RECORD, C);
+      return;
+    }
+    this.t = (o.fresh ? undefined : idleWriters.pop()) ?? startThread();
+    this.ctl = this.t.ctl;
     this.t.worker.on('error', this.onError);
     this.t.worker.on('exit', this.onExit);
   }
 
+  get inline(): boolean { return this.runInline !== undefined; }
+
   /** The thread died: a job waiting for it ends (every entry EIO), and no job runs on it again. */
   private readonly onError = (e: Error) => {
     this.failure = e;
-    Atomics.store(this.t.ctl, C.DONE, this.t.job);
-    Atomics.notify(this.t.ctl, C.DONE);
+    Atomics.store(this.ctl, C.DONE, this.t!.job);
+    Atomics.notify(this.ctl, C.DONE);
   };
   private readonly onExit = (code: number) => this.onError(new Error(`NV writer thread exited (${code})`));
 
@@ -276,18 +301,15 @@ export class NvWriter {
     if (id === undefined) {
       id = nextBufferId++;
       this.ids.set(buf, id);
-      this.t.worker.postMessage({ id, buf });
+      if (this.t) this.t.worker.postMessage({ id, buf }); else this.buffers.set(id, buf);
     }
     return id;
   }
 
-  /** Runs a job; the promise resolves with the writer's reply (never rejects). */
-  async run(job: Job): Promise<Reply> {
-    if (this.running) throw new Error('NV writer: a job is already running');
+  /** Writes the job into the control block. */
+  private encode(job: Job): void {
     if (job.steps.length > C.STEP_MAX) throw new Error(`NV writer: ${job.steps.length} steps in one job (at most ${C.STEP_MAX})`);
-    const fatal: Reply = { errors: [[-1, 5]], severed: false, syncs: 0, applied: 0 };
-    if (this.failure) return fatal;
-    const ctl = this.t.ctl;
+    const ctl = this.ctl;
     ctl[C.BUF] = this.id(job.buf);
     ctl[C.CUT] = this.id(job.cut);
     ctl[C.IMAGE] = job.image;
@@ -301,18 +323,11 @@ export class NvWriter {
       ctl[x] = OPS[s.op];
       for (let k = 0; k < 4; k++) ctl[x + 1 + k] = args[k] | 0;
     });
-    const before = this.t.job;
-    this.t.job = (before + 1) | 0;
-    this.running = true;
-    // Referenced while a job runs: a process that waits for NV must not exit under it.
-    this.t.worker.ref();
-    Atomics.store(ctl, C.SUBMIT, this.t.job);
-    Atomics.notify(ctl, C.SUBMIT);
-    const w = waitAsync(ctl, C.DONE, before);
-    if (w.async) await w.value;
-    this.t.worker.unref();
-    this.running = false;
-    if (this.failure) return fatal;
+  }
+
+  /** The reply the job runner left in the control block. */
+  private decode(): Reply {
+    const ctl = this.ctl;
     const n = ctl[C.ERRORS];
     const errors: Array<[number, number]> = [];
     for (let i = 0; i < Math.min(n, C.ERROR_MAX); i++) errors.push([ctl[C.ERROR0 + 2 * i], ctl[C.ERROR0 + 2 * i + 1]]);
@@ -320,14 +335,45 @@ export class NvWriter {
     return { errors, severed: ctl[C.SEVERED] === 1, syncs: ctl[C.SYNCS], applied: ctl[C.APPLIED] };
   }
 
+  /** Inline only: runs a job on this thread and returns the reply. */
+  runSync(job: Job): Reply {
+    if (!this.runInline) throw new Error('NV writer: runSync() is for an inline writer');
+    this.encode(job);
+    this.runInline(this.ctl, this.buffers);
+    return this.decode();
+  }
+
+  /** Runs a job; the promise resolves with the writer's reply (never rejects). */
+  async run(job: Job): Promise<Reply> {
+    if (this.running) throw new Error('NV writer: a job is already running');
+    if (this.inline) return this.runSync(job);
+    if (this.failure) return FATAL;
+    const t = this.t!;
+    this.encode(job);
+    const before = t.job;
+    t.job = (before + 1) | 0;
+    this.running = true;
+    // Referenced while a job runs: a process that waits for NV must not exit under it.
+    t.worker.ref();
+    Atomics.store(this.ctl, C.SUBMIT, t.job);
+    Atomics.notify(this.ctl, C.SUBMIT);
+    const w = waitAsync(this.ctl, C.DONE, before);
+    if (w.async) await w.value;
+    t.worker.unref();
+    this.running = false;
+    return this.failure ? FATAL : this.decode();
+  }
+
   /** Returns the thread to the idle list (after its last job). */
   release(): void {
-    this.t.worker.off('error', this.onError);
-    this.t.worker.off('exit', this.onExit);
-    this.t.worker.unref();
-    if (this.failure || this.running) { void this.t.worker.terminate(); return; }
-    this.t.worker.postMessage({ id: 0 }); // forget this array's buffers
-    idleWriters.push(this.t);
+    const t = this.t;
+    if (!t) return;
+    t.worker.off('error', this.onError);
+    t.worker.off('exit', this.onExit);
+    t.worker.unref();
+    if (this.failure || this.running) { void t.worker.terminate(); return; }
+    t.worker.postMessage({ id: 0 }); // forget this array's buffers
+    idleWriters.push(t);
   }
 }
 

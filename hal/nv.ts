@@ -122,7 +122,11 @@ export class NvBinding {
   gate: (resume: () => void) => void = (resume) => resume();
   private readonly reported = new Set<number>();
 
-  constructor(private readonly mem: CommonMemory, readonly file: string, private readonly sync: boolean, private readonly prng: Prng) {
+  /** `inline`: the writer runs on this thread (ArrayOptions.io, for drivers that run rounds synchronously). */
+  constructor(
+    private readonly mem: CommonMemory, readonly file: string, private readonly sync: boolean, private readonly prng: Prng,
+    private readonly inline = false,
+  ) {
     this.base = mem.u32(A.MAP_ADDR + A.MAP_NV_ADDR);
     this.bytes = mem.u32(A.MAP_ADDR + A.MAP_NV_BYTES);
   }
@@ -161,7 +165,7 @@ export class NvBinding {
       }
     }
     if (size !== this.bytes) fs.ftruncateSync(this.fd, this.bytes);
-    this.writer = new NvWriter();
+    this.writer = new NvWriter({ inline: this.inline });
     return loaded;
   }
 
@@ -252,8 +256,8 @@ export class NvBinding {
     this.running = batch;
     this.counters.batches++;
     const job = { buf: batch.buf, cut: this.cut, image: this.fd, journal: this.journalFd, entries: batch.entries.length, steps: this.steps(batch) };
-    void this.writer.run(job)
-      .then((reply) => this.gate(() => this.finished(batch, reply)));
+    if (this.writer.inline) this.gate(() => this.finished(batch, this.writer!.runSync(job)));
+    else void this.writer.run(job).then((reply) => this.gate(() => this.finished(batch, reply)));
     return true;
   }
 

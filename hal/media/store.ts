@@ -70,8 +70,10 @@ export class RamStore implements MediumStore {
  */
 export class FileStore implements MediumStore {
   private fd: number;
-  readonly threaded = true;
-  constructor(readonly file: string, readonly bytes: number) {
+  readonly threaded: boolean;
+  /** `inline`: blocking calls on this thread (ArrayOptions.io), done before they return. */
+  constructor(readonly file: string, readonly bytes: number, private readonly inline = false) {
+    this.threaded = !inline;
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.fd = fs.openSync(file, fs.existsSync(file) ? 'r+' : 'w+');
     const size = fs.fstatSync(this.fd).size;
@@ -80,6 +82,13 @@ export class FileStore implements MediumStore {
   get description(): string { return `file ${this.file}`; }
 
   read(mem: Uint8Array, addr: number, offset: number, length: number, done: IoDone): void {
+    if (this.inline) return this.blocking(done, () => {
+      for (let moved = 0; moved < length;) {
+        const n = fs.readSync(this.fd, mem, addr + moved, length - moved, offset + moved);
+        if (n === 0) { mem.fill(0, addr + moved, addr + length); return; }
+        moved += n;
+      }
+    });
     const more = (moved: number): void => {
       if (moved >= length) { done(); return; }
       fs.read(this.fd, mem, addr + moved, length - moved, offset + moved, (e, n) => {
@@ -92,6 +101,9 @@ export class FileStore implements MediumStore {
   }
 
   write(mem: Uint8Array, addr: number, offset: number, length: number, done: IoDone): void {
+    if (this.inline) return this.blocking(done, () => {
+      for (let moved = 0; moved < length;) moved += fs.writeSync(this.fd, mem, addr + moved, length - moved, offset + moved);
+    });
     const more = (moved: number): void => {
       if (moved >= length) { done(); return; }
       fs.write(this.fd, mem, addr + moved, length - moved, offset + moved, (e, n) => (e ? done(e) : more(moved + n)));
@@ -99,7 +111,16 @@ export class FileStore implements MediumStore {
     more(0);
   }
 
-  flush(done: IoDone): void { fs.fdatasync(this.fd, done); }
+  flush(done: IoDone): void {
+    if (this.inline) this.blocking(done, () => fs.fdatasyncSync(this.fd));
+    else fs.fdatasync(this.fd, done);
+  }
+
+  private blocking(done: IoDone, f: () => void): void {
+    let error: NodeJS.ErrnoException | undefined;
+    try { f(); } catch (e) { error = e as NodeJS.ErrnoException; }
+    done(error);
+  }
 
   close(): void {
     if (this.fd >= 0) fs.closeSync(this.fd);

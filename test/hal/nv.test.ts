@@ -47,7 +47,11 @@ function completions(a: ArrayController, iop: number): Array<[number, number]> {
   return out;
 }
 
-/** An array that has booted and gone idle; `spare` is the last 64 KiB of the NV region (a free slot's data). */
+/**
+ * An array that has booted and gone idle; `spare` is the last 64 KiB of the NV region. The test
+ * writes there as it likes (whatever the firmware keeps there is lost), so the array is stopped as
+ * by a power failure, with no round run after the test.
+ */
 async function idleArray(label: string, sync: boolean) {
   const dir = tempDir(label);
   const emu = await startSmall({ dir, mode: 'deterministic', nv: { sync } });
@@ -62,7 +66,7 @@ async function idleArray(label: string, sync: boolean) {
 for (const sync of [false, true]) {
   test(`a range entry writes the bytes it named at the doorbell, not what the memory holds later (nv.sync ${sync})`, async (t) => {
     const { emu, a, spare, fileAt } = await idleArray('nv-capture', sync);
-    t.teardown(() => emu.stop());
+    t.teardown(() => emu.stop('powerFail'));
     const before = pattern(4096, 1);
     const after = pattern(4096, 2);
     a.mem.u8.set(before, spare);
@@ -81,7 +85,7 @@ for (const sync of [false, true]) {
 
 test('group commit: the entries of a round go out as one batch with one flush; completions in ring order, each to its IOP', async (t) => {
   const { emu, a, spare, fileAt } = await idleArray('nv-group', true);
-  t.teardown(() => emu.stop());
+  t.teardown(() => emu.stop('powerFail'));
   const base = { batches: a.nv.counters.batches, syncs: a.nv.counters.syncs };
   // Ten entries from two IOPs: adjacent ranges (coalesced into one pwritev), inline images, and
   // two writes to the same bytes (the later one must win).
@@ -108,7 +112,7 @@ test('group commit: the entries of a round go out as one batch with one flush; c
 
 test('entries queued while a batch is written form the next batch; a full CQ holds back every later completion', async (t) => {
   const { emu, a, spare } = await idleArray('nv-next', false);
-  t.teardown(() => emu.stop());
+  t.teardown(() => emu.stop('powerFail'));
   const ring = cq(a, 1);
   let held = 0;
   a.nv.gate = (resume) => { held++; setImmediate(resume); };
@@ -134,7 +138,7 @@ test('entries queued while a batch is written form the next batch; a full CQ hol
 
 test('an entry outside the NV region completes with EINVAL and writes nothing; the entries around it are written', async (t) => {
   const { emu, a, spare, fileAt } = await idleArray('nv-einval', false);
-  t.teardown(() => emu.stop());
+  t.teardown(() => emu.stop('powerFail'));
   a.mem.u8.set(pattern(1024, 6), spare);
   queue(a, { iop: 0, id: 1, addr: spare, length: 512 });
   queue(a, { iop: 0, id: 2, addr: a.nv.base + a.nv.bytes - 256, length: 512 });
@@ -149,7 +153,7 @@ test('an entry outside the NV region completes with EINVAL and writes nothing; t
 
 test('an injected error fails the next N entries with its errno and writes nothing of them; the entries after are written', async (t) => {
   const { emu, a, spare, fileAt } = await idleArray('nv-error', false);
-  t.teardown(() => emu.stop());
+  t.teardown(() => emu.stop('powerFail'));
   a.mem.u8.set(pattern(1536, 8), spare);
   a.nv.inject({ type: 'error', errno: 28, count: 2 });
   for (let i = 0; i < 3; i++) queue(a, { iop: 0, id: i + 1, addr: spare + i * 512, length: 512 });
@@ -163,7 +167,7 @@ test('an injected error fails the next N entries with its errno and writes nothi
 
 test('after a power failure nothing more reaches the NV file, also entries captured before it', async (t) => {
   const { emu, a, spare, nvFile } = await idleArray('nv-cut', false);
-  t.teardown(() => emu.stop());
+  t.teardown(() => emu.stop('powerFail'));
   const image = fs.readFileSync(nvFile);
   a.mem.u8.set(pattern(4096, 7), spare);
   queue(a, { iop: 0, id: 1, addr: spare, length: 4096 });
@@ -293,7 +297,7 @@ test('journal: when the journal cannot be written, every entry of the batch fail
 
 test('a writer thread that dies ends the job it had instead of leaving it waiting, and fails every later job (EIO)', async (t) => {
   const f = files('nv-writer-dies');
-  const w = new NvWriter(true);
+  const w = new NvWriter({ fresh: true });
   t.teardown(() => w.release());
   const buf = batch([[0, pattern(512, 1)]]);
   const job = { buf, cut: new SharedArrayBuffer(4), image: f.image, journal: f.journal, entries: 1, steps: [{ op: 'apply' as const, from: 0, to: 1 }] };
