@@ -11,7 +11,7 @@
 // The baseline is the commit's tree (git archive) in the temporary folder with this tree's
 // node_modules linked in and its firmware built there; it is kept for the next run.
 //
-// The array: release image, real-time mode, one channel IOP and the disk IOP, four 64 MiB RAM
+// The array: release image, real-time mode, one channel IOP and the disk IOP, four 128 MiB RAM
 // media, one 256 MiB volume striped over them, a 64 MiB cache; the NV file and its journal in the
 // temporary folder (a disk, so that fdatasync costs what it costs: see nvFileSystem). The working
 // set is the first 16 MiB of the volume, written and synchronized first; reads hit the cache.
@@ -69,7 +69,8 @@ function topology(dir: string, sync: boolean): object {
     arrays: [{
       name: 'nvbench', dir, cache: { size: '64MiB' }, nv: { sync },
       iops: [{ role: 'channel' }, { role: 'disk' }],
-      media: Array.from({ length: 4 }, (_, i) => ({ name: `ram${i}`, kind: 'ram', size: '64MiB' })),
+      // 128 MiB each: a 256 MiB volume over four, with room for each medium's label chunk.
+      media: Array.from({ length: 4 }, (_, i) => ({ name: `ram${i}`, kind: 'ram', size: '128MiB' })),
       ports: [{ name: 'q0', iop: 0, transport: 'inproc' }, { name: 't0', iop: 0, transport: 'tcp', host: '127.0.0.1', port: 0 }],
     }],
   };
@@ -307,7 +308,7 @@ export async function run(args: string[]): Promise<object> {
     method: `each case: one warm-up round, then the median of ${p.rounds} rounds of ${p.roundMs} ms, closed loop at the stated queue depth; `
       + `readHits.besideWrites: read4kQd1 on one in-process session while another keeps ${WRITE_LOAD_DEPTH} 4 KiB random writes in flight. `
       + 'Each build in a child process of its own, the builds alternating per nv.sync setting.',
-    array: 'release image, realtime, 1 channel IOP + disk IOP, 4 x 64 MiB RAM media, 256 MiB striped volume, 64 MiB cache, '
+    array: 'release image, realtime, 1 channel IOP + disk IOP, 4 x 128 MiB RAM media, 256 MiB striped volume, 64 MiB cache, '
       + `working set ${WORKING_SET_BYTES / MiB} MiB (reads hit)`,
     nvFileSystem: fileSystemOf(os.tmpdir()),
     handOffs,
