@@ -4,12 +4,15 @@
 //   npm run bench                       the SCSI benchmark (bench/scsi-bench.ts)
 //   npm run bench -- --quick            the same with short rounds
 //   npm run bench -- kernels [args]     the kernel benchmark (bench/kernels.ts; its own --quick, --only=)
+//   npm run bench -- nv [args]          NV write IOPS with nv.sync off and on, read hits beside writes
+//                                       (bench/nv-bench.ts; --quick, --baseline=<git ref> for before/after)
 // Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
 // which must happen before anything uses the libuv pool.
 
 const BENCHMARKS: Record<string, () => Promise<object>> = {
   scsi: async () => (await import('./scsi-bench')).run(process.argv.slice(2).filter((a) => a !== 'scsi')),
   kernels: async () => (await import('./kernels')).run(),
+  nv: async () => (await import('./nv-bench')).run(process.argv.slice(3)),
 };
 
 function main(): void {

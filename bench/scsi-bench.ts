@@ -106,11 +106,11 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function round1(x: number): number {
+export function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
-function round3(x: number): number {
+export function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
@@ -136,7 +136,7 @@ class Latencies {
 }
 
 /** LBAs of a case: random 4 KiB-aligned units of the working set, or one cursor shared by all slots. */
-function lbaSource(spec: CaseSpec, plan: Plan): () => number {
+export function lbaSource(spec: CaseSpec, plan: Plan): () => number {
   const blocks = spec.bytes / BLOCK_BYTES;
   const units = Math.floor(plan.workingSetBytes / spec.bytes);
   if (spec.pattern === 'sequential') {
@@ -219,7 +219,7 @@ async function initiatorThread(target: string): Promise<void> {
 }
 
 /** Runs cases on a worker thread that holds its own TCP connection to the array. */
-class RemoteInitiator {
+export class RemoteInitiator {
   private readonly worker: Worker;
   private readonly replies: Array<(m: FromInitiator) => void> = [];
   private failure?: Error;
@@ -487,7 +487,7 @@ function writeBackingFile(file: string): void {
 
 // ---- Main -----------------------------------------------------------------------------------------
 
-function machine(): Record<string, unknown> {
+export function machine(): Record<string, unknown> {
   const cpus = os.cpus();
   return {
     cpus: cpus.length, cpu: cpus[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}`,

@@ -141,6 +141,7 @@ export class FuzzTarget {
     const capture = new CommandCapture();
     const array = await ArrayController.create(topo.arrays[0] as ArraySpec, {
       mode: 'deterministic', seed, debug: true, trace: capture, metricsIntervalMs: topo.metricsIntervalMs, log: () => undefined,
+      io: 'inline', // the rounds run synchronously here: NV writes must end inside them
     });
     await array.closePorts(); // no listening sockets: the fuzzer opens session slots itself
     const t = new FuzzTarget(array, capture, d, own);

@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as A from '../hal/abi';
 import { CommonMemory } from '../hal/memory';
 import { EntryRing } from '../hal/ring';
-import { NvBinding } from '../hal/nv';
+import { NvBinding, NvFault } from '../hal/nv';
 import { MediumBinding } from '../hal/media/binding';
 import { MediumStore, RamStore, FileStore } from '../hal/media/store';
 import { QueueSession } from '../hal/channels/queue';
@@ -15,7 +15,7 @@ import { StreamPort, TcpPort, SerialStreamPort, PtyPort } from '../hal/channels/
 import { Prng } from '../hal/prng';
 import { writeConfig } from './config';
 import { TraceWriter, decodeTrace, traceTypeName } from './trace';
-import { parseFault, type ArraySpec, type Mode, type FaultSpec } from './topology';
+import { parseFault, parseNvFault, type ArraySpec, type Mode, type FaultSpec } from './topology';
 
 const Wasm = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
 
@@ -81,6 +81,13 @@ export interface ArrayOptions {
   trace: TraceWriter;
   metricsIntervalMs: number;
   log: (line: string) => void;
+  /**
+   * Where NV and file-medium I/O runs: 'threads' (default; off the array's thread), or 'inline'
+   * (blocking calls on it, for a driver that runs rounds synchronously and so never lets a thread's
+   * answer in, as the fuzzer does). Completions are posted at the start of the next round either
+   * way: a deterministic run gives the same trace with both.
+   */
+  io?: 'threads' | 'inline';
 }
 
 interface FirmwareExports { layout(): number; boot(role: number, index: number): number; poll(now: number): number }
@@ -129,6 +136,9 @@ export class ArrayController {
   readonly streamPorts: Array<StreamPort | undefined> = [];
   readonly queuePorts: Array<QueuePort | undefined> = [];
   private readonly doorbells: number[] = [];
+  /** NV entries captured at doorbells since the last round counted them. */
+  private nvCaptured = 0;
+  private ioWaiters: Array<() => void> = [];
   private readonly wakeAddrs: number[] = [];
   private controlWaiters: ControlWaiter[] = [];
   private trace!: EntryRing;
@@ -172,7 +182,8 @@ export class ArrayController {
           },
         },
         hal: {
-          doorbell: (id: number) => { this.doorbells.push(id); },
+          // The NV doorbell captures the entries' bytes at once: the firmware may change them after.
+          doorbell: (id: number) => { if (id === A.DB_NV) this.nvCaptured += this.nv.capture(); else this.doorbells.push(id); },
           log: (level: number, msg: number, x: number, y: number) => {
             const text = new CommonMemory(this.memory).asString(msg);
             o.log(`${this.name} iop${i} ${['', 'info', 'warn', 'error'][level] ?? level}: ${text} (${x}, ${y})`);
@@ -184,14 +195,23 @@ export class ArrayController {
     const e = this.fw[0].layout();
     this.mem = new CommonMemory(this.memory); // layout() grew the memory: views of the final size
     if (e !== 0) throw new BootError(this.name, e, this.mem.u32(A.MAP_ADDR + A.MAP_ERROR_DETAIL), 'layout');
-    this.nv = new NvBinding(this.mem, spec.nv.path, spec.nv.sync);
+    this.nv = new NvBinding(this.mem, spec.nv.path, spec.nv.sync, new Prng(o.seed).fork(`${this.name}/nv`), o.io === 'inline');
+    this.nv.onDone = this.ioDone;
+    this.nv.onError = (m) => o.log(`${this.name} nv: ${m}`);
+    this.nv.onPowerLoss = (why) => {
+      o.log(`${this.name}: power failed (${why})`);
+      this.powerFail(why);
+    };
     this.bootInfo.nvLoadedBytes = this.nv.load();
     this.nv.attach(spec.iops.length);
+    for (const f of spec.nv.faults) this.nv.inject(f);
     this.trace = new EntryRing(this.mem, this.mem.u32(A.MAP_ADDR + A.MAP_TRACE_RING));
     const prng = new Prng(o.seed).fork(this.name);
     spec.media.forEach((m, i) => {
-      const store: MediumStore = m.kind === 'ram' ? new RamStore(m.bytes) : new FileStore(m.path, m.bytes);
-      this.media.push(new MediumBinding(this.mem, i, m.name, store, m.bytes, m.timing, m.faults, prng.fork(m.name)));
+      const store: MediumStore = m.kind === 'ram' ? new RamStore(m.bytes) : new FileStore(m.path, m.bytes, o.io === 'inline');
+      const b = new MediumBinding(this.mem, i, m.name, store, m.bytes, m.timing, m.faults, prng.fork(m.name));
+      b.onDone = this.ioDone;
+      this.media.push(b);
     });
     for (let i = 0; i < spec.iops.length; i++) {
       const r = this.fw[i].boot(spec.iops[i] === 'disk' ? A.ROLE_DISK : A.ROLE_CHANNEL, i);
@@ -200,6 +220,7 @@ export class ArrayController {
     }
     this.lastStats = this.stats();
     this.dispatch(0);
+    this.nv.submit();
   }
 
   private async startPorts(): Promise<void> {
@@ -237,10 +258,15 @@ export class ArrayController {
     return qp.open();
   }
 
-  /** One pass: every IOP polled once in index order, then the bindings. Returns the work done. */
+  /**
+   * One pass: the completions of I/O that has ended, every IOP polled once in index order, then
+   * the bindings; NV entries captured in the pass go to the writer as one batch if it is free.
+   * Returns the work done.
+   */
   round(now: number): number {
     if (this.failed) return 0;
-    let work = 0;
+    let work = this.nv.reap();
+    for (const m of this.media) if (m.nextTimerNs() <= now) work += m.service(now);
     try {
       for (let i = 0; i < this.fw.length; i++) {
         work += this.fw[i].poll(now);
@@ -250,7 +276,10 @@ export class ArrayController {
       this.fail(e as Error);
       return 0;
     }
-    for (const m of this.media) if (m.nextTimerNs() <= now) work += m.service(now);
+    for (const m of this.media) if (m.nextStartNs() <= now) work += m.take(now);
+    if (this.nv.submit()) work++;
+    work += this.nvCaptured;
+    this.nvCaptured = 0;
     for (const p of this.streamPorts) if (p) work += p.pump();
     if (this.trace.used() > 0) this.drainTrace();
     if (this.controlWaiters.length > 0) this.checkControl(now);
@@ -262,8 +291,7 @@ export class ArrayController {
     let work = 0;
     const ids = this.doorbells.splice(0);
     for (const id of ids) {
-      if (id === A.DB_NV) work += this.nv.service();
-      else if (id >= A.DB_MEDIUM_BASE && id < A.DB_MEDIUM_BASE + A.MAX_MEDIA) work += this.media[id - A.DB_MEDIUM_BASE]?.service(now) ?? 0;
+      if (id >= A.DB_MEDIUM_BASE && id < A.DB_MEDIUM_BASE + A.MAX_MEDIA) work += this.media[id - A.DB_MEDIUM_BASE]?.take(now) ?? 0;
       else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) this.streamPorts[(id - A.DB_TX_BASE) >> 4]?.transmit((id - A.DB_TX_BASE) & 15);
       else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.queuePorts[(id - A.DB_CQ_BASE) >> 4]?.sessions[(id - A.DB_CQ_BASE) & 15]?.drain();
       else if (id === A.DB_TRACE) this.drainTrace();
@@ -285,6 +313,34 @@ export class ArrayController {
     if (this.o.trace.enabled && !this.failed) t = Math.min(t, this.lastMetricsNs + this.o.metricsIntervalMs * 1e6);
     return t;
   }
+
+  /** I/O calls started so far (NV batches, store calls, also those that ended at once). */
+  get ioStarts(): number {
+    let n = this.nv.counters.batches;
+    for (const m of this.media) n += m.callsStarted;
+    return n;
+  }
+
+  /** I/O is in flight on other threads (an NV batch, a medium's store call). */
+  get ioBusy(): boolean {
+    if (this.nv.busy) return true;
+    for (const m of this.media) if (m.ioBusy) return true;
+    return false;
+  }
+
+  /**
+   * Resolves when no I/O is in flight. The deterministic driver waits for this after every round
+   * that started I/O, so completions are posted in the next round whatever the threads did meanwhile.
+   */
+  ioSettled(): Promise<void> {
+    return this.ioBusy ? new Promise((r) => this.ioWaiters.push(r)) : Promise.resolve();
+  }
+
+  /** A binding's I/O has ended: in real time, a round posts its completion. */
+  private readonly ioDone = (): void => {
+    if (this.ioWaiters.length > 0 && !this.ioBusy) for (const w of this.ioWaiters.splice(0)) w();
+    if (this.o.mode === 'realtime') this.kick();
+  };
 
   /** Something a host waits for is under way: virtual time may be advanced to get it done. */
   get hostWaiting(): boolean {
@@ -383,9 +439,11 @@ export class ArrayController {
 
   /**
    * Injects a fault while running: "disk1 read error at 4096 [count 8]", "disk1 write error at 0",
-   * "disk1 slow 20", "disk1 dead", "disk1 heal" (clears the medium's faults).
+   * "disk1 slow 20", "disk1 dead", "disk1 heal" (clears the medium's faults); on the NV memory
+   * "nv error ENOSPC [count 3]", "nv torn [bytes 100]", "nv power loss after 12 writes", "nv heal".
    */
-  inject(text: string): FaultSpec | undefined {
+  inject(text: string): FaultSpec | NvFault | undefined {
+    if (/^\s*nv(\s|$)/.test(text)) return this.injectNv(text);
     const m = /^\s*(\S+)\s+(?:(read|write) error at (\d+)(?: count (\d+))?|slow (\d+(?:\.\d+)?)|(dead)|(heal))\s*$/.exec(text);
     if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "<medium> read error at <lba> [count <n>]", "<medium> write error at <lba>", "<medium> slow <factor>", "<medium> dead" or "<medium> heal"`);
     const medium = this.media.find((x) => x.name === m[1]);
@@ -394,6 +452,18 @@ export class ArrayController {
     const raw = m[2] ? { type: `${m[2]}Error`, lba: Number(m[3]), count: Number(m[4] ?? 1) } : m[5] ? { type: 'slow', factor: Number(m[5]) } : { type: 'dead' };
     const fault = parseFault(raw, `fault "${text.trim()}"`, medium.sectors);
     medium.inject(fault);
+    return fault;
+  }
+
+  private injectNv(text: string): NvFault | undefined {
+    const m = /^\s*nv\s+(?:error\s+(\w+)(?:\s+count\s+(\d+))?|(torn)(?:\s+bytes\s+(\d+))?(?:\s+after\s+(\d+)\s+writes?)?|power\s+loss\s+after\s+(\d+)(?:\s+writes?)?|(heal))\s*$/.exec(text);
+    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "nv error <ENOSPC|EIO|errno> [count <n>]", "nv torn [bytes <n>] [after <n> writes]", "nv power loss after <n> writes" or "nv heal"`);
+    if (m[7]) { this.nv.heal(); return undefined; }
+    const raw = m[1] ? { type: 'error', errno: m[1], ...(m[2] ? { count: Number(m[2]) } : {}) }
+      : m[3] ? { type: 'torn', ...(m[4] ? { bytes: Number(m[4]) } : {}), ...(m[5] ? { afterWrites: Number(m[5]) } : {}) }
+        : { type: 'powerLoss', afterWrites: Number(m[6]) };
+    const fault = parseNvFault(raw, `fault "${text.trim()}"`);
+    this.nv.inject(fault);
     return fault;
   }
 
@@ -460,21 +530,40 @@ export class ArrayController {
     await Promise.all(this.streamPorts.map((p) => p?.stop()));
   }
 
-  /** Releases files and memory; nothing is flushed here (see Emulator.stop). */
+  /**
+   * Releases files and memory; nothing is flushed here (see Emulator.stop). A file is closed only
+   * once no call on it is in flight (its descriptor could otherwise be reused under that call);
+   * I/O that has not ended within RELEASE_IO_BOUND_MS is named and its files are left open.
+   */
   async release(): Promise<void> {
     if (this.trace) this.drainTrace();
+    const busy = [...this.media.filter((m) => m.ioBusy).map((m) => m.name), ...(this.nv?.busy ? ['nv'] : [])];
+    const io = Promise.all([...this.media.map((m) => m.idle()), this.nv?.idle()]).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), RELEASE_IO_BOUND_MS); });
+    const ended = await Promise.race([io, bound]);
+    clearTimeout(timer);
+    if (!ended) {
+      this.o.log(`${this.name}: I/O on ${busy.join(', ')} did not end within ${RELEASE_IO_BOUND_MS / 1000} s of the stop; its files are left open`);
+      return;
+    }
     for (const m of this.media) m.store.close();
-    this.nv?.close();
+    await this.nv?.close();
   }
 
   /** Emulates a loss of power: nothing more reaches the NV file or the media. */
-  powerFail(): void {
+  powerFail(why = 'power failed'): void {
+    if (this.failed?.message.startsWith('power failed')) return;
     this.nv.powerFail();
-    this.failed = new Error('power failed');
+    for (const m of this.media) m.powerFail();
+    this.failed = new Error(why === 'power failed' ? why : `power failed: ${why}`);
     for (const w of this.controlWaiters.splice(0)) w.reject(new Error(`array ${this.name}: power failed before the request finished`));
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.failAll(this.failed);
   }
 }
+
+/** How long release() waits for I/O in flight before it leaves the files open. */
+const RELEASE_IO_BOUND_MS = 30_000;
 
 function round(x: number, digits: number): number { const f = 10 ** digits; return Math.round(x * f) / f; }
 

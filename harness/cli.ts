@@ -18,6 +18,9 @@ const CONSOLE_HELP = `commands:
   fault <array> <medium> read error at <lba> [count <n>]
   fault <array> <medium> write error at <lba> [count <n>]
   fault <array> <medium> slow <factor> | dead | heal
+  fault <array> nv error <ENOSPC|EIO|errno> [count <n>]
+  fault <array> nv torn [bytes <n>] [after <n> writes]
+  fault <array> nv power loss after <n> writes | heal
   stop                                    graceful stop (as Ctrl-C)
   kill                                    stop as a power loss: nothing is flushed`;
 

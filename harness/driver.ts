@@ -7,7 +7,12 @@
 //
 // Deterministic: now is a virtual clock on one thread. A round that does work advances it by
 // ROUND_NS; an idle array whose host is waiting for something (a command, a flush, a medium
-// completion) jumps it to the next timer. A run is then a function of topology, seed and inputs.
+// completion) jumps it to the next timer. I/O runs on other threads (NV writer, libuv's pool):
+// after a round that started I/O the driver yields to the event loop and waits until all of it
+// has ended, so its completions are posted in the next round however long the threads took. It
+// yields there whether the I/O ended at once (a RAM store) or not, so the host's code (which runs
+// while the driver yields) sees the same rounds either way. A run is then a function of topology,
+// seed and inputs.
 import type { ArrayController } from './array';
 
 const YIELD_ROUNDS = 64;
@@ -31,19 +36,54 @@ abstract class DriverBase implements Driver {
   protected scheduled = false;
   protected stopped = false;
   protected idleWaiters: Array<() => void> = [];
+  /** A run is under way (the deterministic one waits for I/O inside it); a kick meanwhile runs again after it. */
+  protected running = false;
+  protected again = false;
 
   constructor(readonly array: ArrayController) {
     array.kick = () => this.kick();
   }
 
   abstract now(): number;
-  protected abstract run(): void;
+  protected abstract run(): void | Promise<void>;
   abstract advance(ms: number): Promise<void>;
 
   kick(): void {
-    if (this.scheduled || this.stopped) return;
+    if (this.stopped) return;
+    if (this.running) { this.again = true; return; }
+    if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => { this.scheduled = false; if (!this.stopped) this.run(); });
+    setImmediate(() => { this.scheduled = false; this.start(); });
+  }
+
+  private start(): void {
+    if (this.running) this.again = true;
+    if (this.stopped || this.running) return;
+    this.again = false;
+    this.running = true;
+    let r: void | Promise<void> = undefined;
+    try {
+      r = this.run();
+    } finally {
+      if (!r) this.ran();
+    }
+    if (r) void r.finally(() => this.ran());
+  }
+
+  private ran(): void {
+    this.running = false;
+    if (this.again) this.kick();
+  }
+
+  /** Runs f as a run of the driver: kicks meanwhile run the driver again after it. */
+  protected async exclusive<T>(f: () => Promise<T>): Promise<T> {
+    if (this.running) throw new Error('the driver is already running');
+    this.running = true;
+    try {
+      return await f();
+    } finally {
+      this.ran();
+    }
   }
 
   /**
@@ -125,10 +165,11 @@ export class DeterministicDriver extends DriverBase {
 
   now(): number { return this.virtualNs; }
 
-  protected run(): void {
+  protected async run(): Promise<void> {
     for (let rounds = 0; ; rounds++) {
-      if (rounds === YIELD_ROUNDS * 16) { this.kick(); return; } // let completions' continuations submit more
-      if (this.array.round(this.virtualNs) > 0) { this.virtualNs += ROUND_NS; continue; }
+      if (rounds === YIELD_ROUNDS * 16) { this.again = true; return; } // let completions' continuations submit more
+      if (await this.step()) continue;
+      if (this.stopped) return;
       if (this.array.failed) break;
       const next = this.array.nextTimerNs();
       const waiting = this.array.hostWaiting;
@@ -137,6 +178,26 @@ export class DeterministicDriver extends DriverBase {
       this.virtualNs = Math.max(this.virtualNs + ROUND_NS, next);
     }
     this.idle();
+  }
+
+  /** One round at the virtual time, then the wait for its I/O. True when it did work (time moved on). */
+  private async step(): Promise<boolean> {
+    const starts = this.array.ioStarts;
+    let work = this.array.round(this.virtualNs);
+    if (this.array.ioStarts !== starts || this.array.ioBusy) {
+      await new Promise<void>((r) => setImmediate(r));
+      await this.array.ioSettled();
+      work++; // the next round posts what ended
+    }
+    if (work > 0) this.virtualNs += ROUND_NS;
+    return work > 0;
+  }
+
+  /** Runs exactly n rounds (each waits for its I/O), as a test that stops the power at a chosen round does. */
+  rounds(n: number): Promise<void> {
+    return this.exclusive(async () => {
+      for (let i = 0; i < n && !this.stopped; i++) if (!(await this.step())) this.virtualNs += ROUND_NS;
+    });
   }
 
   async advance(ms: number): Promise<void> {

@@ -23,6 +23,8 @@ export interface StartOptions {
   log?: (line: string) => void;
   /** Relative paths of a topology given as an object resolve against this (default: cwd). */
   baseDir?: string;
+  /** Where NV and file-medium I/O runs (ArrayOptions.io): 'threads' (default) or 'inline'. */
+  io?: 'threads' | 'inline';
 }
 
 export type StopHow = 'graceful' | 'powerFail';
@@ -57,7 +59,7 @@ export class Emulator {
     try {
       for (const spec of topo.arrays) {
         const a = await ArrayController.create(spec, {
-          mode: topo.mode, seed: topo.seed, debug: options.debug, trace, metricsIntervalMs: topo.metricsIntervalMs, log,
+          mode: topo.mode, seed: topo.seed, debug: options.debug, trace, metricsIntervalMs: topo.metricsIntervalMs, log, io: options.io,
         });
         arrays.push(a);
         const d = topo.mode === 'deterministic' ? new DeterministicDriver(a) : new RealtimeDriver(a);

@@ -3,7 +3,9 @@
 // file is valid.
 import * as path from 'path';
 import * as fs from 'fs';
+import * as os from 'os';
 import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES } from '../hal/abi';
+import type { NvFault } from '../hal/nv';
 
 export type Mode = 'realtime' | 'deterministic';
 export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
@@ -59,7 +61,7 @@ export interface ArraySpec {
   serial: string;
   deviceId: string; // 32 hex digits
   cache: { bytes: number; destageIntervalMs: number; destageAgeMs: number; dirtyHighPercent: number };
-  nv: { path: string; sync: boolean };
+  nv: { path: string; sync: boolean; faults: NvFault[] };
   contexts: number;
   traceCommands: boolean;
   iops: Array<'channel' | 'disk'>;
@@ -157,8 +159,11 @@ function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
     dirtyHighPercent: integer(c.dirtyHighPercent ?? 60, `${f}.cache.dirtyHighPercent`, 1, 100),
   };
   const n = a.nv === undefined ? {} : object(a.nv, `${f}.nv`);
-  known(n, `${f}.nv`, ['path', 'sync']);
-  const nv = { path: path.resolve(dir, string(n.path ?? 'nvram.bin', `${f}.nv.path`)), sync: boolean(n.sync ?? false, `${f}.nv.sync`) };
+  known(n, `${f}.nv`, ['path', 'sync', 'faults']);
+  const nv = {
+    path: path.resolve(dir, string(n.path ?? 'nvram.bin', `${f}.nv.path`)), sync: boolean(n.sync ?? false, `${f}.nv.sync`),
+    faults: (n.faults === undefined ? [] : list(n.faults, `${f}.nv.faults`, 0, 16)).map((x, i) => parseNvFault(x, `${f}.nv.faults[${i}]`)),
+  };
   const contexts = integer(a.contexts ?? 512, `${f}.contexts`, 64, 4096);
   const traceCommands = boolean(a.traceCommands ?? false, `${f}.traceCommands`);
   const iops = list(a.iops, `${f}.iops`, 2, MAX_IOPS).map((x, i) => {
@@ -184,6 +189,7 @@ function parseMedium(v: unknown, f: string, dir: string): MediumSpec {
   const m = object(v, f);
   known(m, f, ['name', 'kind', 'path', 'size', 'scheduler', 'queueDepth', 'deadlineMs', 'timing', 'faults']);
   const name = pattern(m.name, `${f}.name`, /^[A-Za-z0-9_.-]{1,31}$/, 'letters, digits, _ . or -, at most 31');
+  if (name === 'nv') throw new TopologyError(`${f}.name`, '"nv" names the NV memory in fault commands; choose another name');
   const kind = oneOf(m.kind, `${f}.kind`, ['ram', 'file'] as const);
   if (kind === 'ram' && m.path !== undefined) throw new TopologyError(`${f}.path`, 'only a "file" medium has a path');
   const file = kind === 'file' ? path.resolve(dir, string(m.path ?? `${name}.img`, `${f}.path`)) : '';
@@ -222,6 +228,31 @@ export function parseFault(v: unknown, f: string, sectors: number): FaultSpec {
   known(o, f, ['type', 'lba', 'count']);
   const lba = integer(o.lba, `${f}.lba`, 0, sectors - 1);
   return { type, lba, count: integer(o.count ?? 1, `${f}.count`, 1, sectors - lba) };
+}
+
+const ERRNO = os.constants.errno as Record<string, number>;
+
+/** An NV fault (docs/topology.md): errno as a name (ENOSPC, EIO, ...) or a number. */
+export function parseNvFault(v: unknown, f: string): NvFault {
+  const o = object(v, f);
+  const type = oneOf(o.type, `${f}.type`, ['error', 'torn', 'powerLoss'] as const);
+  if (type === 'error') {
+    known(o, f, ['type', 'errno', 'count']);
+    const errno = typeof o.errno === 'string' && ERRNO[o.errno] !== undefined ? ERRNO[o.errno]
+      : typeof o.errno === 'string' && /^\d+$/.test(o.errno) ? Number(o.errno) : o.errno;
+    if (typeof errno !== 'number') throw new TopologyError(`${f}.errno`, `expected an errno name such as "ENOSPC" or "EIO", or a number, got ${describe(o.errno)}`);
+    return { type, errno: integer(errno, `${f}.errno`, 1, 4095), ...(o.count === undefined ? {} : { count: integer(o.count, `${f}.count`, 1, 2 ** 31) }) };
+  }
+  if (type === 'torn') {
+    known(o, f, ['type', 'bytes', 'afterWrites']);
+    return {
+      type,
+      ...(o.bytes === undefined ? {} : { bytes: integer(o.bytes, `${f}.bytes`, 0, 2 ** 31) }),
+      ...(o.afterWrites === undefined ? {} : { afterWrites: integer(o.afterWrites, `${f}.afterWrites`, 0, 2 ** 31) }),
+    };
+  }
+  known(o, f, ['type', 'afterWrites']);
+  return { type, afterWrites: integer(o.afterWrites, `${f}.afterWrites`, 0, 2 ** 31) };
 }
 
 function parsePort(v: unknown, f: string, index: number, dir: string, iops: string[], arrayName: string): PortSpec {

@@ -6,31 +6,40 @@
 import test from 'ava';
 import * as path from 'path';
 import * as A from '../../hal/abi';
-import type { MediumStore } from '../../hal/media/store';
+import type { MediumStore, IoDone } from '../../hal/media/store';
 import type { Emulator } from '../../harness';
 import { startSmall, tempDir, createVolume, write, read, pattern } from './env';
 
 /** Writes stay in memory (readable) until flush(); close() is a host crash: pending writes are lost. */
 class PageCacheStore implements MediumStore {
+  readonly threaded = false;
   private pending = new Map<number, Uint8Array>(); // sector -> bytes
   flushes = 0;
   constructor(private readonly inner: MediumStore) {}
   get description(): string { return `page cache over ${this.inner.description}`; }
-  read(mem: Uint8Array, addr: number, offset: number, length: number): void {
-    this.inner.read(mem, addr, offset, length);
-    for (let o = 0; o < length; o += 512) {
-      const p = this.pending.get((offset + o) / 512);
-      if (p) mem.set(p, addr + o);
-    }
+  read(mem: Uint8Array, addr: number, offset: number, length: number, done: IoDone): void {
+    this.inner.read(mem, addr, offset, length, (e) => {
+      for (let o = 0; o < length && !e; o += 512) {
+        const p = this.pending.get((offset + o) / 512);
+        if (p) mem.set(p, addr + o);
+      }
+      done(e);
+    });
   }
-  write(mem: Uint8Array, addr: number, offset: number, length: number): void {
+  write(mem: Uint8Array, addr: number, offset: number, length: number, done: IoDone): void {
     for (let o = 0; o < length; o += 512) this.pending.set((offset + o) / 512, mem.slice(addr + o, addr + o + 512));
+    done();
   }
-  flush(): void {
-    for (const [sector, bytes] of this.pending) this.inner.write(bytes, 0, sector * 512, 512);
+  flush(done: IoDone): void {
+    const writes = [...this.pending];
     this.pending.clear();
-    this.inner.flush();
-    this.flushes++;
+    let left = writes.length + 1;
+    const one = (e?: NodeJS.ErrnoException | null) => {
+      if (e) { left = -1; done(e); return; }
+      if (--left === 0) this.inner.flush((f) => { this.flushes++; done(f); });
+    };
+    for (const [sector, bytes] of writes) this.inner.write(bytes, 0, sector * 512, 512, one);
+    one();
   }
   close(): void { this.pending.clear(); this.inner.close(); }
 }

@@ -31,7 +31,8 @@ test('a staged slot stays pinned for the READ that asked for it: IOP 0 cannot ev
   const d = emu.driver();
   d.stop(); // from here the test polls the IOPs itself
   let now = d.now();
-  const rounds = async (k: number) => { for (let i = 0; i < k; i++) a.round(now += 1000); await new Promise((r) => setImmediate(r)); };
+  // Each round waits for the I/O it started (NV writer, media on libuv's pool), as the deterministic driver does.
+  const rounds = async (k: number) => { for (let i = 0; i < k; i++) { a.round(now += 1000); await a.ioSettled(); } await new Promise((r) => setImmediate(r)); };
   const before = a.stats();
   const slot = (i: number) => data.subarray(i * 65536, (i + 1) * 65536);
   const r1 = Array.from({ length: 16 }, (_, i) => read(q1, 1, i * 128, 128)); // IOP 1: slots 0-15
