@@ -4,12 +4,14 @@
 //   npm run bench                       the SCSI benchmark (bench/scsi-bench.ts)
 //   npm run bench -- --quick            the same with short rounds
 //   npm run bench -- kernels [args]     the kernel benchmark (bench/kernels.ts; its own --quick, --only=)
+//   npm run bench -- serial [args]      transfers over a pty checked byte for byte (bench/serial.ts; --mib, --runs, --no-kill)
 // Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
 // which must happen before anything uses the libuv pool.
 
 const BENCHMARKS: Record<string, () => Promise<object>> = {
   scsi: async () => (await import('./scsi-bench')).run(process.argv.slice(2).filter((a) => a !== 'scsi')),
   kernels: async () => (await import('./kernels')).run(),
+  serial: async () => (await import('./serial')).run(process.argv.slice(3)),
 };
 
 function main(): void {
