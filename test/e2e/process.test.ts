@@ -117,3 +117,30 @@ test('sanctl exits non-zero with the sense in words', async (t) => {
   t.is(r.code, EXIT_OK, r.stderr);
   t.true(fs.readFileSync(path.join(dir, 'out.bin')).equals(data));
 });
+
+test('a second sanbox on the same array directory refuses, naming the first, and leaves nvram.bin and the trace alone', async (t) => {
+  const dir = tempDir('twice');
+  const file = topologyFile(dir, false);
+  const s = await startSanbox(file);
+  t.teardown(() => s.child.kill('SIGKILL'));
+  t.is((await ctl(s.targets.fe0, 'volume', 'create', 'keep', '--size', '4MiB')).code, EXIT_OK);
+  const nv = path.join(dir, 'bench', 'nvram.bin');
+  const trace = path.join(dir, 'trace.jsonl');
+  const nvBefore = fs.readFileSync(nv);
+  const nvTime = fs.statSync(nv).mtimeMs;
+  // The trace reaches the file with the first metrics record (once a second).
+  while (fs.statSync(trace).size === 0) await new Promise((r) => setTimeout(r, 20));
+  const traceBefore = fs.readFileSync(trace);
+  // (A last guard only: the refusal comes before anything starts. Without the lock a second
+  // instance of this topology, whose port is 0, would serve for ever.)
+  const second = spawnSync(process.execPath, [path.join(root, 'bin', 'sanbox.js'), 'run', file], { encoding: 'utf8', timeout: 60_000 });
+  t.is(second.status, 1);
+  t.regex(second.stderr, new RegExp(`sanbox: array bench: .*bench is in use by sanbox pid ${s.child.pid} since `));
+  t.true(fs.readFileSync(nv).equals(nvBefore), 'nvram.bin unchanged');
+  t.is(fs.statSync(nv).mtimeMs, nvTime, 'nvram.bin not even rewritten');
+  t.true(fs.readFileSync(trace).subarray(0, traceBefore.length).equals(traceBefore), 'the trace was not truncated');
+  // The first one still serves.
+  const list = await ctl(s.targets.fe0, '--json', 'volume', 'list');
+  t.is(list.code, EXIT_OK);
+  t.regex(list.stdout, /"keep"/);
+});
