@@ -4,6 +4,7 @@
 import * as path from 'path';
 import * as fs from 'fs';
 import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES } from '../hal/abi';
+import { packagePath } from '../lib/paths';
 
 export type Mode = 'realtime' | 'deterministic';
 export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
@@ -74,7 +75,7 @@ export class TopologyError extends Error {
   }
 }
 
-export const DEFAULT_TOPOLOGY_PATH = path.join(__dirname, 'default-topology.json');
+export const DEFAULT_TOPOLOGY_PATH = packagePath('harness', 'default-topology.json');
 
 /** Reads and validates a topology file; relative paths resolve against its folder. */
 export function loadTopology(file?: string): Topology {

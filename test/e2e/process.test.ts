@@ -7,9 +7,11 @@ import * as path from 'path';
 import { spawn, spawnSync, ChildProcess } from 'child_process';
 import { EXIT_OK, EXIT_FAILED } from '../../host/sanctl';
 import { runSanctl } from '../host/run-sanctl';
+import { ensureBuilt, root } from './built';
 import { tempDir, pattern } from '../harness/env';
 
-const root = path.join(__dirname, '..', '..');
+
+test.before(ensureBuilt);
 const haveSocat = spawnSync('socat', ['-V']).status === 0;
 
 function topologyFile(dir: string, serial: boolean): string {

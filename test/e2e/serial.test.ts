@@ -14,10 +14,12 @@ import { spawn, spawnSync } from 'child_process';
 import * as A from '../../hal/abi';
 import { EXIT_OK } from '../../host/sanctl';
 import { runSanctl } from '../host/run-sanctl';
+import { ensureBuilt, root } from './built';
 import { tempDir, startSmall, pattern } from '../harness/env';
 import type { Emulator } from '../../harness';
 
-const root = path.join(__dirname, '..', '..');
+
+test.before(ensureBuilt);
 const haveSocat = spawnSync('socat', ['-V']).status === 0;
 const serialTest = haveSocat ? test.serial : test.serial.skip;
 const MiB = 1 << 20;
