@@ -46,6 +46,11 @@ export interface FramedOptions {
   closeStream?: (stream: Duplex) => Promise<void>;
   /** Serial targets: how the line is resynchronised when it is opened (resynchronise()). */
   resync?: ResyncOptions;
+  /**
+   * Runs the silence watch's tick every `everyMs` (default: setInterval). Tests pass their own to
+   * drive the watch by hand, so that a TIMEOUT test does not depend on how busy the machine is.
+   */
+  ticker?: (tick: () => void, everyMs: number) => { stop(): void };
 }
 
 /** Frame-level events on the connection, counted (the decoder's errors are in decoder.counts). */
@@ -62,7 +67,7 @@ export interface FramedCounters {
 export interface ResyncOptions {
   /** PINGs sent before giving up (default 3). */
   attempts?: number;
-  /** An attempt fails after this long with no frame from the array (default 2000). */
+  /** An attempt fails after this long with no frame from the array (default 5000). */
   silenceMs?: number;
 }
 
@@ -110,7 +115,8 @@ export class FramedTransport implements CommandTransport {
    * silentSweeps sweeps old has heard nothing for at least timeoutMs (never less: a late timer only
    * makes the count lag). Its error is built only then.
    */
-  private sweepTimer?: NodeJS.Timeout;
+  private sweepTimer?: { stop(): void };
+  private readonly ticker: (tick: () => void, everyMs: number) => { stop(): void };
   private sweeps = 0;
   private readonly sweepMs: number;
   private readonly silentSweeps: number;
@@ -128,6 +134,7 @@ export class FramedTransport implements CommandTransport {
     this.timeoutMs = options.timeoutMs ?? 60000;
     this.sweepMs = Math.max(1, Math.min(1000, Math.ceil(this.timeoutMs / 4)));
     this.silentSweeps = Math.ceil(this.timeoutMs / this.sweepMs);
+    this.ticker = options.ticker ?? intervalTicker;
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('error', (e: Error) => this.hangUp(new TransportError(`${this.target}: ${e.message}`, 'IO')));
     stream.on('end', () => this.hangUp(new TransportError(`${this.target}: the array closed the connection`, 'CLOSED')));
@@ -177,7 +184,7 @@ export class FramedTransport implements CommandTransport {
    */
   async resynchronise(options: ResyncOptions = {}): Promise<void> {
     const attempts = options.attempts ?? 3;
-    const silenceMs = options.silenceMs ?? 2000;
+    const silenceMs = options.silenceMs ?? 5000;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.closedBy) throw this.closedBy;
       const nonce = Buffer.from(`sanctl resync ${process.pid} ${process.hrtime.bigint()} ${attempt}`);
@@ -237,7 +244,7 @@ export class FramedTransport implements CommandTransport {
         this.counters.framesOut++;
       }
       this.active.set(ex.tag, ex);
-      if (this.timeoutMs > 0 && !this.sweepTimer) this.sweepTimer = setInterval(() => this.sweep(), this.sweepMs);
+      if (this.timeoutMs > 0 && !this.sweepTimer) this.sweepTimer = this.ticker(() => this.sweep(), this.sweepMs);
     });
   }
 
@@ -274,7 +281,7 @@ export class FramedTransport implements CommandTransport {
   private sweep(): void {
     this.sweeps++;
     if (this.active.size === 0) {
-      clearInterval(this.sweepTimer);
+      this.sweepTimer?.stop();
       this.sweepTimer = undefined;
       return;
     }
@@ -288,7 +295,7 @@ export class FramedTransport implements CommandTransport {
     if (this.closedBy) return;
     this.closedBy = error;
     this.sync?.end(false);
-    clearInterval(this.sweepTimer);
+    this.sweepTimer?.stop();
     this.sweepTimer = undefined;
     for (const ex of [...this.active.values()]) this.finish(ex, error);
     this.reserved.clear();
@@ -458,6 +465,11 @@ export class FramedTransport implements CommandTransport {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function intervalTicker(tick: () => void, everyMs: number): { stop(): void } {
+  const timer = setInterval(tick, everyMs);
+  return { stop: () => clearInterval(timer) };
+}
 
 /** The payload of a frame in place (a view: valid while the frame is). */
 function payloadOf(f: FrameView): Buffer {

@@ -25,7 +25,10 @@ function targetOf(emu: Emulator): string {
 const closed = (sock: net.Socket): Promise<void> => new Promise((r) => (sock.destroyed ? r() : sock.once('close', () => r())));
 
 test('eight idle or half-sent connections fill a port; the ninth is told "port fe0 is full: 8 of 8 sessions"; once they time out a fresh client gets in', async (t) => {
-  const emu = await startSmall({ dir: tempDir('idle'), ports: tcpTopology(200) });
+  // Virtual time: the hogs stay idle as long as the test likes, however slow the machine, and
+  // time out when it advances the clock.
+  const idleMs = 1000;
+  const emu = await startSmall({ dir: tempDir('idle'), mode: 'deterministic', ports: tcpTopology(idleMs) });
   t.teardown(() => emu.stop());
   const target = targetOf(emu);
   const port = tcpPort(target);
@@ -35,7 +38,7 @@ test('eight idle or half-sent connections fill a port; the ninth is told "port f
   hogs[0].sock.write(commandFrame(1, 0, scsi.testUnitReady(), 0, false).subarray(0, 30));
   // The connections are accepted by the kernel at once; wait until the port has put each on a session.
   const fe0 = emu.array().port('fe0') as import('../../hal/channels/ports').TcpPort;
-  while (fe0.sessions.some((s) => !s)) await new Promise((r) => setImmediate(r));
+  while (fe0.sessions.some((s) => !s)) await new Promise((r) => setTimeout(r, 5));
   const refused = await runSanctl(['--target', target, 'inquiry']);
   t.is(refused.code, EXIT_TRANSPORT);
   t.is(refused.stderr.trim(), `sanctl: ${target}: port fe0 is full: 8 of 8 sessions`);
@@ -45,8 +48,13 @@ test('eight idle or half-sent connections fill a port; the ninth is told "port f
   t.is(err!.message, `${target}: port fe0 is full: 8 of 8 sessions`);
   t.is((err as TransportError).code, 'REJECT_PORT_FULL');
   await lib.close();
-  // The array closes every one of them once it has heard nothing for 200 ms.
+  // The array closes every one of them once it has heard nothing for idleMs (before the half
+  // frame's own 2 s TRUNCATED timeout).
+  await emu.advance(idleMs / 2);
+  t.false(hogs.some((h) => h.sock.destroyed), 'half the idle time: all still open');
+  await emu.advance(idleMs);
   await Promise.all(hogs.map((h) => closed(h.sock)));
+  t.is(hogs[0].frames.length, 0, 'the half-sent frame was not answered: the session was closed first');
   const fresh = await runSanctl(['--target', target, '--json', 'inquiry']);
   t.is(fresh.code, EXIT_OK, fresh.stderr);
   t.is(JSON.parse(fresh.stdout).vendor, 'SANBOX');
