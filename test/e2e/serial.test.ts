@@ -26,10 +26,12 @@ const MiB = 1 << 20;
 
 async function start(label: string): Promise<{ emu: Emulator; dir: string; target: string }> {
   const dir = tempDir(label);
+  // Two channel IOPs, the line on the second, as a devboard's UART would be beside a host port.
   const emu = await startSmall({
     dir,
+    channels: 2,
     media: [{ name: 'd0', kind: 'file', size: '128MiB' }, { name: 'd1', kind: 'file', size: '128MiB' }],
-    ports: [{ name: 'q0', iop: 0, transport: 'inproc' }, { name: 'ser0', iop: 0, transport: 'pty', link: path.join(dir, 'tty') }],
+    ports: [{ name: 'q0', iop: 0, transport: 'inproc' }, { name: 'ser0', iop: 1, transport: 'pty', link: path.join(dir, 'tty') }],
   });
   return { emu, dir, target: `serial://${path.join(dir, 'tty')}` };
 }
