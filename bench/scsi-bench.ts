@@ -267,7 +267,7 @@ function benchTopology(dir: string): object {
     arrays: [{
       name: 'bench0', dir, cache: { size: CACHE_SIZE },
       iops: [{ role: 'channel' }, { role: 'disk' }],
-      media: Array.from({ length: MEDIA }, (_, i) => ({ name: `ram${i}`, kind: 'ram', size: `${VOLUME_BYTES / MEDIA / MiB}MiB` })),
+      media: Array.from({ length: MEDIA }, (_, i) => ({ name: `ram${i}`, kind: 'ram', size: `${VOLUME_BYTES / MEDIA / MiB + 1}MiB` /* + the label chunk */ })),
       ports: [
         { name: 'q0', iop: 0, transport: 'inproc' },
         { name: 't0', iop: 0, transport: 'tcp', host: '127.0.0.1', port: 0 },

@@ -8,7 +8,7 @@
 // Conventions: all structures in common memory are little-endian; an address is a byte offset
 // into the controller's shared WebAssembly memory; sizes are bytes unless the name says otherwise.
 
-export const ABI_VERSION: u32 = 1;
+export const ABI_VERSION: u32 = 2; // 2: control results, medium states, CFG_NONCE, NV version 2
 
 // ---- Fixed addresses -------------------------------------------------------------------------
 // [0, STATIC_LIMIT): the firmware image's static data (tables, constant strings).
@@ -54,6 +54,7 @@ export const CFG_SEED: u32 = 44;
 export const CFG_TRACE_ENTRIES: u32 = 48; // power of two
 export const CFG_CONTEXTS: u32 = 52; // command contexts per channel IOP
 export const CFG_STAGE_DEPTH: u32 = 56; // medium requests the disk IOP keeps registered per medium at most
+export const CFG_NONCE: u32 = 60; // u32 the harness draws (seeded in deterministic mode): part of a new NV image's identity
 export const CFG_VENDOR: u32 = 64; // 8 ASCII bytes, space padded (T10 vendor identification)
 export const CFG_PRODUCT: u32 = 72; // 16 ASCII bytes
 export const CFG_REVISION: u32 = 88; // 4 ASCII bytes
@@ -118,6 +119,23 @@ export const MAP_CONTROL_DONE: u32 = 40; // u32: firmware copies CONTROL_SEQ her
 export const MAP_CACHE_STATE: u32 = 44; // shared cache control block (firmware-private layout)
 export const MAP_ERROR_DETAIL: u32 = 48; // u32: which entry the error concerns (medium, port, ...)
 export const MAP_NV_SQ: u32 = 52; // the array's one NV submission ring (NSQ entries)
+// Result of the last control request (written before MAP_CONTROL_DONE): what could not be destaged.
+export const MAP_CONTROL_LEFT: u32 = 80; // u32: dirty slots left (they stay in NV for the next boot)
+export const MAP_CONTROL_STUCK: u32 = 84; // u32: entries in the stuck list (at most CONTROL_STUCK_MAX)
+export const MAP_CONTROL_NV_ERRNO: u32 = 88; // u32: 0, or the errno of a failing NV file (nothing could be marked clean)
+export const MAP_CONTROL_CLEAN: u32 = 92; // u32: 1 when a shutdown marked the NV image clean
+export const MAP_CONTROL_STUCK_LIST: u32 = 0x1000; // CONTROL_STUCK_MAX entries of CSE_BYTES
+export const CONTROL_STUCK_MAX: u32 = 256;
+export const CSE_BYTES: u32 = 32;
+export const CSE_VOLUME: u32 = 0; // u16
+export const CSE_MEDIUM: u32 = 2; // u16: medium index, 0xFFFF when the volume's medium is not in the topology
+export const CSE_REASON: u32 = 4; // u8, CSR_*
+export const CSE_LBA: u32 = 8; // u64: first dirty block of the slot (volume blocks)
+export const CSE_BLOCKS: u32 = 16; // u32: blocks from the first to the last dirty one
+export const CSR_WRITE_ERROR: u32 = 1; // the medium refused the write
+export const CSR_NOT_READY: u32 = 2; // the medium is dead
+export const CSR_NO_MEDIUM: u32 = 3; // the medium is not in the topology
+export const CSR_LOST: u32 = 4; // the medium is blank or another array's (REINITIALIZE MEDIUM accepts the loss)
 export const MAP_IOP_TABLE: u32 = 256; // MAX_IOPS entries
 export const MAP_IOP_BYTES: u32 = 64;
 export const MIOP_PRIVATE: u32 = 0; // u32: the IOP's private area
@@ -131,6 +149,12 @@ export const MAP_MEDIA_TABLE: u32 = 1280; // MAX_MEDIA entries
 export const MAP_MEDIUM_BYTES: u32 = 16;
 export const MMED_SQ: u32 = 0; // ring of MSQ entries, disk IOP -> binding
 export const MMED_CQ: u32 = 4; // ring of MCQ entries, binding -> disk IOP
+export const MMED_STATE: u32 = 8; // u32 written by the firmware: MEDS_*
+export const MEDS_UNKNOWN: u32 = 0; // before boot
+export const MEDS_OK: u32 = 1;
+export const MEDS_DEAD: u32 = 2; // requests fail NOT READY; probed every second
+export const MEDS_BECOMING_READY: u32 = 3; // its label is being read (or written) at boot
+export const MEDS_LOST: u32 = 4; // blank or another array's: what the array wrote on it is gone (docs/hal.md, Medium labels)
 export const MAP_PORT_TABLE: u32 = 2304; // MAX_PORTS entries
 export const MAP_PORT_BYTES: u32 = 16;
 export const MPORT_SESSIONS_ADDR: u32 = 0; // u32: array of CPORT_SESSIONS session descriptors
@@ -272,6 +296,8 @@ export const TRACE_FRAME_ERROR: u32 = 5; // a: port << 16 | session, b: FERR_*, 
 export const TRACE_SESSION: u32 = 6; // a: port << 16 | session, b: 1 open / 0 closed, c: commands aborted
 export const TRACE_VOLUME: u32 = 7; // a: volume, b: 1 created / 0 deleted
 export const TRACE_FLUSH: u32 = 8; // a: dirty slots left
+export const TRACE_MEDIUM: u32 = 10; // a: medium, b: MEDS_* it went to, c: label generation
+export const TRACE_NV_DROPPED: u32 = 9; // recovery dropped a dirty sector whose NV data failed its CRC: a: volume, b: slot number, c: sector in the slot
 
 // ---- Harness control requests (MAP_CONTROL) ----------------------------------------------------
 export const CTL_NONE: u32 = 0;
@@ -308,7 +334,13 @@ export const STAT_TRACE_DROPS: u32 = 24;
 export const STAT_SESSIONS_OPENED: u32 = 25;
 export const STAT_ABORTED: u32 = 26; // commands dropped because their session closed
 export const STAT_FERR_WRONG_DESTINATION: u32 = 27; // frames addressed to another port
-export const STAT_COUNT: u32 = 28;
+export const STAT_NV_ERRORS: u32 = 28; // NV completions with an error status (the NV file refused a write)
+export const STAT_NV_REFUSED: u32 = 29; // writes and management changes refused while the NV file is failing
+export const STAT_PINS: u32 = 30; // cache slots pinned by a command (a stage it waits for, a slot it reads)
+export const STAT_PIN_WAITS: u32 = 31; // times a command found no slot to evict (all dirty, pinned or busy) and waited
+export const STAT_MEDIA_FLUSHES: u32 = 32; // medium flushes (MOP_FLUSH) before NV clean records
+export const STAT_NV_DROPPED: u32 = 33; // dirty sectors dropped at recovery: their NV data failed its CRC
+export const STAT_COUNT: u32 = 34;
 
 // ---- Boot errors (MAP_ERROR) -------------------------------------------------------------------
 export const ERR_NONE: u32 = 0;
@@ -324,3 +356,5 @@ export const ERR_NV_GEOMETRY: u32 = 9; // the NV image holds dirty data for anot
 export const ERR_PORT: u32 = 10; // a port names a bad IOP or kind
 export const ERR_ROLE: u32 = 11; // no disk IOP, or more than one
 export const ERR_NOT_LAID_OUT: u32 = 12;
+export const ERR_NV_VERSION: u32 = 13; // the NV image is of another version (MAP_ERROR_DETAIL: its version)
+export const ERR_NV_CORRUPT: u32 = 14; // neither copy of the NV header is whole (CRC), and it is not blank

@@ -17,14 +17,19 @@
 //
 // Single writer per field is not guaranteed across IOPs: today all IOPs of an array run on one
 // thread (docs/hal.md). A parallel mode would need a lock per hash bucket and per list.
-import { SLOT_SECTORS, MAX_VOLUMES, MAP_ADDR, MAP_CACHE_STATE } from "./abi";
+import { SLOT_SECTORS, MAX_VOLUMES, MAP_ADDR, MAP_CACHE_STATE, STAT_NV_DROPPED, TRACE_NV_DROPPED } from "./abi";
+import { volumeInUse } from "./volume";
+import { statAdd } from "./stats";
+import { trace } from "./trace";
+import { log, LOG_WARN } from "./hal";
 import {
-  nvBase, nvDataOffset, DESC_OFFSET, DESC_BYTES, DESC_STATE, DESC_VOLUME, DESC_SLOT_NO, DESC_SEQ,
-  DESC_DIRTY, DESC_USED, nvPersistRange, nvPersistInline,
+  slotDataBase, descCopy, sectorCrcs, seal, sealed, blank, newer, DESC_BYTES, DESC_STATE, DESC_VOLUME,
+  DESC_SLOT_NO, DESC_SEQ, DESC_DIRTY, DESC_POISON, DESC_GEN, DESC_CRC, DESC_USED, nvPersistRange, nvPersistInline,
 } from "./nv";
+import { crc32c } from "./comm/crc";
 
 // Directory entry.
-export const DIR_BYTES: u32 = 128;
+export const DIR_BYTES: u32 = 160;
 const DIR_HASH_NEXT: u32 = 0; // u32: slot + 1 of the next entry in the bucket, 0 = end
 const DIR_PREV: u32 = 4; // u32: slot + 1 on the list, 0 = none
 const DIR_NEXT: u32 = 8;
@@ -42,6 +47,9 @@ const DIR_ERROR_SECTOR: u32 = 88; // u32: sector (in the slot) of the last mediu
 const DIR_DESTAGE_OPS: u32 = 92; // u16: medium writes in flight for this slot
 const DIR_SEQ: u32 = 96; // u64: write sequence of the last write, persisted in the descriptor
 const DIR_RETRY_NS: u32 = 104; // f64: a failed destage is not retried before this
+const DIR_FLUSH_NEXT: u32 = 112; // u32: slot + 1 of the next slot waiting for the same medium flush
+const DIR_DESC_GEN: u32 = 116; // u32: generation of the descriptor copy last persisted
+const DIR_POISON: u32 = 120; // 2 x u64: sectors whose NV data failed its CRC at recovery; reads fail until written
 
 export const LIST_FREE: u32 = 0;
 export const LIST_CLEAN: u32 = 1;
@@ -57,7 +65,7 @@ export const F_URGENT: u32 = 32; // a write-through command waits for this slot:
 const NO_VOLUME: u32 = 0xFFFFFFFF;
 
 // Cache state block (shared).
-export const CACHE_STATE_BYTES: u32 = 4096 + MAX_VOLUMES * 4;
+export const CACHE_STATE_BYTES: u32 = 4096 + MAX_VOLUMES * 8;
 const CS_FREE: u32 = 0; // list: head u32, tail u32, count u32
 const CS_CLEAN: u32 = 12;
 const CS_DIRTY: u32 = 24;
@@ -74,7 +82,9 @@ const CS_BUCKET_MASK: u32 = 100;
 const CS_DIR: u32 = 104;
 const CS_BUCKETS: u32 = 108;
 const CS_DATA: u32 = 112;
+const CS_FENCE_GEN: u32 = 116; // u32: bumped when a volume is fenced
 const CS_VOL_DIRTY: u32 = 4096; // u32 per volume: its dirty slots
+const CS_FENCE: u32 = 4096 + MAX_VOLUMES * 4; // u32 per volume: FENCE_ON | channel IOPs that purged it
 
 // @ts-ignore: decorator
 @inline function cs(): usize { return load<u32>(MAP_ADDR + MAP_CACHE_STATE); }
@@ -85,7 +95,7 @@ const CS_VOL_DIRTY: u32 = 4096; // u32 per volume: its dirty slots
 // @ts-ignore: decorator
 @inline export function slotData(slot: u32): usize { return <usize>load<u32>(cs() + CS_DATA) + (<usize>slot << 16); }
 // @ts-ignore: decorator
-@inline function descAddr(slot: u32): usize { return nvBase() + DESC_OFFSET + <usize>slot * DESC_BYTES; }
+@inline function poisoned(d: usize): bool { return (load<u64>(d + DIR_POISON) | load<u64>(d + DIR_POISON + 8)) != 0; }
 
 export function hashBuckets(slots: u32): u32 {
   let b: u32 = 1;
@@ -106,7 +116,7 @@ export function cacheLayout(stateAddr: usize, slots: u32): void {
   store<u32>(s + CS_BUCKET_MASK, hashBuckets(slots) - 1);
   store<u32>(s + CS_DIR, <u32>(s + CACHE_STATE_BYTES));
   store<u32>(s + CS_BUCKETS, <u32>(s + CACHE_STATE_BYTES + <usize>slots * DIR_BYTES));
-  store<u32>(s + CS_DATA, <u32>(nvBase() + nvDataOffset(slots)));
+  store<u32>(s + CS_DATA, <u32>slotDataBase());
 }
 
 // ---- Lists --------------------------------------------------------------------------------------
@@ -114,6 +124,7 @@ export function cacheLayout(stateAddr: usize, slots: u32): void {
 function listUnlink(slot: u32): void {
   const d = dir(slot);
   const l = cs() + listOffset(load<u8>(d + DIR_LIST));
+  assert(load<u32>(l + 8) > 0, "cache: unlink from an empty list");
   const prev = load<u32>(d + DIR_PREV);
   const next = load<u32>(d + DIR_NEXT);
   if (prev != 0) store<u32>(dir(prev - 1) + DIR_NEXT, next); else store<u32>(l, next);
@@ -190,7 +201,7 @@ export function cacheReset(): void {
   const s = cs();
   const slots = slotCount();
   memory.fill(s, 0, CS_SLOTS);
-  memory.fill(s + CS_VOL_DIRTY, 0, MAX_VOLUMES * 4);
+  memory.fill(s + CS_VOL_DIRTY, 0, MAX_VOLUMES * 8);
   memory.fill(load<u32>(s + CS_DIR), 0, <usize>slots * DIR_BYTES);
   memory.fill(load<u32>(s + CS_BUCKETS), 0, <usize>hashBuckets(slots) * 4);
   for (let i: u32 = 0; i < slots; i++) {
@@ -200,31 +211,46 @@ export function cacheReset(): void {
 }
 
 /**
- * Rebuilds the directory from the NV slot descriptors after a crash: every slot whose descriptor
- * is dirty goes back on the dirty list, in write-sequence order, with only its dirty sectors valid.
- * Returns the number of dirty slots recovered. `scratch` has room for slots u32s.
+ * Rebuilds the directory from the NV slot descriptors after a crash: every slot whose current
+ * descriptor is dirty goes back on the dirty list, in write-sequence order, with only its dirty
+ * sectors valid. Each dirty sector is checked against its sector CRC first: one that fails was
+ * torn by the crash (its write was never acknowledged whole, nor can the bytes before it be
+ * vouched for) and is dropped, and its LBA is poisoned: reads fail with a medium error until it
+ * is written again. Returns the number of dirty slots recovered. `scratch` has room for slots u32s.
  */
 export function cacheRecover(scratch: usize): u32 {
   cacheReset();
   let n: u32 = 0;
   let seqMax: u64 = 0;
+  let torn: u32 = 0;
   for (let i: u32 = 0; i < slotCount(); i++) {
-    const p = descAddr(i);
-    if (load<u32>(p + DESC_STATE) != DESC_USED) continue;
+    const p = currentDescriptor(i);
+    if (p == 0) { if (!blank(descCopy(i, 0), DESC_BYTES) || !blank(descCopy(i, 1), DESC_BYTES)) torn++; continue; }
+    if (!sealed(descCopy(i, 0), DESC_CRC) && !blank(descCopy(i, 0), DESC_BYTES)) torn++;
+    else if (!sealed(descCopy(i, 1), DESC_CRC) && !blank(descCopy(i, 1), DESC_BYTES)) torn++;
+    store<u32>(dir(i) + DIR_DESC_GEN, load<u32>(p + DESC_GEN));
     const seq = load<u64>(p + DESC_SEQ);
     if (seq > seqMax) seqMax = seq;
-    if ((load<u64>(p + DESC_DIRTY) | load<u64>(p + DESC_DIRTY + 8)) == 0) continue;
-    const other = cacheLookup(<u32>load<u16>(p + DESC_VOLUME), load<u32>(p + DESC_SLOT_NO));
+    if ((load<u64>(p + DESC_DIRTY) | load<u64>(p + DESC_DIRTY + 8) | load<u64>(p + DESC_POISON) | load<u64>(p + DESC_POISON + 8)) == 0) continue;
+    const volume = <u32>load<u16>(p + DESC_VOLUME);
+    if (!volumeInUse(volume)) {
+      log(LOG_WARN, "nv: a dirty cache slot of a volume no longer in the table was dropped (volume, slot number)", volume, load<u32>(p + DESC_SLOT_NO));
+      continue;
+    }
+    const other = cacheLookup(volume, load<u32>(p + DESC_SLOT_NO));
     if (other >= 0) {
       // Two dirty descriptors for one piece of a volume cannot arise from ordered persists;
       // keep the newer write rather than trust either blindly.
-      if (load<u64>(descAddr(<u32>other) + DESC_SEQ) > seq) continue;
+      if (load<u64>(dir(<u32>other) + DIR_SEQ) > seq) continue;
       forget(<u32>other);
     }
     adopt(i, p);
-    store<u32>(scratch + (<usize>n << 2), i);
-    n++;
+    if (load<u8>(dir(i) + DIR_LIST) == LIST_DIRTY) {
+      store<u32>(scratch + (<usize>n << 2), i);
+      n++;
+    }
   }
+  if (torn > 0) log(LOG_WARN, "nv: slot descriptor copies that failed their CRC were ignored (copies)", torn, 0);
   store<u64>(cs() + CS_SEQ, seqMax);
   sortBySeq(scratch, n);
   for (let k: u32 = 0; k < n; k++) {
@@ -234,22 +260,62 @@ export function cacheRecover(scratch: usize): u32 {
   return dirtyCountAll();
 }
 
+/** The newer of a slot's two descriptor copies that is whole (used, CRC good), or 0. */
+function currentDescriptor(slot: u32): usize {
+  const a = descCopy(slot, 0);
+  const b = descCopy(slot, 1);
+  const va = load<u32>(a + DESC_STATE) == DESC_USED && sealed(a, DESC_CRC);
+  const vb = load<u32>(b + DESC_STATE) == DESC_USED && sealed(b, DESC_CRC);
+  if (va && vb) return newer(load<u32>(b + DESC_GEN), load<u32>(a + DESC_GEN)) ? b : a;
+  return va ? a : vb ? b : 0;
+}
+
 function adopt(slot: u32, p: usize): void {
   const d = dir(slot);
   const volume = <u32>load<u16>(p + DESC_VOLUME);
+  const slotNo = load<u32>(p + DESC_SLOT_NO);
   store<u32>(d + DIR_VOLUME, volume);
-  store<u32>(d + DIR_SLOT_NO, load<u32>(p + DESC_SLOT_NO));
-  const lo = load<u64>(p + DESC_DIRTY);
-  const hi = load<u64>(p + DESC_DIRTY + 8);
-  store<u64>(d + DIR_DIRTY, lo);
-  store<u64>(d + DIR_DIRTY + 8, hi);
-  store<u64>(d + DIR_VALID, lo);
-  store<u64>(d + DIR_VALID + 8, hi);
+  store<u32>(d + DIR_SLOT_NO, slotNo);
+  store<u64>(d + DIR_DIRTY, load<u64>(p + DESC_DIRTY));
+  store<u64>(d + DIR_DIRTY + 8, load<u64>(p + DESC_DIRTY + 8));
+  store<u64>(d + DIR_POISON, load<u64>(p + DESC_POISON));
+  store<u64>(d + DIR_POISON + 8, load<u64>(p + DESC_POISON + 8));
+  const dropped = verifySectors(slot, volume, slotNo);
+  if (dropped > 0) {
+    statAdd(STAT_NV_DROPPED, dropped);
+    log(LOG_WARN, "nv: dirty sectors whose NV data failed its CRC were dropped; reads of them fail (sectors, volume)", dropped, volume);
+  }
+  store<u64>(d + DIR_VALID, load<u64>(d + DIR_DIRTY));
+  store<u64>(d + DIR_VALID + 8, load<u64>(d + DIR_DIRTY + 8));
   store<u64>(d + DIR_SEQ, load<u64>(p + DESC_SEQ));
   store<u64>(d + DIR_DIRTY_SEQ, load<u64>(p + DESC_SEQ));
   hashInsert(slot);
-  listMove(slot, LIST_DIRTY);
-  volDirtyAdd(volume, 1);
+  if ((load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DIRTY + 8)) != 0) {
+    listMove(slot, LIST_DIRTY);
+    volDirtyAdd(volume, 1);
+  } else {
+    listMove(slot, LIST_CLEAN); // only poison left: kept (never evicted) so that reads of it fail
+  }
+}
+
+/** Checks the slot's dirty sectors against their sector CRCs; moves those that fail to poison. */
+function verifySectors(slot: u32, volume: u32, slotNo: u32): u32 {
+  const d = dir(slot);
+  const data = slotData(slot);
+  const crcs = sectorCrcs(slot);
+  let dropped: u32 = 0;
+  for (let s: u32 = 0; s < SLOT_SECTORS; s++) {
+    const word = d + DIR_DIRTY + ((s >> 6) << 3);
+    const bit = <u64>1 << (<u64>s & 63);
+    if ((load<u64>(word) & bit) == 0) continue;
+    if (crc32c(data + (<usize>s << 9), 512, 0) == load<u32>(crcs + (<usize>s << 2))) continue;
+    store<u64>(word, load<u64>(word) & ~bit);
+    const pw = d + DIR_POISON + ((s >> 6) << 3);
+    store<u64>(pw, load<u64>(pw) | bit);
+    trace(TRACE_NV_DROPPED, volume, slotNo, s, 0);
+    dropped++;
+  }
+  return dropped;
 }
 
 function forget(slot: u32): void {
@@ -259,6 +325,7 @@ function forget(slot: u32): void {
   hashRemove(slot);
   store<u32>(d + DIR_VOLUME, NO_VOLUME);
   memory.fill(d + DIR_VALID, 0, 48);
+  memory.fill(d + DIR_POISON, 0, 16);
   listMove(slot, LIST_FREE);
 }
 
@@ -322,13 +389,38 @@ export function slotErrorSector(slot: u32): u32 { return load<u32>(dir(slot) + D
 export function slotDirtySeq(slot: u32): u64 { return load<u64>(dir(slot) + DIR_DIRTY_SEQ); }
 export function slotDirtyNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_DIRTY_NS); }
 export function slotRetryNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_RETRY_NS); }
+/** The disk IOP's list of slots written to a medium and waiting for its flush (slot + 1, 0 = end). */
+export function slotFlushNext(slot: u32): u32 { return load<u32>(dir(slot) + DIR_FLUSH_NEXT); }
+export function setSlotFlushNext(slot: u32, next: u32): void { store<u32>(dir(slot) + DIR_FLUSH_NEXT, next); }
 
 export function pin(slot: u32): void { const d = dir(slot); store<u16>(d + DIR_PINS, load<u16>(d + DIR_PINS) + 1); }
 export function unpin(slot: u32): void {
   const d = dir(slot);
   const pins = load<u16>(d + DIR_PINS);
+  assert(pins > 0, "cache: unpin of a slot nobody pinned");
   store<u16>(d + DIR_PINS, pins - 1);
   if (pins == 1) bumpEvent(); // a slot waiters might evict became free to go
+}
+
+/**
+ * A chunk that was never written (initmap.ts): the slot's sectors that are not valid become zeros
+ * and valid, so nothing of a slot's previous owner can reach a reader or the medium.
+ */
+export function fillBlank(slot: u32): void {
+  const d = dir(slot);
+  const data = slotData(slot);
+  for (let s: u32 = 0; s < SLOT_SECTORS; s++) {
+    if (!bitAt(d + DIR_VALID, s)) memory.fill(data + (<usize>s << 9), 0, 512);
+  }
+  store<u64>(d + DIR_VALID, u64.MAX_VALUE);
+  store<u64>(d + DIR_VALID + 8, u64.MAX_VALUE);
+}
+
+/** The first write of a chunk writes all of it: every sector of the slot becomes dirty. */
+export function dirtyWhole(slot: u32): void {
+  const d = dir(slot);
+  store<u64>(d + DIR_DIRTY, u64.MAX_VALUE ^ load<u64>(d + DIR_DESTAGING));
+  store<u64>(d + DIR_DIRTY + 8, u64.MAX_VALUE ^ load<u64>(d + DIR_DESTAGING + 8));
 }
 
 /** All of sectors [first, first + count) valid? */
@@ -370,6 +462,17 @@ export function sectorsDirty(slot: u32, first: u32, count: u32): bool {
     || ((load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8)) & hi) != 0;
 }
 
+/** First and last dirty (or destaging) sector of the slot, as first << 8 | last; 0xFFFF when none. */
+export function slotDirtyRange(slot: u32): u32 {
+  const d = dir(slot);
+  const lo = load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DESTAGING);
+  const hi = load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8);
+  if ((lo | hi) == 0) return 0xFFFF;
+  const first = lo != 0 ? <u32>ctz(lo) : 64 + <u32>ctz(hi);
+  const last = hi != 0 ? 127 - <u32>clz(hi) : 63 - <u32>clz(lo);
+  return (first << 8) | last;
+}
+
 export function slotIsDirty(slot: u32): bool { return load<u8>(dir(slot) + DIR_LIST) == LIST_DIRTY; }
 
 /** Moves a clean slot to the most-recently-used end. */
@@ -391,6 +494,7 @@ export function allocate(volume: u32, slotNo: u32): i32 {
   store<u32>(d + DIR_SLOT_NO, slotNo);
   store<u8>(d + DIR_FLAGS, 0);
   memory.fill(d + DIR_VALID, 0, 48);
+  memory.fill(d + DIR_POISON, 0, 16);
   hashInsert(<u32>slot);
   listMove(<u32>slot, LIST_CLEAN);
   return slot;
@@ -400,7 +504,7 @@ function evictable(): i32 {
   let i = listFirst(LIST_CLEAN);
   while (i >= 0) {
     const d = dir(<u32>i);
-    if (load<u16>(d + DIR_PINS) == 0 && (load<u8>(d + DIR_FLAGS) & (F_STAGING | F_DESTAGING)) == 0) return i;
+    if (load<u16>(d + DIR_PINS) == 0 && (load<u8>(d + DIR_FLAGS) & (F_STAGING | F_DESTAGING)) == 0 && !poisoned(d)) return i;
     i = listNext(<u32>i);
   }
   return -1;
@@ -410,14 +514,15 @@ function evictable(): i32 {
  * Drops a slot of a deleted volume: dirty data is discarded and, if it was dirty, its descriptor is
  * persisted clean (needs 1 free NV entry; returns true when it queued one).
  */
-export function dropSlot(slot: u32, nvIdValue: u32, image: usize): bool {
+export function dropSlot(slot: u32, nvIdValue: u32): bool {
   const d = dir(slot);
   const volume = load<u32>(d + DIR_VOLUME);
   let queued = false;
-  if (load<u8>(d + DIR_LIST) == LIST_DIRTY) {
-    volDirtyAdd(volume, -1);
+  if (load<u8>(d + DIR_LIST) == LIST_DIRTY || poisoned(d)) {
+    if (load<u8>(d + DIR_LIST) == LIST_DIRTY) volDirtyAdd(volume, -1);
     memory.fill(d + DIR_DIRTY, 0, 32);
-    queued = persistDescriptor(slot, nvIdValue, image);
+    memory.fill(d + DIR_POISON, 0, 16);
+    queued = persistDescriptor(slot, nvIdValue);
   }
   clearUrgent(slot);
   hashRemove(slot);
@@ -438,16 +543,24 @@ export function slotsOfVolumeBusy(volume: u32): bool {
 
 // ---- Writes (channel IOP) -----------------------------------------------------------------------
 
+/** NV entries one writeSectors queues: data, sector CRCs, descriptor. */
+export const WRITE_NV_ENTRIES: u32 = 3;
+
 /**
  * Copies `count` sectors from src into the slot at sector `first`, marks them valid and dirty,
- * and queues their persistence: the data range, then the descriptor. Needs 2 free NV entries.
+ * and queues their persistence: the data range, its sector CRCs, then the descriptor (recovery
+ * trusts a dirty sector only if its data matches its CRC). Needs WRITE_NV_ENTRIES free NV entries.
  */
-export function writeSectors(slot: u32, first: u32, count: u32, src: usize, nowNs: f64, nvIdValue: u32, image: usize): void {
+export function writeSectors(slot: u32, first: u32, count: u32, src: usize, nowNs: f64, nvIdValue: u32): void {
   const d = dir(slot);
   const dst = slotData(slot) + (<usize>first << 9);
   memory.copy(dst, src, <usize>count << 9);
+  const crcs = sectorCrcs(slot) + (<usize>first << 2);
+  for (let s: u32 = 0; s < count; s++) store<u32>(crcs + (<usize>s << 2), crc32c(dst + (<usize>s << 9), 512, 0));
   const lo = maskLo(first, count);
   const hi = maskHi(first, count);
+  store<u64>(d + DIR_POISON, load<u64>(d + DIR_POISON) & ~lo); // written again: the LBA reads what was written
+  store<u64>(d + DIR_POISON + 8, load<u64>(d + DIR_POISON + 8) & ~hi);
   store<u64>(d + DIR_VALID, load<u64>(d + DIR_VALID) | lo);
   store<u64>(d + DIR_VALID + 8, load<u64>(d + DIR_VALID + 8) | hi);
   store<u64>(d + DIR_DIRTY, load<u64>(d + DIR_DIRTY) | lo);
@@ -462,20 +575,40 @@ export function writeSectors(slot: u32, first: u32, count: u32, src: usize, nowN
     volDirtyAdd(load<u32>(d + DIR_VOLUME), 1);
   }
   nvPersistRange(dst, count << 9, nvIdValue);
-  persistDescriptor(slot, nvIdValue, image);
+  nvPersistRange(crcs, count << 2, nvIdValue);
+  persistDescriptor(slot, nvIdValue);
 }
 
-/** Queues an inline image of the slot's descriptor (dirty = dirty | destaging). */
-export function persistDescriptor(slot: u32, nvIdValue: u32, image: usize): bool {
+/**
+ * Persists the slot's descriptor (dirty = dirty | destaging) into the copy the last one did not
+ * use, so a torn write leaves the previous record whole. The record is built in the NV region
+ * itself (so a rewrite of the whole region carries it) and queued as an inline image of now.
+ */
+export function persistDescriptor(slot: u32, nvIdValue: u32): bool {
   const d = dir(slot);
-  memory.fill(image, 0, DESC_BYTES);
-  store<u32>(image + DESC_STATE, DESC_USED);
-  store<u16>(image + DESC_VOLUME, <u16>load<u32>(d + DIR_VOLUME));
-  store<u32>(image + DESC_SLOT_NO, load<u32>(d + DIR_SLOT_NO));
-  store<u64>(image + DESC_SEQ, load<u64>(d + DIR_SEQ));
-  store<u64>(image + DESC_DIRTY, load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DESTAGING));
-  store<u64>(image + DESC_DIRTY + 8, load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8));
-  return nvPersistInline(descAddr(slot), image, DESC_BYTES, nvIdValue);
+  const gen = load<u32>(d + DIR_DESC_GEN) + 1;
+  store<u32>(d + DIR_DESC_GEN, gen);
+  const p = descCopy(slot, gen & 1);
+  memory.fill(p, 0, DESC_BYTES);
+  store<u32>(p + DESC_STATE, DESC_USED);
+  store<u16>(p + DESC_VOLUME, <u16>load<u32>(d + DIR_VOLUME));
+  store<u32>(p + DESC_SLOT_NO, load<u32>(d + DIR_SLOT_NO));
+  store<u32>(p + DESC_GEN, gen);
+  store<u64>(p + DESC_SEQ, load<u64>(d + DIR_SEQ));
+  store<u64>(p + DESC_DIRTY, load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DESTAGING));
+  store<u64>(p + DESC_DIRTY + 8, load<u64>(d + DIR_DIRTY + 8) | load<u64>(d + DIR_DESTAGING + 8));
+  store<u64>(p + DESC_POISON, load<u64>(d + DIR_POISON));
+  store<u64>(p + DESC_POISON + 8, load<u64>(d + DIR_POISON + 8));
+  seal(p, DESC_CRC);
+  return nvPersistInline(p, p, DESC_BYTES, nvIdValue);
+}
+
+/** The first poisoned sector of [first, first + count), or -1 (docs/scsi.md: reads of it fail). */
+export function poisonedSector(slot: u32, first: u32, count: u32): i32 {
+  const d = dir(slot);
+  if (!poisoned(d)) return -1;
+  for (let s = first; s < first + count; s++) if (bitAt(d + DIR_POISON, s)) return <i32>s;
+  return -1;
 }
 
 function nextSeq(): u64 {
@@ -533,6 +666,7 @@ export function destagingRun(slot: u32, from: u32): u32 {
 
 export function destageOpsAdd(slot: u32, n: i32): u32 {
   const p = dir(slot) + DIR_DESTAGE_OPS;
+  assert(<i32>load<u16>(p) + n >= 0, "cache: more destage completions than writes");
   const v = <u32>(<i32>load<u16>(p) + n);
   store<u16>(p, <u16>v);
   return v;
@@ -543,7 +677,7 @@ export function destageOpsAdd(slot: u32, n: i32): u32 {
  * written meanwhile; on failure its sectors are dirty again and retried after `retryNs`.
  * Queues the descriptor (needs 1 free NV entry). Returns true when the slot turned clean.
  */
-export function destageDone(slot: u32, ok: bool, errorSector: u32, retryNs: f64, nvIdValue: u32, image: usize): bool {
+export function destageDone(slot: u32, ok: bool, errorSector: u32, retryNs: f64, nvIdValue: u32): bool {
   const d = dir(slot);
   slotClearFlags(slot, F_DESTAGING);
   let clean = false;
@@ -563,7 +697,7 @@ export function destageDone(slot: u32, ok: bool, errorSector: u32, retryNs: f64,
     store<u32>(d + DIR_ERROR_SECTOR, errorSector);
     store<f64>(d + DIR_RETRY_NS, retryNs);
   }
-  persistDescriptor(slot, nvIdValue, image);
+  persistDescriptor(slot, nvIdValue);
   bumpEvent();
   return clean;
 }
@@ -653,3 +787,83 @@ export function dirtyAtOrBefore(volume: u32, firstSlot: u32, lastSlot: u32, seq:
 }
 
 export const ANY_VOLUME: u32 = NO_VOLUME;
+
+// ---- Volume fences: a volume being deleted (scsi/mgmt.ts) ----------------------------------------
+// A fenced volume takes no new command (LOGICAL UNIT NOT SUPPORTED), and each channel IOP aborts
+// the commands of it that it has in flight (a WRITE waiting for its data-out included) and says so
+// by setting its bit; the delete goes on once every channel IOP has, so nothing of the volume can
+// reach the cache after its slots are dropped.
+
+const FENCE_ON: u32 = 0x80000000;
+
+export function fenceVolume(v: u32): void {
+  store<u32>(cs() + CS_FENCE + (v << 2), FENCE_ON);
+  const g = cs() + CS_FENCE_GEN;
+  store<u32>(g, load<u32>(g) + 1);
+}
+export function unfenceVolume(v: u32): void { store<u32>(cs() + CS_FENCE + (v << 2), 0); }
+// @ts-ignore: decorator
+@inline export function volumeFenced(v: u32): bool { return v < MAX_VOLUMES && (load<u32>(cs() + CS_FENCE + (v << 2)) & FENCE_ON) != 0; }
+export function fenceGeneration(): u32 { return load<u32>(cs() + CS_FENCE_GEN); }
+/** Channel IOP `iop` has no command of fenced volume v left. */
+export function fenceAck(v: u32, iop: u32): void { const p = cs() + CS_FENCE + (v << 2); store<u32>(p, load<u32>(p) | (1 << iop)); }
+export function fenceAcked(v: u32, iop: u32): bool { return (load<u32>(cs() + CS_FENCE + (v << 2)) & (1 << iop)) != 0; }
+/** Every IOP in `mask` has purged fenced volume v? */
+export function fenceComplete(v: u32, mask: u32): bool { return (load<u32>(cs() + CS_FENCE + (v << 2)) & mask) == mask; }
+
+// ---- Invariants (docs/hal.md, "Assertions") -------------------------------------------------------
+
+/**
+ * Checks the whole directory: every slot on exactly one list and the lists' links and counts
+ * consistent, every slot with an identity in its hash chain and found there, no slot without one
+ * hashed, dirty slots (and only they) counted per volume, the urgent count. O(slots): the debug
+ * image runs it every DIR_CHECK_POLLS polls of the disk IOP, after recovery and when a control
+ * request completes; a failure aborts the IOP with this file and line.
+ */
+export function cacheCheck(): void {
+  const slots = slotCount();
+  let seen: u32 = 0;
+  for (let list: u32 = LIST_FREE; list <= LIST_DIRTY; list++) {
+    const l = cs() + listOffset(list);
+    let n: u32 = 0;
+    let prev: u32 = 0;
+    let i = load<u32>(l);
+    while (i != 0) {
+      assert(i <= slots && n < slots, "cache: a list runs past the slots (a cycle or a bad link)");
+      const d = dir(i - 1);
+      assert(<u32>load<u8>(d + DIR_LIST) == list, "cache: a slot is on a list its entry does not name");
+      assert(load<u32>(d + DIR_PREV) == prev, "cache: a list's back link is wrong");
+      prev = i;
+      i = load<u32>(d + DIR_NEXT);
+      n++;
+    }
+    assert(load<u32>(l + 4) == prev, "cache: a list's tail is not its last slot");
+    assert(load<u32>(l + 8) == n, "cache: a list's count differs from its length");
+    seen += n;
+  }
+  assert(seen == slots, "cache: not every slot is on exactly one list");
+  let urgent: u32 = 0;
+  for (let i: u32 = 0; i < slots; i++) {
+    const d = dir(i);
+    const v = load<u32>(d + DIR_VOLUME);
+    if (v == NO_VOLUME) {
+      assert(load<u8>(d + DIR_LIST) == <u8>LIST_FREE, "cache: a slot without identity is not free");
+      continue;
+    }
+    assert(cacheLookup(v, load<u32>(d + DIR_SLOT_NO)) == <i32>i, "cache: a slot is not found through its hash chain");
+    for (let w: u32 = 0; w < 16; w += 8) {
+      const valid = load<u64>(d + DIR_VALID + w);
+      const pending = load<u64>(d + DIR_DIRTY + w) | load<u64>(d + DIR_DESTAGING + w);
+      assert((pending & ~valid) == 0, "cache: dirty or destaging sectors that are not valid");
+      assert((load<u64>(d + DIR_POISON + w) & valid) == 0, "cache: a poisoned sector is also valid");
+      if (load<u8>(d + DIR_LIST) == <u8>LIST_CLEAN) assert(pending == 0, "cache: a clean slot holds dirty sectors");
+    }
+    if ((load<u8>(d + DIR_FLAGS) & <u8>F_URGENT) != 0) urgent++;
+  }
+  assert(urgent == load<u32>(cs() + CS_URGENT), "cache: the urgent count differs from the marked slots");
+  let dirty: u32 = 0;
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) dirty += load<u32>(cs() + CS_VOL_DIRTY + (v << 2));
+  assert(dirty == listCount(LIST_DIRTY), "cache: per-volume dirty counts do not add up to the dirty list");
+}
+
+export const DIR_CHECK_POLLS: u32 = 64;

@@ -9,7 +9,7 @@ import {
   CFG_CONTEXTS, CFG_BUFFER_CHUNKS, BUFFER_CHUNK_BYTES, QSQ_TAG, QSQ_LUN, QSQ_CDB_LEN, QSQ_FLAGS,
   QSQ_DATA_ADDR, QSQ_DATA_LEN, QSQ_CDB, QF_DATA_OUT, QF_DATA_IN, QCQ_TAG, QCQ_STATUS, QCQ_SENSE_LEN,
   QCQ_FLAGS, QCQ_RESIDUAL, QCQ_TRANSFERRED, QCQ_SENSE, QCQ_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, STAT_FRAMES_TX,
-  TRACE_SESSION, NCQ_ID, MAX_CDB_BYTES, CPORT_IDLE_MS, SES_HANGUP, HANGUP_NONE, HANGUP_IDLE, RING_TAIL,
+  TRACE_SESSION, NCQ_ID, NCQ_STATUS, MAX_CDB_BYTES, MAX_VOLUMES, CPORT_IDLE_MS, SES_HANGUP, HANGUP_NONE, HANGUP_IDLE, RING_TAIL,
 } from "./abi";
 import { cfg32, cfgPort, portCount } from "./config";
 import { gIndex, gPrivate, gNvCq, gNow, wakeAt } from "./iop";
@@ -18,12 +18,13 @@ import {
   CTX_BYTES, CP_CTX_BASE, CP_BUF_BASE, CP_SESS_BASE, CP_SCRATCH, CP_IMAGE, CP_HEADER_BYTES, ctxInit,
   ctxById, activeFirst, activeNext, CX_PORT, CX_SESSION, CX_NV_PENDING, CX_SESSION_GEN, CX_TAG, CX_PEER,
   CX_TX_SEQ, CX_DATA_ADDR, CX_CURSOR, CX_EXPECTED, CX_STATUS, CX_PRODUCED, CX_FLAGS, CXF_DATA_OUT, CX_KIND,
-  ctxSense, senseFixed, CX_LUN,
+  ctxSense, senseFixed, CX_LUN, CXF_NV_FAILED, CX_VOLUME, CX_STATE, ST_RESPOND, CP_FENCE_GEN,
 } from "./ctx";
 import { emitFrame, FT_DATA_IN, FT_RSP, FT_XFER_RDY, FF_LAST, DATA_CHUNK } from "./comm/frame";
 import { streamReceive, streamReset } from "./comm/stream";
-import { cmdStart, ctxStep, abortContext } from "./sequencer";
-import { nvKick } from "./nv";
+import { cmdStart, ctxStep, abortContext, fail } from "./sequencer";
+import { fenceGeneration, volumeFenced, fenceAck, fenceAcked } from "./cache";
+import { nvKick, nvCompletionFailed, NVK_CONTEXT } from "./nv";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { putBe16, putBe32 } from "./util";
@@ -95,6 +96,7 @@ export function channelPoll(): i32 {
     for (let s: u32 = 0; s < n; s++) work += serveSession(port, s);
   }
   work += drainNv();
+  work += purgeFenced();
   work += stepActive();
   ringTxDoorbells();
   nvKick();
@@ -186,6 +188,33 @@ function idleCheck(port: u32, s: u32): i32 {
   return 1;
 }
 
+/**
+ * A volume was fenced for deletion: this IOP's commands of it end now with ABORTED COMMAND,
+ * TARGET OPERATING CONDITIONS HAVE CHANGED (3Fh/00h), whatever step they are at; then the IOP
+ * says it holds none (the delete waits for every channel IOP).
+ */
+function purgeFenced(): i32 {
+  const gen = fenceGeneration();
+  if (gen == load<u32>(gPrivate + CP_FENCE_GEN)) return 0;
+  store<u32>(gPrivate + CP_FENCE_GEN, gen);
+  let work: i32 = 0;
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
+    if (!volumeFenced(v) || fenceAcked(v, gIndex)) continue;
+    let c = activeFirst();
+    while (c != 0) {
+      const next = activeNext(c);
+      if (<u32>load<u16>(c + CX_VOLUME) == v && <u32>load<u8>(c + CX_STATE) != ST_RESPOND) {
+        fail(c, 0x0B, 0x3F, 0x00);
+        ctxStep(c);
+        work++;
+      }
+      c = next;
+    }
+    fenceAck(v, gIndex);
+  }
+  return work;
+}
+
 function stepActive(): i32 {
   let work: i32 = 0;
   let c = activeFirst();
@@ -201,10 +230,14 @@ function drainNv(): i32 {
   let n: i32 = 0;
   let e = ringPeek(gNvCq);
   while (e != 0) {
-    const c = ctxById(load<u32>(e + NCQ_ID) & 0x0FFFFFFF);
-    if (c != 0 && (load<u32>(e + NCQ_ID) >> 28) != 0) {
+    const id = load<u32>(e + NCQ_ID);
+    const status = load<u32>(e + NCQ_STATUS);
+    if (status != 0) nvCompletionFailed(status, id);
+    const c = ctxById(id & 0x0FFFFFFF);
+    if (c != 0 && (id >> 28) == NVK_CONTEXT) {
       const p = load<u32>(c + CX_NV_PENDING);
       if (p > 0) store<u32>(c + CX_NV_PENDING, p - 1);
+      if (status != 0) store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_NV_FAILED);
     }
     ringRelease(gNvCq, 1);
     n++;

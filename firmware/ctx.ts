@@ -56,6 +56,7 @@ export const CX_AHEAD: u32 = 168; // u32: data-in bytes for which stage-ahead wa
 export const CX_FIRST_SLOT: u32 = 172; // u32: flush range, in slot numbers
 export const CX_LAST_SLOT: u32 = 176; // u32
 export const CX_ARG: u32 = 180; // u32: handler-specific
+export const CX_PIN_SLOT: u32 = 184; // u32: slot + 1 this command holds pinned (a stage it waits for, a slot it sends)
 
 export const NO_VOLUME16: u32 = 0xFFFF;
 
@@ -80,6 +81,7 @@ export const CXF_IMMED: u32 = 32; // status already sent; the context finishes s
 export const CXF_RESPONDED: u32 = 64;
 export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, not volume data
 export const CXF_FLUSH_POSTED: u32 = 256;
+export const CXF_NV_FAILED: u32 = 512; // an NV persist of this command completed with an error
 
 // Channel IOP private area header (the rest is laid out by channel.ts).
 export const CP_CTX_FREE: u32 = 0; // u32: index + 1
@@ -93,6 +95,7 @@ export const CP_SESS_BASE: u32 = 32; // u32: address of the session states
 export const CP_SCRATCH: u32 = 36; // u32: address of a 4 KiB scratch (frame headers, CMD payloads)
 export const CP_IMAGE: u32 = 40; // u32: address of a 64-byte descriptor image
 export const CP_NV_QUEUED: u32 = 44; // u32: NV entries queued this poll
+export const CP_FENCE_GEN: u32 = 48; // u32: the volume-fence generation this IOP last purged for
 export const CP_HEADER_BYTES: u32 = 64;
 
 // @ts-ignore: decorator
@@ -128,6 +131,7 @@ export function ctxAlloc(): usize {
 }
 
 export function ctxFree(c: usize): void {
+  assert(load<u8>(c + CX_STATE) != <u8>ST_FREE, "ctx: a context freed twice");
   store<u8>(c + CX_STATE, <u8>ST_FREE);
   store<u32>(c + CX_NEXT, load<u32>(gPrivate + CP_CTX_FREE));
   store<u32>(gPrivate + CP_CTX_FREE, ctxIndex(c) + 1);
@@ -155,6 +159,7 @@ export function activeAdd(c: usize): void {
 export function activeRemove(c: usize): void {
   const prev = load<u32>(c + CX_PREV);
   const next = load<u32>(c + CX_NEXT);
+  assert(prev != 0 || load<u32>(gPrivate + CP_ACTIVE_HEAD) == ctxIndex(c) + 1, "ctx: removing a context that is not on the active list");
   if (prev != 0) store<u32>(ctxAt(prev - 1) + CX_NEXT, next); else store<u32>(gPrivate + CP_ACTIVE_HEAD, next);
   if (next != 0) store<u32>(ctxAt(next - 1) + CX_PREV, prev); else store<u32>(gPrivate + CP_ACTIVE_TAIL, prev);
   store<u32>(c + CX_PREV, 0);

@@ -12,10 +12,13 @@ import {
   MAP_MEDIUM_BYTES, MMED_CQ, MCQ_ID, MCQ_STATUS, MCQ_ERR_LBA_LO, MCQ_ERR_LBA_HI, MST_OK, MST_NOT_READY,
   MOP_READ, MOP_WRITE, SLOT_SECTORS, MIOP_TO_DISK, ROLE_CHANNEL, MAP_CONTROL, MAP_CONTROL_SEQ,
   MAP_CONTROL_DONE, CTL_FLUSH, CTL_SHUTDOWN, STAT_STAGES, STAT_DESTAGES, STAT_MEDIUM_ERRORS,
-  TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH,
+  TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS, MOP_FLUSH, MAX_MEDIA, STAT_MEDIA_FLUSHES,
+  MAP_CONTROL_LEFT, MAP_CONTROL_STUCK, MAP_CONTROL_NV_ERRNO, MAP_CONTROL_CLEAN, MAP_CONTROL_STUCK_LIST,
+  CONTROL_STUCK_MAX, CSE_BYTES, CSE_VOLUME, CSE_MEDIUM, CSE_REASON, CSE_LBA, CSE_BLOCKS, CSR_WRITE_ERROR,
+  CSR_NOT_READY, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
-import { gPrivate, gNow, gNvCq, iopEntry, wakeAt } from "./iop";
+import { gPrivate, gNow, gNvCq, gStats, iopEntry, wakeAt } from "./iop";
 import { ringPeek, ringRelease, ringUsed } from "./ring";
 import {
   schedInit, schedRegister, schedDispatch, schedMatch, schedRetire, schedPoolFree, reqOrigin, reqArg,
@@ -25,35 +28,69 @@ import {
   listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
-  slotCount, F_URGENT, urgentSlots,
+  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank, dirtyWhole,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS,
 } from "./cache";
-import { chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MEDIUM_DEAD, MEDIUM_OK } from "./volume";
-import { nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE } from "./nv";
+import { chunkInitialized, initMark, initClear } from "./initmap";
+import {
+  blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MS_LABEL, MEDIUM_DEAD, setMediumState,
+  mediumChunks,
+} from "./volume";
+import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LOST } from "./label";
+import { log, LOG_ERROR } from "./hal";
+import {
+  nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL,
+} from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
-import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
+import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_RELABEL, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
 
 // Disk IOP private area.
 const DK_SCHED: u32 = 0;
-const DK_IMAGE: u32 = SCHED_BYTES; // 64-byte descriptor image scratch
-const DK_NEXT_SCAN_NS: u32 = DK_IMAGE + 64; // f64
+const DK_NEXT_SCAN_NS: u32 = SCHED_BYTES; // f64
 const DK_NEXT_PROBE_NS: u32 = DK_NEXT_SCAN_NS + 8; // f64
 const DK_CONTROL_SEQ: u32 = DK_NEXT_PROBE_NS + 8; // u32: last control request taken
 const DK_CONTROL_OP: u32 = DK_CONTROL_SEQ + 4; // u32: control request in progress (CTL_*), 0 none
+const DK_RESYNC_PENDING: u32 = DK_CONTROL_OP + 4; // u32: a whole-region NV rewrite is queued
+const DK_RESYNC_FAILURES: u32 = DK_RESYNC_PENDING + 4; // u32: NV failures counted when it was queued
+const DK_RESYNC_AT_NS: u32 = DK_RESYNC_FAILURES + 4; // f64: next rewrite attempt
+const DK_RESYNC_BACKOFF_NS: u32 = DK_RESYNC_AT_NS + 8; // f64
 const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
-export const DISK_PRIVATE_BYTES: u32 = DK_PROBE_BUF + 512;
+// Per medium: the slots written to it that wait for a medium flush before their clean record.
+const DK_FLUSH: u32 = DK_PROBE_BUF + 512; // MAX_MEDIA x FL_BYTES
+const FL_BYTES: u32 = 16;
+const FL_WAITING: u32 = 0; // u32: slot + 1, head of the slots whose writes completed since the last flush was sent
+const FL_COVERED: u32 = 4; // u32: slot + 1, head of the slots the flush in flight (or just completed) covers
+const FL_STATE: u32 = 8; // u32: FLS_*
+const FL_STATUS: u32 = 12; // u32: MST_* of the completed flush
+const FLS_IDLE: u32 = 0;
+const FLS_IN_FLIGHT: u32 = 1;
+const FLS_DONE: u32 = 2; // completed; its covered slots get their records as NV room allows
+const DK_LABELS: u32 = DK_FLUSH + MAX_MEDIA * FL_BYTES; // MAX_MEDIA x 512: each medium's sector 0
+export const DISK_PRIVATE_BYTES: u32 = DK_LABELS + MAX_MEDIA * 512;
+
+// Where the check of a medium's label is (MS_LABEL).
+const LBL_UNCHECKED: u32 = 0;
+const LBL_READING: u32 = 1;
+const LBL_WRITING: u32 = 2; // the array's label is being written (claim, or an accepted loss)
+const LBL_FLUSHING: u32 = 3;
+const LBL_RECORD: u32 = 4; // on the medium: its NV record is to be persisted
+const LBL_PERSISTING: u32 = 5;
+const LBL_DONE: u32 = 6;
+const LBL_RELABEL: u32 = 7; // REINITIALIZE MEDIUM asked for a new label
 
 const ORIGIN_STAGE: u32 = 1;
 const ORIGIN_DESTAGE: u32 = 2;
 const ORIGIN_PROBE: u32 = 3;
+const ORIGIN_FLUSH: u32 = 4;
+const ORIGIN_LABEL: u32 = 5; // arg: medium; arg2: LBL_* the request belongs to
 
 const RETRY_NS: f64 = 1e9; // a failed destage or a dead medium is tried again after a second
 const SCAN_LIMIT: u32 = 4096; // dirty slots looked at per scan, to bound a poll
 
 // @ts-ignore: decorator
 @inline function sa(): usize { return gPrivate + DK_SCHED; }
-// @ts-ignore: decorator
-@inline function image(): usize { return gPrivate + DK_IMAGE; }
 
 export function diskBoot(): void {
   schedInit(sa());
@@ -61,16 +98,24 @@ export function diskBoot(): void {
   store<f64>(gPrivate + DK_NEXT_PROBE_NS, 0);
   store<u32>(gPrivate + DK_CONTROL_SEQ, load<u32>(MAP_ADDR + MAP_CONTROL_SEQ));
   store<u32>(gPrivate + DK_CONTROL_OP, 0);
+  store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
+  store<f64>(gPrivate + DK_RESYNC_AT_NS, 0);
+  store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
+  memory.fill(gPrivate + DK_FLUSH, 0, MAX_MEDIA * FL_BYTES);
 }
 
 export function diskPoll(): i32 {
+  if (ASC_OPTIMIZE_LEVEL == 0 && <u32>(load<u64>(gStats + (<usize>STAT_POLLS << 3)) % DIR_CHECK_POLLS) == 0) cacheCheck();
   let work: i32 = 0;
   work += drainNvCompletions();
   work += drainCompletions();
   work += drainMailboxes();
   work += control();
+  work += checkLabels();
   work += destageScan();
+  work += flushMedia();
   work += probeDeadMedia();
+  work += resyncNv();
   work += <i32>schedDispatch(sa(), gNow);
   if (work > 0) nvKick();
   armTimers();
@@ -99,6 +144,7 @@ function takeMessage(m: usize): bool {
   const type = <u32>load<u8>(m + MB_TYPE);
   if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
   if (type == MB_FLUSH) { raiseFlushSeq(load<u64>(m + MB_SEQ)); return true; }
+  if (type == MB_RELABEL) { relabel(load<u32>(m + MB_SLOT)); return true; }
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
@@ -107,6 +153,11 @@ function stage(slot: u32, first: u32, count: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
   const medium = <u32>(where >> 32);
+  if (!chunkInitialized(medium, <u32>where)) { // never written: zeros, no medium read
+    memory.fill(slotData(slot) + (<usize>first << 9), 0, <usize>count << 9);
+    stageDone(slot, first, count, true, 0, false);
+    return true;
+  }
   if (!schedPoolFree(sa())) return false;
   const lba = ((where & 0xFFFFFFFF) << 7) + <u64>first;
   schedRegister(sa(), MOP_READ, medium, lba, count, slotData(slot) + (<usize>first << 9),
@@ -138,15 +189,21 @@ function complete(m: u32, id: u32, status: u32, errLba: u64): void {
   if (i < 0) { statInc(STAT_MEDIUM_ERRORS); return; } // not ours: ignore, count
   const r = <u32>i;
   const ms = mediumState(m);
-  if (status == MST_NOT_READY) store<u32>(ms + MS_STATE, MEDIUM_DEAD);
-  else if (status == MST_OK) store<u32>(ms + MS_STATE, MEDIUM_OK);
+  if (status == MST_NOT_READY) setMediumState(m, MEDIUM_DEAD);
+  else if (status == MST_OK && load<u32>(ms + MS_STATE) == MEDIUM_DEAD) {
+    // Back from the dead: it may not be the medium it was. Its label is read again first.
+    setMediumState(m, MEDS_BECOMING_READY);
+    store<u32>(ms + MS_LABEL, LBL_UNCHECKED);
+  }
   if (status != MST_OK) { statInc(STAT_MEDIUM_ERRORS); store<u32>(ms + MS_ERRORS, load<u32>(ms + MS_ERRORS) + 1); }
   const origin = reqOrigin(sa(), r);
   const lba = reqLba(sa(), r);
   const sectors = reqSectors(sa(), r);
   if (origin == ORIGIN_STAGE) stageComplete(r, m, status, errLba);
   else if (origin == ORIGIN_DESTAGE) destageComplete(r, m, status);
-  trace(origin == ORIGIN_DESTAGE ? TRACE_DESTAGE : TRACE_STAGE, m, <u32>lba, sectors, status);
+  else if (origin == ORIGIN_FLUSH) flushComplete(m, status);
+  else if (origin == ORIGIN_LABEL) labelComplete(m, reqArg2(sa(), r), status);
+  trace(origin == ORIGIN_DESTAGE || origin == ORIGIN_FLUSH ? TRACE_DESTAGE : TRACE_STAGE, m, <u32>lba, sectors, status);
   schedRetire(sa(), r);
 }
 
@@ -165,9 +222,74 @@ function destageComplete(r: u32, m: u32, status: u32): void {
   if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
   else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
   if (destageOpsAdd(slot, -1) != 0) return;
-  const ok = (slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) == 0;
-  destageDone(slot, ok, reqArg2(sa(), r) >> 16, gNow + RETRY_NS, nvId(NVK_NONE, 0), image());
   statInc(STAT_DESTAGES);
+  if ((slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) != 0) {
+    destageDone(slot, false, reqArg2(sa(), r) >> 16, gNow + RETRY_NS, nvId(NVK_NONE, 0));
+    return;
+  }
+  // Written, not yet durable: the slot stays destaging until a flush of its medium completes.
+  const fl = flushState(m);
+  setSlotFlushNext(slot, load<u32>(fl + FL_WAITING));
+  store<u32>(fl + FL_WAITING, slot + 1);
+}
+
+// ---- Medium flush: data durable on the medium before the NV record says it is clean ------------
+// Order for every destage: medium writes -> medium flush (MOP_FLUSH) -> NV clean record. One flush
+// covers every slot whose writes completed before it was sent, so a burst of destages to a medium
+// costs one flush, not one per slot.
+
+// @ts-ignore: decorator
+@inline function flushState(m: u32): usize { return gPrivate + DK_FLUSH + m * FL_BYTES; }
+
+function flushMedia(): i32 {
+  let work: i32 = 0;
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const fl = flushState(m);
+    const state = load<u32>(fl + FL_STATE);
+    if (state == FLS_DONE) work += flushRecords(m);
+    else if (state == FLS_IDLE && load<u32>(fl + FL_WAITING) != 0 && schedPoolFree(sa())) {
+      store<u32>(fl + FL_COVERED, load<u32>(fl + FL_WAITING));
+      store<u32>(fl + FL_WAITING, 0);
+      store<u32>(fl + FL_STATE, FLS_IN_FLIGHT);
+      schedRegister(sa(), MOP_FLUSH, m, 0, 0, 0, ORIGIN_FLUSH, m, 0, gNow);
+      statInc(STAT_MEDIA_FLUSHES);
+      work++;
+    }
+  }
+  return work;
+}
+
+function flushComplete(m: u32, status: u32): void {
+  const fl = flushState(m);
+  store<u32>(fl + FL_STATUS, status);
+  store<u32>(fl + FL_STATE, FLS_DONE);
+  flushRecords(m);
+}
+
+/** The slots the completed flush covered get their descriptors (clean, or dirty again for a retry). */
+function flushRecords(m: u32): i32 {
+  const fl = flushState(m);
+  const status = load<u32>(fl + FL_STATUS);
+  let work: i32 = 0;
+  let next = load<u32>(fl + FL_COVERED);
+  while (next != 0 && nvRoom(2)) {
+    const slot = next - 1;
+    next = slotFlushNext(slot);
+    setSlotFlushNext(slot, 0);
+    if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
+    else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
+    else {
+      // The chunk's first write is on the medium: it is initialized from now on (its record goes
+      // before the slot's clean record, in the one ordered NV ring).
+      const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+      if (where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where)) initMark(m, <u32>where, nvId(NVK_NONE, 0));
+    }
+    destageDone(slot, status == MST_OK, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
+    work++;
+  }
+  store<u32>(fl + FL_COVERED, next);
+  if (next == 0) store<u32>(fl + FL_STATE, FLS_IDLE);
+  return work;
 }
 
 // ---- Destage ------------------------------------------------------------------------------------
@@ -208,11 +330,17 @@ function aboveHighMark(): bool {
 /** Registers the medium writes of a slot's dirty runs. False when its medium is busy or gone. */
 function destage(slot: u32, depth: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-  if (where == u64.MAX_VALUE) return false; // the volume's medium left the topology: stays dirty
+  // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
+  // reports it instead of waiting for it.
+  if (where == u64.MAX_VALUE) { slotSetFlags(slot, F_NOT_READY); return false; }
   const medium = <u32>(where >> 32);
+  const mst = load<u32>(mediumState(medium) + MS_STATE);
+  // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
+  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotSetFlags(slot, F_NOT_READY); return false; }
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
   slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
+  if (!chunkInitialized(medium, <u32>where)) { fillBlank(slot); dirtyWhole(slot); } // its first write covers it all
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
   let from: u32 = 0;
@@ -228,8 +356,99 @@ function destage(slot: u32, depth: u32): bool {
     from = s + n;
     run = destagingRun(slot, from);
   }
-  if (destageOpsAdd(slot, 0) == 0) { destageDone(slot, false, 0, gNow, nvId(NVK_NONE, 0), image()); return false; }
+  if (destageOpsAdd(slot, 0) == 0) { destageDone(slot, false, 0, gNow, nvId(NVK_NONE, 0)); return false; }
   return true;
+}
+
+// ---- Medium labels (label.ts) -----------------------------------------------------------------
+// Each medium's sector 0 is read at boot (and again when a dead medium answers); the verdict makes
+// it ready, or lost, or has the array label it (a medium NV has no label for and no volume uses):
+// write, flush, then the NV record. A dead medium's label is read again every second.
+
+// @ts-ignore: decorator
+@inline function labelBuf(m: u32): usize { return gPrivate + DK_LABELS + (m << 9); }
+
+function checkLabels(): i32 {
+  let work: i32 = 0;
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    const ms = mediumState(m);
+    const lbl = load<u32>(ms + MS_LABEL);
+    if (lbl == LBL_UNCHECKED) {
+      if (load<u32>(ms + MS_STATE) == MEDIUM_DEAD && gNow < load<f64>(gPrivate + DK_NEXT_PROBE_NS)) continue;
+      if (!labelIo(m, MOP_READ, LBL_READING)) continue;
+      work++;
+    } else if (lbl == LBL_RELABEL) {
+      labelBuild(m, labelGeneration(m) + 1, labelBuf(m));
+      if (labelIo(m, MOP_WRITE, LBL_WRITING)) work++;
+    } else if (lbl == LBL_RECORD && nvRoom(1)) {
+      store<u32>(ms + MS_LABEL, LBL_PERSISTING);
+      labelRecord(m, labelGeneration(m) + 1, nvId(NVK_LABEL, m));
+      work++;
+    }
+  }
+  return work;
+}
+
+function labelIo(m: u32, op: u32, next: u32): bool {
+  if (!schedPoolFree(sa())) return false;
+  schedRegister(sa(), op, m, 0, op == MOP_FLUSH ? 0 : 1, op == MOP_FLUSH ? 0 : labelBuf(m), ORIGIN_LABEL, m, next, gNow);
+  store<u32>(mediumState(m) + MS_LABEL, next);
+  return true;
+}
+
+function labelComplete(m: u32, phase: u32, status: u32): void {
+  const ms = mediumState(m);
+  if (status != MST_OK) {
+    // Dead: read its label again when it answers. A medium that answers but cannot give or take
+    // its label cannot be vouched for.
+    store<u32>(ms + MS_LABEL, LBL_UNCHECKED);
+    if (status == MST_NOT_READY) { store<f64>(gPrivate + DK_NEXT_PROBE_NS, gNow + RETRY_NS); return; }
+    store<u32>(ms + MS_LABEL, LBL_DONE);
+    mediumLost(m, 2);
+    return;
+  }
+  if (phase == LBL_READING) {
+    const verdict = labelVerdict(m, labelBuf(m));
+    if (verdict == LV_MATCH) { store<u32>(ms + MS_LABEL, LBL_DONE); setMediumState(m, MEDS_OK); trace(TRACE_MEDIUM, m, MEDS_OK, labelGeneration(m), 0); return; }
+    if (verdict == LV_LOST) { store<u32>(ms + MS_LABEL, LBL_DONE); mediumLost(m, 1); return; }
+    labelBuild(m, 1, labelBuf(m)); // LV_CLAIM: a medium new to the array
+    labelIo(m, MOP_WRITE, LBL_WRITING);
+    return;
+  }
+  if (phase == LBL_WRITING) { labelIo(m, MOP_FLUSH, LBL_FLUSHING); return; }
+  store<u32>(ms + MS_LABEL, LBL_RECORD); // flushed: checkLabels persists the record
+}
+
+/** The NV record of medium m's new label completed: the medium is the array's. */
+function labelRecorded(m: u32): void {
+  if (m >= mediaCount()) return;
+  store<u32>(mediumState(m) + MS_LABEL, LBL_DONE);
+  setMediumState(m, MEDS_OK);
+  trace(TRACE_MEDIUM, m, MEDS_OK, labelGeneration(m), 0);
+  bumpEvent();
+}
+
+function mediumLost(m: u32, why: u32): void {
+  setMediumState(m, MEDS_LOST);
+  trace(TRACE_MEDIUM, m, MEDS_LOST, labelGeneration(m), 0);
+  log(LOG_ERROR, "medium: blank or not this array's (medium, 1 label / 2 unreadable); its volumes are not ready until REINITIALIZE MEDIUM", m, why);
+}
+
+/**
+ * REINITIALIZE MEDIUM accepted the loss of medium m: every chunk on it reads as zeros from now on
+ * (init bits cleared), cached clean copies of its old contents go, dirty data the array still holds
+ * in NV is destaged onto it, and it gets a new label.
+ */
+function relabel(m: u32): void {
+  if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) != MEDS_LOST) return;
+  initClear(m, 0, mediumChunks(m), nvId(NVK_NONE, 0));
+  for (let i: u32 = 0; i < slotCount(); i++) {
+    if (slotList(i) != LIST_CLEAN || slotPins(i) != 0 || (slotFlags(i) & F_STAGING) != 0) continue;
+    const where = chunkToMedium(slotVolume(i), slotNumber(i));
+    if (where != u64.MAX_VALUE && <u32>(where >> 32) == m) dropSlot(i, nvId(NVK_NONE, 0));
+  }
+  setMediumState(m, MEDS_BECOMING_READY);
+  store<u32>(mediumState(m) + MS_LABEL, LBL_RELABEL);
 }
 
 // ---- Dead media -------------------------------------------------------------------------------
@@ -242,6 +461,7 @@ function probeDeadMedia(): i32 {
     const ms = mediumState(m);
     if (load<u32>(ms + MS_STATE) != MEDIUM_DEAD) continue;
     dead = true;
+    if (load<u32>(ms + MS_LABEL) != LBL_DONE) continue; // checkLabels reads its label again instead
     if (load<u32>(ms + MS_REGISTERED) != 0 || !schedPoolFree(sa())) continue;
     schedRegister(sa(), MOP_READ, m, 0, 1, gPrivate + DK_PROBE_BUF, ORIGIN_PROBE, m, 0, gNow);
     work++;
@@ -261,8 +481,11 @@ function control(): i32 {
   }
   const op = load<u32>(gPrivate + DK_CONTROL_OP);
   if (op == 0 || !flushSettled()) return 0;
+  if (ASC_OPTIMIZE_LEVEL == 0) cacheCheck();
   const left = dirtyCountAll();
-  if (op == CTL_SHUTDOWN && left == 0) markClean();
+  const clean = op == CTL_SHUTDOWN && left == 0 && !nvDegraded();
+  if (clean) markClean();
+  reportStuck(left, clean);
   trace(TRACE_FLUSH, left, 0, 0, 0);
   store<u32>(gPrivate + DK_CONTROL_OP, 0);
   store<u32>(MAP_ADDR + MAP_CONTROL_DONE, load<u32>(gPrivate + DK_CONTROL_SEQ));
@@ -280,18 +503,83 @@ function flushSettled(): bool {
   return true;
 }
 
+/** The control result: every dirty slot left, with what keeps it from its medium (MAP_CONTROL_*). */
+function reportStuck(left: u32, clean: bool): void {
+  let n: u32 = 0;
+  let i = listFirst(LIST_DIRTY);
+  while (i >= 0 && n < CONTROL_STUCK_MAX) {
+    const slot = <u32>i;
+    i = listNext(slot);
+    const e = MAP_ADDR + MAP_CONTROL_STUCK_LIST + n * CSE_BYTES;
+    const v = slotVolume(slot);
+    const where = chunkToMedium(v, slotNumber(slot));
+    const f = slotFlags(slot);
+    const range = slotDirtyRange(slot);
+    const bs = <u64>blockSize(v);
+    const first = ((<u64>slotNumber(slot) << 16) + (<u64>(range >> 8) << 9)) / bs;
+    const end = ((<u64>slotNumber(slot) << 16) + (<u64>((range & 0xFF) + 1) << 9) + bs - 1) / bs;
+    memory.fill(e, 0, CSE_BYTES);
+    store<u16>(e + CSE_VOLUME, <u16>v);
+    store<u16>(e + CSE_MEDIUM, where == u64.MAX_VALUE ? 0xFFFF : <u16>(where >> 32));
+    const lost = where != u64.MAX_VALUE && load<u32>(mediumState(<u32>(where >> 32)) + MS_STATE) == MEDS_LOST;
+    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : lost ? CSR_LOST : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : CSR_WRITE_ERROR));
+    store<u64>(e + CSE_LBA, first);
+    store<u32>(e + CSE_BLOCKS, <u32>(end - first));
+    n++;
+  }
+  store<u32>(MAP_ADDR + MAP_CONTROL_LEFT, left);
+  store<u32>(MAP_ADDR + MAP_CONTROL_STUCK, n);
+  store<u32>(MAP_ADDR + MAP_CONTROL_NV_ERRNO, nvErrno());
+  store<u32>(MAP_ADDR + MAP_CONTROL_CLEAN, clean ? 1 : 0);
+}
+
 function markClean(): void {
-  store<u32>(nvBase() + NVH_CLEAN, 1);
-  nvPersistRange(nvBase(), 64, nvId(NVK_NONE, 0));
+  store<u32>(nvHeader() + NVH_CLEAN, 1);
+  nvHeaderPersist(nvId(NVK_NONE, 0));
   nvKick();
 }
 
 // ---- NV completions and timers ----------------------------------------------------------------
 
+/**
+ * The disk IOP waits for none of its persists, but reads every status: a failed one degrades the
+ * NV file (nv.ts), and the completion of a whole-region rewrite may end that state.
+ */
 function drainNvCompletions(): i32 {
-  const n = ringUsed(gNvCq);
-  if (n != 0) ringRelease(gNvCq, n); // the disk IOP waits for none of its persists
-  return 0;
+  let work: i32 = 0;
+  let e = ringPeek(gNvCq);
+  while (e != 0) {
+    const id = load<u32>(e + NCQ_ID);
+    const status = load<u32>(e + NCQ_STATUS);
+    if (status != 0) nvCompletionFailed(status, id);
+    if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
+    if ((id >> 28) == NVK_RESYNC) {
+      store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
+      if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
+      work++;
+    }
+    ringRelease(gNvCq, 1);
+    e = ringPeek(gNvCq);
+  }
+  return work;
+}
+
+/**
+ * While the NV file is degraded, rewrites the whole NV region from memory (the volume table, LUN
+ * map, every slot descriptor and the slot data are kept current there), retrying with a back-off
+ * from one second to a minute: a full file is not hammered.
+ */
+function resyncNv(): i32 {
+  if (!nvDegraded() || load<u32>(gPrivate + DK_RESYNC_PENDING) != 0) return 0;
+  if (gNow < load<f64>(gPrivate + DK_RESYNC_AT_NS)) { wakeAt(load<f64>(gPrivate + DK_RESYNC_AT_NS)); return 0; }
+  if (!nvRoom(1)) return 0;
+  const backoff = min<f64>(max<f64>(load<f64>(gPrivate + DK_RESYNC_BACKOFF_NS) * 2, RETRY_NS), 60 * RETRY_NS);
+  store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, backoff);
+  store<f64>(gPrivate + DK_RESYNC_AT_NS, gNow + backoff);
+  store<u32>(gPrivate + DK_RESYNC_FAILURES, nvFailures());
+  store<u32>(gPrivate + DK_RESYNC_PENDING, 1);
+  nvPersistRange(nvBase(), <u32>nvRegionBytes(slotCount()), nvId(NVK_RESYNC, 0));
+  return 1;
 }
 
 function armTimers(): void {

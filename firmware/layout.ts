@@ -20,9 +20,10 @@ import {
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, portCount, mediumSectors } from "./config";
 import { ringInit, ringBytes } from "./ring";
 import { alignUp } from "./util";
-import { nvRegionBytes } from "./nv";
+import { nvRegionBytes, nvLayout } from "./nv";
 import { cacheDirBytes, cacheLayout } from "./cache";
 import { mediumStateBytes, mediaLayout } from "./volume";
+import { initLayout } from "./initmap";
 import { channelPrivateBytes } from "./channel";
 import { DISK_PRIVATE_BYTES } from "./disk";
 import { MB_BYTES, MAILBOX_ENTRIES } from "./mailbox";
@@ -114,15 +115,15 @@ function plan(write: bool): usize {
   const slots = cfg32(CFG_CACHE_SLOTS);
   // Non-volatile region: volume table, LUN map, slot descriptors, slot data.
   const nvBytes = nvRegionBytes(slots);
-  if (write) { store<u32>(MAP_ADDR + MAP_NV_ADDR, <u32>at); store<u32>(MAP_ADDR + MAP_NV_BYTES, <u32>nvBytes); }
+  if (write) { store<u32>(MAP_ADDR + MAP_NV_ADDR, <u32>at); store<u32>(MAP_ADDR + MAP_NV_BYTES, <u32>nvBytes); nvLayout(at, slots); }
   at = alignUp(at + nvBytes, REGION_ALIGN);
   // Volatile shared structures.
   if (write) cacheLayout(at, slots);
   at = alignUp(at + cacheDirBytes(slots), REGION_ALIGN);
-  if (write) mediaLayout(at);
+  if (write) { mediaLayout(at); initLayout(); }
   at = alignUp(at + mediumStateBytes(), REGION_ALIGN);
   if (write) store<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH, <u32>at);
-  at = alignUp(at + <usize>slots * 4, REGION_ALIGN);
+  at = alignUp(at + max<usize>(<usize>slots * 4, 4096), REGION_ALIGN); // also holds a header's directory at boot
   at = ring(write, at, MAP_ADDR + MAP_NV_SQ, NV_SQ_ENTRIES, NSQ_BYTES, DB_NV);
   at = ring(write, at, MAP_ADDR + MAP_TRACE_RING, cfg32(CFG_TRACE_ENTRIES), TRACE_BYTES, DB_NONE);
   for (let i: u32 = 0; i < iopCount(); i++) at = planIop(write, at, i);

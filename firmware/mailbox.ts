@@ -13,6 +13,7 @@ export const MB_SEQ: u32 = 16; // u64
 
 export const MB_STAGE: u32 = 1; // stage sectors [first, first + count) of a slot
 export const MB_FLUSH: u32 = 2; // destage everything dirtied at or before seq
+export const MB_RELABEL: u32 = 3; // slot: a medium whose loss REINITIALIZE MEDIUM accepted
 
 export const MAILBOX_ENTRIES: u32 = 1024;
 

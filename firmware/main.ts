@@ -2,20 +2,29 @@
 // common memory (docs/hal.md). The harness calls layout() once, boot() once per IOP, then only poll().
 import {
   MAP_ADDR, MAP_STATE, MAP_ERROR, MAP_ERROR_DETAIL, MAPS_LAID_OUT, MAPS_BOOTED, MAPS_FAILED, ROLE_CHANNEL,
-  ROLE_DISK, ERR_NONE, ERR_NOT_LAID_OUT, ERR_ROLE, ERR_NV_GEOMETRY, CFG_CACHE_SLOTS, STAT_POLLS, TRACE_BOOT,
+  ROLE_DISK, ERR_NONE, ERR_NOT_LAID_OUT, ERR_ROLE, ERR_NV_GEOMETRY, ERR_NV_VERSION, ERR_NV_CORRUPT, CFG_CACHE_SLOTS,
+  STAT_POLLS, TRACE_BOOT, MAP_NV_BYTES, MAX_VOLUMES, MAX_PORTS, MAX_LUNS, CONFIG_ADDR, CFG_SERIAL, CFG_DEVICE_ID,
+  CFG_NONCE, STAT_NV_DROPPED,
 } from "./abi";
 import { cfg32, iopCount, iopRole } from "./config";
 import { setIdentity, setNow, clearWake, gRole, gIndex } from "./iop";
 import { layout as planLayout, MAPX_BOOT_SCRATCH } from "./layout";
 import { channelBoot, channelPoll } from "./channel";
 import { diskBoot, diskPoll } from "./disk";
-import { nvBase, nvPersistRange, nvId, NVK_NONE, nvKick, NV_MAGIC, NV_VERSION, NVH_MAGIC, NVH_VERSION, NVH_SLOTS,
-  NVH_CLEAN, NVH_BOOTS, DESC_OFFSET, DESC_BYTES, DESC_STATE, DESC_DIRTY, DESC_USED, NV_HEADER_BYTES } from "./nv";
-import { cacheReset, cacheRecover } from "./cache";
+import {
+  nvBase, nvPersistRange, nvId, NVK_NONE, nvKick, NVH_SLOTS, NVH_CLEAN, NVH_BOOTS, DESC_BYTES, DESC_STATE,
+  DESC_DIRTY, DESC_POISON, DESC_CRC, DESC_USED, nvHeaderPick, nvHeaderFound, nvHeader, nvWriteDirectory, nvTableSame,
+  nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
+  nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
+  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes,
+} from "./nv";
+import { initReconcile } from "./initmap";
+import { crc32c } from "./comm/crc";
+import { cacheReset, cacheRecover, cacheCheck } from "./cache";
 import { mediaRebuild } from "./volume";
-import { statInc } from "./stats";
+import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
-import { log, LOG_INFO } from "./hal";
+import { log, LOG_INFO, LOG_WARN } from "./hal";
 
 export function layout(): i32 { return planLayout(); }
 
@@ -29,8 +38,8 @@ export function boot(role: u32, index: u32): i32 {
     const r = bootShared();
     if (r < 0) {
       store<u32>(MAP_ADDR + MAP_STATE, MAPS_FAILED);
-      store<u32>(MAP_ADDR + MAP_ERROR, ERR_NV_GEOMETRY);
-      return <i32>ERR_NV_GEOMETRY;
+      store<u32>(MAP_ADDR + MAP_ERROR, <u32>-r);
+      return -r;
     }
     recovered = <u32>r;
   }
@@ -48,50 +57,142 @@ export function poll(now: f64): i32 {
 }
 
 /**
- * The boot IOP formats a blank NV region, or recovers one: the volume table stays, dirty cache
- * slots go back in the directory for the disk IOP to destage. Returns the dirty slots recovered,
- * or -1 when the NV image holds dirty data for another cache size (MAP_ERROR_DETAIL: its size).
+ * The boot IOP formats a blank NV region, or recovers one (docs/hal.md, "Non-volatile memory"):
+ * the header copy to trust, the table directory against this geometry, every record's CRC, then
+ * the dirty cache slots back in the directory for the disk IOP to destage. Returns the dirty slots
+ * recovered, or -ERR_* (MAP_ERROR_DETAIL says more).
  */
 function bootShared(): i32 {
   const nv = nvBase();
   const slots = cfg32(CFG_CACHE_SLOTS);
   let recovered: u32 = 0;
-  if (load<u32>(nv + NVH_MAGIC) != NV_MAGIC || load<u32>(nv + NVH_VERSION) != NV_VERSION) {
-    memory.fill(nv, 0, <usize>DESC_OFFSET + <usize>slots * DESC_BYTES);
-    store<u32>(nv + NVH_MAGIC, NV_MAGIC);
-    store<u32>(nv + NVH_VERSION, NV_VERSION);
-    store<u32>(nv + NVH_SLOTS, slots);
-    cacheReset();
-    nvPersistRange(nv, DESC_OFFSET + slots * DESC_BYTES, nvId(NVK_NONE, 0));
-    log(LOG_INFO, "nv: formatted", slots, 0);
-  } else if (load<u32>(nv + NVH_SLOTS) != slots) {
-    const old = load<u32>(nv + NVH_SLOTS);
-    if (anyDirty(old)) { store<u32>(MAP_ADDR + MAP_ERROR_DETAIL, old); return -1; }
-    memory.fill(nv + DESC_OFFSET, 0, <usize>slots * DESC_BYTES);
-    store<u32>(nv + NVH_SLOTS, slots);
-    cacheReset();
-    nvPersistRange(nv + DESC_OFFSET, slots * DESC_BYTES, nvId(NVK_NONE, 0));
-    log(LOG_INFO, "nv: cache resized, volume table kept", old, slots);
+  let initLost = false;
+  if (!nvHeaderPick()) {
+    const found = nvHeaderFound();
+    if (found == 0xFFFF) return -<i32>ERR_NV_CORRUPT;
+    if (found != 0) { detail(found); return -<i32>ERR_NV_VERSION; }
+    format(slots);
   } else {
-    recovered = cacheRecover(load<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH));
-    if (recovered > 0) log(LOG_INFO, "nv: dirty cache slots recovered", recovered, 0);
+    const h = nvHeader();
+    const want = load<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH); // the directory this geometry lays out
+    nvWriteDirectory(want, slots);
+    for (let t: u32 = NVT_VOLUMES; t <= NVT_LABELS; t++) {
+      if (!nvTableSame(h, want, t)) { detail(t); return -<i32>ERR_NV_CORRUPT; }
+    }
+    checkTables();
+    if (!nvTableSame(h, want, NVT_INIT)) initLost = !relocateInitMap(h);
+    const cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
+      && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
+    if (cacheSame) {
+      recovered = cacheRecover(load<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH));
+      if (ASC_OPTIMIZE_LEVEL == 0) cacheCheck();
+      if (recovered > 0) log(LOG_INFO, "nv: dirty cache slots recovered", recovered, 0);
+    } else {
+      const old = load<u32>(h + NVH_SLOTS);
+      if (!oldCacheClean(h)) { detail(old); return -<i32>ERR_NV_GEOMETRY; }
+      resetCacheTables(slots);
+      log(LOG_INFO, "nv: cache or media geometry changed, volume table kept (old slots, new slots)", old, slots);
+    }
+    store<u32>(h + NVH_SLOTS, slots);
+    nvWriteDirectory(h, slots);
   }
-  store<u64>(nv + NVH_BOOTS, load<u64>(nv + NVH_BOOTS) + 1);
-  store<u32>(nv + NVH_CLEAN, 0);
-  nvPersistRange(nv, NV_HEADER_BYTES, nvId(NVK_NONE, 0));
+  const h = nvHeader();
+  store<u64>(h + NVH_BOOTS, load<u64>(h + NVH_BOOTS) + 1);
+  store<u32>(h + NVH_CLEAN, 0);
+  nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  initReconcile(initLost, nvId(NVK_NONE, 0));
+  if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
   nvKick();
   return <i32>recovered;
 }
 
-/** Any dirty descriptor among the first `slots` (bounded by what the region holds)? */
-function anyDirty(slots: u32): bool {
+function detail(n: u32): void { store<u32>(MAP_ADDR + MAP_ERROR_DETAIL, n); }
+
+/** A blank region: every table empty, both header copies written. */
+function format(slots: u32): void {
   const nv = nvBase();
-  const limit = min<u32>(slots, 16384);
-  for (let i: u32 = 0; i < limit; i++) {
-    const p = nv + DESC_OFFSET + <usize>i * DESC_BYTES;
-    if (load<u32>(p + DESC_STATE) == DESC_USED && (load<u64>(p + DESC_DIRTY) | load<u64>(p + DESC_DIRTY + 8)) != 0) return true;
-  }
-  return false;
+  const data = nvDataOffset(slots);
+  memory.fill(nv, 0, data);
+  nvFormatHeader(slots, arrayIdentity());
+  cacheReset();
+  nvPersistRange(nv, <u32>data, nvId(NVK_NONE, 0));
+  log(LOG_INFO, "nv: formatted (slots)", slots, 0);
 }
 
+/** This NV image's identity, written into medium labels: the array's device ID, serial and the harness's nonce. */
+function arrayIdentity(): u64 {
+  const id = crc32c(CONFIG_ADDR + CFG_SERIAL, 20, crc32c(CONFIG_ADDR + CFG_DEVICE_ID, 16, 0));
+  return (<u64>id << 32) | <u64>cfg32(CFG_NONCE);
+}
+
+/**
+ * The cache or the media changed size, so the init map moved: it is copied from where the image's
+ * directory says it was, when that lies in what was loaded (media added or removed at the end keep
+ * the records of the others). False when it cannot be found.
+ */
+function relocateInitMap(h: usize): bool {
+  const t = nvTable(h, NVT_INIT);
+  if (t == 0) return false;
+  const nv = nvBase();
+  const from = <usize>load<u32>(t + NVT_OFFSET);
+  const had = load<u32>(t + NVT_SIZE);
+  if (from + <usize>had > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) return false;
+  const to = initMapBase();
+  const size = nvInitBytes();
+  memory.copy(to, nv + from, min<u32>(had, size));
+  if (size > had) memory.fill(to + had, 0, size - had);
+  return true;
+}
+
+/** Zeroes the descriptor and sector CRC tables (no dirty data in them) and persists them. */
+function resetCacheTables(slots: u32): void {
+  const first = descCopy(0, 0);
+  const end = slotDataBase();
+  memory.fill(first, 0, end - first);
+  cacheReset();
+  nvPersistRange(first, <u32>(end - first), nvId(NVK_NONE, 0));
+}
+
+/** The image's descriptors (where its own directory says) hold no dirty or poisoned sector? */
+function oldCacheClean(h: usize): bool {
+  const t = nvTable(h, NVT_DESCRIPTORS);
+  if (t == 0) return false;
+  const offset = <usize>load<u32>(t + NVT_OFFSET);
+  const size = <usize>load<u32>(t + NVT_SIZE);
+  if (offset + size > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) return load<u32>(h + NVH_CLEAN) == 1;
+  const nv = nvBase();
+  for (let p = nv + offset; p < nv + offset + size; p += DESC_BYTES) {
+    if (load<u32>(p + DESC_STATE) != DESC_USED || !sealed(p, DESC_CRC)) continue;
+    if ((load<u64>(p + DESC_DIRTY) | load<u64>(p + DESC_DIRTY + 8) | load<u64>(p + DESC_POISON) | load<u64>(p + DESC_POISON + 8)) != 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Every volume entry and LUN record must carry its CRC: one that does not was torn by a crash
+ * while it was written (its change was never acknowledged) and is dropped, and said so.
+ */
+function checkTables(): void {
+  let dropped: u32 = 0;
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
+    const e = volumeEntry(v);
+    if (blank(e, VOL_BYTES) || sealed(e, VOL_CRC)) continue;
+    log(LOG_WARN, "nv: a volume table entry failed its CRC and was dropped (volume)", v, 0);
+    memory.fill(e, 0, VOL_BYTES);
+    nvPersistRange(e, VOL_BYTES, nvId(NVK_NONE, 0));
+    dropped++;
+  }
+  for (let p: u32 = 0; p < MAX_PORTS; p++) {
+    for (let l: u32 = 0; l < MAX_LUNS; l++) {
+      const e = lunMapEntry(p, l);
+      if (blank(e, LUN_RECORD_BYTES) || sealed(e, 4)) continue;
+      log(LOG_WARN, "nv: a LUN map record failed its CRC and was dropped (port, LUN)", p, l);
+      memory.fill(e, 0, LUN_RECORD_BYTES);
+      sealLun(p, l);
+      nvPersistRange(e, LUN_RECORD_BYTES, nvId(NVK_NONE, 0));
+      dropped++;
+    }
+  }
+  if (dropped > 0) statAdd(STAT_NV_DROPPED, dropped);
+}

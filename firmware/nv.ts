@@ -1,49 +1,145 @@
 // The non-volatile region (docs/hal.md, "Non-volatile memory"): what survives a crash of the
-// emulator. Layout, in order, each part at an offset that does not depend on the cache size, so a
-// clean NV image keeps its volume table when the cache is resized:
-//   header (4 KiB) | volume table | LUN map | slot descriptors (slots x 64) | slot data (slots x 64 KiB)
+// emulator. Version 2 layout, every part 8-byte aligned, offsets recorded in a table directory in
+// the header so that later versions can add tables (pairs, bitmaps, reservations) the same way:
+//
+//   header        2 copies of 2 KiB (the newer valid one counts), directory of tables, CRC-32C
+//   volumes       MAX_VOLUMES records of 256 bytes, CRC-32C in the last 4
+//   LUN map       MAX_PORTS x MAX_LUNS records of 8 bytes: volume + 1 (u16), CRC-32C
+//   labels        MAX_MEDIA records of 64 bytes, 2 copies each: what the array wrote on each medium
+//   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
+//   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
+//   slot data     per cache slot 64 KiB, 4 KiB aligned
+//   init map      per medium in order, records of 512 chunks' "initialized" bits + CRC-32C (initmap.ts)
+//
+// The volume table, LUN map, labels and descriptors sit at fixed offsets; the cache tables' size
+// follows the cache, the init map's the media. The init map is last so that adding or removing
+// media at the end of the topology moves nothing else; a cache resize moves it (boot relocates it).
+//
+// Fault model: a write to the NV file may be torn at any byte by a crash (of the emulator or the
+// host). Every record carries a CRC-32C, so a torn record is recognised and dropped, never misread.
+// Records whose loss would take acknowledged state with them (the header, medium labels, slot
+// descriptors) are written to alternate copies, so a torn write leaves the previous copy whole.
+// Slot data is checked sector by sector against the sector CRCs, persisted after the data and
+// before the descriptor: a sector that fails was never acknowledged whole and is dropped.
+//
 // Persisting goes through the array's one NV ring, so the file sees changes in the order they
 // were made. A descriptor is persisted as an inline image taken when queued, after the data
 // range it describes, so the file never holds a descriptor that claims data it does not hold.
 import {
   MAP_ADDR, MAP_NV_ADDR, MAP_NV_SQ, NSQ_ID, NSQ_IOP, NSQ_OP, NSQ_FLAGS, NSQ_ADDR, NSQ_LENGTH, NSQ_INLINE,
-  NSQ_INLINE_MAX, NOP_RANGE, NOP_INLINE, MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_BYTES, STAT_NV_WRITES,
+  NSQ_INLINE_MAX, NOP_RANGE, NOP_INLINE, MAX_VOLUMES, MAX_PORTS, MAX_LUNS, MAX_MEDIA, SLOT_BYTES, SLOT_SECTORS,
+  STAT_NV_WRITES, STAT_NV_ERRORS,
 } from "./abi";
 import { ringReserve, ringPublish, ringFree, ringRing, ringTail } from "./ring";
 import { gIndex, gStats } from "./iop";
 import { statInc, NV_KICK_SLOT } from "./stats";
+import { mediaCount, mediumSectors } from "./config";
+import { crc32c } from "./comm/crc";
+import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-export const NV_VERSION: u32 = 1;
+export const NV_VERSION: u32 = 2;
+
+// ---- Header: two copies; the directory of tables ---------------------------------------------
 export const NV_HEADER_BYTES: u32 = 4096;
+export const HDR_COPY_BYTES: u32 = 2048;
 export const NVH_MAGIC: u32 = 0;
 export const NVH_VERSION: u32 = 4;
 export const NVH_SLOTS: u32 = 8; // cache geometry the descriptors were written for
 export const NVH_CLEAN: u32 = 12; // 1: shut down with no dirty slot
 export const NVH_BOOTS: u32 = 16; // u64: boot count
+export const NVH_SEQ: u32 = 24; // u64: header write sequence; the higher valid copy is current
+export const NVH_ARRAY_ID: u32 = 32; // u64: identity of this NV image (format), written in medium labels
+export const NVH_TABLE_COUNT: u32 = 40; // u32
+export const NVH_TABLES: u32 = 64; // NV_MAX_TABLES entries of NVT_BYTES
+export const NV_MAX_TABLES: u32 = 16;
+export const NVT_BYTES: u32 = 16;
+export const NVT_ID: u32 = 0; // u16, NVT_*
+export const NVT_VERSION: u32 = 2; // u16: the table's record format
+export const NVT_OFFSET: u32 = 4; // u32: from the region's start
+export const NVT_SIZE: u32 = 8; // u32: bytes
+export const NVT_RECORD: u32 = 12; // u32: record bytes
+export const NVH_CRC: u32 = HDR_COPY_BYTES - 4;
 
+export const NVT_VOLUMES: u32 = 1;
+export const NVT_LUNS: u32 = 2;
+export const NVT_LABELS: u32 = 3;
+export const NVT_INIT: u32 = 4;
+export const NVT_DESCRIPTORS: u32 = 5;
+export const NVT_SECTOR_CRCS: u32 = 6;
+export const NVT_DATA: u32 = 7;
+const TABLES: u32 = 7;
+
+// ---- Fixed tables ------------------------------------------------------------------------------
 export const VOL_BYTES: u32 = 256;
+export const VOL_CRC: u32 = 252; // CRC-32C of the entry's first 252 bytes
 export const VOL_TABLE_OFFSET: u32 = NV_HEADER_BYTES;
+export const LUN_RECORD_BYTES: u32 = 8; // u16 volume + 1, u16 reserved, u32 CRC-32C of the first 4 bytes
 export const LUN_MAP_OFFSET: u32 = VOL_TABLE_OFFSET + MAX_VOLUMES * VOL_BYTES;
-export const LUN_MAP_BYTES: u32 = MAX_PORTS * MAX_LUNS * 2;
-export const DESC_OFFSET: u32 = LUN_MAP_OFFSET + LUN_MAP_BYTES;
-export const DESC_BYTES: u32 = 64;
+export const LUN_MAP_BYTES: u32 = MAX_PORTS * MAX_LUNS * LUN_RECORD_BYTES;
+export const LABEL_BYTES: u32 = 64; // one copy; 2 copies per medium
+export const LABEL_OFFSET: u32 = LUN_MAP_OFFSET + LUN_MAP_BYTES;
+export const LABELS_BYTES: u32 = MAX_MEDIA * 2 * LABEL_BYTES;
+export const DESC_OFFSET: u32 = LABEL_OFFSET + LABELS_BYTES;
+export const INIT_RECORD_BYTES: u32 = 72; // 64 bytes of bits (512 chunks), u32 CRC-32C, u32 reserved
+export const INIT_RECORD_CHUNKS: u32 = 512;
 
-// Slot descriptor: the persisted identity and dirty sectors of a cache slot.
+// ---- Slot descriptors (2 copies per slot) --------------------------------------------------------
+export const DESC_BYTES: u32 = 64; // one copy
 export const DESC_STATE: u32 = 0; // u32, DESC_USED or 0
 export const DESC_VOLUME: u32 = 4; // u16
 export const DESC_SLOT_NO: u32 = 8; // u32: slot number within the volume (volume byte offset >> 16)
+export const DESC_GEN: u32 = 12; // u32: record generation; copy = gen & 1, the newer valid copy counts
 export const DESC_SEQ: u32 = 16; // u64: write sequence, newest wins on recovery
 export const DESC_DIRTY: u32 = 24; // 2 x u64: dirty sectors
+export const DESC_POISON: u32 = 40; // 2 x u64: sectors dropped at a recovery (reads fail until written)
+export const DESC_CRC: u32 = 60;
 export const DESC_USED: u32 = 1;
+export const SECTOR_CRC_BYTES: u32 = SLOT_SECTORS * 4; // per slot
 
-/** Bytes from the NV region's start to the slot data, for a cache of `slots` slots. */
-export function nvDataOffset(slots: u32): u32 {
-  return (DESC_OFFSET + slots * DESC_BYTES + 4095) & ~4095;
+/** Firmware-private map fields: where the geometry-dependent tables are (absolute addresses). */
+const MAPX_NV_INIT: u32 = 96;
+const MAPX_NV_DESC: u32 = 100;
+const MAPX_NV_CRCS: u32 = 104;
+const MAPX_NV_DATA: u32 = 108;
+const MAPX_NV_HDR: u32 = 112; // u32: offset of the current header copy (0 or HDR_COPY_BYTES)
+const MAPX_NV_INIT_BYTES: u32 = 116;
+
+
+/** Init map records for medium m. */
+export function initRecords(m: u32): u32 {
+  const chunks = <u32>(mediumSectors(m) / SLOT_SECTORS);
+  return (chunks + INIT_RECORD_CHUNKS - 1) / INIT_RECORD_CHUNKS;
 }
 
+function initBytes(): usize {
+  let n: usize = 0;
+  for (let m: u32 = 0; m < mediaCount(); m++) n += <usize>initRecords(m) * INIT_RECORD_BYTES;
+  return n;
+}
+
+// @ts-ignore: decorator
+@inline function crcsOffset(slots: u32): usize { return <usize>DESC_OFFSET + <usize>slots * 2 * DESC_BYTES; }
+
+/** Bytes from the NV region's start to the slot data, for a cache of `slots` slots. */
+export function nvDataOffset(slots: u32): usize {
+  return (crcsOffset(slots) + <usize>slots * SECTOR_CRC_BYTES + 4095) & ~(<usize>4095);
+}
+
+/** Where the init map starts, for a cache of `slots` slots. */
+export function nvInitOffset(slots: u32): usize { return nvDataOffset(slots) + <usize>slots * SLOT_BYTES; }
+
 export function nvRegionBytes(slots: u32): usize {
-  return <usize>nvDataOffset(slots) + <usize>slots * SLOT_BYTES;
+  return nvInitOffset(slots) + initBytes();
+}
+
+/** Layout time: records where the geometry-dependent tables are. */
+export function nvLayout(base: usize, slots: u32): void {
+  store<u32>(MAP_ADDR + MAPX_NV_INIT, <u32>(base + nvInitOffset(slots)));
+  store<u32>(MAP_ADDR + MAPX_NV_INIT_BYTES, <u32>initBytes());
+  store<u32>(MAP_ADDR + MAPX_NV_DESC, <u32>(base + DESC_OFFSET));
+  store<u32>(MAP_ADDR + MAPX_NV_CRCS, <u32>(base + crcsOffset(slots)));
+  store<u32>(MAP_ADDR + MAPX_NV_DATA, <u32>(base + nvDataOffset(slots)));
 }
 
 // @ts-ignore: decorator
@@ -54,8 +150,143 @@ export function nvRegionBytes(slots: u32): usize {
 @inline export function volumeEntry(volume: u32): usize { return nvBase() + VOL_TABLE_OFFSET + volume * VOL_BYTES; }
 // @ts-ignore: decorator
 @inline export function lunMapEntry(port: u32, lun: u32): usize {
-  return nvBase() + LUN_MAP_OFFSET + (port * MAX_LUNS + lun) * 2;
+  return nvBase() + LUN_MAP_OFFSET + (port * MAX_LUNS + lun) * LUN_RECORD_BYTES;
 }
+// @ts-ignore: decorator
+@inline export function labelCopy(m: u32, copy: u32): usize { return nvBase() + LABEL_OFFSET + (m * 2 + copy) * LABEL_BYTES; }
+// @ts-ignore: decorator
+@inline export function initMapBase(): usize { return load<u32>(MAP_ADDR + MAPX_NV_INIT); }
+// @ts-ignore: decorator
+@inline export function nvInitBytes(): u32 { return load<u32>(MAP_ADDR + MAPX_NV_INIT_BYTES); }
+// @ts-ignore: decorator
+@inline export function descCopy(slot: u32, copy: u32): usize {
+  return <usize>load<u32>(MAP_ADDR + MAPX_NV_DESC) + (<usize>slot * 2 + copy) * DESC_BYTES;
+}
+// @ts-ignore: decorator
+@inline export function sectorCrcs(slot: u32): usize { return <usize>load<u32>(MAP_ADDR + MAPX_NV_CRCS) + <usize>slot * SECTOR_CRC_BYTES; }
+// @ts-ignore: decorator
+@inline export function slotDataBase(): usize { return load<u32>(MAP_ADDR + MAPX_NV_DATA); }
+
+// ---- Records: CRC-32C seals -------------------------------------------------------------------
+
+/** Stores the CRC-32C of [p, p + n) at p + n. */
+export function seal(p: usize, n: u32): void { store<u32>(p + n, crc32c(p, n, 0)); }
+/** The CRC-32C at p + n matches [p, p + n)? */
+export function sealed(p: usize, n: u32): bool { return load<u32>(p + n) == crc32c(p, n, 0); }
+/** Every byte of [p, p + n) zero (a record never written)? */
+export function blank(p: usize, n: u32): bool {
+  for (let i: u32 = 0; i < n; i += 4) if (load<u32>(p + i) != 0) return false;
+  return true;
+}
+
+export function sealVolume(v: u32): void { seal(volumeEntry(v), VOL_CRC); }
+export function sealLun(port: u32, lun: u32): void { seal(lunMapEntry(port, lun), 4); }
+
+/** Newer of two generations, by serial-number arithmetic. */
+// @ts-ignore: decorator
+@inline export function newer(a: u32, b: u32): bool { return <i32>(a - b) > 0; }
+
+// ---- Header -----------------------------------------------------------------------------------
+
+/** The current header copy (after nvHeaderPick or nvFormatHeader). */
+// @ts-ignore: decorator
+@inline export function nvHeader(): usize { return nvBase() + load<u32>(MAP_ADDR + MAPX_NV_HDR); }
+
+function headerValid(h: usize): bool {
+  return load<u32>(h + NVH_MAGIC) == NV_MAGIC && load<u32>(h + NVH_VERSION) == NV_VERSION && sealed(h, NVH_CRC);
+}
+
+/** Picks the newer valid header copy. False when neither is valid. */
+export function nvHeaderPick(): bool {
+  const a = nvBase();
+  const b = a + HDR_COPY_BYTES;
+  const va = headerValid(a);
+  const vb = headerValid(b);
+  if (!va && !vb) return false;
+  const useB = vb && (!va || load<u64>(b + NVH_SEQ) > load<u64>(a + NVH_SEQ));
+  store<u32>(MAP_ADDR + MAPX_NV_HDR, useB ? HDR_COPY_BYTES : 0);
+  return true;
+}
+
+/** What the header area holds when no copy is valid: 0 blank, else the version found (or 0xFFFF: unreadable). */
+export function nvHeaderFound(): u32 {
+  const a = nvBase();
+  if (blank(a, NV_HEADER_BYTES)) return 0;
+  for (let copy: u32 = 0; copy < 2; copy++) {
+    const h = a + copy * HDR_COPY_BYTES;
+    if (load<u32>(h + NVH_MAGIC) == NV_MAGIC && load<u32>(h + NVH_VERSION) != NV_VERSION) return load<u32>(h + NVH_VERSION);
+  }
+  return 0xFFFF;
+}
+
+/** Writes a fresh header for `slots` slots (format): copy A current, both copies persisted. */
+export function nvFormatHeader(slots: u32, arrayId: u64): void {
+  const h = nvBase();
+  memory.fill(h, 0, NV_HEADER_BYTES);
+  store<u32>(h + NVH_MAGIC, NV_MAGIC);
+  store<u32>(h + NVH_VERSION, NV_VERSION);
+  store<u32>(h + NVH_SLOTS, slots);
+  store<u64>(h + NVH_ARRAY_ID, arrayId);
+  nvWriteDirectory(h, slots);
+  seal(h, NVH_CRC);
+  store<u32>(MAP_ADDR + MAPX_NV_HDR, 0);
+}
+
+/** Writes the table directory of the current geometry into header h. */
+export function nvWriteDirectory(h: usize, slots: u32): void {
+  store<u32>(h + NVH_TABLE_COUNT, TABLES);
+  const base = <u32>nvBase();
+  table(h, 0, NVT_VOLUMES, VOL_TABLE_OFFSET, MAX_VOLUMES * VOL_BYTES, VOL_BYTES);
+  table(h, 1, NVT_LUNS, LUN_MAP_OFFSET, LUN_MAP_BYTES, LUN_RECORD_BYTES);
+  table(h, 2, NVT_LABELS, LABEL_OFFSET, LABELS_BYTES, LABEL_BYTES);
+  table(h, 3, NVT_INIT, load<u32>(MAP_ADDR + MAPX_NV_INIT) - base, load<u32>(MAP_ADDR + MAPX_NV_INIT_BYTES), INIT_RECORD_BYTES);
+  table(h, 4, NVT_DESCRIPTORS, load<u32>(MAP_ADDR + MAPX_NV_DESC) - base, slots * 2 * DESC_BYTES, DESC_BYTES);
+  table(h, 5, NVT_SECTOR_CRCS, load<u32>(MAP_ADDR + MAPX_NV_CRCS) - base, slots * SECTOR_CRC_BYTES, SECTOR_CRC_BYTES);
+  table(h, 6, NVT_DATA, <u32>slotDataBase() - base, slots * SLOT_BYTES, SLOT_BYTES);
+}
+
+function table(h: usize, i: u32, id: u32, offset: u32, size: u32, record: u32): void {
+  const t = h + NVH_TABLES + i * NVT_BYTES;
+  store<u16>(t + NVT_ID, <u16>id);
+  store<u16>(t + NVT_VERSION, <u16>NV_VERSION);
+  store<u32>(t + NVT_OFFSET, offset);
+  store<u32>(t + NVT_SIZE, size);
+  store<u32>(t + NVT_RECORD, record);
+}
+
+/** The directory entry of table `id` in header h, or 0. */
+export function nvTable(h: usize, id: u32): usize {
+  const n = min<u32>(load<u32>(h + NVH_TABLE_COUNT), NV_MAX_TABLES);
+  for (let i: u32 = 0; i < n; i++) {
+    const t = h + NVH_TABLES + i * NVT_BYTES;
+    if (<u32>load<u16>(t + NVT_ID) == id) return t;
+  }
+  return 0;
+}
+
+/** Same place and size in both headers? */
+export function nvTableSame(a: usize, b: usize, id: u32): bool {
+  const x = nvTable(a, id);
+  const y = nvTable(b, id);
+  return x != 0 && y != 0 && load<u32>(x + NVT_OFFSET) == load<u32>(y + NVT_OFFSET) && load<u32>(x + NVT_SIZE) == load<u32>(y + NVT_SIZE);
+}
+
+/**
+ * Persists the current header into the other copy (the current one stays whole if the write
+ * tears), which then becomes current. Needs 1 free NV entry.
+ */
+export function nvHeaderPersist(id: u32): bool {
+  const cur = nvHeader();
+  const off = load<u32>(MAP_ADDR + MAPX_NV_HDR) == 0 ? HDR_COPY_BYTES : 0;
+  const next = nvBase() + off;
+  if (next != cur) memory.copy(next, cur, HDR_COPY_BYTES);
+  store<u64>(next + NVH_SEQ, load<u64>(next + NVH_SEQ) + 1);
+  seal(next, NVH_CRC);
+  store<u32>(MAP_ADDR + MAPX_NV_HDR, off);
+  return nvPersistRange(next, HDR_COPY_BYTES, id);
+}
+
+// ---- Queueing persists ------------------------------------------------------------------------
 
 /** Room for n more NV requests? Callers check before a sequence that must not be split. */
 // @ts-ignore: decorator
@@ -108,5 +339,41 @@ export function nvKick(): void {
 // NV request ids: the top 4 bits say what the completion means to the submitting IOP.
 export const NVK_NONE: u32 = 0; // nothing waits for it
 export const NVK_CONTEXT: u32 = 1; // low 28 bits: command context id
+export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region after NV writes failed
+export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
+
+// ---- NV failure (docs/hal.md, "When the NV file fails") ------------------------------------------
+// A completion with an error status means the file may lack that entry: a WRITE waiting for it is
+// answered HARDWARE ERROR, and from then on the NV file is "degraded": writes and management changes
+// are refused (nothing new can be acknowledged) until the disk IOP has rewritten the whole region
+// from memory (NVK_RESYNC) and that rewrite completed. The rewrite is what retires the records the
+// failed entries left stale (a slot destaged while its "clean" record failed still reads dirty in
+// the file); an acknowledgement before it could be overwritten at recovery by such a record.
+
+/** Firmware-private map fields: errno of the first failure while degraded (0: healthy), failures seen. */
+export const MAPX_NV_ERRNO: u32 = 72;
+export const MAPX_NV_FAILURES: u32 = 76;
+
+// @ts-ignore: decorator
+@inline export function nvDegraded(): bool { return load<u32>(MAP_ADDR + MAPX_NV_ERRNO) != 0; }
+export function nvFailures(): u32 { return load<u32>(MAP_ADDR + MAPX_NV_FAILURES); }
+export function nvErrno(): u32 { return load<u32>(MAP_ADDR + MAPX_NV_ERRNO); }
+
+/** An NV completion carried an error status. */
+export function nvCompletionFailed(errno: u32, id: u32): void {
+  statInc(STAT_NV_ERRORS);
+  store<u32>(MAP_ADDR + MAPX_NV_FAILURES, nvFailures() + 1);
+  if (nvDegraded()) return;
+  store<u32>(MAP_ADDR + MAPX_NV_ERRNO, errno == 0 ? 5 : errno);
+  log(LOG_ERROR, "nv: a write to the NV file failed (errno, request); writes refused until it is rewritten", errno, id);
+}
+
+/** The whole region reached the file after the failures counted up to `failures`. */
+export function nvResynced(failures: u32): bool {
+  if (!nvDegraded() || nvFailures() != failures) return false;
+  store<u32>(MAP_ADDR + MAPX_NV_ERRNO, 0);
+  log(LOG_INFO, "nv: the NV file was rewritten whole after failed writes; writes accepted again (failures)", failures, 0);
+  return true;
+}

@@ -50,6 +50,7 @@ export function ringReserve(r: usize): usize {
 /** Producer: makes `n` reserved entries (or written bytes) visible to the consumer. */
 // @ts-ignore: decorator
 @inline export function ringPublish(r: usize, n: u32): void {
+  assert(ringUsed(r) + n <= ringCapacity(r), "ring: published past the consumer (overflow)");
   atomic.store<u32>(r + RING_TAIL, ringTail(r) + n);
 }
 
@@ -63,6 +64,7 @@ export function ringPeek(r: usize): usize {
 /** Consumer: gives `n` entries (or bytes) back to the producer. */
 // @ts-ignore: decorator
 @inline export function ringRelease(r: usize, n: u32): void {
+  assert(n <= ringUsed(r), "ring: released more than was published");
   atomic.store<u32>(r + RING_HEAD, ringHead(r) + n);
 }
 

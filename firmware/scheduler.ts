@@ -15,7 +15,7 @@
 import {
   MSQ_OPCODE, MSQ_FLAGS, MSQ_ID, MSQ_LBA_LO, MSQ_LBA_HI, MSQ_SECTORS, MSQ_ADDR, MAP_ADDR, MAP_MEDIA_TABLE,
   MAP_MEDIUM_BYTES, MMED_SQ, MAX_MEDIA, SCHED_FIFO, SCHED_SSTF, SCHED_CLOOK, SCHED_DEADLINE,
-  CMED_SCHEDULER, CMED_QUEUE_DEPTH, CMED_DEADLINE_READ_US, CMED_DEADLINE_WRITE_US, MOP_READ,
+  CMED_SCHEDULER, CMED_QUEUE_DEPTH, CMED_DEADLINE_READ_US, CMED_DEADLINE_WRITE_US, MOP_READ, MOP_FLUSH,
 } from "./abi";
 import { mediaCount, cfgMedium } from "./config";
 import { ringReserve, ringPublish, ringRing } from "./ring";
@@ -212,7 +212,7 @@ function submit(sa: usize, m: u32, i: u32): bool {
   store<u8>(r + RQ_STATE, <u8>RQS_SUBMITTED);
   const q = queue(sa, m);
   store<u32>(q + MQ_INFLIGHT, load<u32>(q + MQ_INFLIGHT) + 1);
-  store<u64>(q + MQ_POSITION, lba + <u64>load<u32>(r + RQ_SECTORS));
+  if (<u32>load<u8>(r + RQ_TYPE) != MOP_FLUSH) store<u64>(q + MQ_POSITION, lba + <u64>load<u32>(r + RQ_SECTORS));
   return true;
 }
 

@@ -14,7 +14,8 @@
 // the cache's event counter has moved.
 import {
   PORT_QUEUE, STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
-  STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND,
+  STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND, STAT_NV_REFUSED,
+  STAT_PINS, STAT_PIN_WAITS,
   SLOT_BYTES, CFG_FLAGS,
   CFGF_TRACE_COMMANDS,
 } from "./abi";
@@ -28,8 +29,8 @@ import {
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
-  CXF_PARAM, CXF_FLUSH_POSTED, MAX_WINDOW_BYTES, NO_VOLUME16, ctxAlloc, ctxFree, ctxAt, ctxIndex,
-  activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr,
+  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, MAX_WINDOW_BYTES, NO_VOLUME16, ctxAlloc, ctxFree, ctxAt, ctxIndex,
+  activeAdd, activeRemove, ctxCheck, ctxInfo, ctxBuffer, ctxBufferRelease, ctxBufferAddr, CX_PIN_SLOT,
 } from "./ctx";
 import {
   txData, txXferRdy, txRespond, txDirect, tagFind, tagInsert, tagRemove, sessionOutstandingAdd,
@@ -39,10 +40,11 @@ import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
   writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
-  markUrgent,
+  markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector, fillBlank, volumeFenced,
 } from "./cache";
+import { volumeChunkBlank } from "./initmap";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
-import { nvRoom, nvId, NVK_CONTEXT } from "./nv";
+import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
 import { blockSize } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
@@ -133,7 +135,30 @@ export function finishStatus(c: usize, status: u32): void {
 /** The handler lacked a resource: run it again on the next poll. */
 export function retryLater(c: usize): void { store<u8>(c + CX_STATE, <u8>ST_DISPATCH); }
 
+// ---- Pins: the slot a command waits for or sends from cannot be evicted -------------------------
+// A command holds at most one pin, and never while it waits for a slot to be allocated, so pinned
+// slots always belong to commands that can make progress: pins cannot deadlock the cache.
+
+/** Pins `slot` for the command (dropping the pin it held on another). */
+function holdSlot(c: usize, slot: u32): void {
+  const held = load<u32>(c + CX_PIN_SLOT);
+  if (held == slot + 1) return;
+  if (held != 0) unpin(held - 1);
+  pin(slot);
+  statInc(STAT_PINS);
+  store<u32>(c + CX_PIN_SLOT, slot + 1);
+}
+
+/** Drops the command's pin, if it holds one. */
+function dropSlot(c: usize): void {
+  const held = load<u32>(c + CX_PIN_SLOT);
+  if (held == 0) return;
+  unpin(held - 1);
+  store<u32>(c + CX_PIN_SLOT, 0);
+}
+
 function release(c: usize): void {
+  dropSlot(c);
   const port = <u32>load<u8>(c + CX_PORT);
   const s = <u32>load<u8>(c + CX_SESSION);
   const flags = load<u32>(c + CX_FLAGS);
@@ -146,6 +171,7 @@ function release(c: usize): void {
 
 /** Drops a command whose session closed: no status is sent. */
 export function abortContext(c: usize): void {
+  dropSlot(c);
   store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_RESPONDED);
   ctxBufferRelease(c);
   activeRemove(c);
@@ -215,12 +241,14 @@ function readStep(c: usize): void {
     const n = min<u32>(total - cursor, SLOT_BYTES - within);
     const slot = readySlot(c, volume, slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
     if (slot < 0) return;
+    holdSlot(c, <u32>slot); // until it is sent: the transmit ring may take it over several polls
     if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
     const sent = txData(c, slotData(<u32>slot) + within, n, total);
     touch(<u32>slot);
     cursor += sent;
     store<u32>(c + CX_CURSOR, cursor);
     if (sent < n) return; // the session's transmit ring is full: go on next poll
+    dropSlot(c);
   }
   good(c);
 }
@@ -232,10 +260,15 @@ function readStep(c: usize): void {
 function readySlot(c: usize, volume: u32, slotNo: u32, first: u32, count: u32): i32 {
   let slot = cacheLookup(volume, slotNo);
   if (slot < 0) {
-    slot = allocate(volume, slotNo);
-    if (slot < 0) { waitCache(c); return -1; }
+    dropSlot(c); // never hold a pin while waiting for a slot to evict
+    slot = allocateFor(volume, slotNo);
+    if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return -1; }
+    store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_MISS); // not cached: a miss, staged or not
   }
   const i = <u32>slot;
+  holdSlot(c, i); // the stage it may ask for must not be evicted before this command reads it
+  const bad = poisonedSector(i, first, count);
+  if (bad >= 0) { mediumErrorAt(c, slotNo, <u32>bad); return -1; } // dropped at recovery: no bytes to vouch for
   if (sectorsValid(i, first, count)) return slot;
   store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_MISS);
   const f = slotFlags(i);
@@ -259,10 +292,25 @@ function requestStage(slot: u32, first: u32, count: u32): bool {
 
 function readFailed(c: usize, slot: u32, slotNo: u32, flags: u32): void {
   if ((flags & F_NOT_READY) != 0) { fail(c, 0x02, 0x04, 0x03); return; }
+  mediumErrorAt(c, slotNo, slotErrorSector(slot));
+}
+
+/** MEDIUM ERROR, UNRECOVERED READ ERROR with the volume LBA of the sector in the INFORMATION field. */
+function mediumErrorAt(c: usize, slotNo: u32, sectorInSlot: u32): void {
   const volume = <u32>load<u16>(c + CX_VOLUME);
-  const sector = (<u64>slotNo << 7) + <u64>slotErrorSector(slot);
+  const sector = (<u64>slotNo << 7) + <u64>sectorInSlot;
   fail(c, 0x03, 0x11, 0x00);
   ctxInfo(c, <u32>((sector << 9) / <u64>blockSize(volume)));
+}
+
+/**
+ * A slot for (volume, slotNo) with nothing valid, or -1; when the chunk under it was never written
+ * (initmap.ts) the slot is zeros, all valid: no stage, and nothing of its previous owner shows.
+ */
+function allocateFor(volume: u32, slotNo: u32): i32 {
+  const slot = allocate(volume, slotNo);
+  if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot);
+  return slot;
 }
 
 /** Starts staging the next slots of a long read so the media work while data goes out. */
@@ -276,7 +324,7 @@ function stageAhead(c: usize, volume: u32, from: u32, base: u64, total: u32): vo
     const count = <u32>((end - start + 511) >> 9);
     let slot = cacheLookup(volume, n);
     if (slot < 0) {
-      slot = allocate(volume, n);
+      slot = allocateFor(volume, n);
       if (slot < 0) return;
     }
     const i = <u32>slot;
@@ -399,23 +447,25 @@ function commitStep(c: usize): void {
   const src: usize = queue ? <usize>load<u32>(c + CX_DATA_ADDR) : ctxBufferAddr(c) - winStart;
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   let cursor = load<u32>(c + CX_CURSOR);
+  if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
+  if (volumeFenced(volume)) { fail(c, 0x0B, 0x3F, 0x00); return; } // deleted under it: nothing reaches the cache
   while (cursor < winEnd) {
-    if (!nvRoom(2)) return;
+    if (!nvRoom(WRITE_NV_ENTRIES)) return;
     const off = base + <u64>cursor;
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(winEnd - cursor, SLOT_BYTES - within);
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
-      slot = allocate(volume, slotNo);
-      if (slot < 0) { waitCache(c); return; }
+      slot = allocateFor(volume, slotNo);
+      if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return; }
       cacheCount(CS_WRITE_MISSES);
     } else {
       cacheCount(CS_WRITE_HITS);
     }
     if ((slotFlags(<u32>slot) & F_STAGING) != 0) { waitCache(c); return; }
-    writeSectors(<u32>slot, within >> 9, n >> 9, src + cursor, gNow, id, image());
-    store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 2);
+    writeSectors(<u32>slot, within >> 9, n >> 9, src + cursor, gNow, id);
+    store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + WRITE_NV_ENTRIES);
     cursor += n;
     store<u32>(c + CX_CURSOR, cursor);
   }
@@ -426,6 +476,7 @@ function commitStep(c: usize): void {
 
 function nvWaitStep(c: usize): void {
   if (load<u32>(c + CX_NV_PENDING) != 0) return;
+  if ((load<u32>(c + CX_FLAGS) & CXF_NV_FAILED) != 0) { nvRefuse(c); return; }
   if ((load<u32>(c + CX_FLAGS) & CXF_FUA) != 0) {
     const volume = <u32>load<u16>(c + CX_VOLUME);
     const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
@@ -438,6 +489,17 @@ function nvWaitStep(c: usize): void {
     return;
   }
   good(c);
+}
+
+/**
+ * What the command changed may not be in the NV file (an NV write failed, or the file is failing):
+ * HARDWARE ERROR, WRITE ERROR (0Ch/00h) for a WRITE, INTERNAL TARGET FAILURE (44h/00h) for a
+ * management change. Nothing is acknowledged that the NV file may not hold.
+ */
+export function nvRefuse(c: usize): void {
+  statInc(STAT_NV_REFUSED);
+  if (isWrite(<u32>load<u8>(c + CX_OPCODE))) fail(c, 0x04, 0x0C, 0x00);
+  else fail(c, 0x04, 0x44, 0x00);
 }
 
 // ---- Write-through: FUA and SYNCHRONIZE CACHE -------------------------------------------------

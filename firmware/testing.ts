@@ -13,6 +13,7 @@ import {
   dirtyAtOrBefore, currentSeq, cacheRecover, slotFlags, touch, slotSetFlags, slotClearFlags,
 } from "./cache";
 import { setIdentity } from "./iop";
+import { volumeEntry } from "./nv";
 
 /** The private area of IOP i (a disk IOP's holds its scheduler). */
 export function privateArea(i: u32): usize { return load<u32>(MAP_ADDR + MAP_IOP_TABLE + i * MAP_IOP_BYTES + MIOP_PRIVATE); }
@@ -42,14 +43,14 @@ export function testReqLba(sa: usize, id: u32): f64 { return <f64>reqLba(sa, id 
 export function testLookup(volume: u32, slotNo: u32): i32 { return cacheLookup(volume, slotNo); }
 export function testAllocate(volume: u32, slotNo: u32): i32 { return allocate(volume, slotNo); }
 export function testWrite(slot: u32, first: u32, count: u32, src: usize, now: f64, image: usize): void {
-  writeSectors(slot, first, count, src, now, 0, image);
+  writeSectors(slot, first, count, src, now, 0);
 }
 export function testValid(slot: u32, first: u32, count: u32): bool { return sectorsValid(slot, first, count); }
 export function testMissingRun(slot: u32, first: u32, count: u32): u32 { return missingRun(slot, first, count); }
 export function testStageDone(slot: u32, first: u32, count: u32, ok: bool): void { stageDone(slot, first, count, ok, first, false); }
 export function testDestageBegin(slot: u32): bool { return destageBegin(slot); }
 export function testDestagingRun(slot: u32, from: u32): u32 { return destagingRun(slot, from); }
-export function testDestageDone(slot: u32, ok: bool, image: usize): bool { return destageDone(slot, ok, 0, 0, 0, image); }
+export function testDestageDone(slot: u32, ok: bool, image: usize): bool { return destageDone(slot, ok, 0, 0, 0); }
 export function testListCount(list: u32): u32 { return listCount(list); }
 export function testListFirst(list: u32): i32 { return listFirst(list); }
 export function testListNext(slot: u32): i32 { return listNext(slot); }
@@ -66,6 +67,8 @@ export function testUnpin(slot: u32): void { unpin(slot); }
 export function testDirtyAtOrBefore(volume: u32, first: u32, last: u32, seq: f64): u32 { return dirtyAtOrBefore(volume, first, last, <u64>seq); }
 export function testCurrentSeq(): f64 { return <f64>currentSeq(); }
 export function testRecover(scratch: usize): u32 { return cacheRecover(scratch); }
+/** Marks volume v in use in the volume table (recovery keeps only the slots of volumes in use). */
+export function testVolumeInUse(v: u32): void { store<u8>(volumeEntry(v), 1); }
 
 // ---- Frames (test/protocol/golden.test.ts) ---------------------------------------------------------
 import { RING_DATA } from "./abi";

@@ -6,9 +6,12 @@
 // volatile and rebuilt from the volume table at boot, so they can never disagree with it.
 // These functions change memory only; the management command persists what changed and answers
 // the host after the NV write completes.
-import { MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_SECTORS, SLOT_SHIFT, MAP_ADDR } from "./abi";
+import {
+  MAX_VOLUMES, MAX_PORTS, MAX_LUNS, SLOT_SECTORS, SLOT_SHIFT, MAP_ADDR, MAP_MEDIA_TABLE, MAP_MEDIUM_BYTES, MMED_STATE,
+  MEDS_OK, MEDS_DEAD, MEDS_BECOMING_READY, MEDS_LOST,
+} from "./abi";
 import { mediaCount, mediumSectors } from "./config";
-import { volumeEntry, lunMapEntry, VOL_BYTES } from "./nv";
+import { volumeEntry, lunMapEntry, sealVolume, sealLun, VOL_BYTES } from "./nv";
 import { namesEqual } from "./util";
 import { bitmapSetRange, bitmapClearRange, bitmapFindNextSet, bitmapFindNextClear } from "./kernels/bitmap";
 
@@ -31,14 +34,16 @@ export const PLACE_STRIPED: u32 = 1;
 
 // Volatile per-medium state, shared by the IOPs.
 export const MEDIUM_STATE_BYTES: u32 = 64;
-export const MS_STATE: u32 = 0; // u32: MEDIUM_OK / MEDIUM_DEAD
+export const MS_STATE: u32 = 0; // u32: MEDS_* (abi.ts); set with setMediumState, which the map mirrors
 export const MS_CHUNKS: u32 = 4;
 export const MS_FREE: u32 = 8;
 export const MS_BITMAP: u32 = 12; // u32 address: bit set = chunk allocated
 export const MS_REGISTERED: u32 = 16; // requests registered in the IO scheduler
 export const MS_ERRORS: u32 = 20;
-export const MEDIUM_OK: u32 = 1;
-export const MEDIUM_DEAD: u32 = 2;
+export const MS_INIT: u32 = 24; // u32 address: the medium's first init map record (initmap.ts)
+export const MS_LABEL: u32 = 28; // u32: LBL_* (disk.ts): where the check of the medium's label is
+export const MEDIUM_OK: u32 = MEDS_OK;
+export const MEDIUM_DEAD: u32 = MEDS_DEAD;
 
 /** Firmware-private map field: address of the media state array. */
 export const MAPX_MEDIA_STATE: u32 = 64;
@@ -95,7 +100,9 @@ export function mediaRebuild(): void {
     const chunks = load<u32>(s + MS_CHUNKS);
     memory.fill(load<u32>(s + MS_BITMAP), 0, bitmapBytes(chunks));
     store<u32>(s + MS_FREE, chunks);
-    store<u32>(s + MS_STATE, MEDIUM_OK);
+    setMediumState(m, MEDS_BECOMING_READY); // until the disk IOP has checked its label
+    store<u32>(s + MS_LABEL, 0);
+    markChunks(m, 0, 1, true); // chunk 0 holds the label (array metadata): never a volume's
   }
   for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
     const e = volumeEntry(v);
@@ -105,6 +112,7 @@ export function mediaRebuild(): void {
       const ex = e + VOLE_EXTENTS + x * EXTENT_BYTES;
       const m = <u32>load<u16>(ex);
       if (m >= mediaCount()) continue; // the medium left the topology: the volume goes not ready
+      assert(<u64>load<u32>(ex + 4) + <u64>load<u32>(ex + 8) <= <u64>mediumChunks(m), "volume: an extent reaches past its medium");
       markChunks(m, load<u32>(ex + 4), load<u32>(ex + 8), true);
     }
   }
@@ -112,6 +120,8 @@ export function mediaRebuild(): void {
 
 function markChunks(m: u32, first: u32, count: u32, used: bool): void {
   const s = mediumState(m);
+  assert(used ? load<u32>(s + MS_FREE) >= count : load<u32>(s + MS_FREE) + count <= load<u32>(s + MS_CHUNKS),
+    "volume: extents overlap or free more chunks than a medium has");
   const bitmap: usize = load<u32>(s + MS_BITMAP);
   const chunks = <u64>load<u32>(s + MS_CHUNKS);
   if (used) bitmapSetRange(bitmap, chunks, <u64>first, <u64>count);
@@ -177,15 +187,46 @@ export function chunkToMedium(v: u32, chunk: u32): u64 {
   return (<u64>medium << 32) | <u64>mchunk;
 }
 
-/** True when every medium under the volume is present and alive. */
-export function volumeReady(v: u32): bool {
+/** Extents of volume v; each is a run of chunks on one medium. */
+export function volumeExtents(v: u32): u32 { return <u32>load<u8>(volumeEntry(v) + VOLE_EXTENT_COUNT); }
+export function volumeExtentMedium(v: u32, x: u32): u32 { return <u32>load<u16>(volumeEntry(v) + VOLE_EXTENTS + x * EXTENT_BYTES); }
+export function volumeExtentFirst(v: u32, x: u32): u32 { return load<u32>(volumeEntry(v) + VOLE_EXTENTS + x * EXTENT_BYTES + 4); }
+export function volumeExtentChunks(v: u32, x: u32): u32 { return load<u32>(volumeEntry(v) + VOLE_EXTENTS + x * EXTENT_BYTES + 8); }
+
+/** True when every medium under the volume is present, alive and known to be the array's own. */
+export function volumeReady(v: u32): bool { return volumeNotReady(v) == MEDS_OK; }
+
+/**
+ * MEDS_OK, or why the volume is not ready: the worst state among its media (MEDS_LOST before
+ * MEDS_DEAD before MEDS_BECOMING_READY; a medium no longer in the topology counts as dead).
+ */
+export function volumeNotReady(v: u32): u32 {
   const e = volumeEntry(v);
   const n = <u32>load<u8>(e + VOLE_EXTENT_COUNT);
+  let worst = MEDS_OK;
   for (let x: u32 = 0; x < n; x++) {
     const m = <u32>load<u16>(e + VOLE_EXTENTS + x * EXTENT_BYTES);
-    if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) == MEDIUM_DEAD) return false;
+    const st = m >= mediaCount() ? MEDS_DEAD : load<u32>(mediumState(m) + MS_STATE);
+    if (st == MEDS_LOST) return MEDS_LOST;
+    if (st == MEDS_DEAD || (st != MEDS_OK && worst == MEDS_OK)) worst = st;
   }
-  return true;
+  return worst;
+}
+
+/** Sets medium m's state, mirrored in the map (MMED_STATE) for the harness. */
+export function setMediumState(m: u32, st: u32): void {
+  store<u32>(mediumState(m) + MS_STATE, st);
+  store<u32>(MAP_ADDR + MAP_MEDIA_TABLE + m * MAP_MEDIUM_BYTES + MMED_STATE, st);
+}
+
+/** Does any volume have an extent on medium m? */
+export function mediumHasVolumes(m: u32): bool {
+  for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
+    if (!volumeInUse(v)) continue;
+    const n = volumeExtents(v);
+    for (let x: u32 = 0; x < n; x++) if (volumeExtentMedium(v, x) == m) return true;
+  }
+  return false;
 }
 
 // ---- Create and delete ------------------------------------------------------------------------
@@ -223,6 +264,7 @@ export function volumeCreate(
     if (c == 0) break;
   }
   store<u8>(e + VOLE_STATE, 1);
+  sealVolume(<u32>v);
   store<u32>(outNumber, <u32>v);
   return VE_OK;
 }
@@ -234,7 +276,9 @@ function checkCreate(
   if (volumeByName(name) >= 0) return VE_NAME_EXISTS;
   if (blockBytes != 512 && blockBytes != 4096) return VE_BAD_BLOCK_SIZE;
   if (placement > PLACE_STRIPED) return VE_BAD_PLACEMENT;
-  if (capacity == 0 || capacity > (<u64>1 << 48) / <u64>blockBytes) return VE_BAD_CAPACITY;
+  // At most 2^48 bytes less 16 chunks: the chunk count is a u32, and a striped volume rounds it up
+  // to a multiple of up to MAX_EXTENTS media without passing 2^32.
+  if (capacity == 0 || capacity > ((<u64>1 << 48) - (<u64>16 << SLOT_SHIFT)) / <u64>blockBytes) return VE_BAD_CAPACITY;
   if (wanted != 0xFFFF && wanted >= MAX_VOLUMES) return VE_NUMBER_IN_USE;
   if (wanted != 0xFFFF && volumeInUse(wanted)) return VE_NUMBER_IN_USE;
   if (mediaN > 16) return VE_NO_MEDIUM;
@@ -356,7 +400,7 @@ function unmapEverywhere(v: u32): void {
   for (let p: u32 = 0; p < MAX_PORTS; p++) {
     for (let l: u32 = 1; l < MAX_LUNS; l++) {
       const m = lunMapEntry(p, l);
-      if (<u32>load<u16>(m) == v + 1) store<u16>(m, 0);
+      if (<u32>load<u16>(m) == v + 1) { store<u16>(m, 0); sealLun(p, l); }
     }
   }
 }
@@ -373,7 +417,7 @@ export function lunMap(v: u32, port: u32, lun: u32, ports: u32): u32 {
     const cur = <u32>load<u16>(lunMapEntry(p, lun));
     if (cur != 0 && cur != v + 1) return VE_LUN_MAPPED;
   }
-  for (let p = first; p < last; p++) store<u16>(lunMapEntry(p, lun), <u16>(v + 1));
+  for (let p = first; p < last; p++) { store<u16>(lunMapEntry(p, lun), <u16>(v + 1)); sealLun(p, lun); }
   return VE_OK;
 }
 
@@ -386,7 +430,7 @@ export function lunUnmap(v: u32, port: u32, lun: u32, ports: u32): u32 {
   let found = false;
   for (let p = first; p < last; p++) {
     const m = lunMapEntry(p, lun);
-    if (<u32>load<u16>(m) == v + 1) { store<u16>(m, 0); found = true; }
+    if (<u32>load<u16>(m) == v + 1) { store<u16>(m, 0); sealLun(p, lun); found = true; }
   }
   return found ? VE_OK : VE_NOT_MAPPED;
 }

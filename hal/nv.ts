@@ -8,6 +8,9 @@ import * as A from './abi';
 import { CommonMemory } from './memory';
 import { EntryRing } from './ring';
 
+/** A fault of the NV file for tests and the simulator: the next `count` writes (all, until heal) fail with errno. */
+export type NvFault = { type: 'error'; errno: number; count?: number };
+
 export class NvBinding {
   private fd = -1;
   readonly base: number;
@@ -16,6 +19,7 @@ export class NvBinding {
   private cqs: EntryRing[] = [];
   /** Set by powerFail(): the file no longer follows the memory (an emulated loss of power). */
   private severed = false;
+  private fault: NvFault | undefined;
 
   constructor(private readonly mem: CommonMemory, readonly file: string, private readonly sync: boolean) {
     this.base = mem.u32(A.MAP_ADDR + A.MAP_NV_ADDR);
@@ -77,8 +81,17 @@ export class NvBinding {
 
   get queued(): number { return this.sq ? this.sq.used() : 0; }
 
+  /** From now on writes fail with f.errno (f.count of them, or all until heal()). */
+  inject(f: NvFault): void { this.fault = { ...f }; }
+  heal(): void { this.fault = undefined; }
+
   private apply(e: number): number {
     if (this.severed) return 0;
+    const f = this.fault;
+    if (f) {
+      if (f.count !== undefined && --f.count <= 0) this.fault = undefined;
+      return f.errno;
+    }
     const m = this.mem;
     const op = m.u8At(e + A.NSQ_OP);
     const addr = m.u32(e + A.NSQ_ADDR);

@@ -27,13 +27,51 @@ const ERRORS: Record<number, string> = {
   [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data for another cache size (restore the old cache size, or remove the NV file to lose it)',
   [A.ERR_PORT]: 'a port names a bad IOP or kind', [A.ERR_ROLE]: 'IOP roles are wrong (exactly one disk IOP)',
   [A.ERR_NOT_LAID_OUT]: 'boot before layout',
+  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV version 2 and does not convert: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
+  [A.ERR_NV_CORRUPT]: 'the NV image is damaged: neither copy of its header is whole, or its table directory does not match (detail: the table); remove the NV file to start over (its volumes and cached data are lost)',
 };
+
+/**
+ * An assertion failed in the firmware (env.abort): the array stops (its other arrays keep running),
+ * and every command waiting on it fails with this error, which names the IOP, file and line.
+ */
+export class FirmwareAbort extends Error {
+  constructor(readonly array: string, readonly iop: number, readonly role: string, readonly assertion: string,
+    readonly file: string, readonly line: number, readonly column: number) {
+    super(`array ${array}: firmware abort in IOP ${iop} (${role}): ${assertion} at ${file}:${line}:${column}`);
+    this.name = 'FirmwareAbort';
+  }
+}
 
 export class BootError extends Error {
   constructor(readonly array: string, readonly code: number, detail: number, what: string) {
     super(`array ${array}: ${what}: ${ERRORS[code] ?? `error ${code}`} (detail ${detail})`);
     this.name = 'BootError';
   }
+}
+
+/** A control request gives up when no destage completes for this long while it is open. */
+export const CONTROL_STALL_MS = 60_000;
+
+/** Dirty data a flush could not write, and why; it stays in NV for the next boot. */
+export interface StuckSlot { volume: number; lba: number; blocks: number; medium: string | null; reason: string }
+
+/** What a flush or shutdown left behind. */
+export interface ControlResult {
+  array: string;
+  /** Dirty cache slots left (in NV). */
+  dirtyLeft: number;
+  /** The first CONTROL_STUCK_MAX of them, by volume range and medium. */
+  stuck: StuckSlot[];
+  /** The errno of a failing NV file (writes refused, nothing marked clean), or null. */
+  nvErrno: number | null;
+  /** Shutdown only: the NV image was marked clean. */
+  nvClean?: boolean;
+}
+
+interface ControlWaiter {
+  seq: number; op: number; stallNs: number; deadlineNs: number; destages: number;
+  resolve(r: ControlResult): void; reject(e: Error): void;
 }
 
 export interface ArrayOptions {
@@ -68,7 +106,7 @@ export class QueuePort {
   get target(): string { return `inproc://${this.array.name}/${this.name}`; }
 
   open(): QueueSession {
-    if (this.array.failed) throw new Error(`array ${this.array.name} has stopped`);
+    if (this.array.failed) throw new Error(`array ${this.array.name} has stopped: ${this.array.failed.message}`);
     for (let s = 0; s < this.sessions.length; s++) {
       const cur = this.sessions[s];
       if (cur && !cur.closedByHost) continue;
@@ -92,7 +130,7 @@ export class ArrayController {
   readonly queuePorts: Array<QueuePort | undefined> = [];
   private readonly doorbells: number[] = [];
   private readonly wakeAddrs: number[] = [];
-  private controlWaiters: Array<{ seq: number; resolve(): void }> = [];
+  private controlWaiters: ControlWaiter[] = [];
   private trace!: EntryRing;
   failed: Error | undefined;
   /** Set by the driver: asks for a round soon (new input arrived). */
@@ -130,7 +168,7 @@ export class ArrayController {
           memory: this.memory,
           abort: (m: number, f: number, line: number, col: number) => {
             const cm = new CommonMemory(this.memory);
-            throw new Error(`firmware abort in IOP ${i}: ${cm.asString(m)} at ${cm.asString(f)}:${line}:${col}`);
+            throw new FirmwareAbort(this.name, i, spec.iops[i], m ? cm.asString(m) : 'abort', f ? cm.asString(f) : '?', line, col);
           },
         },
         hal: {
@@ -215,7 +253,7 @@ export class ArrayController {
     for (const m of this.media) if (m.nextTimerNs() <= now) work += m.service(now);
     for (const p of this.streamPorts) if (p) work += p.pump();
     if (this.trace.used() > 0) this.drainTrace();
-    if (this.controlWaiters.length > 0) this.checkControl();
+    if (this.controlWaiters.length > 0) this.checkControl(now);
     if (this.o.trace.enabled && now - this.lastMetricsNs >= this.o.metricsIntervalMs * 1e6) this.metrics(now);
     return work;
   }
@@ -242,6 +280,7 @@ export class ArrayController {
       if (w > 0 && w < t) t = w;
     }
     for (const m of this.media) t = Math.min(t, m.nextTimerNs());
+    for (const w of this.controlWaiters) if (w.deadlineNs >= 0) t = Math.min(t, w.deadlineNs);
     // A metrics record is due every interval, also while nothing else happens.
     if (this.o.trace.enabled && !this.failed) t = Math.min(t, this.lastMetricsNs + this.o.metricsIntervalMs * 1e6);
     return t;
@@ -249,7 +288,7 @@ export class ArrayController {
 
   /** Something a host waits for is under way: virtual time may be advanced to get it done. */
   get hostWaiting(): boolean {
-    if (this.controlWaiters.length > 0 || this.nv.queued > 0) return true;
+    if (this.controlWaiters.length > 0 || this.nv.queued > 0 || this.mediaBecomingReady() > 0) return true;
     for (const m of this.media) if (m.busy) return true;
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) if (s && s.outstanding > 0) return true;
     return false;
@@ -257,21 +296,87 @@ export class ArrayController {
 
   // ---- control: flush, shutdown ----------------------------------------------------------------
 
-  /** Asks the disk IOP to flush (CTL_FLUSH) or flush and mark the NV image clean (CTL_SHUTDOWN). */
-  control(op: number): Promise<void> {
+  /**
+   * Asks the disk IOP to flush (CTL_FLUSH) or flush and mark the NV image clean (CTL_SHUTDOWN).
+   * Resolves with what could not be destaged. Rejects when no destage has completed for
+   * `stallMs` (array time: virtual in deterministic mode) while the request is open.
+   */
+  control(op: number, stallMs = CONTROL_STALL_MS): Promise<ControlResult> {
+    if (this.failed) return Promise.reject(new Error(`array ${this.name}: ${op === A.CTL_SHUTDOWN ? 'shutdown' : 'flush'} refused: ${this.failed.message}`));
     const seq = (this.mem.u32(A.MAP_ADDR + A.MAP_CONTROL_SEQ) + 1) >>> 0;
     this.mem.setU32(A.MAP_ADDR + A.MAP_CONTROL, op);
     this.mem.store32(A.MAP_ADDR + A.MAP_CONTROL_SEQ, seq);
-    const done = new Promise<void>((resolve) => this.controlWaiters.push({ seq, resolve }));
+    const done = new Promise<ControlResult>((resolve, reject) => this.controlWaiters.push({
+      seq, op, resolve, reject, stallNs: stallMs * 1e6, deadlineNs: -1, destages: -1,
+    }));
     this.kick();
     return done;
   }
 
-  private checkControl(): void {
+  private checkControl(now: number): void {
     const done = this.mem.load32(A.MAP_ADDR + A.MAP_CONTROL_DONE);
-    const left = this.controlWaiters.filter((w) => w.seq !== done);
-    for (const w of this.controlWaiters) if (w.seq === done) w.resolve();
-    this.controlWaiters = left;
+    const destages = this.stats()[A.STAT_DESTAGES];
+    const open: ControlWaiter[] = [];
+    for (const w of this.controlWaiters) {
+      if (w.seq === done) { w.resolve(this.controlResult(w.op)); continue; }
+      if (w.destages !== destages) { w.destages = destages; w.deadlineNs = now + w.stallNs; } // progress: the bound starts again
+      if (now >= w.deadlineNs) {
+        const what = w.op === A.CTL_SHUTDOWN ? 'shutdown' : 'flush';
+        w.reject(new Error(`array ${this.name}: ${what} made no progress for ${w.stallNs / 1e6} ms: `
+          + `no destage completed; waiting for: ${this.waitingFor().join(', ') || 'the disk IOP'}`));
+        continue;
+      }
+      open.push(w);
+    }
+    this.controlWaiters = open;
+  }
+
+  private controlResult(op: number): ControlResult {
+    const m = this.mem;
+    const stuck: StuckSlot[] = [];
+    const n = Math.min(m.u32(A.MAP_ADDR + A.MAP_CONTROL_STUCK), A.CONTROL_STUCK_MAX);
+    for (let i = 0; i < n; i++) {
+      const e = A.MAP_ADDR + A.MAP_CONTROL_STUCK_LIST + i * A.CSE_BYTES;
+      const medium = m.u16(e + A.CSE_MEDIUM);
+      const reason = m.u8At(e + A.CSE_REASON);
+      stuck.push({
+        volume: m.u16(e + A.CSE_VOLUME), lba: m.u64(e + A.CSE_LBA), blocks: m.u32(e + A.CSE_BLOCKS),
+        medium: medium === 0xFFFF ? null : (this.spec.media[medium]?.name ?? String(medium)),
+        reason: reason === A.CSR_NO_MEDIUM ? 'medium not in the topology' : reason === A.CSR_NOT_READY ? 'medium dead'
+          : reason === A.CSR_LOST ? 'medium lost (blank or another array\'s)' : 'write error',
+      });
+    }
+    const nvErrno = m.u32(A.MAP_ADDR + A.MAP_CONTROL_NV_ERRNO);
+    return {
+      array: this.name, dirtyLeft: m.u32(A.MAP_ADDR + A.MAP_CONTROL_LEFT), stuck,
+      nvErrno: nvErrno === 0 ? null : nvErrno,
+      ...(op === A.CTL_SHUTDOWN ? { nvClean: m.u32(A.MAP_ADDR + A.MAP_CONTROL_CLEAN) === 1 } : {}),
+    };
+  }
+
+  /** Media whose label the disk IOP is still checking (MEDS_BECOMING_READY): their volumes are not ready yet. */
+  mediaBecomingReady(): number {
+    let n = 0;
+    for (let m = 0; m < this.media.length; m++) {
+      const st = this.mem.u32(A.MAP_ADDR + A.MAP_MEDIA_TABLE + m * A.MAP_MEDIUM_BYTES + A.MMED_STATE);
+      if (st === A.MEDS_BECOMING_READY || st === A.MEDS_UNKNOWN) n++;
+    }
+    return n;
+  }
+
+  /** What a host waiting on this array waits for, in words (for errors of bounded waits). */
+  waitingFor(): string[] {
+    const out: string[] = [];
+    if (this.controlWaiters.length > 0) out.push(`${this.controlWaiters.length} control request(s) (flush or shutdown)`);
+    if (this.mediaBecomingReady() > 0) out.push(`${this.mediaBecomingReady()} medium label check(s)`);
+    if (this.nv.queued > 0) out.push(`${this.nv.queued} NV write(s)`);
+    for (const m of this.media) if (m.busy) out.push(`medium ${m.name}`);
+    for (const q of this.queuePorts) {
+      if (!q) continue;
+      const n = q.sessions.reduce((k, x) => k + (x ? x.outstanding : 0), 0);
+      if (n > 0) out.push(`${n} command(s) on port ${q.name}`);
+    }
+    return out;
   }
 
   // ---- faults ------------------------------------------------------------------------------------
@@ -343,6 +448,7 @@ export class ArrayController {
 
   private fail(e: Error): void {
     this.failed = e;
+    for (const w of this.controlWaiters.splice(0)) w.reject(new Error(`array ${this.name}: stopped before the request finished: ${e.message}`));
     this.o.log(`${this.name}: stopped by a firmware fault: ${e.message}`);
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.failAll(e);
     for (const p of this.streamPorts) p?.stop().catch(() => undefined);
@@ -365,8 +471,18 @@ export class ArrayController {
   powerFail(): void {
     this.nv.powerFail();
     this.failed = new Error('power failed');
+    for (const w of this.controlWaiters.splice(0)) w.reject(new Error(`array ${this.name}: power failed before the request finished`));
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.failAll(this.failed);
   }
 }
 
 function round(x: number, digits: number): number { const f = 10 ** digits; return Math.round(x * f) / f; }
+
+/** A flush or shutdown result in words: "flushed", or what stays dirty in NV and why. */
+export function describeControl(r: ControlResult): string {
+  const nv = r.nvErrno !== null ? `; the NV file is failing (errno ${r.nvErrno}): writes refused` : '';
+  if (r.dirtyLeft === 0) return `${r.array}: flushed${r.nvClean === false ? ' (NV image not marked clean)' : ''}${nv}`;
+  const lines = r.stuck.map((x) => `  volume ${x.volume} LBA ${x.lba}+${x.blocks} on ${x.medium ?? 'a medium not in the topology'}: ${x.reason}`);
+  const more = r.dirtyLeft > r.stuck.length ? [`  ... and ${r.dirtyLeft - r.stuck.length} more`] : [];
+  return [`${r.array}: ${r.dirtyLeft} dirty cache slot(s) could not be destaged; they stay in NV for the next start${nv}`, ...lines, ...more].join('\n');
+}

@@ -6,7 +6,7 @@
 // a second Ctrl-C, or "kill", stops at once like a power loss (the NV memory keeps acknowledged writes).
 import * as readline from 'readline';
 import * as A from '../hal/abi';
-import { Emulator, loadTopology, TopologyError, BootError } from './index';
+import { Emulator, loadTopology, TopologyError, BootError, describeControl } from './index';
 import type { Mode } from './topology';
 import { packageVersion } from '../lib/paths';
 
@@ -98,10 +98,20 @@ export async function main(argv: string[]): Promise<number> {
       if (stopping && how === 'graceful') return;
       stopping = true;
       console.error(how === 'graceful' ? 'sanbox: stopping: flushing the cache' : 'sanbox: stopping at once (power loss)');
-      await emu.stop(how);
-      console.error('sanbox: stopped');
+      let code = 0;
+      try {
+        const results = await emu.stop(how);
+        const left = results.reduce((n, r) => n + r.dirtyLeft, 0);
+        for (const r of results) if (r.dirtyLeft > 0 || r.nvErrno !== null) console.error(`sanbox: ${describeControl(r)}`);
+        console.error(how === 'powerFail' ? 'sanbox: stopped as a power loss (dirty data stays in NV)'
+          : left > 0 ? `sanbox: stopped with ${left} dirty slot(s) left in NV` : 'sanbox: stopped');
+        if (left > 0) code = 1;
+      } catch (e) {
+        console.error(`sanbox: stopped without a clean shutdown: ${(e as Error).message}`);
+        code = 1;
+      }
       rl?.close();
-      resolve(0);
+      resolve(code);
     };
     let interrupts = 0;
     process.on('SIGINT', () => { interrupts++; void stop(interrupts > 1 ? 'powerFail' : 'graceful'); });
@@ -115,7 +125,10 @@ export async function main(argv: string[]): Promise<number> {
           case 'help': console.log(CONSOLE_HELP); break;
           case 'stop': void stop('graceful'); break;
           case 'kill': void stop('powerFail'); break;
-          case 'flush': void emu.flush().then(() => console.log('flushed')); break;
+          case 'flush':
+            void emu.flush().then((rs) => { for (const r of rs) console.log(describeControl(r)); },
+              (e: Error) => console.error(`flush: ${e.message}`));
+            break;
           case 'stats':
             for (const a of emu.arrays) {
               const s = a.stats();

@@ -1,5 +1,6 @@
 // The config block (docs/hal.md, Boot): what the firmware learns of its topology, written into
 // common memory at CONFIG_ADDR before layout().
+import * as crypto from 'crypto';
 import * as A from '../hal/abi';
 import { CommonMemory } from '../hal/memory';
 import type { ArraySpec, Mode } from './topology';
@@ -29,6 +30,8 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
   w32(A.CFG_DIRTY_HIGH_PCT, a.cache.dirtyHighPercent);
   w32(A.CFG_FLAGS, (o.mode === 'deterministic' ? A.CFGF_DETERMINISTIC : 0) | (a.traceCommands ? A.CFGF_TRACE_COMMANDS : 0));
   w32(A.CFG_SEED, o.seed);
+  // Part of a new NV image's identity (medium labels name it): drawn, or seeded in deterministic mode.
+  w32(A.CFG_NONCE, o.mode === 'deterministic' ? (Math.imul(o.seed ^ 0x9E3779B9, 0x85EBCA77) >>> 0) : crypto.randomBytes(4).readUInt32LE(0));
   w32(A.CFG_TRACE_ENTRIES, 4096);
   w32(A.CFG_CONTEXTS, a.contexts);
   w32(A.CFG_STAGE_DEPTH, 32);

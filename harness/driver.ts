@@ -13,13 +13,15 @@ import type { ArrayController } from './array';
 const YIELD_ROUNDS = 64;
 /** Virtual time one busy round takes in deterministic mode. */
 export const ROUND_NS = 1000;
+/** Real-time settle() gives up after this long (a last-resort guard: tests wait on events). */
+export const SETTLE_BOUND_MS = 120_000;
 
 export interface Driver {
   readonly array: ArrayController;
   now(): number;
   kick(): void;
   /** Resolves when the array is idle (nothing runnable, no host waiting). */
-  settle(): Promise<void>;
+  settle(boundMs?: number): Promise<void>;
   /** Deterministic: runs the array's timers up to now + ms of virtual time. Real-time: waits ms. */
   advance(ms: number): Promise<void>;
   stop(): void;
@@ -44,11 +46,29 @@ abstract class DriverBase implements Driver {
     setImmediate(() => { this.scheduled = false; if (!this.stopped) this.run(); });
   }
 
-  settle(): Promise<void> {
-    const p = new Promise<void>((r) => this.idleWaiters.push(r));
+  /**
+   * Resolves when the array is idle. Real-time: rejects after `boundMs` of wall time, naming what
+   * the array still waits for (deterministic runs end by themselves: the virtual clock stops when
+   * nothing is due).
+   */
+  settle(boundMs = SETTLE_BOUND_MS): Promise<void> {
+    const p = new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => { if (timer) clearTimeout(timer); resolve(); };
+      if (this.bounded) {
+        timer = setTimeout(() => {
+          this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
+          reject(new Error(`array ${this.array.name} did not settle within ${boundMs} ms; waiting for: ${this.array.waitingFor().join(', ') || 'nothing named'}`));
+        }, boundMs);
+      }
+      this.idleWaiters.push(done);
+    });
     this.kick();
     return p;
   }
+
+  /** Real time passes whether or not the array makes progress: settle() needs a wall-clock bound. */
+  protected abstract readonly bounded: boolean;
 
   protected idle(): void {
     for (const w of this.idleWaiters.splice(0)) w();
@@ -61,6 +81,7 @@ abstract class DriverBase implements Driver {
 }
 
 export class RealtimeDriver extends DriverBase {
+  protected readonly bounded = true;
   private readonly origin = process.hrtime.bigint();
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
@@ -97,6 +118,7 @@ export class RealtimeDriver extends DriverBase {
 }
 
 export class DeterministicDriver extends DriverBase {
+  protected readonly bounded = false;
   private virtualNs = 0;
   /** Deterministic runs stop at this virtual time unless a host waits (advance()). */
   private horizonNs = 0;

@@ -1,7 +1,7 @@
 // The emulator: a topology's arrays, each with its driver, and the run's trace. This is the API
 // the CLI (`sanbox run`), the tests and the benchmarks use.
 import * as A from '../hal/abi';
-import { ArrayController } from './array';
+import { ArrayController, type ControlResult } from './array';
 import { Driver, RealtimeDriver, DeterministicDriver } from './driver';
 import { TraceWriter } from './trace';
 import { DirectoryLock } from './lock';
@@ -9,7 +9,8 @@ import { loadTopology, parseTopology, Topology, Mode } from './topology';
 import { CommandTransport, TransportError } from '../lib/transport';
 import { registerTargetScheme } from '../host/connect';
 
-export { ArrayController, BootError } from './array';
+export { ArrayController, BootError, FirmwareAbort, describeControl } from './array';
+export type { ControlResult, StuckSlot } from './array';
 export { loadTopology, parseTopology, TopologyError } from './topology';
 export { ArrayDirectoryInUse } from './lock';
 export type { Topology } from './topology';
@@ -79,6 +80,10 @@ export class Emulator {
         const d = topo.mode === 'deterministic' ? new DeterministicDriver(a) : new RealtimeDriver(a);
         drivers.push(d);
         d.kick(); // destage what the NV image brought back
+        // The disk IOP reads every medium's label before the volumes on it are ready: start
+        // returns once it has (a lost medium is reported by its volumes, not waited for).
+        await d.settle();
+        if (a.mediaBecomingReady() > 0) throw new Error(`array ${a.name}: ${a.mediaBecomingReady()} medium label check(s) did not finish`);
       }
     } catch (e) {
       for (const a of arrays) { await a.closePorts(); await a.release(); }
@@ -109,17 +114,23 @@ export class Emulator {
   /** Deterministic: advances virtual time by ms, running the timers due. */
   async advance(ms: number): Promise<void> { await Promise.all(this.drivers.map((d) => d.advance(ms))); }
 
-  /** Flushes the cache of every array (the data reaches the media; the NV image stays valid). */
-  async flush(): Promise<void> { await Promise.all(this.arrays.map((a) => a.control(A.CTL_FLUSH))); }
+  /**
+   * Flushes the cache of every array (the data reaches the media; the NV image stays valid).
+   * Resolves with what each array could not destage (a dead or absent medium): that data stays
+   * dirty in NV. Rejects when an array makes no progress for CONTROL_STALL_MS.
+   */
+  async flush(): Promise<ControlResult[]> { return Promise.all(this.arrays.map((a) => a.control(A.CTL_FLUSH))); }
 
   /**
    * graceful: ports closed, every dirty cache slot destaged, the NV image marked clean.
    * powerFail: everything stops at once; what was acknowledged is in the NV file and comes back
    * at the next start.
    */
-  async stop(how: StopHow = 'graceful'): Promise<void> {
-    if (this.stopped) return;
+  async stop(how: StopHow = 'graceful'): Promise<ControlResult[]> {
+    if (this.stopped) return [];
     this.stopped = true;
+    const results: ControlResult[] = [];
+    const errors: Error[] = [];
     for (let i = 0; i < this.arrays.length; i++) {
       const a = this.arrays[i];
       const d = this.drivers[i];
@@ -129,8 +140,14 @@ export class Emulator {
         await a.closePorts();
       } else {
         await a.closePorts();
-        await a.control(A.CTL_SHUTDOWN);
-        await d.settle();
+        // What cannot be destaged stays in NV and is reported; a stalled shutdown is an error, and
+        // the array is released all the same (its NV image is then not marked clean).
+        try {
+          results.push(await a.control(A.CTL_SHUTDOWN));
+          await d.settle();
+        } catch (e) {
+          errors.push(e as Error);
+        }
         d.stop();
       }
       await a.release();
@@ -138,5 +155,7 @@ export class Emulator {
     }
     this.trace.close();
     for (const l of this.locks) l.release();
+    if (errors.length > 0) throw new Error(errors.map((e) => e.message).join('; '));
+    return results;
   }
 }

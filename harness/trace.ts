@@ -7,7 +7,7 @@ import * as A from '../hal/abi';
 
 const TYPES: Record<number, string> = {
   [A.TRACE_BOOT]: 'boot', [A.TRACE_COMMAND]: 'command', [A.TRACE_STAGE]: 'stage', [A.TRACE_DESTAGE]: 'destage',
-  [A.TRACE_FRAME_ERROR]: 'frameError', [A.TRACE_SESSION]: 'session', [A.TRACE_VOLUME]: 'volume', [A.TRACE_FLUSH]: 'flush',
+  [A.TRACE_FRAME_ERROR]: 'frameError', [A.TRACE_SESSION]: 'session', [A.TRACE_VOLUME]: 'volume', [A.TRACE_FLUSH]: 'flush', [A.TRACE_NV_DROPPED]: 'nvDropped', [A.TRACE_MEDIUM]: 'medium',
 };
 
 export type TraceRecord = Record<string, string | number | boolean>;
@@ -25,6 +25,8 @@ export function decodeTrace(type: number, a: number, b: number, c: number, d: nu
     case A.TRACE_SESSION: return { port: a >>> 16, session: a & 0xFFFF, open: b === 1, aborted: c };
     case A.TRACE_VOLUME: return { volume: a, created: b === 1 };
     case A.TRACE_FLUSH: return { dirtyLeft: a };
+    case A.TRACE_NV_DROPPED: return { volume: a, lba512: b * 128 + c };
+    case A.TRACE_MEDIUM: return { medium: a, state: b === A.MEDS_OK ? 'ok' : b === A.MEDS_LOST ? 'lost' : String(b), labelGeneration: c };
     default: return { a, b, c, d };
   }
 }

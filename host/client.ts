@@ -139,6 +139,15 @@ export class ScsiClient {
   }
 
   /** Deletes a volume; with force, unmaps it from every port first. */
+  /**
+   * Accepts the loss of a medium that came back blank or another array's (LIST MEDIA state "lost"):
+   * its volumes become ready again and read zeros where the lost data was (dirty data the array
+   * still held in NV is kept).
+   */
+  async reinitializeMedium(medium: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.reinitializeMedium(medium) });
+  }
+
   async deleteVolume(volume: number, options: { force?: boolean } = {}): Promise<void> {
     await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.deleteVolume(volume, options.force) });
   }

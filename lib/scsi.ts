@@ -26,6 +26,7 @@ export const Opcode = {
 export const Management = {
   CREATE_VOLUME: 0x01,
   DELETE_VOLUME: 0x02,
+  REINITIALIZE_MEDIUM: 0x05,
   MAP_VOLUME: 0x03,
   UNMAP_VOLUME: 0x04,
   LIST_VOLUMES: 0x10,
@@ -142,6 +143,11 @@ export function management(out: boolean, serviceAction: number, length: number, 
 
 export function deleteVolume(volume: number, force = false): Buffer {
   return management(true, Management.DELETE_VOLUME, 0, volume, force ? 1 : 0);
+}
+
+/** REINITIALIZE MEDIUM: accept that a lost medium's contents are gone (docs/scsi.md). */
+export function reinitializeMedium(medium: number): Buffer {
+  return management(true, Management.REINITIALIZE_MEDIUM, 0, medium);
 }
 
 export const Placement = { linear: 0, striped: 1 } as const;
@@ -377,7 +383,7 @@ export interface Medium {
   index: number;
   name: string;
   scheduler: string;
-  state: 'ok' | 'dead';
+  state: 'ok' | 'dead' | 'becoming ready' | 'lost';
   sectors: number;
   freeChunks: number;
   registeredRequests: number;
@@ -389,7 +395,7 @@ export function parseMedia(d: Buffer): Medium[] {
     index: e[0],
     name: cstring(e, 32, 32),
     scheduler: SCHEDULERS[e[1]] ?? String(e[1]),
-    state: e[2] === 2 ? 'dead' : 'ok',
+    state: e[2] === 2 ? 'dead' : e[2] === 3 ? 'becoming ready' : e[2] === 4 ? 'lost' : 'ok',
     sectors: Number(e.readBigUInt64BE(4)),
     freeChunks: e.readUInt32BE(12),
     registeredRequests: e.readUInt32BE(16),

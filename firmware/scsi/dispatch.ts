@@ -3,8 +3,11 @@
 import {
   CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_EXPECTED, ctxField, senseFixed,
 } from "../ctx";
-import { fail, good, startRead, startWrite, startFlush, dataInBuffer, sendBuffer } from "../sequencer";
-import { volumeAtLun, volumeReady, capacityBlocks, blockSize } from "../volume";
+import { fail, good, startRead, startWrite, startFlush, dataInBuffer, sendBuffer, nvRefuse } from "../sequencer";
+import { nvDegraded } from "../nv";
+import { volumeFenced } from "../cache";
+import { volumeAtLun, volumeReady, volumeNotReady, capacityBlocks, blockSize } from "../volume";
+import { MEDS_LOST, MEDS_BECOMING_READY, MEDS_UNKNOWN } from "../abi";
 import { sessionState, SS_SENSE, SS_SENSE_LUN, SS_SENSE_VALID } from "../channel";
 import { getBe16, getBe32, getBe64, putBe32, putBe64 } from "../util";
 import { inquiry } from "./inquiry";
@@ -46,7 +49,7 @@ export function dispatchScsi(c: usize): void {
   if (op == OP_REQUEST_SENSE) { requestSense(c); return; }
   if (lun == 0) { commandDevice(c, op); return; }
   const v = volumeAtLun(load<u8>(c + CX_PORT), lun);
-  if (v < 0) { fail(c, 0x05, 0x25, 0x00); return; }
+  if (v < 0 || volumeFenced(<u32>v)) { fail(c, 0x05, 0x25, 0x00); return; } // none, or being deleted
   store<u16>(c + CX_VOLUME, <u16>v);
   volumeCommand(c, op, <u32>v);
 }
@@ -59,7 +62,7 @@ function commandDevice(c: usize, op: u32): void {
 
 function volumeCommand(c: usize, op: u32, v: u32): void {
   switch (op) {
-    case OP_TEST_UNIT_READY: if (volumeReady(v)) good(c); else fail(c, 0x02, 0x04, 0x03); return;
+    case OP_TEST_UNIT_READY: if (volumeReady(v)) good(c); else notReady(c, v); return;
     case OP_READ10: case OP_READ16: readWrite(c, v, op == OP_READ16, false); return;
     case OP_WRITE10: case OP_WRITE16: readWrite(c, v, op == OP_WRITE16, true); return;
     case OP_SYNC_CACHE10: case OP_SYNC_CACHE16: synchronizeCache(c, v, op == OP_SYNC_CACHE16); return;
@@ -68,6 +71,18 @@ function volumeCommand(c: usize, op: u32, v: u32): void {
     case OP_MODE_SENSE6: modeSense6(c, v); return;
     default: invalidOpcode(c);
   }
+}
+
+/**
+ * NOT READY, and why: 31h/00h MEDIUM FORMAT CORRUPTED when a medium under the volume lost what the
+ * array wrote (blank or replaced: REINITIALIZE MEDIUM accepts the loss), 04h/01h BECOMING READY
+ * while its label is checked, 04h/03h MANUAL INTERVENTION REQUIRED when it is dead or gone.
+ */
+export function notReady(c: usize, v: u32): void {
+  const why = volumeNotReady(v);
+  if (why == MEDS_LOST) fail(c, 0x02, 0x31, 0x00);
+  else if (why == MEDS_BECOMING_READY || why == MEDS_UNKNOWN) fail(c, 0x02, 0x04, 0x01);
+  else fail(c, 0x02, 0x04, 0x03);
 }
 
 export function invalidOpcode(c: usize): void {
@@ -93,9 +108,10 @@ function readWrite(c: usize, v: u32, sixteen: bool, write: bool): void {
   const bs = blockSize(v);
   if (<u64>blocks * <u64>bs > <u64>MAX_TRANSFER_BYTES) { invalidField(c, lengthAt, -1); return; }
   if (lba > capacityBlocks(v) || <u64>blocks > capacityBlocks(v) - lba) { fail(c, 0x05, 0x21, 0x00); return; }
-  if (!volumeReady(v)) { fail(c, 0x02, 0x04, 0x03); return; }
+  if (!volumeReady(v)) { notReady(c, v); return; }
   if (write) {
     if (blocks > 0 && load<u32>(c + CX_EXPECTED) < blocks * bs) { invalidField(c, lengthAt, -1); return; }
+    if (nvDegraded()) { nvRefuse(c); return; }
     startWrite(c, lba, blocks, (flags & 0x08) != 0);
   } else {
     startRead(c, lba, blocks);

@@ -4,29 +4,34 @@
 import {
   MAX_VOLUMES, MAX_PORTS, MAX_LUNS, STAT_COUNT, STATS_BYTES, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES,
   MIOP_STATS, CFG_PORT_COUNT, CPORT_KIND, CPORT_SESSIONS, CPORT_ADDRESS, CPORT_IOP, CPORT_NAME, CMED_SCHEDULER,
-  CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS,
+  CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS, ROLE_CHANNEL, MEDS_LOST, MEDS_OK, MEDS_DEAD,
 } from "../abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors, portCount } from "../config";
 import { CX_ID, CX_ARG, CX_EXPECTED, CX_FLAGS, CXF_PARAM, ctxField } from "../ctx";
 import {
   fail, dataInBuffer, sendBuffer, startParameterList, parameterList, waitPersisted, nvPending, retryLater,
+  nvRefuse, good,
 } from "../sequencer";
+import { postToDisk, MB_RELABEL } from "../mailbox";
 import {
   volumeCreate, volumeDelete, volumeInUse, lunMap, lunUnmap, mediumState, MS_STATE, MS_FREE, MS_REGISTERED,
   MS_ERRORS, VOLE_BLOCK_SIZE, VOLE_PLACEMENT, VOLE_MEDIA_COUNT, VOLE_CAPACITY, VOLE_NAME, VOLE_MEDIA, VE_OK,
   VE_NAME_EXISTS, VE_NUMBER_IN_USE, VE_NO_VOLUME, VE_MAPPED, VE_NO_SPACE, VE_LUN_MAPPED, VE_NO_PORT,
   VE_TABLE_FULL, VE_NO_MEDIUM, VE_BAD_NAME, VE_BAD_BLOCK_SIZE, VE_BAD_CAPACITY, VE_BAD_LUN, VE_BAD_PLACEMENT,
-  VE_NOT_MAPPED, volumeReady, volumeByName,
+  VE_NOT_MAPPED, volumeReady, volumeByName, volumeMapped, volumeExtents, volumeExtentMedium, volumeExtentFirst,
+  volumeExtentChunks, MAX_EXTENTS,
 } from "../volume";
+import { initClear } from "../initmap";
 import {
   volumeEntry, lunMapEntry, nvBase, nvRoom, nvPersistRange, nvId, NVK_CONTEXT, VOL_BYTES, LUN_MAP_OFFSET,
-  LUN_MAP_BYTES,
+  LUN_MAP_BYTES, nvDegraded,
 } from "../nv";
 import {
   slotCount, slotVolume, slotsOfVolumeBusy, dropSlot, volumeDirtySlots, listCount, LIST_FREE, LIST_CLEAN,
-  LIST_DIRTY, pinnedCount, cacheCounter, CS_READ_HITS, CS_READ_MISSES, CS_WRITE_HITS,
+  LIST_DIRTY, pinnedCount, cacheCounter, CS_READ_HITS, CS_READ_MISSES, CS_WRITE_HITS, fenceVolume, unfenceVolume,
+  volumeFenced, fenceComplete,
 } from "../cache";
-import { image, sessionDesc } from "../channel";
+import { image, sessionDesc, scratch } from "../channel";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import { cdb, invalidField, OP_MANAGEMENT_IN } from "./dispatch";
 
@@ -34,6 +39,7 @@ const SA_CREATE: u32 = 0x01;
 const SA_DELETE: u32 = 0x02;
 const SA_MAP: u32 = 0x03;
 const SA_UNMAP: u32 = 0x04;
+const SA_REINITIALIZE_MEDIUM: u32 = 0x05;
 const SA_LIST_VOLUMES: u32 = 0x10;
 const SA_LIST_MAPPINGS: u32 = 0x11;
 const SA_LIST_MEDIA: u32 = 0x12;
@@ -47,7 +53,9 @@ export function management(c: usize, op: u32): void {
   const p = cdb(c);
   const sa = <u32>load<u8>(p + 1) & 0x1F;
   if (op == OP_MANAGEMENT_IN) { managementIn(c, sa); return; }
+  if (nvDegraded()) { nvRefuse(c); return; } // a change the NV file might not keep
   if (sa == SA_DELETE) { deleteVolume(c, getBe32(p + 2), (load<u8>(p + 14) & 1) != 0); return; }
+  if (sa == SA_REINITIALIZE_MEDIUM) { reinitializeMedium(c, getBe32(p + 2)); return; }
   const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES : 0;
   if (want == 0) { invalidField(c, 1, 4); return; }
   const length = getBe32(p + 6);
@@ -74,23 +82,78 @@ function createVolume(c: usize, list: usize): void {
   waitPersisted(c);
 }
 
+/**
+ * DELETE VOLUME quiesces the volume before it goes (issue 7, defect 1): it is fenced (new commands
+ * refused, each channel IOP aborts those it has in flight), its slots are dropped once no stage or
+ * destage holds them (their clean records reach the NV file before the volume entry goes), then
+ * the entry and LUN map are persisted, then its chunks' init bits are cleared, so a volume created
+ * on them later reads zeros. A crash between the entry and the bits leaves bits of chunks no
+ * volume owns, which boot clears (initmap.ts).
+ */
 function deleteVolume(c: usize, v: u32, force: bool): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { volumeError(c, VE_NO_VOLUME, true); return; }
+  if (!force && volumeMapped(v)) { volumeError(c, VE_MAPPED, true); return; }
+  if (!volumeFenced(v)) fenceVolume(v);
+  if (!fenceComplete(v, channelIops())) { retryLater(c); return; } // each channel IOP purges its commands
   if (slotsOfVolumeBusy(v)) { retryLater(c); return; } // a stage or destage is in flight: wait for it
-  // Drop the volume's cache slots first (their clean descriptors reach the NV file before the
-  // volume entry goes), a ring's worth at a time.
+  // Drop the volume's cache slots first, a ring's worth at a time.
   let i = load<u32>(c + CX_ARG);
   for (; i < slotCount(); i++) {
     if (slotVolume(i) != v) continue;
     if (!nvRoom(3)) { store<u32>(c + CX_ARG, i); retryLater(c); return; }
-    if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)), image())) nvPending(c, 1);
+    if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) nvPending(c, 1);
   }
   store<u32>(c + CX_ARG, i);
+  if (!nvRoom(2 + MAX_EXTENTS)) { retryLater(c); return; }
+  // The extents, before the entry is cleared: their init bits go after it.
+  const n = volumeExtents(v);
+  const ext = scratch() + 3072;
+  for (let x: u32 = 0; x < n; x++) {
+    store<u32>(ext + x * 12, volumeExtentMedium(v, x));
+    store<u32>(ext + x * 12 + 4, volumeExtentFirst(v, x));
+    store<u32>(ext + x * 12 + 8, volumeExtentChunks(v, x));
+  }
   const e = volumeDelete(v, force);
   if (e != VE_OK) { volumeError(c, e, true); return; }
   persist(c, volumeEntry(v), VOL_BYTES);
   persist(c, nvBase() + LUN_MAP_OFFSET, LUN_MAP_BYTES);
+  const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
+  for (let x: u32 = 0; x < n; x++) {
+    const m = load<u32>(ext + x * 12);
+    if (m >= mediaCount()) continue;
+    initClear(m, load<u32>(ext + x * 12 + 4), load<u32>(ext + x * 12 + 8), id);
+    nvPending(c, 1);
+  }
+  unfenceVolume(v);
   waitPersisted(c);
+}
+
+/**
+ * REINITIALIZE MEDIUM (argument: medium index) accepts that a lost medium's contents are gone: the
+ * disk IOP clears its chunks' init bits (its volumes read zeros where the lost data was; dirty data
+ * still in NV is kept and destaged), writes a new label, and the medium is ready again. Refused
+ * (INVALID FIELD IN CDB) for a medium that is not lost: there is nothing to accept.
+ */
+function reinitializeMedium(c: usize, m: u32): void {
+  if (m >= mediaCount()) { fail(c, 0x05, 0x84, 0x00); ctxField(c, true, 2, -1); return; }
+  const st = load<u32>(mediumState(m) + MS_STATE);
+  if (load<u32>(c + CX_ARG) == 0) {
+    if (st != MEDS_LOST) { invalidField(c, 2, -1); return; }
+    if (!postToDisk(MB_RELABEL, m, 0, 0, 0)) { retryLater(c); return; }
+    store<u32>(c + CX_ARG, 1);
+    retryLater(c);
+    return;
+  }
+  if (st == MEDS_OK) { good(c); return; }
+  if (st == MEDS_DEAD) { fail(c, 0x02, 0x04, 0x03); return; }
+  retryLater(c); // the disk IOP writes the label, flushes, records it in NV
+}
+
+/** Bit mask of the channel IOPs. */
+function channelIops(): u32 {
+  let mask: u32 = 0;
+  for (let i: u32 = 0; i < iopCount(); i++) if (iopRole(i) == ROLE_CHANNEL) mask |= 1 << i;
+  return mask;
 }
 
 function mapOrUnmap(c: usize, list: usize, map: bool): void {

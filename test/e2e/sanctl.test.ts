@@ -18,6 +18,8 @@ import { tempDir, startDualChannel, pattern, senseOf } from '../harness/env';
 import type { Emulator } from '../../harness';
 
 const MiB = 1 << 20;
+/** The label chunk at the start of every medium, never allocated to a volume. */
+const LABEL_SECTORS = (64 << 10) / 512;
 const KINDS = ['inproc', 'tcp'] as const;
 type Kind = typeof KINDS[number];
 
@@ -187,10 +189,11 @@ for (const kind of KINDS) {
     t.is(fs.readFileSync(dest, 'utf8'), 'the old contents');
     t.false(fs.existsSync(`${dest}.partial`));
     // A medium error 8 MiB in: the reads before it are good, in order. The volume's blocks are
-    // staged from d0 (its first extent starts at d0's sector 0) once the cache has let them go.
+    // staged from d0 once the cache has let them go; its first extent starts after the medium's
+    // label chunk (docs/scsi.md: the first 64 KiB of every medium).
     const volume = (await b.ctl(['--json', 'volume', 'list'])).stdout;
     t.like(JSON.parse(volume).volumes[0], { media: [0] });
-    b.emu.array().inject(`d0 read error at ${(8 * MiB) / 512}`);
+    b.emu.array().inject(`d0 read error at ${LABEL_SECTORS + (8 * MiB) / 512}`);
     await evictCache(b);
     const failed = await b.ctl(['read', 'cut', dest]);
     t.is(failed.code, EXIT_FAILED);
@@ -294,7 +297,7 @@ test('--version prints the package version', async (t) => {
   t.is(r.stdout, `sanctl ${JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version}\n`);
 });
 
-/** Pushes a volume's blocks out of the cache: dirty data destaged, then the cache filled with a scratch volume's. */
+/** Pushes a volume's blocks out of the cache: dirty data destaged, then the cache filled with a scratch volume's writes. */
 async function evictCache(b: Bench): Promise<void> {
   await b.emu.flush();
   const session = await connect(b.target);
@@ -305,11 +308,14 @@ async function evictCache(b: Bench): Promise<void> {
       scratch = await client.createVolume({ name: 'evict', blockSize: 512, blocks: (24 * MiB) / 512, media: [1], placement: 'linear' });
       await client.mapVolume(scratch.number, scsi.ALL_PORTS, 200);
     }
-    // The small topology's cache is 8 MiB: 24 MiB of reads of the scratch volume replace every slot.
-    for (let lba = 0; lba < (24 * MiB) / 512; lba += 512) await client.read(200, lba, 512);
+    // The small topology's cache is 8 MiB: 24 MiB written to the scratch volume take every slot.
+    // (Writes, not reads: a chunk never written reads as zeros without a cache slot.)
+    const block = Buffer.alloc(256 << 10, 0x5a);
+    for (let lba = 0; lba < (24 * MiB) / 512; lba += block.length / 512) await client.write(200, lba, block);
   } finally {
     await session.close();
   }
+  await b.emu.flush();
 }
 
 function escape(s: string): string {

@@ -132,6 +132,7 @@ test('recovery rebuilds the dirty list, in write order, from the descriptors per
     Buffer.from(rig.memory.buffer, from, len).copy(file, addr - nv);
   }
   rig.bytes.set(file, nv);
+  fw.testVolumeInUse(9);
   const recovered = fw.testRecover(rig.scratch(4 * SLOTS));
   t.is(recovered, 4);
   t.deepEqual(listOf(fw, LIST_DIRTY), order);

@@ -64,11 +64,24 @@ test('bad commands get sense data and change nothing: unknown opcode, LBA out of
   t.true((await read(s, 1, 0, 2048)).equals(before), 'the refused write changed nothing');
 });
 
+/** A volume whose first `blocks` blocks were written and destaged, on a restarted array: nothing of it cached. */
+async function writtenAndRestarted(label: string, media: object[], volumes: Array<{ name: string; media: number[] }>, blocks: number) {
+  const o = { dir: tempDir(label), media };
+  const first = await startSmall(o);
+  let s = first.connect();
+  for (let i = 0; i < volumes.length; i++) {
+    await createVolume(s, { name: volumes[i].name, blocks: 4096, blockSize: 512, media: volumes[i].media }, i + 1);
+    await write(s, i + 1, 0, pattern(blocks * 512, i));
+  }
+  await first.stop(); // destaged: the chunks were written (reads of never-written chunks need no medium)
+  const emu = await startSmall(o);
+  s = emu.connect();
+  return { emu, s };
+}
+
 test('an injected read error surfaces as MEDIUM ERROR with the failing LBA; heal clears it', async (t) => {
-  const emu = await startSmall({ dir: tempDir('fault'), media: [{ name: 'd0', kind: 'ram', size: '64MiB' }] });
+  const { emu, s } = await writtenAndRestarted('fault', [{ name: 'd0', kind: 'file', size: '64MiB' }], [{ name: 'v', media: [0] }], 512);
   t.teardown(() => emu.stop());
-  const s = emu.connect();
-  await createVolume(s, { name: 'v', blocks: 4096, blockSize: 512 }, 1);
   emu.array().inject('d0 read error at 0 count 131072');
   const sense = await senseOf(read(s, 1, 300, 8));
   t.is(sense.key, scsi.SenseKey.MEDIUM_ERROR);
@@ -81,11 +94,9 @@ test('an injected read error surfaces as MEDIUM ERROR with the failing LBA; heal
 });
 
 test('a dead medium makes reads of its data NOT READY; the controller keeps serving other volumes', async (t) => {
-  const emu = await startSmall({ dir: tempDir('dead'), media: [{ name: 'd0', kind: 'ram', size: '64MiB' }, { name: 'd1', kind: 'ram', size: '64MiB' }] });
+  const { emu, s } = await writtenAndRestarted('dead', [{ name: 'd0', kind: 'file', size: '64MiB' }, { name: 'd1', kind: 'file', size: '64MiB' }],
+    [{ name: 'on0', media: [0] }, { name: 'on1', media: [1] }], 8);
   t.teardown(() => emu.stop());
-  const s = emu.connect();
-  await createVolume(s, { name: 'on0', blocks: 4096, blockSize: 512, media: [0] }, 1);
-  await createVolume(s, { name: 'on1', blocks: 4096, blockSize: 512, media: [1] }, 2);
   emu.array().inject('d0 dead');
   const sense = await senseOf(read(s, 1, 0, 8));
   t.is(sense.key, scsi.SenseKey.NOT_READY);

@@ -22,6 +22,7 @@ export interface SmallOptions {
   media?: object[];
   ports?: object[];
   cache?: object;
+  nv?: object;
   trace?: boolean;
   traceCommands?: boolean;
 }
@@ -36,6 +37,7 @@ export function smallTopology(o: SmallOptions): object {
       name: o.name ?? 'a0',
       dir: path.join(o.dir, o.name ?? 'a0'),
       cache: { size: '8MiB', destageIntervalMs: 2, destageAgeMs: 5, ...o.cache },
+      ...(o.nv ? { nv: o.nv } : {}),
       traceCommands: o.traceCommands ?? false,
       iops: [...Array.from({ length: o.channels ?? 1 }, () => ({ role: 'channel' })), { role: 'disk' }],
       media: o.media ?? [{ name: 'd0', kind: 'file', size: '64MiB' }, { name: 'd1', kind: 'file', size: '64MiB' }],

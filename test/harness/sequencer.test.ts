@@ -60,10 +60,14 @@ test('SYNCHRONIZE CACHE: every dirty block of the range is on the medium at GOOD
 });
 
 test('READ: a miss is staged by the disk IOP, the same blocks then hit in cache (counters)', async (t) => {
-  const emu = await startSmall({ dir: tempDir('seqread') });
+  const o = { dir: tempDir('seqread') };
+  const first = await startSmall(o);
+  await createVolume(first.connect(), { name: 'v', blocks: 8192, blockSize: 512 }, 1);
+  await write(first.connect(), 1, 4000, pattern(8192, 1)); // a chunk written: a never-written one needs no stage
+  await first.stop();
+  const emu = await startSmall(o); // nothing cached
   t.teardown(() => emu.stop());
   const s = emu.connect();
-  await createVolume(s, { name: 'v', blocks: 8192, blockSize: 512 }, 1);
   const before = emu.array().stats();
   await read(s, 1, 4000, 16);
   const mid = emu.array().stats();
