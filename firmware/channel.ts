@@ -9,10 +9,10 @@ import {
   CFG_CONTEXTS, CFG_BUFFER_CHUNKS, BUFFER_CHUNK_BYTES, QSQ_TAG, QSQ_LUN, QSQ_CDB_LEN, QSQ_FLAGS,
   QSQ_DATA_ADDR, QSQ_DATA_LEN, QSQ_CDB, QF_DATA_OUT, QF_DATA_IN, QCQ_TAG, QCQ_STATUS, QCQ_SENSE_LEN,
   QCQ_FLAGS, QCQ_RESIDUAL, QCQ_TRANSFERRED, QCQ_SENSE, QCQ_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, STAT_FRAMES_TX,
-  TRACE_SESSION, NCQ_ID, NCQ_STATUS, MAX_CDB_BYTES, MAX_VOLUMES,
+  TRACE_SESSION, NCQ_ID, NCQ_STATUS, MAX_CDB_BYTES, MAX_VOLUMES, CPORT_IDLE_MS, SES_HANGUP, HANGUP_NONE, HANGUP_IDLE, RING_TAIL,
 } from "./abi";
 import { cfg32, cfgPort, portCount } from "./config";
-import { gIndex, gPrivate, gNvCq, gNow } from "./iop";
+import { gIndex, gPrivate, gNvCq, gNow, wakeAt } from "./iop";
 import { ringPeek, ringRelease, ringReserve, ringPublish, ringRing } from "./ring";
 import {
   CTX_BYTES, CP_CTX_BASE, CP_BUF_BASE, CP_SESS_BASE, CP_SCRATCH, CP_IMAGE, CP_HEADER_BYTES, ctxInit,
@@ -39,6 +39,8 @@ export const SS_TX_PENDING: u32 = 24; // u32: output produced since the last doo
 export const SS_SENSE: u32 = 32; // 18 bytes: last sense, for REQUEST SENSE
 export const SS_SENSE_LUN: u32 = 50; // u16
 export const SS_SENSE_VALID: u32 = 52; // u8
+export const SS_ACTIVE_NS: u32 = 56; // f64: when the session last received a byte or had a command in flight (idle timeout)
+export const SS_RX_TAIL: u32 = 64; // u32: the rx ring's tail when last looked
 export const SS_TAGS: u32 = 256; // TAG_SLOTS x (tag u16, context index + 1 u16)
 const TAG_SLOTS: u32 = 256;
 
@@ -108,7 +110,7 @@ function serveSession(port: u32, s: u32): i32 {
   if (state == SESS_OPEN) {
     const gen = atomic.load<u32>(d + SES_GENERATION);
     if (gen != load<u32>(d + SES_FW_GENERATION)) openSession(port, s, gen);
-    return portKind(port) == PORT_STREAM ? streamReceive(port, s) : queueReceive(port, s);
+    return portKind(port) == PORT_STREAM ? streamReceive(port, s) + idleCheck(port, s) : queueReceive(port, s);
   }
   if (state == SESS_CLOSING) {
     closeSession(port, s);
@@ -124,15 +126,35 @@ function openSession(port: u32, s: u32, gen: u32): void {
   memory.fill(ss, 0, SS_BYTES);
   store<u32>(ss + SS_OPEN, 1);
   store<f64>(ss + SS_LAST_RX_NS, gNow);
+  store<f64>(ss + SS_ACTIVE_NS, gNow);
   store<u32>(sessionDesc(port, s) + SES_FW_GENERATION, gen);
   streamReset(port, s);
   statInc(STAT_SESSIONS_OPENED);
   trace(TRACE_SESSION, (port << 16) | s, 1, 0, 0);
 }
 
-/** Drops the session's commands: acknowledged writes are in the cache already; the rest may or may not apply. */
 function closeSession(port: u32, s: u32): void {
+  const aborted = dropCommands(port, s);
+  store<u32>(sessionState(port, s) + SS_OPEN, 0);
+  trace(TRACE_SESSION, (port << 16) | s, 0, aborted, load<u32>(sessionDesc(port, s) + SES_HANGUP));
+}
+
+/**
+ * The host starts afresh on a session that stays open (a PING with RESET, docs/protocol.md): its
+ * commands are dropped as on a hang-up and their tags are free again, so nothing of an initiator
+ * that went away (a killed program on a serial line) answers or collides with the next one.
+ */
+export function sessionRestart(port: u32, s: u32): void {
   const ss = sessionState(port, s);
+  const aborted = dropCommands(port, s);
+  memory.fill(ss + SS_TAGS, 0, TAG_SLOTS * 4);
+  store<u32>(ss + SS_OUTSTANDING, 0);
+  store<u8>(ss + SS_SENSE_VALID, 0);
+  trace(TRACE_SESSION, (port << 16) | s, 1, aborted, 0);
+}
+
+/** Drops the session's commands, no status sent: acknowledged writes are in the cache already; the rest may or may not apply. */
+function dropCommands(port: u32, s: u32): u32 {
   let aborted: u32 = 0;
   let c = activeFirst();
   while (c != 0) {
@@ -140,9 +162,30 @@ function closeSession(port: u32, s: u32): void {
     if (<u32>load<u8>(c + CX_PORT) == port && <u32>load<u8>(c + CX_SESSION) == s) { abortContext(c); aborted++; }
     c = next;
   }
-  store<u32>(ss + SS_OPEN, 0);
   statAdd(STAT_ABORTED, aborted);
-  trace(TRACE_SESSION, (port << 16) | s, 0, aborted, 0);
+  return aborted;
+}
+
+/**
+ * Asks the binding to hang up a stream session that has had no command in flight and received
+ * nothing for the port's idle time, so idle or half-sent connections cannot hold every session of
+ * a port (docs/hal.md, Channels). Returns 1 when it asked.
+ */
+function idleCheck(port: u32, s: u32): i32 {
+  const limitMs = load<u32>(cfgPort(port) + CPORT_IDLE_MS);
+  const d = sessionDesc(port, s);
+  if (limitMs == 0 || load<u32>(d + SES_HANGUP) != HANGUP_NONE) return 0;
+  const ss = sessionState(port, s);
+  const tail = atomic.load<u32>(<usize>load<u32>(d + SES_RX) + RING_TAIL);
+  if (tail != load<u32>(ss + SS_RX_TAIL) || load<u32>(ss + SS_OUTSTANDING) != 0) {
+    store<u32>(ss + SS_RX_TAIL, tail);
+    store<f64>(ss + SS_ACTIVE_NS, gNow);
+  }
+  const until = load<f64>(ss + SS_ACTIVE_NS) + <f64>limitMs * 1e6;
+  if (gNow < until) { wakeAt(until); return 0; }
+  store<u32>(d + SES_HANGUP, HANGUP_IDLE);
+  markTx(port, s); // the tx doorbell tells the binding
+  return 1;
 }
 
 /**

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES } from '../hal/abi';
 import type { NvFault } from '../hal/nv';
+import { packagePath } from '../lib/paths';
 
 export type Mode = 'realtime' | 'deterministic';
 export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
@@ -44,6 +45,7 @@ export interface PortSpec {
   dataBytes: number; // inproc: data area per session
   rxBytes: number; // stream: receive ring per session
   txBytes: number; // stream: transmit ring per session
+  idleTimeoutMs: number; // stream: a session with no command in flight that receives nothing this long is closed (0: never)
 }
 
 export interface ArraySpec {
@@ -75,7 +77,7 @@ export class TopologyError extends Error {
   }
 }
 
-export const DEFAULT_TOPOLOGY_PATH = path.join(__dirname, 'default-topology.json');
+export const DEFAULT_TOPOLOGY_PATH = packagePath('harness', 'default-topology.json');
 
 /** Reads and validates a topology file; relative paths resolve against its folder. */
 export function loadTopology(file?: string): Topology {
@@ -244,13 +246,16 @@ export function parseNvFault(v: unknown, f: string): NvFault {
   return { type, afterWrites: integer(o.afterWrites, `${f}.afterWrites`, 0, 2 ** 31) };
 }
 
+/** How long a TCP session with no command in flight may stay silent before the array closes it. */
+export const DEFAULT_TCP_IDLE_MS = 60_000;
+
 function parsePort(v: unknown, f: string, index: number, dir: string, iops: string[]): PortSpec {
   const p = object(v, f);
   const transport = oneOf(p.transport, `${f}.transport`, ['tcp', 'serial', 'pty', 'inproc'] as const);
   const fields: Record<PortTransport, string[]> = {
-    tcp: ['host', 'port', 'sessions', 'rxBytes', 'txBytes'],
-    serial: ['path', 'baudRate', 'rxBytes', 'txBytes'],
-    pty: ['link', 'baudRate', 'rxBytes', 'txBytes'],
+    tcp: ['host', 'port', 'sessions', 'rxBytes', 'txBytes', 'idleTimeoutMs'],
+    serial: ['path', 'baudRate', 'rxBytes', 'txBytes', 'idleTimeoutMs'],
+    pty: ['link', 'baudRate', 'rxBytes', 'txBytes', 'idleTimeoutMs'],
     inproc: ['sessions', 'queueEntries', 'dataBytes'],
   };
   known(p, f, ['name', 'iop', 'transport', 'address', ...fields[transport]]);
@@ -273,6 +278,8 @@ function parsePort(v: unknown, f: string, index: number, dir: string, iops: stri
     dataBytes: stream ? 0 : sizeIn(p.dataBytes ?? '32MiB', `${f}.dataBytes`, 64 * 1024, 256 * 1024 * 1024),
     rxBytes: stream ? pow2(parseSize(p.rxBytes ?? '256KiB', `${f}.rxBytes`), `${f}.rxBytes`, 8192, 1 << 24) : 0,
     txBytes: stream ? pow2(parseSize(p.txBytes ?? '512KiB', `${f}.txBytes`), `${f}.txBytes`, 8192, 1 << 24) : 0,
+    // A TCP port has several sessions that idle connections could hold; a serial line has one.
+    idleTimeoutMs: stream ? integer(p.idleTimeoutMs ?? (transport === 'tcp' ? DEFAULT_TCP_IDLE_MS : 0), `${f}.idleTimeoutMs`, 0, 86_400_000) : 0,
   };
 }
 

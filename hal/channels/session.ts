@@ -14,11 +14,14 @@ export class SessionSlot {
   /** Free for a new connection: closed by the firmware (or never opened). */
   get free(): boolean { return this.state === A.SESS_CLOSED; }
   ring(field: number): number { return this.mem.u32(this.desc + field); }
+  /** Why the firmware asks for the connection to be closed (HANGUP_*), or HANGUP_NONE. */
+  get hangupRequest(): number { return this.mem.load32(this.desc + A.SES_HANGUP); }
 
   /** Opens the slot: its rings are emptied first, while the firmware leaves them alone. */
   open(rings: Array<{ reset(): void }>): void {
     if (!this.free) throw new Error(`session ${this.port}.${this.index} is not closed`);
     for (const r of rings) r.reset();
+    this.mem.store32(this.desc + A.SES_HANGUP, A.HANGUP_NONE);
     this.mem.store32(this.desc + A.SES_GENERATION, this.mem.load32(this.desc + A.SES_GENERATION) + 1);
     this.mem.store32(this.desc + A.SES_STATE, A.SESS_OPEN);
   }

@@ -38,6 +38,7 @@ test('defaults fill what a minimal topology leaves out', (t) => {
   t.is(a.media[0].queueDepth, 8);
   t.is(a.ports[0].sessions, 8);
   t.is(a.ports[0].address, 1);
+  t.is(a.ports[0].idleTimeoutMs, 60_000, 'docs/topology.md: a TCP session idle for 60 s is closed');
 });
 
 test('sizes take binary units', (t) => {
@@ -109,4 +110,12 @@ test('sanbox validate reports a bad file with the field and a non-zero exit', as
     console.error = original;
   }
   t.regex(errors[0], /arrays\[0\]\.ports\[0\]\.iop: expected 0 to 1, got 5/);
+});
+
+test('idleTimeoutMs: 0 for serial lines by default, settable on stream ports, refused on inproc ports', (t) => {
+  const with_ = (port: object) => { const g = good(); (g.arrays[0].ports as object[]) = [port]; return g; };
+  t.is(parseTopology(with_({ name: 'p', iop: 0, transport: 'pty', link: 'x' }), '/b').arrays[0].ports[0].idleTimeoutMs, 0);
+  t.is(parseTopology(with_({ name: 'p', iop: 0, transport: 'tcp', port: 0, idleTimeoutMs: 0 }), '/b').arrays[0].ports[0].idleTimeoutMs, 0);
+  t.throws(() => parseTopology(with_({ name: 'p', iop: 0, transport: 'inproc', idleTimeoutMs: 10 }), '/b'), { message: /ports\[0\].*idleTimeoutMs/ });
+  t.throws(() => parseTopology(with_({ name: 'p', iop: 0, transport: 'tcp', port: 0, idleTimeoutMs: -1 }), '/b'), { message: /idleTimeoutMs/ });
 });
