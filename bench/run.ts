@@ -6,6 +6,7 @@
 //   npm run bench -- kernels [args]     the kernel benchmark (bench/kernels.ts; its own --quick, --only=)
 //   npm run bench -- nv [args]          NV write IOPS with nv.sync off and on, read hits beside writes
 //                                       (bench/nv-bench.ts; --quick, --baseline=<git ref> for before/after)
+//   npm run bench -- serial [args]      transfers over a pty checked byte for byte (bench/serial.ts; --mib, --runs, --no-kill)
 // Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
 // which must happen before anything uses the libuv pool.
 
@@ -13,6 +14,7 @@ const BENCHMARKS: Record<string, () => Promise<object>> = {
   scsi: async () => (await import('./scsi-bench')).run(process.argv.slice(2).filter((a) => a !== 'scsi')),
   kernels: async () => (await import('./kernels')).run(),
   nv: async () => (await import('./nv-bench')).run(process.argv.slice(3)),
+  serial: async () => (await import('./serial')).run(process.argv.slice(3)),
 };
 
 function main(): void {

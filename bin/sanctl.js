@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// sanctl, the host tool (host/sanctl.ts), run from its TypeScript source.
+// sanctl, the host tool (host/sanctl.ts), from the compiled JavaScript in dist/ (bin/compiled.js).
 'use strict';
-const path = require('path');
-require('ts-node').register({ transpileOnly: true, project: path.join(__dirname, '..', 'tsconfig.json') });
-require('../host/sanctl').main();
+require('./compiled').load('host/sanctl', 'sanctl').main();

@@ -93,6 +93,7 @@ export const CPORT_RX_BYTES: u32 = 8; // u32: stream ports, receive ring bytes p
 export const CPORT_TX_BYTES: u32 = 12; // u32: stream ports, transmit ring bytes per session (power of two)
 export const CPORT_QUEUE_ENTRIES: u32 = 16; // u32: queue ports, submission/completion entries per session (power of two)
 export const CPORT_DATA_BYTES: u32 = 20; // u32: queue ports, data area per session
+export const CPORT_IDLE_MS: u32 = 24; // u32: stream ports: a session with no command in flight that receives nothing for this long is hung up (0: never)
 export const CPORT_NAME: u32 = 32; // 32 ASCII bytes
 
 // Per-port strings that do not fit the port entry (iSCSI ports): NUL-terminated, NUL padded.
@@ -195,13 +196,16 @@ export const SES_CQ: u32 = 24; // queue: QCQ entries, firmware -> binding
 export const SES_DATA: u32 = 28; // queue: data area the initiator's buffers live in
 export const SES_DATA_BYTES: u32 = 32;
 export const SES_PEER: u32 = 36; // u32: stream: the peer's frame address learnt from its first frame
-export const SES_HANGUP: u32 = 40; // u32: set by the firmware: close the connection once the tx ring is sent (iSCSI logout, login failure, fatal PDU error)
+export const SES_HANGUP: u32 = 40; // u32, HANGUP_*: the firmware asks the binding to close the connection (then rings the session's tx doorbell); the binding clears it when it opens the slot
 export const SES_LOCAL_ADDR: u32 = 64; // 48 bytes: written by a TCP binding at open: the connection's local IP address, NUL-terminated
 export const SES_LOCAL_ADDR_BYTES: u32 = 48;
 
 export const SESS_CLOSED: u32 = 0;
 export const SESS_OPEN: u32 = 1;
 export const SESS_CLOSING: u32 = 2;
+export const HANGUP_NONE: u32 = 0;
+export const HANGUP_IDLE: u32 = 1; // no command in flight and nothing received for CPORT_IDLE_MS: closed at once
+export const HANGUP_PROTOCOL: u32 = 2; // the port's protocol ended the session (iSCSI logout, login failure, fatal PDU error): closed once the tx ring is sent
 
 // ---- Rings -------------------------------------------------------------------------------------
 // Single producer, single consumer. head and tail are free-running u32 indices (entries, or bytes

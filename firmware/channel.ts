@@ -6,13 +6,13 @@
 // steps the processing sequencer.
 import {
   MAP_ADDR, MAP_PORT_TABLE, MAP_PORT_BYTES, MPORT_SESSIONS_ADDR, MPORT_SESSIONS, SESSION_BYTES, SES_STATE,
-  SES_GENERATION, SES_FW_GENERATION, SES_TX, SES_CQ, SES_HANGUP, SESS_OPEN, SESS_CLOSING, SESS_CLOSED,
-  CPORT_IOP, CPORT_KIND, CPORT_ADDRESS, PORT_QUEUE, PORT_ISCSI, MAX_SESSIONS, CFG_CONTEXTS, CFG_BUFFER_CHUNKS,
-  BUFFER_CHUNK_BYTES, STAT_SESSIONS_OPENED, STAT_ABORTED, TRACE_SESSION, NCQ_ID, NCQ_STATUS, MAX_PORTS, SENSE_BYTES,
-  MIOP_PRIVATE, MAX_VOLUMES,
+  SES_GENERATION, SES_FW_GENERATION, SES_RX, SES_TX, SES_CQ, SES_HANGUP, SESS_OPEN, SESS_CLOSING, SESS_CLOSED,
+  CPORT_IOP, CPORT_KIND, CPORT_ADDRESS, CPORT_IDLE_MS, PORT_STREAM, PORT_QUEUE, PORT_ISCSI, MAX_SESSIONS, CFG_CONTEXTS,
+  CFG_BUFFER_CHUNKS, BUFFER_CHUNK_BYTES, STAT_SESSIONS_OPENED, TRACE_SESSION, NCQ_ID, NCQ_STATUS, MAX_PORTS,
+  SENSE_BYTES, MIOP_PRIVATE, MAX_VOLUMES, HANGUP_NONE, HANGUP_IDLE, HANGUP_PROTOCOL, RING_TAIL,
 } from "./abi";
 import { cfg32, cfgPort, portCount } from "./config";
-import { gIndex, gPrivate, gNvCq, gNow, iopEntry } from "./iop";
+import { gIndex, gPrivate, gNvCq, gNow, iopEntry, wakeAt } from "./iop";
 import { ringPeek, ringRelease, ringRing } from "./ring";
 import {
   CTX_BYTES, CP_CTX_BASE, CP_BUF_BASE, CP_BUF_MAP, CP_SESS_BASE, CP_SCRATCH, CP_IMAGE, CP_HEADER_BYTES,
@@ -24,7 +24,7 @@ import { ctxStep, abortWhere, abortSense, ANY, ABORT_SILENT } from "./sequencer"
 import { fenceGeneration, volumeFenced, fenceAck, fenceAcked } from "./cache";
 import { nvKick, nvCompletionFailed, NVK_CONTEXT } from "./nv";
 import { prngSeed } from "./prng";
-import { statInc, statAdd } from "./stats";
+import { statInc } from "./stats";
 import { trace } from "./trace";
 
 // Per-session state in the channel IOP's private area, shared by every port kind.
@@ -37,12 +37,14 @@ export const SS_TX_PENDING: u32 = 24; // u32: output produced since the last doo
 export const SS_SENSE: u32 = 32; // 18 bytes: last sense, for REQUEST SENSE
 export const SS_SENSE_LUN: u32 = 50; // u16
 export const SS_SENSE_VALID: u32 = 52; // u8
+export const SS_ACTIVE_NS: u32 = 56; // f64: when the session last received a byte or had a command in flight (idle timeout)
 // The initiator on this session (I_T nexus identity): what LUN masking and persistent reservations
 // read. iSCSI: the InitiatorName and ISID of the login; framed: "framed:" and the host's frame
 // address; queue: "inproc:" and the session slot (docs/design-notes.md, "Initiator identity").
 export const SS_IDENTITY: u32 = 64; // IDENTITY_NAME_BYTES: name, NUL-terminated
 export const SS_ISID: u32 = 288; // 6 bytes: iSCSI ISID (zero for other kinds)
 export const SS_IDENTITY_KIND: u32 = 294; // u8: PORT_* of the transport that set the identity
+export const SS_RX_TAIL: u32 = 296; // u32: the rx ring's tail when last looked (idle timeout)
 export const SS_TAGS: u32 = 512; // TAG_SLOTS x (tag u32, context index + 1 u32)
 export const IDENTITY_NAME_BYTES: u32 = 224;
 const TAG_SLOTS: u32 = 256;
@@ -142,12 +144,12 @@ function serveSession(port: u32, s: u32): i32 {
   if (state == SESS_OPEN) {
     const gen = atomic.load<u32>(d + SES_GENERATION);
     if (gen != load<u32>(d + SES_FW_GENERATION)) openSession(port, s, gen);
-    if (load<u32>(d + SES_HANGUP) != 0) return 0; // closing at our request: nothing more is read
-    return transportReceive(port, s);
+    if (load<u32>(d + SES_HANGUP) != HANGUP_NONE) return 0; // closing at our request: nothing more is read
+    return transportReceive(port, s) + (portKind(port) == PORT_STREAM ? idleCheck(port, s) : 0);
   }
   if (state == SESS_CLOSING) {
     closeSession(port, s);
-    store<u32>(d + SES_HANGUP, 0);
+    store<u32>(d + SES_HANGUP, HANGUP_NONE);
     atomic.store<u32>(d + SES_STATE, SESS_CLOSED);
     return 1;
   }
@@ -160,8 +162,9 @@ function openSession(port: u32, s: u32, gen: u32): void {
   memory.fill(ss, 0, SS_BYTES);
   store<u32>(ss + SS_OPEN, 1);
   store<f64>(ss + SS_LAST_RX_NS, gNow);
+  store<f64>(ss + SS_ACTIVE_NS, gNow);
   store<u32>(sessionDesc(port, s) + SES_FW_GENERATION, gen);
-  store<u32>(sessionDesc(port, s) + SES_HANGUP, 0);
+  store<u32>(sessionDesc(port, s) + SES_HANGUP, HANGUP_NONE);
   transportOpen(port, s);
   statInc(STAT_SESSIONS_OPENED);
   trace(TRACE_SESSION, (port << 16) | s, 1, 0, 0);
@@ -169,23 +172,59 @@ function openSession(port: u32, s: u32, gen: u32): void {
 
 /** Drops the session's commands: acknowledged writes are in the cache already; the rest may or may not apply. */
 function closeSession(port: u32, s: u32): void {
-  const ss = sessionState(port, s);
   const aborted = abortSession(port, s);
   transportClose(port, s);
-  store<u32>(ss + SS_OPEN, 0);
-  trace(TRACE_SESSION, (port << 16) | s, 0, aborted, 0);
+  store<u32>(sessionState(port, s) + SS_OPEN, 0);
+  trace(TRACE_SESSION, (port << 16) | s, 0, aborted, load<u32>(sessionDesc(port, s) + SES_HANGUP));
+}
+
+/**
+ * The host starts afresh on a session that stays open (a PING with RESET, docs/protocol.md): its
+ * commands are dropped as on a hang-up and their tags are free again, so nothing of an initiator
+ * that went away (a killed program on a serial line) answers or collides with the next one.
+ */
+export function sessionRestart(port: u32, s: u32): void {
+  const ss = sessionState(port, s);
+  const aborted = abortSession(port, s);
+  memory.fill(ss + SS_TAGS, 0, TAG_SLOTS * TAG_ENTRY_BYTES);
+  store<u32>(ss + SS_OUTSTANDING, 0);
+  store<u8>(ss + SS_SENSE_VALID, 0);
+  trace(TRACE_SESSION, (port << 16) | s, 1, aborted, 0);
+}
+
+/**
+ * Asks the binding to hang up a framed stream session that has had no command in flight and
+ * received nothing for the port's idle time, so idle or half-sent connections cannot hold every
+ * session of a port (docs/hal.md, Channels). iSCSI ports keep their own liveness (NOP-In pings).
+ * Returns 1 when it asked.
+ */
+function idleCheck(port: u32, s: u32): i32 {
+  const limitMs = load<u32>(cfgPort(port) + CPORT_IDLE_MS);
+  const d = sessionDesc(port, s);
+  if (limitMs == 0 || load<u32>(d + SES_HANGUP) != HANGUP_NONE) return 0;
+  const ss = sessionState(port, s);
+  const tail = atomic.load<u32>(<usize>load<u32>(d + SES_RX) + RING_TAIL);
+  if (tail != load<u32>(ss + SS_RX_TAIL) || load<u32>(ss + SS_OUTSTANDING) != 0) {
+    store<u32>(ss + SS_RX_TAIL, tail);
+    store<f64>(ss + SS_ACTIVE_NS, gNow);
+  }
+  const until = load<f64>(ss + SS_ACTIVE_NS) + <f64>limitMs * 1e6;
+  if (gNow < until) { wakeAt(until); return 0; }
+  sessionHangUp(port, s, HANGUP_IDLE);
+  return 1;
 }
 
 /** Ends every command of the session without a status (also those already answered that go on). */
 export function abortSession(port: u32, s: u32): u32 { return abortWhere(port, s, ANY, ABORT_SILENT); }
 
 /**
- * Asks the binding to close the connection once what the tx ring holds has gone out (a logout,
- * a failed login, an error after which the byte stream cannot be trusted). Nothing more is read
- * from it; its commands are dropped when the binding reports the close.
+ * Asks the binding to close the connection (the tx doorbell tells it): HANGUP_PROTOCOL once what
+ * the tx ring holds has gone out (a logout, a failed login, an error after which the byte stream
+ * cannot be trusted), HANGUP_IDLE at once. Nothing more is read from it; its commands are dropped
+ * when the binding reports the close.
  */
-export function sessionHangUp(port: u32, s: u32): void {
-  store<u32>(sessionDesc(port, s) + SES_HANGUP, 1);
+export function sessionHangUp(port: u32, s: u32, why: u32 = HANGUP_PROTOCOL): void {
+  store<u32>(sessionDesc(port, s) + SES_HANGUP, why);
   markTx(port, s);
 }
 

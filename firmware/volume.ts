@@ -291,15 +291,17 @@ function checkCreate(
   return VE_OK;
 }
 
-/** 1–31 printable ASCII characters, NUL terminated within 32 bytes. */
+/** 1–31 printable ASCII characters, NUL terminated within 32 bytes, not all digits (hosts read a number as a LUN). */
 function validName(name: usize): bool {
   let n: u32 = 0;
+  let digits: u32 = 0;
   for (; n < NAME_BYTES; n++) {
     const c = load<u8>(name + n);
     if (c == 0) break;
     if (c < 0x21 || c > 0x7E) return false;
+    if (c >= 0x30 && c <= 0x39) digits++;
   }
-  return n > 0 && n < NAME_BYTES;
+  return n > 0 && n < NAME_BYTES && digits < n;
 }
 
 function lowestFreeVolume(): i32 {

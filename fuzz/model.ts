@@ -6,12 +6,12 @@
 // TRUNCATED. What depends on the state of a command (is a DATA_OUT expected?) is not predicted
 // here; the fuzzer learns it from the controller's answers and checks that it is consistent.
 import { frameCrc } from '../lib/protocol';
-import { SOF_WORD, EOF_WORD, SOF_BYTE, HEADER_END, FRAME_OVERHEAD, MAX_PAYLOAD, H, T, R, decodeLun } from './wire';
+import { SOF_WORD, EOF_WORD, SOF_BYTE, HEADER_END, FRAME_OVERHEAD, MAX_PAYLOAD, H, T, R, FLAG_RESET, decodeLun } from './wire';
 
 /** What the controller must send for a frame, in the order the frames arrived. */
 export type Expectation =
   | { kind: 'reject'; reason: number; header: Buffer }
-  | { kind: 'pong'; tag: number; destination: number; payload: Buffer }
+  | { kind: 'pong'; tag: number; destination: number; payload: Buffer; reset: boolean }
   /** A valid DATA_OUT: taken silently, or refused with UNKNOWN_TAG or PROTOCOL and its header. */
   | { kind: 'dataOut'; tag: number; header: Buffer };
 
@@ -141,6 +141,7 @@ export class ReceiverModel {
         this.counts.pings++;
         this.sink.expect({
           kind: 'pong', tag, destination: b.readUInt16BE(at + H.SOURCE), payload: b.subarray(p, p + length),
+          reset: (b[at + H.FLAGS] & FLAG_RESET) !== 0,
         });
         return;
       case T.PONG: case T.REJECT:

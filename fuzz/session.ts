@@ -10,7 +10,7 @@ import { decodeResponseAt, type FrameView, type DecodeError } from '../lib/proto
 import * as scsi from '../lib/scsi';
 import { ReceiverModel, zeroCounts, type Expectation, type Command, type ModelCounts } from './model';
 import { FuzzTarget, Link, FUZZ_PORT, PORT_ADDRESS } from './target';
-import { T, R, REASON_NAMES } from './wire';
+import { T, R, REASON_NAMES, FLAG_RESET } from './wire';
 import { CANARY_MAGIC } from './canary';
 import type { HostState } from './generate';
 
@@ -26,6 +26,8 @@ export interface Violation { check: string; detail: string }
 export interface BatchTally {
   txFrames: number;
   responses: number;
+  /** Commands dropped unanswered by a PING with RESET (docs/protocol.md). */
+  dropped: number;
   nonGood: number;
   overlapped: number;
   taskSetFull: number;
@@ -33,7 +35,7 @@ export interface BatchTally {
 }
 
 function zeroTally(): BatchTally {
-  return { txFrames: 0, responses: 0, nonGood: 0, overlapped: 0, taskSetFull: 0, dataOutRejected: { [R.UNKNOWN_TAG]: 0, [R.PROTOCOL]: 0 } };
+  return { txFrames: 0, responses: 0, dropped: 0, nonGood: 0, overlapped: 0, taskSetFull: 0, dataOutRejected: { [R.UNKNOWN_TAG]: 0, [R.PROTOCOL]: 0 } };
 }
 
 export interface Tamper {
@@ -59,7 +61,11 @@ export class FuzzSession {
 
   constructor(readonly target: FuzzTarget, private readonly tamper: Tamper = {}) {
     this.model = new ReceiverModel(PORT_ADDRESS[FUZZ_PORT], {
-      expect: (e) => this.expectations.push(e),
+      expect: (e) => {
+        this.expectations.push(e);
+        // The commands before a PING with RESET in the stream are the ones it drops.
+        if (e.kind === 'pong' && e.reset) this.resets.push(this.commandSeq);
+      },
       command: (c) => this.command(c),
     });
     this.link = target.open(FUZZ_PORT, { frame: (f) => this.frame(f), error: (e) => this.malformed(e) });
@@ -73,7 +79,30 @@ export class FuzzSession {
 
   private command(c: Command): void {
     this.state.outstanding.set(c.tag, (this.state.outstanding.get(c.tag) ?? 0) + 1);
-    (this.sent[c.tag] ??= []).push(c);
+    (this.sent[c.tag] ??= []).push({ ...c, seq: this.commandSeq++ });
+  }
+
+  /** Commands registered so far, in stream order; a RESET PING drops those below its mark. */
+  private commandSeq = 0;
+  private readonly resets: number[] = [];
+
+  /**
+   * The PONG of a PING with RESET arrived: every command sent before that PING and not answered by
+   * now is dropped (its answers, if any, came before the PONG; none may come after it).
+   */
+  private reset(): void {
+    const mark = this.resets.shift() ?? this.commandSeq;
+    for (const [tag, n] of [...this.state.outstanding]) {
+      const q = this.sent[tag] ?? [];
+      const kept = q.filter((c) => c.seq >= mark);
+      const dropped = Math.min(n, q.length - kept.length);
+      this.sent[tag] = kept;
+      this.tally.dropped += dropped;
+      if (n - dropped > 0) { this.state.outstanding.set(tag, n - dropped); continue; }
+      this.state.outstanding.delete(tag);
+      this.state.xfers.delete(tag);
+      this.state.intents.delete(tag);
+    }
   }
 
   /**
@@ -81,7 +110,7 @@ export class FuzzSession {
    * command running at most; a duplicate is answered at once (OVERLAPPED COMMANDS, TASK SET
    * FULL), so those answers are the newest command's and every other answer is the oldest's.
    */
-  private readonly sent: Command[][] = new Array(65536);
+  private readonly sent: Array<Array<Command & { seq: number }>> = new Array(65536);
 
   private answered(tag: number, newest: boolean): void {
     const q = this.sent[tag];
@@ -164,7 +193,7 @@ export class FuzzSession {
 
   // ---- receiving ---------------------------------------------------------------------------------
 
-  private readonly txQueue: Array<{ type: number; tag: number; destination: number; reason: number; header: Buffer; payload: Buffer }> = [];
+  private readonly txQueue: Array<{ type: number; tag: number; destination: number; reason: number; header: Buffer; payload: Buffer; flags?: number }> = [];
 
   private frame(f: FrameView): void {
     if (this.tamper.dropTx?.(f.type, f.tag)) return;
@@ -177,7 +206,8 @@ export class FuzzSession {
         return;
       }
       case T.PONG:
-        this.txQueue.push({ type: T.PONG, tag: f.tag, destination: f.destination, reason: 0, header: EMPTY, payload: Buffer.from(f.bytes.subarray(p, p + f.length)) });
+        if ((f.flags & FLAG_RESET) !== 0) this.reset();
+        this.txQueue.push({ type: T.PONG, tag: f.tag, destination: f.destination, reason: 0, header: EMPTY, payload: Buffer.from(f.bytes.subarray(p, p + f.length)), flags: f.flags });
         return;
       case T.RSP: this.response(f); return;
       case T.XFER_RDY: {
@@ -269,7 +299,8 @@ export class FuzzSession {
           matched = true;
           break;
         }
-        if (e.kind === 'pong' && got.type === T.PONG && got.tag === e.tag && got.destination === e.destination && got.payload.equals(e.payload)) {
+        if (e.kind === 'pong' && got.type === T.PONG && got.tag === e.tag && got.destination === e.destination && got.payload.equals(e.payload)
+          && ((got.flags ?? 0) & FLAG_RESET) === (e.reset ? FLAG_RESET : 0)) {
           this.head++;
           matched = true;
           break;
@@ -327,7 +358,7 @@ export class FuzzSession {
     eq('UNKNOWN_TAG', d(A.STAT_FERR_UNKNOWN_TAG), t.dataOutRejected[R.UNKNOWN_TAG]);
     eq('PROTOCOL', d(A.STAT_FERR_PROTOCOL), m.protocol + t.dataOutRejected[R.PROTOCOL]);
     eq('frames sent', d(A.STAT_FRAMES_TX), t.txFrames);
-    eq('commands answered', t.responses, m.commands);
+    eq('commands answered (or dropped by a RESET PING)', t.responses + t.dropped, m.commands);
     eq('commands started + TASK SET FULL + overlapped tags', d(A.STAT_COMMANDS) + d(A.STAT_BUSY) + t.overlapped, m.commands);
     eq('TASK SET FULL', d(A.STAT_BUSY), t.taskSetFull);
     eq('errors + TASK SET FULL', d(A.STAT_ERRORS) + d(A.STAT_BUSY), t.nonGood);

@@ -11,8 +11,10 @@ export const SOF_BYTE = 0xbc;
 export const T = { CMD: 1, XFER_RDY: 2, DATA_OUT: 3, DATA_IN: 4, RSP: 5, REJECT: 6, PING: 7, PONG: 8 } as const;
 export const R = { BAD_CRC: 1, TRUNCATED: 2, OVERSIZE: 3, UNKNOWN_TYPE: 4, UNKNOWN_TAG: 5, PROTOCOL: 6, WRONG_DESTINATION: 7 } as const;
 export const REASON_NAMES: Record<number, string> = {
-  1: 'BAD_CRC', 2: 'TRUNCATED', 3: 'OVERSIZE', 4: 'UNKNOWN_TYPE', 5: 'UNKNOWN_TAG', 6: 'PROTOCOL', 7: 'WRONG_DESTINATION',
+  1: 'BAD_CRC', 2: 'TRUNCATED', 3: 'OVERSIZE', 4: 'UNKNOWN_TYPE', 5: 'UNKNOWN_TAG', 6: 'PROTOCOL', 7: 'WRONG_DESTINATION', 8: 'PORT_FULL',
 };
+/** Flags bit 1 on a PING: the session's commands are dropped before the PONG, which echoes it. */
+export const FLAG_RESET = 0x02;
 
 // Header field offsets from the start of a frame.
 export const H = { TYPE: 4, FLAGS: 5, TAG: 6, SOURCE: 8, DESTINATION: 10, SEQUENCE: 12, LENGTH: 14, OFFSET: 16, PARAMETER: 20 } as const;

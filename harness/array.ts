@@ -2,7 +2,6 @@
 // its media, NV memory and ports. It does no scheduling of its own: a driver (harness/driver.ts)
 // calls round(now) and decides what "now" is.
 import * as fs from 'fs';
-import * as path from 'path';
 import * as A from '../hal/abi';
 import { CommonMemory } from '../hal/memory';
 import { EntryRing } from '../hal/ring';
@@ -13,6 +12,7 @@ import { QueueSession } from '../hal/channels/queue';
 import { SessionSlot } from '../hal/channels/session';
 import { StreamPort, TcpPort, SerialStreamPort, PtyPort } from '../hal/channels/ports';
 import { Prng } from '../hal/prng';
+import { packagePath } from '../lib/paths';
 import { writeConfig } from './config';
 import { TraceWriter, decodeTrace, traceTypeName } from './trace';
 import { parseFault, parseNvFault, type ArraySpec, type Mode, type FaultSpec } from './topology';
@@ -94,7 +94,7 @@ interface FirmwareExports { layout(): number; boot(role: number, index: number):
 
 const modules = new Map<string, unknown>();
 function firmwareModule(debug: boolean): unknown {
-  const file = path.join(__dirname, '..', 'build', debug ? 'controller.debug.wasm' : 'controller.wasm');
+  const file = packagePath('build', debug ? 'controller.debug.wasm' : 'controller.wasm');
   let m = modules.get(file);
   if (!m) {
     if (!fs.existsSync(file)) throw new Error(`firmware image ${file} is missing: run npm run build`);

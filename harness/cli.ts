@@ -8,9 +8,27 @@ import * as readline from 'readline';
 import * as A from '../hal/abi';
 import { Emulator, loadTopology, TopologyError, BootError, describeControl } from './index';
 import type { Mode } from './topology';
+import { packageVersion } from '../lib/paths';
 
 const USAGE = `usage: sanbox run [topology.json] [--mode realtime|deterministic] [--seed n] [--debug]
-       sanbox validate <topology.json>`;
+       sanbox validate <topology.json>
+       sanbox --version | --help`;
+
+const RUN_HELP = `usage: sanbox run [topology.json] [--mode realtime|deterministic] [--seed n] [--debug]
+
+Boots the arrays of a topology (the embedded default when none is given: array0 with ports on
+tcp://127.0.0.1:7450 and 7451, disks under ./var/array0) and serves their ports until Ctrl-C.
+
+  --mode     realtime (default) or deterministic (virtual clock on one thread)
+  --seed     seeds every PRNG of the run (deterministic mode: same seed, same trace)
+  --debug    the debug firmware image (assertions on)
+
+Ctrl-C stops gracefully (the cache is destaged first); a second Ctrl-C stops at once, like a power
+loss. Type "help" for the console (stats, flush, fault, stop, kill). docs/topology.md has the file format.`;
+
+const VALIDATE_HELP = `usage: sanbox validate <topology.json>
+
+Checks a topology file and names the first bad field; starts nothing.`;
 
 const CONSOLE_HELP = `commands:
   stats                                   counters of every array
@@ -26,6 +44,11 @@ const CONSOLE_HELP = `commands:
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === 'version') { console.log(`sanbox ${packageVersion()}`); return 0; }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(USAGE); return 0; }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    if (cmd === 'run' || cmd === 'validate') { console.log(cmd === 'run' ? RUN_HELP : VALIDATE_HELP); return 0; }
+  }
   if (cmd === 'validate') {
     if (rest.length !== 1) { console.error(USAGE); return 2; }
     try {
@@ -37,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
   }
-  if (cmd !== 'run') { console.error(USAGE); return 2; }
+  if (cmd !== 'run') { console.error(cmd === undefined ? USAGE : `sanbox: unknown command ${JSON.stringify(cmd)}\n${USAGE}`); return 2; }
   let file: string | undefined;
   let mode: Mode | undefined;
   let seed: number | undefined;

@@ -64,6 +64,7 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
     mem.setU32(b + A.CPORT_TX_BYTES, p.txBytes);
     mem.setU32(b + A.CPORT_QUEUE_ENTRIES, p.queueEntries);
     mem.setU32(b + A.CPORT_DATA_BYTES, p.dataBytes);
+    mem.setU32(b + A.CPORT_IDLE_MS, p.idleTimeoutMs);
     ascii(mem, b + A.CPORT_NAME, 32, p.name, 0);
     if (p.protocol === 'iscsi') {
       const x = C + A.CFG_PORT_EXT_TABLE + i * A.CFG_PORT_EXT_BYTES;

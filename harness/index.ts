@@ -4,6 +4,7 @@ import * as A from '../hal/abi';
 import { ArrayController, type ControlResult } from './array';
 import { Driver, RealtimeDriver, DeterministicDriver } from './driver';
 import { TraceWriter } from './trace';
+import { DirectoryLock } from './lock';
 import { loadTopology, parseTopology, Topology, Mode } from './topology';
 import { CommandTransport, TransportError } from '../lib/transport';
 import { registerTargetScheme } from '../host/connect';
@@ -11,6 +12,7 @@ import { registerTargetScheme } from '../host/connect';
 export { ArrayController, BootError, FirmwareAbort, describeControl } from './array';
 export type { ControlResult, StuckSlot } from './array';
 export { loadTopology, parseTopology, TopologyError } from './topology';
+export { ArrayDirectoryInUse } from './lock';
 export type { Topology } from './topology';
 
 export interface StartOptions {
@@ -45,6 +47,7 @@ export class Emulator {
     readonly arrays: ArrayController[],
     readonly drivers: Driver[],
     private readonly trace: TraceWriter,
+    private readonly locks: DirectoryLock[],
   ) {}
 
   /** Boots every array of a topology: a file, a topology document (as in a file), or the embedded default. */
@@ -52,8 +55,22 @@ export class Emulator {
     let topo: Topology = typeof topology === 'string' || topology === undefined ? loadTopology(topology)
       : parseTopology(topology, options.baseDir ?? process.cwd());
     topo = { ...topo, mode: options.mode ?? topo.mode, seed: options.seed ?? topo.seed };
-    const trace = new TraceWriter(topo.trace);
     const log = options.log ?? (() => undefined);
+    // Every array directory is ours before anything in it, or the trace, is opened (harness/lock.ts).
+    const locks: DirectoryLock[] = [];
+    try {
+      for (const spec of topo.arrays) locks.push(DirectoryLock.acquire(spec.dir, spec.name, log));
+    } catch (e) {
+      for (const l of locks) l.release();
+      throw e;
+    }
+    let trace: TraceWriter;
+    try {
+      trace = new TraceWriter(topo.trace);
+    } catch (e) {
+      for (const l of locks) l.release();
+      throw e;
+    }
     const arrays: ArrayController[] = [];
     const drivers: Driver[] = [];
     try {
@@ -73,10 +90,11 @@ export class Emulator {
     } catch (e) {
       for (const a of arrays) { await a.closePorts(); await a.release(); }
       trace.close();
+      for (const l of locks) l.release();
       throw e;
     }
     for (const a of arrays) running.set(a.name, a);
-    return new Emulator(topo, arrays, drivers, trace);
+    return new Emulator(topo, arrays, drivers, trace, locks);
   }
 
   array(name?: string): ArrayController {
@@ -138,6 +156,7 @@ export class Emulator {
       if (running.get(a.name) === a) running.delete(a.name);
     }
     this.trace.close();
+    for (const l of this.locks) l.release();
     if (errors.length > 0) throw new Error(errors.map((e) => e.message).join('; '));
     return results;
   }

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES } from '../hal/abi';
 import type { NvFault } from '../hal/nv';
+import { packagePath } from '../lib/paths';
 
 export type Mode = 'realtime' | 'deterministic';
 export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
@@ -53,6 +54,7 @@ export interface PortSpec {
   dataBytes: number; // inproc: data area per session
   rxBytes: number; // stream: receive ring per session
   txBytes: number; // stream: transmit ring per session
+  idleTimeoutMs: number; // stream: a session with no command in flight that receives nothing this long is closed (0: never)
 }
 
 export interface ArraySpec {
@@ -84,7 +86,7 @@ export class TopologyError extends Error {
   }
 }
 
-export const DEFAULT_TOPOLOGY_PATH = path.join(__dirname, 'default-topology.json');
+export const DEFAULT_TOPOLOGY_PATH = packagePath('harness', 'default-topology.json');
 
 /** Reads and validates a topology file; relative paths resolve against its folder. */
 export function loadTopology(file?: string): Topology {
@@ -255,18 +257,22 @@ export function parseNvFault(v: unknown, f: string): NvFault {
   return { type, afterWrites: integer(o.afterWrites, `${f}.afterWrites`, 0, 2 ** 31) };
 }
 
+/** How long a framed TCP session with no command in flight may stay silent before the array closes it. */
+export const DEFAULT_TCP_IDLE_MS = 60_000;
+
 function parsePort(v: unknown, f: string, index: number, dir: string, iops: string[], arrayName: string): PortSpec {
   const p = object(v, f);
   const transport = oneOf(p.transport, `${f}.transport`, ['tcp', 'serial', 'pty', 'inproc'] as const);
   const protocol = transport === 'tcp' ? oneOf(p.protocol ?? 'framed', `${f}.protocol`, ['framed', 'iscsi'] as const) : 'framed';
   const fields: Record<PortTransport, string[]> = {
     tcp: ['host', 'port', 'sessions', 'rxBytes', 'txBytes', 'protocol'],
-    serial: ['path', 'baudRate', 'rxBytes', 'txBytes'],
-    pty: ['link', 'baudRate', 'rxBytes', 'txBytes'],
+    serial: ['path', 'baudRate', 'rxBytes', 'txBytes', 'idleTimeoutMs'],
+    pty: ['link', 'baudRate', 'rxBytes', 'txBytes', 'idleTimeoutMs'],
     inproc: ['sessions', 'queueEntries', 'dataBytes'],
   };
   const iscsi = protocol === 'iscsi';
-  known(p, f, ['name', 'iop', 'transport', ...(iscsi ? ['targetName', 'chap', 'pingIntervalMs'] : ['address']), ...fields[transport]]);
+  known(p, f, ['name', 'iop', 'transport', ...(iscsi ? ['targetName', 'chap', 'pingIntervalMs'] : transport === 'tcp' ? ['address', 'idleTimeoutMs'] : ['address']),
+    ...fields[transport]]);
   const name = pattern(p.name, `${f}.name`, /^[A-Za-z0-9_.-]{1,31}$/, 'letters, digits, _ . or -, at most 31');
   const iop = integer(p.iop, `${f}.iop`, 0, iops.length - 1);
   if (iops[iop] !== 'channel') throw new TopologyError(`${f}.iop`, `IOP ${iop} is the disk IOP; a port belongs to a channel IOP`);
@@ -294,6 +300,10 @@ function parsePort(v: unknown, f: string, index: number, dir: string, iops: stri
     dataBytes: stream ? 0 : sizeIn(p.dataBytes ?? '32MiB', `${f}.dataBytes`, 64 * 1024, 256 * 1024 * 1024),
     rxBytes,
     txBytes,
+    // A framed TCP port has several sessions that idle connections could hold; a serial line has
+    // one; an iSCSI port pings an idle initiator instead (pingIntervalMs).
+    idleTimeoutMs: stream && protocol === 'framed'
+      ? integer(p.idleTimeoutMs ?? (transport === 'tcp' ? DEFAULT_TCP_IDLE_MS : 0), `${f}.idleTimeoutMs`, 0, 86_400_000) : 0,
   };
 }
 

@@ -19,6 +19,8 @@ export interface StreamOptions {
   depth?: number;
   /** WRITE with FUA. */
   fua?: boolean;
+  /** Where the transfer starts (default 0). */
+  lba?: number;
 }
 
 export type Progress = (doneBytes: number, totalBytes?: number) => void;
@@ -182,14 +184,16 @@ export class ScsiClient {
   // ---- Streaming ----------------------------------------------------------------------------------
 
   /**
-   * Writes everything `source` yields to the volume at lun from LBA 0, `depth` commands of
-   * `chunkBytes` in flight; a last partial block is padded with zeros. Returns the bytes taken.
+   * Writes everything `source` yields to the volume at lun from options.lba (default 0), `depth`
+   * commands of `chunkBytes` in flight; a last partial block is padded with zeros. Returns the bytes
+   * taken. A source longer than the rest of the volume fails with a RangeError before the command
+   * that would pass the end.
    */
   async writeStream(lun: number, source: Readable | AsyncIterable<Uint8Array>, onProgress?: Progress, options: StreamOptions = {}): Promise<number> {
-    const { blockSize } = await this.capacity(lun);
+    const { blockSize, blocks: capacity } = await this.capacity(lun);
     const chunk = chunkBytes(options, blockSize);
     const window = new Window<void>(options.depth ?? 8);
-    let lba = 0;
+    let lba = startLba(options, capacity);
     let done = 0;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -197,6 +201,7 @@ export class ScsiClient {
       const blocks = Math.ceil(data.length / blockSize);
       const padded = data.length === blocks * blockSize ? data : Buffer.concat([data, Buffer.alloc(blocks * blockSize - data.length)]);
       const at = lba;
+      if (at + blocks > capacity) throw new RangeError(`the data goes past the end of the volume (${capacity} blocks of ${blockSize} bytes) at block ${capacity}`);
       lba += blocks;
       await window.push(this.write(lun, at, padded, options).then(() => onProgress?.((done += data.length))));
     };
@@ -222,13 +227,16 @@ export class ScsiClient {
   }
 
   /**
-   * Reads `bytes` (default: the whole volume) from LBA 0 of the volume at lun into `sink`, in order,
-   * `depth` commands in flight, honouring the sink's back-pressure. The sink is not ended.
+   * Reads `bytes` (default: to the end of the volume) from options.lba (default 0) of the volume at
+   * lun into `sink`, in order, `depth` commands in flight, honouring the sink's back-pressure. The
+   * sink is not ended.
    */
   async readStream(lun: number, sink: Writable, bytes?: number, onProgress?: Progress, options: StreamOptions = {}): Promise<number> {
     const { blockSize, blocks } = await this.capacity(lun);
-    const total = bytes ?? blocks * blockSize;
-    if (total > blocks * blockSize) throw new RangeError(`${total} bytes asked of a volume of ${blocks * blockSize}`);
+    const first = startLba(options, blocks);
+    const left = (blocks - first) * blockSize;
+    const total = bytes ?? left;
+    if (total > left) throw new RangeError(`${total} bytes asked from block ${first} of a volume of ${blocks * blockSize} bytes`);
     const chunk = chunkBytes(options, blockSize);
     const window = new Window<Buffer>(options.depth ?? 8);
     let done = 0;
@@ -243,7 +251,7 @@ export class ScsiClient {
     try {
       for (let offset = 0; offset < total; offset += chunk) {
         const n = Math.ceil(Math.min(chunk, total - offset) / blockSize);
-        await deliver(await window.push(this.read(lun, offset / blockSize, n)));
+        await deliver(await window.push(this.read(lun, first + offset / blockSize, n)));
       }
       await deliver(await window.drain());
     } catch (e) {
@@ -252,6 +260,12 @@ export class ScsiClient {
     }
     return done;
   }
+}
+
+function startLba(options: StreamOptions, capacity: number): number {
+  const lba = options.lba ?? 0;
+  if (!Number.isSafeInteger(lba) || lba < 0 || lba >= capacity) throw new RangeError(`start block ${lba} is not within the volume's ${capacity} blocks`);
+  return lba;
 }
 
 function chunkBytes(options: StreamOptions, blockSize: number): number {

@@ -7,6 +7,7 @@
 import * as net from 'net';
 import { CommandTransport, TransportError } from '../lib/transport';
 import { FramedOptions, FramedTransport } from './framed';
+import { openSerialLine } from '../lib/serial';
 
 export const DEFAULT_TARGET = 'tcp://127.0.0.1:7450';
 export const DEFAULT_BAUD_RATE = 115200;
@@ -79,14 +80,25 @@ async function connectSerial(url: URL, options: FramedOptions): Promise<CommandT
   const baudRate = Number(url.searchParams.get('baud') ?? DEFAULT_BAUD_RATE);
   if (!path || path === '/') throw new TransportError(`${options.target}: serial targets name a device (serial:///dev/ttyUSB0)`, 'BAD_TARGET');
   if (!Number.isInteger(baudRate) || baudRate <= 0) throw new TransportError(`${options.target}: bad baud rate`, 'BAD_TARGET');
-  // No modem lines touched (no DTR/RTS, no hang-up on close): a pty has none, a devboard's UART needs none.
-  const { SerialPort } = await import('serialport'); // loaded only when a serial target is used
-  const port = new SerialPort({ path, baudRate, autoOpen: false, hupcl: false });
-  await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(new TransportError(`${options.target}: ${e.message}`, 'CONNECT')) : resolve())));
+  let port: import('serialport').SerialPort;
+  try {
+    port = await openSerialLine({ path, baudRate });
+  } catch (e) {
+    throw new TransportError(`${options.target}: ${(e as Error).message}`, 'CONNECT');
+  }
   // A serial line keeps what arrived while nobody listened (answers to an earlier initiator that
   // went away): those bytes belong to no exchange of ours, so they go before the first command.
   await new Promise<void>((resolve) => port.flush(() => resolve()));
   // SerialPort's destroy() leaves the device open (and the process alive): close() it.
   const closeStream = (): Promise<void> => new Promise((resolve) => port.close(() => resolve()));
-  return new FramedTransport(port, { ...options, closeStream });
+  const transport = new FramedTransport(port, { ...options, closeStream });
+  // The array's session on the line outlives any one initiator: what an earlier one left (a
+  // partial frame, commands still running, their late answers) is cleared before ours begin.
+  try {
+    await transport.resynchronise(options.resync);
+  } catch (e) {
+    await transport.close().catch(() => undefined);
+    throw e;
+  }
+  return transport;
 }

@@ -21,7 +21,7 @@ import type { Duplex } from 'stream';
 import { CommandTransport, ScsiCommand, ScsiResult, TransportError } from '../lib/transport';
 import {
   FrameDecoder, FrameHeader, Frame, FrameView, FrameSink, FrameType, RejectReason, DecodeError, BROADCAST, HOST_ADDRESS, MAX_PAYLOAD,
-  HEADER_END, FRAME_OVERHEAD, FLAG_LAST, CommandFields, encodeFrameInto, beginFrame, endFrame, encodeCommandInto, checkCommand,
+  HEADER_END, FRAME_OVERHEAD, MAX_FRAME, FLAG_LAST, FLAG_RESET, CommandFields, encodeFrameInto, beginFrame, endFrame, encodeCommandInto, checkCommand,
   encodeReject, decodeResponseAt, decodeReject, decodeHeader, copyFrame, rejectReasonName, frameTypeName, ScsiStatus,
 } from '../lib/protocol';
 
@@ -44,6 +44,13 @@ export interface FramedOptions {
    * go of its device). Resolves once it is closed.
    */
   closeStream?: (stream: Duplex) => Promise<void>;
+  /** Serial targets: how the line is resynchronised when it is opened (resynchronise()). */
+  resync?: ResyncOptions;
+  /**
+   * Runs the silence watch's tick every `everyMs` (default: setInterval). Tests pass their own to
+   * drive the watch by hand, so that a TIMEOUT test does not depend on how busy the machine is.
+   */
+  ticker?: (tick: () => void, everyMs: number) => { stop(): void };
 }
 
 /** Frame-level events on the connection, counted (the decoder's errors are in decoder.counts). */
@@ -53,6 +60,15 @@ export interface FramedCounters {
   rejectsReceived: number;
   wrongDestination: number;
   ignored: number;
+  /** Frames dropped while resynchronising a line (answers to an earlier initiator). */
+  discarded: number;
+}
+
+export interface ResyncOptions {
+  /** PINGs sent before giving up (default 3). */
+  attempts?: number;
+  /** An attempt fails after this long with no frame from the array (default 5000). */
+  silenceMs?: number;
 }
 
 interface Exchange {
@@ -75,7 +91,7 @@ export class FramedTransport implements CommandTransport {
   readonly queueDepth: number;
   readonly target: string;
   readonly decoder = new FrameDecoder();
-  readonly counters: FramedCounters = { framesIn: 0, framesOut: 0, rejectsReceived: 0, wrongDestination: 0, ignored: 0 };
+  readonly counters: FramedCounters = { framesIn: 0, framesOut: 0, rejectsReceived: 0, wrongDestination: 0, ignored: 0, discarded: 0 };
   private readonly address: number;
   private readonly destination: number;
   private readonly closeStream: (stream: Duplex) => Promise<void>;
@@ -91,13 +107,16 @@ export class FramedTransport implements CommandTransport {
   private readonly backlog: Buffer[] = [];
   private nextTag = 0;
   private closedBy?: TransportError;
+  /** While resynchronising: the payload of the PING whose PONG ends it, and when a frame last came. */
+  private sync?: { nonce: Buffer; heard: number; end: (ok: boolean) => void };
   /**
    * Silence is watched by one timer for the connection, not one per command: it counts sweeps
    * every sweepMs while commands are outstanding, and a command whose last frame is more than
    * silentSweeps sweeps old has heard nothing for at least timeoutMs (never less: a late timer only
    * makes the count lag). Its error is built only then.
    */
-  private sweepTimer?: NodeJS.Timeout;
+  private sweepTimer?: { stop(): void };
+  private readonly ticker: (tick: () => void, everyMs: number) => { stop(): void };
   private sweeps = 0;
   private readonly sweepMs: number;
   private readonly silentSweeps: number;
@@ -115,6 +134,7 @@ export class FramedTransport implements CommandTransport {
     this.timeoutMs = options.timeoutMs ?? 60000;
     this.sweepMs = Math.max(1, Math.min(1000, Math.ceil(this.timeoutMs / 4)));
     this.silentSweeps = Math.ceil(this.timeoutMs / this.sweepMs);
+    this.ticker = options.ticker ?? intervalTicker;
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('error', (e: Error) => this.hangUp(new TransportError(`${this.target}: ${e.message}`, 'IO')));
     stream.on('end', () => this.hangUp(new TransportError(`${this.target}: the array closed the connection`, 'CLOSED')));
@@ -151,6 +171,38 @@ export class FramedTransport implements CommandTransport {
     const start = process.hrtime.bigint();
     await this.whenRoom({ lun: 0, cdb: Buffer.alloc(0) }, Buffer.from(payload));
     return Number(process.hrtime.bigint() - start) / 1e6;
+  }
+
+  /**
+   * Makes a line that others may have used before fit for our exchanges (a serial line: the array
+   * keeps one session on it whoever is at the host end; host/connect.ts). MAX_FRAME zero bytes
+   * complete whatever partial frame an earlier initiator left in the array's receiver (it rejects
+   * that and hunts for the next SOF, skipping the zeros); then a PING with RESET and a payload of
+   * our own makes the array drop the earlier initiator's commands. Every frame before its PONG
+   * answers someone else and is dropped, and none of theirs can come after it. An attempt that
+   * hears nothing for silenceMs is repeated with a new payload; only the last one's PONG counts.
+   */
+  async resynchronise(options: ResyncOptions = {}): Promise<void> {
+    const attempts = options.attempts ?? 3;
+    const silenceMs = options.silenceMs ?? 5000;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (this.closedBy) throw this.closedBy;
+      const nonce = Buffer.from(`sanctl resync ${process.pid} ${process.hrtime.bigint()} ${attempt}`);
+      const synced = new Promise<boolean>((resolve) => {
+        const watch = setInterval(() => { if (Date.now() - this.sync!.heard > silenceMs) end(false); }, Math.max(10, silenceMs / 4));
+        const end = (ok: boolean): void => { clearInterval(watch); resolve(ok); };
+        this.sync = { nonce, heard: Date.now(), end };
+      });
+      const zeros = this.outbox.room(MAX_FRAME);
+      zeros.fill(0, this.outbox.end, this.outbox.end + MAX_FRAME);
+      this.outbox.commit(this.outbox.end + MAX_FRAME);
+      const tag = (Math.random() * 0x10000) >>> 0;
+      this.send({ type: FrameType.PING, flags: FLAG_RESET, tag, source: this.address, destination: this.destination, sequence: 0, offset: 0, parameter: 0 }, nonce);
+      if (await synced) { this.sync = undefined; return; }
+    }
+    this.sync = undefined;
+    if (this.closedBy) throw this.closedBy;
+    throw new TransportError(`${this.target}: no answer to ${attempts} PINGs (each given ${silenceMs / 1000} s of silence): is the array's port at the other end?`, 'CONNECT');
   }
 
   async close(): Promise<void> {
@@ -192,7 +244,7 @@ export class FramedTransport implements CommandTransport {
         this.counters.framesOut++;
       }
       this.active.set(ex.tag, ex);
-      if (this.timeoutMs > 0 && !this.sweepTimer) this.sweepTimer = setInterval(() => this.sweep(), this.sweepMs);
+      if (this.timeoutMs > 0 && !this.sweepTimer) this.sweepTimer = this.ticker(() => this.sweep(), this.sweepMs);
     });
   }
 
@@ -229,7 +281,7 @@ export class FramedTransport implements CommandTransport {
   private sweep(): void {
     this.sweeps++;
     if (this.active.size === 0) {
-      clearInterval(this.sweepTimer);
+      this.sweepTimer?.stop();
       this.sweepTimer = undefined;
       return;
     }
@@ -242,7 +294,8 @@ export class FramedTransport implements CommandTransport {
   private hangUp(error: TransportError): void {
     if (this.closedBy) return;
     this.closedBy = error;
-    clearInterval(this.sweepTimer);
+    this.sync?.end(false);
+    this.sweepTimer?.stop();
     this.sweepTimer = undefined;
     for (const ex of [...this.active.values()]) this.finish(ex, error);
     this.reserved.clear();
@@ -274,8 +327,19 @@ export class FramedTransport implements CommandTransport {
     }
   }
 
+  /** While resynchronising: only the PONG to our last PING counts; everything before it answers someone else. */
+  private resyncFrame(f: FrameView): void {
+    const sync = this.sync!;
+    sync.heard = Date.now();
+    const ours = f.type === FrameType.PONG && (f.flags & FLAG_RESET) !== 0 && (f.destination === this.address || f.destination === BROADCAST)
+      && payloadOf(f).equals(sync.nonce);
+    if (ours) sync.end(true);
+    else this.counters.discarded++;
+  }
+
   /** A frame from the array we could not read: the command it names can no longer complete whole. */
   private badFrame(e: DecodeError): void {
+    if (this.sync) { this.sync.heard = Date.now(); this.counters.discarded++; return; }
     if (!e.header || e.error === 'oversize') return;
     const ex = this.active.get(e.header.readUInt16BE(2));
     if (ex) this.finish(ex, new TransportError(`${this.target}: a frame of tag ${ex.tag} arrived damaged (${e.error})`, 'BAD_FRAME'), true);
@@ -283,6 +347,7 @@ export class FramedTransport implements CommandTransport {
 
   private frame(f: FrameView): void {
     this.counters.framesIn++;
+    if (this.sync) { this.resyncFrame(f); return; }
     if (f.destination !== this.address && f.destination !== BROADCAST) {
       this.counters.wrongDestination++;
       return;
@@ -381,10 +446,15 @@ export class FramedTransport implements CommandTransport {
     this.counters.rejectsReceived++;
     const r = decodeReject(f.payload);
     const reason = r ? rejectReasonName(r.reason) ?? `reason ${r.reason}` : 'malformed REJECT';
+    if (r?.reason === RejectReason.PORT_FULL) {
+      // The port refused the connection (no session free): nothing we sent was taken.
+      this.hangUp(new TransportError(`${this.target}: ${r.text ?? 'the port has no free session'}`, 'REJECT_PORT_FULL'));
+      return;
+    }
     const ex = this.active.get(f.tag);
     if (!ex) {
       // Some frame of ours is lost and we cannot tell whose command it was: none can be trusted.
-      this.hangUp(new TransportError(`${this.target}: the array rejected a frame of no command of ours (${reason}, tag ${f.tag})`, 'REJECT'));
+      this.hangUp(new TransportError(`${this.target}: the array rejected a frame of no command of ours (${reason}, tag ${f.tag})${r?.text ? `: ${r.text}` : ''}`, 'REJECT'));
       void this.closeStream(this.stream).catch(() => undefined);
       return;
     }
@@ -395,6 +465,11 @@ export class FramedTransport implements CommandTransport {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function intervalTicker(tick: () => void, everyMs: number): { stop(): void } {
+  const timer = setInterval(tick, everyMs);
+  return { stop: () => clearInterval(timer) };
+}
 
 /** The payload of a frame in place (a view: valid while the frame is). */
 function payloadOf(f: FrameView): Buffer {

@@ -8,11 +8,13 @@
 import * as fs from 'fs';
 import { parseArgs } from 'util';
 import type { Readable, Writable } from 'stream';
+import { performance } from 'perf_hooks';
 import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { connect as defaultConnect, DEFAULT_TARGET } from './connect';
+import { packageVersion } from '../lib/paths';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -26,6 +28,9 @@ export interface SanctlIo {
   env: Record<string, string | undefined>;
   /** Opens the target (default: host/connect's connect). */
   connect?: (target: string) => Promise<CommandTransport>;
+  /** A monotonic clock in milliseconds and a wait, for stats' interval (default: the process's). */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export const USAGE = `usage: sanctl [--target URL] [--json] <command>
@@ -43,15 +48,21 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   volume unmap <name> --lun N [--port P|all]
   media                                 the array's media
   ports                                 the array's front-end ports
-  write <volume|lun> <file|-> [--fua]   write a file (or stdin) from LBA 0
-  read <volume|lun> <file|-> [--bytes N]
-                                        read N bytes (default: the whole volume) from LBA 0
-  stats                                 cache and per-IOP counters (MANAGEMENT IN, STATISTICS)
+  write <volume|lun> <file|-> [--offset N] [--fua]
+                                        write a file (or stdin) at byte N of the volume (default 0)
+  read <volume|lun> <file|-> [--offset N] [--bytes N]
+                                        read N bytes (default: to the end) from byte N (default 0);
+                                        the file is replaced only when every byte has arrived
+  stats [--interval S]                  rates over S seconds (default 1): IOPS, MB/s, latency, cache
+                                        hits; the cache and the counters (--interval 0: no rates)
 
   --target  tcp://host:port, serial:///dev/tty...[?baud=N], inproc://...
             (default: $SANBOX_TARGET, else ${DEFAULT_TARGET})
   --json    machine-readable output on stdout
-  SIZE and N take KiB, MiB, GiB, TiB (and K, M, G, T) or kB, MB, GB, TB suffixes.
+  --version, --help
+  SIZE and N take KiB, MiB, GiB, TiB (and K, M, G, T) or kB, MB, GB, TB suffixes; --offset is a
+  multiple of the volume's block size; --length is another name for --bytes. A volume name is not
+  all digits (42 means LUN 42).
   Exit codes: 0 ok, 1 command failed, 2 usage error, 3 connection or transport failure.`;
 
 class UsageError extends Error {}
@@ -60,6 +71,7 @@ const OPTIONS = {
   target: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
   count: { type: 'string' },
   lun: { type: 'string' },
   size: { type: 'string' },
@@ -72,6 +84,8 @@ const OPTIONS = {
   fua: { type: 'boolean' },
   bytes: { type: 'string' },
   length: { type: 'string' },
+  offset: { type: 'string' },
+  interval: { type: 'string' },
 } as const;
 
 type Options = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -105,12 +119,12 @@ const COMMANDS: Record<string, Command> = {
   'volume unmap': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, false) },
   media: { args: [], options: [], run: media },
   ports: { args: [], options: [], run: ports },
-  write: { args: ['volume|lun', 'file|-'], options: ['fua'], run: write },
-  read: { args: ['volume|lun', 'file|-'], options: ['bytes', 'length'], check: readBytes, run: read },
-  stats: { args: [], options: [], run: stats },
+  write: { args: ['volume|lun', 'file|-'], options: ['fua', 'offset'], check: (o) => offsetOption(o), run: write },
+  read: { args: ['volume|lun', 'file|-'], options: ['bytes', 'length', 'offset'], check: readChecks, run: read },
+  stats: { args: [], options: ['interval'], check: (o) => intervalOption(o), run: stats },
 };
 
-const GLOBAL_OPTIONS = ['target', 'json', 'help'];
+const GLOBAL_OPTIONS = ['target', 'json', 'help', 'version'];
 
 /** sanctl without a process: returns the exit code. */
 export async function run(argv: string[], io: SanctlIo): Promise<number> {
@@ -119,6 +133,7 @@ export async function run(argv: string[], io: SanctlIo): Promise<number> {
     parsed = parse(argv);
   } catch (e) {
     if (e instanceof HelpRequested) { io.stdout.write(`${USAGE}\n`); return EXIT_OK; }
+    if (e instanceof VersionRequested) { io.stdout.write(`sanctl ${packageVersion()}\n`); return EXIT_OK; }
     io.stderr.write(`sanctl: ${(e as Error).message}\n${USAGE}\n`);
     return EXIT_USAGE;
   }
@@ -138,6 +153,7 @@ export async function run(argv: string[], io: SanctlIo): Promise<number> {
 }
 
 class HelpRequested extends Error {}
+class VersionRequested extends Error {}
 
 function parse(argv: string[]): { command: Command; args: string[]; options: Options } {
   let values: Options;
@@ -148,6 +164,7 @@ function parse(argv: string[]): { command: Command; args: string[]; options: Opt
     throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ''));
   }
   if (values.help) throw new HelpRequested();
+  if (values.version) throw new VersionRequested();
   if (positionals.length === 0) throw new UsageError('no command given');
   const name = COMMANDS[positionals[0]] ? positionals[0] : positionals.slice(0, 2).join(' ');
   const command = COMMANDS[name];
@@ -176,7 +193,8 @@ function failure(io: SanctlIo, options: Options, e: unknown): number {
   if (code === EXIT_USAGE && e instanceof UsageError) io.stderr.write(`${USAGE}\n`);
   if (options.json) {
     const sense = e instanceof ScsiError ? { status: e.status, sense: e.sense } : {};
-    io.stdout.write(`${JSON.stringify({ error: { message: err.message, code: (e as { code?: string }).code, ...sense } })}\n`);
+    const partial = (e as { partial?: PartialRead }).partial;
+    io.stdout.write(`${JSON.stringify({ error: { message: err.message, code: (e as { code?: string }).code, ...sense, ...(partial ? { partial } : {}) } })}\n`);
   }
   return code;
 }
@@ -202,6 +220,15 @@ function parseInteger(text: string | undefined, what: string, min: number, max: 
   const n = Number(text);
   if (text === undefined || !/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`${what} must be an integer ${min}-${max}, got "${text}"`);
   return n;
+}
+
+/** A byte count in the largest binary unit that divides it ("1 MiB", "4193792 bytes"): offsets must be exact. */
+export function exactBytes(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && v % 1024 === 0 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v} ${units[i]}`;
 }
 
 export function formatBytes(n: number): string {
@@ -256,7 +283,8 @@ function inquiryLun(o: Options): number {
   return o.lun === undefined ? 0 : parseInteger(o.lun, '--lun', 0, 16383);
 }
 
-function createChecks(o: Options): { blockSize: 512 | 4096; bytes: number; lun?: number } {
+function createChecks(o: Options, [name]: string[] = []): { blockSize: 512 | 4096; bytes: number; lun?: number } {
+  if (name !== undefined && /^\d+$/.test(name)) throw new UsageError(`a volume name cannot be all digits ("${name}" would read as LUN ${name})`);
   if (o.size === undefined) throw new UsageError('volume create needs --size');
   const blockSize = o['block-size'] === undefined ? 512 : Number(o['block-size']);
   if (blockSize !== 512 && blockSize !== 4096) throw new UsageError(`--block-size is 512 or 4096, not ${o['block-size']}`);
@@ -277,11 +305,37 @@ function mapChecks(o: Options): void {
 }
 
 /** The --bytes (or --length) of read, if given. */
-function readBytes(o: Options, [, file]: string[]): number | undefined {
-  if (file === '-' && o.json) throw new UsageError('read to stdout (-) cannot also print --json');
+function readBytes(o: Options): number | undefined {
   if (o.bytes !== undefined && o.length !== undefined) throw new UsageError('--bytes and --length are the same option: give one');
   const text = o.bytes ?? o.length;
-  return text === undefined ? undefined : parseSize(text, '--bytes');
+  return text === undefined ? undefined : parseSize(text, o.bytes === undefined ? '--length' : '--bytes');
+}
+
+function readChecks(o: Options, [, file]: string[]): void {
+  if (file === '-' && o.json) throw new UsageError('read to stdout (-) cannot also print --json');
+  readBytes(o);
+  offsetOption(o);
+}
+
+/** --offset in bytes (default 0); whether it fits the volume is checked once its capacity is known. */
+function offsetOption(o: Options): number {
+  return o.offset === undefined ? 0 : parseSize(o.offset, '--offset');
+}
+
+/** stats' --interval in seconds (default 1; 0: no rates). */
+function intervalOption(o: Options): number {
+  if (o.interval === undefined) return 1;
+  const s = Number(o.interval);
+  if (!/^\d+(\.\d+)?$/.test(o.interval) || s > 3600) throw new UsageError(`--interval is a number of seconds, 0-3600, not "${o.interval}"`);
+  return s;
+}
+
+/** The --offset as an LBA of a volume of capacity c, or a usage error that says why it does not fit. */
+function offsetLba(offset: number, c: scsi.Capacity, which: string): number {
+  const capacity = c.blocks * c.blockSize;
+  if (offset % c.blockSize !== 0) throw new UsageError(`--offset ${offset} is not a multiple of ${which}'s ${c.blockSize}-byte blocks`);
+  if (offset >= capacity) throw new UsageError(`--offset ${exactBytes(offset)} is at or past the end of ${which} (${formatBytes(capacity)})`);
+  return offset / c.blockSize;
 }
 
 // ---- Commands ------------------------------------------------------------------------------------------
@@ -344,7 +398,7 @@ async function capacity(ctx: Context, [which]: string[]): Promise<void> {
 
 async function volumeCreate(ctx: Context, [name]: string[]): Promise<void> {
   const o = ctx.options;
-  const { blockSize, bytes, lun: wanted } = createChecks(o);
+  const { blockSize, bytes, lun: wanted } = createChecks(o, [name]);
   const media = o.media === undefined ? [] : await mediaIndexes(ctx.client, o.media);
   const spec: scsi.VolumeSpec = { name, blockSize, blocks: Math.ceil(bytes / blockSize), media, placement: o.stripe ? 'striped' : 'linear' };
   const volume = await ctx.client.createVolume(spec);
@@ -415,14 +469,60 @@ async function ports(ctx: Context): Promise<void> {
     ...list.map((p) => [String(p.index), p.name, p.kind, p.address.toString(16).padStart(4, '0'), `${p.openSessions}/${p.sessions}`, String(p.iop)])]));
 }
 
+/** Counters whose change over the interval gives a rate (summed over the IOPs). */
+const RATE_COUNTERS = ['commands', 'reads', 'writes', 'readBytes', 'writeBytes', 'latencyNs', 'readHits', 'readMisses', 'errors'] as const;
+
+function sums(s: scsi.Statistics): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const i of s.iops) for (const [k, v] of Object.entries(i.counters)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/**
+ * Rates: two STATISTICS samples --interval seconds apart, the counters' change over the time between
+ * them (the second sample's own command included). Then the cache and the counters as they stand.
+ */
 async function stats(ctx: Context): Promise<void> {
-  const s = await ctx.client.statistics();
+  const intervalS = intervalOption(ctx.options);
+  const now = ctx.io.now ?? (() => performance.now());
+  let s = await ctx.client.statistics();
+  let rates: Record<string, number | null> | undefined;
+  let measuredS = 0;
+  if (intervalS > 0) {
+    const first = sums(s);
+    const t0 = now();
+    await (ctx.io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(intervalS * 1000);
+    s = await ctx.client.statistics();
+    measuredS = Math.max((now() - t0) / 1000, 1e-6);
+    const second = sums(s);
+    const d = Object.fromEntries(RATE_COUNTERS.map((k) => [k, (second[k] ?? 0) - (first[k] ?? 0)]));
+    const frameErrors = Object.keys(second).filter((k) => k.startsWith('ferr')).reduce((n, k) => n + second[k] - (first[k] ?? 0), 0);
+    const lookups = d.readHits + d.readMisses;
+    rates = {
+      iops: round(d.commands / measuredS, 1), readIops: round(d.reads / measuredS, 1), writeIops: round(d.writes / measuredS, 1),
+      readMBps: round(d.readBytes / measuredS / 1e6, 3), writeMBps: round(d.writeBytes / measuredS / 1e6, 3),
+      latencyUs: d.commands > 0 ? round(d.latencyNs / d.commands / 1e3, 1) : null,
+      readHitRate: lookups > 0 ? round(d.readHits / lookups, 4) : null,
+      errorsPerS: round(d.errors / measuredS, 1), frameErrorsPerS: round(frameErrors / measuredS, 1),
+    };
+  }
   const names = Object.keys(s.iops[0]?.counters ?? {});
-  ctx.out(s, [
+  const rateRows = rates === undefined ? [] : [
+    ...table([[`RATES OVER ${measuredS.toFixed(2)} S`, 'PER SECOND'],
+      ['commands (IOPS)', String(rates.iops)], ['reads', String(rates.readIops)], ['writes', String(rates.writeIops)],
+      ['read MB', String(rates.readMBps)], ['write MB', String(rates.writeMBps)], ['errors', String(rates.errorsPerS)],
+      ['frame errors', String(rates.frameErrorsPerS)]]),
+    `mean latency ${rates.latencyUs === null ? '-' : `${rates.latencyUs} µs`}, read hits ${rates.readHitRate === null ? '-' : `${round(rates.readHitRate * 100, 1)}%`}`,
+    '',
+  ];
+  ctx.out(rates === undefined ? s : { intervalS: round(measuredS, 3), rates, ...s }, [
+    ...rateRows,
     ...table([['CACHE', 'SLOTS', 'FREE', 'CLEAN', 'DIRTY', 'PINNED', 'READ HITS', 'READ MISSES', 'WRITE HITS'],
       ['', ...[s.cache.slots, s.cache.free, s.cache.clean, s.cache.dirty, s.cache.pinned, s.cache.readHits, s.cache.readMisses, s.cache.writeHits].map(String)]]),
     '',
-    ...table([['COUNTER', ...s.iops.map((i) => `${i.role}${i.index}`)], ...names.map((n) => [n, ...s.iops.map((i) => String(i.counters[n]))])]),
+    ...table([['COUNTER (TOTAL)', ...s.iops.map((i) => `${i.role}${i.index}`)], ...names.map((n) => [n, ...s.iops.map((i) => String(i.counters[n]))])]),
   ]);
 }
 
@@ -455,37 +555,100 @@ function progressBar(io: SanctlIo, verb: string, total?: number): { update(done:
 }
 
 async function write(ctx: Context, [which, file]: string[]): Promise<void> {
+  const offset = offsetOption(ctx.options);
   const { lun, volume } = await resolveLun(ctx.client, which);
   const c = await ctx.client.readCapacity(lun);
+  const lba = offsetLba(offset, c, which);
+  const capacity = c.blocks * c.blockSize;
   const size = file === '-' ? undefined : fs.statSync(file).size;
-  if (size !== undefined && size > c.blocks * c.blockSize) throw new Error(`${file} (${formatBytes(size)}) does not fit in ${which} (${formatBytes(c.blocks * c.blockSize)})`);
+  if (size !== undefined && offset + size > capacity) {
+    throw new Error(`${file} (${formatBytes(size)})${offset > 0 ? ` at offset ${exactBytes(offset)}` : ''} does not fit in ${which} (${formatBytes(capacity)})`);
+  }
   const source = file === '-' ? ctx.io.stdin : fs.createReadStream(file, { highWaterMark: 1 << 20 });
   const bar = progressBar(ctx.io, 'write', size);
   const start = Date.now();
-  const bytes = await ctx.client.writeStream(lun, source, (done) => bar.update(done), { fua: ctx.options.fua }).finally(() => bar.end());
+  const bytes = await ctx.client.writeStream(lun, source, (done) => bar.update(done), { fua: ctx.options.fua, lba }).finally(() => bar.end());
   const seconds = (Date.now() - start) / 1000;
-  ctx.out({ lun, volume: volume?.name, bytes, blocks: Math.ceil(bytes / c.blockSize), seconds },
-    `wrote ${formatBytes(bytes)} to ${volume?.name ?? `LUN ${lun}`} in ${seconds.toFixed(2)} s (${formatBytes(Math.round(bytes / Math.max(seconds, 1e-3)))}/s)`);
+  ctx.out({ lun, volume: volume?.name, offset, bytes, blocks: Math.ceil(bytes / c.blockSize), seconds },
+    `wrote ${formatBytes(bytes)} to ${volume?.name ?? `LUN ${lun}`}${offset > 0 ? ` at offset ${exactBytes(offset)}` : ''} in ${seconds.toFixed(2)} s (${formatBytes(Math.round(bytes / Math.max(seconds, 1e-3)))}/s)`);
+}
+
+/** What a read cut short leaves: the bytes that arrived, in order, and where they are. */
+export interface PartialRead { goodBytes: number; totalBytes: number; file?: string }
+
+/**
+ * A read's destination: `<file>.partial`, renamed over `file` once every byte is in, so a failed
+ * read never damages what `file` held. Cut short, the bytes that arrived stay in the .partial file
+ * (none: it is removed).
+ */
+class ReadTarget {
+  readonly partialPath: string;
+  readonly stream: fs.WriteStream;
+  private failed?: Error;
+  readonly broken: Promise<never>;
+
+  constructor(readonly file: string) {
+    this.partialPath = `${file}.partial`;
+    const fd = fs.openSync(this.partialPath, 'w'); // a bad path fails here, before anything is read
+    this.stream = fs.createWriteStream('', { fd, highWaterMark: 1 << 20 });
+    // A write error (disk full) would otherwise leave the reader waiting for 'drain' for ever.
+    this.broken = new Promise<never>((_, reject) => this.stream.once('error', (e) => { this.failed = e; reject(e); }));
+    this.broken.catch(() => undefined);
+  }
+
+  private async finish(): Promise<void> {
+    if (this.failed) { this.stream.destroy(); return; }
+    await new Promise<void>((resolve) => this.stream.end(resolve));
+    if (this.failed) throw this.failed;
+  }
+
+  async commit(): Promise<void> {
+    await this.finish();
+    fs.renameSync(this.partialPath, this.file);
+  }
+
+  /** Keeps the good bytes in the .partial file, or removes it when there are none. */
+  async abandon(good: number): Promise<string | undefined> {
+    await this.finish().catch(() => undefined);
+    if (good > 0 && !this.failed) return this.partialPath;
+    fs.rmSync(this.partialPath, { force: true });
+    return undefined;
+  }
 }
 
 async function read(ctx: Context, [which, file]: string[]): Promise<void> {
-  const bytes = readBytes(ctx.options, [which, file]);
+  const bytes = readBytes(ctx.options);
+  const offset = offsetOption(ctx.options);
   const { lun, volume } = await resolveLun(ctx.client, which);
   const c = await ctx.client.readCapacity(lun);
-  const total = bytes ?? c.blocks * c.blockSize;
-  const sink = file === '-' ? ctx.io.stdout : fs.createWriteStream(file);
+  const lba = offsetLba(offset, c, which);
+  const capacity = c.blocks * c.blockSize;
+  const total = bytes ?? capacity - offset;
+  if (offset + total > capacity) {
+    throw new UsageError(`${formatBytes(total)} from offset ${exactBytes(offset)} reach past the end of ${which} (${formatBytes(capacity)})`);
+  }
+  const target = file === '-' ? undefined : new ReadTarget(file);
+  const sink = target?.stream ?? ctx.io.stdout;
   const bar = progressBar(ctx.io, 'read', total);
   const start = Date.now();
+  let good = 0;
   try {
-    await ctx.client.readStream(lun, sink, total, (done) => bar.update(done));
-  } finally {
+    const reading = ctx.client.readStream(lun, sink, total, (done) => { good = done; bar.update(done); }, { lba });
+    await (target ? Promise.race([reading, target.broken]) : reading);
     bar.end();
-    if (sink !== ctx.io.stdout) await new Promise((resolve) => sink.end(resolve));
+    await target?.commit();
+  } catch (e) {
+    bar.end();
+    const kept = await target?.abandon(good);
+    const where = file === '-' ? 'went to stdout' : kept ? `are in ${kept}` : 'could not be kept';
+    ctx.io.stderr.write(`sanctl: read cut short: ${good} of ${total} bytes arrived${good > 0 ? ` and ${where}` : ''}${target ? `; ${file} was not touched` : ''}\n`);
+    if (e instanceof Error) (e as Error & { partial?: PartialRead }).partial = { goodBytes: good, totalBytes: total, ...(kept ? { file: kept } : {}) };
+    throw e;
   }
   const seconds = (Date.now() - start) / 1000;
-  const summary = `read ${formatBytes(total)} from ${volume?.name ?? `LUN ${lun}`} in ${seconds.toFixed(2)} s (${formatBytes(Math.round(total / Math.max(seconds, 1e-3)))}/s)`;
+  const summary = `read ${formatBytes(total)} from ${volume?.name ?? `LUN ${lun}`}${offset > 0 ? ` at offset ${exactBytes(offset)}` : ''} in ${seconds.toFixed(2)} s (${formatBytes(Math.round(total / Math.max(seconds, 1e-3)))}/s)`;
   if (file === '-') ctx.io.stderr.write(`${summary}\n`);
-  else ctx.out({ lun, volume: volume?.name, bytes: total, seconds, file }, summary);
+  else ctx.out({ lun, volume: volume?.name, offset, bytes: total, seconds, file }, summary);
 }
 
 /** The process: sanctl as bin/sanctl.js runs it. */

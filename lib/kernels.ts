@@ -9,8 +9,8 @@
 // Not thread-safe: one Kernels per thread (the firmware's IOPs call the kernels directly).
 
 import * as fs from 'fs';
-import * as path from 'path';
 import * as codes from '../firmware/kernels/codes';
+import { packagePath } from './paths';
 
 export { codes };
 
@@ -89,7 +89,7 @@ export interface Run {
 
 const PAGE_BYTES = 65536;
 const MAX_PAGES = 65536;
-const DEFAULT_WASM = path.resolve(__dirname, '..', 'build', 'kernels.wasm');
+const DEFAULT_WASM = packagePath('build', 'kernels.wasm');
 
 const ERROR_NAMES: Record<number, string> = {
   [codes.KERR_BOUNDS]: 'KERR_BOUNDS',

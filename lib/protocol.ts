@@ -27,6 +27,8 @@ export const HOST_ADDRESS = 0x0100;
 /** The controller port address a topology gives by default. */
 export const ARRAY_ADDRESS = 0x0001;
 export const FLAG_LAST = 0x01;
+/** On a PING: the host starts afresh; the array drops the session's commands before it answers (echoed on the PONG). */
+export const FLAG_RESET = 0x02;
 /** Bytes of data-out the controller asks for at most in one XFER_RDY burst. */
 export const MAX_BURST = 256 * 1024;
 
@@ -50,6 +52,7 @@ export const RejectReason = {
   UNKNOWN_TAG: 5,
   PROTOCOL: 6,
   WRONG_DESTINATION: 7,
+  PORT_FULL: 8,
 } as const;
 export type RejectReasonName = keyof typeof RejectReason;
 
@@ -516,16 +519,25 @@ export interface Reject {
   reason: number;
   /** The offending frame's header bytes 4-23 as received (zeros where not received). */
   header: Buffer;
+  /** Words for the user after the header (UTF-8), e.g. why a connection was refused. */
+  text?: string;
 }
 
+/** Bytes of text a REJECT carries at most: the rest of the largest payload. */
+export const MAX_REJECT_TEXT = MAX_PAYLOAD - 24;
+
 export function encodeReject(r: Reject): Buffer {
-  const b = Buffer.alloc(24);
+  const text = r.text === undefined ? EMPTY : Buffer.from(r.text, 'utf8').subarray(0, MAX_REJECT_TEXT);
+  const b = Buffer.alloc(24 + text.length);
   b[0] = r.reason;
   r.header.copy(b, 4, 0, 20);
+  text.copy(b, 24);
   return b;
 }
 
 export function decodeReject(p: Buffer): Reject | null {
   if (p.length < 24) return null;
-  return { reason: p[0], header: Buffer.from(p.subarray(4, 24)) };
+  const r: Reject = { reason: p[0], header: Buffer.from(p.subarray(4, 24)) };
+  if (p.length > 24) r.text = p.subarray(24).toString('utf8');
+  return r;
 }

@@ -35,6 +35,7 @@ export const FT_PING: u32 = 0x07;
 export const FT_PONG: u32 = 0x08;
 
 export const FF_LAST: u32 = 1;
+export const FF_RESET: u32 = 2; // on a PING: the host starts afresh; the session's commands are dropped before the PONG
 
 export const RJ_BAD_CRC: u32 = 1;
 export const RJ_TRUNCATED: u32 = 2;

@@ -18,10 +18,10 @@ import {
   SOF_WORD, EOF_WORD, SOF_BYTE0, MAX_FRAME, MAX_PAYLOAD, FRAME_OVERHEAD, HEADER_END, FH_TYPE, FH_FLAGS, FH_TAG,
   FH_SOURCE, FH_DESTINATION, FH_LENGTH, FH_OFFSET, FT_CMD, FT_DATA_OUT, FT_PING, FT_PONG, FT_REJECT, FT_XFER_RDY,
   FT_DATA_IN, FT_RSP, RJ_BAD_CRC, RJ_TRUNCATED, RJ_OVERSIZE, RJ_UNKNOWN_TYPE, RJ_PROTOCOL,
-  RJ_WRONG_DESTINATION, RJ_UNKNOWN_TAG, BROADCAST, emitFrame,
+  RJ_WRONG_DESTINATION, RJ_UNKNOWN_TAG, BROADCAST, FF_RESET, emitFrame,
 } from "./frame";
 import {
-  sessionDesc, sessionState, portAddress, scratch, markTx, identityName, SS_RX_SEEN, SS_LAST_RX_NS,
+  sessionDesc, sessionState, portAddress, scratch, markTx, identityName, sessionRestart, SS_RX_SEEN, SS_LAST_RX_NS,
 } from "../channel";
 import { cmdStart } from "../sequencer";
 import { dataOutFrame, dataOutCrcError, framedIdentity } from "./framed";
@@ -179,11 +179,14 @@ function command(port: u32, s: u32, rx: usize, h: usize, length: u32): void {
     getBe32(p + 12), 0, getBe16(h + FH_SOURCE), min<u32>(<u32>load<u8>(p + 8), TA_ACA));
 }
 
+/** Echoes a PING; one with RESET first drops every command of the session (a new initiator on the line). */
 function pong(port: u32, s: u32, rx: usize, h: usize, length: u32): void {
+  const reset = <u32>load<u8>(h + FH_FLAGS) & FF_RESET;
+  if (reset != 0) sessionRestart(port, s);
   const p = scratch() + RX_PAYLOAD;
   byteRingRead(rx, HEADER_END, p, length);
   const tx: usize = load<u32>(sessionDesc(port, s) + SES_TX);
-  if (emitFrame(tx, scratch(), FT_PONG, 0, getBe16(h + FH_TAG), portAddress(port), getBe16(h + FH_SOURCE), 0, 0, 0, p, length)) {
+  if (emitFrame(tx, scratch(), FT_PONG, reset, getBe16(h + FH_TAG), portAddress(port), getBe16(h + FH_SOURCE), 0, 0, 0, p, length)) {
     markTx(port, s);
     statInc(STAT_FRAMES_TX);
   }

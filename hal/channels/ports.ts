@@ -8,13 +8,19 @@ import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
 import * as A from '../abi';
 import { CommonMemory } from '../memory';
-import { StreamSession } from './stream';
+import type { Duplex } from 'stream';
+import type { SerialPort } from 'serialport';
+import { StreamSession, HangUpReason } from './stream';
 import { SessionSlot } from './session';
+import { openSerialLine } from '../../lib/serial';
+import { encodeFrame, encodeReject, FrameType, RejectReason, BROADCAST } from '../../lib/protocol';
 
 export interface PortLog { (message: string): void }
 
 /** How long a serial port waits before it opens its device again. */
 const RETRY_MS = 1000;
+/** How long a refused or idle connection may take to read its last frames before it is cut. */
+const CLOSE_GRACE_MS = 5000;
 
 export abstract class StreamPort {
   readonly sessions: Array<StreamSession | undefined>;
@@ -37,18 +43,28 @@ export abstract class StreamPort {
   protected abstract shut(): Promise<void>;
 
   /** Puts a new connection on a free slot, or returns false (all slots busy). */
-  protected attach(stream: import('stream').Duplex, localAddress = ''): boolean {
+  protected attach(stream: Duplex, localAddress = ''): boolean {
     for (let s = 0; s < this.sessions.length; s++) {
       if (this.sessions[s] || !new SessionSlot(this.mem, this.index, s).free) continue;
-      this.sessions[s] = new StreamSession(this.mem, this.index, s, stream, this.kick, (x) => this.ended(s, x), localAddress);
+      this.sessions[s] = new StreamSession(this.mem, this.index, s, stream, this.kick, (x, why) => this.ended(s, x, why),
+        (st, why) => this.closeStream(st, why), localAddress);
       this.kick();
       return true;
     }
     return false;
   }
 
-  protected ended(s: number, x: StreamSession): void {
+  /** The port's address in frame headers (CPORT_ADDRESS). */
+  protected get frameAddress(): number {
+    return this.mem.u16(A.CONFIG_ADDR + A.CFG_PORT_TABLE + this.index * A.CFG_PORT_BYTES + A.CPORT_ADDRESS);
+  }
+
+  /** Lets go of a connection's stream. */
+  protected abstract closeStream(stream: Duplex, reason: HangUpReason): void;
+
+  protected ended(s: number, x: StreamSession, reason: HangUpReason): void {
     if (this.sessions[s] === x) this.sessions[s] = undefined;
+    if (reason === 'idle') this.log(`port ${this.name}: session ${s} closed: idle, with no command in flight`);
   }
 
   /** The session's tx doorbell rang. */
@@ -63,7 +79,7 @@ export abstract class StreamPort {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const s of this.sessions) s?.hangUp();
+    for (const s of this.sessions) s?.hangUp('stopping');
     await this.shut();
   }
 }
@@ -89,10 +105,8 @@ export class TcpPort extends StreamPort {
     return new Promise((resolve, reject) => {
       const server = net.createServer((socket) => {
         socket.setNoDelay(true);
-        if (this.stopping || !this.attach(socket, socket.localAddress?.replace(/^::ffff:/, '') ?? '')) {
-          this.log(`port ${this.name}: refused ${socket.remoteAddress}:${socket.remotePort}, all ${this.sessions.length} sessions busy`);
-          socket.destroy();
-        }
+        if (this.stopping) socket.destroy();
+        else if (!this.attach(socket, socket.localAddress?.replace(/^::ffff:/, '') ?? '')) this.refuse(socket);
       });
       server.once('error', (e: NodeJS.ErrnoException) => {
         reject(new Error(`port ${this.name}: cannot listen on ${this.host}:${this.port}: ${e.code ?? e.message}`));
@@ -108,12 +122,41 @@ export class TcpPort extends StreamPort {
     });
   }
 
+  /**
+   * No session is free: the peer is told why in a REJECT (PORT_FULL, with the words), the
+   * connection is closed after it, and what the peer sends meanwhile is read and dropped (a close
+   * with unread input would reset the connection and could lose the REJECT). An iSCSI port has no
+   * frame to say it in before a login: the connection is closed (docs/iscsi.md).
+   */
+  private refuse(socket: net.Socket): void {
+    const text = `port ${this.name} is full: ${this.sessions.length} of ${this.sessions.length} sessions`;
+    this.log(`${text}; refused ${socket.remoteAddress}:${socket.remotePort}`);
+    if (this.iscsiTarget) { socket.destroy(); return; }
+    const header = { type: FrameType.REJECT, flags: 0, tag: 0, source: this.frameAddress, destination: BROADCAST, sequence: 0, offset: 0, parameter: 0 };
+    socket.on('error', () => socket.destroy());
+    socket.resume();
+    closeSocket(socket, encodeFrame(header, encodeReject({ reason: RejectReason.PORT_FULL, header: Buffer.alloc(20), text })));
+  }
+
+  protected closeStream(stream: Duplex, reason: HangUpReason): void {
+    if (reason === 'idle' || reason === 'protocol') closeSocket(stream as net.Socket);
+    else stream.destroy();
+  }
+
   protected shut(): Promise<void> {
     return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }
 
-/** A serial device opened with node serialport. No modem lines are touched (a pty has none). */
+/** Ends a socket after `last` (and anything still queued) has gone, or after CLOSE_GRACE_MS at the latest. */
+function closeSocket(socket: net.Socket, last?: Buffer): void {
+  const cut = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  cut.unref();
+  socket.once('close', () => clearTimeout(cut));
+  if (last) socket.end(last); else socket.end();
+}
+
+/** A serial device (lib/serial.ts). No modem lines are touched (a pty has none). */
 export class SerialStreamPort extends StreamPort {
   private retry?: NodeJS.Timeout;
 
@@ -126,23 +169,24 @@ export class SerialStreamPort extends StreamPort {
 
   async start(): Promise<void> { await this.openDevice(); }
 
-  protected openDevice(): Promise<void> {
-    // Loaded here so that a topology without serial ports never loads the native binding.
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { SerialPort } = require('serialport') as typeof import('serialport');
-    return new Promise((resolve, reject) => {
-      const sp = new SerialPort({ path: this.device, baudRate: this.baudRate, autoOpen: false, hupcl: false });
-      sp.open((err) => {
-        if (err) { reject(new Error(`port ${this.name}: cannot open ${this.device}: ${err.message}`)); return; }
-        this.attach(sp);
-        resolve();
-      });
-    });
+  protected async openDevice(): Promise<void> {
+    let sp: SerialPort;
+    try {
+      sp = await openSerialLine({ path: this.device, baudRate: this.baudRate });
+    } catch (e) {
+      throw new Error(`port ${this.name}: cannot open ${this.device}: ${(e as Error).message}`);
+    }
+    this.attach(sp);
   }
 
-  protected override ended(s: number, x: StreamSession): void {
-    super.ended(s, x);
+  protected override ended(s: number, x: StreamSession, reason: HangUpReason): void {
+    super.ended(s, x, reason);
     this.scheduleReopen();
+  }
+
+  /** SerialPort's destroy() would leave the device open: it is closed. */
+  protected closeStream(stream: Duplex): void {
+    (stream as SerialPort).close(() => undefined);
   }
 
   /**

@@ -148,8 +148,9 @@ export class QueueSession implements CommandTransport {
     this.failAll(new TransportError('session closed', 'ECLOSED'));
   }
 
-  /** The controller went away (stop or crash): every outstanding command fails. */
-  failAll(err: Error): void {
+  /** The controller went away (stop or crash): every outstanding command fails, as a transport failure. */
+  failAll(cause: Error): void {
+    const err = cause instanceof TransportError ? cause : new TransportError(`${this.target}: ${cause.message}`, 'CLOSED');
     this.closed = true;
     for (let t = 0; t < this.tags.length; t++) {
       const o = this.tags[t];

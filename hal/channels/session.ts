@@ -14,6 +14,8 @@ export class SessionSlot {
   /** Free for a new connection: closed by the firmware (or never opened). */
   get free(): boolean { return this.state === A.SESS_CLOSED; }
   ring(field: number): number { return this.mem.u32(this.desc + field); }
+  /** Why the firmware asks for the connection to be closed (HANGUP_*), or HANGUP_NONE. */
+  get hangupRequest(): number { return this.mem.load32(this.desc + A.SES_HANGUP); }
 
   /** Opens the slot: its rings are emptied first, while the firmware leaves them alone. */
   open(rings: Array<{ reset(): void }>, localAddress = ''): void {
@@ -22,12 +24,10 @@ export class SessionSlot {
     const addr = Buffer.from(localAddress.slice(0, A.SES_LOCAL_ADDR_BYTES - 1), 'latin1');
     this.mem.u8.fill(0, this.desc + A.SES_LOCAL_ADDR, this.desc + A.SES_LOCAL_ADDR + A.SES_LOCAL_ADDR_BYTES);
     this.mem.u8.set(addr, this.desc + A.SES_LOCAL_ADDR);
+    this.mem.store32(this.desc + A.SES_HANGUP, A.HANGUP_NONE);
     this.mem.store32(this.desc + A.SES_GENERATION, this.mem.load32(this.desc + A.SES_GENERATION) + 1);
     this.mem.store32(this.desc + A.SES_STATE, A.SESS_OPEN);
   }
-
-  /** The firmware asks for the connection to be closed once its tx ring has gone out (SES_HANGUP). */
-  get hangUpRequested(): boolean { return this.mem.load32(this.desc + A.SES_HANGUP) !== 0; }
 
   /** Hangs up: the firmware drops the session's commands and marks the slot CLOSED. */
   hangUp(): void {

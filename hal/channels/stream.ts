@@ -3,11 +3,16 @@
 // ring is full the stream is paused and the rest waits here until the firmware has made room.
 // What the firmware puts into the tx ring is written to the peer; while the peer's socket buffer
 // is full (write() returned false) the ring is left alone, and the firmware waits for room.
+// When the firmware asks for the connection to be closed (SES_HANGUP, with the tx doorbell), what
+// it sent is written out first, then the connection is closed.
 import type { Duplex } from 'stream';
 import * as A from '../abi';
 import { CommonMemory } from '../memory';
 import { ByteRing } from '../ring';
 import { SessionSlot } from './session';
+
+/** Why a session ended, in words for the harness's log. */
+export type HangUpReason = 'peer' | 'stopping' | 'idle' | 'protocol';
 
 export class StreamSession {
   readonly slot: SessionSlot;
@@ -24,7 +29,9 @@ export class StreamSession {
     index: number,
     private readonly stream: Duplex,
     private readonly kick: () => void,
-    private readonly onEnd: (s: StreamSession) => void,
+    private readonly onEnd: (s: StreamSession, reason: HangUpReason) => void,
+    /** Lets go of the stream (a socket is destroyed; a serial port must be closed). */
+    private readonly closeStream: (stream: Duplex, reason: HangUpReason) => void = (st) => st.destroy(),
     localAddress = '',
   ) {
     this.slot = new SessionSlot(mem, port, index);
@@ -33,9 +40,9 @@ export class StreamSession {
     this.slot.open([this.rx, this.tx], localAddress);
     stream.on('data', (b: Buffer) => this.receive(b));
     stream.on('drain', () => { this.blocked = false; this.flushTx(); this.kick(); });
-    stream.on('close', () => this.hangUp());
-    stream.on('end', () => this.hangUp());
-    stream.on('error', () => this.hangUp());
+    stream.on('close', () => this.hangUp('peer'));
+    stream.on('end', () => this.hangUp('peer'));
+    stream.on('error', () => this.hangUp('peer'));
   }
 
   private receive(b: Buffer): void {
@@ -67,37 +74,32 @@ export class StreamSession {
     return moved;
   }
 
-  /**
-   * Writes what the firmware produced to the peer (the session's tx doorbell). When the firmware
-   * asked for the connection to end (SES_HANGUP: a logout, a failed login), it ends once that is written.
-   */
+  /** Writes what the firmware produced to the peer (the session's tx doorbell); hangs up when asked. */
   flushTx(): number {
-    if (this.blocked || this.ended) return 0;
-    const out = this.tx.take();
-    if (out.length > 0 && !this.stream.write(out)) this.blocked = true;
-    if (this.slot.hangUpRequested && !this.blocked) this.close();
-    return out.length;
+    if (this.ended) return 0;
+    let n = 0;
+    if (!this.blocked) {
+      const out = this.tx.take();
+      n = out.length;
+      if (n > 0 && !this.stream.write(out)) this.blocked = true;
+    }
+    // The firmware asked to close: at once when idle (a peer that does not read must not keep the
+    // slot); after what it sent has been written when its protocol ended the session (an iSCSI
+    // Logout Response, a login failure: the peer must get them).
+    const why = this.slot.hangupRequest;
+    if (why === A.HANGUP_IDLE) this.hangUp('idle');
+    else if (why === A.HANGUP_PROTOCOL && !this.blocked) this.hangUp('protocol');
+    return n;
   }
 
-  /** Ends the connection after what was written has gone (the firmware's request). */
-  private close(): void {
+  /** The peer went away, the harness stops, or the firmware asked: the firmware drops the session's commands. */
+  hangUp(reason: HangUpReason): void {
     if (this.ended) return;
     this.ended = true;
     this.pending = [];
     this.slot.hangUp();
-    this.stream.end(() => { if (!this.stream.destroyed) this.stream.destroy(); });
+    if (!this.stream.destroyed) this.closeStream(this.stream, reason);
     this.kick();
-    this.onEnd(this);
-  }
-
-  /** The peer went away, or the harness stops: the firmware drops the session's commands. */
-  hangUp(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.pending = [];
-    this.slot.hangUp();
-    if (!this.stream.destroyed) this.stream.destroy();
-    this.kick();
-    this.onEnd(this);
+    this.onEnd(this, reason);
   }
 }

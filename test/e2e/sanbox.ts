@@ -1,8 +1,8 @@
 // `sanbox run <topology>` as a child process, for the tests that take the user's path (and kill it).
 import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
+import { root } from './built';
 
-const root = path.join(__dirname, '..', '..');
 const START_MS = 120_000;
 
 export interface Running { child: ChildProcess; targets: Record<string, string>; exited: Promise<number | null> }

@@ -13,6 +13,10 @@ export function tempDir(label: string): string {
 
 export interface SmallOptions {
   dir: string;
+  /** The array's name (default a0); arrays running at once in one process need names of their own. */
+  name?: string;
+  /** Channel IOPs (default 1); the disk IOP comes after them. */
+  channels?: number;
   mode?: 'realtime' | 'deterministic';
   seed?: number;
   media?: object[];
@@ -23,19 +27,19 @@ export interface SmallOptions {
   traceCommands?: boolean;
 }
 
-/** One array: a channel IOP and the disk IOP, two 64 MiB media, an inproc port. */
+/** One array: a channel IOP (or o.channels of them) and the disk IOP, two 64 MiB media, an inproc port. */
 export function smallTopology(o: SmallOptions): object {
   return {
     mode: o.mode ?? 'realtime',
     seed: o.seed ?? 1,
     ...(o.trace ? { trace: path.join(o.dir, 'trace.jsonl'), metricsIntervalMs: 10 } : {}),
     arrays: [{
-      name: 'a0',
-      dir: path.join(o.dir, 'a0'),
+      name: o.name ?? 'a0',
+      dir: path.join(o.dir, o.name ?? 'a0'),
       cache: { size: '8MiB', destageIntervalMs: 2, destageAgeMs: 5, ...o.cache },
       ...(o.nv ? { nv: o.nv } : {}),
       traceCommands: o.traceCommands ?? false,
-      iops: [{ role: 'channel' }, { role: 'disk' }],
+      iops: [...Array.from({ length: o.channels ?? 1 }, () => ({ role: 'channel' })), { role: 'disk' }],
       media: o.media ?? [{ name: 'd0', kind: 'file', size: '64MiB' }, { name: 'd1', kind: 'file', size: '64MiB' }],
       ports: o.ports ?? [{ name: 'q0', iop: 0, transport: 'inproc' }],
     }],
@@ -44,6 +48,26 @@ export function smallTopology(o: SmallOptions): object {
 
 export function startSmall(o: SmallOptions, start: StartOptions = {}): Promise<Emulator> {
   return Emulator.start(smallTopology(o), { debug: true, ...start });
+}
+
+/**
+ * The small array with two channel IOPs, each serving an inproc and a TCP port (q0, fe0 on IOP 0;
+ * q1, fe1 on IOP 1): what the end-to-end tests of sanctl run against, so that commands cross
+ * between channel IOPs through the cache and the disk IOP as in the default topology.
+ */
+export function dualChannelTopology(o: SmallOptions): object {
+  return smallTopology({
+    channels: 2,
+    ports: [
+      { name: 'q0', iop: 0, transport: 'inproc' }, { name: 'fe0', iop: 0, transport: 'tcp', port: 0 },
+      { name: 'q1', iop: 1, transport: 'inproc' }, { name: 'fe1', iop: 1, transport: 'tcp', port: 0 },
+    ],
+    ...o,
+  });
+}
+
+export function startDualChannel(o: SmallOptions, start: StartOptions = {}): Promise<Emulator> {
+  return Emulator.start(dualChannelTopology(o), { debug: true, ...start });
 }
 
 /** Sends a command; a status other than GOOD throws ScsiError with the sense in words. */

@@ -11,21 +11,31 @@ export async function rawConnection(port: number) {
   const decoder = new P.FrameDecoder();
   const frames: P.Frame[] = [];
   let wake: (() => void) | undefined;
+  let ended = false;
   sock.on('data', (b) => {
     for (const e of decoder.push(b)) if (!P.isDecodeError(e)) frames.push(e);
     wake?.();
   });
-  /** The first frame received (or to come within ms) that satisfies pred, taken off the list. */
-  const take = async (pred: (f: P.Frame) => boolean, ms = 5000): Promise<P.Frame> => {
-    const deadline = Date.now() + ms;
+  sock.on('close', () => { ended = true; wake?.(); });
+  /**
+   * The first frame received (or to come) that satisfies pred, taken off the list. It waits for
+   * frames, not for a time: a busy machine only makes it later. guardMs, if given, is a last-resort
+   * bound (ava's own timeout is the default one).
+   */
+  const take = async (pred: (f: P.Frame) => boolean, guardMs?: number): Promise<P.Frame> => {
+    const since = Date.now();
     for (;;) {
       const i = frames.findIndex(pred);
       if (i >= 0) return frames.splice(i, 1)[0];
-      if (Date.now() > deadline) throw new Error(`no such frame within ${ms} ms (have types ${frames.map((f) => f.type)})`);
-      await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
+      if (ended) throw new Error(`the connection closed without such a frame (have types ${frames.map((f) => f.type)})`);
+      if (guardMs !== undefined && Date.now() - since > guardMs) throw new Error(`no such frame within ${guardMs} ms (have types ${frames.map((f) => f.type)})`);
+      await new Promise<void>((r) => {
+        wake = r;
+        if (guardMs !== undefined) setTimeout(r, guardMs).unref();
+      });
     }
   };
-  const next = (type: number, ms = 5000) => take((f) => f.type === type, ms);
+  const next = (type: number, guardMs?: number) => take((f) => f.type === type, guardMs);
   return { sock, frames, take, next };
 }
 

@@ -40,6 +40,7 @@ test('defaults fill what a minimal topology leaves out', (t) => {
   t.is(a.media[0].queueDepth, 8);
   t.is(a.ports[0].sessions, 8);
   t.is(a.ports[0].address, 1);
+  t.is(a.ports[0].idleTimeoutMs, 60_000, 'docs/topology.md: a TCP session idle for 60 s is closed');
 });
 
 test('an iSCSI port: port 3260, a target name from the array and port names, no CHAP, a ping every 10 s', (t) => {
@@ -135,4 +136,16 @@ test('sanbox validate reports a bad file with the field and a non-zero exit', as
     console.error = original;
   }
   t.regex(errors[0], /arrays\[0\]\.ports\[0\]\.iop: expected 0 to 1, got 5/);
+});
+
+test('idleTimeoutMs: 0 for serial lines by default, settable on framed stream ports, refused on inproc and iSCSI ports', (t) => {
+  const with_ = (port: object) => { const g = good(); (g.arrays[0].ports as object[]) = [port]; return g; };
+  t.is(parseTopology(with_({ name: 'p', iop: 0, transport: 'pty', link: 'x' }), '/b').arrays[0].ports[0].idleTimeoutMs, 0);
+  t.is(parseTopology(with_({ name: 'p', iop: 0, transport: 'tcp', port: 0, idleTimeoutMs: 0 }), '/b').arrays[0].ports[0].idleTimeoutMs, 0);
+  t.throws(() => parseTopology(with_({ name: 'p', iop: 0, transport: 'inproc', idleTimeoutMs: 10 }), '/b'), { message: /ports\[0\].*idleTimeoutMs/ });
+  t.throws(() => parseTopology(with_({ name: 'p', iop: 0, transport: 'tcp', port: 0, idleTimeoutMs: -1 }), '/b'), { message: /idleTimeoutMs/ });
+  // An iSCSI port finds a silent initiator with its NOP-In pings (pingIntervalMs): no idle timeout there.
+  t.is(parseTopology(with_({ name: 'p', iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0 }), '/b').arrays[0].ports[0].idleTimeoutMs, 0);
+  t.throws(() => parseTopology(with_({ name: 'p', iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0, idleTimeoutMs: 1000 }), '/b'),
+    { message: /ports\[0\]\.idleTimeoutMs: unknown field/ });
 });

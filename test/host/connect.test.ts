@@ -52,8 +52,7 @@ test('tcp: connects, pings, closes; a refused connection is CONNECT', async (t) 
   t.is(transport.target, `tcp://127.0.0.1:${port}`);
   t.true((await transport.ping()) >= 0);
   await transport.close();
-  server.close();
-  await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => server.close(r));
   t.like(await t.throwsAsync(connect(`tcp://127.0.0.1:${port}`), { instanceOf: TransportError }), { code: 'CONNECT' });
 });
 
@@ -86,7 +85,11 @@ function openOn(device: string): number {
   const [host, dev] = [path.join(dir, 'host'), path.join(dir, 'dev')];
   const socat = spawn('socat', [`pty,raw,echo=0,link=${dev}`, `pty,raw,echo=0,link=${host}`], { stdio: 'ignore' });
   t.teardown(() => { socat.kill(); fs.rmSync(dir, { recursive: true, force: true }); });
-  for (let i = 0; i < 500 && !(fs.existsSync(host) && fs.existsSync(dev)); i++) await new Promise((r) => setTimeout(r, 10));
+  // socat makes the pair when it gets to it (later on a busy machine); it exiting first is a failure.
+  while (!(fs.existsSync(host) && fs.existsSync(dev))) {
+    if (socat.exitCode !== null) throw new Error(`socat exited (${socat.exitCode}) before making the pty pair`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
   const { SerialPort } = await import('serialport');
   const array = new SerialPort({ path: dev, baudRate: 115200, hupcl: false, autoOpen: false });
   await new Promise<void>((resolve, reject) => array.open((e) => (e ? reject(e) : resolve())));

@@ -1,4 +1,8 @@
-// In-test targets for the host side, on one end of a stream.duplexPair (no emulator):
+// In-test targets for the host side, on one end of a stream.duplexPair (no emulator), for the
+// transport's own units (framing, tags, timeouts, hang-ups) where a scripted peer shows what the
+// firmware would not do on cue. Every sanctl behaviour is also tested against the real firmware in
+// test/e2e/sanctl.test.ts.
+//
 // - FakeTarget: the array end of a framed connection, scripted frame by frame by the test;
 // - FakeArray: answers, on as many connections as are opened to it, the SCSI commands the client
 //   library sends, from volumes in ordinary memory, with the wire behaviour of docs/protocol.md

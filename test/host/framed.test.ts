@@ -225,18 +225,28 @@ test('PING is answered by a PONG with the same bytes', async (t) => {
 });
 
 test('a command the array goes silent on fails with TIMEOUT; frames of the exchange keep it alive', async (t) => {
-  const { target, transport } = pair(undefined, 100);
+  // The silence watch ticks by hand: 100 ms is four ticks of 25 ms, whatever the machine's load.
+  const ticks: Array<() => void> = [];
+  const ticker = (tick: () => void, everyMs: number) => { t.is(everyMs, 25); ticks.push(tick); return { stop: () => ticks.splice(ticks.indexOf(tick), 1) }; };
+  const tick = (n: number) => { for (let i = 0; i < n; i++) for (const f of [...ticks]) f(); };
+  const target = new FakeTarget();
+  const transport = new FramedTransport(target.host, { target: 'fake', timeoutMs: 100, ticker });
   const lost = transport.submit({ lun: 0, cdb: S.testUnitReady() });
   await target.next();
+  tick(4);
+  t.is(transport.outstanding, 1, 'four ticks (100 ms) of silence: not yet');
+  tick(1);
   t.like(await t.throwsAsync(lost, { instanceOf: TransportError }), { code: 'TIMEOUT' });
   const slow = transport.submit({ lun: 1, cdb: S.readWrite10(false, 0, 12), dataInLength: 6144 });
   const cmd = await target.next();
   for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 60));
+    tick(3);
     target.dataIn(cmd.tag, Buffer.alloc(2048, i), i * 2048);
+    await new Promise((r) => setImmediate(r));
   }
+  tick(3);
   target.respond(cmd.tag);
-  t.is((await slow).data.length, 6144, '180 ms in all, never 100 ms without a frame');
+  t.is((await slow).data.length, 6144, 'twelve ticks (300 ms) in all, never more than three without a frame');
 });
 
 test('a hang-up fails every outstanding and waiting command, and every later one', async (t) => {

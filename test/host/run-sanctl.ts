@@ -18,6 +18,9 @@ export interface SanctlRunOptions {
   env?: Record<string, string | undefined>;
   /** Makes stderr a terminal, where progress bars are drawn. */
   tty?: boolean;
+  /** stats' clock and wait (default: the process's). */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export async function runSanctl(argv: string[], options: SanctlRunOptions = {}): Promise<SanctlOutcome> {
@@ -28,7 +31,7 @@ export async function runSanctl(argv: string[], options: SanctlRunOptions = {}):
   stdout.on('data', (b) => { out += b; });
   stderr.on('data', (b) => { err += b; });
   const connects: string[] = [];
-  const io: SanctlIo = { stdout, stderr, stdin: options.stdin ?? new PassThrough(), env: options.env ?? {} };
+  const io: SanctlIo = { stdout, stderr, stdin: options.stdin ?? new PassThrough(), env: options.env ?? {}, now: options.now, sleep: options.sleep };
   if (options.connect) {
     const open = options.connect;
     io.connect = (target) => { connects.push(target); return open(target); };

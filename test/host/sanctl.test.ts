@@ -42,6 +42,11 @@ for (const [argv, message] of [
   [['read', 'db', '-', '--json'], /cannot also print --json/],
   [['read', 'db', 'f', '--bytes', '1', '--length', '1'], /same option/],
   [['ping', '--count', '0'], /--count must be/],
+  [['volume', 'create', '42', '--size', '1MiB'], /a volume name cannot be all digits/],
+  [['read', 'db', 'f', '--offset', 'x'], /--offset "x" is not a size/],
+  [['write', 'db', 'f', '--offset', '1.5.2'], /--offset "1.5.2" is not a size/],
+  [['stats', '--interval', 'never'], /--interval is a number of seconds/],
+  [['luns', '--offset', '0'], /luns takes no --offset/],
 ] as [string[], RegExp][]) {
   test(`usage error, exit 2 before connecting: sanctl ${argv.join(' ')}`, async (t) => {
     const r = await sanctl(argv);

@@ -8,8 +8,11 @@ import * as path from 'path';
 import * as scsi from '../../lib/scsi';
 import { tempDir, pattern } from '../harness/env';
 import { startSanbox } from '../e2e/sanbox';
+import { ensureBuilt } from '../e2e/built';
 import { IscsiConn, rw10 } from './initiator';
 import { have, run } from './env';
+
+test.before(ensureBuilt); // bin/sanbox.js runs the compiled host code in dist/
 
 function topologyFile(dir: string): string {
   const file = path.join(dir, 'topology.json');

@@ -3,6 +3,7 @@
 // status in the last one, data digests both ways, CmdSN order and window, NOP both ways, Text
 // (SendTargets), Logout, session reinstatement, Reject for what breaks the rules, many sessions.
 import test from 'ava';
+import * as net from 'net';
 import * as A from '../../hal/abi';
 import { startIscsi } from './env';
 import { IscsiConn, OP, bhs, keys, parseKeys, rw10, tur } from './initiator';
@@ -404,4 +405,20 @@ test('every session has an initiator identity: the iSCSI InitiatorName and ISID,
   t.true(by('queue').some((x) => x.port === 1 && /^inproc:01[0-9A-F]{2}$/.test(x.initiator)), JSON.stringify(list));
   const ports = scsi.parsePorts(Buffer.from((await run(q, 0, scsi.management(false, scsi.Management.LIST_PORTS, 65536), { inLength: 65536 })).data));
   t.deepEqual(ports.map((p) => p.kind), ['iscsi', 'queue', 'stream']);
+});
+
+test('a connection to a full iSCSI port is closed with nothing sent (no framed REJECT an initiator could not read); the sessions there go on', async (t) => {
+  const a = await startIscsi('ffp-full', { sessions: 1 });
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  // A plain socket, read from its first byte on.
+  const got: Buffer[] = [];
+  const extra = net.connect(a.port, '127.0.0.1');
+  extra.on('data', (b: Buffer) => got.push(b));
+  extra.on('error', () => undefined);
+  await new Promise((resolve) => extra.once('close', resolve));
+  t.is(Buffer.concat(got).length, 0, 'the refused connection received no bytes');
+  t.is((await c.command(1, tur())).status, 0);
 });

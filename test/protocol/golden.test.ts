@@ -17,7 +17,7 @@ interface GoldenFrame {
   header: Omit<P.FrameHeader, 'type'> & { type: string; length: number };
   command?: Omit<P.CommandDescriptor, 'cdb'> & { cdb: string };
   response?: Omit<P.Response, 'sense'> & { sense: string };
-  reject?: { reason: P.RejectReasonName; header: string };
+  reject?: { reason: P.RejectReasonName; header: string; text?: string };
   payload: string;
   hex: string;
 }
@@ -58,7 +58,7 @@ for (const [name, g] of Object.entries(frames)) {
       t.deepEqual(P.decodeResponse(hex(g.payload)), r);
     }
     if (g.reject) {
-      const r = { reason: P.RejectReason[g.reject.reason], header: hex(g.reject.header) };
+      const r = { reason: P.RejectReason[g.reject.reason], header: hex(g.reject.header), ...(g.reject.text === undefined ? {} : { text: g.reject.text }) };
       t.is(P.encodeReject(r).toString('hex'), g.payload);
       t.deepEqual(P.decodeReject(hex(g.payload)), r);
     }
