@@ -183,8 +183,9 @@ export interface LabelledFile { name: string; data: Buffer }
 
 /** Writes a labelled file set on the drive's cartridge from BOT: VOL1, then each file between its labels. */
 export async function writeLabelledSet(drive: TapeDrive, files: LabelledFile[], o: { blockBytes?: number; created?: Date; progress?: (bytes: number) => void } = {}): Promise<void> {
-  const blockBytes = o.blockBytes ?? 64 * 1024;
-  if (blockBytes > 99_999) throw new RangeError(`a block of ${blockBytes} bytes does not fit the 5 digits of HDR2`);
+  // 32 KiB: mainframe tools (hetmap) read records of at most 65535 bytes; HDR2 holds 5 digits.
+  const blockBytes = o.blockBytes ?? 32 * 1024;
+  if (blockBytes < 1 || blockBytes > 65535) throw new RangeError(`labelled blocks are 1-65535 bytes (HDR2 and AWS tools), got ${blockBytes}`);
   const serial = volumeSerial(drive.barcode);
   await drive.rewind();
   await drive.writeRecord(vol1(serial));

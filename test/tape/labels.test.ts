@@ -40,10 +40,10 @@ test('a labelled file set round trips through the firmware, and tapemap lists th
   try {
     const lib = new TapeLibrary(emu.connect());
     const drive = await lib.assign('SB0002L5');
-    await writeLabelledSet(drive, [{ name: 'alpha', data: a }, { name: 'beta', data: b }], { blockBytes: 65536 });
+    await writeLabelledSet(drive, [{ name: 'alpha', data: a }, { name: 'beta', data: b }], { blockBytes: 32768 });
     const back = await readLabelledSet(drive);
     t.is(back.serial, 'SB0002');
-    t.deepEqual(back.files.map((f) => [f.name, f.sequence, f.blocks]), [['ALPHA', 1, 4], ['BETA', 2, 1]]);
+    t.deepEqual(back.files.map((f) => [f.name, f.sequence, f.blocks]), [['ALPHA', 1, 7], ['BETA', 2, 2]]);
     t.true(back.files[0].data.equals(a));
     t.true(back.files[1].data.equals(b));
     await drive.release();
@@ -57,19 +57,19 @@ test('a labelled file set round trips through the firmware, and tapemap lists th
   const image = path.join(libraryDir(dir), 'SB0002L5.aws');
   if (!TAPEMAP) { t.log('tapemap (Debian package hercules) is not installed: the listing by an AWS tool is not checked'); return; }
   const out = execFileSync(TAPEMAP, [image], { encoding: 'latin1', stdio: ['ignore', 'pipe', 'pipe'] });
-  // Between tapemarks: VOL1 HDR1 HDR2 | alpha: 3 records of 64 KiB (two AWS blocks each) and one of
-  // 3392 bytes | EOF1 EOF2 | HDR1 HDR2 | beta: one 64 KiB record | EOF1 EOF2 | the second mark.
+  // Between tapemarks: VOL1 HDR1 HDR2 | alpha: 6 records of 32 KiB and one of 3392 bytes | EOF1 EOF2
+  // | HDR1 HDR2 | beta: two 32 KiB records | EOF1 EOF2 | the second mark.
   t.deepEqual(out.trim().split('\n').filter((l) => /^File|^End/.test(l)), [
-    'File 1: Blocks=3, block size min=80, max=80', 'File 2: Blocks=7, block size min=1, max=65535',
+    'File 1: Blocks=3, block size min=80, max=80', 'File 2: Blocks=7, block size min=3392, max=32768',
     'File 3: Blocks=2, block size min=80, max=80', 'File 4: Blocks=2, block size min=80, max=80',
-    'File 5: Blocks=2, block size min=1, max=65535', 'File 6: Blocks=2, block size min=80, max=80',
+    'File 5: Blocks=2, block size min=32768, max=32768', 'File 6: Blocks=2, block size min=80, max=80',
     'File 7: Blocks=0, block size min=0, max=0', 'End of tape.',
   ], out);
   // hetmap (same package) decodes the labels themselves.
   const labels = execFileSync('hetmap', ['-a', image], { encoding: 'latin1', stdio: ['ignore', 'pipe', 'pipe'] });
   t.regex(labels, /Volume Serial\s*: 'SB0002'/);
   t.deepEqual([...labels.matchAll(/Dataset ID\s*: '(\S+)\s*'/g)].map((m) => m[1]), ['ALPHA', 'ALPHA', 'BETA', 'BETA']);
-  t.deepEqual([...labels.matchAll(/Block Count Low\s*: '(\d+)'/g)].map((m) => m[1]), ['000000', '000004', '000000', '000001']);
+  t.deepEqual([...labels.matchAll(/Block Count Low\s*: '(\d+)'/g)].map((m) => m[1]), ['000000', '000007', '000000', '000002']);
 });
 
 test('kill -9 while a host writes records: every acknowledged record is in the image, which tapemap still lists', async (t) => {
