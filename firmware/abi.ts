@@ -438,8 +438,8 @@ export const ELT_IE: u32 = 3;
 export const ELT_DRIVE: u32 = 4;
 
 // Map: where the tape rings and tables are (written by layout()).
-export const MAP_TAPE_ELEMENTS: u32 = 0x3F00; // u32: the element table (TEL entries), written by the binding
-export const MAP_TAPE_ELEMENT_COUNT: u32 = 0x3F04; // u32
+export const MAP_TAPE_ELEMENTS: u32 = 120; // u32: the element table (TEL entries), written by the binding
+export const MAP_TAPE_ELEMENT_COUNT: u32 = 124; // u32
 export const MAP_TAPE_TABLE: u32 = 0x4000; // MAX_TAPE_DEVICES entries
 export const MAP_TAPE_BYTES: u32 = 32;
 export const MTD_SQ: u32 = 0; // ring of TSQ entries, firmware -> binding
