@@ -25,11 +25,30 @@ export type ReadResult = { kind: 'record'; data: Buffer } | { kind: 'filemark' }
 
 // ---- The devices ----------------------------------------------------------------------------------------
 
+/** Unit attentions one command may meet before it runs (each is reported once; a reset and a medium change may both be pending). */
+const MAX_ATTENTIONS = 4;
+
 export class TapeLibrary {
+  /** Unit attentions met (LUN, ASC, ASCQ), oldest first: a medium change or a reset another host caused. */
+  readonly attentions: Array<{ lun: number; asc: number; ascq: number }> = [];
+
   constructor(readonly transport: CommandTransport, readonly changerLun = CHANGER_DEFAULT_LUN) {}
 
+  /**
+   * Submits a command; a UNIT ATTENTION (the command did not run: SAM-5 5.14) is recorded in
+   * `attentions` and the command sent again, as an initiator that has taken note of it does.
+   */
+  async submit(lun: number, cdb: Buffer, io: { out?: Uint8Array; inLength?: number } = {}): Promise<import('../lib/transport').ScsiResult> {
+    for (let i = 0; ; i++) {
+      const r = await this.transport.submit({ lun, cdb, dataOut: io.out, dataInLength: io.inLength });
+      const s = r.status === ScsiStatus.CHECK_CONDITION ? decodeSense(r.sense) : undefined;
+      if (!s || s.key !== scsi.SenseKey.UNIT_ATTENTION || i >= MAX_ATTENTIONS) return r;
+      this.attentions.push({ lun, asc: s.asc, ascq: s.ascq });
+    }
+  }
+
   async run(lun: number, cdb: Buffer, io: { out?: Uint8Array; inLength?: number } = {}): Promise<Buffer> {
-    const r = await this.transport.submit({ lun, cdb, dataOut: io.out, dataInLength: io.inLength });
+    const r = await this.submit(lun, cdb, io);
     if (r.status !== ScsiStatus.GOOD) throw new ScsiError(r.status, r.status === ScsiStatus.CHECK_CONDITION ? decodeSense(r.sense) : undefined, cdb[0]);
     return Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
   }
@@ -101,7 +120,7 @@ export class TapeDrive {
 
   /** One record (variable mode); a record longer than `max` is an error (ILI with a negative residue). */
   async readRecord(max = 256 * 1024): Promise<ReadResult> {
-    const r = await this.library.transport.submit({ lun: this.lun, cdb: six(0x08, 0x02, max), dataInLength: max });
+    const r = await this.library.submit(this.lun, six(0x08, 0x02, max), { inLength: max });
     if (r.status === ScsiStatus.GOOD) return { kind: 'record', data: Buffer.from(r.data) };
     const s = r.status === ScsiStatus.CHECK_CONDITION ? decodeSense(r.sense) : undefined;
     if (s?.filemark) return { kind: 'filemark' };
