@@ -461,6 +461,8 @@ export class ArrayController {
     if (/^\s*nv(\s|$)/.test(text)) return this.injectNv(text);
     const first = /^\s*(\S+)/.exec(text)?.[1];
     if (this.tape && first && this.tape.driveNamed(first)) return this.injectTape(text);
+    if (this.tape && first === this.tape.spec.name) { this.tape.operator(text); return undefined; } // "library0 import|export <barcode>"
+
     const m = /^\s*(\S+)\s+(?:(read|write) error at (\d+)(?: count (\d+))?|slow (\d+(?:\.\d+)?)|(dead)|(heal))\s*$/.exec(text);
     if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "<medium> read error at <lba> [count <n>]", "<medium> write error at <lba>", "<medium> slow <factor>", "<medium> dead" or "<medium> heal"`);
     const medium = this.media.find((x) => x.name === m[1]);

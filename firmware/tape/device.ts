@@ -233,6 +233,7 @@ export function tapeForget(dev: u32, token: u32): void {
   if (load<u32>(s + TDS_INFLIGHT) != 0) {
     store<u32>(s + TDS_DETACH_OP, 0);
     atomic.store<u32>(tapeMap(dev) + MTD_CANCEL, load<u32>(s + TDS_NEXT_ID));
+    ringRing(load<u32>(tapeMap(dev) + MTD_SQ)); // the binding looks: a request not yet under way ends at once
   }
   atomic.cmpxchg<u32>(s + TDS_CLAIM, token, load<u32>(s + TDS_INFLIGHT) != 0 ? ORPHAN : 0);
 }

@@ -45,6 +45,8 @@ interface Pending {
 }
 
 const STATE_FILE = 'library.json';
+/** library.json's address of a cartridge the operator took out through an import/export element. */
+const OUTSIDE = -1;
 
 export class TapeLibraryBinding {
   readonly drives: Drive[] = [];
@@ -54,6 +56,10 @@ export class TapeLibraryBinding {
   /** Element address -> where the cartridge came from (SValid). */
   private readonly source = new Map<number, number>();
   private readonly pending: Pending[] = [];
+  /** Cartridges the operator took out of the library (export); import brings them back. */
+  private readonly outside = new Set<Cartridge>();
+  /** Operator accesses to the import/export elements (MTD_EVENTS of the changer: the firmware posts 28h/01h). */
+  private events = 0;
   private readonly sq: EntryRing[] = [];
   private readonly cq: EntryRing[] = [];
   private severed = false;
@@ -95,11 +101,12 @@ export class TapeLibraryBinding {
     }
     for (const [barcode, address] of Object.entries(saved)) {
       const c = this.cartridges.get(barcode);
-      if (c && this.validAddress(address) && !this.where.has(address)) this.where.set(address, c);
+      if (c && address === OUTSIDE) this.outside.add(c);
+      else if (c && this.validAddress(address) && !this.where.has(address)) this.where.set(address, c);
     }
     this.spec.cartridges.forEach((s) => {
       const c = this.cartridges.get(s.barcode)!;
-      if ([...this.where.values()].includes(c)) return;
+      if ([...this.where.values()].includes(c) || this.outside.has(c)) return;
       const address = A.ELEM_SLOT_BASE + s.slot;
       if (!this.where.has(address)) this.where.set(address, c);
       else this.log(`cartridge ${c.barcode}: slot ${s.slot} is taken; it is not in the library this run`);
@@ -117,6 +124,7 @@ export class TapeLibraryBinding {
   private saveState(): void {
     const elements: Record<string, number> = {};
     for (const [a, c] of this.where) elements[c.barcode] = a;
+    for (const c of this.outside) elements[c.barcode] = OUTSIDE;
     const file = path.join(this.spec.dir, STATE_FILE);
     fs.writeFileSync(`${file}.tmp`, `${JSON.stringify({ elements }, null, 2)}\n`);
     fs.renameSync(`${file}.tmp`, file);
@@ -180,6 +188,14 @@ export class TapeLibraryBinding {
         else p.data = Buffer.from(this.mem.bytes(r.addr, r.count)); // the command's buffer is its own only until it ends
       }
       this.pending.push(p);
+      work++;
+    }
+    // A request whose holder went away (the firmware rang to say so) and that has not started ends
+    // now, having done nothing: an aborted REWIND stops the tape where it is.
+    for (const p of this.pending) {
+      if (p.dev !== dev || p.state !== WAITING || p.status !== A.TST_OK || !this.cancelled(p)) continue;
+      p.dueNs = nowNs;
+      p.status = A.TST_IO_ERROR;
       work++;
     }
     return work;
@@ -526,6 +542,39 @@ export class TapeLibraryBinding {
     this.moveTo(d, img, pos);
     p.done = done;
     return status;
+  }
+
+  // ---- The operator at the import/export elements -------------------------------------------------------
+
+  /**
+   * "import <barcode>" puts a cartridge taken out before into the first empty import/export
+   * element; "export <barcode>" takes one out of its import/export element. Either is an access
+   * the changer reports to every host (28h/01h).
+   */
+  operator(text: string): void {
+    const m = /^\s*\S+\s+(import|export)\s+(\S+)\s*$/.exec(text);
+    if (!m) throw new Error(`cannot parse ${JSON.stringify(text)}: expected "${this.spec.name} import <barcode>" or "${this.spec.name} export <barcode>"`);
+    const c = this.cartridges.get(m[2]);
+    if (!c) throw new Error(`no cartridge ${m[2]} in library ${this.spec.name} (cartridges: ${[...this.cartridges.keys()].join(', ')})`);
+    const ie = Array.from({ length: this.spec.importExport }, (_, i) => A.ELEM_IE_BASE + i);
+    if (m[1] === 'import') {
+      if (!this.outside.has(c)) throw new Error(`cartridge ${c.barcode} is in the library already`);
+      const free = ie.find((a) => !this.where.has(a));
+      if (free === undefined) throw new Error(`library ${this.spec.name}: every import/export element is full`);
+      this.outside.delete(c);
+      this.where.set(free, c);
+      this.source.delete(free);
+    } else {
+      const at = ie.find((a) => this.where.get(a) === c);
+      if (at === undefined) throw new Error(`cartridge ${c.barcode} is not in an import/export element (MOVE MEDIUM it there first)`);
+      this.where.delete(at);
+      this.source.delete(at);
+      this.outside.add(c);
+    }
+    this.saveState();
+    this.publishElements();
+    this.events++;
+    this.mem.store32(A.MAP_ADDR + A.MAP_TAPE_TABLE + A.MTD_EVENTS, this.events);
   }
 
   // ---- Faults, power, stop ---------------------------------------------------------------------------------
