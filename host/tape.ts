@@ -193,18 +193,26 @@ export function label1(kind: 'HDR' | 'EOF', f: FileLabel): Buffer {
     + `${labelDate(f.created)}${labelDate(f.created)} ${field(kind === 'EOF' ? (f.blocks ?? 0) % 1e6 : 0, 6)}${field('SANBOX', 13)}${' '.repeat(7)}`);
 }
 
-/** HDR2/EOF2: record format U (each record a block of at most blockBytes), block and record length. */
+/**
+ * HDR2/EOF2: record format U (each record a block of at most blockBytes), block and record length.
+ * Blocks over 99999 bytes (5 digits) are written as IBM's large block labels do: 00000 in the
+ * length fields and the length in the large block length field, characters 71-80.
+ */
 export function label2(kind: 'HDR' | 'EOF', f: FileLabel): Buffer {
-  return label(`${kind}2U${field(f.blockBytes, 5)}${field(f.blockBytes, 5)}${' '.repeat(35)}00${' '.repeat(28)}`);
+  const large = f.blockBytes > 99999;
+  const n = large ? 0 : f.blockBytes;
+  return label(`${kind}2U${field(n, 5)}${field(n, 5)}${' '.repeat(35)}00${' '.repeat(18)}${large ? field(f.blockBytes, 10) : ' '.repeat(10)}`);
 }
 
 export interface LabelledFile { name: string; data: Buffer }
 
 /** Writes a labelled file set on the drive's cartridge from BOT: VOL1, then each file between its labels. */
-export async function writeLabelledSet(drive: TapeDrive, files: LabelledFile[], o: { blockBytes?: number; created?: Date; progress?: (bytes: number) => void } = {}): Promise<void> {
+export async function writeLabelledSet(drive: TapeDrive, files: LabelledFile[], o: { blockBytes?: number; largeBlocks?: boolean; created?: Date; progress?: (bytes: number) => void } = {}): Promise<void> {
   // 32 KiB: mainframe tools (hetmap) read records of at most 65535 bytes; HDR2 holds 5 digits.
+  // largeBlocks: up to the drive's 256 KiB (large block labels), for hosts that read such records.
   const blockBytes = o.blockBytes ?? 32 * 1024;
-  if (blockBytes < 1 || blockBytes > 65535) throw new RangeError(`labelled blocks are 1-65535 bytes (HDR2 and AWS tools), got ${blockBytes}`);
+  const limit = o.largeBlocks ? 256 * 1024 : 65535;
+  if (blockBytes < 1 || blockBytes > limit) throw new RangeError(`labelled blocks are 1-${limit} bytes (${o.largeBlocks ? 'the drive\'s block limit' : 'HDR2 and AWS tools; largeBlocks allows 256 KiB'}), got ${blockBytes}`);
   const serial = volumeSerial(drive.barcode);
   await drive.rewind();
   await drive.writeRecord(vol1(serial));
