@@ -213,7 +213,8 @@ function stageComplete(r: u32, m: u32, status: u32, errLba: u64): void {
   const first = run >> 16;
   const count = run & 0xFFFF;
   const base = reqLba(sa(), r) - <u64>first;
-  const errSector = errLba >= base && errLba < base + SLOT_SECTORS ? <u32>(errLba - base) : first;
+  // Within the run (a READ waiting for it fails only on a sector it reads: sequencer.ts).
+  const errSector = errLba >= base + <u64>first && errLba < base + <u64>(first + count) ? <u32>(errLba - base) : first;
   stageDone(slot, first, count, status == MST_OK, errSector, status == MST_NOT_READY);
 }
 

@@ -34,7 +34,8 @@ async function poisoned(label: string, written = false): Promise<{ emu: Emulator
   return { emu: await startSmall(topo(dir)), last };
 }
 
-// Seed 4, steps 0,2-4,7-9,11 (crash with writes in flight, then the final flush): the disk IOP
+// Found by an earlier version of the simulator (seed 4, a crash with writes in flight, then the
+// final flush; the plans have changed since, so that seed no longer reaches it): the disk IOP
 // destaged a recovered slot on a chunk never written before, filled the slot with zeros and made
 // every sector valid and dirty, the poisoned ones too; the debug image's directory walk aborted
 // ("cache: a poisoned sector is also valid").
@@ -51,7 +52,7 @@ test('a recovered slot with poisoned sectors on a never-written chunk is destage
   t.true((await read(s, 1, 139, 5)).equals(last.subarray(11 * 512, 16 * 512)), 'the sectors after it too');
 });
 
-// Seed 4 as well: a READ that starts in slot 0 stages ahead into slot 1. On a chunk never written
+// The same run: a READ that starts in slot 0 stages ahead into slot 1. On a chunk never written
 // the slot is made blank (zeros) first, which made the poisoned sectors valid; on a chunk the
 // medium holds, the staged run crosses them (they are invalid, between valid dirty sectors) and
 // the stage's completion made them valid.
@@ -69,8 +70,8 @@ for (const written of [false, true]) {
   });
 }
 
-// Seed 15, steps 0-2,5,7-9,11,13,20 (block 0 of a volume read back another LBA's bytes after a
-// crash). The first destage of a never-written chunk writes the whole chunk: the disk IOP zeroed
+// Seed 15 (`npm run sim -- --seed 15 --runs 1 --only 0-2,5,7-9,11,13,20 --replay` on the
+// simulator of commit b4df627: block 0 of a volume read back another LBA's bytes after a crash). The first destage of a never-written chunk writes the whole chunk: the disk IOP zeroed
 // the slot's other sectors in memory and marked every sector dirty. A descriptor persisted then
 // (a failed destage, or a write to the slot while it destaged) claimed all 128 sectors dirty in NV,
 // where only the written ones had their data and sector CRCs; the others held the NV bytes of the
@@ -107,4 +108,29 @@ test('a failed first destage of a never-written chunk does not make the previous
     const rest = Buffer.concat([got.subarray(0, 5 * 512), got.subarray(6 * 512)]);
     t.true(rest.equals(Buffer.alloc(rest.length)), `chunk ${i}: the sectors never written read zeros, not the deleted volume's bytes`);
   }
+});
+
+// Seed 7 (step 50, faultMedia, on the simulator of commit b4df627): two READs of one slot, the first staging sectors 48-55 of a
+// 4096-byte-block volume, the second reading LBA 54 only and waiting for that stage. A read error
+// injected at LBA 48's sectors failed the stage, and the second READ got MEDIUM ERROR with
+// INFORMATION 48, an LBA it never asked for, though its own were readable. A READ waiting for a
+// stage that failed outside its sectors now stages its own.
+test('a READ waiting for another command\'s stage that failed outside its sectors stages its own and succeeds', async (t) => {
+  const dir = tempDir('sim-foreign-stage-error');
+  const emu = await startSmall(topo(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, media: [0] }, 1);
+  const data = pattern(65536, 4);
+  await write(s, 1, 0, data);
+  await emu.stop(); // flushed: the chunk is on the medium, the cache empty at the next start
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  again.array().inject('d0 read error at 128 count 1'); // volume LBA 0: its extent starts at chunk 1
+  const [first, second] = await Promise.allSettled([read(s2, 1, 0, 8), read(s2, 1, 4, 1)]);
+  t.is(first.status, 'rejected', 'the READ of LBA 0 fails');
+  const bad = await senseOf(read(s2, 1, 0, 1));
+  t.deepEqual([bad.key, bad.asc, bad.info], [3, 0x11, 0], bad.text);
+  t.is(second.status, 'fulfilled', second.status === 'rejected' ? String(second.reason) : '');
+  if (second.status === 'fulfilled') t.true(second.value.equals(data.subarray(4 * 512, 5 * 512)), 'LBA 4 reads what was written');
 });
