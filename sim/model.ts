@@ -269,7 +269,11 @@ export class Contents {
     return [m, ch * CHUNK_SECTORS + (byte % CHUNK_BYTES) / SECTOR];
   }
 
-  mediaOf(): Set<number> { return new Set(this.meta.chunks.map(([m]) => m)); }
+  /**
+   * The media it has extents on: a striped volume smaller than its stripe has some it never
+   * writes, yet it is not ready while any of them is not (firmware/volume.ts looks at extents).
+   */
+  mediaOf(): Set<number> { return new Set(this.meta.extents.map((x) => x.medium)); }
 }
 
 /** Windows of ticks during which a condition held (a fault, a delete, a medium being lost). */

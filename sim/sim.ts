@@ -25,7 +25,7 @@ import { SimTarget, type RunOutcome } from './target';
 export interface Violation { check: string; step: number; kind: string; detail: string }
 
 /** Deliberately broken targets, to show the checks can fail (test/sim/sim.test.ts). */
-export type Sabotage = 'nv-drop' | 'cross-read' | 'stale-list';
+export type Sabotage = 'media-drop' | 'cross-read' | 'stale-list';
 
 export interface SimOptions {
   seed: number;
@@ -175,12 +175,24 @@ export class Simulation {
       case 'faultNv': await this.faultNvStep(r); break;
       case 'heal': await this.heal(r, false); break;
       case 'session': await this.sessionStep(r); break;
-      case 'crash': this.burst(r); await this.target.step(between(r, 0, 60)); await this.restart('crash', r); break;
+      case 'crash': await this.crashStep(r, s); break;
       case 'stop': this.burst(r); await this.target.step(between(r, 0, 10)); await this.restart('stop', r); break;
       case 'flush': this.burst(r); await this.flush('flush'); await this.quiesce(); break;
       case 'verify': await this.verifyAll(); break;
     }
     await this.checkpoint(false);
+  }
+
+  /**
+   * Power fails while I/O runs. Half the time a first burst is answered before (acknowledged
+   * writes still dirty in the cache, held only by NV), and a second one is in flight at the cut.
+   */
+  private async crashStep(r: Prng, s: Step): Promise<void> {
+    const settled = new Prng(s.seed ^ 0x5e771ed).next() < 0.5;
+    this.burst(r);
+    if (settled) { await this.quiesce(); this.burst(r); }
+    await this.target.step(between(r, 0, 60));
+    await this.restart('crash', r);
   }
 
   private count(table: Record<string, number>, key: string, n = 1): void { table[key] = (table[key] ?? 0) + n; }
@@ -229,21 +241,19 @@ export class Simulation {
   /** Deliberately broken targets (test/sim/sim.test.ts shows the checks catch them). */
   private sabotage(): void {
     const a = this.target.array;
-    if (this.o.sabotage === 'nv-drop') {
-      // An NV binding that acknowledges slot data it never writes.
-      const nv = a.nv as unknown as { take(e: number): void; finish(entry: object, status: number): void; entries: object[] };
-      const take = nv.take.bind(nv);
+    if (this.o.sabotage === 'media-drop') {
+      // Media that report every other write of volume data done without writing it.
       let n = 0;
-      nv.take = (e: number) => {
-        const m = a.mem;
-        if (m.u8At(e + A.NSQ_OP) === A.NOP_RANGE && m.u32(e + A.NSQ_LENGTH) >= 512 && m.u32(e + A.NSQ_LENGTH) <= A.SLOT_BYTES && n++ % 2 === 0) {
-          const entry = { id: m.u32(e + A.NSQ_ID), iop: m.u8At(e + A.NSQ_IOP), status: 0, done: false };
-          nv.entries.push(entry);
-          nv.finish(entry, 0);
-          return;
-        }
-        take(e);
-      };
+      for (const b of a.media) {
+        const store = b.store;
+        const write = store.write.bind(store);
+        (b as unknown as { store: unknown }).store = Object.assign(Object.create(store), {
+          write: (mem: Uint8Array, addr: number, at: number, len: number, done: (e?: Error | null) => void) => {
+            if (at >= CHUNK_BYTES && n++ % 2 === 0) { done(null); return; }
+            write(mem, addr, at, len, done);
+          },
+        });
+      }
     } else if (this.o.sabotage === 'cross-read') {
       // Media that read the chunk after the one asked for.
       for (const b of a.media) {
@@ -549,7 +559,7 @@ export class Simulation {
 
   private mgmtGood(op: Op): void {
     const c = op.change!;
-    if (this.pending.length > 0) { this.pending.push(c); return; } // resolved by the next lists
+    if (this.pending.length > 0) { this.pend(c); return; } // resolved by the next lists
     if (op.expect) { this.violate('mgmt', `${op.what}: GOOD, but the model expects ${this.senseWords(op.expect)}`); return; }
     this.applyChange(c, op.end);
   }
@@ -559,7 +569,7 @@ export class Simulation {
     if (e && s.key === e[0] && s.asc === e[1] && s.ascq === e[2]) return;
     if (s.key === 0x04 && s.asc === 0x44 && this.win.overlaps('nv', op.submit, op.end)) { this.uncertain(op.change!, e ?? null); return; }
     if (op.change?.kind === 'reinit' && s.key === 0x02 && s.asc === 0x04 && s.ascq === 0x03 && this.win.overlaps(`dead:${op.change.medium}`, op.submit, op.end)) return;
-    if (this.pending.length > 0) { this.pending.push(op.change!); return; }
+    if (this.pending.length > 0) { this.pend(op.change!); return; }
     this.violate('mgmt', `${op.what}: ${scsi.describeSense(s)}, but the model expects ${e ? this.senseWords(e) : 'GOOD'}`);
   }
 
@@ -569,9 +579,18 @@ export class Simulation {
   private uncertain(c: Change, expect: [number, number, number] | null): void {
     this.count(this.faults, 'uncertainChange');
     if (expect !== null && this.pending.length === 0) return; // refused anyway
-    this.pending.push(c);
+    this.pend(c);
     // A REINITIALIZE MEDIUM the disk IOP has begun goes on whatever its command was told.
     if (c.kind === 'reinit') this.mediaExpect[c.medium] = new Set([...this.mediaExpect[c.medium], 'ok', 'becoming ready']);
+  }
+
+  /**
+   * A change whose outcome the next lists settle. A REINITIALIZE MEDIUM among them may already
+   * have taken place: the medium's blocks may read zeros from now on.
+   */
+  private pend(c: Change): void {
+    this.pending.push(c);
+    if (c.kind === 'reinit') this.reinitialized(c.medium, this.t(), false);
   }
 
   /** The change took place: catalog, contents, windows. */
@@ -884,6 +903,7 @@ export class Simulation {
       if (!blank && (!wasLost || this.labelUncertain.has(m) || reinitPending.has(m))) states.add('ok');
       if (this.mediaFaults[m].some((f) => f.type === 'dead')) states.add('dead');
       this.mediaExpect[m] = states;
+      this.log(`  restart: medium ${m} (${this.spec.media[m].kind}) may be ${[...states].join(' or ')}${wasLost ? ' (lost before)' : ''}${this.labelUncertain.has(m) ? ' (label uncertain)' : ''}${reinitPending.has(m) ? ' (reinitialization pending)' : ''}`);
       if (states.has('lost') && !this.win.isOpen(`lost:${m}`)) this.win.open(`lost:${m}`, cut);
       if (reinitPending.has(m)) this.reinitialized(m, cut, false);
     }
@@ -897,6 +917,7 @@ export class Simulation {
     const o = await this.target.labelsChecked(BOOT_BOUND_NS);
     if (o === 'failed') { await this.restart('fault'); return; }
     if (o !== 'done') this.fatal('boot', `the media labels were not checked after the restart (${o})`);
+    this.log(`  rebooted: ${this.target.array.stats()[A.STAT_NV_DROPPED]} NV sectors dropped`);
     this.openSessions();
     await this.checkpoint(true);
     await this.verifyAll();
@@ -908,6 +929,7 @@ export class Simulation {
     if (files.length === 0 || r.next() < 0.6) return;
     const [m, i] = files[Math.floor(r.next() * files.length)];
     const x = r.next();
+    this.log(`  tamper: ${m.name} ${x < 0.4 ? 'deleted' : x < 0.7 && files.length > 1 ? 'swapped' : 'label damaged'}`);
     if (x < 0.4) {
       fs.rmSync(m.path, { force: true });
       this.count(this.faults, 'image deleted');
@@ -966,12 +988,15 @@ export class Simulation {
     for (const m of media) {
       if (!this.mediaExpect[m.index]?.has(m.state)) this.violate('media', `medium ${m.name} is ${m.state}; the model expects ${[...this.mediaExpect[m.index]].join(' or ')}`);
       if (m.state === 'lost' && !this.win.isOpen(`lost:${m.index}`)) this.win.open(`lost:${m.index}`, this.t());
+      // A medium that may have come back lost (its new label's record perhaps not in NV) came back
+      // whole: it is not lost, and a later restart finds it as it is now.
+      if (m.state === 'ok' && this.win.isOpen(`lost:${m.index}`)) { this.win.close(`lost:${m.index}`, this.t()); this.mediaExpect[m.index].delete('lost'); }
     }
     for (const v of vols) {
       // Ready when every medium it has extents on is (a linear volume need not reach all it lists).
       const meta = this.cat.volumes.get(v.number);
       if (!meta || meta.name !== v.name) continue;
-      const on = [...new Set(meta.chunks.map(([m]) => m))];
+      const on = [...new Contents(meta).mediaOf()];
       const st = (l: scsi.Medium[]) => (on.every((i) => l[i]?.state === 'ok') ? 'online' : 'not ready');
       if (v.state !== st(before) && v.state !== st(media)) this.violate('volumes', `volume ${v.number} "${v.name}" is ${v.state} with its media ${on.map((i) => `${media[i]?.name} ${media[i]?.state}`).join(', ')}`);
     }
