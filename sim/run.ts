@@ -1,6 +1,6 @@
 // Runs of the simulator: one seed, many seeds with a summary, and the cut-down of a failing run
 // to fewer steps that still fail the same check (delta debugging over the plan's steps).
-import { Simulation, type SimOptions, type RunResult, type Violation } from './sim';
+import { Simulation, type SimOptions, type RunResult, type Violation, type Sabotage } from './sim';
 import { DEFAULT_STEPS, formatStepList } from './plan';
 
 export function runSeed(o: SimOptions): Promise<RunResult> {
@@ -19,13 +19,13 @@ export interface Shrunk { only: number[]; violation: Violation; attempts: number
  * single steps, keeping a cut-down when it still fails with the same check. At most `budget`
  * runs. The failing step's own index stays: what it does depends on the state before it only.
  */
-export async function shrink(seed: number, steps: number, failed: Violation, budget = 200, log: (l: string) => void = () => undefined): Promise<Shrunk> {
+export async function shrink(seed: number, steps: number, failed: Violation, budget = 200, log: (l: string) => void = () => undefined, sabotage?: Sabotage): Promise<Shrunk> {
   let keep = Array.from({ length: Math.min(failed.step + 1, steps) }, (_, i) => i);
   let best: Violation = failed;
   let attempts = 0;
   const fails = async (only: number[]): Promise<Violation | undefined> => {
     attempts++;
-    const r = await runSeed({ seed, steps, only });
+    const r = await runSeed({ seed, steps, only, sabotage });
     return r.violations.find((v) => v.check === failed.check);
   };
   let n = 2;
