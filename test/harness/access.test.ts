@@ -9,6 +9,7 @@ import { tempDir, startSmall, createVolume, pattern, SmallOptions } from './env'
 import { NbdClient, OPT, REP, CMD, E, goData } from '../nbd/client';
 import { IscsiConn } from '../iscsi/initiator';
 import type { Emulator } from '../../harness';
+import { runSanctl } from '../host/run-sanctl';
 
 const ports = [
   { name: 'nbd0', iop: 0, transport: 'tcp', protocol: 'nbd', port: 0 },
@@ -115,4 +116,29 @@ test('SET ACCESS: errors for no volume, a bad mode, an empty name and a record t
   t.is(again, v, 'the same volume number');
   t.deepEqual((await admin.listAccess(again)).map((e) => [e.unnamed, e.mode]), [[true, 'rw']], 'no record of the old volume');
   t.is((await admin.transport.submit({ lun: 1, cdb: scsi.testUnitReady() })).status, 0, 'and the new volume is open to it');
+});
+
+test('sanctl volume access: lists the volume\'s access, sets an initiator\'s, sets the unnamed ones with *, removes; bad words are usage errors', async (t) => {
+  const emu = await startSmall({ dir: tempDir('access-sanctl'), ports: [{ name: 'fe0', iop: 0, transport: 'tcp', port: 0 }] });
+  t.teardown(() => emu.stop());
+  const target = emu.array().targets.find((x) => x.port === 'fe0')!.target;
+  const ctl = (args: string[]) => runSanctl(['--target', target, ...args]);
+  const made = await ctl(['volume', 'create', 'db', '--size', '1MiB']);
+  t.is(made.code, 0, made.stderr);
+  t.is((await ctl(['volume', 'access', 'db'])).stdout, 'INITIATOR  ACCESS\n*          read-write\n');
+  const set = await ctl(['volume', 'access', 'db', 'iqn.2026-11.org.example:a', 'ro']);
+  t.is(set.code, 0, set.stderr);
+  t.regex(set.stdout, /^iqn\.2026-11\.org\.example:a: read-only on volume db\n/);
+  t.is((await ctl(['volume', 'access', 'db', '*', 'none'])).code, 0);
+  const j = JSON.parse((await ctl(['--json', 'volume', 'access', 'db'])).stdout);
+  t.deepEqual(j.access, [{ initiator: '*', access: 'none' }, { initiator: 'iqn.2026-11.org.example:a', access: 'ro' }]);
+  // The framed session sanctl uses is now "none": the volume is gone from its LUNs.
+  t.regex((await ctl(['luns'])).stdout, /^LUN\s+DEVICE\s+VOLUME\s+SIZE\n0\s+command device\n$/);
+  t.is((await ctl(['volume', 'access', 'db', 'iqn.2026-11.org.example:a', 'remove'])).code, 0);
+  t.is((await ctl(['volume', 'access', 'db', '*', 'rw'])).code, 0);
+  t.is((await ctl(['volume', 'access', 'db'])).stdout, 'INITIATOR  ACCESS\n*          read-write\n');
+  const bad = await ctl(['volume', 'access', 'db', 'x', 'write']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /the access is rw, ro, none or remove/);
+  t.is((await ctl(['volume', 'access', 'db', 'x'])).code, 2, 'an initiator without an access');
 });
