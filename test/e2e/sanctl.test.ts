@@ -92,7 +92,8 @@ for (const kind of KINDS) {
     const b = await bench(t, kind);
     ok(t, await b.ctl(['volume', 'create', 'a', '--size', '1MiB', '--media', 'd1,d0', '--stripe', '--lun', '5']));
     const list = JSON.parse((await b.ctl(['--json', 'volume', 'list'])).stdout);
-    t.like(list.volumes[0], { name: 'a', placement: 'striped', media: [1, 0], mappings: [{ port: b.port, lun: 5 }] });
+    t.like(list.volumes[0], { name: 'a', placement: 'striped', media: [1, 0] });
+    t.true(list.volumes[0].mappings.some((m: { port: number; lun: number }) => m.port === b.port && m.lun === 5));
     const bad = await b.ctl(['volume', 'create', 'b', '--size', '1MiB', '--media', 'd9']);
     t.is(bad.code, EXIT_USAGE);
     t.regex(bad.stderr, /no medium "d9" \(the array has d0, d1\)/);
