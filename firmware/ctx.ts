@@ -146,6 +146,9 @@ export function ctxAlloc(): usize {
   return c;
 }
 
+/** True while the pool has a context to give (a transport that would rather wait than answer TASK SET FULL asks first). */
+export function ctxAvailable(): bool { return load<u32>(gPrivate + CP_CTX_FREE) != 0; }
+
 export function ctxFree(c: usize): void {
   assert(load<u8>(c + CX_STATE) != <u8>ST_FREE, "ctx: a context freed twice");
   store<u8>(c + CX_STATE, <u8>ST_FREE);

@@ -30,6 +30,7 @@ import {
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
   CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CX_NEXT, CX_PREV, CX_TRANSPORT,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
   ctxBuffer, ctxBufferRelease, ctxBufferAddr,
 } from "./ctx";
@@ -105,6 +106,39 @@ export function cmdBegin(
 export function cmdDispatch(c: usize): void {
   statInc(STAT_COMMANDS);
   ctxStep(c);
+}
+
+/**
+ * Runs another command in a context whose command has just ended GOOD, in place of its status (a
+ * transport's request that takes several commands: NBD's WRITE_ZEROES and TRIM beyond one command's
+ * length). Identity, tag and place on the active list are kept; what the last command did is
+ * cleared. Its transport's respond step calls this and answers "not sent": the next poll dispatches.
+ */
+export function cmdRearm(c: usize, cdb: usize, cdbLen: u32, expected: u32): void {
+  assert(load<u32>(c + CX_PIN_SLOT) == 0 && load<u32>(c + CX_NV_PENDING) == 0, "sequencer: rearming a command that holds a pin or waits for NV");
+  ctxBufferRelease(c);
+  const dir = load<u32>(c + CX_FLAGS) & (CXF_DATA_OUT | CXF_DATA_IN);
+  const start = load<f64>(c + CX_START_NS);
+  const next = load<u32>(c + CX_NEXT);
+  const prev = load<u32>(c + CX_PREV);
+  const id = load<u32>(c + CX_ID);
+  const peer = load<u16>(c + CX_PEER);
+  const attr = load<u8>(c + CX_TASK_ATTR);
+  memory.fill(c + CX_LBA, 0, CX_TRANSPORT - CX_LBA);
+  store<u32>(c + CX_FLAGS, dir);
+  store<f64>(c + CX_START_NS, start);
+  store<u32>(c + CX_NEXT, next);
+  store<u32>(c + CX_PREV, prev);
+  store<u32>(c + CX_ID, id);
+  store<u16>(c + CX_PEER, peer);
+  store<u8>(c + CX_TASK_ATTR, attr);
+  store<u32>(c + CX_EXPECTED, expected);
+  store<u8>(c + CX_OPCODE, load<u8>(cdb));
+  store<u8>(c + CX_CDB_LEN, <u8>cdbLen);
+  memory.copy(c + CX_CDB, cdb, cdbLen);
+  store<u16>(c + CX_VOLUME, <u16>NO_VOLUME16);
+  store<u8>(c + CX_STATUS, 0);
+  store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
 }
 
 // ---- Stepping ---------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ export const Management = {
   LIST_PORTS: 0x13,
   STATISTICS: 0x14,
   LIST_SESSIONS: 0x15,
+  SET_ACCESS: 0x06,
+  LIST_ACCESS: 0x16,
 } as const;
 
 // ---- CDB builders -----------------------------------------------------------------------------------
@@ -195,6 +197,41 @@ export function mapParameters(volume: number, port: number, lun: number): Buffer
   b[2] = port;
   b.writeUInt16BE(lun, 4);
   return b;
+}
+
+/** A volume's access for an initiator (LUN security, docs/scsi.md). */
+export type AccessMode = 'rw' | 'ro' | 'none';
+export const ACCESS_MODES: AccessMode[] = ['rw', 'ro', 'none'];
+export const ACCESS_ENTRY_BYTES = 232;
+
+/**
+ * The parameter list of SET ACCESS: the volume, the mode (or 'remove' the initiator's record), and
+ * either an initiator name or (unnamed) the mode of every initiator the list does not name.
+ */
+export function accessParameters(volume: number, mode: AccessMode | 'remove', initiator: string | { unnamed: true }): Buffer {
+  const b = Buffer.alloc(ACCESS_ENTRY_BYTES);
+  b.writeUInt16BE(volume, 0);
+  b[2] = mode === 'remove' ? 0xff : ACCESS_MODES.indexOf(mode);
+  if (typeof initiator === 'string') {
+    const n = Buffer.from(initiator, 'latin1');
+    if (n.length === 0 || n.length > 223) throw new RangeError(`an initiator name is 1 to 223 characters, got ${n.length}`);
+    n.copy(b, 8);
+  } else {
+    b[3] = 1;
+  }
+  return b;
+}
+
+export interface AccessEntry { volume: number; mode: AccessMode; initiator: string; unnamed: boolean }
+
+/** LIST ACCESS: per volume its mode for unnamed initiators, then its records. */
+export function parseAccess(d: Buffer): AccessEntry[] {
+  return parseManagementList(d).entries.map((e) => ({
+    volume: e.readUInt16BE(0),
+    mode: ACCESS_MODES[e[2]] ?? 'none',
+    unnamed: (e[3] & 1) !== 0,
+    initiator: cstring(e, 8, 224),
+  }));
 }
 
 // ---- Data-in parsers --------------------------------------------------------------------------------
@@ -407,7 +444,7 @@ export function parseMedia(d: Buffer): Medium[] {
 export interface Port {
   index: number;
   name: string;
-  kind: 'stream' | 'queue' | 'iscsi';
+  kind: 'stream' | 'queue' | 'iscsi' | 'nbd';
   sessions: number;
   openSessions: number;
   address: number;
@@ -418,7 +455,7 @@ export function parsePorts(d: Buffer): Port[] {
   return parseManagementList(d).entries.map((e) => ({
     index: e[0],
     name: cstring(e, 32, 32),
-    kind: e[1] === 2 ? 'queue' : e[1] === 3 ? 'iscsi' : 'stream',
+    kind: e[1] === 2 ? 'queue' : e[1] === 3 ? 'iscsi' : e[1] === 4 ? 'nbd' : 'stream',
     sessions: e[2],
     openSessions: e[3],
     address: e.readUInt16BE(4),
@@ -429,12 +466,12 @@ export function parsePorts(d: Buffer): Port[] {
 export interface Session {
   port: number;
   session: number;
-  kind: 'stream' | 'queue' | 'iscsi';
+  kind: 'stream' | 'queue' | 'iscsi' | 'nbd';
   /** Commands in flight on the session. */
   outstanding: number;
   /** iSCSI: the ISID in hex; '' for other transports. */
   isid: string;
-  /** The initiator's identity: an iSCSI InitiatorName, "framed:<address>", "inproc:<port><slot>". */
+  /** The initiator's identity: an iSCSI InitiatorName, "nbd:<address>", "framed:<address>", "inproc:<port><slot>". */
   initiator: string;
 }
 
@@ -443,7 +480,7 @@ export function parseSessions(d: Buffer): Session[] {
   return parseManagementList(d).entries.map((e) => ({
     port: e[0],
     session: e[1],
-    kind: e[2] === 2 ? 'queue' : e[2] === 3 ? 'iscsi' : 'stream',
+    kind: e[2] === 2 ? 'queue' : e[2] === 3 ? 'iscsi' : e[2] === 4 ? 'nbd' : 'stream',
     outstanding: e.readUInt32BE(4),
     isid: e.subarray(8, 14).every((x) => x === 0) ? '' : e.subarray(8, 14).toString('hex'),
     initiator: cstring(e, 32, 224),

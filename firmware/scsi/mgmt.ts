@@ -36,6 +36,7 @@ import {
 } from "../channel";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import { cdb, invalidField, OP_MANAGEMENT_IN } from "./dispatch";
+import { setAccess, listAccess } from "../comm/access";
 
 const SA_CREATE: u32 = 0x01;
 const SA_DELETE: u32 = 0x02;
@@ -48,6 +49,8 @@ const SA_LIST_MEDIA: u32 = 0x12;
 const SA_LIST_PORTS: u32 = 0x13;
 const SA_STATISTICS: u32 = 0x14;
 const SA_LIST_SESSIONS: u32 = 0x15;
+const SA_SET_ACCESS: u32 = 0x06; // comm/access.ts
+const SA_LIST_ACCESS: u32 = 0x16;
 const SESSION_ENTRY_BYTES: u32 = 256;
 
 const CREATE_LIST_BYTES: u32 = 64;
@@ -60,6 +63,7 @@ export function management(c: usize, op: u32): void {
   if (nvDegraded()) { nvRefuse(c); return; } // a change the NV file might not keep
   if (sa == SA_DELETE) { deleteVolume(c, getBe32(p + 2), (load<u8>(p + 14) & 1) != 0); return; }
   if (sa == SA_REINITIALIZE_MEDIUM) { reinitializeMedium(c, getBe32(p + 2)); return; }
+  if (sa == SA_SET_ACCESS) { setAccess(c); return; }
   const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES : 0;
   if (want == 0) { invalidField(c, 1, 4); return; }
   const length = getBe32(p + 6);
@@ -214,6 +218,7 @@ function managementIn(c: usize, sa: u32): void {
     case SA_LIST_PORTS: listPorts(c, alloc); return;
     case SA_STATISTICS: statistics(c, alloc); return;
     case SA_LIST_SESSIONS: listSessions(c, alloc); return;
+    case SA_LIST_ACCESS: listAccess(c, alloc, getBe32(cdb(c) + 2)); return;
     default: invalidField(c, 1, 4);
   }
 }
