@@ -214,7 +214,7 @@ test('a dead target disk suspends the pair; source writes go on and are recorded
 
 // Restart (power loss, as a kill -9 of the emulator) in every state: the pair table and bitmaps come
 // back from NV, the copy goes on, and the data ends identical to the reference.
-const states: Array<[string, (r: Rig) => Promise<void>]> = [
+const states: Array<[string, (r: Rig & { ref: Buffer }) => Promise<void>]> = [
   ['duplex pending', async (r) => { await r.c.pairCreate(r.src, r.tgt); }],
   ['duplex', async (r) => { await r.c.pairCreate(r.src, r.tgt); await until(r, (p) => p.state === 'duplex', 'duplex'); }],
   ['split pending', async (r) => { await r.c.pairCreate(r.src, r.tgt); await r.c.pairSplit(r.src); }],
