@@ -28,7 +28,7 @@ import {
   CX_FLUSH_SEQ, CX_NV_PENDING, CX_DATA_ADDR, CX_STATUS, CX_SENSE_KEY, CX_ASC, CX_PEER, CX_OPCODE,
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
-  ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
+  ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
   CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_PAIR_WAIT, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
   ctxBuffer, ctxBufferRelease, ctxBufferAddr,
@@ -48,6 +48,7 @@ import { blockSize, volumeAtLun } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
+import { tapeStep, tapeAbort } from "./tape/command";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
@@ -141,6 +142,7 @@ export function ctxStep(c: usize): i32 {
     case ST_NV_WAIT: nvWaitStep(c); break;
     case ST_FLUSH: flushStep(c); break;
     case ST_SEND_BUFFER: sendBufferStep(c); break;
+    case ST_TAPE: tapeStep(c); break;
     default: break;
   }
   if (<u32>load<u8>(c + CX_STATE) == ST_RESPOND) {
@@ -219,6 +221,7 @@ function retire(c: usize): void {
     tagRemove(port, s, load<u32>(c + CX_TAG));
     sessionOutstandingAdd(port, s, -1);
   }
+  tapeAbort(c); // a tape device it holds is given back (a request in flight is reaped by the next user)
   ctxBufferRelease(c);
   transportRetire(c);
   activeRemove(c);

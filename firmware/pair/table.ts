@@ -77,7 +77,7 @@ export const COPY_JOBS: u32 = 8;
 export const JOB_BYTES: u32 = 64;
 const ENGINE_BYTES: u32 = 64;
 /** Firmware-private map field: the volatile pair state. */
-const MAPX_PAIRS: u32 = 120;
+const MAPX_PAIRS: u32 = 128; // (120 and 124 are the tape element table's, abi.ts)
 
 /** What the copy engine and the status command keep per pair (not persisted). */
 @unmanaged export class PairRuntime {
