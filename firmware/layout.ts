@@ -24,6 +24,7 @@ import { nvRegionBytes, nvLayout } from "./nv";
 import { cacheDirBytes, cacheLayout } from "./cache";
 import { mediumStateBytes, mediaLayout } from "./volume";
 import { initLayout } from "./initmap";
+import { pairLayout, pairStateBytes } from "./pair/table";
 import { channelPrivateBytes } from "./channel";
 import { DISK_PRIVATE_BYTES } from "./disk";
 import { MB_BYTES, MAILBOX_ENTRIES } from "./mailbox";
@@ -131,6 +132,8 @@ function plan(write: bool): usize {
   at = alignUp(at + cacheDirBytes(slots), REGION_ALIGN);
   if (write) { mediaLayout(at); initLayout(); }
   at = alignUp(at + mediumStateBytes(), REGION_ALIGN);
+  if (write) pairLayout(at);
+  at = alignUp(at + pairStateBytes(), REGION_ALIGN);
   if (write) store<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH, <u32>at);
   at = alignUp(at + max<usize>(<usize>slots * 4, 4096), REGION_ALIGN); // also holds a header's directory at boot
   at = ring(write, at, MAP_ADDR + MAP_NV_SQ, NV_SQ_ENTRIES, NSQ_BYTES, DB_NV);

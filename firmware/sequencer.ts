@@ -29,7 +29,7 @@ import {
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
-  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_PAIR_WAIT, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
   CX_NEXT, CX_PREV, CX_TRANSPORT,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
   ctxBuffer, ctxBufferRelease, ctxBufferAddr,
@@ -50,6 +50,25 @@ import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
 import { tapeStep, tapeAbort } from "./tape/command";
+import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
+
+/** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
+const PAIR_WAIT_NS: f64 = 30e9;
+
+/** True (and the command failed) when it has waited for a pair copy longer than PAIR_WAIT_NS. */
+function pairWaitExpired(c: usize): bool {
+  const f = load<u32>(c + CX_FLAGS);
+  if ((f & CXF_PAIR_WAIT) == 0) {
+    store<u32>(c + CX_FLAGS, f | CXF_PAIR_WAIT);
+    store<f64>(c + CX_DEADLINE_NS, gNow + PAIR_WAIT_NS);
+    wakeAt(gNow + PAIR_WAIT_NS);
+    return false;
+  }
+  if (gNow < load<f64>(c + CX_DEADLINE_NS)) { wakeAt(load<f64>(c + CX_DEADLINE_NS)); return false; }
+  ctxBufferRelease(c);
+  fail(c, 0x0B, 0x85, 0x06);
+  return true;
+}
 
 /** A data-out burst the host does not complete within this time fails the command (4Bh/00h). */
 export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
@@ -377,7 +396,8 @@ function readStep(c: usize): void {
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(total - cursor, SLOT_BYTES - within);
-    const slot = readySlot(c, volume, slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
+    // A pair's target reads the source where the track is not copied yet (004's instant split).
+    const slot = readySlot(c, pairReadVolume(volume, slotNo), slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
     if (slot < 0) return;
     holdSlot(c, <u32>slot); // until it is sent: the transmit ring may take it over several polls
     if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
@@ -447,7 +467,7 @@ function mediumErrorAt(c: usize, slotNo: u32, sectorInSlot: u32): void {
  * A slot for (volume, slotNo) with nothing valid, or -1; when the chunk under it was never written
  * (initmap.ts) the slot is zeros, all valid: no stage, and nothing of its previous owner shows.
  */
-function allocateFor(volume: u32, slotNo: u32): i32 {
+export function allocateFor(volume: u32, slotNo: u32): i32 {
   const slot = allocate(volume, slotNo);
   if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot);
   return slot;
@@ -568,11 +588,17 @@ function commitStep(c: usize): void {
   if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
   if (volumeFenced(volume)) { fail(c, 0x0B, 0x3F, 0x00); return; } // deleted under it: nothing reaches the cache
   while (cursor < winEnd) {
-    if (!nvRoom(WRITE_NV_ENTRIES)) return;
+    if (!nvRoom(WRITE_NV_ENTRIES + 1)) return;
     const off = base + <u64>cursor;
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(winEnd - cursor, SLOT_BYTES - within);
+    // A pair's difference bit goes to the NV ring before the data (write intent), or the write waits
+    // for the copy of the track's old data (copy before write), or is refused (the pair's state).
+    const intent = pairBeforeWrite(volume, slotNo, id);
+    if (intent == PW_WAIT) { if (pairWaitExpired(c)) return; waitCache(c); return; }
+    if (intent == PW_REFUSE) { ctxBufferRelease(c); fail(c, 0x07, 0x27, 0x00); return; }
+    if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
       slot = allocateFor(volume, slotNo);

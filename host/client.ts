@@ -176,6 +176,55 @@ export class ScsiClient {
     return scsi.parseSessions(await this.managementList(Management.LIST_SESSIONS));
   }
 
+  // ---- Volume pairs (docs/scsi.md, "Volume pairs") -----------------------------------------------
+
+  /** Pairs source with target (volume numbers): duplex pending, the creation copy starts. */
+  async pairCreate(source: number, target: number, options: { trackKiB?: number } = {}): Promise<scsi.PairStatus> {
+    await this.managementOut(Management.PAIR_CREATE, scsi.pairCreateParameters(source, target, options.trackKiB ?? 0));
+    return this.pairOf(source);
+  }
+
+  /** Splits the pair of `volume`: answered at once (source split, target split pending while the copy goes on). */
+  async pairSplit(volume: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_SPLIT, volume) });
+  }
+
+  /** Resynchronises a split (or suspended) pair: copies only the tracks written on either side since the split. */
+  async pairResync(volume: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_RESYNC, volume) });
+  }
+
+  /** Reverse resync: the target's changed tracks (and the source's) are copied target -> source. */
+  async pairReverse(volume: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_REVERSE, volume) });
+  }
+
+  async pairDelete(volume: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_DELETE, volume) });
+  }
+
+  /** Sets or clears the target's read-only attribute (writes get DATA PROTECT while it is set). */
+  async pairTargetReadOnly(volume: number, readOnly: boolean): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_ATTRIBUTE, volume, readOnly ? 1 : 0) });
+  }
+
+  /** Copies the pending tracks of [lba, lba + blocks) first; with wait, returns once they are on the target. */
+  async pairCopyRange(volume: number, lba: number, blocks: number, options: { wait?: boolean } = {}): Promise<void> {
+    const list = scsi.pairRangeParameters(lba, blocks);
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.management(true, Management.PAIR_COPY_RANGE, list.length, volume, options.wait ? 1 : 0), dataOut: list });
+  }
+
+  async pairStatus(): Promise<scsi.PairStatus[]> {
+    return scsi.parsePairStatus(await this.managementList(Management.PAIR_STATUS));
+  }
+
+  /** The status of the pair volume belongs to (either side); throws when it is in none. */
+  async pairOf(volume: number): Promise<scsi.PairStatus> {
+    const p = (await this.pairStatus()).find((s) => s.source === volume || s.target === volume);
+    if (!p) throw new Error(`volume ${volume} is in no pair`);
+    return p;
+  }
+
   async listVolumes(): Promise<scsi.Volume[]> {
     return scsi.parseVolumes(await this.managementList(Management.LIST_VOLUMES));
   }

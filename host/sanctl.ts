@@ -60,6 +60,14 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   read <volume|lun> <file|-> [--offset N] [--bytes N]
                                         read N bytes (default: to the end) from byte N (default 0);
                                         the file is replaced only when every byte has arrived
+  pair create <source> <target> [--track-size SIZE] [--wait]
+                                        pair two volumes (duplex pending; the creation copy starts)
+  pair split <volume> [--wait]          split at once (source split; target split pending until copied)
+  pair resync <volume> [--wait]         copy the tracks changed on either side since the split
+  pair reverse <volume> [--wait]        copy them back, target -> source
+  pair delete <volume>                  dissolve the pair (from any state); both volumes stay
+  pair status                           states, pending and copied tracks, time left
+                                        (--wait: until the copy is done, with a progress bar)
   stats [--interval S]                  rates over S seconds (default 1): IOPS, MB/s, latency, cache
                                         hits; the cache and the counters (--interval 0: no rates)
   tape list [--library-lun N]           the library's elements: slots, drives, import/export, barcodes
@@ -100,6 +108,8 @@ const OPTIONS = {
   length: { type: 'string' },
   offset: { type: 'string' },
   interval: { type: 'string' },
+  wait: { type: 'boolean' },
+  'track-size': { type: 'string' },
   'library-lun': { type: 'string' },
   file: { type: 'string' },
 } as const;
@@ -141,6 +151,12 @@ const COMMANDS: Record<string, Command> = {
   write: { args: ['volume|lun', 'file|-'], options: ['fua', 'offset'], check: (o) => offsetOption(o), run: write },
   read: { args: ['volume|lun', 'file|-'], options: ['bytes', 'length', 'offset'], check: readChecks, run: read },
   stats: { args: [], options: ['interval'], check: (o) => intervalOption(o), run: stats },
+  'pair create': { args: ['source', 'target'], options: ['track-size', 'wait'], check: (o) => trackSize(o), run: (ctx, a) => pairChange(ctx, 'create', a) },
+  'pair split': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'split', a) },
+  'pair resync': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'resync', a) },
+  'pair reverse': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'reverse', a) },
+  'pair delete': { args: ['volume'], options: [], run: (ctx, a) => pairChange(ctx, 'delete', a) },
+  'pair status': { args: [], options: [], run: pairStatus },
   'tape list': { args: [], options: ['library-lun'], run: tapeList },
   'tape move': { args: ['from', 'to'], options: ['library-lun'], run: tapeMove },
   'tape load': { args: ['barcode'], options: ['library-lun'], run: tapeLoad },
@@ -148,6 +164,74 @@ const COMMANDS: Record<string, Command> = {
   'tape write': { args: ['barcode', 'file'], options: ['library-lun'], run: tapeWrite },
   'tape read': { args: ['barcode', 'file'], options: ['library-lun', 'file'], run: tapeRead },
 };
+
+// ---- Volume pairs ---------------------------------------------------------------------------------------
+
+/** --track-size in KiB for PAIR CREATE (0: the array's default, 64 KiB). */
+function trackSize(o: Options): number {
+  if (o['track-size'] === undefined) return 0;
+  const bytes = parseSize(o['track-size'], '--track-size');
+  if (bytes % 1024 !== 0) throw new UsageError('--track-size is a whole number of KiB (64KiB to 1MiB, a power of two)');
+  return bytes / 1024;
+}
+
+type PairVerb = 'create' | 'split' | 'resync' | 'reverse' | 'delete';
+/** Where --wait stops: the state each change settles in. */
+const SETTLED: Record<PairVerb, scsi.PairStateName> = { create: 'duplex', split: 'split', resync: 'duplex', reverse: 'duplex', delete: 'simplex' };
+/** --wait gives up when the pending tracks have not gone down for this long. */
+const PAIR_STALL_MS = 60_000;
+
+async function pairChange(ctx: Context, verb: PairVerb, args: string[]): Promise<void> {
+  const c = ctx.client;
+  const vol = await volumeByName(c, args[0]);
+  if (verb === 'create') await c.pairCreate(vol.number, (await volumeByName(c, args[1])).number, { trackKiB: trackSize(ctx.options) });
+  else if (verb === 'split') await c.pairSplit(vol.number);
+  else if (verb === 'resync') await c.pairResync(vol.number);
+  else if (verb === 'reverse') await c.pairReverse(vol.number);
+  else { await c.pairDelete(vol.number); ctx.out({ deleted: vol.name }, `pair of ${vol.name} deleted`); return; }
+  let st = await c.pairOf(vol.number);
+  if (ctx.options.wait) st = await pairWait(ctx, vol.number, SETTLED[verb]);
+  ctx.out(pairJson(st), pairLine(st));
+}
+
+/** Polls the pair until it settles in `state`, with a progress bar of the copied tracks; fails when it stalls or suspends. */
+async function pairWait(ctx: Context, volume: number, state: scsi.PairStateName): Promise<scsi.PairStatus> {
+  const now = ctx.io.now ?? (() => performance.now());
+  const sleep = ctx.io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let st = await ctx.client.pairOf(volume);
+  const total = Math.max(st.pendingTracks, 1);
+  const bar = progressBar(ctx.io, 'copy', total * st.trackBytes);
+  let best = st.pendingTracks;
+  let since = now();
+  try {
+    while (st.state !== state) {
+      if (st.state === 'suspended') throw new Error(`the pair of volume ${volume} was suspended (${st.suspendReason})`);
+      if (now() - since > PAIR_STALL_MS) throw new Error(`waited ${PAIR_STALL_MS / 1000} s for the pair of volume ${volume} to reach ${state}: ${st.pendingTracks} tracks still pending, none copied meanwhile`);
+      await sleep(100);
+      st = await ctx.client.pairOf(volume);
+      if (st.pendingTracks < best) { best = st.pendingTracks; since = now(); }
+      bar.update(Math.max(total - st.pendingTracks, 0) * st.trackBytes);
+    }
+  } finally {
+    bar.end();
+  }
+  return st;
+}
+
+function pairJson(p: scsi.PairStatus): object { return { ...p }; }
+
+function pairLine(p: scsi.PairStatus): string {
+  const eta = p.pendingTracks === 0 ? '' : p.estimateMs === undefined ? ', time left unknown' : `, about ${(p.estimateMs / 1000).toFixed(1)} s left`;
+  const ro = p.targetReadOnly ? ', target read-only' : '';
+  const why = p.state === 'suspended' ? ` (${p.suspendReason})` : '';
+  return `pair ${p.pair}: #${p.source} -> #${p.target} ${p.state}${why} (source ${p.sourceState}, target ${p.targetState}), ` +
+    `${p.pendingTracks} of ${p.tracks} tracks pending, ${p.copiedTracks} copied (${formatBytes(p.copiedBytes)})${eta}${ro}`;
+}
+
+async function pairStatus(ctx: Context): Promise<void> {
+  const pairs = await ctx.client.pairStatus();
+  ctx.out({ pairs: pairs.map(pairJson) }, pairs.length === 0 ? 'no pairs' : pairs.map(pairLine));
+}
 
 const GLOBAL_OPTIONS = ['target', 'json', 'help', 'version'];
 

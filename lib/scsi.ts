@@ -37,6 +37,14 @@ export const Management = {
   LIST_SESSIONS: 0x15,
   SET_ACCESS: 0x06,
   LIST_ACCESS: 0x16,
+  PAIR_CREATE: 0x07,
+  PAIR_SPLIT: 0x08,
+  PAIR_RESYNC: 0x09,
+  PAIR_REVERSE: 0x0a,
+  PAIR_DELETE: 0x0b,
+  PAIR_ATTRIBUTE: 0x0c,
+  PAIR_COPY_RANGE: 0x0d,
+  PAIR_STATUS: 0x17,
 } as const;
 
 // ---- CDB builders -----------------------------------------------------------------------------------
@@ -588,6 +596,13 @@ const ASC_TEXT = new Map<number, string>([
   [0x8202, 'VOLUME NOT MAPPED'],
   [0x8300, 'VOLUME TABLE FULL'],
   [0x8400, 'NO SUCH MEDIUM'],
+  [0x8500, 'NO SUCH PAIR'],
+  [0x8501, 'VOLUME IS IN A PAIR'],
+  [0x8502, 'PAIR STATE DOES NOT ALLOW THIS'],
+  [0x8503, 'PAIR TABLE FULL'],
+  [0x8504, 'PAIR VOLUMES DO NOT MATCH'],
+  [0x8505, 'BAD TRACK SIZE FOR THE PAIR'],
+  [0x8506, 'PAIR COPY DID NOT FINISH IN TIME'],
 ]);
 
 export function senseKeyName(key: number): string {
@@ -685,4 +700,80 @@ function cstring(d: Buffer, at: number, n: number): string {
 
 function hex2(n: number): string {
   return n.toString(16).toUpperCase().padStart(2, '0');
+}
+
+// ---- Volume pairs (docs/scsi.md, "Volume pairs") -----------------------------------------------------
+
+/** Pair states (document 001: simplex, duplex pending, duplex, split pending, split), reverse resync, suspended. */
+export const PairState = ['simplex', 'duplex pending', 'duplex', 'split pending', 'split', 'reverse resync', 'suspended'] as const;
+export type PairStateName = (typeof PairState)[number];
+export const SuspendReason = ['', 'source not ready', 'target not ready', 'read error', 'NV error'] as const;
+
+/** PAIR CREATE's parameter list: source, target, track size in KiB (0: 64 KiB). */
+export function pairCreateParameters(source: number, target: number, trackKiB = 0): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt16BE(source, 0);
+  b.writeUInt16BE(target, 2);
+  b.writeUInt32BE(trackKiB, 4);
+  return b;
+}
+
+/** PAIR SPLIT, RESYNC, REVERSE, DELETE: the argument names either volume of the pair. */
+export function pairCommand(serviceAction: number, volume: number, flags = 0): Buffer {
+  return management(true, serviceAction, 0, volume, flags);
+}
+
+/** PAIR COPY RANGE's parameter list: first LBA and blocks of the source. */
+export function pairRangeParameters(lba: number, blocks: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64BE(BigInt(lba), 0);
+  b.writeBigUInt64BE(BigInt(blocks), 8);
+  return b;
+}
+
+export interface PairStatus {
+  pair: number;
+  state: PairStateName;
+  sourceState: PairStateName;
+  targetState: PairStateName;
+  targetReadOnly: boolean;
+  suspendReason: string;
+  trackBytes: number;
+  source: number;
+  target: number;
+  tracks: number;
+  pendingTracks: number;
+  sourceChangedTracks: number;
+  targetChangedTracks: number;
+  copyJobs: number;
+  copiedTracks: number;
+  copiedBytes: number;
+  /** Time left for the pending tracks at the average copy time so far, ms; undefined before a copy. */
+  estimateMs?: number;
+  /** Time since the last split, ms (0: never split). */
+  sinceSplitMs: number;
+}
+
+export function parsePairStatus(d: Buffer): PairStatus[] {
+  const name = (n: number): PairStateName => PairState[n] ?? 'simplex';
+  return parseManagementList(d).entries.map((e) => ({
+    pair: e[0],
+    state: name(e[1]),
+    sourceState: name(e[2]),
+    targetState: name(e[3]),
+    targetReadOnly: (e[4] & 1) !== 0,
+    suspendReason: SuspendReason[e[5]] ?? String(e[5]),
+    trackBytes: e.readUInt16BE(6) * 1024,
+    source: e.readUInt16BE(8),
+    target: e.readUInt16BE(10),
+    tracks: e.readUInt32BE(12),
+    pendingTracks: e.readUInt32BE(16),
+    sourceChangedTracks: e.readUInt32BE(20),
+    targetChangedTracks: e.readUInt32BE(24),
+    copyJobs: e.readUInt32BE(28),
+    copiedTracks: Number(e.readBigUInt64BE(32)),
+    copiedBytes: Number(e.readBigUInt64BE(40)),
+    estimateMs: e.readUInt32BE(48) === 0xffffffff ? undefined : e.readUInt32BE(48),
+    sinceSplitMs: e.readUInt32BE(52),
+  }));
 }

@@ -14,6 +14,7 @@ import { inquiry } from "./inquiry";
 import { modeSense6 } from "./mode";
 import { reportLuns } from "./luns";
 import { management } from "./mgmt";
+import { pairWriteAllowed } from "../pair/io";
 import { tapeDeviceAtLun } from "../tape/device";
 import { tapeCommand } from "../tape/command";
 import { accessOf, accessAllows, ACC_NONE } from "../comm/access";
@@ -125,6 +126,7 @@ function readWrite(c: usize, v: u32, sixteen: bool, write: bool): void {
     store<u32>(c + CX_PRODUCED, wanted); // also when refused: the residual says what the CDB asked for
     if (expected < wanted && expected % bs != 0) { fail(c, 0x05, 0x0E, 0x03); return; }
     if (nvDegraded()) { nvRefuse(c); return; } // the NV file could not keep it
+    if (!pairWriteAllowed(v)) { fail(c, 0x07, 0x27, 0x00); return; } // DATA PROTECT, WRITE PROTECTED
     if (expected < wanted) {
       startWrite(c, lba, expected / bs, (flags & 0x08) != 0);
       store<u32>(c + CX_PRODUCED, wanted); // startWrite set it to what moves
