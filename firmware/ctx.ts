@@ -98,6 +98,7 @@ export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, n
 export const CXF_FLUSH_POSTED: u32 = 256;
 export const CXF_TAPE: u32 = 1024; // the command holds a tape device's claim (CX_ARG: device + 1)
 export const CXF_NV_FAILED: u32 = 512; // an NV persist of this command completed with an error
+export const CXF_PAIR_WAIT: u32 = 2048; // a write waits for a pair's copy of its track (CX_DEADLINE_NS: until when)
 
 // Channel IOP private area header (the rest is laid out by channel.ts).
 export const CP_CTX_FREE: u32 = 0; // u32: index + 1
@@ -147,6 +148,9 @@ export function ctxAlloc(): usize {
   store<u32>(c + CX_ID, (free - 1) | ((gen & 0xFFF) << 16));
   return c;
 }
+
+/** True while the pool has a context to give (a transport that would rather wait than answer TASK SET FULL asks first). */
+export function ctxAvailable(): bool { return load<u32>(gPrivate + CP_CTX_FREE) != 0; }
 
 export function ctxFree(c: usize): void {
   assert(load<u8>(c + CX_STATE) != <u8>ST_FREE, "ctx: a context freed twice");

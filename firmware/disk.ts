@@ -28,7 +28,7 @@ import {
   listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
-  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank, dirtyWhole,
+  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
   slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS,
 } from "./cache";
 import { chunkInitialized, initMark, initClear } from "./initmap";
@@ -40,10 +40,11 @@ import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LO
 import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
-  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
+import { pairCopyPoll, pairNvDone } from "./pair/copy";
 import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_RELABEL, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
 
 // Disk IOP private area.
@@ -113,6 +114,7 @@ export function diskPoll(): i32 {
   work += control();
   work += checkLabels();
   work += destageScan();
+  work += pairCopyPoll();
   work += flushMedia();
   work += probeDeadMedia();
   work += resyncNv();
@@ -148,7 +150,9 @@ function takeMessage(m: usize): bool {
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
-/** Registers the medium read for a stage; the channel IOP already set the slot's F_STAGING. */
+/** Registers the medium read for a stage; the channel IOP (or the pair copy) already set the slot's F_STAGING. */
+export function stageSlot(slot: u32, first: u32, count: u32): bool { return stage(slot, first, count); }
+
 function stage(slot: u32, first: u32, count: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
@@ -213,7 +217,8 @@ function stageComplete(r: u32, m: u32, status: u32, errLba: u64): void {
   const first = run >> 16;
   const count = run & 0xFFFF;
   const base = reqLba(sa(), r) - <u64>first;
-  const errSector = errLba >= base && errLba < base + SLOT_SECTORS ? <u32>(errLba - base) : first;
+  // Within the run (a READ waiting for it fails only on a sector it reads: sequencer.ts).
+  const errSector = errLba >= base + <u64>first && errLba < base + <u64>(first + count) ? <u32>(errLba - base) : first;
   stageDone(slot, first, count, status == MST_OK, errSector, status == MST_NOT_READY);
 }
 
@@ -340,11 +345,16 @@ function destage(slot: u32, depth: u32): bool {
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
   slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
-  if (!chunkInitialized(medium, <u32>where)) { fillBlank(slot); dirtyWhole(slot); } // its first write covers it all
+  // A chunk's first write covers all of it: the slot's other sectors are zeros. Only the medium
+  // write does; the slot's dirty sectors stay those the hosts wrote, so a descriptor persisted
+  // meanwhile never claims sectors whose data and CRCs are not in NV (they hold the NV bytes of
+  // the slot's previous owner, perhaps another volume's).
+  const whole = !chunkInitialized(medium, <u32>where);
+  if (whole) fillBlank(slot);
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
   let from: u32 = 0;
-  let run = destagingRun(slot, 0);
+  let run = whole ? SLOT_SECTORS : destagingRun(slot, 0);
   while (run != 0) {
     const s = run >> 16;
     const n = run & 0xFFFF;
@@ -354,7 +364,7 @@ function destage(slot: u32, depth: u32): bool {
       ORIGIN_DESTAGE, slot, (s << 16) | n, gNow) == 0) break;
     destageOpsAdd(slot, 1);
     from = s + n;
-    run = destagingRun(slot, from);
+    run = from < SLOT_SECTORS ? destagingRun(slot, from) : 0;
   }
   if (destageOpsAdd(slot, 0) == 0) { destageDone(slot, false, 0, gNow, nvId(NVK_NONE, 0)); return false; }
   return true;
@@ -553,6 +563,7 @@ function drainNvCompletions(): i32 {
     const status = load<u32>(e + NCQ_STATUS);
     if (status != 0) nvCompletionFailed(status, id);
     if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
+    if ((id >> 28) == NVK_PAIR) { pairNvDone(id, status); work++; }
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);

@@ -237,7 +237,7 @@ export class ArrayController {
     for (let i = 0; i < this.spec.ports.length; i++) {
       const p = this.spec.ports[i];
       let sp: StreamPort | undefined;
-      if (p.transport === 'tcp') sp = new TcpPort(this.mem, i, p.name, p.sessions, p.host, p.port, kick, log, p.targetName);
+      if (p.transport === 'tcp') sp = new TcpPort(this.mem, i, p.name, p.sessions, p.host, p.port, kick, log, p.targetName, p.protocol === 'nbd');
       else if (p.transport === 'serial') sp = new SerialStreamPort(this.mem, i, p.name, p.path, p.baudRate, kick, log);
       else if (p.transport === 'pty') sp = new PtyPort(this.mem, i, p.name, p.link, p.baudRate, kick, log);
       else this.queuePorts[i] = new QueuePort(this, i, p.name, p.sessions);
