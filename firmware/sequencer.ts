@@ -50,6 +50,7 @@ import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
 import { tapeStep, tapeAbort } from "./tape/command";
+import { tapeDeviceAtLun } from "./tape/device";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
@@ -268,14 +269,22 @@ export const ANY: u32 = 0xFFFFFFFF;
 /** Logical unit numbers as ctxLogicalUnit gives them: a volume number, or one of these. */
 export const LU_COMMAND_DEVICE: u32 = 0x10000;
 export const LU_NONE: u32 = 0x10001;
+/** A tape device of the library (docs/tape.md): LU_TAPE_BASE + device. */
+export const LU_TAPE_BASE: u32 = 0x10100;
 
-/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), LU_NONE (nothing mapped). */
+/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), a tape device, LU_NONE (nothing mapped). */
 export function ctxLogicalUnit(c: usize): u32 {
   const v = <u32>load<u16>(c + CX_VOLUME);
   if (v != NO_VOLUME16) return v;
-  const lun = <u32>load<u16>(c + CX_LUN);
+  return logicalUnitAt(<u32>load<u8>(c + CX_PORT), <u32>load<u16>(c + CX_LUN));
+}
+
+/** The logical unit at `lun` of `port`, as ctxLogicalUnit numbers it (task management names units by LUN). */
+export function logicalUnitAt(port: u32, lun: u32): u32 {
   if (lun == 0) return LU_COMMAND_DEVICE;
-  const m = volumeAtLun(<u32>load<u8>(c + CX_PORT), lun);
+  const tape = tapeDeviceAtLun(lun);
+  if (tape >= 0) return LU_TAPE_BASE + <u32>tape;
+  const m = volumeAtLun(port, lun);
   return m < 0 ? LU_NONE : <u32>m;
 }
 
