@@ -381,6 +381,16 @@ function rangeBits(first: u32, count: u32, base: u32): u64 {
 export function slotFlags(slot: u32): u32 { return load<u8>(dir(slot) + DIR_FLAGS); }
 export function slotSetFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) | f)); }
 export function slotClearFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) & ~f)); }
+/**
+ * A dirty slot found with no medium to destage to (lost, being labelled, gone): marked F_NOT_READY
+ * and the cache event moved, so a flush waiting for it looks again and reports it instead of
+ * waiting for a write that will not be tried (a flag set without the event was a lost wake-up).
+ */
+export function slotMarkNotReady(slot: u32): void {
+  if ((slotFlags(slot) & F_NOT_READY) != 0) return;
+  slotSetFlags(slot, F_NOT_READY);
+  bumpEvent();
+}
 export function slotVolume(slot: u32): u32 { return load<u32>(dir(slot) + DIR_VOLUME); }
 export function slotNumber(slot: u32): u32 { return load<u32>(dir(slot) + DIR_SLOT_NO); }
 export function slotList(slot: u32): u32 { return load<u8>(dir(slot) + DIR_LIST); }
