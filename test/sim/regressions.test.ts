@@ -1,7 +1,7 @@
 // Defects the storage-fault simulator found (docs/reliability.md, "Simulator", "Defects it
 // found"), each cut down to a few commands through the real firmware. Each test names the seed
 // and the steps the simulator failed at.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as A from '../../hal/abi';
 import type { ArrayController, Emulator } from '../../harness';
 import * as scsi from '../../lib/scsi';
@@ -166,6 +166,16 @@ async function good(target: SimTarget, session: QueueSession, cmd: ScsiCommand):
   if (result?.status !== 0) throw new Error(`${outcome}: status ${result?.status} ${result ? scsi.describeSense(scsi.decodeSense(result.sense)) : ''}`);
 }
 
+/** Boots the target and makes volume 0 (2048 blocks of 512 bytes) at LUN 1 of every port: a session on q0. */
+async function withVolume(t: ExecutionContext, target: SimTarget): Promise<QueueSession> {
+  await target.boot();
+  t.is(await target.labelsChecked(120e9), 'done');
+  const s = target.array.openSession('q0');
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.CREATE_VOLUME, 64), dataOut: scsi.createVolumeParameters({ name: 'v', blocks: 2048, blockSize: 512 }) });
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.MAP_VOLUME, 8), dataOut: scsi.mapParameters(0, scsi.ALL_PORTS, 1) });
+  return s;
+}
+
 // Seeds 1046, 1060, 1102, 1114 and 57 of `npm run -s sim -- --seed 1000 --runs 100000 --minutes 10
 // --no-shrink --json` (commit 1d068a8; `hang`): a SYNCHRONIZE CACHE of a volume whose RAM medium came
 // back blank after a restart was never answered. The flush found the recovered slot dirty and
@@ -174,11 +184,7 @@ async function good(target: SimTarget, session: QueueSession, cmd: ScsiCommand):
 test('a SYNCHRONIZE CACHE of a volume whose medium is lost is answered NOT READY at once (seeds 1046, 1060, 1102, 1114, 57: hang)', async (t) => {
   const target = hangTarget('sim-sync-lost', [{ name: 'r0', kind: 'ram', size: '8MiB' }]);
   t.teardown(() => target.release());
-  await target.boot();
-  t.is(await target.labelsChecked(120e9), 'done');
-  let s = target.array.openSession('q0');
-  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.CREATE_VOLUME, 64), dataOut: scsi.createVolumeParameters({ name: 'v', blocks: 2048, blockSize: 512 }) });
-  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.MAP_VOLUME, 8), dataOut: scsi.mapParameters(0, scsi.ALL_PORTS, 1) });
+  let s = await withVolume(t, target);
   await good(target, s, { lun: 1, cdb: scsi.readWrite(true, 0, 8), dataOut: pattern(4096, 1) }); // acknowledged, held by NV only
   await target.powerFail();
   await target.boot(); // the RAM medium comes back blank: lost; the slot comes back dirty from NV
@@ -189,4 +195,28 @@ test('a SYNCHRONIZE CACHE of a volume whose medium is lost is answered NOT READY
   const sense = result && scsi.decodeSense(result.sense);
   t.deepEqual(sense && [sense.key, sense.asc, sense.ascq], [2, 0x04, 0x03], sense && scsi.describeSense(sense));
   t.true(ns < 2e9, `answered within 2 s of virtual time (${ns / 1e9} s)`);
+});
+
+// Every wait has a bound (docs/reliability.md): a flush whose oldest slot makes no progress for
+// 60 s of virtual time fails ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING, with the first
+// LBA of that slot in INFORMATION, instead of waiting as long as the medium takes (a medium
+// 10^6 times slower than nominal takes 100 s per write). The data stays dirty and reaches the
+// medium later.
+test('a SYNCHRONIZE CACHE whose slot makes no progress for 60 s fails COMMAND TIMEOUT naming the LBA it waited for', async (t) => {
+  const target = hangTarget('sim-sync-stall', [{ name: 'd0', kind: 'file', size: '8MiB' }]);
+  t.teardown(() => target.release());
+  const s = await withVolume(t, target);
+  const data = pattern(4096, 2);
+  await good(target, s, { lun: 1, cdb: scsi.readWrite(true, 200, 8), dataOut: data });
+  target.array.inject('d0 slow 1000000');
+  const { result, outcome, ns } = await answer(target, s, { lun: 1, cdb: scsi.synchronizeCache10(0, 0) }, 600e9);
+  t.is(outcome, 'done');
+  const sense = result && scsi.decodeSense(result.sense);
+  t.deepEqual(sense && [sense.key, sense.asc, sense.ascq, sense.info], [0x0b, 0x2e, 0x02, 128], sense && scsi.describeSense(sense));
+  t.true(ns >= 60e9 && ns < 62e9, `failed after the 60 s bound (${ns / 1e9} s)`);
+  target.array.inject('d0 heal');
+  const [r] = await Promise.all([target.control(A.CTL_FLUSH, 600e9)]);
+  t.is(r.result?.dirtyLeft, 0, 'the data reaches the medium once it answers');
+  const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 200, 8), dataInLength: 4096 });
+  t.true(Buffer.from(back.result!.data).equals(data));
 });
