@@ -29,7 +29,7 @@ import {
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
-  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkNotReady,
 } from "./cache";
 import { chunkInitialized, initMark, initClear } from "./initmap";
 import {
@@ -337,11 +337,11 @@ function destage(slot: u32, depth: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
   // reports it instead of waiting for it.
-  if (where == u64.MAX_VALUE) { slotSetFlags(slot, F_NOT_READY); return false; }
+  if (where == u64.MAX_VALUE) { slotMarkNotReady(slot); return false; }
   const medium = <u32>(where >> 32);
   const mst = load<u32>(mediumState(medium) + MS_STATE);
   // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
-  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotSetFlags(slot, F_NOT_READY); return false; }
+  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkNotReady(slot); return false; }
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
   slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
