@@ -8,6 +8,8 @@
 //                                       (bench/nv-bench.ts; --quick, --baseline=<git ref> for before/after)
 //   npm run bench -- serial [args]      transfers over a pty checked byte for byte (bench/serial.ts; --mib, --runs, --no-kill)
 //   npm run bench -- nbd [--quick]      fio's nbd engine against sanbox's NBD export, nbdkit memory and qemu-nbd (bench/nbd-bench.ts)
+//   npm run bench -- pairs [--quick]    volume pairs in virtual time: split latency by pending share, resync bytes, host
+//                                       write IOPS during a creation copy (bench/pairs-bench.ts)
 // Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
 // which must happen before anything uses the libuv pool.
 
@@ -17,6 +19,7 @@ const BENCHMARKS: Record<string, () => Promise<object>> = {
   nv: async () => (await import('./nv-bench')).run(process.argv.slice(3)),
   serial: async () => (await import('./serial')).run(process.argv.slice(3)),
   nbd: async () => (await import('./nbd-bench')).run(process.argv.slice(3)),
+  pairs: async () => (await import('./pairs-bench')).run(process.argv.slice(3)),
 };
 
 function main(): void {
