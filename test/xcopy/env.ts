@@ -17,10 +17,13 @@ export interface Rig {
   src: number; tgt: number; spare: number; ref: Buffer;
 }
 
-export async function rig(label: string, o: { cache?: string; cartridge?: string } = {}): Promise<Rig> {
+export async function rig(label: string, o: { cache?: string; cartridge?: string; disks?: boolean } = {}): Promise<Rig> {
   const dir = tempDir(label);
   const topo = libraryTopology({
-    dir, seed: 11, cache: { size: o.cache ?? '8MiB', destageIntervalMs: 2, destageAgeMs: 5 },
+    dir, seed: 11,
+    // disks: media with a disk's timing (seek, rotation, transfer), so a pair copy takes the time it would
+    ...(o.disks ? { media: ['d0', 'd1'].map((name) => ({ name, kind: 'file', size: '64MiB', timing: { seekMs: { average: 8 }, rpm: 7200, transferMBps: 100 } })) } : {}),
+    cache: { size: o.cache ?? '8MiB', destageIntervalMs: 2, destageAgeMs: 5 },
     library: { cartridges: [{ barcode: 'SB0001L5', size: o.cartridge ?? '64MiB' }, { barcode: 'SB0002L5', size: o.cartridge ?? '64MiB' }, { barcode: 'SB0003L5', size: '4MiB', writeProtect: true }] },
   });
   const emu = await Emulator.start(topo, { debug: true });
