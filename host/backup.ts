@@ -271,6 +271,14 @@ export function backupList(p: BackupPlan): CopyList {
   return { listId: p.listId, targets, segments, inline: Buffer.concat(pieces) };
 }
 
+/** A failed copy's error with what its copy target said (FAILED SEGMENT DETAILS), when it said something. */
+async function explained(cm: CopyManager, listId: number, e: unknown): Promise<unknown> {
+  if (!(e instanceof ScsiError) || e.sense?.key !== scsi.SenseKey.COPY_ABORTED) return e;
+  const f = await cm.failedSegment(listId).catch(() => undefined);
+  if (!f?.sense) return e;
+  return new Error(`${e.message}; the copy target answered ${scsi.senseKeyName(f.sense.key)}, ${scsi.ascText(f.sense.asc, f.sense.ascq)}`);
+}
+
 export interface BackupOptions {
   volume: number;
   tape: string;
@@ -327,7 +335,7 @@ export async function backupVolume(client: ScsiClient, library: TapeLibrary, o: 
     let failure: unknown;
     running.then(() => { settled = true; }, (e) => { settled = true; failure = e; });
     for (;;) {
-      if (settled && failure) throw failure;
+      if (settled && failure) throw await explained(cm, listId, failure);
       let st: CopyStatus;
       try { st = await cm.status(listId); } catch (e) {
         if (settled) break; // NRCR-less copy whose results were already taken
