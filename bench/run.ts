@@ -7,6 +7,8 @@
 //   npm run bench -- nv [args]          NV write IOPS with nv.sync off and on, read hits beside writes
 //                                       (bench/nv-bench.ts; --quick, --baseline=<git ref> for before/after)
 //   npm run bench -- serial [args]      transfers over a pty checked byte for byte (bench/serial.ts; --mib, --runs, --no-kill)
+//   npm run bench -- xcopy [--quick]    server-free backup (EXTENDED COPY) against the host copying, split latency
+//                                       beside a backup (bench/xcopy-bench.ts)
 // Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
 // which must happen before anything uses the libuv pool.
 
@@ -15,6 +17,7 @@ const BENCHMARKS: Record<string, () => Promise<object>> = {
   kernels: async () => (await import('./kernels')).run(),
   nv: async () => (await import('./nv-bench')).run(process.argv.slice(3)),
   serial: async () => (await import('./serial')).run(process.argv.slice(3)),
+  xcopy: async () => (await import('./xcopy-bench')).run(process.argv.slice(3)),
 };
 
 function main(): void {
