@@ -76,6 +76,8 @@ export const TARGET_BYTES: u32 = 16;
   drained: u32; // of those, bytes written to the destination
   chunk: u32; // bytes this round of the segment moves through the stage area
   staged: u32; // the pinned slot's stage was asked for by this copy
+  half: u32; // block -> fixed stream: the half of the area being filled (the other is on its way to the drive)
+  flight: u32; // bytes of the segment in the tape request in flight (filled ahead of them: offset + flight)
   pinned: u32; // cache slot + 1 held pinned
   tape: u32; // tape device + 1 the copy holds claimed
   inFlight: u32; // 1 while a tape request is at the binding

@@ -12,6 +12,7 @@ import { tempDir, createVolume, pattern, write, run } from '../harness/env';
 import { libraryTopology, cdb, CHANGER, DRIVE0, SLOT0, DT0 } from '../tape/env';
 
 const TMF_ABORT_TASK = 1;
+const TMF_LUN_RESET = 5;
 const BLOCKS = 16384; // 8 MiB: four seconds at the drive's 2 MB/s
 
 async function start(label: string) {
@@ -86,6 +87,18 @@ test('ABORT TASK of a running EXTENDED COPY: no status for it, the copy stops, n
   t.false(a.is.pdus.some((p) => p.itt === x.itt && p.opcode === OP.SCSI_RESPONSE), 'no status for the aborted command');
   t.is(await driveFree(a.q), 0, 'the drive is not left claimed');
   t.is((await new ScsiClient(a.q).statistics()).cache.pinned, 0, 'no slot left pinned');
+});
+
+test('LOGICAL UNIT RESET stops a running EXTENDED COPY of that LU', async (t) => {
+  const a = await start('xcopy-lureset');
+  t.teardown(() => { a.is.sock.destroy(); return a.emu.stop(); });
+  const x = sendCopy(a.is, a.list);
+  await moving(a.is, 3);
+  const itt = a.is.itt();
+  a.is.send(bhs(OP.TASK_MGMT, 0x80 | TMF_LUN_RESET, { itt, cmdSN: a.is.cmdSN, lun: 1, immediate: true }));
+  t.is((await a.is.next((p) => p.opcode === OP.TASK_MGMT_RESPONSE && p.itt === itt)).bhs[2], 0, 'function complete');
+  t.false(a.is.pdus.some((p) => p.itt === x.itt && p.opcode === OP.SCSI_RESPONSE), 'no status for the copy');
+  await stopped(t, a.q);
 });
 
 test('a Logout while an EXTENDED COPY runs stops it', async (t) => {

@@ -205,3 +205,24 @@ test('inline, embedded and filemarks to a drive, read back by 0Fh into RECEIVE D
     await d1.release();
   } finally { await r.emu.stop(); }
 });
+
+test('list identifiers: one held for this nexus is refused (OPERATION IN PROGRESS) until its results are taken; a fifth copy when four hold results of live nexuses finds no room', async (t) => {
+  const r = await rig('xcopy-ids');
+  try {
+    const a = await naaOf(r.c, 1);
+    const b = await naaOf(r.c, 3);
+    const list = (id: number): CopyList => ({ listId: id, targets: [block(a), block(b)], segments: [{ type: 'block-to-block', src: 0, dst: 1, srcLba: 0, dstLba: 0, blocks: 1 }] });
+    t.is((await send(r, list(8))).status, 0);
+    const again = await send(r, list(8));
+    t.deepEqual([again.sense?.key, again.sense?.asc, again.sense?.ascq], [5, 0x00, 0x16], 'its results are held: OPERATION IN PROGRESS');
+    t.is((await r.cm.status(8)).state, 'good');
+    t.is((await send(r, list(8))).status, 0, 'taken: the identifier is free again');
+    t.is((await send(r, { ...list(9), nrcr: true })).status, 0);
+    t.is((await send(r, { ...list(9), nrcr: true })).status, 0, 'NRCR: nothing held, the identifier is free at once');
+    for (const id of [10, 11, 12]) t.is((await send(r, list(id))).status, 0);
+    const full = await send(r, list(13));
+    t.deepEqual([full.sense?.key, full.sense?.asc, full.sense?.ascq], [5, 0x55, 0x03], 'four held results (8, 10, 11, 12): INSUFFICIENT RESOURCES');
+    await r.cm.status(10);
+    t.is((await send(r, list(13))).status, 0, 'one taken, room again');
+  } finally { await r.emu.stop(); }
+});
