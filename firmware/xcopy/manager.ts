@@ -223,23 +223,41 @@ function pairSegment(i: u32, d: usize): i32 {
 // ---- Write filemarks (10h) ----------------------------------------------------------------------------
 
 function filemarks(i: u32, d: usize): i32 {
-  const o = op(i);
-  const dev = target(i, getBe16(d + 6)).device;
   const count = (<u32>load<u8>(d + 9) << 16) | getBe16(d + 10);
-  if (o.phase == PH_START) {
-    if (!claim(i, dev)) return o.state == XS_RUNNING ? WAIT : ENDED;
-    if (!tapeSubmit(dev, TOP_WRITE_MARKS, <i32>count, 0, 0, 0)) return WAIT;
-    o.inFlight = 1;
-    o.phase = PH_DRAIN;
-    return MOVED;
-  }
-  const e = tapeResult(dev);
-  if (e == 0) return WAIT;
-  const status = <u32>load<u16>(e + TCQ_STATUS);
-  reap(i, dev);
-  if (status != TST_OK) return targetFailed(i, tapeSense(status));
+  const r = tapeRequest(i, target(i, getBe16(d + 6)).device, TOP_WRITE_MARKS, count, 0, 0);
+  if (r < 0) return pending(r);
+  if (<u32>r != TST_OK) return targetFailed(i, tapeSense(<u32>r));
   return nextSegment(i);
 }
+
+// What tapeRequest returns besides a completion's TST_* status.
+const REQ_WAIT: i32 = -1; // the request is at the drive (or waits for its ring)
+const REQ_SUBMITTED: i32 = -2; // submitted now
+const REQ_ENDED: i32 = -3; // the copy ended waiting for the drive
+
+/**
+ * The copy's one tape request at a time: submitted (the drive claimed) when none is in flight; its
+ * completion's status once it has come (TCQ_DONE and TCQ_LENGTH kept, the claim given back).
+ */
+function tapeRequest(i: u32, dev: u32, top: u32, count: u32, addr: usize, arg: u32): i32 {
+  const o = op(i);
+  if (o.inFlight == 0) {
+    if (!claim(i, dev)) return o.state == XS_RUNNING ? REQ_WAIT : REQ_ENDED;
+    if (!tapeSubmit(dev, top, <i32>count, addr, arg, 0)) return REQ_WAIT;
+    o.inFlight = 1;
+    return REQ_SUBMITTED;
+  }
+  const e = tapeResult(dev);
+  if (e == 0) return REQ_WAIT;
+  const status = <i32>load<u16>(e + TCQ_STATUS);
+  o.tapeDone = load<u32>(e + TCQ_DONE);
+  o.tapeLength = load<u32>(e + TCQ_LENGTH);
+  reap(i, dev);
+  return status;
+}
+
+/** A step's result while tapeRequest has no completion yet. */
+function pending(r: i32): i32 { return r == REQ_ENDED ? ENDED : r == REQ_SUBMITTED ? MOVED : WAIT; }
 
 function claim(i: u32, dev: u32): bool {
   const o = op(i);
@@ -342,11 +360,9 @@ function streamInHalves(i: u32, d: usize, total: u64): i32 {
   const dev = stream.device;
   let work: i32 = WAIT;
   if (o.inFlight != 0) {
-    const e = tapeResult(dev);
-    if (e != 0) {
-      const status = <u32>load<u16>(e + TCQ_STATUS);
-      reap(i, dev);
-      if (status != TST_OK) return targetFailed(i, tapeSense(status));
+    const r = tapeRequest(i, dev, TOP_WRITE, 0, 0, 0);
+    if (r >= 0) {
+      if (<u32>r != TST_OK) return targetFailed(i, tapeSense(<u32>r));
       o.offset += <u64>o.flight;
       o.transferred += <u64>o.flight;
       o.flight = 0;
@@ -368,9 +384,8 @@ function streamInHalves(i: u32, d: usize, total: u64): i32 {
     if (r == MOVED) work = MOVED;
   }
   if (o.phase == PH_FILL && o.fill == o.chunk && o.inFlight == 0) {
-    if (!claim(i, dev)) return o.state == XS_RUNNING ? work : ENDED;
-    if (!tapeSubmit(dev, TOP_WRITE, <i32>o.chunk, area(i), stream.blockBytes, 0)) return work;
-    o.inFlight = 1;
+    const r = tapeRequest(i, dev, TOP_WRITE, o.chunk, area(i), stream.blockBytes);
+    if (r != REQ_SUBMITTED) return r == REQ_ENDED ? ENDED : work;
     o.flight = o.chunk;
     o.half ^= 1; // the next round fills the other half
     o.phase = PH_START;
@@ -481,19 +496,11 @@ function readSlot(i: u32, v: u32, slotNo: u32): i32 {
 function fillFromTape(i: u32, d: usize): i32 {
   const o = op(i);
   const stream = target(i, getBe16(d + 4));
-  const dev = stream.device;
-  if (o.inFlight == 0) {
-    if (!claim(i, dev)) return o.state == XS_RUNNING ? WAIT : ENDED;
-    if (!tapeSubmit(dev, TOP_READ, <i32>o.chunk, stageArea(i), stream.blockBytes, 0)) return WAIT;
-    o.inFlight = 1;
-    return MOVED;
-  }
-  const e = tapeResult(dev);
-  if (e == 0) return WAIT;
-  const status = <u32>load<u16>(e + TCQ_STATUS);
-  const done = load<u32>(e + TCQ_DONE);
-  const record = load<u32>(e + TCQ_LENGTH);
-  reap(i, dev);
+  const r = tapeRequest(i, stream.device, TOP_READ, o.chunk, stageArea(i), stream.blockBytes);
+  if (r < 0) return pending(r);
+  const status = <u32>r;
+  const done = o.tapeDone;
+  const record = o.tapeLength;
   if (status == TST_TAPEMARK || status == TST_EOD) return fail(i, 0x0A, 0x0D, 0x04, 0x02, tapeSense(status)); // DATA UNDERRUN
   if (status != TST_OK) return targetFailed(i, tapeSense(status));
   const got = stream.blockBytes == 0 ? record : done * stream.blockBytes;
@@ -516,18 +523,9 @@ function drainRound(i: u32, d: usize, type: u32): i32 {
   }
   if (type == SEG_STREAM_TO_BLOCK || type == SEG_BLOCK_TO_BLOCK) return drainToVolume(i, d, type);
   const stream = target(i, getBe16(d + 6));
-  const dev = stream.device;
-  if (o.inFlight == 0) {
-    if (!claim(i, dev)) return o.state == XS_RUNNING ? WAIT : ENDED;
-    if (!tapeSubmit(dev, TOP_WRITE, <i32>o.chunk, stageArea(i), stream.blockBytes, 0)) return WAIT;
-    o.inFlight = 1;
-    return MOVED;
-  }
-  const e = tapeResult(dev);
-  if (e == 0) return WAIT;
-  const status = <u32>load<u16>(e + TCQ_STATUS);
-  reap(i, dev);
-  if (status != TST_OK) return targetFailed(i, tapeSense(status));
+  const r = tapeRequest(i, stream.device, TOP_WRITE, o.chunk, stageArea(i), stream.blockBytes);
+  if (r < 0) return pending(r);
+  if (<u32>r != TST_OK) return targetFailed(i, tapeSense(<u32>r));
   // Past the early warning the record is written (SSC); the copy goes on to the physical end.
   o.drained = o.chunk;
   return MOVED;

@@ -78,6 +78,8 @@ export const TARGET_BYTES: u32 = 16;
   staged: u32; // the pinned slot's stage was asked for by this copy
   half: u32; // block -> fixed stream: the half of the area being filled (the other is on its way to the drive)
   flight: u32; // bytes of the segment in the tape request in flight (filled ahead of them: offset + flight)
+  tapeDone: u32; // the last tape completion: records or marks done (TCQ_DONE)
+  tapeLength: u32; // and the length of the last record read (TCQ_LENGTH)
   pinned: u32; // cache slot + 1 held pinned
   tape: u32; // tape device + 1 the copy holds claimed
   inFlight: u32; // 1 while a tape request is at the binding
