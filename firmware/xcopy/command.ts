@@ -26,7 +26,7 @@ import { pairOfVolume, rec, PS_DUPLEX, PS_DUPLEX_PENDING } from "../pair/table";
 import { sessionAlive, nexusGeneration } from "./nexus";
 import {
   op, opAt, target, opOfList, CopyOp, MAX_COPIES, MAX_TARGETS, MAX_SEGMENTS, MAX_SEGMENT_BYTES, MAX_INLINE_BYTES,
-  MAX_LIST_BYTES, STAGE_BYTES, HELD_BYTES, OP_SEGMENTS, OP_INLINE, OP_TARGET_SENSE, OP_HELD, OP_HEADER_BYTES, TARGET_BYTES,
+  MAX_LIST_BYTES, STAGE_BYTES, MAX_RECORD_BYTES, HELD_BYTES, OP_SEGMENTS, OP_INLINE, OP_TARGET_SENSE, OP_HELD, OP_HEADER_BYTES, TARGET_BYTES,
   XS_FREE, XS_QUEUED, XS_DONE, XF_NRCR, XF_IMMED, XF_DETACHED, XF_SPLIT_DONE, CMS_GOOD, CMS_IN_PROGRESS, TK_BLOCK,
   TK_STREAM, PP_WAIT,
 } from "./table";
@@ -224,7 +224,7 @@ function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
     if (dev < 0 || tapeKind(<u32>dev) != TDK_DRIVE) return unreachable(c, at + 8);
     if (reservedByOther(<u32>dev, c)) return unreachable(c, at + 8);
     const fixed = (<u32>load<u8>(params) & 0x01) != 0;
-    if (fixed ? length == 0 || length > STAGE_BYTES : length != 0) { paramError(c, at + 29, -1); return false; }
+    if (fixed ? length == 0 || length > MAX_RECORD_BYTES : length != 0) { paramError(c, at + 29, -1); return false; }
     tt.kind = TK_STREAM;
     tt.device = <u32>dev;
     tt.blockBytes = fixed ? length : 0;
@@ -306,7 +306,7 @@ function segment(c: usize, i: u32, d: usize, at: u32, left: u32): u32 {
   }
   const streamBytes = <u64>streamLength * <u64>(stream.blockBytes == 0 ? 1 : stream.blockBytes);
   if (streamBytes != bytes) { listError(c, 0x26, 0x0A, at + 9); return 0; } // UNEXPECTED INEXACT SEGMENT
-  if (stream.blockBytes == 0 && bytes > <u64>STAGE_BYTES) { listError(c, 0x26, 0x0D, at + 9); return 0; } // one record: at most the stage area
+  if (stream.blockBytes == 0 && bytes > <u64>MAX_RECORD_BYTES) { listError(c, 0x26, 0x0D, at + 9); return 0; } // one record: at most 256 KiB
   return len;
 }
 
@@ -420,10 +420,10 @@ function operatingParameters(c: usize, alloc: u32): void {
   putBe16(d + 8, MAX_TARGETS);
   putBe16(d + 10, MAX_SEGMENTS);
   putBe32(d + 12, MAX_TARGETS * 32 + MAX_SEGMENT_BYTES);
-  putBe32(d + 16, STAGE_BYTES * 128); // a segment moves at most 65535 blocks: 32 MiB of 512-byte blocks
+  putBe32(d + 16, 32 << 20); // a segment moves at most 65535 blocks: 32 MiB of 512-byte blocks
   putBe32(d + 20, MAX_INLINE_BYTES);
   putBe32(d + 24, HELD_BYTES);
-  putBe32(d + 28, STAGE_BYTES); // the largest stream record
+  putBe32(d + 28, MAX_RECORD_BYTES); // the largest stream record
   putBe16(d + 34, MAX_COPIES);
   store<u8>(d + 36, <u8>MAX_COPIES);
   store<u8>(d + 37, 9); // data segments in 512-byte units

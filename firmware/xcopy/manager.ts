@@ -31,8 +31,8 @@ import {
   poisonedSector, bumpEvent, volumeFenced, F_STAGING, F_READ_ERROR, F_NOT_READY, WRITE_NV_ENTRIES,
 } from "../cache";
 import { volumeChunkBlank } from "../initmap";
-import { volumeReady, volumeInUse } from "../volume";
-import { nvRoom, nvId, nvKick, nvDegraded, NVK_XCOPY } from "../nv";
+import { volumeReady, volumeInUse, VOLE_CHUNKS } from "../volume";
+import { nvRoom, nvId, nvKick, nvDegraded, NVK_XCOPY, volumeEntry } from "../nv";
 import { allocateFor } from "../sequencer";
 import { stageSlot } from "../disk";
 import { senseFixed } from "../ctx";
@@ -435,6 +435,7 @@ function fillRound(i: u32, d: usize, type: u32): i32 {
   const src = target(i, getBe16(d + 4));
   const lba = getBe64(d + (type == SEG_BLOCK_TO_STREAM ? 16 : 12));
   const base = lba * <u64>src.blockBytes + o.offset + <u64>o.flight;
+  if (o.fill == 0) stageAhead(src.device, <u32>((base + <u64>o.chunk) >> 16), STAGE_AHEAD_SLOTS);
   let work: i32 = WAIT;
   while (o.fill < o.chunk) {
     const at = base + <u64>o.fill;
@@ -451,6 +452,28 @@ function fillRound(i: u32, d: usize, type: u32): i32 {
   }
   if (o.pinned != 0) { unpin(o.pinned - 1); o.pinned = 0; }
   return MOVED;
+}
+
+/** Slots a round asks the media for beyond its own, so the next round's reads are under way. */
+const STAGE_AHEAD_SLOTS: u32 = 16;
+
+/**
+ * Asks for the stage of volume v's slots [first, first + n) (where a host read would read them)
+ * that are neither in the cache nor on their way; a hint: a slot evicted before its round comes is
+ * staged again then.
+ */
+function stageAhead(v: u32, first: u32, n: u32): void {
+  const chunks = load<u32>(volumeEntry(v) + VOLE_CHUNKS);
+  for (let k: u32 = 0; k < n && first + k < chunks; k++) {
+    const from = pairReadVolume(v, first + k);
+    if (cacheLookup(from, first + k) >= 0 || volumeChunkBlank(from, first + k)) continue;
+    const s = allocateFor(from, first + k);
+    if (s < 0) return;
+    const slot = <u32>s;
+    if ((slotFlags(slot) & F_STAGING) != 0 || sectorsValid(slot, 0, SLOT_SECTORS)) continue;
+    slotSetFlags(slot, F_STAGING);
+    if (!stageSlot(slot, 0, SLOT_SECTORS)) { slotClearFlags(slot, F_STAGING); return; }
+  }
 }
 
 /**

@@ -16,8 +16,10 @@ export const MAX_SEGMENT_BYTES: u32 = 8192; // the segment descriptor list
 export const MAX_INLINE_BYTES: u32 = 8192; // inline data
 export const MAX_LIST_BYTES: u32 = 16 + MAX_TARGETS * 32 + MAX_SEGMENT_BYTES + MAX_INLINE_BYTES;
 export const HELD_BYTES: u32 = 4096; // data held for RECEIVE DATA
-/** The backup data storage area of one copy (515): the largest stream record, and the unit a segment moves. */
-export const STAGE_BYTES: u32 = 256 * 1024;
+/** The backup data storage area of one copy (515): what a round of a segment moves (two halves when streaming). */
+export const STAGE_BYTES: u32 = 1024 * 1024;
+/** The largest tape record (READ BLOCK LIMITS of the drives): a variable-mode segment is one record. */
+export const MAX_RECORD_BYTES: u32 = 256 * 1024;
 
 // Record states.
 export const XS_FREE: u32 = 0;
