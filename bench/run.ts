@@ -12,6 +12,8 @@
 //   npm run bench -- nbd [--quick]      fio's nbd engine against sanbox's NBD export, nbdkit memory and qemu-nbd (bench/nbd-bench.ts)
 //   npm run bench -- pairs [--quick]    volume pairs in virtual time: split latency by pending share, resync bytes, host
 //                                       write IOPS during a creation copy (bench/pairs-bench.ts)
+//   npm run bench -- xcopy [--quick]    server-free backup (EXTENDED COPY) against the host copying, split latency
+//                                       beside a backup (bench/xcopy-bench.ts)
 // Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
 // which must happen before anything uses the libuv pool.
 
@@ -23,6 +25,7 @@ const BENCHMARKS: Record<string, () => Promise<object>> = {
   tape: async () => (await import('./tape')).run(process.argv.slice(3)),
   nbd: async () => (await import('./nbd-bench')).run(process.argv.slice(3)),
   pairs: async () => (await import('./pairs-bench')).run(process.argv.slice(3)),
+  xcopy: async () => (await import('./xcopy-bench')).run(process.argv.slice(3)),
 };
 
 function main(): void {

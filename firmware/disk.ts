@@ -40,11 +40,12 @@ import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LO
 import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
-  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR, NVK_XCOPY,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
 import { pairCopyPoll, pairNvDone } from "./pair/copy";
+import { xcopyPoll, xcopyNvDone } from "./xcopy/manager";
 import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_RELABEL, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
 
 // Disk IOP private area.
@@ -115,6 +116,7 @@ export function diskPoll(): i32 {
   work += checkLabels();
   work += destageScan();
   work += pairCopyPoll();
+  work += xcopyPoll();
   work += flushMedia();
   work += probeDeadMedia();
   work += resyncNv();
@@ -564,6 +566,7 @@ function drainNvCompletions(): i32 {
     if (status != 0) nvCompletionFailed(status, id);
     if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
     if ((id >> 28) == NVK_PAIR) { pairNvDone(id, status); work++; }
+    if ((id >> 28) == NVK_XCOPY) { xcopyNvDone(id, status); work++; }
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);

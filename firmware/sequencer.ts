@@ -52,6 +52,7 @@ import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
 import { tapeStep, tapeAbort } from "./tape/command";
 import { tapeDeviceAtLun } from "./tape/device";
+import { xcopyCommandGone } from "./xcopy/command";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
@@ -260,6 +261,7 @@ function retire(c: usize): void {
     sessionOutstandingAdd(port, s, -1);
   }
   tapeAbort(c); // a tape device it holds is given back (a request in flight is reaped by the next user)
+  xcopyCommandGone(c); // an EXTENDED COPY that ends before its copy: the copy manager stops it
   ctxBufferRelease(c);
   transportRetire(c);
   activeRemove(c);
