@@ -58,7 +58,9 @@ export const CX_FIRST_SLOT: u32 = 172; // u32: flush range, in slot numbers
 export const CX_LAST_SLOT: u32 = 176; // u32
 export const CX_ARG: u32 = 180; // u32: handler-specific
 export const CX_TASK_ATTR: u32 = 184; // u8: TA_* (SAM task attribute, whatever the transport's encoding)
-export const CX_SENSE_BITS: u32 = 185; // u8: byte 2 flags of fixed sense a tape command sets: FILEMARK 80h, EOM 40h, ILI 20h
+export const CX_SENSE_BITS: u32 = 185; // u8: byte 2 flags of fixed sense a tape command sets: FILEMARK 80h, EOM 40h, ILI 20h; SENSE_DEFERRED
+/** In CX_SENSE_BITS: the sense is a deferred error (response code 71h, SPC-4 4.5.5), of an earlier IMMED operation. */
+export const SENSE_DEFERRED: u32 = 0x01;
 export const CX_PIN_SLOT: u32 = 188; // u32: slot + 1 this command holds pinned (a stage it waits for, a slot it sends)
 export const CX_TRANSPORT: u32 = 192; // CX_TRANSPORT_BYTES: the port kind's per-command state (comm/), 8-aligned
 export const CX_TRANSPORT_BYTES: u32 = 64;
@@ -147,6 +149,9 @@ export function ctxAlloc(): usize {
   store<u32>(c + CX_ID, (free - 1) | ((gen & 0xFFF) << 16));
   return c;
 }
+
+/** True while the pool has a context to give (a transport that would rather wait than answer TASK SET FULL asks first). */
+export function ctxAvailable(): bool { return load<u32>(gPrivate + CP_CTX_FREE) != 0; }
 
 export function ctxFree(c: usize): void {
   assert(load<u8>(c + CX_STATE) != <u8>ST_FREE, "ctx: a context freed twice");
@@ -241,6 +246,7 @@ export function ctxSense(c: usize, dst: usize): void {
     (load<u32>(c + CX_FLAGS) & CXF_INFO_VALID) != 0, load<u32>(c + CX_SKS));
   if (csi) { const v = load<u32>(c + CX_INFO); store<u32>(dst + 8, (v >> 24) | ((v >> 8) & 0xFF00) | ((v << 8) & 0xFF0000) | (v << 24)); }
   store<u8>(dst + 2, load<u8>(dst + 2) | (load<u8>(c + CX_SENSE_BITS) & 0xE0));
+  if ((load<u8>(c + CX_SENSE_BITS) & SENSE_DEFERRED) != 0) store<u8>(dst, load<u8>(dst) | 0x01); // 70h -> 71h
 }
 
 // ---- Buffer memory ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import {
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
   CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_PAIR_WAIT, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CX_NEXT, CX_PREV, CX_TRANSPORT,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
   ctxBuffer, ctxBufferRelease, ctxBufferAddr,
 } from "./ctx";
@@ -50,6 +51,7 @@ import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
 import { tapeStep, tapeAbort } from "./tape/command";
 import { xcopyCommandGone } from "./xcopy/command";
+import { tapeDeviceAtLun } from "./tape/device";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
@@ -125,6 +127,39 @@ export function cmdBegin(
 export function cmdDispatch(c: usize): void {
   statInc(STAT_COMMANDS);
   ctxStep(c);
+}
+
+/**
+ * Runs another command in a context whose command has just ended GOOD, in place of its status (a
+ * transport's request that takes several commands: NBD's WRITE_ZEROES and TRIM beyond one command's
+ * length). Identity, tag and place on the active list are kept; what the last command did is
+ * cleared. Its transport's respond step calls this and answers "not sent": the next poll dispatches.
+ */
+export function cmdRearm(c: usize, cdb: usize, cdbLen: u32, expected: u32): void {
+  assert(load<u32>(c + CX_PIN_SLOT) == 0 && load<u32>(c + CX_NV_PENDING) == 0, "sequencer: rearming a command that holds a pin or waits for NV");
+  ctxBufferRelease(c);
+  const dir = load<u32>(c + CX_FLAGS) & (CXF_DATA_OUT | CXF_DATA_IN);
+  const start = load<f64>(c + CX_START_NS);
+  const next = load<u32>(c + CX_NEXT);
+  const prev = load<u32>(c + CX_PREV);
+  const id = load<u32>(c + CX_ID);
+  const peer = load<u16>(c + CX_PEER);
+  const attr = load<u8>(c + CX_TASK_ATTR);
+  memory.fill(c + CX_LBA, 0, CX_TRANSPORT - CX_LBA);
+  store<u32>(c + CX_FLAGS, dir);
+  store<f64>(c + CX_START_NS, start);
+  store<u32>(c + CX_NEXT, next);
+  store<u32>(c + CX_PREV, prev);
+  store<u32>(c + CX_ID, id);
+  store<u16>(c + CX_PEER, peer);
+  store<u8>(c + CX_TASK_ATTR, attr);
+  store<u32>(c + CX_EXPECTED, expected);
+  store<u8>(c + CX_OPCODE, load<u8>(cdb));
+  store<u8>(c + CX_CDB_LEN, <u8>cdbLen);
+  memory.copy(c + CX_CDB, cdb, cdbLen);
+  store<u16>(c + CX_VOLUME, <u16>NO_VOLUME16);
+  store<u8>(c + CX_STATUS, 0);
+  store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
 }
 
 // ---- Stepping ---------------------------------------------------------------------------------
@@ -236,14 +271,22 @@ export const ANY: u32 = 0xFFFFFFFF;
 /** Logical unit numbers as ctxLogicalUnit gives them: a volume number, or one of these. */
 export const LU_COMMAND_DEVICE: u32 = 0x10000;
 export const LU_NONE: u32 = 0x10001;
+/** A tape device of the library (docs/tape.md): LU_TAPE_BASE + device. */
+export const LU_TAPE_BASE: u32 = 0x10100;
 
-/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), LU_NONE (nothing mapped). */
+/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), a tape device, LU_NONE (nothing mapped). */
 export function ctxLogicalUnit(c: usize): u32 {
   const v = <u32>load<u16>(c + CX_VOLUME);
   if (v != NO_VOLUME16) return v;
-  const lun = <u32>load<u16>(c + CX_LUN);
+  return logicalUnitAt(<u32>load<u8>(c + CX_PORT), <u32>load<u16>(c + CX_LUN));
+}
+
+/** The logical unit at `lun` of `port`, as ctxLogicalUnit numbers it (task management names units by LUN). */
+export function logicalUnitAt(port: u32, lun: u32): u32 {
   if (lun == 0) return LU_COMMAND_DEVICE;
-  const m = volumeAtLun(<u32>load<u8>(c + CX_PORT), lun);
+  const tape = tapeDeviceAtLun(lun);
+  if (tape >= 0) return LU_TAPE_BASE + <u32>tape;
+  const m = volumeAtLun(port, lun);
   return m < 0 ? LU_NONE : <u32>m;
 }
 
@@ -400,8 +443,10 @@ function readySlot(c: usize, volume: u32, slotNo: u32, first: u32, count: u32): 
   const f = slotFlags(i);
   if ((f & F_STAGING) != 0) { store<u32>(c + CX_WAIT_SLOT, i + 1); waitCache(c); return -1; }
   if ((f & (F_READ_ERROR | F_NOT_READY)) != 0 && load<u32>(c + CX_WAIT_SLOT) == i + 1) {
-    readFailed(c, i, slotNo, f);
-    return -1;
+    // A stage another command asked for may have failed on a sector this one does not read: then
+    // this one stages its own sectors (the error of a stage lies in its run, so this ends).
+    const e = slotErrorSector(i);
+    if ((f & F_NOT_READY) != 0 || (e >= first && e < first + count)) { readFailed(c, i, slotNo, f); return -1; }
   }
   if (requestStage(i, first, count)) { store<u32>(c + CX_WAIT_SLOT, i + 1); waitCache(c); }
   return -1;

@@ -123,8 +123,8 @@ export class ScsiClient {
   }
 
   /** A whole management list: asked again with the exact length when the first allocation cut it. */
-  private async managementList(serviceAction: number): Promise<Buffer> {
-    const ask = (bytes: number) => this.dataIn(COMMAND_DEVICE_LUN, scsi.management(false, serviceAction, bytes), bytes);
+  private async managementList(serviceAction: number, argument = 0): Promise<Buffer> {
+    const ask = (bytes: number) => this.dataIn(COMMAND_DEVICE_LUN, scsi.management(false, serviceAction, bytes, argument), bytes);
     const first = await ask(64 * 1024);
     const whole = 8 + scsi.parseManagementList(first).total;
     return whole > first.length ? ask(whole) : first;
@@ -159,6 +159,21 @@ export class ScsiClient {
 
   unmapVolume(volume: number, port: number, lun: number): Promise<void> {
     return this.managementOut(Management.UNMAP_VOLUME, scsi.mapParameters(volume, port, lun));
+  }
+
+  /** Sets (or removes) an initiator's access to a volume, or the mode of the initiators its list does not name. */
+  setAccess(volume: number, mode: scsi.AccessMode | 'remove', initiator: string | { unnamed: true }): Promise<void> {
+    return this.managementOut(Management.SET_ACCESS, scsi.accessParameters(volume, mode, initiator));
+  }
+
+  /** The access lists of one volume, or of all. */
+  async listAccess(volume?: number): Promise<scsi.AccessEntry[]> {
+    return scsi.parseAccess(await this.managementList(Management.LIST_ACCESS, volume ?? 0xFFFFFFFF));
+  }
+
+  /** Open sessions of every port, with the initiator identity each carries (what access lists name). */
+  async listSessions(): Promise<scsi.Session[]> {
+    return scsi.parseSessions(await this.managementList(Management.LIST_SESSIONS));
   }
 
   // ---- Volume pairs (docs/scsi.md, "Volume pairs") -----------------------------------------------

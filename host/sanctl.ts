@@ -44,11 +44,16 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   capacity <volume|lun>                 blocks and block size
   volume create <name> --size SIZE [--block-size 512|4096] [--media m0,m1] [--stripe]
                 [--port P] [--lun N] [--no-map]
-                                        create a volume and map it to the next free LUN of this port
+                                        create a volume and map it to the lowest LUN free on every
+                                        port (framed, iSCSI, NBD: export <name>); --port P: P only
   volume list                           volumes, their mappings and dirty cache
   volume delete <name> [--force]        delete (--force: unmap it everywhere first)
   volume map <name> --lun N [--port P|all]
   volume unmap <name> --lun N [--port P|all]
+  volume access <name> [<initiator|*> <rw|ro|none|remove>]
+                                        the volume's access list, or set an initiator's access (an
+                                        iSCSI name, nbd:<address>, framed:<address>); * sets it for
+                                        initiators the list does not name
   media                                 the array's media
   ports                                 the array's front-end ports
   write <volume|lun> <file|-> [--offset N] [--fua]
@@ -133,6 +138,8 @@ interface Context {
 
 interface Command {
   args: string[];
+  /** How many of args may be given, when not all of them must be. */
+  counts?: number[];
   options: (keyof typeof OPTIONS)[];
   /** Checks the arguments before anything is opened (throws UsageError). */
   check?(options: Options, args: string[]): void;
@@ -149,6 +156,7 @@ const COMMANDS: Record<string, Command> = {
   'volume delete': { args: ['name'], options: ['force'], run: volumeDelete },
   'volume map': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, true) },
   'volume unmap': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, false) },
+  'volume access': { args: ['name', 'initiator|*', 'rw|ro|none|remove'], counts: [1, 3], check: accessChecks, options: [], run: volumeAccess },
   media: { args: [], options: [], run: media },
   ports: { args: [], options: [], run: ports },
   write: { args: ['volume|lun', 'file|-'], options: ['fua', 'offset'], check: (o) => offsetOption(o), run: write },
@@ -284,8 +292,8 @@ function parse(argv: string[]): { command: Command; args: string[]; options: Opt
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command "${positionals.slice(0, 2).join(' ')}"`);
   const args = positionals.slice(name.split(' ').length);
-  if (args.length !== command.args.length) {
-    throw new UsageError(`${name} takes ${command.args.length ? command.args.map((a) => `<${a}>`).join(' ') : 'no arguments'}`);
+  if (!(command.counts ?? [command.args.length]).includes(args.length)) {
+    throw new UsageError(`${name} takes ${command.args.length ? command.args.map((a, i) => (i < Math.min(...(command.counts ?? [command.args.length])) ? `<${a}>` : `[<${a}>]`)).join(' ') : 'no arguments'}`);
   }
   for (const key of Object.keys(values)) {
     if (!GLOBAL_OPTIONS.includes(key) && !(command.options as string[]).includes(key)) throw new UsageError(`${name} takes no --${key}`);
@@ -519,7 +527,8 @@ async function volumeCreate(ctx: Context, [name]: string[]): Promise<void> {
   const volume = await ctx.client.createVolume(spec);
   let mapping: scsi.Mapping | undefined;
   if (!o['no-map']) {
-    const port = await portOption(ctx);
+    // Reachable from every front end unless a port is named (docs/scsi.md, "Volumes on every port").
+    const port = portSyntax(o) ?? scsi.ALL_PORTS;
     const lun = wanted ?? await freeLun(ctx.client, port);
     await ctx.client.mapVolume(volume.number, port, lun);
     mapping = { port, lun, volume: volume.number };
@@ -570,6 +579,26 @@ async function volumeMap(ctx: Context, [name]: string[], map: boolean): Promise<
   const port = await portOption(ctx);
   await (map ? ctx.client.mapVolume(v.number, port, lun) : ctx.client.unmapVolume(v.number, port, lun));
   ctx.out({ volume: v.name, number: v.number, port, lun, mapped: map }, `${map ? 'mapped' : 'unmapped'} volume ${v.name} ${map ? 'to' : 'from'} ${portText(port)} LUN ${lun}`);
+}
+
+function accessChecks(o: Options, args: string[] = []): void {
+  if (args.length === 3 && !['rw', 'ro', 'none', 'remove'].includes(args[2])) throw new UsageError(`volume access: the access is rw, ro, none or remove, got "${args[2]}"`);
+  if (args.length === 3 && args[1] === '*' && args[2] === 'remove') throw new UsageError('volume access: * (the initiators the list does not name) cannot be removed; set it to rw, ro or none');
+  if (args.length === 3 && (args[1].length === 0 || args[1].length > 223)) throw new UsageError('volume access: an initiator name is 1 to 223 characters');
+}
+
+const MODE_WORDS: Record<scsi.AccessMode, string> = { rw: 'read-write', ro: 'read-only', none: 'no access' };
+
+/** Lists a volume's access list, or sets one initiator's access (or that of every initiator it does not name). */
+async function volumeAccess(ctx: Context, [name, initiator, mode]: string[]): Promise<void> {
+  const v = await volumeByName(ctx.client, name);
+  if (initiator !== undefined) {
+    await ctx.client.setAccess(v.number, mode as scsi.AccessMode | 'remove', initiator === '*' ? { unnamed: true } : initiator);
+  }
+  const list = await ctx.client.listAccess(v.number);
+  const rows = list.map((e) => ({ initiator: e.unnamed ? '*' : e.initiator, access: e.mode }));
+  const said = initiator === undefined ? [] : [`${initiator === '*' ? 'initiators not listed' : initiator}: ${mode === 'remove' ? 'removed' : MODE_WORDS[mode as scsi.AccessMode]} on volume ${v.name}`];
+  ctx.out({ volume: v.name, number: v.number, access: rows }, [...said, ...table([['INITIATOR', 'ACCESS'], ...rows.map((r) => [r.initiator, MODE_WORDS[r.access]])])]);
 }
 
 async function media(ctx: Context): Promise<void> {

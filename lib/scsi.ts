@@ -35,14 +35,16 @@ export const Management = {
   LIST_PORTS: 0x13,
   STATISTICS: 0x14,
   LIST_SESSIONS: 0x15,
-  PAIR_CREATE: 0x06,
-  PAIR_SPLIT: 0x07,
-  PAIR_RESYNC: 0x08,
-  PAIR_REVERSE: 0x09,
-  PAIR_DELETE: 0x0a,
-  PAIR_ATTRIBUTE: 0x0b,
-  PAIR_COPY_RANGE: 0x0c,
-  PAIR_STATUS: 0x16,
+  SET_ACCESS: 0x06,
+  LIST_ACCESS: 0x16,
+  PAIR_CREATE: 0x07,
+  PAIR_SPLIT: 0x08,
+  PAIR_RESYNC: 0x09,
+  PAIR_REVERSE: 0x0a,
+  PAIR_DELETE: 0x0b,
+  PAIR_ATTRIBUTE: 0x0c,
+  PAIR_COPY_RANGE: 0x0d,
+  PAIR_STATUS: 0x17,
 } as const;
 
 // ---- CDB builders -----------------------------------------------------------------------------------
@@ -203,6 +205,41 @@ export function mapParameters(volume: number, port: number, lun: number): Buffer
   b[2] = port;
   b.writeUInt16BE(lun, 4);
   return b;
+}
+
+/** A volume's access for an initiator (LUN security, docs/scsi.md). */
+export type AccessMode = 'rw' | 'ro' | 'none';
+export const ACCESS_MODES: AccessMode[] = ['rw', 'ro', 'none'];
+export const ACCESS_ENTRY_BYTES = 232;
+
+/**
+ * The parameter list of SET ACCESS: the volume, the mode (or 'remove' the initiator's record), and
+ * either an initiator name or (unnamed) the mode of every initiator the list does not name.
+ */
+export function accessParameters(volume: number, mode: AccessMode | 'remove', initiator: string | { unnamed: true }): Buffer {
+  const b = Buffer.alloc(ACCESS_ENTRY_BYTES);
+  b.writeUInt16BE(volume, 0);
+  b[2] = mode === 'remove' ? 0xff : ACCESS_MODES.indexOf(mode);
+  if (typeof initiator === 'string') {
+    const n = Buffer.from(initiator, 'latin1');
+    if (n.length === 0 || n.length > 223) throw new RangeError(`an initiator name is 1 to 223 characters, got ${n.length}`);
+    n.copy(b, 8);
+  } else {
+    b[3] = 1;
+  }
+  return b;
+}
+
+export interface AccessEntry { volume: number; mode: AccessMode; initiator: string; unnamed: boolean }
+
+/** LIST ACCESS: per volume its mode for unnamed initiators, then its records. */
+export function parseAccess(d: Buffer): AccessEntry[] {
+  return parseManagementList(d).entries.map((e) => ({
+    volume: e.readUInt16BE(0),
+    mode: ACCESS_MODES[e[2]] ?? 'none',
+    unnamed: (e[3] & 1) !== 0,
+    initiator: cstring(e, 8, 224),
+  }));
 }
 
 // ---- Data-in parsers --------------------------------------------------------------------------------
@@ -415,7 +452,7 @@ export function parseMedia(d: Buffer): Medium[] {
 export interface Port {
   index: number;
   name: string;
-  kind: 'stream' | 'queue' | 'iscsi';
+  kind: 'stream' | 'queue' | 'iscsi' | 'nbd';
   sessions: number;
   openSessions: number;
   address: number;
@@ -426,7 +463,7 @@ export function parsePorts(d: Buffer): Port[] {
   return parseManagementList(d).entries.map((e) => ({
     index: e[0],
     name: cstring(e, 32, 32),
-    kind: e[1] === 2 ? 'queue' : e[1] === 3 ? 'iscsi' : 'stream',
+    kind: e[1] === 2 ? 'queue' : e[1] === 3 ? 'iscsi' : e[1] === 4 ? 'nbd' : 'stream',
     sessions: e[2],
     openSessions: e[3],
     address: e.readUInt16BE(4),
@@ -437,12 +474,12 @@ export function parsePorts(d: Buffer): Port[] {
 export interface Session {
   port: number;
   session: number;
-  kind: 'stream' | 'queue' | 'iscsi';
+  kind: 'stream' | 'queue' | 'iscsi' | 'nbd';
   /** Commands in flight on the session. */
   outstanding: number;
   /** iSCSI: the ISID in hex; '' for other transports. */
   isid: string;
-  /** The initiator's identity: an iSCSI InitiatorName, "framed:<address>", "inproc:<port><slot>". */
+  /** The initiator's identity: an iSCSI InitiatorName, "nbd:<address>", "framed:<address>", "inproc:<port><slot>". */
   initiator: string;
 }
 
@@ -451,7 +488,7 @@ export function parseSessions(d: Buffer): Session[] {
   return parseManagementList(d).entries.map((e) => ({
     port: e[0],
     session: e[1],
-    kind: e[2] === 2 ? 'queue' : e[2] === 3 ? 'iscsi' : 'stream',
+    kind: e[2] === 2 ? 'queue' : e[2] === 3 ? 'iscsi' : e[2] === 4 ? 'nbd' : 'stream',
     outstanding: e.readUInt32BE(4),
     isid: e.subarray(8, 14).every((x) => x === 0) ? '' : e.subarray(8, 14).toString('hex'),
     initiator: cstring(e, 32, 224),

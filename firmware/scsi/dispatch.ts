@@ -18,6 +18,7 @@ import { pairWriteAllowed } from "../pair/io";
 import { tapeDeviceAtLun } from "../tape/device";
 import { tapeCommand } from "../tape/command";
 import { extendedCopy, receiveCopyResults, OP_EXTENDED_COPY, OP_RECEIVE_COPY_RESULTS } from "../xcopy/command";
+import { accessOf, accessAllows, ACC_NONE } from "../comm/access";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
 export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
@@ -48,7 +49,8 @@ export function dispatchScsi(c: usize): void {
   if (tape >= 0) { tapeCommand(c, <u32>tape, op); return; } // the library's devices (tape/, docs/tape.md)
   if (op == OP_INQUIRY) {
     const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
-    inquiry(c, lun != 0 && v < 0 ? -2 : v); // -2: nothing mapped (peripheral qualifier 011b)
+    const hidden = v >= 0 && accessOf(<u32>v, load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION)) == ACC_NONE;
+    inquiry(c, lun != 0 && (v < 0 || hidden) ? -2 : v); // -2: nothing mapped, or not for this initiator (peripheral qualifier 011b)
     return;
   }
   if (op == OP_REPORT_LUNS) { reportLuns(c); return; }
@@ -56,6 +58,7 @@ export function dispatchScsi(c: usize): void {
   if (lun == 0) { commandDevice(c, op); return; }
   const v = volumeAtLun(load<u8>(c + CX_PORT), lun);
   if (v < 0 || volumeFenced(<u32>v)) { fail(c, 0x05, 0x25, 0x00); return; } // none, or being deleted
+  if (!accessAllows(c, <u32>v, op)) return; // LUN security (comm/access.ts)
   store<u16>(c + CX_VOLUME, <u16>v);
   if (op == OP_EXTENDED_COPY) { extendedCopy(c); return; } // the copy manager (xcopy/), on every LU
   if (op == OP_RECEIVE_COPY_RESULTS) { receiveCopyResults(c); return; }

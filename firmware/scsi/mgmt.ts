@@ -36,6 +36,7 @@ import {
 } from "../channel";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import { cdb, invalidField, OP_MANAGEMENT_IN } from "./dispatch";
+import { setAccess, listAccess } from "../comm/access";
 import {
   pairCreate, pairSplit, pairResync, pairDelete, pairAttribute, pairCopyRange, pairStatus, SA_PAIR_CREATE, SA_PAIR_SPLIT,
   SA_PAIR_RESYNC, SA_PAIR_REVERSE, SA_PAIR_DELETE, SA_PAIR_ATTRIBUTE, SA_PAIR_COPY_RANGE, SA_PAIR_STATUS,
@@ -54,6 +55,8 @@ const SA_LIST_MEDIA: u32 = 0x12;
 const SA_LIST_PORTS: u32 = 0x13;
 const SA_STATISTICS: u32 = 0x14;
 const SA_LIST_SESSIONS: u32 = 0x15;
+const SA_SET_ACCESS: u32 = 0x06; // comm/access.ts
+const SA_LIST_ACCESS: u32 = 0x16;
 const SESSION_ENTRY_BYTES: u32 = 256;
 
 const CREATE_LIST_BYTES: u32 = 64;
@@ -66,6 +69,7 @@ export function management(c: usize, op: u32): void {
   if (nvDegraded()) { nvRefuse(c); return; } // a change the NV file might not keep
   if (sa == SA_DELETE) { deleteVolume(c, getBe32(p + 2), (load<u8>(p + 14) & 1) != 0); return; }
   if (sa == SA_REINITIALIZE_MEDIUM) { reinitializeMedium(c, getBe32(p + 2)); return; }
+  if (sa == SA_SET_ACCESS) { setAccess(c); return; }
   if (pairCommand(c, sa, getBe32(p + 2), <u32>load<u8>(p + 14))) return;
   const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES
     : sa == SA_PAIR_CREATE ? PAIR_CREATE_LIST_BYTES : sa == SA_PAIR_COPY_RANGE ? PAIR_RANGE_LIST_BYTES : 0;
@@ -237,6 +241,7 @@ function managementIn(c: usize, sa: u32): void {
     case SA_LIST_PORTS: listPorts(c, alloc); return;
     case SA_STATISTICS: statistics(c, alloc); return;
     case SA_LIST_SESSIONS: listSessions(c, alloc); return;
+    case SA_LIST_ACCESS: listAccess(c, alloc, getBe32(cdb(c) + 2)); return;
     case SA_PAIR_STATUS: pairStatus(c, alloc); return;
     default: invalidField(c, 1, 4);
   }

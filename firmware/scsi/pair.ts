@@ -20,14 +20,14 @@ import {
   BM_TARGET, PF_TARGET_READ_ONLY, TRACK_SHIFT_MIN, TRACK_SHIFT_MAX, PAIR_MAX_TRACKS,
 } from "../pair/table";
 
-export const SA_PAIR_CREATE: u32 = 0x06;
-export const SA_PAIR_SPLIT: u32 = 0x07;
-export const SA_PAIR_RESYNC: u32 = 0x08;
-export const SA_PAIR_REVERSE: u32 = 0x09;
-export const SA_PAIR_DELETE: u32 = 0x0A;
-export const SA_PAIR_ATTRIBUTE: u32 = 0x0B;
-export const SA_PAIR_COPY_RANGE: u32 = 0x0C;
-export const SA_PAIR_STATUS: u32 = 0x16;
+export const SA_PAIR_CREATE: u32 = 0x07;
+export const SA_PAIR_SPLIT: u32 = 0x08;
+export const SA_PAIR_RESYNC: u32 = 0x09;
+export const SA_PAIR_REVERSE: u32 = 0x0A;
+export const SA_PAIR_DELETE: u32 = 0x0B;
+export const SA_PAIR_ATTRIBUTE: u32 = 0x0C;
+export const SA_PAIR_COPY_RANGE: u32 = 0x0D;
+export const SA_PAIR_STATUS: u32 = 0x17;
 export const PAIR_CREATE_LIST_BYTES: u32 = 16;
 export const PAIR_RANGE_LIST_BYTES: u32 = 16;
 const STATUS_ENTRY_BYTES: u32 = 64;
