@@ -24,6 +24,7 @@ import { tapeDeviceByNaa, tapeKind, tapeState, TDS_RES_PORT, TDS_RES_SESSION } f
 import { reservationLive } from "../tape/command";
 import { pairOfVolume, rec, PS_DUPLEX, PS_DUPLEX_PENDING } from "../pair/table";
 import { sessionAlive, nexusGeneration } from "./nexus";
+import { accessOf, ACC_NONE, ACC_RO } from "../comm/access";
 import {
   op, opAt, target, opOfList, CopyOp, MAX_COPIES, MAX_TARGETS, MAX_SEGMENTS, MAX_SEGMENT_BYTES, MAX_INLINE_BYTES,
   MAX_LIST_BYTES, STAGE_BYTES, MAX_RECORD_BYTES, HELD_BYTES, OP_SEGMENTS, OP_INLINE, OP_TARGET_SENSE, OP_HELD, OP_HEADER_BYTES, TARGET_BYTES,
@@ -232,6 +233,9 @@ function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
     if (memory.compare(naa, CONFIG_ADDR + CFG_DEVICE_ID, 14) != 0) return unreachable(c, at + 8);
     const v = getBe16(naa + 14) - 1;
     if (v >= MAX_VOLUMES || !volumeInUse(v) || volumeFenced(v) || !visible(port, v)) return unreachable(c, at + 8);
+    const access = accessOf(v, port, <u32>load<u8>(c + CX_SESSION)); // LUN security (004): the initiator's own access list
+    if (access == ACC_NONE) return unreachable(c, at + 8);
+    tt.access = access;
     if (length != blockSize(v)) { paramError(c, at + 29, -1); return false; }
     tt.kind = TK_BLOCK;
     tt.device = v;
@@ -241,7 +245,7 @@ function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
   return true;
 }
 
-/** Is volume v mapped at some LUN of `port`? (The LUN access lists, when they land, are checked too.) */
+/** Is volume v mapped at some LUN of `port`? (Its access list is checked beside: comm/access.ts.) */
 function visible(port: u32, v: u32): bool {
   for (let l: u32 = 1; l < MAX_LUNS; l++) if (<u32>load<u16>(lunMapEntry(port, l)) == v + 1) return true;
   return false;
@@ -279,6 +283,11 @@ function segment(c: usize, i: u32, d: usize, at: u32, left: u32): u32 {
   const wantDst: u32 = type == SEG_STREAM_TO_BLOCK || type == SEG_BLOCK_TO_BLOCK ? TK_BLOCK : type == SEG_STREAM_TO_DISCARD_HOLD ? 0xFF : TK_STREAM;
   if (srcKind != wantSrc) { listError(c, 0x26, 0x0C, at + 4); return 0; } // INVALID OPERATION FOR COPY SOURCE OR DESTINATION
   if (dstKind != wantDst) { listError(c, 0x26, 0x0C, at + 6); return 0; }
+  if (dstKind == TK_BLOCK && target(i, dst).access == ACC_RO) { // read-only for this initiator: never written through a copy
+    fail(c, 0x07, 0x27, 0x00);
+    ctxField(c, false, at + 6, -1);
+    return 0;
+  }
   if (type == SEG_BLOCK_TO_BLOCK) return blockToBlock(c, i, d, at, src, dst) ? len : 0;
   if (type == SEG_WRITE_FILEMARKS) {
     if (<u32>load<u8>(d + 8) != 0) { paramError(c, at + 8, 7); return 0; } // WSMK, IMMED: not here

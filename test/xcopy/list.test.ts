@@ -226,3 +226,21 @@ test('list identifiers: one held for this nexus is refused (OPERATION IN PROGRES
     t.is((await send(r, list(13))).status, 0, 'one taken, room again');
   } finally { await r.emu.stop(); }
 });
+
+test('LUN security (004): a volume whose access list says none for this initiator is not reachable; a read-only one may be copied from, never to', async (t) => {
+  const r = await rig('xcopy-access');
+  try {
+    const src = await naaOf(r.c, 1);
+    const spare = await naaOf(r.c, 3);
+    const into = (from: Buffer, to: Buffer): CopyList => ({ listId: 20, nrcr: true, targets: [block(from), block(to)], segments: [{ type: 'block-to-block', src: 0, dst: 1, srcLba: 0, dstLba: 0, blocks: 4 }] });
+    await r.c.setAccess(r.spare, 'ro', { unnamed: true });
+    const ro = await send(r, into(src, spare));
+    t.deepEqual([ro.sense?.key, ro.sense?.asc, ro.sense?.ascq], [scsi.SenseKey.DATA_PROTECT, 0x27, 0x00], 'read-only: not a destination');
+    t.true((await read(r.s, 3, 0, 4)).equals(Buffer.alloc(2048)), 'nothing written to the read-only volume');
+    t.is((await send(r, into(spare, await naaOf(r.c, 2)))).status, 0, 'read-only: a source');
+    await r.c.setAccess(r.spare, 'none', { unnamed: true });
+    const none = await send(r, into(spare, src));
+    t.deepEqual([none.sense?.key, none.sense?.asc, none.sense?.ascq], [scsi.SenseKey.COPY_ABORTED, 0x0d, 0x02], 'none: not reachable');
+    t.true((await read(r.s, 1, 0, 4)).equals(r.ref.subarray(0, 2048)), 'the source volume was not written');
+  } finally { await r.emu.stop(); }
+});
