@@ -76,7 +76,10 @@ test('FIG. 2 steps 404-413 (1st embodiment, claim 2): writes are duplexed; the s
   t.true((await whole(r.c, 2)).equals(ref), 'the areas are identical again');
 });
 
-/** A transport that holds every command to `lun` until released: a host crash while they are in flight. */
+/**
+ * A host that crashes with writes in flight: writes to `lun` never leave it, writes to other LUNs
+ * reach the array but their acknowledgements never come back.
+ */
 class Holding implements CommandTransport {
   held = 0;
   readonly queueDepth: number;
@@ -86,8 +89,10 @@ class Holding implements CommandTransport {
     this.target = inner.target;
   }
   submit(c: ScsiCommand): Promise<ScsiResult> {
-    if (c.lun === this.lun && c.cdb[0] === scsi.Opcode.WRITE10) { this.held++; return new Promise(() => undefined); }
-    return this.inner.submit(c);
+    if (c.cdb[0] !== scsi.Opcode.WRITE10) return this.inner.submit(c);
+    if (c.lun === this.lun) this.held++;
+    else void this.inner.submit(c);
+    return new Promise(() => undefined);
   }
   close(): Promise<void> { return Promise.resolve(); }
 }
@@ -98,7 +103,7 @@ test('a host crash during a duplexed write: the track\'s bit reached the state f
   await Mirror.create(r.c, { primary: area(r, 0), secondary: area(r, 1), statePath: r.statePath });
   const holding = new Holding(r.c.transport, 2);
   const doomed = await Mirror.open(new ScsiClient(holding), { statePath: r.statePath });
-  const lost = doomed.write(20 * PER_TRACK, pattern(4096, 9)); // the primary gets it, the secondary never
+  const lost = doomed.write(20 * PER_TRACK, pattern(4096, 9)); // the primary gets it (unacknowledged), the secondary never
   for (let i = 0; i < 100 && holding.held === 0; i++) await r.emu.advance(1);
   t.is(holding.held, 1, 'the secondary write is in flight');
   await r.emu.advance(20);
