@@ -149,6 +149,15 @@ export function parseOperatingParameters(d: Buffer): OperatingParameters {
   };
 }
 
+/** Status polls that may find the list not yet registered (its EXTENDED COPY still arriving): 30 s at 200 ms. */
+const EARLY_POLLS = 150;
+
+/** RECEIVE COPY RESULTS refused the list identifier (CDB byte 2): no copy of this nexus holds it (yet). */
+function unknownList(e: unknown): boolean {
+  const sense = (e as ScsiError).sense;
+  return e instanceof ScsiError && sense !== undefined && sense.key === 5 && sense.asc === 0x24 && sense.field?.inCdb === true && sense.field.byte === 2;
+}
+
 /** A copy manager reached through one LUN of one I_T nexus (results belong to the nexus). */
 export class CopyManager {
   constructor(readonly transport: CommandTransport, readonly lun = 0) {}
@@ -333,12 +342,16 @@ export async function backupVolume(client: ScsiClient, library: TapeLibrary, o: 
     const running = cm.copy(list);
     let settled = false;
     let failure: unknown;
+    let early = 0;
     running.then(() => { settled = true; }, (e) => { settled = true; failure = e; });
     for (;;) {
       if (settled && failure) throw await explained(cm, listId, failure);
       let st: CopyStatus;
       try { st = await cm.status(listId); } catch (e) {
         if (settled) break; // NRCR-less copy whose results were already taken
+        // The list is not known yet: the EXTENDED COPY still moves its parameter list while this
+        // poll, with no data-out, overtook it (a real array with commands in flight). Bounded.
+        if (unknownList(e) && ++early <= EARLY_POLLS) { if (o.pause) await o.pause(); else await new Promise((r) => setTimeout(r, 200)); continue; }
         throw e;
       }
       o.onProgress?.(Math.min(st.bytes, total), total);
