@@ -131,7 +131,8 @@ export class Simulation {
     this.log = o.log ?? (() => undefined);
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `sanbox-sim-${o.seed}-`));
     this.spec = SimTarget.specOf(topologyDocument(this.plan.topology, this.dir, o.seed), this.dir);
-    this.target = new SimTarget(this.spec, o.seed);
+    // A replay shows the firmware's log lines among the commands, with the virtual time in ms.
+    this.target = new SimTarget(this.spec, o.seed, o.verbose ? (l) => this.log(`  firmware ${(this.target.now / 1e6).toFixed(3)} ms: ${l}`) : undefined);
     this.cat = new Catalog(this.spec.media.map((m) => m.bytes / CHUNK_BYTES), this.spec.ports.length);
     this.mediaExpect = this.spec.media.map(() => new Set(['ok']));
     this.mediaFaults = this.spec.media.map(() => []);
