@@ -143,10 +143,10 @@ test('a READ waiting for another command\'s stage that failed outside its sector
 // command unanswered when the firmware loses a wake-up; the simulator's target runs the same
 // firmware round by round and says which, so a hang fails the test instead of timing it out.
 
-/** A one-channel array in deterministic mode on the simulator's target: destage only when asked. */
-function hangTarget(label: string, media: object[]): SimTarget {
+/** A one-channel array in deterministic mode on the simulator's target: destage only when asked (unless `cache` says). */
+function hangTarget(label: string, media: object[], cache: object = {}): SimTarget {
   const dir = tempDir(label);
-  const doc = smallTopology({ dir, mode: 'deterministic', media, cache: { size: '1MiB', destageAgeMs: 600_000, destageIntervalMs: 1000 } });
+  const doc = smallTopology({ dir, mode: 'deterministic', media, cache: { size: '1MiB', destageAgeMs: 600_000, destageIntervalMs: 1000, ...cache } });
   return new SimTarget(SimTarget.specOf(doc, dir), 1);
 }
 
@@ -218,5 +218,55 @@ test('a SYNCHRONIZE CACHE whose slot makes no progress for 60 s fails COMMAND TI
   const [r] = await Promise.all([target.control(A.CTL_FLUSH, 600e9)]);
   t.is(r.result?.dirtyLeft, 0, 'the data reaches the medium once it answers');
   const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 200, 8), dataInLength: 4096 });
+  t.true(Buffer.from(back.result!.data).equals(data));
+});
+
+// ---- Stale destage verdicts --------------------------------------------------------------------------
+// Seeds 1021 and 1032 (`sense`: a WRITE FUA answered NOT READY, MANUAL INTERVENTION REQUIRED with
+// no medium dead, lost or becoming ready) and 1070 and 1106 (`flush`: the control flush left a slot
+// "medium dead" with no fault), of the 10-minute run at commit 1d068a8. After a power cut the slot
+// recovered dirty from NV was due at the disk IOP's first scan, while its medium's label was still
+// being read: marked F_NOT_READY. The medium came back ok, but the next scan was a destage interval
+// away, and a FUA's or the console's flush in between took the old mark as its answer. A flush
+// counts only a verdict given after it began; older ones are tried again.
+
+/**
+ * A slot of volume 0 (LBA 0-7) recovered dirty after a power cut and marked F_NOT_READY at the
+ * first scan, while its medium's label was read; the medium is ok by the time this returns, and
+ * the next scan is a second away. The data is `data`.
+ */
+async function staleNotReady(t: ExecutionContext, label: string): Promise<{ target: SimTarget; data: Buffer }> {
+  const target = hangTarget(label, [{ name: 'd0', kind: 'file', size: '8MiB' }], { destageAgeMs: 5 });
+  t.teardown(() => target.release());
+  const s = await withVolume(t, target);
+  target.array.inject('d0 write error at 128 count 128'); // volume 0's first chunk: the slot stays dirty
+  const data = pattern(4096, 3);
+  await good(target, s, { lun: 1, cdb: scsi.readWrite(true, 0, 8), dataOut: data });
+  await target.advance(20);
+  await target.powerFail();
+  await target.boot(); // without the fault: the medium is whole
+  t.is(await target.labelsChecked(120e9), 'done');
+  t.is(target.array.mediaBecomingReady(), 0);
+  return { target, data };
+}
+
+test('a WRITE FUA after a restart is not failed NOT READY by a mark given while the medium\'s label was read (seeds 1021, 1032: sense)', async (t) => {
+  const { target } = await staleNotReady(t, 'sim-stale-fua');
+  const s = target.array.openSession('q0');
+  const data = pattern(512, 4);
+  const { result } = await answer(target, s, { lun: 1, cdb: scsi.readWrite(true, 0, 1, { fua: true }), dataOut: data });
+  const sense = result?.status === 2 ? scsi.describeSense(scsi.decodeSense(result.sense)) : '';
+  t.is(result?.status, 0, sense);
+  const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 0, 1), dataInLength: 512 });
+  t.true(Buffer.from(back.result!.data).equals(data));
+});
+
+test('a flush after a restart does not leave a slot "not ready" on a medium that is ok (seeds 1070, 1106: flush)', async (t) => {
+  const { target, data } = await staleNotReady(t, 'sim-stale-flush');
+  const r = await target.control(A.CTL_FLUSH, 600e9);
+  t.deepEqual(r.result?.stuck, []);
+  t.is(r.result?.dirtyLeft, 0);
+  const s = target.array.openSession('q0');
+  const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 0, 8), dataInLength: 4096 });
   t.true(Buffer.from(back.result!.data).equals(data));
 });
