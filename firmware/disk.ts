@@ -41,10 +41,12 @@ import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LO
 import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
-  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR, NVK_XCOPY,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
+import { pairCopyPoll, pairNvDone } from "./pair/copy";
+import { xcopyPoll, xcopyNvDone } from "./xcopy/manager";
 import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_RELABEL, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
 
 // Disk IOP private area.
@@ -118,6 +120,8 @@ export function diskPoll(): i32 {
   work += control();
   work += checkLabels();
   work += destageScan();
+  work += pairCopyPoll();
+  work += xcopyPoll();
   work += flushMedia();
   work += probeDeadMedia();
   work += resyncNv();
@@ -164,7 +168,9 @@ function takeMessage(m: usize): bool {
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
-/** Registers the medium read for a stage; the channel IOP already set the slot's F_STAGING. */
+/** Registers the medium read for a stage; the channel IOP (or the pair copy) already set the slot's F_STAGING. */
+export function stageSlot(slot: u32, first: u32, count: u32): bool { return stage(slot, first, count); }
+
 function stage(slot: u32, first: u32, count: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
@@ -579,6 +585,8 @@ function drainNvCompletions(): i32 {
     const status = load<u32>(e + NCQ_STATUS);
     if (status != 0) nvCompletionFailed(status, id);
     if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
+    if ((id >> 28) == NVK_PAIR) { pairNvDone(id, status); work++; }
+    if ((id >> 28) == NVK_XCOPY) { xcopyNvDone(id, status); work++; }
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);

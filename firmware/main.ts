@@ -16,9 +16,11 @@ import {
   DESC_DIRTY, DESC_POISON, DESC_CRC, DESC_USED, nvHeaderPick, nvHeaderFound, nvHeader, nvWriteDirectory, nvTableSame,
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
-  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes,
+  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes, NVT_ACCESS, ACCESS_ENTRIES,
+  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS,
 } from "./nv";
 import { initReconcile } from "./initmap";
+import { pairsBoot, pairsFormat } from "./pair/table";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck } from "./cache";
 import { mediaRebuild } from "./volume";
@@ -79,8 +81,12 @@ function bootShared(): i32 {
     for (let t: u32 = NVT_VOLUMES; t <= NVT_LABELS; t++) {
       if (!nvTableSame(h, want, t)) { detail(t); return -<i32>ERR_NV_CORRUPT; }
     }
+    if (!nvTableSame(h, want, NVT_ACCESS)) { detail(NVT_ACCESS); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
     if (!nvTableSame(h, want, NVT_INIT)) initLost = !relocateInitMap(h);
+    // An image from before pairs has no pair table: its place held other tables, now moved (it is
+    // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
+    const pairsLost = !nvTableSame(h, want, NVT_PAIRS);
     const cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
       && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
     if (cacheSame) {
@@ -93,6 +99,7 @@ function bootShared(): i32 {
       resetCacheTables(slots);
       log(LOG_INFO, "nv: cache or media geometry changed, volume table kept (old slots, new slots)", old, slots);
     }
+    if (pairsLost) pairsFormat();
     store<u32>(h + NVH_SLOTS, slots);
     nvWriteDirectory(h, slots);
   }
@@ -101,6 +108,8 @@ function bootShared(): i32 {
   store<u32>(h + NVH_CLEAN, 0);
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  const pairs = pairsBoot();
+  if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
   initReconcile(initLost, nvId(NVK_NONE, 0));
   if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
   nvKick();
@@ -193,6 +202,14 @@ function checkTables(): void {
       nvPersistRange(e, LUN_RECORD_BYTES, nvId(NVK_NONE, 0));
       dropped++;
     }
+  }
+  for (let i: u32 = 0; i < ACCESS_ENTRIES; i++) {
+    const e = accessEntry(i);
+    if (blank(e, ACCESS_RECORD_BYTES) || sealed(e, ACCESS_CRC)) continue;
+    log(LOG_WARN, "nv: an access list record failed its CRC and was dropped (record)", i, 0);
+    memory.fill(e, 0, ACCESS_RECORD_BYTES);
+    nvPersistRange(e, ACCESS_RECORD_BYTES, nvId(NVK_NONE, 0));
+    dropped++;
   }
   if (dropped > 0) statAdd(STAT_NV_DROPPED, dropped);
 }

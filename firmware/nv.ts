@@ -6,6 +6,8 @@
 //   volumes       MAX_VOLUMES records of 256 bytes, CRC-32C in the last 4
 //   LUN map       MAX_PORTS x MAX_LUNS records of 8 bytes: volume + 1 (u16), CRC-32C
 //   labels        MAX_MEDIA records of 64 bytes, 2 copies each: what the array wrote on each medium
+//   access list   ACCESS_ENTRIES records of 256 bytes: LUN security by initiator name (comm/access.ts)
+//   pairs         MAX_PAIRS records of 128 bytes, 2 copies each, CRC-32C; 3 difference bitmaps per pair
 //   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
 //   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
 //   slot data     per cache slot 64 KiB, 4 KiB aligned
@@ -38,7 +40,7 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-export const NV_VERSION: u32 = 2;
+export const NV_VERSION: u32 = 3; // 3: the access table and the pair table after the labels
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
 export const NV_HEADER_BYTES: u32 = 4096;
@@ -68,7 +70,9 @@ export const NVT_INIT: u32 = 4;
 export const NVT_DESCRIPTORS: u32 = 5;
 export const NVT_SECTOR_CRCS: u32 = 6;
 export const NVT_DATA: u32 = 7;
-const TABLES: u32 = 7;
+export const NVT_ACCESS: u32 = 8;
+export const NVT_PAIRS: u32 = 9;
+const TABLES: u32 = 9;
 
 // ---- Fixed tables ------------------------------------------------------------------------------
 export const VOL_BYTES: u32 = 256;
@@ -80,7 +84,21 @@ export const LUN_MAP_BYTES: u32 = MAX_PORTS * MAX_LUNS * LUN_RECORD_BYTES;
 export const LABEL_BYTES: u32 = 64; // one copy; 2 copies per medium
 export const LABEL_OFFSET: u32 = LUN_MAP_OFFSET + LUN_MAP_BYTES;
 export const LABELS_BYTES: u32 = MAX_MEDIA * 2 * LABEL_BYTES;
-export const DESC_OFFSET: u32 = LABEL_OFFSET + LABELS_BYTES;
+export const ACCESS_ENTRIES: u32 = 256;
+export const ACCESS_RECORD_BYTES: u32 = 256;
+export const ACCESS_CRC: u32 = 252; // CRC-32C of the record's first 252 bytes
+export const ACCESS_OFFSET: u32 = LABEL_OFFSET + LABELS_BYTES;
+export const ACCESS_BYTES: u32 = ACCESS_ENTRIES * ACCESS_RECORD_BYTES;
+// Volume pairs (pair/table.ts): MAX_PAIRS records of PAIR_RECORD_BYTES, 2 copies each, then for each
+// pair its three difference bitmaps of PAIR_BITMAP_BYTES. A fixed size, so the tables after it stay put.
+export const MAX_PAIRS: u32 = 16;
+export const PAIR_RECORD_BYTES: u32 = 128;
+export const PAIR_BITMAPS: u32 = 3;
+export const PAIR_BITMAP_BYTES: u32 = 16384; // 131072 tracks: 8 GiB of volume at 64 KiB tracks
+export const PAIR_OFFSET: u32 = ACCESS_OFFSET + ACCESS_BYTES;
+export const PAIR_BITMAPS_OFFSET: u32 = PAIR_OFFSET + MAX_PAIRS * 2 * PAIR_RECORD_BYTES;
+export const PAIRS_BYTES: u32 = MAX_PAIRS * 2 * PAIR_RECORD_BYTES + MAX_PAIRS * PAIR_BITMAPS * PAIR_BITMAP_BYTES;
+export const DESC_OFFSET: u32 = PAIR_OFFSET + PAIRS_BYTES;
 export const INIT_RECORD_BYTES: u32 = 72; // 64 bytes of bits (512 chunks), u32 CRC-32C, u32 reserved
 export const INIT_RECORD_CHUNKS: u32 = 512;
 
@@ -152,6 +170,8 @@ export function nvLayout(base: usize, slots: u32): void {
 @inline export function lunMapEntry(port: u32, lun: u32): usize {
   return nvBase() + LUN_MAP_OFFSET + (port * MAX_LUNS + lun) * LUN_RECORD_BYTES;
 }
+// @ts-ignore: decorator
+@inline export function accessEntry(i: u32): usize { return nvBase() + ACCESS_OFFSET + i * ACCESS_RECORD_BYTES; }
 // @ts-ignore: decorator
 @inline export function labelCopy(m: u32, copy: u32): usize { return nvBase() + LABEL_OFFSET + (m * 2 + copy) * LABEL_BYTES; }
 // @ts-ignore: decorator
@@ -243,6 +263,8 @@ export function nvWriteDirectory(h: usize, slots: u32): void {
   table(h, 4, NVT_DESCRIPTORS, load<u32>(MAP_ADDR + MAPX_NV_DESC) - base, slots * 2 * DESC_BYTES, DESC_BYTES);
   table(h, 5, NVT_SECTOR_CRCS, load<u32>(MAP_ADDR + MAPX_NV_CRCS) - base, slots * SECTOR_CRC_BYTES, SECTOR_CRC_BYTES);
   table(h, 6, NVT_DATA, <u32>slotDataBase() - base, slots * SLOT_BYTES, SLOT_BYTES);
+  table(h, 7, NVT_ACCESS, ACCESS_OFFSET, ACCESS_BYTES, ACCESS_RECORD_BYTES);
+  table(h, 8, NVT_PAIRS, PAIR_OFFSET, PAIRS_BYTES, PAIR_RECORD_BYTES);
 }
 
 function table(h: usize, i: u32, id: u32, offset: u32, size: u32, record: u32): void {
@@ -341,6 +363,8 @@ export const NVK_NONE: u32 = 0; // nothing waits for it
 export const NVK_CONTEXT: u32 = 1; // low 28 bits: command context id
 export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region after NV writes failed
 export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
+export const NVK_PAIR: u32 = 4; // the disk IOP's pair copy: low bits: copy job << 24 | job sequence
+export const NVK_XCOPY: u32 = 5; // the disk IOP's copy manager (xcopy/): low bits: copy << 24 | copy sequence
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 

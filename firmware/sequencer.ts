@@ -29,7 +29,8 @@ import {
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
-  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_PAIR_WAIT, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CX_NEXT, CX_PREV, CX_TRANSPORT,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
   ctxBuffer, ctxBufferRelease, ctxBufferAddr,
 } from "./ctx";
@@ -50,6 +51,27 @@ import { log, LOG_ERROR } from "./hal";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
 import { tapeStep, tapeAbort } from "./tape/command";
+import { tapeDeviceAtLun } from "./tape/device";
+import { xcopyCommandGone } from "./xcopy/command";
+import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
+
+/** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
+const PAIR_WAIT_NS: f64 = 30e9;
+
+/** True (and the command failed) when it has waited for a pair copy longer than PAIR_WAIT_NS. */
+function pairWaitExpired(c: usize): bool {
+  const f = load<u32>(c + CX_FLAGS);
+  if ((f & CXF_PAIR_WAIT) == 0) {
+    store<u32>(c + CX_FLAGS, f | CXF_PAIR_WAIT);
+    store<f64>(c + CX_DEADLINE_NS, gNow + PAIR_WAIT_NS);
+    wakeAt(gNow + PAIR_WAIT_NS);
+    return false;
+  }
+  if (gNow < load<f64>(c + CX_DEADLINE_NS)) { wakeAt(load<f64>(c + CX_DEADLINE_NS)); return false; }
+  ctxBufferRelease(c);
+  fail(c, 0x0B, 0x85, 0x06);
+  return true;
+}
 
 /** A data-out burst the host does not complete within this time fails the command (4Bh/00h). */
 export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
@@ -108,6 +130,39 @@ export function cmdBegin(
 export function cmdDispatch(c: usize): void {
   statInc(STAT_COMMANDS);
   ctxStep(c);
+}
+
+/**
+ * Runs another command in a context whose command has just ended GOOD, in place of its status (a
+ * transport's request that takes several commands: NBD's WRITE_ZEROES and TRIM beyond one command's
+ * length). Identity, tag and place on the active list are kept; what the last command did is
+ * cleared. Its transport's respond step calls this and answers "not sent": the next poll dispatches.
+ */
+export function cmdRearm(c: usize, cdb: usize, cdbLen: u32, expected: u32): void {
+  assert(load<u32>(c + CX_PIN_SLOT) == 0 && load<u32>(c + CX_NV_PENDING) == 0, "sequencer: rearming a command that holds a pin or waits for NV");
+  ctxBufferRelease(c);
+  const dir = load<u32>(c + CX_FLAGS) & (CXF_DATA_OUT | CXF_DATA_IN);
+  const start = load<f64>(c + CX_START_NS);
+  const next = load<u32>(c + CX_NEXT);
+  const prev = load<u32>(c + CX_PREV);
+  const id = load<u32>(c + CX_ID);
+  const peer = load<u16>(c + CX_PEER);
+  const attr = load<u8>(c + CX_TASK_ATTR);
+  memory.fill(c + CX_LBA, 0, CX_TRANSPORT - CX_LBA);
+  store<u32>(c + CX_FLAGS, dir);
+  store<f64>(c + CX_START_NS, start);
+  store<u32>(c + CX_NEXT, next);
+  store<u32>(c + CX_PREV, prev);
+  store<u32>(c + CX_ID, id);
+  store<u16>(c + CX_PEER, peer);
+  store<u8>(c + CX_TASK_ATTR, attr);
+  store<u32>(c + CX_EXPECTED, expected);
+  store<u8>(c + CX_OPCODE, load<u8>(cdb));
+  store<u8>(c + CX_CDB_LEN, <u8>cdbLen);
+  memory.copy(c + CX_CDB, cdb, cdbLen);
+  store<u16>(c + CX_VOLUME, <u16>NO_VOLUME16);
+  store<u8>(c + CX_STATUS, 0);
+  store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
 }
 
 // ---- Stepping ---------------------------------------------------------------------------------
@@ -206,6 +261,7 @@ function retire(c: usize): void {
     sessionOutstandingAdd(port, s, -1);
   }
   tapeAbort(c); // a tape device it holds is given back (a request in flight is reaped by the next user)
+  xcopyCommandGone(c); // an EXTENDED COPY that ends before its copy: the copy manager stops it
   ctxBufferRelease(c);
   transportRetire(c);
   activeRemove(c);
@@ -218,14 +274,22 @@ export const ANY: u32 = 0xFFFFFFFF;
 /** Logical unit numbers as ctxLogicalUnit gives them: a volume number, or one of these. */
 export const LU_COMMAND_DEVICE: u32 = 0x10000;
 export const LU_NONE: u32 = 0x10001;
+/** A tape device of the library (docs/tape.md): LU_TAPE_BASE + device. */
+export const LU_TAPE_BASE: u32 = 0x10100;
 
-/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), LU_NONE (nothing mapped). */
+/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), a tape device, LU_NONE (nothing mapped). */
 export function ctxLogicalUnit(c: usize): u32 {
   const v = <u32>load<u16>(c + CX_VOLUME);
   if (v != NO_VOLUME16) return v;
-  const lun = <u32>load<u16>(c + CX_LUN);
+  return logicalUnitAt(<u32>load<u8>(c + CX_PORT), <u32>load<u16>(c + CX_LUN));
+}
+
+/** The logical unit at `lun` of `port`, as ctxLogicalUnit numbers it (task management names units by LUN). */
+export function logicalUnitAt(port: u32, lun: u32): u32 {
   if (lun == 0) return LU_COMMAND_DEVICE;
-  const m = volumeAtLun(<u32>load<u8>(c + CX_PORT), lun);
+  const tape = tapeDeviceAtLun(lun);
+  if (tape >= 0) return LU_TAPE_BASE + <u32>tape;
+  const m = volumeAtLun(port, lun);
   return m < 0 ? LU_NONE : <u32>m;
 }
 
@@ -346,7 +410,8 @@ function readStep(c: usize): void {
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(total - cursor, SLOT_BYTES - within);
-    const slot = readySlot(c, volume, slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
+    // A pair's target reads the source where the track is not copied yet (004's instant split).
+    const slot = readySlot(c, pairReadVolume(volume, slotNo), slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
     if (slot < 0) return;
     holdSlot(c, <u32>slot); // until it is sent: the transmit ring may take it over several polls
     if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
@@ -416,7 +481,7 @@ function mediumErrorAt(c: usize, slotNo: u32, sectorInSlot: u32): void {
  * A slot for (volume, slotNo) with nothing valid, or -1; when the chunk under it was never written
  * (initmap.ts) the slot is zeros, all valid: no stage, and nothing of its previous owner shows.
  */
-function allocateFor(volume: u32, slotNo: u32): i32 {
+export function allocateFor(volume: u32, slotNo: u32): i32 {
   const slot = allocate(volume, slotNo);
   if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot);
   return slot;
@@ -537,11 +602,17 @@ function commitStep(c: usize): void {
   if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
   if (volumeFenced(volume)) { fail(c, 0x0B, 0x3F, 0x00); return; } // deleted under it: nothing reaches the cache
   while (cursor < winEnd) {
-    if (!nvRoom(WRITE_NV_ENTRIES)) return;
+    if (!nvRoom(WRITE_NV_ENTRIES + 1)) return;
     const off = base + <u64>cursor;
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(winEnd - cursor, SLOT_BYTES - within);
+    // A pair's difference bit goes to the NV ring before the data (write intent), or the write waits
+    // for the copy of the track's old data (copy before write), or is refused (the pair's state).
+    const intent = pairBeforeWrite(volume, slotNo, id);
+    if (intent == PW_WAIT) { if (pairWaitExpired(c)) return; waitCache(c); return; }
+    if (intent == PW_REFUSE) { ctxBufferRelease(c); fail(c, 0x07, 0x27, 0x00); return; }
+    if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
       slot = allocateFor(volume, slotNo);

@@ -14,8 +14,11 @@ import { inquiry } from "./inquiry";
 import { modeSense6 } from "./mode";
 import { reportLuns } from "./luns";
 import { management } from "./mgmt";
+import { pairWriteAllowed } from "../pair/io";
 import { tapeDeviceAtLun } from "../tape/device";
 import { tapeCommand } from "../tape/command";
+import { accessOf, accessAllows, ACC_NONE } from "../comm/access";
+import { extendedCopy, receiveCopyResults, OP_EXTENDED_COPY, OP_RECEIVE_COPY_RESULTS } from "../xcopy/command";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
 export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
@@ -46,7 +49,8 @@ export function dispatchScsi(c: usize): void {
   if (tape >= 0) { tapeCommand(c, <u32>tape, op); return; } // the library's devices (tape/, docs/tape.md)
   if (op == OP_INQUIRY) {
     const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
-    inquiry(c, lun != 0 && v < 0 ? -2 : v); // -2: nothing mapped (peripheral qualifier 011b)
+    const hidden = v >= 0 && accessOf(<u32>v, load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION)) == ACC_NONE;
+    inquiry(c, lun != 0 && (v < 0 || hidden) ? -2 : v); // -2: nothing mapped, or not for this initiator (peripheral qualifier 011b)
     return;
   }
   if (op == OP_REPORT_LUNS) { reportLuns(c); return; }
@@ -54,13 +58,18 @@ export function dispatchScsi(c: usize): void {
   if (lun == 0) { commandDevice(c, op); return; }
   const v = volumeAtLun(load<u8>(c + CX_PORT), lun);
   if (v < 0 || volumeFenced(<u32>v)) { fail(c, 0x05, 0x25, 0x00); return; } // none, or being deleted
+  if (!accessAllows(c, <u32>v, op)) return; // LUN security (comm/access.ts)
   store<u16>(c + CX_VOLUME, <u16>v);
+  if (op == OP_EXTENDED_COPY) { extendedCopy(c); return; } // the copy manager (xcopy/), on every LU
+  if (op == OP_RECEIVE_COPY_RESULTS) { receiveCopyResults(c); return; }
   volumeCommand(c, op, <u32>v);
 }
 
 function commandDevice(c: usize, op: u32): void {
   if (op == OP_TEST_UNIT_READY) { good(c); return; }
   if (op == OP_MANAGEMENT_IN || op == OP_MANAGEMENT_OUT) { management(c, op); return; }
+  if (op == OP_EXTENDED_COPY) { extendedCopy(c); return; }
+  if (op == OP_RECEIVE_COPY_RESULTS) { receiveCopyResults(c); return; }
   invalidOpcode(c);
 }
 
@@ -122,6 +131,7 @@ function readWrite(c: usize, v: u32, sixteen: bool, write: bool): void {
     store<u32>(c + CX_PRODUCED, wanted); // also when refused: the residual says what the CDB asked for
     if (expected < wanted && expected % bs != 0) { fail(c, 0x05, 0x0E, 0x03); return; }
     if (nvDegraded()) { nvRefuse(c); return; } // the NV file could not keep it
+    if (!pairWriteAllowed(v)) { fail(c, 0x07, 0x27, 0x00); return; } // DATA PROTECT, WRITE PROTECTED
     if (expected < wanted) {
       startWrite(c, lba, expected / bs, (flags & 0x08) != 0);
       store<u32>(c + CX_PRODUCED, wanted); // startWrite set it to what moves

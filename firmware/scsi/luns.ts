@@ -1,8 +1,10 @@
 // REPORT LUNS (SPC-4 6.33): LUN 0, the command device, and every LUN with a volume mapped on the
-// port the command came through.
+// port the command came through that the initiator's access list lets it see, and the library's
+// tape devices.
 import { MAX_LUNS, MAX_TAPE_DEVICES } from "../abi";
 import { tapeReportLuns } from "../tape/device";
-import { CX_PORT } from "../ctx";
+import { CX_PORT, CX_SESSION } from "../ctx";
+import { accessOf, ACC_NONE } from "../comm/access";
 import { dataInBuffer, sendBuffer } from "../sequencer";
 import { volumeAtLun } from "../volume";
 import { getBe32, putBe32 } from "../util";
@@ -20,7 +22,10 @@ export function reportLuns(c: usize): void {
   let n: u32 = 0;
   if (select != 1) {
     for (let lun: u32 = 0; lun < MAX_LUNS; lun++) {
-      if (lun != 0 && volumeAtLun(port, lun) < 0) continue;
+      if (lun != 0) {
+        const v = volumeAtLun(port, lun);
+        if (v < 0 || accessOf(<u32>v, port, <u32>load<u8>(c + CX_SESSION)) == ACC_NONE) continue;
+      }
       store<u8>(d + 8 + n * 8 + 1, <u8>lun); // peripheral addressing, bus 0
       n++;
     }

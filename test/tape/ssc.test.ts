@@ -196,6 +196,8 @@ test('sharing: a drive RESERVEd by one host answers RESERVATION CONFLICT to anot
     const b = emu.connect();
     await mount(a, SLOT0, DT0, DRIVE0);
     await run(a, DRIVE0, cdb.reserve());
+    // b's first command meets the unit attention of a's LOAD (28h/00h), before the reservation.
+    t.is((await senseOf(run(b, DRIVE0, cdb.tur()))).asc, 0x28);
     const r = await b.submit({ lun: DRIVE0, cdb: cdb.write(10), dataOut: Buffer.alloc(10) });
     t.is(r.status, 0x18);
     t.is((await b.submit({ lun: DRIVE0, cdb: scsi.inquiry(), dataInLength: 96 })).status, 0); // INQUIRY passes

@@ -9,7 +9,9 @@ import { gNow, wakeAt } from "../../iop";
 import { portCount } from "../../config";
 import { CX_PORT, CX_SESSION, CX_LUN, ctxAt, bufAlloc, bufFree, bufAddr, BUFFER_GRANULE_BYTES } from "../../ctx";
 import { portKind, portSessions, tagFind, sessionHangUp, abortSession } from "../../channel";
-import { abortCommand, abortWhere, ctxLogicalUnit, ANY, LU_COMMAND_DEVICE, LU_NONE, ABORT_SILENT } from "../../sequencer";
+import { abortCommand, abortWhere, logicalUnitAt, ANY, LU_COMMAND_DEVICE, LU_NONE, LU_TAPE_BASE, ABORT_SILENT } from "../../sequencer";
+import { tapeDevices } from "../../tape/device";
+import { tapeReset } from "../../tape/command";
 import { volumeAtLun } from "../../volume";
 import { statInc, statAdd } from "../../stats";
 import { trace } from "../../trace";
@@ -347,7 +349,7 @@ export function tmfGapClosed(port: u32, s: u32, sess: IscsiSession): void {
 
 function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): void {
   const lun = decodeLun(b + B_LUN);
-  const lu = lun == 0 ? LU_COMMAND_DEVICE : lun == NO_LUN ? LU_NONE : volumeAtLunOrNone(port, lun);
+  const lu = lun == NO_LUN ? LU_NONE : logicalUnitAt(port, lun);
   const luExists = lu != LU_NONE;
   let response = TMR_COMPLETE;
   let aborted: u32 = 0;
@@ -361,11 +363,17 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
     // One task set per logical unit for every initiator (control mode page TST=000b): every
     // session's tasks on it go, whichever port they came through.
     if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(ANY, ANY, lu, ABORT_SILENT);
+    // A tape device's reset: its reservation, PREVENT and mode go, the other nexuses get 29h/03h (tape/command.ts).
+    if (luExists && fn == TMF_LUN_RESET && lu >= LU_TAPE_BASE) tapeReset(lu - LU_TAPE_BASE, port, s);
   } else if (fn == TMF_TARGET_WARM_RESET || fn == TMF_TARGET_COLD_RESET) {
     aborted = abortWhere(ANY, ANY, LU_COMMAND_DEVICE, ABORT_SILENT);
     for (let l: u32 = 1; l < MAX_LUNS; l++) {
       const v = volumeAtLun(port, l);
       if (v >= 0) aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+    }
+    for (let d: u32 = 0; d < tapeDevices(); d++) {
+      aborted += abortWhere(ANY, ANY, LU_TAPE_BASE + d, ABORT_SILENT);
+      tapeReset(d, port, s);
     }
   } else if (fn == TMF_CLEAR_ACA) {
     response = TMR_NOT_SUPPORTED; // no ACA: the control byte's NACA bit is not supported
@@ -377,11 +385,6 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
   if (response == TMR_COMPLETE) statInc(STAT_TASK_MGMT);
   tmfRespond(port, s, sess, b, response, fn, aborted);
   if (fn == TMF_TARGET_COLD_RESET) coldReset(port);
-}
-
-function volumeAtLunOrNone(port: u32, lun: u32): u32 {
-  const v = volumeAtLun(port, lun);
-  return v < 0 ? LU_NONE : <u32>v;
 }
 
 /**
