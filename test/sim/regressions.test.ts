@@ -270,3 +270,33 @@ test('a flush after a restart does not leave a slot "not ready" on a medium that
   const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 0, 8), dataInLength: 4096 });
   t.true(Buffer.from(back.result!.data).equals(data));
 });
+
+// Seeds 1009 and 1354 (`lists`: LIST MAPPINGS named a LUN of a volume LIST VOLUMES no longer held,
+// after a DELETE VOLUME during I/O was cut by an armed NV power loss), of the 10-minute run at
+// commit 1d068a8. DELETE persists the volume entry, then the LUN map; the power failed on the
+// entry's write (torn: dropped at boot), so the volume was gone and its LUN still mapped it. A
+// volume created later takes the lowest free number and appeared at that LUN, to the initiators
+// that had addressed the deleted one, without a MAP VOLUME.
+test('a DELETE VOLUME cut off before its LUN map reached NV leaves no LUN mapping a volume created later (seeds 1009, 1354: lists)', async (t) => {
+  const dir = tempDir('sim-delete-torn-map');
+  const emu = await startSmall(topo(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'keep', blocks: 1024, blockSize: 512 }, 1);
+  await createVolume(s, { name: 'gone', blocks: 1024, blockSize: 512 }, 2); // volume 1 at LUN 2
+  emu.array().nv.inject({ type: 'torn', afterWrites: 0, bytes: 3 }); // the entry's write: the power fails
+  await run(s, 0, scsi.deleteVolume(1, true)).catch(() => undefined);
+  await emu.stop('powerFail');
+
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  const vols = scsi.parseVolumes(Buffer.from((await run(s2, 0, scsi.management(false, scsi.Management.LIST_VOLUMES, 65536), { inLength: 65536 })).data));
+  t.deepEqual(vols.map((v) => v.name), ['keep'], 'the torn entry was dropped: the delete took place');
+  const maps = () => run(s2, 0, scsi.management(false, scsi.Management.LIST_MAPPINGS, 65536), { inLength: 65536 }).then((r) => scsi.parseMappings(Buffer.from(r.data)));
+  t.deepEqual((await maps()).map((m) => `${m.port}:${m.lun}=${m.volume}`), ['0:1=0']);
+  // A new volume gets number 1; LUN 2 must not address it.
+  await run(s2, 0, scsi.management(true, scsi.Management.CREATE_VOLUME, 64), { out: scsi.createVolumeParameters({ name: 'new', blocks: 1024, blockSize: 512 }) });
+  const bad = await senseOf(read(s2, 2, 0, 1));
+  t.deepEqual([bad.key, bad.asc], [5, 0x25], bad.text);
+  t.deepEqual((await maps()).map((m) => `${m.port}:${m.lun}=${m.volume}`), ['0:1=0']);
+});
