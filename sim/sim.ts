@@ -885,8 +885,15 @@ export class Simulation {
     if (how === 'stop') {
       for (const i of [...this.initiators, ...this.admins]) i.closed = true;
       const s = await this.target.shutdown(CONTROL_BOUND_NS);
+      const failed = this.target.array.failed;
       if (s.result) this.checkControl('shutdown', s.result, cut);
-      else if (s.outcome !== 'failed') this.fatal('shutdown', `the graceful stop did not finish: ${s.error?.message ?? s.outcome}`);
+      else if (failed && !(failed instanceof FirmwareAbort)) {
+        // An NV fault armed before (power loss or a torn write after n writes) cut the power
+        // during the stop: the array is right not to finish it (nothing can be written once the
+        // power is gone); what follows is a power cut's restart.
+        this.count(this.faults, 'power cut (NV fault, during a stop)');
+        this.crashing = true;
+      } else this.fatal('shutdown', `the graceful stop did not finish: ${s.error?.message ?? s.outcome}`);
     } else if (how === 'crash') {
       await this.target.powerFail();
     } else {
