@@ -23,7 +23,7 @@ import { initReconcile } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck } from "./cache";
-import { mediaRebuild } from "./volume";
+import { mediaRebuild, volumeInUse } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { log, LOG_INFO, LOG_WARN } from "./hal";
@@ -192,11 +192,18 @@ function checkTables(): void {
     nvPersistRange(e, VOL_BYTES, nvId(NVK_NONE, 0));
     dropped++;
   }
+  // A LUN may map only a volume the table holds: a DELETE VOLUME cut off between its entry and the
+  // LUN map (or an entry dropped above) leaves records that would show a volume created later with
+  // that number at LUNs no one mapped it to, to initiators that addressed the deleted one.
   for (let p: u32 = 0; p < MAX_PORTS; p++) {
     for (let l: u32 = 0; l < MAX_LUNS; l++) {
       const e = lunMapEntry(p, l);
-      if (blank(e, LUN_RECORD_BYTES) || sealed(e, 4)) continue;
-      log(LOG_WARN, "nv: a LUN map record failed its CRC and was dropped (port, LUN)", p, l);
+      if (blank(e, LUN_RECORD_BYTES)) continue;
+      const v = <u32>load<u16>(e);
+      const torn = !sealed(e, 4);
+      if (!torn && (v == 0 || (v - 1 < MAX_VOLUMES && volumeInUse(v - 1)))) continue;
+      if (torn) log(LOG_WARN, "nv: a LUN map record failed its CRC and was dropped (port, LUN)", p, l);
+      else log(LOG_WARN, "nv: a LUN mapped a volume the table does not hold and was unmapped (port, LUN)", p, l);
       memory.fill(e, 0, LUN_RECORD_BYTES);
       sealLun(p, l);
       nvPersistRange(e, LUN_RECORD_BYTES, nvId(NVK_NONE, 0));

@@ -38,7 +38,7 @@ import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEP
 import { txData, txRespond, txDirect, windowOpen, windowBase, transportRetire } from "./comm/transport";
 import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
-  writeSectors, cacheEvent, currentSeq, oldestDirty, slotErrorSector, slotVolume, slotNumber, F_WRITE_ERROR, cacheCount, CS_READ_HITS,
+  writeSectors, cacheEvent, currentSeq, oldestDirty, slotErrorSector, slotVolume, slotNumber, F_WRITE_ERROR, slotVerdictNs, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
   markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector, fillBlank, volumeFenced,
 } from "./cache";
@@ -711,7 +711,10 @@ function flushStep(c: usize): void {
     load<u64>(c + CX_FLUSH_SEQ));
   if (slot < 0) { good(c); return; }
   const i = <u32>slot;
-  const f = slotFlags(i);
+  // A verdict from before the command began may be stale (the medium was being labelled, a write
+  // error since healed): the disk IOP tries the slot again for this flush.
+  const verdict = slotVerdictNs(i);
+  const f = verdict != 0 && verdict >= load<f64>(c + CX_START_NS) ? slotFlags(i) : 0;
   if ((f & F_NOT_READY) != 0) { fail(c, 0x02, 0x04, 0x03); return; }
   if ((f & F_WRITE_ERROR) != 0) { fail(c, 0x03, 0x0C, 0x00); return; }
   if (load<u32>(c + CX_WAIT_SLOT) != i + 1 || deadline == 0) {

@@ -143,10 +143,10 @@ test('a READ waiting for another command\'s stage that failed outside its sector
 // command unanswered when the firmware loses a wake-up; the simulator's target runs the same
 // firmware round by round and says which, so a hang fails the test instead of timing it out.
 
-/** A one-channel array in deterministic mode on the simulator's target: destage only when asked. */
-function hangTarget(label: string, media: object[]): SimTarget {
+/** A one-channel array in deterministic mode on the simulator's target: destage only when asked (unless `cache` says). */
+function hangTarget(label: string, media: object[], cache: object = {}): SimTarget {
   const dir = tempDir(label);
-  const doc = smallTopology({ dir, mode: 'deterministic', media, cache: { size: '1MiB', destageAgeMs: 600_000, destageIntervalMs: 1000 } });
+  const doc = smallTopology({ dir, mode: 'deterministic', media, cache: { size: '1MiB', destageAgeMs: 600_000, destageIntervalMs: 1000, ...cache } });
   return new SimTarget(SimTarget.specOf(doc, dir), 1);
 }
 
@@ -219,4 +219,84 @@ test('a SYNCHRONIZE CACHE whose slot makes no progress for 60 s fails COMMAND TI
   t.is(r.result?.dirtyLeft, 0, 'the data reaches the medium once it answers');
   const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 200, 8), dataInLength: 4096 });
   t.true(Buffer.from(back.result!.data).equals(data));
+});
+
+// ---- Stale destage verdicts --------------------------------------------------------------------------
+// Seeds 1021 and 1032 (`sense`: a WRITE FUA answered NOT READY, MANUAL INTERVENTION REQUIRED with
+// no medium dead, lost or becoming ready) and 1070 and 1106 (`flush`: the control flush left a slot
+// "medium dead" with no fault), of the 10-minute run at commit 1d068a8. After a power cut the slot
+// recovered dirty from NV was due at the disk IOP's first scan, while its medium's label was still
+// being read: marked F_NOT_READY. The medium came back ok, but the next scan was a destage interval
+// away, and a FUA's or the console's flush in between took the old mark as its answer. A flush
+// counts only a verdict given after it began; older ones are tried again.
+
+/**
+ * A slot of volume 0 (LBA 0-7) recovered dirty after a power cut and marked F_NOT_READY at the
+ * first scan, while its medium's label was read; the medium is ok by the time this returns, and
+ * the next scan is a second away. The data is `data`.
+ */
+async function staleNotReady(t: ExecutionContext, label: string): Promise<{ target: SimTarget; data: Buffer }> {
+  const target = hangTarget(label, [{ name: 'd0', kind: 'file', size: '8MiB' }], { destageAgeMs: 5 });
+  t.teardown(() => target.release());
+  const s = await withVolume(t, target);
+  target.array.inject('d0 write error at 128 count 128'); // volume 0's first chunk: the slot stays dirty
+  const data = pattern(4096, 3);
+  await good(target, s, { lun: 1, cdb: scsi.readWrite(true, 0, 8), dataOut: data });
+  await target.advance(20);
+  await target.powerFail();
+  await target.boot(); // without the fault: the medium is whole
+  t.is(await target.labelsChecked(120e9), 'done');
+  t.is(target.array.mediaBecomingReady(), 0);
+  return { target, data };
+}
+
+test('a WRITE FUA after a restart is not failed NOT READY by a mark given while the medium\'s label was read (seeds 1021, 1032: sense)', async (t) => {
+  const { target } = await staleNotReady(t, 'sim-stale-fua');
+  const s = target.array.openSession('q0');
+  const data = pattern(512, 4);
+  const { result } = await answer(target, s, { lun: 1, cdb: scsi.readWrite(true, 0, 1, { fua: true }), dataOut: data });
+  const sense = result?.status === 2 ? scsi.describeSense(scsi.decodeSense(result.sense)) : '';
+  t.is(result?.status, 0, sense);
+  const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 0, 1), dataInLength: 512 });
+  t.true(Buffer.from(back.result!.data).equals(data));
+});
+
+test('a flush after a restart does not leave a slot "not ready" on a medium that is ok (seeds 1070, 1106: flush)', async (t) => {
+  const { target, data } = await staleNotReady(t, 'sim-stale-flush');
+  const r = await target.control(A.CTL_FLUSH, 600e9);
+  t.deepEqual(r.result?.stuck, []);
+  t.is(r.result?.dirtyLeft, 0);
+  const s = target.array.openSession('q0');
+  const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 0, 8), dataInLength: 4096 });
+  t.true(Buffer.from(back.result!.data).equals(data));
+});
+
+// Seeds 1009 and 1354 (`lists`: LIST MAPPINGS named a LUN of a volume LIST VOLUMES no longer held,
+// after a DELETE VOLUME during I/O was cut by an armed NV power loss), of the 10-minute run at
+// commit 1d068a8. DELETE persists the volume entry, then the LUN map; the power failed on the
+// entry's write (torn: dropped at boot), so the volume was gone and its LUN still mapped it. A
+// volume created later takes the lowest free number and appeared at that LUN, to the initiators
+// that had addressed the deleted one, without a MAP VOLUME.
+test('a DELETE VOLUME cut off before its LUN map reached NV leaves no LUN mapping a volume created later (seeds 1009, 1354: lists)', async (t) => {
+  const dir = tempDir('sim-delete-torn-map');
+  const emu = await startSmall(topo(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'keep', blocks: 1024, blockSize: 512 }, 1);
+  await createVolume(s, { name: 'gone', blocks: 1024, blockSize: 512 }, 2); // volume 1 at LUN 2
+  emu.array().nv.inject({ type: 'torn', afterWrites: 0, bytes: 3 }); // the entry's write: the power fails
+  await run(s, 0, scsi.deleteVolume(1, true)).catch(() => undefined);
+  await emu.stop('powerFail');
+
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  const vols = scsi.parseVolumes(Buffer.from((await run(s2, 0, scsi.management(false, scsi.Management.LIST_VOLUMES, 65536), { inLength: 65536 })).data));
+  t.deepEqual(vols.map((v) => v.name), ['keep'], 'the torn entry was dropped: the delete took place');
+  const maps = () => run(s2, 0, scsi.management(false, scsi.Management.LIST_MAPPINGS, 65536), { inLength: 65536 }).then((r) => scsi.parseMappings(Buffer.from(r.data)));
+  t.deepEqual((await maps()).map((m) => `${m.port}:${m.lun}=${m.volume}`), ['0:1=0']);
+  // A new volume gets number 1; LUN 2 must not address it.
+  await run(s2, 0, scsi.management(true, scsi.Management.CREATE_VOLUME, 64), { out: scsi.createVolumeParameters({ name: 'new', blocks: 1024, blockSize: 512 }) });
+  const bad = await senseOf(read(s2, 2, 0, 1));
+  t.deepEqual([bad.key, bad.asc], [5, 0x25], bad.text);
+  t.deepEqual((await maps()).map((m) => `${m.port}:${m.lun}=${m.volume}`), ['0:1=0']);
 });
