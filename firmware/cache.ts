@@ -381,6 +381,16 @@ function rangeBits(first: u32, count: u32, base: u32): u64 {
 export function slotFlags(slot: u32): u32 { return load<u8>(dir(slot) + DIR_FLAGS); }
 export function slotSetFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) | f)); }
 export function slotClearFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) & ~f)); }
+/**
+ * A dirty slot found with no medium to destage to (lost, being labelled, gone): marked F_NOT_READY
+ * and the cache event moved, so a flush waiting for it looks again and reports it instead of
+ * waiting for a write that will not be tried (a flag set without the event was a lost wake-up).
+ */
+export function slotMarkNotReady(slot: u32): void {
+  if ((slotFlags(slot) & F_NOT_READY) != 0) return;
+  slotSetFlags(slot, F_NOT_READY);
+  bumpEvent();
+}
 export function slotVolume(slot: u32): u32 { return load<u32>(dir(slot) + DIR_VOLUME); }
 export function slotNumber(slot: u32): u32 { return load<u32>(dir(slot) + DIR_SLOT_NO); }
 export function slotList(slot: u32): u32 { return load<u8>(dir(slot) + DIR_LIST); }
@@ -764,21 +774,29 @@ export function pinnedCount(): u32 {
  * 1 still dirty, 2 a destage of such a slot failed (write error), 3 its medium is dead.
  */
 export function dirtyAtOrBefore(volume: u32, firstSlot: u32, lastSlot: u32, seq: u64): u32 {
+  const i = oldestDirty(volume, firstSlot, lastSlot, seq);
+  if (i < 0) return 0;
+  const f = slotFlags(<u32>i);
+  if ((f & F_NOT_READY) != 0) return 3;
+  if ((f & F_WRITE_ERROR) != 0) return 2;
+  return 1;
+}
+
+/**
+ * The oldest dirty slot of `volume` (or ANY_VOLUME) in [firstSlot, lastSlot] dirtied at or before
+ * `seq`, or -1: what a flush of that range waits for first.
+ */
+export function oldestDirty(volume: u32, firstSlot: u32, lastSlot: u32, seq: u64): i32 {
   let i = listFirst(LIST_DIRTY);
   while (i >= 0) {
     const d = dir(<u32>i);
-    if (load<u64>(d + DIR_DIRTY_SEQ) > seq) return 0;
+    if (load<u64>(d + DIR_DIRTY_SEQ) > seq) return -1;
     const v = load<u32>(d + DIR_VOLUME);
     const n = load<u32>(d + DIR_SLOT_NO);
-    if ((volume == NO_VOLUME || v == volume) && n >= firstSlot && n <= lastSlot) {
-      const f = load<u8>(d + DIR_FLAGS);
-      if ((f & F_NOT_READY) != 0) return 3;
-      if ((f & F_WRITE_ERROR) != 0) return 2;
-      return 1;
-    }
+    if ((volume == NO_VOLUME || v == volume) && n >= firstSlot && n <= lastSlot) return i;
     i = listNext(<u32>i);
   }
-  return 0;
+  return -1;
 }
 
 export const ANY_VOLUME: u32 = NO_VOLUME;

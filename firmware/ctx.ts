@@ -32,7 +32,7 @@ export const CX_BUF_COUNT: u32 = 54; // u16
 export const CX_PRODUCED: u32 = 56; // u32: data-in bytes the command has to give (before the host's limit)
 export const CX_FLAGS: u32 = 60; // u32: CXF_*
 export const CX_START_NS: u32 = 64; // f64
-export const CX_DEADLINE_NS: u32 = 72; // f64: data-out timeout
+export const CX_DEADLINE_NS: u32 = 72; // f64: data-out timeout; a flush's stall bound
 export const CX_FLUSH_SEQ: u32 = 80; // u64
 export const CX_NV_PENDING: u32 = 88; // u32
 export const CX_DATA_ADDR: u32 = 92; // u32: queue ports: the initiator's buffer
@@ -52,7 +52,7 @@ export const CX_OPCODE: u32 = 126; // u8
 export const CX_CDB_LEN: u32 = 127; // u8
 export const CX_CDB: u32 = 128; // MAX_CDB_BYTES
 export const CX_EVENT_SEEN: u32 = 160; // u32: cache event when the context last found nothing to do
-export const CX_WAIT_SLOT: u32 = 164; // u32: slot + 1 whose stage this command asked for
+export const CX_WAIT_SLOT: u32 = 164; // u32: slot + 1 whose stage this command asked for, or a flush waits for
 export const CX_AHEAD: u32 = 168; // u32: data-in bytes for which stage-ahead was requested
 export const CX_FIRST_SLOT: u32 = 172; // u32: flush range, in slot numbers
 export const CX_LAST_SLOT: u32 = 176; // u32
@@ -98,6 +98,7 @@ export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, n
 export const CXF_FLUSH_POSTED: u32 = 256;
 export const CXF_TAPE: u32 = 1024; // the command holds a tape device's claim (CX_ARG: device + 1)
 export const CXF_NV_FAILED: u32 = 512; // an NV persist of this command completed with an error
+export const CXF_CSI: u32 = 0x40000; // CX_INFO is COMMAND-SPECIFIC INFORMATION (sense bytes 8-11), not INFORMATION (EXTENDED COPY)
 export const CXF_PAIR_WAIT: u32 = 2048; // a write waits for a pair's copy of its track (CX_DEADLINE_NS: until when)
 
 // Channel IOP private area header (the rest is laid out by channel.ts).
@@ -240,8 +241,10 @@ export function senseFixed(dst: usize, key: u32, asc: u32, ascq: u32, info: u32,
 }
 
 export function ctxSense(c: usize, dst: usize): void {
-  senseFixed(dst, load<u8>(c + CX_SENSE_KEY), load<u8>(c + CX_ASC), load<u8>(c + CX_ASCQ), load<u32>(c + CX_INFO),
+  const csi = (load<u32>(c + CX_FLAGS) & CXF_CSI) != 0;
+  senseFixed(dst, load<u8>(c + CX_SENSE_KEY), load<u8>(c + CX_ASC), load<u8>(c + CX_ASCQ), csi ? 0 : load<u32>(c + CX_INFO),
     (load<u32>(c + CX_FLAGS) & CXF_INFO_VALID) != 0, load<u32>(c + CX_SKS));
+  if (csi) { const v = load<u32>(c + CX_INFO); store<u32>(dst + 8, (v >> 24) | ((v >> 8) & 0xFF00) | ((v << 8) & 0xFF0000) | (v << 24)); }
   store<u8>(dst + 2, load<u8>(dst + 2) | (load<u8>(c + CX_SENSE_BITS) & 0xE0));
   if ((load<u8>(c + CX_SENSE_BITS) & SENSE_DEFERRED) != 0) store<u8>(dst, load<u8>(dst) | 0x01); // 70h -> 71h
 }

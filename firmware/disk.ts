@@ -29,7 +29,7 @@ import {
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
-  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkNotReady,
 } from "./cache";
 import { chunkInitialized, initMark, initClear } from "./initmap";
 import {
@@ -40,11 +40,12 @@ import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LO
 import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
-  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR, NVK_XCOPY,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
 import { pairCopyPoll, pairNvDone } from "./pair/copy";
+import { xcopyPoll, xcopyNvDone } from "./xcopy/manager";
 import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_RELABEL, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
 
 // Disk IOP private area.
@@ -115,6 +116,7 @@ export function diskPoll(): i32 {
   work += checkLabels();
   work += destageScan();
   work += pairCopyPoll();
+  work += xcopyPoll();
   work += flushMedia();
   work += probeDeadMedia();
   work += resyncNv();
@@ -337,11 +339,11 @@ function destage(slot: u32, depth: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
   // reports it instead of waiting for it.
-  if (where == u64.MAX_VALUE) { slotSetFlags(slot, F_NOT_READY); return false; }
+  if (where == u64.MAX_VALUE) { slotMarkNotReady(slot); return false; }
   const medium = <u32>(where >> 32);
   const mst = load<u32>(mediumState(medium) + MS_STATE);
   // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
-  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotSetFlags(slot, F_NOT_READY); return false; }
+  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkNotReady(slot); return false; }
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
   slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
@@ -564,6 +566,7 @@ function drainNvCompletions(): i32 {
     if (status != 0) nvCompletionFailed(status, id);
     if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
     if ((id >> 28) == NVK_PAIR) { pairNvDone(id, status); work++; }
+    if ((id >> 28) == NVK_XCOPY) { xcopyNvDone(id, status); work++; }
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);

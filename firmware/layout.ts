@@ -3,6 +3,7 @@
 //
 // plan() walks the regions in one fixed order twice: first to add up the size, then, after the
 // memory has grown, to write the addresses and ring headers. One walk, so the two cannot differ.
+import { xcopyLayout, xcopyBytes } from "./xcopy/table";
 import {
   CONFIG_MAGIC, CFG_MAGIC, CFG_VERSION, ABI_VERSION, CFG_CACHE_SLOTS, CFG_CONTEXTS,
   CFG_BUFFER_CHUNKS, CFG_TRACE_ENTRIES, MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, REGIONS_ADDR, REGION_ALIGN,
@@ -134,6 +135,8 @@ function plan(write: bool): usize {
   at = alignUp(at + mediumStateBytes(), REGION_ALIGN);
   if (write) pairLayout(at);
   at = alignUp(at + pairStateBytes(), REGION_ALIGN);
+  if (write) xcopyLayout(at); // the copy manager's table and backup data storage areas (xcopy/)
+  at = alignUp(at + xcopyBytes(), REGION_ALIGN);
   if (write) store<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH, <u32>at);
   at = alignUp(at + max<usize>(<usize>slots * 4, 4096), REGION_ALIGN); // also holds a header's directory at boot
   at = ring(write, at, MAP_ADDR + MAP_NV_SQ, NV_SQ_ENTRIES, NSQ_BYTES, DB_NV);

@@ -364,6 +364,7 @@ export const NVK_CONTEXT: u32 = 1; // low 28 bits: command context id
 export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region after NV writes failed
 export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
 export const NVK_PAIR: u32 = 4; // the disk IOP's pair copy: low bits: copy job << 24 | job sequence
+export const NVK_XCOPY: u32 = 5; // the disk IOP's copy manager (xcopy/): low bits: copy << 24 | copy sequence
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 

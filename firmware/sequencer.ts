@@ -38,7 +38,7 @@ import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEP
 import { txData, txRespond, txDirect, windowOpen, windowBase, transportRetire } from "./comm/transport";
 import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
-  writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
+  writeSectors, cacheEvent, currentSeq, oldestDirty, slotErrorSector, slotVolume, slotNumber, F_WRITE_ERROR, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
   markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector, fillBlank, volumeFenced,
 } from "./cache";
@@ -47,10 +47,12 @@ import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
 import { blockSize, volumeAtLun } from "./volume";
 import { statInc, statAdd } from "./stats";
+import { log, LOG_ERROR } from "./hal";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
 import { tapeStep, tapeAbort } from "./tape/command";
 import { tapeDeviceAtLun } from "./tape/device";
+import { xcopyCommandGone } from "./xcopy/command";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
@@ -73,6 +75,8 @@ function pairWaitExpired(c: usize): bool {
 
 /** A data-out burst the host does not complete within this time fails the command (4Bh/00h). */
 export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
+/** A flush (FUA, SYNCHRONIZE CACHE) whose oldest slot stays off its medium this long fails (2Eh/02h). */
+export const FLUSH_STALL_NS: f64 = 60e9;
 /** Slots a read asks the disk IOP to stage ahead of the one it is sending. */
 const STAGE_AHEAD_SLOTS: u32 = 16;
 
@@ -257,6 +261,7 @@ function retire(c: usize): void {
     sessionOutstandingAdd(port, s, -1);
   }
   tapeAbort(c); // a tape device it holds is given back (a request in flight is reaped by the next user)
+  xcopyCommandGone(c); // an EXTENDED COPY that ends before its copy: the copy manager stops it
   ctxBufferRelease(c);
   transportRetire(c);
   activeRemove(c);
@@ -663,6 +668,8 @@ export function nvRefuse(c: usize): void {
  */
 export function startFlush(c: usize, firstSlot: u32, lastSlot: u32, immediate: bool): void {
   store<u64>(c + CX_FLUSH_SEQ, currentSeq());
+  store<u32>(c + CX_WAIT_SLOT, 0);
+  store<f64>(c + CX_DEADLINE_NS, 0);
   store<u32>(c + CX_FIRST_SLOT, firstSlot);
   store<u32>(c + CX_LAST_SLOT, lastSlot);
   store<u8>(c + CX_STATE, <u8>ST_FLUSH);
@@ -683,19 +690,41 @@ function txRespondNow(c: usize): bool {
   return true;
 }
 
+/**
+ * Waits for the range's oldest dirty slot (of those dirtied before the flush began) to reach its
+ * medium, then the next. It fails with what that slot met: a write error (MEDIUM ERROR, WRITE
+ * ERROR), no medium to write to (NOT READY, MANUAL INTERVENTION REQUIRED), or no progress for
+ * FLUSH_STALL_NS: ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (2Eh/02h), with the first LBA
+ * of the slot it waited for in INFORMATION and the volume and slot in the log. The data stays
+ * dirty (and in NV) and is destaged when its medium lets it.
+ */
 function flushStep(c: usize): void {
   if ((load<u32>(c + CX_FLAGS) & CXF_FLUSH_POSTED) == 0) {
     if (!postToDisk(MB_FLUSH, 0, 0, 0, load<u64>(c + CX_FLUSH_SEQ))) return;
     store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_FLUSH_POSTED);
   }
-  if (cacheUnchanged(c)) return;
+  const deadline = load<f64>(c + CX_DEADLINE_NS);
+  if (cacheUnchanged(c) && gNow < deadline) { wakeAt(deadline); return; }
   clearWait(c);
   const v = <u32>load<u16>(c + CX_VOLUME);
-  const r = dirtyAtOrBefore(v == NO_VOLUME16 ? ANY_VOLUME : v, load<u32>(c + CX_FIRST_SLOT), load<u32>(c + CX_LAST_SLOT),
+  const slot = oldestDirty(v == NO_VOLUME16 ? ANY_VOLUME : v, load<u32>(c + CX_FIRST_SLOT), load<u32>(c + CX_LAST_SLOT),
     load<u64>(c + CX_FLUSH_SEQ));
-  if (r == 0) { good(c); return; }
-  if (r == 2) { fail(c, 0x03, 0x0C, 0x00); return; }
-  if (r == 3) { fail(c, 0x02, 0x04, 0x03); return; }
+  if (slot < 0) { good(c); return; }
+  const i = <u32>slot;
+  const f = slotFlags(i);
+  if ((f & F_NOT_READY) != 0) { fail(c, 0x02, 0x04, 0x03); return; }
+  if ((f & F_WRITE_ERROR) != 0) { fail(c, 0x03, 0x0C, 0x00); return; }
+  if (load<u32>(c + CX_WAIT_SLOT) != i + 1 || deadline == 0) {
+    // A slot it had not waited for yet: the one before it is on its medium (progress).
+    store<u32>(c + CX_WAIT_SLOT, i + 1);
+    store<f64>(c + CX_DEADLINE_NS, gNow + FLUSH_STALL_NS);
+  } else if (gNow >= deadline) {
+    log(LOG_ERROR, "flush: a dirty slot did not reach its medium within the bound; the command fails (volume, slot number)", slotVolume(i), slotNumber(i));
+    fail(c, 0x0B, 0x2E, 0x02);
+    ctxInfo(c, <u32>((<u64>slotNumber(i) << 16) / <u64>blockSize(slotVolume(i))));
+    return;
+  }
+  wakeAt(load<f64>(c + CX_DEADLINE_NS));
   waitCache(c);
 }
 

@@ -15,6 +15,7 @@ import * as scsi from '../lib/scsi';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';
+import { backupVolume, restoreVolume } from './backup';
 import { connect as defaultConnect, DEFAULT_TARGET } from './connect';
 import { packageVersion } from '../lib/paths';
 
@@ -81,6 +82,12 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
                                         the access list of the tape device at <lun> (the changer or a
                                         drive, as luns shows them), or set an initiator's access, as
                                         volume access does
+  backup <volume> --tape <barcode>      server-free backup by EXTENDED COPY (docs/xcopy.md): a labelled tape
+         [--range LBA+COUNT]            with the volume information first; a volume in a duplex pair is
+         [--embodiment 1|2|3|4]         split by the copy and its target copied (document 001's embodiments:
+         [--resync]                     1 priority copy of the range, 2 wait for the split, 3 merge from the
+                                        source, 4 split and backup in one command; --resync after)
+  restore <barcode> <volume>            the tape's blocks back into the volume (by EXTENDED COPY), labels checked
 
   --target  tcp://host:port, serial:///dev/tty...[?baud=N], inproc://...
             (default: $SANBOX_TARGET, else ${DEFAULT_TARGET})
@@ -116,6 +123,10 @@ const OPTIONS = {
   'track-size': { type: 'string' },
   'library-lun': { type: 'string' },
   file: { type: 'string' },
+  tape: { type: 'string' },
+  range: { type: 'string' },
+  embodiment: { type: 'string' },
+  resync: { type: 'boolean' },
 } as const;
 
 type Options = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -168,6 +179,8 @@ const COMMANDS: Record<string, Command> = {
   'tape write': { args: ['barcode', 'file'], options: ['library-lun'], run: tapeWrite },
   'tape read': { args: ['barcode', 'file'], options: ['library-lun', 'file'], run: tapeRead },
   'tape access': { args: ['lun', 'initiator|*', 'rw|ro|none|remove'], counts: [1, 3], check: (o, a) => accessChecks(o, a, 'tape access'), options: [], run: tapeAccess },
+  backup: { args: ['volume'], options: ['tape', 'range', 'embodiment', 'resync', 'library-lun'], check: backupChecks, run: backup },
+  restore: { args: ['barcode', 'volume'], options: ['library-lun'], run: restore },
 };
 
 // ---- Volume pairs ---------------------------------------------------------------------------------------
@@ -879,4 +892,43 @@ async function tapeRead(ctx: Context, [barcode, file]: string[]): Promise<void> 
   fs.renameSync(`${file}.partial`, file);
   ctx.out({ barcode, serial: set.serial, file: n, name: f.name, blocks: f.blocks, bytes: f.data.length, files: set.files.map((x) => x.name) },
     `read file ${n} (${f.name}, ${f.blocks} blocks, ${formatBytes(f.data.length)}) of volume ${set.serial} into ${file}`);
+}
+
+// ---- Backup and restore (docs/xcopy.md) ------------------------------------------------------------------
+
+function backupChecks(o: Options): void {
+  if (!o.tape) throw new UsageError('backup needs --tape <barcode>');
+  backupRange(o);
+  if (o.embodiment !== undefined) parseInteger(o.embodiment, '--embodiment', 1, 4);
+}
+
+/** --range LBA+COUNT (blocks), or undefined for the whole volume. */
+function backupRange(o: Options): { lba: number; blocks: number } | undefined {
+  if (o.range === undefined) return undefined;
+  const m = /^(\d+)\+(\d+)$/.exec(o.range);
+  if (!m || Number(m[2]) === 0) throw new UsageError('--range is LBA+COUNT in blocks, e.g. 0+2048');
+  return { lba: Number(m[1]), blocks: Number(m[2]) };
+}
+
+async function backup(ctx: Context, [name]: string[]): Promise<void> {
+  const vol = await volumeByName(ctx.client, name);
+  const range = backupRange(ctx.options);
+  if (range && range.lba + range.blocks > vol.blocks) throw new Error(`--range ${ctx.options.range} goes past the end of ${name} (${vol.blocks} blocks)`);
+  const bar = progressBar(ctx.io, 'backup', (range?.blocks ?? vol.blocks) * vol.blockSize);
+  let res;
+  try {
+    res = await backupVolume(ctx.client, library(ctx), {
+      volume: vol.number, tape: ctx.options.tape!, range, resync: ctx.options.resync ?? false,
+      embodiment: ctx.options.embodiment === undefined ? undefined : parseInteger(ctx.options.embodiment, '--embodiment', 1, 4) as 1 | 2 | 3 | 4,
+      onProgress: (b) => bar.update(b), pause: ctx.io.sleep ? () => ctx.io.sleep!(200) : undefined,
+    });
+  } finally { bar.end(); }
+  ctx.out(res, `backed up ${formatBytes(res.bytes)} of ${name} to ${res.barcode} (${res.records} records of 32 KiB${res.split ? ', the pair split by the copy' : ''})`);
+}
+
+async function restore(ctx: Context, [barcode, name]: string[]): Promise<void> {
+  const vol = await volumeByName(ctx.client, name);
+  const info = await restoreVolume(ctx.client, library(ctx), { tape: barcode, volume: vol.number });
+  ctx.out({ barcode, volume: name, from: info.name, blocks: info.blocks, blockSize: info.blockSize, host: info.host, created: info.created },
+    `restored ${formatBytes(info.blocks * info.blockSize)} of ${info.name} (backed up ${info.created.toISOString()} on ${info.host || 'an unnamed host'}) from ${barcode} into ${name}`);
 }

@@ -402,6 +402,7 @@ export class Simulation {
       case 'becoming': return media.some((m) => during(`becoming:${m}`));
       case 'lost': return media.some((m) => during(`lost:${m}`));
       case 'writeError': return media.some((m) => during(`werr:${m}`) || during(`dead:${m}`));
+      case 'slow': return media.some((m) => during(`slow:${m}`));
       case 'nv': return during('nv');
       case 'poisoned': return c !== undefined && s.info !== undefined && c.poison.has(s.info);
       case 'readError': {
@@ -729,6 +730,7 @@ export class Simulation {
       this.win.open(`${x < 0.35 ? 'rerr' : 'werr'}:${m}`, this.t(), { lba, count });
     } else if (x < 0.85) {
       f = { type: 'slow', factor: between(r, 2, 50) };
+      this.win.open(`slow:${m}`, this.t());
     } else {
       f = { type: 'dead' };
       this.win.open(`dead:${m}`, this.t());
@@ -796,7 +798,7 @@ export class Simulation {
     }
     const now = this.t();
     for (const m of media) {
-      for (const k of ['dead', 'becoming', 'rerr', 'werr']) this.win.close(`${k}:${m}`, now);
+      for (const k of ['dead', 'becoming', 'rerr', 'werr', 'slow']) this.win.close(`${k}:${m}`, now);
       if (!this.win.isOpen(`lost:${m}`)) this.mediaExpect[m] = new Set(['ok']);
     }
     if (this.nvFaulty) { this.nvFaulty = false; this.win.close('nv', now); this.labelUncertain.clear(); }

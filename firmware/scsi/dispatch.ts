@@ -18,6 +18,7 @@ import { pairWriteAllowed } from "../pair/io";
 import { tapeDeviceAtLun } from "../tape/device";
 import { tapeCommand } from "../tape/command";
 import { accessOf, accessAllows, tapeAccessOf, tapeChangesMedium, modeAllows, ACC_NONE } from "../comm/access";
+import { extendedCopy, receiveCopyResults, OP_EXTENDED_COPY, OP_RECEIVE_COPY_RESULTS } from "../xcopy/command";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
 export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
@@ -65,12 +66,16 @@ export function dispatchScsi(c: usize): void {
   if (v < 0 || volumeFenced(<u32>v)) { fail(c, 0x05, 0x25, 0x00); return; } // none, or being deleted
   if (!accessAllows(c, <u32>v, op)) return; // LUN security (comm/access.ts)
   store<u16>(c + CX_VOLUME, <u16>v);
+  if (op == OP_EXTENDED_COPY) { extendedCopy(c); return; } // the copy manager (xcopy/), on every LU
+  if (op == OP_RECEIVE_COPY_RESULTS) { receiveCopyResults(c); return; }
   volumeCommand(c, op, <u32>v);
 }
 
 function commandDevice(c: usize, op: u32): void {
   if (op == OP_TEST_UNIT_READY) { good(c); return; }
   if (op == OP_MANAGEMENT_IN || op == OP_MANAGEMENT_OUT) { management(c, op); return; }
+  if (op == OP_EXTENDED_COPY) { extendedCopy(c); return; }
+  if (op == OP_RECEIVE_COPY_RESULTS) { receiveCopyResults(c); return; }
   invalidOpcode(c);
 }
 

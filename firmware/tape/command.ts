@@ -140,7 +140,7 @@ export function tapeReset(dev: u32, port: u32, session: u32): void {
 // ---- Reservations ----------------------------------------------------------------------------------
 
 /** The nexus holding the device's reservation is still there? (Otherwise the reservation is gone.) */
-function reservationLive(dev: u32): bool {
+export function reservationLive(dev: u32): bool {
   const s = tapeState(dev);
   const port = <u32>load<u16>(s + TDS_RES_PORT);
   if (port == 0) return false;
