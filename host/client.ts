@@ -168,7 +168,20 @@ export class ScsiClient {
 
   /** The access lists of one volume, or of all. */
   async listAccess(volume?: number): Promise<scsi.AccessEntry[]> {
-    return scsi.parseAccess(await this.managementList(Management.LIST_ACCESS, volume ?? 0xFFFFFFFF));
+    return scsi.parseAccess(await this.managementList(Management.LIST_ACCESS, volume ?? scsi.LIST_ACCESS_VOLUMES));
+  }
+
+  /**
+   * Sets (or removes) an initiator's access to tape device `device` (0 the changer, then the drives:
+   * the index its NAA carries), or the mode of the initiators its list does not name.
+   */
+  setTapeAccess(device: number, mode: scsi.AccessMode | 'remove', initiator: string | { unnamed: true }): Promise<void> {
+    return this.setAccess(scsi.TAPE_ACCESS_UNIT + device, mode, initiator);
+  }
+
+  /** The access lists of one tape device, or of every one (each entry with the device's LUN). */
+  async listTapeAccess(device?: number): Promise<scsi.AccessEntry[]> {
+    return scsi.parseAccess(await this.managementList(Management.LIST_ACCESS, device === undefined ? scsi.LIST_ACCESS_TAPES : scsi.TAPE_ACCESS_UNIT + device));
   }
 
   /** Open sessions of every port, with the initiator identity each carries (what access lists name). */

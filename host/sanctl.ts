@@ -78,6 +78,10 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   tape write <barcode> <file>           a labelled tape (ECMA-13: VOL1, HDR1/HDR2, data, EOF1/EOF2)
                                         holding the file, on a free drive; the cartridge goes back after
   tape read <barcode> <file> [--file N] file N (default 1) of the labelled tape, checked against its labels
+  tape access <lun> [<initiator|*> <rw|ro|none|remove>]
+                                        the access list of the tape device at <lun> (the changer or a
+                                        drive, as luns shows them), or set an initiator's access, as
+                                        volume access does
   backup <volume> --tape <barcode>      server-free backup by EXTENDED COPY (docs/xcopy.md): a labelled tape
          [--range LBA+COUNT]            with the volume information first; a volume in a duplex pair is
          [--embodiment 1|2|3|4]         split by the copy and its target copied (document 001's embodiments:
@@ -156,7 +160,7 @@ const COMMANDS: Record<string, Command> = {
   'volume delete': { args: ['name'], options: ['force'], run: volumeDelete },
   'volume map': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, true) },
   'volume unmap': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, false) },
-  'volume access': { args: ['name', 'initiator|*', 'rw|ro|none|remove'], counts: [1, 3], check: accessChecks, options: [], run: volumeAccess },
+  'volume access': { args: ['name', 'initiator|*', 'rw|ro|none|remove'], counts: [1, 3], check: (o, a) => accessChecks(o, a, 'volume access'), options: [], run: volumeAccess },
   media: { args: [], options: [], run: media },
   ports: { args: [], options: [], run: ports },
   write: { args: ['volume|lun', 'file|-'], options: ['fua', 'offset'], check: (o) => offsetOption(o), run: write },
@@ -174,6 +178,7 @@ const COMMANDS: Record<string, Command> = {
   'tape unload': { args: ['barcode'], options: ['library-lun'], run: tapeUnload },
   'tape write': { args: ['barcode', 'file'], options: ['library-lun'], run: tapeWrite },
   'tape read': { args: ['barcode', 'file'], options: ['library-lun', 'file'], run: tapeRead },
+  'tape access': { args: ['lun', 'initiator|*', 'rw|ro|none|remove'], counts: [1, 3], check: (o, a) => accessChecks(o, a, 'tape access'), options: [], run: tapeAccess },
   backup: { args: ['volume'], options: ['tape', 'range', 'embodiment', 'resync', 'library-lun'], check: backupChecks, run: backup },
   restore: { args: ['barcode', 'volume'], options: ['library-lun'], run: restore },
 };
@@ -581,10 +586,11 @@ async function volumeMap(ctx: Context, [name]: string[], map: boolean): Promise<
   ctx.out({ volume: v.name, number: v.number, port, lun, mapped: map }, `${map ? 'mapped' : 'unmapped'} volume ${v.name} ${map ? 'to' : 'from'} ${portText(port)} LUN ${lun}`);
 }
 
-function accessChecks(o: Options, args: string[] = []): void {
-  if (args.length === 3 && !['rw', 'ro', 'none', 'remove'].includes(args[2])) throw new UsageError(`volume access: the access is rw, ro, none or remove, got "${args[2]}"`);
-  if (args.length === 3 && args[1] === '*' && args[2] === 'remove') throw new UsageError('volume access: * (the initiators the list does not name) cannot be removed; set it to rw, ro or none');
-  if (args.length === 3 && (args[1].length === 0 || args[1].length > 223)) throw new UsageError('volume access: an initiator name is 1 to 223 characters');
+function accessChecks(o: Options, args: string[], command: string): void {
+  if (command === 'tape access') parseInteger(args[0], 'tape access: the LUN', 256, 16383);
+  if (args.length === 3 && !['rw', 'ro', 'none', 'remove'].includes(args[2])) throw new UsageError(`${command}: the access is rw, ro, none or remove, got "${args[2]}"`);
+  if (args.length === 3 && args[1] === '*' && args[2] === 'remove') throw new UsageError(`${command}: * (the initiators the list does not name) cannot be removed; set it to rw, ro or none`);
+  if (args.length === 3 && (args[1].length === 0 || args[1].length > 223)) throw new UsageError(`${command}: an initiator name is 1 to 223 characters`);
 }
 
 const MODE_WORDS: Record<scsi.AccessMode, string> = { rw: 'read-write', ro: 'read-only', none: 'no access' };
@@ -592,13 +598,27 @@ const MODE_WORDS: Record<scsi.AccessMode, string> = { rw: 'read-write', ro: 'rea
 /** Lists a volume's access list, or sets one initiator's access (or that of every initiator it does not name). */
 async function volumeAccess(ctx: Context, [name, initiator, mode]: string[]): Promise<void> {
   const v = await volumeByName(ctx.client, name);
+  await accessListOf(ctx, v.number, `volume ${v.name}`, { volume: v.name, number: v.number }, initiator, mode);
+}
+
+/** The same for a tape device, named by its LUN (the unit SET ACCESS takes is its index: LIST ACCESS pairs the two). */
+async function tapeAccess(ctx: Context, [lunText, initiator, mode]: string[]): Promise<void> {
+  const lun = Number(lunText);
+  const devices = (await ctx.client.listTapeAccess()).filter((e) => e.unnamed);
+  const d = devices.find((e) => e.tape!.lun === lun)?.tape;
+  if (!d) throw new Error(`no tape device at LUN ${lun}${devices.length ? ` (the library's: ${devices.map((e) => `${e.tape!.lun} ${e.tape!.kind}`).join(', ')})` : ': the array has no library'}`);
+  await accessListOf(ctx, scsi.TAPE_ACCESS_UNIT + d.device, `tape ${d.kind} at LUN ${lun}`, { lun, device: d.device, kind: d.kind }, initiator, mode);
+}
+
+/** Sets an initiator's access to `unit` when one is given, then prints the unit's list. */
+async function accessListOf(ctx: Context, unit: number, what: string, json: object, initiator?: string, mode?: string): Promise<void> {
   if (initiator !== undefined) {
-    await ctx.client.setAccess(v.number, mode as scsi.AccessMode | 'remove', initiator === '*' ? { unnamed: true } : initiator);
+    await ctx.client.setAccess(unit, mode as scsi.AccessMode | 'remove', initiator === '*' ? { unnamed: true } : initiator);
   }
-  const list = await ctx.client.listAccess(v.number);
+  const list = await ctx.client.listAccess(unit);
   const rows = list.map((e) => ({ initiator: e.unnamed ? '*' : e.initiator, access: e.mode }));
-  const said = initiator === undefined ? [] : [`${initiator === '*' ? 'initiators not listed' : initiator}: ${mode === 'remove' ? 'removed' : MODE_WORDS[mode as scsi.AccessMode]} on volume ${v.name}`];
-  ctx.out({ volume: v.name, number: v.number, access: rows }, [...said, ...table([['INITIATOR', 'ACCESS'], ...rows.map((r) => [r.initiator, MODE_WORDS[r.access]])])]);
+  const said = initiator === undefined ? [] : [`${initiator === '*' ? 'initiators not listed' : initiator}: ${mode === 'remove' ? 'removed' : MODE_WORDS[mode as scsi.AccessMode]} on ${what}`];
+  ctx.out({ ...json, access: rows }, [...said, ...table([['INITIATOR', 'ACCESS'], ...rows.map((r) => [r.initiator, MODE_WORDS[r.access]])])]);
 }
 
 async function media(ctx: Context): Promise<void> {

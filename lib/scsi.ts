@@ -211,6 +211,11 @@ export function mapParameters(volume: number, port: number, lun: number): Buffer
 export type AccessMode = 'rw' | 'ro' | 'none';
 export const ACCESS_MODES: AccessMode[] = ['rw', 'ro', 'none'];
 export const ACCESS_ENTRY_BYTES = 232;
+/** SET ACCESS and LIST ACCESS name tape device n (0 the changer, then the drives) as TAPE_ACCESS_UNIT + n. */
+export const TAPE_ACCESS_UNIT = 0x8000;
+/** LIST ACCESS's argument for every volume's list, and for every tape device's. */
+export const LIST_ACCESS_VOLUMES = 0xFFFFFFFF;
+export const LIST_ACCESS_TAPES = 0xFFFFFFFE;
 
 /**
  * The parameter list of SET ACCESS: the volume, the mode (or 'remove' the initiator's record), and
@@ -230,16 +235,27 @@ export function accessParameters(volume: number, mode: AccessMode | 'remove', in
   return b;
 }
 
-export interface AccessEntry { volume: number; mode: AccessMode; initiator: string; unnamed: boolean }
+/**
+ * One entry of LIST ACCESS: `volume` is the unit as SET ACCESS names it; a tape device's entry
+ * (volume >= TAPE_ACCESS_UNIT) also carries the device's index, LUN and kind.
+ */
+export interface AccessEntry {
+  volume: number; mode: AccessMode; initiator: string; unnamed: boolean;
+  tape?: { device: number; lun: number; kind: 'changer' | 'drive' };
+}
 
-/** LIST ACCESS: per volume its mode for unnamed initiators, then its records. */
+/** LIST ACCESS: per volume (or tape device) its mode for unnamed initiators, then its records. */
 export function parseAccess(d: Buffer): AccessEntry[] {
-  return parseManagementList(d).entries.map((e) => ({
-    volume: e.readUInt16BE(0),
-    mode: ACCESS_MODES[e[2]] ?? 'none',
-    unnamed: (e[3] & 1) !== 0,
-    initiator: cstring(e, 8, 224),
-  }));
+  return parseManagementList(d).entries.map((e) => {
+    const volume = e.readUInt16BE(0);
+    return {
+      volume,
+      mode: ACCESS_MODES[e[2]] ?? 'none',
+      unnamed: (e[3] & 1) !== 0,
+      initiator: cstring(e, 8, 224),
+      ...(volume >= TAPE_ACCESS_UNIT ? { tape: { device: volume - TAPE_ACCESS_UNIT, lun: e.readUInt16BE(4), kind: e[6] === 1 ? 'changer' as const : 'drive' as const } } : {}),
+    };
+  });
 }
 
 // ---- Data-in parsers --------------------------------------------------------------------------------

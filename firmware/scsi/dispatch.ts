@@ -17,7 +17,7 @@ import { management } from "./mgmt";
 import { pairWriteAllowed } from "../pair/io";
 import { tapeDeviceAtLun } from "../tape/device";
 import { tapeCommand } from "../tape/command";
-import { accessOf, accessAllows, ACC_NONE } from "../comm/access";
+import { accessOf, accessAllows, tapeAccessOf, tapeChangesMedium, modeAllows, ACC_NONE } from "../comm/access";
 import { extendedCopy, receiveCopyResults, OP_EXTENDED_COPY, OP_RECEIVE_COPY_RESULTS } from "../xcopy/command";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
@@ -46,7 +46,13 @@ export function dispatchScsi(c: usize): void {
   const op = <u32>load<u8>(c + CX_OPCODE);
   const lun = <u32>load<u16>(c + CX_LUN);
   const tape = tapeDeviceAtLun(lun);
-  if (tape >= 0) { tapeCommand(c, <u32>tape, op); return; } // the library's devices (tape/, docs/tape.md)
+  // The library's devices (tape/, docs/tape.md), as the initiator's access lets it (comm/access.ts);
+  // one it may not see is answered below as a LUN with nothing behind it.
+  const tapeMode = tape < 0 ? ACC_NONE : tapeAccessOf(<u32>tape, load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION));
+  if (tapeMode != ACC_NONE) {
+    if (modeAllows(c, tapeMode, tapeChangesMedium(<u32>tape, op))) tapeCommand(c, <u32>tape, op);
+    return;
+  }
   if (op == OP_INQUIRY) {
     const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
     const hidden = v >= 0 && accessOf(<u32>v, load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION)) == ACC_NONE;

@@ -22,7 +22,7 @@
 // module-level state.
 import {
   CONFIG_ADDR, CFG_TAPE, CTP_DEVICES, CTP_SLOTS, CTP_IE, CFG_TAPE_TABLE, CFG_TAPE_BYTES, CTD_KIND, CTD_LUN,
-  CTD_ELEMENT, TDK_CHANGER, TDK_DRIVE, MAX_TAPE_DEVICES, MAX_TAPE_ELEMENTS, TAPE_LUN_MIN, MAP_ADDR, MAP_TAPE_TABLE,
+  CTD_ELEMENT, CTD_NAME, TDK_CHANGER, TDK_DRIVE, MAX_TAPE_DEVICES, MAX_TAPE_ELEMENTS, TAPE_LUN_MIN, MAP_ADDR, MAP_TAPE_TABLE,
   MAP_TAPE_BYTES, MTD_SQ, MTD_CQ, MTD_STATE, MTD_STATUS, MTD_POSITION, MTD_FILE, MTD_CANCEL, MTD_EVENTS,
   MAP_TAPE_ELEMENTS, MAP_TAPE_ELEMENT_COUNT, TSQ_BYTES, TCQ_BYTES, TSQ_OP, TSQ_ID, TSQ_COUNT, TSQ_ADDR, TSQ_ARG,
   TSQ_ARG2, TCQ_ID, TCQ_STATUS, TEL_BYTES, TEL_ADDRESS, TEL_TYPE, ELEM_TRANSPORT, ELEM_IE_BASE, ELEM_DRIVE_BASE,
@@ -33,6 +33,7 @@ import { portCount } from "../config";
 import { sessionDesc, portSessions } from "../channel";
 import { ringInit, ringBytes, ringReserve, ringPublish, ringRing, ringPeek, ringRelease } from "../ring";
 import { alignUp } from "../util";
+import { crc32c } from "../comm/crc";
 
 /** The device state block (one per tape device, laid out by layout()). */
 export const TDS_CLAIM: u32 = 0; // u32: 0 free, ORPHAN, or the holder's token
@@ -125,16 +126,24 @@ export function tapeDeviceByNaa(naa: usize): i32 {
   return -1;
 }
 
-/** Writes the tape LUNs (flat addressing) at dst, 8 bytes each; returns how many. */
-export function tapeReportLuns(dst: usize): u32 {
-  const n = tapeDevices();
-  for (let d: u32 = 0; d < n; d++) {
-    const lun = tapeLun(d);
-    memory.fill(dst + d * 8, 0, 8);
-    store<u8>(dst + d * 8, <u8>(0x40 | (lun >> 8)));
-    store<u8>(dst + d * 8 + 1, <u8>lun);
-  }
-  return n;
+/** Writes device `dev`'s LUN (flat addressing, 8 bytes) at dst: REPORT LUNS lists the devices an initiator may see. */
+export function tapeLunEntry(dst: usize, dev: u32): void {
+  const lun = tapeLun(dev);
+  memory.fill(dst, 0, 8);
+  store<u8>(dst, <u8>(0x40 | (lun >> 8)));
+  store<u8>(dst + 1, <u8>lun);
+}
+
+/**
+ * What the device is, for the records that name it (the LUN access table, comm/access.ts): a
+ * CRC-32C of its kind, its element address and its name in the library's config. Its index (what
+ * its NAA carries) says where it is; this says it is still the same device there, so a record made
+ * for a drive never applies to another one a changed topology puts at its index. The LUN is left
+ * out: moving the library to other LUNs keeps its devices' records.
+ */
+export function tapeIdentity(dev: u32): u32 {
+  const cfg = tapeCfg(dev);
+  return crc32c(cfg + CTD_NAME, 32, crc32c(cfg + CTD_ELEMENT, 2, crc32c(cfg + CTD_KIND, 1, 0)));
 }
 
 // ---- Claim, submit, complete --------------------------------------------------------------------

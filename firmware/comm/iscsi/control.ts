@@ -13,6 +13,7 @@ import { abortCommand, abortWhere, logicalUnitAt, ANY, LU_COMMAND_DEVICE, LU_NON
 import { tapeDevices } from "../../tape/device";
 import { tapeReset } from "../../tape/command";
 import { volumeAtLun } from "../../volume";
+import { logicalUnitVisible } from "../access";
 import { statInc, statAdd } from "../../stats";
 import { trace } from "../../trace";
 import { getBe16, getBe32, putBe16, putBe32 } from "../../util";
@@ -349,7 +350,8 @@ export function tmfGapClosed(port: u32, s: u32, sess: IscsiSession): void {
 
 function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): void {
   const lun = decodeLun(b + B_LUN);
-  const lu = lun == NO_LUN ? LU_NONE : logicalUnitAt(port, lun);
+  const named = lun == NO_LUN ? LU_NONE : logicalUnitAt(port, lun);
+  const lu = logicalUnitVisible(named, port, s) ? named : LU_NONE; // LUN security: not there for this initiator
   const luExists = lu != LU_NONE;
   let response = TMR_COMPLETE;
   let aborted: u32 = 0;
@@ -367,11 +369,12 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
     if (luExists && fn == TMF_LUN_RESET && lu >= LU_TAPE_BASE) tapeReset(lu - LU_TAPE_BASE, port, s);
   } else if (fn == TMF_TARGET_WARM_RESET || fn == TMF_TARGET_COLD_RESET) {
     aborted = abortWhere(ANY, ANY, LU_COMMAND_DEVICE, ABORT_SILENT);
-    for (let l: u32 = 1; l < MAX_LUNS; l++) {
+    for (let l: u32 = 1; l < MAX_LUNS; l++) { // the units this initiator can see (comm/access.ts)
       const v = volumeAtLun(port, l);
-      if (v >= 0) aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+      if (v >= 0 && logicalUnitVisible(<u32>v, port, s)) aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
     }
     for (let d: u32 = 0; d < tapeDevices(); d++) {
+      if (!logicalUnitVisible(LU_TAPE_BASE + d, port, s)) continue;
       aborted += abortWhere(ANY, ANY, LU_TAPE_BASE + d, ABORT_SILENT);
       tapeReset(d, port, s);
     }
