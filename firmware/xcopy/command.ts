@@ -24,7 +24,7 @@ import { tapeDeviceByNaa, tapeKind, tapeState, TDS_RES_PORT, TDS_RES_SESSION } f
 import { reservationLive } from "../tape/command";
 import { pairOfVolume, rec, PS_DUPLEX, PS_DUPLEX_PENDING } from "../pair/table";
 import { sessionAlive, nexusGeneration } from "./nexus";
-import { accessOf, ACC_NONE, ACC_RO } from "../comm/access";
+import { accessOf, tapeAccessOf, ACC_NONE, ACC_RO } from "../comm/access";
 import {
   op, opAt, target, opOfList, CopyOp, MAX_COPIES, MAX_TARGETS, MAX_SEGMENTS, MAX_SEGMENT_BYTES, MAX_INLINE_BYTES,
   MAX_LIST_BYTES, STAGE_BYTES, MAX_RECORD_BYTES, HELD_BYTES, OP_SEGMENTS, OP_INLINE, OP_TARGET_SENSE, OP_HELD, OP_HEADER_BYTES, TARGET_BYTES,
@@ -203,7 +203,8 @@ function unreachable(c: usize, at: u32): bool {
  * One identification descriptor (E4h): a logical unit NAA designator of 16 bytes naming a volume or
  * a tape drive of this array, with its device type's parameters. The initiator must reach it: a
  * volume mapped at a LUN of the port the command came through (tape drives are on every port), not
- * fenced by a delete, and a drive not reserved by another I_T nexus.
+ * fenced by a delete, and a drive not reserved by another I_T nexus; and the unit's access list
+ * (004's LUN security, comm/access.ts) must not say none for the initiator (read-only: a source only).
  */
 function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
   if (<u32>load<u8>(d) != CSCD_IDENTIFICATION) { listError(c, 0x26, 0x07, at); return false; } // UNSUPPORTED TARGET DESCRIPTOR TYPE CODE
@@ -224,6 +225,9 @@ function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
     const dev = tapeDeviceByNaa(naa);
     if (dev < 0 || tapeKind(<u32>dev) != TDK_DRIVE) return unreachable(c, at + 8);
     if (reservedByOther(<u32>dev, c)) return unreachable(c, at + 8);
+    const access = tapeAccessOf(<u32>dev, port, <u32>load<u8>(c + CX_SESSION)); // the drive's access list, as for its own commands
+    if (access == ACC_NONE) return unreachable(c, at + 8);
+    tt.access = access;
     const fixed = (<u32>load<u8>(params) & 0x01) != 0;
     if (fixed ? length == 0 || length > MAX_RECORD_BYTES : length != 0) { paramError(c, at + 29, -1); return false; }
     tt.kind = TK_STREAM;
@@ -283,7 +287,7 @@ function segment(c: usize, i: u32, d: usize, at: u32, left: u32): u32 {
   const wantDst: u32 = type == SEG_STREAM_TO_BLOCK || type == SEG_BLOCK_TO_BLOCK ? TK_BLOCK : type == SEG_STREAM_TO_DISCARD_HOLD ? 0xFF : TK_STREAM;
   if (srcKind != wantSrc) { listError(c, 0x26, 0x0C, at + 4); return 0; } // INVALID OPERATION FOR COPY SOURCE OR DESTINATION
   if (dstKind != wantDst) { listError(c, 0x26, 0x0C, at + 6); return 0; }
-  if (dstKind == TK_BLOCK && target(i, dst).access == ACC_RO) { // read-only for this initiator: never written through a copy
+  if (dst != 0xFFFF && target(i, dst).access == ACC_RO) { // read-only for this initiator: never written through a copy (volume or drive)
     fail(c, 0x07, 0x27, 0x00);
     ctxField(c, false, at + 6, -1);
     return 0;

@@ -53,7 +53,7 @@ export const PP_WAIT: u32 = 2; // 2nd: the backup waits until the whole differen
   device: u32; // volume number, or tape device
   blockBytes: u32; // block device: the volume's block size; stream: the fixed block length, 0 variable
   pad: u32;
-  access: u32; // block device: the initiator's access (comm/access.ts ACC_*): a read-only one is never a destination
+  access: u32; // the initiator's access to the volume or drive (comm/access.ts ACC_*): a read-only one is never a destination
 }
 export const TARGET_BYTES: u32 = 32;
 
