@@ -9,8 +9,8 @@
 // it (IMMED, 001's fourth embodiment), answers once the pair split is in NV and lets the copy run
 // on, to be followed with RECEIVE COPY RESULTS.
 import {
-  CX_PORT, CX_SESSION, CX_ARG, CX_FLAGS, CX_EXPECTED, CX_OPCODE, CX_ID, CX_INFO, CXF_PARAM, CXF_INFO_VALID, CXF_CSI,
-  ctxField, ctxBufferRelease,
+  CX_PORT, CX_SESSION, CX_STATE, CX_ARG, CX_FLAGS, CX_EXPECTED, CX_OPCODE, CX_ID, CX_INFO, CXF_PARAM, CXF_INFO_VALID,
+  CXF_CSI, ST_DISPATCH, ST_WRITE_BUFFER, ST_PARAM_DATA, ctxField, ctxBufferRelease, activeFirst, activeNext,
 } from "../ctx";
 import { fail, good, retryLater, startParameterList, parameterList, dataInBuffer, sendBuffer } from "../sequencer";
 import { cdb, invalidField } from "../scsi/dispatch";
@@ -372,11 +372,32 @@ export function receiveCopyResults(c: usize): void {
   if (sa == 0x03) { operatingParameters(c, alloc); return; }
   if (sa != 0x00 && sa != 0x01 && sa != 0x04) { invalidField(c, 1, 4); return; }
   const i = opOfList(<u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION), nexusGeneration(<u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION)), <u32>load<u8>(p + 2));
-  if (i < 0) { invalidField(c, 2, -1); return; } // no copy of this nexus holds that list identifier
+  if (i < 0) {
+    if (listArriving(c)) { retryLater(c); return; }
+    invalidField(c, 2, -1); // no copy of this nexus holds that list identifier
+    return;
+  }
   const o = op(<u32>i);
   if (sa == 0x00) copyStatus(c, o, alloc);
   else if (sa == 0x01) receiveData(c, <u32>i, alloc);
   else failedSegmentDetails(c, <u32>i, alloc);
+}
+
+/**
+ * Is an EXTENDED COPY of c's I_T nexus still receiving its parameter list? Its list identifier is
+ * in the list, so a RECEIVE COPY RESULTS that overtook the data-out (sent right behind its command,
+ * while the list waits for XFER_RDY or R2T) waits for it rather than deny a list sent before it;
+ * the copy's data-out timeout bounds the wait. (A closed session's commands are off the active list,
+ * so port and session name the nexus here.)
+ */
+function listArriving(c: usize): bool {
+  for (let x = activeFirst(); x != 0; x = activeNext(x)) {
+    const st = <u32>load<u8>(x + CX_STATE);
+    if (<u32>load<u8>(x + CX_OPCODE) == OP_EXTENDED_COPY && load<u32>(x + CX_ARG) == 0
+      && (st == ST_DISPATCH || st == ST_WRITE_BUFFER || st == ST_PARAM_DATA)
+      && load<u8>(x + CX_PORT) == load<u8>(c + CX_PORT) && load<u8>(x + CX_SESSION) == load<u8>(c + CX_SESSION)) return true;
+  }
+  return false;
 }
 
 /** 00h: 12 bytes: status, segments processed, transfer count (in KiB: units 01h). */

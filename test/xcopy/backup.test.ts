@@ -1,12 +1,18 @@
 // Server-free backup and restore through the real firmware: `backupVolume` writes an ECMA-13
 // labelled set by one EXTENDED COPY (labels and the volume information as inline data, tapemarks,
 // the blocks by segments 00h), which tapemap and hetmap list; `restoreVolume` brings it back by
-// segments 01h, byte-identical.
+// segments 01h, byte-identical. Over framed TCP, a RECEIVE COPY RESULTS sent right behind its
+// EXTENDED COPY overtakes the copy's parameter list (that waits for XFER_RDY): the firmware holds
+// it until the list is there.
 import test from 'ava';
 import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
-import { backupVolume, restoreVolume } from '../../host/backup';
+import { backupVolume, restoreVolume, CopyManager, naaOf } from '../../host/backup';
+import { ScsiClient } from '../../host/client';
+import { TapeLibrary } from '../../host/tape';
+import { connect } from '../../host/connect';
+import * as scsi from '../../lib/scsi';
 import { libraryDir } from '../tape/env';
 import { rig, volumeData, BLOCKS } from './env';
 
@@ -39,4 +45,27 @@ test('backup of a volume to a labelled tape by EXTENDED COPY, listed by tapemap 
   t.regex(labels, /Volume Serial\s*: 'SB0001'/);
   t.deepEqual([...labels.matchAll(/Dataset ID\s*: '(\S+)\s*'/g)].map((m) => m[1]), ['VOLINFO', 'VOLINFO', 'SRC', 'SRC']);
   t.deepEqual([...labels.matchAll(/Block Count Low\s*: '(\d+)'/g)].map((m) => m[1]), ['000000', '000001', '000000', '000256']);
+});
+
+test('over framed TCP (two channel IOPs): COPY STATUS sent right behind its EXTENDED COPY, which still waits for XFER_RDY, waits for the list instead of denying it; backup and restore over the session', async (t) => {
+  const r = await rig('xcopy-tcp', { tcp: true });
+  const tr = await connect(r.emu.array().targets.find((x) => x.port === 'fe1')!.target);
+  try {
+    const c = new ScsiClient(tr);
+    const cm = new CopyManager(tr, 1);
+    const list = { listId: 4, targets: [{ type: 'block' as const, naa: await naaOf(c, 1), blockBytes: 512 }, { type: 'block' as const, naa: await naaOf(c, 3), blockBytes: 512 }],
+      segments: [{ type: 'block-to-block' as const, src: 0, dst: 1, srcLba: 0, dstLba: 0, blocks: 2048 }] };
+    const copying = cm.copy(list);
+    const first = await cm.status(4).catch((e: scsi.ScsiError) => e); // its CMD frame follows the copy's; the list's data-out needs a round trip
+    t.false(first instanceof Error, `the first COPY STATUS knows list 4: ${first instanceof Error ? first.message : ''}`);
+    await copying;
+    if (!(first instanceof Error) && first.state === 'in progress') t.is((await cm.status(4)).state, 'good');
+    t.true((await volumeData(tr, 3, 2048)).equals(r.ref.subarray(0, 2048 * 512)));
+    // sanctl's flow polls right behind its copy too, over the same session.
+    const tur = async (): Promise<void> => { await tr.submit({ lun: 0, cdb: scsi.testUnitReady() }); }; // a round trip between polls
+    const res = await backupVolume(c, new TapeLibrary(tr), { volume: r.src, tape: 'SB0001L5', pause: tur });
+    t.is(res.bytes, BLOCKS * 512);
+    await restoreVolume(c, new TapeLibrary(tr), { tape: 'SB0001L5', volume: r.tgt });
+    t.true((await volumeData(tr, 2)).equals(r.ref), 'restored over TCP, byte-identical');
+  } finally { await tr.close(); await r.emu.stop(); }
 });
