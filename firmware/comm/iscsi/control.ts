@@ -12,6 +12,7 @@ import { portKind, portSessions, tagFind, sessionHangUp, abortSession } from "..
 import { abortCommand, abortWhere, logicalUnitAt, ANY, LU_COMMAND_DEVICE, LU_NONE, LU_TAPE_BASE, ABORT_SILENT } from "../../sequencer";
 import { tapeDevices } from "../../tape/device";
 import { tapeReset } from "../../tape/command";
+import { xcopyUnitReset } from "../../xcopy/command";
 import { volumeAtLun } from "../../volume";
 import { logicalUnitVisible } from "../access";
 import { statInc, statAdd } from "../../stats";
@@ -367,11 +368,15 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
     if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(ANY, ANY, lu, ABORT_SILENT);
     // A tape device's reset: its reservation, PREVENT and mode go, the other nexuses get 29h/03h (tape/command.ts).
     if (luExists && fn == TMF_LUN_RESET && lu >= LU_TAPE_BASE) tapeReset(lu - LU_TAPE_BASE, port, s);
+    if (luExists && fn == TMF_LUN_RESET) xcopyUnitReset(lu); // its copy manager's copies stop, background ones too
   } else if (fn == TMF_TARGET_WARM_RESET || fn == TMF_TARGET_COLD_RESET) {
     aborted = abortWhere(ANY, ANY, LU_COMMAND_DEVICE, ABORT_SILENT);
+    xcopyUnitReset(LU_COMMAND_DEVICE);
     for (let l: u32 = 1; l < MAX_LUNS; l++) { // the units this initiator can see (comm/access.ts)
       const v = volumeAtLun(port, l);
-      if (v >= 0 && logicalUnitVisible(<u32>v, port, s)) aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+      if (v < 0 || !logicalUnitVisible(<u32>v, port, s)) continue;
+      aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+      xcopyUnitReset(<u32>v);
     }
     for (let d: u32 = 0; d < tapeDevices(); d++) {
       if (!logicalUnitVisible(LU_TAPE_BASE + d, port, s)) continue;
