@@ -24,6 +24,7 @@ import { pairsBoot, pairsFormat } from "./pair/table";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
+import { accessBoot } from "./comm/access";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { log, LOG_INFO, LOG_WARN } from "./hal";
@@ -108,6 +109,7 @@ function bootShared(): i32 {
   store<u32>(h + NVH_CLEAN, 0);
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  accessBoot(); // how far the access table's records reach: every command's check looks no further
   const pairs = pairsBoot();
   if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
   initReconcile(initLost, nvId(NVK_NONE, 0));
