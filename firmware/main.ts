@@ -22,7 +22,7 @@ import {
 import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
 import { crc32c } from "./comm/crc";
-import { cacheReset, cacheRecover, cacheCheck } from "./cache";
+import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
@@ -159,8 +159,10 @@ function oldCacheClean(h: usize): bool {
   const size = <usize>load<u32>(t + NVT_SIZE);
   if (offset + size > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) return load<u32>(h + NVH_CLEAN) == 1;
   const nv = nvBase();
-  for (let p = nv + offset; p < nv + offset + size; p += DESC_BYTES) {
-    if (load<u32>(p + DESC_STATE) != DESC_USED || !sealed(p, DESC_CRC)) continue;
+  // Each slot's newer whole copy: the older one of a slot destaged since still says dirty.
+  for (let slot = nv + offset; slot < nv + offset + size; slot += 2 * DESC_BYTES) {
+    const p = newerDescriptor(slot, slot + DESC_BYTES);
+    if (p == 0) continue;
     if ((load<u64>(p + DESC_DIRTY) | load<u64>(p + DESC_DIRTY + 8) | load<u64>(p + DESC_POISON) | load<u64>(p + DESC_POISON + 8)) != 0) return false;
   }
   return true;
