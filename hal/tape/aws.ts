@@ -252,13 +252,14 @@ function writevAll(fd: number, parts: Uint8Array[], position: number): void {
 }
 
 async function writevAllAsync(fd: number, parts: Uint8Array[], position: number): Promise<void> {
+  const rest = parts.filter((p) => p.length > 0);
   let at = position;
-  let rest = parts.filter((p) => p.length > 0);
-  while (rest.length > 0) {
-    const { bytesWritten: n } = await writevP(fd, rest.slice(0, 1024), at);
-    at += n;
-    let skip = n;
-    while (rest.length > 0 && skip >= rest[0].length) { skip -= rest[0].length; rest = rest.slice(1); }
-    if (skip > 0) rest[0] = rest[0].subarray(skip);
+  let i = 0; // the first part not yet written whole
+  while (i < rest.length) {
+    const { bytesWritten } = await writevP(fd, rest.slice(i, i + 1024), at); // IOV_MAX parts a call
+    at += bytesWritten;
+    let skip = bytesWritten;
+    while (i < rest.length && skip >= rest[i].length) { skip -= rest[i].length; i++; }
+    if (skip > 0) rest[i] = rest[i].subarray(skip);
   }
 }
