@@ -32,7 +32,8 @@ export const AWS_TAPEMARK = 0x40;
 export const AWS_END_RECORD = 0x20;
 const MAX_BLOCK = 0xffff;
 
-export interface TapeObject { offset: number; length: number; mark: boolean }
+/** A record or a tapemark; `marks`: the tapemarks before it (its logical file, READ POSITION's identifier). */
+export interface TapeObject { offset: number; length: number; mark: boolean; marks: number }
 
 /**
  * Bytes of the image read per call while it is scanned: at most this many bytes of headers are
@@ -80,6 +81,7 @@ export class AwsImage {
     let at = 0;
     let prev = 0;
     let open: TapeObject | undefined; // a record whose end block has not come yet
+    let marks = 0;
     while (at + AWS_HEADER_BYTES <= size) {
       if (at + AWS_HEADER_BYTES > from + held) {
         const want = Math.min(prev > SCAN_WINDOW / 16 ? AWS_HEADER_BYTES : SCAN_WINDOW, size - at);
@@ -94,10 +96,10 @@ export class AwsImage {
       if (window.readUInt16LE(h + 2) !== prev || at + AWS_HEADER_BYTES + length > size) break;
       if (flags & AWS_TAPEMARK) {
         if (open || length !== 0) break;
-        this.objects.push({ offset: at, length: 0, mark: true });
+        this.objects.push({ offset: at, length: 0, mark: true, marks: marks++ });
       } else {
         if ((flags & AWS_NEW_RECORD) !== 0 ? open !== undefined : open === undefined) break;
-        if (!open) open = { offset: at, length: 0, mark: false };
+        if (!open) open = { offset: at, length: 0, mark: false, marks };
         open.length += length;
         if (flags & AWS_END_RECORD) { this.objects.push(open); open = undefined; }
       }
@@ -120,6 +122,25 @@ export class AwsImage {
 
   /** Offset of object `pos` (the end of the image when pos is at EOD). */
   offsetOf(pos: number): number { return pos < this.objects.length ? this.objects[pos].offset : this.end; }
+
+  /** Tapemarks between BOT and object `pos` (the end of data when pos is there): the logical file identifier. */
+  marksBefore(pos: number): number {
+    if (pos < this.objects.length) return this.objects[pos].marks;
+    const last = this.objects[this.objects.length - 1];
+    return last ? last.marks + (last.mark ? 1 : 0) : 0;
+  }
+
+  /** The first object of logical file `file` (the one after its file-th tapemark), or -1 when the tape has fewer marks. */
+  fileStart(file: number): number {
+    if (this.marksBefore(this.objects.length) < file) return -1;
+    let lo = 0;
+    let hi = this.objects.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.objects[mid].marks < file) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
 
   /** Bytes were written since the last sync(): REWIND and UNLOAD make them durable first. */
   dirty = false;
@@ -172,7 +193,8 @@ export class AwsImage {
     await this.truncateAtAsync(pos);
     const parts = this.markParts(count);
     await writevAllAsync(this.fd, parts, this.end);
-    for (let i = 0; i < count; i++) this.objects.push({ offset: this.end + i * AWS_HEADER_BYTES, length: 0, mark: true });
+    const marks = this.marksBefore(this.objects.length);
+    for (let i = 0; i < count; i++) this.objects.push({ offset: this.end + i * AWS_HEADER_BYTES, length: 0, mark: true, marks: marks + i });
     this.end += count * AWS_HEADER_BYTES;
     this.dirty = true;
   }
@@ -199,8 +221,9 @@ export class AwsImage {
     let prev = this.previousBlockLength();
     let at = this.end;
     const added: TapeObject[] = [];
+    const marks = this.marksBefore(this.objects.length);
     for (const r of records) {
-      added.push({ offset: at, length: r.length, mark: false });
+      added.push({ offset: at, length: r.length, mark: false, marks });
       for (let off = 0; off < r.length || off === 0; off += MAX_BLOCK) {
         const n = Math.min(MAX_BLOCK, r.length - off);
         const flags = (off === 0 ? AWS_NEW_RECORD : 0) | (off + n >= r.length ? AWS_END_RECORD : 0);

@@ -403,17 +403,13 @@ export class TapeLibraryBinding {
   private locateTarget(img: AwsImage, r: Request): number {
     if (r.arg2 !== 0) return -1;
     if (r.count === 0) return r.arg <= img.objects.length ? r.arg : -1;
-    if (r.arg === 0) return 0;
-    let marks = 0;
-    for (let i = 0; i < img.objects.length; i++) if (img.objects[i].mark && ++marks === r.arg) return i + 1;
-    return -1;
+    return img.fileStart(r.arg);
   }
 
   /** The head to object `pos`: position, logical file identifier, where the head is. */
   private moveTo(d: Drive, img: AwsImage, pos: number): void {
     d.position = pos;
-    d.file = 0;
-    for (let i = 0; i < pos; i++) if (img.objects[i].mark) d.file++;
+    d.file = img.marksBefore(pos);
     d.headOffset = img.offsetOf(pos);
   }
 

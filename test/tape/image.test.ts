@@ -46,8 +46,27 @@ test('open indexes short records (many headers a window, one straddling its end)
     for (const i of [0, 899, 901, 902, 903, 906, 907, 908, 909]) {
       t.deepEqual(await img.readRecord(i, 1 << 20), records[i], `record ${i}`);
     }
+    checkMarks(t, img);
+    // Cut back into the second file and go on writing there: the counts follow.
+    await img.truncateAtAsync(904);
+    await img.writeMarksAsync(904, 2);
+    await img.writeRecordsAsync(906, [bytes(5, 1), bytes(6, 2)]);
+    checkMarks(t, img);
+    t.deepEqual([img.marksBefore(908), img.fileStart(3), img.fileStart(4)], [3, 906, -1]);
   } finally { img.close(); }
 });
+
+/** The logical file of every position and the start of every file, against a count from BOT. */
+function checkMarks(t: import('ava').ExecutionContext, img: AwsImage): void {
+  let marks = 0;
+  const starts = [0];
+  for (let pos = 0; pos <= img.objects.length; pos++) {
+    if (img.marksBefore(pos) !== marks) { t.fail(`position ${pos}: ${img.marksBefore(pos)} marks before it, counted ${marks}`); return; }
+    if (pos < img.objects.length && img.objects[pos].mark) { marks++; starts.push(pos + 1); }
+  }
+  t.deepEqual(starts.map((_, f) => img.fileStart(f)), starts);
+  t.is(img.fileStart(starts.length), -1);
+}
 
 test('a tail torn anywhere (in a header, in a block\'s data, at a block boundary of a spanning record) is cut off at open', async (t) => {
   const dir = tempDir('aws-torn');
