@@ -183,7 +183,7 @@ export class AwsImage {
     await this.truncateAtAsync(pos);
     const { parts, added, at } = this.recordParts(records);
     await writevAllAsync(this.fd, parts, this.end);
-    this.objects.push(...added);
+    for (const o of added) this.objects.push(o); // one at a time: a spread of 16384 records is too many arguments
     this.end = at;
     this.dirty = true;
   }

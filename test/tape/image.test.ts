@@ -9,7 +9,7 @@ import * as path from 'path';
 import { AwsImage, SCAN_WINDOW, AWS_HEADER_BYTES } from '../../hal/tape/aws';
 import { Emulator } from '../../harness';
 import { tempDir, pattern, run } from '../harness/env';
-import { libraryTopology, libraryDir, cdb, CHANGER, DRIVE0, DRIVE1, SLOT0, DT0, DT1 } from './env';
+import { libraryTopology, libraryDir, cdb, blockSizeList, CHANGER, DRIVE0, DRIVE1, SLOT0, DT0, DT1 } from './env';
 
 /** Writes `records` (and a tapemark where the entry is null) into a new image; returns what the index should say. */
 async function build(file: string, records: Array<Buffer | null>): Promise<Array<{ length: number; mark: boolean }>> {
@@ -143,5 +143,23 @@ test('a LOAD of a long cartridge does not hold up the array: another drive\'s co
     t.is(pos.status, 0);
     const rp = await run(a, DRIVE0, cdb.readPosition(), { inLength: 20 });
     t.is(Buffer.from(rp.data).readUInt32BE(4), n);
+  } finally { await emu.stop(); }
+});
+
+test('a fixed-mode WRITE of 131072 two-byte blocks (256 KiB) is written, indexed and read back whole', async (t) => {
+  const emu = await Emulator.start(libraryTopology({ dir: tempDir('tape-many-blocks'), mode: 'deterministic' }), { debug: true });
+  try {
+    const q = emu.connect();
+    await run(q, CHANGER, cdb.moveMedium(SLOT0, DT0));
+    await run(q, DRIVE0, cdb.load());
+    await run(q, DRIVE0, cdb.modeSelect6(12), { out: blockSizeList(2) });
+    const data = pattern(256 * 1024, 9);
+    const w = await q.submit({ lun: DRIVE0, cdb: cdb.write(data.length / 2, true), dataOut: data });
+    t.is(w.status, 0, 'the WRITE is GOOD (it was CHECK CONDITION 04h/44h: the index update threw)');
+    const rp = await run(q, DRIVE0, cdb.readPosition(), { inLength: 20 });
+    t.is(Buffer.from(rp.data).readUInt32BE(4), data.length / 2);
+    await run(q, DRIVE0, cdb.rewind());
+    const r = await run(q, DRIVE0, cdb.read(data.length / 2, { fixed: true }), { inLength: data.length });
+    t.true(Buffer.from(r.data).equals(data));
   } finally { await emu.stop(); }
 });
