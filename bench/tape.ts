@@ -59,7 +59,7 @@ export async function run(args: string[]): Promise<object> {
 
 /** The floor: the same records (labels, data, tapemarks) with AwsImage's pool I/O, one record at a time as a drive takes them, then read back. */
 async function direct(file: string, files: LabelledFile[], bytes: number): Promise<Row> {
-  const img = new AwsImage(file);
+  const img = await AwsImage.open(file);
   const serial = volumeSerial('SB0001L5');
   const t0 = performance.now();
   let pos = 0;
@@ -79,8 +79,7 @@ async function direct(file: string, files: LabelledFile[], bytes: number): Promi
   let got = 0;
   for (let p = 0; p < img.objects.length; p++) {
     if (img.objects[p].mark) continue;
-    const span = await img.readSpan(img.objects[p].offset, img.endOf(p));
-    got += img.recordFrom(span, img.objects[p].offset, p, RECORD).length;
+    got += (await img.readRecord(p, RECORD)).length;
   }
   const t2 = performance.now();
   img.close();
