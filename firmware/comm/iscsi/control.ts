@@ -2,13 +2,13 @@
 // Text (SendTargets, MaxRecvDataSegmentLength), Logout, Async Message, and Task Management.
 import {
   STAT_ISCSI_REJECTS, STAT_TASK_MGMT, TRACE_PDU_ERROR, TRACE_TASK_MGMT, PORT_ISCSI, PERR_PROTOCOL, PERR_TIMEOUT,
-  PERR_FIELD, MAX_LUNS,
+  PERR_FIELD, MAX_LUNS, SES_TX,
 } from "../../abi";
-import { byteRingRead } from "../../ring";
+import { byteRingRead, ringHead } from "../../ring";
 import { gNow, wakeAt } from "../../iop";
 import { portCount } from "../../config";
 import { CX_PORT, CX_SESSION, CX_LUN, ctxAt, bufAlloc, bufFree, bufAddr, BUFFER_GRANULE_BYTES } from "../../ctx";
-import { portKind, portSessions, tagFind, sessionHangUp, abortSession } from "../../channel";
+import { portKind, portSessions, tagFind, sessionHangUp, abortSession, sessionDesc } from "../../channel";
 import { abortCommand, abortWhere, logicalUnitAt, ANY, LU_COMMAND_DEVICE, LU_NONE, LU_TAPE_BASE, ABORT_SILENT } from "../../sequencer";
 import { tapeDevices } from "../../tape/device";
 import { tapeReset } from "../../tape/command";
@@ -94,7 +94,9 @@ export function nopOut(port: u32, s: u32, sess: IscsiSession, b: usize, rx: usiz
 
 /**
  * Pings an idle initiator (NOP-In with a TTT of ours, ITT FFFFFFFFh: StatSN does not advance);
- * one unanswered for as long again ends the connection. Returns true when it did.
+ * one unanswered for as long again ends the connection. A ping that finds no room in the tx ring
+ * ends it too when the initiator takes nothing from the ring for as long again: it reads nothing of
+ * what it asked for, and its commands would hold their cache slots for ever. Returns true when it ended.
  */
 export function pingCheck(port: u32, s: u32, sess: IscsiSession, interval: f64): bool {
   if (interval <= 0) return false;
@@ -106,13 +108,24 @@ export function pingCheck(port: u32, s: u32, sess: IscsiSession, interval: f64):
     lazyWake(max<f64>(sess.pingSentNs, sess.lastRxNs) + interval, interval);
     return false;
   }
-  if (gNow - sess.lastRxNs < interval) { lazyWake(sess.lastRxNs + interval, interval); return false; }
+  if (gNow - sess.lastRxNs < interval) { sess.pingBlockedNs = 0; lazyWake(sess.lastRxNs + interval, interval); return false; }
   let ttt = sess.tttNext++;
   if (ttt == NO_TAG || ttt == 0) { ttt = 1; sess.tttNext = 2; }
   const b = bhsBegin(OP_NOP_IN, FINAL);
   putBe32(b + B_ITT, NO_TAG);
   putBe32(b + B_TTT, ttt);
-  if (!pduSend(port, s, sess, b, 0, 0, false)) return false;
+  if (!pduSend(port, s, sess, b, 0, 0, false)) {
+    // A slow reader behind a long Data-In stream still takes bytes: only a ring it takes none of counts.
+    const head = ringHead(<usize>load<u32>(sessionDesc(port, s) + SES_TX));
+    if (sess.pingBlockedNs == 0 || head != sess.pingBlockedHead) { sess.pingBlockedNs = gNow; sess.pingBlockedHead = head; }
+    if (gNow - sess.pingBlockedNs >= interval) {
+      trace(TRACE_PDU_ERROR, (port << 16) | s, PERR_TIMEOUT, 0, 0);
+      return true;
+    }
+    lazyWake(sess.pingBlockedNs + interval, interval);
+    return false;
+  }
+  sess.pingBlockedNs = 0;
   sess.pingTtt = ttt;
   sess.pingSentNs = gNow;
   lazyWake(gNow + interval, interval);
