@@ -7,7 +7,7 @@ import * as scsi from '../../lib/scsi';
 import { ScsiClient } from '../../host/client';
 import { tempDir, startSmall, createVolume, pattern, SmallOptions } from './env';
 import { NbdClient, OPT, REP, CMD, E, goData } from '../nbd/client';
-import { IscsiConn } from '../iscsi/initiator';
+import { IscsiConn } from '../../host/iscsi';
 import type { Emulator } from '../../harness';
 import { runSanctl } from '../host/run-sanctl';
 

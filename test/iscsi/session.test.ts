@@ -6,7 +6,7 @@ import test from 'ava';
 import * as net from 'net';
 import * as A from '../../hal/abi';
 import { startIscsi } from './env';
-import { IscsiConn, OP, bhs, keys, parseKeys, rw10, tur } from './initiator';
+import { IscsiConn, OP, bhs, keys, parseKeys, rw10, tur } from '../../host/iscsi';
 import * as scsi from '../../lib/scsi';
 import { connect } from '../../host/connect';
 import { pattern, read, run, write } from '../harness/env';

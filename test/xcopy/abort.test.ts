@@ -7,7 +7,7 @@ import test from 'ava';
 import { Emulator } from '../../harness';
 import { ScsiClient } from '../../host/client';
 import { extendedCopyList, extendedCopyCdb, receiveCopyResultsCdb, parseCopyStatus, CopyList, naaOf } from '../../host/backup';
-import { IscsiConn, OP, bhs } from '../iscsi/initiator';
+import { IscsiConn, OP, bhs } from '../../host/iscsi';
 import { tempDir, createVolume, pattern, write, run } from '../harness/env';
 import { libraryTopology, cdb, CHANGER, DRIVE0, SLOT0, DT0 } from '../tape/env';
 
