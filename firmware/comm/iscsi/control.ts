@@ -2,7 +2,7 @@
 // Text (SendTargets, MaxRecvDataSegmentLength), Logout, Async Message, and Task Management.
 import {
   STAT_ISCSI_REJECTS, STAT_TASK_MGMT, TRACE_PDU_ERROR, TRACE_TASK_MGMT, PORT_ISCSI, PERR_PROTOCOL, PERR_TIMEOUT,
-  PERR_FIELD, MAX_LUNS, SES_TX,
+  PERR_FIELD, PERR_CMDSN, MAX_LUNS, SES_TX,
 } from "../../abi";
 import { byteRingRead, ringHead } from "../../ring";
 import { gNow, wakeAt } from "../../iop";
@@ -24,7 +24,8 @@ import {
 } from "./state";
 import {
   bhsBegin, pduSend, OP_NOP_IN, OP_TEXT_RESPONSE, OP_LOGOUT_RESPONSE, OP_REJECT, OP_ASYNC, OP_TASK_MGMT_RESPONSE,
-  B_FLAGS, B_LUN, B_ITT, B_TTT, B_CMDSN, B_OFFSET, FINAL, IMMEDIATE, BHS_BYTES, rxBhs,
+  B_FLAGS, B_LUN, B_ITT, B_TTT, B_CMDSN, B_OFFSET, FINAL, IMMEDIATE, BHS_BYTES, rxBhs, NO_TAG, newTtt,
+  REJECT_PROTOCOL, REJECT_INVALID_FIELD, REJECT_OUT_OF_RESOURCES,
 } from "./pdu";
 import {
   textNext, TEXT_PAIR, TEXT_MALFORMED, bytesEq, parseNumber, textInit, textLength, textData, textKey, textBytes,
@@ -33,7 +34,6 @@ import {
 import { targetName, targetNameLen, hostText, hostWildcard, listenPort, localAddress, localAddressLen, strLen } from "./port";
 import { cmdsnPlace, cmdsnMarkAhead, cmdsnAdvance, drop, SN_IN_ORDER, SN_AHEAD, SN_OUTSIDE } from "./command";
 
-const NO_TAG: u32 = 0xFFFFFFFF;
 const CONTINUE: u32 = 0x40;
 
 // ---- Reject (RFC 7143 11.17) -----------------------------------------------------------------------------
@@ -58,7 +58,7 @@ function takeCmdSN(port: u32, s: u32, sess: IscsiSession, b: usize): bool {
   if ((load<u8>(b) & IMMEDIATE) != 0) return true;
   const cmdsn = getBe32(b + B_CMDSN);
   const place = cmdsnPlace(sess, cmdsn);
-  if (place == SN_OUTSIDE) { drop(port, s, 7 /* PERR_CMDSN */, b); return false; }
+  if (place == SN_OUTSIDE) { drop(port, s, PERR_CMDSN, b); return false; }
   if (place == SN_AHEAD) cmdsnMarkAhead(sess, cmdsn);
   else cmdsnAdvance(port, s, sess);
   return true;
@@ -74,14 +74,14 @@ export function nopOut(port: u32, s: u32, sess: IscsiSession, b: usize, rx: usiz
     if (ttt != NO_TAG && ttt == sess.pingTtt) sess.pingTtt = 0;
     return; // nothing to answer (RFC 7143 11.18.3)
   }
-  if (ttt != NO_TAG) { reject(port, s, sess, 0x09, b, PERR_FIELD); return; } // a ping carries no TTT of ours
+  if (ttt != NO_TAG) { reject(port, s, sess, REJECT_INVALID_FIELD, b, PERR_FIELD); return; } // a ping carries no TTT of ours
   if (!takeCmdSN(port, s, sess, b)) return;
   const n = min<u32>(len, sess.sendLimit);
   let first: u32 = 0;
   const granules = (n + BUFFER_GRANULE_BYTES - 1) / BUFFER_GRANULE_BYTES;
   if (n > 0) {
     first = bufAlloc(granules);
-    if (first == 0) { reject(port, s, sess, 0x0A, b, PERR_PROTOCOL); return; } // out of resources: may be sent again
+    if (first == 0) { reject(port, s, sess, REJECT_OUT_OF_RESOURCES, b, PERR_PROTOCOL); return; }
     byteRingRead(rx, at, bufAddr(first), n);
   }
   const r = bhsBegin(OP_NOP_IN, FINAL);
@@ -109,8 +109,7 @@ export function pingCheck(port: u32, s: u32, sess: IscsiSession, interval: f64):
     return false;
   }
   if (gNow - sess.lastRxNs < interval) { sess.pingBlockedNs = 0; lazyWake(sess.lastRxNs + interval, interval); return false; }
-  let ttt = sess.tttNext++;
-  if (ttt == NO_TAG || ttt == 0) { ttt = 1; sess.tttNext = 2; }
+  const ttt = newTtt(sess);
   const b = bhsBegin(OP_NOP_IN, FINAL);
   putBe32(b + B_ITT, NO_TAG);
   putBe32(b + B_TTT, ttt);
@@ -151,12 +150,12 @@ export function textRequest(port: u32, s: u32, sess: IscsiSession, b: usize, rx:
   const itt = getBe32(b + B_ITT);
   if (ttt != NO_TAG) {
     // The initiator asks for the rest of our answer.
-    if (ttt != sess.respTtt || itt != sess.respItt) { reject(port, s, sess, 0x09, b, PERR_FIELD); return; }
+    if (ttt != sess.respTtt || itt != sess.respItt) { reject(port, s, sess, REJECT_INVALID_FIELD, b, PERR_FIELD); return; }
     textSendPart(port, s, sess, b);
     return;
   }
   const req = sessionAt(port, s) + ISS_REQ;
-  if (sess.reqLen + len > TEXT_BYTES) { sess.reqLen = 0; reject(port, s, sess, 0x04, b, PERR_PROTOCOL); return; }
+  if (sess.reqLen + len > TEXT_BYTES) { sess.reqLen = 0; reject(port, s, sess, REJECT_PROTOCOL, b, PERR_PROTOCOL); return; }
   byteRingRead(rx, at, req + sess.reqLen, len);
   sess.reqLen += len;
   const resp = sessionAt(port, s) + ISS_RESP;
@@ -171,16 +170,10 @@ export function textRequest(port: u32, s: u32, sess: IscsiSession, b: usize, rx:
   }
   const n = sess.reqLen;
   sess.reqLen = 0;
-  if (!answerText(port, s, sess, req, n, resp)) { reject(port, s, sess, 0x04, b, PERR_PROTOCOL); return; }
+  if (!answerText(port, s, sess, req, n, resp)) { reject(port, s, sess, REJECT_PROTOCOL, b, PERR_PROTOCOL); return; }
   sess.respLen = textLength(resp);
   sess.respTtt = NO_TAG;
   textSendPart(port, s, sess, b);
-}
-
-function newTtt(sess: IscsiSession): u32 {
-  let ttt = sess.tttNext++;
-  if (ttt == NO_TAG || ttt == 0) { ttt = 1; sess.tttNext = 2; }
-  return ttt;
 }
 
 /** Sends the next piece of the prepared answer, at most the initiator's MaxRecvDataSegmentLength; C and a TTT when more remains. */
@@ -288,7 +281,7 @@ export function logoutRequest(port: u32, s: u32, sess: IscsiSession, b: usize): 
   let response: u32 = 0; // closed successfully
   if (reason == 2) response = 2; // remove the connection for recovery: ErrorRecoveryLevel 0 has none
   else if (reason == 1 && getBe16(b + 20) != sess.cid) response = 1; // CID not found
-  else if (reason > 2) { reject(port, s, sess, 0x09, b, PERR_FIELD); return; }
+  else if (reason > 2) { reject(port, s, sess, REJECT_INVALID_FIELD, b, PERR_FIELD); return; }
   const r = bhsBegin(OP_LOGOUT_RESPONSE, FINAL);
   store<u8>(r + 2, <u8>response);
   putBe32(r + B_ITT, getBe32(b + B_ITT));

@@ -56,15 +56,6 @@ export function bytesEq(p: usize, n: u32, lit: string): bool {
   return true;
 }
 
-/** Do the n bytes at p start with the static string lit? */
-export function bytesStart(p: usize, n: u32, lit: string): bool {
-  const s = changetype<usize>(lit);
-  const len = <u32>(load<u32>(s - 4) >> 1);
-  if (len > n) return false;
-  for (let i: u32 = 0; i < len; i++) if (<u32>load<u8>(p + i) != <u32>load<u16>(s + (<usize>i << 1))) return false;
-  return true;
-}
-
 /** Writes the static ASCII string lit at dst; returns its length. */
 export function putLit(dst: usize, lit: string): u32 {
   const s = changetype<usize>(lit);
