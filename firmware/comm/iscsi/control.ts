@@ -31,7 +31,8 @@ import {
   textNext, TEXT_PAIR, TEXT_MALFORMED, bytesEq, parseNumber, textInit, textLength, textData, textKey, textBytes,
   textLit, textEnd, textPairBytes, textDecimal,
 } from "./text";
-import { targetName, targetNameLen, hostText, hostWildcard, listenPort, localAddress, localAddressLen, strLen } from "./port";
+import { isLoginKey } from "./login";
+import { targetName, targetNameLen, isTargetName, hostText, hostWildcard, listenPort, localAddress, localAddressLen, strLen } from "./port";
 import { cmdsnPlace, cmdsnMarkAhead, cmdsnAdvance, drop, SN_IN_ORDER, SN_AHEAD, SN_OUTSIDE } from "./command";
 
 const CONTINUE: u32 = 0x40;
@@ -217,15 +218,6 @@ function answerText(port: u32, s: u32, sess: IscsiSession, text: usize, n: u32, 
   return true;
 }
 
-function isLoginKey(k: usize, kn: u32): bool {
-  return bytesEq(k, kn, "HeaderDigest") || bytesEq(k, kn, "DataDigest") || bytesEq(k, kn, "MaxConnections")
-    || bytesEq(k, kn, "InitialR2T") || bytesEq(k, kn, "ImmediateData") || bytesEq(k, kn, "MaxBurstLength")
-    || bytesEq(k, kn, "FirstBurstLength") || bytesEq(k, kn, "DefaultTime2Wait") || bytesEq(k, kn, "DefaultTime2Retain")
-    || bytesEq(k, kn, "MaxOutstandingR2T") || bytesEq(k, kn, "DataPDUInOrder") || bytesEq(k, kn, "DataSequenceInOrder")
-    || bytesEq(k, kn, "ErrorRecoveryLevel") || bytesEq(k, kn, "AuthMethod") || bytesEq(k, kn, "SessionType")
-    || bytesEq(k, kn, "InitiatorName") || bytesEq(k, kn, "TargetName");
-}
-
 /**
  * SendTargets: All (discovery sessions) lists every iSCSI port of the array with its portal; a
  * target name lists that one; an empty value the session's own target. "All" in a normal session
@@ -239,18 +231,13 @@ function sendTargets(port: u32, s: u32, sess: IscsiSession, v: usize, vn: u32, r
     const nameLen = targetNameLen(p);
     if (!all) {
       if (vn == 0) { if (p != port) continue; }
-      else if (vn != nameLen || !sameBytes(v, targetName(p), vn)) continue;
+      else if (!isTargetName(p, v, vn)) continue;
     }
     textKey(resp, "TargetName");
     textBytes(resp, targetName(p), nameLen);
     textEnd(resp);
     portal(port, s, p, resp);
   }
-}
-
-function sameBytes(a: usize, b: usize, n: u32): bool {
-  for (let i: u32 = 0; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
-  return true;
 }
 
 /** TargetAddress=<host>:<tcp port>,<portal group tag>; a wildcard host is the address the initiator reached us at. */

@@ -56,6 +56,12 @@ export function bytesEq(p: usize, n: u32, lit: string): bool {
   return true;
 }
 
+/** Are the n bytes at a and at b the same? */
+export function sameBytes(a: usize, b: usize, n: u32): bool {
+  for (let i: u32 = 0; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
+  return true;
+}
+
 /** Writes the static ASCII string lit at dst; returns its length. */
 export function putLit(dst: usize, lit: string): u32 {
   const s = changetype<usize>(lit);
