@@ -4,7 +4,8 @@
 // What the firmware puts into the tx ring is written to the peer; while the peer's socket buffer
 // is full (write() returned false) the ring is left alone, and the firmware waits for room.
 // When the firmware asks for the connection to be closed (SES_HANGUP, with the tx doorbell), what
-// it sent is written out first, then the connection is closed.
+// it sent is handed to the stream and the slot is freed at once; the port closes the stream after
+// that has gone out, within a bound (ports.ts, closeSocket).
 import type { Duplex } from 'stream';
 import * as A from '../abi';
 import { CommonMemory } from '../memory';
@@ -84,12 +85,21 @@ export class StreamSession {
       n = out.length;
       if (n > 0 && !this.stream.write(out)) this.blocked = true;
     }
-    // The firmware asked to close: at once when idle (a peer that does not read must not keep the
-    // slot); after what it sent has been written when its protocol ended the session (an iSCSI
-    // Logout Response, a login failure: the peer must get them).
+    // The firmware asked to close: at once when idle; when its protocol ended the session (an
+    // iSCSI Logout Response, a login failure: the peer must get them) with what it sent last
+    // handed to the stream, past its backpressure (at most the ring), for the port's close to write
+    // out within its grace. Waiting for a 'drain' instead would let a peer that does not read keep
+    // the slot for ever.
     const why = this.slot.hangupRequest;
     if (why === A.HANGUP_IDLE) this.hangUp('idle');
-    else if (why === A.HANGUP_PROTOCOL && !this.blocked) this.hangUp('protocol');
+    else if (why === A.HANGUP_PROTOCOL) {
+      if (this.blocked) {
+        const rest = this.tx.take();
+        n += rest.length;
+        if (rest.length > 0) this.stream.write(rest);
+      }
+      this.hangUp('protocol');
+    }
     return n;
   }
 

@@ -6,7 +6,7 @@
 // session goes on. docs/iscsi.md describes what is negotiated and how it maps to the sequencer.
 import {
   SES_RX, SES_TX, STAT_PDUS_RX, STAT_ISCSI_DIGEST_ERRORS, TRACE_PDU_ERROR, PERR_HEADER_DIGEST, PERR_OVERSIZE,
-  PERR_PROTOCOL, PERR_OPCODE, PERR_DATA_DIGEST, PERR_TIMEOUT, HANGUP_PROTOCOL, HANGUP_IDLE,
+  PERR_PROTOCOL, PERR_OPCODE, PERR_DATA_DIGEST, PERR_TIMEOUT,
 } from "../../abi";
 import { ringUsed, ringFree, ringRelease, byteRingRead, byteRingSpan } from "../../ring";
 import { gNow, wakeAt } from "../../iop";
@@ -49,8 +49,7 @@ export function iscsiClose(port: u32, s: u32): void { session(port, s).phase = P
 export function iscsiReceive(port: u32, s: u32): i32 {
   const sess = session(port, s);
   if (sess.phase == PH_DEAD) return 0;
-  // A timer that ran out names a peer that does not keep up: what is queued for it is not waited for.
-  if (timersExpired(port, s, sess)) { end(port, s, sess, HANGUP_IDLE); return 1; }
+  if (timersExpired(port, s, sess)) { end(port, s, sess); return 1; }
   const d = sessionDesc(port, s);
   const rx: usize = load<u32>(d + SES_RX);
   const tx: usize = load<u32>(d + SES_TX);
@@ -178,12 +177,9 @@ function timersExpired(port: u32, s: u32, sess: IscsiSession): bool {
   return false;
 }
 
-/**
- * Ends the session at once: its tasks are aborted and the binding closes the connection, after
- * what was sent has been written (HANGUP_PROTOCOL) or without waiting for it (HANGUP_IDLE).
- */
-function end(port: u32, s: u32, sess: IscsiSession, why: u32 = HANGUP_PROTOCOL): void {
+/** Ends the session at once: its tasks are aborted and the binding closes the connection. */
+function end(port: u32, s: u32, sess: IscsiSession): void {
   abortSession(port, s);
   sess.phase = PH_DEAD;
-  sessionHangUp(port, s, why);
+  sessionHangUp(port, s);
 }
