@@ -7,7 +7,8 @@
 // While the peer's socket buffer is full (write() returned false) nothing more is written, and
 // the firmware waits for room.
 // When the firmware asks for the connection to be closed (SES_HANGUP, with the tx doorbell), what
-// it sent is written out first, then the connection is closed.
+// it sent is handed to the stream and the slot is freed at once; the port closes the stream after
+// that has gone out, within a bound (ports.ts, closeSocket).
 import type { Duplex } from 'stream';
 import * as A from '../abi';
 import { CommonMemory } from '../memory';
@@ -15,7 +16,8 @@ import { ByteRing } from '../ring';
 import { SessionSlot } from './session';
 
 /** Why a session ended, in words for the harness's log. */
-export type HangUpReason = 'peer' | 'stopping' | 'idle' | 'protocol';
+/** Why a session ended; 'stalled': the firmware ended it while the peer was not reading (cut at once). */
+export type HangUpReason = 'peer' | 'stopping' | 'idle' | 'protocol' | 'stalled';
 
 export class StreamSession {
   readonly slot: SessionSlot;
@@ -94,12 +96,14 @@ export class StreamSession {
       if (!this.stream.write(out, this.written)) this.blocked = true;
     }
     this.settle();
-    // The firmware asked to close: at once when idle (a peer that does not read must not keep the
-    // slot); after what it sent has been written when its protocol ended the session (an iSCSI
-    // Logout Response, a login failure: the peer must get them).
+    // The firmware asked to close: at once when idle; when its protocol ended the session (an
+    // iSCSI Logout Response, a login failure: the peer must get them) after what it sent has been
+    // written, within the port's close grace. A peer whose socket is full (it stops reading) is cut
+    // at once instead: waiting for a 'drain' would let it keep the slot for ever, and the slot is
+    // only given back once no write reads its ring (settle), so the cut is what frees it.
     const why = this.slot.hangupRequest;
     if (why === A.HANGUP_IDLE) this.hangUp('idle');
-    else if (why === A.HANGUP_PROTOCOL && !this.blocked) this.hangUp('protocol');
+    else if (why === A.HANGUP_PROTOCOL) this.hangUp(this.blocked ? 'stalled' : 'protocol');
     return n;
   }
 

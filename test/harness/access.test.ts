@@ -8,7 +8,7 @@ import { ScsiClient } from '../../host/client';
 import * as A from '../../hal/abi';
 import { tempDir, startSmall, createVolume, pattern, senseOf, SmallOptions } from './env';
 import { NbdClient, OPT, REP, CMD, E, goData } from '../nbd/client';
-import { IscsiConn } from '../iscsi/initiator';
+import { IscsiConn } from '../../host/iscsi';
 import type { Emulator } from '../../harness';
 import { runSanctl } from '../host/run-sanctl';
 

@@ -12,7 +12,7 @@ import { Emulator } from '../../harness';
 import { ScsiClient } from '../../host/client';
 import { extendedCopyList, extendedCopyCdb, receiveCopyResultsCdb, parseCopyStatus, parseFailedSegment, CopyList, naaOf } from '../../host/backup';
 import * as scsi from '../../lib/scsi';
-import { IscsiConn, OP, bhs } from '../iscsi/initiator';
+import { IscsiConn, OP, bhs } from '../../host/iscsi';
 import { tempDir, createVolume, pattern, write, run } from '../harness/env';
 import { libraryTopology, cdb, CHANGER, DRIVE0, SLOT0, DT0 } from '../tape/env';
 
