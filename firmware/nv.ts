@@ -372,6 +372,7 @@ export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region 
 export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
 export const NVK_PAIR: u32 = 4; // the disk IOP's pair copy: low bits: copy job << 24 | job sequence
 export const NVK_XCOPY: u32 = 5; // the disk IOP's copy manager (xcopy/): low bits: copy << 24 | copy sequence
+export const NVK_INIT_MARK: u32 = 6; // the init map mark of a chunk's first destage: low bits: the slot
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 
