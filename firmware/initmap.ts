@@ -21,8 +21,8 @@
 // on (its generation is set below the other's in memory; the next change overwrites it whole).
 // Only a record with no whole copy — not a tear, which damages one copy — is rebuilt from the
 // volume table, every chunk a volume owns counted as initialized (its bytes are that volume's own),
-// and so is the whole map when it could not be found (a cache shrink moved it out of what the NV
-// file held). Then the bits of chunks no volume owns are cleared (a crash between a delete's volume
+// and so is the whole map when it could not be found (an image whose map lay beyond what was
+// loaded; version 4 put it last, and a cache shrink cut it off). Then the bits of chunks no volume owns are cleared (a crash between a delete's volume
 // entry and its bits).
 import { mediaCount } from "./config";
 import {
@@ -160,8 +160,8 @@ export function initClear(m: u32, first: u32, count: u32, id: u32): u32 {
   return queued;
 }
 /**
- * Boot, when the image's directory (entry t) puts the map elsewhere or at another size (the cache or
- * the media changed, or a version 3 image, which has one copy): moves each copy from where the
+ * Boot, when the image's directory (entry t) puts the map elsewhere or at another size (the media
+ * changed, or a version 3 or 4 image: its map was last; version 3 has one copy): moves each copy from where the
  * image had it, when that lies in what was loaded (`loaded` bytes of the region); records of media
  * added at the end start blank, those of media removed go. False when it cannot be found.
  */
