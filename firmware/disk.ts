@@ -376,7 +376,7 @@ function destage(slot: u32, depth: u32): bool {
   // meanwhile never claims sectors whose data and CRCs are not in NV (they hold the NV bytes of
   // the slot's previous owner, perhaps another volume's).
   const whole = !chunkInitialized(medium, <u32>where);
-  if (whole) fillBlank(slot);
+  if (whole) fillBlank(slot, 0, 0);
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
   let from: u32 = 0;

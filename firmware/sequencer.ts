@@ -481,9 +481,16 @@ function mediumErrorAt(c: usize, slotNo: u32, sectorInSlot: u32): void {
  * A slot for (volume, slotNo) with nothing valid, or -1; when the chunk under it was never written
  * (initmap.ts) the slot is zeros, all valid: no stage, and nothing of its previous owner shows.
  */
-export function allocateFor(volume: u32, slotNo: u32): i32 {
+export function allocateFor(volume: u32, slotNo: u32): i32 { return allocateToWrite(volume, slotNo, 0, 0); }
+
+/**
+ * allocateFor for a write of sectors [first, first + count) that the caller makes next: on a never
+ * written chunk only the other sectors are zeroed; those stay invalid until the write lands (an
+ * invalid sector of a blank chunk stages as zeros, so none of the slot's old bytes can show).
+ */
+function allocateToWrite(volume: u32, slotNo: u32, first: u32, count: u32): i32 {
   const slot = allocate(volume, slotNo);
-  if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot);
+  if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot, first, count);
   return slot;
 }
 
@@ -615,7 +622,7 @@ function commitStep(c: usize): void {
     if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
-      slot = allocateFor(volume, slotNo);
+      slot = allocateToWrite(volume, slotNo, within >> 9, n >> 9);
       if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return; }
       cacheCount(CS_WRITE_MISSES);
     } else {
