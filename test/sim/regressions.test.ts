@@ -2,12 +2,15 @@
 // found"), each cut down to a few commands through the real firmware. Each test names the seed
 // and the steps the simulator failed at.
 import test, { type ExecutionContext } from 'ava';
+import * as fs from 'fs';
+import * as path from 'path';
 import * as A from '../../hal/abi';
 import type { ArrayController, Emulator } from '../../harness';
 import * as scsi from '../../lib/scsi';
 import type { QueueSession } from '../../hal/channels/queue';
 import type { ScsiCommand, ScsiResult } from '../../lib/transport';
 import { SimTarget } from '../../sim/target';
+import { ScsiClient } from '../../host/client';
 import { startSmall, smallTopology, tempDir, createVolume, write, read, pattern, senseOf, run } from '../harness/env';
 
 const topo = (dir: string) => ({ dir, mode: 'deterministic' as const, cache: { destageAgeMs: 600_000, destageIntervalMs: 1000 } });
@@ -335,4 +338,53 @@ test('an init map record torn as a first destage marks it leaves the previous co
   await again.flush(); // chunk 1's slot was still dirty in NV: destaged whole again, and marked
   t.true((await read(s2, 1, 128, 8)).equals(acked));
   t.true((await read(s2, 1, 0, 8)).equals(Buffer.alloc(4096)));
+});
+
+// Seed 2108 (`lost-write`; cut down to `npm run sim -- --seed 2108 --runs 1 --only
+// 2,6-8,12,15-16,32 --replay` at commit 45397ec): two file images were swapped while the array was
+// stopped, so both media came back lost; the medium of volume "v1" then died, and REINITIALIZE
+// MEDIUM of it was answered NOT READY, MANUAL INTERVENTION REQUIRED. The disk IOP had cleared the
+// medium's init bits before it tried the new label, and the label write failed. The images were
+// swapped back, the medium came back ok with its own label and its data, and v1 read zeros where an
+// acknowledged write was: its chunk counted as never written. The bits are cleared now only once
+// the new label is on the medium, just before its NV record: a REINITIALIZE that fails changes nothing.
+test('REINITIALIZE MEDIUM gives a medium\'s data up only with its new label: failed on a dead medium, the medium put back reads its data (seed 2108: lost-write)', async (t) => {
+  const dir = tempDir('sim-reinit-dead');
+  const o = topo(dir);
+  const first = await startSmall(o);
+  let s = first.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, media: [0] }, 1);
+  await createVolume(s, { name: 'w', blocks: 1024, blockSize: 512, media: [1] }, 2); // the same chunk of d1
+  const data = pattern(65536, 5);
+  await write(s, 1, 0, data);
+  await write(s, 2, 0, pattern(65536, 6));
+  await first.stop(); // flushed: on d0 and d1, clean in NV
+  const img = (n: number) => path.join(dir, 'a0', `d${n}.img`);
+  const swap = () => { fs.renameSync(img(0), `${img(0)}.x`); fs.renameSync(img(1), img(0)); fs.renameSync(`${img(0)}.x`, img(1)); };
+  swap();
+
+  const second = await startSmall(o);
+  s = second.connect();
+  const client = new ScsiClient(s);
+  t.deepEqual((await client.listMedia()).map((m) => m.state), ['lost', 'lost']);
+  second.array().inject('d0 dead');
+  const refused = await senseOf(run(s, 0, scsi.reinitializeMedium(0)));
+  t.deepEqual([refused.key, refused.asc, refused.ascq], [scsi.SenseKey.NOT_READY, 0x04, 0x03], refused.text);
+  await second.stop();
+  swap(); // each image back in its own place
+
+  const third = await startSmall(o);
+  s = third.connect();
+  t.deepEqual((await new ScsiClient(s).listMedia()).map((m) => m.state), ['ok', 'ok'], 'each medium holds its own label again');
+  t.true((await read(s, 1, 0, 128)).equals(data), 'the acknowledged write reads back, not zeros');
+  await third.stop();
+
+  // A REINITIALIZE MEDIUM that succeeds still gives the data up: d0 holding d1's image reads zeros, not w's bytes.
+  fs.copyFileSync(img(1), img(0));
+  const fourth = await startSmall(o);
+  t.teardown(() => fourth.stop('powerFail'));
+  s = fourth.connect();
+  await run(s, 0, scsi.reinitializeMedium(0));
+  t.deepEqual((await new ScsiClient(s).listMedia()).map((m) => m.state), ['ok', 'ok']);
+  t.true((await read(s, 1, 0, 128)).equals(Buffer.alloc(65536)), 'the accepted loss reads zeros');
 });
