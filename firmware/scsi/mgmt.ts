@@ -21,7 +21,7 @@ import {
   VE_NAME_EXISTS, VE_NUMBER_IN_USE, VE_NO_VOLUME, VE_MAPPED, VE_NO_SPACE, VE_LUN_MAPPED, VE_NO_PORT,
   VE_TABLE_FULL, VE_NO_MEDIUM, VE_BAD_NAME, VE_BAD_BLOCK_SIZE, VE_BAD_CAPACITY, VE_BAD_LUN, VE_BAD_PLACEMENT,
   VE_NOT_MAPPED, volumeReady, volumeByName, volumeMapped, volumeExtents, volumeExtentMedium, volumeExtentFirst,
-  volumeExtentChunks, MAX_EXTENTS, relabelTicket, relabelOutcome, RLB_DEAD, RLB_WRITE_ERROR, RLB_BUSY,
+  volumeExtentChunks, MAX_EXTENTS, relabelTicket, relabelOutcome, MS_RELABEL_TICKET, RLB_DEAD, RLB_WRITE_ERROR, RLB_BUSY,
   RLB_NOT_LOST,
 } from "../volume";
 import { initClear } from "../initmap";
@@ -177,6 +177,7 @@ function reinitializeMedium(c: usize, m: u32): void {
   const st = load<u32>(mediumState(m) + MS_STATE);
   const t = load<u32>(c + CX_ARG);
   if (t == 0) {
+    if (load<u32>(mediumState(m) + MS_RELABEL_TICKET) != 0) { fail(c, 0x02, 0x04, 0x07); return; } // one in progress
     if (st != MEDS_LOST) { invalidField(c, 2, -1); return; }
     const ticket = relabelTicket(m);
     if (!postToDisk(MB_RELABEL, m, 0, 0, ticket)) { retryLater(c); return; }

@@ -425,3 +425,29 @@ test('REINITIALIZE MEDIUM whose label write fails ends with MEDIUM ERROR / WRITE
   t.true((await read(s, 1, 0, 128)).equals(Buffer.alloc(65536)), 'the accepted loss reads zeros');
   t.true((await read(s, 2, 0, 128)).equals(pattern(65536, 6)), 'the other medium\'s volume is untouched');
 });
+
+// Issue 7: the wait of a REINITIALIZE MEDIUM is bounded. A medium too slow to take its label within
+// 60 s (virtual) ends the command with ABORTED COMMAND, COMMAND TIMEOUT; a second REINITIALIZE of
+// the medium while the first's label is being written is NOT READY, OPERATION IN PROGRESS.
+test('REINITIALIZE MEDIUM of a medium too slow to take its label times out after 60 s; a second one meanwhile is NOT READY 04h/07h', async (t) => {
+  const dir = tempDir('sim-reinit-slow');
+  const o = topo(dir);
+  const first = await startSmall(o);
+  let s = first.connect();
+  await createVolume(s, { name: 'w', blocks: 1024, blockSize: 512, media: [1] }, 1);
+  await first.stop();
+  const img = (n: number) => path.join(dir, 'a0', `d${n}.img`);
+  fs.copyFileSync(img(1), img(0)); // d0 holds d1's label: lost
+
+  const second = await startSmall(o);
+  t.teardown(() => second.stop('powerFail'));
+  s = second.connect();
+  second.array().inject('d0 slow 1000000'); // the label's write takes 100 s
+  const slow = senseOf(run(s, 0, scsi.reinitializeMedium(0)));
+  const client = new ScsiClient(s);
+  while ((await client.listMedia())[0].state === 'lost') await new Promise((r) => setImmediate(r)); // taken: becoming ready
+  const busy = await senseOf(run(s, 0, scsi.reinitializeMedium(0)));
+  t.deepEqual([busy.key, busy.asc, busy.ascq], [scsi.SenseKey.NOT_READY, 0x04, 0x07], busy.text);
+  const late = await slow;
+  t.deepEqual([late.key, late.asc, late.ascq], [scsi.SenseKey.ABORTED_COMMAND, 0x2E, 0x02], late.text);
+});
