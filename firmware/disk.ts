@@ -400,6 +400,8 @@ function checkLabels(): i32 {
     const ms = mediumState(m);
     const lbl = load<u32>(ms + MS_LABEL);
     if (lbl == LBL_UNCHECKED) {
+      // A relabel not yet written, overtaken by the medium dying and answering again: it gave up nothing.
+      if (relabeling(m)) relabelEnded(m, RLB_DEAD);
       if (load<u32>(ms + MS_STATE) == MEDIUM_DEAD && gNow < load<f64>(gPrivate + DK_NEXT_PROBE_NS)) continue;
       if (!labelIo(m, MOP_READ, LBL_READING)) continue;
       work++;
