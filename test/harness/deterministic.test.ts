@@ -33,7 +33,9 @@ async function traceOf(seed: number, perturb = false, io: 'threads' | 'inline' =
   if (perturb) {
     emu.array().nv.gate = jitter;
     for (const m of emu.array().media) m.gate = jitter;
-    emu.array().deliveryGate = jitter; // answers delivered late: the clock waits for them
+    // Answers delivered late (the host's promise jobs have run at the next turn at the earliest):
+    // the clock waits for them.
+    emu.array().deliveryGate = (delivered) => setImmediate(() => jitter(delivered));
   }
   const s = emu.connect();
   await createVolume(s, { name: 'v', blocks: 32768, blockSize: 512, placement: 'striped' }, 1);
