@@ -142,6 +142,15 @@ export class ArrayController {
   /** NV entries captured at doorbells since the last round counted them. */
   private nvCaptured = 0;
   private ioWaiters: Array<() => void> = [];
+  /** Answers handed to in-process hosts and not yet delivered, by session ("port q0 session 1"). */
+  private readonly handed = new Map<string, number>();
+  private deliveryWaiters: Array<() => void> = [];
+  /**
+   * When answers handed to an in-process host in a round count as delivered. By default at the next
+   * turn of the event loop: every promise job the host chained on them (its next command) has run
+   * by then. Tests delay it, as the media's and the NV's gates delay I/O ends.
+   */
+  deliveryGate: (delivered: () => void) => void = (delivered) => setImmediate(delivered);
   private readonly wakeAddrs: number[] = [];
   private controlWaiters: ControlWaiter[] = [];
   private trace!: EntryRing;
@@ -302,11 +311,45 @@ export class ArrayController {
     for (const id of ids) {
       if (id >= A.DB_MEDIUM_BASE && id < A.DB_MEDIUM_BASE + A.MAX_MEDIA) work += this.media[id - A.DB_MEDIUM_BASE]?.take(now) ?? 0;
       else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) this.streamPorts[(id - A.DB_TX_BASE) >> 4]?.transmit((id - A.DB_TX_BASE) & 15);
-      else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.queuePorts[(id - A.DB_CQ_BASE) >> 4]?.sessions[(id - A.DB_CQ_BASE) & 15]?.drain();
+      else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.handOver((id - A.DB_CQ_BASE) >> 4, (id - A.DB_CQ_BASE) & 15);
       else if (id === A.DB_TRACE) this.drainTrace();
       else if (id >= A.DB_TAPE_BASE && id < A.DB_TAPE_BASE + A.MAX_TAPE_DEVICES) work += this.tape?.take(id - A.DB_TAPE_BASE, now) ?? 0;
     }
     return work;
+  }
+
+  /**
+   * Takes a session's completions off its ring (its CQ doorbell): the host's promises settle. In
+   * deterministic mode they are counted until delivered (deliveryGate), and the driver keeps the
+   * clock where it is until then (docs/hal.md, Time).
+   */
+  private handOver(port: number, session: number): void {
+    const n = this.queuePorts[port]?.sessions[session]?.drain() ?? 0;
+    if (n === 0 || this.o.mode !== 'deterministic') return;
+    const who = `port ${this.spec.ports[port].name} session ${session}`;
+    this.handed.set(who, (this.handed.get(who) ?? 0) + n);
+    this.deliveryGate(() => {
+      const left = (this.handed.get(who) ?? n) - n;
+      if (left > 0) this.handed.set(who, left); else this.handed.delete(who);
+      if (this.handed.size === 0) for (const w of this.deliveryWaiters.splice(0)) w();
+    });
+  }
+
+  /** Answers handed to in-process hosts whose delivery has not come yet (deterministic mode). */
+  get hostDeliveries(): number {
+    let n = 0;
+    for (const k of this.handed.values()) n += k;
+    return n;
+  }
+
+  /** Resolves when every answer handed to an in-process host has been delivered. */
+  hostDelivered(): Promise<void> {
+    return this.handed.size === 0 ? Promise.resolve() : new Promise((r) => this.deliveryWaiters.push(r));
+  }
+
+  /** The undelivered answers in words ("2 answer(s) to port q0 session 1"), for the error of a bounded wait. */
+  undelivered(): string[] {
+    return [...this.handed].map(([who, n]) => `${n} answer(s) to ${who}`);
   }
 
   /** The earliest time something is due without new input: an IOP timer, a medium completion, a metrics record. */
@@ -549,10 +592,13 @@ export class ArrayController {
 
   // ---- stopping ----------------------------------------------------------------------------------
 
-  private fail(e: Error): void {
+  /** The array stops (a firmware abort, or `why`): every request and command waiting on it fails with e. */
+  fail(e: Error, why = 'a firmware fault'): void {
     this.failed = e;
     for (const w of this.controlWaiters.splice(0)) w.reject(new Error(`array ${this.name}: stopped before the request finished: ${e.message}`));
-    this.o.log(`${this.name}: stopped by a firmware fault: ${e.message}`);
+    this.o.log(`${this.name}: stopped by ${why}: ${e.message}`);
+    this.handed.clear(); // nothing more is delivered: the driver waits for it no longer
+    for (const w of this.deliveryWaiters.splice(0)) w();
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.failAll(e);
     for (const p of this.streamPorts) p?.stop().catch(() => undefined);
   }

@@ -11,6 +11,7 @@ import type { QueueSession } from '../../hal/channels/queue';
 import type { ScsiCommand, ScsiResult } from '../../lib/transport';
 import { SimTarget } from '../../sim/target';
 import { ScsiClient } from '../../host/client';
+import { runSeed } from '../../sim/run';
 import { startSmall, smallTopology, tempDir, createVolume, write, read, pattern, senseOf, run } from '../harness/env';
 
 const topo = (dir: string) => ({ dir, mode: 'deterministic' as const, cache: { destageAgeMs: 600_000, destageIntervalMs: 1000 } });
@@ -455,3 +456,80 @@ test('REINITIALIZE MEDIUM of a medium too slow to take its label times out after
   while (state === 'becoming ready') state = (await client.listMedia())[0].state;
   t.is(state, 'ok', 'the relabel went on after its command timed out: the medium is ready');
 });
+
+// ---- Model corrections: the array was right ---------------------------------------------------------
+// Seed 2017 (`hang`, step 53, session, on main at 45397ec: "a closed session was not closed by the
+// array"). The firmware had closed the slot in the poll after the host hung up; the simulator also
+// waited for the array to be idle, and it never was: a dead medium slowed 759 times answers each
+// request NOT READY after 2.5-6 s, and the disk IOP reads its label and retries its dirty slots a
+// second after each answer, for as long as it stays dead. The simulator now waits for the slot.
+test('a session the host closes is closed by the array at once while a dead medium slower than its retry interval keeps the array busy (seed 2017: hang)', async (t) => {
+  const target = hangTarget('sim-close-dead-slow', [{ name: 'd0', kind: 'file', size: '8MiB', queueDepth: 1 }, { name: 'd1', kind: 'file', size: '8MiB' }], { destageAgeMs: 5 });
+  t.teardown(() => target.release());
+  const s = await withVolume(t, target);
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.CREATE_VOLUME, 64), dataOut: scsi.createVolumeParameters({ name: 'w', blocks: 2048, blockSize: 512, media: [1] }) });
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.MAP_VOLUME, 8), dataOut: scsi.mapParameters(1, scsi.ALL_PORTS, 2) });
+  target.array.inject('d0 dead');
+  target.array.inject('d0 slow 50000'); // 5 s for each NOT READY, one at a time; a slot's next try is due 1 s after its own
+  // Eight slots of volume 0 (linear: on d0) whose destages fail, one after the other, for ever.
+  for (let i = 0; i < 8; i++) await good(target, s, { lun: 1, cdb: scsi.readWrite(true, i * 128, 8), dataOut: pattern(4096, 5 + i) });
+  await target.advance(60_000); // d0 is found dead: it is probed, and its slots retried, from now on
+  t.deepEqual(target.array.waitingFor(), ['medium d0']);
+  target.array.inject('d1 slow 50000');
+  const victim = target.array.openSession('q0');
+  let cut: Error | undefined;
+  for (let i = 0; i < 4; i++) victim.submit({ lun: 2, cdb: scsi.readWrite(true, i * 128, 8, { fua: true }), dataOut: pattern(4096, 20 + i) }).catch((e: Error) => { cut = e; });
+  await target.step(10);
+  t.is(victim.outstanding, 4, 'the WRITE FUAs wait for their destages to d1');
+  await victim.close();
+  const outcome = await target.runUntil(() => victim.slot.free, 1e6);
+  t.is(outcome, 'done', `the slot is closed within 1 ms of virtual time (state ${victim.slot.state})`);
+  t.regex(cut?.message ?? '', /session closed/);
+  t.true(target.array.waitingFor().includes('medium d0'), 'd0 is busy meanwhile');
+  t.is(await target.runUntil(() => !target.array.hostWaiting, 60e9), 'timeout', 'and stays busy while it is dead: a wait for the array to be idle does not end');
+  t.deepEqual(target.array.waitingFor(), ['medium d0']);
+  target.array.inject('d0 heal');
+  t.is(await target.runUntil(() => !target.array.hostWaiting, 60e9), 'done', 'healed, it answers and the array goes idle');
+});
+
+// Seed 2340 (`lists`, step 27, mgmt, on main at 45397ec): a MAP VOLUME of every port, LUN 4, cut
+// by a torn NV write (371 of 32768 bytes landed), came back mapped on port 0 only. The LUN map is
+// one CRC-sealed 8-byte record per port and LUN, persisted in one NV entry: a tear lands the
+// records before it and drops the torn one, as a WRITE of many blocks cut off lands some of them.
+// The command was never answered, and sending it again completes it; the simulator expected all
+// ports or none and now takes each port's record on its own.
+test('a MAP or UNMAP VOLUME of every port torn by a power cut comes back on the ports before the tear; sent again, it completes (seed 2340: lists)', async (t) => {
+  const dir = tempDir('sim-map-torn');
+  const o = { ...topo(dir), ports: [{ name: 'q0', iop: 0, transport: 'inproc' }, { name: 'q1', iop: 0, transport: 'inproc' }] };
+  const maps = async (x: Emulator) => scsi.parseMappings(Buffer.from((await run(x.connect(undefined, 'q0'), 0, scsi.management(false, scsi.Management.LIST_MAPPINGS, 65536), { inLength: 65536 })).data))
+    .map((m) => `${m.port}:${m.lun}=${m.volume}`).sort();
+  const map = (x: Emulator, on: boolean) => run(x.connect(undefined, 'q0'), 0, scsi.management(true, on ? scsi.Management.MAP_VOLUME : scsi.Management.UNMAP_VOLUME, 8), { out: scsi.mapParameters(0, scsi.ALL_PORTS, 4) });
+  /** The map change with the LUN map's NV write torn after 1024 bytes (port 0's records are 0-2047), then a restart. */
+  const torn = async (x: Emulator, on: boolean): Promise<Emulator> => {
+    x.array().nv.inject({ type: 'torn', afterWrites: 0, bytes: 1024 });
+    await t.throwsAsync(map(x, on), undefined, 'the power fails before the answer');
+    await x.stop('powerFail');
+    return startSmall(o);
+  };
+  let emu = await startSmall(o);
+  await run(emu.connect(undefined, 'q0'), 0, scsi.management(true, scsi.Management.CREATE_VOLUME, 64), { out: scsi.createVolumeParameters({ name: 'v', blocks: 1024, blockSize: 512 }) });
+  emu = await torn(emu, true);
+  t.deepEqual(await maps(emu), ['0:4=0'], 'port 0\'s record landed, port 1\'s did not');
+  const bad = await senseOf(read(emu.connect(undefined, 'q1'), 4, 0, 1));
+  t.deepEqual([bad.key, bad.asc], [5, 0x25], 'port 1 has nothing at LUN 4');
+  await map(emu, true);
+  t.deepEqual(await maps(emu), ['0:4=0', '1:4=0'], 'the MAP sent again completes');
+  emu = await torn(emu, false);
+  t.teardown(() => emu.stop('powerFail'));
+  t.deepEqual(await maps(emu), ['1:4=0'], 'the UNMAP came back on port 0 only');
+  await map(emu, false);
+  t.deepEqual(await maps(emu), [], 'the UNMAP sent again completes');
+});
+
+// The runs themselves, to the step that failed (they failed on main at 45397ec; see the two tests above).
+for (const [seed, steps, check] of [[2017, 54, 'hang'], [2340, 28, 'lists']] as const) {
+  test(`simulator seed ${seed} runs its first ${steps} steps without a violation (was: ${check})`, async (t) => {
+    const r = await runSeed({ seed, steps });
+    t.deepEqual(r.violations.map((v) => `step ${v.step} (${v.kind}) ${v.check}: ${v.detail}`), []);
+  });
+}
