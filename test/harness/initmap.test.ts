@@ -17,9 +17,9 @@ const spec = { blocks: 1024, blockSize: 512 as const, placement: 'linear' as con
  * Volume 0 "a" written and deleted; volume 1 "b" written; volume 0 "c" created on a's chunks and
  * written in its chunk 1 only; all on the medium; a graceful stop. Returns what b and c hold.
  */
-async function setUp(label: string): Promise<{ dir: string; b: Buffer; c1: Buffer }> {
+async function setUp(label: string, first: Partial<SmallOptions> = {}): Promise<{ dir: string; b: Buffer; c1: Buffer }> {
   const dir = tempDir(label);
-  const emu = await startSmall(base(dir));
+  const emu = await startSmall({ ...base(dir), ...first });
   const s = emu.connect();
   await createVolume(s, { name: 'a', ...spec }, 1);
   await createVolume(s, { name: 'b', ...spec }, 2);
@@ -43,18 +43,25 @@ async function check(t: ExecutionContext, emu: Emulator, b: Buffer, c1: Buffer, 
   t.true((await read(s, 1, 0, 8)).equals(Buffer.alloc(4096)), `${when}: c's chunk 0, never written, reads zeros, not a's bytes`);
 }
 
-const changes: Array<[string, Partial<SmallOptions>]> = [
-  ['a medium added at the end', { media: [d('d0'), d('d1'), d('d2')] }],
+const cache = (size: string) => ({ cache: { size, destageAgeMs: 600_000, destageIntervalMs: 1000 } });
+const changes: Array<[string, Partial<SmallOptions>, Partial<SmallOptions>]> = [
+  // The map grows; the cache tables after it move.
+  ['a medium added at the end', {}, { media: [d('d0'), d('d1'), d('d2')] }],
   // Also: a cache resize after a graceful stop is accepted (it was refused as "dirty cache data for
   // another cache size": the check read every descriptor copy, and a slot's older copy still said dirty).
-  ['a larger cache', { cache: { size: '16MiB', destageAgeMs: 600_000, destageIntervalMs: 1000 } }],
+  ['a larger cache', {}, cache('16MiB')],
+  // NV version 4 had the map last: a shrink cut it off the file, and boot rebuilt it from the
+  // volume table, every chunk a volume owns counted as written: c's chunk 0 read a's bytes.
+  ['a smaller cache', cache('16MiB'), cache('4MiB')],
 ];
-for (const [what, change] of changes) {
-  test(`the init map moves with ${what}: written chunks read back, never-written ones read zeros, also after a power cut`, async (t) => {
-    const { dir, b, c1 } = await setUp(`init-move-${what.length}`);
+for (const [what, first, change] of changes) {
+  test(`the init map keeps what it said with ${what}: written chunks read back, never-written ones read zeros, also after a power cut`, async (t) => {
+    const { dir, b, c1 } = await setUp(`init-move-${what.length}`, first);
     const o = { ...base(dir), ...change };
-    const moved = await startSmall(o);
-    await check(t, moved, b, c1, 'after the move');
+    const lines: string[] = [];
+    const moved = await startSmall(o, { log: (l) => lines.push(l) });
+    t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
+    await check(t, moved, b, c1, 'after the change');
     await moved.stop('powerFail'); // the moved map was persisted at its new place
     const again = await startSmall(o);
     t.teardown(() => again.stop('powerFail'));
@@ -63,49 +70,75 @@ for (const [what, change] of changes) {
 }
 
 /**
- * Rewrites a version 4 NV image (graceful stop) as the version 3 firmware wrote it: one copy of the
- * init map, records of 64 bytes of bits, their CRC-32C, 4 reserved bytes; header and table versions
- * 3. The layout is docs/hal.md's ("Layout and checksums").
+ * Rewrites a version 5 NV image (graceful stop) as the version 3 or 4 firmware wrote it: the init
+ * map last, after the slot data, instead of before the cache tables; version 3 with one copy of
+ * the map, records of 64 bytes of bits, their CRC-32C, 4 reserved bytes. Header and table versions
+ * say the old version. The layouts are docs/hal.md's ("Layout and checksums").
  */
-function toVersion3(file: string): void {
+function toVersion(file: string, version: 3 | 4): void {
   const nv = fs.readFileSync(file);
   const a = nv.subarray(0, 2048);
   const bh = nv.subarray(2048, 4096);
   const h = Buffer.from(bh.readBigUInt64LE(24) > a.readBigUInt64LE(24) && bh.readUInt32LE(0) === 0x564e4253 ? bh : a);
-  h.writeUInt32LE(3, 4);
-  let init: Buffer | undefined;
-  let initAt = 0;
-  for (let i = 0; i < h.readUInt32LE(40); i++) {
-    const e = 64 + i * 16;
-    h.writeUInt16LE(3, e + 2);
-    if (h.readUInt16LE(e) !== 4) continue; // the init map
-    initAt = h.readUInt32LE(e + 4);
-    const size = h.readUInt32LE(e + 8);
-    h.writeUInt32LE(size / 2, e + 8);
-    init = Buffer.alloc(size / 2);
-    for (let r = 0; r < size / 2; r += 72) {
-      const [x, y] = [nv.subarray(initAt + r, initAt + r + 72), nv.subarray(initAt + size / 2 + r, initAt + size / 2 + r + 72)];
+  h.writeUInt32LE(version, 4);
+  const entry = (id: number): number => {
+    for (let i = 0; i < h.readUInt32LE(40); i++) if (h.readUInt16LE(64 + i * 16) === id) return 64 + i * 16;
+    throw new Error(`no table ${id} in the directory`);
+  };
+  for (let i = 0; i < h.readUInt32LE(40); i++) h.writeUInt16LE(version, 64 + i * 16 + 2);
+  const [ei, ed, ec, eda] = [4, 5, 6, 7].map(entry); // init map, descriptors, sector CRCs, slot data
+  const part = (e: number) => nv.subarray(h.readUInt32LE(e + 4), h.readUInt32LE(e + 4) + h.readUInt32LE(e + 8));
+  const [map, desc, crcs, data] = [ei, ed, ec, eda].map(part);
+  let init = map;
+  if (version === 3) {
+    init = Buffer.alloc(map.length / 2);
+    for (let r = 0; r < init.length; r += 72) {
+      const [x, y] = [map.subarray(r, r + 72), map.subarray(init.length + r, init.length + r + 72)];
       const cur = ((y.readUInt32LE(68) - x.readUInt32LE(68)) | 0) > 0 ? y : x; // the newer generation
       cur.copy(init, r, 0, 64);
       init.writeUInt32LE(crc32c(init.subarray(r, r + 64)), r + 64);
     }
   }
-  if (!init) throw new Error('no init map in the directory');
+  const at = h.readUInt32LE(ei + 4); // where the descriptors were before version 5
+  const dataAt = (at + desc.length + crcs.length + 4095) & ~4095;
+  h.writeUInt32LE(at, ed + 4);
+  h.writeUInt32LE(at + desc.length, ec + 4);
+  h.writeUInt32LE(dataAt, eda + 4);
+  h.writeUInt32LE(dataAt + data.length, ei + 4);
+  h.writeUInt32LE(init.length, ei + 8);
   h.writeUInt32LE(crc32c(h.subarray(0, 2044)), 2044);
-  const out = Buffer.concat([h, h, nv.subarray(4096, initAt), init]);
-  fs.writeFileSync(file, out);
+  const pad = Buffer.alloc(dataAt - at - desc.length - crcs.length);
+  fs.writeFileSync(file, Buffer.concat([h, h, nv.subarray(4096, at), desc, crcs, pad, data, init]));
 }
 
-test('an NV image of version 3 (one copy of the init map) is upgraded at boot and keeps what its map said', async (t) => {
-  const { dir, b, c1 } = await setUp('init-v3');
-  toVersion3(path.join(dir, 'a0', 'nvram.bin'));
+for (const version of [3, 4] as const) {
+test(`an NV image of version ${version} (the init map last${version === 3 ? ', one copy' : ''}) is upgraded at boot and keeps what its map said`, async (t) => {
+  const { dir, b, c1 } = await setUp(`init-v${version}`);
+  toVersion(path.join(dir, 'a0', 'nvram.bin'), version);
   const lines: string[] = [];
   const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
-  t.true(lines.some((l) => /nv: image upgraded \(from version, to version\) \(3, 4\)/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 5\\)`).test(l)), lines.join('\n'));
   t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
   await check(t, up, b, c1, 'after the upgrade');
   await up.stop('powerFail');
   const again = await startSmall(base(dir));
   t.teardown(() => again.stop('powerFail'));
   await check(t, again, b, c1, 'after a power cut');
+});
+}
+
+test('a version 4 image with dirty cache data is not upgraded: the boot fails ERR_NV_GEOMETRY and keeps every byte of the file', async (t) => {
+  const dir = tempDir('init-v4-dirty');
+  const emu = await startSmall(base(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', ...spec }, 1);
+  await write(s, 1, 0, pattern(4096, 1)); // dirty in NV: the destage age is ten minutes
+  await emu.stop('powerFail');
+  const file = path.join(dir, 'a0', 'nvram.bin');
+  toVersion(file, 4);
+  const before = fs.readFileSync(file);
+  await t.throwsAsync(startSmall(base(dir)), { message: /dirty cache data this boot cannot carry over: .*version 3 or 4 image/ });
+  // The harness sizes the file to the region before the boot (zeros after what it held).
+  const after = fs.readFileSync(file);
+  t.true(after.subarray(0, before.length).equals(before) && after.subarray(before.length).every((x) => x === 0), 'every byte of the NV file kept');
 });
