@@ -15,8 +15,8 @@ import {
   TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS, MOP_FLUSH, MAX_MEDIA, STAT_MEDIA_FLUSHES,
   MAP_CONTROL_LEFT, MAP_CONTROL_STUCK, MAP_CONTROL_NV_ERRNO, MAP_CONTROL_CLEAN, MAP_CONTROL_STUCK_LIST,
   CONTROL_STUCK_MAX, CSE_BYTES, CSE_VOLUME, CSE_MEDIUM, CSE_REASON, CSE_LBA, CSE_BLOCKS, CSR_WRITE_ERROR,
-  CSR_NOT_READY, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
-  STAT_INIT_MARK_FAILURES,
+  CSR_NOT_READY, CSR_NV, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
+  STAT_INIT_MARK_FAILURES, STAT_DESTAGE_NV_HELD,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
 import { gPrivate, gNow, gNvCq, gStats, iopEntry, wakeAt } from "./iop";
@@ -30,8 +30,8 @@ import {
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
-  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkNotReady,
-  slotDestageFailed, slotVerdictNs,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkVerdict,
+  slotDestageFailed, slotVerdictNs, F_NV_FAILED, F_VERDICTS,
 } from "./cache";
 import { chunkInitialized, initMark, initUnmark, initClear } from "./initmap";
 import {
@@ -242,9 +242,23 @@ function stageComplete(r: u32, m: u32, status: u32, errLba: u64): void {
   stageDone(slot, first, count, status == MST_OK, errSector, status == MST_NOT_READY);
 }
 
+/** The verdict of a failed medium request: the medium did not answer, or refused it. */
+// @ts-ignore: decorator
+@inline function mediumVerdict(status: u32): u32 { return status == MST_NOT_READY ? F_NOT_READY : F_WRITE_ERROR; }
+
+/**
+ * The chunk's init map mark could not reach the NV file (it failed, or the file is degraded): the
+ * slot stays dirty with the NV verdict, not the medium's (a flush of it answers HARDWARE ERROR),
+ * and is destaged whole and marked again once the file is whole. Counted.
+ */
+function markHeld(slot: u32): void {
+  slotDestageFailed(slot, F_NV_FAILED, gNow);
+  statInc(STAT_DESTAGE_NV_HELD);
+}
+
 function destageComplete(r: u32, m: u32, status: u32): void {
   const slot = reqArg(sa(), r);
-  if (status != MST_OK) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
+  if (status != MST_OK) slotDestageFailed(slot, mediumVerdict(status), gNow);
   if (destageOpsAdd(slot, -1) != 0) return;
   statInc(STAT_DESTAGES);
   if ((slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) != 0) {
@@ -302,7 +316,7 @@ function flushRecords(m: u32): i32 {
     setSlotFlushNext(slot, 0);
     work++;
     let ok = status == MST_OK;
-    if (!ok) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
+    if (!ok) slotDestageFailed(slot, mediumVerdict(status), gNow);
     else {
       // The chunk's first write is on the medium: it is initialized from now on. The slot's clean
       // record waits for the mark's NV completion (markDone): were the mark lost and the record
@@ -312,7 +326,7 @@ function flushRecords(m: u32): i32 {
         if (!nvDegraded()) { initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot)); continue; }
         // The file's copy of the map may be stale while it is degraded: a new mark could overwrite
         // the only whole copy of its record. The slot stays dirty until the file is rewritten.
-        slotDestageFailed(slot, false, gNow);
+        markHeld(slot);
         ok = false;
       }
     }
@@ -363,19 +377,25 @@ function destage(slot: u32, depth: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
   // reports it instead of waiting for it.
-  if (where == u64.MAX_VALUE) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
+  if (where == u64.MAX_VALUE) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
   const medium = <u32>(where >> 32);
   const mst = load<u32>(mediumState(medium) + MS_STATE);
   // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
-  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
+  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
+  const whole = !chunkInitialized(medium, <u32>where);
+  // A chunk's first destage ends in its init map mark, which a degraded NV file cannot take
+  // (flushRecords): the chunk is not written until the file is whole again; a flush reports it.
+  if (whole && nvDegraded()) {
+    if (slotMarkVerdict(slot, F_NV_FAILED, gNow, flushAskedNs())) statInc(STAT_DESTAGE_NV_HELD);
+    return false;
+  }
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
-  slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
+  slotClearFlags(slot, F_VERDICTS);
   // A chunk's first write covers all of it: the slot's other sectors are zeros. Only the medium
   // write does; the slot's dirty sectors stay those the hosts wrote, so a descriptor persisted
   // meanwhile never claims sectors whose data and CRCs are not in NV (they hold the NV bytes of
   // the slot's previous owner, perhaps another volume's).
-  const whole = !chunkInitialized(medium, <u32>where);
   if (whole) fillBlank(slot, 0, 0);
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
@@ -539,7 +559,7 @@ function flushSettled(): bool {
   while (i >= 0) {
     const f = slotFlags(<u32>i);
     const v = slotVerdictNs(<u32>i);
-    if ((f & F_DESTAGING) != 0 || (f & (F_WRITE_ERROR | F_NOT_READY)) == 0 || v == 0 || v < since) return false;
+    if ((f & F_DESTAGING) != 0 || (f & F_VERDICTS) == 0 || v == 0 || v < since) return false;
     i = listNext(<u32>i);
   }
   return true;
@@ -564,7 +584,8 @@ function reportStuck(left: u32, clean: bool): void {
     store<u16>(e + CSE_VOLUME, <u16>v);
     store<u16>(e + CSE_MEDIUM, where == u64.MAX_VALUE ? 0xFFFF : <u16>(where >> 32));
     const lost = where != u64.MAX_VALUE && load<u32>(mediumState(<u32>(where >> 32)) + MS_STATE) == MEDS_LOST;
-    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : lost ? CSR_LOST : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : CSR_WRITE_ERROR));
+    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : lost ? CSR_LOST
+      : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : (f & F_NV_FAILED) != 0 ? CSR_NV : CSR_WRITE_ERROR));
     store<u64>(e + CSE_LBA, first);
     store<u32>(e + CSE_BLOCKS, <u32>(end - first));
     n++;
@@ -622,7 +643,7 @@ function markDone(slot: u32, status: u32): void {
   if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);
   statInc(STAT_INIT_MARK_FAILURES);
   log(LOG_ERROR, "destage: the init map mark of a chunk's first write failed in NV (slot, errno); the slot stays dirty", slot, status);
-  slotDestageFailed(slot, false, gNow);
+  markHeld(slot);
   destageDone(slot, false, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
 }
 

@@ -413,7 +413,8 @@ export class ArrayController {
         volume: m.u16(e + A.CSE_VOLUME), lba: m.u64(e + A.CSE_LBA), blocks: m.u32(e + A.CSE_BLOCKS),
         medium: medium === 0xFFFF ? null : (this.spec.media[medium]?.name ?? String(medium)),
         reason: reason === A.CSR_NO_MEDIUM ? 'medium not in the topology' : reason === A.CSR_NOT_READY ? 'medium dead'
-          : reason === A.CSR_LOST ? 'medium lost (blank or another array\'s)' : 'write error',
+          : reason === A.CSR_LOST ? 'medium lost (blank or another array\'s)'
+            : reason === A.CSR_NV ? 'NV file failing: the chunk\'s init map mark is not persisted (the medium is fine)' : 'write error',
       });
     }
     const nvErrno = m.u32(A.MAP_ADDR + A.MAP_CONTROL_NV_ERRNO);

@@ -4,10 +4,12 @@
 import test, { type ExecutionContext } from 'ava';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as A from '../../hal/abi';
 import type { Emulator } from '../../harness';
+import { describeControl } from '../../harness/array';
 import { crc32c } from '../../lib/protocol';
 import * as scsi from '../../lib/scsi';
-import { startSmall, tempDir, createVolume, write, read, pattern, run, type SmallOptions } from './env';
+import { startSmall, tempDir, createVolume, write, read, pattern, run, senseOf, type SmallOptions } from './env';
 
 const d = (name: string) => ({ name, kind: 'file', size: '64MiB' });
 const base = (dir: string): SmallOptions => ({ dir, mode: 'deterministic', cache: { destageAgeMs: 600_000, destageIntervalMs: 1000 } });
@@ -141,4 +143,70 @@ test('a version 4 image with dirty cache data is not upgraded: the boot fails ER
   // The harness sizes the file to the region before the boot (zeros after what it held).
   const after = fs.readFileSync(file);
   t.true(after.subarray(0, before.length).equals(before) && after.subarray(before.length).every((x) => x === 0), 'every byte of the NV file kept');
+});
+
+// A chunk's first destage ends in its init map mark (firmware/disk.ts, flushRecords, markDone). When
+// the NV file cannot take the mark (its write failed, or the file is degraded), the medium took the
+// chunk: SYNCHRONIZE CACHE (and FUA, the same flush) answered MEDIUM ERROR, WRITE ERROR and the flush
+// report said "write error" on a healthy medium (simulator seed 20251128). They name the NV file.
+const EIO = 5;
+const key = (x: scsi.Sense) => [x.key, x.asc, x.ascq];
+
+/** A volume whose chunk 1, never written, holds an acknowledged write in the cache: its first destage marks it. */
+async function firstWrite(t: ExecutionContext, label: string, seed: number) {
+  const dir = tempDir(label);
+  const emu = await startSmall(base(dir));
+  t.teardown(() => emu.stop('powerFail'));
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', ...spec }, 1);
+  const acked = pattern(4096, seed);
+  await write(s, 1, 128, acked);
+  return { dir, emu, s, acked };
+}
+
+test('a first destage whose init map mark fails in NV: SYNCHRONIZE CACHE answers HARDWARE ERROR, not MEDIUM ERROR; the slot is marked and clean once the file is rewritten', async (t) => {
+  const { dir, emu, s, acked } = await firstWrite(t, 'init-mark-verdict', 11);
+  const a = emu.array();
+  a.nv.inject({ type: 'error', errno: EIO, count: 1 }); // the next NV write: the mark, after the medium flush
+  const sense = await senseOf(run(s, 1, scsi.synchronizeCache10()));
+  t.deepEqual(key(sense), [4, 0x0C, 0x00], `HARDWARE ERROR, WRITE ERROR, not a medium error: ${sense.text}`);
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 1);
+  t.true(a.stats()[A.STAT_DESTAGE_NV_HELD] >= 1);
+  // The disk IOP rewrites the NV file (1 s back-off); the flush tries the slot again: written
+  // whole, marked, clean. The verdict went with the try.
+  const [done] = await emu.flush();
+  t.is(done.dirtyLeft, 0, describeControl(done));
+  t.is(done.nvErrno, null);
+  await run(s, 1, scsi.synchronizeCache10());
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 1, 'the second mark did not fail');
+  t.true((await read(s, 1, 128, 8)).equals(acked));
+});
+
+test('while the NV file is degraded a first destage is not even written: SYNCHRONIZE CACHE answers HARDWARE ERROR, the flush report names NV, and both go once the file is whole', async (t) => {
+  const { dir, emu, s, acked } = await firstWrite(t, 'init-degraded-verdict', 12);
+  const a = emu.array();
+  a.nv.inject({ type: 'error', errno: EIO }); // every NV write fails until healed
+  t.is((await senseOf(write(s, 1, 512, pattern(4096, 13)))).key, 4, 'a WRITE is refused: the file is degraded');
+  const destages = a.stats()[A.STAT_DESTAGES];
+  const sense = await senseOf(run(s, 1, scsi.synchronizeCache10()));
+  t.deepEqual(key(sense), [4, 0x0C, 0x00], sense.text);
+  t.is(a.stats()[A.STAT_DESTAGES], destages, 'the chunk was not written: its mark could not follow');
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 0, 'no mark was tried');
+  t.true(a.stats()[A.STAT_DESTAGE_NV_HELD] >= 1);
+  const [r] = await emu.flush();
+  // Chunk 1's slot, and the refused WRITE's (its data is in the cache, never acknowledged): both never written.
+  t.deepEqual(r.stuck.map((x) => [x.lba, x.medium, x.reason.slice(0, 16)]), [[128, 'd0', 'NV file failing:'], [512, 'd0', 'NV file failing:']], describeControl(r));
+  t.false(/write error/.test(describeControl(r)), describeControl(r));
+  t.not(r.nvErrno, null);
+
+  a.nv.heal();
+  await emu.advance(5000);
+  await run(s, 1, scsi.synchronizeCache10());
+  const [done] = await emu.flush();
+  t.is(done.dirtyLeft, 0, describeControl(done));
+  t.is(done.nvErrno, null);
+  await emu.stop('powerFail');
+  const again = await startSmall(base(dir));
+  t.teardown(() => again.stop('powerFail'));
+  t.true((await read(again.connect(), 1, 128, 8)).equals(acked), 'marked written: read from the medium after a power cut');
 });
