@@ -66,11 +66,12 @@ const DK_CONTROL_AT_NS: u32 = DK_FLUSH_ASKED_NS + 8; // f64: the control request
 const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
 // Per medium: the slots written to it that wait for a medium flush before their clean record.
 const DK_FLUSH: u32 = DK_PROBE_BUF + 512; // MAX_MEDIA x FL_BYTES
-const FL_BYTES: u32 = 16;
+const FL_BYTES: u32 = 32;
 const FL_WAITING: u32 = 0; // u32: slot + 1, head of the slots whose writes completed since the last flush was sent
 const FL_COVERED: u32 = 4; // u32: slot + 1, head of the slots the flush in flight (or just completed) covers
 const FL_STATE: u32 = 8; // u32: FLS_*
 const FL_STATUS: u32 = 12; // u32: MST_* of the completed flush
+const FL_MARKING: u32 = 16; // u32: slot + 1 whose init map mark (of a chunk on this medium) is in flight, 0 none
 const FLS_IDLE: u32 = 0;
 const FLS_IN_FLIGHT: u32 = 1;
 const FLS_DONE: u32 = 2; // completed; its covered slots get their records as NV room allows
@@ -312,23 +313,31 @@ function flushRecords(m: u32): i32 {
   let next = load<u32>(fl + FL_COVERED);
   while (next != 0 && nvRoom(2)) {
     const slot = next - 1;
+    // The chunk's first write is on the medium: it is initialized from now on. The slot's clean
+    // record waits for the mark's NV completion (markDone): were the mark lost and the record
+    // not, the chunk would read zeros after a crash.
+    const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+    const mark = status == MST_OK && where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where);
+    // One mark in flight per medium, so never two of one record: they would write its two copies
+    // in turn, and the first failing with the second torn by a power cut left neither copy with
+    // the bits of earlier marks, whose slots are clean (their chunks read zeros). The slots left
+    // wait for its completion (markDone), the flush's order kept.
+    if (mark && !nvDegraded() && load<u32>(fl + FL_MARKING) != 0) break;
     next = slotFlushNext(slot);
     setSlotFlushNext(slot, 0);
     work++;
     let ok = status == MST_OK;
     if (!ok) slotDestageFailed(slot, mediumVerdict(status), gNow);
-    else {
-      // The chunk's first write is on the medium: it is initialized from now on. The slot's clean
-      // record waits for the mark's NV completion (markDone): were the mark lost and the record
-      // not, the chunk would read zeros after a crash.
-      const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-      if (where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where)) {
-        if (!nvDegraded()) { initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot)); continue; }
-        // The file's copy of the map may be stale while it is degraded: a new mark could overwrite
-        // the only whole copy of its record. The slot stays dirty until the file is rewritten.
-        markHeld(slot);
-        ok = false;
+    else if (mark) {
+      if (!nvDegraded()) {
+        store<u32>(fl + FL_MARKING, slot + 1);
+        initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot));
+        continue;
       }
+      // The file's copy of the map may be stale while it is degraded: a new mark could overwrite
+      // the only whole copy of its record. The slot stays dirty until the file is rewritten.
+      markHeld(slot);
+      ok = false;
     }
     destageDone(slot, ok, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
   }
@@ -638,6 +647,9 @@ function drainNvCompletions(): i32 {
  * be destaged whole and marked again once the file has been rewritten; counted and logged.
  */
 function markDone(slot: u32, status: u32): void {
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    if (load<u32>(flushState(m) + FL_MARKING) == slot + 1) store<u32>(flushState(m) + FL_MARKING, 0); // the next may go
+  }
   if (status == 0) { destageDone(slot, true, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0)); return; }
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);

@@ -210,3 +210,29 @@ test('while the NV file is degraded a first destage is not even written: SYNCHRO
   t.teardown(() => again.stop('powerFail'));
   t.true((await read(again.connect(), 1, 128, 8)).equals(acked), 'marked written: read from the medium after a power cut');
 });
+
+// Two first destages of chunks of one init map record, covered by one medium flush, queued their
+// marks back to back: the first wrote the record's older copy, the second the other one, the last
+// whole copy. The first failing (nothing written) and the second torn by a power cut left the
+// blank copy current: chunk 0, marked before and clean, read zeros after the restart. One mark
+// is in flight per medium now; the second waits for the first's completion.
+test('two marks of one init map record are never in flight together: the first failing and the next torn by a power cut keep what earlier marks said', async (t) => {
+  const { dir, emu, s } = await firstWrite(t, 'init-two-marks', 14); // chunk 1
+  const c0 = pattern(4096, 15);
+  await write(s, 1, 0, c0); // chunk 0
+  t.is((await emu.flush())[0].dirtyLeft, 0, 'chunks 0 and 1 marked written, clean');
+  await write(s, 1, 256, pattern(4096, 16)); // chunks 2 and 3, never written: one medium flush covers both
+  await write(s, 1, 384, pattern(4096, 17));
+  const a = emu.array();
+  a.nv.inject({ type: 'error', errno: EIO, count: 1 }); // the next NV write fails: chunk 2's mark
+  a.nv.inject({ type: 'torn', bytes: 10, afterWrites: 0 }); // the one after is torn, then the power fails
+  await t.throwsAsync(emu.flush(), { message: /power failed/ });
+  t.regex(a.failed?.message ?? '', /torn write \(10 of /);
+  await emu.stop('powerFail');
+  const again = await startSmall(base(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  t.true((await read(s2, 1, 0, 8)).equals(c0), 'chunk 0, marked before and clean, reads back, not zeros');
+  t.is((await again.flush())[0].dirtyLeft, 0, 'the rest is destaged and marked');
+  t.true((await read(s2, 1, 0, 8)).equals(c0));
+});
