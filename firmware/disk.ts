@@ -15,7 +15,8 @@ import {
   TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS, MOP_FLUSH, MAX_MEDIA, STAT_MEDIA_FLUSHES,
   MAP_CONTROL_LEFT, MAP_CONTROL_STUCK, MAP_CONTROL_NV_ERRNO, MAP_CONTROL_CLEAN, MAP_CONTROL_STUCK_LIST,
   CONTROL_STUCK_MAX, CSE_BYTES, CSE_VOLUME, CSE_MEDIUM, CSE_REASON, CSE_LBA, CSE_BLOCKS, CSR_WRITE_ERROR,
-  CSR_NOT_READY, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
+  CSR_NOT_READY, CSR_NV, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
+  STAT_INIT_MARK_FAILURES, STAT_DESTAGE_NV_HELD,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
 import { gPrivate, gNow, gNvCq, gStats, iopEntry, wakeAt } from "./iop";
@@ -29,10 +30,10 @@ import {
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
-  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkNotReady,
-  slotDestageFailed, slotVerdictNs,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkVerdict,
+  slotDestageFailed, slotVerdictNs, F_NV_FAILED, F_VERDICTS,
 } from "./cache";
-import { chunkInitialized, initMark, initClear } from "./initmap";
+import { chunkInitialized, initMark, initUnmark, initClear } from "./initmap";
 import {
   blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MS_LABEL, MEDIUM_DEAD, setMediumState,
   mediumChunks,
@@ -42,6 +43,7 @@ import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
   nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR, NVK_XCOPY,
+  NVK_INIT_MARK,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
@@ -65,11 +67,12 @@ const DK_RELABELS: u32 = DK_CONTROL_AT_NS + 8; // u64: bit m: REINITIALIZE MEDIU
 const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
 // Per medium: the slots written to it that wait for a medium flush before their clean record.
 const DK_FLUSH: u32 = DK_PROBE_BUF + 512; // MAX_MEDIA x FL_BYTES
-const FL_BYTES: u32 = 16;
+const FL_BYTES: u32 = 32;
 const FL_WAITING: u32 = 0; // u32: slot + 1, head of the slots whose writes completed since the last flush was sent
 const FL_COVERED: u32 = 4; // u32: slot + 1, head of the slots the flush in flight (or just completed) covers
 const FL_STATE: u32 = 8; // u32: FLS_*
 const FL_STATUS: u32 = 12; // u32: MST_* of the completed flush
+const FL_MARKING: u32 = 16; // u32: slot + 1 whose init map mark (of a chunk on this medium) is in flight, 0 none
 const FLS_IDLE: u32 = 0;
 const FLS_IN_FLIGHT: u32 = 1;
 const FLS_DONE: u32 = 2; // completed; its covered slots get their records as NV room allows
@@ -242,9 +245,23 @@ function stageComplete(r: u32, m: u32, status: u32, errLba: u64): void {
   stageDone(slot, first, count, status == MST_OK, errSector, status == MST_NOT_READY);
 }
 
+/** The verdict of a failed medium request: the medium did not answer, or refused it. */
+// @ts-ignore: decorator
+@inline function mediumVerdict(status: u32): u32 { return status == MST_NOT_READY ? F_NOT_READY : F_WRITE_ERROR; }
+
+/**
+ * The chunk's init map mark could not reach the NV file (it failed, or the file is degraded): the
+ * slot stays dirty with the NV verdict, not the medium's (a flush of it answers HARDWARE ERROR),
+ * and is destaged whole and marked again once the file is whole. Counted.
+ */
+function markHeld(slot: u32): void {
+  slotDestageFailed(slot, F_NV_FAILED, gNow);
+  statInc(STAT_DESTAGE_NV_HELD);
+}
+
 function destageComplete(r: u32, m: u32, status: u32): void {
   const slot = reqArg(sa(), r);
-  if (status != MST_OK) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
+  if (status != MST_OK) slotDestageFailed(slot, mediumVerdict(status), gNow);
   if (destageOpsAdd(slot, -1) != 0) return;
   statInc(STAT_DESTAGES);
   if ((slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) != 0) {
@@ -298,17 +315,33 @@ function flushRecords(m: u32): i32 {
   let next = load<u32>(fl + FL_COVERED);
   while (next != 0 && nvRoom(2)) {
     const slot = next - 1;
+    // The chunk's first write is on the medium: it is initialized from now on. The slot's clean
+    // record waits for the mark's NV completion (markDone): were the mark lost and the record
+    // not, the chunk would read zeros after a crash.
+    const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+    const mark = status == MST_OK && where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where);
+    // One mark in flight per medium, so never two of one record: they would write its two copies
+    // in turn, and the first failing with the second torn by a power cut left neither copy with
+    // the bits of earlier marks, whose slots are clean (their chunks read zeros). The slots left
+    // wait for its completion (markDone), the flush's order kept.
+    if (mark && !nvDegraded() && load<u32>(fl + FL_MARKING) != 0) break;
     next = slotFlushNext(slot);
     setSlotFlushNext(slot, 0);
-    if (status != MST_OK) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
-    else {
-      // The chunk's first write is on the medium: it is initialized from now on (its record goes
-      // before the slot's clean record, in the one ordered NV ring).
-      const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-      if (where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where)) initMark(m, <u32>where, nvId(NVK_NONE, 0));
-    }
-    destageDone(slot, status == MST_OK, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
     work++;
+    let ok = status == MST_OK;
+    if (!ok) slotDestageFailed(slot, mediumVerdict(status), gNow);
+    else if (mark) {
+      if (!nvDegraded()) {
+        store<u32>(fl + FL_MARKING, slot + 1);
+        initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot));
+        continue;
+      }
+      // The file's copy of the map may be stale while it is degraded: a new mark could overwrite
+      // the only whole copy of its record. The slot stays dirty until the file is rewritten.
+      markHeld(slot);
+      ok = false;
+    }
+    destageDone(slot, ok, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
   }
   store<u32>(fl + FL_COVERED, next);
   if (next == 0) store<u32>(fl + FL_STATE, FLS_IDLE);
@@ -355,19 +388,25 @@ function destage(slot: u32, depth: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
   // reports it instead of waiting for it.
-  if (where == u64.MAX_VALUE) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
+  if (where == u64.MAX_VALUE) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
   const medium = <u32>(where >> 32);
   const mst = load<u32>(mediumState(medium) + MS_STATE);
   // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
-  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
+  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
+  const whole = !chunkInitialized(medium, <u32>where);
+  // A chunk's first destage ends in its init map mark, which a degraded NV file cannot take
+  // (flushRecords): the chunk is not written until the file is whole again; a flush reports it.
+  if (whole && nvDegraded()) {
+    if (slotMarkVerdict(slot, F_NV_FAILED, gNow, flushAskedNs())) statInc(STAT_DESTAGE_NV_HELD);
+    return false;
+  }
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
-  slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
+  slotClearFlags(slot, F_VERDICTS);
   // A chunk's first write covers all of it: the slot's other sectors are zeros. Only the medium
   // write does; the slot's dirty sectors stay those the hosts wrote, so a descriptor persisted
   // meanwhile never claims sectors whose data and CRCs are not in NV (they hold the NV bytes of
   // the slot's previous owner, perhaps another volume's).
-  const whole = !chunkInitialized(medium, <u32>where);
   if (whole) fillBlank(slot, 0, 0);
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
@@ -544,7 +583,7 @@ function flushSettled(): bool {
   while (i >= 0) {
     const f = slotFlags(<u32>i);
     const v = slotVerdictNs(<u32>i);
-    if ((f & F_DESTAGING) != 0 || (f & (F_WRITE_ERROR | F_NOT_READY)) == 0 || v == 0 || v < since) return false;
+    if ((f & F_DESTAGING) != 0 || (f & F_VERDICTS) == 0 || v == 0 || v < since) return false;
     i = listNext(<u32>i);
   }
   return true;
@@ -569,7 +608,8 @@ function reportStuck(left: u32, clean: bool): void {
     store<u16>(e + CSE_VOLUME, <u16>v);
     store<u16>(e + CSE_MEDIUM, where == u64.MAX_VALUE ? 0xFFFF : <u16>(where >> 32));
     const lost = where != u64.MAX_VALUE && load<u32>(mediumState(<u32>(where >> 32)) + MS_STATE) == MEDS_LOST;
-    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : lost ? CSR_LOST : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : CSR_WRITE_ERROR));
+    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : lost ? CSR_LOST
+      : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : (f & F_NV_FAILED) != 0 ? CSR_NV : CSR_WRITE_ERROR));
     store<u64>(e + CSE_LBA, first);
     store<u32>(e + CSE_BLOCKS, <u32>(end - first));
     n++;
@@ -598,10 +638,13 @@ function drainNvCompletions(): i32 {
   while (e != 0) {
     const id = load<u32>(e + NCQ_ID);
     const status = load<u32>(e + NCQ_STATUS);
+    // A mark's completion queues its slot's record: it waits for room in the ring.
+    if ((id >> 28) == NVK_INIT_MARK && !nvRoom(1)) break;
     if (status != 0) nvCompletionFailed(status, id);
     if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
     if ((id >> 28) == NVK_PAIR) { pairNvDone(id, status); work++; }
     if ((id >> 28) == NVK_XCOPY) { xcopyNvDone(id, status); work++; }
+    if ((id >> 28) == NVK_INIT_MARK) { markDone(id & 0x0FFFFFFF, status); work++; }
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
@@ -611,6 +654,24 @@ function drainNvCompletions(): i32 {
     e = ringPeek(gNvCq);
   }
   return work;
+}
+
+/**
+ * The init map mark of a slot's first destage completed. Written: the slot gets its clean record.
+ * Failed: the bit is cleared again in memory and the slot stays dirty (its NV record says so), to
+ * be destaged whole and marked again once the file has been rewritten; counted and logged.
+ */
+function markDone(slot: u32, status: u32): void {
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    if (load<u32>(flushState(m) + FL_MARKING) == slot + 1) store<u32>(flushState(m) + FL_MARKING, 0); // the next may go
+  }
+  if (status == 0) { destageDone(slot, true, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0)); return; }
+  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+  if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);
+  statInc(STAT_INIT_MARK_FAILURES);
+  log(LOG_ERROR, "destage: the init map mark of a chunk's first write failed in NV (slot, errno); the slot stays dirty", slot, status);
+  markHeld(slot);
+  destageDone(slot, false, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
 }
 
 /**

@@ -4,15 +4,16 @@
 // A chunk whose bit is clear holds nothing of any volume: it reads as zeros without a medium read
 // (its cache slot is zero-filled and fully valid when allocated), and its first destage writes
 // the whole chunk. The bit is set (and its record persisted) after that write is flushed on the
-// medium and before the slot's clean record; deleting a volume clears the bits of its extents.
+// medium; the slot's clean record waits for its NV completion (disk.ts, markDone). Deleting a
+// volume clears the bits of its extents.
 // So a volume created on extents another volume used never reads the old volume's bytes, from the
 // medium or from the cache. Thin provisioning will build on the same map.
 //
 // Every record has two copies, one in each half of the map, each with a generation and a CRC-32C
 // of its bits (copyCrc: a version 3 record, generation 0, is a whole first copy). The copy with the newer generation is current; a change is written into the other copy with
 // the next generation. A write torn by a crash leaves the current copy whole, and the change it
-// carried was never acknowledged: a mark's slot is still dirty in NV (its clean record comes after
-// the mark in the one NV ring) and is destaged whole again; a delete's bits belong to no volume,
+// carried was never acknowledged: a mark's slot is still dirty in NV (its clean record waits for
+// the mark's completion) and is destaged whole again; a delete's bits belong to no volume,
 // and boot clears them. (One copy, rebuilt from the volume table when torn, counted chunks of a
 // volume created on a deleted one's extents as written: they read the deleted volume's bytes.)
 //
@@ -20,8 +21,8 @@
 // on (its generation is set below the other's in memory; the next change overwrites it whole).
 // Only a record with no whole copy — not a tear, which damages one copy — is rebuilt from the
 // volume table, every chunk a volume owns counted as initialized (its bytes are that volume's own),
-// and so is the whole map when it could not be found (a cache shrink moved it out of what the NV
-// file held). Then the bits of chunks no volume owns are cleared (a crash between a delete's volume
+// and so is the whole map when it could not be found (an image whose map lay beyond what was
+// loaded; version 4 put it last, and a cache shrink cut it off). Then the bits of chunks no volume owns are cleared (a crash between a delete's volume
 // entry and its bits).
 import { mediaCount } from "./config";
 import {
@@ -121,6 +122,18 @@ export function initMark(m: u32, chunk: u32, id: u32): void {
 }
 
 /**
+ * A mark's NV write failed: clears the chunk's bit again in memory (not persisted; the file's copy
+ * is stale until the disk IOP rewrites the region), so that the slot's next destage writes the
+ * whole chunk again and marks it again before its clean record.
+ */
+export function initUnmark(m: u32, chunk: u32): void {
+  const p = current(record(m, chunk));
+  const bit = chunk % INIT_RECORD_CHUNKS;
+  store<u8>(p + (bit >> 3), <u8>(<u32>load<u8>(p + (bit >> 3)) & ~(1 << (bit & 7))));
+  copySeal(p);
+}
+
+/**
  * Clears the bits of chunks [first, first + count) of medium m and persists their records' new
  * copies: the records' span in each half that holds one (the current copies between are written
  * as they are). Returns the NV entries queued (1 or 2).
@@ -147,8 +160,8 @@ export function initClear(m: u32, first: u32, count: u32, id: u32): u32 {
   return queued;
 }
 /**
- * Boot, when the image's directory (entry t) puts the map elsewhere or at another size (the cache or
- * the media changed, or a version 3 image, which has one copy): moves each copy from where the
+ * Boot, when the image's directory (entry t) puts the map elsewhere or at another size (the media
+ * changed, or a version 3 or 4 image: its map was last; version 3 has one copy): moves each copy from where the
  * image had it, when that lies in what was loaded (`loaded` bytes of the region); records of media
  * added at the end start blank, those of media removed go. False when it cannot be found.
  */

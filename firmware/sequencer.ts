@@ -38,7 +38,7 @@ import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEP
 import { txData, txRespond, txDirect, windowOpen, windowBase, transportRetire } from "./comm/transport";
 import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
-  writeSectors, cacheEvent, currentSeq, oldestDirty, slotErrorSector, slotVolume, slotNumber, F_WRITE_ERROR, slotVerdictNs, cacheCount, CS_READ_HITS,
+  writeSectors, cacheEvent, currentSeq, oldestDirty, slotErrorSector, slotVolume, slotNumber, F_WRITE_ERROR, F_NV_FAILED, slotVerdictNs, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
   markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector, fillBlank, volumeFenced,
 } from "./cache";
@@ -700,7 +700,9 @@ function txRespondNow(c: usize): bool {
 /**
  * Waits for the range's oldest dirty slot (of those dirtied before the flush began) to reach its
  * medium, then the next. It fails with what that slot met: a write error (MEDIUM ERROR, WRITE
- * ERROR), no medium to write to (NOT READY, MANUAL INTERVENTION REQUIRED), or no progress for
+ * ERROR), no medium to write to (NOT READY, MANUAL INTERVENTION REQUIRED), an NV file that could
+ * not take its chunk's init map mark (HARDWARE ERROR, WRITE ERROR, as a WRITE the NV file refuses:
+ * the array's own memory failed, not the medium, which a MEDIUM ERROR would blame), or no progress for
  * FLUSH_STALL_NS: ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (2Eh/02h), with the first LBA
  * of the slot it waited for in INFORMATION and the volume and slot in the log. The data stays
  * dirty (and in NV) and is destaged when its medium lets it.
@@ -724,6 +726,7 @@ function flushStep(c: usize): void {
   const f = verdict != 0 && verdict >= load<f64>(c + CX_START_NS) ? slotFlags(i) : 0;
   if ((f & F_NOT_READY) != 0) { fail(c, 0x02, 0x04, 0x03); return; }
   if ((f & F_WRITE_ERROR) != 0) { fail(c, 0x03, 0x0C, 0x00); return; }
+  if ((f & F_NV_FAILED) != 0) { fail(c, 0x04, 0x0C, 0x00); return; }
   if (load<u32>(c + CX_WAIT_SLOT) != i + 1 || deadline == 0) {
     // A slot it had not waited for yet: the one before it is on its medium (progress).
     store<u32>(c + CX_WAIT_SLOT, i + 1);
