@@ -10,7 +10,7 @@ import { cfg32 } from "./config";
 import { gPrivate } from "./iop";
 import { bitmapFindNextClear, bitmapFindNextSet, bitmapSetRange, bitmapClearRange } from "./kernels/bitmap";
 
-export const CTX_BYTES: u32 = 256;
+export const CTX_BYTES: u32 = 320;
 export const CX_STATE: u32 = 0; // u8: ST_*
 export const CX_PORT: u32 = 1; // u8
 export const CX_SESSION: u32 = 2; // u8
@@ -61,6 +61,8 @@ export const CX_TASK_ATTR: u32 = 184; // u8: TA_* (SAM task attribute, whatever 
 export const CX_PIN_SLOT: u32 = 188; // u32: slot + 1 this command holds pinned (a stage it waits for, a slot it sends)
 export const CX_TRANSPORT: u32 = 192; // CX_TRANSPORT_BYTES: the port kind's per-command state (comm/), 8-aligned
 export const CX_TRANSPORT_BYTES: u32 = 64;
+export const CX_GATHER: u32 = 256; // u32: buffer granules a data-out of several windows is gathered in: first + 1 | count << 16
+export const CX_ORDER: u32 = 260; // u32: the command's place in its channel IOP's dispatch order (task attributes)
 
 export const NO_VOLUME16: u32 = 0xFFFF;
 
@@ -93,6 +95,10 @@ export const CXF_RESPONDED: u32 = 64;
 export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, not volume data
 export const CXF_FLUSH_POSTED: u32 = 256;
 export const CXF_NV_FAILED: u32 = 512; // an NV persist of this command completed with an error
+export const CXF_SINK_COMPARE: u32 = 1024; // a read compares the blocks with the buffer (VERIFY BYTCHK=1)
+export const CXF_SINK_DISCARD: u32 = 2048; // a read only stages the blocks (VERIFY BYTCHK=0, PRE-FETCH)
+export const CXF_REDISPATCH: u32 = 4096; // when that read is done the handler runs again (COMPARE AND WRITE)
+export const CXF_FROM_BUFFER: u32 = 8192; // a write takes its data from the command's buffer (WRITE SAME)
 
 // Channel IOP private area header (the rest is laid out by channel.ts).
 export const CP_CTX_FREE: u32 = 0; // u32: index + 1
@@ -287,6 +293,35 @@ export function ctxBuffer(c: usize, bytes: u32, zeroed: bool): bool {
   store<u16>(c + CX_BUF_COUNT, <u16>n);
   if (zeroed) memory.fill(bufAddr(first), 0, <usize>bytes);
   return true;
+}
+
+/**
+ * Buffer memory for a data-out that the handler needs whole (VERIFY, COMPARE AND WRITE, WRITE SAME,
+ * PERSISTENT RESERVE OUT...) when its transport delivers it in several windows. False when none is free.
+ */
+export function ctxGatherBuffer(c: usize, bytes: u32): bool {
+  const n = max<u32>(1, (bytes + BUFFER_GRANULE_BYTES - 1) / BUFFER_GRANULE_BYTES);
+  const first = bufAlloc(n);
+  if (first == 0) return false;
+  store<u32>(c + CX_GATHER, first | (n << 16));
+  return true;
+}
+
+export function ctxGatherAddr(c: usize): usize { return bufAddr(load<u32>(c + CX_GATHER) & 0xFFFF); }
+
+export function ctxGatherRelease(c: usize): void {
+  const g = load<u32>(c + CX_GATHER);
+  bufFree(g & 0xFFFF, g >> 16);
+  store<u32>(c + CX_GATHER, 0);
+}
+
+/** The gathered data-out becomes the command's buffer (the window's is given back). */
+export function ctxGatherToBuffer(c: usize): void {
+  ctxBufferRelease(c);
+  const g = load<u32>(c + CX_GATHER);
+  store<u16>(c + CX_BUF_FIRST, <u16>(g & 0xFFFF));
+  store<u16>(c + CX_BUF_COUNT, <u16>(g >> 16));
+  store<u32>(c + CX_GATHER, 0);
 }
 
 export function ctxBufferRelease(c: usize): void {

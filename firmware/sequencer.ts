@@ -29,9 +29,10 @@ import {
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
-  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_SINK_COMPARE, CXF_SINK_DISCARD, CXF_REDISPATCH, CXF_FROM_BUFFER,
+  ctxBufferBytes, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
-  ctxBuffer, ctxBufferRelease, ctxBufferAddr,
+  ctxBuffer, ctxBufferRelease, ctxBufferAddr, CX_GATHER, ctxGatherBuffer, ctxGatherAddr, ctxGatherRelease, ctxGatherToBuffer,
 } from "./ctx";
 import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEPTH } from "./channel";
 import { txData, txRespond, txDirect, windowOpen, windowBase, transportRetire } from "./comm/transport";
@@ -140,6 +141,7 @@ export function good(c: usize): void {
 export function fail(c: usize, key: u32, asc: u32, ascq: u32): void {
   ctxCheck(c, key, asc, ascq);
   ctxBufferRelease(c);
+  ctxGatherRelease(c);
   store<u8>(c + CX_STATE, <u8>ST_RESPOND);
 }
 
@@ -201,6 +203,7 @@ function retire(c: usize): void {
     sessionOutstandingAdd(port, s, -1);
   }
   ctxBufferRelease(c);
+  ctxGatherRelease(c);
   transportRetire(c);
   activeRemove(c);
   ctxFree(c);
@@ -305,10 +308,15 @@ function account(c: usize): void {
   }
 }
 
+/** READ (6), (10), (12), (16): what the read statistics count. */
 // @ts-ignore: decorator
-@inline function isRead(op: u32): bool { return op == 0x28 || op == 0x88; }
+@inline function isRead(op: u32): bool { return op == 0x08 || op == 0x28 || op == 0xA8 || op == 0x88; }
+/** Commands that write volume data: WRITE (6/10/12/16), WRITE AND VERIFY, WRITE SAME, COMPARE AND WRITE. */
 // @ts-ignore: decorator
-@inline function isWrite(op: u32): bool { return op == 0x2A || op == 0x8A; }
+@inline function isWrite(op: u32): bool {
+  return op == 0x0A || op == 0x2A || op == 0xAA || op == 0x8A || op == 0x2E || op == 0xAE || op == 0x8E
+    || op == 0x41 || op == 0x93 || op == 0x89;
+}
 
 /** True while nothing in the cache has changed since this command last found nothing to do. */
 function cacheUnchanged(c: usize): bool { return load<u32>(c + CX_EVENT_SEEN) == cacheEvent() + 1; }
@@ -344,14 +352,77 @@ function readStep(c: usize): void {
     if (slot < 0) return;
     holdSlot(c, <u32>slot); // until it is sent: the transmit ring may take it over several polls
     if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
-    const sent = txData(c, slotData(<u32>slot) + within, n, total, cursor + n == total);
+    const sent = sinkData(c, slotData(<u32>slot) + within, n, total, cursor);
+    if (sent < 0) return; // miscompare: the command has failed
     touch(<u32>slot);
-    cursor += sent;
+    cursor += <u32>sent;
     store<u32>(c + CX_CURSOR, cursor);
-    if (sent < n) return; // the session's transmit ring is full: go on next poll
+    if (<u32>sent < n) return; // the session's transmit ring is full: go on next poll
     dropSlot(c);
   }
-  good(c);
+  readDone(c);
+}
+
+/**
+ * Where a read's bytes go: to the initiator (READ), compared with the data-out in the command's
+ * buffer (VERIFY with BYTCHK: MISCOMPARE at the first differing byte, -1), or nowhere (VERIFY
+ * without BYTCHK, PRE-FETCH: the blocks are staged and their errors reported). Returns the bytes taken.
+ */
+function sinkData(c: usize, src: usize, n: u32, total: u32, cursor: u32): i32 {
+  const flags = load<u32>(c + CX_FLAGS);
+  if ((flags & CXF_SINK_COMPARE) != 0) {
+    const at = firstDifference(src, ctxBufferAddr(c) + cursor, n);
+    if (at >= 0) { miscompare(c, cursor + <u32>at); return -1; }
+    return <i32>n;
+  }
+  if ((flags & CXF_SINK_DISCARD) != 0) return <i32>n;
+  return <i32>txData(c, src, n, total, cursor + n == total);
+}
+
+/** The offset of the first byte where a and b differ over n bytes, or -1. */
+export function firstDifference(a: usize, b: usize, n: u32): i32 {
+  let i: u32 = 0;
+  while (i + 8 <= n && load<u64>(a + i) == load<u64>(b + i)) i += 8;
+  while (i < n) {
+    if (load<u8>(a + i) != load<u8>(b + i)) return <i32>i;
+    i++;
+  }
+  return -1;
+}
+
+/** MISCOMPARE (0Eh), MISCOMPARE DURING VERIFY OPERATION (1Dh/00h), INFORMATION = offset into the data-out. */
+export function miscompare(c: usize, offset: u32): void {
+  fail(c, 0x0E, 0x1D, 0x00);
+  ctxInfo(c, offset);
+}
+
+function readDone(c: usize): void {
+  const flags = load<u32>(c + CX_FLAGS);
+  if ((flags & (CXF_SINK_COMPARE | CXF_SINK_DISCARD)) == 0) { good(c); return; }
+  dropSlot(c);
+  // From the initiator's side only the data-out moved (VERIFY BYTCHK=1), or nothing.
+  store<u32>(c + CX_CURSOR, (flags & CXF_SINK_COMPARE) != 0 ? load<u32>(c + CX_PRODUCED) : 0);
+  store<u32>(c + CX_FLAGS, flags & ~(CXF_SINK_COMPARE | CXF_SINK_DISCARD));
+  if ((flags & CXF_REDISPATCH) != 0) retryLater(c); else { ctxBufferRelease(c); good(c); }
+}
+
+/**
+ * Reads `blocks` blocks at `lba` without sending them: `compare` against the command's buffer
+ * (from its first byte), else only staged so that errors show. With `redispatch` the handler runs
+ * again when the blocks are in (its CX_ARG says where it is), else the command ends GOOD.
+ */
+export function startInternalRead(c: usize, lba: u64, blocks: u32, compare: bool, redispatch: bool): void {
+  const bytes = blocks * blockSize(load<u16>(c + CX_VOLUME));
+  store<u64>(c + CX_LBA, lba);
+  store<u32>(c + CX_BLOCKS, blocks);
+  store<u32>(c + CX_LENGTH, bytes);
+  store<u32>(c + CX_CURSOR, 0);
+  let f = load<u32>(c + CX_FLAGS) & ~(CXF_SINK_COMPARE | CXF_SINK_DISCARD | CXF_REDISPATCH);
+  f |= (compare ? CXF_SINK_COMPARE : CXF_SINK_DISCARD) | (redispatch ? CXF_REDISPATCH : 0);
+  store<u32>(c + CX_FLAGS, f);
+  store<u8>(c + CX_STATE, <u8>ST_READ);
+  if (bytes == 0) { readDone(c); return; }
+  readStep(c);
 }
 
 /**
@@ -436,6 +507,17 @@ function stageAhead(c: usize, volume: u32, from: u32, base: u64, total: u32): vo
 
 // ---- Volume writes ----------------------------------------------------------------------------
 
+/**
+ * Starts a write of `blocks` blocks at `lba` from the command's own buffer (WRITE SAME): the
+ * buffer's whole granules are written again and again, so it must hold a whole number of blocks
+ * repeated; the data-out is not asked for.
+ */
+export function startWriteFromBuffer(c: usize, lba: u64, blocks: u32, fua: bool): void {
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_FROM_BUFFER);
+  store<u32>(c + CX_CURSOR, 0);
+  startWrite(c, lba, blocks, fua);
+}
+
 /** Starts a write of `blocks` blocks at `lba`; data-out comes in windows of buffer memory. */
 export function startWrite(c: usize, lba: u64, blocks: u32, fua: bool): void {
   const bytes = blocks * blockSize(load<u16>(c + CX_VOLUME));
@@ -457,6 +539,16 @@ export function startParameterList(c: usize, bytes: u32): void {
   windowStep(c);
 }
 
+/**
+ * Starts receiving `bytes` of data-out that the handler then reads whole with parameterList, however
+ * many windows the transport brings it in (they are gathered in buffer memory taken now). When
+ * buffer memory is short the handler runs again later.
+ */
+export function startDataOut(c: usize, bytes: u32): void {
+  if (load<u32>(c + CX_GATHER) == 0 && !ctxGatherBuffer(c, bytes)) { retryLater(c); return; }
+  startParameterList(c, bytes);
+}
+
 /** The parameter list has arrived? Then its address; else 0. */
 export function parameterList(c: usize): usize {
   if (load<u8>(c + CX_STATE) != <u8>ST_DISPATCH || (load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) return 0;
@@ -469,6 +561,15 @@ function windowStep(c: usize): void {
   const cursor = load<u32>(c + CX_CURSOR);
   const remaining = load<u32>(c + CX_LENGTH) - cursor;
   const param = (load<u32>(c + CX_FLAGS) & CXF_PARAM) != 0;
+  if ((load<u32>(c + CX_FLAGS) & CXF_FROM_BUFFER) != 0) {
+    // The command's buffer is the window, at every cursor: nothing to ask the initiator for.
+    const n = min<u32>(remaining, ctxBufferBytes(c));
+    store<u32>(c + CX_WIN_START, cursor);
+    store<u32>(c + CX_WIN_LEN, n);
+    store<u32>(c + CX_WIN_RECEIVED, n);
+    store<u8>(c + CX_STATE, <u8>ST_WRITE_COMMIT);
+    return;
+  }
   const r = windowOpen(c, cursor, min<u32>(remaining, MAX_WINDOW_BYTES));
   if (r == WIN_RETRY) return;
   if (r == WIN_ARRIVED) { windowArrived(c, param); return; }
@@ -479,7 +580,22 @@ function windowStep(c: usize): void {
 
 function windowArrived(c: usize, param: bool): void {
   if (param) {
-    store<u32>(c + CX_CURSOR, load<u32>(c + CX_LENGTH));
+    const start = load<u32>(c + CX_WIN_START);
+    const length = load<u32>(c + CX_LENGTH);
+    const gather = load<u32>(c + CX_GATHER) != 0;
+    if (start == 0 && load<u32>(c + CX_WIN_LEN) >= length) {
+      if (gather) ctxGatherRelease(c); // all of it in one window: nothing to gather
+    } else {
+      if (!gather) { fail(c, 0x0B, 0x4B, 0x00); return; } // a list too long for one window, not expected so
+      const n = load<u32>(c + CX_WIN_LEN);
+      memory.copy(ctxGatherAddr(c) + start, windowBase(c) + start, n);
+      ctxBufferRelease(c);
+      store<u32>(c + CX_CURSOR, start + n);
+      if (start + n < length) { store<u8>(c + CX_STATE, <u8>ST_WRITE_BUFFER); windowStep(c); return; }
+      ctxGatherToBuffer(c);
+      store<u32>(c + CX_WIN_START, 0);
+    }
+    store<u32>(c + CX_CURSOR, length);
     store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
   } else {
     store<u8>(c + CX_STATE, <u8>ST_WRITE_COMMIT);
@@ -523,7 +639,8 @@ function commitStep(c: usize): void {
   const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
   const winStart = load<u32>(c + CX_WIN_START);
   const winEnd = winStart + load<u32>(c + CX_WIN_LEN);
-  const src = windowBase(c);
+  const fromBuffer = (load<u32>(c + CX_FLAGS) & CXF_FROM_BUFFER) != 0;
+  const src = fromBuffer ? ctxBufferAddr(c) - <usize>winStart : windowBase(c);
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   let cursor = load<u32>(c + CX_CURSOR);
   if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
@@ -548,9 +665,10 @@ function commitStep(c: usize): void {
     cursor += n;
     store<u32>(c + CX_CURSOR, cursor);
   }
-  ctxBufferRelease(c);
-  store<u8>(c + CX_STATE, <u8>(cursor < load<u32>(c + CX_LENGTH) ? ST_WRITE_BUFFER : ST_NV_WAIT));
-  if (cursor < load<u32>(c + CX_LENGTH)) windowStep(c);
+  const more = cursor < load<u32>(c + CX_LENGTH);
+  if (!fromBuffer || !more) ctxBufferRelease(c); // WRITE SAME writes its buffer again for the next window
+  store<u8>(c + CX_STATE, <u8>(more ? ST_WRITE_BUFFER : ST_NV_WAIT));
+  if (more) windowStep(c);
 }
 
 function nvWaitStep(c: usize): void {

@@ -1,10 +1,9 @@
 // SCSI command handlers (SPC-4, SBC-3): decode and check the CDB, then either answer from what the
 // controller knows or hand the command to the sequencer's data paths. docs/scsi.md lists them.
 import {
-  CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_EXPECTED, CX_PRODUCED, ctxField, senseFixed,
+  CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_TASK_ATTR, TA_ACA, ctxField, senseFixed,
 } from "../ctx";
-import { fail, good, startRead, startWrite, startFlush, dataInBuffer, sendBuffer, nvRefuse } from "../sequencer";
-import { nvDegraded } from "../nv";
+import { fail, good, startFlush, dataInBuffer, sendBuffer } from "../sequencer";
 import { volumeFenced } from "../cache";
 import { volumeAtLun, volumeReady, volumeNotReady, capacityBlocks, blockSize } from "../volume";
 import { MEDS_LOST, MEDS_BECOMING_READY, MEDS_UNKNOWN } from "../abi";
@@ -14,6 +13,12 @@ import { inquiry } from "./inquiry";
 import { modeSense6 } from "./mode";
 import { reportLuns } from "./luns";
 import { management } from "./mgmt";
+import {
+  readWrite, verify, prefetch, writeSame, compareAndWrite, OP_READ6, OP_WRITE6, OP_READ12, OP_WRITE12, OP_WRITE_VERIFY10,
+  OP_WRITE_VERIFY12, OP_WRITE_VERIFY16, OP_VERIFY10, OP_VERIFY12, OP_VERIFY16, OP_PREFETCH10, OP_PREFETCH16, OP_WRITE_SAME10,
+  OP_WRITE_SAME16, OP_COMPARE_AND_WRITE,
+} from "./sbc";
+import { maintenanceIn } from "./opcodes";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
 export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
@@ -31,6 +36,7 @@ export const OP_WRITE16: u32 = 0x8A;
 export const OP_SYNC_CACHE16: u32 = 0x91;
 export const OP_SERVICE_ACTION_IN16: u32 = 0x9E;
 export const OP_REPORT_LUNS: u32 = 0xA0;
+export const OP_MAINTENANCE_IN: u32 = 0xA3;
 export const OP_MANAGEMENT_IN: u32 = 0xC0;
 export const OP_MANAGEMENT_OUT: u32 = 0xC1;
 
@@ -40,6 +46,7 @@ export const OP_MANAGEMENT_OUT: u32 = 0xC1;
 export function dispatchScsi(c: usize): void {
   const op = <u32>load<u8>(c + CX_OPCODE);
   const lun = <u32>load<u16>(c + CX_LUN);
+  if (!taskAccepted(c, op)) return;
   if (op == OP_INQUIRY) {
     const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
     inquiry(c, lun != 0 && v < 0 ? -2 : v); // -2: nothing mapped (peripheral qualifier 011b)
@@ -54,8 +61,26 @@ export function dispatchScsi(c: usize): void {
   volumeCommand(c, op, <u32>v);
 }
 
+/** The CDB's CONTROL byte: the last of its length, by the opcode's group (vendor groups 6, 7: 16 bytes). */
+export function controlByteAt(op: u32): u32 {
+  const group = op >> 5;
+  return group == 0 ? 5 : group <= 2 ? 9 : group == 4 ? 15 : group == 5 ? 11 : group == 3 ? 0 : 15;
+}
+
+/**
+ * No ACA (SAM-5 5.9): a CONTROL byte with NACA set is INVALID FIELD IN CDB (bit 2 of it), as is
+ * the ACA task attribute, which only an established ACA condition admits (it never is).
+ */
+function taskAccepted(c: usize, op: u32): bool {
+  if (<u32>load<u8>(c + CX_TASK_ATTR) == TA_ACA) { invalidField(c, controlByteAt(op), 2); return false; }
+  const at = controlByteAt(op);
+  if (at != 0 && (load<u8>(cdb(c) + at) & 0x04) != 0) { invalidField(c, at, 2); return false; }
+  return true;
+}
+
 function commandDevice(c: usize, op: u32): void {
   if (op == OP_TEST_UNIT_READY) { good(c); return; }
+  if (op == OP_MAINTENANCE_IN) { maintenanceIn(c, true); return; }
   if (op == OP_MANAGEMENT_IN || op == OP_MANAGEMENT_OUT) { management(c, op); return; }
   invalidOpcode(c);
 }
@@ -63,8 +88,14 @@ function commandDevice(c: usize, op: u32): void {
 function volumeCommand(c: usize, op: u32, v: u32): void {
   switch (op) {
     case OP_TEST_UNIT_READY: if (volumeReady(v)) good(c); else notReady(c, v); return;
-    case OP_READ10: case OP_READ16: readWrite(c, v, op == OP_READ16, false); return;
-    case OP_WRITE10: case OP_WRITE16: readWrite(c, v, op == OP_WRITE16, true); return;
+    case OP_READ6: case OP_READ10: case OP_READ12: case OP_READ16: readWrite(c, v, op, false, false); return;
+    case OP_WRITE6: case OP_WRITE10: case OP_WRITE12: case OP_WRITE16: readWrite(c, v, op, true, false); return;
+    case OP_WRITE_VERIFY10: case OP_WRITE_VERIFY12: case OP_WRITE_VERIFY16: readWrite(c, v, op, true, true); return;
+    case OP_VERIFY10: case OP_VERIFY12: case OP_VERIFY16: verify(c, v, op); return;
+    case OP_PREFETCH10: case OP_PREFETCH16: prefetch(c, v, op); return;
+    case OP_WRITE_SAME10: case OP_WRITE_SAME16: writeSame(c, v, op); return;
+    case OP_COMPARE_AND_WRITE: compareAndWrite(c, v); return;
+    case OP_MAINTENANCE_IN: maintenanceIn(c, false); return;
     case OP_SYNC_CACHE10: case OP_SYNC_CACHE16: synchronizeCache(c, v, op == OP_SYNC_CACHE16); return;
     case OP_READ_CAPACITY10: readCapacity10(c, v); return;
     case OP_SERVICE_ACTION_IN16: serviceActionIn16(c, v); return;
@@ -96,38 +127,7 @@ export function invalidField(c: usize, at: u32, bit: i32): void {
   ctxField(c, true, at, bit);
 }
 
-// ---- READ, WRITE -------------------------------------------------------------------------------
-
-function readWrite(c: usize, v: u32, sixteen: bool, write: bool): void {
-  const p = cdb(c);
-  const flags = <u32>load<u8>(p + 1);
-  if ((flags & 0xE0) != 0) { invalidField(c, 1, 7); return; } // RDPROTECT / WRPROTECT: no protection information
-  const lba: u64 = sixteen ? getBe64(p + 2) : <u64>getBe32(p + 2);
-  const blocks: u32 = sixteen ? getBe32(p + 10) : getBe16(p + 7);
-  const lengthAt: u32 = sixteen ? 10 : 7;
-  const bs = blockSize(v);
-  if (<u64>blocks * <u64>bs > <u64>MAX_TRANSFER_BYTES) { invalidField(c, lengthAt, -1); return; }
-  if (lba > capacityBlocks(v) || <u64>blocks > capacityBlocks(v) - lba) { fail(c, 0x05, 0x21, 0x00); return; }
-  if (!volumeReady(v)) { notReady(c, v); return; }
-  if (write) {
-    // Fewer bytes expected than the CDB asks for (FCP-4 9.4.2, RFC 7143 11.4.5.2): the write is cut
-    // to the whole blocks expected, GOOD with the overflow as residual; a cut within a block
-    // cannot be written: INVALID FIELD IN COMMAND INFORMATION UNIT, nothing moves.
-    const expected = load<u32>(c + CX_EXPECTED);
-    const wanted = blocks * bs;
-    store<u32>(c + CX_PRODUCED, wanted); // also when refused: the residual says what the CDB asked for
-    if (expected < wanted && expected % bs != 0) { fail(c, 0x05, 0x0E, 0x03); return; }
-    if (nvDegraded()) { nvRefuse(c); return; } // the NV file could not keep it
-    if (expected < wanted) {
-      startWrite(c, lba, expected / bs, (flags & 0x08) != 0);
-      store<u32>(c + CX_PRODUCED, wanted); // startWrite set it to what moves
-      return;
-    }
-    startWrite(c, lba, blocks, (flags & 0x08) != 0);
-  } else {
-    startRead(c, lba, blocks);
-  }
-}
+// ---- SYNCHRONIZE CACHE ---------------------------------------------------------------------------
 
 function synchronizeCache(c: usize, v: u32, sixteen: bool): void {
   const p = cdb(c);
