@@ -16,12 +16,13 @@ import {
   DESC_DIRTY, DESC_POISON, DESC_CRC, DESC_USED, nvHeaderPick, nvHeaderFound, nvHeader, nvWriteDirectory, nvTableSame,
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
-  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes,
+  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes, NVT_RESERVATIONS, nvReservations, PR_TABLE_BYTES,
 } from "./nv";
 import { initReconcile } from "./initmap";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck } from "./cache";
 import { mediaRebuild } from "./volume";
+import { reservationsBoot } from "./scsi/pr";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { log, LOG_INFO, LOG_WARN } from "./hal";
@@ -81,6 +82,7 @@ function bootShared(): i32 {
     }
     checkTables();
     if (!nvTableSame(h, want, NVT_INIT)) initLost = !relocateInitMap(h);
+    if (!nvTableSame(h, want, NVT_RESERVATIONS)) relocateTable(h, NVT_RESERVATIONS, nvReservations(), PR_TABLE_BYTES);
     const cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
       && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
     if (cacheSame) {
@@ -102,6 +104,7 @@ function bootShared(): i32 {
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
   initReconcile(initLost, nvId(NVK_NONE, 0));
+  reservationsBoot(); // what APTPL did not ask to keep goes (a power loss to the initiators)
   if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
   nvKick();
   return <i32>recovered;
@@ -131,15 +134,20 @@ function arrayIdentity(): u64 {
  * directory says it was, when that lies in what was loaded (media added or removed at the end keep
  * the records of the others). False when it cannot be found.
  */
-function relocateInitMap(h: usize): bool {
-  const t = nvTable(h, NVT_INIT);
-  if (t == 0) return false;
+function relocateInitMap(h: usize): bool { return relocateTable(h, NVT_INIT, initMapBase(), nvInitBytes()); }
+
+/**
+ * A geometry-dependent table moved (the init map; the persistent reservations after it): copied
+ * from where the image's directory says it was, when that lies in what was loaded; what it lacks
+ * reads as never written. False when it cannot be found (an image from before the table: blank).
+ */
+function relocateTable(h: usize, id: u32, to: usize, size: u32): bool {
+  const t = nvTable(h, id);
+  if (t == 0) { memory.fill(to, 0, size); return false; }
   const nv = nvBase();
   const from = <usize>load<u32>(t + NVT_OFFSET);
   const had = load<u32>(t + NVT_SIZE);
-  if (from + <usize>had > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) return false;
-  const to = initMapBase();
-  const size = nvInitBytes();
+  if (from + <usize>had > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) { memory.fill(to, 0, size); return false; }
   memory.copy(to, nv + from, min<u32>(had, size));
   if (size > had) memory.fill(to + had, 0, size - had);
   return true;

@@ -68,7 +68,8 @@ export const NVT_INIT: u32 = 4;
 export const NVT_DESCRIPTORS: u32 = 5;
 export const NVT_SECTOR_CRCS: u32 = 6;
 export const NVT_DATA: u32 = 7;
-const TABLES: u32 = 7;
+export const NVT_RESERVATIONS: u32 = 8;
+const TABLES: u32 = 8;
 
 // ---- Fixed tables ------------------------------------------------------------------------------
 export const VOL_BYTES: u32 = 256;
@@ -104,6 +105,7 @@ const MAPX_NV_CRCS: u32 = 104;
 const MAPX_NV_DATA: u32 = 108;
 const MAPX_NV_HDR: u32 = 112; // u32: offset of the current header copy (0 or HDR_COPY_BYTES)
 const MAPX_NV_INIT_BYTES: u32 = 116;
+const MAPX_NV_PR: u32 = 120; // u32: address of the persistent reservation table (scsi/pr.ts), after the init map
 
 
 /** Init map records for medium m. */
@@ -129,8 +131,17 @@ export function nvDataOffset(slots: u32): usize {
 /** Where the init map starts, for a cache of `slots` slots. */
 export function nvInitOffset(slots: u32): usize { return nvDataOffset(slots) + <usize>slots * SLOT_BYTES; }
 
+/** Where the persistent reservation table starts (8-aligned, after the init map), for a cache of `slots` slots. */
+export function nvReservationsOffset(slots: u32): usize { return (nvInitOffset(slots) + initBytes() + 7) & ~(<usize>7); }
+
+/** Bytes of the persistent reservation table: the registrations, then one record per volume. */
+export const PR_REGISTRATIONS: u32 = 64; // registrations of the whole array (each I_T nexus, each volume)
+export const PR_REG_BYTES: u32 = 288; // scsi/pr.ts; CRC-32C of the first 284 bytes at 284
+export const PR_VOL_BYTES: u32 = 16; // scsi/pr.ts; CRC-32C of the first 12 bytes at 12
+export const PR_TABLE_BYTES: u32 = PR_REGISTRATIONS * PR_REG_BYTES + MAX_VOLUMES * PR_VOL_BYTES;
+
 export function nvRegionBytes(slots: u32): usize {
-  return nvInitOffset(slots) + initBytes();
+  return nvReservationsOffset(slots) + PR_TABLE_BYTES;
 }
 
 /** Layout time: records where the geometry-dependent tables are. */
@@ -140,7 +151,11 @@ export function nvLayout(base: usize, slots: u32): void {
   store<u32>(MAP_ADDR + MAPX_NV_DESC, <u32>(base + DESC_OFFSET));
   store<u32>(MAP_ADDR + MAPX_NV_CRCS, <u32>(base + crcsOffset(slots)));
   store<u32>(MAP_ADDR + MAPX_NV_DATA, <u32>(base + nvDataOffset(slots)));
+  store<u32>(MAP_ADDR + MAPX_NV_PR, <u32>(base + nvReservationsOffset(slots)));
 }
+
+// @ts-ignore: decorator
+@inline export function nvReservations(): usize { return load<u32>(MAP_ADDR + MAPX_NV_PR); }
 
 // @ts-ignore: decorator
 @inline export function nvBase(): usize { return load<u32>(MAP_ADDR + MAP_NV_ADDR); }
@@ -243,6 +258,7 @@ export function nvWriteDirectory(h: usize, slots: u32): void {
   table(h, 4, NVT_DESCRIPTORS, load<u32>(MAP_ADDR + MAPX_NV_DESC) - base, slots * 2 * DESC_BYTES, DESC_BYTES);
   table(h, 5, NVT_SECTOR_CRCS, load<u32>(MAP_ADDR + MAPX_NV_CRCS) - base, slots * SECTOR_CRC_BYTES, SECTOR_CRC_BYTES);
   table(h, 6, NVT_DATA, <u32>slotDataBase() - base, slots * SLOT_BYTES, SLOT_BYTES);
+  table(h, 7, NVT_RESERVATIONS, <u32>nvReservations() - base, PR_TABLE_BYTES, PR_REG_BYTES);
 }
 
 function table(h: usize, i: u32, id: u32, offset: u32, size: u32, record: u32): void {

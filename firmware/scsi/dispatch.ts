@@ -1,7 +1,7 @@
 // SCSI command handlers (SPC-4, SBC-3): decode and check the CDB, then either answer from what the
 // controller knows or hand the command to the sequencer's data paths. docs/scsi.md lists them.
 import {
-  CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_TASK_ATTR, TA_ACA, ctxField, senseFixed,
+  CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_TASK_ATTR, CX_FLAGS, CXF_PARAM, TA_ACA, ctxField, senseFixed,
 } from "../ctx";
 import { fail, good, startFlush, dataInBuffer, sendBuffer } from "../sequencer";
 import { volumeFenced } from "../cache";
@@ -10,15 +10,17 @@ import { MEDS_LOST, MEDS_BECOMING_READY, MEDS_UNKNOWN } from "../abi";
 import { sessionState, SS_SENSE, SS_SENSE_LUN, SS_SENSE_VALID } from "../channel";
 import { getBe16, getBe32, getBe64, putBe32, putBe64 } from "../util";
 import { inquiry } from "./inquiry";
-import { modeSense6 } from "./mode";
+import { modeSense, modeSelect } from "./mode";
 import { reportLuns } from "./luns";
 import { management } from "./mgmt";
 import {
   readWrite, verify, prefetch, writeSame, compareAndWrite, OP_READ6, OP_WRITE6, OP_READ12, OP_WRITE12, OP_WRITE_VERIFY10,
   OP_WRITE_VERIFY12, OP_WRITE_VERIFY16, OP_VERIFY10, OP_VERIFY12, OP_VERIFY16, OP_PREFETCH10, OP_PREFETCH16, OP_WRITE_SAME10,
-  OP_WRITE_SAME16, OP_COMPARE_AND_WRITE,
+  OP_WRITE_SAME16, OP_COMPARE_AND_WRITE, startStopUnit, stoppedRefuses,
 } from "./sbc";
 import { maintenanceIn } from "./opcodes";
+import { reservationConflict, persistentReserveIn, persistentReserveOut, reserve, release } from "./pr";
+import { uaTake } from "./ua";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
 export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
@@ -26,7 +28,11 @@ export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
 export const OP_TEST_UNIT_READY: u32 = 0x00;
 export const OP_REQUEST_SENSE: u32 = 0x03;
 export const OP_INQUIRY: u32 = 0x12;
+export const OP_MODE_SELECT6: u32 = 0x15;
 export const OP_MODE_SENSE6: u32 = 0x1A;
+export const OP_MODE_SELECT10: u32 = 0x55;
+export const OP_START_STOP_UNIT: u32 = 0x1B;
+export const OP_MODE_SENSE10: u32 = 0x5A;
 export const OP_READ_CAPACITY10: u32 = 0x25;
 export const OP_READ10: u32 = 0x28;
 export const OP_WRITE10: u32 = 0x2A;
@@ -37,6 +43,12 @@ export const OP_SYNC_CACHE16: u32 = 0x91;
 export const OP_SERVICE_ACTION_IN16: u32 = 0x9E;
 export const OP_REPORT_LUNS: u32 = 0xA0;
 export const OP_MAINTENANCE_IN: u32 = 0xA3;
+export const OP_RESERVE6: u32 = 0x16;
+export const OP_RELEASE6: u32 = 0x17;
+export const OP_RESERVE10: u32 = 0x56;
+export const OP_RELEASE10: u32 = 0x57;
+export const OP_PERSISTENT_RESERVE_IN: u32 = 0x5E;
+export const OP_PERSISTENT_RESERVE_OUT: u32 = 0x5F;
 export const OP_MANAGEMENT_IN: u32 = 0xC0;
 export const OP_MANAGEMENT_OUT: u32 = 0xC1;
 
@@ -58,6 +70,12 @@ export function dispatchScsi(c: usize): void {
   const v = volumeAtLun(load<u8>(c + CX_PORT), lun);
   if (v < 0 || volumeFenced(<u32>v)) { fail(c, 0x05, 0x25, 0x00); return; } // none, or being deleted
   store<u16>(c + CX_VOLUME, <u16>v);
+  if (load<u32>(c + CX_FLAGS) & CXF_PARAM) { volumeCommand(c, op, <u32>v); return; } // its data-out has come: checked already
+  // A pending unit attention first (SAM-5 5.14), then the reservations (SPC-5 5.14).
+  const ua = uaTake(c, <u32>v);
+  if (ua != 0) { fail(c, 0x06, ua >> 8, ua & 0xFF); return; }
+  if (reservationConflict(c, <u32>v, op, <u32>load<u8>(cdb(c) + 1) & 0x1F)) return;
+  if (stoppedRefuses(c, <u32>v, op)) return;
   volumeCommand(c, op, <u32>v);
 }
 
@@ -96,10 +114,16 @@ function volumeCommand(c: usize, op: u32, v: u32): void {
     case OP_WRITE_SAME10: case OP_WRITE_SAME16: writeSame(c, v, op); return;
     case OP_COMPARE_AND_WRITE: compareAndWrite(c, v); return;
     case OP_MAINTENANCE_IN: maintenanceIn(c, false); return;
+    case OP_START_STOP_UNIT: startStopUnit(c, v); return;
+    case OP_PERSISTENT_RESERVE_IN: persistentReserveIn(c, v); return;
+    case OP_PERSISTENT_RESERVE_OUT: persistentReserveOut(c, v); return;
+    case OP_RESERVE6: case OP_RESERVE10: reserve(c, v, op == OP_RESERVE10); return;
+    case OP_RELEASE6: case OP_RELEASE10: release(c, v, op == OP_RELEASE10); return;
     case OP_SYNC_CACHE10: case OP_SYNC_CACHE16: synchronizeCache(c, v, op == OP_SYNC_CACHE16); return;
     case OP_READ_CAPACITY10: readCapacity10(c, v); return;
     case OP_SERVICE_ACTION_IN16: serviceActionIn16(c, v); return;
-    case OP_MODE_SENSE6: modeSense6(c, v); return;
+    case OP_MODE_SENSE6: case OP_MODE_SENSE10: modeSense(c, v, op == OP_MODE_SENSE10); return;
+    case OP_MODE_SELECT6: case OP_MODE_SELECT10: modeSelect(c, v, op == OP_MODE_SELECT10); return;
     default: invalidOpcode(c);
   }
 }
@@ -174,7 +198,12 @@ function requestSense(c: usize): void {
   const d = dataInBuffer(c, 18);
   if (d == 0) return;
   const ss = sessionState(load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION));
-  if (load<u8>(ss + SS_SENSE_VALID) != 0 && load<u16>(ss + SS_SENSE_LUN) == load<u16>(c + CX_LUN)) {
+  const lun = <u32>load<u16>(c + CX_LUN);
+  const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
+  const ua = v < 0 ? 0 : uaTake(c, <u32>v);
+  if (ua != 0) {
+    senseFixed(d, 0x06, ua >> 8, ua & 0xFF, 0, false, 0); // the unit attention is the sense, and is cleared (SPC-5 5.14)
+  } else if (load<u8>(ss + SS_SENSE_VALID) != 0 && load<u16>(ss + SS_SENSE_LUN) == load<u16>(c + CX_LUN)) {
     memory.copy(d, ss + SS_SENSE, 18);
     store<u8>(ss + SS_SENSE_VALID, 0);
   } else {

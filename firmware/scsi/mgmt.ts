@@ -1,6 +1,8 @@
 // Vendor-unique management commands of the command device (docs/scsi.md): C0h MANAGEMENT IN
 // (lists) and C1h MANAGEMENT OUT (create, delete, map, unmap). Changes are made in the NV
 // volume table and LUN map, persisted, and answered only once the NV write has completed.
+import { reservationsDropVolume } from "./pr";
+import { nvReservations, PR_TABLE_BYTES } from "../nv";
 import {
   MAX_VOLUMES, MAX_PORTS, MAX_LUNS, STAT_COUNT, STATS_BYTES, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES,
   MIOP_STATS, CFG_PORT_COUNT, CPORT_KIND, CPORT_SESSIONS, CPORT_ADDRESS, CPORT_IOP, CPORT_NAME, CMED_SCHEDULER,
@@ -108,7 +110,7 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
     if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) nvPending(c, 1);
   }
   store<u32>(c + CX_ARG, i);
-  if (!nvRoom(2 + MAX_EXTENTS)) { retryLater(c); return; }
+  if (!nvRoom(3 + MAX_EXTENTS)) { retryLater(c); return; }
   // The extents, before the entry is cleared: their init bits go after it.
   const n = volumeExtents(v);
   const ext = scratch() + 3072;
@@ -121,6 +123,8 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
   if (e != VE_OK) { volumeError(c, e, true); return; }
   persist(c, volumeEntry(v), VOL_BYTES);
   persist(c, nvBase() + LUN_MAP_OFFSET, LUN_MAP_BYTES);
+  reservationsDropVolume(v); // a volume created later with its number starts with no registration
+  persist(c, nvReservations(), PR_TABLE_BYTES);
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   for (let x: u32 = 0; x < n; x++) {
     const m = load<u32>(ext + x * 12);

@@ -5,7 +5,7 @@
 // (startWrite, startWriteFromBuffer). docs/scsi.md says what each does and why.
 import {
   CX_EXPECTED, CX_PRODUCED, CX_ARG, CX_FLAGS, CX_LBA, CX_BLOCKS, CX_LENGTH, CX_ID, CX_NV_PENDING, CX_CURSOR, CX_STATE,
-  CX_BUF_FIRST, CX_BUF_COUNT, CXF_PARAM, CXF_FUA, ST_NV_WAIT, MAX_WINDOW_BYTES, ctxBuffer, ctxBufferAddr, ctxBufferBytes,
+  CX_BUF_FIRST, CX_BUF_COUNT, CX_VOLUME, CXF_PARAM, CXF_FUA, ST_NV_WAIT, MAX_WINDOW_BYTES, ctxBuffer, ctxBufferAddr, ctxBufferBytes,
   bufFree,
 } from "../ctx";
 import {
@@ -20,6 +20,8 @@ import { SLOT_BYTES } from "../abi";
 import { gNow } from "../iop";
 import { getBe16, getBe32, getBe64 } from "../util";
 import { cdb, invalidField, notReady, MAX_TRANSFER_BYTES } from "./dispatch";
+import { writeThrough } from "./mode";
+import { modeFlags, setModeFlags, STATE_STOPPED } from "./pr";
 
 /** The most blocks one COMPARE AND WRITE may name: 64 KiB of them (VPD B0h says so), so the compare and the write fit one step. */
 export function maxCompareBlocks(bs: u32): u32 { return min<u32>(255, 65536 / bs); }
@@ -113,7 +115,7 @@ export function readWrite(c: usize, v: u32, op: u32, write: bool, verify: bool):
   if (!inRange(c, v, lba, <u64>blocks)) return;
   if (!volumeReady(v)) { notReady(c, v); return; }
   if (!write) { startRead(c, lba, blocks); return; }
-  const fua = verify || (flags & 0x08) != 0;
+  const fua = verify || (flags & 0x08) != 0 || writeThrough(v);
   // Fewer bytes expected than the CDB asks for (FCP-4 9.4.2, RFC 7143 11.4.5.2): the write is cut
   // to the whole blocks expected, GOOD with the overflow as residual; a cut within a block
   // cannot be written: INVALID FIELD IN COMMAND INFORMATION UNIT, nothing moves.
@@ -241,7 +243,7 @@ export function writeSame(c: usize, v: u32, op: u32): void {
   if (load<u32>(c + CX_EXPECTED) < dataOut) { fail(c, 0x05, 0x0E, 0x03); return; }
   if (ndob) {
     if (!ctxBuffer(c, min<u32>(blocks * bs, MAX_WINDOW_BYTES), true)) { retryLater(c); return; }
-    startWriteFromBuffer(c, lba, blocks, false);
+    startWriteFromBuffer(c, lba, blocks, writeThrough(v));
     store<u32>(c + CX_PRODUCED, 0);
     return;
   }
@@ -256,7 +258,7 @@ function writeSamePattern(c: usize, bs: u32): void {
   if (!listIntoBuffer(c, list, bs, bytes)) return;
   repeatBlock(c, bs, ctxBufferBytes(c));
   store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) & ~CXF_PARAM);
-  startWriteFromBuffer(c, load<u64>(c + CX_LBA), blocks, false);
+  startWriteFromBuffer(c, load<u64>(c + CX_LBA), blocks, writeThrough(load<u16>(c + CX_VOLUME)));
   store<u32>(c + CX_PRODUCED, bs);
 }
 
@@ -289,7 +291,7 @@ export function compareAndWrite(c: usize, v: u32): void {
     if (load<u32>(c + CX_EXPECTED) != bytes) { invalidField(c, 13, -1); return; }
     if (blocks == 0) { good(c); return; }
     if (!canWrite(c, v)) return;
-    if ((<u32>load<u8>(p + 1) & 0x08) != 0) store<u32>(c + CX_FLAGS, flags | CXF_FUA);
+    if ((<u32>load<u8>(p + 1) & 0x08) != 0 || writeThrough(v)) store<u32>(c + CX_FLAGS, flags | CXF_FUA);
     store<u64>(c + CX_LBA, lba);
     store<u32>(c + CX_BLOCKS, blocks);
     store<u32>(c + CX_ARG, CAW_DATA);
@@ -361,3 +363,47 @@ function compareAndWriteStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32): 
   return true;
 }
 
+
+// ---- START STOP UNIT ----------------------------------------------------------------------------
+
+/**
+ * START STOP UNIT (SBC-4 5.25): START=0 stops the volume: until a START=1 every command that
+ * reaches its blocks (and TEST UNIT READY) is NOT READY, INITIALIZING COMMAND REQUIRED (04h/02h).
+ * Nothing spins down: the media stay as they are, and the cache keeps destaging. POWER CONDITION
+ * values other than START_VALID (0h) and ACTIVE (1h) are accepted and change nothing; LOEJ is
+ * refused (the medium is not removable). Not kept over a restart.
+ */
+export function startStopUnit(c: usize, v: u32): void {
+  const p = cdb(c);
+  if ((load<u8>(p + 1) & 0xFE) != 0) { invalidField(c, 1, -1); return; }
+  if ((load<u8>(p + 3) & 0xF0) != 0) { invalidField(c, 3, -1); return; }
+  const b = <u32>load<u8>(p + 4);
+  if ((b & 0x0C) != 0) { invalidField(c, 4, (b & 0x08) != 0 ? 3 : 2); return; }
+  if ((b & 0x02) != 0) { invalidField(c, 4, 1); return; } // LOEJ: nothing to load or eject
+  const condition = b >> 4;
+  if (condition != 0 && condition != 1 && condition != 2 && condition != 3 && condition != 7 && condition != 0xA && condition != 0xB) {
+    invalidField(c, 4, 7);
+    return;
+  }
+  if (condition == 0 || condition == 1) {
+    const stop = condition == 0 && (b & 0x01) == 0;
+    const f = modeFlags(v, false);
+    setModeFlags(v, stop ? f | STATE_STOPPED : f & ~STATE_STOPPED, modeFlags(v, true));
+  }
+  good(c);
+}
+
+/** Stopped by START STOP UNIT? Then media access is NOT READY, INITIALIZING COMMAND REQUIRED. */
+export function stoppedRefuses(c: usize, v: u32, op: u32): bool {
+  if ((modeFlags(v, false) & STATE_STOPPED) == 0) return false;
+  if (!mediaAccess(op)) return false;
+  fail(c, 0x02, 0x04, 0x02);
+  return true;
+}
+
+function mediaAccess(op: u32): bool {
+  return op == 0x00 || op == 0x08 || op == 0x0A || op == 0x25 || op == 0x28 || op == 0x2A || op == 0x2E || op == 0x2F
+    || op == 0x34 || op == 0x35 || op == 0x41 || op == 0x42 || op == 0x88 || op == 0x89 || op == 0x8A || op == 0x8E
+    || op == 0x8F || op == 0x90 || op == 0x91 || op == 0x93 || op == 0x9E || op == 0xA8 || op == 0xAA || op == 0xAE
+    || op == 0xAF;
+}

@@ -1,5 +1,6 @@
 // The iSCSI PDUs that are not SCSI commands (RFC 7143 11): Reject, NOP-Out/NOP-In both ways,
 // Text (SendTargets, MaxRecvDataSegmentLength), Logout, Async Message, and Task Management.
+import { logicalUnitReset } from "../../scsi/reset";
 import {
   STAT_ISCSI_REJECTS, STAT_TASK_MGMT, TRACE_PDU_ERROR, TRACE_TASK_MGMT, PORT_ISCSI, PERR_PROTOCOL, PERR_TIMEOUT,
   PERR_FIELD, MAX_LUNS,
@@ -361,11 +362,12 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
     // One task set per logical unit for every initiator (control mode page TST=000b): every
     // session's tasks on it go, whichever port they came through.
     if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(ANY, ANY, lu, ABORT_SILENT);
+    if (luExists && fn == TMF_LUN_RESET && lu < LU_COMMAND_DEVICE) logicalUnitReset(lu, port, s);
   } else if (fn == TMF_TARGET_WARM_RESET || fn == TMF_TARGET_COLD_RESET) {
     aborted = abortWhere(ANY, ANY, LU_COMMAND_DEVICE, ABORT_SILENT);
     for (let l: u32 = 1; l < MAX_LUNS; l++) {
       const v = volumeAtLun(port, l);
-      if (v >= 0) aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+      if (v >= 0) { aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT); logicalUnitReset(<u32>v, port, s); }
     }
   } else if (fn == TMF_CLEAR_ACA) {
     response = TMR_NOT_SUPPORTED; // no ACA: the control byte's NACA bit is not supported
