@@ -84,6 +84,7 @@ export const ST_SEND_BUFFER: u32 = 8; // generated data-in from buffer memory
 export const ST_RESPOND: u32 = 9; // status ready, waiting for room to send it
 export const ST_PARAM_DATA: u32 = 10; // management OUT: receiving the parameter list
 export const ST_HELD: u32 = 11; // taken in but not yet dispatched: its transport holds it (iSCSI CmdSN order)
+export const ST_ORDER_WAIT: u32 = 12; // dispatched in order but waiting for older commands (task attributes: ORDERED)
 
 export const CXF_DATA_OUT: u32 = 1; // host said it has data-out
 export const CXF_DATA_IN: u32 = 2; // host said it takes data-in
@@ -99,6 +100,7 @@ export const CXF_SINK_COMPARE: u32 = 1024; // a read compares the blocks with th
 export const CXF_SINK_DISCARD: u32 = 2048; // a read only stages the blocks (VERIFY BYTCHK=0, PRE-FETCH)
 export const CXF_REDISPATCH: u32 = 4096; // when that read is done the handler runs again (COMPARE AND WRITE)
 export const CXF_FROM_BUFFER: u32 = 8192; // a write takes its data from the command's buffer (WRITE SAME)
+export const CXF_ORDERED: u32 = 16384; // an ORDERED command counted in CP_ORDERED until it ends
 
 // Channel IOP private area header (the rest is laid out by channel.ts).
 export const CP_CTX_FREE: u32 = 0; // u32: index + 1
@@ -115,6 +117,8 @@ export const CP_NV_QUEUED: u32 = 44; // u32: NV entries queued this poll
 export const CP_PRNG: u32 = 48; // u64 x 2: the IOP's PRNG state (prng.ts)
 export const CP_PORT_EXT: u32 = 64; // MAX_PORTS x u32: each port's kind-specific session area (0: none)
 export const CP_FENCE_GEN: u32 = 128; // u32: the volume-fence generation this IOP last purged for
+export const CP_ORDER_SEQ: u32 = 132; // u32: the last CX_ORDER given (dispatch order)
+export const CP_ORDERED: u32 = 136; // u32: ORDERED commands dispatched and not yet ended
 export const CP_HEADER_BYTES: u32 = 192;
 
 // @ts-ignore: decorator

@@ -20,7 +20,7 @@ import {
   CFGF_TRACE_COMMANDS,
 } from "./abi";
 import { cfg32, cfgPort } from "./config";
-import { gNow, wakeAt } from "./iop";
+import { gNow, gPrivate, wakeAt } from "./iop";
 import { byteRingRead } from "./ring";
 import {
   CX_STATE, CX_PORT, CX_SESSION, CX_KIND, CX_TAG, CX_LUN, CX_VOLUME, CX_LBA, CX_BLOCKS, CX_EXPECTED, CX_LENGTH,
@@ -32,6 +32,7 @@ import {
   CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_SINK_COMPARE, CXF_SINK_DISCARD, CXF_REDISPATCH, CXF_FROM_BUFFER,
   ctxBufferBytes, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
+  ST_ORDER_WAIT, CX_ORDER, CXF_ORDERED, CP_ORDER_SEQ, CP_ORDERED, TA_ORDERED, TA_HEAD_OF_QUEUE,
   ctxBuffer, ctxBufferRelease, ctxBufferAddr, CX_GATHER, ctxGatherBuffer, ctxGatherAddr, ctxGatherRelease, ctxGatherToBuffer,
 } from "./ctx";
 import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEPTH } from "./channel";
@@ -101,10 +102,49 @@ export function cmdBegin(
   return c;
 }
 
-/** Runs a command taken in by cmdBegin. */
+/** Runs a command taken in by cmdBegin, in its place among the task attributes (taskOrder). */
 export function cmdDispatch(c: usize): void {
   statInc(STAT_COMMANDS);
+  const seq = load<u32>(gPrivate + CP_ORDER_SEQ) + 1;
+  store<u32>(gPrivate + CP_ORDER_SEQ, seq);
+  store<u32>(c + CX_ORDER, seq);
+  if (<u32>load<u8>(c + CX_TASK_ATTR) == TA_ORDERED) {
+    store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_ORDERED);
+    store<u32>(gPrivate + CP_ORDERED, load<u32>(gPrivate + CP_ORDERED) + 1);
+  }
+  if (mustWait(c)) { store<u8>(c + CX_STATE, <u8>ST_ORDER_WAIT); return; }
   ctxStep(c);
+}
+
+// ---- Task attributes (SAM-5 8.5, 8.6) ------------------------------------------------------------
+// One task set per logical unit (control mode page TST=000b) on this channel IOP, in dispatch order
+// (for iSCSI, CmdSN order): a SIMPLE command does not start while an older ORDERED one to its unit
+// has not ended; an ORDERED one does not start while any older command to its unit has not ended;
+// HEAD OF QUEUE starts at once, before the commands that wait. (Commands that reach one unit through
+// ports of different channel IOPs are ordered within each IOP only.) ACA is refused (dispatch.ts).
+
+/** Must the command wait for older ones to its logical unit? */
+function mustWait(c: usize): bool {
+  const attr = <u32>load<u8>(c + CX_TASK_ATTR);
+  if (attr == TA_HEAD_OF_QUEUE) return false;
+  const ordered = attr == TA_ORDERED;
+  if (!ordered && load<u32>(gPrivate + CP_ORDERED) == 0) return false; // the usual case: nothing to scan
+  const mine = load<u32>(c + CX_ORDER);
+  const lu = ctxLogicalUnit(c);
+  let o = activeFirst();
+  while (o != 0) {
+    const seq = load<u32>(o + CX_ORDER);
+    if (o != c && seq != 0 && <i32>(seq - mine) < 0 && (ordered || (load<u32>(o + CX_FLAGS) & CXF_ORDERED) != 0)
+      && (load<u32>(o + CX_FLAGS) & CXF_RESPONDED) == 0 && ctxLogicalUnit(o) == lu) return true;
+    o = activeNext(o);
+  }
+  return false;
+}
+
+function orderStep(c: usize): void {
+  if (mustWait(c)) return;
+  store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
+  dispatchScsi(c);
 }
 
 // ---- Stepping ---------------------------------------------------------------------------------
@@ -123,6 +163,7 @@ export function ctxStep(c: usize): i32 {
     case ST_NV_WAIT: nvWaitStep(c); break;
     case ST_FLUSH: flushStep(c); break;
     case ST_SEND_BUFFER: sendBufferStep(c); break;
+    case ST_ORDER_WAIT: orderStep(c); break;
     default: break;
   }
   if (<u32>load<u8>(c + CX_STATE) == ST_RESPOND) {
@@ -196,6 +237,7 @@ export function abortCommand(c: usize): void {
 /** Every way a command ends, answered or aborted, comes here: what it holds goes back. */
 function retire(c: usize): void {
   dropSlot(c);
+  if ((load<u32>(c + CX_FLAGS) & CXF_ORDERED) != 0) store<u32>(gPrivate + CP_ORDERED, load<u32>(gPrivate + CP_ORDERED) - 1);
   const port = <u32>load<u8>(c + CX_PORT);
   const s = <u32>load<u8>(c + CX_SESSION);
   if ((load<u32>(c + CX_FLAGS) & CXF_RESPONDED) == 0) {
@@ -315,7 +357,7 @@ function account(c: usize): void {
 // @ts-ignore: decorator
 @inline function isWrite(op: u32): bool {
   return op == 0x0A || op == 0x2A || op == 0xAA || op == 0x8A || op == 0x2E || op == 0xAE || op == 0x8E
-    || op == 0x41 || op == 0x93 || op == 0x89;
+    || op == 0x41 || op == 0x93 || op == 0x89 || op == 0x8B;
 }
 
 /** True while nothing in the cache has changed since this command last found nothing to do. */

@@ -14,13 +14,14 @@ import { modeSense, modeSelect } from "./mode";
 import { reportLuns } from "./luns";
 import { management } from "./mgmt";
 import {
-  readWrite, verify, prefetch, writeSame, compareAndWrite, OP_READ6, OP_WRITE6, OP_READ12, OP_WRITE12, OP_WRITE_VERIFY10,
+  readWrite, verify, prefetch, writeSame, atomicWrite, OP_ORWRITE, OP_READ6, OP_WRITE6, OP_READ12, OP_WRITE12, OP_WRITE_VERIFY10,
   OP_WRITE_VERIFY12, OP_WRITE_VERIFY16, OP_VERIFY10, OP_VERIFY12, OP_VERIFY16, OP_PREFETCH10, OP_PREFETCH16, OP_WRITE_SAME10,
   OP_WRITE_SAME16, OP_COMPARE_AND_WRITE, startStopUnit, stoppedRefuses,
 } from "./sbc";
 import { maintenanceIn } from "./opcodes";
 import { reservationConflict, persistentReserveIn, persistentReserveOut, reserve, release } from "./pr";
 import { uaTake } from "./ua";
+import { getLbaStatus } from "./thin";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
 export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
@@ -112,7 +113,8 @@ function volumeCommand(c: usize, op: u32, v: u32): void {
     case OP_VERIFY10: case OP_VERIFY12: case OP_VERIFY16: verify(c, v, op); return;
     case OP_PREFETCH10: case OP_PREFETCH16: prefetch(c, v, op); return;
     case OP_WRITE_SAME10: case OP_WRITE_SAME16: writeSame(c, v, op); return;
-    case OP_COMPARE_AND_WRITE: compareAndWrite(c, v); return;
+    case OP_COMPARE_AND_WRITE: atomicWrite(c, v, false); return;
+    case OP_ORWRITE: atomicWrite(c, v, true); return;
     case OP_MAINTENANCE_IN: maintenanceIn(c, false); return;
     case OP_START_STOP_UNIT: startStopUnit(c, v); return;
     case OP_PERSISTENT_RESERVE_IN: persistentReserveIn(c, v); return;
@@ -181,7 +183,9 @@ function readCapacity10(c: usize, v: u32): void {
 
 function serviceActionIn16(c: usize, v: u32): void {
   const p = cdb(c);
-  if ((load<u8>(p + 1) & 0x1F) != 0x10) { invalidField(c, 1, 4); return; }
+  const sa = <u32>load<u8>(p + 1) & 0x1F;
+  if (sa == 0x12) { getLbaStatus(c, v); return; }
+  if (sa != 0x10) { invalidField(c, 1, 4); return; }
   const d = dataInBuffer(c, 32);
   if (d == 0) return;
   putBe64(d, capacityBlocks(v) - 1);

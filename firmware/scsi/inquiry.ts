@@ -134,7 +134,6 @@ function blockLimits(d: usize, volume: u32): u32 {
   store<u8>(d, <u8>TYPE_DISK);
   store<u8>(d + 1, 0xB0);
   putBe16(d + 2, 0x3C);
-  store<u8>(d + 4, 0x01); // WSNZ: WRITE SAME of 0 blocks (to the end) is refused
   store<u8>(d + 5, <u8>maxCompareBlocks(bs)); // maximum COMPARE AND WRITE length
   putBe16(d + 6, SLOT_BYTES / bs); // optimal transfer length granularity: one cache slot
   putBe32(d + 8, MAX_TRANSFER_BYTES / bs); // maximum transfer length

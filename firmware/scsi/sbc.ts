@@ -40,6 +40,7 @@ export const OP_WRITE_VERIFY10: u32 = 0x2E;
 export const OP_VERIFY10: u32 = 0x2F;
 export const OP_WRITE_SAME10: u32 = 0x41;
 export const OP_COMPARE_AND_WRITE: u32 = 0x89;
+export const OP_ORWRITE: u32 = 0x8B;
 export const OP_WRITE_VERIFY16: u32 = 0x8E;
 export const OP_VERIFY16: u32 = 0x8F;
 export const OP_PREFETCH16: u32 = 0x90;
@@ -219,8 +220,8 @@ export function prefetch(c: usize, v: u32, op: u32): void {
 /**
  * WRITE SAME (10), (16): one block of data-out (or zeros, NDOB) written to every block of the
  * range, from the command's buffer. UNMAP asks for the blocks to be deallocated where the volume is
- * thin (thin.ts); ANCHOR, PBDATA, LBDATA are not supported. NUMBER OF LOGICAL BLOCKS 0 is refused
- * (VPD B0h WSNZ=1), as is more than MAXIMUM WRITE SAME LENGTH.
+ * thin (thin.ts); ANCHOR, PBDATA, LBDATA are not supported. NUMBER OF LOGICAL BLOCKS 0 means to the
+ * end of the volume (VPD B0h WSNZ=0); more than MAXIMUM WRITE SAME LENGTH is refused.
  */
 export function writeSame(c: usize, v: u32, op: u32): void {
   const p = cdb(c);
@@ -231,9 +232,12 @@ export function writeSame(c: usize, v: u32, op: u32): void {
   if ((flags & 0x16) != 0) { invalidField(c, 1, (flags & 0x10) != 0 ? 4 : (flags & 0x04) != 0 ? 2 : 1); return; }
   const ndob = op == OP_WRITE_SAME16 && (flags & 0x01) != 0;
   const lba = cdbLba(p, op);
-  const blocks = cdbBlocks(p, op);
+  let blocks = cdbBlocks(p, op);
   if (!inRange(c, v, lba, <u64>blocks)) return;
-  if (blocks == 0 || blocks > maxWriteSameBlocks(bs)) { invalidField(c, blocksAt(op), -1); return; }
+  // 0 blocks: to the end of the volume (VPD B0h WSNZ=0), within MAXIMUM WRITE SAME LENGTH like any.
+  const count: u64 = blocks == 0 ? capacityBlocks(v) - lba : <u64>blocks;
+  if (count == 0 || count > <u64>maxWriteSameBlocks(bs)) { invalidField(c, blocksAt(op), -1); return; }
+  blocks = <u32>count;
   if (!canWrite(c, v)) return;
   store<u64>(c + CX_LBA, lba);
   store<u32>(c + CX_BLOCKS, blocks);
@@ -269,43 +273,25 @@ const CAW_DATA: u32 = 0; // receiving the 2 x N blocks of data-out
 const CAW_ATTEMPT: u32 = 1; // and up: the blocks were staged; the compare-and-write step, attempt - 1
 
 /**
- * COMPARE AND WRITE: the data-out holds N blocks to compare and N to write. The blocks are staged,
- * then compared and written in one step of the channel IOP, so no other command on it (every
- * command of a logical unit's ports runs on its owning channel IOP) writes between the compare
- * and the write; a block that left the cache meanwhile is staged again (COMPARE_ATTEMPTS, then
- * BUSY). A difference: MISCOMPARE, 1Dh/00h, INFORMATION = its offset in the data-out; nothing is written.
+ * COMPARE AND WRITE (`or` false): the data-out holds N blocks to compare and N to write. ORWRITE
+ * (`or` true): N blocks ORed into the volume's. The blocks are staged, then compared (or ORed) and
+ * written in one step of the channel IOP, so no other command on it (every command of a logical
+ * unit's ports runs on its owning channel IOP) writes between the read and the write; a block that
+ * left the cache meanwhile is staged again (COMPARE_ATTEMPTS, then BUSY). A difference: MISCOMPARE,
+ * 1Dh/00h, INFORMATION = its offset in the data-out; nothing is written.
  */
-export function compareAndWrite(c: usize, v: u32): void {
-  const p = cdb(c);
+export function atomicWrite(c: usize, v: u32, or: bool): void {
   const bs = blockSize(v);
-  const flags = load<u32>(c + CX_FLAGS);
-  if ((flags & CXF_PARAM) == 0) {
-    if (protectSet(c, p, OP_COMPARE_AND_WRITE)) return;
-    const lba = cdbLba(p, OP_COMPARE_AND_WRITE);
-    const blocks = cdbBlocks(p, OP_COMPARE_AND_WRITE);
-    if (blocks > maxCompareBlocks(bs)) { invalidField(c, 13, -1); return; }
-    if (!inRange(c, v, lba, <u64>blocks)) return;
-    const bytes = 2 * blocks * bs;
-    store<u32>(c + CX_PRODUCED, bytes);
-    // The data-out must be the 2 x N blocks: another length contradicts the CDB's NUMBER OF LOGICAL BLOCKS.
-    if (load<u32>(c + CX_EXPECTED) != bytes) { invalidField(c, 13, -1); return; }
-    if (blocks == 0) { good(c); return; }
-    if (!canWrite(c, v)) return;
-    if ((<u32>load<u8>(p + 1) & 0x08) != 0 || writeThrough(v)) store<u32>(c + CX_FLAGS, flags | CXF_FUA);
-    store<u64>(c + CX_LBA, lba);
-    store<u32>(c + CX_BLOCKS, blocks);
-    store<u32>(c + CX_ARG, CAW_DATA);
-    startDataOut(c, bytes);
-    return;
-  }
+  if ((load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) { atomicWriteBegin(c, v, bs, or); return; }
   const phase = load<u32>(c + CX_ARG);
   const lba = load<u64>(c + CX_LBA);
   const blocks = load<u32>(c + CX_BLOCKS);
+  const dataOut = (or ? <u32>1 : 2) * blocks * bs;
   if (phase == CAW_DATA) {
     const list = parameterList(c);
     if (list == 0) return;
-    if (!listIntoBuffer(c, list, 2 * blocks * bs, 2 * blocks * bs)) return;
-  } else if (compareAndWriteStep(c, v, lba, blocks, bs)) {
+    if (!listIntoBuffer(c, list, dataOut, dataOut)) return;
+  } else if (atomicStep(c, v, lba, blocks, bs, or)) {
     return;
   } else if (phase >= CAW_ATTEMPT + COMPARE_ATTEMPTS) {
     finishStatus(c, 0x08); // BUSY: the cache kept losing the blocks between the stage and the step
@@ -316,11 +302,36 @@ export function compareAndWrite(c: usize, v: u32): void {
   startInternalRead(c, lba, blocks, false, true);
 }
 
+function atomicWriteBegin(c: usize, v: u32, bs: u32, or: bool): void {
+  const p = cdb(c);
+  const op = or ? OP_ORWRITE : OP_COMPARE_AND_WRITE;
+  if (protectSet(c, p, op)) return;
+  if (or && (load<u8>(p + 14) & 0x07) != 0) { invalidField(c, 14, 2); return; } // BMOP: no bitmap operations
+  const lba = cdbLba(p, op);
+  const blocks = cdbBlocks(p, op);
+  const limit = or ? MAX_WINDOW_BYTES / bs : maxCompareBlocks(bs);
+  if (blocks > limit) { invalidField(c, blocksAt(op), -1); return; }
+  if (!inRange(c, v, lba, <u64>blocks)) return;
+  const bytes = (or ? <u32>1 : 2) * blocks * bs;
+  store<u32>(c + CX_PRODUCED, bytes);
+  const expected = load<u32>(c + CX_EXPECTED);
+  if (!or && expected != bytes) { invalidField(c, 13, -1); return; } // the data-out must be the 2 x N blocks
+  if (or && expected < bytes) { fail(c, 0x05, 0x0E, 0x03); return; }
+  if (blocks == 0) { good(c); return; }
+  if (!canWrite(c, v)) return;
+  const flags = load<u32>(c + CX_FLAGS);
+  if ((<u32>load<u8>(p + 1) & 0x08) != 0 || writeThrough(v)) store<u32>(c + CX_FLAGS, flags | CXF_FUA);
+  store<u64>(c + CX_LBA, lba);
+  store<u32>(c + CX_BLOCKS, blocks);
+  store<u32>(c + CX_ARG, CAW_DATA);
+  startDataOut(c, bytes);
+}
+
 /**
- * The compare and the write, in one step, or false when a block is not in the cache (or is being
- * staged) or the NV ring lacks room for every piece: then nothing was written.
+ * The compare (or OR) and the write, in one step, or false when a block is not in the cache (or is
+ * being staged) or the NV ring lacks room for every piece: then nothing was written.
  */
-function compareAndWriteStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32): bool {
+function atomicStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32, or: bool): bool {
   if (nvDegraded()) { nvRefuse(c); return true; }
   if (volumeFenced(v)) { fail(c, 0x0B, 0x3F, 0x00); return true; }
   const base = lba * <u64>bs;
@@ -342,27 +353,37 @@ function compareAndWriteStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32): 
     const off = base + <u64>at;
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(bytes - at, SLOT_BYTES - within);
-    const slot = <u32>cacheLookup(v, <u32>(off >> 16));
-    const d = firstDifference(slotData(slot) + within, buf + at, n);
-    if (d >= 0) { miscompare(c, at + <u32>d); return true; }
+    const data = slotData(<u32>cacheLookup(v, <u32>(off >> 16))) + within;
+    if (or) orInto(buf + at, data, n);
+    else {
+      const d = firstDifference(data, buf + at, n);
+      if (d >= 0) { miscompare(c, at + <u32>d); return true; }
+    }
     at += n;
   }
+  const src = or ? buf : buf + bytes;
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   for (let at: u32 = 0; at < bytes;) {
     const off = base + <u64>at;
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(bytes - at, SLOT_BYTES - within);
-    writeSectors(<u32>cacheLookup(v, <u32>(off >> 16)), within >> 9, n >> 9, buf + bytes + at, gNow, id);
+    writeSectors(<u32>cacheLookup(v, <u32>(off >> 16)), within >> 9, n >> 9, src + at, gNow, id);
     cacheCount(CS_WRITE_HITS);
     store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + WRITE_NV_ENTRIES);
     at += n;
   }
   store<u32>(c + CX_LENGTH, bytes); // what FUA forces out
-  store<u32>(c + CX_CURSOR, 2 * bytes); // the data-out the initiator sent
+  store<u32>(c + CX_CURSOR, (or ? <u32>1 : 2) * bytes); // the data-out the initiator sent
   store<u8>(c + CX_STATE, <u8>ST_NV_WAIT);
   return true;
 }
 
+/** dst |= src over n bytes. */
+function orInto(dst: usize, src: usize, n: u32): void {
+  let i: u32 = 0;
+  for (; i + 8 <= n; i += 8) store<u64>(dst + i, load<u64>(dst + i) | load<u64>(src + i));
+  for (; i < n; i++) store<u8>(dst + i, load<u8>(dst + i) | load<u8>(src + i));
+}
 
 // ---- START STOP UNIT ----------------------------------------------------------------------------
 
@@ -403,7 +424,7 @@ export function stoppedRefuses(c: usize, v: u32, op: u32): bool {
 
 function mediaAccess(op: u32): bool {
   return op == 0x00 || op == 0x08 || op == 0x0A || op == 0x25 || op == 0x28 || op == 0x2A || op == 0x2E || op == 0x2F
-    || op == 0x34 || op == 0x35 || op == 0x41 || op == 0x42 || op == 0x88 || op == 0x89 || op == 0x8A || op == 0x8E
+    || op == 0x34 || op == 0x35 || op == 0x41 || op == 0x42 || op == 0x88 || op == 0x89 || op == 0x8A || op == 0x8B || op == 0x8E
     || op == 0x8F || op == 0x90 || op == 0x91 || op == 0x93 || op == 0x9E || op == 0xA8 || op == 0xAA || op == 0xAE
     || op == 0xAF;
 }
