@@ -275,8 +275,9 @@ const CAW_ATTEMPT: u32 = 1; // and up: the blocks were staged; the compare-and-w
 /**
  * COMPARE AND WRITE (`or` false): the data-out holds N blocks to compare and N to write. ORWRITE
  * (`or` true): N blocks ORed into the volume's. The blocks are staged, then compared (or ORed) and
- * written in one step of the channel IOP, so no other command on it (every command of a logical
- * unit's ports runs on its owning channel IOP) writes between the read and the write; a block that
+ * written in one step of the channel IOP, so no other command writes between the read and the
+ * write (the harness steps an array's IOPs one after another; a parallel driver would need a range
+ * lock here); a block that
  * left the cache meanwhile is staged again (COMPARE_ATTEMPTS, then BUSY). A difference: MISCOMPARE,
  * 1Dh/00h, INFORMATION = its offset in the data-out; nothing is written.
  */

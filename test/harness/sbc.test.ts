@@ -336,7 +336,7 @@ test('task attributes: ORDERED waits for the older READ, SIMPLE waits for the OR
   const head = await track('head', send(s, [0, 0, 0, 0, 0, 0], { attr: 'headOfQueue' }));
   t.is(head.r.status, 0);
   t.deepEqual(order, ['head'], 'HEAD OF QUEUE answered while the READ, the ORDERED and the SIMPLE after it wait');
-  while (gate.held.length === 0) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 100000 && gate.held.length === 0; i++) await new Promise((r) => setImmediate(r)); // the stage reaches the medium
   gate.release();
   const [r] = await Promise.all([readCmd, ordered, simple]);
   t.true(Buffer.from(r.r.data).equals(data));
