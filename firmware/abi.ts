@@ -391,6 +391,7 @@ export const ERR_ROLE: u32 = 11; // no disk IOP, or more than one
 export const ERR_NOT_LAID_OUT: u32 = 12;
 export const ERR_NV_VERSION: u32 = 13; // the NV image is of another version (MAP_ERROR_DETAIL: its version)
 export const ERR_NV_CORRUPT: u32 = 14; // neither copy of the NV header is whole (CRC), and it is not blank
+export const ERR_TAPE: u32 = 15; // the library's config is bad (MAP_ERROR_DETAIL: the tape device, or 0xFFFF for the library)
 
 // ---- iSCSI PDU errors (TRACE_PDU_ERROR) ---------------------------------------------------------
 export const PERR_HEADER_DIGEST: u32 = 1; // the connection is closed (ERL 0: the next PDU cannot be found)
@@ -402,3 +403,109 @@ export const PERR_OVERSIZE: u32 = 6; // a data segment beyond MaxRecvDataSegment
 export const PERR_CMDSN: u32 = 7; // a command outside the CmdSN window: dropped
 export const PERR_NO_TASK: u32 = 8; // Data-Out or NOP-Out for no task: dropped
 export const PERR_TIMEOUT: u32 = 9; // a NOP-In unanswered, a CmdSN gap not filled: the connection is closed
+
+// ---- Tape devices: a library's medium changer and its drives (docs/tape.md) ---------------------
+// The library is attached to the array (the array is its FC-SCSI bridge, document 004 Fig. 9):
+// each device is its own logical unit on every port, at the LUN the topology gives (>= 256, so it
+// never meets the volume map). The binding (hal/tape/) is the mechanism: it keeps the cartridges
+// as AWS tape images, moves them, and reports what its sensors see; the firmware is the SCSI
+// target (SSC-3, SMC-3). Zero tape devices in the config block means no library.
+export const MAX_TAPE_DEVICES: u32 = 16; // the changer and up to 15 drives
+export const MAX_TAPE_ELEMENTS: u32 = 1024; // transport + import/export + drives + slots
+export const TAPE_LUN_MIN: u32 = 256;
+export const CFG_TAPE: u32 = 0x6000; // the library's config
+export const CTP_DEVICES: u32 = 0; // u32: tape devices (0: no library)
+export const CTP_SLOTS: u32 = 4; // u16: storage elements
+export const CTP_IE: u32 = 6; // u16: import/export elements
+export const CTP_MAX_BLOCK: u32 = 8; // u32: the largest record a drive reads or writes (READ BLOCK LIMITS)
+export const CTP_DENSITY: u32 = 12; // u8: density code the drives report (58h: LTO-5)
+export const CFG_TAPE_TABLE: u32 = 0x6040; // MAX_TAPE_DEVICES entries
+export const CFG_TAPE_BYTES: u32 = 64;
+export const CTD_KIND: u32 = 0; // u8, TDK_*
+export const CTD_LUN: u32 = 2; // u16
+export const CTD_ELEMENT: u32 = 4; // u16: a drive's data transfer element address
+export const CTD_NAME: u32 = 32; // 32 ASCII bytes
+export const TDK_CHANGER: u32 = 1;
+export const TDK_DRIVE: u32 = 2;
+// Element addresses (SMC-3): the kinds in this order in the element table.
+export const ELEM_TRANSPORT: u32 = 0x0000; // one medium transport element (the robot)
+export const ELEM_IE_BASE: u32 = 0x0010;
+export const ELEM_DRIVE_BASE: u32 = 0x0100;
+export const ELEM_SLOT_BASE: u32 = 0x1000;
+export const ELT_TRANSPORT: u32 = 1; // SMC element type codes
+export const ELT_STORAGE: u32 = 2;
+export const ELT_IE: u32 = 3;
+export const ELT_DRIVE: u32 = 4;
+
+// Map: where the tape rings and tables are (written by layout()).
+export const MAP_TAPE_ELEMENTS: u32 = 120; // u32: the element table (TEL entries), written by the binding
+export const MAP_TAPE_ELEMENT_COUNT: u32 = 124; // u32
+export const MAP_TAPE_TABLE: u32 = 0x4000; // MAX_TAPE_DEVICES entries
+export const MAP_TAPE_BYTES: u32 = 32;
+export const MTD_SQ: u32 = 0; // ring of TSQ entries, firmware -> binding
+export const MTD_CQ: u32 = 4; // ring of TCQ entries, binding -> firmware
+export const MTD_STATE: u32 = 8; // u32: the firmware's state block of the device (TDS_*, firmware-private)
+export const MTD_STATUS: u32 = 12; // u32 written by the binding: TDST_* | TDSF_* (what the drive's sensors say now)
+export const MTD_POSITION: u32 = 16; // u32 written by the binding: logical object number (blocks and filemarks from BOT)
+export const TDST_MASK: u32 = 0xFF;
+export const TDST_EMPTY: u32 = 0; // no cartridge in the drive
+export const TDST_UNLOADED: u32 = 1; // a cartridge is in the drive, not threaded (after UNLOAD): LOAD makes it ready
+export const TDST_LOADING: u32 = 2; // threading (the load time of the timing model)
+export const TDST_READY: u32 = 3;
+export const TDST_OFFLINE: u32 = 4; // the drive is offline (a fault): nothing works
+export const TDSF_WRITE_PROTECT: u32 = 0x100; // the cartridge's write-protect tab
+export const TDSF_BOT: u32 = 0x200; // at the beginning of the tape
+export const TDSF_EW: u32 = 0x400; // past the early warning point
+
+// Element table entry (written by the binding: the library's inventory as its robot and barcode reader see it).
+export const TEL_BYTES: u32 = 48;
+export const TEL_ADDRESS: u32 = 0; // u16
+export const TEL_TYPE: u32 = 2; // u8, ELT_*
+export const TEL_FULL: u32 = 3; // u8: 1 when it holds a cartridge
+export const TEL_SOURCE: u32 = 4; // u16: where the cartridge came from (0xFFFF: not known)
+export const TEL_VOLTAG: u32 = 8; // 32 ASCII bytes, space padded: the barcode (SMC-3 primary volume tag)
+export const TEL_VOLTAG_BYTES: u32 = 32;
+
+// Tape requests: one in flight per device (the firmware's claim serialises its users).
+export const TSQ_BYTES: u32 = 32;
+export const TSQ_OP: u32 = 0; // u8, TOP_*
+export const TSQ_ID: u32 = 4; // u32: matches the completion
+export const TSQ_COUNT: u32 = 8; // i32: bytes (READ/WRITE), filemarks, or objects to space (negative: backwards)
+export const TSQ_ADDR: u32 = 12; // u32: the buffer in common memory the binding moves record data to or from
+export const TSQ_ARG: u32 = 16; // u32: READ/WRITE: fixed block size (0: one variable record); MOVE: source element
+export const TSQ_ARG2: u32 = 20; // u32: MOVE: destination element
+export const TOP_READ: u32 = 1; // variable: one record, at most COUNT bytes; fixed: COUNT/ARG records of ARG bytes
+export const TOP_WRITE: u32 = 2; // variable: one record of COUNT bytes; fixed: COUNT/ARG records
+export const TOP_WRITE_MARKS: u32 = 3; // COUNT tapemarks
+export const TOP_SPACE_BLOCKS: u32 = 4; // COUNT records (stops after a tapemark, at EOD or BOT)
+export const TOP_SPACE_MARKS: u32 = 5; // COUNT tapemarks (stops at EOD or BOT)
+export const TOP_SPACE_EOD: u32 = 6; // to the end of data
+export const TOP_REWIND: u32 = 7;
+export const TOP_LOAD: u32 = 8; // thread the cartridge in the drive; position at BOT
+export const TOP_UNLOAD: u32 = 9; // rewind and unthread; the cartridge stays in the drive for the robot
+export const TOP_ERASE: u32 = 10; // end of data at the current position (what followed is gone)
+export const TOP_MOVE: u32 = 16; // changer: move the cartridge at ARG to ARG2
+export const TOP_INVENTORY: u32 = 17; // changer: read every barcode again (INITIALIZE ELEMENT STATUS)
+export const TCQ_BYTES: u32 = 32;
+export const TCQ_ID: u32 = 0; // u32
+export const TCQ_STATUS: u32 = 4; // u16, TST_*
+export const TCQ_FLAGS: u32 = 6; // u16: TDSF_* >> 8 after the operation (EW, BOT, WP)
+export const TCQ_LENGTH: u32 = 8; // u32: READ: the length of the last record read (whole, also when longer than asked)
+export const TCQ_DONE: u32 = 12; // u32: records read or written whole, tapemarks written, objects spaced
+export const TCQ_POSITION: u32 = 16; // u32: logical object number after the operation
+export const TST_OK: u32 = 0;
+export const TST_TAPEMARK: u32 = 1; // a read or a space of records met a tapemark (position after it)
+export const TST_EOD: u32 = 2; // a read or a space met the end of data (position at it)
+export const TST_BOT: u32 = 3; // a backward space met the beginning of the tape
+export const TST_EOM: u32 = 4; // a write met the physical end of the tape: nothing of the record was written
+export const TST_WRITE_ERROR: u32 = 5; // the medium refused a write (a fault): the record was not written
+export const TST_READ_ERROR: u32 = 6;
+export const TST_NO_MEDIUM: u32 = 7; // no cartridge in the drive
+export const TST_NOT_LOADED: u32 = 8; // a cartridge, not threaded: LOAD first
+export const TST_OFFLINE: u32 = 9; // the drive is offline
+export const TST_PROTECTED: u32 = 10; // the cartridge is write-protected
+export const TST_SOURCE_EMPTY: u32 = 11; // MOVE: nothing at the source
+export const TST_DEST_FULL: u32 = 12; // MOVE: the destination holds a cartridge
+export const TST_BAD_ELEMENT: u32 = 13; // MOVE: no such element
+export const TST_IO_ERROR: u32 = 15; // the image file could not be read or written (the binding logs the errno)
+export const DB_TAPE_BASE: u32 = 0x3100; // + tape device index

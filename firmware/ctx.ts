@@ -58,6 +58,7 @@ export const CX_FIRST_SLOT: u32 = 172; // u32: flush range, in slot numbers
 export const CX_LAST_SLOT: u32 = 176; // u32
 export const CX_ARG: u32 = 180; // u32: handler-specific
 export const CX_TASK_ATTR: u32 = 184; // u8: TA_* (SAM task attribute, whatever the transport's encoding)
+export const CX_SENSE_BITS: u32 = 185; // u8: byte 2 flags of fixed sense a tape command sets: FILEMARK 80h, EOM 40h, ILI 20h
 export const CX_PIN_SLOT: u32 = 188; // u32: slot + 1 this command holds pinned (a stage it waits for, a slot it sends)
 export const CX_TRANSPORT: u32 = 192; // CX_TRANSPORT_BYTES: the port kind's per-command state (comm/), 8-aligned
 export const CX_TRANSPORT_BYTES: u32 = 64;
@@ -83,8 +84,9 @@ export const ST_FLUSH: u32 = 7; // waiting for dirty data to reach the media (FU
 export const ST_SEND_BUFFER: u32 = 8; // generated data-in from buffer memory
 export const ST_RESPOND: u32 = 9; // status ready, waiting for room to send it
 export const ST_PARAM_DATA: u32 = 10; // management OUT: receiving the parameter list
+export const ST_TAPE: u32 = 12; // a tape command: waiting for its device, its request, or to send what it read (tape/)
 export const ST_HELD: u32 = 11; // taken in but not yet dispatched: its transport holds it (iSCSI CmdSN order)
-export const ST_ORDER_WAIT: u32 = 12; // dispatched in order but waiting for older commands (task attributes: ORDERED)
+export const ST_ORDER_WAIT: u32 = 13; // dispatched in order but waiting for older commands (task attributes: ORDERED)
 
 export const CXF_DATA_OUT: u32 = 1; // host said it has data-out
 export const CXF_DATA_IN: u32 = 2; // host said it takes data-in
@@ -95,12 +97,13 @@ export const CXF_IMMED: u32 = 32; // status already sent; the context finishes s
 export const CXF_RESPONDED: u32 = 64;
 export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, not volume data
 export const CXF_FLUSH_POSTED: u32 = 256;
+export const CXF_TAPE: u32 = 1024; // the command holds a tape device's claim (CX_ARG: device + 1)
 export const CXF_NV_FAILED: u32 = 512; // an NV persist of this command completed with an error
-export const CXF_SINK_COMPARE: u32 = 1024; // a read compares the blocks with the buffer (VERIFY BYTCHK=1)
-export const CXF_SINK_DISCARD: u32 = 2048; // a read only stages the blocks (VERIFY BYTCHK=0, PRE-FETCH)
-export const CXF_REDISPATCH: u32 = 4096; // when that read is done the handler runs again (COMPARE AND WRITE)
-export const CXF_FROM_BUFFER: u32 = 8192; // a write takes its data from the command's buffer (WRITE SAME)
-export const CXF_ORDERED: u32 = 16384; // an ORDERED command counted in CP_ORDERED until it ends
+export const CXF_SINK_COMPARE: u32 = 2048; // a read compares the blocks with the buffer (VERIFY BYTCHK=1)
+export const CXF_SINK_DISCARD: u32 = 4096; // a read only stages the blocks (VERIFY BYTCHK=0, PRE-FETCH)
+export const CXF_REDISPATCH: u32 = 8192; // when that read is done the handler runs again (COMPARE AND WRITE)
+export const CXF_FROM_BUFFER: u32 = 16384; // a write takes its data from the command's buffer (WRITE SAME)
+export const CXF_ORDERED: u32 = 32768; // an ORDERED command counted in CP_ORDERED until it ends
 
 // Channel IOP private area header (the rest is laid out by channel.ts).
 export const CP_CTX_FREE: u32 = 0; // u32: index + 1
@@ -243,6 +246,7 @@ export function senseFixed(dst: usize, key: u32, asc: u32, ascq: u32, info: u32,
 export function ctxSense(c: usize, dst: usize): void {
   senseFixed(dst, load<u8>(c + CX_SENSE_KEY), load<u8>(c + CX_ASC), load<u8>(c + CX_ASCQ), load<u32>(c + CX_INFO),
     (load<u32>(c + CX_FLAGS) & CXF_INFO_VALID) != 0, load<u32>(c + CX_SKS));
+  store<u8>(dst + 2, load<u8>(dst + 2) | (load<u8>(c + CX_SENSE_BITS) & 0xE0));
 }
 
 // ---- Buffer memory ------------------------------------------------------------------------------

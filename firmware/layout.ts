@@ -15,7 +15,7 @@ import {
   PORT_STREAM, PORT_QUEUE, PORT_ISCSI, ROLE_CHANNEL, ROLE_DISK, STATS_BYTES, MSQ_BYTES, MCQ_BYTES, NSQ_BYTES, NCQ_BYTES,
   QSQ_BYTES, QCQ_BYTES, TRACE_BYTES, DB_NV, DB_MEDIUM_BASE, DB_TX_BASE, DB_CQ_BASE, DB_NONE, MAPS_LAID_OUT,
   MAPS_FAILED, ERR_NONE, ERR_CONFIG_MAGIC, ERR_CONFIG_VERSION, ERR_IOP_COUNT, ERR_MEDIA_COUNT, ERR_PORT_COUNT,
-  ERR_CACHE_SLOTS, ERR_MEMORY, ERR_STATIC, ERR_PORT, ERR_ROLE, CMED_SCHEDULER, CMED_QUEUE_DEPTH, SCHED_DEADLINE,
+  ERR_CACHE_SLOTS, ERR_TAPE, ERR_MEMORY, ERR_STATIC, ERR_PORT, ERR_ROLE, CMED_SCHEDULER, CMED_QUEUE_DEPTH, SCHED_DEADLINE,
 } from "./abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, portCount, mediumSectors } from "./config";
 import { ringInit, ringBytes } from "./ring";
@@ -27,6 +27,7 @@ import { initLayout } from "./initmap";
 import { channelPrivateBytes } from "./channel";
 import { DISK_PRIVATE_BYTES } from "./disk";
 import { MB_BYTES, MAILBOX_ENTRIES } from "./mailbox";
+import { tapeConfigError, tapePlan } from "./tape/device";
 
 const NV_SQ_ENTRIES: u32 = 1024;
 const NV_CQ_ENTRIES: u32 = 1024;
@@ -89,6 +90,8 @@ function checkConfig(): u32 {
   const chunks = cfg32(CFG_BUFFER_CHUNKS);
   const trace = cfg32(CFG_TRACE_ENTRIES);
   if (contexts < 1 || contexts > 4096 || chunks < 4 || chunks > 64 || !pow2(trace)) return ERR_IOP_COUNT;
+  const tape = tapeConfigError();
+  if (tape != 0) { detail(tape); return ERR_TAPE; }
   return ERR_NONE;
 }
 
@@ -136,6 +139,7 @@ function plan(write: bool): usize {
     at = ring(write, at, e + MMED_CQ, MEDIUM_RING_ENTRIES, MCQ_BYTES, DB_NONE);
   }
   for (let p: u32 = 0; p < portCount(); p++) at = planPort(write, at, p);
+  at = tapePlan(write, at);
   return at;
 }
 

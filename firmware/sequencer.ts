@@ -28,7 +28,7 @@ import {
   CX_FLUSH_SEQ, CX_NV_PENDING, CX_DATA_ADDR, CX_STATUS, CX_SENSE_KEY, CX_ASC, CX_PEER, CX_OPCODE,
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
-  ST_RESPOND, ST_PARAM_DATA, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
+  ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
   CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_SINK_COMPARE, CXF_SINK_DISCARD, CXF_REDISPATCH, CXF_FROM_BUFFER,
   ctxBufferBytes, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
@@ -50,6 +50,7 @@ import { blockSize, volumeAtLun } from "./volume";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
+import { tapeStep, tapeAbort } from "./tape/command";
 
 /** A data-out burst the host does not complete within this time fails the command (4Bh/00h). */
 export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
@@ -164,6 +165,7 @@ export function ctxStep(c: usize): i32 {
     case ST_FLUSH: flushStep(c); break;
     case ST_SEND_BUFFER: sendBufferStep(c); break;
     case ST_ORDER_WAIT: orderStep(c); break;
+    case ST_TAPE: tapeStep(c); break;
     default: break;
   }
   if (<u32>load<u8>(c + CX_STATE) == ST_RESPOND) {
@@ -244,6 +246,7 @@ function retire(c: usize): void {
     tagRemove(port, s, load<u32>(c + CX_TAG));
     sessionOutstandingAdd(port, s, -1);
   }
+  tapeAbort(c); // a tape device it holds is given back (a request in flight is reaped by the next user)
   ctxBufferRelease(c);
   ctxGatherRelease(c);
   transportRetire(c);

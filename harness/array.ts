@@ -7,6 +7,7 @@ import { CommonMemory } from '../hal/memory';
 import { EntryRing } from '../hal/ring';
 import { NvBinding, NvFault } from '../hal/nv';
 import { MediumBinding } from '../hal/media/binding';
+import { TapeLibraryBinding } from '../hal/tape/library';
 import { MediumStore, RamStore, FileStore } from '../hal/media/store';
 import { QueueSession } from '../hal/channels/queue';
 import { SessionSlot } from '../hal/channels/session';
@@ -15,7 +16,7 @@ import { Prng } from '../hal/prng';
 import { packagePath } from '../lib/paths';
 import { writeConfig } from './config';
 import { TraceWriter, decodeTrace, traceTypeName } from './trace';
-import { parseFault, parseNvFault, type ArraySpec, type Mode, type FaultSpec } from './topology';
+import { parseFault, parseNvFault, parseTapeFault, type ArraySpec, type Mode, type FaultSpec, type TapeFault } from './topology';
 
 const Wasm = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
 
@@ -132,6 +133,8 @@ export class ArrayController {
   mem!: CommonMemory;
   private readonly fw: FirmwareExports[] = [];
   readonly media: MediumBinding[] = [];
+  /** The tape library attached to the array, if the topology has one (docs/tape.md). */
+  tape: TapeLibraryBinding | undefined;
   nv!: NvBinding;
   readonly streamPorts: Array<StreamPort | undefined> = [];
   readonly queuePorts: Array<QueuePort | undefined> = [];
@@ -213,6 +216,10 @@ export class ArrayController {
       b.onDone = this.ioDone;
       this.media.push(b);
     });
+    if (spec.library) {
+      this.tape = new TapeLibraryBinding(this.mem, spec.library);
+      this.tape.log = (m) => o.log(`${this.name} ${spec.library!.name}: ${m}`);
+    }
     for (let i = 0; i < spec.iops.length; i++) {
       const r = this.fw[i].boot(spec.iops[i] === 'disk' ? A.ROLE_DISK : A.ROLE_CHANNEL, i);
       if (r !== 0) throw new BootError(this.name, r, this.mem.u32(A.MAP_ADDR + A.MAP_ERROR_DETAIL), `boot of IOP ${i}`);
@@ -267,6 +274,7 @@ export class ArrayController {
     if (this.failed) return 0;
     let work = this.nv.reap();
     for (const m of this.media) if (m.nextTimerNs() <= now) work += m.service(now);
+    if (this.tape && this.tape.nextTimerNs() <= now) work += this.tape.service(now);
     try {
       for (let i = 0; i < this.fw.length; i++) {
         work += this.fw[i].poll(now);
@@ -295,6 +303,7 @@ export class ArrayController {
       else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) this.streamPorts[(id - A.DB_TX_BASE) >> 4]?.transmit((id - A.DB_TX_BASE) & 15);
       else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.queuePorts[(id - A.DB_CQ_BASE) >> 4]?.sessions[(id - A.DB_CQ_BASE) & 15]?.drain();
       else if (id === A.DB_TRACE) this.drainTrace();
+      else if (id >= A.DB_TAPE_BASE && id < A.DB_TAPE_BASE + A.MAX_TAPE_DEVICES) work += this.tape?.take(id - A.DB_TAPE_BASE, now) ?? 0;
     }
     return work;
   }
@@ -308,6 +317,7 @@ export class ArrayController {
       if (w > 0 && w < t) t = w;
     }
     for (const m of this.media) t = Math.min(t, m.nextTimerNs());
+    if (this.tape) t = Math.min(t, this.tape.nextTimerNs());
     for (const w of this.controlWaiters) if (w.deadlineNs >= 0) t = Math.min(t, w.deadlineNs);
     // A metrics record is due every interval, also while nothing else happens.
     if (this.o.trace.enabled && !this.failed) t = Math.min(t, this.lastMetricsNs + this.o.metricsIntervalMs * 1e6);
@@ -346,6 +356,7 @@ export class ArrayController {
   get hostWaiting(): boolean {
     if (this.controlWaiters.length > 0 || this.nv.queued > 0 || this.mediaBecomingReady() > 0) return true;
     for (const m of this.media) if (m.busy) return true;
+    if (this.tape?.busy) return true;
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) if (s && s.outstanding > 0) return true;
     return false;
   }
@@ -427,6 +438,7 @@ export class ArrayController {
     if (this.mediaBecomingReady() > 0) out.push(`${this.mediaBecomingReady()} medium label check(s)`);
     if (this.nv.queued > 0) out.push(`${this.nv.queued} NV write(s)`);
     for (const m of this.media) if (m.busy) out.push(`medium ${m.name}`);
+    if (this.tape) out.push(...this.tape.busyNames());
     for (const q of this.queuePorts) {
       if (!q) continue;
       const n = q.sessions.reduce((k, x) => k + (x ? x.outstanding : 0), 0);
@@ -442,8 +454,10 @@ export class ArrayController {
    * "disk1 slow 20", "disk1 dead", "disk1 heal" (clears the medium's faults); on the NV memory
    * "nv error ENOSPC [count 3]", "nv torn [bytes 100]", "nv power loss after 12 writes", "nv heal".
    */
-  inject(text: string): FaultSpec | NvFault | undefined {
+  inject(text: string): FaultSpec | NvFault | TapeFault | undefined {
     if (/^\s*nv(\s|$)/.test(text)) return this.injectNv(text);
+    const first = /^\s*(\S+)/.exec(text)?.[1];
+    if (this.tape && first && this.tape.driveNamed(first)) return this.injectTape(text);
     const m = /^\s*(\S+)\s+(?:(read|write) error at (\d+)(?: count (\d+))?|slow (\d+(?:\.\d+)?)|(dead)|(heal))\s*$/.exec(text);
     if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "<medium> read error at <lba> [count <n>]", "<medium> write error at <lba>", "<medium> slow <factor>", "<medium> dead" or "<medium> heal"`);
     const medium = this.media.find((x) => x.name === m[1]);
@@ -452,6 +466,20 @@ export class ArrayController {
     const raw = m[2] ? { type: `${m[2]}Error`, lba: Number(m[3]), count: Number(m[4] ?? 1) } : m[5] ? { type: 'slow', factor: Number(m[5]) } : { type: 'dead' };
     const fault = parseFault(raw, `fault "${text.trim()}"`, medium.sectors);
     medium.inject(fault);
+    return fault;
+  }
+
+  /**
+   * A tape drive's fault: "drive0 write error at 12" (logical object 12), "drive0 read error at 3",
+   * "drive0 end of medium at 8MiB", "drive0 offline", "drive0 heal".
+   */
+  private injectTape(text: string): TapeFault | undefined {
+    const m = /^\s*(\S+)\s+(?:(read|write) error at (\d+)|end of medium at (\S+)|(offline)|(heal))\s*$/.exec(text);
+    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "<drive> write error at <block>", "<drive> read error at <block>", "<drive> end of medium at <size>", "<drive> offline" or "<drive> heal"`);
+    if (m[6]) { this.tape!.heal(m[1]); return undefined; }
+    const raw = m[2] ? { type: `${m[2]}Error`, block: Number(m[3]) } : m[4] ? { type: 'endOfMedium', size: m[4] } : { type: 'offline' };
+    const fault = parseTapeFault(raw, `fault "${text.trim()}"`);
+    this.tape!.inject(m[1], fault);
     return fault;
   }
 
@@ -548,6 +576,7 @@ export class ArrayController {
       return;
     }
     for (const m of this.media) m.store.close();
+    this.tape?.close();
     await this.nv?.close();
   }
 
@@ -556,6 +585,7 @@ export class ArrayController {
     if (this.failed?.message.startsWith('power failed')) return;
     this.nv.powerFail();
     for (const m of this.media) m.powerFail();
+    this.tape?.powerFail();
     this.failed = new Error(why === 'power failed' ? why : `power failed: ${why}`);
     for (const w of this.controlWaiters.splice(0)) w.reject(new Error(`array ${this.name}: power failed before the request finished`));
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.failAll(this.failed);

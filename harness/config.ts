@@ -3,7 +3,7 @@
 import * as crypto from 'crypto';
 import * as A from '../hal/abi';
 import { CommonMemory } from '../hal/memory';
-import type { ArraySpec, Mode } from './topology';
+import type { ArraySpec, LibrarySpec, Mode } from './topology';
 
 const SCHEDULERS = { fifo: A.SCHED_FIFO, sstf: A.SCHED_SSTF, clook: A.SCHED_CLOOK, deadline: A.SCHED_DEADLINE };
 
@@ -77,6 +77,24 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
       mem.setU32(x + A.CPX_PING_MS, p.pingIntervalMs);
     }
   });
+  if (a.library) writeLibrary(mem, a.library);
+}
+
+/** The library's devices: the changer at its LUN, each drive at the LUNs after it (docs/tape.md). */
+function writeLibrary(mem: CommonMemory, l: LibrarySpec): void {
+  const T = A.CONFIG_ADDR + A.CFG_TAPE;
+  mem.setU32(T + A.CTP_DEVICES, 1 + l.drives.length);
+  mem.setU16(T + A.CTP_SLOTS, l.slots);
+  mem.setU16(T + A.CTP_IE, l.importExport);
+  mem.setU32(T + A.CTP_MAX_BLOCK, l.maxBlockBytes);
+  mem.setU8(T + A.CTP_DENSITY, l.density);
+  for (let d = 0; d <= l.drives.length; d++) {
+    const b = A.CONFIG_ADDR + A.CFG_TAPE_TABLE + d * A.CFG_TAPE_BYTES;
+    mem.setU8(b + A.CTD_KIND, d === 0 ? A.TDK_CHANGER : A.TDK_DRIVE);
+    mem.setU16(b + A.CTD_LUN, l.lun + d);
+    mem.setU16(b + A.CTD_ELEMENT, d === 0 ? A.ELEM_TRANSPORT : A.ELEM_DRIVE_BASE + d - 1);
+    ascii(mem, b + A.CTD_NAME, 32, d === 0 ? l.name : l.drives[d - 1].name, 0);
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
 import * as path from 'path';
 import * as fs from 'fs';
 import * as os from 'os';
-import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES } from '../hal/abi';
+import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES, MAX_TAPE_DEVICES, TAPE_LUN_MIN } from '../hal/abi';
 import type { NvFault } from '../hal/nv';
 import { packagePath } from '../lib/paths';
 
@@ -57,6 +57,28 @@ export interface PortSpec {
   idleTimeoutMs: number; // stream: a session with no command in flight that receives nothing this long is closed (0: never)
 }
 
+/** Tape timing (virtual or real time): threading, the robot, tape motion and streaming. */
+export interface TapeTiming { loadMs: number; unloadMs: number; moveMs: number; locateMBps: number; streamMBps: number }
+export type TapeFault =
+  | { type: 'writeError' | 'readError'; block: number }
+  | { type: 'endOfMedium'; bytes: number }
+  | { type: 'offline' };
+export interface CartridgeSpec { barcode: string; slot: number; bytes: number; writeProtect: boolean }
+/** A tape library attached to the array (docs/tape.md): the changer at `lun`, the drives at the LUNs after it. */
+export interface LibrarySpec {
+  name: string;
+  dir: string; // absolute: the cartridges' AWS images and library.json
+  lun: number;
+  slots: number;
+  importExport: number;
+  maxBlockBytes: number;
+  earlyWarningBytes: number;
+  density: number;
+  timing: TapeTiming;
+  drives: Array<{ name: string; faults: TapeFault[] }>;
+  cartridges: CartridgeSpec[];
+}
+
 export interface ArraySpec {
   name: string;
   dir: string;
@@ -69,6 +91,7 @@ export interface ArraySpec {
   iops: Array<'channel' | 'disk'>;
   media: MediumSpec[];
   ports: PortSpec[];
+  library: LibrarySpec | undefined;
 }
 
 export interface Topology {
@@ -141,7 +164,7 @@ export function parseTopology(doc: unknown, baseDir: string): Topology {
 
 function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
   const a = object(v, f);
-  known(a, f, ['name', 'dir', 'serial', 'deviceId', 'cache', 'nv', 'contexts', 'traceCommands', 'iops', 'media', 'ports']);
+  known(a, f, ['name', 'dir', 'serial', 'deviceId', 'cache', 'nv', 'contexts', 'traceCommands', 'iops', 'media', 'ports', 'library']);
   const name = pattern(a.name, `${f}.name`, /^[A-Za-z0-9_-]{1,31}$/, 'letters, digits, _ or -, at most 31');
   const dir = path.resolve(baseDir, a.dir === undefined ? path.join('var', name) : string(a.dir, `${f}.dir`));
   const serial = a.serial === undefined ? deriveSerial(name)
@@ -184,7 +207,71 @@ function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
   const targets = ports.map((p, i) => ({ p, i })).filter((x) => x.p.protocol === 'iscsi');
   unique(targets.map((x) => x.p.targetName), (i) => `${f}.ports[${targets[i].i}].targetName`);
   unique(ports.map((p) => String(p.address)), (i) => `${f}.ports[${i}].address`);
-  return { name, dir, serial, deviceId, cache, nv, contexts, traceCommands, iops, media, ports };
+  const library = a.library === undefined ? undefined : parseLibrary(a.library, `${f}.library`, dir);
+  if (library) {
+    const names = [...media.map((m) => m.name), 'nv'];
+    library.drives.forEach((d, i) => {
+      if (names.includes(d.name)) throw new TopologyError(`${f}.library.drives[${i}].name`, `${JSON.stringify(d.name)} also names a medium (or the NV memory); fault commands need one meaning`);
+    });
+  }
+  return { name, dir, serial, deviceId, cache, nv, contexts, traceCommands, iops, media, ports, library };
+}
+
+const BARCODE = /^[A-Z0-9]{6}(?:[A-Z0-9]{2})?$/;
+
+function parseLibrary(v: unknown, f: string, dir: string): LibrarySpec {
+  const l = object(v, f);
+  known(l, f, ['name', 'dir', 'lun', 'slots', 'importExport', 'maxBlock', 'earlyWarning', 'density', 'timing', 'drives', 'cartridges']);
+  const name = pattern(l.name ?? 'library0', `${f}.name`, /^[A-Za-z0-9_-]{1,31}$/, 'letters, digits, _ or -, at most 31');
+  const slots = integer(l.slots ?? 8, `${f}.slots`, 1, 512);
+  const drivesIn = list(l.drives ?? [{ name: 'drive0' }, { name: 'drive1' }], `${f}.drives`, 1, MAX_TAPE_DEVICES - 1);
+  const lun = integer(l.lun ?? 256, `${f}.lun`, TAPE_LUN_MIN, 0x3FFF - drivesIn.length);
+  const importExport = integer(l.importExport ?? 1, `${f}.importExport`, 0, 8);
+  const maxBlockBytes = sizeIn(l.maxBlock ?? '256KiB', `${f}.maxBlock`, 1, 256 * 1024);
+  const earlyWarningBytes = sizeIn(l.earlyWarning ?? '1MiB', `${f}.earlyWarning`, 0, 2 ** 40);
+  const density = integer(l.density ?? 0x58, `${f}.density`, 1, 255);
+  const t = l.timing === undefined ? {} : object(l.timing, `${f}.timing`);
+  known(t, `${f}.timing`, ['loadMs', 'unloadMs', 'moveMs', 'locateMBps', 'streamMBps']);
+  const timing: TapeTiming = {
+    loadMs: number(t.loadMs ?? 1000, `${f}.timing.loadMs`, 0, 600_000), unloadMs: number(t.unloadMs ?? 1000, `${f}.timing.unloadMs`, 0, 600_000),
+    moveMs: number(t.moveMs ?? 2000, `${f}.timing.moveMs`, 0, 600_000), locateMBps: number(t.locateMBps ?? 10_000, `${f}.timing.locateMBps`, 0.001, 1e6),
+    streamMBps: number(t.streamMBps ?? 140, `${f}.timing.streamMBps`, 0.001, 1e5),
+  };
+  const drives = drivesIn.map((x, i) => {
+    const o = object(x, `${f}.drives[${i}]`);
+    known(o, `${f}.drives[${i}]`, ['name', 'faults']);
+    return {
+      name: pattern(o.name, `${f}.drives[${i}].name`, /^[A-Za-z0-9_-]{1,31}$/, 'letters, digits, _ or -, at most 31'),
+      faults: (o.faults === undefined ? [] : list(o.faults, `${f}.drives[${i}].faults`, 0, 16)).map((y, k) => parseTapeFault(y, `${f}.drives[${i}].faults[${k}]`)),
+    };
+  });
+  unique(drives.map((d) => d.name), (i) => `${f}.drives[${i}].name`);
+  let next = 0;
+  const cartridges = (l.cartridges === undefined ? [] : list(l.cartridges, `${f}.cartridges`, 0, slots)).map((x, i) => {
+    const o = object(x, `${f}.cartridges[${i}]`);
+    known(o, `${f}.cartridges[${i}]`, ['barcode', 'slot', 'size', 'writeProtect']);
+    const slot = integer(o.slot ?? next, `${f}.cartridges[${i}].slot`, 0, slots - 1);
+    next = slot + 1;
+    return {
+      barcode: pattern(o.barcode, `${f}.cartridges[${i}].barcode`, BARCODE, '6 or 8 upper-case letters or digits (the first 6 are the volume serial of its VOL1 label), such as "SB0001L5"'),
+      slot, bytes: sizeIn(o.size ?? '1GiB', `${f}.cartridges[${i}].size`, 1 << 20, 2 ** 44),
+      writeProtect: boolean(o.writeProtect ?? false, `${f}.cartridges[${i}].writeProtect`),
+    };
+  });
+  unique(cartridges.map((c) => c.barcode), (i) => `${f}.cartridges[${i}].barcode`);
+  unique(cartridges.map((c) => String(c.slot)), (i) => `${f}.cartridges[${i}].slot`);
+  const libDir = path.resolve(dir, l.dir === undefined ? name : string(l.dir, `${f}.dir`));
+  return { name, dir: libDir, lun, slots, importExport, maxBlockBytes, earlyWarningBytes, density, timing, drives, cartridges };
+}
+
+/** { "type": "writeError" | "readError", "block": n } (a logical object number), { "type": "endOfMedium", "size": "1MiB" }, { "type": "offline" }. */
+export function parseTapeFault(v: unknown, f: string): TapeFault {
+  const o = object(v, f);
+  const type = oneOf(o.type, `${f}.type`, ['writeError', 'readError', 'endOfMedium', 'offline'] as const);
+  if (type === 'offline') { known(o, f, ['type']); return { type }; }
+  if (type === 'endOfMedium') { known(o, f, ['type', 'size']); return { type, bytes: sizeIn(o.size, `${f}.size`, 6, 2 ** 44) }; }
+  known(o, f, ['type', 'block']);
+  return { type, block: integer(o.block, `${f}.block`, 0, 0xFFFFFFFF) };
 }
 
 function parseMedium(v: unknown, f: string, dir: string): MediumSpec {

@@ -6,6 +6,7 @@
 // Exit codes: 0 ok, 1 the command failed (SCSI status, sense, file), 2 usage, 3 connection/transport.
 
 import * as fs from 'fs';
+import * as path from 'path';
 import { parseArgs } from 'util';
 import type { Readable, Writable } from 'stream';
 import { performance } from 'perf_hooks';
@@ -13,6 +14,7 @@ import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
+import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';
 import { connect as defaultConnect, DEFAULT_TARGET } from './connect';
 import { packageVersion } from '../lib/paths';
 
@@ -55,6 +57,13 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
                                         the file is replaced only when every byte has arrived
   stats [--interval S]                  rates over S seconds (default 1): IOPS, MB/s, latency, cache
                                         hits; the cache and the counters (--interval 0: no rates)
+  tape list [--library-lun N]           the library's elements: slots, drives, import/export, barcodes
+  tape move <from> <to>                 move a cartridge (element addresses, or a barcode as <from>)
+  tape load <barcode>                   into a free drive, threaded (the drive is not kept reserved)
+  tape unload <barcode>                 out of its drive, back to the slot it came from
+  tape write <barcode> <file>           a labelled tape (ECMA-13: VOL1, HDR1/HDR2, data, EOF1/EOF2)
+                                        holding the file, on a free drive; the cartridge goes back after
+  tape read <barcode> <file> [--file N] file N (default 1) of the labelled tape, checked against its labels
 
   --target  tcp://host:port, serial:///dev/tty...[?baud=N], inproc://...
             (default: $SANBOX_TARGET, else ${DEFAULT_TARGET})
@@ -86,6 +95,8 @@ const OPTIONS = {
   length: { type: 'string' },
   offset: { type: 'string' },
   interval: { type: 'string' },
+  'library-lun': { type: 'string' },
+  file: { type: 'string' },
 } as const;
 
 type Options = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -122,6 +133,12 @@ const COMMANDS: Record<string, Command> = {
   write: { args: ['volume|lun', 'file|-'], options: ['fua', 'offset'], check: (o) => offsetOption(o), run: write },
   read: { args: ['volume|lun', 'file|-'], options: ['bytes', 'length', 'offset'], check: readChecks, run: read },
   stats: { args: [], options: ['interval'], check: (o) => intervalOption(o), run: stats },
+  'tape list': { args: [], options: ['library-lun'], run: tapeList },
+  'tape move': { args: ['from', 'to'], options: ['library-lun'], run: tapeMove },
+  'tape load': { args: ['barcode'], options: ['library-lun'], run: tapeLoad },
+  'tape unload': { args: ['barcode'], options: ['library-lun'], run: tapeUnload },
+  'tape write': { args: ['barcode', 'file'], options: ['library-lun'], run: tapeWrite },
+  'tape read': { args: ['barcode', 'file'], options: ['library-lun', 'file'], run: tapeRead },
 };
 
 const GLOBAL_OPTIONS = ['target', 'json', 'help', 'version'];
@@ -380,6 +397,7 @@ async function luns(ctx: Context): Promise<void> {
   const mappings = (await ctx.client.listMappings()).filter((m) => m.port === port);
   const rows = await Promise.all(list.map(async (lun) => {
     if (lun === 0) return { lun, device: 'command device' };
+    if (lun >= 256) return { lun, device: (await ctx.client.inquiry(lun)).deviceType === 0x08 ? 'tape library (changer)' : 'tape drive' };
     const volume = volumes.find((v) => v.number === mappings.find((m) => m.lun === lun)?.volume);
     const c = await ctx.client.readCapacity(lun);
     return { lun, device: 'volume', volume: volume?.name, blocks: c.blocks, blockSize: c.blockSize, bytes: c.blocks * c.blockSize };
@@ -654,4 +672,78 @@ async function read(ctx: Context, [which, file]: string[]): Promise<void> {
 /** The process: sanctl as bin/sanctl.js runs it. */
 export async function main(): Promise<void> {
   process.exitCode = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
+}
+
+// ---- Tape (docs/tape.md) ------------------------------------------------------------------------------
+
+function library(ctx: Context): TapeLibrary {
+  const lun = ctx.options['library-lun'] === undefined ? CHANGER_DEFAULT_LUN : parseInteger(ctx.options['library-lun'], '--library-lun', 256, 16383);
+  return new TapeLibrary(ctx.transport, lun);
+}
+
+const ELEMENT_KINDS: Record<number, string> = { 1: 'robot', 2: 'slot', 3: 'import/export', 4: 'drive' };
+
+async function tapeList(ctx: Context): Promise<void> {
+  const els = await library(ctx).elements();
+  ctx.out({ elements: els.map((e) => ({ ...e, kind: ELEMENT_KINDS[e.type] })) }, table([['ELEMENT', 'KIND', 'BARCODE', 'FROM'],
+    ...els.map((e) => [`${e.address.toString(16).padStart(4, '0')}h`, ELEMENT_KINDS[e.type] ?? String(e.type), e.full ? e.barcode || '(no label)' : '', e.source === undefined ? '' : `${e.source.toString(16).padStart(4, '0')}h`])]));
+}
+
+/** An element address ("4096", "0x1000", "1000h") or, where a cartridge is meant, its barcode. */
+async function elementAddress(lib: TapeLibrary, text: string): Promise<number> {
+  const m = /^(?:0x([0-9a-f]+)|([0-9a-f]+)h|(\d+))$/i.exec(text);
+  if (m) return m[1] ? parseInt(m[1], 16) : m[2] ? parseInt(m[2], 16) : Number(m[3]);
+  return (await lib.whereIs(text)).address;
+}
+
+async function tapeMove(ctx: Context, [from, to]: string[]): Promise<void> {
+  const lib = library(ctx);
+  const source = await elementAddress(lib, from);
+  const destination = await elementAddress(lib, to);
+  await lib.move(source, destination);
+  ctx.out({ source, destination }, `moved ${from} from ${source.toString(16)}h to ${destination.toString(16)}h`);
+}
+
+async function tapeLoad(ctx: Context, [barcode]: string[]): Promise<void> {
+  const drive = await library(ctx).assign(barcode);
+  await drive.library.run(drive.lun, Buffer.from([0x17, 0, 0, 0, 0, 0])); // this process ends: the drive is not kept reserved
+  ctx.out({ barcode, lun: drive.lun, element: drive.element }, `${barcode} loaded in the drive at LUN ${drive.lun} (element ${drive.element.toString(16)}h)`);
+}
+
+async function tapeUnload(ctx: Context, [barcode]: string[]): Promise<void> {
+  const lib = library(ctx);
+  const at = await lib.whereIs(barcode);
+  const d = (await lib.drives()).find((x) => x.element === at.address);
+  if (!d) throw new Error(`${barcode} is not in a drive (element ${at.address.toString(16)}h)`);
+  await lib.run(d.lun, Buffer.from([0x1b, 0, 0, 0, 0, 0]));
+  const home = at.source ?? (await lib.elements()).find((e) => e.type === 2 && !e.full)?.address;
+  if (home === undefined) throw new Error('no free slot to put it back in');
+  await lib.move(at.address, home);
+  ctx.out({ barcode, element: home }, `${barcode} unloaded and back in element ${home.toString(16)}h`);
+}
+
+async function tapeWrite(ctx: Context, [barcode, file]: string[]): Promise<void> {
+  const data = fs.readFileSync(file);
+  const drive = await library(ctx).assign(barcode);
+  const bar = progressBar(ctx.io, 'tape write', data.length);
+  try {
+    await writeLabelledSet(drive, [{ name: path.basename(file), data }], { progress: (n) => bar.update(n) });
+  } finally {
+    bar.end();
+    await drive.release();
+  }
+  ctx.out({ barcode, file, bytes: data.length, lun: drive.lun }, `wrote ${formatBytes(data.length)} of ${file} to ${barcode} as a labelled tape (drive at LUN ${drive.lun})`);
+}
+
+async function tapeRead(ctx: Context, [barcode, file]: string[]): Promise<void> {
+  const n = ctx.options.file === undefined ? 1 : parseInteger(ctx.options.file, '--file', 1, 9999);
+  const drive = await library(ctx).assign(barcode);
+  let set;
+  try { set = await readLabelledSet(drive); } finally { await drive.release(); }
+  const f = set.files[n - 1];
+  if (!f) throw new Error(`${barcode} holds ${set.files.length} file(s); there is no file ${n}`);
+  fs.writeFileSync(`${file}.partial`, f.data);
+  fs.renameSync(`${file}.partial`, file);
+  ctx.out({ barcode, serial: set.serial, file: n, name: f.name, blocks: f.blocks, bytes: f.data.length, files: set.files.map((x) => x.name) },
+    `read file ${n} (${f.name}, ${f.blocks} blocks, ${formatBytes(f.data.length)}) of volume ${set.serial} into ${file}`);
 }

@@ -503,9 +503,20 @@ export const SenseKey = {
 /** Additional sense codes the controller returns (SPC-4 Annex D, and the vendor codes of docs/scsi.md). */
 const ASC_TEXT = new Map<number, string>([
   [0x0000, 'NO ADDITIONAL SENSE INFORMATION'],
+  [0x0001, 'FILEMARK DETECTED'],
+  [0x0002, 'END-OF-PARTITION/MEDIUM DETECTED'],
+  [0x0004, 'BEGINNING-OF-PARTITION/MEDIUM DETECTED'],
+  [0x0005, 'END-OF-DATA DETECTED'],
   [0x0400, 'LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE'],
   [0x0401, 'LOGICAL UNIT IS IN PROCESS OF BECOMING READY'],
+  [0x0402, 'LOGICAL UNIT NOT READY, INITIALIZING COMMAND REQUIRED'],
   [0x0403, 'LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED'],
+  [0x0412, 'LOGICAL UNIT NOT READY, OFFLINE'],
+  [0x1501, 'MECHANICAL POSITIONING ERROR'],
+  [0x2101, 'INVALID ELEMENT ADDRESS'],
+  [0x3b0d, 'MEDIUM DESTINATION ELEMENT FULL'],
+  [0x3b0e, 'MEDIUM SOURCE ELEMENT EMPTY'],
+  [0x5302, 'MEDIUM REMOVAL PREVENTED'],
   [0x0c00, 'WRITE ERROR'],
   [0x0c0c, 'UNEXPECTED UNSOLICITED DATA'],
   [0x0c0d, 'NOT ENOUGH UNSOLICITED DATA'],
@@ -565,6 +576,10 @@ export interface Sense {
   ascq: number;
   /** The INFORMATION field when VALID is set (the failing LBA of a medium error). */
   info?: number;
+  /** Tape: FILEMARK, EOM and ILI of byte 2 (present only when set). */
+  filemark?: boolean;
+  eom?: boolean;
+  ili?: boolean;
   /** The sense-key-specific field pointer, when SKSV is set on an ILLEGAL REQUEST. */
   field?: FieldPointer;
   /** "ILLEGAL REQUEST: LOGICAL BLOCK ADDRESS OUT OF RANGE" */
@@ -581,6 +596,10 @@ export function decodeSense(bytes: Uint8Array): Sense {
   }
   const sense: Sense = withText({ key: at(2) & 0x0f, asc: at(12), ascq: at(13) });
   if ((at(0) & 0x80) !== 0 && d.length >= 7) sense.info = d.readUInt32BE(3);
+  // Sequential-access flags (SSC-3): the INFORMATION field is then a signed residue.
+  if ((at(2) & 0x80) !== 0) sense.filemark = true;
+  if ((at(2) & 0x40) !== 0) sense.eom = true;
+  if ((at(2) & 0x20) !== 0) sense.ili = true;
   if ((at(15) & 0x80) !== 0 && sense.key === SenseKey.ILLEGAL_REQUEST && d.length >= 18) {
     sense.field = { inCdb: (d[15] & 0x40) !== 0, byte: d.readUInt16BE(16), ...((d[15] & 0x08) !== 0 ? { bit: d[15] & 0x07 } : {}) };
   }
@@ -594,6 +613,8 @@ function withText(s: Omit<Sense, 'text'>): Sense {
 /** The sense in words, with the field pointer or information when there is one. */
 export function describeSense(s: Sense): string {
   if (s.field) return `${s.text} (${s.field.inCdb ? 'CDB' : 'parameter list'} byte ${s.field.byte}${s.field.bit !== undefined ? ` bit ${s.field.bit}` : ''})`;
+  const flags = [s.filemark ? 'FILEMARK' : '', s.eom ? 'EOM' : '', s.ili ? 'ILI' : ''].filter((x) => x).join(' ');
+  if (flags) return `${s.text} [${flags}]${s.info !== undefined ? ` (residue ${s.info | 0})` : ''}`;
   if (s.info !== undefined) return `${s.text} (information ${s.info})`;
   return s.text;
 }

@@ -22,6 +22,8 @@ import { maintenanceIn } from "./opcodes";
 import { reservationConflict, persistentReserveIn, persistentReserveOut, reserve, release } from "./pr";
 import { uaTake } from "./ua";
 import { getLbaStatus } from "./thin";
+import { tapeDeviceAtLun } from "../tape/device";
+import { tapeCommand } from "../tape/command";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
 export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
@@ -60,6 +62,8 @@ export function dispatchScsi(c: usize): void {
   const op = <u32>load<u8>(c + CX_OPCODE);
   const lun = <u32>load<u16>(c + CX_LUN);
   if (!taskAccepted(c, op)) return;
+  const tape = tapeDeviceAtLun(lun);
+  if (tape >= 0) { tapeCommand(c, <u32>tape, op); return; } // the library's devices (tape/, docs/tape.md)
   if (op == OP_INQUIRY) {
     const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
     inquiry(c, lun != 0 && v < 0 ? -2 : v); // -2: nothing mapped (peripheral qualifier 011b)
@@ -196,7 +200,7 @@ function serviceActionIn16(c: usize, v: u32): void {
 // ---- REQUEST SENSE -------------------------------------------------------------------------------
 
 /** The session's last sense for this LUN, then cleared; NO SENSE otherwise. Fixed format only. */
-function requestSense(c: usize): void {
+export function requestSense(c: usize): void {
   const p = cdb(c);
   if ((load<u8>(p + 1) & 1) != 0) { invalidField(c, 1, 0); return; }
   const d = dataInBuffer(c, 18);

@@ -87,6 +87,8 @@ export abstract class StreamPort {
 export class TcpPort extends StreamPort {
   private server?: net.Server;
   private bound = { host: '', port: 0 };
+  /** Connections being closed gracefully (closeSocket): a stop destroys them. */
+  private readonly closing = new Set<net.Socket>();
 
   /** `iscsiTarget`: the port speaks iSCSI with this target name (its target is then an iscsi:// URL). */
   constructor(mem: CommonMemory, index: number, name: string, sessions: number,
@@ -133,27 +135,37 @@ export class TcpPort extends StreamPort {
     this.log(`${text}; refused ${socket.remoteAddress}:${socket.remotePort}`);
     if (this.iscsiTarget) { socket.destroy(); return; }
     const header = { type: FrameType.REJECT, flags: 0, tag: 0, source: this.frameAddress, destination: BROADCAST, sequence: 0, offset: 0, parameter: 0 };
-    socket.on('error', () => socket.destroy());
-    socket.resume();
-    closeSocket(socket, encodeFrame(header, encodeReject({ reason: RejectReason.PORT_FULL, header: Buffer.alloc(20), text })));
+    this.closeSocket(socket, encodeFrame(header, encodeReject({ reason: RejectReason.PORT_FULL, header: Buffer.alloc(20), text })));
   }
 
   protected closeStream(stream: Duplex, reason: HangUpReason): void {
-    if (reason === 'idle' || reason === 'protocol') closeSocket(stream as net.Socket);
+    if (reason === 'idle' || reason === 'protocol') this.closeSocket(stream as net.Socket);
     else stream.destroy();
   }
 
+  /**
+   * Ends a socket after `last` (and anything still queued) has gone, or after CLOSE_GRACE_MS at the
+   * latest. What the peer sends meanwhile is read and dropped: a socket left paused (a session
+   * stops reading when the firmware's ring is full) would never see the peer's FIN, and a close
+   * with unread input would reset the connection. The port keeps it until it closes, so that
+   * stopping the port ends it at once: server.close() waits for every connection.
+   */
+  private closeSocket(socket: net.Socket, last?: Buffer): void {
+    this.closing.add(socket);
+    const cut = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+    cut.unref();
+    socket.once('close', () => { clearTimeout(cut); this.closing.delete(socket); });
+    socket.on('error', () => socket.destroy());
+    socket.removeAllListeners('data');
+    socket.on('data', () => undefined);
+    socket.resume();
+    if (last) socket.end(last); else socket.end();
+  }
+
   protected shut(): Promise<void> {
+    for (const s of this.closing) s.destroy();
     return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
-}
-
-/** Ends a socket after `last` (and anything still queued) has gone, or after CLOSE_GRACE_MS at the latest. */
-function closeSocket(socket: net.Socket, last?: Buffer): void {
-  const cut = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
-  cut.unref();
-  socket.once('close', () => clearTimeout(cut));
-  if (last) socket.end(last); else socket.end();
 }
 
 /** A serial device (lib/serial.ts). No modem lines are touched (a pty has none). */

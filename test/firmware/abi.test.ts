@@ -36,7 +36,7 @@ test('every TRACE_* record type has its own number', (t) => {
 
 test('config block: scalar fields are distinct and below the tables; the tables do not overlap and fit the block', (t) => {
   const tables = ['CFG_IOP_TABLE', 'CFG_IOP_BYTES', 'CFG_MEDIA_TABLE', 'CFG_MEDIUM_BYTES', 'CFG_PORT_TABLE', 'CFG_PORT_BYTES',
-    'CFG_PORT_EXT_TABLE', 'CFG_PORT_EXT_BYTES'];
+    'CFG_PORT_EXT_TABLE', 'CFG_PORT_EXT_BYTES', 'CFG_TAPE', 'CFG_TAPE_TABLE', 'CFG_TAPE_BYTES'];
   const fields = entries('CFG_', tables);
   distinct(t, 'config fields', fields);
   t.true(A.CFG_ENTROPY + 16 <= A.CFG_IOP_TABLE && A.CFG_ARRAY_NAME + 32 <= A.CFG_ENTROPY);
@@ -46,14 +46,17 @@ test('config block: scalar fields are distinct and below the tables; the tables 
     ['media table', A.CFG_MEDIA_TABLE, A.CFG_MEDIA_TABLE + A.MAX_MEDIA * A.CFG_MEDIUM_BYTES],
     ['port table', A.CFG_PORT_TABLE, A.CFG_PORT_TABLE + A.MAX_PORTS * A.CFG_PORT_BYTES],
     ['port extension table', A.CFG_PORT_EXT_TABLE, A.CFG_PORT_EXT_TABLE + A.MAX_PORTS * A.CFG_PORT_EXT_BYTES],
+    ['library', A.CFG_TAPE, A.CFG_TAPE + A.CTP_DENSITY + 1],
+    ['tape device table', A.CFG_TAPE_TABLE, A.CFG_TAPE_TABLE + A.MAX_TAPE_DEVICES * A.CFG_TAPE_BYTES],
     ['end', A.CONFIG_BYTES, A.CONFIG_BYTES],
   ]);
   t.true(A.CPX_PING_MS + 4 <= A.CFG_PORT_EXT_BYTES);
+  t.true(A.CTD_NAME + 32 <= A.CFG_TAPE_BYTES);
 });
 
 test('map header: scalar fields are distinct and below the tables; the tables and the stuck list do not overlap', (t) => {
   const tables = ['MAP_IOP_TABLE', 'MAP_IOP_BYTES', 'MAP_MEDIA_TABLE', 'MAP_MEDIUM_BYTES', 'MAP_PORT_TABLE', 'MAP_PORT_BYTES',
-    'MAP_CONTROL_STUCK_LIST', 'MAP_MAGIC_VALUE', 'MAP_ADDR', 'MAP_BYTES'];
+    'MAP_CONTROL_STUCK_LIST', 'MAP_MAGIC_VALUE', 'MAP_ADDR', 'MAP_BYTES', 'MAP_TAPE_TABLE', 'MAP_TAPE_BYTES'];
   const fields = entries('MAP_', tables);
   distinct(t, 'map fields', fields);
   t.true(fields.every(([, v]) => v + 4 <= A.MAP_IOP_TABLE), 'scalars below the IOP table');
@@ -62,9 +65,11 @@ test('map header: scalar fields are distinct and below the tables; the tables an
     ['media table', A.MAP_MEDIA_TABLE, A.MAP_MEDIA_TABLE + A.MAX_MEDIA * A.MAP_MEDIUM_BYTES],
     ['port table', A.MAP_PORT_TABLE, A.MAP_PORT_TABLE + A.MAX_PORTS * A.MAP_PORT_BYTES],
     ['stuck list', A.MAP_CONTROL_STUCK_LIST, A.MAP_CONTROL_STUCK_LIST + A.CONTROL_STUCK_MAX * A.CSE_BYTES],
+    ['tape device table', A.MAP_TAPE_TABLE, A.MAP_TAPE_TABLE + A.MAX_TAPE_DEVICES * A.MAP_TAPE_BYTES],
     ['end', A.MAP_BYTES, A.MAP_BYTES],
   ]);
   t.true(A.MMED_STATE + 4 <= A.MAP_MEDIUM_BYTES && A.MPORT_LISTEN_PORT + 4 <= A.MAP_PORT_BYTES);
+  t.true(A.MTD_POSITION + 4 <= A.MAP_TAPE_BYTES);
 });
 
 test('session descriptor: each field once, all within SESSION_BYTES', (t) => {

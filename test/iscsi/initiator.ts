@@ -31,7 +31,7 @@ export function bhs(opcode: number, flags: number, fields: { itt?: number; ttt?:
   const b = Buffer.alloc(48);
   b[0] = opcode | (fields.immediate ? 0x40 : 0);
   b[1] = flags;
-  if (fields.lun !== undefined) b[9] = fields.lun;
+  if (fields.lun !== undefined) { if (fields.lun < 256) b[9] = fields.lun; else b.writeUInt16BE(0x4000 | fields.lun, 8); } // flat addressing above 255
   b.writeUInt32BE((fields.itt ?? NO_TAG) >>> 0, 16);
   b.writeUInt32BE((fields.ttt ?? NO_TAG) >>> 0, 20);
   b.writeUInt32BE((fields.cmdSN ?? 0) >>> 0, 24);

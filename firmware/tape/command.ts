@@ -1,0 +1,300 @@
+// A tape device's commands (docs/tape.md): the LUN's entry point, what every tape device answers
+// alike (INQUIRY, REQUEST SENSE, RESERVE/RELEASE, PREVENT ALLOW MEDIUM REMOVAL), and the state
+// machine of a command that needs the mechanism (ST_TAPE):
+//
+//   CLAIM  take the device (and, for a MOVE MEDIUM, the drives it touches): one user at a time
+//   WAIT   the request is at the binding; its completion decides the status (ssc.ts, smc.ts)
+//   SEND   what a READ got goes out; then the status prepared in WAIT (GOOD, or CHECK CONDITION with
+//          FILEMARK/EOM/ILI and the INFORMATION residue)
+//
+// Reservations (SPC-2 RESERVE/RELEASE) belong to an I_T nexus: port, session and the session's
+// generation, so one dies with its connection and never outlives the host that took it.
+import {
+  CX_PORT, CX_SESSION, CX_ARG, CX_FIRST_SLOT, CX_LAST_SLOT, CX_WAIT_SLOT, CX_AHEAD, CX_LBA, CX_BLOCKS, CX_FLAGS,
+  CX_CURSOR, CX_LENGTH, CX_STATUS, CX_STATE, CX_SENSE_BITS, CXF_TAPE, ST_TAPE, ST_RESPOND, CX_FLUSH_SEQ, ctxIndex,
+  ctxCheck, ctxInfo, ctxBufferAddr, ctxBufferRelease,
+} from "../ctx";
+import { SES_GENERATION, SES_STATE, SESS_OPEN, CONFIG_ADDR, CFG_VENDOR, CFG_SERIAL, CFG_DEVICE_ID, TDK_CHANGER } from "../abi";
+import { good, finishStatus, dataInBuffer, sendBuffer } from "../sequencer";
+import { sessionDesc } from "../channel";
+import { txData } from "../comm/transport";
+import { gIndex } from "../iop";
+import { getBe16, putBe16, putBe32, putHex } from "../util";
+import { cdb, invalidField, requestSense } from "../scsi/dispatch";
+import { reportLuns } from "../scsi/luns";
+import {
+  tapeKind, tapeClaim, tapeSubmit, tapeResult, tapeFinish, tapeForget, tapeNaa, tapeState, TDS_RES_PORT,
+  TDS_RES_SESSION, TDS_RES_GEN, TDS_PREVENT,
+} from "./device";
+import { driveCommand, driveDone } from "./ssc";
+import { changerCommand, changerDone } from "./smc";
+
+// Context fields of a tape command (the volume fields a tape command never uses).
+export const TX_DEV: u32 = CX_ARG; // u32: device + 1
+export const TX_OP: u32 = CX_FIRST_SLOT; // u32: TOP_*
+export const TX_COUNT: u32 = CX_LAST_SLOT; // i32
+export const TX_ADDR: u32 = CX_WAIT_SLOT; // u32: the data buffer
+export const TX_ARG: u32 = CX_AHEAD; // u32
+export const TX_ARG2: u32 = CX_LBA; // u32
+export const TX_MORE: u32 = CX_LBA + 4; // u32: a drive + 1 a MOVE MEDIUM also claims (source)
+export const TX_MORE2: u32 = CX_FLUSH_SEQ; // u32: another (destination)
+export const TX_PHASE: u32 = CX_BLOCKS; // u32: P_*
+const P_CLAIM: u32 = 0;
+const P_WAIT: u32 = 1;
+const P_SEND: u32 = 2;
+
+export const OP_RESERVE6: u32 = 0x16;
+export const OP_RELEASE6: u32 = 0x17;
+export const OP_PREVENT_ALLOW: u32 = 0x1E;
+const OP_INQUIRY: u32 = 0x12;
+const OP_REQUEST_SENSE: u32 = 0x03;
+const OP_REPORT_LUNS: u32 = 0xA0;
+const TYPE_TAPE: u32 = 0x01;
+const TYPE_CHANGER: u32 = 0x08;
+export const STATUS_RESERVATION_CONFLICT: u32 = 0x18;
+
+/** A command to tape device `dev` (dispatchScsi found its LUN). */
+export function tapeCommand(c: usize, dev: u32, op: u32): void {
+  if (op == OP_INQUIRY) { tapeInquiry(c, dev); return; }
+  if (op == OP_REQUEST_SENSE) { requestSense(c); return; }
+  if (op == OP_REPORT_LUNS) { reportLuns(c); return; }
+  if (conflict(c, dev, op)) { finishStatus(c, STATUS_RESERVATION_CONFLICT); return; }
+  if (op == OP_RESERVE6 || op == OP_RELEASE6) { reserveRelease(c, dev, op == OP_RESERVE6); return; }
+  if (op == OP_PREVENT_ALLOW) { preventAllow(c, dev); return; }
+  if (tapeKind(dev) == TDK_CHANGER) changerCommand(c, dev, op);
+  else driveCommand(c, dev, op);
+}
+
+// ---- Reservations ----------------------------------------------------------------------------------
+
+/** The nexus holding the device's reservation is still there? (Otherwise the reservation is gone.) */
+function reservationLive(dev: u32): bool {
+  const s = tapeState(dev);
+  const port = <u32>load<u16>(s + TDS_RES_PORT);
+  if (port == 0) return false;
+  const d = sessionDesc(port - 1, load<u16>(s + TDS_RES_SESSION));
+  if (atomic.load<u32>(d + SES_STATE) == SESS_OPEN && atomic.load<u32>(d + SES_GENERATION) == load<u32>(s + TDS_RES_GEN)) return true;
+  store<u16>(s + TDS_RES_PORT, 0);
+  return false;
+}
+
+function holder(c: usize, dev: u32): bool {
+  const s = tapeState(dev);
+  return <u32>load<u16>(s + TDS_RES_PORT) == <u32>load<u8>(c + CX_PORT) + 1
+    && <u32>load<u16>(s + TDS_RES_SESSION) == <u32>load<u8>(c + CX_SESSION);
+}
+
+/** SPC-2 5.5.1: while another nexus holds the reservation, only these pass. */
+function conflict(c: usize, dev: u32, op: u32): bool {
+  if (!reservationLive(dev) || holder(c, dev)) return false;
+  if (op == OP_RELEASE6) return false; // a RELEASE from another nexus is GOOD and does nothing
+  if (op == OP_PREVENT_ALLOW && (load<u8>(cdb(c) + 4) & 3) == 0) return false;
+  return true;
+}
+
+/** The nexus the command came through (port, session, generation). */
+export function nexusGen(c: usize): u32 {
+  return atomic.load<u32>(sessionDesc(load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION)) + SES_GENERATION);
+}
+
+function reserveRelease(c: usize, dev: u32, reserve: bool): void {
+  const p = cdb(c);
+  if ((load<u8>(p + 1) & 0x01) != 0) { invalidField(c, 1, 0); return; } // extents: not supported (SPC-2 obsolete)
+  const s = tapeState(dev);
+  if (!reserve) {
+    if (reservationLive(dev) && holder(c, dev)) store<u16>(s + TDS_RES_PORT, 0);
+    good(c);
+    return;
+  }
+  store<u16>(s + TDS_RES_PORT, <u16>(load<u8>(c + CX_PORT) + 1));
+  store<u16>(s + TDS_RES_SESSION, load<u8>(c + CX_SESSION));
+  store<u32>(s + TDS_RES_GEN, nexusGen(c));
+  good(c);
+}
+
+function preventAllow(c: usize, dev: u32): void {
+  const prevent = <u32>load<u8>(cdb(c) + 4) & 3;
+  if (prevent > 1) { invalidField(c, 4, 1); return; } // the changer's "prevent" of SMC bit 1 is not kept apart
+  store<u32>(tapeState(dev) + TDS_PREVENT, prevent);
+  good(c);
+}
+
+// ---- The mechanism: claim, request, completion ---------------------------------------------------------
+
+/** The claim token of this command: its IOP and context. */
+export function tapeToken(c: usize): u32 { return ((gIndex + 1) << 24) | (ctxIndex(c) + 1); }
+
+/** Starts a request on `dev` for the command: claims, submits, and waits in ST_TAPE. */
+export function tapeBegin(c: usize, dev: u32, op: u32, count: i32, addr: usize, arg: u32, arg2: u32): void {
+  store<u32>(c + TX_DEV, dev + 1);
+  store<u32>(c + TX_OP, op);
+  store<i32>(c + TX_COUNT, count);
+  store<u32>(c + TX_ADDR, <u32>addr);
+  store<u32>(c + TX_ARG, arg);
+  store<u32>(c + TX_ARG2, arg2);
+  store<u32>(c + TX_PHASE, P_CLAIM);
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_TAPE);
+  store<u8>(c + CX_STATE, <u8>ST_TAPE);
+  tapeStep(c);
+}
+
+/** The sequencer's step of an ST_TAPE command. */
+export function tapeStep(c: usize): void {
+  const phase = load<u32>(c + TX_PHASE);
+  if (phase == P_SEND) { sendStep(c); return; }
+  const dev = load<u32>(c + TX_DEV) - 1;
+  const token = tapeToken(c);
+  if (phase == P_CLAIM) {
+    if (!tapeClaim(dev, token) || !claimMore(c, token)) return;
+    if (!tapeSubmit(dev, load<u32>(c + TX_OP), load<i32>(c + TX_COUNT), load<u32>(c + TX_ADDR), load<u32>(c + TX_ARG),
+      load<u32>(c + TX_ARG2))) return;
+    store<u32>(c + TX_PHASE, P_WAIT);
+  }
+  const e = tapeResult(dev);
+  if (e == 0) return;
+  if (tapeKind(dev) == TDK_CHANGER) changerDone(c, dev, e); else driveDone(c, dev, e);
+  tapeFinish(dev, token, true);
+  releaseMore(c, token);
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) & ~CXF_TAPE);
+}
+
+function claimMore(c: usize, token: u32): bool {
+  const a = load<u32>(c + TX_MORE);
+  const b = load<u32>(c + TX_MORE2);
+  if (a != 0 && !tapeClaim(a - 1, token)) return false;
+  return b == 0 || tapeClaim(b - 1, token);
+}
+
+function releaseMore(c: usize, token: u32): void {
+  const a = load<u32>(c + TX_MORE);
+  const b = load<u32>(c + TX_MORE2);
+  if (a != 0) tapeFinish(a - 1, token, false);
+  if (b != 0) tapeFinish(b - 1, token, false);
+}
+
+/** The command ends without a status (abort, session close): its claims go; a request in flight is reaped later. */
+export function tapeAbort(c: usize): void {
+  if ((load<u32>(c + CX_FLAGS) & CXF_TAPE) == 0) return;
+  const token = tapeToken(c);
+  tapeForget(load<u32>(c + TX_DEV) - 1, token);
+  const a = load<u32>(c + TX_MORE);
+  const b = load<u32>(c + TX_MORE2);
+  if (a != 0) tapeForget(a - 1, token);
+  if (b != 0) tapeForget(b - 1, token);
+}
+
+// ---- Ending: data, then GOOD or CHECK CONDITION ---------------------------------------------------------
+
+/** CHECK CONDITION with the tape flags (FILEMARK 80h, EOM 40h, ILI 20h) and a signed INFORMATION field. */
+export function tapeSense(c: usize, key: u32, asc: u32, ascq: u32, bits: u32, info: i32): void {
+  ctxCheck(c, key, asc, ascq);
+  store<u8>(c + CX_SENSE_BITS, <u8>bits);
+  ctxInfo(c, <u32>info);
+}
+
+/** Sends `bytes` of the buffer a READ filled, then the status prepared (GOOD unless tapeSense was called). */
+export function tapeSendThen(c: usize, bytes: u32): void {
+  store<u32>(c + CX_LENGTH, bytes);
+  store<u32>(c + TX_PHASE, P_SEND);
+  sendStep(c);
+}
+
+function sendStep(c: usize): void {
+  const total = load<u32>(c + CX_LENGTH);
+  const ok = load<u8>(c + CX_STATUS) == 0;
+  let cursor = load<u32>(c + CX_CURSOR);
+  const buf = ctxBufferAddr(c);
+  while (cursor < total) {
+    const sent = txData(c, buf + cursor, total - cursor, total, ok);
+    if (sent == 0) return;
+    cursor += sent;
+    store<u32>(c + CX_CURSOR, cursor);
+  }
+  ctxBufferRelease(c);
+  if (ok) good(c); else store<u8>(c + CX_STATE, <u8>ST_RESPOND);
+}
+
+// ---- INQUIRY (SPC-4, SSC-3 6.1, SMC-3) ------------------------------------------------------------------
+
+function tapeInquiry(c: usize, dev: u32): void {
+  const p = cdb(c);
+  const evpd = (load<u8>(p + 1) & 1) != 0;
+  const page = <u32>load<u8>(p + 2);
+  if ((load<u8>(p + 1) & 0xFE) != 0) { invalidField(c, 1, 1); return; }
+  if (!evpd && page != 0) { invalidField(c, 2, -1); return; }
+  const type = tapeKind(dev) == TDK_CHANGER ? TYPE_CHANGER : TYPE_TAPE;
+  const d = dataInBuffer(c, 256);
+  if (d == 0) return;
+  let n: u32 = 0;
+  store<u8>(d, <u8>type);
+  if (!evpd) n = standard(d, type);
+  else if (page == 0x00) { store<u8>(d + 1, 0); store<u8>(d + 3, 3); store<u8>(d + 5, 0x80); store<u8>(d + 6, 0x83); n = 7; }
+  else if (page == 0x80) { store<u8>(d + 1, 0x80); n = serial(d + 4, dev); store<u8>(d + 3, <u8>n); n += 4; }
+  else if (page == 0x83) n = identification(d, dev, <u32>load<u8>(c + CX_PORT));
+  else { invalidField(c, 2, -1); return; }
+  sendBuffer(c, min<u32>(n, getBe16(p + 3)));
+}
+
+function standard(d: usize, type: u32): u32 {
+  store<u8>(d + 1, 0x80); // RMB: removable medium
+  store<u8>(d + 2, 0x06); // SPC-4
+  store<u8>(d + 3, 0x02); // response data format 2
+  store<u8>(d + 4, 91);
+  store<u8>(d + 6, type == TYPE_CHANGER ? 0x08 : 0x00); // MCHNGR is for a drive with its own changer: not ours
+  memory.copy(d + 8, CONFIG_ADDR + CFG_VENDOR, 8);
+  ascii(d + 16, type == TYPE_CHANGER ? "SANBOX LIBRARY  " : "SANBOX LTO-5    ");
+  ascii(d + 32, "0100");
+  putBe16(d + 58, 0x00A0); // SAM-5
+  putBe16(d + 60, 0x0460); // SPC-4
+  putBe16(d + 62, type == TYPE_CHANGER ? 0x04E0 : 0x0500); // SMC-3 / SSC-3
+  return 96;
+}
+
+/** The array serial (trailing spaces dropped), "-T" and the device in hex. */
+function serial(dst: usize, dev: u32): u32 {
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < 20; i++) {
+    const ch = load<u8>(CONFIG_ADDR + CFG_SERIAL + i);
+    if (ch == 0 || ch == 0x20) break;
+    store<u8>(dst + n++, ch);
+  }
+  store<u8>(dst + n++, 0x2D);
+  store<u8>(dst + n++, 0x54);
+  putHex(dst + n, dev, 2);
+  return n + 2;
+}
+
+function identification(d: usize, dev: u32, port: u32): u32 {
+  store<u8>(d + 1, 0x83);
+  let p = d + 4;
+  p = designator(p, 0x01, 0x03, 16); // logical unit, NAA: the device's own
+  tapeNaa(dev, p);
+  p += 16;
+  const text = p + 4;
+  memory.copy(text, CONFIG_ADDR + CFG_VENDOR, 8);
+  const n = 8 + serial(text + 8, dev);
+  p = designator(p, 0x02, 0x01, n) + n; // logical unit, T10 vendor ID
+  p = designator(p, 0x01, 0x94, 4); // target port: relative port identifier
+  putBe32(p, port + 1);
+  p += 4;
+  p = designator(p, 0x01, 0xA3, 16); // target device: the array, the bridge the library is reached through
+  memory.copy(p, CONFIG_ADDR + CFG_DEVICE_ID, 16);
+  p += 16;
+  const length = <u32>(p - d);
+  putBe16(d + 2, length - 4);
+  return length;
+}
+
+function designator(p: usize, codeSet: u32, typeByte: u32, length: u32): usize {
+  store<u8>(p, <u8>codeSet);
+  store<u8>(p + 1, <u8>typeByte);
+  store<u8>(p + 2, 0);
+  store<u8>(p + 3, <u8>length);
+  return p + 4;
+}
+
+/** Stores a static ASCII string's characters as bytes. */
+export function ascii(dst: usize, s: string): void {
+  for (let i = 0; i < s.length; i++) store<u8>(dst + <usize>i, <u8>s.charCodeAt(i));
+}
+
