@@ -199,7 +199,7 @@ function repeatBlock(c: usize, bs: u32, bytes: u32): void {
 
 /**
  * PRE-FETCH (10), (16): stages the range into the cache (at most PREFETCH_MAX_BYTES of it), GOOD
- * when it is in; with IMMED the status goes first. Always GOOD, not CONDITION MET: libiscsi's suite,
+ * when it is in; with IMMED, GOOD at once and nothing staged (the hint is dropped). Always GOOD, not CONDITION MET: libiscsi's suite,
  * LIO and tgtd read PRE-FETCH that way.
  */
 export function prefetch(c: usize, v: u32, op: u32): void {
@@ -211,7 +211,7 @@ export function prefetch(c: usize, v: u32, op: u32): void {
   if (!volumeReady(v)) { notReady(c, v); return; }
   const end = blocks == 0 ? capacityBlocks(v) : lba + <u64>blocks; // 0: to the end of the volume
   const n = <u32>min<u64>(end - lba, <u64>(PREFETCH_MAX_BYTES / blockSize(v)));
-  if ((load<u8>(p + 1) & 0x02) != 0) { good(c); return; } // IMMED: nothing to wait for; the reads that follow stage
+  if ((load<u8>(p + 1) & 0x02) != 0) { good(c); return; } // IMMED: the hint is dropped, the reads that follow stage
   startInternalRead(c, lba, n, false, false);
 }
 
