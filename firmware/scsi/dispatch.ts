@@ -61,9 +61,11 @@ export const OP_MANAGEMENT_OUT: u32 = 0xC1;
 export function dispatchScsi(c: usize): void {
   const op = <u32>load<u8>(c + CX_OPCODE);
   const lun = <u32>load<u16>(c + CX_LUN);
-  if (!taskAccepted(c, op)) return;
   const tape = tapeDeviceAtLun(lun);
-  if (tape >= 0) { tapeCommand(c, <u32>tape, op); return; } // the library's devices (tape/, docs/tape.md)
+  if (tape >= 0) { if (taskAccepted(c, op)) tapeCommand(c, <u32>tape, op); return; } // the library's devices (tape/, docs/tape.md)
+  // NACA and ACA are refused by a logical unit that exists; one that does not answers as before.
+  const mapped = lun == 0 || volumeAtLun(load<u8>(c + CX_PORT), lun) >= 0;
+  if (mapped && !taskAccepted(c, op)) return;
   if (op == OP_INQUIRY) {
     const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
     inquiry(c, lun != 0 && v < 0 ? -2 : v); // -2: nothing mapped (peripheral qualifier 011b)
