@@ -412,15 +412,9 @@ export function fillBlank(slot: u32): void {
   for (let s: u32 = 0; s < SLOT_SECTORS; s++) {
     if (!bitAt(d + DIR_VALID, s)) memory.fill(data + (<usize>s << 9), 0, 512);
   }
-  store<u64>(d + DIR_VALID, u64.MAX_VALUE);
-  store<u64>(d + DIR_VALID + 8, u64.MAX_VALUE);
-}
-
-/** The first write of a chunk writes all of it: every sector of the slot becomes dirty. */
-export function dirtyWhole(slot: u32): void {
-  const d = dir(slot);
-  store<u64>(d + DIR_DIRTY, u64.MAX_VALUE ^ load<u64>(d + DIR_DESTAGING));
-  store<u64>(d + DIR_DIRTY + 8, u64.MAX_VALUE ^ load<u64>(d + DIR_DESTAGING + 8));
+  // A poisoned sector stays invalid: it reads MEDIUM ERROR until written, not the zeros put there.
+  store<u64>(d + DIR_VALID, ~load<u64>(d + DIR_POISON));
+  store<u64>(d + DIR_VALID + 8, ~load<u64>(d + DIR_POISON + 8));
 }
 
 /** All of sectors [first, first + count) valid? */
@@ -625,8 +619,9 @@ export function currentSeq(): u64 { return load<u64>(cs() + CS_SEQ); }
 export function stageDone(slot: u32, first: u32, count: u32, ok: bool, errorSector: u32, notReady: bool): void {
   const d = dir(slot);
   if (ok) {
-    store<u64>(d + DIR_VALID, load<u64>(d + DIR_VALID) | maskLo(first, count));
-    store<u64>(d + DIR_VALID + 8, load<u64>(d + DIR_VALID + 8) | maskHi(first, count));
+    // A staged run may cross poisoned sectors (a read staging ahead): they stay invalid.
+    store<u64>(d + DIR_VALID, load<u64>(d + DIR_VALID) | (maskLo(first, count) & ~load<u64>(d + DIR_POISON)));
+    store<u64>(d + DIR_VALID + 8, load<u64>(d + DIR_VALID + 8) | (maskHi(first, count) & ~load<u64>(d + DIR_POISON + 8)));
     slotClearFlags(slot, F_STAGING | F_READ_ERROR | F_NOT_READY);
   } else {
     store<u32>(d + DIR_ERROR_SECTOR, errorSector);

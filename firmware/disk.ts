@@ -28,7 +28,7 @@ import {
   listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
-  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank, dirtyWhole,
+  slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
   slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS,
 } from "./cache";
 import { chunkInitialized, initMark, initClear } from "./initmap";
@@ -213,7 +213,8 @@ function stageComplete(r: u32, m: u32, status: u32, errLba: u64): void {
   const first = run >> 16;
   const count = run & 0xFFFF;
   const base = reqLba(sa(), r) - <u64>first;
-  const errSector = errLba >= base && errLba < base + SLOT_SECTORS ? <u32>(errLba - base) : first;
+  // Within the run (a READ waiting for it fails only on a sector it reads: sequencer.ts).
+  const errSector = errLba >= base + <u64>first && errLba < base + <u64>(first + count) ? <u32>(errLba - base) : first;
   stageDone(slot, first, count, status == MST_OK, errSector, status == MST_NOT_READY);
 }
 
@@ -340,11 +341,16 @@ function destage(slot: u32, depth: u32): bool {
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
   slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
-  if (!chunkInitialized(medium, <u32>where)) { fillBlank(slot); dirtyWhole(slot); } // its first write covers it all
+  // A chunk's first write covers all of it: the slot's other sectors are zeros. Only the medium
+  // write does; the slot's dirty sectors stay those the hosts wrote, so a descriptor persisted
+  // meanwhile never claims sectors whose data and CRCs are not in NV (they hold the NV bytes of
+  // the slot's previous owner, perhaps another volume's).
+  const whole = !chunkInitialized(medium, <u32>where);
+  if (whole) fillBlank(slot);
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
   let from: u32 = 0;
-  let run = destagingRun(slot, 0);
+  let run = whole ? SLOT_SECTORS : destagingRun(slot, 0);
   while (run != 0) {
     const s = run >> 16;
     const n = run & 0xFFFF;
@@ -354,7 +360,7 @@ function destage(slot: u32, depth: u32): bool {
       ORIGIN_DESTAGE, slot, (s << 16) | n, gNow) == 0) break;
     destageOpsAdd(slot, 1);
     from = s + n;
-    run = destagingRun(slot, from);
+    run = from < SLOT_SECTORS ? destagingRun(slot, from) : 0;
   }
   if (destageOpsAdd(slot, 0) == 0) { destageDone(slot, false, 0, gNow, nvId(NVK_NONE, 0)); return false; }
   return true;

@@ -491,8 +491,10 @@ function readySlot(c: usize, volume: u32, slotNo: u32, first: u32, count: u32): 
   const f = slotFlags(i);
   if ((f & F_STAGING) != 0) { store<u32>(c + CX_WAIT_SLOT, i + 1); waitCache(c); return -1; }
   if ((f & (F_READ_ERROR | F_NOT_READY)) != 0 && load<u32>(c + CX_WAIT_SLOT) == i + 1) {
-    readFailed(c, i, slotNo, f);
-    return -1;
+    // A stage another command asked for may have failed on a sector this one does not read: then
+    // this one stages its own sectors (the error of a stage lies in its run, so this ends).
+    const e = slotErrorSector(i);
+    if ((f & F_NOT_READY) != 0 || (e >= first && e < first + count)) { readFailed(c, i, slotNo, f); return -1; }
   }
   if (requestStage(i, first, count)) { store<u32>(c + CX_WAIT_SLOT, i + 1); waitCache(c); }
   return -1;
