@@ -105,7 +105,7 @@ const MAPX_NV_CRCS: u32 = 104;
 const MAPX_NV_DATA: u32 = 108;
 const MAPX_NV_HDR: u32 = 112; // u32: offset of the current header copy (0 or HDR_COPY_BYTES)
 const MAPX_NV_INIT_BYTES: u32 = 116;
-const MAPX_NV_PR: u32 = 120; // u32: address of the persistent reservation table (scsi/pr.ts), after the init map
+const MAPX_NV_PR: u32 = 248; // u32: address of the persistent reservation table (scsi/pr.ts), after the init map (clear of the MAP_* scalars of abi.ts)
 
 
 /** Init map records for medium m. */
