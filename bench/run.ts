@@ -7,6 +7,13 @@
 //   npm run bench -- nv [args]          NV write IOPS with nv.sync off and on, read hits beside writes
 //                                       (bench/nv-bench.ts; --quick, --baseline=<git ref> for before/after)
 //   npm run bench -- serial [args]      transfers over a pty checked byte for byte (bench/serial.ts; --mib, --runs, --no-kill)
+//   npm run bench -- tape [args]        a labelled file set in 256 KiB records over framed TCP and iSCSI against
+//                                       writing the AWS records directly (bench/tape.ts; --quick, --mib, --files)
+//   npm run bench -- nbd [--quick]      fio's nbd engine against sanbox's NBD export, nbdkit memory and qemu-nbd (bench/nbd-bench.ts)
+//   npm run bench -- pairs [--quick]    volume pairs in virtual time: split latency by pending share, resync bytes, host
+//                                       write IOPS during a creation copy (bench/pairs-bench.ts)
+//   npm run bench -- xcopy [--quick]    server-free backup (EXTENDED COPY) against the host copying, split latency
+//                                       beside a backup (bench/xcopy-bench.ts)
 // Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
 // which must happen before anything uses the libuv pool.
 
@@ -15,6 +22,10 @@ const BENCHMARKS: Record<string, () => Promise<object>> = {
   kernels: async () => (await import('./kernels')).run(),
   nv: async () => (await import('./nv-bench')).run(process.argv.slice(3)),
   serial: async () => (await import('./serial')).run(process.argv.slice(3)),
+  tape: async () => (await import('./tape')).run(process.argv.slice(3)),
+  nbd: async () => (await import('./nbd-bench')).run(process.argv.slice(3)),
+  pairs: async () => (await import('./pairs-bench')).run(process.argv.slice(3)),
+  xcopy: async () => (await import('./xcopy-bench')).run(process.argv.slice(3)),
 };
 
 function main(): void {

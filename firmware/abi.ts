@@ -10,8 +10,9 @@
 
 // 2 came twice, on two branches: iSCSI (port extension table, PORT_ISCSI, entropy, 32-bit tags) and
 // integrity (control results, medium states, CFG_NONCE, NV version 2). 3 is both, with the iSCSI
-// trace types and counters renumbered after the integrity ones.
-export const ABI_VERSION: u32 = 3;
+// trace types and counters renumbered after the integrity ones. 4: NBD ports (PORT_NBD, the peer's
+// address in the session descriptor, NBD counters and trace records) and access-list counters.
+export const ABI_VERSION: u32 = 4;
 
 // ---- Fixed addresses -------------------------------------------------------------------------
 // [0, STATIC_LIMIT): the firmware image's static data (tables, constant strings).
@@ -115,6 +116,7 @@ export const ROLE_DISK: u32 = 2;
 export const PORT_STREAM: u32 = 1; // framed byte stream: TCP, serial
 export const PORT_QUEUE: u32 = 2; // queue pair in common memory: in-process initiators
 export const PORT_ISCSI: u32 = 3; // iSCSI (RFC 7143) on a byte stream: TCP
+export const PORT_NBD: u32 = 4; // NBD (the NBD project's proto.md, fixed newstyle) on a byte stream: TCP
 
 export const SCHED_FIFO: u32 = 0;
 export const SCHED_SSTF: u32 = 1;
@@ -185,7 +187,7 @@ export const MAPS_BOOTED: u32 = 2;
 export const MAPS_FAILED: u32 = 3;
 
 // ---- Session descriptor (one per connection slot of a port) -----------------------------------
-export const SESSION_BYTES: u32 = 128;
+export const SESSION_BYTES: u32 = 192;
 export const SES_STATE: u32 = 0; // u32, SESS_*: written by the binding (OPEN, CLOSING) and the firmware (CLOSED)
 export const SES_GENERATION: u32 = 4; // u32: the binding bumps it on every open
 export const SES_FW_GENERATION: u32 = 8; // u32: the generation the firmware has reset its state for
@@ -199,6 +201,8 @@ export const SES_PEER: u32 = 36; // u32: stream: the peer's frame address learnt
 export const SES_HANGUP: u32 = 40; // u32, HANGUP_*: the firmware asks the binding to close the connection (then rings the session's tx doorbell); the binding clears it when it opens the slot
 export const SES_LOCAL_ADDR: u32 = 64; // 48 bytes: written by a TCP binding at open: the connection's local IP address, NUL-terminated
 export const SES_LOCAL_ADDR_BYTES: u32 = 48;
+export const SES_PEER_ADDR: u32 = 128; // 64 bytes: written by a TCP binding at open: the peer's IP address, NUL-terminated (an NBD client's identity)
+export const SES_PEER_ADDR_BYTES: u32 = 64;
 
 export const SESS_CLOSED: u32 = 0;
 export const SESS_OPEN: u32 = 1;
@@ -323,6 +327,7 @@ export const TRACE_MEDIUM: u32 = 10; // a: medium, b: MEDS_* it went to, c: labe
 export const TRACE_LOGIN: u32 = 11; // a: port << 16 | session, b: status class << 8 | detail, c: session type (1 discovery, 2 normal) | header digest << 8 | data digest << 9, d: TSIH
 export const TRACE_TASK_MGMT: u32 = 12; // a: port << 16 | session, b: function, c: response, d: tasks aborted
 export const TRACE_PDU_ERROR: u32 = 13; // a: port << 16 | session, b: PERR_*, c: opcode, d: initiator task tag
+export const TRACE_NBD_ERROR: u32 = 14; // a: port << 16 | session, b: NERR_*, c: option or request type, d: low 32 bits of the handle (or the bad value)
 
 // ---- Harness control requests (MAP_CONTROL) ----------------------------------------------------
 export const CTL_NONE: u32 = 0;
@@ -373,7 +378,11 @@ export const STAT_ISCSI_LOGINS: u32 = 38; // logins that reached full feature ph
 export const STAT_ISCSI_LOGIN_FAILURES: u32 = 39; // logins answered with a failure status
 export const STAT_ISCSI_DROPPED: u32 = 40; // PDUs dropped as the RFC says (CmdSN outside the window, data for no task, ...)
 export const STAT_TASK_MGMT: u32 = 41; // task management functions performed
-export const STAT_COUNT: u32 = 42;
+export const STAT_NBD_REQUESTS: u32 = 42; // NBD transmission requests received
+export const STAT_NBD_ERRORS: u32 = 43; // NBD requests and options answered with an error (bad request, out of range, refused export)
+export const STAT_NBD_DROPPED: u32 = 44; // NBD connections dropped for a protocol violation (bad magic, unknown client flags, ...)
+export const STAT_ACCESS_DENIED: u32 = 45; // commands refused by a volume's access list (hidden LUN, write to a read-only one)
+export const STAT_COUNT: u32 = 46;
 
 // ---- Boot errors (MAP_ERROR) -------------------------------------------------------------------
 export const ERR_NONE: u32 = 0;
@@ -447,6 +456,9 @@ export const MTD_CQ: u32 = 4; // ring of TCQ entries, binding -> firmware
 export const MTD_STATE: u32 = 8; // u32: the firmware's state block of the device (TDS_*, firmware-private)
 export const MTD_STATUS: u32 = 12; // u32 written by the binding: TDST_* | TDSF_* (what the drive's sensors say now)
 export const MTD_POSITION: u32 = 16; // u32 written by the binding: logical object number (blocks and filemarks from BOT)
+export const MTD_FILE: u32 = 20; // u32 written by the binding: logical file identifier (filemarks between BOT and the position)
+export const MTD_CANCEL: u32 = 24; // u32 written by the firmware: a request whose holder went away; the binding leaves its buffer alone
+export const MTD_EVENTS: u32 = 28; // u32 written by the binding: changer: operator accesses to the import/export elements so far
 export const TDST_MASK: u32 = 0xFF;
 export const TDST_EMPTY: u32 = 0; // no cartridge in the drive
 export const TDST_UNLOADED: u32 = 1; // a cartridge is in the drive, not threaded (after UNLOAD): LOAD makes it ready
@@ -476,7 +488,7 @@ export const TSQ_ARG: u32 = 16; // u32: READ/WRITE: fixed block size (0: one var
 export const TSQ_ARG2: u32 = 20; // u32: MOVE: destination element
 export const TOP_READ: u32 = 1; // variable: one record, at most COUNT bytes; fixed: COUNT/ARG records of ARG bytes
 export const TOP_WRITE: u32 = 2; // variable: one record of COUNT bytes; fixed: COUNT/ARG records
-export const TOP_WRITE_MARKS: u32 = 3; // COUNT tapemarks
+export const TOP_WRITE_MARKS: u32 = 3; // COUNT tapemarks; ARG 1: then durable, as TOP_SYNC
 export const TOP_SPACE_BLOCKS: u32 = 4; // COUNT records (stops after a tapemark, at EOD or BOT)
 export const TOP_SPACE_MARKS: u32 = 5; // COUNT tapemarks (stops at EOD or BOT)
 export const TOP_SPACE_EOD: u32 = 6; // to the end of data
@@ -484,6 +496,8 @@ export const TOP_REWIND: u32 = 7;
 export const TOP_LOAD: u32 = 8; // thread the cartridge in the drive; position at BOT
 export const TOP_UNLOAD: u32 = 9; // rewind and unthread; the cartridge stays in the drive for the robot
 export const TOP_ERASE: u32 = 10; // end of data at the current position (what followed is gone)
+export const TOP_LOCATE: u32 = 11; // COUNT 0: to logical object ARG (ARG2: its high 32 bits); 1: to the first object of logical file ARG
+export const TOP_SYNC: u32 = 12; // what was written is made durable (fdatasync): a WRITE FILEMARKS with IMMED=0
 export const TOP_MOVE: u32 = 16; // changer: move the cartridge at ARG to ARG2
 export const TOP_INVENTORY: u32 = 17; // changer: read every barcode again (INITIALIZE ELEMENT STATUS)
 export const TCQ_BYTES: u32 = 32;
@@ -509,3 +523,12 @@ export const TST_DEST_FULL: u32 = 12; // MOVE: the destination holds a cartridge
 export const TST_BAD_ELEMENT: u32 = 13; // MOVE: no such element
 export const TST_IO_ERROR: u32 = 15; // the image file could not be read or written (the binding logs the errno)
 export const DB_TAPE_BASE: u32 = 0x3100; // + tape device index
+
+// ---- NBD errors (TRACE_NBD_ERROR) ----------------------------------------------------------------
+export const NERR_CLIENT_FLAGS: u32 = 1; // client flags with unknown bits, or without FIXED_NEWSTYLE: the connection is closed
+export const NERR_OPTION_MAGIC: u32 = 2; // an option without IHAVEOPT: closed (the next option cannot be found)
+export const NERR_REQUEST_MAGIC: u32 = 3; // a request without NBD_REQUEST_MAGIC: closed
+export const NERR_OPTION: u32 = 4; // an option answered with an error (unknown, invalid, too big, unknown export)
+export const NERR_EXPORT_NAME: u32 = 5; // NBD_OPT_EXPORT_NAME for no export this client may use: closed, as proto.md says
+export const NERR_REQUEST: u32 = 6; // a request answered with an error before it ran (bad flags, type, range, alignment, size)
+export const NERR_READ_FAILED: u32 = 7; // a simple-reply read failed after its data began: closed, as proto.md says

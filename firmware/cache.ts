@@ -50,6 +50,7 @@ const DIR_RETRY_NS: u32 = 104; // f64: a failed destage is not retried before th
 const DIR_FLUSH_NEXT: u32 = 112; // u32: slot + 1 of the next slot waiting for the same medium flush
 const DIR_DESC_GEN: u32 = 116; // u32: generation of the descriptor copy last persisted
 const DIR_POISON: u32 = 120; // 2 x u64: sectors whose NV data failed its CRC at recovery; reads fail until written
+const DIR_VERDICT_NS: u32 = 136; // f64: when a destage last failed or found no medium (F_WRITE_ERROR, F_NOT_READY)
 
 export const LIST_FREE: u32 = 0;
 export const LIST_CLEAN: u32 = 1;
@@ -381,6 +382,33 @@ function rangeBits(first: u32, count: u32, base: u32): u64 {
 export function slotFlags(slot: u32): u32 { return load<u8>(dir(slot) + DIR_FLAGS); }
 export function slotSetFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) | f)); }
 export function slotClearFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) & ~f)); }
+/**
+ * A dirty slot found with no medium to destage to (lost, being labelled, gone): marked F_NOT_READY
+ * with the time, and the cache event moved, so a flush waiting for it looks again and reports it
+ * instead of waiting for a write that will not be tried (a flag set without the event was a lost
+ * wake-up). A verdict given at or after `sinceNs` (the last flush request), and not withdrawn by
+ * markUrgent, is not given again.
+ */
+export function slotMarkNotReady(slot: u32, nowNs: f64, sinceNs: f64): void {
+  const v = slotVerdictNs(slot);
+  if ((slotFlags(slot) & F_NOT_READY) != 0 && v != 0 && v >= sinceNs) return;
+  slotSetFlags(slot, F_NOT_READY);
+  store<f64>(dir(slot) + DIR_VERDICT_NS, nowNs);
+  bumpEvent();
+}
+
+/** A destage of the slot failed: F_NOT_READY (the medium did not answer) or F_WRITE_ERROR, and when. */
+export function slotDestageFailed(slot: u32, notReady: bool, nowNs: f64): void {
+  slotSetFlags(slot, notReady ? F_NOT_READY : F_WRITE_ERROR);
+  store<f64>(dir(slot) + DIR_VERDICT_NS, nowNs);
+}
+
+/**
+ * When the slot's F_WRITE_ERROR or F_NOT_READY was given. A flush counts only a verdict given
+ * after it began: an older one may be stale (the medium was being labelled at boot, a write error
+ * healed since), and the slot is tried again for the flush.
+ */
+export function slotVerdictNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_VERDICT_NS); }
 export function slotVolume(slot: u32): u32 { return load<u32>(dir(slot) + DIR_VOLUME); }
 export function slotNumber(slot: u32): u32 { return load<u32>(dir(slot) + DIR_SLOT_NO); }
 export function slotList(slot: u32): u32 { return load<u8>(dir(slot) + DIR_LIST); }
@@ -546,6 +574,8 @@ export const WRITE_NV_ENTRIES: u32 = 3;
  * trusts a dirty sector only if its data matches its CRC). Needs WRITE_NV_ENTRIES free NV entries.
  */
 export function writeSectors(slot: u32, first: u32, count: u32, src: usize, nowNs: f64, nvIdValue: u32): void {
+  // A write of no sector would put the slot on the dirty list with nothing to destage: a flush would wait for it for ever.
+  assert(count > 0 && first + count <= SLOT_SECTORS, "cache: a write of no sectors, or past its slot");
   const d = dir(slot);
   const dst = slotData(slot) + (<usize>first << 9);
   memory.copy(dst, src, <usize>count << 9);
@@ -702,14 +732,17 @@ export function destageDone(slot: u32, ok: bool, errorSector: u32, retryNs: f64,
 /**
  * Marks the dirty slots of `volume` in [firstSlot, lastSlot] F_URGENT: the disk IOP destages them
  * at its next scan whatever their age, and leaves the rest of the dirty list alone. The mark goes
- * when the slot turns clean (or is dropped), so a failed destage keeps it for the retry.
+ * when the slot turns clean (or is dropped), so a failed destage keeps it for the retry. Their
+ * last destage verdicts are withdrawn: the flush counts only the outcome of a new try.
  */
 export function markUrgent(volume: u32, firstSlot: u32, lastSlot: u32): void {
   for (let n = firstSlot; n <= lastSlot; n++) {
     const i = cacheLookup(volume, n);
     if (i < 0) continue;
     const slot = <u32>i;
-    if (load<u8>(dir(slot) + DIR_LIST) != LIST_DIRTY || (slotFlags(slot) & F_URGENT) != 0) continue;
+    if (load<u8>(dir(slot) + DIR_LIST) != LIST_DIRTY) continue;
+    store<f64>(dir(slot) + DIR_VERDICT_NS, 0); // withdrawn: the FUA's flush waits for a fresh one
+    if ((slotFlags(slot) & F_URGENT) != 0) continue;
     slotSetFlags(slot, F_URGENT);
     const p = cs() + CS_URGENT;
     store<u32>(p, load<u32>(p) + 1);
@@ -764,21 +797,29 @@ export function pinnedCount(): u32 {
  * 1 still dirty, 2 a destage of such a slot failed (write error), 3 its medium is dead.
  */
 export function dirtyAtOrBefore(volume: u32, firstSlot: u32, lastSlot: u32, seq: u64): u32 {
+  const i = oldestDirty(volume, firstSlot, lastSlot, seq);
+  if (i < 0) return 0;
+  const f = slotFlags(<u32>i);
+  if ((f & F_NOT_READY) != 0) return 3;
+  if ((f & F_WRITE_ERROR) != 0) return 2;
+  return 1;
+}
+
+/**
+ * The oldest dirty slot of `volume` (or ANY_VOLUME) in [firstSlot, lastSlot] dirtied at or before
+ * `seq`, or -1: what a flush of that range waits for first.
+ */
+export function oldestDirty(volume: u32, firstSlot: u32, lastSlot: u32, seq: u64): i32 {
   let i = listFirst(LIST_DIRTY);
   while (i >= 0) {
     const d = dir(<u32>i);
-    if (load<u64>(d + DIR_DIRTY_SEQ) > seq) return 0;
+    if (load<u64>(d + DIR_DIRTY_SEQ) > seq) return -1;
     const v = load<u32>(d + DIR_VOLUME);
     const n = load<u32>(d + DIR_SLOT_NO);
-    if ((volume == NO_VOLUME || v == volume) && n >= firstSlot && n <= lastSlot) {
-      const f = load<u8>(d + DIR_FLAGS);
-      if ((f & F_NOT_READY) != 0) return 3;
-      if ((f & F_WRITE_ERROR) != 0) return 2;
-      return 1;
-    }
+    if ((volume == NO_VOLUME || v == volume) && n >= firstSlot && n <= lastSlot) return i;
     i = listNext(<u32>i);
   }
-  return 0;
+  return -1;
 }
 
 export const ANY_VOLUME: u32 = NO_VOLUME;

@@ -7,7 +7,7 @@
 import {
   MAP_ADDR, MAP_PORT_TABLE, MAP_PORT_BYTES, MPORT_SESSIONS_ADDR, MPORT_SESSIONS, SESSION_BYTES, SES_STATE,
   SES_GENERATION, SES_FW_GENERATION, SES_RX, SES_TX, SES_CQ, SES_HANGUP, SESS_OPEN, SESS_CLOSING, SESS_CLOSED,
-  CPORT_IOP, CPORT_KIND, CPORT_ADDRESS, CPORT_IDLE_MS, PORT_STREAM, PORT_QUEUE, PORT_ISCSI, MAX_SESSIONS, CFG_CONTEXTS,
+  CPORT_IOP, CPORT_KIND, CPORT_ADDRESS, CPORT_IDLE_MS, PORT_STREAM, PORT_QUEUE, PORT_ISCSI, PORT_NBD, MAX_SESSIONS, CFG_CONTEXTS,
   CFG_BUFFER_CHUNKS, BUFFER_CHUNK_BYTES, STAT_SESSIONS_OPENED, TRACE_SESSION, NCQ_ID, NCQ_STATUS, MAX_PORTS,
   SENSE_BYTES, MIOP_PRIVATE, MAX_VOLUMES, HANGUP_NONE, HANGUP_IDLE, HANGUP_PROTOCOL, RING_TAIL,
 } from "./abi";
@@ -147,7 +147,8 @@ function serveSession(port: u32, s: u32): i32 {
     const gen = atomic.load<u32>(d + SES_GENERATION);
     if (gen != load<u32>(d + SES_FW_GENERATION)) openSession(port, s, gen);
     if (load<u32>(d + SES_HANGUP) != HANGUP_NONE) return 0; // closing at our request: nothing more is read
-    return transportReceive(port, s) + (portKind(port) == PORT_STREAM ? idleCheck(port, s) : 0);
+    const kind = portKind(port);
+    return transportReceive(port, s) + (kind == PORT_STREAM || kind == PORT_NBD ? idleCheck(port, s) : 0);
   }
   if (state == SESS_CLOSING) {
     closeSession(port, s);
@@ -196,7 +197,7 @@ export function sessionRestart(port: u32, s: u32): void {
 }
 
 /**
- * Asks the binding to hang up a framed stream session that has had no command in flight and
+ * Asks the binding to hang up a framed or NBD stream session that has had no command in flight and
  * received nothing for the port's idle time, so idle or half-sent connections cannot hold every
  * session of a port (docs/hal.md, Channels). iSCSI ports keep their own liveness (NOP-In pings).
  * Returns 1 when it asked.

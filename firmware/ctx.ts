@@ -32,7 +32,7 @@ export const CX_BUF_COUNT: u32 = 54; // u16
 export const CX_PRODUCED: u32 = 56; // u32: data-in bytes the command has to give (before the host's limit)
 export const CX_FLAGS: u32 = 60; // u32: CXF_*
 export const CX_START_NS: u32 = 64; // f64
-export const CX_DEADLINE_NS: u32 = 72; // f64: data-out timeout
+export const CX_DEADLINE_NS: u32 = 72; // f64: data-out timeout; a flush's stall bound
 export const CX_FLUSH_SEQ: u32 = 80; // u64
 export const CX_NV_PENDING: u32 = 88; // u32
 export const CX_DATA_ADDR: u32 = 92; // u32: queue ports: the initiator's buffer
@@ -52,13 +52,15 @@ export const CX_OPCODE: u32 = 126; // u8
 export const CX_CDB_LEN: u32 = 127; // u8
 export const CX_CDB: u32 = 128; // MAX_CDB_BYTES
 export const CX_EVENT_SEEN: u32 = 160; // u32: cache event when the context last found nothing to do
-export const CX_WAIT_SLOT: u32 = 164; // u32: slot + 1 whose stage this command asked for
+export const CX_WAIT_SLOT: u32 = 164; // u32: slot + 1 whose stage this command asked for, or a flush waits for
 export const CX_AHEAD: u32 = 168; // u32: data-in bytes for which stage-ahead was requested
 export const CX_FIRST_SLOT: u32 = 172; // u32: flush range, in slot numbers
 export const CX_LAST_SLOT: u32 = 176; // u32
 export const CX_ARG: u32 = 180; // u32: handler-specific
 export const CX_TASK_ATTR: u32 = 184; // u8: TA_* (SAM task attribute, whatever the transport's encoding)
-export const CX_SENSE_BITS: u32 = 185; // u8: byte 2 flags of fixed sense a tape command sets: FILEMARK 80h, EOM 40h, ILI 20h
+export const CX_SENSE_BITS: u32 = 185; // u8: byte 2 flags of fixed sense a tape command sets: FILEMARK 80h, EOM 40h, ILI 20h; SENSE_DEFERRED
+/** In CX_SENSE_BITS: the sense is a deferred error (response code 71h, SPC-4 4.5.5), of an earlier IMMED operation. */
+export const SENSE_DEFERRED: u32 = 0x01;
 export const CX_PIN_SLOT: u32 = 188; // u32: slot + 1 this command holds pinned (a stage it waits for, a slot it sends)
 export const CX_TRANSPORT: u32 = 192; // CX_TRANSPORT_BYTES: the port kind's per-command state (comm/), 8-aligned
 export const CX_TRANSPORT_BYTES: u32 = 64;
@@ -99,11 +101,13 @@ export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, n
 export const CXF_FLUSH_POSTED: u32 = 256;
 export const CXF_TAPE: u32 = 1024; // the command holds a tape device's claim (CX_ARG: device + 1)
 export const CXF_NV_FAILED: u32 = 512; // an NV persist of this command completed with an error
-export const CXF_SINK_COMPARE: u32 = 2048; // a read compares the blocks with the buffer (VERIFY BYTCHK=1)
-export const CXF_SINK_DISCARD: u32 = 4096; // a read only stages the blocks (VERIFY BYTCHK=0, PRE-FETCH)
-export const CXF_REDISPATCH: u32 = 8192; // when that read is done the handler runs again (COMPARE AND WRITE)
-export const CXF_FROM_BUFFER: u32 = 16384; // a write takes its data from the command's buffer (WRITE SAME)
-export const CXF_ORDERED: u32 = 32768; // an ORDERED command counted in CP_ORDERED until it ends
+export const CXF_PAIR_WAIT: u32 = 2048; // a write waits for a pair's copy of its track (CX_DEADLINE_NS: until when)
+export const CXF_SINK_COMPARE: u32 = 4096; // a read compares the blocks with the buffer (VERIFY BYTCHK=1)
+export const CXF_SINK_DISCARD: u32 = 8192; // a read only stages the blocks (VERIFY BYTCHK=0, PRE-FETCH)
+export const CXF_REDISPATCH: u32 = 16384; // when that read is done the handler runs again (COMPARE AND WRITE)
+export const CXF_FROM_BUFFER: u32 = 32768; // a write takes its data from the command's buffer (WRITE SAME)
+export const CXF_ORDERED: u32 = 65536; // an ORDERED command counted in CP_ORDERED until it ends
+export const CXF_CSI: u32 = 0x40000; // CX_INFO is COMMAND-SPECIFIC INFORMATION (sense bytes 8-11), not INFORMATION (EXTENDED COPY)
 
 // Channel IOP private area header (the rest is laid out by channel.ts).
 export const CP_CTX_FREE: u32 = 0; // u32: index + 1
@@ -155,6 +159,9 @@ export function ctxAlloc(): usize {
   store<u32>(c + CX_ID, (free - 1) | ((gen & 0xFFF) << 16));
   return c;
 }
+
+/** True while the pool has a context to give (a transport that would rather wait than answer TASK SET FULL asks first). */
+export function ctxAvailable(): bool { return load<u32>(gPrivate + CP_CTX_FREE) != 0; }
 
 export function ctxFree(c: usize): void {
   assert(load<u8>(c + CX_STATE) != <u8>ST_FREE, "ctx: a context freed twice");
@@ -244,9 +251,12 @@ export function senseFixed(dst: usize, key: u32, asc: u32, ascq: u32, info: u32,
 }
 
 export function ctxSense(c: usize, dst: usize): void {
-  senseFixed(dst, load<u8>(c + CX_SENSE_KEY), load<u8>(c + CX_ASC), load<u8>(c + CX_ASCQ), load<u32>(c + CX_INFO),
+  const csi = (load<u32>(c + CX_FLAGS) & CXF_CSI) != 0;
+  senseFixed(dst, load<u8>(c + CX_SENSE_KEY), load<u8>(c + CX_ASC), load<u8>(c + CX_ASCQ), csi ? 0 : load<u32>(c + CX_INFO),
     (load<u32>(c + CX_FLAGS) & CXF_INFO_VALID) != 0, load<u32>(c + CX_SKS));
+  if (csi) { const v = load<u32>(c + CX_INFO); store<u32>(dst + 8, (v >> 24) | ((v >> 8) & 0xFF00) | ((v << 8) & 0xFF0000) | (v << 24)); }
   store<u8>(dst + 2, load<u8>(dst + 2) | (load<u8>(c + CX_SENSE_BITS) & 0xE0));
+  if ((load<u8>(c + CX_SENSE_BITS) & SENSE_DEFERRED) != 0) store<u8>(dst, load<u8>(dst) | 0x01); // 70h -> 71h
 }
 
 // ---- Buffer memory ------------------------------------------------------------------------------

@@ -25,11 +25,12 @@ import {
   reqArg2, reqLba, reqMedium, reqSectors, SCHED_BYTES,
 } from "./scheduler";
 import {
-  listFirst, listNext, LIST_DIRTY, slotFlags, slotSetFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
+  listFirst, listNext, LIST_DIRTY, slotFlags, slotClearFlags, F_DESTAGING, F_WRITE_ERROR,
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
-  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkNotReady,
+  slotDestageFailed, slotVerdictNs,
 } from "./cache";
 import { chunkInitialized, initMark, initClear } from "./initmap";
 import {
@@ -40,10 +41,12 @@ import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LO
 import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
-  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL,
+  nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR, NVK_XCOPY,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
+import { pairCopyPoll, pairNvDone } from "./pair/copy";
+import { xcopyPoll, xcopyNvDone } from "./xcopy/manager";
 import { MB_BYTES, MB_TYPE, MB_STAGE, MB_FLUSH, MB_RELABEL, MB_SLOT, MB_FIRST, MB_COUNT, MB_SEQ } from "./mailbox";
 
 // Disk IOP private area.
@@ -56,6 +59,8 @@ const DK_RESYNC_PENDING: u32 = DK_CONTROL_OP + 4; // u32: a whole-region NV rewr
 const DK_RESYNC_FAILURES: u32 = DK_RESYNC_PENDING + 4; // u32: NV failures counted when it was queued
 const DK_RESYNC_AT_NS: u32 = DK_RESYNC_FAILURES + 4; // f64: next rewrite attempt
 const DK_RESYNC_BACKOFF_NS: u32 = DK_RESYNC_AT_NS + 8; // f64
+const DK_FLUSH_ASKED_NS: u32 = DK_RESYNC_BACKOFF_NS + 8; // f64: the last flush request (MB_FLUSH, control)
+const DK_CONTROL_AT_NS: u32 = DK_FLUSH_ASKED_NS + 8; // f64: the control request in progress was taken
 const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
 // Per medium: the slots written to it that wait for a medium flush before their clean record.
 const DK_FLUSH: u32 = DK_PROBE_BUF + 512; // MAX_MEDIA x FL_BYTES
@@ -101,6 +106,8 @@ export function diskBoot(): void {
   store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
   store<f64>(gPrivate + DK_RESYNC_AT_NS, 0);
   store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
+  store<f64>(gPrivate + DK_FLUSH_ASKED_NS, 0);
+  store<f64>(gPrivate + DK_CONTROL_AT_NS, 0);
   memory.fill(gPrivate + DK_FLUSH, 0, MAX_MEDIA * FL_BYTES);
 }
 
@@ -113,6 +120,8 @@ export function diskPoll(): i32 {
   work += control();
   work += checkLabels();
   work += destageScan();
+  work += pairCopyPoll();
+  work += xcopyPoll();
   work += flushMedia();
   work += probeDeadMedia();
   work += resyncNv();
@@ -140,15 +149,28 @@ function drainMailboxes(): i32 {
   return work;
 }
 
+/**
+ * A flush (a channel IOP's, or the harness's) wants everything dirtied up to `seq` on the media:
+ * those slots are due, and each is tried again for it (a verdict older than the request is stale).
+ */
+function flushAsked(seq: u64): void {
+  raiseFlushSeq(seq);
+  store<f64>(gPrivate + DK_FLUSH_ASKED_NS, gNow);
+}
+
+function flushAskedNs(): f64 { return load<f64>(gPrivate + DK_FLUSH_ASKED_NS); }
+
 function takeMessage(m: usize): bool {
   const type = <u32>load<u8>(m + MB_TYPE);
   if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
-  if (type == MB_FLUSH) { raiseFlushSeq(load<u64>(m + MB_SEQ)); return true; }
+  if (type == MB_FLUSH) { flushAsked(load<u64>(m + MB_SEQ)); return true; }
   if (type == MB_RELABEL) { relabel(load<u32>(m + MB_SLOT)); return true; }
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
-/** Registers the medium read for a stage; the channel IOP already set the slot's F_STAGING. */
+/** Registers the medium read for a stage; the channel IOP (or the pair copy) already set the slot's F_STAGING. */
+export function stageSlot(slot: u32, first: u32, count: u32): bool { return stage(slot, first, count); }
+
 function stage(slot: u32, first: u32, count: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
@@ -220,8 +242,7 @@ function stageComplete(r: u32, m: u32, status: u32, errLba: u64): void {
 
 function destageComplete(r: u32, m: u32, status: u32): void {
   const slot = reqArg(sa(), r);
-  if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
-  else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
+  if (status != MST_OK) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
   if (destageOpsAdd(slot, -1) != 0) return;
   statInc(STAT_DESTAGES);
   if ((slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) != 0) {
@@ -277,8 +298,7 @@ function flushRecords(m: u32): i32 {
     const slot = next - 1;
     next = slotFlushNext(slot);
     setSlotFlushNext(slot, 0);
-    if (status == MST_NOT_READY) slotSetFlags(slot, F_NOT_READY);
-    else if (status != MST_OK) slotSetFlags(slot, F_WRITE_ERROR);
+    if (status != MST_OK) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
     else {
       // The chunk's first write is on the medium: it is initialized from now on (its record goes
       // before the slot's clean record, in the one ordered NV ring).
@@ -333,11 +353,11 @@ function destage(slot: u32, depth: u32): bool {
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
   // reports it instead of waiting for it.
-  if (where == u64.MAX_VALUE) { slotSetFlags(slot, F_NOT_READY); return false; }
+  if (where == u64.MAX_VALUE) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
   const medium = <u32>(where >> 32);
   const mst = load<u32>(mediumState(medium) + MS_STATE);
   // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
-  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotSetFlags(slot, F_NOT_READY); return false; }
+  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
   slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
@@ -483,7 +503,8 @@ function control(): i32 {
   if (seq != load<u32>(gPrivate + DK_CONTROL_SEQ)) {
     store<u32>(gPrivate + DK_CONTROL_SEQ, seq);
     store<u32>(gPrivate + DK_CONTROL_OP, load<u32>(MAP_ADDR + MAP_CONTROL));
-    raiseFlushSeq(currentSeq());
+    store<f64>(gPrivate + DK_CONTROL_AT_NS, gNow);
+    flushAsked(currentSeq());
   }
   const op = load<u32>(gPrivate + DK_CONTROL_OP);
   if (op == 0 || !flushSettled()) return 0;
@@ -498,12 +519,17 @@ function control(): i32 {
   return 1;
 }
 
-/** Nothing dirty is left that a destage could still write: all clean, or failed at least once. */
+/**
+ * Nothing dirty is left that a destage could still write: all clean, or failed (or found no
+ * medium) since the request was taken; a verdict from before it may be stale, and is tried again.
+ */
 function flushSettled(): bool {
+  const since = load<f64>(gPrivate + DK_CONTROL_AT_NS);
   let i = listFirst(LIST_DIRTY);
   while (i >= 0) {
     const f = slotFlags(<u32>i);
-    if ((f & F_DESTAGING) != 0 || (f & (F_WRITE_ERROR | F_NOT_READY)) == 0) return false;
+    const v = slotVerdictNs(<u32>i);
+    if ((f & F_DESTAGING) != 0 || (f & (F_WRITE_ERROR | F_NOT_READY)) == 0 || v == 0 || v < since) return false;
     i = listNext(<u32>i);
   }
   return true;
@@ -559,6 +585,8 @@ function drainNvCompletions(): i32 {
     const status = load<u32>(e + NCQ_STATUS);
     if (status != 0) nvCompletionFailed(status, id);
     if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
+    if ((id >> 28) == NVK_PAIR) { pairNvDone(id, status); work++; }
+    if ((id >> 28) == NVK_XCOPY) { xcopyNvDone(id, status); work++; }
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);

@@ -3,6 +3,7 @@
 //
 // plan() walks the regions in one fixed order twice: first to add up the size, then, after the
 // memory has grown, to write the addresses and ring headers. One walk, so the two cannot differ.
+import { xcopyLayout, xcopyBytes } from "./xcopy/table";
 import {
   CONFIG_MAGIC, CFG_MAGIC, CFG_VERSION, ABI_VERSION, CFG_CACHE_SLOTS, CFG_CONTEXTS,
   CFG_BUFFER_CHUNKS, CFG_TRACE_ENTRIES, MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, REGIONS_ADDR, REGION_ALIGN,
@@ -12,7 +13,7 @@ import {
   MIOP_STATS, MAP_MEDIA_TABLE, MAP_MEDIUM_BYTES, MMED_SQ, MMED_CQ, MAP_PORT_TABLE, MAP_PORT_BYTES,
   MPORT_SESSIONS_ADDR, MPORT_SESSIONS, SESSION_BYTES, SES_RX, SES_TX, SES_SQ, SES_CQ, SES_DATA, SES_DATA_BYTES,
   CPORT_IOP, CPORT_KIND, CPORT_SESSIONS, CPORT_RX_BYTES, CPORT_TX_BYTES, CPORT_QUEUE_ENTRIES, CPORT_DATA_BYTES,
-  PORT_STREAM, PORT_QUEUE, PORT_ISCSI, ROLE_CHANNEL, ROLE_DISK, STATS_BYTES, MSQ_BYTES, MCQ_BYTES, NSQ_BYTES, NCQ_BYTES,
+  PORT_STREAM, PORT_QUEUE, PORT_ISCSI, PORT_NBD, ROLE_CHANNEL, ROLE_DISK, STATS_BYTES, MSQ_BYTES, MCQ_BYTES, NSQ_BYTES, NCQ_BYTES,
   QSQ_BYTES, QCQ_BYTES, TRACE_BYTES, DB_NV, DB_MEDIUM_BASE, DB_TX_BASE, DB_CQ_BASE, DB_NONE, MAPS_LAID_OUT,
   MAPS_FAILED, ERR_NONE, ERR_CONFIG_MAGIC, ERR_CONFIG_VERSION, ERR_IOP_COUNT, ERR_MEDIA_COUNT, ERR_PORT_COUNT,
   ERR_CACHE_SLOTS, ERR_TAPE, ERR_MEMORY, ERR_STATIC, ERR_PORT, ERR_ROLE, CMED_SCHEDULER, CMED_QUEUE_DEPTH, SCHED_DEADLINE,
@@ -24,6 +25,7 @@ import { nvRegionBytes, nvLayout } from "./nv";
 import { cacheDirBytes, cacheLayout } from "./cache";
 import { mediumStateBytes, mediaLayout } from "./volume";
 import { initLayout } from "./initmap";
+import { pairLayout, pairStateBytes } from "./pair/table";
 import { channelPrivateBytes } from "./channel";
 import { DISK_PRIVATE_BYTES } from "./disk";
 import { MB_BYTES, MAILBOX_ENTRIES } from "./mailbox";
@@ -107,6 +109,9 @@ function portValid(p: u32): bool {
   // iSCSI: a PDU of our MaxRecvDataSegmentLength (half the rx ring) must fit, and any answer must fit the tx ring.
   if (kind == PORT_ISCSI) return pow2(load<u32>(c + CPORT_RX_BYTES)) && pow2(load<u32>(c + CPORT_TX_BYTES))
     && load<u32>(c + CPORT_RX_BYTES) >= 65536 && load<u32>(c + CPORT_TX_BYTES) >= load<u32>(c + CPORT_RX_BYTES);
+  // NBD: an option of 4 KiB and its header must fit the rx ring whole.
+  if (kind == PORT_NBD) return pow2(load<u32>(c + CPORT_RX_BYTES)) && pow2(load<u32>(c + CPORT_TX_BYTES))
+    && load<u32>(c + CPORT_RX_BYTES) >= 16384 && load<u32>(c + CPORT_TX_BYTES) >= 8192;
   if (kind == PORT_QUEUE) return pow2(load<u32>(c + CPORT_QUEUE_ENTRIES)) && load<u32>(c + CPORT_DATA_BYTES) > 0;
   return false;
 }
@@ -128,6 +133,10 @@ function plan(write: bool): usize {
   at = alignUp(at + cacheDirBytes(slots), REGION_ALIGN);
   if (write) { mediaLayout(at); initLayout(); }
   at = alignUp(at + mediumStateBytes(), REGION_ALIGN);
+  if (write) pairLayout(at);
+  at = alignUp(at + pairStateBytes(), REGION_ALIGN);
+  if (write) xcopyLayout(at); // the copy manager's table and backup data storage areas (xcopy/)
+  at = alignUp(at + xcopyBytes(), REGION_ALIGN);
   if (write) store<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH, <u32>at);
   at = alignUp(at + max<usize>(<usize>slots * 4, 4096), REGION_ALIGN); // also holds a header's directory at boot
   at = ring(write, at, MAP_ADDR + MAP_NV_SQ, NV_SQ_ENTRIES, NSQ_BYTES, DB_NV);

@@ -16,12 +16,14 @@ import {
   DESC_DIRTY, DESC_POISON, DESC_CRC, DESC_USED, nvHeaderPick, nvHeaderFound, nvHeader, nvWriteDirectory, nvTableSame,
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
-  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes, NVT_RESERVATIONS, nvReservations, PR_TABLE_BYTES,
+  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes, NVT_ACCESS, ACCESS_ENTRIES,
+  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_RESERVATIONS,
 } from "./nv";
 import { initReconcile } from "./initmap";
+import { pairsBoot, pairsFormat } from "./pair/table";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck } from "./cache";
-import { mediaRebuild } from "./volume";
+import { mediaRebuild, volumeInUse } from "./volume";
 import { reservationsBoot } from "./scsi/pr";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
@@ -80,9 +82,13 @@ function bootShared(): i32 {
     for (let t: u32 = NVT_VOLUMES; t <= NVT_LABELS; t++) {
       if (!nvTableSame(h, want, t)) { detail(t); return -<i32>ERR_NV_CORRUPT; }
     }
+    if (!nvTableSame(h, want, NVT_ACCESS)) { detail(NVT_ACCESS); return -<i32>ERR_NV_CORRUPT; }
+    if (!nvTableSame(h, want, NVT_RESERVATIONS)) { detail(NVT_RESERVATIONS); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
     if (!nvTableSame(h, want, NVT_INIT)) initLost = !relocateInitMap(h);
-    if (!nvTableSame(h, want, NVT_RESERVATIONS)) relocateTable(h, NVT_RESERVATIONS, nvReservations(), PR_TABLE_BYTES);
+    // An image from before pairs has no pair table: its place held other tables, now moved (it is
+    // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
+    const pairsLost = !nvTableSame(h, want, NVT_PAIRS);
     const cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
       && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
     if (cacheSame) {
@@ -95,6 +101,7 @@ function bootShared(): i32 {
       resetCacheTables(slots);
       log(LOG_INFO, "nv: cache or media geometry changed, volume table kept (old slots, new slots)", old, slots);
     }
+    if (pairsLost) pairsFormat();
     store<u32>(h + NVH_SLOTS, slots);
     nvWriteDirectory(h, slots);
   }
@@ -103,6 +110,8 @@ function bootShared(): i32 {
   store<u32>(h + NVH_CLEAN, 0);
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  const pairs = pairsBoot();
+  if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
   initReconcile(initLost, nvId(NVK_NONE, 0));
   reservationsBoot(); // what APTPL did not ask to keep goes (a power loss to the initiators)
   if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
@@ -137,9 +146,9 @@ function arrayIdentity(): u64 {
 function relocateInitMap(h: usize): bool { return relocateTable(h, NVT_INIT, initMapBase(), nvInitBytes()); }
 
 /**
- * A geometry-dependent table moved (the init map; the persistent reservations after it): copied
- * from where the image's directory says it was, when that lies in what was loaded; what it lacks
- * reads as never written. False when it cannot be found (an image from before the table: blank).
+ * A geometry-dependent table moved (the init map): copied from where the image's directory says it
+ * was, when that lies in what was loaded; what it lacks reads as never written. False when it
+ * cannot be found (blank then).
  */
 function relocateTable(h: usize, id: u32, to: usize, size: u32): bool {
   const t = nvTable(h, id);
@@ -191,16 +200,31 @@ function checkTables(): void {
     nvPersistRange(e, VOL_BYTES, nvId(NVK_NONE, 0));
     dropped++;
   }
+  // A LUN may map only a volume the table holds: a DELETE VOLUME cut off between its entry and the
+  // LUN map (or an entry dropped above) leaves records that would show a volume created later with
+  // that number at LUNs no one mapped it to, to initiators that addressed the deleted one.
   for (let p: u32 = 0; p < MAX_PORTS; p++) {
     for (let l: u32 = 0; l < MAX_LUNS; l++) {
       const e = lunMapEntry(p, l);
-      if (blank(e, LUN_RECORD_BYTES) || sealed(e, 4)) continue;
-      log(LOG_WARN, "nv: a LUN map record failed its CRC and was dropped (port, LUN)", p, l);
+      if (blank(e, LUN_RECORD_BYTES)) continue;
+      const v = <u32>load<u16>(e);
+      const torn = !sealed(e, 4);
+      if (!torn && (v == 0 || (v - 1 < MAX_VOLUMES && volumeInUse(v - 1)))) continue;
+      if (torn) log(LOG_WARN, "nv: a LUN map record failed its CRC and was dropped (port, LUN)", p, l);
+      else log(LOG_WARN, "nv: a LUN mapped a volume the table does not hold and was unmapped (port, LUN)", p, l);
       memory.fill(e, 0, LUN_RECORD_BYTES);
       sealLun(p, l);
       nvPersistRange(e, LUN_RECORD_BYTES, nvId(NVK_NONE, 0));
       dropped++;
     }
+  }
+  for (let i: u32 = 0; i < ACCESS_ENTRIES; i++) {
+    const e = accessEntry(i);
+    if (blank(e, ACCESS_RECORD_BYTES) || sealed(e, ACCESS_CRC)) continue;
+    log(LOG_WARN, "nv: an access list record failed its CRC and was dropped (record)", i, 0);
+    memory.fill(e, 0, ACCESS_RECORD_BYTES);
+    nvPersistRange(e, ACCESS_RECORD_BYTES, nvId(NVK_NONE, 0));
+    dropped++;
   }
   if (dropped > 0) statAdd(STAT_NV_DROPPED, dropped);
 }

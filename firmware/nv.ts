@@ -1,11 +1,14 @@
 // The non-volatile region (docs/hal.md, "Non-volatile memory"): what survives a crash of the
-// emulator. Version 2 layout, every part 8-byte aligned, offsets recorded in a table directory in
+// emulator. Version 4 layout, every part 8-byte aligned, offsets recorded in a table directory in
 // the header so that later versions can add tables (pairs, bitmaps, reservations) the same way:
 //
 //   header        2 copies of 2 KiB (the newer valid one counts), directory of tables, CRC-32C
 //   volumes       MAX_VOLUMES records of 256 bytes, CRC-32C in the last 4
 //   LUN map       MAX_PORTS x MAX_LUNS records of 8 bytes: volume + 1 (u16), CRC-32C
 //   labels        MAX_MEDIA records of 64 bytes, 2 copies each: what the array wrote on each medium
+//   access list   ACCESS_ENTRIES records of 256 bytes: LUN security by initiator name (comm/access.ts)
+//   pairs         MAX_PAIRS records of 128 bytes, 2 copies each, CRC-32C; 3 difference bitmaps per pair
+//   reservations  PR_REGISTRATIONS records of 288 bytes, then MAX_VOLUMES of 16, CRC-32C (scsi/pr.ts)
 //   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
 //   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
 //   slot data     per cache slot 64 KiB, 4 KiB aligned
@@ -38,7 +41,7 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-export const NV_VERSION: u32 = 2;
+export const NV_VERSION: u32 = 4; // 3: the access table and the pair table after the labels; 4: the reservation table after them
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
 export const NV_HEADER_BYTES: u32 = 4096;
@@ -68,8 +71,10 @@ export const NVT_INIT: u32 = 4;
 export const NVT_DESCRIPTORS: u32 = 5;
 export const NVT_SECTOR_CRCS: u32 = 6;
 export const NVT_DATA: u32 = 7;
-export const NVT_RESERVATIONS: u32 = 8;
-const TABLES: u32 = 8;
+export const NVT_ACCESS: u32 = 8;
+export const NVT_PAIRS: u32 = 9;
+export const NVT_RESERVATIONS: u32 = 10;
+const TABLES: u32 = 10;
 
 // ---- Fixed tables ------------------------------------------------------------------------------
 export const VOL_BYTES: u32 = 256;
@@ -81,7 +86,28 @@ export const LUN_MAP_BYTES: u32 = MAX_PORTS * MAX_LUNS * LUN_RECORD_BYTES;
 export const LABEL_BYTES: u32 = 64; // one copy; 2 copies per medium
 export const LABEL_OFFSET: u32 = LUN_MAP_OFFSET + LUN_MAP_BYTES;
 export const LABELS_BYTES: u32 = MAX_MEDIA * 2 * LABEL_BYTES;
-export const DESC_OFFSET: u32 = LABEL_OFFSET + LABELS_BYTES;
+export const ACCESS_ENTRIES: u32 = 256;
+export const ACCESS_RECORD_BYTES: u32 = 256;
+export const ACCESS_CRC: u32 = 252; // CRC-32C of the record's first 252 bytes
+export const ACCESS_OFFSET: u32 = LABEL_OFFSET + LABELS_BYTES;
+export const ACCESS_BYTES: u32 = ACCESS_ENTRIES * ACCESS_RECORD_BYTES;
+// Volume pairs (pair/table.ts): MAX_PAIRS records of PAIR_RECORD_BYTES, 2 copies each, then for each
+// pair its three difference bitmaps of PAIR_BITMAP_BYTES. A fixed size, so the tables after it stay put.
+export const MAX_PAIRS: u32 = 16;
+export const PAIR_RECORD_BYTES: u32 = 128;
+export const PAIR_BITMAPS: u32 = 3;
+export const PAIR_BITMAP_BYTES: u32 = 16384; // 131072 tracks: 8 GiB of volume at 64 KiB tracks
+export const PAIR_OFFSET: u32 = ACCESS_OFFSET + ACCESS_BYTES;
+export const PAIR_BITMAPS_OFFSET: u32 = PAIR_OFFSET + MAX_PAIRS * 2 * PAIR_RECORD_BYTES;
+export const PAIRS_BYTES: u32 = MAX_PAIRS * 2 * PAIR_RECORD_BYTES + MAX_PAIRS * PAIR_BITMAPS * PAIR_BITMAP_BYTES;
+// Persistent reservations (scsi/pr.ts): the registrations, then one record per volume. A fixed size
+// at a fixed place, so a cache or media resize never moves it (APTPL state survives any geometry).
+export const PR_REGISTRATIONS: u32 = 64; // registrations of the whole array (each I_T nexus, each volume)
+export const PR_REG_BYTES: u32 = 288; // scsi/pr.ts; CRC-32C of the first 284 bytes at 284
+export const PR_VOL_BYTES: u32 = 16; // scsi/pr.ts; CRC-32C of the first 12 bytes at 12
+export const PR_TABLE_BYTES: u32 = PR_REGISTRATIONS * PR_REG_BYTES + MAX_VOLUMES * PR_VOL_BYTES;
+export const PR_OFFSET: u32 = PAIR_OFFSET + PAIRS_BYTES;
+export const DESC_OFFSET: u32 = PR_OFFSET + PR_TABLE_BYTES;
 export const INIT_RECORD_BYTES: u32 = 72; // 64 bytes of bits (512 chunks), u32 CRC-32C, u32 reserved
 export const INIT_RECORD_CHUNKS: u32 = 512;
 
@@ -105,7 +131,6 @@ const MAPX_NV_CRCS: u32 = 104;
 const MAPX_NV_DATA: u32 = 108;
 const MAPX_NV_HDR: u32 = 112; // u32: offset of the current header copy (0 or HDR_COPY_BYTES)
 const MAPX_NV_INIT_BYTES: u32 = 116;
-const MAPX_NV_PR: u32 = 248; // u32: address of the persistent reservation table (scsi/pr.ts), after the init map (clear of the MAP_* scalars of abi.ts)
 
 
 /** Init map records for medium m. */
@@ -131,17 +156,8 @@ export function nvDataOffset(slots: u32): usize {
 /** Where the init map starts, for a cache of `slots` slots. */
 export function nvInitOffset(slots: u32): usize { return nvDataOffset(slots) + <usize>slots * SLOT_BYTES; }
 
-/** Where the persistent reservation table starts (8-aligned, after the init map), for a cache of `slots` slots. */
-export function nvReservationsOffset(slots: u32): usize { return (nvInitOffset(slots) + initBytes() + 7) & ~(<usize>7); }
-
-/** Bytes of the persistent reservation table: the registrations, then one record per volume. */
-export const PR_REGISTRATIONS: u32 = 64; // registrations of the whole array (each I_T nexus, each volume)
-export const PR_REG_BYTES: u32 = 288; // scsi/pr.ts; CRC-32C of the first 284 bytes at 284
-export const PR_VOL_BYTES: u32 = 16; // scsi/pr.ts; CRC-32C of the first 12 bytes at 12
-export const PR_TABLE_BYTES: u32 = PR_REGISTRATIONS * PR_REG_BYTES + MAX_VOLUMES * PR_VOL_BYTES;
-
 export function nvRegionBytes(slots: u32): usize {
-  return nvReservationsOffset(slots) + PR_TABLE_BYTES;
+  return nvInitOffset(slots) + initBytes();
 }
 
 /** Layout time: records where the geometry-dependent tables are. */
@@ -151,11 +167,10 @@ export function nvLayout(base: usize, slots: u32): void {
   store<u32>(MAP_ADDR + MAPX_NV_DESC, <u32>(base + DESC_OFFSET));
   store<u32>(MAP_ADDR + MAPX_NV_CRCS, <u32>(base + crcsOffset(slots)));
   store<u32>(MAP_ADDR + MAPX_NV_DATA, <u32>(base + nvDataOffset(slots)));
-  store<u32>(MAP_ADDR + MAPX_NV_PR, <u32>(base + nvReservationsOffset(slots)));
 }
 
 // @ts-ignore: decorator
-@inline export function nvReservations(): usize { return load<u32>(MAP_ADDR + MAPX_NV_PR); }
+@inline export function nvReservations(): usize { return nvBase() + PR_OFFSET; }
 
 // @ts-ignore: decorator
 @inline export function nvBase(): usize { return load<u32>(MAP_ADDR + MAP_NV_ADDR); }
@@ -167,6 +182,8 @@ export function nvLayout(base: usize, slots: u32): void {
 @inline export function lunMapEntry(port: u32, lun: u32): usize {
   return nvBase() + LUN_MAP_OFFSET + (port * MAX_LUNS + lun) * LUN_RECORD_BYTES;
 }
+// @ts-ignore: decorator
+@inline export function accessEntry(i: u32): usize { return nvBase() + ACCESS_OFFSET + i * ACCESS_RECORD_BYTES; }
 // @ts-ignore: decorator
 @inline export function labelCopy(m: u32, copy: u32): usize { return nvBase() + LABEL_OFFSET + (m * 2 + copy) * LABEL_BYTES; }
 // @ts-ignore: decorator
@@ -258,7 +275,9 @@ export function nvWriteDirectory(h: usize, slots: u32): void {
   table(h, 4, NVT_DESCRIPTORS, load<u32>(MAP_ADDR + MAPX_NV_DESC) - base, slots * 2 * DESC_BYTES, DESC_BYTES);
   table(h, 5, NVT_SECTOR_CRCS, load<u32>(MAP_ADDR + MAPX_NV_CRCS) - base, slots * SECTOR_CRC_BYTES, SECTOR_CRC_BYTES);
   table(h, 6, NVT_DATA, <u32>slotDataBase() - base, slots * SLOT_BYTES, SLOT_BYTES);
-  table(h, 7, NVT_RESERVATIONS, <u32>nvReservations() - base, PR_TABLE_BYTES, PR_REG_BYTES);
+  table(h, 7, NVT_ACCESS, ACCESS_OFFSET, ACCESS_BYTES, ACCESS_RECORD_BYTES);
+  table(h, 8, NVT_PAIRS, PAIR_OFFSET, PAIRS_BYTES, PAIR_RECORD_BYTES);
+  table(h, 9, NVT_RESERVATIONS, PR_OFFSET, PR_TABLE_BYTES, PR_REG_BYTES);
 }
 
 function table(h: usize, i: u32, id: u32, offset: u32, size: u32, record: u32): void {
@@ -357,6 +376,8 @@ export const NVK_NONE: u32 = 0; // nothing waits for it
 export const NVK_CONTEXT: u32 = 1; // low 28 bits: command context id
 export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region after NV writes failed
 export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
+export const NVK_PAIR: u32 = 4; // the disk IOP's pair copy: low bits: copy job << 24 | job sequence
+export const NVK_XCOPY: u32 = 5; // the disk IOP's copy manager (xcopy/): low bits: copy << 24 | copy sequence
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 

@@ -30,7 +30,8 @@ import {
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
   CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_SINK_COMPARE, CXF_SINK_DISCARD, CXF_REDISPATCH, CXF_FROM_BUFFER,
-  ctxBufferBytes, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CXF_PAIR_WAIT, ctxBufferBytes, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CX_NEXT, CX_PREV, CX_TRANSPORT,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
   ST_ORDER_WAIT, CX_ORDER, CXF_ORDERED, CP_ORDER_SEQ, CP_ORDERED, TA_ORDERED, TA_HEAD_OF_QUEUE,
   ctxBuffer, ctxBufferRelease, ctxBufferAddr, CX_GATHER, ctxGatherBuffer, ctxGatherAddr, ctxGatherRelease, ctxGatherToBuffer,
@@ -39,7 +40,7 @@ import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEP
 import { txData, txRespond, txDirect, windowOpen, windowBase, transportRetire } from "./comm/transport";
 import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
-  writeSectors, cacheEvent, currentSeq, dirtyAtOrBefore, slotErrorSector, cacheCount, CS_READ_HITS,
+  writeSectors, cacheEvent, currentSeq, oldestDirty, slotErrorSector, slotVolume, slotNumber, F_WRITE_ERROR, slotVerdictNs, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
   markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector, fillBlank, volumeFenced,
 } from "./cache";
@@ -48,12 +49,46 @@ import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
 import { blockSize, volumeAtLun } from "./volume";
 import { statInc, statAdd } from "./stats";
+import { log, LOG_ERROR } from "./hal";
 import { trace } from "./trace";
 import { dispatchScsi } from "./scsi/dispatch";
 import { tapeStep, tapeAbort } from "./tape/command";
+import { tapeDeviceAtLun } from "./tape/device";
+import { xcopyCommandGone } from "./xcopy/command";
+import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
+
+/** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
+const PAIR_WAIT_NS: f64 = 30e9;
+
+/** True (and the command failed) when it has waited for a pair copy longer than PAIR_WAIT_NS. */
+function pairWaitExpired(c: usize): bool {
+  const f = load<u32>(c + CX_FLAGS);
+  if ((f & CXF_PAIR_WAIT) == 0) {
+    store<u32>(c + CX_FLAGS, f | CXF_PAIR_WAIT);
+    store<f64>(c + CX_DEADLINE_NS, gNow + PAIR_WAIT_NS);
+    wakeAt(gNow + PAIR_WAIT_NS);
+    return false;
+  }
+  if (gNow < load<f64>(c + CX_DEADLINE_NS)) { wakeAt(load<f64>(c + CX_DEADLINE_NS)); return false; }
+  ctxBufferRelease(c);
+  fail(c, 0x0B, 0x85, 0x06);
+  return true;
+}
+
+/**
+ * A write that is not a window's commit (COMPARE AND WRITE's one step) waits for a pair's copy of a
+ * track: until the cache changes, bounded as commitStep's wait is. False when it waited too long (failed).
+ */
+export function pairCopyWait(c: usize): bool {
+  if (pairWaitExpired(c)) return false;
+  waitCache(c);
+  return true;
+}
 
 /** A data-out burst the host does not complete within this time fails the command (4Bh/00h). */
 export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
+/** A flush (FUA, SYNCHRONIZE CACHE) whose oldest slot stays off its medium this long fails (2Eh/02h). */
+export const FLUSH_STALL_NS: f64 = 60e9;
 /** Slots a read asks the disk IOP to stage ahead of the one it is sending. */
 const STAGE_AHEAD_SLOTS: u32 = 16;
 
@@ -146,6 +181,41 @@ function orderStep(c: usize): void {
   if (mustWait(c)) return;
   store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
   dispatchScsi(c);
+}
+
+/**
+ * Runs another command in a context whose command has just ended GOOD, in place of its status (a
+ * transport's request that takes several commands: NBD's WRITE_ZEROES and TRIM beyond one command's
+ * length). Identity, tag and place on the active list are kept; what the last command did is
+ * cleared. Its transport's respond step calls this and answers "not sent": the next poll dispatches.
+ */
+export function cmdRearm(c: usize, cdb: usize, cdbLen: u32, expected: u32): void {
+  assert(load<u32>(c + CX_PIN_SLOT) == 0 && load<u32>(c + CX_NV_PENDING) == 0, "sequencer: rearming a command that holds a pin or waits for NV");
+  ctxBufferRelease(c);
+  ctxGatherRelease(c);
+  // An ORDERED command stays counted in CP_ORDERED until it retires; its place in order (CX_ORDER) is kept.
+  const dir = load<u32>(c + CX_FLAGS) & (CXF_DATA_OUT | CXF_DATA_IN | CXF_ORDERED);
+  const start = load<f64>(c + CX_START_NS);
+  const next = load<u32>(c + CX_NEXT);
+  const prev = load<u32>(c + CX_PREV);
+  const id = load<u32>(c + CX_ID);
+  const peer = load<u16>(c + CX_PEER);
+  const attr = load<u8>(c + CX_TASK_ATTR);
+  memory.fill(c + CX_LBA, 0, CX_TRANSPORT - CX_LBA);
+  store<u32>(c + CX_FLAGS, dir);
+  store<f64>(c + CX_START_NS, start);
+  store<u32>(c + CX_NEXT, next);
+  store<u32>(c + CX_PREV, prev);
+  store<u32>(c + CX_ID, id);
+  store<u16>(c + CX_PEER, peer);
+  store<u8>(c + CX_TASK_ATTR, attr);
+  store<u32>(c + CX_EXPECTED, expected);
+  store<u8>(c + CX_OPCODE, load<u8>(cdb));
+  store<u8>(c + CX_CDB_LEN, <u8>cdbLen);
+  memory.copy(c + CX_CDB, cdb, cdbLen);
+  store<u16>(c + CX_VOLUME, <u16>NO_VOLUME16);
+  store<u8>(c + CX_STATUS, 0);
+  store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
 }
 
 // ---- Stepping ---------------------------------------------------------------------------------
@@ -247,6 +317,7 @@ function retire(c: usize): void {
     sessionOutstandingAdd(port, s, -1);
   }
   tapeAbort(c); // a tape device it holds is given back (a request in flight is reaped by the next user)
+  xcopyCommandGone(c); // an EXTENDED COPY that ends before its copy: the copy manager stops it
   ctxBufferRelease(c);
   ctxGatherRelease(c);
   transportRetire(c);
@@ -260,14 +331,22 @@ export const ANY: u32 = 0xFFFFFFFF;
 /** Logical unit numbers as ctxLogicalUnit gives them: a volume number, or one of these. */
 export const LU_COMMAND_DEVICE: u32 = 0x10000;
 export const LU_NONE: u32 = 0x10001;
+/** A tape device of the library (docs/tape.md): LU_TAPE_BASE + device. */
+export const LU_TAPE_BASE: u32 = 0x10100;
 
-/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), LU_NONE (nothing mapped). */
+/** The logical unit a command addresses: its volume, LU_COMMAND_DEVICE (LUN 0), a tape device, LU_NONE (nothing mapped). */
 export function ctxLogicalUnit(c: usize): u32 {
   const v = <u32>load<u16>(c + CX_VOLUME);
   if (v != NO_VOLUME16) return v;
-  const lun = <u32>load<u16>(c + CX_LUN);
+  return logicalUnitAt(<u32>load<u8>(c + CX_PORT), <u32>load<u16>(c + CX_LUN));
+}
+
+/** The logical unit at `lun` of `port`, as ctxLogicalUnit numbers it (task management names units by LUN). */
+export function logicalUnitAt(port: u32, lun: u32): u32 {
   if (lun == 0) return LU_COMMAND_DEVICE;
-  const m = volumeAtLun(<u32>load<u8>(c + CX_PORT), lun);
+  const tape = tapeDeviceAtLun(lun);
+  if (tape >= 0) return LU_TAPE_BASE + <u32>tape;
+  const m = volumeAtLun(port, lun);
   return m < 0 ? LU_NONE : <u32>m;
 }
 
@@ -393,7 +472,8 @@ function readStep(c: usize): void {
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(total - cursor, SLOT_BYTES - within);
-    const slot = readySlot(c, volume, slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
+    // A pair's target reads the source where the track is not copied yet (004's instant split).
+    const slot = readySlot(c, pairReadVolume(volume, slotNo), slotNo, within >> 9, (within + n + 511) / 512 - (within >> 9));
     if (slot < 0) return;
     holdSlot(c, <u32>slot); // until it is sent: the transmit ring may take it over several polls
     if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
@@ -526,7 +606,7 @@ function mediumErrorAt(c: usize, slotNo: u32, sectorInSlot: u32): void {
  * A slot for (volume, slotNo) with nothing valid, or -1; when the chunk under it was never written
  * (initmap.ts) the slot is zeros, all valid: no stage, and nothing of its previous owner shows.
  */
-function allocateFor(volume: u32, slotNo: u32): i32 {
+export function allocateFor(volume: u32, slotNo: u32): i32 {
   const slot = allocate(volume, slotNo);
   if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot);
   return slot;
@@ -692,12 +772,22 @@ function commitStep(c: usize): void {
   let cursor = load<u32>(c + CX_CURSOR);
   if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
   if (volumeFenced(volume)) { fail(c, 0x0B, 0x3F, 0x00); return; } // deleted under it: nothing reaches the cache
+  // The cache takes whole 512-byte sectors. A window that starts or ends inside one (an iSCSI
+  // initiator's unsolicited data that stopped short there) cannot be placed: nothing of it is
+  // written, INVALID FIELD IN COMMAND INFORMATION UNIT, as for a transfer cut inside a block.
+  if (((winStart | winEnd) & 511) != 0) { ctxBufferRelease(c); fail(c, 0x05, 0x0E, 0x03); return; }
   while (cursor < winEnd) {
-    if (!nvRoom(WRITE_NV_ENTRIES)) return;
+    if (!nvRoom(WRITE_NV_ENTRIES + 1)) return;
     const off = base + <u64>cursor;
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(winEnd - cursor, SLOT_BYTES - within);
+    // A pair's difference bit goes to the NV ring before the data (write intent), or the write waits
+    // for the copy of the track's old data (copy before write), or is refused (the pair's state).
+    const intent = pairBeforeWrite(volume, slotNo, id);
+    if (intent == PW_WAIT) { if (pairWaitExpired(c)) return; waitCache(c); return; }
+    if (intent == PW_REFUSE) { ctxBufferRelease(c); fail(c, 0x07, 0x27, 0x00); return; }
+    if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
       slot = allocateFor(volume, slotNo);
@@ -754,6 +844,8 @@ export function nvRefuse(c: usize): void {
  */
 export function startFlush(c: usize, firstSlot: u32, lastSlot: u32, immediate: bool): void {
   store<u64>(c + CX_FLUSH_SEQ, currentSeq());
+  store<u32>(c + CX_WAIT_SLOT, 0);
+  store<f64>(c + CX_DEADLINE_NS, 0);
   store<u32>(c + CX_FIRST_SLOT, firstSlot);
   store<u32>(c + CX_LAST_SLOT, lastSlot);
   store<u8>(c + CX_STATE, <u8>ST_FLUSH);
@@ -774,19 +866,44 @@ function txRespondNow(c: usize): bool {
   return true;
 }
 
+/**
+ * Waits for the range's oldest dirty slot (of those dirtied before the flush began) to reach its
+ * medium, then the next. It fails with what that slot met: a write error (MEDIUM ERROR, WRITE
+ * ERROR), no medium to write to (NOT READY, MANUAL INTERVENTION REQUIRED), or no progress for
+ * FLUSH_STALL_NS: ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (2Eh/02h), with the first LBA
+ * of the slot it waited for in INFORMATION and the volume and slot in the log. The data stays
+ * dirty (and in NV) and is destaged when its medium lets it.
+ */
 function flushStep(c: usize): void {
   if ((load<u32>(c + CX_FLAGS) & CXF_FLUSH_POSTED) == 0) {
     if (!postToDisk(MB_FLUSH, 0, 0, 0, load<u64>(c + CX_FLUSH_SEQ))) return;
     store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_FLUSH_POSTED);
   }
-  if (cacheUnchanged(c)) return;
+  const deadline = load<f64>(c + CX_DEADLINE_NS);
+  if (cacheUnchanged(c) && gNow < deadline) { wakeAt(deadline); return; }
   clearWait(c);
   const v = <u32>load<u16>(c + CX_VOLUME);
-  const r = dirtyAtOrBefore(v == NO_VOLUME16 ? ANY_VOLUME : v, load<u32>(c + CX_FIRST_SLOT), load<u32>(c + CX_LAST_SLOT),
+  const slot = oldestDirty(v == NO_VOLUME16 ? ANY_VOLUME : v, load<u32>(c + CX_FIRST_SLOT), load<u32>(c + CX_LAST_SLOT),
     load<u64>(c + CX_FLUSH_SEQ));
-  if (r == 0) { good(c); return; }
-  if (r == 2) { fail(c, 0x03, 0x0C, 0x00); return; }
-  if (r == 3) { fail(c, 0x02, 0x04, 0x03); return; }
+  if (slot < 0) { good(c); return; }
+  const i = <u32>slot;
+  // A verdict from before the command began may be stale (the medium was being labelled, a write
+  // error since healed): the disk IOP tries the slot again for this flush.
+  const verdict = slotVerdictNs(i);
+  const f = verdict != 0 && verdict >= load<f64>(c + CX_START_NS) ? slotFlags(i) : 0;
+  if ((f & F_NOT_READY) != 0) { fail(c, 0x02, 0x04, 0x03); return; }
+  if ((f & F_WRITE_ERROR) != 0) { fail(c, 0x03, 0x0C, 0x00); return; }
+  if (load<u32>(c + CX_WAIT_SLOT) != i + 1 || deadline == 0) {
+    // A slot it had not waited for yet: the one before it is on its medium (progress).
+    store<u32>(c + CX_WAIT_SLOT, i + 1);
+    store<f64>(c + CX_DEADLINE_NS, gNow + FLUSH_STALL_NS);
+  } else if (gNow >= deadline) {
+    log(LOG_ERROR, "flush: a dirty slot did not reach its medium within the bound; the command fails (volume, slot number)", slotVolume(i), slotNumber(i));
+    fail(c, 0x0B, 0x2E, 0x02);
+    ctxInfo(c, <u32>((<u64>slotNumber(i) << 16) / <u64>blockSize(slotVolume(i))));
+    return;
+  }
+  wakeAt(load<f64>(c + CX_DEADLINE_NS));
   waitCache(c);
 }
 

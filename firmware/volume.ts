@@ -13,6 +13,7 @@ import {
 import { mediaCount, mediumSectors } from "./config";
 import { volumeEntry, lunMapEntry, sealVolume, sealLun, VOL_BYTES } from "./nv";
 import { namesEqual } from "./util";
+import { prngNext } from "./prng";
 import { bitmapSetRange, bitmapClearRange, bitmapFindNextSet, bitmapFindNextClear } from "./kernels/bitmap";
 
 export const VOLE_STATE: u32 = 0; // u8: 0 free, 1 in use
@@ -20,10 +21,12 @@ export const VOLE_PLACEMENT: u32 = 1; // u8: PLACE_*
 export const VOLE_BLOCK_SIZE: u32 = 2; // u16
 export const VOLE_MEDIA_COUNT: u32 = 4; // u8
 export const VOLE_EXTENT_COUNT: u32 = 5; // u8
+export const VOLE_ACCESS_DEFAULT: u32 = 6; // u8: access of initiators the volume's access list does not name (comm/access.ts ACC_*; 0 read-write)
 export const VOLE_CAPACITY: u32 = 8; // u64 blocks
 export const VOLE_NAME: u32 = 16; // 32 bytes, NUL padded
 export const VOLE_MEDIA: u32 = 48; // 16 bytes
 export const VOLE_CHUNKS: u32 = 64; // u32
+export const VOLE_ID: u32 = 68; // u32: drawn at creation, never 0: the access list's records name the volume by it too
 export const VOLE_EXTENTS: u32 = 72;
 export const EXTENT_BYTES: u32 = 12; // medium u16 @0, first chunk u32 @4, chunks u32 @8
 export const MAX_EXTENTS: u32 = 15;
@@ -258,6 +261,7 @@ export function volumeCreate(
   store<u8>(e + VOLE_MEDIA_COUNT, <u8>count);
   store<u64>(e + VOLE_CAPACITY, capacity);
   store<u32>(e + VOLE_CHUNKS, chunks);
+  store<u32>(e + VOLE_ID, <u32>prngNext() | 1);
   for (let i: u32 = 0; i < NAME_BYTES - 1; i++) {
     const c = load<u8>(name + i);
     store<u8>(e + VOLE_NAME + i, c);

@@ -28,7 +28,7 @@ const ERRORS: Record<number, string> = {
   [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data for another cache size (restore the old cache size, or remove the NV file to lose it)',
   [A.ERR_PORT]: 'a port names a bad IOP or kind', [A.ERR_ROLE]: 'IOP roles are wrong (exactly one disk IOP)',
   [A.ERR_NOT_LAID_OUT]: 'boot before layout',
-  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV version 2 and does not convert: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
+  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV version 4 and does not convert: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
   [A.ERR_NV_CORRUPT]: 'the NV image is damaged: neither copy of its header is whole, or its table directory does not match (detail: the table); remove the NV file to start over (its volumes and cached data are lost)',
 };
 
@@ -219,6 +219,7 @@ export class ArrayController {
     if (spec.library) {
       this.tape = new TapeLibraryBinding(this.mem, spec.library);
       this.tape.log = (m) => o.log(`${this.name} ${spec.library!.name}: ${m}`);
+      this.tape.onDone = this.ioDone;
     }
     for (let i = 0; i < spec.iops.length; i++) {
       const r = this.fw[i].boot(spec.iops[i] === 'disk' ? A.ROLE_DISK : A.ROLE_CHANNEL, i);
@@ -236,7 +237,7 @@ export class ArrayController {
     for (let i = 0; i < this.spec.ports.length; i++) {
       const p = this.spec.ports[i];
       let sp: StreamPort | undefined;
-      if (p.transport === 'tcp') sp = new TcpPort(this.mem, i, p.name, p.sessions, p.host, p.port, kick, log, p.targetName);
+      if (p.transport === 'tcp') sp = new TcpPort(this.mem, i, p.name, p.sessions, p.host, p.port, kick, log, p.targetName, p.protocol === 'nbd');
       else if (p.transport === 'serial') sp = new SerialStreamPort(this.mem, i, p.name, p.path, p.baudRate, kick, log);
       else if (p.transport === 'pty') sp = new PtyPort(this.mem, i, p.name, p.link, p.baudRate, kick, log);
       else this.queuePorts[i] = new QueuePort(this, i, p.name, p.sessions);
@@ -328,6 +329,7 @@ export class ArrayController {
   get ioStarts(): number {
     let n = this.nv.counters.batches;
     for (const m of this.media) n += m.callsStarted;
+    if (this.tape) n += this.tape.callsStarted;
     return n;
   }
 
@@ -335,6 +337,7 @@ export class ArrayController {
   get ioBusy(): boolean {
     if (this.nv.busy) return true;
     for (const m of this.media) if (m.ioBusy) return true;
+    if (this.tape?.ioBusy) return true;
     return false;
   }
 
@@ -458,6 +461,8 @@ export class ArrayController {
     if (/^\s*nv(\s|$)/.test(text)) return this.injectNv(text);
     const first = /^\s*(\S+)/.exec(text)?.[1];
     if (this.tape && first && this.tape.driveNamed(first)) return this.injectTape(text);
+    if (this.tape && first === this.tape.spec.name) { this.tape.operator(text); return undefined; } // "library0 import|export <barcode>"
+
     const m = /^\s*(\S+)\s+(?:(read|write) error at (\d+)(?: count (\d+))?|slow (\d+(?:\.\d+)?)|(dead)|(heal))\s*$/.exec(text);
     if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "<medium> read error at <lba> [count <n>]", "<medium> write error at <lba>", "<medium> slow <factor>", "<medium> dead" or "<medium> heal"`);
     const medium = this.media.find((x) => x.name === m[1]);
@@ -565,8 +570,8 @@ export class ArrayController {
    */
   async release(): Promise<void> {
     if (this.trace) this.drainTrace();
-    const busy = [...this.media.filter((m) => m.ioBusy).map((m) => m.name), ...(this.nv?.busy ? ['nv'] : [])];
-    const io = Promise.all([...this.media.map((m) => m.idle()), this.nv?.idle()]).then(() => true);
+    const busy = [...this.media.filter((m) => m.ioBusy).map((m) => m.name), ...(this.nv?.busy ? ['nv'] : []), ...(this.tape?.ioBusy ? this.tape.busyNames() : [])];
+    const io = Promise.all([...this.media.map((m) => m.idle()), this.nv?.idle(), this.tape?.idle()]).then(() => true);
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), RELEASE_IO_BOUND_MS); });
     const ended = await Promise.race([io, bound]);

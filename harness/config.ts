@@ -57,7 +57,7 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
   a.ports.forEach((p, i) => {
     const b = C + A.CFG_PORT_TABLE + i * A.CFG_PORT_BYTES;
     mem.setU8(b + A.CPORT_IOP, p.iop);
-    mem.setU8(b + A.CPORT_KIND, p.transport === 'inproc' ? A.PORT_QUEUE : p.protocol === 'iscsi' ? A.PORT_ISCSI : A.PORT_STREAM);
+    mem.setU8(b + A.CPORT_KIND, p.transport === 'inproc' ? A.PORT_QUEUE : p.protocol === 'iscsi' ? A.PORT_ISCSI : p.protocol === 'nbd' ? A.PORT_NBD : A.PORT_STREAM);
     mem.setU8(b + A.CPORT_SESSIONS, p.sessions);
     mem.setU16(b + A.CPORT_ADDRESS, p.address);
     mem.setU32(b + A.CPORT_RX_BYTES, p.rxBytes);

@@ -11,7 +11,7 @@ import { packagePath } from '../lib/paths';
 export type Mode = 'realtime' | 'deterministic';
 export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
 export type PortTransport = 'tcp' | 'serial' | 'pty' | 'inproc';
-export type PortProtocol = 'framed' | 'iscsi';
+export type PortProtocol = 'framed' | 'iscsi' | 'nbd';
 
 /** CHAP secrets of an iSCSI port: what initiators must present, and what the target answers with (mutual). */
 export interface ChapSpec { user: string; secret: string; targetUser: string; targetSecret: string }
@@ -38,7 +38,7 @@ export interface PortSpec {
   name: string;
   iop: number;
   transport: PortTransport;
-  /** tcp: the framed protocol (docs/protocol.md) or iSCSI (docs/iscsi.md); serial, pty and inproc are framed or queue. */
+  /** tcp: the framed protocol (docs/protocol.md), iSCSI (docs/iscsi.md) or NBD (docs/nbd.md); serial, pty and inproc are framed or queue. */
   protocol: PortProtocol;
   targetName: string; // iscsi: the port's iSCSI target name
   chap: ChapSpec | undefined; // iscsi
@@ -350,7 +350,7 @@ export const DEFAULT_TCP_IDLE_MS = 60_000;
 function parsePort(v: unknown, f: string, index: number, dir: string, iops: string[], arrayName: string): PortSpec {
   const p = object(v, f);
   const transport = oneOf(p.transport, `${f}.transport`, ['tcp', 'serial', 'pty', 'inproc'] as const);
-  const protocol = transport === 'tcp' ? oneOf(p.protocol ?? 'framed', `${f}.protocol`, ['framed', 'iscsi'] as const) : 'framed';
+  const protocol = transport === 'tcp' ? oneOf(p.protocol ?? 'framed', `${f}.protocol`, ['framed', 'iscsi', 'nbd'] as const) : 'framed';
   const fields: Record<PortTransport, string[]> = {
     tcp: ['host', 'port', 'sessions', 'rxBytes', 'txBytes', 'protocol'],
     serial: ['path', 'baudRate', 'rxBytes', 'txBytes', 'idleTimeoutMs'],
@@ -358,7 +358,9 @@ function parsePort(v: unknown, f: string, index: number, dir: string, iops: stri
     inproc: ['sessions', 'queueEntries', 'dataBytes'],
   };
   const iscsi = protocol === 'iscsi';
-  known(p, f, ['name', 'iop', 'transport', ...(iscsi ? ['targetName', 'chap', 'pingIntervalMs'] : transport === 'tcp' ? ['address', 'idleTimeoutMs'] : ['address']),
+  const nbd = protocol === 'nbd';
+  known(p, f, ['name', 'iop', 'transport', ...(iscsi ? ['targetName', 'chap', 'pingIntervalMs'] : nbd ? ['idleTimeoutMs']
+    : transport === 'tcp' ? ['address', 'idleTimeoutMs'] : ['address']),
     ...fields[transport]]);
   const name = pattern(p.name, `${f}.name`, /^[A-Za-z0-9_.-]{1,31}$/, 'letters, digits, _ . or -, at most 31');
   const iop = integer(p.iop, `${f}.iop`, 0, iops.length - 1);
@@ -366,7 +368,7 @@ function parsePort(v: unknown, f: string, index: number, dir: string, iops: stri
   const stream = transport !== 'inproc';
   const single = transport === 'serial' || transport === 'pty';
   const sessions = single ? 1 : integer(p.sessions ?? 8, `${f}.sessions`, 1, MAX_SESSIONS);
-  const rxBytes = stream ? pow2(parseSize(p.rxBytes ?? '256KiB', `${f}.rxBytes`), `${f}.rxBytes`, iscsi ? 65536 : 8192, 1 << 24) : 0;
+  const rxBytes = stream ? pow2(parseSize(p.rxBytes ?? '256KiB', `${f}.rxBytes`), `${f}.rxBytes`, iscsi ? 65536 : nbd ? 16384 : 8192, 1 << 24) : 0;
   const txBytes = stream ? pow2(parseSize(p.txBytes ?? '512KiB', `${f}.txBytes`), `${f}.txBytes`, 8192, 1 << 24) : 0;
   if (iscsi && txBytes < rxBytes) {
     throw new TopologyError(`${f}.txBytes`, `an iSCSI port's txBytes must be at least its rxBytes (${rxBytes}), got ${txBytes}`);
@@ -377,7 +379,7 @@ function parsePort(v: unknown, f: string, index: number, dir: string, iops: stri
     chap: iscsi && p.chap !== undefined ? parseChap(p.chap, `${f}.chap`) : undefined,
     pingIntervalMs: iscsi ? integer(p.pingIntervalMs ?? 10000, `${f}.pingIntervalMs`, 0, 3_600_000) : 0,
     host: transport === 'tcp' ? string(p.host ?? '127.0.0.1', `${f}.host`) : '',
-    port: transport === 'tcp' ? (iscsi ? integer(p.port ?? 3260, `${f}.port`, 0, 65535) : integer(p.port, `${f}.port`, 0, 65535)) : 0,
+    port: transport === 'tcp' ? integer(p.port ?? (iscsi ? 3260 : nbd ? 10809 : undefined), `${f}.port`, 0, 65535) : 0,
     path: transport === 'serial' ? string(p.path, `${f}.path`) : '',
     baudRate: single ? integer(p.baudRate ?? 115200, `${f}.baudRate`, 50, 16_000_000) : 0,
     link: transport === 'pty' ? path.resolve(dir, string(p.link ?? `${name}.tty`, `${f}.link`)) : '',
@@ -387,9 +389,9 @@ function parsePort(v: unknown, f: string, index: number, dir: string, iops: stri
     dataBytes: stream ? 0 : sizeIn(p.dataBytes ?? '32MiB', `${f}.dataBytes`, 64 * 1024, 256 * 1024 * 1024),
     rxBytes,
     txBytes,
-    // A framed TCP port has several sessions that idle connections could hold; a serial line has
-    // one; an iSCSI port pings an idle initiator instead (pingIntervalMs).
-    idleTimeoutMs: stream && protocol === 'framed'
+    // A framed or NBD TCP port has several sessions that idle connections could hold; a serial line
+    // has one; an iSCSI port pings an idle initiator instead (pingIntervalMs).
+    idleTimeoutMs: stream && protocol !== 'iscsi'
       ? integer(p.idleTimeoutMs ?? (transport === 'tcp' ? DEFAULT_TCP_IDLE_MS : 0), `${f}.idleTimeoutMs`, 0, 86_400_000) : 0,
   };
 }

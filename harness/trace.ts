@@ -10,6 +10,14 @@ const TYPES: Record<number, string> = {
   [A.TRACE_FRAME_ERROR]: 'frameError', [A.TRACE_SESSION]: 'session', [A.TRACE_VOLUME]: 'volume', [A.TRACE_FLUSH]: 'flush',
   [A.TRACE_NV_DROPPED]: 'nvDropped', [A.TRACE_MEDIUM]: 'medium',
   [A.TRACE_LOGIN]: 'login', [A.TRACE_TASK_MGMT]: 'taskManagement', [A.TRACE_PDU_ERROR]: 'pduError',
+  [A.TRACE_NBD_ERROR]: 'nbdError',
+};
+
+const NBD_ERRORS: Record<number, string> = {
+  [A.NERR_CLIENT_FLAGS]: 'client flags refused', [A.NERR_OPTION_MAGIC]: 'option without IHAVEOPT',
+  [A.NERR_REQUEST_MAGIC]: 'request without its magic', [A.NERR_OPTION]: 'option refused',
+  [A.NERR_EXPORT_NAME]: 'no such export (NBD_OPT_EXPORT_NAME)', [A.NERR_REQUEST]: 'request refused',
+  [A.NERR_READ_FAILED]: 'read failed after its reply began',
 };
 
 const PDU_ERRORS: Record<number, string> = {
@@ -41,6 +49,7 @@ export function decodeTrace(type: number, a: number, b: number, c: number, d: nu
     };
     case A.TRACE_TASK_MGMT: return { port: a >>> 16, session: a & 0xFFFF, function: b, response: c, aborted: d };
     case A.TRACE_PDU_ERROR: return { port: a >>> 16, session: a & 0xFFFF, error: PDU_ERRORS[b] ?? b, opcode: c, itt: d };
+    case A.TRACE_NBD_ERROR: return { port: a >>> 16, session: a & 0xFFFF, error: NBD_ERRORS[b] ?? b, what: c, value: d };
     default: return { a, b, c, d };
   }
 }

@@ -123,8 +123,8 @@ export class ScsiClient {
   }
 
   /** A whole management list: asked again with the exact length when the first allocation cut it. */
-  private async managementList(serviceAction: number): Promise<Buffer> {
-    const ask = (bytes: number) => this.dataIn(COMMAND_DEVICE_LUN, scsi.management(false, serviceAction, bytes), bytes);
+  private async managementList(serviceAction: number, argument = 0): Promise<Buffer> {
+    const ask = (bytes: number) => this.dataIn(COMMAND_DEVICE_LUN, scsi.management(false, serviceAction, bytes, argument), bytes);
     const first = await ask(64 * 1024);
     const whole = 8 + scsi.parseManagementList(first).total;
     return whole > first.length ? ask(whole) : first;
@@ -159,6 +159,83 @@ export class ScsiClient {
 
   unmapVolume(volume: number, port: number, lun: number): Promise<void> {
     return this.managementOut(Management.UNMAP_VOLUME, scsi.mapParameters(volume, port, lun));
+  }
+
+  /** Sets (or removes) an initiator's access to a volume, or the mode of the initiators its list does not name. */
+  setAccess(volume: number, mode: scsi.AccessMode | 'remove', initiator: string | { unnamed: true }): Promise<void> {
+    return this.managementOut(Management.SET_ACCESS, scsi.accessParameters(volume, mode, initiator));
+  }
+
+  /** The access lists of one volume, or of all. */
+  async listAccess(volume?: number): Promise<scsi.AccessEntry[]> {
+    return scsi.parseAccess(await this.managementList(Management.LIST_ACCESS, volume ?? scsi.LIST_ACCESS_VOLUMES));
+  }
+
+  /**
+   * Sets (or removes) an initiator's access to tape device `device` (0 the changer, then the drives:
+   * the index its NAA carries), or the mode of the initiators its list does not name.
+   */
+  setTapeAccess(device: number, mode: scsi.AccessMode | 'remove', initiator: string | { unnamed: true }): Promise<void> {
+    return this.setAccess(scsi.TAPE_ACCESS_UNIT + device, mode, initiator);
+  }
+
+  /** The access lists of one tape device, or of every one (each entry with the device's LUN). */
+  async listTapeAccess(device?: number): Promise<scsi.AccessEntry[]> {
+    return scsi.parseAccess(await this.managementList(Management.LIST_ACCESS, device === undefined ? scsi.LIST_ACCESS_TAPES : scsi.TAPE_ACCESS_UNIT + device));
+  }
+
+  /** Open sessions of every port, with the initiator identity each carries (what access lists name). */
+  async listSessions(): Promise<scsi.Session[]> {
+    return scsi.parseSessions(await this.managementList(Management.LIST_SESSIONS));
+  }
+
+  // ---- Volume pairs (docs/scsi.md, "Volume pairs") -----------------------------------------------
+
+  /** Pairs source with target (volume numbers): duplex pending, the creation copy starts. */
+  async pairCreate(source: number, target: number, options: { trackKiB?: number } = {}): Promise<scsi.PairStatus> {
+    await this.managementOut(Management.PAIR_CREATE, scsi.pairCreateParameters(source, target, options.trackKiB ?? 0));
+    return this.pairOf(source);
+  }
+
+  /** Splits the pair of `volume`: answered at once (source split, target split pending while the copy goes on). */
+  async pairSplit(volume: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_SPLIT, volume) });
+  }
+
+  /** Resynchronises a split (or suspended) pair: copies only the tracks written on either side since the split. */
+  async pairResync(volume: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_RESYNC, volume) });
+  }
+
+  /** Reverse resync: the target's changed tracks (and the source's) are copied target -> source. */
+  async pairReverse(volume: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_REVERSE, volume) });
+  }
+
+  async pairDelete(volume: number): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_DELETE, volume) });
+  }
+
+  /** Sets or clears the target's read-only attribute (writes get DATA PROTECT while it is set). */
+  async pairTargetReadOnly(volume: number, readOnly: boolean): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.pairCommand(Management.PAIR_ATTRIBUTE, volume, readOnly ? 1 : 0) });
+  }
+
+  /** Copies the pending tracks of [lba, lba + blocks) first; with wait, returns once they are on the target. */
+  async pairCopyRange(volume: number, lba: number, blocks: number, options: { wait?: boolean } = {}): Promise<void> {
+    const list = scsi.pairRangeParameters(lba, blocks);
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: scsi.management(true, Management.PAIR_COPY_RANGE, list.length, volume, options.wait ? 1 : 0), dataOut: list });
+  }
+
+  async pairStatus(): Promise<scsi.PairStatus[]> {
+    return scsi.parsePairStatus(await this.managementList(Management.PAIR_STATUS));
+  }
+
+  /** The status of the pair volume belongs to (either side); throws when it is in none. */
+  async pairOf(volume: number): Promise<scsi.PairStatus> {
+    const p = (await this.pairStatus()).find((s) => s.source === volume || s.target === volume);
+    if (!p) throw new Error(`volume ${volume} is in no pair`);
+    return p;
   }
 
   async listVolumes(): Promise<scsi.Volume[]> {

@@ -15,6 +15,7 @@ import * as scsi from '../lib/scsi';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';
+import { backupVolume, restoreVolume } from './backup';
 import { connect as defaultConnect, DEFAULT_TARGET } from './connect';
 import { packageVersion } from '../lib/paths';
 
@@ -43,11 +44,16 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   capacity <volume|lun>                 blocks and block size
   volume create <name> --size SIZE [--block-size 512|4096] [--media m0,m1] [--stripe]
                 [--port P] [--lun N] [--no-map]
-                                        create a volume and map it to the next free LUN of this port
+                                        create a volume and map it to the lowest LUN free on every
+                                        port (framed, iSCSI, NBD: export <name>); --port P: P only
   volume list                           volumes, their mappings and dirty cache
   volume delete <name> [--force]        delete (--force: unmap it everywhere first)
   volume map <name> --lun N [--port P|all]
   volume unmap <name> --lun N [--port P|all]
+  volume access <name> [<initiator|*> <rw|ro|none|remove>]
+                                        the volume's access list, or set an initiator's access (an
+                                        iSCSI name, nbd:<address>, framed:<address>); * sets it for
+                                        initiators the list does not name
   media                                 the array's media
   ports                                 the array's front-end ports
   write <volume|lun> <file|-> [--offset N] [--fua]
@@ -55,6 +61,14 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   read <volume|lun> <file|-> [--offset N] [--bytes N]
                                         read N bytes (default: to the end) from byte N (default 0);
                                         the file is replaced only when every byte has arrived
+  pair create <source> <target> [--track-size SIZE] [--wait]
+                                        pair two volumes (duplex pending; the creation copy starts)
+  pair split <volume> [--wait]          split at once (source split; target split pending until copied)
+  pair resync <volume> [--wait]         copy the tracks changed on either side since the split
+  pair reverse <volume> [--wait]        copy them back, target -> source
+  pair delete <volume>                  dissolve the pair (from any state); both volumes stay
+  pair status                           states, pending and copied tracks, time left
+                                        (--wait: until the copy is done, with a progress bar)
   stats [--interval S]                  rates over S seconds (default 1): IOPS, MB/s, latency, cache
                                         hits; the cache and the counters (--interval 0: no rates)
   tape list [--library-lun N]           the library's elements: slots, drives, import/export, barcodes
@@ -64,6 +78,16 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   tape write <barcode> <file>           a labelled tape (ECMA-13: VOL1, HDR1/HDR2, data, EOF1/EOF2)
                                         holding the file, on a free drive; the cartridge goes back after
   tape read <barcode> <file> [--file N] file N (default 1) of the labelled tape, checked against its labels
+  tape access <lun> [<initiator|*> <rw|ro|none|remove>]
+                                        the access list of the tape device at <lun> (the changer or a
+                                        drive, as luns shows them), or set an initiator's access, as
+                                        volume access does
+  backup <volume> --tape <barcode>      server-free backup by EXTENDED COPY (docs/xcopy.md): a labelled tape
+         [--range LBA+COUNT]            with the volume information first; a volume in a duplex pair is
+         [--embodiment 1|2|3|4]         split by the copy and its target copied (document 001's embodiments:
+         [--resync]                     1 priority copy of the range, 2 wait for the split, 3 merge from the
+                                        source, 4 split and backup in one command; --resync after)
+  restore <barcode> <volume>            the tape's blocks back into the volume (by EXTENDED COPY), labels checked
 
   --target  tcp://host:port, serial:///dev/tty...[?baud=N], inproc://...
             (default: $SANBOX_TARGET, else ${DEFAULT_TARGET})
@@ -95,8 +119,14 @@ const OPTIONS = {
   length: { type: 'string' },
   offset: { type: 'string' },
   interval: { type: 'string' },
+  wait: { type: 'boolean' },
+  'track-size': { type: 'string' },
   'library-lun': { type: 'string' },
   file: { type: 'string' },
+  tape: { type: 'string' },
+  range: { type: 'string' },
+  embodiment: { type: 'string' },
+  resync: { type: 'boolean' },
 } as const;
 
 type Options = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -112,6 +142,8 @@ interface Context {
 
 interface Command {
   args: string[];
+  /** How many of args may be given, when not all of them must be. */
+  counts?: number[];
   options: (keyof typeof OPTIONS)[];
   /** Checks the arguments before anything is opened (throws UsageError). */
   check?(options: Options, args: string[]): void;
@@ -128,18 +160,96 @@ const COMMANDS: Record<string, Command> = {
   'volume delete': { args: ['name'], options: ['force'], run: volumeDelete },
   'volume map': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, true) },
   'volume unmap': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, false) },
+  'volume access': { args: ['name', 'initiator|*', 'rw|ro|none|remove'], counts: [1, 3], check: (o, a) => accessChecks(o, a, 'volume access'), options: [], run: volumeAccess },
   media: { args: [], options: [], run: media },
   ports: { args: [], options: [], run: ports },
   write: { args: ['volume|lun', 'file|-'], options: ['fua', 'offset'], check: (o) => offsetOption(o), run: write },
   read: { args: ['volume|lun', 'file|-'], options: ['bytes', 'length', 'offset'], check: readChecks, run: read },
   stats: { args: [], options: ['interval'], check: (o) => intervalOption(o), run: stats },
+  'pair create': { args: ['source', 'target'], options: ['track-size', 'wait'], check: (o) => trackSize(o), run: (ctx, a) => pairChange(ctx, 'create', a) },
+  'pair split': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'split', a) },
+  'pair resync': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'resync', a) },
+  'pair reverse': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'reverse', a) },
+  'pair delete': { args: ['volume'], options: [], run: (ctx, a) => pairChange(ctx, 'delete', a) },
+  'pair status': { args: [], options: [], run: pairStatus },
   'tape list': { args: [], options: ['library-lun'], run: tapeList },
   'tape move': { args: ['from', 'to'], options: ['library-lun'], run: tapeMove },
   'tape load': { args: ['barcode'], options: ['library-lun'], run: tapeLoad },
   'tape unload': { args: ['barcode'], options: ['library-lun'], run: tapeUnload },
   'tape write': { args: ['barcode', 'file'], options: ['library-lun'], run: tapeWrite },
   'tape read': { args: ['barcode', 'file'], options: ['library-lun', 'file'], run: tapeRead },
+  'tape access': { args: ['lun', 'initiator|*', 'rw|ro|none|remove'], counts: [1, 3], check: (o, a) => accessChecks(o, a, 'tape access'), options: [], run: tapeAccess },
+  backup: { args: ['volume'], options: ['tape', 'range', 'embodiment', 'resync', 'library-lun'], check: backupChecks, run: backup },
+  restore: { args: ['barcode', 'volume'], options: ['library-lun'], run: restore },
 };
+
+// ---- Volume pairs ---------------------------------------------------------------------------------------
+
+/** --track-size in KiB for PAIR CREATE (0: the array's default, 64 KiB). */
+function trackSize(o: Options): number {
+  if (o['track-size'] === undefined) return 0;
+  const bytes = parseSize(o['track-size'], '--track-size');
+  if (bytes % 1024 !== 0) throw new UsageError('--track-size is a whole number of KiB (64KiB to 1MiB, a power of two)');
+  return bytes / 1024;
+}
+
+type PairVerb = 'create' | 'split' | 'resync' | 'reverse' | 'delete';
+/** Where --wait stops: the state each change settles in. */
+const SETTLED: Record<PairVerb, scsi.PairStateName> = { create: 'duplex', split: 'split', resync: 'duplex', reverse: 'duplex', delete: 'simplex' };
+/** --wait gives up when the pending tracks have not gone down for this long. */
+const PAIR_STALL_MS = 60_000;
+
+async function pairChange(ctx: Context, verb: PairVerb, args: string[]): Promise<void> {
+  const c = ctx.client;
+  const vol = await volumeByName(c, args[0]);
+  if (verb === 'create') await c.pairCreate(vol.number, (await volumeByName(c, args[1])).number, { trackKiB: trackSize(ctx.options) });
+  else if (verb === 'split') await c.pairSplit(vol.number);
+  else if (verb === 'resync') await c.pairResync(vol.number);
+  else if (verb === 'reverse') await c.pairReverse(vol.number);
+  else { await c.pairDelete(vol.number); ctx.out({ deleted: vol.name }, `pair of ${vol.name} deleted`); return; }
+  let st = await c.pairOf(vol.number);
+  if (ctx.options.wait) st = await pairWait(ctx, vol.number, SETTLED[verb]);
+  ctx.out(pairJson(st), pairLine(st));
+}
+
+/** Polls the pair until it settles in `state`, with a progress bar of the copied tracks; fails when it stalls or suspends. */
+async function pairWait(ctx: Context, volume: number, state: scsi.PairStateName): Promise<scsi.PairStatus> {
+  const now = ctx.io.now ?? (() => performance.now());
+  const sleep = ctx.io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let st = await ctx.client.pairOf(volume);
+  const total = Math.max(st.pendingTracks, 1);
+  const bar = progressBar(ctx.io, 'copy', total * st.trackBytes);
+  let best = st.pendingTracks;
+  let since = now();
+  try {
+    while (st.state !== state) {
+      if (st.state === 'suspended') throw new Error(`the pair of volume ${volume} was suspended (${st.suspendReason})`);
+      if (now() - since > PAIR_STALL_MS) throw new Error(`waited ${PAIR_STALL_MS / 1000} s for the pair of volume ${volume} to reach ${state}: ${st.pendingTracks} tracks still pending, none copied meanwhile`);
+      await sleep(100);
+      st = await ctx.client.pairOf(volume);
+      if (st.pendingTracks < best) { best = st.pendingTracks; since = now(); }
+      bar.update(Math.max(total - st.pendingTracks, 0) * st.trackBytes);
+    }
+  } finally {
+    bar.end();
+  }
+  return st;
+}
+
+function pairJson(p: scsi.PairStatus): object { return { ...p }; }
+
+function pairLine(p: scsi.PairStatus): string {
+  const eta = p.pendingTracks === 0 ? '' : p.estimateMs === undefined ? ', time left unknown' : `, about ${(p.estimateMs / 1000).toFixed(1)} s left`;
+  const ro = p.targetReadOnly ? ', target read-only' : '';
+  const why = p.state === 'suspended' ? ` (${p.suspendReason})` : '';
+  return `pair ${p.pair}: #${p.source} -> #${p.target} ${p.state}${why} (source ${p.sourceState}, target ${p.targetState}), ` +
+    `${p.pendingTracks} of ${p.tracks} tracks pending, ${p.copiedTracks} copied (${formatBytes(p.copiedBytes)})${eta}${ro}`;
+}
+
+async function pairStatus(ctx: Context): Promise<void> {
+  const pairs = await ctx.client.pairStatus();
+  ctx.out({ pairs: pairs.map(pairJson) }, pairs.length === 0 ? 'no pairs' : pairs.map(pairLine));
+}
 
 const GLOBAL_OPTIONS = ['target', 'json', 'help', 'version'];
 
@@ -187,8 +297,8 @@ function parse(argv: string[]): { command: Command; args: string[]; options: Opt
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command "${positionals.slice(0, 2).join(' ')}"`);
   const args = positionals.slice(name.split(' ').length);
-  if (args.length !== command.args.length) {
-    throw new UsageError(`${name} takes ${command.args.length ? command.args.map((a) => `<${a}>`).join(' ') : 'no arguments'}`);
+  if (!(command.counts ?? [command.args.length]).includes(args.length)) {
+    throw new UsageError(`${name} takes ${command.args.length ? command.args.map((a, i) => (i < Math.min(...(command.counts ?? [command.args.length])) ? `<${a}>` : `[<${a}>]`)).join(' ') : 'no arguments'}`);
   }
   for (const key of Object.keys(values)) {
     if (!GLOBAL_OPTIONS.includes(key) && !(command.options as string[]).includes(key)) throw new UsageError(`${name} takes no --${key}`);
@@ -422,7 +532,8 @@ async function volumeCreate(ctx: Context, [name]: string[]): Promise<void> {
   const volume = await ctx.client.createVolume(spec);
   let mapping: scsi.Mapping | undefined;
   if (!o['no-map']) {
-    const port = await portOption(ctx);
+    // Reachable from every front end unless a port is named (docs/scsi.md, "Volumes on every port").
+    const port = portSyntax(o) ?? scsi.ALL_PORTS;
     const lun = wanted ?? await freeLun(ctx.client, port);
     await ctx.client.mapVolume(volume.number, port, lun);
     mapping = { port, lun, volume: volume.number };
@@ -473,6 +584,41 @@ async function volumeMap(ctx: Context, [name]: string[], map: boolean): Promise<
   const port = await portOption(ctx);
   await (map ? ctx.client.mapVolume(v.number, port, lun) : ctx.client.unmapVolume(v.number, port, lun));
   ctx.out({ volume: v.name, number: v.number, port, lun, mapped: map }, `${map ? 'mapped' : 'unmapped'} volume ${v.name} ${map ? 'to' : 'from'} ${portText(port)} LUN ${lun}`);
+}
+
+function accessChecks(o: Options, args: string[], command: string): void {
+  if (command === 'tape access') parseInteger(args[0], 'tape access: the LUN', 256, 16383);
+  if (args.length === 3 && !['rw', 'ro', 'none', 'remove'].includes(args[2])) throw new UsageError(`${command}: the access is rw, ro, none or remove, got "${args[2]}"`);
+  if (args.length === 3 && args[1] === '*' && args[2] === 'remove') throw new UsageError(`${command}: * (the initiators the list does not name) cannot be removed; set it to rw, ro or none`);
+  if (args.length === 3 && (args[1].length === 0 || args[1].length > 223)) throw new UsageError(`${command}: an initiator name is 1 to 223 characters`);
+}
+
+const MODE_WORDS: Record<scsi.AccessMode, string> = { rw: 'read-write', ro: 'read-only', none: 'no access' };
+
+/** Lists a volume's access list, or sets one initiator's access (or that of every initiator it does not name). */
+async function volumeAccess(ctx: Context, [name, initiator, mode]: string[]): Promise<void> {
+  const v = await volumeByName(ctx.client, name);
+  await accessListOf(ctx, v.number, `volume ${v.name}`, { volume: v.name, number: v.number }, initiator, mode);
+}
+
+/** The same for a tape device, named by its LUN (the unit SET ACCESS takes is its index: LIST ACCESS pairs the two). */
+async function tapeAccess(ctx: Context, [lunText, initiator, mode]: string[]): Promise<void> {
+  const lun = Number(lunText);
+  const devices = (await ctx.client.listTapeAccess()).filter((e) => e.unnamed);
+  const d = devices.find((e) => e.tape!.lun === lun)?.tape;
+  if (!d) throw new Error(`no tape device at LUN ${lun}${devices.length ? ` (the library's: ${devices.map((e) => `${e.tape!.lun} ${e.tape!.kind}`).join(', ')})` : ': the array has no library'}`);
+  await accessListOf(ctx, scsi.TAPE_ACCESS_UNIT + d.device, `tape ${d.kind} at LUN ${lun}`, { lun, device: d.device, kind: d.kind }, initiator, mode);
+}
+
+/** Sets an initiator's access to `unit` when one is given, then prints the unit's list. */
+async function accessListOf(ctx: Context, unit: number, what: string, json: object, initiator?: string, mode?: string): Promise<void> {
+  if (initiator !== undefined) {
+    await ctx.client.setAccess(unit, mode as scsi.AccessMode | 'remove', initiator === '*' ? { unnamed: true } : initiator);
+  }
+  const list = await ctx.client.listAccess(unit);
+  const rows = list.map((e) => ({ initiator: e.unnamed ? '*' : e.initiator, access: e.mode }));
+  const said = initiator === undefined ? [] : [`${initiator === '*' ? 'initiators not listed' : initiator}: ${mode === 'remove' ? 'removed' : MODE_WORDS[mode as scsi.AccessMode]} on ${what}`];
+  ctx.out({ ...json, access: rows }, [...said, ...table([['INITIATOR', 'ACCESS'], ...rows.map((r) => [r.initiator, MODE_WORDS[r.access]])])]);
 }
 
 async function media(ctx: Context): Promise<void> {
@@ -746,4 +892,43 @@ async function tapeRead(ctx: Context, [barcode, file]: string[]): Promise<void> 
   fs.renameSync(`${file}.partial`, file);
   ctx.out({ barcode, serial: set.serial, file: n, name: f.name, blocks: f.blocks, bytes: f.data.length, files: set.files.map((x) => x.name) },
     `read file ${n} (${f.name}, ${f.blocks} blocks, ${formatBytes(f.data.length)}) of volume ${set.serial} into ${file}`);
+}
+
+// ---- Backup and restore (docs/xcopy.md) ------------------------------------------------------------------
+
+function backupChecks(o: Options): void {
+  if (!o.tape) throw new UsageError('backup needs --tape <barcode>');
+  backupRange(o);
+  if (o.embodiment !== undefined) parseInteger(o.embodiment, '--embodiment', 1, 4);
+}
+
+/** --range LBA+COUNT (blocks), or undefined for the whole volume. */
+function backupRange(o: Options): { lba: number; blocks: number } | undefined {
+  if (o.range === undefined) return undefined;
+  const m = /^(\d+)\+(\d+)$/.exec(o.range);
+  if (!m || Number(m[2]) === 0) throw new UsageError('--range is LBA+COUNT in blocks, e.g. 0+2048');
+  return { lba: Number(m[1]), blocks: Number(m[2]) };
+}
+
+async function backup(ctx: Context, [name]: string[]): Promise<void> {
+  const vol = await volumeByName(ctx.client, name);
+  const range = backupRange(ctx.options);
+  if (range && range.lba + range.blocks > vol.blocks) throw new Error(`--range ${ctx.options.range} goes past the end of ${name} (${vol.blocks} blocks)`);
+  const bar = progressBar(ctx.io, 'backup', (range?.blocks ?? vol.blocks) * vol.blockSize);
+  let res;
+  try {
+    res = await backupVolume(ctx.client, library(ctx), {
+      volume: vol.number, tape: ctx.options.tape!, range, resync: ctx.options.resync ?? false,
+      embodiment: ctx.options.embodiment === undefined ? undefined : parseInteger(ctx.options.embodiment, '--embodiment', 1, 4) as 1 | 2 | 3 | 4,
+      onProgress: (b) => bar.update(b), pause: ctx.io.sleep ? () => ctx.io.sleep!(200) : undefined,
+    });
+  } finally { bar.end(); }
+  ctx.out(res, `backed up ${formatBytes(res.bytes)} of ${name} to ${res.barcode} (${res.records} records of 32 KiB${res.split ? ', the pair split by the copy' : ''})`);
+}
+
+async function restore(ctx: Context, [barcode, name]: string[]): Promise<void> {
+  const vol = await volumeByName(ctx.client, name);
+  const info = await restoreVolume(ctx.client, library(ctx), { tape: barcode, volume: vol.number });
+  ctx.out({ barcode, volume: name, from: info.name, blocks: info.blocks, blockSize: info.blockSize, host: info.host, created: info.created },
+    `restored ${formatBytes(info.blocks * info.blockSize)} of ${info.name} (backed up ${info.created.toISOString()} on ${info.host || 'an unnamed host'}) from ${barcode} into ${name}`);
 }

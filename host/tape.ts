@@ -25,11 +25,30 @@ export type ReadResult = { kind: 'record'; data: Buffer } | { kind: 'filemark' }
 
 // ---- The devices ----------------------------------------------------------------------------------------
 
+/** Unit attentions one command may meet before it runs (each is reported once; a reset and a medium change may both be pending). */
+const MAX_ATTENTIONS = 4;
+
 export class TapeLibrary {
+  /** Unit attentions met (LUN, ASC, ASCQ), oldest first: a medium change or a reset another host caused. */
+  readonly attentions: Array<{ lun: number; asc: number; ascq: number }> = [];
+
   constructor(readonly transport: CommandTransport, readonly changerLun = CHANGER_DEFAULT_LUN) {}
 
+  /**
+   * Submits a command; a UNIT ATTENTION (the command did not run: SAM-5 5.14) is recorded in
+   * `attentions` and the command sent again, as an initiator that has taken note of it does.
+   */
+  async submit(lun: number, cdb: Buffer, io: { out?: Uint8Array; inLength?: number } = {}): Promise<import('../lib/transport').ScsiResult> {
+    for (let i = 0; ; i++) {
+      const r = await this.transport.submit({ lun, cdb, dataOut: io.out, dataInLength: io.inLength });
+      const s = r.status === ScsiStatus.CHECK_CONDITION ? decodeSense(r.sense) : undefined;
+      if (!s || s.key !== scsi.SenseKey.UNIT_ATTENTION || i >= MAX_ATTENTIONS) return r;
+      this.attentions.push({ lun, asc: s.asc, ascq: s.ascq });
+    }
+  }
+
   async run(lun: number, cdb: Buffer, io: { out?: Uint8Array; inLength?: number } = {}): Promise<Buffer> {
-    const r = await this.transport.submit({ lun, cdb, dataOut: io.out, dataInLength: io.inLength });
+    const r = await this.submit(lun, cdb, io);
     if (r.status !== ScsiStatus.GOOD) throw new ScsiError(r.status, r.status === ScsiStatus.CHECK_CONDITION ? decodeSense(r.sense) : undefined, cdb[0]);
     return Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
   }
@@ -101,7 +120,7 @@ export class TapeDrive {
 
   /** One record (variable mode); a record longer than `max` is an error (ILI with a negative residue). */
   async readRecord(max = 256 * 1024): Promise<ReadResult> {
-    const r = await this.library.transport.submit({ lun: this.lun, cdb: six(0x08, 0x02, max), dataInLength: max });
+    const r = await this.library.submit(this.lun, six(0x08, 0x02, max), { inLength: max });
     if (r.status === ScsiStatus.GOOD) return { kind: 'record', data: Buffer.from(r.data) };
     const s = r.status === ScsiStatus.CHECK_CONDITION ? decodeSense(r.sense) : undefined;
     if (s?.filemark) return { kind: 'filemark' };
@@ -174,18 +193,26 @@ export function label1(kind: 'HDR' | 'EOF', f: FileLabel): Buffer {
     + `${labelDate(f.created)}${labelDate(f.created)} ${field(kind === 'EOF' ? (f.blocks ?? 0) % 1e6 : 0, 6)}${field('SANBOX', 13)}${' '.repeat(7)}`);
 }
 
-/** HDR2/EOF2: record format U (each record a block of at most blockBytes), block and record length. */
+/**
+ * HDR2/EOF2: record format U (each record a block of at most blockBytes), block and record length.
+ * Blocks over 99999 bytes (5 digits) are written as IBM's large block labels do: 00000 in the
+ * length fields and the length in the large block length field, characters 71-80.
+ */
 export function label2(kind: 'HDR' | 'EOF', f: FileLabel): Buffer {
-  return label(`${kind}2U${field(f.blockBytes, 5)}${field(f.blockBytes, 5)}${' '.repeat(35)}00${' '.repeat(28)}`);
+  const large = f.blockBytes > 99999;
+  const n = large ? 0 : f.blockBytes;
+  return label(`${kind}2U${field(n, 5)}${field(n, 5)}${' '.repeat(35)}00${' '.repeat(18)}${large ? field(f.blockBytes, 10) : ' '.repeat(10)}`);
 }
 
 export interface LabelledFile { name: string; data: Buffer }
 
 /** Writes a labelled file set on the drive's cartridge from BOT: VOL1, then each file between its labels. */
-export async function writeLabelledSet(drive: TapeDrive, files: LabelledFile[], o: { blockBytes?: number; created?: Date; progress?: (bytes: number) => void } = {}): Promise<void> {
+export async function writeLabelledSet(drive: TapeDrive, files: LabelledFile[], o: { blockBytes?: number; largeBlocks?: boolean; created?: Date; progress?: (bytes: number) => void } = {}): Promise<void> {
   // 32 KiB: mainframe tools (hetmap) read records of at most 65535 bytes; HDR2 holds 5 digits.
+  // largeBlocks: up to the drive's 256 KiB (large block labels), for hosts that read such records.
   const blockBytes = o.blockBytes ?? 32 * 1024;
-  if (blockBytes < 1 || blockBytes > 65535) throw new RangeError(`labelled blocks are 1-65535 bytes (HDR2 and AWS tools), got ${blockBytes}`);
+  const limit = o.largeBlocks ? 256 * 1024 : 65535;
+  if (blockBytes < 1 || blockBytes > limit) throw new RangeError(`labelled blocks are 1-${limit} bytes (${o.largeBlocks ? 'the drive\'s block limit' : 'HDR2 and AWS tools; largeBlocks allows 256 KiB'}), got ${blockBytes}`);
   const serial = volumeSerial(drive.barcode);
   await drive.rewind();
   await drive.writeRecord(vol1(serial));

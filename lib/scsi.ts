@@ -35,6 +35,16 @@ export const Management = {
   LIST_PORTS: 0x13,
   STATISTICS: 0x14,
   LIST_SESSIONS: 0x15,
+  SET_ACCESS: 0x06,
+  LIST_ACCESS: 0x16,
+  PAIR_CREATE: 0x07,
+  PAIR_SPLIT: 0x08,
+  PAIR_RESYNC: 0x09,
+  PAIR_REVERSE: 0x0a,
+  PAIR_DELETE: 0x0b,
+  PAIR_ATTRIBUTE: 0x0c,
+  PAIR_COPY_RANGE: 0x0d,
+  PAIR_STATUS: 0x17,
 } as const;
 
 // ---- CDB builders -----------------------------------------------------------------------------------
@@ -195,6 +205,57 @@ export function mapParameters(volume: number, port: number, lun: number): Buffer
   b[2] = port;
   b.writeUInt16BE(lun, 4);
   return b;
+}
+
+/** A volume's access for an initiator (LUN security, docs/scsi.md). */
+export type AccessMode = 'rw' | 'ro' | 'none';
+export const ACCESS_MODES: AccessMode[] = ['rw', 'ro', 'none'];
+export const ACCESS_ENTRY_BYTES = 232;
+/** SET ACCESS and LIST ACCESS name tape device n (0 the changer, then the drives) as TAPE_ACCESS_UNIT + n. */
+export const TAPE_ACCESS_UNIT = 0x8000;
+/** LIST ACCESS's argument for every volume's list, and for every tape device's. */
+export const LIST_ACCESS_VOLUMES = 0xFFFFFFFF;
+export const LIST_ACCESS_TAPES = 0xFFFFFFFE;
+
+/**
+ * The parameter list of SET ACCESS: the volume, the mode (or 'remove' the initiator's record), and
+ * either an initiator name or (unnamed) the mode of every initiator the list does not name.
+ */
+export function accessParameters(volume: number, mode: AccessMode | 'remove', initiator: string | { unnamed: true }): Buffer {
+  const b = Buffer.alloc(ACCESS_ENTRY_BYTES);
+  b.writeUInt16BE(volume, 0);
+  b[2] = mode === 'remove' ? 0xff : ACCESS_MODES.indexOf(mode);
+  if (typeof initiator === 'string') {
+    const n = Buffer.from(initiator, 'latin1');
+    if (n.length === 0 || n.length > 223) throw new RangeError(`an initiator name is 1 to 223 characters, got ${n.length}`);
+    n.copy(b, 8);
+  } else {
+    b[3] = 1;
+  }
+  return b;
+}
+
+/**
+ * One entry of LIST ACCESS: `volume` is the unit as SET ACCESS names it; a tape device's entry
+ * (volume >= TAPE_ACCESS_UNIT) also carries the device's index, LUN and kind.
+ */
+export interface AccessEntry {
+  volume: number; mode: AccessMode; initiator: string; unnamed: boolean;
+  tape?: { device: number; lun: number; kind: 'changer' | 'drive' };
+}
+
+/** LIST ACCESS: per volume (or tape device) its mode for unnamed initiators, then its records. */
+export function parseAccess(d: Buffer): AccessEntry[] {
+  return parseManagementList(d).entries.map((e) => {
+    const volume = e.readUInt16BE(0);
+    return {
+      volume,
+      mode: ACCESS_MODES[e[2]] ?? 'none',
+      unnamed: (e[3] & 1) !== 0,
+      initiator: cstring(e, 8, 224),
+      ...(volume >= TAPE_ACCESS_UNIT ? { tape: { device: volume - TAPE_ACCESS_UNIT, lun: e.readUInt16BE(4), kind: e[6] === 1 ? 'changer' as const : 'drive' as const } } : {}),
+    };
+  });
 }
 
 // ---- Data-in parsers --------------------------------------------------------------------------------
@@ -407,7 +468,7 @@ export function parseMedia(d: Buffer): Medium[] {
 export interface Port {
   index: number;
   name: string;
-  kind: 'stream' | 'queue' | 'iscsi';
+  kind: 'stream' | 'queue' | 'iscsi' | 'nbd';
   sessions: number;
   openSessions: number;
   address: number;
@@ -418,7 +479,7 @@ export function parsePorts(d: Buffer): Port[] {
   return parseManagementList(d).entries.map((e) => ({
     index: e[0],
     name: cstring(e, 32, 32),
-    kind: e[1] === 2 ? 'queue' : e[1] === 3 ? 'iscsi' : 'stream',
+    kind: e[1] === 2 ? 'queue' : e[1] === 3 ? 'iscsi' : e[1] === 4 ? 'nbd' : 'stream',
     sessions: e[2],
     openSessions: e[3],
     address: e.readUInt16BE(4),
@@ -429,12 +490,12 @@ export function parsePorts(d: Buffer): Port[] {
 export interface Session {
   port: number;
   session: number;
-  kind: 'stream' | 'queue' | 'iscsi';
+  kind: 'stream' | 'queue' | 'iscsi' | 'nbd';
   /** Commands in flight on the session. */
   outstanding: number;
   /** iSCSI: the ISID in hex; '' for other transports. */
   isid: string;
-  /** The initiator's identity: an iSCSI InitiatorName, "framed:<address>", "inproc:<port><slot>". */
+  /** The initiator's identity: an iSCSI InitiatorName, "nbd:<address>", "framed:<address>", "inproc:<port><slot>". */
   initiator: string;
 }
 
@@ -443,7 +504,7 @@ export function parseSessions(d: Buffer): Session[] {
   return parseManagementList(d).entries.map((e) => ({
     port: e[0],
     session: e[1],
-    kind: e[2] === 2 ? 'queue' : e[2] === 3 ? 'iscsi' : 'stream',
+    kind: e[2] === 2 ? 'queue' : e[2] === 3 ? 'iscsi' : e[2] === 4 ? 'nbd' : 'stream',
     outstanding: e.readUInt32BE(4),
     isid: e.subarray(8, 14).every((x) => x === 0) ? '' : e.subarray(8, 14).toString('hex'),
     initiator: cstring(e, 32, 224),
@@ -529,6 +590,23 @@ const ASC_TEXT = new Map<number, string>([
   [0x2500, 'LOGICAL UNIT NOT SUPPORTED'],
   [0x2600, 'INVALID FIELD IN PARAMETER LIST'],
   [0x2700, 'WRITE PROTECTED'],
+  // EXTENDED COPY (SPC-3 4.5.6; firmware/xcopy/)
+  [0x0016, 'OPERATION IN PROGRESS'],
+  [0x0d01, 'THIRD PARTY DEVICE FAILURE'],
+  [0x0d02, 'COPY TARGET DEVICE NOT REACHABLE'],
+  [0x0d03, 'INCORRECT COPY TARGET DEVICE TYPE'],
+  [0x0d04, 'COPY TARGET DEVICE DATA UNDERRUN'],
+  [0x0d05, 'COPY TARGET DEVICE DATA OVERRUN'],
+  [0x2606, 'TOO MANY TARGET DESCRIPTORS'],
+  [0x2607, 'UNSUPPORTED TARGET DESCRIPTOR TYPE CODE'],
+  [0x2608, 'TOO MANY SEGMENT DESCRIPTORS'],
+  [0x2609, 'UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE'],
+  [0x260a, 'UNEXPECTED INEXACT SEGMENT'],
+  [0x260b, 'INLINE DATA LENGTH EXCEEDED'],
+  [0x260c, 'INVALID OPERATION FOR COPY SOURCE OR DESTINATION'],
+  [0x260d, 'COPY SEGMENT GRANULARITY VIOLATION'],
+  [0x5503, 'INSUFFICIENT RESOURCES'],
+  [0x8507, 'TAPE DRIVE DID NOT COME FREE IN TIME'],
   [0x2900, 'POWER ON, RESET, OR BUS DEVICE RESET OCCURRED'],
   [0x2a01, 'MODE PARAMETERS CHANGED'],
   [0x3100, 'MEDIUM FORMAT CORRUPTED'],
@@ -551,6 +629,13 @@ const ASC_TEXT = new Map<number, string>([
   [0x8202, 'VOLUME NOT MAPPED'],
   [0x8300, 'VOLUME TABLE FULL'],
   [0x8400, 'NO SUCH MEDIUM'],
+  [0x8500, 'NO SUCH PAIR'],
+  [0x8501, 'VOLUME IS IN A PAIR'],
+  [0x8502, 'PAIR STATE DOES NOT ALLOW THIS'],
+  [0x8503, 'PAIR TABLE FULL'],
+  [0x8504, 'PAIR VOLUMES DO NOT MATCH'],
+  [0x8505, 'BAD TRACK SIZE FOR THE PAIR'],
+  [0x8506, 'PAIR COPY DID NOT FINISH IN TIME'],
 ]);
 
 export function senseKeyName(key: number): string {
@@ -648,4 +733,80 @@ function cstring(d: Buffer, at: number, n: number): string {
 
 function hex2(n: number): string {
   return n.toString(16).toUpperCase().padStart(2, '0');
+}
+
+// ---- Volume pairs (docs/scsi.md, "Volume pairs") -----------------------------------------------------
+
+/** Pair states (document 001: simplex, duplex pending, duplex, split pending, split), reverse resync, suspended. */
+export const PairState = ['simplex', 'duplex pending', 'duplex', 'split pending', 'split', 'reverse resync', 'suspended'] as const;
+export type PairStateName = (typeof PairState)[number];
+export const SuspendReason = ['', 'source not ready', 'target not ready', 'read error', 'NV error'] as const;
+
+/** PAIR CREATE's parameter list: source, target, track size in KiB (0: 64 KiB). */
+export function pairCreateParameters(source: number, target: number, trackKiB = 0): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt16BE(source, 0);
+  b.writeUInt16BE(target, 2);
+  b.writeUInt32BE(trackKiB, 4);
+  return b;
+}
+
+/** PAIR SPLIT, RESYNC, REVERSE, DELETE: the argument names either volume of the pair. */
+export function pairCommand(serviceAction: number, volume: number, flags = 0): Buffer {
+  return management(true, serviceAction, 0, volume, flags);
+}
+
+/** PAIR COPY RANGE's parameter list: first LBA and blocks of the source. */
+export function pairRangeParameters(lba: number, blocks: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64BE(BigInt(lba), 0);
+  b.writeBigUInt64BE(BigInt(blocks), 8);
+  return b;
+}
+
+export interface PairStatus {
+  pair: number;
+  state: PairStateName;
+  sourceState: PairStateName;
+  targetState: PairStateName;
+  targetReadOnly: boolean;
+  suspendReason: string;
+  trackBytes: number;
+  source: number;
+  target: number;
+  tracks: number;
+  pendingTracks: number;
+  sourceChangedTracks: number;
+  targetChangedTracks: number;
+  copyJobs: number;
+  copiedTracks: number;
+  copiedBytes: number;
+  /** Time left for the pending tracks at the average copy time so far, ms; undefined before a copy. */
+  estimateMs?: number;
+  /** Time since the last split, ms (0: never split). */
+  sinceSplitMs: number;
+}
+
+export function parsePairStatus(d: Buffer): PairStatus[] {
+  const name = (n: number): PairStateName => PairState[n] ?? 'simplex';
+  return parseManagementList(d).entries.map((e) => ({
+    pair: e[0],
+    state: name(e[1]),
+    sourceState: name(e[2]),
+    targetState: name(e[3]),
+    targetReadOnly: (e[4] & 1) !== 0,
+    suspendReason: SuspendReason[e[5]] ?? String(e[5]),
+    trackBytes: e.readUInt16BE(6) * 1024,
+    source: e.readUInt16BE(8),
+    target: e.readUInt16BE(10),
+    tracks: e.readUInt32BE(12),
+    pendingTracks: e.readUInt32BE(16),
+    sourceChangedTracks: e.readUInt32BE(20),
+    targetChangedTracks: e.readUInt32BE(24),
+    copyJobs: e.readUInt32BE(28),
+    copiedTracks: Number(e.readBigUInt64BE(32)),
+    copiedBytes: Number(e.readBigUInt64BE(40)),
+    estimateMs: e.readUInt32BE(48) === 0xffffffff ? undefined : e.readUInt32BE(48),
+    sinceSplitMs: e.readUInt32BE(52),
+  }));
 }

@@ -16,6 +16,7 @@ export type Condition =
   | 'readError' // a read error was injected on a medium sector of the block in INFORMATION
   | 'poisoned' // the block in INFORMATION had an unacknowledged write cut off by a crash
   | 'writeError' // a write error was injected on a medium under the volume
+  | 'slow' // a medium under the volume was slowed (a latency factor injected)
   | 'nv' // the NV file was failing (an NV error fault, until the array has rewritten it)
   | 'outOfRange'; // the simulator sent an LBA range past the end on purpose
 
@@ -33,6 +34,8 @@ export const SENSE_TABLE: SenseRow[] = [
   { classes: VOLUME, key: 0x02, asc: 0x31, ascq: 0x00, when: ['lost'], meaning: 'NOT READY, MEDIUM FORMAT CORRUPTED (medium lost)' },
   { classes: ['read'], key: 0x03, asc: 0x11, ascq: 0x00, when: ['readError', 'poisoned'], meaning: 'MEDIUM ERROR, UNRECOVERED READ ERROR at INFORMATION' },
   { classes: ['writeFua', 'sync'], key: 0x03, asc: 0x0c, ascq: 0x00, when: ['writeError'], meaning: 'MEDIUM ERROR, WRITE ERROR (destage failed)' },
+  // A flush bounds its wait (firmware/sequencer.ts, FLUSH_STALL_NS): stacked latency factors can make one medium write last longer.
+  { classes: ['writeFua', 'sync'], key: 0x0b, asc: 0x2e, ascq: 0x02, when: ['slow'], meaning: 'ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (a flush made no progress for 60 s)' },
   { classes: ['write', 'writeFua'], key: 0x04, asc: 0x0c, ascq: 0x00, when: ['nv'], meaning: 'HARDWARE ERROR, WRITE ERROR (NV persist failed or NV file failing)' },
   { classes: ['mgmtOut'], key: 0x04, asc: 0x44, ascq: 0x00, when: ['nv'], meaning: 'HARDWARE ERROR, INTERNAL TARGET FAILURE (NV persist failed or NV file failing)' },
   { classes: ['read', 'write', 'writeFua', 'sync'], key: 0x05, asc: 0x21, ascq: 0x00, when: ['outOfRange'], meaning: 'ILLEGAL REQUEST, LBA OUT OF RANGE' },

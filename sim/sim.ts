@@ -122,6 +122,16 @@ export class Simulation {
   private nvFaulty = false;
   /** Media relabelled while the NV file failed: lost again after a restart, maybe. */
   private readonly labelUncertain = new Set<number>();
+  /**
+   * The medium image each file holds (null: none the array labelled, or blank) and the label NV's
+   * record names for each medium, as tokens, one per label written. A medium comes back ok from a
+   * restart exactly when it holds the image whose label NV names: its own, also after it was lost
+   * (images swapped, then swapped back: the firmware's label check matches it, and nothing was
+   * written to it while it was lost, so what it holds is what the array left there).
+   */
+  private readonly images: Array<string | null>;
+  private readonly labels: string[];
+  private labelGen = 0;
   private lastMedia: scsi.Medium[] = [];
   private crashing = false;
   private readonly log: (line: string) => void;
@@ -131,10 +141,13 @@ export class Simulation {
     this.log = o.log ?? (() => undefined);
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `sanbox-sim-${o.seed}-`));
     this.spec = SimTarget.specOf(topologyDocument(this.plan.topology, this.dir, o.seed), this.dir);
-    this.target = new SimTarget(this.spec, o.seed);
+    // A replay shows the firmware's log lines among the commands, with the virtual time in ms.
+    this.target = new SimTarget(this.spec, o.seed, o.verbose ? (l) => this.log(`  firmware ${(this.target.now / 1e6).toFixed(3)} ms: ${l}`) : undefined);
     this.cat = new Catalog(this.spec.media.map((m) => m.bytes / CHUNK_BYTES), this.spec.ports.length);
     this.mediaExpect = this.spec.media.map(() => new Set(['ok']));
     this.mediaFaults = this.spec.media.map(() => []);
+    this.labels = this.spec.media.map((_, i) => `m${i}.0`);
+    this.images = [...this.labels];
   }
 
   // ---- the run --------------------------------------------------------------------------------
@@ -402,6 +415,7 @@ export class Simulation {
       case 'becoming': return media.some((m) => during(`becoming:${m}`));
       case 'lost': return media.some((m) => during(`lost:${m}`));
       case 'writeError': return media.some((m) => during(`werr:${m}`) || during(`dead:${m}`));
+      case 'slow': return media.some((m) => during(`slow:${m}`));
       case 'nv': return during('nv');
       case 'poisoned': return c !== undefined && s.info !== undefined && c.poison.has(s.info);
       case 'readError': {
@@ -632,6 +646,7 @@ export class Simulation {
     this.win.close(`lost:${m}`, at);
     this.win.close(`becoming:${m}`, at);
     this.mediaExpect[m] = new Set(['ok']);
+    this.labels[m] = this.images[m] = `m${m}.${++this.labelGen}`;
     // Its new label's NV record may not have reached the file: a restart may find it lost again.
     if (this.win.isOpen('nv')) this.labelUncertain.add(m);
   }
@@ -729,6 +744,7 @@ export class Simulation {
       this.win.open(`${x < 0.35 ? 'rerr' : 'werr'}:${m}`, this.t(), { lba, count });
     } else if (x < 0.85) {
       f = { type: 'slow', factor: between(r, 2, 50) };
+      this.win.open(`slow:${m}`, this.t());
     } else {
       f = { type: 'dead' };
       this.win.open(`dead:${m}`, this.t());
@@ -796,7 +812,7 @@ export class Simulation {
     }
     const now = this.t();
     for (const m of media) {
-      for (const k of ['dead', 'becoming', 'rerr', 'werr']) this.win.close(`${k}:${m}`, now);
+      for (const k of ['dead', 'becoming', 'rerr', 'werr', 'slow']) this.win.close(`${k}:${m}`, now);
       if (!this.win.isOpen(`lost:${m}`)) this.mediaExpect[m] = new Set(['ok']);
     }
     if (this.nvFaulty) { this.nvFaulty = false; this.win.close('nv', now); this.labelUncertain.clear(); }
@@ -869,8 +885,15 @@ export class Simulation {
     if (how === 'stop') {
       for (const i of [...this.initiators, ...this.admins]) i.closed = true;
       const s = await this.target.shutdown(CONTROL_BOUND_NS);
+      const failed = this.target.array.failed;
       if (s.result) this.checkControl('shutdown', s.result, cut);
-      else if (s.outcome !== 'failed') this.fatal('shutdown', `the graceful stop did not finish: ${s.error?.message ?? s.outcome}`);
+      else if (failed && !(failed instanceof FirmwareAbort)) {
+        // An NV fault armed before (power loss or a torn write after n writes) cut the power
+        // during the stop: the array is right not to finish it (nothing can be written once the
+        // power is gone); what follows is a power cut's restart.
+        this.count(this.faults, 'power cut (NV fault, during a stop)');
+        this.crashing = true;
+      } else this.fatal('shutdown', `the graceful stop did not finish: ${s.error?.message ?? s.outcome}`);
     } else if (how === 'crash') {
       await this.target.powerFail();
     } else {
@@ -897,13 +920,15 @@ export class Simulation {
     for (let m = 0; m < this.spec.media.length; m++) {
       const wasLost = this.win.isOpen(`lost:${m}`) || this.mediaExpect[m].has('lost');
       const blank = this.spec.media[m].kind === 'ram';
-      if (blank) this.count(this.faults, 'ram medium blank after restart');
+      if (blank) { this.count(this.faults, 'ram medium blank after restart'); this.images[m] = null; }
+      const own = this.images[m] !== null && this.images[m] === this.labels[m];
+      const unsure = this.labelUncertain.has(m) || reinitPending.has(m);
       const states = new Set<scsi.Medium['state']>();
-      if (blank || wasLost || this.labelUncertain.has(m) || reinitPending.has(m)) states.add('lost');
-      if (!blank && (!wasLost || this.labelUncertain.has(m) || reinitPending.has(m))) states.add('ok');
+      if (!own || unsure) states.add('lost');
+      if (!blank && (own || unsure)) states.add('ok');
       if (this.mediaFaults[m].some((f) => f.type === 'dead')) states.add('dead');
       this.mediaExpect[m] = states;
-      this.log(`  restart: medium ${m} (${this.spec.media[m].kind}) may be ${[...states].join(' or ')}${wasLost ? ' (lost before)' : ''}${this.labelUncertain.has(m) ? ' (label uncertain)' : ''}${reinitPending.has(m) ? ' (reinitialization pending)' : ''}`);
+      this.log(`  restart: medium ${m} (${this.spec.media[m].kind}) may be ${[...states].join(' or ')}${wasLost ? ' (lost before)' : ''} (holds ${this.images[m] ?? 'no labelled image'}, NV names ${this.labels[m]})${this.labelUncertain.has(m) ? ' (label uncertain)' : ''}${reinitPending.has(m) ? ' (reinitialization pending)' : ''}`);
       if (states.has('lost') && !this.win.isOpen(`lost:${m}`)) this.win.open(`lost:${m}`, cut);
       if (reinitPending.has(m)) this.reinitialized(m, cut, false);
     }
@@ -933,21 +958,20 @@ export class Simulation {
     if (x < 0.4) {
       fs.rmSync(m.path, { force: true });
       this.count(this.faults, 'image deleted');
-      this.mediaExpect[i] = new Set(['lost']);
+      this.images[i] = null;
     } else if (x < 0.7 && files.length > 1) {
       const [o, j] = files.find(([, k]) => k !== i)!;
       const a = fs.readFileSync(m.path);
       fs.writeFileSync(m.path, fs.readFileSync(o.path));
       fs.writeFileSync(o.path, a);
       this.count(this.faults, 'images swapped');
-      this.mediaExpect[i] = new Set(['lost']);
-      this.mediaExpect[j] = new Set(['lost']);
+      [this.images[i], this.images[j]] = [this.images[j], this.images[i]];
     } else {
       const fd = fs.openSync(m.path, 'r+');
       fs.writeSync(fd, crypto.createHash('sha256').update(String(r.u32())).digest(), 0, 32, between(r, 0, 400));
       fs.closeSync(fd);
       this.count(this.faults, 'label damaged');
-      this.mediaExpect[i] = new Set(['lost']);
+      this.images[i] = null;
     }
   }
 
@@ -991,6 +1015,10 @@ export class Simulation {
       // A medium that may have come back lost (its new label's record perhaps not in NV) came back
       // whole: it is not lost, and a later restart finds it as it is now.
       if (m.state === 'ok' && this.win.isOpen(`lost:${m.index}`)) { this.win.close(`lost:${m.index}`, this.t()); this.mediaExpect[m.index].delete('lost'); }
+      // What the array found settles an uncertain label: ok, the medium holds the image NV names;
+      // lost, it does not.
+      if (m.state === 'ok') this.labels[m.index] = this.images[m.index] ??= `m${m.index}.${++this.labelGen}`;
+      if (m.state === 'lost' && this.images[m.index] === this.labels[m.index]) this.images[m.index] = null;
     }
     for (const v of vols) {
       // Ready when every medium it has extents on is (a linear volume need not reach all it lists).

@@ -1,9 +1,9 @@
 // The transport seam of the communication unit: the one place where the kind of a port decides how
 // bytes move. The processing sequencer (sequencer.ts) knows commands, windows and status; each port
 // kind knows its wire: the framed protocol (comm/framed.ts, comm/stream.ts), queue pairs
-// (comm/queue.ts), iSCSI (comm/iscsi/). A new front end adds a case to each function here and
+// (comm/queue.ts), iSCSI (comm/iscsi/), NBD (comm/nbd/). A new front end adds a case to each function here and
 // nothing to the sequencer. docs/design-notes.md, "The transport seam", says what each promises.
-import { PORT_STREAM, PORT_QUEUE, PORT_ISCSI } from "../abi";
+import { PORT_STREAM, PORT_QUEUE, PORT_ISCSI, PORT_NBD } from "../abi";
 import { CX_KIND, CX_DATA_ADDR, CX_WIN_START, WIN_RETRY, ctxBufferAddr } from "../ctx";
 import { portKind } from "../channel";
 import { streamReceive, streamReset } from "./stream";
@@ -11,13 +11,15 @@ import { framedData, framedWindow, framedRespond, framedDirect } from "./framed"
 import { queueReceive, queueOpen, queueData, queueWindow, queueRespond, queueDirect } from "./queue";
 import { iscsiOpen, iscsiClose, iscsiReceive, ISCSI_SESSION_BYTES } from "./iscsi/iscsi";
 import { iscsiData, iscsiWindow, iscsiRespond, iscsiDirect, iscsiRetire } from "./iscsi/command";
+import { nbdOpen, nbdClose, nbdReceive, NBD_SESSION_BYTES } from "./nbd/nbd";
+import { nbdData, nbdWindow, nbdRespond, nbdDirect, nbdRetire } from "./nbd/request";
 
 // @ts-ignore: decorator
 @inline function kindOf(c: usize): u32 { return <u32>load<u8>(c + CX_KIND); }
 
 /** Bytes of kind-specific state each session of a port of this kind keeps (channel.ts lays them out). */
 export function transportSessionBytes(kind: u32): u32 {
-  return kind == PORT_ISCSI ? ISCSI_SESSION_BYTES : 0;
+  return kind == PORT_ISCSI ? ISCSI_SESSION_BYTES : kind == PORT_NBD ? NBD_SESSION_BYTES : 0;
 }
 
 /** A connection opened on the session slot: reset the kind's per-session state. */
@@ -26,11 +28,14 @@ export function transportOpen(port: u32, s: u32): void {
   if (kind == PORT_STREAM) streamReset(port, s);
   else if (kind == PORT_QUEUE) queueOpen(port, s);
   else if (kind == PORT_ISCSI) iscsiOpen(port, s);
+  else if (kind == PORT_NBD) nbdOpen(port, s);
 }
 
 /** The connection closed (its commands are aborted already). */
 export function transportClose(port: u32, s: u32): void {
-  if (portKind(port) == PORT_ISCSI) iscsiClose(port, s);
+  const kind = portKind(port);
+  if (kind == PORT_ISCSI) iscsiClose(port, s);
+  else if (kind == PORT_NBD) nbdClose(port, s);
 }
 
 /** Parses what arrived on the session and starts its commands. Returns the work done. */
@@ -39,6 +44,7 @@ export function transportReceive(port: u32, s: u32): i32 {
   if (kind == PORT_STREAM) return streamReceive(port, s);
   if (kind == PORT_QUEUE) return queueReceive(port, s);
   if (kind == PORT_ISCSI) return iscsiReceive(port, s);
+  if (kind == PORT_NBD) return nbdReceive(port, s);
   return 0;
 }
 
@@ -52,6 +58,7 @@ export function txData(c: usize, src: usize, n: u32, total: u32, final: bool): u
   if (kind == PORT_QUEUE) return queueData(c, src, n);
   if (kind == PORT_STREAM) return framedData(c, src, n, total);
   if (kind == PORT_ISCSI) return iscsiData(c, src, n, total, final);
+  if (kind == PORT_NBD) return nbdData(c, src, n, total, final);
   return 0;
 }
 
@@ -64,6 +71,7 @@ export function windowOpen(c: usize, offset: u32, length: u32): u32 {
   if (kind == PORT_QUEUE) return queueWindow(c, offset, length);
   if (kind == PORT_STREAM) return framedWindow(c, offset, length);
   if (kind == PORT_ISCSI) return iscsiWindow(c, offset, length);
+  if (kind == PORT_NBD) return nbdWindow(c, offset, length);
   return WIN_RETRY;
 }
 
@@ -79,6 +87,7 @@ export function txRespond(c: usize): bool {
   if (kind == PORT_QUEUE) return queueRespond(c);
   if (kind == PORT_STREAM) return framedRespond(c);
   if (kind == PORT_ISCSI) return iscsiRespond(c);
+  if (kind == PORT_NBD) return nbdRespond(c);
   return false;
 }
 
@@ -88,10 +97,13 @@ export function txDirect(port: u32, s: u32, tag: u32, peer: u32, status: u32, ke
   if (kind == PORT_QUEUE) return queueDirect(port, s, tag, status, key, asc, ascq, expected);
   if (kind == PORT_STREAM) return framedDirect(port, s, tag, peer, status, key, asc, ascq, expected);
   if (kind == PORT_ISCSI) return iscsiDirect(port, s, tag, status, key, asc, ascq, expected);
+  if (kind == PORT_NBD) return nbdDirect(port, s, tag, status, key, asc, ascq, expected);
   return false;
 }
 
 /** The command ends, answered or aborted: what the transport keeps for it goes back. */
 export function transportRetire(c: usize): void {
-  if (kindOf(c) == PORT_ISCSI) iscsiRetire(c);
+  const kind = kindOf(c);
+  if (kind == PORT_ISCSI) iscsiRetire(c);
+  else if (kind == PORT_NBD) nbdRetire(c);
 }

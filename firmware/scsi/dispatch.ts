@@ -24,6 +24,8 @@ import { uaTake } from "./ua";
 import { getLbaStatus } from "./thin";
 import { tapeDeviceAtLun } from "../tape/device";
 import { tapeCommand } from "../tape/command";
+import { accessOf, accessAllows, tapeAccessOf, tapeChangesMedium, modeAllows, ACC_NONE } from "../comm/access";
+import { extendedCopy, receiveCopyResults, OP_EXTENDED_COPY, OP_RECEIVE_COPY_RESULTS } from "../xcopy/command";
 
 /** The largest transfer one READ or WRITE may ask for (VPD B0h says so). */
 export const MAX_TRANSFER_BYTES: u32 = 32 << 20;
@@ -62,13 +64,20 @@ export function dispatchScsi(c: usize): void {
   const op = <u32>load<u8>(c + CX_OPCODE);
   const lun = <u32>load<u16>(c + CX_LUN);
   const tape = tapeDeviceAtLun(lun);
-  if (tape >= 0) { if (taskAccepted(c, op)) tapeCommand(c, <u32>tape, op); return; } // the library's devices (tape/, docs/tape.md)
+  // The library's devices (tape/, docs/tape.md), as the initiator's access lets it (comm/access.ts);
+  // one it may not see is answered below as a LUN with nothing behind it.
+  const tapeMode = tape < 0 ? ACC_NONE : tapeAccessOf(<u32>tape, load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION));
+  if (tapeMode != ACC_NONE) {
+    if (taskAccepted(c, op) && modeAllows(c, tapeMode, tapeChangesMedium(<u32>tape, op))) tapeCommand(c, <u32>tape, op);
+    return;
+  }
   // NACA and ACA are refused by a logical unit that exists; one that does not answers as before.
   const mapped = lun == 0 || volumeAtLun(load<u8>(c + CX_PORT), lun) >= 0;
   if (mapped && !taskAccepted(c, op)) return;
   if (op == OP_INQUIRY) {
     const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
-    inquiry(c, lun != 0 && v < 0 ? -2 : v); // -2: nothing mapped (peripheral qualifier 011b)
+    const hidden = v >= 0 && accessOf(<u32>v, load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION)) == ACC_NONE;
+    inquiry(c, lun != 0 && (v < 0 || hidden) ? -2 : v); // -2: nothing mapped, or not for this initiator (peripheral qualifier 011b)
     return;
   }
   if (op == OP_REPORT_LUNS) { reportLuns(c); return; }
@@ -76,13 +85,17 @@ export function dispatchScsi(c: usize): void {
   if (lun == 0) { commandDevice(c, op); return; }
   const v = volumeAtLun(load<u8>(c + CX_PORT), lun);
   if (v < 0 || volumeFenced(<u32>v)) { fail(c, 0x05, 0x25, 0x00); return; } // none, or being deleted
+  if (!accessAllows(c, <u32>v, op)) return; // LUN security (comm/access.ts)
   store<u16>(c + CX_VOLUME, <u16>v);
-  if (load<u32>(c + CX_FLAGS) & CXF_PARAM) { volumeCommand(c, op, <u32>v); return; } // its data-out has come: checked already
-  // A pending unit attention first (SAM-5 5.14), then the reservations (SPC-5 5.14).
-  const ua = uaTake(c, <u32>v);
-  if (ua != 0) { fail(c, 0x06, ua >> 8, ua & 0xFF); return; }
-  if (reservationConflict(c, <u32>v, op, <u32>load<u8>(cdb(c) + 1) & 0x1F)) return;
-  if (stoppedRefuses(c, <u32>v, op)) return;
+  if ((load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) { // once its data-out has come it was checked already
+    // A pending unit attention first (SAM-5 5.14), then the reservations (SPC-5 5.14).
+    const ua = uaTake(c, <u32>v);
+    if (ua != 0) { fail(c, 0x06, ua >> 8, ua & 0xFF); return; }
+    if (reservationConflict(c, <u32>v, op, <u32>load<u8>(cdb(c) + 1) & 0x1F)) return;
+    if (stoppedRefuses(c, <u32>v, op)) return;
+  }
+  if (op == OP_EXTENDED_COPY) { extendedCopy(c); return; } // the copy manager (xcopy/), on every LU
+  if (op == OP_RECEIVE_COPY_RESULTS) { receiveCopyResults(c); return; }
   volumeCommand(c, op, <u32>v);
 }
 
@@ -107,6 +120,8 @@ function commandDevice(c: usize, op: u32): void {
   if (op == OP_TEST_UNIT_READY) { good(c); return; }
   if (op == OP_MAINTENANCE_IN) { maintenanceIn(c, true); return; }
   if (op == OP_MANAGEMENT_IN || op == OP_MANAGEMENT_OUT) { management(c, op); return; }
+  if (op == OP_EXTENDED_COPY) { extendedCopy(c); return; }
+  if (op == OP_RECEIVE_COPY_RESULTS) { receiveCopyResults(c); return; }
   invalidOpcode(c);
 }
 

@@ -38,6 +38,13 @@ import {
 } from "../channel";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import { cdb, invalidField, OP_MANAGEMENT_IN } from "./dispatch";
+import { setAccess, listAccess } from "../comm/access";
+import {
+  pairCreate, pairSplit, pairResync, pairDelete, pairAttribute, pairCopyRange, pairStatus, SA_PAIR_CREATE, SA_PAIR_SPLIT,
+  SA_PAIR_RESYNC, SA_PAIR_REVERSE, SA_PAIR_DELETE, SA_PAIR_ATTRIBUTE, SA_PAIR_COPY_RANGE, SA_PAIR_STATUS,
+  PAIR_CREATE_LIST_BYTES, PAIR_RANGE_LIST_BYTES,
+} from "./pair";
+import { pairOfVolume } from "../pair/table";
 
 const SA_CREATE: u32 = 0x01;
 const SA_DELETE: u32 = 0x02;
@@ -50,6 +57,8 @@ const SA_LIST_MEDIA: u32 = 0x12;
 const SA_LIST_PORTS: u32 = 0x13;
 const SA_STATISTICS: u32 = 0x14;
 const SA_LIST_SESSIONS: u32 = 0x15;
+const SA_SET_ACCESS: u32 = 0x06; // comm/access.ts
+const SA_LIST_ACCESS: u32 = 0x16;
 const SESSION_ENTRY_BYTES: u32 = 256;
 
 const CREATE_LIST_BYTES: u32 = 64;
@@ -62,7 +71,10 @@ export function management(c: usize, op: u32): void {
   if (nvDegraded()) { nvRefuse(c); return; } // a change the NV file might not keep
   if (sa == SA_DELETE) { deleteVolume(c, getBe32(p + 2), (load<u8>(p + 14) & 1) != 0); return; }
   if (sa == SA_REINITIALIZE_MEDIUM) { reinitializeMedium(c, getBe32(p + 2)); return; }
-  const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES : 0;
+  if (sa == SA_SET_ACCESS) { setAccess(c); return; }
+  if (pairCommand(c, sa, getBe32(p + 2), <u32>load<u8>(p + 14))) return;
+  const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES
+    : sa == SA_PAIR_CREATE ? PAIR_CREATE_LIST_BYTES : sa == SA_PAIR_COPY_RANGE ? PAIR_RANGE_LIST_BYTES : 0;
   if (want == 0) { invalidField(c, 1, 4); return; }
   const length = getBe32(p + 6);
   if (length < want) { fail(c, 0x05, 0x1A, 0x00); ctxField(c, true, 6, -1); return; }
@@ -71,7 +83,21 @@ export function management(c: usize, op: u32): void {
   const list = parameterList(c);
   if (list == 0) return;
   if (sa == SA_CREATE) createVolume(c, list);
+  else if (sa == SA_PAIR_CREATE) pairCreate(c, list);
+  else if (sa == SA_PAIR_COPY_RANGE) pairCopyRange(c, getBe32(p + 2), list, (load<u8>(p + 14) & 1) != 0);
   else mapOrUnmap(c, list, sa == SA_MAP);
+}
+
+/** The pair commands without a parameter list (scsi/pair.ts). False: not one of them. */
+function pairCommand(c: usize, sa: u32, arg: u32, flags: u32): bool {
+  switch (sa) {
+    case SA_PAIR_SPLIT: pairSplit(c, arg); return true;
+    case SA_PAIR_RESYNC: pairResync(c, arg, false); return true;
+    case SA_PAIR_REVERSE: pairResync(c, arg, true); return true;
+    case SA_PAIR_DELETE: pairDelete(c, arg); return true;
+    case SA_PAIR_ATTRIBUTE: pairAttribute(c, arg, flags); return true;
+    default: return false;
+  }
 }
 
 // ---- OUT ------------------------------------------------------------------------------------------
@@ -99,6 +125,7 @@ function createVolume(c: usize, list: usize): void {
 function deleteVolume(c: usize, v: u32, force: bool): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { volumeError(c, VE_NO_VOLUME, true); return; }
   if (!force && volumeMapped(v)) { volumeError(c, VE_MAPPED, true); return; }
+  if (pairOfVolume(v) >= 0) { fail(c, 0x05, 0x85, 0x01); ctxField(c, true, 2, -1); return; } // delete the pair first
   if (!volumeFenced(v)) fenceVolume(v);
   if (!fenceComplete(v, channelIops())) { retryLater(c); return; } // each channel IOP purges its commands
   if (slotsOfVolumeBusy(v)) { retryLater(c); return; } // a stage or destage is in flight: wait for it
@@ -218,6 +245,8 @@ function managementIn(c: usize, sa: u32): void {
     case SA_LIST_PORTS: listPorts(c, alloc); return;
     case SA_STATISTICS: statistics(c, alloc); return;
     case SA_LIST_SESSIONS: listSessions(c, alloc); return;
+    case SA_LIST_ACCESS: listAccess(c, alloc, getBe32(cdb(c) + 2)); return;
+    case SA_PAIR_STATUS: pairStatus(c, alloc); return;
     default: invalidField(c, 1, 4);
   }
 }

@@ -10,7 +10,7 @@ import {
 } from "../ctx";
 import {
   fail, good, startRead, startWrite, startWriteFromBuffer, startInternalRead, startDataOut, parameterList,
-  nvRefuse, retryLater, miscompare, firstDifference, finishStatus,
+  nvRefuse, retryLater, miscompare, firstDifference, finishStatus, pairCopyWait,
 } from "../sequencer";
 import { nvDegraded, nvRoom, nvId, NVK_CONTEXT } from "../nv";
 import { cacheLookup, sectorsValid, slotFlags, slotData, writeSectors, cacheCount, F_STAGING, WRITE_NV_ENTRIES,
@@ -22,6 +22,7 @@ import { getBe16, getBe32, getBe64 } from "../util";
 import { cdb, invalidField, notReady, MAX_TRANSFER_BYTES } from "./dispatch";
 import { writeThrough } from "./mode";
 import { modeFlags, setModeFlags, STATE_STOPPED } from "./pr";
+import { pairWriteAllowed, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "../pair/io";
 
 /** The most blocks one COMPARE AND WRITE may name: 64 KiB of them (VPD B0h says so), so the compare and the write fit one step. */
 export function maxCompareBlocks(bs: u32): u32 { return min<u32>(255, 65536 / bs); }
@@ -89,10 +90,14 @@ function protectSet(c: usize, p: usize, op: u32): bool {
   return true;
 }
 
-/** Ready, and for a change the NV file can keep? Else the command ends here. */
+/**
+ * Ready, for a change the NV file can keep, and writable in its pair's state (a pair's target being
+ * copied to, a source in reverse resync: DATA PROTECT, WRITE PROTECTED)? Else the command ends here.
+ */
 function canWrite(c: usize, v: u32): bool {
   if (!volumeReady(v)) { notReady(c, v); return false; }
-  if (nvDegraded()) { nvRefuse(c); return false; }
+  if (nvDegraded()) { nvRefuse(c); return false; } // the NV file could not keep it
+  if (!pairWriteAllowed(v)) { fail(c, 0x07, 0x27, 0x00); return false; }
   return true;
 }
 
@@ -124,7 +129,7 @@ export function readWrite(c: usize, v: u32, op: u32, write: bool, verify: bool):
   const wanted = blocks * bs;
   store<u32>(c + CX_PRODUCED, wanted); // also when refused: the residual says what the CDB asked for
   if (expected < wanted && expected % bs != 0) { fail(c, 0x05, 0x0E, 0x03); return; }
-  if (nvDegraded()) { nvRefuse(c); return; } // the NV file could not keep it
+  if (!canWrite(c, v)) return;
   startWrite(c, lba, expected < wanted ? expected / bs : blocks, fua);
   store<u32>(c + CX_PRODUCED, wanted); // startWrite set it to what moves
 }
@@ -338,18 +343,35 @@ function atomicStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32, or: bool):
   const base = lba * <u64>bs;
   const bytes = blocks * bs;
   const buf = ctxBufferAddr(c);
-  // Every piece resident and whole, and room to persist them all.
-  let pieces: u32 = 0;
+  // Room to persist every piece with its pair bit (a piece per cache slot the range touches).
+  const pieces = <u32>(((base + <u64>bytes - 1) >> 16) - (base >> 16)) + 1;
+  if (!nvRoom(pieces * (WRITE_NV_ENTRIES + 1))) { store<u32>(c + CX_ARG, load<u32>(c + CX_ARG) - 1); return false; } // not the cache's doing: no attempt spent
+  const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
+  // A pair's difference bits go to the NV ring before the data (pair/io.ts), before the compare: a
+  // track whose old data a split is still copying (copy before write; a target's track not yet
+  // copied, whose blocks the stage read from the source) holds the whole step back, nothing
+  // compared or written, until the copy is done; then the blocks are staged again.
+  for (let at: u32 = 0; at < bytes;) {
+    const off = base + <u64>at;
+    const intent = pairBeforeWrite(v, <u32>(off >> 16), id);
+    if (intent == PW_WAIT) {
+      if (!pairCopyWait(c)) return true; // waited too long: failed
+      store<u32>(c + CX_ARG, load<u32>(c + CX_ARG) - 1); // staged again once the cache changes, no attempt spent
+      return false;
+    }
+    if (intent == PW_REFUSE) { fail(c, 0x07, 0x27, 0x00); return true; }
+    if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
+    at += min<u32>(bytes - at, SLOT_BYTES - <u32>(off & 0xFFFF));
+  }
+  // Every piece resident and whole.
   for (let at: u32 = 0; at < bytes;) {
     const off = base + <u64>at;
     const within = <u32>(off & 0xFFFF);
     const n = min<u32>(bytes - at, SLOT_BYTES - within);
     const slot = cacheLookup(v, <u32>(off >> 16));
     if (slot < 0 || (slotFlags(<u32>slot) & F_STAGING) != 0 || !sectorsValid(<u32>slot, within >> 9, n >> 9)) return false;
-    pieces++;
     at += n;
   }
-  if (!nvRoom(pieces * WRITE_NV_ENTRIES)) { store<u32>(c + CX_ARG, load<u32>(c + CX_ARG) - 1); return false; } // not the cache's doing: no attempt spent
   for (let at: u32 = 0; at < bytes;) {
     const off = base + <u64>at;
     const within = <u32>(off & 0xFFFF);
@@ -363,7 +385,6 @@ function atomicStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32, or: bool):
     at += n;
   }
   const src = or ? buf : buf + bytes;
-  const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   for (let at: u32 = 0; at < bytes;) {
     const off = base + <u64>at;
     const within = <u32>(off & 0xFFFF);

@@ -11,20 +11,26 @@
 // generation, so one dies with its connection and never outlives the host that took it.
 import {
   CX_PORT, CX_SESSION, CX_ARG, CX_FIRST_SLOT, CX_LAST_SLOT, CX_WAIT_SLOT, CX_AHEAD, CX_LBA, CX_BLOCKS, CX_FLAGS,
-  CX_CURSOR, CX_LENGTH, CX_STATUS, CX_STATE, CX_SENSE_BITS, CXF_TAPE, ST_TAPE, ST_RESPOND, CX_FLUSH_SEQ, ctxIndex,
-  ctxCheck, ctxInfo, ctxBufferAddr, ctxBufferRelease,
+  CX_CURSOR, CX_LENGTH, CX_STATUS, CX_STATE, CX_SENSE_BITS, CXF_TAPE, ST_TAPE, ST_RESPOND, ST_DISPATCH, CX_FLUSH_SEQ,
+  CX_OPCODE, SENSE_DEFERRED, ctxIndex, ctxCheck, ctxInfo, ctxBufferAddr, ctxBufferRelease,
 } from "../ctx";
-import { SES_GENERATION, SES_STATE, SESS_OPEN, CONFIG_ADDR, CFG_VENDOR, CFG_SERIAL, CFG_DEVICE_ID, TDK_CHANGER } from "../abi";
-import { good, finishStatus, dataInBuffer, sendBuffer } from "../sequencer";
+import {
+  SES_GENERATION, SES_STATE, SESS_OPEN, CONFIG_ADDR, CFG_VENDOR, CFG_SERIAL, CFG_DEVICE_ID, TDK_CHANGER, TST_NO_MEDIUM,
+  TST_NOT_LOADED, TST_OFFLINE, TST_PROTECTED, TST_EOM, TST_WRITE_ERROR, TST_EOD, TST_BOT, TST_READ_ERROR, TST_IO_ERROR,
+  TOP_LOAD,
+} from "../abi";
+import { good, fail, finishStatus, dataInBuffer, sendBuffer } from "../sequencer";
 import { sessionDesc } from "../channel";
 import { txData } from "../comm/transport";
 import { gIndex } from "../iop";
 import { getBe16, putBe16, putBe32, putHex } from "../util";
+import { senseFixed } from "../ctx";
 import { cdb, invalidField, requestSense } from "../scsi/dispatch";
 import { reportLuns } from "../scsi/luns";
 import {
-  tapeKind, tapeClaim, tapeSubmit, tapeResult, tapeFinish, tapeForget, tapeNaa, tapeState, TDS_RES_PORT,
-  TDS_RES_SESSION, TDS_RES_GEN, TDS_PREVENT,
+  tapeKind, tapeClaim, tapeSubmit, tapeResult, tapeFinish, tapeForget, tapeDetach, tapeOrphaned, tapeDeferredTake,
+  tapeUaPost, tapeUaTake, tapeEvents, tapeNaa, tapeState, TDS_RES_PORT, TDS_RES_SESSION, TDS_RES_GEN, TDS_PREVENT,
+  TDS_BLOCK_SIZE, TDS_EVENTS_SEEN, UA_RESET, UA_IMPORT_EXPORT, DETACH_READY,
 } from "./device";
 import { driveCommand, driveDone } from "./ssc";
 import { changerCommand, changerDone } from "./smc";
@@ -38,10 +44,12 @@ export const TX_ARG: u32 = CX_AHEAD; // u32
 export const TX_ARG2: u32 = CX_LBA; // u32
 export const TX_MORE: u32 = CX_LBA + 4; // u32: a drive + 1 a MOVE MEDIUM also claims (source)
 export const TX_MORE2: u32 = CX_FLUSH_SEQ; // u32: another (destination)
-export const TX_PHASE: u32 = CX_BLOCKS; // u32: P_*
+export const TX_PHASE: u32 = CX_BLOCKS; // u32: P_* | P_IMMED
 const P_CLAIM: u32 = 0;
 const P_WAIT: u32 = 1;
 const P_SEND: u32 = 2;
+const P_SETTLE: u32 = 3; // waiting for an operation nobody holds (IMMED) to end, then the command runs
+const P_IMMED: u32 = 0x100; // status once the request is at the binding; the operation goes on (tapeDetach)
 
 export const OP_RESERVE6: u32 = 0x16;
 export const OP_RELEASE6: u32 = 0x17;
@@ -56,8 +64,19 @@ export const STATUS_RESERVATION_CONFLICT: u32 = 0x18;
 /** A command to tape device `dev` (dispatchScsi found its LUN). */
 export function tapeCommand(c: usize, dev: u32, op: u32): void {
   if (op == OP_INQUIRY) { tapeInquiry(c, dev); return; }
-  if (op == OP_REQUEST_SENSE) { requestSense(c); return; }
   if (op == OP_REPORT_LUNS) { reportLuns(c); return; }
+  const port = <u32>load<u8>(c + CX_PORT);
+  const session = <u32>load<u8>(c + CX_SESSION);
+  const gen = nexusGen(c);
+  if (tapeKind(dev) == TDK_CHANGER) importExportSeen(dev);
+  if (op == OP_REQUEST_SENSE) { tapeRequestSense(c, dev, port, session, gen); return; }
+  // An operation left running by IMMED (or by an aborted command) ends first: the drive does one thing at a time.
+  if (tapeOrphaned(dev)) { settle(c, dev); return; }
+  // A unit attention for this nexus (SAM-5 5.14), then a deferred error of its IMMED operation (SPC-4 4.5.5).
+  const ua = tapeUaTake(dev, port, session, gen, false);
+  if (ua != 0) { fail(c, 0x06, ua >> 8, ua & 0xFF); return; }
+  const deferred = tapeDeferredTake(dev, port, session, gen);
+  if (deferred != 0) { deferredError(c, deferred & 0xFFFF); return; }
   if (conflict(c, dev, op)) { finishStatus(c, STATUS_RESERVATION_CONFLICT); return; }
   if (op == OP_RESERVE6 || op == OP_RELEASE6) { reserveRelease(c, dev, op == OP_RESERVE6); return; }
   if (op == OP_PREVENT_ALLOW) { preventAllow(c, dev); return; }
@@ -65,10 +84,63 @@ export function tapeCommand(c: usize, dev: u32, op: u32): void {
   else driveCommand(c, dev, op);
 }
 
+/** REQUEST SENSE: a pending unit attention is its data (and is cleared, SPC-4 6.39); else the session's last sense. */
+function tapeRequestSense(c: usize, dev: u32, port: u32, session: u32, gen: u32): void {
+  const p = cdb(c);
+  const ua = tapeUaTake(dev, port, session, gen, true);
+  if (ua == 0 || (load<u8>(p + 1) & 1) != 0) { requestSense(c); return; }
+  const d = dataInBuffer(c, 18);
+  if (d == 0) return;
+  tapeUaTake(dev, port, session, gen, false);
+  senseFixed(d, 0x06, ua >> 8, ua & 0xFF, 0, false, 0);
+  sendBuffer(c, min<u32>(18, <u32>load<u8>(p + 4)));
+}
+
+/** The operator opened an import/export element since the changer last looked: every nexus hears of it (SMC-3 28h/01h). */
+function importExportSeen(dev: u32): void {
+  const s = tapeState(dev);
+  const ev = tapeEvents(dev);
+  const seen = load<u32>(s + TDS_EVENTS_SEEN);
+  if (ev == seen || atomic.cmpxchg<u32>(s + TDS_EVENTS_SEEN, seen, ev) != seen) return;
+  tapeUaPost(dev, UA_IMPORT_EXPORT, 0xFFFFFFFF, 0xFFFFFFFF);
+}
+
+/** The sense of a detached request's failure: as the command would have had, with response code 71h (deferred). */
+function deferredError(c: usize, status: u32): void {
+  if (status == TST_NO_MEDIUM) ctxCheck(c, 0x02, 0x3A, 0x00);
+  else if (status == TST_NOT_LOADED) ctxCheck(c, 0x02, 0x04, 0x02);
+  else if (status == TST_OFFLINE) ctxCheck(c, 0x02, 0x04, 0x12);
+  else if (status == TST_PROTECTED) ctxCheck(c, 0x07, 0x27, 0x00);
+  else if (status == TST_EOM) ctxCheck(c, 0x0D, 0x00, 0x02);
+  else if (status == TST_WRITE_ERROR) ctxCheck(c, 0x03, 0x0C, 0x00);
+  else if (status == TST_EOD) ctxCheck(c, 0x08, 0x00, 0x05);
+  else if (status == TST_BOT) ctxCheck(c, 0x00, 0x00, 0x04);
+  else if (status == TST_READ_ERROR) ctxCheck(c, 0x03, 0x11, 0x00);
+  else if (status == TST_IO_ERROR) ctxCheck(c, 0x04, 0x44, 0x00);
+  else ctxCheck(c, 0x03, 0x11, 0x00);
+  store<u8>(c + CX_SENSE_BITS, <u8>(SENSE_DEFERRED | (status == TST_EOM || status == TST_BOT ? 0x40 : 0)));
+  store<u8>(c + CX_STATE, <u8>ST_RESPOND);
+}
+
+/**
+ * A LOGICAL UNIT RESET (or a target reset) of a tape device, after its tasks were aborted: the
+ * RESERVE reservation is released (SPC-2 5.5.1), PREVENT MEDIUM REMOVAL ends (SPC-4 6.13), the
+ * mode parameters return to their defaults (variable blocks), and every other nexus gets a unit
+ * attention 29h/03h (SAM-5 6.3.3). An operation under way on the mechanism (a rewind) goes on: the
+ * aborted holder left it ORPHAN, and the next command waits for it.
+ */
+export function tapeReset(dev: u32, port: u32, session: u32): void {
+  const s = tapeState(dev);
+  store<u16>(s + TDS_RES_PORT, 0);
+  store<u32>(s + TDS_PREVENT, 0);
+  store<u32>(s + TDS_BLOCK_SIZE, 0);
+  tapeUaPost(dev, UA_RESET, port, session);
+}
+
 // ---- Reservations ----------------------------------------------------------------------------------
 
 /** The nexus holding the device's reservation is still there? (Otherwise the reservation is gone.) */
-function reservationLive(dev: u32): bool {
+export function reservationLive(dev: u32): bool {
   const s = tapeState(dev);
   const port = <u32>load<u16>(s + TDS_RES_PORT);
   if (port == 0) return false;
@@ -126,13 +198,33 @@ export function tapeToken(c: usize): u32 { return ((gIndex + 1) << 24) | (ctxInd
 
 /** Starts a request on `dev` for the command: claims, submits, and waits in ST_TAPE. */
 export function tapeBegin(c: usize, dev: u32, op: u32, count: i32, addr: usize, arg: u32, arg2: u32): void {
+  tapeBeginImmed(c, dev, op, count, addr, arg, arg2, false);
+}
+
+/**
+ * As tapeBegin; with `immed` the status (GOOD) goes once the request is at the binding and the
+ * operation continues (SSC-3 IMMED): later commands to the device wait for it, and its failure is
+ * reported to this nexus's next command as a deferred error.
+ */
+export function tapeBeginImmed(c: usize, dev: u32, op: u32, count: i32, addr: usize, arg: u32, arg2: u32, immed: bool): void {
   store<u32>(c + TX_DEV, dev + 1);
   store<u32>(c + TX_OP, op);
   store<i32>(c + TX_COUNT, count);
   store<u32>(c + TX_ADDR, <u32>addr);
   store<u32>(c + TX_ARG, arg);
   store<u32>(c + TX_ARG2, arg2);
-  store<u32>(c + TX_PHASE, P_CLAIM);
+  store<u32>(c + TX_PHASE, P_CLAIM | (immed ? P_IMMED : 0));
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_TAPE);
+  store<u8>(c + CX_STATE, <u8>ST_TAPE);
+  tapeStep(c);
+}
+
+/** Waits (ST_TAPE, P_SETTLE) until the device's orphaned operation has ended, then runs the command. */
+function settle(c: usize, dev: u32): void {
+  store<u32>(c + TX_DEV, dev + 1);
+  store<u32>(c + TX_MORE, 0);
+  store<u32>(c + TX_MORE2, 0);
+  store<u32>(c + TX_PHASE, P_SETTLE);
   store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_TAPE);
   store<u8>(c + CX_STATE, <u8>ST_TAPE);
   tapeStep(c);
@@ -140,14 +232,30 @@ export function tapeBegin(c: usize, dev: u32, op: u32, count: i32, addr: usize, 
 
 /** The sequencer's step of an ST_TAPE command. */
 export function tapeStep(c: usize): void {
-  const phase = load<u32>(c + TX_PHASE);
+  const phase = load<u32>(c + TX_PHASE) & 0xFF;
   if (phase == P_SEND) { sendStep(c); return; }
   const dev = load<u32>(c + TX_DEV) - 1;
   const token = tapeToken(c);
+  if (phase == P_SETTLE) {
+    if (!tapeClaim(dev, token)) return; // reaps the orphan once its completion is there
+    tapeFinish(dev, token, false);
+    store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) & ~CXF_TAPE);
+    store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
+    tapeCommand(c, dev, <u32>load<u8>(c + CX_OPCODE));
+    return;
+  }
   if (phase == P_CLAIM) {
     if (!tapeClaim(dev, token) || !claimMore(c, token)) return;
-    if (!tapeSubmit(dev, load<u32>(c + TX_OP), load<i32>(c + TX_COUNT), load<u32>(c + TX_ADDR), load<u32>(c + TX_ARG),
-      load<u32>(c + TX_ARG2))) return;
+    const op = load<u32>(c + TX_OP);
+    if (!tapeSubmit(dev, op, load<i32>(c + TX_COUNT), load<u32>(c + TX_ADDR), load<u32>(c + TX_ARG), load<u32>(c + TX_ARG2))) return;
+    if ((load<u32>(c + TX_PHASE) & P_IMMED) != 0) {
+      // IMMED: the status goes now. Only drives detach (no MOVE MEDIUM claims other devices), and only requests without a buffer.
+      const ready = op == TOP_LOAD && load<u32>(c + TX_ARG2) != 0 ? DETACH_READY : 0;
+      tapeDetach(dev, token, op | ready, <u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION), nexusGen(c));
+      store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) & ~CXF_TAPE);
+      good(c);
+      return;
+    }
     store<u32>(c + TX_PHASE, P_WAIT);
   }
   const e = tapeResult(dev);

@@ -10,17 +10,17 @@
 import {
   CONFIG_ADDR, CFG_TAPE, CTP_MAX_BLOCK, CTP_DENSITY, TDST_MASK, TDST_EMPTY, TDST_UNLOADED, TDST_LOADING, TDST_READY,
   TDST_OFFLINE, TDSF_WRITE_PROTECT, TDSF_BOT, TDSF_EW, TOP_READ, TOP_WRITE, TOP_WRITE_MARKS, TOP_SPACE_BLOCKS,
-  TOP_SPACE_MARKS, TOP_SPACE_EOD, TOP_REWIND, TOP_LOAD, TOP_UNLOAD, TOP_ERASE, TCQ_STATUS, TCQ_FLAGS, TCQ_LENGTH,
+  TOP_SPACE_MARKS, TOP_SPACE_EOD, TOP_REWIND, TOP_LOAD, TOP_UNLOAD, TOP_ERASE, TOP_LOCATE, TOP_SYNC, TCQ_STATUS, TCQ_FLAGS, TCQ_LENGTH,
   TCQ_DONE, TST_OK, TST_TAPEMARK, TST_EOD, TST_BOT, TST_EOM, TST_WRITE_ERROR, TST_READ_ERROR, TST_NO_MEDIUM,
-  TST_NOT_LOADED, TST_OFFLINE, TST_PROTECTED,
+  TST_NOT_LOADED, TST_OFFLINE, TST_PROTECTED, TST_IO_ERROR,
 } from "../abi";
-import { CX_EXPECTED, CX_PRODUCED, ctxField } from "../ctx";
+import { CX_EXPECTED, CX_PRODUCED, CX_PORT, CX_SESSION, ctxField } from "../ctx";
 import { fail, good, dataInBuffer, sendBuffer, startParameterList, parameterList } from "../sequencer";
 import { MAX_WINDOW_BYTES } from "../ctx";
-import { getBe16, putBe16, putBe32 } from "../util";
+import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import { cdb, invalidField, invalidOpcode } from "../scsi/dispatch";
-import { tapeStatus, tapePosition, tapeState, TDS_BLOCK_SIZE } from "./device";
-import { tapeBegin, tapeSense, tapeSendThen, TX_OP, TX_COUNT, TX_ARG } from "./command";
+import { tapeStatus, tapePosition, tapeFile, tapeState, tapeUaPost, TDS_BLOCK_SIZE, UA_MEDIUM } from "./device";
+import { tapeBegin, tapeBeginImmed, tapeSense, tapeSendThen, TX_OP, TX_COUNT, TX_ARG, TX_ARG2 } from "./command";
 
 const OP_TEST_UNIT_READY: u32 = 0x00;
 const OP_REWIND: u32 = 0x01;
@@ -34,6 +34,9 @@ const OP_ERASE6: u32 = 0x19;
 const OP_MODE_SENSE6: u32 = 0x1A;
 const OP_LOAD_UNLOAD: u32 = 0x1B;
 const OP_READ_POSITION: u32 = 0x34;
+const OP_LOCATE10: u32 = 0x2B;
+const OP_LOCATE16: u32 = 0x92;
+const OP_SPACE16: u32 = 0x91;
 const OP_MODE_SELECT10: u32 = 0x55;
 const OP_MODE_SENSE10: u32 = 0x5A;
 
@@ -48,8 +51,10 @@ export function driveCommand(c: usize, dev: u32, op: u32): void {
     case OP_READ6: read6(c, dev); return;
     case OP_WRITE6: write6(c, dev); return;
     case OP_WRITE_FILEMARKS6: writeFilemarks(c, dev); return;
-    case OP_SPACE6: space(c, dev); return;
-    case OP_REWIND: if (immedOnly(c) && ready(c, dev)) tapeBegin(c, dev, TOP_REWIND, 0, 0, 0, 0); return;
+    case OP_SPACE6: space(c, dev, false); return;
+    case OP_SPACE16: space(c, dev, true); return;
+    case OP_LOCATE10: case OP_LOCATE16: locate(c, dev, op == OP_LOCATE16); return;
+    case OP_REWIND: if (immedOnly(c) && ready(c, dev)) tapeBeginImmed(c, dev, TOP_REWIND, 0, 0, 0, 0, immed(c)); return;
     case OP_ERASE6: erase(c, dev); return;
     case OP_LOAD_UNLOAD: loadUnload(c, dev); return;
     case OP_READ_POSITION: readPosition(c, dev); return;
@@ -79,11 +84,14 @@ function writable(c: usize, dev: u32): bool {
   return true;
 }
 
-/** IMMED is accepted and the status goes out when the operation is done (allowed: it only asks for earlier). */
+/** Byte 1 holds nothing but IMMED. */
 function immedOnly(c: usize): bool {
   if ((load<u8>(cdb(c) + 1) & 0xFE) != 0) { invalidField(c, 1, 1); return false; }
   return true;
 }
+
+/** IMMED (byte 1 bit 0): the status goes as soon as the operation has started (command.ts: tapeBeginImmed). */
+function immed(c: usize): bool { return (load<u8>(cdb(c) + 1) & 1) != 0; }
 
 function readBlockLimits(c: usize): void {
   if ((load<u8>(cdb(c) + 1) & 0x1F) != 0) { invalidField(c, 1, 0); return; }
@@ -134,21 +142,39 @@ function write6(c: usize, dev: u32): void {
   tapeBegin(c, dev, TOP_WRITE, <i32>bytes, list, fixed ? load<u32>(tapeState(dev) + TDS_BLOCK_SIZE) : 0, 0);
 }
 
+/**
+ * WRITE FILEMARKS. Records are in the cartridge's image file when acknowledged (buffered mode 1:
+ * the host's page cache is the drive's buffer); with IMMED=0 the filemarks are written and then
+ * the image is made durable (fdatasync) before the status — the sync point SSC-3 gives a backup
+ * application, also with a count of 0. With IMMED=1 the status goes at once and nothing is synced.
+ */
 function writeFilemarks(c: usize, dev: u32): void {
   const p = cdb(c);
   if ((load<u8>(p + 1) & 0xFE) != 0) { invalidField(c, 1, 1); return; } // WSMK: no setmarks
   const count = (<u32>load<u8>(p + 2) << 16) | <u32>getBe16(p + 3);
   if (!writable(c, dev)) return;
-  if (count == 0) { good(c); return; } // nothing buffered to flush: writes are on the tape when acknowledged
-  tapeBegin(c, dev, TOP_WRITE_MARKS, <i32>count, 0, 0, 0);
+  if (count == 0) {
+    if (immed(c)) good(c); else tapeBegin(c, dev, TOP_SYNC, 0, 0, 0, 0);
+    return;
+  }
+  tapeBeginImmed(c, dev, TOP_WRITE_MARKS, <i32>count, 0, immed(c) ? 0 : 1, 0, immed(c));
 }
 
-function space(c: usize, dev: u32): void {
+/** SPACE(6) and SPACE(16): blocks, filemarks, end of data; negative counts go towards BOT. */
+function space(c: usize, dev: u32, sixteen: bool): void {
   const p = cdb(c);
   const code = <u32>load<u8>(p + 1) & 0x0F;
   if ((load<u8>(p + 1) & 0xF0) != 0) { invalidField(c, 1, 4); return; }
-  const raw = (<u32>load<u8>(p + 2) << 16) | <u32>getBe16(p + 3);
-  const count: i32 = (raw & 0x800000) != 0 ? <i32>(raw | 0xFF000000) : <i32>raw;
+  let count: i32 = 0;
+  if (sixteen) {
+    const wide = <i64>getBe64(p + 4);
+    if (getBe16(p + 12) != 0) { invalidField(c, 12, -1); return; } // no parameter data (partitions, SPACE(16) parameters)
+    if (wide <= <i64>i32.MIN_VALUE || wide > <i64>i32.MAX_VALUE) { invalidField(c, 4, -1); return; } // beyond any tape of ours
+    count = <i32>wide;
+  } else {
+    const raw = (<u32>load<u8>(p + 2) << 16) | <u32>getBe16(p + 3);
+    count = (raw & 0x800000) != 0 ? <i32>(raw | 0xFF000000) : <i32>raw;
+  }
   if (code != 0 && code != 1 && code != 3) { invalidField(c, 1, 3); return; } // sequential filemarks, setmarks: no
   if (!ready(c, dev)) return;
   if (code == 3) { tapeBegin(c, dev, TOP_SPACE_EOD, 0, 0, 0, 0); return; }
@@ -156,10 +182,42 @@ function space(c: usize, dev: u32): void {
   tapeBegin(c, dev, code == 0 ? TOP_SPACE_BLOCKS : TOP_SPACE_MARKS, count, 0, 0, 0);
 }
 
+/**
+ * LOCATE(10) and LOCATE(16) (SSC-3 7.4, 6.4): to a logical object (a block address: the same
+ * numbers READ POSITION gives, BT or not), to a logical file, or to the end of data. One
+ * partition: CP with a partition other than 0 is refused. Beyond the end of data: BLANK CHECK,
+ * positioned at it.
+ */
+function locate(c: usize, dev: u32, sixteen: bool): void {
+  const p = cdb(c);
+  const b1 = <u32>load<u8>(p + 1);
+  const cp = (b1 & 0x02) != 0;
+  let type: u32 = 0; // 0: logical object, 1: logical file, 3: end of data
+  let address: u64 = 0;
+  let partition: u32 = 0;
+  if (sixteen) {
+    if ((b1 & 0xE4) != 0) { invalidField(c, 1, 2); return; }
+    type = (b1 >> 3) & 3;
+    if (type == 2) { invalidField(c, 1, 3); return; } // reserved
+    if ((load<u8>(p + 2) & 0x01) != 0) { invalidField(c, 2, 0); return; } // BAM: implicit addresses only
+    partition = load<u8>(p + 3);
+    address = getBe64(p + 4);
+  } else {
+    if ((b1 & 0xF8) != 0) { invalidField(c, 1, 3); return; } // BT (bit 2) is allowed: block addresses are logical object numbers
+    partition = load<u8>(p + 8);
+    address = <u64>getBe32(p + 3);
+  }
+  if (cp && partition != 0) { invalidField(c, sixteen ? 3 : 8, -1); return; } // one partition
+  if (!ready(c, dev)) return;
+  const im = immed(c);
+  if (type == 3) { tapeBeginImmed(c, dev, TOP_SPACE_EOD, 0, 0, 0, 0, im); return; }
+  tapeBeginImmed(c, dev, TOP_LOCATE, <i32>type, 0, <u32>address, <u32>(address >> 32), im);
+}
+
 function erase(c: usize, dev: u32): void {
   if ((load<u8>(cdb(c) + 1) & 0xFC) != 0) { invalidField(c, 1, 2); return; }
   if (!writable(c, dev)) return;
-  tapeBegin(c, dev, TOP_ERASE, 0, 0, 0, 0);
+  tapeBeginImmed(c, dev, TOP_ERASE, 0, 0, 0, 0, (load<u8>(cdb(c) + 1) & 2) != 0); // ERASE's IMMED is bit 1
 }
 
 function loadUnload(c: usize, dev: u32): void {
@@ -170,7 +228,9 @@ function loadUnload(c: usize, dev: u32): void {
   const st = tapeStatus(dev) & TDST_MASK;
   if (st == TDST_EMPTY) { fail(c, 0x02, 0x3A, 0x00); return; }
   if (st == TDST_OFFLINE) { fail(c, 0x02, 0x04, 0x12); return; }
-  tapeBegin(c, dev, (how & 1) != 0 ? TOP_LOAD : TOP_UNLOAD, 0, 0, 0, 0);
+  const load_ = (how & 1) != 0;
+  // ARG2 of a LOAD: 1 when it makes a not-ready drive ready, a medium change for the other nexuses.
+  tapeBeginImmed(c, dev, load_ ? TOP_LOAD : TOP_UNLOAD, 0, 0, 0, load_ && st != TDST_READY ? 1 : 0, immed(c));
 }
 
 // ---- What the request came back with ------------------------------------------------------------------
@@ -186,7 +246,12 @@ export function driveDone(c: usize, dev: u32, e: usize): void {
   if (op == TOP_READ) { readDone(c, e, status); return; }
   if (op == TOP_WRITE || op == TOP_WRITE_MARKS) { writeDone(c, e, status); return; }
   if (op == TOP_SPACE_BLOCKS || op == TOP_SPACE_MARKS || op == TOP_SPACE_EOD) { spaceDone(c, e, status); return; }
-  if (status != TST_OK) { fail(c, 0x03, 0x11, 0x00); return; } // rewind, load, unload, erase: a medium fault
+  if (op == TOP_LOCATE && status == TST_EOD) { fail(c, 0x08, 0x00, 0x05); return; } // beyond the end of data: positioned at it
+  if (op == TOP_SYNC && status != TST_OK) { fail(c, 0x03, 0x0C, 0x00); return; } // what was written may not be kept
+  if (status == TST_IO_ERROR) { fail(c, 0x04, 0x44, 0x00); return; }
+  if (status != TST_OK) { fail(c, 0x03, 0x11, 0x00); return; } // rewind, load, unload, erase, locate: a medium fault
+  // A LOAD that made the drive ready: every other nexus hears the medium may have changed (SSC-3 4.2.x, 28h/00h).
+  if (op == TOP_LOAD && load<u32>(c + TX_ARG2) != 0) tapeUaPost(dev, UA_MEDIUM, <u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION));
   good(c);
 }
 
@@ -240,17 +305,45 @@ function respond(c: usize): void { tapeSendThen(c, 0); }
 
 // ---- READ POSITION, MODE SENSE/SELECT -------------------------------------------------------------------
 
+/**
+ * READ POSITION (SSC-3 7.7): short form (00h block id, 01h vendor: the same numbers), long form
+ * (06h: partition, logical object number, logical file identifier) and extended form (08h). The
+ * object buffer is always empty: a record is in the image when acknowledged.
+ */
 function readPosition(c: usize, dev: u32): void {
-  const sa = <u32>load<u8>(cdb(c) + 1) & 0x1F;
-  if (sa > 1) { invalidField(c, 1, 4); return; } // short form only (block id or vendor: the same here)
+  const p = cdb(c);
+  const sa = <u32>load<u8>(p + 1) & 0x1F;
+  if ((load<u8>(p + 1) & 0xE0) != 0) { invalidField(c, 1, 7); return; }
+  if (sa != 0 && sa != 1 && sa != 6 && sa != 8) { invalidField(c, 1, 4); return; }
   if (!ready(c, dev)) return;
-  const d = dataInBuffer(c, 20);
-  if (d == 0) return;
   const st = tapeStatus(dev);
-  store<u8>(d, <u8>(((st & TDSF_BOT) != 0 ? 0x80 : 0) | ((st & TDSF_EW) != 0 ? 0x40 : 0))); // BOP, EOP
-  putBe32(d + 4, tapePosition(dev)); // first block location
-  putBe32(d + 8, tapePosition(dev)); // last: nothing is buffered
-  sendBuffer(c, 20);
+  const flags: u32 = ((st & TDSF_BOT) != 0 ? 0x80 : 0) | ((st & TDSF_EW) != 0 ? 0x40 : 0); // BOP, EOP
+  const pos = tapePosition(dev);
+  const alloc = getBe16(p + 7);
+  if (sa <= 1) {
+    const d = dataInBuffer(c, 20);
+    if (d == 0) return;
+    store<u8>(d, <u8>flags);
+    putBe32(d + 4, pos); // first block location
+    putBe32(d + 8, pos); // last: nothing is buffered
+    sendBuffer(c, 20);
+    return;
+  }
+  const d = dataInBuffer(c, 32);
+  if (d == 0) return;
+  if (sa == 6) {
+    store<u8>(d, <u8>flags); // long form: BOP, EOP; LONU and MPU 0: the numbers are valid
+    putBe32(d + 4, 0); // partition
+    putBe64(d + 8, <u64>pos); // logical object number
+    putBe64(d + 16, <u64>tapeFile(dev)); // logical file identifier
+  } else {
+    store<u8>(d, <u8>flags);
+    store<u8>(d + 1, 0); // partition
+    putBe16(d + 2, 0x1C); // additional length
+    putBe64(d + 8, <u64>pos); // first logical object location
+    putBe64(d + 16, <u64>pos); // last
+  }
+  sendBuffer(c, sa == 8 ? min<u32>(32, alloc) : 32); // the allocation length counts for the extended form only
 }
 
 function modeSense(c: usize, dev: u32, ten: bool): void {
@@ -266,7 +359,7 @@ function modeSense(c: usize, dev: u32, ten: bool): void {
   const header: u32 = ten ? 8 : 4;
   let n = header;
   const wp = (tapeStatus(dev) & TDSF_WRITE_PROTECT) != 0 && pc == 0;
-  store<u8>(d + (ten ? 3 : 2), wp ? 0x80 : 0x00); // device-specific: WP; buffered mode 0: acknowledged writes are on the tape
+  store<u8>(d + (ten ? 3 : 2), (wp ? 0x80 : 0x00) | 0x10); // device-specific: WP; buffered mode 1: a record acknowledged is in the image, durable at the next WRITE FILEMARKS
   if (!dbd) {
     const bs = pc == 1 ? 0xFFFFFF : pc == 2 ? 0 : load<u32>(tapeState(dev) + TDS_BLOCK_SIZE);
     store<u8>(d + n, pc == 1 ? 0 : load<u8>(CONFIG_ADDR + CFG_TAPE + CTP_DENSITY));

@@ -43,11 +43,11 @@ export abstract class StreamPort {
   protected abstract shut(): Promise<void>;
 
   /** Puts a new connection on a free slot, or returns false (all slots busy). */
-  protected attach(stream: Duplex, localAddress = ''): boolean {
+  protected attach(stream: Duplex, localAddress = '', peerAddress = ''): boolean {
     for (let s = 0; s < this.sessions.length; s++) {
       if (this.sessions[s] || !new SessionSlot(this.mem, this.index, s).free) continue;
       this.sessions[s] = new StreamSession(this.mem, this.index, s, stream, this.kick, (x, why) => this.ended(s, x, why),
-        (st, why) => this.closeStream(st, why), localAddress);
+        (st, why) => this.closeStream(st, why), localAddress, peerAddress);
       this.kick();
       return true;
     }
@@ -90,15 +90,19 @@ export class TcpPort extends StreamPort {
   /** Connections being closed gracefully (closeSocket): a stop destroys them. */
   private readonly closing = new Set<net.Socket>();
 
-  /** `iscsiTarget`: the port speaks iSCSI with this target name (its target is then an iscsi:// URL). */
+  /**
+   * `iscsiTarget`: the port speaks iSCSI with this target name (its target is then an iscsi:// URL);
+   * `nbd`: the port serves NBD (an nbd:// URL; clients add an export name, a volume's).
+   */
   constructor(mem: CommonMemory, index: number, name: string, sessions: number,
     private readonly host: string, private readonly port: number, kick: () => void, log: PortLog,
-    private readonly iscsiTarget = '') {
+    private readonly iscsiTarget = '', private readonly nbd = false) {
     super(mem, index, name, sessions, kick, log);
   }
 
   get target(): string {
     const host = this.bound.host.includes(':') ? `[${this.bound.host}]` : this.bound.host;
+    if (this.nbd) return `nbd://${host}:${this.bound.port}`;
     return this.iscsiTarget ? `iscsi://${host}:${this.bound.port}/${this.iscsiTarget}` : `tcp://${host}:${this.bound.port}`;
   }
   get address(): { host: string; port: number } { return this.bound; }
@@ -108,7 +112,7 @@ export class TcpPort extends StreamPort {
       const server = net.createServer((socket) => {
         socket.setNoDelay(true);
         if (this.stopping) socket.destroy();
-        else if (!this.attach(socket, socket.localAddress?.replace(/^::ffff:/, '') ?? '')) this.refuse(socket);
+        else if (!this.attach(socket, socket.localAddress?.replace(/^::ffff:/, '') ?? '', socket.remoteAddress?.replace(/^::ffff:/, '') ?? '')) this.refuse(socket);
       });
       server.once('error', (e: NodeJS.ErrnoException) => {
         reject(new Error(`port ${this.name}: cannot listen on ${this.host}:${this.port}: ${e.code ?? e.message}`));
@@ -127,13 +131,14 @@ export class TcpPort extends StreamPort {
   /**
    * No session is free: the peer is told why in a REJECT (PORT_FULL, with the words), the
    * connection is closed after it, and what the peer sends meanwhile is read and dropped (a close
-   * with unread input would reset the connection and could lose the REJECT). An iSCSI port has no
-   * frame to say it in before a login: the connection is closed (docs/iscsi.md).
+   * with unread input would reset the connection and could lose the REJECT). An iSCSI or NBD port
+   * has no message to say it in before a login or a handshake: the connection is closed
+   * (docs/iscsi.md, docs/nbd.md).
    */
   private refuse(socket: net.Socket): void {
     const text = `port ${this.name} is full: ${this.sessions.length} of ${this.sessions.length} sessions`;
     this.log(`${text}; refused ${socket.remoteAddress}:${socket.remotePort}`);
-    if (this.iscsiTarget) { socket.destroy(); return; }
+    if (this.iscsiTarget || this.nbd) { socket.destroy(); return; }
     const header = { type: FrameType.REJECT, flags: 0, tag: 0, source: this.frameAddress, destination: BROADCAST, sequence: 0, offset: 0, parameter: 0 };
     this.closeSocket(socket, encodeFrame(header, encodeReject({ reason: RejectReason.PORT_FULL, header: Buffer.alloc(20), text })));
   }

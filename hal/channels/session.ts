@@ -18,15 +18,20 @@ export class SessionSlot {
   get hangupRequest(): number { return this.mem.load32(this.desc + A.SES_HANGUP); }
 
   /** Opens the slot: its rings are emptied first, while the firmware leaves them alone. */
-  open(rings: Array<{ reset(): void }>, localAddress = ''): void {
+  open(rings: Array<{ reset(): void }>, localAddress = '', peerAddress = ''): void {
     if (!this.free) throw new Error(`session ${this.port}.${this.index} is not closed`);
     for (const r of rings) r.reset();
-    const addr = Buffer.from(localAddress.slice(0, A.SES_LOCAL_ADDR_BYTES - 1), 'latin1');
-    this.mem.u8.fill(0, this.desc + A.SES_LOCAL_ADDR, this.desc + A.SES_LOCAL_ADDR + A.SES_LOCAL_ADDR_BYTES);
-    this.mem.u8.set(addr, this.desc + A.SES_LOCAL_ADDR);
+    this.text(A.SES_LOCAL_ADDR, A.SES_LOCAL_ADDR_BYTES, localAddress);
+    this.text(A.SES_PEER_ADDR, A.SES_PEER_ADDR_BYTES, peerAddress);
     this.mem.store32(this.desc + A.SES_HANGUP, A.HANGUP_NONE);
     this.mem.store32(this.desc + A.SES_GENERATION, this.mem.load32(this.desc + A.SES_GENERATION) + 1);
     this.mem.store32(this.desc + A.SES_STATE, A.SESS_OPEN);
+  }
+
+  /** A NUL-terminated text field of the descriptor. */
+  private text(field: number, bytes: number, value: string): void {
+    this.mem.u8.fill(0, this.desc + field, this.desc + field + bytes);
+    this.mem.u8.set(Buffer.from(value.slice(0, bytes - 1), 'latin1'), this.desc + field);
   }
 
   /** Hangs up: the firmware drops the session's commands and marks the slot CLOSED. */

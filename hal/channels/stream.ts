@@ -33,11 +33,12 @@ export class StreamSession {
     /** Lets go of the stream (a socket is destroyed; a serial port must be closed). */
     private readonly closeStream: (stream: Duplex, reason: HangUpReason) => void = (st) => st.destroy(),
     localAddress = '',
+    peerAddress = '',
   ) {
     this.slot = new SessionSlot(mem, port, index);
     this.rx = new ByteRing(mem, this.slot.ring(A.SES_RX));
     this.tx = new ByteRing(mem, this.slot.ring(A.SES_TX));
-    this.slot.open([this.rx, this.tx], localAddress);
+    this.slot.open([this.rx, this.tx], localAddress, peerAddress);
     stream.on('data', (b: Buffer) => this.receive(b));
     stream.on('drain', () => { this.blocked = false; this.flushTx(); this.kick(); });
     stream.on('close', () => this.hangUp('peer'));

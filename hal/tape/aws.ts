@@ -10,7 +10,17 @@
 // emulator keeps everything acknowledged. A write torn by a kill leaves a partial block at the end:
 // open() drops it (the file is truncated to the last whole object), so the image is always one that
 // tapemap lists whole.
+//
+// The drive's I/O (read, write, truncate, fdatasync) runs on libuv's pool (the *Async methods):
+// the index changes only once the call has succeeded, so it never describes bytes the file lacks.
+// The synchronous methods are for scanning at open and for tools.
 import * as fs from 'fs';
+import { promisify } from 'util';
+
+const writevP = promisify(fs.writev);
+const readP = promisify(fs.read);
+const ftruncateP = promisify(fs.ftruncate);
+const fdatasyncP = promisify(fs.fdatasync);
 
 export const AWS_HEADER_BYTES = 6;
 export const AWS_NEW_RECORD = 0x80;
@@ -83,9 +93,78 @@ export class AwsImage {
     return o.length;
   }
 
-  /** Writes records (each a view of the data) at `pos`: what followed is gone. */
-  writeRecords(pos: number, records: Uint8Array[]): void {
-    this.truncateAt(pos);
+  /** Bytes were written since the last sync(): REWIND and UNLOAD make them durable first. */
+  dirty = false;
+
+  /** The end of object `pos` (where the next one starts). */
+  endOf(pos: number): number { return pos + 1 < this.objects.length ? this.objects[pos + 1].offset : this.end; }
+
+  /** Reads [from, to) of the image (headers and data) off the array's thread. */
+  async readSpan(from: number, to: number): Promise<Buffer> {
+    const b = Buffer.alloc(to - from);
+    let got = 0;
+    while (got < b.length) {
+      const { bytesRead } = await readP(this.fd, b, got, b.length - got, from + got);
+      if (bytesRead === 0) throw new Error(`${this.path}: ends at ${from + got}, the index says ${to}`);
+      got += bytesRead;
+    }
+    return b;
+  }
+
+  /** Record `pos`'s data from a span read by readSpan starting at `spanFrom`: its first `max` bytes at most. */
+  recordFrom(span: Buffer, spanFrom: number, pos: number, max: number): Buffer {
+    const o = this.objects[pos];
+    const out = Buffer.alloc(Math.min(max, o.length));
+    let at = o.offset - spanFrom;
+    let got = 0;
+    while (got < out.length) {
+      const length = span.readUInt16LE(at);
+      const n = Math.min(length, out.length - got);
+      span.copy(out, got, at + AWS_HEADER_BYTES, at + AWS_HEADER_BYTES + n);
+      got += n;
+      at += AWS_HEADER_BYTES + length;
+    }
+    return out;
+  }
+
+  /** writeRecords off the array's thread; the index follows once the file holds them. */
+  async writeRecordsAsync(pos: number, records: Uint8Array[]): Promise<void> {
+    await this.truncateAtAsync(pos);
+    const { parts, added, at } = this.recordParts(records);
+    await writevAllAsync(this.fd, parts, this.end);
+    this.objects.push(...added);
+    this.end = at;
+    this.dirty = true;
+  }
+
+  /** writeMarks off the array's thread. */
+  async writeMarksAsync(pos: number, count: number): Promise<void> {
+    await this.truncateAtAsync(pos);
+    const parts = this.markParts(count);
+    await writevAllAsync(this.fd, parts, this.end);
+    for (let i = 0; i < count; i++) this.objects.push({ offset: this.end + i * AWS_HEADER_BYTES, length: 0, mark: true });
+    this.end += count * AWS_HEADER_BYTES;
+    this.dirty = true;
+  }
+
+  /** End of data at `pos`, off the array's thread. */
+  async truncateAtAsync(pos: number): Promise<void> {
+    if (pos >= this.objects.length) return;
+    const end = this.objects[pos].offset;
+    await ftruncateP(this.fd, end);
+    this.end = end;
+    this.objects.length = pos;
+    this.dirty = true;
+  }
+
+  /** What was written is durable (fdatasync): a tape's filemark is the sync point a backup relies on. */
+  async sync(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    try { await fdatasyncP(this.fd); } catch (e) { this.dirty = true; throw e; }
+  }
+
+  private recordParts(records: Uint8Array[]): { parts: Uint8Array[]; added: TapeObject[]; at: number } {
     const parts: Uint8Array[] = [];
     let prev = this.previousBlockLength();
     let at = this.end;
@@ -101,6 +180,20 @@ export class AwsImage {
         if (r.length === 0) break;
       }
     }
+    return { parts, added, at };
+  }
+
+  private markParts(count: number): Uint8Array[] {
+    const parts: Uint8Array[] = [];
+    let prev = this.previousBlockLength();
+    for (let i = 0; i < count; i++) { parts.push(header(0, prev, AWS_TAPEMARK)); prev = 0; }
+    return parts;
+  }
+
+  /** Writes records (each a view of the data) at `pos`: what followed is gone. */
+  writeRecords(pos: number, records: Uint8Array[]): void {
+    this.truncateAt(pos);
+    const { parts, added, at } = this.recordParts(records);
     writevAll(this.fd, parts, this.end);
     this.objects.push(...added);
     this.end = at;
@@ -109,9 +202,7 @@ export class AwsImage {
   /** Writes `count` tapemarks at `pos`. */
   writeMarks(pos: number, count: number): void {
     this.truncateAt(pos);
-    const parts: Uint8Array[] = [];
-    let prev = this.previousBlockLength();
-    for (let i = 0; i < count; i++) { parts.push(header(0, prev, AWS_TAPEMARK)); prev = 0; }
+    const parts = this.markParts(count);
     writevAll(this.fd, parts, this.end);
     for (let i = 0; i < count; i++) this.objects.push({ offset: this.end + i * AWS_HEADER_BYTES, length: 0, mark: true });
     this.end += count * AWS_HEADER_BYTES;
@@ -153,6 +244,18 @@ function writevAll(fd: number, parts: Uint8Array[], position: number): void {
   let rest = parts.filter((p) => p.length > 0);
   while (rest.length > 0) {
     const n = fs.writevSync(fd, rest.slice(0, 1024), at);
+    at += n;
+    let skip = n;
+    while (rest.length > 0 && skip >= rest[0].length) { skip -= rest[0].length; rest = rest.slice(1); }
+    if (skip > 0) rest[0] = rest[0].subarray(skip);
+  }
+}
+
+async function writevAllAsync(fd: number, parts: Uint8Array[], position: number): Promise<void> {
+  let at = position;
+  let rest = parts.filter((p) => p.length > 0);
+  while (rest.length > 0) {
+    const { bytesWritten: n } = await writevP(fd, rest.slice(0, 1024), at);
     at += n;
     let skip = n;
     while (rest.length > 0 && skip >= rest[0].length) { skip -= rest[0].length; rest = rest.slice(1); }

@@ -73,8 +73,10 @@ test('map header: scalar fields are distinct and below the tables; the tables an
 });
 
 test('session descriptor: each field once, all within SESSION_BYTES', (t) => {
-  const fields = entries('SES_', ['SES_LOCAL_ADDR_BYTES']);
+  const fields = entries('SES_', ['SES_LOCAL_ADDR_BYTES', 'SES_PEER_ADDR_BYTES']);
   distinct(t, 'session fields', fields);
-  t.true(fields.every(([k, v]) => v + (k === 'SES_LOCAL_ADDR' ? A.SES_LOCAL_ADDR_BYTES : 4) <= A.SESSION_BYTES));
-  t.true(fields.filter(([k]) => k !== 'SES_LOCAL_ADDR').every(([, v]) => v + 4 <= A.SES_LOCAL_ADDR), 'the address follows the u32 fields');
+  const size: Record<string, number> = { SES_LOCAL_ADDR: A.SES_LOCAL_ADDR_BYTES, SES_PEER_ADDR: A.SES_PEER_ADDR_BYTES };
+  t.true(fields.every(([k, v]) => v + (size[k] ?? 4) <= A.SESSION_BYTES));
+  t.true(fields.filter(([k]) => !size[k]).every(([, v]) => v + 4 <= A.SES_LOCAL_ADDR), 'the addresses follow the u32 fields');
+  t.true(A.SES_LOCAL_ADDR + A.SES_LOCAL_ADDR_BYTES <= A.SES_PEER_ADDR, 'the local and the peer address do not overlap');
 });

@@ -22,7 +22,9 @@ test('the embedded default topology is valid and is the documented one', (t) => 
   t.is(a.media.length, 4);
   t.true(a.media.every((m) => m.kind === 'file' && m.bytes === 1024 ** 3 && m.path.startsWith(path.join(process.cwd(), 'var', 'array0'))));
   t.deepEqual(a.ports.map((p) => [p.name, p.protocol, p.host, p.port, p.iop]),
-    [['fe0', 'framed', '127.0.0.1', 7450, 0], ['fe1', 'framed', '127.0.0.1', 7451, 1], ['iscsi0', 'iscsi', '127.0.0.1', 3260, 0]]);
+    [['fe0', 'framed', '127.0.0.1', 7450, 0], ['fe1', 'framed', '127.0.0.1', 7451, 1], ['iscsi0', 'iscsi', '127.0.0.1', 3260, 0],
+      ['nbd0', 'nbd', '127.0.0.1', 10809, 1]]);
+  t.is(a.ports[3].idleTimeoutMs, 60_000, 'an NBD port closes idle connections like a framed one');
   t.is(a.ports[2].targetName, 'iqn.2026-11.org.sanbox:array0.iscsi0');
   t.is(a.cache.bytes, 64 << 20);
 });
@@ -81,7 +83,9 @@ const bad: Array<[string, (d: any) => void, RegExp]> = [
   ['cache size', (d) => { d.arrays[0].cache = { size: '2GiB' }; }, /^arrays\[0\]\.cache\.size: must be a multiple of 64KiB from 1MiB to 1GiB/],
   ['device ID', (d) => { d.arrays[0].deviceId = '1234'; }, /^arrays\[0\]\.deviceId: expected 32 hex digits/],
   ['same TCP port twice', (d) => { d.arrays[0].ports.push({ name: 'p1', iop: 0, transport: 'tcp', port: 7000 }, { name: 'p2', iop: 0, transport: 'tcp', port: 7000 }); }, /^arrays\[0\]\.ports\[2\]\.port: duplicate "127\.0\.0\.1:7000"/],
-  ['protocol', (d) => { d.arrays[0].ports[0].protocol = 'nvme'; }, /^arrays\[0\]\.ports\[0\]\.protocol: expected one of "framed", "iscsi", got "nvme"/],
+  ['protocol', (d) => { d.arrays[0].ports[0].protocol = 'nvme'; }, /^arrays\[0\]\.ports\[0\]\.protocol: expected one of "framed", "iscsi", "nbd", got "nvme"/],
+  ['NBD port with a target name', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'nbd', targetName: 'iqn.2026-11.org.example:x' }); }, /^arrays\[0\]\.ports\[0\]\.targetName: unknown field/],
+  ['NBD rx ring too small', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'nbd', rxBytes: '8KiB' }); }, /^arrays\[0\]\.ports\[0\]\.rxBytes/],
   ['protocol on a serial port', (d) => { d.arrays[0].ports[0] = { name: 's', iop: 0, transport: 'serial', path: '/dev/x', protocol: 'iscsi' }; }, /^arrays\[0\]\.ports\[0\]\.protocol: unknown field/],
   ['targetName on a framed port', (d) => { d.arrays[0].ports[0].targetName = 'iqn.2026-11.org.x:y'; }, /^arrays\[0\]\.ports\[0\]\.targetName: unknown field/],
   ['target name', (d) => { Object.assign(d.arrays[0].ports[0], { protocol: 'iscsi', targetName: 'iqn.2026-11.Org.Example:Disk' }); }, /^arrays\[0\]\.ports\[0\]\.targetName: expected an iSCSI name/],

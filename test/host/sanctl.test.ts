@@ -110,11 +110,11 @@ test('a SCSI failure exits 1 and says the sense in words (and as JSON under --js
   t.regex(missing.stderr, /no volume named "nosuch"/);
 });
 
-test('volume create maps the new volume to the next free LUN of this port; list, capacity and luns show it', async (t) => {
+test('volume create maps the new volume to the lowest LUN free on every port; list, capacity and luns show it', async (t) => {
   const { array, open } = fakeArray();
   const c = await sanctl(['volume', 'create', 'db', '--size', '4MiB'], open);
   t.is(c.code, EXIT_OK, c.stderr);
-  t.is(c.stdout, 'created volume db (#0, 4 MiB, 512-byte blocks, linear), mapped to port 0 LUN 1\n');
+  t.is(c.stdout, 'created volume db (#0, 4 MiB, 512-byte blocks, linear), mapped to every port LUN 1\n');
   t.deepEqual([...array.luns], [[1, 0]]);
   t.is((await sanctl(['volume', 'create', 'logs', '--size', '64KiB', '--block-size', '4096', '--no-map'], open)).code, EXIT_OK);
   const list = JSON.parse((await sanctl(['--json', 'volume', 'list'], open)).stdout);

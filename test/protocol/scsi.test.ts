@@ -148,7 +148,8 @@ test('sense data in words: fixed format, information, field pointers, vendor cod
   t.is(S.describeSense(param), 'ILLEGAL REQUEST: INVALID FIELD IN PARAMETER LIST (parameter list byte 2)');
   t.is(S.decodeSense(fixed(5, 0x82, 0x02)).text, 'ILLEGAL REQUEST: VOLUME NOT MAPPED');
   t.is(S.decodeSense(fixed(5, 0x80, 0x00)).text, 'ILLEGAL REQUEST: VOLUME NAME ALREADY EXISTS');
-  t.is(S.decodeSense(fixed(5, 0x85, 0x01)).text, 'ILLEGAL REQUEST: VENDOR SPECIFIC ASC 85h/01h');
+  t.is(S.decodeSense(fixed(5, 0x85, 0x01)).text, 'ILLEGAL REQUEST: VOLUME IS IN A PAIR');
+  t.is(S.decodeSense(fixed(5, 0x8f, 0x01)).text, 'ILLEGAL REQUEST: VENDOR SPECIFIC ASC 8Fh/01h');
   t.is(S.decodeSense(fixed(0xb, 0x47, 0x01)).text, 'ABORTED COMMAND: DATA PHASE CRC ERROR DETECTED');
   // The senses of the integrity work and of iSCSI are named in words too (sanctl prints them).
   t.is(S.decodeSense(fixed(0xb, 0x3f, 0x00)).text, 'ABORTED COMMAND: TARGET OPERATING CONDITIONS HAVE CHANGED');

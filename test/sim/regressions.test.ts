@@ -1,11 +1,14 @@
 // Defects the storage-fault simulator found (docs/reliability.md, "Simulator", "Defects it
 // found"), each cut down to a few commands through the real firmware. Each test names the seed
 // and the steps the simulator failed at.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as A from '../../hal/abi';
 import type { ArrayController, Emulator } from '../../harness';
 import * as scsi from '../../lib/scsi';
-import { startSmall, tempDir, createVolume, write, read, pattern, senseOf, run } from '../harness/env';
+import type { QueueSession } from '../../hal/channels/queue';
+import type { ScsiCommand, ScsiResult } from '../../lib/transport';
+import { SimTarget } from '../../sim/target';
+import { startSmall, smallTopology, tempDir, createVolume, write, read, pattern, senseOf, run } from '../harness/env';
 
 const topo = (dir: string) => ({ dir, mode: 'deterministic' as const, cache: { destageAgeMs: 600_000, destageIntervalMs: 1000 } });
 
@@ -133,4 +136,167 @@ test('a READ waiting for another command\'s stage that failed outside its sector
   t.deepEqual([bad.key, bad.asc, bad.info], [3, 0x11, 0], bad.text);
   t.is(second.status, 'fulfilled', second.status === 'rejected' ? String(second.reason) : '');
   if (second.status === 'fulfilled') t.true(second.value.equals(data.subarray(4 * 512, 5 * 512)), 'LBA 4 reads what was written');
+});
+
+// ---- Hangs: a command run to its answer within a bound of virtual time ------------------------------
+// The emulator's deterministic driver spins for ever (a timer keeps firing) or stops with the
+// command unanswered when the firmware loses a wake-up; the simulator's target runs the same
+// firmware round by round and says which, so a hang fails the test instead of timing it out.
+
+/** A one-channel array in deterministic mode on the simulator's target: destage only when asked (unless `cache` says). */
+function hangTarget(label: string, media: object[], cache: object = {}): SimTarget {
+  const dir = tempDir(label);
+  const doc = smallTopology({ dir, mode: 'deterministic', media, cache: { size: '1MiB', destageAgeMs: 600_000, destageIntervalMs: 1000, ...cache } });
+  return new SimTarget(SimTarget.specOf(doc, dir), 1);
+}
+
+/** Submits cmd and runs the array until it is answered, at most boundNs of virtual time. */
+async function answer(target: SimTarget, session: QueueSession, cmd: ScsiCommand, boundNs = 10e9): Promise<{ result?: ScsiResult; outcome: string; ns: number }> {
+  let result: ScsiResult | undefined;
+  let error: Error | undefined;
+  session.submit(cmd).then((r) => { result = r; }, (e: Error) => { error = e; });
+  const from = target.now;
+  const outcome = await target.runUntil(() => result !== undefined || error !== undefined, boundNs);
+  if (error) throw error;
+  return { result, outcome, ns: target.now - from };
+}
+
+async function good(target: SimTarget, session: QueueSession, cmd: ScsiCommand): Promise<void> {
+  const { result, outcome } = await answer(target, session, cmd);
+  if (result?.status !== 0) throw new Error(`${outcome}: status ${result?.status} ${result ? scsi.describeSense(scsi.decodeSense(result.sense)) : ''}`);
+}
+
+/** Boots the target and makes volume 0 (2048 blocks of 512 bytes) at LUN 1 of every port: a session on q0. */
+async function withVolume(t: ExecutionContext, target: SimTarget): Promise<QueueSession> {
+  await target.boot();
+  t.is(await target.labelsChecked(120e9), 'done');
+  const s = target.array.openSession('q0');
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.CREATE_VOLUME, 64), dataOut: scsi.createVolumeParameters({ name: 'v', blocks: 2048, blockSize: 512 }) });
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.MAP_VOLUME, 8), dataOut: scsi.mapParameters(0, scsi.ALL_PORTS, 1) });
+  return s;
+}
+
+// Seeds 1046, 1060, 1102, 1114 and 57 of `npm run -s sim -- --seed 1000 --runs 100000 --minutes 10
+// --no-shrink --json` (commit 1d068a8; `hang`): a SYNCHRONIZE CACHE of a volume whose RAM medium came
+// back blank after a restart was never answered. The flush found the recovered slot dirty and
+// waited for the cache's event counter to move; the disk IOP's destage scan found the medium lost
+// and marked the slot F_NOT_READY (which the flush reports as NOT READY) without moving the counter.
+test('a SYNCHRONIZE CACHE of a volume whose medium is lost is answered NOT READY at once (seeds 1046, 1060, 1102, 1114, 57: hang)', async (t) => {
+  const target = hangTarget('sim-sync-lost', [{ name: 'r0', kind: 'ram', size: '8MiB' }]);
+  t.teardown(() => target.release());
+  let s = await withVolume(t, target);
+  await good(target, s, { lun: 1, cdb: scsi.readWrite(true, 0, 8), dataOut: pattern(4096, 1) }); // acknowledged, held by NV only
+  await target.powerFail();
+  await target.boot(); // the RAM medium comes back blank: lost; the slot comes back dirty from NV
+  t.is(await target.labelsChecked(120e9), 'done');
+  s = target.array.openSession('q0');
+  const { result, outcome, ns } = await answer(target, s, { lun: 1, cdb: scsi.synchronizeCache10(0, 0) });
+  t.is(outcome, 'done', `the SYNCHRONIZE CACHE is answered (waiting for: ${target.array.waitingFor().join(', ')})`);
+  const sense = result && scsi.decodeSense(result.sense);
+  t.deepEqual(sense && [sense.key, sense.asc, sense.ascq], [2, 0x04, 0x03], sense && scsi.describeSense(sense));
+  t.true(ns < 2e9, `answered within 2 s of virtual time (${ns / 1e9} s)`);
+});
+
+// Every wait has a bound (docs/reliability.md): a flush whose oldest slot makes no progress for
+// 60 s of virtual time fails ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING, with the first
+// LBA of that slot in INFORMATION, instead of waiting as long as the medium takes (a medium
+// 10^6 times slower than nominal takes 100 s per write). The data stays dirty and reaches the
+// medium later.
+test('a SYNCHRONIZE CACHE whose slot makes no progress for 60 s fails COMMAND TIMEOUT naming the LBA it waited for', async (t) => {
+  const target = hangTarget('sim-sync-stall', [{ name: 'd0', kind: 'file', size: '8MiB' }]);
+  t.teardown(() => target.release());
+  const s = await withVolume(t, target);
+  const data = pattern(4096, 2);
+  await good(target, s, { lun: 1, cdb: scsi.readWrite(true, 200, 8), dataOut: data });
+  target.array.inject('d0 slow 1000000');
+  const { result, outcome, ns } = await answer(target, s, { lun: 1, cdb: scsi.synchronizeCache10(0, 0) }, 600e9);
+  t.is(outcome, 'done');
+  const sense = result && scsi.decodeSense(result.sense);
+  t.deepEqual(sense && [sense.key, sense.asc, sense.ascq, sense.info], [0x0b, 0x2e, 0x02, 128], sense && scsi.describeSense(sense));
+  t.true(ns >= 60e9 && ns < 62e9, `failed after the 60 s bound (${ns / 1e9} s)`);
+  target.array.inject('d0 heal');
+  const [r] = await Promise.all([target.control(A.CTL_FLUSH, 600e9)]);
+  t.is(r.result?.dirtyLeft, 0, 'the data reaches the medium once it answers');
+  const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 200, 8), dataInLength: 4096 });
+  t.true(Buffer.from(back.result!.data).equals(data));
+});
+
+// ---- Stale destage verdicts --------------------------------------------------------------------------
+// Seeds 1021 and 1032 (`sense`: a WRITE FUA answered NOT READY, MANUAL INTERVENTION REQUIRED with
+// no medium dead, lost or becoming ready) and 1070 and 1106 (`flush`: the control flush left a slot
+// "medium dead" with no fault), of the 10-minute run at commit 1d068a8. After a power cut the slot
+// recovered dirty from NV was due at the disk IOP's first scan, while its medium's label was still
+// being read: marked F_NOT_READY. The medium came back ok, but the next scan was a destage interval
+// away, and a FUA's or the console's flush in between took the old mark as its answer. A flush
+// counts only a verdict given after it began; older ones are tried again.
+
+/**
+ * A slot of volume 0 (LBA 0-7) recovered dirty after a power cut and marked F_NOT_READY at the
+ * first scan, while its medium's label was read; the medium is ok by the time this returns, and
+ * the next scan is a second away. The data is `data`.
+ */
+async function staleNotReady(t: ExecutionContext, label: string): Promise<{ target: SimTarget; data: Buffer }> {
+  const target = hangTarget(label, [{ name: 'd0', kind: 'file', size: '8MiB' }], { destageAgeMs: 5 });
+  t.teardown(() => target.release());
+  const s = await withVolume(t, target);
+  target.array.inject('d0 write error at 128 count 128'); // volume 0's first chunk: the slot stays dirty
+  const data = pattern(4096, 3);
+  await good(target, s, { lun: 1, cdb: scsi.readWrite(true, 0, 8), dataOut: data });
+  await target.advance(20);
+  await target.powerFail();
+  await target.boot(); // without the fault: the medium is whole
+  t.is(await target.labelsChecked(120e9), 'done');
+  t.is(target.array.mediaBecomingReady(), 0);
+  return { target, data };
+}
+
+test('a WRITE FUA after a restart is not failed NOT READY by a mark given while the medium\'s label was read (seeds 1021, 1032: sense)', async (t) => {
+  const { target } = await staleNotReady(t, 'sim-stale-fua');
+  const s = target.array.openSession('q0');
+  const data = pattern(512, 4);
+  const { result } = await answer(target, s, { lun: 1, cdb: scsi.readWrite(true, 0, 1, { fua: true }), dataOut: data });
+  const sense = result?.status === 2 ? scsi.describeSense(scsi.decodeSense(result.sense)) : '';
+  t.is(result?.status, 0, sense);
+  const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 0, 1), dataInLength: 512 });
+  t.true(Buffer.from(back.result!.data).equals(data));
+});
+
+test('a flush after a restart does not leave a slot "not ready" on a medium that is ok (seeds 1070, 1106: flush)', async (t) => {
+  const { target, data } = await staleNotReady(t, 'sim-stale-flush');
+  const r = await target.control(A.CTL_FLUSH, 600e9);
+  t.deepEqual(r.result?.stuck, []);
+  t.is(r.result?.dirtyLeft, 0);
+  const s = target.array.openSession('q0');
+  const back = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, 0, 8), dataInLength: 4096 });
+  t.true(Buffer.from(back.result!.data).equals(data));
+});
+
+// Seeds 1009 and 1354 (`lists`: LIST MAPPINGS named a LUN of a volume LIST VOLUMES no longer held,
+// after a DELETE VOLUME during I/O was cut by an armed NV power loss), of the 10-minute run at
+// commit 1d068a8. DELETE persists the volume entry, then the LUN map; the power failed on the
+// entry's write (torn: dropped at boot), so the volume was gone and its LUN still mapped it. A
+// volume created later takes the lowest free number and appeared at that LUN, to the initiators
+// that had addressed the deleted one, without a MAP VOLUME.
+test('a DELETE VOLUME cut off before its LUN map reached NV leaves no LUN mapping a volume created later (seeds 1009, 1354: lists)', async (t) => {
+  const dir = tempDir('sim-delete-torn-map');
+  const emu = await startSmall(topo(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'keep', blocks: 1024, blockSize: 512 }, 1);
+  await createVolume(s, { name: 'gone', blocks: 1024, blockSize: 512 }, 2); // volume 1 at LUN 2
+  emu.array().nv.inject({ type: 'torn', afterWrites: 0, bytes: 3 }); // the entry's write: the power fails
+  await run(s, 0, scsi.deleteVolume(1, true)).catch(() => undefined);
+  await emu.stop('powerFail');
+
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  const vols = scsi.parseVolumes(Buffer.from((await run(s2, 0, scsi.management(false, scsi.Management.LIST_VOLUMES, 65536), { inLength: 65536 })).data));
+  t.deepEqual(vols.map((v) => v.name), ['keep'], 'the torn entry was dropped: the delete took place');
+  const maps = () => run(s2, 0, scsi.management(false, scsi.Management.LIST_MAPPINGS, 65536), { inLength: 65536 }).then((r) => scsi.parseMappings(Buffer.from(r.data)));
+  t.deepEqual((await maps()).map((m) => `${m.port}:${m.lun}=${m.volume}`), ['0:1=0']);
+  // A new volume gets number 1; LUN 2 must not address it.
+  await run(s2, 0, scsi.management(true, scsi.Management.CREATE_VOLUME, 64), { out: scsi.createVolumeParameters({ name: 'new', blocks: 1024, blockSize: 512 }) });
+  const bad = await senseOf(read(s2, 2, 0, 1));
+  t.deepEqual([bad.key, bad.asc], [5, 0x25], bad.text);
+  t.deepEqual((await maps()).map((m) => `${m.port}:${m.lun}=${m.volume}`), ['0:1=0']);
 });

@@ -3,7 +3,7 @@
 // is read back through another.
 import test from 'ava';
 import { Emulator } from '../../harness';
-import { tempDir, run, pattern } from '../harness/env';
+import { tempDir, run, pattern, senseOf } from '../harness/env';
 import { libraryTopology, cdb, CHANGER, DRIVE0, SLOT0, DT0 } from './env';
 import { IscsiConn } from '../iscsi/initiator';
 import { connect } from '../../host/connect';
@@ -35,6 +35,9 @@ test('tape LUNs answer on framed TCP and iSCSI ports: INQUIRY types, a record wr
       t.is((await is.command(DRIVE0, cdb.load())).status, 0);
       const rec = pattern(8192, 11);
       t.is((await is.command(DRIVE0, cdb.write(rec.length), { write: rec })).status, 0);
+      // The framed session did not load the cartridge: its first command meets 28h/00h (MEDIUM MAY HAVE CHANGED).
+      const ua = await senseOf(run(fe, DRIVE0, cdb.rewind()));
+      t.deepEqual([ua.key, ua.asc, ua.ascq], [6, 0x28, 0x00]);
       await run(fe, DRIVE0, cdb.rewind());
       t.deepEqual(Buffer.from((await run(fe, DRIVE0, cdb.read(8192), { inLength: 8192 })).data), rec);
       // The filemark sense reaches an iSCSI initiator with its flags.

@@ -196,6 +196,8 @@ test('sharing: a drive RESERVEd by one host answers RESERVATION CONFLICT to anot
     const b = emu.connect();
     await mount(a, SLOT0, DT0, DRIVE0);
     await run(a, DRIVE0, cdb.reserve());
+    // b's first command meets the unit attention of a's LOAD (28h/00h), before the reservation.
+    t.is((await senseOf(run(b, DRIVE0, cdb.tur()))).asc, 0x28);
     const r = await b.submit({ lun: DRIVE0, cdb: cdb.write(10), dataOut: Buffer.alloc(10) });
     t.is(r.status, 0x18);
     t.is((await b.submit({ lun: DRIVE0, cdb: scsi.inquiry(), dataInLength: 96 })).status, 0); // INQUIRY passes
@@ -208,5 +210,33 @@ test('sharing: a drive RESERVEd by one host answers RESERVATION CONFLICT to anot
     t.is((await a.submit({ lun: DRIVE0, cdb: cdb.tur() })).status, 0x18);
     b.close();
     await run(a, DRIVE0, cdb.tur()); // b's session is gone, and its reservation with it
+  } finally { await emu.stop(); }
+});
+
+test('the disk command set stays off the library\'s LUNs: PERSISTENT RESERVE IN/OUT, RESERVE/RELEASE (10) and the SBC-4 additions (COMPARE AND WRITE, WRITE SAME, GET LBA STATUS) are INVALID COMMAND OPERATION CODE on a drive and the changer, and leave the drive\'s RESERVE (6) as it was', async (t) => {
+  const emu = await startLibrary({ dir: tempDir('tape-no-pr') });
+  try {
+    const q = emu.connect();
+    await run(q, DRIVE0, cdb.reserve());
+    const prIn = Buffer.from([0x5e, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0]); // READ KEYS
+    const prOut = Buffer.from([0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0]); // REGISTER
+    const refused = [
+      ['PERSISTENT RESERVE IN', prIn, { inLength: 4096 }],
+      ['PERSISTENT RESERVE OUT', prOut, { out: Buffer.alloc(24) }],
+      ['RESERVE (10)', Buffer.from([0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0]), {}],
+      ['RELEASE (10)', Buffer.from([0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0]), {}],
+      ['COMPARE AND WRITE', Buffer.from([0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]), { out: Buffer.alloc(1024) }],
+      ['WRITE SAME (16)', Buffer.from([0x93, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]), { out: Buffer.alloc(512) }],
+      ['GET LBA STATUS', Buffer.from([0x9e, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0]), { inLength: 32 }],
+    ] as const;
+    for (const lun of [DRIVE0, CHANGER]) {
+      for (const [name, c, io] of refused) {
+        const s = await senseOf(run(q, lun, c, io as { out?: Buffer; inLength?: number }));
+        t.deepEqual([s.key, s.asc, s.ascq], [scsi.SenseKey.ILLEGAL_REQUEST, 0x20, 0x00], `${name} on LUN ${lun}: ${s.text}`);
+      }
+    }
+    // The drive's own reservation is untouched: another initiator still meets it.
+    const other = emu.connect();
+    t.is((await other.submit({ lun: DRIVE0, cdb: cdb.tur() })).status, 0x18, 'RESERVATION CONFLICT for another initiator');
   } finally { await emu.stop(); }
 });

@@ -10,8 +10,11 @@ import { gNow, wakeAt } from "../../iop";
 import { portCount } from "../../config";
 import { CX_PORT, CX_SESSION, CX_LUN, ctxAt, bufAlloc, bufFree, bufAddr, BUFFER_GRANULE_BYTES } from "../../ctx";
 import { portKind, portSessions, tagFind, sessionHangUp, abortSession } from "../../channel";
-import { abortCommand, abortWhere, ctxLogicalUnit, ANY, LU_COMMAND_DEVICE, LU_NONE, ABORT_SILENT } from "../../sequencer";
+import { abortCommand, abortWhere, logicalUnitAt, ANY, LU_COMMAND_DEVICE, LU_NONE, LU_TAPE_BASE, ABORT_SILENT } from "../../sequencer";
+import { tapeDevices } from "../../tape/device";
+import { tapeReset } from "../../tape/command";
 import { volumeAtLun } from "../../volume";
+import { logicalUnitVisible } from "../access";
 import { statInc, statAdd } from "../../stats";
 import { trace } from "../../trace";
 import { getBe16, getBe32, putBe16, putBe32 } from "../../util";
@@ -348,7 +351,8 @@ export function tmfGapClosed(port: u32, s: u32, sess: IscsiSession): void {
 
 function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): void {
   const lun = decodeLun(b + B_LUN);
-  const lu = lun == 0 ? LU_COMMAND_DEVICE : lun == NO_LUN ? LU_NONE : volumeAtLunOrNone(port, lun);
+  const named = lun == NO_LUN ? LU_NONE : logicalUnitAt(port, lun);
+  const lu = logicalUnitVisible(named, port, s) ? named : LU_NONE; // LUN security: not there for this initiator
   const luExists = lu != LU_NONE;
   let response = TMR_COMPLETE;
   let aborted: u32 = 0;
@@ -362,12 +366,22 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
     // One task set per logical unit for every initiator (control mode page TST=000b): every
     // session's tasks on it go, whichever port they came through.
     if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(ANY, ANY, lu, ABORT_SILENT);
+    // A volume's reset: its SCSI-2 reservation goes, the other nexuses get 29h/03h (scsi/reset.ts).
     if (luExists && fn == TMF_LUN_RESET && lu < LU_COMMAND_DEVICE) logicalUnitReset(lu, port, s);
+    // A tape device's reset: its reservation, PREVENT and mode go, the other nexuses get 29h/03h (tape/command.ts).
+    if (luExists && fn == TMF_LUN_RESET && lu >= LU_TAPE_BASE) tapeReset(lu - LU_TAPE_BASE, port, s);
   } else if (fn == TMF_TARGET_WARM_RESET || fn == TMF_TARGET_COLD_RESET) {
     aborted = abortWhere(ANY, ANY, LU_COMMAND_DEVICE, ABORT_SILENT);
-    for (let l: u32 = 1; l < MAX_LUNS; l++) {
+    for (let l: u32 = 1; l < MAX_LUNS; l++) { // the units this initiator can see (comm/access.ts)
       const v = volumeAtLun(port, l);
-      if (v >= 0) { aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT); logicalUnitReset(<u32>v, port, s); }
+      if (v < 0 || !logicalUnitVisible(<u32>v, port, s)) continue;
+      aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+      logicalUnitReset(<u32>v, port, s);
+    }
+    for (let d: u32 = 0; d < tapeDevices(); d++) {
+      if (!logicalUnitVisible(LU_TAPE_BASE + d, port, s)) continue;
+      aborted += abortWhere(ANY, ANY, LU_TAPE_BASE + d, ABORT_SILENT);
+      tapeReset(d, port, s);
     }
   } else if (fn == TMF_CLEAR_ACA) {
     response = TMR_NOT_SUPPORTED; // no ACA: the control byte's NACA bit is not supported
@@ -379,11 +393,6 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
   if (response == TMR_COMPLETE) statInc(STAT_TASK_MGMT);
   tmfRespond(port, s, sess, b, response, fn, aborted);
   if (fn == TMF_TARGET_COLD_RESET) coldReset(port);
-}
-
-function volumeAtLunOrNone(port: u32, lun: u32): u32 {
-  const v = volumeAtLun(port, lun);
-  return v < 0 ? LU_NONE : <u32>v;
 }
 
 /**

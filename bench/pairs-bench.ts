@@ -1,0 +1,238 @@
+// Volume pairs benchmark (issue 9, "Measured"): `npm run bench -- pairs [--quick]`, one JSON document.
+//
+// Every case runs the firmware in deterministic mode and measures in virtual time (docs/topology.md,
+// Deterministic mode), so a figure is a function of the firmware and the timing model, not of how busy
+// the machine is; wall-clock seconds are reported beside them for the record.
+//
+// 1. splitLatency: a pair of two 64 MiB volumes is made duplex; for each pending share (0, 1, 10, 50 %)
+//    that share of tracks is written while split, the pair resynced and split again at once, so the
+//    split meets that many tracks pending. Split latency = virtual time from the command's submission
+//    to its status, the mean of `repeats`. Virtual time moves 1 us per busy round, so one split reads
+//    1, 2 or 3 us by where in a round it lands; the mean over repeats is what the ratio compares.
+//    Target: largest / smallest <= 1.5.
+// 2. resyncBytes: the same resyncs, run to duplex: bytes the firmware's copy wrote (PAIR STATUS
+//    copied bytes) against dirty tracks x track size, and the same for the host mirror middleware
+//    (host/mirror.ts) on the same workload. Target: exactly equal.
+// 3. hostWriteIops: 4 KiB random writes at depth 8 to a 256 MiB volume on a file medium with a disk
+//    timing model (7200 rpm, 4 ms average seek, 150 MB/s), cache 16 MiB so the load is destage-bound;
+//    the same load for the same virtual time with no pair, then while the pair's creation copy runs (the
+//    target on a second disk of the same model). Target: with copy / without >= 0.90.
+
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Emulator } from '../harness';
+import { ScsiClient } from '../host/client';
+import { Mirror } from '../host/mirror';
+import * as scsi from '../lib/scsi';
+import { guard } from './peers';
+
+const MiB = 1 << 20;
+const TRACK = 65536;
+const DISK_TIMING = { seekMs: { track: 0.5, average: 4, full: 9 }, rpm: 7200, transferMBps: 150 };
+
+class UsageError extends Error {
+  constructor(m: string) { super(m); this.name = 'UsageError'; }
+}
+
+function progress(msg: string): void { process.stderr.write(`bench pairs: ${msg}\n`); }
+function round3(x: number): number { return Math.round(x * 1000) / 1000; }
+
+interface Array0 { emu: Emulator; c: ScsiClient; dir: string; now: () => number }
+
+async function boot(label: string, media: object[], cacheSize: string): Promise<Array0> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sanbox-bench-pairs-${label}-`));
+  const emu = await Emulator.start({
+    mode: 'deterministic', seed: 9,
+    arrays: [{
+      name: 'a0', dir, cache: { size: cacheSize, destageIntervalMs: 2, destageAgeMs: 5 },
+      iops: [{ role: 'channel' }, { role: 'disk' }], media, ports: [{ name: 'q0', iop: 0, transport: 'inproc' }],
+    }],
+  }, { debug: false });
+  return { emu, c: new ScsiClient(emu.connect()), dir, now: () => emu.driver().now() };
+}
+
+async function done(a: Array0): Promise<void> {
+  await a.emu.stop();
+  fs.rmSync(a.dir, { recursive: true, force: true });
+}
+
+async function volume(a: Array0, name: string, bytes: number, medium: number, lun: number): Promise<number> {
+  const v = await a.c.createVolume({ name, blocks: bytes / 512, blockSize: 512, media: [medium] });
+  await a.c.mapVolume(v.number, scsi.ALL_PORTS, lun);
+  return v.number;
+}
+
+async function pairUntil(a: Array0, volume: number, ok: (p: scsi.PairStatus) => boolean, what: string): Promise<scsi.PairStatus> {
+  for (let i = 0; i < 100_000; i++) {
+    const p = await a.c.pairOf(volume);
+    if (ok(p)) return p;
+    await a.emu.advance(5);
+  }
+  throw new Error(`the pair of volume ${volume} never reached ${what} in 500 s of virtual time`);
+}
+
+/** Distinct tracks drawn from a seeded xorshift. */
+function tracksOf(count: number, total: number, seed: number): number[] {
+  const all = Array.from({ length: total }, (_, i) => i);
+  let x = seed >>> 0 || 1;
+  for (let i = total - 1; i > 0; i--) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    const j = x % (i + 1);
+    [all[i], all[j]] = [all[j], all[i]];
+  }
+  return all.slice(0, count).sort((p, q) => p - q);
+}
+
+// ---- 1 and 2: split latency and resync bytes ------------------------------------------------------
+
+interface Level { pendingPercent: number; pendingAtSplit: number; splitNs: number; dirtyTracks: number; firmwareResyncBytes: number; mirrorResyncBytes: number; expectedBytes: number }
+
+async function splitAndResync(quick: boolean): Promise<{ levels: Level[]; trackBytes: number; tracks: number }> {
+  const bytes = (quick ? 32 : 64) * MiB;
+  const tracks = bytes / TRACK;
+  const repeats = quick ? 5 : 9;
+  const a = await boot('split', [{ name: 'd0', kind: 'file', size: `${bytes / MiB + 1}MiB` }, { name: 'd1', kind: 'file', size: `${(2 * bytes) / MiB + 1}MiB` },
+    { name: 'd2', kind: 'file', size: `${bytes / MiB + 1}MiB` }], '32MiB');
+  try {
+    const src = await volume(a, 'src', bytes, 0, 1);
+    const tgt = await volume(a, 'tgt', bytes, 1, 2);
+    const mp = await volume(a, 'mp', bytes, 2, 3);
+    const ms = await volume(a, 'ms', bytes, 1, 4);
+    progress(`pair of ${bytes / MiB} MiB: creation copy`);
+    await a.c.pairCreate(src, tgt);
+    await pairUntil(a, src, (p) => p.state === 'duplex' && p.pendingTracks === 0, 'duplex');
+    const mirror = await Mirror.create(a.c, { primary: { lun: 3, volume: mp }, secondary: { lun: 4, volume: ms }, statePath: path.join(a.dir, 'mirror.json') });
+    const levels: Level[] = [];
+    for (const pct of [0, 1, 10, 50]) {
+      const n = Math.round((tracks * pct) / 100);
+      const samples: number[] = [];
+      let last: Omit<Level, 'splitNs'> | undefined;
+      for (let rep = 0; rep < repeats; rep++) {
+        await a.c.pairSplit(src);
+        await pairUntil(a, src, (p) => p.state === 'split', 'split');
+        await mirror.split();
+        const dirty = tracksOf(n, tracks, 1000 * pct + rep + 1);
+        const data = Buffer.alloc(4096, pct + rep);
+        for (const t of dirty) { await a.c.write(1, t * (TRACK / 512), data); await mirror.write(t * (TRACK / 512), data); }
+        const before = await a.c.pairOf(src);
+        await a.c.pairResync(src); // every dirty track pending now
+        const pendingAtSplit = (await a.c.pairOf(src)).pendingTracks;
+        const t0 = a.now();
+        await a.c.pairSplit(src);
+        samples.push(a.now() - t0);
+        const after = await pairUntil(a, src, (p) => p.state === 'split' && p.pendingTracks === 0, 'split after the pending copy');
+        const report = await mirror.resync();
+        last = { pendingPercent: pct, pendingAtSplit, dirtyTracks: before.sourceChangedTracks, firmwareResyncBytes: after.copiedBytes - before.copiedBytes, mirrorResyncBytes: report.bytes, expectedBytes: n * TRACK };
+        // back to duplex for the next round
+        await a.c.pairResync(src);
+        await pairUntil(a, src, (p) => p.state === 'duplex' && p.pendingTracks === 0, 'duplex');
+      }
+      const mean = samples.reduce((x, y) => x + y, 0) / samples.length;
+      levels.push({ ...last!, splitNs: mean });
+      progress(`${pct} %: ${last!.pendingAtSplit} tracks pending at the split, split ${mean} ns (virtual, mean of ${samples.length}: ${samples.join(' ')})`);
+    }
+    return { levels, trackBytes: TRACK, tracks };
+  } finally {
+    await done(a);
+  }
+}
+
+// ---- 3: host IOPS during the creation copy ---------------------------------------------------------
+
+async function writeLoad(a: Array0, lun: number, blocks: number, seconds: number, depth: number): Promise<number> {
+  const end = a.now() + seconds * 1e9;
+  let x = 0x9e3779b9;
+  let commands = 0;
+  const data = Buffer.alloc(4096, 0x5a);
+  const units = blocks / 8;
+  const slot = async (): Promise<void> => {
+    while (a.now() < end) {
+      x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+      await a.c.write(lun, (x % units) * 8, data);
+      commands++;
+    }
+  };
+  const t0 = a.now();
+  await Promise.all(Array.from({ length: depth }, slot));
+  return commands / ((a.now() - t0) / 1e9);
+}
+
+async function iopsDuringCopy(quick: boolean): Promise<object> {
+  const bytes = 256 * MiB;
+  const seconds = quick ? 1 : 3;
+  const depth = 8;
+  const media = [0, 1].map((i) => ({ name: `d${i}`, kind: 'file', size: `${bytes / MiB + 1}MiB`, timing: DISK_TIMING }));
+  type Case = 'none' | 'copy' | 'splitPair';
+  const run = async (kind: Case): Promise<{ iops: number; pendingAtEnd?: number; copiedTracks?: number; wallSeconds: number }> => {
+    const withCopy = kind === 'copy';
+    const a = await boot(kind, media, '16MiB');
+    try {
+      const src = await volume(a, 'src', bytes, 0, 1);
+      const tgt = await volume(a, 'tgt', bytes, 1, 2);
+      if (kind === 'splitPair') {
+        // A pair that copies nothing (made over blank volumes, then split): what a source write costs
+        // in the pair (its difference bit persisted in NV) without any copy beside it.
+        await a.c.pairCreate(src, tgt);
+        await pairUntil(a, src, (p) => p.state === 'duplex', 'duplex');
+        await a.c.pairSplit(src);
+        await pairUntil(a, src, (p) => p.state === 'split', 'split');
+      }
+      // The source holds data everywhere, so the creation copy has every track to stage and write.
+      const fill = Buffer.alloc(MiB, 0x33);
+      for (let off = 0; off < bytes; off += MiB) await a.c.write(1, off / 512, fill);
+      await a.c.synchronizeCache(1);
+      await a.emu.advance(200);
+      const w0 = Date.now();
+      if (withCopy) await a.c.pairCreate(src, tgt);
+      const iops = await writeLoad(a, 1, bytes / 512, seconds, depth);
+      const wallSeconds = (Date.now() - w0) / 1000;
+      if (!withCopy) return { iops: Math.round(iops), wallSeconds };
+      // (the split pair's case returns above too: nothing of it is copying)
+      const p = await a.c.pairOf(src);
+      return { iops: Math.round(iops), pendingAtEnd: p.pendingTracks, copiedTracks: p.copiedTracks, wallSeconds };
+    } finally {
+      await done(a);
+    }
+  };
+  progress(`4 KiB random writes, depth ${depth}, ${seconds} s of virtual time, no copy`);
+  const without = await run('none');
+  progress(`the same while the creation copy runs`);
+  const withCopy = await run('copy');
+  progress(`the same on the source of a split pair (difference bits, no copy)`);
+  const splitPair = await run('splitPair');
+  if ((withCopy.pendingAtEnd ?? 0) === 0) progress('warning: the creation copy ended before the load did');
+  return {
+    volumeBytes: bytes, depth, virtualSeconds: seconds, timing: DISK_TIMING, cache: '16MiB',
+    withoutCopy: without, withCopy, splitPairNoCopy: splitPair, ratio: round3(withCopy.iops / without.iops), target: 0.9,
+    splitPairRatio: round3(splitPair.iops / without.iops),
+  };
+}
+
+export async function run(args: string[]): Promise<object> {
+  for (const a of args) if (a !== '--quick') throw new UsageError(`bench pairs: unknown argument ${a} (known: --quick)`);
+  const quick = args.includes('--quick');
+  const unguard = guard(() => undefined);
+  try {
+    const w0 = Date.now();
+    const split = await splitAndResync(quick);
+    const lat = split.levels.map((l) => l.splitNs);
+    const iops = await iopsDuringCopy(quick);
+    return {
+      benchmark: 'pairs', quick, mode: 'deterministic (virtual time)',
+      splitLatency: {
+        tracks: split.tracks, trackBytes: split.trackBytes,
+        levels: split.levels.map((l) => ({ pendingPercent: l.pendingPercent, pendingTracksAtSplit: l.pendingAtSplit, splitUs: round3(l.splitNs / 1000) })),
+        ratioLargestToSmallest: round3(Math.max(...lat) / Math.max(1, Math.min(...lat))), target: 1.5,
+      },
+      resyncBytes: split.levels.map((l) => ({
+        dirtyTracks: l.dirtyTracks, expected: l.expectedBytes, firmware: l.firmwareResyncBytes, mirror: l.mirrorResyncBytes,
+        exact: l.firmwareResyncBytes === l.expectedBytes && l.mirrorResyncBytes === l.expectedBytes,
+      })),
+      hostWriteIopsDuringCopy: iops,
+      wallSeconds: Math.round((Date.now() - w0) / 100) / 10,
+    };
+  } finally {
+    unguard();
+  }
+}

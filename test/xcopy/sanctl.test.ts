@@ -1,0 +1,40 @@
+// sanctl backup and restore against the firmware (in-process): a volume to a labelled tape by
+// EXTENDED COPY and back, --json, a range, and the errors in words.
+import test from 'ava';
+import { runSanctl } from '../host/run-sanctl';
+import { rig, volumeData, BLOCKS } from './env';
+
+test('sanctl backup/restore: a volume to tape and back byte-identical (--json), a range, errors exit non-zero and say why', async (t) => {
+  const r = await rig('xcopy-sanctl');
+  const connect = async () => r.emu.connect();
+  try {
+    const b = await runSanctl(['--json', 'backup', 'src', '--tape', 'SB0001L5'], { connect });
+    t.is(b.code, 0, b.stderr);
+    t.like(JSON.parse(b.stdout), { barcode: 'SB0001L5', volume: 'src', bytes: BLOCKS * 512, records: 256, split: false });
+    const rs = await runSanctl(['--json', 'restore', 'SB0001L5', 'spare'], { connect });
+    t.is(rs.code, 0, rs.stderr);
+    t.like(JSON.parse(rs.stdout), { barcode: 'SB0001L5', volume: 'spare', from: 'src', blocks: BLOCKS, blockSize: 512 });
+    t.true((await volumeData(r.s, 3)).equals(r.ref), 'restored byte-identical');
+    const part = await runSanctl(['backup', 'src', '--tape', 'SB0002L5', '--range', '64+100'], { connect });
+    t.is(part.code, 0, part.stderr);
+    t.regex(part.stdout, /backed up 50 KiB of src to SB0002L5 \(2 records/);
+    const tgt = await runSanctl(['restore', 'SB0002L5', 'tgt'], { connect });
+    t.is(tgt.code, 0, tgt.stderr);
+    t.true((await volumeData(r.s, 2, 100)).equals(r.ref.subarray(64 * 512, 164 * 512)), 'the range, the last record shorter than 32 KiB');
+    const noTape = await runSanctl(['backup', 'src'], { connect });
+    t.is(noTape.code, 2);
+    t.regex(noTape.stderr, /--tape/);
+    const badRange = await runSanctl(['backup', 'src', '--tape', 'SB0002L5', '--range', '5'], { connect });
+    t.is(badRange.code, 2);
+    t.regex(badRange.stderr, /LBA\+COUNT/);
+    const past = await runSanctl(['backup', 'src', '--tape', 'SB0002L5', '--range', `${BLOCKS - 1}+2`], { connect });
+    t.is(past.code, 1);
+    t.regex(past.stderr, /past the end/);
+    const wp = await runSanctl(['backup', 'src', '--tape', 'SB0003L5'], { connect });
+    t.is(wp.code, 1);
+    t.regex(wp.stderr, /COPY ABORTED: THIRD PARTY DEVICE FAILURE; the copy target answered DATA PROTECT, WRITE PROTECTED/);
+    const wrong = await runSanctl(['restore', 'SB0003L5', 'spare'], { connect });
+    t.is(wrong.code, 1);
+    t.regex(wrong.stderr, /expected VOL1|not the labelled tape|end of data/);
+  } finally { await r.emu.stop(); }
+});
