@@ -7,13 +7,15 @@
 // file media in the ordinary temp folder, 4 KiB random reads at depth 32, so staging, the disk IOP and
 // the IO scheduler are on the measured path; beside it qemu-nbd on a file of that size in the same
 // folder (the host's page cache serves it: a floor, not a like-for-like disk).
+// With --baseline=<git ref> that commit's sanbox (built in the temporary folder) runs the same hit
+// cases right after this tree's, as target sanbox-baseline: before/after ratios from one run.
 // One JSON document: per case and target IOPS, MB/s, mean latency, CPU per I/O, and sanbox's ratio
 // to each peer (IOPS; CPU per I/O as peer / sanbox, above 1 is sanbox cheaper).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn, ChildProcess } from 'child_process';
-import { which, freeTcpPort, scratchRoot, cpuSeconds, guard } from './peers';
+import { which, freeTcpPort, scratchRoot, cpuSeconds, guard, baselineTree, git } from './peers';
 
 interface Case { name: string; rw: string; bs: string; depth: number; miss?: boolean }
 
@@ -39,8 +41,10 @@ function progress(s: string): void { process.stderr.write(`bench nbd: ${s}\n`); 
 class UsageError extends Error { constructor(m: string) { super(m); this.name = 'UsageError'; } }
 
 export async function run(args: string[]): Promise<object> {
-  for (const a of args) if (a !== '--quick') throw new UsageError(`bench nbd: unknown argument ${a} (known: --quick)`);
+  for (const a of args) if (a !== '--quick' && !a.startsWith('--baseline=')) throw new UsageError(`bench nbd: unknown argument ${a} (known: --quick --baseline=<git ref>)`);
   const quick = args.includes('--quick');
+  const ref = args.find((a) => a.startsWith('--baseline='))?.slice('--baseline='.length);
+  const base = ref ? baselineTree(ref, progress) : undefined;
   const seconds = quick ? 3 : 10;
   for (const [p, pkg] of [['fio', 'fio'], ['nbdkit', 'nbdkit'], ['qemu-nbd', 'qemu-utils']]) {
     if (!which(p)) throw new Error(`${p} is not installed (apt-get install ${pkg})`);
@@ -52,6 +56,7 @@ export async function run(args: string[]): Promise<object> {
     const hit: Record<string, Record<string, Result>> = {};
     const makers: Array<[string, () => Promise<Target>]> = [
       ['sanbox', () => startSanbox(shm, VOLUME_MIB, 2 * VOLUME_MIB)],
+      ...(base ? [['sanbox-baseline', () => startSanbox(shm, VOLUME_MIB, 2 * VOLUME_MIB, base.dir)] as [string, () => Promise<Target>]] : []),
       ['nbdkit-memory', () => startNbdkit(VOLUME_MIB)],
       ['qemu-nbd-tmpfs', () => startQemuNbd(path.join(shm, 'qemu.img'), VOLUME_MIB)],
     ];
@@ -83,8 +88,15 @@ export async function run(args: string[]): Promise<object> {
       client: 'fio --ioengine=nbd (libnbd), the same job for every target',
       seconds,
       volumeMiB: VOLUME_MIB,
-      cases: Object.fromEntries(Object.entries(hit).map(([k, v]) => [k, { ...v, ratios: ratios(v, ['nbdkit-memory', 'qemu-nbd-tmpfs']) }])),
-      cacheMiss: { volumeMiB: MISS_VOLUME_MIB, cacheMiB: MISS_CACHE_MIB, [MISS.name]: { ...miss, ratios: ratios(miss, ['qemu-nbd-file']) } },
+      ...(base ? { current: { commit: git(['rev-parse', 'HEAD']), dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '' }, baseline: { ref, commit: base.commit } } : {}),
+      cases: Object.fromEntries(Object.entries(hit).map(([k, v]) => [k, {
+        ...v,
+        ratios: {
+          ...ratios(v, 'sanbox', ['nbdkit-memory', 'qemu-nbd-tmpfs', ...(base ? ['sanbox-baseline'] : [])]),
+          ...(base ? ratios(v, 'sanbox-baseline', ['nbdkit-memory']) : {}),
+        },
+      }])),
+      cacheMiss: { volumeMiB: MISS_VOLUME_MIB, cacheMiB: MISS_CACHE_MIB, [MISS.name]: { ...miss, ratios: ratios(miss, 'sanbox', ['qemu-nbd-file']) } },
       notes: [
         'sanbox: release image, one channel IOP and the disk IOP in one Node process (sanbox run), media and NV image in tmpfs (cache-miss case: media in the temp folder), write-back through the NV cache; a WRITE is answered once its data and descriptor are in the NV image.',
         'nbdkit memory: a sparse RAM disk; qemu-nbd: raw file, default cache mode (writeback through the page cache).',
@@ -99,13 +111,13 @@ export async function run(args: string[]): Promise<object> {
   }
 }
 
-function ratios(r: Record<string, Result>, peers: string[]): Record<string, { iops: number; cpuPerIo: number | null }> {
-  const s = r.sanbox;
+function ratios(r: Record<string, Result>, subject: string, peers: string[]): Record<string, { iops: number; cpuPerIo: number | null }> {
+  const s = r[subject];
   const out: Record<string, { iops: number; cpuPerIo: number | null }> = {};
   for (const p of peers) {
     const q = r[p];
     if (!s || !q) continue;
-    out[`sanbox/${p}`] = {
+    out[`${subject}/${p}`] = {
       iops: round(s.iops / q.iops, 3),
       cpuPerIo: s.cpuUsPerIo && q.cpuUsPerIo ? round(q.cpuUsPerIo / s.cpuUsPerIo, 3) : null,
     };
@@ -165,17 +177,18 @@ function started(p: ChildProcess, name: string, ready: (out: string) => boolean)
   });
 }
 
-async function startSanbox(dir: string, volumeMiB: number, cacheMiB: number): Promise<Target> {
-  const file = path.join(dir, 'topology.json');
+/** sanbox of this tree, or of the tree at `root` (a baseline), serving one striped volume. */
+async function startSanbox(dir: string, volumeMiB: number, cacheMiB: number, root = path.resolve(__dirname, '..')): Promise<Target> {
+  const home = fs.mkdtempSync(path.join(dir, 'sanbox-')); // one array of its own per run, removed when it stops
+  const file = path.join(home, 'topology.json');
   fs.writeFileSync(file, JSON.stringify({
     arrays: [{
-      name: 'bench', dir: path.join(dir, 'array'), cache: { size: `${cacheMiB}MiB` },
+      name: 'bench', dir: path.join(home, 'array'), cache: { size: `${cacheMiB}MiB` },
       iops: [{ role: 'channel' }, { role: 'disk' }],
       media: [{ name: 'd0', kind: 'file', size: `${volumeMiB / 2 + 16}MiB` }, { name: 'd1', kind: 'file', size: `${volumeMiB / 2 + 16}MiB` }],
       ports: [{ name: 'fe0', iop: 0, transport: 'tcp', port: await freeTcpPort() }, { name: 'nbd0', iop: 0, transport: 'tcp', protocol: 'nbd', port: await freeTcpPort() }],
     }],
   }));
-  const root = path.resolve(__dirname, '..');
   const p = spawn(process.execPath, [path.join(root, 'bin', 'sanbox.js'), 'run', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const unguard = guard(() => p.kill('SIGKILL'));
   const out = await started(p, 'sanbox', (o) => o.includes('serving'));
@@ -186,7 +199,10 @@ async function startSanbox(dir: string, volumeMiB: number, cacheMiB: number): Pr
   ctl.stderr.on('data', (b) => { err += b; });
   const code = await new Promise<number | null>((r) => ctl.once('exit', r));
   if (code !== 0) { p.kill('SIGKILL'); throw new Error(`sanctl volume create failed: ${err}`); }
-  return { name: 'sanbox', uri: `${nbd}/v`, proc: p, stop: async () => { await waitExit(p, 'SIGTERM'); unguard(); } };
+  return {
+    name: 'sanbox', uri: `${nbd}/v`, proc: p,
+    stop: async () => { await waitExit(p, 'SIGTERM'); unguard(); fs.rmSync(home, { recursive: true, force: true }); },
+  };
 }
 
 async function startNbdkit(volumeMiB: number): Promise<Target> {

@@ -18,7 +18,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawn, spawnSync } from 'child_process';
+import { spawn } from 'child_process';
 import { Worker } from 'worker_threads';
 import { performance } from 'perf_hooks';
 import { ScsiClient } from '../host/client';
@@ -26,7 +26,7 @@ import { NvWriter, RECORD } from '../hal/nv-writer';
 import * as scsi from '../lib/scsi';
 import type { CommandTransport, ScsiCommand } from '../lib/transport';
 import { runCase, lbaSource, RemoteInitiator, machine, round1, round3, UsageError, CaseSpec, CaseResult, Plan } from './scsi-bench';
-import { guard } from './peers';
+import { guard, baselineTree, git } from './peers';
 
 const MiB = 1 << 20;
 const BLOCK_BYTES = 512;
@@ -222,28 +222,6 @@ function fileSystemOf(dir: string): string {
   return m ? `${m[2]} (${m[0]} on ${m[1]})` : 'unknown';
 }
 
-function git(args: string[]): string {
-  const r = spawnSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new UsageError(`git ${args.join(' ')}: ${r.stderr.trim()}`);
-  return r.stdout.trim();
-}
-
-/** A tree of `ref` with its firmware built, in the temporary folder (kept for the next run). */
-function baselineTree(ref: string): { dir: string; commit: string } {
-  const commit = git(['rev-parse', '--verify', `${ref}^{commit}`]);
-  const dir = path.join(os.tmpdir(), `sanbox-bench-baseline-${commit.slice(0, 12)}`);
-  if (fs.existsSync(path.join(dir, 'build', 'controller.wasm'))) return { dir, commit };
-  progress(`baseline ${ref} (${commit.slice(0, 12)}): extracting into ${dir} and building its firmware`);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
-  const tar = spawnSync('sh', ['-c', `git -C '${ROOT}' archive --format=tar ${commit} | tar -x -C '${dir}'`], { encoding: 'utf8' });
-  if (tar.status !== 0) throw new Error(`extracting ${commit}: ${tar.stderr}`);
-  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  const build = spawnSync(process.execPath, ['scripts/build.js'], { cwd: dir, encoding: 'utf8' });
-  if (build.status !== 0) throw new Error(`building the baseline firmware: ${build.stderr || build.stdout}`);
-  return { dir, commit };
-}
-
 function child(harness: string, sync: boolean, quick: boolean, sel: Selection): Promise<Measured> {
   const args = ['-r', 'ts-node/register/transpile-only', __filename, '--child', `--harness=${harness}`, `--sync=${sync}`,
     `--select=${JSON.stringify(sel)}`, ...(quick ? ['--quick'] : [])];
@@ -292,7 +270,7 @@ export async function run(args: string[]): Promise<object> {
   const syncs = list('sync', ['off', 'on']).map((x) => x === 'on');
   const ref = args.find((a) => a.startsWith('--baseline='))?.slice('--baseline='.length);
   const started = performance.now();
-  const base = ref ? baselineTree(ref) : undefined;
+  const base = ref ? baselineTree(ref, progress) : undefined;
   const current: Record<string, Measured> = {};
   const baseline: Record<string, Measured> = {};
   for (const sync of syncs) {

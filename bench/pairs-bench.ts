@@ -6,9 +6,12 @@
 //
 // 1. splitLatency: a pair of two 64 MiB volumes is made duplex; for each pending share (0, 1, 10, 50 %)
 //    that share of tracks is written while split, the pair resynced and split again at once, so the
-//    split meets that many tracks pending. Split latency = virtual time from the command's submission
-//    to its status, the mean of `repeats`. Virtual time moves 1 us per busy round, so one split reads
-//    1, 2 or 3 us by where in a round it lands; the mean over repeats is what the ratio compares.
+//    split meets that many tracks pending; then resynced and split again `splits` times more at once
+//    (nothing is written between, so the same difference is pending, less what the copy finished
+//    meanwhile). Split latency = virtual time from the command's submission to its status. Virtual
+//    time moves 1 us per busy round, so one split reads 1, 2 or 3 us by where in a round it lands:
+//    the mean of repeats x splits samples per level (45-180) is what the ratio compares, and the
+//    ratio of the 50 % level to the 10 % level says whether it grows with the difference.
 //    Target: largest / smallest <= 1.5.
 // 2. resyncBytes: the same resyncs, run to duplex: bytes the firmware's copy wrote (PAIR STATUS
 //    copied bytes) against dirty tracks x track size, and the same for the host mirror middleware
@@ -86,12 +89,16 @@ function tracksOf(count: number, total: number, seed: number): number[] {
 
 // ---- 1 and 2: split latency and resync bytes ------------------------------------------------------
 
-interface Level { pendingPercent: number; pendingAtSplit: number; splitNs: number; dirtyTracks: number; firmwareResyncBytes: number; mirrorResyncBytes: number; expectedBytes: number }
+interface Level {
+  pendingPercent: number; pendingAtSplit: number; minPendingAtSplit: number; splitNs: number; splits: number;
+  dirtyTracks: number; firmwareResyncBytes: number; mirrorResyncBytes: number; expectedBytes: number;
+}
 
 async function splitAndResync(quick: boolean): Promise<{ levels: Level[]; trackBytes: number; tracks: number }> {
   const bytes = (quick ? 32 : 64) * MiB;
   const tracks = bytes / TRACK;
   const repeats = quick ? 5 : 9;
+  const splits = quick ? 9 : 20;
   const a = await boot('split', [{ name: 'd0', kind: 'file', size: `${bytes / MiB + 1}MiB` }, { name: 'd1', kind: 'file', size: `${(2 * bytes) / MiB + 1}MiB` },
     { name: 'd2', kind: 'file', size: `${bytes / MiB + 1}MiB` }], '32MiB');
   try {
@@ -107,7 +114,8 @@ async function splitAndResync(quick: boolean): Promise<{ levels: Level[]; trackB
     for (const pct of [0, 1, 10, 50]) {
       const n = Math.round((tracks * pct) / 100);
       const samples: number[] = [];
-      let last: Omit<Level, 'splitNs'> | undefined;
+      const pendings: number[] = [];
+      let last: Omit<Level, 'splitNs' | 'splits' | 'minPendingAtSplit'> | undefined;
       for (let rep = 0; rep < repeats; rep++) {
         await a.c.pairSplit(src);
         await pairUntil(a, src, (p) => p.state === 'split', 'split');
@@ -118,9 +126,13 @@ async function splitAndResync(quick: boolean): Promise<{ levels: Level[]; trackB
         const before = await a.c.pairOf(src);
         await a.c.pairResync(src); // every dirty track pending now
         const pendingAtSplit = (await a.c.pairOf(src)).pendingTracks;
-        const t0 = a.now();
-        await a.c.pairSplit(src);
-        samples.push(a.now() - t0);
+        for (let k = 0; k < splits; k++) {
+          if (k > 0) await a.c.pairResync(src); // split pending -> duplex pending: the same tracks pending
+          pendings.push((await a.c.pairOf(src)).pendingTracks);
+          const t0 = a.now();
+          await a.c.pairSplit(src);
+          samples.push(a.now() - t0);
+        }
         const after = await pairUntil(a, src, (p) => p.state === 'split' && p.pendingTracks === 0, 'split after the pending copy');
         const report = await mirror.resync();
         last = { pendingPercent: pct, pendingAtSplit, dirtyTracks: before.sourceChangedTracks, firmwareResyncBytes: after.copiedBytes - before.copiedBytes, mirrorResyncBytes: report.bytes, expectedBytes: n * TRACK };
@@ -129,8 +141,10 @@ async function splitAndResync(quick: boolean): Promise<{ levels: Level[]; trackB
         await pairUntil(a, src, (p) => p.state === 'duplex' && p.pendingTracks === 0, 'duplex');
       }
       const mean = samples.reduce((x, y) => x + y, 0) / samples.length;
-      levels.push({ ...last!, splitNs: mean });
-      progress(`${pct} %: ${last!.pendingAtSplit} tracks pending at the split, split ${mean} ns (virtual, mean of ${samples.length}: ${samples.join(' ')})`);
+      const minPendingAtSplit = Math.min(...pendings);
+      levels.push({ ...last!, splitNs: mean, splits: samples.length, minPendingAtSplit });
+      progress(`${pct} %: ${minPendingAtSplit}-${Math.max(...pendings)} tracks pending at the splits, split ${mean} ns `
+        + `(virtual, mean of ${samples.length}; ${[1000, 2000, 3000].map((ns) => `${samples.filter((x) => x === ns).length} x ${ns / 1000} us`).join(', ')})`);
     }
     return { levels, trackBytes: TRACK, tracks };
   } finally {
@@ -222,8 +236,13 @@ export async function run(args: string[]): Promise<object> {
       benchmark: 'pairs', quick, mode: 'deterministic (virtual time)',
       splitLatency: {
         tracks: split.tracks, trackBytes: split.trackBytes,
-        levels: split.levels.map((l) => ({ pendingPercent: l.pendingPercent, pendingTracksAtSplit: l.pendingAtSplit, splitUs: round3(l.splitNs / 1000) })),
+        levels: split.levels.map((l) => ({
+          pendingPercent: l.pendingPercent, pendingTracksAtSplit: l.pendingAtSplit, minPendingTracksAtSplit: l.minPendingAtSplit,
+          splits: l.splits, splitUs: round3(l.splitNs / 1000),
+        })),
         ratioLargestToSmallest: round3(Math.max(...lat) / Math.max(1, Math.min(...lat))), target: 1.5,
+        // growth with the difference: 50 % pending against 10 % (the copy running at every split of both)
+        ratio50To10Percent: round3(lat[3] / lat[2]),
       },
       resyncBytes: split.levels.map((l) => ({
         dirtyTracks: l.dirtyTracks, expected: l.expectedBytes, firmware: l.firmwareResyncBytes, mirror: l.mirrorResyncBytes,

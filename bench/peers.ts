@@ -5,6 +5,7 @@
 // (tgtadm --op delete; SIGKILL after 2 s) and its socket, lock and backing file removed.
 import * as fs from 'fs';
 import * as net from 'net';
+import * as os from 'os';
 import * as path from 'path';
 import { spawn, spawnSync, ChildProcess } from 'child_process';
 
@@ -191,4 +192,34 @@ export async function stopTgtd(run: TgtdRun): Promise<void> {
     clearTimeout(timer);
   }
   removeTgtdFiles(run);
+}
+
+// ---- A baseline tree for before/after runs ------------------------------------------------------
+
+const ROOT = path.resolve(__dirname, '..');
+
+/** git in this tree; a failure is a usage error (a ref that does not name a commit). */
+export function git(args: string[]): string {
+  const r = spawnSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw Object.assign(new Error(`git ${args.join(' ')}: ${r.stderr.trim()}`), { name: 'UsageError' });
+  return r.stdout.trim();
+}
+
+/**
+ * A tree of `ref` with its firmware and host code built, in the temporary folder (kept for the next
+ * run): git archive of the commit, this tree's node_modules linked in.
+ */
+export function baselineTree(ref: string, progress: (s: string) => void): { dir: string; commit: string } {
+  const commit = git(['rev-parse', '--verify', `${ref}^{commit}`]);
+  const dir = path.join(os.tmpdir(), `sanbox-bench-baseline-${commit.slice(0, 12)}`);
+  if (fs.existsSync(path.join(dir, 'build', 'controller.wasm'))) return { dir, commit };
+  progress(`baseline ${ref} (${commit.slice(0, 12)}): extracting into ${dir} and building it`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const tar = spawnSync('sh', ['-c', `git -C '${ROOT}' archive --format=tar ${commit} | tar -x -C '${dir}'`], { encoding: 'utf8' });
+  if (tar.status !== 0) throw new Error(`extracting ${commit}: ${tar.stderr}`);
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const build = spawnSync(process.execPath, ['scripts/build.js'], { cwd: dir, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`building the baseline: ${build.stderr || build.stdout}`);
+  return { dir, commit };
 }

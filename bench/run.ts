@@ -9,7 +9,8 @@
 //   npm run bench -- serial [args]      transfers over a pty checked byte for byte (bench/serial.ts; --mib, --runs, --no-kill)
 //   npm run bench -- tape [args]        a labelled file set in 256 KiB records over framed TCP and iSCSI against
 //                                       writing the AWS records directly (bench/tape.ts; --quick, --mib, --files)
-//   npm run bench -- nbd [--quick]      fio's nbd engine against sanbox's NBD export, nbdkit memory and qemu-nbd (bench/nbd-bench.ts)
+//   npm run bench -- nbd [args]         fio's nbd engine against sanbox's NBD export, nbdkit memory and qemu-nbd (bench/nbd-bench.ts;
+//                                       --quick, --baseline=<git ref> for before/after)
 //   npm run bench -- pairs [--quick]    volume pairs in virtual time: split latency by pending share, resync bytes, host
 //                                       write IOPS during a creation copy (bench/pairs-bench.ts)
 //   npm run bench -- xcopy [--quick]    server-free backup (EXTENDED COPY) against the host copying, split latency

@@ -262,9 +262,10 @@ export function cacheRecover(scratch: usize): u32 {
 }
 
 /** The newer of a slot's two descriptor copies that is whole (used, CRC good), or 0. */
-function currentDescriptor(slot: u32): usize {
-  const a = descCopy(slot, 0);
-  const b = descCopy(slot, 1);
+function currentDescriptor(slot: u32): usize { return newerDescriptor(descCopy(slot, 0), descCopy(slot, 1)); }
+
+/** The newer whole one of two descriptor copies a and b (used, CRC good), or 0. */
+export function newerDescriptor(a: usize, b: usize): usize {
   const va = load<u32>(a + DESC_STATE) == DESC_USED && sealed(a, DESC_CRC);
   const vb = load<u32>(b + DESC_STATE) == DESC_USED && sealed(b, DESC_CRC);
   if (va && vb) return newer(load<u32>(b + DESC_GEN), load<u32>(a + DESC_GEN)) ? b : a;
@@ -432,17 +433,27 @@ export function unpin(slot: u32): void {
 
 /**
  * A chunk that was never written (initmap.ts): the slot's sectors that are not valid become zeros
- * and valid, so nothing of a slot's previous owner can reach a reader or the medium.
+ * and valid, so nothing of a slot's previous owner can reach a reader or the medium. Sectors
+ * [skipFirst, skipFirst + skipCount) are left as they are: a write about to cover them passes
+ * them here so they are not zeroed only to be overwritten (they stay invalid until it does).
  */
-export function fillBlank(slot: u32): void {
+export function fillBlank(slot: u32, skipFirst: u32, skipCount: u32): void {
   const d = dir(slot);
   const data = slotData(slot);
-  for (let s: u32 = 0; s < SLOT_SECTORS; s++) {
-    if (!bitAt(d + DIR_VALID, s)) memory.fill(data + (<usize>s << 9), 0, 512);
+  const skipEnd = skipFirst + skipCount;
+  let s: u32 = 0;
+  while (s < SLOT_SECTORS) {
+    if (bitAt(d + DIR_VALID, s) || (s >= skipFirst && s < skipEnd)) { s++; continue; }
+    let e = s + 1; // one fill per run of sectors to zero
+    while (e < SLOT_SECTORS && !bitAt(d + DIR_VALID, e) && !(e >= skipFirst && e < skipEnd)) e++;
+    memory.fill(data + (<usize>s << 9), 0, <usize>(e - s) << 9);
+    s = e;
   }
   // A poisoned sector stays invalid: it reads MEDIUM ERROR until written, not the zeros put there.
-  store<u64>(d + DIR_VALID, ~load<u64>(d + DIR_POISON));
-  store<u64>(d + DIR_VALID + 8, ~load<u64>(d + DIR_POISON + 8));
+  const lo = maskLo(skipFirst, skipCount);
+  const hi = maskHi(skipFirst, skipCount);
+  store<u64>(d + DIR_VALID, (load<u64>(d + DIR_VALID) | ~lo) & ~load<u64>(d + DIR_POISON));
+  store<u64>(d + DIR_VALID + 8, (load<u64>(d + DIR_VALID + 8) | ~hi) & ~load<u64>(d + DIR_POISON + 8));
 }
 
 /** All of sectors [first, first + count) valid? */

@@ -16,6 +16,7 @@ import {
   MAP_CONTROL_LEFT, MAP_CONTROL_STUCK, MAP_CONTROL_NV_ERRNO, MAP_CONTROL_CLEAN, MAP_CONTROL_STUCK_LIST,
   CONTROL_STUCK_MAX, CSE_BYTES, CSE_VOLUME, CSE_MEDIUM, CSE_REASON, CSE_LBA, CSE_BLOCKS, CSR_WRITE_ERROR,
   CSR_NOT_READY, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
+  STAT_INIT_MARK_FAILURES,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
 import { gPrivate, gNow, gNvCq, gStats, iopEntry, wakeAt } from "./iop";
@@ -32,7 +33,7 @@ import {
   slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkNotReady,
   slotDestageFailed, slotVerdictNs,
 } from "./cache";
-import { chunkInitialized, initMark, initClear } from "./initmap";
+import { chunkInitialized, initMark, initUnmark, initClear } from "./initmap";
 import {
   blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MS_LABEL, MEDIUM_DEAD, setMediumState,
   mediumChunks,
@@ -42,6 +43,7 @@ import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
   nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR, NVK_XCOPY,
+  NVK_INIT_MARK,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
@@ -164,7 +166,7 @@ function takeMessage(m: usize): bool {
   const type = <u32>load<u8>(m + MB_TYPE);
   if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
   if (type == MB_FLUSH) { flushAsked(load<u64>(m + MB_SEQ)); return true; }
-  if (type == MB_RELABEL) { relabel(load<u32>(m + MB_SLOT)); return true; }
+  if (type == MB_RELABEL) { if (!nvRoom(2)) return false; relabel(load<u32>(m + MB_SLOT)); return true; } // initClear: 2 NV entries
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
@@ -298,15 +300,23 @@ function flushRecords(m: u32): i32 {
     const slot = next - 1;
     next = slotFlushNext(slot);
     setSlotFlushNext(slot, 0);
-    if (status != MST_OK) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
-    else {
-      // The chunk's first write is on the medium: it is initialized from now on (its record goes
-      // before the slot's clean record, in the one ordered NV ring).
-      const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-      if (where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where)) initMark(m, <u32>where, nvId(NVK_NONE, 0));
-    }
-    destageDone(slot, status == MST_OK, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
     work++;
+    let ok = status == MST_OK;
+    if (!ok) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
+    else {
+      // The chunk's first write is on the medium: it is initialized from now on. The slot's clean
+      // record waits for the mark's NV completion (markDone): were the mark lost and the record
+      // not, the chunk would read zeros after a crash.
+      const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+      if (where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where)) {
+        if (!nvDegraded()) { initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot)); continue; }
+        // The file's copy of the map may be stale while it is degraded: a new mark could overwrite
+        // the only whole copy of its record. The slot stays dirty until the file is rewritten.
+        slotDestageFailed(slot, false, gNow);
+        ok = false;
+      }
+    }
+    destageDone(slot, ok, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
   }
   store<u32>(fl + FL_COVERED, next);
   if (next == 0) store<u32>(fl + FL_STATE, FLS_IDLE);
@@ -366,7 +376,7 @@ function destage(slot: u32, depth: u32): bool {
   // meanwhile never claims sectors whose data and CRCs are not in NV (they hold the NV bytes of
   // the slot's previous owner, perhaps another volume's).
   const whole = !chunkInitialized(medium, <u32>where);
-  if (whole) fillBlank(slot);
+  if (whole) fillBlank(slot, 0, 0);
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
   let from: u32 = 0;
@@ -583,10 +593,13 @@ function drainNvCompletions(): i32 {
   while (e != 0) {
     const id = load<u32>(e + NCQ_ID);
     const status = load<u32>(e + NCQ_STATUS);
+    // A mark's completion queues its slot's record: it waits for room in the ring.
+    if ((id >> 28) == NVK_INIT_MARK && !nvRoom(1)) break;
     if (status != 0) nvCompletionFailed(status, id);
     if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
     if ((id >> 28) == NVK_PAIR) { pairNvDone(id, status); work++; }
     if ((id >> 28) == NVK_XCOPY) { xcopyNvDone(id, status); work++; }
+    if ((id >> 28) == NVK_INIT_MARK) { markDone(id & 0x0FFFFFFF, status); work++; }
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
@@ -596,6 +609,21 @@ function drainNvCompletions(): i32 {
     e = ringPeek(gNvCq);
   }
   return work;
+}
+
+/**
+ * The init map mark of a slot's first destage completed. Written: the slot gets its clean record.
+ * Failed: the bit is cleared again in memory and the slot stays dirty (its NV record says so), to
+ * be destaged whole and marked again once the file has been rewritten; counted and logged.
+ */
+function markDone(slot: u32, status: u32): void {
+  if (status == 0) { destageDone(slot, true, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0)); return; }
+  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+  if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);
+  statInc(STAT_INIT_MARK_FAILURES);
+  log(LOG_ERROR, "destage: the init map mark of a chunk's first write failed in NV (slot, errno); the slot stays dirty", slot, status);
+  slotDestageFailed(slot, false, gNow);
+  destageDone(slot, false, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
 }
 
 /**

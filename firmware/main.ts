@@ -16,15 +16,16 @@ import {
   DESC_DIRTY, DESC_POISON, DESC_CRC, DESC_USED, nvHeaderPick, nvHeaderFound, nvHeader, nvWriteDirectory, nvTableSame,
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
-  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes, NVT_ACCESS, ACCESS_ENTRIES,
+  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, NVH_VERSION, NV_VERSION, NVT_ACCESS, ACCESS_ENTRIES,
   ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_RESERVATIONS,
 } from "./nv";
-import { initReconcile } from "./initmap";
+import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
 import { crc32c } from "./comm/crc";
-import { cacheReset, cacheRecover, cacheCheck } from "./cache";
+import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
-import { reservationsBoot } from "./scsi/pr";
+import { reservationsBoot, reservationsFormat } from "./scsi/pr";
+import { accessBoot } from "./comm/access";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { log, LOG_INFO, LOG_WARN } from "./hal";
@@ -70,6 +71,7 @@ function bootShared(): i32 {
   const slots = cfg32(CFG_CACHE_SLOTS);
   let recovered: u32 = 0;
   let initLost = false;
+  let initMoved = false;
   if (!nvHeaderPick()) {
     const found = nvHeaderFound();
     if (found == 0xFFFF) return -<i32>ERR_NV_CORRUPT;
@@ -83,25 +85,42 @@ function bootShared(): i32 {
       if (!nvTableSame(h, want, t)) { detail(t); return -<i32>ERR_NV_CORRUPT; }
     }
     if (!nvTableSame(h, want, NVT_ACCESS)) { detail(NVT_ACCESS); return -<i32>ERR_NV_CORRUPT; }
-    if (!nvTableSame(h, want, NVT_RESERVATIONS)) { detail(NVT_RESERVATIONS); return -<i32>ERR_NV_CORRUPT; }
+    // An image from before version 6 has no reservation table: its place held the init map or the
+    // cache tables, looked at (and moved) below before it is cleared. One elsewhere is damage.
+    const reservationsLost = nvTable(h, NVT_RESERVATIONS) == 0;
+    if (!reservationsLost && !nvTableSame(h, want, NVT_RESERVATIONS)) { detail(NVT_RESERVATIONS); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
-    if (!nvTableSame(h, want, NVT_INIT)) initLost = !relocateInitMap(h);
     // An image from before pairs has no pair table: its place held other tables, now moved (it is
     // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
     const pairsLost = !nvTableSame(h, want, NVT_PAIRS);
-    const cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
+    let cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
       && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
+    // Media added or removed: the same cache after an init map of another size. Its tables move
+    // (dirty data too); a cache of another size must be clean, and is looked at before the init map
+    // moves, since the map's new place may be its descriptors'.
+    const shift = cacheSame ? 0 : cacheShift(h, want, slots);
+    if (!cacheSame && shift == 0 && !oldCacheClean(h)) { detail(load<u32>(h + NVH_SLOTS)); return -<i32>ERR_NV_GEOMETRY; }
+    if (shift > 0) moveCacheTables(h, want); // up first: the grown map's second copy goes where they were
+    if (!nvTableSame(h, want, NVT_INIT)) {
+      initMoved = initRelocate(nvTable(h, NVT_INIT), <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES));
+      initLost = !initMoved;
+    }
+    if (shift < 0) moveCacheTables(h, want); // down after: into where the shrunk map's second copy was
+    if (shift != 0) cacheSame = true;
     if (cacheSame) {
       recovered = cacheRecover(load<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH));
       if (ASC_OPTIMIZE_LEVEL == 0) cacheCheck();
       if (recovered > 0) log(LOG_INFO, "nv: dirty cache slots recovered", recovered, 0);
     } else {
       const old = load<u32>(h + NVH_SLOTS);
-      if (!oldCacheClean(h)) { detail(old); return -<i32>ERR_NV_GEOMETRY; }
       resetCacheTables(slots);
       log(LOG_INFO, "nv: cache or media geometry changed, volume table kept (old slots, new slots)", old, slots);
     }
     if (pairsLost) pairsFormat();
+    if (reservationsLost) reservationsFormat();
+    const version = load<u32>(h + NVH_VERSION);
+    if (version != NV_VERSION) log(LOG_INFO, "nv: image upgraded (from version, to version)", version, NV_VERSION);
+    store<u32>(h + NVH_VERSION, NV_VERSION);
     store<u32>(h + NVH_SLOTS, slots);
     nvWriteDirectory(h, slots);
   }
@@ -110,11 +129,12 @@ function bootShared(): i32 {
   store<u32>(h + NVH_CLEAN, 0);
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  accessBoot(); // how far the access table's records reach: every command's check looks no further
   const pairs = pairsBoot();
   if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
-  initReconcile(initLost, nvId(NVK_NONE, 0));
+  initReconcile(initLost, initMoved, nvId(NVK_NONE, 0));
   reservationsBoot(); // what APTPL did not ask to keep goes (a power loss to the initiators)
-  if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
+  if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file: rebuilt from the volume table", 0, 0);
   nvKick();
   return <i32>recovered;
 }
@@ -138,30 +158,6 @@ function arrayIdentity(): u64 {
   return (<u64>id << 32) | <u64>cfg32(CFG_NONCE);
 }
 
-/**
- * The cache or the media changed size, so the init map moved: it is copied from where the image's
- * directory says it was, when that lies in what was loaded (media added or removed at the end keep
- * the records of the others). False when it cannot be found.
- */
-function relocateInitMap(h: usize): bool { return relocateTable(h, NVT_INIT, initMapBase(), nvInitBytes()); }
-
-/**
- * A geometry-dependent table moved (the init map): copied from where the image's directory says it
- * was, when that lies in what was loaded; what it lacks reads as never written. False when it
- * cannot be found (blank then).
- */
-function relocateTable(h: usize, id: u32, to: usize, size: u32): bool {
-  const t = nvTable(h, id);
-  if (t == 0) { memory.fill(to, 0, size); return false; }
-  const nv = nvBase();
-  const from = <usize>load<u32>(t + NVT_OFFSET);
-  const had = load<u32>(t + NVT_SIZE);
-  if (from + <usize>had > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) { memory.fill(to, 0, size); return false; }
-  memory.copy(to, nv + from, min<u32>(had, size));
-  if (size > had) memory.fill(to + had, 0, size - had);
-  return true;
-}
-
 /** Zeroes the descriptor and sector CRC tables (no dirty data in them) and persists them. */
 function resetCacheTables(slots: u32): void {
   const first = descCopy(0, 0);
@@ -169,6 +165,40 @@ function resetCacheTables(slots: u32): void {
   memory.fill(first, 0, end - first);
   cacheReset();
   nvPersistRange(first, <u32>(end - first), nvId(NVK_NONE, 0));
+}
+
+/**
+ * Version 5, the same cache, and the cache tables elsewhere (the init map before them changed size
+ * with the media): +1 when they move up, -1 down, 0 otherwise, or when they cannot move whole (their
+ * old place is not all in what was loaded: more media removed than the region's spare tail holds).
+ */
+function cacheShift(h: usize, want: usize, slots: u32): i32 {
+  if (load<u32>(h + NVH_VERSION) < 5 || load<u32>(h + NVH_SLOTS) != slots) return 0;
+  const loaded = <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES);
+  for (let id: u32 = NVT_DESCRIPTORS; id <= NVT_DATA; id++) {
+    const a = nvTable(h, id);
+    const b = nvTable(want, id);
+    if (a == 0 || load<u32>(a + NVT_SIZE) != load<u32>(b + NVT_SIZE)) return 0;
+    if (<usize>load<u32>(a + NVT_OFFSET) + <usize>load<u32>(a + NVT_SIZE) > loaded) return 0;
+  }
+  const from = load<u32>(nvTable(h, NVT_DESCRIPTORS) + NVT_OFFSET);
+  const to = load<u32>(nvTable(want, NVT_DESCRIPTORS) + NVT_OFFSET);
+  return to > from ? 1 : to < from ? -1 : 0;
+}
+
+/** Moves the descriptors, sector CRCs and slot data to this geometry's places, in the order that overlaps allow, and persists them. */
+function moveCacheTables(h: usize, want: usize): void {
+  const nv = nvBase();
+  const up = load<u32>(nvTable(want, NVT_DESCRIPTORS) + NVT_OFFSET) > load<u32>(nvTable(h, NVT_DESCRIPTORS) + NVT_OFFSET);
+  for (let i: u32 = 0; i < 3; i++) {
+    const id = up ? NVT_DATA - i : NVT_DESCRIPTORS + i;
+    const a = nvTable(h, id);
+    memory.copy(nv + load<u32>(nvTable(want, id) + NVT_OFFSET), nv + load<u32>(a + NVT_OFFSET), load<u32>(a + NVT_SIZE));
+  }
+  const first = descCopy(0, 0);
+  const end = slotDataBase() + <usize>load<u32>(nvTable(want, NVT_DATA) + NVT_SIZE);
+  nvPersistRange(first, <u32>(end - first), nvId(NVK_NONE, 0));
+  log(LOG_INFO, "nv: media changed: the cache tables moved with the init map (from, to)", load<u32>(nvTable(h, NVT_DESCRIPTORS) + NVT_OFFSET), load<u32>(nvTable(want, NVT_DESCRIPTORS) + NVT_OFFSET));
 }
 
 /** The image's descriptors (where its own directory says) hold no dirty or poisoned sector? */
@@ -179,8 +209,10 @@ function oldCacheClean(h: usize): bool {
   const size = <usize>load<u32>(t + NVT_SIZE);
   if (offset + size > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) return load<u32>(h + NVH_CLEAN) == 1;
   const nv = nvBase();
-  for (let p = nv + offset; p < nv + offset + size; p += DESC_BYTES) {
-    if (load<u32>(p + DESC_STATE) != DESC_USED || !sealed(p, DESC_CRC)) continue;
+  // Each slot's newer whole copy: the older one of a slot destaged since still says dirty.
+  for (let slot = nv + offset; slot < nv + offset + size; slot += 2 * DESC_BYTES) {
+    const p = newerDescriptor(slot, slot + DESC_BYTES);
+    if (p == 0) continue;
     if ((load<u64>(p + DESC_DIRTY) | load<u64>(p + DESC_DIRTY + 8) | load<u64>(p + DESC_POISON) | load<u64>(p + DESC_POISON + 8)) != 0) return false;
   }
   return true;

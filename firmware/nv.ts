@@ -1,5 +1,5 @@
 // The non-volatile region (docs/hal.md, "Non-volatile memory"): what survives a crash of the
-// emulator. Version 4 layout, every part 8-byte aligned, offsets recorded in a table directory in
+// emulator. Version 6 layout, every part 8-byte aligned, offsets recorded in a table directory in
 // the header so that later versions can add tables (pairs, bitmaps, reservations) the same way:
 //
 //   header        2 copies of 2 KiB (the newer valid one counts), directory of tables, CRC-32C
@@ -9,19 +9,23 @@
 //   access list   ACCESS_ENTRIES records of 256 bytes: LUN security by initiator name (comm/access.ts)
 //   pairs         MAX_PAIRS records of 128 bytes, 2 copies each, CRC-32C; 3 difference bitmaps per pair
 //   reservations  PR_REGISTRATIONS records of 288 bytes, then MAX_VOLUMES of 16, CRC-32C (scsi/pr.ts)
+//   init map      2 copies (halves) of: per medium in order, records of 512 chunks' "initialized" bits,
+//                 generation, CRC-32C (initmap.ts); the newer valid copy of a record counts
 //   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
 //   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
-//   slot data     per cache slot 64 KiB, 4 KiB aligned
-//   init map      per medium in order, records of 512 chunks' "initialized" bits + CRC-32C (initmap.ts)
+//   slot data     per cache slot 64 KiB, 4 KiB aligned; then NV_TAIL_BYTES unused
 //
-// The volume table, LUN map, labels and descriptors sit at fixed offsets; the cache tables' size
-// follows the cache, the init map's the media. The init map is last so that adding or removing
-// media at the end of the topology moves nothing else; a cache resize moves it (boot relocates it).
+// The tables up to the reservations sit at fixed offsets, and so does the init map's start; its size
+// follows the media, the cache tables' the cache. The init map comes before the cache tables so
+// that a cache resize never moves it: a shrink cut off the end of the file, and a map there was
+// lost (version 4 had it last, and boot rebuilt it from the volume table, counting chunks never
+// written as written). Adding or removing media moves the cache tables instead, dirty data and
+// all (main.ts, moveCacheTables).
 //
 // Fault model: a write to the NV file may be torn at any byte by a crash (of the emulator or the
 // host). Every record carries a CRC-32C, so a torn record is recognised and dropped, never misread.
 // Records whose loss would take acknowledged state with them (the header, medium labels, slot
-// descriptors) are written to alternate copies, so a torn write leaves the previous copy whole.
+// descriptors, init map records) are written to alternate copies, so a torn write leaves the previous copy whole.
 // Slot data is checked sector by sector against the sector CRCs, persisted after the data and
 // before the descriptor: a sector that fails was never acknowledged whole and is dropped.
 //
@@ -41,7 +45,11 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-export const NV_VERSION: u32 = 4; // 3: the access table and the pair table after the labels; 4: the reservation table after them
+// 6: the reservation table before the init map; 5: the init map before the cache tables; 4: the init
+// map last, in two copies; 3: the same in one copy
+export const NV_VERSION: u32 = 6;
+/** The oldest version this firmware reads: version 3 to 5 images are upgraded at boot (initmap.ts, initRelocate; main.ts). */
+export const NV_VERSION_OLDEST: u32 = 3;
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
 export const NV_HEADER_BYTES: u32 = 4096;
@@ -107,8 +115,9 @@ export const PR_REG_BYTES: u32 = 288; // scsi/pr.ts; CRC-32C of the first 284 by
 export const PR_VOL_BYTES: u32 = 16; // scsi/pr.ts; CRC-32C of the first 12 bytes at 12
 export const PR_TABLE_BYTES: u32 = PR_REGISTRATIONS * PR_REG_BYTES + MAX_VOLUMES * PR_VOL_BYTES;
 export const PR_OFFSET: u32 = PAIR_OFFSET + PAIRS_BYTES;
-export const DESC_OFFSET: u32 = PR_OFFSET + PR_TABLE_BYTES;
-export const INIT_RECORD_BYTES: u32 = 72; // 64 bytes of bits (512 chunks), u32 CRC-32C, u32 reserved
+/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6). */
+export const INIT_OFFSET: u32 = PR_OFFSET + PR_TABLE_BYTES;
+export const INIT_RECORD_BYTES: u32 = 72; // one copy: 64 bytes of bits (512 chunks), u32 CRC-32C, u32 generation
 export const INIT_RECORD_CHUNKS: u32 = 512;
 
 // ---- Slot descriptors (2 copies per slot) --------------------------------------------------------
@@ -139,32 +148,42 @@ export function initRecords(m: u32): u32 {
   return (chunks + INIT_RECORD_CHUNKS - 1) / INIT_RECORD_CHUNKS;
 }
 
+/** Both copies of the init map: each copy holds every medium's records. */
 function initBytes(): usize {
   let n: usize = 0;
   for (let m: u32 = 0; m < mediaCount(); m++) n += <usize>initRecords(m) * INIT_RECORD_BYTES;
-  return n;
+  return n * 2;
 }
 
+/** Where the slot descriptors start: after the init map, whose size follows the media. */
 // @ts-ignore: decorator
-@inline function crcsOffset(slots: u32): usize { return <usize>DESC_OFFSET + <usize>slots * 2 * DESC_BYTES; }
+@inline function descOffset(): usize { return <usize>INIT_OFFSET + initBytes(); }
+
+// @ts-ignore: decorator
+@inline function crcsOffset(slots: u32): usize { return descOffset() + <usize>slots * 2 * DESC_BYTES; }
 
 /** Bytes from the NV region's start to the slot data, for a cache of `slots` slots. */
 export function nvDataOffset(slots: u32): usize {
   return (crcsOffset(slots) + <usize>slots * SECTOR_CRC_BYTES + 4095) & ~(<usize>4095);
 }
 
-/** Where the init map starts, for a cache of `slots` slots. */
-export function nvInitOffset(slots: u32): usize { return nvDataOffset(slots) + <usize>slots * SLOT_BYTES; }
+/**
+ * Unused bytes at the region's end. The region of the same geometry then holds all of a version 3
+ * or 4 image, whose init map was last (at most 4 KiB further: the data was aligned from an earlier
+ * offset), and of an image with more media, up to this many bytes of init map more (14 GiB of
+ * media): its cache tables, dirty data too, are all loaded and move down (main.ts).
+ */
+export const NV_TAIL_BYTES: u32 = 65536;
 
 export function nvRegionBytes(slots: u32): usize {
-  return nvInitOffset(slots) + initBytes();
+  return nvDataOffset(slots) + <usize>slots * SLOT_BYTES + NV_TAIL_BYTES;
 }
 
 /** Layout time: records where the geometry-dependent tables are. */
 export function nvLayout(base: usize, slots: u32): void {
-  store<u32>(MAP_ADDR + MAPX_NV_INIT, <u32>(base + nvInitOffset(slots)));
+  store<u32>(MAP_ADDR + MAPX_NV_INIT, <u32>(base + INIT_OFFSET));
   store<u32>(MAP_ADDR + MAPX_NV_INIT_BYTES, <u32>initBytes());
-  store<u32>(MAP_ADDR + MAPX_NV_DESC, <u32>(base + DESC_OFFSET));
+  store<u32>(MAP_ADDR + MAPX_NV_DESC, <u32>(base + descOffset()));
   store<u32>(MAP_ADDR + MAPX_NV_CRCS, <u32>(base + crcsOffset(slots)));
   store<u32>(MAP_ADDR + MAPX_NV_DATA, <u32>(base + nvDataOffset(slots)));
 }
@@ -224,8 +243,11 @@ export function sealLun(port: u32, lun: u32): void { seal(lunMapEntry(port, lun)
 // @ts-ignore: decorator
 @inline export function nvHeader(): usize { return nvBase() + load<u32>(MAP_ADDR + MAPX_NV_HDR); }
 
+// @ts-ignore: decorator
+@inline function versionRead(v: u32): bool { return v >= NV_VERSION_OLDEST && v <= NV_VERSION; }
+
 function headerValid(h: usize): bool {
-  return load<u32>(h + NVH_MAGIC) == NV_MAGIC && load<u32>(h + NVH_VERSION) == NV_VERSION && sealed(h, NVH_CRC);
+  return load<u32>(h + NVH_MAGIC) == NV_MAGIC && versionRead(load<u32>(h + NVH_VERSION)) && sealed(h, NVH_CRC);
 }
 
 /** Picks the newer valid header copy. False when neither is valid. */
@@ -246,7 +268,7 @@ export function nvHeaderFound(): u32 {
   if (blank(a, NV_HEADER_BYTES)) return 0;
   for (let copy: u32 = 0; copy < 2; copy++) {
     const h = a + copy * HDR_COPY_BYTES;
-    if (load<u32>(h + NVH_MAGIC) == NV_MAGIC && load<u32>(h + NVH_VERSION) != NV_VERSION) return load<u32>(h + NVH_VERSION);
+    if (load<u32>(h + NVH_MAGIC) == NV_MAGIC && !versionRead(load<u32>(h + NVH_VERSION))) return load<u32>(h + NVH_VERSION);
   }
   return 0xFFFF;
 }
@@ -378,6 +400,7 @@ export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region 
 export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
 export const NVK_PAIR: u32 = 4; // the disk IOP's pair copy: low bits: copy job << 24 | job sequence
 export const NVK_XCOPY: u32 = 5; // the disk IOP's copy manager (xcopy/): low bits: copy << 24 | copy sequence
+export const NVK_INIT_MARK: u32 = 6; // the init map mark of a chunk's first destage: low bits: the slot
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 

@@ -606,9 +606,16 @@ function mediumErrorAt(c: usize, slotNo: u32, sectorInSlot: u32): void {
  * A slot for (volume, slotNo) with nothing valid, or -1; when the chunk under it was never written
  * (initmap.ts) the slot is zeros, all valid: no stage, and nothing of its previous owner shows.
  */
-export function allocateFor(volume: u32, slotNo: u32): i32 {
+export function allocateFor(volume: u32, slotNo: u32): i32 { return allocateToWrite(volume, slotNo, 0, 0); }
+
+/**
+ * allocateFor for a write of sectors [first, first + count) that the caller makes next: on a never
+ * written chunk only the other sectors are zeroed; those stay invalid until the write lands (an
+ * invalid sector of a blank chunk stages as zeros, so none of the slot's old bytes can show).
+ */
+function allocateToWrite(volume: u32, slotNo: u32, first: u32, count: u32): i32 {
   const slot = allocate(volume, slotNo);
-  if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot);
+  if (slot >= 0 && volumeChunkBlank(volume, slotNo)) fillBlank(<u32>slot, first, count);
   return slot;
 }
 
@@ -790,7 +797,7 @@ function commitStep(c: usize): void {
     if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
-      slot = allocateFor(volume, slotNo);
+      slot = allocateToWrite(volume, slotNo, within >> 9, n >> 9);
       if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return; }
       cacheCount(CS_WRITE_MISSES);
     } else {
@@ -918,23 +925,33 @@ export function dataInBuffer(c: usize, bytes: u32): usize {
 /** The handler wrote `produced` bytes into its buffer; at most the host's expected length is sent. */
 export function sendBuffer(c: usize, produced: u32): void {
   store<u32>(c + CX_PRODUCED, produced);
-  store<u32>(c + CX_LENGTH, min<u32>(produced, load<u32>(c + CX_EXPECTED)));
+  sendBufferThen(c, produced);
+}
+
+/**
+ * Sends `bytes` of the buffer, at most the host's expected length, then the status prepared: GOOD,
+ * or the CHECK CONDITION the handler set with ctxCheck (a tape READ's FILEMARK or ILI goes with the
+ * data read). CX_PRODUCED, what the CDB asked for, is the handler's.
+ */
+export function sendBufferThen(c: usize, bytes: u32): void {
+  store<u32>(c + CX_LENGTH, min<u32>(bytes, load<u32>(c + CX_EXPECTED)));
   store<u8>(c + CX_STATE, <u8>ST_SEND_BUFFER);
   sendBufferStep(c);
 }
 
 function sendBufferStep(c: usize): void {
   const total = load<u32>(c + CX_LENGTH);
+  const ok = load<u8>(c + CX_STATUS) == 0; // a CHECK CONDITION's sense needs a response of its own
   let cursor = load<u32>(c + CX_CURSOR);
   const buf = ctxBufferAddr(c);
   while (cursor < total) {
-    const sent = txData(c, buf + cursor, total - cursor, total, true);
+    const sent = txData(c, buf + cursor, total - cursor, total, ok);
     if (sent == 0) return;
     cursor += sent;
     store<u32>(c + CX_CURSOR, cursor);
   }
   ctxBufferRelease(c);
-  good(c);
+  if (ok) good(c); else store<u8>(c + CX_STATE, <u8>ST_RESPOND);
 }
 
 /** Waits for the context's NV persists, then GOOD. */

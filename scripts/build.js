@@ -21,7 +21,8 @@ const asc = path.join(root, 'node_modules', '.bin', 'asc');
 const MAX_PAGES_CONTROLLER = 32768; // 2 GiB of common memory at most
 const images = [
   { entry: 'firmware/main.ts', name: 'controller', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER)] },
-  { entry: 'firmware/kernels/index.ts', name: 'kernels', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '65536'] },
+  // kernels uses relaxed SIMD (its RS swizzles); loaders call lib/kernels.ts allowRelaxedSimd().
+  { entry: 'firmware/kernels/index.ts', name: 'kernels', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '65536', '--enable', 'relaxed-simd'] },
   // testing: the controller plus direct handles on its units, for unit tests (debug build only).
   { entry: 'firmware/testing.ts', name: 'testing', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER)], targets: ['debug'] },
 ];

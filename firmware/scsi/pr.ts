@@ -519,6 +519,12 @@ function abortNexus(r: usize, v: u32): void {
 
 // ---- Boot ------------------------------------------------------------------------------------------------
 
+/** An image from before the table (NV version 6): it starts empty, and is persisted so. */
+export function reservationsFormat(): void {
+  memory.fill(nvReservations(), 0, PR_TABLE_BYTES);
+  nvPersistRange(nvReservations(), PR_TABLE_BYTES, nvId(NVK_NONE, 0));
+}
+
 /**
  * At boot: records that fail their CRC, of deleted volumes, RESERVE (6)/(10) holders, and every
  * registration and reservation of a volume whose last REGISTER did not set APTPL are dropped.

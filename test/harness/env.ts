@@ -7,8 +7,24 @@ import { Emulator, StartOptions } from '../../harness';
 import * as scsi from '../../lib/scsi';
 import type { CommandTransport, ScsiResult } from '../../lib/transport';
 
+const madeDirs: string[] = [];
+
+/** A fresh directory under the system's temporary directory, removed when the test process exits. */
 export function tempDir(label: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `sanbox-${label}-`));
+  if (madeDirs.length === 0) process.on('exit', removeMadeDirs);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sanbox-${label}-`));
+  madeDirs.push(dir);
+  return dir;
+}
+
+// A test file's arrays are stopped by its teardowns before its process exits; a directory a
+// killed child still holds is left (best effort: a leftover is disk, not a wrong result). Set
+// SANBOX_KEEP_TEST_DIRS=1 to keep them for a post-mortem.
+function removeMadeDirs(): void {
+  if (process.env.SANBOX_KEEP_TEST_DIRS) return;
+  for (const dir of madeDirs) {
+    try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* left for the OS's tmp cleaning */ }
+  }
 }
 
 export interface SmallOptions {

@@ -112,6 +112,21 @@ test('RESERVE (6): the other initiator gets RESERVATION CONFLICT (even TEST UNIT
   t.is((await send(b, [0x16, 0, 0, 0, 0, 0])).r.status, 0);
 });
 
+test('APTPL=1 registrations and the reservation survive a restart with another geometry (a larger cache, a medium added): the table has a fixed place', async (t) => {
+  const dir = tempDir('aptpl-geometry');
+  let emu = await startSmall({ dir, media: [{ name: 'd0', kind: 'file', size: '64MiB' }] });
+  const a = emu.connect();
+  await createVolume(a, { name: 'v', blocks: 8192, blockSize: 512, placement: 'linear' }, LUN);
+  await pr(a, REGISTER, 0, 0n, 0x1111n, true);
+  t.is(await pr(a, RESERVE, EA, 0x1111n, 0n), 0);
+  await emu.stop('graceful');
+  emu = await startSmall({ dir, cache: { size: '16MiB' }, media: [{ name: 'd0', kind: 'file', size: '64MiB' }, { name: 'd1', kind: 'file', size: '64MiB' }] });
+  t.teardown(() => emu.stop());
+  const a2 = emu.connect();
+  t.deepEqual((await readKeys(a2)).keys, [0x1111n]);
+  t.deepEqual(await readReservation(a2), { key: 0x1111n, type: EA });
+});
+
 for (const how of ['graceful', 'powerFail'] as const) {
   test(`APTPL=1 keeps registrations and the reservation over a restart (${how}); APTPL=0 does not`, async (t) => {
     const dir = tempDir('aptpl');

@@ -1,0 +1,173 @@
+// The init map (docs/hal.md, "Chunks that were never written"; firmware/initmap.ts) when it moves or
+// comes from an older image: a chunk a volume wrote still reads back, and a chunk a volume created
+// on a deleted one's extents never wrote still reads zeros, not the deleted volume's bytes.
+import test, { type ExecutionContext } from 'ava';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Emulator } from '../../harness';
+import { crc32c } from '../../lib/protocol';
+import * as scsi from '../../lib/scsi';
+import { startSmall, tempDir, createVolume, write, read, pattern, run, type SmallOptions } from './env';
+
+const d = (name: string) => ({ name, kind: 'file', size: '64MiB' });
+const base = (dir: string): SmallOptions => ({ dir, mode: 'deterministic', cache: { destageAgeMs: 600_000, destageIntervalMs: 1000 } });
+const spec = { blocks: 1024, blockSize: 512 as const, placement: 'linear' as const };
+
+/**
+ * Volume 0 "a" written and deleted; volume 1 "b" written; volume 0 "c" created on a's chunks and
+ * written in its chunk 1 only; all on the medium; a graceful stop. Returns what b and c hold.
+ */
+async function setUp(label: string, first: Partial<SmallOptions> = {}): Promise<{ dir: string; b: Buffer; c1: Buffer }> {
+  const dir = tempDir(label);
+  const emu = await startSmall({ ...base(dir), ...first });
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', ...spec }, 1);
+  await createVolume(s, { name: 'b', ...spec }, 2);
+  await write(s, 1, 0, pattern(65536, 1)); // a's chunks 0 and 1
+  const b = pattern(4096, 2);
+  await write(s, 2, 0, b);
+  await emu.flush();
+  await run(s, 0, scsi.deleteVolume(0, true));
+  await createVolume(s, { name: 'c', ...spec }, 1);
+  const c1 = pattern(4096, 3);
+  await write(s, 1, 128, c1); // c's chunk 1 (a's chunk 1 before)
+  await emu.flush();
+  await emu.stop('graceful');
+  return { dir, b, c1 };
+}
+
+async function check(t: ExecutionContext, emu: Emulator, b: Buffer, c1: Buffer, when: string): Promise<void> {
+  const s = emu.connect();
+  t.true((await read(s, 2, 0, 8)).equals(b), `${when}: b's chunk 0 reads back`);
+  t.true((await read(s, 1, 128, 8)).equals(c1), `${when}: c's chunk 1 reads back`);
+  t.true((await read(s, 1, 0, 8)).equals(Buffer.alloc(4096)), `${when}: c's chunk 0, never written, reads zeros, not a's bytes`);
+}
+
+const cache = (size: string) => ({ cache: { size, destageAgeMs: 600_000, destageIntervalMs: 1000 } });
+const changes: Array<[string, Partial<SmallOptions>, Partial<SmallOptions>]> = [
+  // The map grows; the cache tables after it move.
+  ['a medium added at the end', {}, { media: [d('d0'), d('d1'), d('d2')] }],
+  // Also: a cache resize after a graceful stop is accepted (it was refused as "dirty cache data for
+  // another cache size": the check read every descriptor copy, and a slot's older copy still said dirty).
+  ['a larger cache', {}, cache('16MiB')],
+  // NV version 4 had the map last: a shrink cut it off the file, and boot rebuilt it from the
+  // volume table, every chunk a volume owns counted as written: c's chunk 0 read a's bytes.
+  ['a smaller cache', cache('16MiB'), cache('4MiB')],
+];
+for (const [what, first, change] of changes) {
+  test(`the init map keeps what it said with ${what}: written chunks read back, never-written ones read zeros, also after a power cut`, async (t) => {
+    const { dir, b, c1 } = await setUp(`init-move-${what.length}`, first);
+    const o = { ...base(dir), ...change };
+    const lines: string[] = [];
+    const moved = await startSmall(o, { log: (l) => lines.push(l) });
+    t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
+    await check(t, moved, b, c1, 'after the change');
+    await moved.stop('powerFail'); // the moved map was persisted at its new place
+    const again = await startSmall(o);
+    t.teardown(() => again.stop('powerFail'));
+    await check(t, again, b, c1, 'after a power cut');
+  });
+}
+
+/**
+ * Rewrites a version 6 NV image (graceful stop) as an older firmware wrote it. Versions 3 to 5 had
+ * no reservation table (version 6 put it after the pairs, before the init map): the directory
+ * loses it, and what came after starts where it began. Version 5 then had the init map there, before
+ * the cache tables; versions 3 and 4 had the cache tables there and the init map last, after the
+ * slot data; version 3 with one copy of the map, records of 64 bytes of bits, their CRC-32C, 4
+ * reserved bytes. Header and table versions say the old version. The layouts are docs/hal.md's
+ * ("Layout and checksums").
+ */
+function toVersion(file: string, version: 3 | 4 | 5): void {
+  const nv = fs.readFileSync(file);
+  const a = nv.subarray(0, 2048);
+  const bh = nv.subarray(2048, 4096);
+  const h = Buffer.from(bh.readBigUInt64LE(24) > a.readBigUInt64LE(24) && bh.readUInt32LE(0) === 0x564e4253 ? bh : a);
+  h.writeUInt32LE(version, 4);
+  const entry = (id: number): number => {
+    for (let i = 0; i < h.readUInt32LE(40); i++) if (h.readUInt16LE(64 + i * 16) === id) return 64 + i * 16;
+    throw new Error(`no table ${id} in the directory`);
+  };
+  const er = entry(10); // the reservation table: the directory's last entry
+  const at = h.readUInt32LE(er + 4); // where it began: the pairs' end
+  if (er !== 64 + (h.readUInt32LE(40) - 1) * 16) throw new Error('the reservation table is not the last entry');
+  h.fill(0, er, er + 16);
+  h.writeUInt32LE(h.readUInt32LE(40) - 1, 40);
+  for (let i = 0; i < h.readUInt32LE(40); i++) h.writeUInt16LE(version, 64 + i * 16 + 2);
+  const [ei, ed, ec, eda] = [4, 5, 6, 7].map(entry); // init map, descriptors, sector CRCs, slot data
+  const part = (e: number) => nv.subarray(h.readUInt32LE(e + 4), h.readUInt32LE(e + 4) + h.readUInt32LE(e + 8));
+  const [map, desc, crcs, data] = [ei, ed, ec, eda].map(part);
+  let init = map;
+  if (version === 3) {
+    init = Buffer.alloc(map.length / 2);
+    for (let r = 0; r < init.length; r += 72) {
+      const [x, y] = [map.subarray(r, r + 72), map.subarray(init.length + r, init.length + r + 72)];
+      const cur = ((y.readUInt32LE(68) - x.readUInt32LE(68)) | 0) > 0 ? y : x; // the newer generation
+      cur.copy(init, r, 0, 64);
+      init.writeUInt32LE(crc32c(init.subarray(r, r + 64)), r + 64);
+    }
+  }
+  const cacheAt = version === 5 ? at + init.length : at;
+  const dataAt = (cacheAt + desc.length + crcs.length + 4095) & ~4095;
+  h.writeUInt32LE(cacheAt, ed + 4);
+  h.writeUInt32LE(cacheAt + desc.length, ec + 4);
+  h.writeUInt32LE(dataAt, eda + 4);
+  h.writeUInt32LE(version === 5 ? at : dataAt + data.length, ei + 4);
+  h.writeUInt32LE(init.length, ei + 8);
+  h.writeUInt32LE(crc32c(h.subarray(0, 2044)), 2044);
+  const pad = Buffer.alloc(dataAt - cacheAt - desc.length - crcs.length);
+  const cacheTables = [desc, crcs, pad, data];
+  fs.writeFileSync(file, Buffer.concat([h, h, nv.subarray(4096, at), ...(version === 5 ? [init, ...cacheTables] : [...cacheTables, init])]));
+}
+
+for (const version of [3, 4, 5] as const) {
+test(`an NV image of version ${version} (${version === 5 ? 'no reservation table' : `the init map last${version === 3 ? ', one copy' : ''}`}) is upgraded at boot and keeps what its map said`, async (t) => {
+  const { dir, b, c1 } = await setUp(`init-v${version}`);
+  toVersion(path.join(dir, 'a0', 'nvram.bin'), version);
+  const lines: string[] = [];
+  const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 6\\)`).test(l)), lines.join('\n'));
+  t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
+  await check(t, up, b, c1, 'after the upgrade');
+  await up.stop('powerFail');
+  const again = await startSmall(base(dir));
+  t.teardown(() => again.stop('powerFail'));
+  await check(t, again, b, c1, 'after a power cut');
+});
+}
+
+test('a version 5 image with dirty cache data is upgraded: its cache tables move past the new reservation table with the dirty slot, which reads back; the table starts empty', async (t) => {
+  const dir = tempDir('init-v5-dirty');
+  const emu = await startSmall(base(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', ...spec }, 1);
+  const dirty = pattern(4096, 7);
+  await write(s, 1, 8, dirty); // dirty in NV: the destage age is ten minutes
+  await emu.stop('powerFail');
+  toVersion(path.join(dir, 'a0', 'nvram.bin'), 5);
+  const lines: string[] = [];
+  const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
+  t.teardown(() => up.stop('powerFail'));
+  t.true(lines.some((l) => /nv: image upgraded \(from version, to version\) \(5, 6\)/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /nv: dirty cache slots recovered/.test(l)), lines.join('\n'));
+  const u = up.connect();
+  t.true((await read(u, 1, 8, 8)).equals(dirty), 'the dirty slot moved with the cache tables');
+  const keys = await run(u, 1, Buffer.from([0x5e, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0]), { inLength: 4096 }); // READ KEYS
+  t.deepEqual([keys.status, Buffer.from(keys.data).readUInt32BE(4)], [0, 0], 'no registration: the new table is empty');
+});
+
+test('a version 4 image with dirty cache data is not upgraded: the boot fails ERR_NV_GEOMETRY and keeps every byte of the file', async (t) => {
+  const dir = tempDir('init-v4-dirty');
+  const emu = await startSmall(base(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', ...spec }, 1);
+  await write(s, 1, 0, pattern(4096, 1)); // dirty in NV: the destage age is ten minutes
+  await emu.stop('powerFail');
+  const file = path.join(dir, 'a0', 'nvram.bin');
+  toVersion(file, 4);
+  const before = fs.readFileSync(file);
+  await t.throwsAsync(startSmall(base(dir)), { message: /dirty cache data this boot cannot carry over: .*version 3 or 4 image/ });
+  // The harness sizes the file to the region before the boot (zeros after what it held).
+  const after = fs.readFileSync(file);
+  t.true(after.subarray(0, before.length).equals(before) && after.subarray(before.length).every((x) => x === 0), 'every byte of the NV file kept');
+});
