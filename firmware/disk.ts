@@ -34,9 +34,11 @@ import {
   slotDestageFailed, slotVerdictNs,
 } from "./cache";
 import { chunkInitialized, initMark, initUnmark, initClear } from "./initmap";
+import { slotMedium, chunkHoldsData, thinMapSlot, thinMapFailed, thinDropSlot, thinDropMedium } from "./thin";
+import { slotThinChunk } from "./cache";
 import {
   blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MS_LABEL, MEDIUM_DEAD, setMediumState,
-  mediumChunks,
+  mediumChunks, volumeThin, THIN_UNMAPPED,
 } from "./volume";
 import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LOST } from "./label";
 import { log, LOG_ERROR } from "./hal";
@@ -166,7 +168,7 @@ function takeMessage(m: usize): bool {
   const type = <u32>load<u8>(m + MB_TYPE);
   if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
   if (type == MB_FLUSH) { flushAsked(load<u64>(m + MB_SEQ)); return true; }
-  if (type == MB_RELABEL) { if (!nvRoom(2)) return false; relabel(load<u32>(m + MB_SLOT)); return true; } // initClear: 2 NV entries
+  if (type == MB_RELABEL) { if (!nvRoom(3)) return false; relabel(load<u32>(m + MB_SLOT)); return true; } // initClear: 2 NV entries, the thin map 1 (the slots dropped are clean)
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
@@ -174,10 +176,10 @@ function takeMessage(m: usize): bool {
 export function stageSlot(slot: u32, first: u32, count: u32): bool { return stage(slot, first, count); }
 
 function stage(slot: u32, first: u32, count: u32): bool {
-  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+  const where = slotMedium(slot);
   if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
   const medium = <u32>(where >> 32);
-  if (!chunkInitialized(medium, <u32>where)) { // never written: zeros, no medium read
+  if (where == THIN_UNMAPPED || !chunkHoldsData(slotVolume(slot), slotNumber(slot), where)) { // never written: zeros, no medium read
     memory.fill(slotData(slot) + (<usize>first << 9), 0, <usize>count << 9);
     stageDone(slot, first, count, true, 0, false);
     return true;
@@ -307,9 +309,15 @@ function flushRecords(m: u32): i32 {
       // The chunk's first write is on the medium: it is initialized from now on. The slot's clean
       // record waits for the mark's NV completion (markDone): were the mark lost and the record
       // not, the chunk would read zeros after a crash.
+      // A thin chunk's first write: its map entry, likewise, before the clean record (thin.ts).
+      const thin = slotThinChunk(slot) != 0;
       const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-      if (where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where)) {
-        if (!nvDegraded()) { initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot)); continue; }
+      if (thin || (where != u64.MAX_VALUE && where != THIN_UNMAPPED && !volumeThin(slotVolume(slot)) && !chunkInitialized(m, <u32>where))) {
+        if (!nvDegraded()) {
+          if (thin) thinMapSlot(slot, nvId(NVK_INIT_MARK, slot));
+          else initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot));
+          continue;
+        }
         // The file's copy of the map may be stale while it is degraded: a new mark could overwrite
         // the only whole copy of its record. The slot stays dirty until the file is rewritten.
         slotDestageFailed(slot, false, gNow);
@@ -360,10 +368,10 @@ function aboveHighMark(): bool {
 
 /** Registers the medium writes of a slot's dirty runs. False when its medium is busy or gone. */
 function destage(slot: u32, depth: u32): bool {
-  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-  // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
-  // reports it instead of waiting for it.
-  if (where == u64.MAX_VALUE) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
+  const where = slotMedium(slot);
+  // The volume's medium left the topology (or a thin chunk has none: thin.ts found none at boot):
+  // the data stays dirty (and in NV), marked so that a flush reports it instead of waiting for it.
+  if (where == u64.MAX_VALUE || where == THIN_UNMAPPED) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
   const medium = <u32>(where >> 32);
   const mst = load<u32>(mediumState(medium) + MS_STATE);
   // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
@@ -375,7 +383,7 @@ function destage(slot: u32, depth: u32): bool {
   // write does; the slot's dirty sectors stay those the hosts wrote, so a descriptor persisted
   // meanwhile never claims sectors whose data and CRCs are not in NV (they hold the NV bytes of
   // the slot's previous owner, perhaps another volume's).
-  const whole = !chunkInitialized(medium, <u32>where);
+  const whole = !chunkHoldsData(slotVolume(slot), slotNumber(slot), where);
   if (whole) fillBlank(slot, 0, 0);
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
@@ -478,10 +486,11 @@ function mediumLost(m: u32, why: u32): void {
 function relabel(m: u32): void {
   if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) != MEDS_LOST) return;
   initClear(m, 0, mediumChunks(m), nvId(NVK_NONE, 0));
+  thinDropMedium(m, nvId(NVK_NONE, 0)); // thin chunks on it are unmapped: they read zeros too
   for (let i: u32 = 0; i < slotCount(); i++) {
     if (slotList(i) != LIST_CLEAN || slotPins(i) != 0 || (slotFlags(i) & F_STAGING) != 0) continue;
-    const where = chunkToMedium(slotVolume(i), slotNumber(i));
-    if (where != u64.MAX_VALUE && <u32>(where >> 32) == m) dropSlot(i, nvId(NVK_NONE, 0));
+    const where = slotMedium(i);
+    if (where != u64.MAX_VALUE && where != THIN_UNMAPPED && <u32>(where >> 32) == m) thinDropSlot(i, nvId(NVK_NONE, 0));
   }
   setMediumState(m, MEDS_BECOMING_READY);
   store<u32>(mediumState(m) + MS_LABEL, LBL_RELABEL);
@@ -554,7 +563,8 @@ function reportStuck(left: u32, clean: bool): void {
     i = listNext(slot);
     const e = MAP_ADDR + MAP_CONTROL_STUCK_LIST + n * CSE_BYTES;
     const v = slotVolume(slot);
-    const where = chunkToMedium(v, slotNumber(slot));
+    const w = slotMedium(slot);
+    const where = w == THIN_UNMAPPED ? u64.MAX_VALUE : w; // a thin chunk with none: reported as no medium
     const f = slotFlags(slot);
     const range = slotDirtyRange(slot);
     const bs = <u64>blockSize(v);
@@ -612,14 +622,16 @@ function drainNvCompletions(): i32 {
 }
 
 /**
- * The init map mark of a slot's first destage completed. Written: the slot gets its clean record.
- * Failed: the bit is cleared again in memory and the slot stays dirty (its NV record says so), to
- * be destaged whole and marked again once the file has been rewritten; counted and logged.
+ * The init map mark (or thin map entry) of a slot's first destage completed. Written: the slot gets
+ * its clean record. Failed: the bit (entry) is cleared again in memory and the slot stays dirty (its
+ * NV record says so), to be destaged whole and marked again once the file has been rewritten;
+ * counted and logged.
  */
 function markDone(slot: u32, status: u32): void {
   if (status == 0) { destageDone(slot, true, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0)); return; }
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-  if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);
+  if (volumeThin(slotVolume(slot))) thinMapFailed(slot);
+  else if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);
   statInc(STAT_INIT_MARK_FAILURES);
   log(LOG_ERROR, "destage: the init map mark of a chunk's first write failed in NV (slot, errno); the slot stays dirty", slot, status);
   slotDestageFailed(slot, false, gNow);

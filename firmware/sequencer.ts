@@ -15,7 +15,7 @@
 import {
   STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
   STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND, STAT_NV_REFUSED,
-  STAT_PINS, STAT_PIN_WAITS,
+  STAT_PINS, STAT_PIN_WAITS, STAT_THIN_FULL,
   SLOT_BYTES, CFG_FLAGS,
   CFGF_TRACE_COMMANDS,
 } from "./abi";
@@ -45,6 +45,7 @@ import {
   markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector, fillBlank, volumeFenced,
 } from "./cache";
 import { volumeChunkBlank } from "./initmap";
+import { thinEnsure } from "./thin";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
 import { blockSize, volumeAtLun } from "./volume";
@@ -256,6 +257,15 @@ export function fail(c: usize, key: u32, asc: u32, ascq: u32): void {
   ctxBufferRelease(c);
   ctxGatherRelease(c);
   store<u8>(c + CX_STATE, <u8>ST_RESPOND);
+}
+
+/**
+ * A thin volume's media have no chunk free for the write: DATA PROTECT, SPACE ALLOCATION FAILED
+ * WRITE PROTECT (27h/07h, SBC-4 4.7.3.6). What was acknowledged before keeps its chunks.
+ */
+export function spaceAllocationFailed(c: usize): void {
+  statInc(STAT_THIN_FULL);
+  fail(c, 0x07, 0x27, 0x07);
 }
 
 /** Marks the command done with a status other than GOOD and CHECK CONDITION (BUSY, ...). */
@@ -804,6 +814,8 @@ function commitStep(c: usize): void {
       cacheCount(CS_WRITE_HITS);
     }
     if ((slotFlags(<u32>slot) & F_STAGING) != 0) { waitCache(c); return; }
+    // A thin chunk no write has reached takes a medium chunk now, or the write stops here (thin.ts).
+    if (!thinEnsure(volume, slotNo, <u32>slot)) { ctxBufferRelease(c); spaceAllocationFailed(c); return; }
     writeSectors(<u32>slot, within >> 9, n >> 9, src + cursor, gNow, id);
     store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + WRITE_NV_ENTRIES);
     cursor += n;
@@ -818,6 +830,8 @@ function commitStep(c: usize): void {
 function nvWaitStep(c: usize): void {
   if (load<u32>(c + CX_NV_PENDING) != 0) return;
   if ((load<u32>(c + CX_FLAGS) & CXF_NV_FAILED) != 0) { nvRefuse(c); return; }
+  // What it persisted is in the NV file: a handler that goes on after that runs again (thin provisioning's frees).
+  if ((load<u32>(c + CX_FLAGS) & CXF_REDISPATCH) != 0) { store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) & ~CXF_REDISPATCH); retryLater(c); return; }
   if ((load<u32>(c + CX_FLAGS) & CXF_FUA) != 0) {
     const volume = <u32>load<u16>(c + CX_VOLUME);
     const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
@@ -958,6 +972,12 @@ function sendBufferStep(c: usize): void {
 export function waitPersisted(c: usize): void {
   store<u8>(c + CX_STATE, <u8>ST_NV_WAIT);
   nvWaitStep(c);
+}
+
+/** Waits until what the command persisted is in the NV file, then runs its handler again (its CX_ARG says where it is). */
+export function persistThenRedispatch(c: usize): void {
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_REDISPATCH);
+  waitPersisted(c);
 }
 
 export function nvPending(c: usize, n: u32): void { store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + n); }

@@ -1,7 +1,8 @@
 // SCSI command handlers (SPC-4, SBC-3): decode and check the CDB, then either answer from what the
 // controller knows or hand the command to the sequencer's data paths. docs/scsi.md lists them.
 import {
-  CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_TASK_ATTR, CX_FLAGS, CXF_PARAM, TA_ACA, ctxField, senseFixed,
+  CX_CDB, CX_LUN, CX_PORT, CX_SESSION, CX_VOLUME, CX_OPCODE, CX_TASK_ATTR, CX_FLAGS, CXF_PARAM, CXF_DEALLOC, TA_ACA, ctxField,
+  senseFixed,
 } from "../ctx";
 import { fail, good, startFlush, dataInBuffer, sendBuffer } from "../sequencer";
 import { volumeFenced } from "../cache";
@@ -21,7 +22,7 @@ import {
 import { maintenanceIn } from "./opcodes";
 import { reservationConflict, persistentReserveIn, persistentReserveOut, reserve, release } from "./pr";
 import { uaTake } from "./ua";
-import { getLbaStatus } from "./thin";
+import { getLbaStatus, unmap, deallocateStep, capacityProvisioning, OP_UNMAP } from "./thin";
 import { tapeDeviceAtLun } from "../tape/device";
 import { tapeCommand } from "../tape/command";
 import { accessOf, accessAllows, tapeAccessOf, tapeChangesMedium, modeAllows, ACC_NONE } from "../comm/access";
@@ -87,7 +88,7 @@ export function dispatchScsi(c: usize): void {
   if (v < 0 || volumeFenced(<u32>v)) { fail(c, 0x05, 0x25, 0x00); return; } // none, or being deleted
   if (!accessAllows(c, <u32>v, op)) return; // LUN security (comm/access.ts)
   store<u16>(c + CX_VOLUME, <u16>v);
-  if ((load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) { // once its data-out has come it was checked already
+  if ((load<u32>(c + CX_FLAGS) & (CXF_PARAM | CXF_DEALLOC)) == 0) { // once its data-out has come (or it runs on) it was checked already
     // A pending unit attention first (SAM-5 5.14), then the reservations (SPC-5 5.14).
     const ua = uaTake(c, <u32>v);
     if (ua != 0) { fail(c, 0x06, ua >> 8, ua & 0xFF); return; }
@@ -126,6 +127,7 @@ function commandDevice(c: usize, op: u32): void {
 }
 
 function volumeCommand(c: usize, op: u32, v: u32): void {
+  if ((load<u32>(c + CX_FLAGS) & CXF_DEALLOC) != 0) { deallocateStep(c, v); return; } // UNMAP, WRITE SAME going on
   switch (op) {
     case OP_TEST_UNIT_READY: if (volumeReady(v)) good(c); else notReady(c, v); return;
     case OP_READ6: case OP_READ10: case OP_READ12: case OP_READ16: readWrite(c, v, op, false, false); return;
@@ -135,6 +137,7 @@ function volumeCommand(c: usize, op: u32, v: u32): void {
     case OP_PREFETCH10: case OP_PREFETCH16: prefetch(c, v, op); return;
     case OP_WRITE_SAME10: case OP_WRITE_SAME16: writeSame(c, v, op); return;
     case OP_COMPARE_AND_WRITE: atomicWrite(c, v, false); return;
+    case OP_UNMAP: unmap(c, v); return;
     case OP_ORWRITE: atomicWrite(c, v, true); return;
     case OP_MAINTENANCE_IN: maintenanceIn(c, false); return;
     case OP_START_STOP_UNIT: startStopUnit(c, v); return;
@@ -211,6 +214,7 @@ function serviceActionIn16(c: usize, v: u32): void {
   if (d == 0) return;
   putBe64(d, capacityBlocks(v) - 1);
   putBe32(d + 8, blockSize(v));
+  store<u8>(d + 14, <u8>capacityProvisioning(v)); // LBPME, LBPRZ (thin)
   sendBuffer(c, min<u32>(32, getBe32(p + 10)));
 }
 

@@ -6,6 +6,8 @@
 import { dataInBuffer, sendBuffer } from "../sequencer";
 import { getBe16, getBe32, putBe16, putBe32 } from "../util";
 import { cdb, invalidField } from "./dispatch";
+import { CX_VOLUME } from "../ctx";
+import { volumeThin } from "../volume";
 
 const ROW_BYTES: u32 = 24;
 // A row: applies-to (1: volumes, 2: the command device), service action valid (0/1), service
@@ -13,7 +15,8 @@ const ROW_BYTES: u32 = 24;
 const VOL: u8 = 1;
 const DEV: u8 = 2;
 const BOTH: u8 = 3;
-const ROWS: u32 = 56;
+const THIN_ONLY: u8 = 4; // with VOL: thin volumes only (docs/scsi.md, thin provisioning)
+const ROWS: u32 = 57;
 // @ts-ignore: decorator
 const TABLE: usize = memory.data<u8>([
   BOTH, 0, 0, 0, 6, 0, 0, 0, /**/ 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // TEST UNIT READY
@@ -34,6 +37,7 @@ const TABLE: usize = memory.data<u8>([
   VOL, 0, 0, 0, 10, 0, 0, 0, /**/ 0x34, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0x04, 0, 0, 0, 0, 0, 0, // PRE-FETCH (10)
   VOL, 0, 0, 0, 10, 0, 0, 0, /**/ 0x35, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0x04, 0, 0, 0, 0, 0, 0, // SYNCHRONIZE CACHE (10)
   VOL, 0, 0, 0, 10, 0, 0, 0, /**/ 0x41, 0xE8, 0xFF, 0xFF, 0xFF, 0xFF, 0x1F, 0xFF, 0xFF, 0x04, 0, 0, 0, 0, 0, 0, // WRITE SAME (10)
+  VOL | THIN_ONLY, 0, 0, 0, 10, 0, 0, 0, /**/ 0x42, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0x04, 0, 0, 0, 0, 0, 0, // UNMAP
   VOL, 0, 0, 0, 10, 0, 0, 0, /**/ 0x55, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0x04, 0, 0, 0, 0, 0, 0, // MODE SELECT (10)
   VOL, 0, 0, 0, 10, 0, 0, 0, /**/ 0x56, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 0, 0, 0, // RESERVE (10)
   VOL, 0, 0, 0, 10, 0, 0, 0, /**/ 0x57, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0, 0, 0, 0, 0, 0, // RELEASE (10)
@@ -86,31 +90,35 @@ const NOMINAL_TIMEOUT_S: u32 = 30;
 const RECOMMENDED_TIMEOUT_S: u32 = 60;
 
 function row(i: u32): usize { return i < ROWS ? TABLE + i * ROW_BYTES : DEV_TABLE + (i - ROWS) * ROW_BYTES; }
-function applies(r: usize, device: bool): bool { return (<u32>load<u8>(r) & (device ? DEV : VOL)) != 0; }
+function applies(r: usize, device: bool, thin: bool): bool {
+  const f = <u32>load<u8>(r);
+  return (f & (device ? DEV : VOL)) != 0 && ((f & THIN_ONLY) == 0 || thin);
+}
 function opcodeOf(r: usize): u32 { return <u32>load<u8>(r + 8); }
 function saValid(r: usize): bool { return load<u8>(r + 1) != 0; }
 function saOf(r: usize): u32 { return getBe16(r + 2); }
 function lengthOf(r: usize): u32 { return <u32>load<u8>(r + 4); }
 
 /** The row of (opcode, service action) for this kind of logical unit, or 0. */
-function find(op: u32, sa: u32, withSa: bool, device: bool): usize {
+function find(op: u32, sa: u32, withSa: bool, device: bool, thin: bool): usize {
   for (let i: u32 = 0; i < ROWS + DEV_ROWS; i++) {
     const r = row(i);
-    if (!applies(r, device) || opcodeOf(r) != op) continue;
+    if (!applies(r, device, thin) || opcodeOf(r) != op) continue;
     if (!withSa || !saValid(r) || saOf(r) == sa) return r;
   }
   return 0;
 }
 
 /** Does this opcode take service actions (for this kind of unit)? */
-function hasServiceActions(op: u32, device: bool): bool {
-  const r = find(op, 0, false, device);
+function hasServiceActions(op: u32, device: bool, thin: bool): bool {
+  const r = find(op, 0, false, device, thin);
   return r != 0 && saValid(r);
 }
 
 /** MAINTENANCE IN, REPORT SUPPORTED OPERATION CODES. `device`: asked of the command device (LUN 0). */
 export function reportOpcodes(c: usize, device: bool): void {
   const p = cdb(c);
+  const thin = !device && volumeThin(<u32>load<u16>(c + CX_VOLUME));
   const rctd = (load<u8>(p + 2) & 0x80) != 0;
   const options = <u32>load<u8>(p + 2) & 0x07;
   const op = <u32>load<u8>(p + 3);
@@ -125,7 +133,7 @@ export function reportOpcodes(c: usize, device: bool): void {
     n = 4;
     for (let i: u32 = 0; i < ROWS + DEV_ROWS; i++) {
       const r = row(i);
-      if (!applies(r, device)) continue;
+      if (!applies(r, device, thin)) continue;
       store<u8>(d + n, <u8>opcodeOf(r));
       putBe16(d + n + 2, saValid(r) ? saOf(r) : 0);
       store<u8>(d + n + 5, <u8>((rctd ? 0x02 : 0) | (saValid(r) ? 0x01 : 0))); // CTDP, SERVACTV
@@ -137,10 +145,10 @@ export function reportOpcodes(c: usize, device: bool): void {
   } else {
     // One command: 001b without a service action (refused for an opcode that has them), 010b with
     // one (refused for an opcode that has none), 011b either way.
-    const takesSa = hasServiceActions(op, device);
+    const takesSa = hasServiceActions(op, device, thin);
     if (options == 1 && takesSa) { invalidField(c, 2, 2); return; }
-    if (options == 2 && !takesSa && find(op, 0, false, device) != 0) { invalidField(c, 2, 2); return; }
-    const r = find(op, sa, options != 1 && takesSa, device);
+    if (options == 2 && !takesSa && find(op, 0, false, device, thin) != 0) { invalidField(c, 2, 2); return; }
+    const r = find(op, sa, options != 1 && takesSa, device, thin);
     const length: u32 = r == 0 ? 0 : lengthOf(r);
     store<u8>(d + 1, <u8>((rctd ? 0x80 : 0) | (r == 0 ? 0x01 : 0x03))); // CTDP; SUPPORT: 001b not, 011b as the standard says
     putBe16(d + 2, length);

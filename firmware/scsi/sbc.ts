@@ -10,12 +10,14 @@ import {
 } from "../ctx";
 import {
   fail, good, startRead, startWrite, startWriteFromBuffer, startInternalRead, startDataOut, parameterList,
-  nvRefuse, retryLater, miscompare, firstDifference, finishStatus, pairCopyWait,
+  nvRefuse, retryLater, miscompare, firstDifference, finishStatus, pairCopyWait, spaceAllocationFailed,
 } from "../sequencer";
+import { thinEnsureRange } from "../thin";
+import { writeSameUnmap } from "./thin";
 import { nvDegraded, nvRoom, nvId, NVK_CONTEXT } from "../nv";
 import { cacheLookup, sectorsValid, slotFlags, slotData, writeSectors, cacheCount, F_STAGING, WRITE_NV_ENTRIES,
   CS_WRITE_HITS, volumeFenced } from "../cache";
-import { volumeReady, capacityBlocks, blockSize } from "../volume";
+import { volumeReady, capacityBlocks, blockSize, volumeThin } from "../volume";
 import { SLOT_BYTES } from "../abi";
 import { gNow } from "../iop";
 import { getBe16, getBe32, getBe64 } from "../util";
@@ -181,7 +183,7 @@ function verifyCompare(c: usize, v: u32, bs: u32): void {
  * bytes (a queue port leaves the list in the initiator's data area; WRITE SAME needs room to
  * repeat its block). False when buffer memory is short: the handler runs again.
  */
-function listIntoBuffer(c: usize, list: usize, copy: u32, need: u32): bool {
+export function listIntoBuffer(c: usize, list: usize, copy: u32, need: u32): bool {
   const first = load<u16>(c + CX_BUF_FIRST);
   const count = load<u16>(c + CX_BUF_COUNT);
   if (first != 0 && list == ctxBufferAddr(c) && ctxBufferBytes(c) >= need) return true;
@@ -190,7 +192,7 @@ function listIntoBuffer(c: usize, list: usize, copy: u32, need: u32): bool {
   if (got) memory.copy(ctxBufferAddr(c), list, copy);
   else { store<u16>(c + CX_BUF_FIRST, first); store<u16>(c + CX_BUF_COUNT, count); retryLater(c); }
   if (got) bufFree(first, count);
-    return got;
+  return got;
 }
 
 /** Repeats the buffer's first `bs` bytes through `bytes` (at most the buffer). */
@@ -246,7 +248,10 @@ export function writeSame(c: usize, v: u32, op: u32): void {
   if (!canWrite(c, v)) return;
   store<u64>(c + CX_LBA, lba);
   store<u32>(c + CX_BLOCKS, blocks);
-  if ((flags & 0x08) != 0) { invalidField(c, 1, 3); return; } // UNMAP: the volume is fully provisioned
+  // UNMAP: a thin volume deallocates the range when its block is zeros (NDOB: no block); a thick
+  // one is fully provisioned (VPD B2h LBPWS 0) and refuses it.
+  if ((flags & 0x08) != 0 && !volumeThin(v)) { invalidField(c, 1, 3); return; }
+  if ((flags & 0x08) != 0 && ndob) { writeSameUnmap(c, v, lba, blocks, 0); return; }
   const dataOut: u32 = ndob ? 0 : bs;
   store<u32>(c + CX_PRODUCED, dataOut);
   if (load<u32>(c + CX_EXPECTED) < dataOut) { fail(c, 0x05, 0x0E, 0x03); return; }
@@ -263,6 +268,8 @@ function writeSamePattern(c: usize, bs: u32): void {
   const list = parameterList(c);
   if (list == 0) return;
   const blocks = load<u32>(c + CX_BLOCKS);
+  const v = <u32>load<u16>(c + CX_VOLUME);
+  if ((load<u8>(cdb(c) + 1) & 0x08) != 0 && writeSameUnmap(c, v, load<u64>(c + CX_LBA), blocks, list)) return; // UNMAP with a zero block
   const bytes = min<u32>(blocks * bs, MAX_WINDOW_BYTES);
   if (!listIntoBuffer(c, list, bs, bytes)) return;
   repeatBlock(c, bs, ctxBufferBytes(c));
@@ -384,6 +391,8 @@ function atomicStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32, or: bool):
     }
     at += n;
   }
+  // Thin: each piece's chunk has (or now takes) a medium chunk, or nothing is written (thin.ts).
+  if (!thinEnsureRange(v, base, bytes)) { spaceAllocationFailed(c); return true; }
   const src = or ? buf : buf + bytes;
   for (let at: u32 = 0; at < bytes;) {
     const off = base + <u64>at;
