@@ -108,6 +108,7 @@ export const CXF_REDISPATCH: u32 = 16384; // when that read is done the handler 
 export const CXF_FROM_BUFFER: u32 = 32768; // a write takes its data from the command's buffer (WRITE SAME)
 export const CXF_ORDERED: u32 = 65536; // an ORDERED command counted in CP_ORDERED until it ends
 export const CXF_DEALLOC: u32 = 0x20000; // the command deallocates a thin volume's range (scsi/thin.ts): its handler goes on where it was
+export const CXF_AFTER_PERSIST: u32 = 0x80000; // once what the command persisted is in the NV file its handler runs again (persistThenRedispatch)
 export const CXF_CSI: u32 = 0x40000; // CX_INFO is COMMAND-SPECIFIC INFORMATION (sense bytes 8-11), not INFORMATION (EXTENDED COPY)
 
 // Channel IOP private area header (the rest is laid out by channel.ts).

@@ -29,7 +29,7 @@ import {
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
-  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_SINK_COMPARE, CXF_SINK_DISCARD, CXF_REDISPATCH, CXF_FROM_BUFFER,
+  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_SINK_COMPARE, CXF_SINK_DISCARD, CXF_REDISPATCH, CXF_AFTER_PERSIST, CXF_FROM_BUFFER,
   CXF_PAIR_WAIT, ctxBufferBytes, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
   CX_NEXT, CX_PREV, CX_TRANSPORT,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
@@ -831,7 +831,7 @@ function nvWaitStep(c: usize): void {
   if (load<u32>(c + CX_NV_PENDING) != 0) return;
   if ((load<u32>(c + CX_FLAGS) & CXF_NV_FAILED) != 0) { nvRefuse(c); return; }
   // What it persisted is in the NV file: a handler that goes on after that runs again (thin provisioning's frees).
-  if ((load<u32>(c + CX_FLAGS) & CXF_REDISPATCH) != 0) { store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) & ~CXF_REDISPATCH); retryLater(c); return; }
+  if ((load<u32>(c + CX_FLAGS) & CXF_AFTER_PERSIST) != 0) { store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) & ~CXF_AFTER_PERSIST); retryLater(c); return; }
   if ((load<u32>(c + CX_FLAGS) & CXF_FUA) != 0) {
     const volume = <u32>load<u16>(c + CX_VOLUME);
     const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
@@ -976,7 +976,7 @@ export function waitPersisted(c: usize): void {
 
 /** Waits until what the command persisted is in the NV file, then runs its handler again (its CX_ARG says where it is). */
 export function persistThenRedispatch(c: usize): void {
-  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_REDISPATCH);
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_AFTER_PERSIST);
   waitPersisted(c);
 }
 

@@ -248,10 +248,10 @@ export function writeSame(c: usize, v: u32, op: u32): void {
   if (!canWrite(c, v)) return;
   store<u64>(c + CX_LBA, lba);
   store<u32>(c + CX_BLOCKS, blocks);
-  // UNMAP: a thin volume deallocates the range when its block is zeros (NDOB: no block); a thick
-  // one is fully provisioned (VPD B2h LBPWS 0) and refuses it.
+  // UNMAP: a thin volume deallocates the range (its Data-Out block, taken in first, is not
+  // written: the blocks read zeros); a thick one is fully provisioned (VPD B2h LBPWS 0) and refuses it.
   if ((flags & 0x08) != 0 && !volumeThin(v)) { invalidField(c, 1, 3); return; }
-  if ((flags & 0x08) != 0 && ndob) { writeSameUnmap(c, v, lba, blocks, 0); return; }
+  if ((flags & 0x08) != 0 && ndob) { writeSameUnmap(c, v, lba, blocks); return; }
   const dataOut: u32 = ndob ? 0 : bs;
   store<u32>(c + CX_PRODUCED, dataOut);
   if (load<u32>(c + CX_EXPECTED) < dataOut) { fail(c, 0x05, 0x0E, 0x03); return; }
@@ -269,7 +269,7 @@ function writeSamePattern(c: usize, bs: u32): void {
   if (list == 0) return;
   const blocks = load<u32>(c + CX_BLOCKS);
   const v = <u32>load<u16>(c + CX_VOLUME);
-  if ((load<u8>(cdb(c) + 1) & 0x08) != 0 && writeSameUnmap(c, v, load<u64>(c + CX_LBA), blocks, list)) return; // UNMAP with a zero block
+  if ((load<u8>(cdb(c) + 1) & 0x08) != 0 && writeSameUnmap(c, v, load<u64>(c + CX_LBA), blocks)) return; // UNMAP: deallocated
   const bytes = min<u32>(blocks * bs, MAX_WINDOW_BYTES);
   if (!listIntoBuffer(c, list, bs, bytes)) return;
   repeatBlock(c, bs, ctxBufferBytes(c));

@@ -32,8 +32,11 @@ import { listIntoBuffer } from "./sbc";
 
 /** UNMAP block descriptors one command may carry (VPD B0h MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT). */
 export const MAX_UNMAP_DESCRIPTORS: u32 = 256;
-/** Bytes one UNMAP may name in all (VPD B0h MAXIMUM UNMAP LBA COUNT, in blocks): 1 GiB. */
-const MAX_UNMAP_BYTES: u64 = 1 << 30;
+/**
+ * Bytes one UNMAP may name in all (VPD B0h MAXIMUM UNMAP LBA COUNT, in blocks): 256 MiB, 4096
+ * chunks, 4 batches of NV waits (libiscsi's Inquiry.BlockLimits holds a target to 1M blocks).
+ */
+const MAX_UNMAP_BYTES: u64 = 256 << 20;
 /** Chunks given back per NV wait: the cleared entries' medium chunks, held in the command's buffer. */
 const BATCH: u32 = 1024;
 /** A chunk busy with other commands (a read sending it, a stage, a destage) is waited for this long, then ABORTED COMMAND. */
@@ -162,15 +165,12 @@ function listError(c: usize, at: u32): void {
 }
 
 /**
- * WRITE SAME with UNMAP on a thin volume whose block is zeros (or NDOB): the range is deallocated as
- * UNMAP would. `block`: the data-out block, 0 for NDOB. False when it must be written instead.
+ * WRITE SAME with UNMAP on a thin volume: the range is deallocated as UNMAP would (SBC-4: a thin
+ * provisioned logical unit should deallocate each LBA; the Data-Out block, if any, is not written:
+ * with LBPRZ the blocks read zeros after it). False on a thick volume.
  */
-export function writeSameUnmap(c: usize, v: u32, lba: u64, blocks: u32, block: usize): bool {
+export function writeSameUnmap(c: usize, v: u32, lba: u64, blocks: u32): bool {
   if (!volumeThin(v)) return false;
-  if (block != 0) {
-    const bs = blockSize(v);
-    for (let i: u32 = 0; i < bs; i += 8) if (load<u64>(block + i) != 0) return false; // data to write: not a hole
-  }
   if (!listIntoBuffer(c, 0, 0, WORK_BYTES)) return true; // no buffer memory yet: the handler runs again
   const range = ctxBufferAddr(c);
   putBe64(range, lba);

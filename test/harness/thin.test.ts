@@ -6,10 +6,11 @@
 import test from 'ava';
 import * as scsi from '../../lib/scsi';
 import { ScsiClient } from '../../host/client';
-import type { CommandTransport } from '../../lib/transport';
+import type { CommandTransport, ScsiResult } from '../../lib/transport';
 import type { Emulator } from '../../harness';
 import { startSmall, tempDir, createVolume, write, read, pattern, SmallOptions } from './env';
 import { send, be, cdb10, cdb16 } from './sbc-env';
+import * as A from '../../hal/abi';
 
 const CHUNK = 65536;
 const BPC = CHUNK / 512; // blocks per chunk
@@ -23,7 +24,7 @@ const unmapList = (ranges: Array<[number, number]>): Buffer => {
 };
 const unmapCdb = (length: number, b1 = 0): number[] => [0x42, b1, 0, 0, 0, 0, 0, (length >> 8) & 0xFF, length & 0xFF, 0];
 
-async function unmap(t: CommandTransport, ranges: Array<[number, number]>, lun = 1): Promise<scsi.ScsiResult> {
+async function unmap(t: CommandTransport, ranges: Array<[number, number]>, lun = 1): Promise<ScsiResult> {
   const list = unmapList(ranges);
   return (await send(t, unmapCdb(list.length), { out: list, lun })).r;
 }
@@ -66,7 +67,7 @@ test('a thin volume says so (VPD B2h, B0h, READ CAPACITY (16)), takes no chunk u
   const b2thick = Buffer.from((await send(s, [0x12, 1, 0xB2, 0, 64, 0], { inLength: 64, lun: 2 })).r.data);
   t.deepEqual([b2thick[5], b2thick[6] & 7], [0, 0], 'thick: fully provisioned');
   const b0 = Buffer.from((await send(s, [0x12, 1, 0xB0, 0, 64, 0], { inLength: 64 })).r.data);
-  t.deepEqual([b0.readUInt32BE(20), b0.readUInt32BE(24), b0.readUInt32BE(28), b0[32] & 0x80], [(1 << 30) / 512, 256, BPC, 0x80]);
+  t.deepEqual([b0.readUInt32BE(20), b0.readUInt32BE(24), b0.readUInt32BE(28), b0[32] & 0x80], [(256 << 20) / 512, 256, BPC, 0x80]);
   const rc = Buffer.from((await send(s, [0x9E, 0x10, ...be(0, 8), ...be(32, 4), 0, 0], { inLength: 32 })).r.data);
   t.is(rc[14] & 0xC0, 0xC0, 'LBPME, LBPRZ');
   t.true((await read(s, 1, 12345, 8)).equals(Buffer.alloc(4096)), 'never written: zeros');
@@ -85,7 +86,7 @@ test('a thin volume says so (VPD B2h, B0h, READ CAPACITY (16)), takes no chunk u
   t.deepEqual([thickUnmap.sense?.key, thickUnmap.sense?.asc], [scsi.SenseKey.ILLEGAL_REQUEST, 0x20], 'UNMAP on a thick volume: not offered');
 });
 
-test('UNMAP gives whole chunks back (dirty or on the medium) and zeroes the blocks of a chunk it covers in part; WRITE SAME with UNMAP and NDOB, or a zero block, deallocates too', async (t) => {
+test('UNMAP gives whole chunks back (dirty or on the medium) and zeroes the blocks of a chunk it covers in part; WRITE SAME with UNMAP deallocates too (NDOB, or whatever its block holds)', async (t) => {
   const { emu, s, c } = await thinArray(t, 'thin-unmap');
   await createVolume(s, { name: 'th', blocks: 64 * BPC, blockSize: 512, placement: 'thin' }, 1);
   const free0 = await freeChunks(c);
@@ -109,12 +110,17 @@ test('UNMAP gives whole chunks back (dirty or on the medium) and zeroes the bloc
   t.is(await allocated(c, 'th'), 3 * CHUNK, 'chunks 3, 4, 7 left');
   t.true((await read(s, 1, 0, BPC)).equals(Buffer.alloc(CHUNK)));
   t.true((await read(s, 1, 7 * BPC, BPC)).equals(Buffer.concat([Buffer.alloc(32768), data.subarray(7 * CHUNK + 32768, 8 * CHUNK)])));
-  // WRITE SAME with UNMAP and a block that is not zeros writes it: the chunk stays (is taken).
+  // WRITE SAME with UNMAP and a block that is not zeros deallocates too (SBC-4: a thin provisioned
+  // logical unit should deallocate each LBA): the block is not written, the blocks read zeros.
+  t.is((await send(s, cdb10(0x41, 3 * BPC, BPC, 0x08), { out: pattern(512, 5) })).r.status, 0);
+  t.is(await allocated(c, 'th'), 2 * CHUNK, 'chunk 3 given back');
+  t.true((await read(s, 1, 3 * BPC, BPC)).equals(Buffer.alloc(CHUNK)));
   t.is((await send(s, cdb10(0x41, 20 * BPC, 8, 0x08), { out: pattern(512, 5) })).r.status, 0);
-  t.is(await allocated(c, 'th'), 4 * CHUNK);
+  t.is(await allocated(c, 'th'), 2 * CHUNK, 'an unmapped chunk in part: nothing taken');
+  t.true((await read(s, 1, 20 * BPC, 8)).equals(Buffer.alloc(4096)));
   // After all that is on the medium and the cache is cold, the same.
   await emu.flush();
-  t.true((await read(s, 1, BPC, 2 * BPC)).equals(Buffer.alloc(2 * CHUNK)));
+  t.true((await read(s, 1, BPC, 3 * BPC)).equals(Buffer.alloc(3 * CHUNK)));
   t.true((await read(s, 1, 4 * BPC, BPC)).equals(c4));
 });
 
@@ -128,8 +134,57 @@ test('UNMAP refuses what SBC-4 refuses and changes nothing: ANCHOR, a short list
   t.deepEqual(await bad(unmapCdb(24), unmapList([[64 * BPC - 4, 8]])), [2, 5, 0x21], 'past the end');
   const many = Array.from({ length: 257 }, (_, i): [number, number] => [i, 1]);
   t.deepEqual(await bad(unmapCdb(8 + 257 * 16), unmapList(many)), [2, 5, 0x26], 'more descriptors than VPD B0h allows');
+  const over = Array.from({ length: 65 }, (): [number, number] => [0, 64 * BPC]); // 65 x 4 MiB: past 256 MiB in all
+  t.deepEqual(await bad(unmapCdb(8 + 65 * 16), unmapList(over)), [2, 5, 0x26], 'more blocks in all than MAXIMUM UNMAP LBA COUNT');
   t.is((await unmap(s, [])).status, 0, 'no descriptor: nothing to do');
   t.is((await send(s, unmapCdb(0))).r.status, 0, 'no list');
   t.is(await allocated(c, 'th'), CHUNK, 'nothing was deallocated');
   t.true((await read(s, 1, 0, BPC)).equals(pattern(CHUNK, 1)));
+});
+
+test('a write that finds no free chunk on the media answers DATA PROTECT, SPACE ALLOCATION FAILED WRITE PROTECT (07h/27h/07h) and changes nothing; what was acknowledged stays; UNMAP makes room again', async (t) => {
+  // One 1 MiB medium: 15 chunks after its label's; a thick volume takes 2 of them, the thin one may take 13.
+  const { emu, s, c } = await thinArray(t, 'thin-full', { media: [{ name: 'd0', kind: 'file', size: '1MiB' }] });
+  await createVolume(s, { name: 'th', blocks: 32 * BPC, blockSize: 512, placement: 'thin' }, 1);
+  await createVolume(s, { name: 'k', blocks: 2 * BPC, blockSize: 512, placement: 'linear' }, 2);
+  for (let k = 0; k < 13; k++) await write(s, 1, k * BPC, pattern(4096, 10 + k));
+  t.is(await freeChunks(c), 0);
+  const full = async (cdb: number[], out: Buffer) => { const x = await send(s, cdb, { out }); return [x.r.status, x.sense?.key, x.sense?.asc, x.sense?.ascq]; };
+  const refused = [2, scsi.SenseKey.DATA_PROTECT, 0x27, 0x07];
+  const stat = () => emu.array().stats()[A.STAT_THIN_FULL];
+  const before = stat();
+  t.deepEqual(await full(cdb10(0x2A, 13 * BPC, 8), pattern(4096, 99)), refused, 'WRITE (10) into a chunk with none');
+  t.deepEqual(await full(cdb16(0x93, 20 * BPC, 8), pattern(512, 99)), refused, 'WRITE SAME (16)');
+  t.deepEqual(await full(cdb16(0x89, 14 * BPC, 1), Buffer.concat([Buffer.alloc(512), pattern(512, 99)])), refused, 'COMPARE AND WRITE (the compare of zeros would match)');
+  t.is(stat() - before, 3, 'counted');
+  t.is((await c.listVolumes()).find((v) => v.name === 'th')!.allocatedBytes, 13 * CHUNK, 'no chunk taken');
+  t.deepEqual((await lbaStatus(s, 13 * BPC))[0], [13 * BPC, 19 * BPC, 1], 'still deallocated');
+  t.true((await read(s, 1, 13 * BPC, 8)).equals(Buffer.alloc(4096)), 'the refused blocks read zeros');
+  t.is((await send(s, cdb10(0x2A, 5 * BPC + 8, 8), { out: pattern(4096, 50) })).r.status, 0, 'a chunk the volume holds takes writes still');
+  t.is((await send(s, cdb10(0x2A, 0, 8), { out: pattern(4096, 51), lun: 2 })).r.status, 0, 'and the thick volume');
+  await emu.flush();
+  for (let k = 0; k < 13; k++) t.true((await read(s, 1, k * BPC, 8)).equals(pattern(4096, 10 + k)), `chunk ${k} as acknowledged`);
+  t.true((await read(s, 1, 5 * BPC + 8, 8)).equals(pattern(4096, 50)));
+  t.is((await unmap(s, [[2 * BPC, BPC]])).status, 0);
+  t.is((await send(s, cdb10(0x2A, 13 * BPC, 8), { out: pattern(4096, 52) })).r.status, 0, 'the chunk UNMAP gave back takes the write');
+  t.true((await read(s, 1, 13 * BPC, 8)).equals(pattern(4096, 52)));
+  t.true((await read(s, 1, 2 * BPC, 8)).equals(Buffer.alloc(4096)), 'not the bytes it held for chunk 2');
+});
+
+test('COMPARE AND WRITE on a thin volume, into a chunk no write reached and into one that holds data: GOOD, and the blocks read what it wrote (its stage and its NV wait each run the handler again)', async (t) => {
+  const { s } = await thinArray(t, 'thin-caw');
+  await createVolume(s, { name: 'th', blocks: 64 * BPC, blockSize: 512, placement: 'thin' }, 1);
+  for (const lba of [0, 64 * BPC - 3]) {
+    for (let n = 1; n <= 3; n++) {
+      const a = Buffer.alloc(512 * n, 0x41);
+      const b = Buffer.alloc(512 * n, 0x42);
+      await write(s, 1, lba, a);
+      const x = await send(s, cdb16(0x89, lba, 0).slice(0, 13).concat([n, 0, 0]), { out: Buffer.concat([a, b]) });
+      t.is(x.r.status, 0, `LBA ${lba}, ${n} blocks: ${x.sense?.text}`);
+      t.true((await read(s, 1, lba, n)).equals(b));
+    }
+  }
+  const fresh = await send(s, cdb16(0x89, 10 * BPC, 0).slice(0, 13).concat([1, 0, 0]), { out: Buffer.concat([Buffer.alloc(512), pattern(512, 7)]) });
+  t.is(fresh.r.status, 0, 'an unwritten chunk compares as zeros');
+  t.true((await read(s, 1, 10 * BPC, 1)).equals(pattern(512, 7)));
 });
