@@ -47,6 +47,8 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
                                         create a volume and map it to the lowest LUN free on every
                                         port (framed, iSCSI, NBD: export <name>); --port P: P only
   volume list                           volumes, their mappings and dirty cache
+  volume status <name>                  one volume: state, space allocated on the media (a thin
+                                        volume's chunks taken by writes), free space on its media
   volume delete <name> [--force]        delete (--force: unmap it everywhere first)
   volume map <name> --lun N [--port P|all]
   volume unmap <name> --lun N [--port P|all]
@@ -158,6 +160,7 @@ const COMMANDS: Record<string, Command> = {
   capacity: { args: ['volume|lun'], options: [], run: capacity },
   'volume create': { args: ['name'], options: ['size', 'block-size', 'media', 'stripe', 'thin', 'port', 'lun', 'no-map'], check: createChecks, run: volumeCreate },
   'volume list': { args: [], options: [], run: volumeList },
+  'volume status': { args: ['name'], options: [], run: volumeStatus },
   'volume delete': { args: ['name'], options: ['force'], run: volumeDelete },
   'volume map': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, true) },
   'volume unmap': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, false) },
@@ -572,6 +575,21 @@ async function volumeList(ctx: Context): Promise<void> {
   ctx.out({ volumes: rows }, rows.length === 0 ? 'no volumes' : table([['#', 'NAME', 'SIZE', 'ALLOCATED', 'BLOCK', 'PLACEMENT', 'MEDIA', 'STATE', 'DIRTY', 'MAPPED (PORT:LUN)'],
     ...rows.map((v) => [String(v.number), v.name, formatBytes(v.bytes), formatBytes(v.allocatedBytes), String(v.blockSize), v.placement, v.media.join(',') || 'all',
       v.state, String(v.dirtySlots), v.mappings.map((m) => `${m.port}:${m.lun}`).join(' ')])]));
+}
+
+/**
+ * One volume's allocation: what the media hold of it (all of it for a thick volume, the chunks
+ * writes reached for a thin one) and what its media have free (where a thin volume's next chunks come from).
+ */
+async function volumeStatus(ctx: Context, [name]: string[]): Promise<void> {
+  const v = await volumeByName(ctx.client, name);
+  const media = (await ctx.client.listMedia()).filter((m) => v.media.length === 0 || v.media.includes(m.index));
+  const bytes = v.blocks * v.blockSize;
+  const freeBytes = media.reduce((n, m) => n + m.freeChunks * 65536, 0);
+  const percent = Math.round((v.allocatedBytes / bytes) * 1000) / 10;
+  const status = { ...v, bytes, allocatedPercent: percent, mediaFreeBytes: freeBytes, mediaNames: media.map((m) => m.name) };
+  ctx.out({ volume: status }, `${v.name} (#${v.number}): ${v.placement}, ${formatBytes(bytes)}, ${formatBytes(v.allocatedBytes)} allocated (${percent} %), `
+    + `${formatBytes(freeBytes)} free on its media (${status.mediaNames.join(', ')}), ${v.state}, ${v.dirtySlots} dirty cache slots`);
 }
 
 async function volumeDelete(ctx: Context, [name]: string[]): Promise<void> {

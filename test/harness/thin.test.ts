@@ -11,6 +11,7 @@ import type { Emulator } from '../../harness';
 import { startSmall, tempDir, createVolume, write, read, pattern, SmallOptions } from './env';
 import { send, be, cdb10, cdb16 } from './sbc-env';
 import * as A from '../../hal/abi';
+import { runSanctl } from '../host/run-sanctl';
 
 const CHUNK = 65536;
 const BPC = CHUNK / 512; // blocks per chunk
@@ -187,4 +188,25 @@ test('COMPARE AND WRITE on a thin volume, into a chunk no write reached and into
   const fresh = await send(s, cdb16(0x89, 10 * BPC, 0).slice(0, 13).concat([1, 0, 0]), { out: Buffer.concat([Buffer.alloc(512), pattern(512, 7)]) });
   t.is(fresh.r.status, 0, 'an unwritten chunk compares as zeros');
   t.true((await read(s, 1, 10 * BPC, 1)).equals(pattern(512, 7)));
+});
+
+test('sanctl volume create --thin makes a thin volume; volume status and volume list say what it holds on the media and what they have free', async (t) => {
+  const { emu } = await thinArray(t, 'thin-sanctl');
+  const sanctl = (...argv: string[]) => runSanctl(argv, { connect: async () => emu.connect(), env: { SANBOX_TARGET: 'inproc://a0/q0' } });
+  const made = await sanctl('volume', 'create', 'th', '--size', '1GiB', '--thin', '--media', 'd0');
+  t.is(made.code, 0, made.stderr);
+  t.regex(made.stdout, /^created volume th \(#\d+, 1 GiB, 512-byte blocks, thin\), mapped to every port LUN 1\n$/);
+  const s = emu.connect();
+  await write(s, 1, 0, pattern(4096, 1));
+  await write(s, 1, 100 * BPC, pattern(4096, 2));
+  const human = await sanctl('volume', 'status', 'th');
+  t.is(human.code, 0, human.stderr);
+  t.regex(human.stdout, /^th \(#\d+\): thin, 1 GiB, 128 KiB allocated \(0 %\), 63\.8 MiB free on its media \(d0\), online, \d+ dirty cache slots\n$/);
+  const json = JSON.parse((await sanctl('--json', 'volume', 'status', 'th')).stdout);
+  t.like(json.volume, { name: 'th', placement: 'thin', bytes: 1 << 30, allocatedBytes: 2 * CHUNK, mediaFreeBytes: (1023 - 2) * CHUNK, mediaNames: ['d0'] });
+  t.regex((await sanctl('volume', 'list')).stdout, /th\s+1 GiB\s+128 KiB\s+512\s+thin/);
+  const both = await sanctl('volume', 'create', 'x', '--size', '1MiB', '--thin', '--stripe');
+  t.is(both.code, 2);
+  t.regex(both.stderr, /--stripe and --thin do not go together/);
+  t.regex((await sanctl('volume', 'status', 'nope')).stderr, /no volume named "nope"/);
 });
