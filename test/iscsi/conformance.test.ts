@@ -38,6 +38,28 @@ test(`iscsi-test-cu: ${SUBSET.join(', ')} pass with no failure`, async (t) => {
   t.is(a.emu.array().failed, undefined);
 });
 
+// Thin provisioning (docs/scsi.md): on a thin LUN these suites run their UNMAP, WRITE SAME with UNMAP,
+// GET LBA STATUS and block limits tests, which a fully provisioned LUN makes them skip.
+const THIN = ['SCSI.Unmap', 'SCSI.WriteSame10', 'SCSI.WriteSame16', 'SCSI.GetLBAStatus', 'SCSI.Inquiry', 'SCSI.ReadCapacity16', 'SCSI.CompareAndWrite'];
+
+test(`iscsi-test-cu on a thin LUN: ${THIN.join(', ')} pass with no failure, none skipped as fully provisioned or not implemented`, async (t) => {
+  if (!have(t, 'iscsi-test-cu', 'libiscsi-bin')) return;
+  t.timeout(600_000);
+  const a = await startIscsi('conformance-thin', { blocks: 131072, placement: 'thin' });
+  t.teardown(() => a.emu.stop());
+  let ran = 0;
+  for (const name of THIN) {
+    const r = await runTestCu(`${a.url}/1`, name);
+    const s = summarize(r.results);
+    t.log(`${name}: ${s.run} run, ${s.passed} passed (${s.skipped} of them skipped), ${s.failed} failed`);
+    for (const f of r.results.filter((x) => x.outcome === 'failed')) t.fail(`${f.name}: ${f.reasons.join('; ')}`);
+    for (const k of r.results.filter((x) => x.outcome === 'skipped' && /fully provisioned|not implemented/i.test(x.reasons.join(' ')))) t.fail(`${k.name} skipped: ${k.reasons[0]}`);
+    ran += r.results.filter((x) => x.outcome === 'passed' && /Unmap|BlockLimits/.test(x.name)).length;
+  }
+  t.true(ran >= 9, `${ran} unmap and block limits tests passed (9 in libiscsi 1.19)`);
+  t.is(a.emu.array().failed, undefined);
+});
+
 test('the report reader: passed, skipped (passed with [SKIPPED]) and failed tests with their reasons', (t) => {
   const text = [
     'Suite: GetLBAStatus',
