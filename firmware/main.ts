@@ -91,7 +91,7 @@ function bootShared(): i32 {
     // cache tables, looked at (and moved) below before it is cleared. One elsewhere is damage.
     const reservationsLost = nvTable(h, NVT_RESERVATIONS) == 0;
     if (!reservationsLost && !nvTableSame(h, want, NVT_RESERVATIONS)) { detail(NVT_RESERVATIONS); return -<i32>ERR_NV_CORRUPT; }
-    const thinLost = nvTable(h, NVT_THIN) == 0; // the same for the thin map (no thin volume before it)
+    const thinLost = nvTable(h, NVT_THIN) == 0; // the same for the thin map (version 7; no thin volume before it)
     if (!thinLost && !nvTableSame(h, want, NVT_THIN)) { detail(NVT_THIN); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
     // An image from before pairs has no pair table: its place held other tables, now moved (it is

@@ -47,10 +47,11 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-// 6: the reservation table and the thin map before the init map; 5: the init map before the cache tables; 4: the init
-// map last, in two copies; 3: the same in one copy
-export const NV_VERSION: u32 = 6;
-/** The oldest version this firmware reads: version 3 to 5 images are upgraded at boot (initmap.ts, initRelocate; main.ts). */
+// 7: the thin map after the reservation table, before the init map; 6: the reservation table before
+// the init map; 5: the init map before the cache tables; 4: the init map last, in two copies; 3: the
+// same in one copy
+export const NV_VERSION: u32 = 7;
+/** The oldest version this firmware reads: version 3 to 6 images are upgraded at boot (initmap.ts, initRelocate; main.ts). */
 export const NV_VERSION_OLDEST: u32 = 3;
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
@@ -125,7 +126,7 @@ export const THIN_RECORD_BYTES: u32 = 72; // one copy: 16 x u32 entries, u32 CRC
 export const THIN_RECORD_CHUNKS: u32 = 16;
 export const THIN_OFFSET: u32 = PR_OFFSET + PR_TABLE_BYTES;
 export const THIN_MAP_BYTES: u32 = THIN_RECORDS * THIN_RECORD_BYTES * 2;
-/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations and the thin map since 6). */
+/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6, the thin map since 7). */
 export const INIT_OFFSET: u32 = THIN_OFFSET + THIN_MAP_BYTES;
 export const INIT_RECORD_BYTES: u32 = 72; // one copy: 64 bytes of bits (512 chunks), u32 CRC-32C, u32 generation
 export const INIT_RECORD_CHUNKS: u32 = 512;

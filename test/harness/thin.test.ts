@@ -210,3 +210,27 @@ test('sanctl volume create --thin makes a thin volume; volume status and volume 
   t.regex(both.stderr, /--stripe and --thin do not go together/);
   t.regex((await sanctl('volume', 'status', 'nope')).stderr, /no volume named "nope"/);
 });
+
+test('chunks go from volume to volume and never show the old one\'s bytes: thin deleted -> thick on the same chunks reads zeros; thick deleted -> thin writes a block per chunk and reads zeros around it, from the cache and from the media', async (t) => {
+  const { emu, s, c, o } = await thinArray(t, 'thin-reuse', { media: [{ name: 'd0', kind: 'file', size: '1MiB' }] }); // 15 chunks
+  const a = await createVolume(s, { name: 'a', blocks: 15 * BPC, blockSize: 512, placement: 'thin' }, 1);
+  for (let k = 0; k < 15; k++) await write(s, 1, k * BPC, pattern(CHUNK, 100 + k));
+  await emu.flush();
+  await c.deleteVolume(a, { force: true });
+  t.is(await freeChunks(c), 15, 'the deleted thin volume\'s chunks are back');
+  const k1 = await createVolume(s, { name: 'k', blocks: 15 * BPC, blockSize: 512, placement: 'linear' }, 1);
+  for (let k = 0; k < 15; k++) t.true((await read(s, 1, k * BPC, BPC)).equals(Buffer.alloc(CHUNK)), `thick chunk ${k}: zeros, not the thin volume's bytes`);
+  for (let k = 0; k < 15; k++) await write(s, 1, k * BPC + 8, pattern(4096, 200 + k));
+  await emu.flush();
+  await c.deleteVolume(k1, { force: true });
+  await createVolume(s, { name: 'b', blocks: 32 * BPC, blockSize: 512, placement: 'thin' }, 1);
+  const expect = (k: number) => Buffer.concat([pattern(4096, 300 + k), Buffer.alloc(CHUNK - 4096)]);
+  for (let k = 0; k < 15; k++) await write(s, 1, k * BPC, pattern(4096, 300 + k));
+  for (let k = 0; k < 15; k++) t.true((await read(s, 1, k * BPC, BPC)).equals(expect(k)), `thin chunk ${k} from the cache`);
+  await emu.flush();
+  await emu.stop();
+  const again = await startSmall(o);
+  t.teardown(() => again.stop());
+  const s2 = again.connect();
+  for (let k = 0; k < 15; k++) t.true((await read(s2, 1, k * BPC, BPC)).equals(expect(k)), `thin chunk ${k} from the media after a restart`);
+});
