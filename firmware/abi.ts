@@ -385,7 +385,8 @@ export const STAT_NBD_DROPPED: u32 = 44; // NBD connections dropped for a protoc
 export const STAT_ACCESS_DENIED: u32 = 45; // commands refused by a volume's access list (hidden LUN, write to a read-only one)
 export const STAT_INIT_MARK_FAILURES: u32 = 46; // init map marks of a chunk's first destage whose NV write failed (the slot stays dirty)
 export const STAT_DESTAGE_NV_HELD: u32 = 47; // first destages held dirty for the NV file (mark failed, or file degraded): the NV verdict, not a write error
-export const STAT_COUNT: u32 = 48;
+export const STAT_THIN_FULL: u32 = 48; // writes refused because a thin volume's media had no chunk free (27h/07h)
+export const STAT_COUNT: u32 = 49;
 
 // ---- Boot errors (MAP_ERROR) -------------------------------------------------------------------
 export const ERR_NONE: u32 = 0;

@@ -51,6 +51,7 @@ const DIR_FLUSH_NEXT: u32 = 112; // u32: slot + 1 of the next slot waiting for t
 const DIR_DESC_GEN: u32 = 116; // u32: generation of the descriptor copy last persisted
 const DIR_POISON: u32 = 120; // 2 x u64: sectors whose NV data failed its CRC at recovery; reads fail until written
 const DIR_VERDICT_NS: u32 = 136; // f64: when a destage last failed or found no medium (F_VERDICTS)
+const DIR_THIN: u32 = 144; // u32: a thin volume's unmapped chunk: the medium chunk taken for the data written to it (thinmap.ts entry; 0: none)
 
 export const LIST_FREE: u32 = 0;
 export const LIST_CLEAN: u32 = 1;
@@ -424,6 +425,9 @@ export function slotDestageFailed(slot: u32, verdict: u32, nowNs: f64): void {
  */
 export function slotVerdictNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_VERDICT_NS); }
 export function slotVolume(slot: u32): u32 { return load<u32>(dir(slot) + DIR_VOLUME); }
+/** The medium chunk a thin volume's unmapped chunk was given for the data written into this slot (thin.ts), or 0. */
+export function slotThinChunk(slot: u32): u32 { return load<u32>(dir(slot) + DIR_THIN); }
+export function setSlotThinChunk(slot: u32, t: u32): void { store<u32>(dir(slot) + DIR_THIN, t); }
 export function slotNumber(slot: u32): u32 { return load<u32>(dir(slot) + DIR_SLOT_NO); }
 export function slotList(slot: u32): u32 { return load<u8>(dir(slot) + DIR_LIST); }
 export function slotPins(slot: u32): u32 { return load<u16>(dir(slot) + DIR_PINS); }
@@ -541,6 +545,7 @@ export function allocate(volume: u32, slotNo: u32): i32 {
   store<u8>(d + DIR_FLAGS, 0);
   memory.fill(d + DIR_VALID, 0, 48);
   memory.fill(d + DIR_POISON, 0, 16);
+  assert(load<u32>(d + DIR_THIN) == 0, "cache: a slot given a thin chunk was reused before it was mapped or given back");
   hashInsert(<u32>slot);
   listMove(<u32>slot, LIST_CLEAN);
   return slot;
@@ -562,6 +567,7 @@ function evictable(): i32 {
  */
 export function dropSlot(slot: u32, nvIdValue: u32): bool {
   const d = dir(slot);
+  assert(load<u32>(d + DIR_THIN) == 0, "cache: a slot holding a thin chunk dropped without giving it back (thin.ts, thinDropSlot)");
   const volume = load<u32>(d + DIR_VOLUME);
   let queued = false;
   if (load<u8>(d + DIR_LIST) == LIST_DIRTY || poisoned(d)) {
@@ -598,6 +604,8 @@ export const WRITE_NV_ENTRIES: u32 = 3;
  * trusts a dirty sector only if its data matches its CRC). Needs WRITE_NV_ENTRIES free NV entries.
  */
 export function writeSectors(slot: u32, first: u32, count: u32, src: usize, nowNs: f64, nvIdValue: u32): void {
+  // A write of no sector would put the slot on the dirty list with nothing to destage: a flush would wait for it for ever.
+  assert(count > 0 && first + count <= SLOT_SECTORS, "cache: a write of no sectors, or past its slot");
   const d = dir(slot);
   const dst = slotData(slot) + (<usize>first << 9);
   memory.copy(dst, src, <usize>count << 9);

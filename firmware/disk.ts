@@ -34,9 +34,11 @@ import {
   slotDestageFailed, slotVerdictNs, F_NV_FAILED, F_VERDICTS,
 } from "./cache";
 import { chunkInitialized, initMark, initUnmark, initClear } from "./initmap";
+import { slotMedium, chunkHoldsData, thinMapSlot, thinMapFailed, thinDropSlot, thinDropMedium } from "./thin";
+import { slotThinChunk } from "./cache";
 import {
   blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MS_LABEL, MEDIUM_DEAD, setMediumState,
-  mediumChunks,
+  mediumChunks, volumeThin, THIN_UNMAPPED,
 } from "./volume";
 import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LOST } from "./label";
 import { log, LOG_ERROR } from "./hal";
@@ -177,10 +179,10 @@ function takeMessage(m: usize): bool {
 export function stageSlot(slot: u32, first: u32, count: u32): bool { return stage(slot, first, count); }
 
 function stage(slot: u32, first: u32, count: u32): bool {
-  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+  const where = slotMedium(slot);
   if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
   const medium = <u32>(where >> 32);
-  if (!chunkInitialized(medium, <u32>where)) { // never written: zeros, no medium read
+  if (where == THIN_UNMAPPED || !chunkHoldsData(slotVolume(slot), slotNumber(slot), where)) { // never written: zeros, no medium read
     memory.fill(slotData(slot) + (<usize>first << 9), 0, <usize>count << 9);
     stageDone(slot, first, count, true, 0, false);
     return true;
@@ -318,8 +320,10 @@ function flushRecords(m: u32): i32 {
     // The chunk's first write is on the medium: it is initialized from now on. The slot's clean
     // record waits for the mark's NV completion (markDone): were the mark lost and the record
     // not, the chunk would read zeros after a crash.
+    const thin = slotThinChunk(slot) != 0;
     const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-    const mark = status == MST_OK && where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where);
+    const mark = status == MST_OK && (thin || (where != u64.MAX_VALUE && where != THIN_UNMAPPED
+      && !volumeThin(slotVolume(slot)) && !chunkInitialized(m, <u32>where)));
     // One mark in flight per medium, so never two of one record: they would write its two copies
     // in turn, and the first failing with the second torn by a power cut left neither copy with
     // the bits of earlier marks, whose slots are clean (their chunks read zeros). The slots left
@@ -333,7 +337,9 @@ function flushRecords(m: u32): i32 {
     else if (mark) {
       if (!nvDegraded()) {
         store<u32>(fl + FL_MARKING, slot + 1);
-        initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot));
+        // A thin chunk's first write: its map entry, like a mark, before the clean record (thin.ts).
+        if (thin) thinMapSlot(slot, nvId(NVK_INIT_MARK, slot));
+        else initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot));
         continue;
       }
       // The file's copy of the map may be stale while it is degraded: a new mark could overwrite
@@ -385,15 +391,15 @@ function aboveHighMark(): bool {
 
 /** Registers the medium writes of a slot's dirty runs. False when its medium is busy or gone. */
 function destage(slot: u32, depth: u32): bool {
-  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-  // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
-  // reports it instead of waiting for it.
-  if (where == u64.MAX_VALUE) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
+  const where = slotMedium(slot);
+  // The volume's medium left the topology (or a thin chunk has none: thin.ts found none at boot):
+  // the data stays dirty (and in NV), marked so that a flush reports it instead of waiting for it.
+  if (where == u64.MAX_VALUE || where == THIN_UNMAPPED) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
   const medium = <u32>(where >> 32);
   const mst = load<u32>(mediumState(medium) + MS_STATE);
   // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
   if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
-  const whole = !chunkInitialized(medium, <u32>where);
+  const whole = !chunkHoldsData(slotVolume(slot), slotNumber(slot), where);
   // A chunk's first destage ends in its init map mark, which a degraded NV file cannot take
   // (flushRecords): the chunk is not written until the file is whole again; a flush reports it.
   if (whole && nvDegraded()) {
@@ -447,13 +453,17 @@ function checkLabels(): i32 {
     } else if (lbl == LBL_RELABEL) {
       labelBuild(m, labelGeneration(m) + 1, labelBuf(m));
       if (labelIo(m, MOP_WRITE, LBL_WRITING)) work++;
-    } else if (lbl == LBL_RECORD && nvRoom(relabeling(m) ? 3 : 1)) {
+    } else if (lbl == LBL_RECORD && nvRoom(relabeling(m) ? 4 : 1)) {
       store<u32>(ms + MS_LABEL, LBL_PERSISTING);
       // REINITIALIZE MEDIUM: the new label is on the medium, so the loss is accepted now: every
       // chunk reads as zeros from here on. The bits go before the label's record in the one NV
       // ring, so no restart finds the new label recorded with the old bits (the lost medium's
       // bytes would read as the volumes' data).
-      if (relabeling(m)) { initClear(m, 0, mediumChunks(m), nvId(NVK_NONE, 0)); relabelEnded(m); }
+      if (relabeling(m)) {
+        initClear(m, 0, mediumChunks(m), nvId(NVK_NONE, 0));
+        thinDropMedium(m, nvId(NVK_NONE, 0)); // thin chunks on it are unmapped: they read zeros too
+        relabelEnded(m);
+      }
       labelRecord(m, labelGeneration(m) + 1, nvId(NVK_LABEL, m));
       work++;
     }
@@ -519,8 +529,8 @@ function relabel(m: u32): void {
   if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) != MEDS_LOST) return;
   for (let i: u32 = 0; i < slotCount(); i++) {
     if (slotList(i) != LIST_CLEAN || slotPins(i) != 0 || (slotFlags(i) & F_STAGING) != 0) continue;
-    const where = chunkToMedium(slotVolume(i), slotNumber(i));
-    if (where != u64.MAX_VALUE && <u32>(where >> 32) == m) dropSlot(i, nvId(NVK_NONE, 0));
+    const where = slotMedium(i);
+    if (where != u64.MAX_VALUE && where != THIN_UNMAPPED && <u32>(where >> 32) == m) thinDropSlot(i, nvId(NVK_NONE, 0));
   }
   store<u64>(gPrivate + DK_RELABELS, load<u64>(gPrivate + DK_RELABELS) | (<u64>1 << <u64>m));
   setMediumState(m, MEDS_BECOMING_READY);
@@ -598,7 +608,8 @@ function reportStuck(left: u32, clean: bool): void {
     i = listNext(slot);
     const e = MAP_ADDR + MAP_CONTROL_STUCK_LIST + n * CSE_BYTES;
     const v = slotVolume(slot);
-    const where = chunkToMedium(v, slotNumber(slot));
+    const w = slotMedium(slot);
+    const where = w == THIN_UNMAPPED ? u64.MAX_VALUE : w; // a thin chunk with none: reported as no medium
     const f = slotFlags(slot);
     const range = slotDirtyRange(slot);
     const bs = <u64>blockSize(v);
@@ -657,9 +668,10 @@ function drainNvCompletions(): i32 {
 }
 
 /**
- * The init map mark of a slot's first destage completed. Written: the slot gets its clean record.
- * Failed: the bit is cleared again in memory and the slot stays dirty (its NV record says so), to
- * be destaged whole and marked again once the file has been rewritten; counted and logged.
+ * The init map mark (or thin map entry) of a slot's first destage completed. Written: the slot gets
+ * its clean record. Failed: the bit (entry) is cleared again in memory and the slot stays dirty (its
+ * NV record says so), to be destaged whole and marked again once the file has been rewritten;
+ * counted and logged.
  */
 function markDone(slot: u32, status: u32): void {
   for (let m: u32 = 0; m < mediaCount(); m++) {
@@ -667,7 +679,8 @@ function markDone(slot: u32, status: u32): void {
   }
   if (status == 0) { destageDone(slot, true, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0)); return; }
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-  if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);
+  if (volumeThin(slotVolume(slot))) thinMapFailed(slot);
+  else if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);
   statInc(STAT_INIT_MARK_FAILURES);
   log(LOG_ERROR, "destage: the init map mark of a chunk's first write failed in NV (slot, errno); the slot stays dirty", slot, status);
   markHeld(slot);

@@ -17,13 +17,16 @@ import {
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
   VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, NVH_VERSION, NV_VERSION, NVT_ACCESS, ACCESS_ENTRIES,
-  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS,
+  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_RESERVATIONS, NVT_THIN,
 } from "./nv";
 import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
+import { reservationsBoot, reservationsFormat } from "./scsi/pr";
+import { thinMapFormat } from "./thinmap";
+import { thinBoot, thinRecover } from "./thin";
 import { accessBoot } from "./comm/access";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
@@ -84,6 +87,12 @@ function bootShared(): i32 {
       if (!nvTableSame(h, want, t)) { detail(t); return -<i32>ERR_NV_CORRUPT; }
     }
     if (!nvTableSame(h, want, NVT_ACCESS)) { detail(NVT_ACCESS); return -<i32>ERR_NV_CORRUPT; }
+    // An image from before version 6 has no reservation table: its place held the init map or the
+    // cache tables, looked at (and moved) below before it is cleared. One elsewhere is damage.
+    const reservationsLost = nvTable(h, NVT_RESERVATIONS) == 0;
+    if (!reservationsLost && !nvTableSame(h, want, NVT_RESERVATIONS)) { detail(NVT_RESERVATIONS); return -<i32>ERR_NV_CORRUPT; }
+    const thinLost = nvTable(h, NVT_THIN) == 0; // the same for the thin map (version 7; no thin volume before it)
+    if (!thinLost && !nvTableSame(h, want, NVT_THIN)) { detail(NVT_THIN); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
     // An image from before pairs has no pair table: its place held other tables, now moved (it is
     // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
@@ -112,6 +121,8 @@ function bootShared(): i32 {
       log(LOG_INFO, "nv: cache or media geometry changed, volume table kept (old slots, new slots)", old, slots);
     }
     if (pairsLost) pairsFormat();
+    if (reservationsLost) reservationsFormat();
+    if (thinLost) thinMapFormat(nvId(NVK_NONE, 0));
     const version = load<u32>(h + NVH_VERSION);
     if (version != NV_VERSION) log(LOG_INFO, "nv: image upgraded (from version, to version)", version, NV_VERSION);
     store<u32>(h + NVH_VERSION, NV_VERSION);
@@ -123,10 +134,14 @@ function bootShared(): i32 {
   store<u32>(h + NVH_CLEAN, 0);
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  thinBoot(nvId(NVK_NONE, 0)); // thin volumes' chunks join the bitmaps (thin.ts)
   accessBoot(); // how far the access table's records reach: every command's check looks no further
   const pairs = pairsBoot();
   if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
   initReconcile(initLost, initMoved, nvId(NVK_NONE, 0));
+  reservationsBoot(); // what APTPL did not ask to keep goes (a power loss to the initiators)
+  const given = thinRecover(); // dirty data of unmapped thin chunks gets its chunk again
+  if (given > 0) log(LOG_INFO, "thin: chunks taken again for dirty data recovered from NV (slots)", given, 0);
   if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file: rebuilt from the volume table", 0, 0);
   nvKick();
   return <i32>recovered;

@@ -7,6 +7,7 @@ import * as path from 'path';
 import * as A from '../../hal/abi';
 import type { Emulator } from '../../harness';
 import { describeControl } from '../../harness/array';
+import { ScsiClient } from '../../host/client';
 import { crc32c } from '../../lib/protocol';
 import * as scsi from '../../lib/scsi';
 import { startSmall, tempDir, createVolume, write, read, pattern, run, senseOf, type SmallOptions } from './env';
@@ -72,12 +73,15 @@ for (const [what, first, change] of changes) {
 }
 
 /**
- * Rewrites a version 5 NV image (graceful stop) as the version 3 or 4 firmware wrote it: the init
- * map last, after the slot data, instead of before the cache tables; version 3 with one copy of
- * the map, records of 64 bytes of bits, their CRC-32C, 4 reserved bytes. Header and table versions
- * say the old version. The layouts are docs/hal.md's ("Layout and checksums").
+ * Rewrites a version 7 NV image (graceful stop) as an older firmware wrote it. Version 6 had no thin
+ * map (version 7 put it after the reservation table), versions 3 to 5 no reservation table either
+ * (version 6 put it after the pairs, before the init map): the directory loses them, and what came
+ * after starts where they began. Versions 5 and 6 then had the init map there, before the cache
+ * tables; versions 3 and 4 had the cache tables there and the init map last, after the slot data;
+ * version 3 with one copy of the map, records of 64 bytes of bits, their CRC-32C, 4 reserved bytes.
+ * Header and table versions say the old version. The layouts are docs/hal.md's ("Layout and checksums").
  */
-function toVersion(file: string, version: 3 | 4): void {
+function toVersion(file: string, version: 3 | 4 | 5 | 6): void {
   const nv = fs.readFileSync(file);
   const a = nv.subarray(0, 2048);
   const bh = nv.subarray(2048, 4096);
@@ -87,6 +91,15 @@ function toVersion(file: string, version: 3 | 4): void {
     for (let i = 0; i < h.readUInt32LE(40); i++) if (h.readUInt16LE(64 + i * 16) === id) return 64 + i * 16;
     throw new Error(`no table ${id} in the directory`);
   };
+  // The tables the old version lacks: the directory's last entries (10 the reservations, 11 the thin map).
+  const gone = version === 6 ? [11] : [10, 11];
+  const at = h.readUInt32LE(entry(gone[0]) + 4); // where the first began: the end of what the old version had before it
+  for (const id of gone.reverse()) {
+    const e = entry(id);
+    if (e !== 64 + (h.readUInt32LE(40) - 1) * 16) throw new Error(`table ${id} is not the last entry`);
+    h.fill(0, e, e + 16);
+    h.writeUInt32LE(h.readUInt32LE(40) - 1, 40);
+  }
   for (let i = 0; i < h.readUInt32LE(40); i++) h.writeUInt16LE(version, 64 + i * 16 + 2);
   const [ei, ed, ec, eda] = [4, 5, 6, 7].map(entry); // init map, descriptors, sector CRCs, slot data
   const part = (e: number) => nv.subarray(h.readUInt32LE(e + 4), h.readUInt32LE(e + 4) + h.readUInt32LE(e + 8));
@@ -101,31 +114,59 @@ function toVersion(file: string, version: 3 | 4): void {
       init.writeUInt32LE(crc32c(init.subarray(r, r + 64)), r + 64);
     }
   }
-  const at = h.readUInt32LE(ei + 4); // where the descriptors were before version 5
-  const dataAt = (at + desc.length + crcs.length + 4095) & ~4095;
-  h.writeUInt32LE(at, ed + 4);
-  h.writeUInt32LE(at + desc.length, ec + 4);
+  const mapFirst = version >= 5; // the init map before the cache tables
+  const cacheAt = mapFirst ? at + init.length : at;
+  const dataAt = (cacheAt + desc.length + crcs.length + 4095) & ~4095;
+  h.writeUInt32LE(cacheAt, ed + 4);
+  h.writeUInt32LE(cacheAt + desc.length, ec + 4);
   h.writeUInt32LE(dataAt, eda + 4);
-  h.writeUInt32LE(dataAt + data.length, ei + 4);
+  h.writeUInt32LE(mapFirst ? at : dataAt + data.length, ei + 4);
   h.writeUInt32LE(init.length, ei + 8);
   h.writeUInt32LE(crc32c(h.subarray(0, 2044)), 2044);
-  const pad = Buffer.alloc(dataAt - at - desc.length - crcs.length);
-  fs.writeFileSync(file, Buffer.concat([h, h, nv.subarray(4096, at), desc, crcs, pad, data, init]));
+  const pad = Buffer.alloc(dataAt - cacheAt - desc.length - crcs.length);
+  const cacheTables = [desc, crcs, pad, data];
+  fs.writeFileSync(file, Buffer.concat([h, h, nv.subarray(4096, at), ...(mapFirst ? [init, ...cacheTables] : [...cacheTables, init])]));
 }
 
-for (const version of [3, 4] as const) {
-test(`an NV image of version ${version} (the init map last${version === 3 ? ', one copy' : ''}) is upgraded at boot and keeps what its map said`, async (t) => {
+for (const version of [3, 4, 5, 6] as const) {
+test(`an NV image of version ${version} (${version === 6 ? 'no thin map' : version === 5 ? 'no reservation table' : `the init map last${version === 3 ? ', one copy' : ''}`}) is upgraded at boot and keeps what its map said`, async (t) => {
   const { dir, b, c1 } = await setUp(`init-v${version}`);
   toVersion(path.join(dir, 'a0', 'nvram.bin'), version);
   const lines: string[] = [];
   const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
-  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 5\\)`).test(l)), lines.join('\n'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 7\\)`).test(l)), lines.join('\n'));
   t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
   await check(t, up, b, c1, 'after the upgrade');
   await up.stop('powerFail');
   const again = await startSmall(base(dir));
   t.teardown(() => again.stop('powerFail'));
   await check(t, again, b, c1, 'after a power cut');
+});
+}
+
+for (const version of [5, 6] as const) {
+test(`a version ${version} image with dirty cache data is upgraded: its cache tables move past the new ${version === 5 ? 'reservation table and thin map' : 'thin map'} with the dirty slot, which reads back; the tables start empty`, async (t) => {
+  const dir = tempDir(`init-v${version}-dirty`);
+  const emu = await startSmall(base(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', ...spec }, 1);
+  const dirty = pattern(4096, 7);
+  await write(s, 1, 8, dirty); // dirty in NV: the destage age is ten minutes
+  await emu.stop('powerFail');
+  toVersion(path.join(dir, 'a0', 'nvram.bin'), version);
+  const lines: string[] = [];
+  const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
+  t.teardown(() => up.stop('powerFail'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 7\\)`).test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /nv: dirty cache slots recovered/.test(l)), lines.join('\n'));
+  const u = up.connect();
+  t.true((await read(u, 1, 8, 8)).equals(dirty), 'the dirty slot moved with the cache tables');
+  const keys = await run(u, 1, Buffer.from([0x5e, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0]), { inLength: 4096 }); // READ KEYS
+  t.deepEqual([keys.status, Buffer.from(keys.data).readUInt32BE(4)], [0, 0], 'no registration: the new table is empty');
+  // The thin map starts empty: a thin volume made now takes no chunk and reads zeros.
+  await createVolume(u, { name: 'th', blocks: 2048, blockSize: 512, placement: 'thin' }, 2);
+  t.true((await read(u, 2, 0, 8)).equals(Buffer.alloc(4096)));
+  t.is((await new ScsiClient(u).listVolumes()).find((v) => v.name === 'th')!.allocatedBytes, 0);
 });
 }
 
