@@ -156,6 +156,7 @@ export const CSR_WRITE_ERROR: u32 = 1; // the medium refused the write
 export const CSR_NOT_READY: u32 = 2; // the medium is dead
 export const CSR_NO_MEDIUM: u32 = 3; // the medium is not in the topology
 export const CSR_LOST: u32 = 4; // the medium is blank or another array's (REINITIALIZE MEDIUM accepts the loss)
+export const CSR_NV: u32 = 5; // the NV file could not take the chunk's init map mark (failed, or being rewritten); the medium is fine
 export const MAP_IOP_TABLE: u32 = 256; // MAX_IOPS entries
 export const MAP_IOP_BYTES: u32 = 64;
 export const MIOP_PRIVATE: u32 = 0; // u32: the IOP's private area
@@ -382,7 +383,10 @@ export const STAT_NBD_REQUESTS: u32 = 42; // NBD transmission requests received
 export const STAT_NBD_ERRORS: u32 = 43; // NBD requests and options answered with an error (bad request, out of range, refused export)
 export const STAT_NBD_DROPPED: u32 = 44; // NBD connections dropped for a protocol violation (bad magic, unknown client flags, ...)
 export const STAT_ACCESS_DENIED: u32 = 45; // commands refused by a volume's access list (hidden LUN, write to a read-only one)
-export const STAT_COUNT: u32 = 46;
+export const STAT_INIT_MARK_FAILURES: u32 = 46; // init map marks of a chunk's first destage whose NV write failed (the slot stays dirty)
+export const STAT_DESTAGE_NV_HELD: u32 = 47; // first destages held dirty for the NV file (mark failed, or file degraded): the NV verdict, not a write error
+export const STAT_THIN_FULL: u32 = 48; // writes refused because a thin volume's media had no chunk free (27h/07h)
+export const STAT_COUNT: u32 = 49;
 
 // ---- Boot errors (MAP_ERROR) -------------------------------------------------------------------
 export const ERR_NONE: u32 = 0;

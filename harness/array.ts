@@ -25,10 +25,10 @@ const ERRORS: Record<number, string> = {
   [A.ERR_IOP_COUNT]: 'IOP count out of range', [A.ERR_MEDIA_COUNT]: 'a medium is out of range (count, size, scheduler or queue depth)',
   [A.ERR_PORT_COUNT]: 'port count out of range', [A.ERR_CACHE_SLOTS]: 'cache size out of range',
   [A.ERR_MEMORY]: 'common memory cannot grow to the map size', [A.ERR_STATIC]: 'firmware static data is too large',
-  [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data for another cache size (restore the old cache size, or remove the NV file to lose it)',
+  [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data this boot cannot carry over: for another cache size, of more than 14 GiB of media removed, or in a version 3 or 4 image (restore the old cache size and media, or stop the array gracefully with the firmware that wrote it; or remove the NV file to lose the data)',
   [A.ERR_PORT]: 'a port names a bad IOP or kind', [A.ERR_ROLE]: 'IOP roles are wrong (exactly one disk IOP)',
   [A.ERR_NOT_LAID_OUT]: 'boot before layout',
-  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 (upgraded at boot) and 4 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
+  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 to 5 (upgraded at boot) and 6 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
   [A.ERR_NV_CORRUPT]: 'the NV image is damaged: neither copy of its header is whole, or its table directory does not match (detail: the table); remove the NV file to start over (its volumes and cached data are lost)',
 };
 
@@ -456,7 +456,8 @@ export class ArrayController {
         volume: m.u16(e + A.CSE_VOLUME), lba: m.u64(e + A.CSE_LBA), blocks: m.u32(e + A.CSE_BLOCKS),
         medium: medium === 0xFFFF ? null : (this.spec.media[medium]?.name ?? String(medium)),
         reason: reason === A.CSR_NO_MEDIUM ? 'medium not in the topology' : reason === A.CSR_NOT_READY ? 'medium dead'
-          : reason === A.CSR_LOST ? 'medium lost (blank or another array\'s)' : 'write error',
+          : reason === A.CSR_LOST ? 'medium lost (blank or another array\'s)'
+            : reason === A.CSR_NV ? 'NV file failing: the chunk\'s init map mark is not persisted (the medium is fine)' : 'write error',
       });
     }
     const nvErrno = m.u32(A.MAP_ADDR + A.MAP_CONTROL_NV_ERRNO);

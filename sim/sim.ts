@@ -12,7 +12,7 @@ import * as crypto from 'crypto';
 import * as A from '../hal/abi';
 import * as scsi from '../lib/scsi';
 import { Prng } from '../hal/prng';
-import { FirmwareAbort, type ControlResult } from '../harness/array';
+import { FirmwareAbort, type ControlResult, type StuckSlot } from '../harness/array';
 import type { ArraySpec, FaultSpec } from '../harness/topology';
 import type { QueueSession } from '../hal/channels/queue';
 import type { ScsiCommand, ScsiResult } from '../lib/transport';
@@ -826,7 +826,9 @@ export class Simulation {
       const { result } = await this.controlFlush();
       if (!result) return;
       const lost = (name: string | null) => { const i = this.spec.media.findIndex((x) => x.name === name); return i >= 0 && this.win.isOpen(`lost:${i}`); };
-      const stuck = result.stuck.filter((s) => (all || media.some((m) => this.spec.media[m].name === s.medium)) && !lost(s.medium));
+      // Slots held for the NV file count once it was at fault: they go when it has been rewritten.
+      const nvHeld = (s: StuckSlot) => this.nvFaulty && s.reason.startsWith('NV');
+      const stuck = result.stuck.filter((s) => (all || nvHeld(s) || media.some((m) => this.spec.media[m].name === s.medium)) && !lost(s.medium));
       const whole = media.every((m) => states[m]?.state === 'ok' || (states[m]?.state === 'lost' && this.win.isOpen(`lost:${m}`)))
         && stuck.length === 0 && (!this.nvFaulty || result.nvErrno === null);
       if (whole) break;
@@ -889,7 +891,8 @@ export class Simulation {
     for (const s of r.stuck) {
       const m = this.spec.media.findIndex((x) => x.name === s.medium);
       const during = (k: string) => this.win.overlaps(`${k}:${m}`, submit, now) || this.win.isOpen(`${k}:${m}`);
-      const ok = m >= 0 && (s.reason.startsWith('medium lost') ? during('lost')
+      const nv = this.win.overlaps('nv', submit, now) || this.win.isOpen('nv');
+      const ok = m >= 0 && (s.reason.startsWith('NV') ? nv : s.reason.startsWith('medium lost') ? during('lost')
         : s.reason === 'medium dead' ? during('dead') || during('lost') || during('becoming') : during('werr') || during('dead'));
       if (!ok) { this.violate(what, `left volume ${s.volume} LBA ${s.lba}+${s.blocks} on ${s.medium} (${s.reason}) with no such fault on that medium`); return; }
     }

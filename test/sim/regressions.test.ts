@@ -325,9 +325,8 @@ test('an init map record torn as a first destage marks it leaves the previous co
   await write(s, 1, 128, acked); // chunk 1 of v4: its first destage marks it in the same record
   const a = emu.array();
   a.nv.inject({ type: 'torn', bytes: 58, afterWrites: 0 }); // the next NV write: the mark, after the medium flush
-  await emu.flush(); // answered when the slot is clean in the directory, before its NV records land
-  // A WRITE is answered after its NV entries, which follow the torn one in the ring: the power fails first.
-  await t.throwsAsync(write(s, 1, 256, pattern(512, 3)));
+  // The slot's clean record waits for the mark's completion: the power fails before the flush ends.
+  await t.throwsAsync(emu.flush(), { message: /power failed/ });
   t.regex(a.failed?.message ?? '', /torn write \(58 of 72 bytes/);
   await emu.stop('powerFail');
 
@@ -532,3 +531,58 @@ for (const [seed, steps, check] of [[2017, 54, 'hang'], [2340, 28, 'lists']] as 
     t.deepEqual(r.violations.map((v) => `step ${v.step} (${v.kind}) ${v.check}: ${v.detail}`), []);
   });
 }
+
+// Found by review (not by a seed): a first destage queued the chunk's init map mark and the
+// slot's clean record together and waited for neither. When the mark's NV write failed and the
+// clean record landed, a power cut before the disk IOP rewrote the NV file left the chunk marked
+// never written under a clean slot: the acknowledged write read zeros. The clean record now waits
+// for the mark's completion; a failed mark keeps the slot dirty (counted, logged, retried).
+test('a failed NV write of a first destage\'s init map mark keeps the slot dirty: after a power cut the acknowledged write reads back', async (t) => {
+  const dir = tempDir('sim-init-mark-fail');
+  const lines: string[] = [];
+  const emu = await startSmall(topo(dir), { log: (l) => lines.push(l) });
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, placement: 'linear' }, 1);
+  const acked = pattern(4096, 7);
+  await write(s, 1, 128, acked); // chunk 1, never written: its first destage marks it
+  const a = emu.array();
+  a.inject('nv error EIO count 1'); // the next NV write: the mark, after the medium flush
+  const [left] = await emu.flush();
+  t.is(left.dirtyLeft, 1, 'the slot whose mark failed is still dirty');
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 1);
+  t.true(lines.some((l) => /init map mark .*failed/.test(l)), lines.join('\n'));
+  await emu.stop('powerFail'); // before the disk IOP rewrote the NV file (1 s back-off)
+
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  t.true((await read(s2, 1, 128, 8)).equals(acked), 'the acknowledged write reads back, not zeros');
+  const [done] = await again.flush(); // destaged whole again, marked, then clean
+  t.is(done.dirtyLeft, 0);
+  await again.stop('powerFail');
+  const third = await startSmall(topo(dir));
+  t.teardown(() => third.stop('powerFail'));
+  t.true((await read(third.connect(), 1, 128, 8)).equals(acked), 'and after the next power cut, from the medium');
+});
+
+test('a slot whose init map mark failed is destaged and marked again once the NV file is rewritten, and stays clean after a power cut', async (t) => {
+  const dir = tempDir('sim-init-mark-retry');
+  const emu = await startSmall(topo(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, placement: 'linear' }, 1);
+  const acked = pattern(4096, 8);
+  await write(s, 1, 128, acked);
+  const a = emu.array();
+  a.inject('nv error EIO count 1'); // the mark
+  t.is((await emu.flush())[0].dirtyLeft, 1);
+  await emu.advance(5000); // the disk IOP rewrites the NV file (1 s back-off), then retries the slot
+  const [done] = await emu.flush();
+  t.is(done.dirtyLeft, 0, 'marked and clean after the rewrite');
+  t.is(done.nvErrno, null);
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 1, 'the retry\'s mark did not fail');
+  await emu.stop('powerFail');
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  t.is((await again.flush())[0].dirtyLeft, 0, 'clean in NV: nothing to destage');
+  t.true((await read(again.connect(), 1, 128, 8)).equals(acked), 'read from the medium, the chunk marked written');
+});
