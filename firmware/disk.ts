@@ -31,14 +31,15 @@ import {
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
   slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkVerdict,
-  slotDestageFailed, slotVerdictNs, F_NV_FAILED, F_VERDICTS,
+  slotDestageFailed, slotVerdictNs, F_NV_FAILED, F_VERDICTS, poisonedSector,
 } from "./cache";
 import { chunkInitialized, initMark, initUnmark, initClear } from "./initmap";
 import { slotMedium, chunkHoldsData, thinMapSlot, thinMapFailed, thinDropSlot, thinDropMedium } from "./thin";
 import { slotThinChunk } from "./cache";
 import {
   blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MS_LABEL, MEDIUM_DEAD, setMediumState,
-  mediumChunks, volumeThin, THIN_UNMAPPED,
+  mediumChunks, volumeThin, THIN_UNMAPPED, MS_RELABEL_TICKET, relabelPublish, RLB_LABELED, RLB_DEAD, RLB_WRITE_ERROR,
+  RLB_NOT_LOST, RLB_BUSY,
 } from "./volume";
 import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LOST } from "./label";
 import { log, LOG_ERROR } from "./hal";
@@ -65,7 +66,6 @@ const DK_RESYNC_AT_NS: u32 = DK_RESYNC_FAILURES + 4; // f64: next rewrite attemp
 const DK_RESYNC_BACKOFF_NS: u32 = DK_RESYNC_AT_NS + 8; // f64
 const DK_FLUSH_ASKED_NS: u32 = DK_RESYNC_BACKOFF_NS + 8; // f64: the last flush request (MB_FLUSH, control)
 const DK_CONTROL_AT_NS: u32 = DK_FLUSH_ASKED_NS + 8; // f64: the control request in progress was taken
-const DK_RELABELS: u32 = DK_CONTROL_AT_NS + 8; // u64: bit m: REINITIALIZE MEDIUM of medium m is writing its new label
 const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
 // Per medium: the slots written to it that wait for a medium flush before their clean record.
 const DK_FLUSH: u32 = DK_PROBE_BUF + 512; // MAX_MEDIA x FL_BYTES
@@ -114,7 +114,6 @@ export function diskBoot(): void {
   store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
   store<f64>(gPrivate + DK_FLUSH_ASKED_NS, 0);
   store<f64>(gPrivate + DK_CONTROL_AT_NS, 0);
-  store<u64>(gPrivate + DK_RELABELS, 0);
   memory.fill(gPrivate + DK_FLUSH, 0, MAX_MEDIA * FL_BYTES);
 }
 
@@ -171,7 +170,7 @@ function takeMessage(m: usize): bool {
   const type = <u32>load<u8>(m + MB_TYPE);
   if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
   if (type == MB_FLUSH) { flushAsked(load<u64>(m + MB_SEQ)); return true; }
-  if (type == MB_RELABEL) { if (!nvRoom(2)) return false; relabel(load<u32>(m + MB_SLOT)); return true; } // a dropped poisoned slot's descriptor
+  if (type == MB_RELABEL) return relabel(load<u32>(m + MB_SLOT), <u32>load<u64>(m + MB_SEQ));
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
@@ -447,6 +446,8 @@ function checkLabels(): i32 {
     const ms = mediumState(m);
     const lbl = load<u32>(ms + MS_LABEL);
     if (lbl == LBL_UNCHECKED) {
+      // A relabel not yet written, overtaken by the medium dying and answering again: it gave up nothing.
+      if (relabeling(m)) relabelEnded(m, RLB_DEAD);
       if (load<u32>(ms + MS_STATE) == MEDIUM_DEAD && gNow < load<f64>(gPrivate + DK_NEXT_PROBE_NS)) continue;
       if (!labelIo(m, MOP_READ, LBL_READING)) continue;
       work++;
@@ -462,7 +463,7 @@ function checkLabels(): i32 {
       if (relabeling(m)) {
         initClear(m, 0, mediumChunks(m), nvId(NVK_NONE, 0));
         thinDropMedium(m, nvId(NVK_NONE, 0)); // thin chunks on it are unmapped: they read zeros too
-        relabelEnded(m);
+        relabelEnded(m, RLB_LABELED);
       }
       labelRecord(m, labelGeneration(m) + 1, nvId(NVK_LABEL, m));
       work++;
@@ -482,8 +483,9 @@ function labelComplete(m: u32, phase: u32, status: u32): void {
   const ms = mediumState(m);
   if (status != MST_OK) {
     // Dead: read its label again when it answers. A medium that answers but cannot give or take
-    // its label cannot be vouched for. A REINITIALIZE MEDIUM that got this far changed nothing.
-    relabelEnded(m);
+    // its label cannot be vouched for. A REINITIALIZE MEDIUM that got this far changed nothing,
+    // and its command learns why it failed (its medium is lost again: its state cannot say).
+    if (relabeling(m)) relabelEnded(m, status == MST_NOT_READY ? RLB_DEAD : RLB_WRITE_ERROR);
     store<u32>(ms + MS_LABEL, LBL_UNCHECKED);
     if (status == MST_NOT_READY) { store<f64>(gPrivate + DK_NEXT_PROBE_NS, gNow + RETRY_NS); return; }
     store<u32>(ms + MS_LABEL, LBL_DONE);
@@ -518,28 +520,40 @@ function mediumLost(m: u32, why: u32): void {
 }
 
 /**
- * REINITIALIZE MEDIUM accepted the loss of medium m: cached clean copies of its old contents go, it
- * gets a new label, and with the label's record every chunk on it reads as zeros (init bits
- * cleared: checkLabels); dirty data the array still holds in NV is then destaged onto it. The bits
- * are not cleared before the label is on the medium: when the label cannot be written (the medium
- * died), the command fails and nothing is lost; the medium may yet come back as the array's own,
- * with its data (seed 2108: it did, and read zeros where acknowledged writes were).
+ * REINITIALIZE MEDIUM (ticket t) accepted the loss of medium m: cached clean copies of its old
+ * contents go, it gets a new label, and with the label's record every chunk on it reads as zeros
+ * (init bits cleared: checkLabels); dirty data the array still holds in NV is then destaged onto
+ * it. The bits are not cleared before the label is on the medium: when the label cannot be written
+ * (the medium died or refused it), the command fails and nothing is lost; the medium may yet come
+ * back as the array's own, with its data (seed 2108: it did, and read zeros where acknowledged
+ * writes were). Each attempt ends with an outcome under its ticket (relabelPublish), which is how
+ * the command, polling on a channel IOP, tells "not taken yet" from "failed". False (the message
+ * waits) when the NV ring lacks room for a dropped poisoned slot's descriptor: the drops already
+ * made are not undone, and the next try drops the rest.
  */
-function relabel(m: u32): void {
-  if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) != MEDS_LOST) return;
+function relabel(m: u32, t: u32): bool {
+  if (m >= mediaCount()) return true;
+  if (relabeling(m)) { relabelPublish(m, t, RLB_BUSY); return true; }
+  if (load<u32>(mediumState(m) + MS_STATE) != MEDS_LOST) { relabelPublish(m, t, RLB_NOT_LOST); return true; }
   for (let i: u32 = 0; i < slotCount(); i++) {
     if (slotList(i) != LIST_CLEAN || slotPins(i) != 0 || (slotFlags(i) & F_STAGING) != 0) continue;
     const where = slotMedium(i);
-    if (where != u64.MAX_VALUE && where != THIN_UNMAPPED && <u32>(where >> 32) == m) thinDropSlot(i, nvId(NVK_NONE, 0));
+    if (where == u64.MAX_VALUE || where == THIN_UNMAPPED || <u32>(where >> 32) != m) continue;
+    if (poisonedSector(i, 0, SLOT_SECTORS) >= 0 && !nvRoom(1)) return false; // its descriptor is persisted
+    thinDropSlot(i, nvId(NVK_NONE, 0));
   }
-  store<u64>(gPrivate + DK_RELABELS, load<u64>(gPrivate + DK_RELABELS) | (<u64>1 << <u64>m));
+  store<u32>(mediumState(m) + MS_RELABEL_TICKET, t);
   setMediumState(m, MEDS_BECOMING_READY);
   store<u32>(mediumState(m) + MS_LABEL, LBL_RELABEL);
+  return true;
 }
 
-function relabeling(m: u32): bool { return (load<u64>(gPrivate + DK_RELABELS) & (<u64>1 << <u64>m)) != 0; }
+function relabeling(m: u32): bool { return load<u32>(mediumState(m) + MS_RELABEL_TICKET) != 0; }
 
-function relabelEnded(m: u32): void { store<u64>(gPrivate + DK_RELABELS, load<u64>(gPrivate + DK_RELABELS) & ~(<u64>1 << <u64>m)); }
+function relabelEnded(m: u32, outcome: u32): void {
+  relabelPublish(m, load<u32>(mediumState(m) + MS_RELABEL_TICKET), outcome);
+  store<u32>(mediumState(m) + MS_RELABEL_TICKET, 0);
+}
 
 // ---- Dead media -------------------------------------------------------------------------------
 

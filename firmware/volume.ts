@@ -56,8 +56,40 @@ export const MS_ERRORS: u32 = 20;
 export const MS_INIT: u32 = 24; // u32 address: the medium's first init map record (initmap.ts)
 export const MS_LABEL: u32 = 28; // u32: LBL_* (disk.ts): where the check of the medium's label is
 export const MS_THIN_NEXT: u32 = 32; // u32: where the next thin chunk is looked for (allocations go round the medium)
+// REINITIALIZE MEDIUM: each command takes a ticket, posts it with MB_RELABEL, and reads its
+// attempt's outcome under it (a medium that went back to lost cannot say "failed" by its state).
+export const MS_RELABEL_ASKED: u32 = 36; // u32: last ticket taken (channel IOPs, atomic)
+export const MS_RELABEL_TICKET: u32 = 40; // u32: ticket of the relabel in progress, 0 none (disk IOP)
+export const MS_RELABEL_ENDED: u32 = 44; // RELABEL_OUTCOMES x u32: ticket << 3 | RLB_*, at ticket % RELABEL_OUTCOMES (to 60)
+const RELABEL_OUTCOMES: u32 = 4;
 export const MEDIUM_OK: u32 = MEDS_OK;
 export const MEDIUM_DEAD: u32 = MEDS_DEAD;
+
+// Outcomes of a relabel (MS_RELABEL_ENDED).
+export const RLB_NONE: u32 = 0; // not ended (or its entry was taken by a later ticket)
+export const RLB_LABELED: u32 = 1; // the new label is on the medium; its NV record makes it ready
+export const RLB_DEAD: u32 = 2; // the medium did not answer: nothing given up
+export const RLB_WRITE_ERROR: u32 = 3; // the medium refused the label (write or flush): nothing given up
+export const RLB_NOT_LOST: u32 = 4; // the medium was not lost when the disk IOP took the request
+export const RLB_BUSY: u32 = 5; // another REINITIALIZE MEDIUM of the medium was in progress
+
+/** A new REINITIALIZE MEDIUM ticket for medium m (never 0). */
+export function relabelTicket(m: u32): u32 {
+  let t = atomic.add<u32>(mediumState(m) + MS_RELABEL_ASKED, 1) + 1;
+  if ((t & 0x1FFFFFFF) == 0) t = atomic.add<u32>(mediumState(m) + MS_RELABEL_ASKED, 1) + 1;
+  return t & 0x1FFFFFFF;
+}
+
+/** The disk IOP publishes the outcome of the relabel ticket t of medium m. */
+export function relabelPublish(m: u32, t: u32, outcome: u32): void {
+  atomic.store<u32>(mediumState(m) + MS_RELABEL_ENDED + (t % RELABEL_OUTCOMES) * 4, (t << 3) | outcome);
+}
+
+/** RLB_* of the relabel ticket t of medium m (RLB_NONE: not ended yet). */
+export function relabelOutcome(m: u32, t: u32): u32 {
+  const e = atomic.load<u32>(mediumState(m) + MS_RELABEL_ENDED + (t % RELABEL_OUTCOMES) * 4);
+  return (e >> 3) == t ? e & 7 : RLB_NONE;
+}
 
 /** Firmware-private map field: address of the media state array. */
 export const MAPX_MEDIA_STATE: u32 = 64;
@@ -117,6 +149,7 @@ export function mediaRebuild(): void {
     store<u32>(s + MS_FREE, chunks);
     setMediumState(m, MEDS_BECOMING_READY); // until the disk IOP has checked its label
     store<u32>(s + MS_LABEL, 0);
+    memory.fill(s + MS_RELABEL_ASKED, 0, 8 + RELABEL_OUTCOMES * 4);
     markChunks(m, 0, 1, true); // chunk 0 holds the label (array metadata): never a volume's
   }
   for (let v: u32 = 0; v < MAX_VOLUMES; v++) {

@@ -9,7 +9,9 @@ import {
   CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS, ROLE_CHANNEL, MEDS_LOST, MEDS_OK, MEDS_DEAD,
 } from "../abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors, portCount } from "../config";
-import { CX_ID, CX_ARG, CX_LBA, CX_EXPECTED, CX_FLAGS, CXF_PARAM, ctxField } from "../ctx";
+import { CX_ID, CX_ARG, CX_LBA, CX_EXPECTED, CX_FLAGS, CXF_PARAM, CX_DEADLINE_NS, ctxField } from "../ctx";
+import { gNow, wakeAt } from "../iop";
+import { log, LOG_ERROR } from "../hal";
 import {
   fail, dataInBuffer, sendBuffer, startParameterList, parameterList, waitPersisted, nvPending, retryLater,
   nvRefuse, good, persistThenRedispatch,
@@ -21,7 +23,8 @@ import {
   VE_NAME_EXISTS, VE_NUMBER_IN_USE, VE_NO_VOLUME, VE_MAPPED, VE_NO_SPACE, VE_LUN_MAPPED, VE_NO_PORT,
   VE_TABLE_FULL, VE_NO_MEDIUM, VE_BAD_NAME, VE_BAD_BLOCK_SIZE, VE_BAD_CAPACITY, VE_BAD_LUN, VE_BAD_PLACEMENT,
   VE_NOT_MAPPED, volumeReady, volumeByName, volumeMapped, volumeExtents, volumeExtentMedium, volumeExtentFirst,
-  volumeExtentChunks, MAX_EXTENTS, volumeThin, VOLE_CHUNKS, VE_THIN_MAP_FULL,
+  volumeExtentChunks, MAX_EXTENTS, volumeThin, VOLE_CHUNKS, VE_THIN_MAP_FULL, relabelTicket, relabelOutcome,
+  MS_RELABEL_TICKET, RLB_DEAD, RLB_WRITE_ERROR, RLB_BUSY, RLB_NOT_LOST,
 } from "../volume";
 import { initClear } from "../initmap";
 import { thinDropSlot, thinRecordsGiveBack } from "../thin";
@@ -48,6 +51,7 @@ import {
 } from "./pair";
 import { pairOfVolume } from "../pair/table";
 
+const RELABEL_WAIT_NS: f64 = 60e9; // last-resort bound on a REINITIALIZE MEDIUM's wait for its outcome
 const SA_CREATE: u32 = 0x01;
 const SA_DELETE: u32 = 0x02;
 const SA_MAP: u32 = 0x03;
@@ -188,22 +192,40 @@ function deleteThinFree(c: usize): void {
 
 /**
  * REINITIALIZE MEDIUM (argument: medium index) accepts that a lost medium's contents are gone: the
- * disk IOP clears its chunks' init bits (its volumes read zeros where the lost data was; dirty data
- * still in NV is kept and destaged), writes a new label, and the medium is ready again. Refused
- * (INVALID FIELD IN CDB) for a medium that is not lost: there is nothing to accept.
+ * disk IOP writes a new label, clears the medium's chunks' init bits with the label's NV record (its
+ * volumes read zeros where the lost data was; dirty data still in NV is kept and destaged), and the
+ * medium is ready again. Refused (INVALID FIELD IN CDB) for a medium that is not lost: there is
+ * nothing to accept. The command posts a ticket (CX_ARG) and ends with the outcome the disk IOP
+ * publishes under it; a failed attempt leaves the medium lost, which its state alone cannot tell
+ * from an attempt not begun. The wait is bounded: RELABEL_WAIT_NS without an outcome (a medium too
+ * slow to take the label, an NV record that never completes) is COMMAND TIMEOUT, the log naming the medium.
  */
 function reinitializeMedium(c: usize, m: u32): void {
   if (m >= mediaCount()) { fail(c, 0x05, 0x84, 0x00); ctxField(c, true, 2, -1); return; }
   const st = load<u32>(mediumState(m) + MS_STATE);
-  if (load<u32>(c + CX_ARG) == 0) {
+  const t = load<u32>(c + CX_ARG);
+  if (t == 0) {
+    if (load<u32>(mediumState(m) + MS_RELABEL_TICKET) != 0) { fail(c, 0x02, 0x04, 0x07); return; } // one in progress
     if (st != MEDS_LOST) { invalidField(c, 2, -1); return; }
-    if (!postToDisk(MB_RELABEL, m, 0, 0, 0)) { retryLater(c); return; }
-    store<u32>(c + CX_ARG, 1);
+    const ticket = relabelTicket(m);
+    if (!postToDisk(MB_RELABEL, m, 0, 0, ticket)) { retryLater(c); return; }
+    store<u32>(c + CX_ARG, ticket);
+    store<f64>(c + CX_DEADLINE_NS, gNow + RELABEL_WAIT_NS);
     retryLater(c);
     return;
   }
-  if (st == MEDS_OK) { good(c); return; }
-  if (st == MEDS_DEAD) { fail(c, 0x02, 0x04, 0x03); return; }
+  const outcome = relabelOutcome(m, t);
+  if (outcome == RLB_DEAD) { fail(c, 0x02, 0x04, 0x03); return; } // nothing given up
+  if (outcome == RLB_WRITE_ERROR) { fail(c, 0x03, 0x0C, 0x00); return; } // nothing given up; the medium is still lost
+  if (outcome == RLB_BUSY) { fail(c, 0x02, 0x04, 0x07); return; } // another REINITIALIZE MEDIUM of it is in progress
+  if (outcome == RLB_NOT_LOST && st != MEDS_OK) { invalidField(c, 2, -1); return; }
+  if (st == MEDS_OK) { good(c); return; } // RLB_LABELED once its NV record made it ready (or another command's did)
+  if (gNow >= load<f64>(c + CX_DEADLINE_NS)) {
+    log(LOG_ERROR, "REINITIALIZE MEDIUM: no outcome from the disk IOP for the relabel of (medium, ticket)", m, t);
+    fail(c, 0x0B, 0x2E, 0x02);
+    return;
+  }
+  wakeAt(load<f64>(c + CX_DEADLINE_NS));
   retryLater(c); // the disk IOP writes the label, flushes, records it in NV
 }
 

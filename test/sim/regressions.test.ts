@@ -389,6 +389,72 @@ test('REINITIALIZE MEDIUM gives a medium\'s data up only with its new label: fai
   t.true((await read(s, 1, 0, 128)).equals(Buffer.alloc(65536)), 'the accepted loss reads zeros');
 });
 
+// Issue 7: a REINITIALIZE MEDIUM whose new label the medium refuses (a write error, the medium
+// alive) put the medium back to lost, and the command, which could not tell "not started yet" from
+// "failed", waited for ever. The disk IOP now publishes each attempt's outcome under the ticket the
+// command posted; the command ends with it (MEDIUM ERROR, WRITE ERROR), and a retry once the fault
+// has gone relabels the medium.
+test('REINITIALIZE MEDIUM whose label write fails ends with MEDIUM ERROR / WRITE ERROR, the medium still lost; a retry succeeds', async (t) => {
+  const dir = tempDir('sim-reinit-write-error');
+  const o = topo(dir);
+  const first = await startSmall(o);
+  let s = first.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, media: [0] }, 1);
+  await createVolume(s, { name: 'w', blocks: 1024, blockSize: 512, media: [1] }, 2);
+  await write(s, 1, 0, pattern(65536, 5));
+  await write(s, 2, 0, pattern(65536, 6));
+  await first.stop();
+  const img = (n: number) => path.join(dir, 'a0', `d${n}.img`);
+  fs.copyFileSync(img(1), img(0)); // d0 holds d1's label: lost
+
+  const second = await startSmall(o);
+  t.teardown(() => second.stop('powerFail'));
+  s = second.connect();
+  const client = new ScsiClient(s);
+  t.deepEqual((await client.listMedia()).map((m) => m.state), ['lost', 'ok']);
+  second.array().inject('d0 write error at 0 count 1'); // the label's sector (docs/hal.md, Medium labels)
+  const failed = await senseOf(run(s, 0, scsi.reinitializeMedium(0)));
+  t.deepEqual([failed.key, failed.asc, failed.ascq], [scsi.SenseKey.MEDIUM_ERROR, 0x0C, 0x00], failed.text);
+  t.deepEqual((await client.listMedia()).map((m) => m.state), ['lost', 'ok'], 'nothing given up: the medium is still lost');
+  const refused = await senseOf(read(s, 1, 0, 1));
+  t.is(refused.key, scsi.SenseKey.NOT_READY, 'its volume is still not ready, not zeros');
+
+  second.array().inject('d0 heal');
+  await run(s, 0, scsi.reinitializeMedium(0));
+  t.deepEqual((await client.listMedia()).map((m) => m.state), ['ok', 'ok']);
+  t.true((await read(s, 1, 0, 128)).equals(Buffer.alloc(65536)), 'the accepted loss reads zeros');
+  t.true((await read(s, 2, 0, 128)).equals(pattern(65536, 6)), 'the other medium\'s volume is untouched');
+});
+
+// Issue 7: the wait of a REINITIALIZE MEDIUM is bounded. A medium too slow to take its label within
+// 60 s (virtual) ends the command with ABORTED COMMAND, COMMAND TIMEOUT, and the relabel goes on; a
+// second REINITIALIZE of the medium while the first's label is being written is NOT READY,
+// OPERATION IN PROGRESS.
+test('REINITIALIZE MEDIUM of a medium too slow to take its label times out after 60 s; a second one meanwhile is NOT READY 04h/07h', async (t) => {
+  const dir = tempDir('sim-reinit-slow');
+  const o = topo(dir);
+  const first = await startSmall(o);
+  let s = first.connect();
+  await createVolume(s, { name: 'w', blocks: 1024, blockSize: 512, media: [1] }, 1);
+  await first.stop();
+  const img = (n: number) => path.join(dir, 'a0', `d${n}.img`);
+  fs.copyFileSync(img(1), img(0)); // d0 holds d1's label: lost
+
+  const second = await startSmall(o);
+  t.teardown(() => second.stop('powerFail'));
+  s = second.connect();
+  second.array().inject('d0 slow 1000000'); // the label's write takes 100 s
+  // Both sent at once: the second finds the first's relabel begun (or its ticket queued ahead of it).
+  const slow = senseOf(run(s, 0, scsi.reinitializeMedium(0)));
+  const busy = await senseOf(run(s, 0, scsi.reinitializeMedium(0)));
+  const client = new ScsiClient(s);
+  t.deepEqual([busy.key, busy.asc, busy.ascq], [scsi.SenseKey.NOT_READY, 0x04, 0x07], busy.text);
+  const late = await slow;
+  t.deepEqual([late.key, late.asc, late.ascq], [scsi.SenseKey.ABORTED_COMMAND, 0x2E, 0x02], late.text);
+  await second.advance(300_000); // virtual time: the label's slow write and flush, then its NV record
+  t.is((await client.listMedia())[0].state, 'ok', 'the relabel went on after its command timed out: the medium is ready');
+});
+
 // ---- Model corrections: the array was right ---------------------------------------------------------
 // Seed 2017 (`hang`, step 53, session, on main at 45397ec: "a closed session was not closed by the
 // array"). The firmware had closed the slot in the poll after the host hung up; the simulator also
