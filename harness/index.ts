@@ -56,6 +56,14 @@ export class Emulator {
       : parseTopology(topology, options.baseDir ?? process.cwd());
     topo = { ...topo, mode: options.mode ?? topo.mode, seed: options.seed ?? topo.seed };
     const log = options.log ?? (() => undefined);
+    // The array's end of a link (its link unit in the firmware: PORT_LINK) is not built yet
+    // (docs/remote.md): the links and relays are validated, and an array is never started with a
+    // link it could not serve.
+    const arrayEnd = topo.links.find((l) => topo.arrays.some((a) => a.name === l.a || a.name === l.b));
+    if (arrayEnd) {
+      throw new Error(`link ${arrayEnd.name}: an array's end of a link is not built yet (docs/remote.md, "Where each embodiment lives"); `
+        + 'relays and links run in the network of harness/network.ts, tested with protocol endpoints (test/remote/)');
+    }
     // Every array directory is ours before anything in it, or the trace, is opened (harness/lock.ts).
     const locks: DirectoryLock[] = [];
     try {
