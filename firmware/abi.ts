@@ -573,7 +573,29 @@ export const LT_RECEIVED: u32 = 4; // completion of reception (status)
 export const LT_FORWARDED: u32 = 5; // relay -> origin: the next hop acknowledged it (S129)
 export const LF_LAST: u32 = 1;
 export const LF_MIRROR: u32 = 2; // a host write (embodiment 3), not a copy command's block (1)
-export const LOP_NONE: u32 = 0;
+export const LOP_NONE: u32 = 0; // a WRITE that carries data
+export const LOP_CREATE: u32 = 1; // a WRITE of no data: make the target volume the secondary of the origin's pair (LPK_ISSUING_ID: the last issuing ID before it)
+export const LOP_DELETE: u32 = 2; // a WRITE of no data: the origin deleted the pair; the secondary's record goes
+// The array's end of links (docs/remote.md, "The array's link unit"). A PORT_LINK port is one queue
+// of one link on one channel IOP, with one session whose SES_RX and SES_TX are entry rings of
+// LINK_RING_ENTRIES x LINK_ENTRY_BYTES. Its config entry reuses the ring-size fields:
+export const CPORT_LINK_INDEX: u32 = 8; // u32 (PORT_LINK): the link's index in the topology (the routes name links by it)
+export const CPORT_LINK_QUEUE: u32 = 12; // u32 (PORT_LINK): this end's queue number on the link (LPK_SRC_QUEUE)
+export const CFG_REMOTE: u32 = 0x7000; // the array's place among the linked nodes
+export const MAP_REMOTE_TABLE: u32 = 144; // u32: the remote pair table (remote/pair.ts), REMOTE_PAIRS_MAX records of RPR_BYTES
+export const REMOTE_PAIRS_MAX: u32 = 16;
+export const RPR_BYTES: u32 = 128;
+export const RPR_USED: u32 = 0; // u8
+export const RPR_STATE: u32 = 2; // u8: RS_* (remote/pair.ts)
+export const RPR_IN_FLIGHT: u32 = 28; // u32: commands the pair has in flight
+export const CRM_NODE: u32 = 0; // u16: this array's node number (topology order: arrays, then relays)
+export const CRM_LINKED: u32 = 2; // u16: 1 when the array ends a link
+export const CRM_ROUTES: u32 = 64; // RELAY_MAX_NODES x u16: for each node, the link index (topology) to send on toward it; 0xFFFF: none
+// Trace records of remote copy (numbered apart from the others so that branches adding records meet no clash).
+export const TRACE_REMOTE_SEND: u32 = 40; // a: pair, b: cmdId, c: issuingId, d: bytes (a WRITE sent toward the secondary)
+export const TRACE_REMOTE_ACK: u32 = 41; // a: pair, b: cmdId, c: issuingId, d: 1 RECEIVED from the first hop, 2 FORWARDED by the relay, | status << 8
+export const TRACE_REMOTE_APPLY: u32 = 42; // a: origin node << 16 | pair on this array, b: cmdId, c: issuingId, d: status (the secondary applied a write)
+export const TRACE_REMOTE_STATE: u32 = 43; // a: pair, b: RS_* it went to, c: RSR_* reason, d: issuing ID then
 // Relay memory map (build/relay.wasm): config at CONFIG_ADDR, map at MAP_ADDR, as an array's.
 export const RCFG_MAGIC_VALUE: u32 = 0x59414C52; // "RLAY"
 export const RCFG_MAGIC: u32 = 0;

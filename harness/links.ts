@@ -1,7 +1,9 @@
 // Relays and links in a topology (docs/topology.md, "Links and relays"; docs/remote.md): parsed
 // and validated with the rest of the file, every error naming its field. Nodes are numbered
 // arrays first, then relays, in file order; the firmware knows them by these numbers.
+import * as A from '../hal/abi';
 import { MAX_PORTS, LINK_ENTRY_BYTES, RELAY_MAX_LINKS, RELAY_MAX_NODES } from '../hal/abi';
+import type { CommonMemory } from '../hal/memory';
 import {
   TopologyError, object, known, list, pattern, boolean, number, integer, sizeIn, unique, type ArraySpec,
 } from './topology';
@@ -36,6 +38,9 @@ export interface LinkSpec {
 /** A link end on an array: one port per channel IOP (the queue pair of that IOP). */
 export interface LinkPortSpec { link: number; iop: number; queue: number; name: string }
 
+/** What an array's firmware learns of the linked nodes (CFG_REMOTE). */
+export interface LinkNodeSpec { node: number; routes: number[]; nodes: Array<{ name: string; kind: 'array' | 'relay' }> }
+
 const NAME = /^[A-Za-z0-9_-]{1,31}$/;
 
 export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[]): { relays: RelaySpec[]; links: LinkSpec[] } {
@@ -53,7 +58,10 @@ export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[]): {
     if (n === 0) throw new TopologyError(`relays[${i}]`, `relay ${r.name} ends no link: add one to "links"`);
     if (n > RELAY_MAX_LINKS) throw new TopologyError(`relays[${i}]`, `relay ${r.name} ends ${n} links, at most ${RELAY_MAX_LINKS}`);
   });
+  const routes = linkRoutes(nodes, links);
+  const kinds = nodes.map((name, i) => ({ name, kind: (i < arrays.length ? 'array' : 'relay') as 'array' | 'relay' }));
   arrays.forEach((a, ai) => {
+    a.linkNode = { node: ai, routes: routes[ai], nodes: kinds };
     const ends = links.map((l, li) => ({ l, li })).filter((x) => x.l.a === a.name || x.l.b === a.name);
     const channels = a.iops.map((r, i) => ({ r, i })).filter((x) => x.r === 'channel');
     a.linkPorts = ends.flatMap((x) => channels.map((c, q) => ({ link: x.li, iop: c.i, queue: q, name: `${x.l.name}.q${q}` })));
@@ -129,3 +137,34 @@ export function linkRoutes(nodeNames: string[], links: LinkSpec[]): number[][] {
     return via;
   });
 }
+
+/**
+ * The array's link queues as ports after its own (kind PORT_LINK, one session of entry rings) and
+ * its place among the nodes (CFG_REMOTE): written into the config block with the rest.
+ */
+export function writeLinkConfig(mem: CommonMemory, a: ArraySpec): void {
+  const ports = a.linkPorts ?? [];
+  const n = a.linkNode;
+  if (!n || ports.length === 0) return;
+  mem.setU32(A.CONFIG_ADDR + A.CFG_PORT_COUNT, a.ports.length + ports.length);
+  ports.forEach((p, i) => {
+    const b = A.CONFIG_ADDR + A.CFG_PORT_TABLE + (a.ports.length + i) * A.CFG_PORT_BYTES;
+    mem.setU8(b + A.CPORT_IOP, p.iop);
+    mem.setU8(b + A.CPORT_KIND, A.PORT_LINK);
+    mem.setU8(b + A.CPORT_SESSIONS, 1);
+    mem.setU32(b + A.CPORT_LINK_INDEX, p.link);
+    mem.setU32(b + A.CPORT_LINK_QUEUE, p.queue);
+    mem.u8.set(Buffer.from(p.name.slice(0, 31), 'latin1'), b + A.CPORT_NAME);
+  });
+  const R = A.CONFIG_ADDR + A.CFG_REMOTE;
+  mem.setU16(R + A.CRM_NODE, n.node);
+  mem.setU16(R + A.CRM_LINKED, 1);
+  for (let i = 0; i < RELAY_MAX_NODES; i++) mem.setU16(R + A.CRM_ROUTES + i * 2, n.routes[i] === undefined || n.routes[i] < 0 ? 0xFFFF : n.routes[i]);
+  n.nodes.forEach((x, i) => {
+    mem.setU8(R + NODE_KINDS + i, x.kind === 'array' ? 1 : 2);
+    mem.u8.set(Buffer.from(x.name.slice(0, 31), 'latin1'), R + NODE_NAMES + i * 32);
+  });
+}
+/** remote/pair.ts: where the node kinds and names are in CFG_REMOTE. */
+const NODE_KINDS = 192;
+const NODE_NAMES = 256;

@@ -11,6 +11,9 @@ import { LinkBinding, type LinkEndpoint } from '../hal/link';
 import { RelayNode, type RelayStatus } from './relay';
 import { linkRoutes, type LinkSpec, type RelaySpec } from './links';
 import { ROUND_NS } from './driver';
+import * as A from '../hal/abi';
+import { SessionSlot } from '../hal/channels/session';
+import type { ArrayController } from './array';
 
 /** A node the network polls: a relay, or (tests) an endpoint that speaks the protocol from TypeScript. */
 export interface NetworkNode {
@@ -28,15 +31,55 @@ class RelayAdapter implements NetworkNode {
   constructor(readonly relay: RelayNode) {}
   get name(): string { return this.relay.name; }
   round(now: number): number { return this.relay.round(now); }
-  nextTimerNs(): number { return this.relay.nextTimerNs(); }
+  nextTimerNs(): number { return this.relay.failed ? Infinity : this.relay.nextTimerNs(); }
   takeTx(): Array<{ link: number; tx: EntryRing }> {
     return this.relay.txRung.splice(0).map((l) => ({ link: this.relay.links[l], tx: this.relay.tx(l) }));
   }
   rxFor(link: number): EntryRing | undefined {
     const l = this.relay.links.indexOf(link);
-    return l < 0 ? undefined : this.relay.rx(l);
+    return l < 0 || this.relay.failed ? undefined : this.relay.rx(l); // a killed relay takes nothing in
   }
-  get busy(): boolean { return this.relay.active > 0; }
+  get busy(): boolean { return !this.relay.failed && this.relay.active > 0; }
+}
+
+/**
+ * An array's link queues (PORT_LINK ports after its own, harness/links.ts): the network delivers into
+ * their receive rings and takes what their transmit doorbells announced. The World runs the array's
+ * rounds itself (they wait for I/O); here it only moves packets.
+ */
+export class ArrayLinks implements NetworkNode {
+  constructor(readonly array: ArrayController) {
+    const spec = array.spec;
+    (spec.linkPorts ?? []).forEach((_, i) => {
+      const port = spec.ports.length + i;
+      const slot = new SessionSlot(array.mem, port, 0);
+      slot.open([this.ring(port, A.SES_RX), this.ring(port, A.SES_TX)]);
+    });
+  }
+
+  get name(): string { return this.array.name; }
+  round(): number { return 0; }
+  nextTimerNs(): number { return Infinity; }
+  get busy(): boolean { return false; }
+
+  private ring(port: number, field: number): EntryRing {
+    const m = this.array.mem;
+    const desc = m.u32(A.MAP_ADDR + A.MAP_PORT_TABLE + port * A.MAP_PORT_BYTES + A.MPORT_SESSIONS_ADDR);
+    return new EntryRing(m, m.u32(desc + field));
+  }
+
+  takeTx(): Array<{ link: number; tx: EntryRing }> {
+    const spec = this.array.spec;
+    const ports = [...new Set(this.array.linkTxRung.splice(0))];
+    return ports.map((port) => ({ link: spec.linkPorts![port - spec.ports.length].link, tx: this.ring(port, A.SES_TX) }));
+  }
+
+  rxFor(link: number, queue: number): EntryRing | undefined {
+    const spec = this.array.spec;
+    if (this.array.failed) return undefined; // a stopped array takes nothing in (the packet is lost)
+    const i = (spec.linkPorts ?? []).findIndex((p) => p.link === link && p.queue === queue);
+    return i < 0 ? undefined : this.ring(spec.ports.length + i, A.SES_RX);
+  }
 }
 
 export class Network {
@@ -136,17 +179,20 @@ export class Network {
   underWay(): string[] {
     return [
       ...this.links.filter((l) => l.busy).map((l) => `packets on link ${l.name}`),
-      ...this.relays.filter((r) => r.active > 0).map((r) => `${r.active} command(s) held by relay ${r.name}`),
+      ...this.relays.filter((r) => !r.failed && r.active > 0).map((r) => `${r.active} command(s) held by relay ${r.name}`),
     ];
   }
 
   /**
    * A fault by name: "link <name> down|up", "partition <node>" (every link of the node down),
-   * "heal <node>" (every link of the node up).
+   * "heal <node>" (every link of the node up), "relay <name> kill" (the relay stops for good: what
+   * its buffer memory holds is lost, packets for it are dropped).
    */
   inject(text: string): void {
+    const k = /^\s*relay\s+(\S+)\s+kill\s*$/.exec(text);
+    if (k) { const r = this.relay(k[1]); r.failed ??= new Error(`relay ${r.name} was killed`); return; }
     const m = /^\s*(?:link\s+(\S+)\s+(down|up)|(partition|heal)\s+(\S+))\s*$/.exec(text);
-    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "link <name> down", "link <name> up", "partition <node>" or "heal <node>"`);
+    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "link <name> down", "link <name> up", "partition <node>", "heal <node>" or "relay <name> kill"`);
     if (m[1]) { const l = this.link(m[1]); if (m[2] === 'down') l.cut(); else l.heal(); return; }
     const node = m[4];
     if (!this.nodeNames.includes(node)) throw new Error(`no node ${JSON.stringify(node)} (nodes: ${this.nodeNames.join(', ')})`);

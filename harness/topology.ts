@@ -7,7 +7,7 @@ import * as os from 'os';
 import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES, MAX_TAPE_DEVICES, TAPE_LUN_MIN } from '../hal/abi';
 import type { NvFault } from '../hal/nv';
 import { packagePath } from '../lib/paths';
-import { parseLinks, type RelaySpec, type LinkSpec, type LinkPortSpec } from './links';
+import { parseLinks, type RelaySpec, type LinkSpec, type LinkPortSpec, type LinkNodeSpec } from './links';
 
 export type Mode = 'realtime' | 'deterministic';
 export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
@@ -95,6 +95,8 @@ export interface ArraySpec {
   library: LibrarySpec | undefined;
   /** Link queues of this array (one per channel IOP and link end): filled by parseLinks (docs/remote.md). */
   linkPorts?: LinkPortSpec[];
+  /** The array's place among linked nodes (node number, routes, every node's name and kind): filled by parseLinks. */
+  linkNode?: LinkNodeSpec;
 }
 
 export interface Topology {

@@ -93,6 +93,7 @@ export function pktCopyCommand(dst: usize, src: usize): void {
   d.issuingId = s.issuingId;
   d.syncId = s.syncId;
   d.total = s.total;
+  d.offset = s.offset; // a WRITE's offset is 0, a CREATE's the primary's block size (comm/link.ts)
   d.lbaLo = s.lbaLo;
   d.lbaHi = s.lbaHi;
   d.origin = s.origin;

@@ -81,9 +81,21 @@ test('too many link queues for an array\'s ports are refused, naming the ports f
   t.regex(e!.message, /link queues/);
 });
 
-test('sanbox refuses to start an array with a link end it cannot serve yet, and says why', async (t) => {
+test('sanbox starts arrays with link ends (two channel IOPs each: a link queue per IOP) and a relay on one clock', async (t) => {
   const { Emulator } = await import('../../harness');
-  const d = { ...twoSites(), mode: 'deterministic' };
-  const e = await t.throwsAsync(() => Emulator.start(d, { baseDir: '/nonexistent-remote-test' }));
-  t.regex(e!.message, /link near: an array's end of a link is not built yet/);
+  const os = await import('os');
+  const path = await import('path');
+  const fs = await import('fs');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sanbox-linked-'));
+  const d = { ...twoSites(), mode: 'deterministic', arrays: twoSites().arrays.map((a) => ({ ...a, dir: path.join(dir, a.name) })) };
+  const emu = await Emulator.start(d, { debug: true });
+  try {
+    t.truthy(emu.world, 'the arrays run in one world with the relay');
+    t.deepEqual(emu.network.relayStatus().map((r) => r.relay), ['relay0']);
+    t.is(emu.drivers[0].now(), emu.drivers[1].now(), 'one clock');
+    t.throws(() => emu.injectNetwork('relay nowhere kill'), { message: /no relay "nowhere"/ });
+    t.throws(() => emu.injectNetwork('link near sideways'), { message: /cannot parse fault/ });
+  } finally {
+    await emu.stop();
+  }
 });
