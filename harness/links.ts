@@ -39,7 +39,7 @@ export interface LinkSpec {
 export interface LinkPortSpec { link: number; iop: number; queue: number; name: string }
 
 /** What an array's firmware learns of the linked nodes (CFG_REMOTE). */
-export interface LinkNodeSpec { node: number; routes: number[]; nodes: Array<{ name: string; kind: 'array' | 'relay' }> }
+export interface LinkNodeSpec { node: number; routes: number[]; nodes: Array<{ name: string; kind: 'array' | 'relay' }>; neighbours: boolean[] }
 
 const NAME = /^[A-Za-z0-9_-]{1,31}$/;
 
@@ -61,7 +61,8 @@ export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[]): {
   const routes = linkRoutes(nodes, links);
   const kinds = nodes.map((name, i) => ({ name, kind: (i < arrays.length ? 'array' : 'relay') as 'array' | 'relay' }));
   arrays.forEach((a, ai) => {
-    a.linkNode = { node: ai, routes: routes[ai], nodes: kinds };
+    const neighbours = nodes.map((n) => links.some((l) => (l.a === a.name && l.b === n) || (l.b === a.name && l.a === n)));
+    a.linkNode = { node: ai, routes: routes[ai], nodes: kinds, neighbours };
     const ends = links.map((l, li) => ({ l, li })).filter((x) => x.l.a === a.name || x.l.b === a.name);
     const channels = a.iops.map((r, i) => ({ r, i })).filter((x) => x.r === 'channel');
     a.linkPorts = ends.flatMap((x) => channels.map((c, q) => ({ link: x.li, iop: c.i, queue: q, name: `${x.l.name}.q${q}` })));
@@ -161,10 +162,11 @@ export function writeLinkConfig(mem: CommonMemory, a: ArraySpec): void {
   mem.setU16(R + A.CRM_LINKED, 1);
   for (let i = 0; i < RELAY_MAX_NODES; i++) mem.setU16(R + A.CRM_ROUTES + i * 2, n.routes[i] === undefined || n.routes[i] < 0 ? 0xFFFF : n.routes[i]);
   n.nodes.forEach((x, i) => {
-    mem.setU8(R + NODE_KINDS + i, x.kind === 'array' ? 1 : 2);
+    mem.setU8(R + NODE_KINDS + i, (x.kind === 'array' ? 1 : 2) | (n.neighbours[i] ? NODE_NEIGHBOUR : 0));
     mem.u8.set(Buffer.from(x.name.slice(0, 31), 'latin1'), R + NODE_NAMES + i * 32);
   });
 }
 /** remote/pair.ts: where the node kinds and names are in CFG_REMOTE. */
 const NODE_KINDS = 192;
 const NODE_NAMES = 256;
+const NODE_NEIGHBOUR = 0x80;

@@ -23,6 +23,7 @@ export const HELD_BYTES: u32 = 64 + 8; // the packet header, then the port it ca
 export const NODE_KINDS: u32 = 192;
 export const NODE_ARRAY: u32 = 1;
 export const NODE_RELAY: u32 = 2;
+export const NODE_NEIGHBOUR: u32 = 0x80; // in a node's kind byte: a link joins this array to it
 /** The configured node names (CFG_REMOTE + NODE_NAMES): NODE_NAME_BYTES each. */
 export const NODE_NAMES: u32 = 256;
 export const NODE_NAME_BYTES: u32 = 32;

@@ -14,7 +14,7 @@ import { ST_REMOTE } from "../remote/mirror";
 import {
   remote, remoteOfVolume, remoteSetState, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
   RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
-  NODE_KINDS, NODE_ARRAY, NODE_RELAY, RemotePair,
+  NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, RemotePair,
 } from "../remote/pair";
 
 export const SA_REMOTE_CREATE: u32 = 0x0E;
@@ -62,11 +62,13 @@ export function remoteCreate(c: usize, list: usize): void {
   store<u8>(list + 71, 0);
   const peer = nodeByName(list + 8);
   if (peer < 0 || nodeKind(<u32>peer) != NODE_ARRAY || <u32>peer == myNode()) { remoteError(c, RE_NODE, 8, false); return; }
+  // The first hop is a neighbour: the peer itself (direct), or the relay named (its RECEIVED is S169's).
   let hop = peer;
   if (load<u8>(list + 40) != 0) {
     hop = nodeByName(list + 40);
     if (hop < 0 || nodeKind(<u32>hop) != NODE_RELAY) { remoteError(c, RE_NODE, 40, false); return; }
   }
+  if (!neighbour(<u32>hop)) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (linkPortToward(<u32>hop) < 0) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (load<u8>(list + 72) == 0 || peerNameLength(list + 72) > PEER_NAME_BYTES) { remoteError(c, RE_NAME, 72, false); return; }
   let p: i32 = -1;
@@ -207,7 +209,9 @@ export function remoteStatus(c: usize, alloc: u32): void {
   sendBuffer(c, min<u32>(8 + n * STATUS_ENTRY_BYTES, alloc));
 }
 
-function nodeKind(n: u32): u32 { return n < RELAY_MAX_NODES ? <u32>load<u8>(CONFIG_ADDR + CFG_REMOTE + NODE_KINDS + n) : 0; }
+function kindByte(n: u32): u32 { return n < RELAY_MAX_NODES ? <u32>load<u8>(CONFIG_ADDR + CFG_REMOTE + NODE_KINDS + n) : 0; }
+function nodeKind(n: u32): u32 { return kindByte(n) & ~NODE_NEIGHBOUR; }
+function neighbour(n: u32): bool { return (kindByte(n) & NODE_NEIGHBOUR) != 0; }
 
 function peerNameLength(p: usize): u32 {
   let n: u32 = 0;

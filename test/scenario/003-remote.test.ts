@@ -32,3 +32,153 @@ test('embodiment 3 (Fig. 7): a host write to A reaches B through the relay; afte
     await s.emu.stop();
   }
 });
+
+/** Virtual time one host write of `bytes` takes on A (GOOD at the host), in ns. */
+async function writeLatency(s: Awaited<ReturnType<typeof startSites>>, lba: number, bytes: number, seed: number): Promise<number> {
+  const t0 = s.emu.driver('A').now();
+  await s.a.write(1, lba, pattern(bytes, seed));
+  return s.emu.driver('A').now() - t0;
+}
+
+test('embodiment 1 (Figs. 4, 5): the host write\'s latency follows the relay at 10 km, not B at 1,000 km; direct synchronous copy at 1,000 km pays the far round trips', async (t) => {
+  const relayed = await startSites('003-latency-relay', { relay: { nearKm: 10, farKm: 1000 } });
+  const direct = await startSites('003-latency-direct', { directKm: 1000 });
+  try {
+    for (const s of [relayed, direct]) {
+      await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: s === relayed ? 'relay0' : undefined, mode: 'backup' });
+      await untilRemote(s, (x) => x.state === 'pair', 'pair');
+    }
+    const viaRelay = await writeLatency(relayed, 128, 64 * 1024, 3);
+    const sync = await writeLatency(direct, 128, 64 * 1024, 3);
+    // S101-S106 with the relay: WRITE, READY, DATA, RECEIVED across 10 km (50 µs one way) twice = 200 µs of wire.
+    t.true(viaRelay < 1e6, `through the relay: ${viaRelay / 1e3} µs`);
+    // Direct: the same exchange across 1,000 km (5 ms one way): at least two round trips = 20 ms.
+    t.true(sync >= 20e6, `direct: ${sync / 1e6} ms`);
+    t.true(sync / viaRelay > 20, `ratio ${sync / viaRelay}`);
+    await untilRemote(relayed, (x) => x.inFlight === 0, 'forwarded (S129)');
+    t.true((await relayed.b.read(1, 128, 128)).equals(pattern(64 * 1024, 3)), 'the relay forwarded it to B (S127-S129)');
+    t.true((await direct.b.read(1, 128, 128)).equals(pattern(64 * 1024, 3)));
+  } finally {
+    await relayed.emu.stop();
+    await direct.emu.stop();
+  }
+});
+
+test('embodiment 2 (Fig. 6): a cut-through relay between the arrays; B byte-identical to A', async (t) => {
+  const s = await startSites('003-cut-through', { relay: { nearKm: 10, farKm: 1000, cutThrough: true } });
+  try {
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0' });
+    await untilRemote(s, (x) => x.state === 'pair', 'pair');
+    for (let i = 0; i < 4; i++) await s.a.write(1, 200 + i * 300, pattern(150 * 1024, 20 + i));
+    await untilRemote(s, (x) => x.inFlight === 0, 'forwarded');
+    t.true((await s.a.read(1, 0, 4096)).equals(await s.b.read(1, 0, 4096)));
+    t.is(s.emu.network.relayStatus()[0].mode, 'cutThrough');
+    t.true(s.emu.network.relayStatus()[0].forwarded > 0);
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('a cut near link mid-write: the write ends LOGICAL UNIT COMMUNICATION TIMEOUT within the pair\'s bound, the pair is suspended (link), later writes are local; resume after the heal copies again and B matches', async (t) => {
+  const s = await startSites('003-cut-near', { relay: { nearKm: 10, farKm: 1000 } });
+  try {
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0', timeoutMs: 20, retries: 3 });
+    await untilRemote(s, (x) => x.state === 'pair', 'pair');
+    s.emu.injectNetwork('link near down');
+    const t0 = s.emu.driver('A').now();
+    const e = await t.throwsAsync(s.a.write(1, 10, pattern(8192, 4)));
+    const waited = s.emu.driver('A').now() - t0;
+    t.regex(e!.message, /ABORTED COMMAND/);
+    t.regex(e!.message, /COMMUNICATION TIMEOUT|08h\/01h/i);
+    t.true(waited <= 20e6 * 5, `bounded: ${waited / 1e6} ms <= timeout x (retries + 1) + margin`);
+    const p = await s.a.remoteOf(s.va);
+    t.is(p.state, 'suspended');
+    t.is(p.reason, 'link');
+    t.not(p.failedCommand, 0, 'the status names the command that suspended the pair');
+    await s.a.write(1, 10, pattern(8192, 5)); // local now: GOOD on cache and NV
+    s.emu.injectNetwork('link near up');
+    await s.a.remoteChange(s.va, 'resume');
+    await untilRemote(s, (x) => x.state === 'pair', 'pair again after the resume\'s copy');
+    await untilRemote(s, (x) => x.inFlight === 0, 'quiet');
+    t.true((await s.a.read(1, 0, 4096)).equals(await s.b.read(1, 0, 4096)), 'the resume resynchronised B');
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('a cut far link: the relay has the write (GOOD, S126), cannot forward it (S129 never comes); FORWARDED with an error suspends the pair (relay)', async (t) => {
+  const s = await startSites('003-cut-far', { relay: { nearKm: 10, farKm: 1000, timeoutMs: 20, retries: 2 } });
+  try {
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0', timeoutMs: 30, retries: 3 });
+    await untilRemote(s, (x) => x.state === 'pair', 'pair');
+    s.emu.injectNetwork('link far down');
+    await s.a.write(1, 10, pattern(8192, 6)); // GOOD: the relay holds it (embodiment 1)
+    const p = await untilRemote(s, (x) => x.state === 'suspended', 'suspended');
+    t.is(p.reason, 'relay');
+    t.is(s.emu.network.relayStatus()[0].failed, 1);
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('the relay is killed: a write in progress is bounded and suspends the pair; B keeps what was forwarded before', async (t) => {
+  const s = await startSites('003-kill-relay', { relay: { nearKm: 10, farKm: 1000 } });
+  try {
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0', timeoutMs: 20, retries: 2 });
+    await untilRemote(s, (x) => x.state === 'pair', 'pair');
+    await s.a.write(1, 0, pattern(16384, 7));
+    await untilRemote(s, (x) => x.inFlight === 0, 'forwarded');
+    s.emu.injectNetwork('relay relay0 kill');
+    await t.throwsAsync(s.a.write(1, 100, pattern(8192, 8)), { message: /ABORTED COMMAND/ });
+    t.is((await s.a.remoteOf(s.va)).state, 'suspended');
+    await s.b.remoteChange(s.vb, 'failover');
+    t.true((await s.b.read(1, 0, 32)).equals(pattern(16384, 7)), 'what was forwarded before the kill is at B');
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('B failed over: A\'s next write is refused by B, the pair is suspended (remote), and A goes on locally', async (t) => {
+  const s = await startSites('003-refused', { directKm: 100 });
+  try {
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror' });
+    await untilRemote(s, (x) => x.state === 'pair', 'pair');
+    await s.b.remoteChange(s.vb, 'failover');
+    await t.throwsAsync(s.a.write(1, 0, pattern(8192, 1)), { message: /ABORTED COMMAND/ });
+    const p = await s.a.remoteOf(s.va);
+    t.is(p.state, 'suspended');
+    t.is(p.reason, 'remote');
+    await s.a.write(1, 0, pattern(8192, 2));
+    const e = await t.throwsAsync(s.a.remoteChange(s.va, 'resume'));
+    t.regex(e!.message, /86h\/03h/, 'resume refused: B\'s volume is the hosts\' since the failover');
+    await s.a.remoteChange(s.va, 'delete');
+    await t.throwsAsync(s.a.remoteOf(s.va), { message: /no remote pair/ });
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('bad REMOTE CREATE input is refused with a named error and changes nothing', async (t) => {
+  const s = await startSites('003-bad-input', { relay: { nearKm: 10, farKm: 100 } });
+  try {
+    const bad = async (spec: Parameters<typeof s.a.remoteCreate>[0], re: RegExp) => {
+      const e = await t.throwsAsync(s.a.remoteCreate(spec));
+      t.regex(e!.message, re);
+    };
+    await bad({ volume: s.va, to: 'nowhere', toVolume: 'mirror' }, /86h\/14h/); // no such node
+    await bad({ volume: s.va, to: 'relay0', toVolume: 'mirror' }, /86h\/14h/); // a relay is not an array
+    await bad({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'A' }, /86h\/14h/); // an array is not a relay
+    await bad({ volume: s.va, to: 'A', toVolume: 'mirror' }, /86h\/14h/); // itself
+    await bad({ volume: 999, to: 'B', toVolume: 'mirror' }, /86h\/16h/); // no such volume
+    await bad({ volume: s.va, to: 'B', toVolume: 'mirror' }, /86h\/14h/); // no link joins A to B: the relay must be named
+    await bad({ volume: s.va, to: 'B', toVolume: 'nosuchvolume', via: 'relay0' }, /86h\/00h/); // B has no such volume
+    await t.throwsAsync(s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'a-name-too-long' }), { message: /1 to 12 bytes/ });
+    t.deepEqual(await s.a.remoteStatus(), [], 'nothing was created');
+    t.deepEqual(await s.b.remoteStatus(), []);
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0' });
+    await bad({ volume: s.va, to: 'B', toVolume: 'mirror' }, /86h\/11h/); // in a pair already
+    await t.throwsAsync(s.b.remoteChange(s.vb, 'suspend'), { message: /86h\/12h/ }); // the secondary cannot suspend
+  } finally {
+    await s.emu.stop();
+  }
+});
