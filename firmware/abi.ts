@@ -588,6 +588,26 @@ export const RPR_BYTES: u32 = 128;
 export const RPR_USED: u32 = 0; // u8
 export const RPR_STATE: u32 = 2; // u8: RS_* (remote/pair.ts)
 export const RPR_IN_FLIGHT: u32 = 28; // u32: commands the pair has in flight
+// What the relays next to the array report (written by the harness's link binding each round; RELAY
+// STATUS answers it: a relay has no SCSI port of its own).
+export const MAP_RELAY_COUNT: u32 = 0x3800; // u32: records that follow
+export const MAP_RELAY_TABLE: u32 = 0x3840; // RELAY_STATUS_MAX records of RLS_BYTES
+export const RELAY_STATUS_MAX: u32 = 16;
+export const RLS_BYTES: u32 = 64;
+export const RLS_NODE: u32 = 0; // u16
+export const RLS_MODE: u32 = 2; // u8: 0 store and forward, 1 cut-through
+export const RLS_STATE: u32 = 3; // u8: 1 running, 2 killed
+export const RLS_ACTIVE: u32 = 4; // u32: commands held now
+export const RLS_BUFFER: u32 = 8; // u32: buffer memory bytes
+export const RLS_BUFFER_USED: u32 = 12; // u32
+export const RLS_JOBS: u32 = 16; // u64: commands taken in
+export const RLS_FORWARDED: u32 = 24; // u64
+export const RLS_BYTES_IN: u32 = 32; // u64: data bytes received
+export const RLS_FAILED: u32 = 40; // u32
+export const RLS_RETRIES: u32 = 44; // u32
+export const RLS_DUPLICATES: u32 = 48; // u32
+export const RLS_NO_BUFFER: u32 = 52; // u32
+export const RLS_BAD: u32 = 56; // u32
 export const CRM_NODE: u32 = 0; // u16: this array's node number (topology order: arrays, then relays)
 export const CRM_LINKED: u32 = 2; // u16: 1 when the array ends a link
 export const CRM_ROUTES: u32 = 64; // RELAY_MAX_NODES x u16: for each node, the link index (topology) to send on toward it; 0xFFFF: none

@@ -68,6 +68,31 @@ export class ArrayLinks implements NetworkNode {
     return new EntryRing(m, m.u32(desc + field));
   }
 
+  /** The relays' status into the array's map (RELAY STATUS answers it): those it has a link to. */
+  report(relays: RelayNode[]): void {
+    const m = this.array.mem;
+    const near = relays.filter((r) => this.array.spec.linkNode?.neighbours[r.spec.node]).slice(0, A.RELAY_STATUS_MAX);
+    near.forEach((r, i) => {
+      const e = A.MAP_ADDR + A.MAP_RELAY_TABLE + i * A.RLS_BYTES;
+      const s = r.status();
+      m.setU16(e + A.RLS_NODE, r.spec.node);
+      m.setU8(e + A.RLS_MODE, r.spec.cutThrough ? 1 : 0);
+      m.setU8(e + A.RLS_STATE, r.failed ? 2 : 1);
+      m.setU32(e + A.RLS_ACTIVE, s.active);
+      m.setU32(e + A.RLS_BUFFER, s.bufferBytes);
+      m.setU32(e + A.RLS_BUFFER_USED, s.bufferUsedBytes);
+      m.view.setBigUint64(e + A.RLS_JOBS, BigInt(s.jobs), true);
+      m.view.setBigUint64(e + A.RLS_FORWARDED, BigInt(s.forwarded), true);
+      m.view.setBigUint64(e + A.RLS_BYTES_IN, BigInt(s.bytes), true);
+      m.setU32(e + A.RLS_FAILED, s.failed);
+      m.setU32(e + A.RLS_RETRIES, s.retries);
+      m.setU32(e + A.RLS_DUPLICATES, s.duplicates);
+      m.setU32(e + A.RLS_NO_BUFFER, s.noBuffer);
+      m.setU32(e + A.RLS_BAD, s.badPackets);
+    });
+    m.setU32(A.MAP_ADDR + A.MAP_RELAY_COUNT, near.length);
+  }
+
   takeTx(): Array<{ link: number; tx: EntryRing }> {
     const spec = this.array.spec;
     const ports = [...new Set(this.array.linkTxRung.splice(0))];
@@ -138,6 +163,7 @@ export class Network {
   /** One round at `now`: every node, then the links. Returns the work done. */
   round(now: number): number {
     let work = 0;
+    for (const n of this.nodes) if (n instanceof ArrayLinks) n.report(this.relays);
     for (const n of this.nodes) {
       work += n.round(now);
       for (const { link, tx } of n.takeTx()) {

@@ -208,6 +208,11 @@ export class ScsiClient {
     return remote.parseRemoteStatus(await this.managementList(remote.RemoteAction.STATUS));
   }
 
+  /** The relays next to this array, as they last reported (RELAY STATUS). */
+  async relayStatus(): Promise<remote.RelayReport[]> {
+    return remote.parseRelayStatus(await this.managementList(remote.RELAY_STATUS_ACTION));
+  }
+
   async remoteOf(volume: number): Promise<remote.RemoteStatus> {
     const p = (await this.remoteStatus()).find((s) => s.volume === volume);
     if (!p) throw new Error(`volume ${volume} is in no remote pair`);

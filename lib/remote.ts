@@ -88,3 +88,44 @@ export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
     peerVolume: e.subarray(56, 64).toString('latin1').replace(/\0.*$/, ''),
   }));
 }
+
+export const RELAY_STATUS_ACTION = 0x19;
+
+/** What a relay next to the array last reported (RELAY STATUS; the array's link binding keeps it). */
+export interface RelayReport {
+  relay: string;
+  node: number;
+  mode: 'storeAndForward' | 'cutThrough';
+  state: 'running' | 'killed';
+  active: number;
+  bufferBytes: number;
+  bufferUsedBytes: number;
+  jobs: number;
+  forwarded: number;
+  bytes: number;
+  failed: number;
+  retries: number;
+  duplicates: number;
+  noBuffer: number;
+  badPackets: number;
+}
+
+export function parseRelayStatus(d: Buffer): RelayReport[] {
+  return parseManagementList(d).entries.map((e) => ({
+    relay: e.subarray(64, 96).toString('latin1').replace(/\0.*$/s, ''),
+    node: e.readUInt16LE(0),
+    mode: e[2] === 1 ? 'cutThrough' : 'storeAndForward',
+    state: e[3] === 2 ? 'killed' : 'running',
+    active: e.readUInt32LE(4),
+    bufferBytes: e.readUInt32LE(8),
+    bufferUsedBytes: e.readUInt32LE(12),
+    jobs: Number(e.readBigUInt64LE(16)),
+    forwarded: Number(e.readBigUInt64LE(24)),
+    bytes: Number(e.readBigUInt64LE(32)),
+    failed: e.readUInt32LE(40),
+    retries: e.readUInt32LE(44),
+    duplicates: e.readUInt32LE(48),
+    noBuffer: e.readUInt32LE(52),
+    badPackets: e.readUInt32LE(56),
+  }));
+}

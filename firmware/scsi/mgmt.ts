@@ -43,7 +43,10 @@ import {
   PAIR_CREATE_LIST_BYTES, PAIR_RANGE_LIST_BYTES,
 } from "./pair";
 import { pairOfVolume } from "../pair/table";
-import { remoteCreate, remoteChange, remoteStatus, SA_REMOTE_CREATE, SA_REMOTE_CHANGE, SA_REMOTE_STATUS, REMOTE_CREATE_LIST_BYTES } from "./remote";
+import {
+  remoteCreate, remoteChange, remoteStatus, relayStatus, SA_REMOTE_CREATE, SA_REMOTE_CHANGE, SA_REMOTE_STATUS, SA_RELAY_STATUS,
+  REMOTE_CREATE_LIST_BYTES,
+} from "./remote";
 
 const SA_CREATE: u32 = 0x01;
 const SA_DELETE: u32 = 0x02;
@@ -248,6 +251,7 @@ function managementIn(c: usize, sa: u32): void {
     case SA_LIST_ACCESS: listAccess(c, alloc, getBe32(cdb(c) + 2)); return;
     case SA_PAIR_STATUS: pairStatus(c, alloc); return;
     case SA_REMOTE_STATUS: remoteStatus(c, alloc); return;
+    case SA_RELAY_STATUS: relayStatus(c, alloc); return;
     default: invalidField(c, 1, 4);
   }
 }

@@ -3,7 +3,10 @@
 // the secondary first (a CREATE control through the link, remote/pair.ts) and answers once it has
 // said yes — or with what it said no with — within the pair's bound; then the initial copy runs
 // (remote/mirror.ts) and `remote status` shows it.
-import { MAX_VOLUMES, LOP_CREATE, LOP_DELETE, CONFIG_ADDR, CFG_REMOTE, RELAY_MAX_NODES } from "../abi";
+import {
+  MAX_VOLUMES, LOP_CREATE, LOP_DELETE, CONFIG_ADDR, CFG_REMOTE, RELAY_MAX_NODES, MAP_ADDR, MAP_RELAY_COUNT, MAP_RELAY_TABLE,
+  RELAY_STATUS_MAX, RLS_BYTES, RLS_NODE,
+} from "../abi";
 import { CX_ID, CX_ARG, CX_FLAGS, CX_STATE, CX_CDB, CX_FIRST_SLOT, ctxField } from "../ctx";
 import { fail, good, dataInBuffer, sendBuffer, retryLater } from "../sequencer";
 import { gIndex } from "../iop";
@@ -14,12 +17,13 @@ import { ST_REMOTE } from "../remote/mirror";
 import {
   remote, remoteOfVolume, remoteSetState, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
   RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
-  NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, RemotePair,
+  NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, NODE_NAMES, NODE_NAME_BYTES, RemotePair,
 } from "../remote/pair";
 
 export const SA_REMOTE_CREATE: u32 = 0x0E;
 export const SA_REMOTE_CHANGE: u32 = 0x0F;
 export const SA_REMOTE_STATUS: u32 = 0x18;
+export const SA_RELAY_STATUS: u32 = 0x19;
 export const REMOTE_CREATE_LIST_BYTES: u32 = 96;
 const STATUS_ENTRY_BYTES: u32 = 64;
 // REMOTE CHANGE operations (CDB byte 14).
@@ -217,4 +221,23 @@ function peerNameLength(p: usize): u32 {
   let n: u32 = 0;
   while (n < 32 && load<u8>(p + n) != 0) n++;
   return n;
+}
+
+/** RELAY STATUS: what the relays next to this array last reported (abi.ts RLS_*), with their names. */
+export function relayStatus(c: usize, alloc: u32): void {
+  const n = min<u32>(load<u32>(MAP_ADDR + MAP_RELAY_COUNT), RELAY_STATUS_MAX);
+  const entry = RLS_BYTES + NODE_NAME_BYTES;
+  const d = dataInBuffer(c, 8 + RELAY_STATUS_MAX * entry);
+  if (d == 0) return;
+  for (let i: u32 = 0; i < n; i++) {
+    const e = d + 8 + i * entry;
+    const r = MAP_ADDR + MAP_RELAY_TABLE + i * RLS_BYTES;
+    memory.copy(e, r, RLS_BYTES); // little-endian, as the binding wrote it
+    const node = <u32>load<u16>(r + RLS_NODE);
+    if (node < RELAY_MAX_NODES) memory.copy(e + RLS_BYTES, CONFIG_ADDR + CFG_REMOTE + NODE_NAMES + node * NODE_NAME_BYTES, NODE_NAME_BYTES);
+  }
+  putBe32(d, n * entry);
+  putBe16(d + 4, entry);
+  putBe16(d + 6, n);
+  sendBuffer(c, min<u32>(8 + n * entry, alloc));
 }

@@ -150,7 +150,7 @@ test('B failed over: A\'s next write is refused by B, the pair is suspended (rem
     t.is(p.reason, 'remote');
     await s.a.write(1, 0, pattern(8192, 2));
     const e = await t.throwsAsync(s.a.remoteChange(s.va, 'resume'));
-    t.regex(e!.message, /86h\/03h/, 'resume refused: B\'s volume is the hosts\' since the failover');
+    t.regex(e!.message, /SECONDARY HAS FAILED OVER/, 'resume refused: B\'s volume is the hosts\' since the failover');
     await s.a.remoteChange(s.va, 'delete');
     await t.throwsAsync(s.a.remoteOf(s.va), { message: /no remote pair/ });
   } finally {
@@ -165,19 +165,19 @@ test('bad REMOTE CREATE input is refused with a named error and changes nothing'
       const e = await t.throwsAsync(s.a.remoteCreate(spec));
       t.regex(e!.message, re);
     };
-    await bad({ volume: s.va, to: 'nowhere', toVolume: 'mirror' }, /86h\/14h/); // no such node
-    await bad({ volume: s.va, to: 'relay0', toVolume: 'mirror' }, /86h\/14h/); // a relay is not an array
-    await bad({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'A' }, /86h\/14h/); // an array is not a relay
-    await bad({ volume: s.va, to: 'A', toVolume: 'mirror' }, /86h\/14h/); // itself
-    await bad({ volume: 999, to: 'B', toVolume: 'mirror' }, /86h\/16h/); // no such volume
-    await bad({ volume: s.va, to: 'B', toVolume: 'mirror' }, /86h\/14h/); // no link joins A to B: the relay must be named
-    await bad({ volume: s.va, to: 'B', toVolume: 'nosuchvolume', via: 'relay0' }, /86h\/00h/); // B has no such volume
+    await bad({ volume: s.va, to: 'nowhere', toVolume: 'mirror' }, /NO SUCH NODE, OR NO LINK TO IT/); // no such node
+    await bad({ volume: s.va, to: 'relay0', toVolume: 'mirror' }, /NO SUCH NODE, OR NO LINK TO IT/); // a relay is not an array
+    await bad({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'A' }, /NO SUCH NODE, OR NO LINK TO IT/); // an array is not a relay
+    await bad({ volume: s.va, to: 'A', toVolume: 'mirror' }, /NO SUCH NODE, OR NO LINK TO IT/); // itself
+    await bad({ volume: 999, to: 'B', toVolume: 'mirror' }, /NO SUCH VOLUME FOR THE REMOTE PAIR/); // no such volume
+    await bad({ volume: s.va, to: 'B', toVolume: 'mirror' }, /NO SUCH NODE, OR NO LINK TO IT/); // no link joins A to B: the relay must be named
+    await bad({ volume: s.va, to: 'B', toVolume: 'nosuchvolume', via: 'relay0' }, /NO SUCH VOLUME AT THE SECONDARY/); // B has no such volume
     await t.throwsAsync(s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'a-name-too-long' }), { message: /1 to 12 bytes/ });
     t.deepEqual(await s.a.remoteStatus(), [], 'nothing was created');
     t.deepEqual(await s.b.remoteStatus(), []);
     await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0' });
-    await bad({ volume: s.va, to: 'B', toVolume: 'mirror' }, /86h\/11h/); // in a pair already
-    await t.throwsAsync(s.b.remoteChange(s.vb, 'suspend'), { message: /86h\/12h/ }); // the secondary cannot suspend
+    await bad({ volume: s.va, to: 'B', toVolume: 'mirror' }, /VOLUME IS IN A REMOTE PAIR/); // in a pair already
+    await t.throwsAsync(s.b.remoteChange(s.vb, 'suspend'), { message: /REMOTE PAIR STATE DOES NOT ALLOW THIS/ }); // the secondary cannot suspend
   } finally {
     await s.emu.stop();
   }
