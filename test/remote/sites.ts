@@ -14,6 +14,8 @@ export interface SitesOptions {
   seed?: number;
   loss?: number;
   trace?: boolean;
+  /** Of the far (or direct) link; default the link model's 10,000 Mbit/s. */
+  bandwidthMbps?: number;
 }
 
 export interface Sites {
@@ -36,8 +38,8 @@ export function sitesTopology(dir: string, o: SitesOptions): object {
   });
   const lossy = (l: object) => (o.loss ? { ...l, loss: o.loss } : l);
   const links = o.relay
-    ? [lossy({ name: 'near', a: 'A', b: 'relay0', km: o.relay.nearKm }), lossy({ name: 'far', a: 'relay0', b: 'B', km: o.relay.farKm })]
-    : [lossy({ name: 'direct', a: 'A', b: 'B', km: o.directKm ?? 1000 })];
+    ? [lossy({ name: 'near', a: 'A', b: 'relay0', km: o.relay.nearKm }), lossy({ name: 'far', a: 'relay0', b: 'B', km: o.relay.farKm, ...(o.bandwidthMbps ? { bandwidthMbps: o.bandwidthMbps } : {}) })]
+    : [lossy({ name: 'direct', a: 'A', b: 'B', km: o.directKm ?? 1000, ...(o.bandwidthMbps ? { bandwidthMbps: o.bandwidthMbps } : {}) })];
   return {
     mode: 'deterministic', seed: o.seed ?? 3,
     ...(o.trace ? { trace: path.join(dir, 'trace.jsonl'), metricsIntervalMs: 1000 } : {}),

@@ -51,10 +51,10 @@ test('embodiment 1 (Figs. 4, 5): the host write\'s latency follows the relay at 
     const viaRelay = await writeLatency(relayed, 128, 64 * 1024, 3);
     const sync = await writeLatency(direct, 128, 64 * 1024, 3);
     // S101-S106 with the relay: WRITE, READY, DATA, RECEIVED across 10 km (50 µs one way) twice = 200 µs of wire.
-    t.true(viaRelay < 1e6, `through the relay: ${viaRelay / 1e3} µs`);
+    t.true(viaRelay < 400e3, `through the relay: ${viaRelay / 1e3} µs`);
     // Direct: the same exchange across 1,000 km (5 ms one way): at least two round trips = 20 ms.
     t.true(sync >= 20e6, `direct: ${sync / 1e6} ms`);
-    t.true(sync / viaRelay > 20, `ratio ${sync / viaRelay}`);
+    t.true(sync / viaRelay > 50, `ratio ${sync / viaRelay}`);
     await untilRemote(relayed, (x) => x.inFlight === 0, 'forwarded (S129)');
     t.true((await relayed.b.read(1, 128, 128)).equals(pattern(64 * 1024, 3)), 'the relay forwarded it to B (S127-S129)');
     t.true((await direct.b.read(1, 128, 128)).equals(pattern(64 * 1024, 3)));
