@@ -4,7 +4,9 @@
 // relay's store and forward), Fig. 6 (S140-S149, cut-through), Fig. 7 (S160-S170, mirroring).
 import test from 'ava';
 import { startSites, untilRemote } from '../remote/sites';
-import { pattern } from '../harness/env';
+import { pattern, createVolume, startSmall, tempDir } from '../harness/env';
+import { remoteCreateParameters, remoteCreateCdb } from '../../lib/remote';
+import { ScsiClient } from '../../host/client';
 
 test('embodiment 3 (Fig. 7): a host write to A reaches B through the relay; after failover B holds the same bytes', async (t) => {
   const s = await startSites('003-mirror', { relay: { nearKm: 10, farKm: 1000 } });
@@ -173,6 +175,14 @@ test('bad REMOTE CREATE input is refused with a named error and changes nothing'
     await bad({ volume: s.va, to: 'B', toVolume: 'mirror' }, /NO SUCH NODE, OR NO LINK TO IT/); // no link joins A to B: the relay must be named
     await bad({ volume: s.va, to: 'B', toVolume: 'nosuchvolume', via: 'relay0' }, /NO SUCH VOLUME AT THE SECONDARY/); // B has no such volume
     await t.throwsAsync(s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'a-name-too-long' }), { message: /1 to 12 bytes/ });
+    // The firmware checks what the client library checks too: a list sent by another initiator.
+    const list = remoteCreateParameters({ volume: s.va, to: 'B', toVolume: 'x', via: 'relay0' });
+    list.fill(0x41, 72, 88); // 16 bytes of name
+    await t.throwsAsync(s.a.execute({ lun: 0, cdb: remoteCreateCdb(list.length), dataOut: list }), { message: /BAD PEER VOLUME NAME/ });
+    await t.throwsAsync(s.a.remoteChange(s.va, 'suspend'), { message: /NO SUCH REMOTE PAIR/ });
+    const odd = await createVolume(s.emu.connect('B'), { name: 'odd', blocks: 512, blockSize: 4096 }, 2);
+    await bad({ volume: s.va, to: 'B', toVolume: 'odd', via: 'relay0' }, /SECONDARY VOLUME DOES NOT MATCH/);
+    t.true(odd >= 0);
     t.deepEqual(await s.a.remoteStatus(), [], 'nothing was created');
     t.deepEqual(await s.b.remoteStatus(), []);
     await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0' });
@@ -180,5 +190,39 @@ test('bad REMOTE CREATE input is refused with a named error and changes nothing'
     await t.throwsAsync(s.b.remoteChange(s.vb, 'suspend'), { message: /REMOTE PAIR STATE DOES NOT ALLOW THIS/ }); // the secondary cannot suspend
   } finally {
     await s.emu.stop();
+  }
+});
+
+test('an array that ends no link refuses REMOTE CREATE (THIS ARRAY ENDS NO LINK)', async (t) => {
+  const emu = await startSmall({ dir: tempDir('003-unlinked'), mode: 'deterministic' });
+  try {
+    const c = new ScsiClient(emu.connect());
+    const v = await c.createVolume({ name: 'vol', blocks: 1024, blockSize: 512 });
+    await t.throwsAsync(c.remoteCreate({ volume: v.number, to: 'B', toVolume: 'mirror' }), { message: /THIS ARRAY ENDS NO LINK/ });
+    t.deepEqual(await c.remoteStatus(), []);
+  } finally {
+    await emu.stop();
+  }
+});
+
+test('the operation array is lost right after its writes were acknowledged: the relay, outside the disaster area, still forwards them, and the standby has every acknowledged write after failover', async (t) => {
+  const s = await startSites('003-site-lost', { relay: { nearKm: 10, farKm: 1000 } });
+  try {
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0' });
+    await untilRemote(s, (x) => x.state === 'pair', 'pair');
+    const acked: Array<[number, Buffer]> = [];
+    for (let i = 0; i < 8; i++) {
+      const data = pattern(16 * 1024, 40 + i);
+      await s.a.write(1, i * 64, data); // GOOD: in A's NV and in relay0's buffer (S126/S169)
+      acked.push([i * 64, data]);
+    }
+    t.true(s.emu.network.relayStatus()[0].active > 0, 'the relay still holds writes the standby has not got');
+    s.emu.array('A').powerFail('site A lost');
+    await s.emu.advance(100); // the relay forwards what it holds (S127-S129); its FORWARDED to A is lost
+    t.is(s.emu.network.relayStatus()[0].active, 0);
+    await s.b.remoteChange(s.vb, 'failover');
+    for (const [lba, data] of acked) t.true((await s.b.read(1, lba, data.length / 512)).equals(data), `write at ${lba} is at the standby`);
+  } finally {
+    await s.emu.stop('powerFail');
   }
 });
