@@ -590,7 +590,7 @@ export const RPR_STATE: u32 = 2; // u8: RS_* (remote/pair.ts)
 export const RPR_IN_FLIGHT: u32 = 28; // u32: commands the pair has in flight
 // What the relays next to the array report (written by the harness's link binding each round; RELAY
 // STATUS answers it: a relay has no SCSI port of its own).
-export const MAP_RELAY_COUNT: u32 = 0x3800; // u32: records that follow
+export const MAP_RELAY_COUNT: u32 = 148; // u32: records in MAP_RELAY_TABLE
 export const MAP_RELAY_TABLE: u32 = 0x3840; // RELAY_STATUS_MAX records of RLS_BYTES
 export const RELAY_STATUS_MAX: u32 = 16;
 export const RLS_BYTES: u32 = 64;

@@ -21,7 +21,7 @@ import {
 } from "../abi";
 import {
   CX_TRANSPORT, CX_STATE, CX_PORT, CX_SESSION, CX_TAG, CX_ID, CX_VOLUME, CX_CURSOR, CX_LENGTH, CX_FLAGS, CX_STATUS,
-  CX_SENSE_KEY, CX_ASC, CX_ASCQ, CX_WIN_START, CX_WIN_LEN, CX_WIN_RECEIVED, CX_ARG, CXF_RESPONDED, ST_READ,
+  CX_SENSE_KEY, CX_ASC, CX_ASCQ, CX_TRANSPORT_BYTES, CX_WIN_START, CX_WIN_LEN, CX_WIN_RECEIVED, CX_ARG, CXF_RESPONDED, ST_READ,
   ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, WIN_ASKED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
 } from "../ctx";
 import { cfgPort, portCount } from "../config";
@@ -47,6 +47,8 @@ const LS_BAD: u32 = 8; // u64: packets dropped (CRC, magic, length, unknown comm
 
 // The context's transport area (CX_TRANSPORT) on a link port.
 @unmanaged class LinkCmd {
+  deadlineNs: f64;
+  giveUpNs: f64; // send, waiting for FORWARDED: asked again every timeout until this
   role: u8; // LR_*
   pair: u8;
   op: u8; // send: LOP_*
@@ -59,10 +61,8 @@ const LS_BAD: u32 = 8; // u64: packets dropped (CRC, magic, length, unknown comm
   got: u32; // receive: mask of the packets arrived
   flags: u32; // LXF_*
   answer: u32; // status << 24 | key << 16 | asc << 8 | ascq: of RECEIVED, FORWARDED or the failure
-  deadlineNs: f64;
   parent: u32; // send: the CX_ID of the host command waiting for this one (0: none)
   serial: u32; // send: the pair's serial when issued: an answer for an older incarnation changes nothing
-  reserved: u32;
   byteOffset: u64; // send: the volume byte offset the WRITE names
 }
 
@@ -105,7 +105,10 @@ export function linkPortToward(n: u32): i32 {
   return -1;
 }
 
-export function linkOpen(port: u32, s: u32): void { memory.fill(portExtState(port, s, LINK_SESSION_BYTES), 0, LINK_SESSION_BYTES); }
+export function linkOpen(port: u32, s: u32): void {
+  assert(offsetof<LinkCmd>() <= CX_TRANSPORT_BYTES, "link: LinkCmd does not fit the context's transport area");
+  memory.fill(portExtState(port, s, LINK_SESSION_BYTES), 0, LINK_SESSION_BYTES);
+}
 
 // ---- Receiving -----------------------------------------------------------------------------------
 
@@ -417,7 +420,11 @@ export function linkData(c: usize, src: usize, n: u32, total: u32): u32 {
     pktSend(tx, q, len);
     taken += len;
   }
-  if (cursor + taken == total && taken > 0) { x.waitFor = LW_RECEIVED; x.deadlineNs = gNow + timeoutNs(x); wakeAt(x.deadlineNs); }
+  if (cursor + taken == total && taken > 0) {
+    if ((x.flags & LXF_RECEIVED) == 0) x.waitFor = LW_RECEIVED; // (sent again for a relay that forgot it: FORWARDED still awaited)
+    x.deadlineNs = gNow + timeoutNs(x);
+    wakeAt(x.deadlineNs);
+  }
   return taken;
 }
 
@@ -519,10 +526,13 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   return x.cmdId;
 }
 
-function timeoutNs(x: LinkCmd): f64 {
-  const t = <f64>remote(<u32>x.pair).timeoutUs * 1000;
-  return x.waitFor == LW_FORWARDED ? t * <f64>(<u32>remote(<u32>x.pair).retries + 1) * 4 : t;
-}
+function timeoutNs(x: LinkCmd): f64 { return <f64>remote(<u32>x.pair).timeoutUs * 1000; }
+
+/**
+ * How long a send command waits for FORWARDED after the relay's RECEIVED: longer than the relay's
+ * own bound for the far side, which the origin does not know; 4 x the pair's bound.
+ */
+function forwardBoundNs(x: LinkCmd): f64 { return timeoutNs(x) * <f64>(<u32>remote(<u32>x.pair).retries + 1) * 4; }
 
 function sendWrite(c: usize): void {
   const x = lx(c);
@@ -558,7 +568,9 @@ function sendTimers(c: usize): void {
   sendWrite(c);
   if (gNow < x.deadlineNs) { wakeAt(x.deadlineNs); return; }
   const r = remote(<u32>x.pair);
-  if (x.waitFor == LW_FORWARDED || <u32>x.retries >= <u32>r.retries) {
+  // Waiting for FORWARDED: the WRITE is repeated every timeout (the relay answers a repeated WRITE of
+  // a finished command with FORWARDED again: the first one may have been lost) until the bound.
+  if (x.waitFor == LW_FORWARDED ? gNow >= x.giveUpNs : <u32>x.retries >= <u32>r.retries) {
     x.answer = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) | 0x01; // ABORTED COMMAND, LOGICAL UNIT COMMUNICATION TIMEOUT
     log(LOG_WARN, "remote: no answer within the pair's bound; the pair is suspended (pair, command identifier)", x.pair, x.cmdId);
     if (x.serial == r.serial) remoteSuspend(<u32>x.pair, x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK, x.cmdId);
@@ -580,7 +592,9 @@ function answerReady(c: usize, p: usize): void {
   x.flags |= LXF_READY;
   if (x.waitFor == LW_READY) { x.waitFor = LW_RECEIVED; x.deadlineNs = gNow + timeoutNs(x); wakeAt(x.deadlineNs); }
   const total = load<u32>(c + CX_LENGTH);
-  if (h.offset < load<u32>(c + CX_CURSOR) && h.offset < total && (x.flags & LXF_RECEIVED) == 0) {
+  // An earlier byte than sent: the next hop lost packets, or (a relay that has forgotten a finished
+  // command asked again for its FORWARDED) wants the command again: the read goes back.
+  if (h.offset < load<u32>(c + CX_CURSOR) && h.offset < total && (x.flags & LXF_DONE) == 0) {
     store<u32>(c + CX_CURSOR, h.offset);
     store<u8>(c + CX_STATE, <u8>ST_READ);
   }
@@ -605,6 +619,7 @@ function answerReceived(c: usize, p: usize): void {
   if (x.op == <u8>LOP_NONE) notify(c, true);
   x.waitFor = LW_FORWARDED;
   x.retries = 0;
+  x.giveUpNs = gNow + forwardBoundNs(x);
   x.deadlineNs = gNow + timeoutNs(x);
   wakeAt(x.deadlineNs);
 }

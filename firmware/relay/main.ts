@@ -184,6 +184,8 @@ function upWrite(l: u32, p: usize): void {
     statAdd(RSTAT_DUPLICATES, 1);
     const x = job(dup);
     x.flags |= (x.flags & JF_ACKED_UP) != 0 ? JF_RECEIVED_UP : JF_READY_UP;
+    // Done downstream: its FORWARDED may be what was lost (the origin asks again while it waits for it).
+    if ((x.flags & JF_DOWN_DONE) != 0) x.flags |= JF_FORWARDED_UP;
     return;
   }
   const down = route(<u32>h.dstNode);
@@ -378,7 +380,9 @@ function timers(j: usize): i32 {
   statAdd(RSTAT_RETRIES, 1);
   if (x.state == J_RECEIVING && x.got != allPackets(x)) x.flags |= JF_READY_UP; // ask for what is missing
   if ((x.flags & JF_DOWN_READY) == 0) x.flags |= JF_WRITE_DOWN; // the WRITE or its READY was lost
-  else if ((x.flags & JF_DOWN_DONE) == 0) x.sent = 0; // data or RECEIVED lost: send it again
+  // Data or RECEIVED lost: the WRITE again; the next hop answers READY from the first byte it lacks,
+  // or RECEIVED again when it has applied the command already (a lost RECEIVED is not resent by data).
+  else if ((x.flags & JF_DOWN_DONE) == 0) x.flags |= JF_WRITE_DOWN;
   return 1;
 }
 

@@ -43,6 +43,7 @@ import {
   PAIR_CREATE_LIST_BYTES, PAIR_RANGE_LIST_BYTES,
 } from "./pair";
 import { pairOfVolume } from "../pair/table";
+import { remoteOfVolume } from "../remote/pair";
 import {
   remoteCreate, remoteChange, remoteStatus, relayStatus, SA_REMOTE_CREATE, SA_REMOTE_CHANGE, SA_REMOTE_STATUS, SA_RELAY_STATUS,
   REMOTE_CREATE_LIST_BYTES,
@@ -131,6 +132,7 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { volumeError(c, VE_NO_VOLUME, true); return; }
   if (!force && volumeMapped(v)) { volumeError(c, VE_MAPPED, true); return; }
   if (pairOfVolume(v) >= 0) { fail(c, 0x05, 0x85, 0x01); ctxField(c, true, 2, -1); return; } // delete the pair first
+  if (remoteOfVolume(v) >= 0) { fail(c, 0x05, 0x86, 0x11); ctxField(c, true, 2, -1); return; } // and the remote pair
   if (!volumeFenced(v)) fenceVolume(v);
   if (!fenceComplete(v, channelIops())) { retryLater(c); return; } // each channel IOP purges its commands
   if (slotsOfVolumeBusy(v)) { retryLater(c); return; } // a stage or destage is in flight: wait for it

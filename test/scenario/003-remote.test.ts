@@ -188,6 +188,9 @@ test('bad REMOTE CREATE input is refused with a named error and changes nothing'
     await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0' });
     await bad({ volume: s.va, to: 'B', toVolume: 'mirror' }, /VOLUME IS IN A REMOTE PAIR/); // in a pair already
     await t.throwsAsync(s.b.remoteChange(s.vb, 'suspend'), { message: /REMOTE PAIR STATE DOES NOT ALLOW THIS/ }); // the secondary cannot suspend
+    for (const [c, v] of [[s.a, s.va], [s.b, s.vb]] as const) {
+      await t.throwsAsync(c.deleteVolume(v, { force: true }), { message: /VOLUME IS IN A REMOTE PAIR/ }, 'a volume in a remote pair is not deleted under it');
+    }
   } finally {
     await s.emu.stop();
   }
@@ -225,4 +228,27 @@ test('the operation array is lost right after its writes were acknowledged: the 
   } finally {
     await s.emu.stop('powerFail');
   }
+});
+
+test('loss, duplication and reordering on both links: the arrays and the relay ask again (READY from the first missing byte, repeated WRITEs answered once, early WRITEs held in issuing-ID order); B is byte-identical; the same seed gives the same run', async (t) => {
+  const run = async (seed: number) => {
+    const s = await startSites(`003-lossy-${seed}`, { relay: { nearKm: 10, farKm: 1000, timeoutMs: 20, retries: 30 }, seed, loss: 0.03 });
+    try {
+      for (const l of s.emu.network.links) Object.assign(l.spec, { duplicate: 0.02, reorder: 0.05, jitterNs: 20_000 });
+      await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0', timeoutMs: 30, retries: 30 });
+      await untilRemote(s, (x) => x.state === 'pair', 'pair', 60_000);
+      for (let i = 0; i < 12; i++) await s.a.write(1, (i * 331) % 3900, pattern(24 * 1024 + i * 512, 60 + i));
+      await untilRemote(s, (x) => x.inFlight === 0, 'quiet', 60_000);
+      const p = await s.a.remoteOf(s.va);
+      t.is(p.state, 'pair', `not suspended (${p.reason})`);
+      t.true((await s.a.read(1, 0, 4096)).equals(await s.b.read(1, 0, 4096)), 'B equals A');
+      return { relay: s.emu.network.relayStatus()[0], links: s.emu.network.links.map((l) => ({ ...l.counters })), issued: p.issuingId };
+    } finally {
+      await s.emu.stop();
+    }
+  };
+  const a = await run(11);
+  t.true(a.links.some((c) => c.lost > 0) && a.links.some((c) => c.duplicated > 0), 'packets were lost and duplicated');
+  t.true(a.relay.retries > 0 || a.relay.duplicates > 0, 'something was asked again');
+  t.deepEqual(await run(11), a, 'the same seed, the same run');
 });
