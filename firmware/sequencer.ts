@@ -54,6 +54,7 @@ import { tapeStep, tapeAbort } from "./tape/command";
 import { tapeDeviceAtLun } from "./tape/device";
 import { xcopyCommandGone } from "./xcopy/command";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
+import { remoteWindow, remoteWait, ST_REMOTE } from "./remote/mirror";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
 const PAIR_WAIT_NS: f64 = 30e9;
@@ -182,6 +183,7 @@ export function ctxStep(c: usize): i32 {
     case ST_FLUSH: flushStep(c); break;
     case ST_SEND_BUFFER: sendBufferStep(c); break;
     case ST_TAPE: tapeStep(c); break;
+    case ST_REMOTE: remoteWait(c); break; // a remote pair's first hop (remote/mirror.ts)
     default: break;
   }
   if (<u32>load<u8>(c + CX_STATE) == ST_RESPOND) {
@@ -635,6 +637,13 @@ function commitStep(c: usize): void {
     store<u32>(c + CX_CURSOR, cursor);
   }
   ctxBufferRelease(c);
+  if (remoteWindow(c, winStart, winEnd - winStart)) return; // the window goes to a remote pair's first hop first
+  commitNext(c);
+}
+
+/** The window is committed (and sent where a remote pair needs it): the next window, or the wait for NV. */
+export function commitNext(c: usize): void {
+  const cursor = load<u32>(c + CX_CURSOR);
   store<u8>(c + CX_STATE, <u8>(cursor < load<u32>(c + CX_LENGTH) ? ST_WRITE_BUFFER : ST_NV_WAIT));
   if (cursor < load<u32>(c + CX_LENGTH)) windowStep(c);
 }

@@ -139,6 +139,8 @@ export class ArrayController {
   readonly streamPorts: Array<StreamPort | undefined> = [];
   readonly queuePorts: Array<QueuePort | undefined> = [];
   private readonly doorbells: number[] = [];
+  /** Link queue ports whose transmit doorbell rang since the network last took their packets. */
+  readonly linkTxRung: number[] = [];
   /** NV entries captured at doorbells since the last round counted them. */
   private nvCaptured = 0;
   private ioWaiters: Array<() => void> = [];
@@ -301,7 +303,11 @@ export class ArrayController {
     const ids = this.doorbells.splice(0);
     for (const id of ids) {
       if (id >= A.DB_MEDIUM_BASE && id < A.DB_MEDIUM_BASE + A.MAX_MEDIA) work += this.media[id - A.DB_MEDIUM_BASE]?.take(now) ?? 0;
-      else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) this.streamPorts[(id - A.DB_TX_BASE) >> 4]?.transmit((id - A.DB_TX_BASE) & 15);
+      else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) {
+        const port = (id - A.DB_TX_BASE) >> 4;
+        if (port >= this.spec.ports.length) this.linkTxRung.push(port); // a link queue (harness/network.ts takes its packets)
+        else this.streamPorts[port]?.transmit((id - A.DB_TX_BASE) & 15);
+      }
       else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.queuePorts[(id - A.DB_CQ_BASE) >> 4]?.sessions[(id - A.DB_CQ_BASE) & 15]?.drain();
       else if (id === A.DB_TRACE) this.drainTrace();
       else if (id >= A.DB_TAPE_BASE && id < A.DB_TAPE_BASE + A.MAX_TAPE_DEVICES) work += this.tape?.take(id - A.DB_TAPE_BASE, now) ?? 0;

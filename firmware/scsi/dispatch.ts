@@ -15,6 +15,7 @@ import { modeSense6 } from "./mode";
 import { reportLuns } from "./luns";
 import { management } from "./mgmt";
 import { pairWriteAllowed } from "../pair/io";
+import { remoteWriteAllowed } from "../remote/pair";
 import { tapeDeviceAtLun } from "../tape/device";
 import { tapeCommand } from "../tape/command";
 import { accessOf, accessAllows, tapeAccessOf, tapeChangesMedium, modeAllows, ACC_NONE } from "../comm/access";
@@ -137,7 +138,7 @@ function readWrite(c: usize, v: u32, sixteen: bool, write: bool): void {
     store<u32>(c + CX_PRODUCED, wanted); // also when refused: the residual says what the CDB asked for
     if (expected < wanted && expected % bs != 0) { fail(c, 0x05, 0x0E, 0x03); return; }
     if (nvDegraded()) { nvRefuse(c); return; } // the NV file could not keep it
-    if (!pairWriteAllowed(v)) { fail(c, 0x07, 0x27, 0x00); return; } // DATA PROTECT, WRITE PROTECTED
+    if (!pairWriteAllowed(v) || !remoteWriteAllowed(v)) { fail(c, 0x07, 0x27, 0x00); return; } // DATA PROTECT, WRITE PROTECTED
     if (expected < wanted) {
       startWrite(c, lba, expected / bs, (flags & 0x08) != 0);
       store<u32>(c + CX_PRODUCED, wanted); // startWrite set it to what moves
