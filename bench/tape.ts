@@ -15,8 +15,8 @@ import { Emulator } from '../harness';
 import { connect } from '../host/connect';
 import { TapeLibrary, writeLabelledSet, readLabelledSet, LabelledFile, vol1, label1, label2, volumeSerial } from '../host/tape';
 import { AwsImage } from '../hal/tape/aws';
-import type { CommandTransport, ScsiCommand, ScsiResult } from '../lib/transport';
-import { IscsiConn } from '../test/iscsi/initiator';
+import type { CommandTransport } from '../lib/transport';
+import { IscsiConn, iscsiTransport } from '../host/iscsi';
 import { machine, UsageError } from './scsi-bench';
 import { scratchRoot, guard } from './peers';
 
@@ -59,7 +59,7 @@ export async function run(args: string[]): Promise<object> {
 
 /** The floor: the same records (labels, data, tapemarks) with AwsImage's pool I/O, one record at a time as a drive takes them, then read back. */
 async function direct(file: string, files: LabelledFile[], bytes: number): Promise<Row> {
-  const img = new AwsImage(file);
+  const img = await AwsImage.open(file);
   const serial = volumeSerial('SB0001L5');
   const t0 = performance.now();
   let pos = 0;
@@ -79,8 +79,7 @@ async function direct(file: string, files: LabelledFile[], bytes: number): Promi
   let got = 0;
   for (let p = 0; p < img.objects.length; p++) {
     if (img.objects[p].mark) continue;
-    const span = await img.readSpan(img.objects[p].offset, img.endOf(p));
-    got += img.recordFrom(span, img.objects[p].offset, p, RECORD).length;
+    got += (await img.readRecord(p, RECORD)).length;
   }
   const t2 = performance.now();
   img.close();
@@ -122,8 +121,8 @@ async function throughSanbox(dir: string, files: LabelledFile[], bytes: number, 
       const m = /^iscsi:\/\/([^/]+):(\d+)\/(.+)$/.exec(target)!;
       const conn = await IscsiConn.connect(Number(m[2]));
       await conn.login(m[3], { MaxRecvDataSegmentLength: 262144, MaxBurstLength: 262144, FirstBurstLength: 65536 });
-      transport = iscsiTransport(conn);
-      close = async () => { conn.sock.destroy(); };
+      transport = iscsiTransport(conn, target);
+      close = () => transport.close();
     }
     const lib = new TapeLibrary(transport);
     const drive = await lib.assign('SB0001L5');
@@ -165,17 +164,6 @@ async function modelled(dir: string, files: LabelledFile[], bytes: number): Prom
   } finally {
     await emu.stop();
   }
-}
-
-/** A CommandTransport over the test suite's iSCSI initiator (one command at a time, as a tape is driven). */
-function iscsiTransport(conn: IscsiConn): CommandTransport {
-  return {
-    submit: async (c: ScsiCommand): Promise<ScsiResult> => {
-      const r = await conn.command(c.lun, Buffer.from(c.cdb), c.dataOut ? { write: Buffer.from(c.dataOut) } : { read: c.dataInLength ?? 0 });
-      return { status: r.status, data: r.data, sense: r.sense, residual: r.residual } as unknown as ScsiResult;
-    },
-    close: async () => { conn.sock.destroy(); },
-  } as unknown as CommandTransport;
 }
 
 function fill(n: number, seed: number): Buffer {

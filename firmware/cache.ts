@@ -262,9 +262,10 @@ export function cacheRecover(scratch: usize): u32 {
 }
 
 /** The newer of a slot's two descriptor copies that is whole (used, CRC good), or 0. */
-function currentDescriptor(slot: u32): usize {
-  const a = descCopy(slot, 0);
-  const b = descCopy(slot, 1);
+function currentDescriptor(slot: u32): usize { return newerDescriptor(descCopy(slot, 0), descCopy(slot, 1)); }
+
+/** The newer whole one of two descriptor copies a and b (used, CRC good), or 0. */
+export function newerDescriptor(a: usize, b: usize): usize {
   const va = load<u32>(a + DESC_STATE) == DESC_USED && sealed(a, DESC_CRC);
   const vb = load<u32>(b + DESC_STATE) == DESC_USED && sealed(b, DESC_CRC);
   if (va && vb) return newer(load<u32>(b + DESC_GEN), load<u32>(a + DESC_GEN)) ? b : a;

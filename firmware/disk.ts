@@ -164,7 +164,7 @@ function takeMessage(m: usize): bool {
   const type = <u32>load<u8>(m + MB_TYPE);
   if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
   if (type == MB_FLUSH) { flushAsked(load<u64>(m + MB_SEQ)); return true; }
-  if (type == MB_RELABEL) { relabel(load<u32>(m + MB_SLOT)); return true; }
+  if (type == MB_RELABEL) { if (!nvRoom(2)) return false; relabel(load<u32>(m + MB_SLOT)); return true; } // initClear: 2 NV entries
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 

@@ -1,5 +1,5 @@
 // The "initialized" map of medium chunks (docs/hal.md, "Chunks that were never written"): one bit
-// per 64 KiB chunk of every medium, in NV records of 512 chunks with a CRC-32C each (nv.ts).
+// per 64 KiB chunk of every medium, in NV records of 512 chunks (nv.ts).
 //
 // A chunk whose bit is clear holds nothing of any volume: it reads as zeros without a medium read
 // (its cache slot is zero-filled and fully valid when allocated), and its first destage writes
@@ -8,19 +8,35 @@
 // So a volume created on extents another volume used never reads the old volume's bytes, from the
 // medium or from the cache. Thin provisioning will build on the same map.
 //
-// Boot reconciles the map with the volume table: a chunk no volume owns has its bit cleared (a
-// crash between a delete's volume entry and its bits), and a record that fails its CRC is rebuilt
-// from the volume table (every chunk a volume owns counted as initialized: those bytes are its own).
+// Every record has two copies, one in each half of the map, each with a generation and a CRC-32C
+// of its bits (copyCrc: a version 3 record, generation 0, is a whole first copy). The copy with the newer generation is current; a change is written into the other copy with
+// the next generation. A write torn by a crash leaves the current copy whole, and the change it
+// carried was never acknowledged: a mark's slot is still dirty in NV (its clean record comes after
+// the mark in the one NV ring) and is destaged whole again; a delete's bits belong to no volume,
+// and boot clears them. (One copy, rebuilt from the volume table when torn, counted chunks of a
+// volume created on a deleted one's extents as written: they read the deleted volume's bytes.)
+//
+// Boot checks both copies of every record. A copy that fails its CRC is the older one from then
+// on (its generation is set below the other's in memory; the next change overwrites it whole).
+// Only a record with no whole copy — not a tear, which damages one copy — is rebuilt from the
+// volume table, every chunk a volume owns counted as initialized (its bytes are that volume's own),
+// and so is the whole map when it could not be found (a cache shrink moved it out of what the NV
+// file held). Then the bits of chunks no volume owns are cleared (a crash between a delete's volume
+// entry and its bits).
 import { mediaCount } from "./config";
 import {
-  initMapBase, nvInitBytes, initRecords, INIT_RECORD_BYTES, INIT_RECORD_CHUNKS, seal, sealed, blank, nvPersistRange,
+  initMapBase, nvInitBytes, initRecords, INIT_RECORD_BYTES, INIT_RECORD_CHUNKS, blank, newer, nvPersistRange, nvBase,
+  NVT_VERSION, NVT_OFFSET, NVT_SIZE,
 } from "./nv";
 import { mediumState, MS_INIT, MS_CHUNKS, MS_BITMAP, chunkToMedium } from "./volume";
+import { crc32c } from "./comm/crc";
 import { log, LOG_WARN } from "./hal";
 
-const RECORD_BITS: u32 = 64; // bytes of bits per record; CRC-32C at RECORD_BITS
+const COPY_BITS: u32 = 64; // bytes of bits per copy
+const COPY_CRC: u32 = 64; // u32: CRC-32C of the bits, started from the generation
+const COPY_GEN: u32 = 68; // u32: generation; the newer of the two copies is current
 
-/** Layout time: where each medium's records start (media in order, after one another). */
+/** Layout time: where each medium's records start in the first copy (media in order, after one another). */
 export function initLayout(): void {
   let at = initMapBase();
   for (let m: u32 = 0; m < mediaCount(); m++) {
@@ -29,15 +45,60 @@ export function initLayout(): void {
   }
 }
 
+/** Bytes from a record's first copy to its second. */
+// @ts-ignore: decorator
+@inline function half(): usize { return <usize>(nvInitBytes() >> 1); }
+
+/** The first copy of the record holding a chunk. */
 // @ts-ignore: decorator
 @inline function record(m: u32, chunk: u32): usize {
   return <usize>load<u32>(mediumState(m) + MS_INIT) + <usize>(chunk / INIT_RECORD_CHUNKS) * INIT_RECORD_BYTES;
 }
 
+// @ts-ignore: decorator
+@inline function gen(p: usize): u32 { return load<u32>(p + COPY_GEN); }
+
+/** The current copy of record r (given by its first copy): the newer generation, the first on a tie. */
+// @ts-ignore: decorator
+@inline function current(r: usize): usize {
+  const other = r + half();
+  return newer(gen(other), gen(r)) ? other : r;
+}
+
+/**
+ * The CRC-32C of copy p's bits, started from its generation and its record's place in the map, so
+ * that bytes of another record (left where the map was before it moved) never pass for this one's.
+ * Generation 0 starts from 0: a version 3 record is a whole first copy.
+ */
+function copyCrc(p: usize): u32 {
+  const g = gen(p);
+  const place = <u32>(((p - initMapBase()) % half()) / INIT_RECORD_BYTES);
+  return crc32c(p, COPY_BITS, g == 0 ? 0 : g ^ (place * 0x9E3779B1));
+}
+
+function copySeal(p: usize): void { store<u32>(p + COPY_CRC, copyCrc(p)); }
+
+/** Is copy p whole? A blank first copy is: the record was never written (generation 0, no bit set). */
+function copyWhole(p: usize, first: bool): bool {
+  return load<u32>(p + COPY_CRC) == copyCrc(p) || (first && blank(p, INIT_RECORD_BYTES));
+}
+
+/**
+ * Starts record r's next generation in its older copy, from the current copy's bits, and returns
+ * that copy (current from now on). The caller changes its bits, then seals it.
+ */
+function advance(r: usize): usize {
+  const cur = current(r);
+  const next = cur == r ? r + half() : r;
+  memory.copy(next, cur, COPY_BITS);
+  store<u32>(next + COPY_GEN, gen(cur) + 1);
+  return next;
+}
+
 export function chunkInitialized(m: u32, chunk: u32): bool {
-  const r = record(m, chunk);
+  const p = current(record(m, chunk));
   const bit = chunk % INIT_RECORD_CHUNKS;
-  return ((<u32>load<u8>(r + (bit >> 3)) >> (bit & 7)) & 1) != 0;
+  return ((<u32>load<u8>(p + (bit >> 3)) >> (bit & 7)) & 1) != 0;
 }
 
 /**
@@ -50,36 +111,76 @@ export function volumeChunkBlank(volume: u32, slotNo: u32): bool {
   return !chunkInitialized(<u32>(where >> 32), <u32>where);
 }
 
-/** Sets a chunk's bit and persists its record (1 NV entry). */
+/** Sets a chunk's bit and persists its record's new copy (1 NV entry). */
 export function initMark(m: u32, chunk: u32, id: u32): void {
-  const r = record(m, chunk);
+  const p = advance(record(m, chunk));
   const bit = chunk % INIT_RECORD_CHUNKS;
-  store<u8>(r + (bit >> 3), <u8>(<u32>load<u8>(r + (bit >> 3)) | (1 << (bit & 7))));
-  seal(r, RECORD_BITS);
-  nvPersistRange(r, INIT_RECORD_BYTES, id);
-}
-
-/** Clears the bits of chunks [first, first + count) of medium m and persists their records (1 NV entry). */
-export function initClear(m: u32, first: u32, count: u32, id: u32): void {
-  if (count == 0) return;
-  for (let c = first; c < first + count; c++) {
-    const r = record(m, c);
-    const bit = c % INIT_RECORD_CHUNKS;
-    store<u8>(r + (bit >> 3), <u8>(<u32>load<u8>(r + (bit >> 3)) & ~(1 << (bit & 7))));
-  }
-  const a = record(m, first);
-  const b = record(m, first + count - 1);
-  for (let r = a; r <= b; r += INIT_RECORD_BYTES) seal(r, RECORD_BITS);
-  nvPersistRange(a, <u32>(b - a) + INIT_RECORD_BYTES, id);
+  store<u8>(p + (bit >> 3), <u8>(<u32>load<u8>(p + (bit >> 3)) | (1 << (bit & 7))));
+  copySeal(p);
+  nvPersistRange(p, INIT_RECORD_BYTES, id);
 }
 
 /**
- * Boot: checks every record, rebuilds the damaged ones, and clears the bits of chunks no volume
- * owns (MS_BITMAP, rebuilt from the volume table just before). `rebuildAll` after the map was lost
- * (a cache resize moved it out of what the NV file held). Persists the map once if anything
- * changed; returns the number of records rebuilt.
+ * Clears the bits of chunks [first, first + count) of medium m and persists their records' new
+ * copies: the records' span in each half that holds one (the current copies between are written
+ * as they are). Returns the NV entries queued (1 or 2).
  */
-export function initReconcile(rebuildAll: bool, id: u32): u32 {
+export function initClear(m: u32, first: u32, count: u32, id: u32): u32 {
+  if (count == 0) return 0;
+  const a = record(m, first);
+  const b = record(m, first + count - 1);
+  let halves: u32 = 0; // bit h: a new copy lies in half h
+  for (let r = a; r <= b; r += INIT_RECORD_BYTES) halves |= advance(r) == r ? 1 : 2;
+  for (let c = first; c < first + count; c++) {
+    const p = current(record(m, c));
+    const bit = c % INIT_RECORD_CHUNKS;
+    store<u8>(p + (bit >> 3), <u8>(<u32>load<u8>(p + (bit >> 3)) & ~(1 << (bit & 7))));
+  }
+  for (let r = a; r <= b; r += INIT_RECORD_BYTES) copySeal(current(r));
+  const span = <u32>(b - a) + INIT_RECORD_BYTES;
+  let queued: u32 = 0;
+  for (let h: u32 = 0; h < 2; h++) {
+    if ((halves & (1 << h)) == 0) continue;
+    nvPersistRange(a + <usize>h * half(), span, id);
+    queued++;
+  }
+  return queued;
+}
+/**
+ * Boot, when the image's directory (entry t) puts the map elsewhere or at another size (the cache or
+ * the media changed, or a version 3 image, which has one copy): moves each copy from where the
+ * image had it, when that lies in what was loaded (`loaded` bytes of the region); records of media
+ * added at the end start blank, those of media removed go. False when it cannot be found.
+ */
+export function initRelocate(t: usize, loaded: usize): bool {
+  if (t == 0) return false;
+  const copies: u32 = <u32>load<u16>(t + NVT_VERSION) >= 4 ? 2 : 1;
+  const offset = <usize>load<u32>(t + NVT_OFFSET);
+  const had = <usize>(load<u32>(t + NVT_SIZE) / copies); // one copy
+  if (offset + had * copies > loaded) return false;
+  const from = nvBase() + offset;
+  const to = initMapBase();
+  const size = half();
+  const n = min<usize>(had, size);
+  // The second copy first when the first one's new place reaches into where the second was.
+  if (copies == 2 && to + n > from + had) memory.copy(to + size, from + had, n);
+  memory.copy(to, from, n);
+  if (copies == 2 && to + n <= from + had) memory.copy(to + size, from + had, n);
+  memory.fill(to + n, 0, size - n);
+  const kept = copies == 2 ? n : 0;
+  memory.fill(to + size + kept, 0, size - kept);
+  return true;
+}
+
+/**
+ * Boot: picks the current copy of every record, rebuilds the records with no whole copy, and clears
+ * the bits of chunks no volume owns (MS_BITMAP, rebuilt from the volume table just before).
+ * `lost`: the map could not be found (rebuilt whole); `moved`: initRelocate put it in a new place,
+ * where the file holds other bytes until it is written, so both copies of every record are written
+ * alike (a tear in either leaves the other). Persists the map once if anything changed; returns
+ * the number of records rebuilt.
+ */
+export function initReconcile(lost: bool, moved: bool, id: u32): u32 {
   let rebuilt: u32 = 0;
   let changed = false;
   for (let m: u32 = 0; m < mediaCount(); m++) {
@@ -88,28 +189,40 @@ export function initReconcile(rebuildAll: bool, id: u32): u32 {
     const owned: usize = load<u32>(s + MS_BITMAP);
     for (let i: u32 = 0; i < initRecords(m); i++) {
       const r = <usize>load<u32>(s + MS_INIT) + <usize>i * INIT_RECORD_BYTES;
-      const damaged = rebuildAll || !(blank(r, INIT_RECORD_BYTES) || sealed(r, RECORD_BITS));
-      let differs = damaged;
-      for (let w: u32 = 0; w < RECORD_BITS; w += 8) {
+      const other = r + half();
+      const whole0 = !lost && copyWhole(r, true);
+      const whole1 = !lost && copyWhole(other, false);
+      const damaged = !whole0 && !whole1;
+      if (damaged) { memory.fill(r, 0, INIT_RECORD_BYTES); rebuilt++; } // blank: generation 0, no bit
+      // A copy that is not whole is older than the one that is: the next change overwrites it.
+      if (!whole1) store<u32>(other + COPY_GEN, gen(r) - 1);
+      else if (!whole0) store<u32>(r + COPY_GEN, gen(other) - 1);
+      const cur = current(r);
+      let differs = damaged || moved;
+      for (let w: u32 = 0; w < COPY_BITS && !differs; w += 8) {
         const first = i * INIT_RECORD_CHUNKS + w * 8;
-        const own = first < chunks ? ownedWord(owned, first, chunks) : 0;
-        const keep = (damaged ? own : load<u64>(r + w)) & own;
-        if (keep != load<u64>(r + w)) { store<u64>(r + w, keep); differs = true; }
+        differs = (load<u64>(cur + w) & ~ownedWord(owned, first, chunks)) != 0;
       }
-      if (damaged) rebuilt++;
       if (!differs) continue;
-      seal(r, RECORD_BITS);
+      const p = advance(r);
+      for (let w: u32 = 0; w < COPY_BITS; w += 8) {
+        const own = ownedWord(owned, i * INIT_RECORD_CHUNKS + w * 8, chunks);
+        store<u64>(p + w, (damaged ? own : load<u64>(p + w)) & own);
+      }
+      copySeal(p);
+      if (moved) copySeal(advance(r)); // the other copy alike
       changed = true;
     }
   }
   if (changed) nvPersistRange(initMapBase(), nvInitBytes(), id);
-  if (rebuilt > 0 && !rebuildAll) log(LOG_WARN, "nv: init map records failed their CRC and were rebuilt from the volume table (records)", rebuilt, 0);
+  if (rebuilt > 0 && !lost) log(LOG_WARN, "nv: init map records with no whole copy were rebuilt from the volume table (records)", rebuilt, 0);
   return rebuilt;
 }
 
-/** 64 allocation bits from chunk `first` (a multiple of 64) of a medium's allocation bitmap. */
+/** 64 allocation bits from chunk `first` (a multiple of 64) of a medium's allocation bitmap (0 past its end). */
 // @ts-ignore: decorator
 @inline function ownedWord(bitmap: usize, first: u32, chunks: u32): u64 {
+  if (first >= chunks) return 0;
   const w = load<u64>(bitmap + (<usize>(first >> 6) << 3));
   const left = chunks - first;
   return left >= 64 ? w : w & ((<u64>1 << <u64>left) - 1);

@@ -16,14 +16,15 @@ import {
   DESC_DIRTY, DESC_POISON, DESC_CRC, DESC_USED, nvHeaderPick, nvHeaderFound, nvHeader, nvWriteDirectory, nvTableSame,
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
-  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, initMapBase, nvInitBytes, NVT_ACCESS, ACCESS_ENTRIES,
+  VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, NVH_VERSION, NV_VERSION, NVT_ACCESS, ACCESS_ENTRIES,
   ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS,
 } from "./nv";
-import { initReconcile } from "./initmap";
+import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
 import { crc32c } from "./comm/crc";
-import { cacheReset, cacheRecover, cacheCheck } from "./cache";
+import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
+import { accessBoot } from "./comm/access";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
 import { log, LOG_INFO, LOG_WARN } from "./hal";
@@ -69,6 +70,7 @@ function bootShared(): i32 {
   const slots = cfg32(CFG_CACHE_SLOTS);
   let recovered: u32 = 0;
   let initLost = false;
+  let initMoved = false;
   if (!nvHeaderPick()) {
     const found = nvHeaderFound();
     if (found == 0xFFFF) return -<i32>ERR_NV_CORRUPT;
@@ -83,7 +85,10 @@ function bootShared(): i32 {
     }
     if (!nvTableSame(h, want, NVT_ACCESS)) { detail(NVT_ACCESS); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
-    if (!nvTableSame(h, want, NVT_INIT)) initLost = !relocateInitMap(h);
+    if (!nvTableSame(h, want, NVT_INIT)) {
+      initMoved = initRelocate(nvTable(h, NVT_INIT), <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES));
+      initLost = !initMoved;
+    }
     // An image from before pairs has no pair table: its place held other tables, now moved (it is
     // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
     const pairsLost = !nvTableSame(h, want, NVT_PAIRS);
@@ -100,6 +105,9 @@ function bootShared(): i32 {
       log(LOG_INFO, "nv: cache or media geometry changed, volume table kept (old slots, new slots)", old, slots);
     }
     if (pairsLost) pairsFormat();
+    const version = load<u32>(h + NVH_VERSION);
+    if (version != NV_VERSION) log(LOG_INFO, "nv: image upgraded (from version, to version)", version, NV_VERSION);
+    store<u32>(h + NVH_VERSION, NV_VERSION);
     store<u32>(h + NVH_SLOTS, slots);
     nvWriteDirectory(h, slots);
   }
@@ -108,9 +116,10 @@ function bootShared(): i32 {
   store<u32>(h + NVH_CLEAN, 0);
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  accessBoot(); // how far the access table's records reach: every command's check looks no further
   const pairs = pairsBoot();
   if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
-  initReconcile(initLost, nvId(NVK_NONE, 0));
+  initReconcile(initLost, initMoved, nvId(NVK_NONE, 0));
   if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
   nvKick();
   return <i32>recovered;
@@ -135,25 +144,6 @@ function arrayIdentity(): u64 {
   return (<u64>id << 32) | <u64>cfg32(CFG_NONCE);
 }
 
-/**
- * The cache or the media changed size, so the init map moved: it is copied from where the image's
- * directory says it was, when that lies in what was loaded (media added or removed at the end keep
- * the records of the others). False when it cannot be found.
- */
-function relocateInitMap(h: usize): bool {
-  const t = nvTable(h, NVT_INIT);
-  if (t == 0) return false;
-  const nv = nvBase();
-  const from = <usize>load<u32>(t + NVT_OFFSET);
-  const had = load<u32>(t + NVT_SIZE);
-  if (from + <usize>had > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) return false;
-  const to = initMapBase();
-  const size = nvInitBytes();
-  memory.copy(to, nv + from, min<u32>(had, size));
-  if (size > had) memory.fill(to + had, 0, size - had);
-  return true;
-}
-
 /** Zeroes the descriptor and sector CRC tables (no dirty data in them) and persists them. */
 function resetCacheTables(slots: u32): void {
   const first = descCopy(0, 0);
@@ -171,8 +161,10 @@ function oldCacheClean(h: usize): bool {
   const size = <usize>load<u32>(t + NVT_SIZE);
   if (offset + size > <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES)) return load<u32>(h + NVH_CLEAN) == 1;
   const nv = nvBase();
-  for (let p = nv + offset; p < nv + offset + size; p += DESC_BYTES) {
-    if (load<u32>(p + DESC_STATE) != DESC_USED || !sealed(p, DESC_CRC)) continue;
+  // Each slot's newer whole copy: the older one of a slot destaged since still says dirty.
+  for (let slot = nv + offset; slot < nv + offset + size; slot += 2 * DESC_BYTES) {
+    const p = newerDescriptor(slot, slot + DESC_BYTES);
+    if (p == 0) continue;
     if ((load<u64>(p + DESC_DIRTY) | load<u64>(p + DESC_DIRTY + 8) | load<u64>(p + DESC_POISON) | load<u64>(p + DESC_POISON + 8)) != 0) return false;
   }
   return true;

@@ -1,5 +1,5 @@
 // The non-volatile region (docs/hal.md, "Non-volatile memory"): what survives a crash of the
-// emulator. Version 2 layout, every part 8-byte aligned, offsets recorded in a table directory in
+// emulator. Version 4 layout, every part 8-byte aligned, offsets recorded in a table directory in
 // the header so that later versions can add tables (pairs, bitmaps, reservations) the same way:
 //
 //   header        2 copies of 2 KiB (the newer valid one counts), directory of tables, CRC-32C
@@ -11,7 +11,8 @@
 //   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
 //   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
 //   slot data     per cache slot 64 KiB, 4 KiB aligned
-//   init map      per medium in order, records of 512 chunks' "initialized" bits + CRC-32C (initmap.ts)
+//   init map      2 copies (halves) of: per medium in order, records of 512 chunks' "initialized" bits,
+//                 generation, CRC-32C (initmap.ts); the newer valid copy of a record counts
 //
 // The volume table, LUN map, labels and descriptors sit at fixed offsets; the cache tables' size
 // follows the cache, the init map's the media. The init map is last so that adding or removing
@@ -20,7 +21,7 @@
 // Fault model: a write to the NV file may be torn at any byte by a crash (of the emulator or the
 // host). Every record carries a CRC-32C, so a torn record is recognised and dropped, never misread.
 // Records whose loss would take acknowledged state with them (the header, medium labels, slot
-// descriptors) are written to alternate copies, so a torn write leaves the previous copy whole.
+// descriptors, init map records) are written to alternate copies, so a torn write leaves the previous copy whole.
 // Slot data is checked sector by sector against the sector CRCs, persisted after the data and
 // before the descriptor: a sector that fails was never acknowledged whole and is dropped.
 //
@@ -40,7 +41,9 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-export const NV_VERSION: u32 = 3; // 3: the access table and the pair table after the labels
+export const NV_VERSION: u32 = 4; // 4: the init map in two copies (3: one copy, read and converted at boot)
+/** The oldest version this firmware reads: a version 3 image is upgraded at boot (initmap.ts, initRelocate). */
+export const NV_VERSION_OLDEST: u32 = 3;
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
 export const NV_HEADER_BYTES: u32 = 4096;
@@ -99,7 +102,7 @@ export const PAIR_OFFSET: u32 = ACCESS_OFFSET + ACCESS_BYTES;
 export const PAIR_BITMAPS_OFFSET: u32 = PAIR_OFFSET + MAX_PAIRS * 2 * PAIR_RECORD_BYTES;
 export const PAIRS_BYTES: u32 = MAX_PAIRS * 2 * PAIR_RECORD_BYTES + MAX_PAIRS * PAIR_BITMAPS * PAIR_BITMAP_BYTES;
 export const DESC_OFFSET: u32 = PAIR_OFFSET + PAIRS_BYTES;
-export const INIT_RECORD_BYTES: u32 = 72; // 64 bytes of bits (512 chunks), u32 CRC-32C, u32 reserved
+export const INIT_RECORD_BYTES: u32 = 72; // one copy: 64 bytes of bits (512 chunks), u32 CRC-32C, u32 generation
 export const INIT_RECORD_CHUNKS: u32 = 512;
 
 // ---- Slot descriptors (2 copies per slot) --------------------------------------------------------
@@ -130,10 +133,11 @@ export function initRecords(m: u32): u32 {
   return (chunks + INIT_RECORD_CHUNKS - 1) / INIT_RECORD_CHUNKS;
 }
 
+/** Both copies of the init map: each copy holds every medium's records. */
 function initBytes(): usize {
   let n: usize = 0;
   for (let m: u32 = 0; m < mediaCount(); m++) n += <usize>initRecords(m) * INIT_RECORD_BYTES;
-  return n;
+  return n * 2;
 }
 
 // @ts-ignore: decorator
@@ -212,8 +216,11 @@ export function sealLun(port: u32, lun: u32): void { seal(lunMapEntry(port, lun)
 // @ts-ignore: decorator
 @inline export function nvHeader(): usize { return nvBase() + load<u32>(MAP_ADDR + MAPX_NV_HDR); }
 
+// @ts-ignore: decorator
+@inline function versionRead(v: u32): bool { return v >= NV_VERSION_OLDEST && v <= NV_VERSION; }
+
 function headerValid(h: usize): bool {
-  return load<u32>(h + NVH_MAGIC) == NV_MAGIC && load<u32>(h + NVH_VERSION) == NV_VERSION && sealed(h, NVH_CRC);
+  return load<u32>(h + NVH_MAGIC) == NV_MAGIC && versionRead(load<u32>(h + NVH_VERSION)) && sealed(h, NVH_CRC);
 }
 
 /** Picks the newer valid header copy. False when neither is valid. */
@@ -234,7 +241,7 @@ export function nvHeaderFound(): u32 {
   if (blank(a, NV_HEADER_BYTES)) return 0;
   for (let copy: u32 = 0; copy < 2; copy++) {
     const h = a + copy * HDR_COPY_BYTES;
-    if (load<u32>(h + NVH_MAGIC) == NV_MAGIC && load<u32>(h + NVH_VERSION) != NV_VERSION) return load<u32>(h + NVH_VERSION);
+    if (load<u32>(h + NVH_MAGIC) == NV_MAGIC && !versionRead(load<u32>(h + NVH_VERSION))) return load<u32>(h + NVH_VERSION);
   }
   return 0xFFFF;
 }

@@ -742,23 +742,33 @@ export function dataInBuffer(c: usize, bytes: u32): usize {
 /** The handler wrote `produced` bytes into its buffer; at most the host's expected length is sent. */
 export function sendBuffer(c: usize, produced: u32): void {
   store<u32>(c + CX_PRODUCED, produced);
-  store<u32>(c + CX_LENGTH, min<u32>(produced, load<u32>(c + CX_EXPECTED)));
+  sendBufferThen(c, produced);
+}
+
+/**
+ * Sends `bytes` of the buffer, at most the host's expected length, then the status prepared: GOOD,
+ * or the CHECK CONDITION the handler set with ctxCheck (a tape READ's FILEMARK or ILI goes with the
+ * data read). CX_PRODUCED, what the CDB asked for, is the handler's.
+ */
+export function sendBufferThen(c: usize, bytes: u32): void {
+  store<u32>(c + CX_LENGTH, min<u32>(bytes, load<u32>(c + CX_EXPECTED)));
   store<u8>(c + CX_STATE, <u8>ST_SEND_BUFFER);
   sendBufferStep(c);
 }
 
 function sendBufferStep(c: usize): void {
   const total = load<u32>(c + CX_LENGTH);
+  const ok = load<u8>(c + CX_STATUS) == 0; // a CHECK CONDITION's sense needs a response of its own
   let cursor = load<u32>(c + CX_CURSOR);
   const buf = ctxBufferAddr(c);
   while (cursor < total) {
-    const sent = txData(c, buf + cursor, total - cursor, total, true);
+    const sent = txData(c, buf + cursor, total - cursor, total, ok);
     if (sent == 0) return;
     cursor += sent;
     store<u32>(c + CX_CURSOR, cursor);
   }
   ctxBufferRelease(c);
-  good(c);
+  if (ok) good(c); else store<u8>(c + CX_STATE, <u8>ST_RESPOND);
 }
 
 /** Waits for the context's NV persists, then GOOD. */

@@ -79,16 +79,17 @@ export class ByteRing extends RingBase {
   }
   private publish(n: number): void { this.setTail(this.tail() + n); }
 
-  /** Consumer: copies out up to max waiting bytes (a fresh Buffer the ring can no longer touch). */
-  take(max = Infinity): Buffer {
-    const n = Math.min(this.used(), max);
-    const out = Buffer.allocUnsafe(n);
-    if (n === 0) return out;
-    const start = this.head() & this.mask;
-    const first = Math.min(n, this.capacity - start);
-    out.set(this.mem.u8.subarray(this.data + start, this.data + start + first), 0);
-    if (first < n) out.set(this.mem.u8.subarray(this.data, this.data + n - first), first);
-    this.setHead(this.head() + n);
-    return out;
+  /**
+   * Consumer, without a copy: a view of the waiting bytes from `offset` past the head up to the
+   * wrap (at most max). The bytes stay the consumer's until it releases them.
+   */
+  view(offset: number, max = Infinity): Buffer {
+    const n = Math.min(this.used() - offset, max);
+    const start = (this.head() + offset) & this.mask;
+    const len = Math.max(0, Math.min(n, this.capacity - start));
+    return Buffer.from(this.mem.u8.buffer, this.data + start, len);
   }
+
+  /** Consumer: gives n bytes back to the producer. */
+  release(n: number): void { this.setHead(this.head() + n); }
 }

@@ -28,7 +28,7 @@ const ERRORS: Record<number, string> = {
   [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data for another cache size (restore the old cache size, or remove the NV file to lose it)',
   [A.ERR_PORT]: 'a port names a bad IOP or kind', [A.ERR_ROLE]: 'IOP roles are wrong (exactly one disk IOP)',
   [A.ERR_NOT_LAID_OUT]: 'boot before layout',
-  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV version 2 and does not convert: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
+  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 (upgraded at boot) and 4 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
   [A.ERR_NV_CORRUPT]: 'the NV image is damaged: neither copy of its header is whole, or its table directory does not match (detail: the table); remove the NV file to start over (its volumes and cached data are lost)',
 };
 

@@ -343,6 +343,7 @@ export async function backupVolume(client: ScsiClient, library: TapeLibrary, o: 
     let settled = false;
     let failure: unknown;
     let early = 0;
+    const pause = o.pause ?? (() => new Promise<void>((r) => setTimeout(r, 200)));
     running.then(() => { settled = true; }, (e) => { settled = true; failure = e; });
     for (;;) {
       if (settled && failure) throw await explained(cm, listId, failure);
@@ -351,7 +352,7 @@ export async function backupVolume(client: ScsiClient, library: TapeLibrary, o: 
         if (settled) break; // NRCR-less copy whose results were already taken
         // The list is not known yet: the EXTENDED COPY still moves its parameter list while this
         // poll, with no data-out, overtook it (a real array with commands in flight). Bounded.
-        if (unknownList(e) && ++early <= EARLY_POLLS) { if (o.pause) await o.pause(); else await new Promise((r) => setTimeout(r, 200)); continue; }
+        if (unknownList(e) && ++early <= EARLY_POLLS) { await pause(); continue; }
         throw e;
       }
       o.onProgress?.(Math.min(st.bytes, total), total);
@@ -360,7 +361,7 @@ export async function backupVolume(client: ScsiClient, library: TapeLibrary, o: 
         const f = await cm.failedSegment(listId).catch(() => undefined);
         throw new Error(`the copy failed at segment ${st.segments}${f?.sense ? `: the copy target said ${scsi.senseKeyName(f.sense.key)}, ${scsi.ascText(f.sense.asc, f.sense.ascq)}` : ''}`);
       }
-      if (o.pause) await o.pause(); else await new Promise((r) => setTimeout(r, 200));
+      await pause();
     }
     await running;
     if (splitting && (o.resync ?? false)) await client.pairResync(o.volume);
@@ -383,7 +384,7 @@ async function expectMark(drive: TapeDrive, what: string): Promise<void> {
   if (r.kind !== 'filemark') throw new Error(`expected a tapemark ${what}, found ${r.kind === 'record' ? `a record of ${r.data.length} bytes` : 'the end of data'}`);
 }
 
-export interface RestoreOptions { tape: string; volume: number; listId?: number; pause?: () => Promise<void>; onProgress?: (bytes: number, total: number) => void }
+export interface RestoreOptions { tape: string; volume: number; listId?: number; onProgress?: (bytes: number, total: number) => void }
 
 /**
  * Restores a tape written by backupVolume into a volume: the labels and the volume information

@@ -38,6 +38,7 @@ interface WasmApi {
   };
   Instance: new (module: WasmModule, imports: WasmImports) => { exports: Record<string, unknown> };
   instantiate(bytes: Uint8Array, imports: WasmImports): Promise<{ module: WasmModule; instance: { exports: Record<string, unknown> } }>;
+  validate(bytes: Uint8Array): boolean;
 }
 /** The WebAssembly global, typed. */
 export const Wasm: WasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
@@ -85,6 +86,27 @@ export interface LoadOptions {
 export interface Run {
   start: number; // first set bit
   length: number; // bits
+}
+
+/** The smallest module with a relaxed SIMD instruction: (func (param v128 v128) (result v128) i8x16.relaxed_swizzle). */
+const RELAXED_PROBE = Uint8Array.from([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x07, 0x01, 0x60, 0x02, 0x7b, 0x7b, 0x01, 0x7b,
+  0x03, 0x02, 0x01, 0x00, 0x0a, 0x0b, 0x01, 0x09, 0x00, 0x20, 0x00, 0x20, 0x01, 0xfd, 0x80, 0x02, 0x0b,
+]);
+
+/**
+ * The kernels image uses relaxed SIMD (i8x16.relaxed_swizzle in the RS kernel). Node 22 and later
+ * have it on; Node 20 (V8 11.3) has it behind --experimental-wasm-relaxed-simd, which this sets
+ * for the whole process (workers included) before any image is compiled. Throws, naming the
+ * engine, when the engine cannot run it at all.
+ */
+export function allowRelaxedSimd(): void {
+  if (Wasm.validate(RELAXED_PROBE)) return;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  require('v8').setFlagsFromString('--experimental-wasm-relaxed-simd');
+  if (!Wasm.validate(RELAXED_PROBE)) {
+    throw new Error(`kernels: this engine (V8 ${process.versions.v8}) has no WebAssembly relaxed SIMD, which build/kernels.wasm needs`);
+  }
 }
 
 const PAGE_BYTES = 65536;
@@ -247,6 +269,7 @@ export class Kernels {
 
   /** Compiles and instantiates the kernels image synchronously. */
   static load(options: LoadOptions = {}): Kernels {
+    allowRelaxedSimd();
     const module = new Wasm.Module(fs.readFileSync(options.wasmPath ?? DEFAULT_WASM));
     const memory = Kernels.newMemory(options);
     const instance = new Wasm.Instance(module, Kernels.imports(memory));
@@ -255,6 +278,7 @@ export class Kernels {
 
   static async loadAsync(options: LoadOptions = {}): Promise<Kernels> {
     const bytes = await fs.promises.readFile(options.wasmPath ?? DEFAULT_WASM);
+    allowRelaxedSimd();
     const memory = Kernels.newMemory(options);
     const { instance } = await Wasm.instantiate(bytes, Kernels.imports(memory));
     return new Kernels(memory, instance.exports as unknown as KernelExports);

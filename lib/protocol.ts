@@ -121,6 +121,14 @@ export function frameCrc(b: Uint8Array, start: number, end: number): number {
     kernels ??= Kernels.load({ initialPages: 1 });
     return kernels.crc32c(b.subarray(start, end));
   }
+  return scriptCrc(b, start, end);
+}
+
+/**
+ * CRC-32C of b[start, end) by this loop alone, whatever the length: code apart from the firmware's
+ * kernel, for a peer that checks the firmware's CRCs (host/iscsi.ts's digests).
+ */
+export function scriptCrc(b: Uint8Array, start = 0, end = b.length): number {
   const t = CRC_SLICES;
   let crc = -1;
   let i = start;

@@ -23,7 +23,8 @@ const images = [
   { entry: 'firmware/main.ts', name: 'controller', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER)] },
   // relay: a relaying device of document 003 (firmware/relay/), over a memory of its own.
   { entry: 'firmware/relay/main.ts', name: 'relay', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '16384'] },
-  { entry: 'firmware/kernels/index.ts', name: 'kernels', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '65536'] },
+  // kernels uses relaxed SIMD (its RS swizzles); loaders call lib/kernels.ts allowRelaxedSimd().
+  { entry: 'firmware/kernels/index.ts', name: 'kernels', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '65536', '--enable', 'relaxed-simd'] },
   // testing: the controller plus direct handles on its units, for unit tests (debug build only).
   { entry: 'firmware/testing.ts', name: 'testing', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER)], targets: ['debug'] },
 ];

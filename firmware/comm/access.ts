@@ -20,7 +20,11 @@
 // without one it is read-write, as the library was before the lists covered it. Read-only keeps
 // what would change a cartridge or where one is (tapeChangesMedium) from that initiator; the copy
 // manager asks tapeAccessOf with the session an EXTENDED COPY came through (CVE-2020-28374).
-import { MAX_VOLUMES, STAT_ACCESS_DENIED, TDK_CHANGER } from "../abi";
+//
+// Every command asks, so the check must cost next to nothing: records are taken lowest index first
+// and a volatile mark (MAPX_ACCESS_RECORDS, set at boot from the table and raised by SET ACCESS)
+// says how far records reach; the check looks no further. Without lists it reads no record at all.
+import { MAX_VOLUMES, STAT_ACCESS_DENIED, TDK_CHANGER, MAP_ADDR } from "../abi";
 import { CX_PORT, CX_SESSION, CX_ID, CX_FLAGS, CXF_PARAM, CX_EXPECTED, CX_CDB, ctxField } from "../ctx";
 import { identityName, IDENTITY_NAME_BYTES } from "../channel";
 import {
@@ -57,6 +61,18 @@ const AF_UNNAMED: u8 = 1;
 // @ts-ignore: decorator
 @inline function record(i: u32): AccessRecord { return changetype<AccessRecord>(accessEntry(i)); }
 
+/** Firmware-private map field: one past the highest record index that may be in use; none beyond it. */
+const MAPX_ACCESS_RECORDS: u32 = 140;
+// @ts-ignore: decorator
+@inline function recordsReach(): u32 { return atomic.load<u32>(MAP_ADDR + MAPX_ACCESS_RECORDS); }
+
+/** Boot, once the NV tables are checked: how far the table's records reach. */
+export function accessBoot(): void {
+  let reach: u32 = 0;
+  for (let i: u32 = 0; i < ACCESS_ENTRIES; i++) if (record(i).unit != 0) reach = i + 1;
+  atomic.store<u32>(MAP_ADDR + MAPX_ACCESS_RECORDS, reach);
+}
+
 /** LIST ACCESS of every volume: at most this many entries (128 KiB of buffer memory). */
 const LIST_ALL_ENTRIES: u32 = 560;
 
@@ -74,18 +90,29 @@ function unitIdentity(unit: u32): u32 {
   return unit < MAX_VOLUMES ? load<u32>(volumeEntry(unit) + VOLE_ID) : tapeIdentity(unit - TAPE_UNIT);
 }
 
-/** The record of `unit` naming `name` (or, with `unnamed`, its unnamed record); with `make`, else a free one; else 0. */
+/**
+ * The record of `unit` naming `name` (or, with `unnamed`, its unnamed record); with `make`, else
+ * the lowest free one (the mark raised to cover it); else 0.
+ */
 function recordFor(unit: u32, name: usize, unnamed: bool, make: bool): usize {
-  const id = unitIdentity(unit);
-  let free: usize = 0;
-  for (let i: u32 = 0; i < ACCESS_ENTRIES; i++) {
+  const reach = recordsReach();
+  let id: u32 = 0;
+  let idKnown = false; // asked only of a record with the unit's number: a tape device's is a CRC
+  let free: u32 = ACCESS_ENTRIES;
+  for (let i: u32 = 0; i < reach; i++) {
     const r = record(i);
     // A record with the unit's number and its identity now is in use; recordFree is only asked for a place.
-    if (<u32>r.unit == unit + 1 && r.identity == id && ((r.flags & AF_UNNAMED) != 0) == unnamed
-      && (unnamed || namesEqual(changetype<usize>(r) + AR_NAME, name, IDENTITY_NAME_BYTES))) return changetype<usize>(r);
-    if (make && free == 0 && recordFree(r)) free = changetype<usize>(r);
+    if (<u32>r.unit == unit + 1 && ((r.flags & AF_UNNAMED) != 0) == unnamed) {
+      if (!idKnown) { id = unitIdentity(unit); idKnown = true; }
+      if (r.identity == id && (unnamed || namesEqual(changetype<usize>(r) + AR_NAME, name, IDENTITY_NAME_BYTES))) return changetype<usize>(r);
+    }
+    if (make && free == ACCESS_ENTRIES && recordFree(r)) free = i;
   }
-  return make ? free : 0;
+  if (!make) return 0;
+  if (free == ACCESS_ENTRIES) free = reach; // none free below the mark: the next never used, if any
+  if (free == ACCESS_ENTRIES) return 0;
+  if (free >= reach) atomic.store<u32>(MAP_ADDR + MAPX_ACCESS_RECORDS, free + 1);
+  return accessEntry(free);
 }
 
 /** The mode `unit`'s list gives the initiator called `name`: its record's, else the unit's for unnamed initiators. */
@@ -264,7 +291,8 @@ function listUnit(d: usize, n: u32, most: u32, unit: u32): u32 {
   if (n >= most) return n;
   listEntry(d + n * ACCESS_LIST_BYTES, unit, unnamedMode(unit), 1);
   n++;
-  for (let i: u32 = 0; i < ACCESS_ENTRIES && n < most; i++) {
+  const reach = recordsReach();
+  for (let i: u32 = 0; i < reach && n < most; i++) {
     const a = record(i);
     if (<u32>a.unit != unit + 1 || recordFree(a) || (a.flags & AF_UNNAMED) != 0) continue;
     const r = d + n * ACCESS_LIST_BYTES;

@@ -7,7 +7,7 @@
 //   GF_INV  256 bytes  a^-1 (inv[0] = 0, never used as a coefficient)
 //   GF_NIB  8 KiB      per coefficient c, two 16-byte split-nibble tables: c*n and c*(n << 4),
 //                      n in [0, 16). A product c*x is nib_lo[x & 15] ^ nib_hi[x >> 4], which
-//                      i8x16.swizzle does for 16 bytes at once.
+//                      a swizzle does for 16 bytes at once.
 
 import { GF_EXP, GF_INV, GF_LOG, GF_NIB } from './tables';
 

@@ -14,8 +14,11 @@
 // so data and parity are rebuilt in one pass over the survivors.
 //
 // Kernel: dst_r = sum_j coef[r][j] * src_j for up to four rows at once. Each 16-byte source vector
-// is split into low and high nibbles once, and each product is two i8x16.swizzle look-ups into the
-// coefficient's split-nibble tables (gf256.ts). Scalar tail for bytes % 16.
+// is split into low and high nibbles once, and each product is two swizzle look-ups into the
+// coefficient's split-nibble tables (gf256.ts). Scalar tail for bytes % 16. The swizzles are the
+// relaxed ones: their indices are nibbles (< 16), where relaxed and strict swizzle agree on every
+// engine, and V8 then emits a lone pshufb instead of a saturating add before each one (the add
+// that maps indices >= 16 to 0, which never occur here).
 //
 // Shards are named by lists of u32 pointers in memory (no copying). Scratch: the caller gives
 // RS_SCRATCH_BYTES of memory private to the calling IOP (there is no heap, and globals are per
@@ -44,12 +47,12 @@ const CODE_RAID6 = 1;
 
 @inline function mulVec(coef: u32, lo: v128, hi: v128): v128 {
   const t = gfNibbles(coef);
-  return v128.xor(i8x16.swizzle(v128.load(t), lo), i8x16.swizzle(v128.load(t, 16), hi));
+  return v128.xor(i8x16.relaxed_swizzle(v128.load(t), lo), i8x16.relaxed_swizzle(v128.load(t, 16), hi));
 }
 
 // acc ^ (c*x) where tl/th are c's nibble tables and lo/hi x's nibbles.
 @inline function mac(acc: v128, tl: v128, th: v128, lo: v128, hi: v128): v128 {
-  return v128.xor(acc, v128.xor(i8x16.swizzle(tl, lo), i8x16.swizzle(th, hi)));
+  return v128.xor(acc, v128.xor(i8x16.relaxed_swizzle(tl, lo), i8x16.relaxed_swizzle(th, hi)));
 }
 
 @inline function loNibbles(v: v128): v128 {

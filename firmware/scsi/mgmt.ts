@@ -135,7 +135,7 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
     if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) nvPending(c, 1);
   }
   store<u32>(c + CX_ARG, i);
-  if (!nvRoom(2 + MAX_EXTENTS)) { retryLater(c); return; }
+  if (!nvRoom(2 + 2 * MAX_EXTENTS)) { retryLater(c); return; } // entry, LUN map, each extent's init records (initClear)
   // The extents, before the entry is cleared: their init bits go after it.
   const n = volumeExtents(v);
   const ext = scratch() + 3072;
@@ -152,8 +152,7 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
   for (let x: u32 = 0; x < n; x++) {
     const m = load<u32>(ext + x * 12);
     if (m >= mediaCount()) continue;
-    initClear(m, load<u32>(ext + x * 12 + 4), load<u32>(ext + x * 12 + 8), id);
-    nvPending(c, 1);
+    nvPending(c, initClear(m, load<u32>(ext + x * 12 + 4), load<u32>(ext + x * 12 + 8), id));
   }
   unfenceVolume(v);
   waitPersisted(c);

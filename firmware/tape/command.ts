@@ -3,16 +3,16 @@
 // machine of a command that needs the mechanism (ST_TAPE):
 //
 //   CLAIM  take the device (and, for a MOVE MEDIUM, the drives it touches): one user at a time
-//   WAIT   the request is at the binding; its completion decides the status (ssc.ts, smc.ts)
-//   SEND   what a READ got goes out; then the status prepared in WAIT (GOOD, or CHECK CONDITION with
-//          FILEMARK/EOM/ILI and the INFORMATION residue)
+//   WAIT   the request is at the binding; its completion decides the status (ssc.ts, smc.ts); what
+//          a READ got goes out as generated data-in does (sequencer: sendBufferThen), then the status
+//          prepared (GOOD, or CHECK CONDITION with FILEMARK/EOM/ILI and the INFORMATION residue)
 //
 // Reservations (SPC-2 RESERVE/RELEASE) belong to an I_T nexus: port, session and the session's
 // generation, so one dies with its connection and never outlives the host that took it.
 import {
   CX_PORT, CX_SESSION, CX_ARG, CX_FIRST_SLOT, CX_LAST_SLOT, CX_WAIT_SLOT, CX_AHEAD, CX_LBA, CX_BLOCKS, CX_FLAGS,
-  CX_CURSOR, CX_LENGTH, CX_STATUS, CX_STATE, CX_SENSE_BITS, CXF_TAPE, ST_TAPE, ST_RESPOND, ST_DISPATCH, CX_FLUSH_SEQ,
-  CX_OPCODE, SENSE_DEFERRED, ctxIndex, ctxCheck, ctxInfo, ctxBufferAddr, ctxBufferRelease,
+  CX_STATE, CX_SENSE_BITS, CXF_TAPE, ST_TAPE, ST_RESPOND, ST_DISPATCH, CX_FLUSH_SEQ,
+  CX_OPCODE, SENSE_DEFERRED, ctxIndex, ctxCheck, ctxInfo,
 } from "../ctx";
 import {
   SES_GENERATION, SES_STATE, SESS_OPEN, CONFIG_ADDR, CFG_VENDOR, CFG_SERIAL, CFG_DEVICE_ID, TDK_CHANGER, TST_NO_MEDIUM,
@@ -21,7 +21,6 @@ import {
 } from "../abi";
 import { good, fail, finishStatus, dataInBuffer, sendBuffer } from "../sequencer";
 import { sessionDesc } from "../channel";
-import { txData } from "../comm/transport";
 import { gIndex } from "../iop";
 import { getBe16, putBe16, putBe32, putHex } from "../util";
 import { senseFixed } from "../ctx";
@@ -47,7 +46,6 @@ export const TX_MORE2: u32 = CX_FLUSH_SEQ; // u32: another (destination)
 export const TX_PHASE: u32 = CX_BLOCKS; // u32: P_* | P_IMMED
 const P_CLAIM: u32 = 0;
 const P_WAIT: u32 = 1;
-const P_SEND: u32 = 2;
 const P_SETTLE: u32 = 3; // waiting for an operation nobody holds (IMMED) to end, then the command runs
 const P_IMMED: u32 = 0x100; // status once the request is at the binding; the operation goes on (tapeDetach)
 
@@ -233,7 +231,6 @@ function settle(c: usize, dev: u32): void {
 /** The sequencer's step of an ST_TAPE command. */
 export function tapeStep(c: usize): void {
   const phase = load<u32>(c + TX_PHASE) & 0xFF;
-  if (phase == P_SEND) { sendStep(c); return; }
   const dev = load<u32>(c + TX_DEV) - 1;
   const token = tapeToken(c);
   if (phase == P_SETTLE) {
@@ -291,35 +288,13 @@ export function tapeAbort(c: usize): void {
   if (b != 0) tapeForget(b - 1, token);
 }
 
-// ---- Ending: data, then GOOD or CHECK CONDITION ---------------------------------------------------------
+// ---- Ending: the sense a READ's data goes out with ---------------------------------------------------------
 
 /** CHECK CONDITION with the tape flags (FILEMARK 80h, EOM 40h, ILI 20h) and a signed INFORMATION field. */
 export function tapeSense(c: usize, key: u32, asc: u32, ascq: u32, bits: u32, info: i32): void {
   ctxCheck(c, key, asc, ascq);
   store<u8>(c + CX_SENSE_BITS, <u8>bits);
   ctxInfo(c, <u32>info);
-}
-
-/** Sends `bytes` of the buffer a READ filled, then the status prepared (GOOD unless tapeSense was called). */
-export function tapeSendThen(c: usize, bytes: u32): void {
-  store<u32>(c + CX_LENGTH, bytes);
-  store<u32>(c + TX_PHASE, P_SEND);
-  sendStep(c);
-}
-
-function sendStep(c: usize): void {
-  const total = load<u32>(c + CX_LENGTH);
-  const ok = load<u8>(c + CX_STATUS) == 0;
-  let cursor = load<u32>(c + CX_CURSOR);
-  const buf = ctxBufferAddr(c);
-  while (cursor < total) {
-    const sent = txData(c, buf + cursor, total - cursor, total, ok);
-    if (sent == 0) return;
-    cursor += sent;
-    store<u32>(c + CX_CURSOR, cursor);
-  }
-  ctxBufferRelease(c);
-  if (ok) good(c); else store<u8>(c + CX_STATE, <u8>ST_RESPOND);
 }
 
 // ---- INQUIRY (SPC-4, SSC-3 6.1, SMC-3) ------------------------------------------------------------------

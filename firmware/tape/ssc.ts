@@ -15,12 +15,12 @@ import {
   TST_NOT_LOADED, TST_OFFLINE, TST_PROTECTED, TST_IO_ERROR,
 } from "../abi";
 import { CX_EXPECTED, CX_PRODUCED, CX_PORT, CX_SESSION, ctxField } from "../ctx";
-import { fail, good, dataInBuffer, sendBuffer, startParameterList, parameterList } from "../sequencer";
+import { fail, good, dataInBuffer, sendBuffer, sendBufferThen, startParameterList, parameterList } from "../sequencer";
 import { MAX_WINDOW_BYTES } from "../ctx";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import { cdb, invalidField, invalidOpcode } from "../scsi/dispatch";
 import { tapeStatus, tapePosition, tapeFile, tapeState, tapeUaPost, TDS_BLOCK_SIZE, UA_MEDIUM } from "./device";
-import { tapeBegin, tapeBeginImmed, tapeSense, tapeSendThen, TX_OP, TX_COUNT, TX_ARG, TX_ARG2 } from "./command";
+import { tapeBegin, tapeBeginImmed, tapeSense, TX_OP, TX_COUNT, TX_ARG, TX_ARG2 } from "./command";
 
 const OP_TEST_UNIT_READY: u32 = 0x00;
 const OP_REWIND: u32 = 0x01;
@@ -269,7 +269,7 @@ function readDone(c: usize, e: usize, status: u32): void {
   else if (status != TST_OK) tapeSense(c, 0x04, 0x44, 0x00, 0, left);
   else if (bs == 0 && record != asked && (record > asked || !silI(c))) tapeSense(c, 0x00, 0x00, 0x00, ILI, <i32>asked - <i32>record);
   else if (bs != 0 && done < units) tapeSense(c, 0x00, 0x00, 0x00, ILI, left); // a record of another length
-  tapeSendThen(c, got);
+  sendBufferThen(c, got); // at most the host's expected length, then the status prepared
 }
 
 function silI(c: usize): bool { return (load<u8>(cdb(c) + 1) & 2) != 0; }
@@ -301,7 +301,7 @@ function spaceDone(c: usize, e: usize, status: u32): void {
 }
 
 /** Sense is set: the status goes out with no data. */
-function respond(c: usize): void { tapeSendThen(c, 0); }
+function respond(c: usize): void { sendBufferThen(c, 0); }
 
 // ---- READ POSITION, MODE SENSE/SELECT -------------------------------------------------------------------
 

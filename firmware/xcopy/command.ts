@@ -9,10 +9,10 @@
 // it (IMMED, 001's fourth embodiment), answers once the pair split is in NV and lets the copy run
 // on, to be followed with RECEIVE COPY RESULTS.
 import {
-  CX_PORT, CX_SESSION, CX_ARG, CX_FLAGS, CX_EXPECTED, CX_OPCODE, CX_ID, CX_INFO, CXF_PARAM, CXF_INFO_VALID, CXF_CSI,
-  ctxField, ctxBufferRelease,
+  CX_PORT, CX_SESSION, CX_STATE, CX_ARG, CX_FLAGS, CX_EXPECTED, CX_OPCODE, CX_ID, CX_INFO, CXF_PARAM, CXF_INFO_VALID,
+  CXF_CSI, ST_DISPATCH, ST_WRITE_BUFFER, ST_PARAM_DATA, ctxField, ctxBufferRelease, activeFirst, activeNext, senseFixed,
 } from "../ctx";
-import { fail, good, retryLater, startParameterList, parameterList, dataInBuffer, sendBuffer } from "../sequencer";
+import { fail, good, retryLater, startParameterList, parameterList, dataInBuffer, sendBuffer, ctxLogicalUnit } from "../sequencer";
 import { cdb, invalidField } from "../scsi/dispatch";
 import { CONFIG_ADDR, CFG_DEVICE_ID, MAX_LUNS, MAX_VOLUMES, TDK_DRIVE } from "../abi";
 import { lunMapEntry } from "../nv";
@@ -24,11 +24,11 @@ import { tapeDeviceByNaa, tapeKind, tapeState, TDS_RES_PORT, TDS_RES_SESSION } f
 import { reservationLive } from "../tape/command";
 import { pairOfVolume, rec, PS_DUPLEX, PS_DUPLEX_PENDING } from "../pair/table";
 import { sessionAlive, nexusGeneration } from "./nexus";
-import { accessOf, ACC_NONE, ACC_RO } from "../comm/access";
+import { accessOf, tapeAccessOf, ACC_NONE, ACC_RO } from "../comm/access";
 import {
   op, opAt, target, opOfList, CopyOp, MAX_COPIES, MAX_TARGETS, MAX_SEGMENTS, MAX_SEGMENT_BYTES, MAX_INLINE_BYTES,
   MAX_LIST_BYTES, STAGE_BYTES, MAX_RECORD_BYTES, HELD_BYTES, OP_SEGMENTS, OP_INLINE, OP_TARGET_SENSE, OP_HELD, OP_HEADER_BYTES, TARGET_BYTES,
-  XS_FREE, XS_QUEUED, XS_DONE, XF_NRCR, XF_IMMED, XF_DETACHED, XF_SPLIT_DONE, CMS_GOOD, CMS_IN_PROGRESS, TK_BLOCK,
+  XS_FREE, XS_QUEUED, XS_RUNNING, XS_DONE, XF_NRCR, XF_IMMED, XF_DETACHED, XF_SPLIT_DONE, CMS_GOOD, CMS_IN_PROGRESS, TK_BLOCK,
   TK_STREAM, PP_WAIT,
 } from "./table";
 
@@ -52,6 +52,9 @@ const IMPLEMENTED_COUNT: u32 = 9;
 
 const SENSE_ILLEGAL: u32 = 0x05;
 const SENSE_COPY_ABORTED: u32 = 0x0A;
+// What a stopped copy ends with (CopyOp.abort: key << 16 | asc << 8 | ascq).
+const STOP_ABORTED: u32 = 0x0B0000; // ABORTED COMMAND: its command was aborted (ABORT TASK, its session closed)
+const STOP_RESET: u32 = 0x0B2903; // ABORTED COMMAND, BUS DEVICE RESET FUNCTION OCCURRED: its logical unit was reset
 
 // ---- EXTENDED COPY ----------------------------------------------------------------------------
 
@@ -111,8 +114,21 @@ export function xcopyCommandGone(c: usize): void {
   if ((o.flags & XF_DETACHED) != 0) return;
   o.flags |= XF_DETACHED;
   if (o.state == XS_DONE) { if ((o.flags & XF_NRCR) != 0) o.state = XS_FREE; return; }
-  o.abort = 1;
+  o.abort = STOP_ABORTED;
   store<u32>(c + CX_ARG, 0);
+}
+
+/**
+ * A LOGICAL UNIT RESET of `lu` (or a target reset, unit by unit): the copies of its copy manager
+ * stop, background ones (IMMED, no command left to abort) included, whichever nexus sent them, as
+ * the reset clears every initiator's tasks of the unit. Their results say why (ABORTED COMMAND,
+ * 29h/03h in FAILED SEGMENT DETAILS) to the nexus that sent them, which outlives the reset.
+ */
+export function xcopyUnitReset(lu: u32): void {
+  for (let i: u32 = 0; i < MAX_COPIES; i++) {
+    const st = atomic.load<u32>(opAt(i));
+    if ((st == XS_QUEUED || st == XS_RUNNING) && op(i).unit == lu) op(i).abort = STOP_RESET;
+  }
 }
 
 // ---- Parsing ----------------------------------------------------------------------------------
@@ -170,6 +186,7 @@ function parse(c: usize, list: usize, length: u32): i32 {
   o.segments = n;
   o.status = CMS_IN_PROGRESS;
   o.cmdCtx = (gIndex << 24) | (load<u32>(c + CX_ID) & 0xFFFFFF);
+  o.unit = ctxLogicalUnit(c);
   atomic.store<u32>(opAt(<u32>i), XS_QUEUED); // published: the disk IOP takes it on its next poll
   return i;
 }
@@ -203,7 +220,8 @@ function unreachable(c: usize, at: u32): bool {
  * One identification descriptor (E4h): a logical unit NAA designator of 16 bytes naming a volume or
  * a tape drive of this array, with its device type's parameters. The initiator must reach it: a
  * volume mapped at a LUN of the port the command came through (tape drives are on every port), not
- * fenced by a delete, and a drive not reserved by another I_T nexus.
+ * fenced by a delete, and a drive not reserved by another I_T nexus; and the unit's access list
+ * (004's LUN security, comm/access.ts) must not say none for the initiator (read-only: a source only).
  */
 function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
   if (<u32>load<u8>(d) != CSCD_IDENTIFICATION) { listError(c, 0x26, 0x07, at); return false; } // UNSUPPORTED TARGET DESCRIPTOR TYPE CODE
@@ -224,6 +242,9 @@ function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
     const dev = tapeDeviceByNaa(naa);
     if (dev < 0 || tapeKind(<u32>dev) != TDK_DRIVE) return unreachable(c, at + 8);
     if (reservedByOther(<u32>dev, c)) return unreachable(c, at + 8);
+    const access = tapeAccessOf(<u32>dev, port, <u32>load<u8>(c + CX_SESSION)); // the drive's access list, as for its own commands
+    if (access == ACC_NONE) return unreachable(c, at + 8);
+    tt.access = access;
     const fixed = (<u32>load<u8>(params) & 0x01) != 0;
     if (fixed ? length == 0 || length > MAX_RECORD_BYTES : length != 0) { paramError(c, at + 29, -1); return false; }
     tt.kind = TK_STREAM;
@@ -283,7 +304,7 @@ function segment(c: usize, i: u32, d: usize, at: u32, left: u32): u32 {
   const wantDst: u32 = type == SEG_STREAM_TO_BLOCK || type == SEG_BLOCK_TO_BLOCK ? TK_BLOCK : type == SEG_STREAM_TO_DISCARD_HOLD ? 0xFF : TK_STREAM;
   if (srcKind != wantSrc) { listError(c, 0x26, 0x0C, at + 4); return 0; } // INVALID OPERATION FOR COPY SOURCE OR DESTINATION
   if (dstKind != wantDst) { listError(c, 0x26, 0x0C, at + 6); return 0; }
-  if (dstKind == TK_BLOCK && target(i, dst).access == ACC_RO) { // read-only for this initiator: never written through a copy
+  if (dst != 0xFFFF && target(i, dst).access == ACC_RO) { // read-only for this initiator: never written through a copy (volume or drive)
     fail(c, 0x07, 0x27, 0x00);
     ctxField(c, false, at + 6, -1);
     return 0;
@@ -368,11 +389,32 @@ export function receiveCopyResults(c: usize): void {
   if (sa == 0x03) { operatingParameters(c, alloc); return; }
   if (sa != 0x00 && sa != 0x01 && sa != 0x04) { invalidField(c, 1, 4); return; }
   const i = opOfList(<u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION), nexusGeneration(<u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION)), <u32>load<u8>(p + 2));
-  if (i < 0) { invalidField(c, 2, -1); return; } // no copy of this nexus holds that list identifier
+  if (i < 0) {
+    if (listArriving(c)) { retryLater(c); return; }
+    invalidField(c, 2, -1); // no copy of this nexus holds that list identifier
+    return;
+  }
   const o = op(<u32>i);
   if (sa == 0x00) copyStatus(c, o, alloc);
   else if (sa == 0x01) receiveData(c, <u32>i, alloc);
   else failedSegmentDetails(c, <u32>i, alloc);
+}
+
+/**
+ * Is an EXTENDED COPY of c's I_T nexus still receiving its parameter list? Its list identifier is
+ * in the list, so a RECEIVE COPY RESULTS that overtook the data-out (sent right behind its command,
+ * while the list waits for XFER_RDY or R2T) waits for it rather than deny a list sent before it;
+ * the copy's data-out timeout bounds the wait. (A closed session's commands are off the active list,
+ * so port and session name the nexus here.)
+ */
+function listArriving(c: usize): bool {
+  for (let x = activeFirst(); x != 0; x = activeNext(x)) {
+    const st = <u32>load<u8>(x + CX_STATE);
+    if (<u32>load<u8>(x + CX_OPCODE) == OP_EXTENDED_COPY && load<u32>(x + CX_ARG) == 0
+      && (st == ST_DISPATCH || st == ST_WRITE_BUFFER || st == ST_PARAM_DATA)
+      && load<u8>(x + CX_PORT) == load<u8>(c + CX_PORT) && load<u8>(x + CX_SESSION) == load<u8>(c + CX_SESSION)) return true;
+  }
+  return false;
 }
 
 /** 00h: 12 bytes: status, segments processed, transfer count (in KiB: units 01h). */
@@ -402,18 +444,27 @@ function receiveData(c: usize, i: u32, alloc: u32): void {
   if (o.state == XS_DONE && (o.flags & XF_DETACHED) != 0) { o.heldBytes = 0; if (o.status == CMS_GOOD) o.state = XS_FREE; }
 }
 
-/** 04h: the failed segment's status and the copy target's sense; nothing while the copy runs. */
+/**
+ * 04h: a copy target's CHECK CONDITION, its status and sense; else (the copy manager ended the copy
+ * itself: a reset, task management, a bound, a short record) the copy's own CHECK CONDITION and
+ * sense, the failed segment in COMMAND-SPECIFIC INFORMATION, as its EXTENDED COPY gave (or, for a
+ * background copy, would have). Nothing while the copy runs.
+ */
 function failedSegmentDetails(c: usize, i: u32, alloc: u32): void {
   const o = op(i);
   const d = dataInBuffer(c, 60 + 32);
   if (d == 0) return;
   memory.fill(d, 0, 60);
   if (o.state != XS_DONE || o.status == CMS_GOOD) { putBe32(d, 0); sendBuffer(c, min<u32>(4, alloc)); return; }
-  const senseBytes = o.targetSenseLength;
+  const own = o.targetSenseLength == 0;
+  const senseBytes: u32 = own ? 18 : o.targetSenseLength;
   putBe32(d, 56 + senseBytes);
-  store<u8>(d + 56, <u8>o.targetStatus);
+  store<u8>(d + 56, <u8>(own ? 0x02 : o.targetStatus));
   putBe16(d + 58, senseBytes);
-  memory.copy(d + 60, opAt(i) + OP_TARGET_SENSE, senseBytes);
+  if (own) {
+    senseFixed(d + 60, o.senseKey, o.asc, o.ascq, 0, false, 0);
+    putBe32(d + 68, o.failedSegment);
+  } else memory.copy(d + 60, opAt(i) + OP_TARGET_SENSE, senseBytes);
   sendBuffer(c, min<u32>(60 + senseBytes, alloc));
   if ((o.flags & XF_DETACHED) != 0) o.state = XS_FREE; // the details are given once
 }

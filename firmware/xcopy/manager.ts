@@ -103,8 +103,10 @@ function start(i: u32): void {
 
 function step(i: u32): i32 {
   const o = op(i);
-  if (o.abort != 0 || ((o.flags & XF_DETACHED) != 0 && !sessionAlive(o.port, o.session, o.sessionGen))) {
-    return fail(i, 0x0B, 0x00, 0x00, 0, 0); // ABORTED COMMAND: task management, or the nexus is gone
+  const stop = o.abort;
+  if (stop != 0) return fail(i, stop >> 16, (stop >> 8) & 0xFF, stop & 0xFF, 0, 0); // task management, a reset (command.ts)
+  if ((o.flags & XF_DETACHED) != 0 && !sessionAlive(o.port, o.session, o.sessionGen)) {
+    return fail(i, 0x0B, 0x29, 0x07, 0, 0); // ABORTED COMMAND, I_T NEXUS LOSS OCCURRED: nobody can follow it any more
   }
   if (o.segment >= o.segments) {
     if (o.nvPending != 0) return WAIT;

@@ -53,7 +53,7 @@ export const PP_WAIT: u32 = 2; // 2nd: the backup waits until the whole differen
   device: u32; // volume number, or tape device
   blockBytes: u32; // block device: the volume's block size; stream: the fixed block length, 0 variable
   pad: u32;
-  access: u32; // block device: the initiator's access (comm/access.ts ACC_*): a read-only one is never a destination
+  access: u32; // the initiator's access to the volume or drive (comm/access.ts ACC_*): a read-only one is never a destination
 }
 export const TARGET_BYTES: u32 = 32;
 
@@ -61,7 +61,7 @@ export const TARGET_BYTES: u32 = 32;
 @unmanaged export class CopyOp {
   state: u32; // XS_*
   flags: u32; // XF_*
-  abort: u32; // 1: stop (task management, the command or its nexus went away)
+  abort: u32; // nonzero: stop, ending with this sense (key << 16 | asc << 8 | ascq): task management, a reset
   listId: u32;
   port: u32; // the I_T nexus that sent it
   session: u32;
@@ -104,6 +104,7 @@ export const TARGET_BYTES: u32 = 32;
   targetStatus: u32; // the copy target's status (FAILED SEGMENT DETAILS)
   targetSenseLength: u32; // 0 or 18
   cmdCtx: u32; // the channel IOP's context id of the waiting command (iop << 24 | ctx id)
+  unit: u32; // the logical unit the EXTENDED COPY addressed (sequencer ctxLogicalUnit): the copy manager a reset of it stops
 }
 export const OP_HEADER_BYTES: u32 = 256;
 export const OP_TARGETS: u32 = OP_HEADER_BYTES; // MAX_TARGETS x TARGET_BYTES

@@ -65,6 +65,7 @@ export abstract class StreamPort {
   protected ended(s: number, x: StreamSession, reason: HangUpReason): void {
     if (this.sessions[s] === x) this.sessions[s] = undefined;
     if (reason === 'idle') this.log(`port ${this.name}: session ${s} closed: idle, with no command in flight`);
+    if (reason === 'stalled') this.log(`port ${this.name}: session ${s} cut: the peer stopped reading what it was sent`);
   }
 
   /** The session's tx doorbell rang. */

@@ -362,7 +362,7 @@ export class TapeLibraryBinding {
     const r = p.r;
     if (d.faults.some((f) => f.type === 'offline')) return A.TST_OFFLINE;
     if (!d.cartridge) return A.TST_NO_MEDIUM;
-    if (r.op === A.TOP_LOAD) return this.thread(d, nowNs);
+    if (r.op === A.TOP_LOAD) return this.thread(d);
     if (r.op === A.TOP_UNLOAD) {
       if (d.cartridge.image) await d.cartridge.image.sync(); // buffered records reach the medium before it leaves (SSC-3 LOAD UNLOAD)
       d.threaded = false; d.position = 0; d.file = 0; d.headOffset = 0; d.cartridge.image?.close(); d.cartridge.image = undefined;
@@ -403,32 +403,28 @@ export class TapeLibraryBinding {
   private locateTarget(img: AwsImage, r: Request): number {
     if (r.arg2 !== 0) return -1;
     if (r.count === 0) return r.arg <= img.objects.length ? r.arg : -1;
-    if (r.arg === 0) return 0;
-    let marks = 0;
-    for (let i = 0; i < img.objects.length; i++) if (img.objects[i].mark && ++marks === r.arg) return i + 1;
-    return -1;
+    return img.fileStart(r.arg);
   }
 
   /** The head to object `pos`: position, logical file identifier, where the head is. */
   private moveTo(d: Drive, img: AwsImage, pos: number): void {
     d.position = pos;
-    d.file = 0;
-    for (let i = 0; i < pos; i++) if (img.objects[i].mark) d.file++;
+    d.file = img.marksBefore(pos);
     d.headOffset = img.offsetOf(pos);
   }
 
-  private thread(d: Drive, nowNs: number): number {
+  /** LOAD: the image is opened and indexed (on the pool, a window of headers at a time: aws.ts), then the drive is at BOT. */
+  private async thread(d: Drive): Promise<number> {
     const c = d.cartridge!;
     if (!d.threaded) {
       try {
-        c.image = new AwsImage(path.join(this.spec.dir, `${c.barcode}.aws`));
+        c.image = await AwsImage.open(this.imagePath(c.barcode));
       } catch (x) {
         this.log(`cartridge ${c.barcode}: ${(x as Error).message}`);
         return A.TST_IO_ERROR;
       }
       if (c.image.tornBytes > 0) this.log(`cartridge ${c.barcode}: ${c.image.tornBytes} byte(s) of a write torn by a crash dropped from the end of the image`);
       d.threaded = true;
-      void nowNs;
     }
     d.position = 0;
     d.file = 0;

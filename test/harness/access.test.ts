@@ -5,9 +5,10 @@
 import test from 'ava';
 import * as scsi from '../../lib/scsi';
 import { ScsiClient } from '../../host/client';
-import { tempDir, startSmall, createVolume, pattern, SmallOptions } from './env';
+import * as A from '../../hal/abi';
+import { tempDir, startSmall, createVolume, pattern, senseOf, SmallOptions } from './env';
 import { NbdClient, OPT, REP, CMD, E, goData } from '../nbd/client';
-import { IscsiConn } from '../iscsi/initiator';
+import { IscsiConn } from '../../host/iscsi';
 import type { Emulator } from '../../harness';
 import { runSanctl } from '../host/run-sanctl';
 
@@ -141,4 +142,54 @@ test('sanctl volume access: lists the volume\'s access, sets an initiator\'s, se
   t.is(bad.code, 2);
   t.regex(bad.stderr, /the access is rw, ro, none or remove/);
   t.is((await ctl(['volume', 'access', 'db', 'x'])).code, 2, 'an initiator without an access');
+});
+
+test('the access table: all 256 records apply, the last one too and after a restart; the 257th is refused 83h/00h and changes nothing; a record removed makes room', async (t) => {
+  const o: SmallOptions = { dir: tempDir('access-full'), ports };
+  let emu = await startSmall(o);
+  t.teardown(() => emu.stop());
+  const v = await createVolume(emu.connect(), { name: 'v', blocks: 64, blockSize: 512, placement: 'linear' }, 1);
+  let admin = new ScsiClient(emu.connect());
+  const queues = (await admin.listSessions()).filter((x) => x.kind === 'queue').map((x) => x.initiator);
+  const fillers = Array.from({ length: 256 - queues.length }, (_, i) => `filler-${i}`);
+  for (const name of fillers) await admin.setAccess(v, 'rw', name);
+  for (const q of queues) await admin.setAccess(v, 'ro', q); // the last records of the table
+  const refusedWrite = async (when: string) => {
+    const w = await admin.transport.submit({ lun: 1, cdb: scsi.readWrite(true, 0, 1), dataOut: Buffer.alloc(512) });
+    t.deepEqual([w.status, w.sense[2] & 0xf, w.sense[12]], [2, 7, 0x27], `${when}: the table's last record applies`);
+  };
+  await refusedWrite('before the restart');
+  t.like(await senseOf(admin.setAccess(v, 'none', 'one-too-many')), { key: scsi.SenseKey.ILLEGAL_REQUEST, asc: 0x83, ascq: 0 });
+  t.is((await admin.listAccess(v)).length, 1 + 256, 'the unnamed mode and 256 records, none more');
+  await emu.stop();
+  emu = await startSmall(o);
+  admin = new ScsiClient(emu.connect());
+  const mine = (await admin.listSessions()).filter((x) => x.kind === 'queue').map((x) => x.initiator);
+  t.true(mine.every((q) => queues.includes(q)), 'the same in-process names after the restart');
+  await refusedWrite('after the restart');
+  await admin.setAccess(v, 'remove', fillers[0]);
+  await admin.setAccess(v, 'none', 'one-too-many');
+  t.true((await admin.listAccess(v)).some((e) => e.initiator === 'one-too-many' && e.mode === 'none'), 'in the place removed');
+});
+
+test('read-only: every command that would change blocks ends DATA PROTECT, WRITE PROTECTED before anything else, counted in STAT_ACCESS_DENIED; reads go on', async (t) => {
+  const emu = await startSmall({ dir: tempDir('access-ro'), ports });
+  t.teardown(() => emu.stop());
+  const v = await createVolume(emu.connect(), { name: 'v', blocks: 64, blockSize: 512, placement: 'linear' }, 1);
+  const admin = new ScsiClient(emu.connect());
+  await admin.setAccess(v, 'ro', { unnamed: true });
+  const denied = () => emu.array().stats()[A.STAT_ACCESS_DENIED];
+  const before = denied();
+  // FORMAT UNIT; WRITE 6/10/12/16; WRITE AND VERIFY 10/12/16; WRITE SAME 10/16; UNMAP; COMPARE AND WRITE.
+  const ops = [0x04, 0x0a, 0x2a, 0xaa, 0x8a, 0x2e, 0xae, 0x8e, 0x41, 0x93, 0x42, 0x89];
+  for (const op of ops) {
+    const cdb = Buffer.alloc(op < 0x20 ? 6 : op < 0x60 ? 10 : op < 0xa0 ? 16 : 12);
+    cdb[0] = op;
+    const r = await admin.transport.submit({ lun: 1, cdb });
+    t.deepEqual([r.status, r.sense[2] & 0xf, r.sense[12], r.sense[13]], [2, 7, 0x27, 0], `opcode ${op.toString(16)}`);
+  }
+  t.is(denied() - before, ops.length);
+  const r = await admin.transport.submit({ lun: 1, cdb: scsi.readWrite(false, 0, 8), dataInLength: 4096 });
+  t.is(r.status, 0, 'a read');
+  t.is(denied() - before, ops.length, 'not counted');
 });

@@ -9,7 +9,7 @@ import * as scsi from '../../lib/scsi';
 import { tempDir, pattern } from '../harness/env';
 import { startSanbox } from '../e2e/sanbox';
 import { ensureBuilt } from '../e2e/built';
-import { IscsiConn, rw10 } from './initiator';
+import { IscsiConn, rw10 } from '../../host/iscsi';
 import { have, run } from './env';
 
 test.before(ensureBuilt); // bin/sanbox.js runs the compiled host code in dist/

@@ -8,7 +8,7 @@ import test from 'ava';
 import * as A from '../../hal/abi';
 import { Prng } from '../../hal/prng';
 import { startIscsi } from './env';
-import { IscsiConn, OP, bhs, keys, rw10 } from './initiator';
+import { IscsiConn, OP, bhs, keys, rw10 } from '../../host/iscsi';
 import { createVolume, pattern } from '../harness/env';
 
 const PDUS = Number(process.env.FUZZ_PDUS ?? 6000);

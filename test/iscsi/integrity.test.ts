@@ -9,7 +9,7 @@ import * as A from '../../hal/abi';
 import * as scsi from '../../lib/scsi';
 import { ScsiClient } from '../../host/client';
 import { startIscsi } from './env';
-import { IscsiConn, OP, Pdu, bhs, rw10, tur } from './initiator';
+import { IscsiConn, OP, Pdu, bhs, rw10, tur } from '../../host/iscsi';
 import { pattern, read, write, run } from '../harness/env';
 
 const ENOSPC = 28;

@@ -6,7 +6,7 @@ import test from 'ava';
 import * as crypto from 'crypto';
 import * as A from '../../hal/abi';
 import { startIscsi } from './env';
-import { IscsiConn, OP, bhs, keys, parseKeys, tur } from './initiator';
+import { IscsiConn, OP, bhs, keys, parseKeys, tur } from '../../host/iscsi';
 
 const NAME = 'iqn.2026-11.org.sanbox:test-initiator';
 

@@ -6,10 +6,10 @@ import test from 'ava';
 import * as net from 'net';
 import * as A from '../../hal/abi';
 import { startIscsi } from './env';
-import { IscsiConn, OP, bhs, keys, parseKeys, rw10, tur } from './initiator';
+import { IscsiConn, OP, bhs, keys, parseKeys, rw10, tur } from '../../host/iscsi';
 import * as scsi from '../../lib/scsi';
 import { connect } from '../../host/connect';
-import { pattern, read, run } from '../harness/env';
+import { pattern, read, run, write } from '../harness/env';
 
 test('a write with immediate and unsolicited data up to FirstBurstLength, then R2Ts of MaxBurstLength for the rest', async (t) => {
   const a = await startIscsi('ffp-write');
@@ -230,6 +230,31 @@ test('SendTargets in a normal session: its own target for an empty value, All re
   t.deepEqual(parseKeys((await c.next((p) => p.itt === 5)).data), { TargetName: a.target, TargetAddress: `${a.portal},1` });
   c.send(bhs(OP.TEXT, 0x80, { itt: 6, cmdSN: c.cmdSN, immediate: true }), keys({ SendTargets: 'All', InitialR2T: 'No', 'X-y': 'z' }));
   t.deepEqual(parseKeys((await c.next((p) => p.itt === 6)).data), { SendTargets: 'Reject', InitialR2T: 'Irrelevant', 'X-y': 'NotUnderstood' });
+});
+
+test('an initiator that stops reading is dropped once a ping interval has gone by with no room for the ping and as long again; its slot serves the next (virtual time)', async (t) => {
+  const a = await startIscsi('ffp-stalled-reader', { pingIntervalMs: 1000, mode: 'deterministic', sessions: 1 });
+  t.teardown(() => a.emu.stop());
+  await write(a.emu.connect(), 1, 0, pattern(1 << 20, 12)); // in the cache: the READs below send at once
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  await c.login(a.target);
+  // 64 MiB of READs, not read: the kernel's socket buffers, then the session's tx ring fill, and
+  // the READs stay half sent, holding their cache slots.
+  c.sock.pause();
+  for (let i = 0; i < 64; i++) {
+    const b = bhs(OP.SCSI_COMMAND, 0xc1, { itt: c.itt(), cmdSN: c.cmdSN++, lun: 1 });
+    b.writeUInt32BE(1 << 20, 20);
+    rw10(false, 0, 2048).copy(b, 32);
+    c.send(b);
+  }
+  await a.emu.settle();
+  await a.emu.advance(1300); // idle for the interval: a ping is due, and finds no room
+  await a.emu.advance(2600); // as long again, no room: the session ends and its tasks with it
+  const next = await IscsiConn.connect(a.port);
+  t.teardown(() => next.close());
+  await next.login(a.target, {}, { isid: Buffer.from([0x80, 0, 0, 0, 0, 9]) });
+  t.is((await next.command(1, rw10(false, 0, 2048), { read: 1 << 20 })).status, 0, 'the only slot serves a new initiator');
 });
 
 test('Reject: an opcode the target does not know, SNACK at ErrorRecoveryLevel 0, a Login in full feature phase, a data segment beyond MaxRecvDataSegmentLength', async (t) => {

@@ -5,7 +5,7 @@
 import test from 'ava';
 import * as A from '../../hal/abi';
 import { startIscsi } from './env';
-import { IscsiConn, OP, bhs, rw10, tur, Pdu } from './initiator';
+import { IscsiConn, OP, bhs, rw10, tur, Pdu } from '../../host/iscsi';
 import { pattern, read, write } from '../harness/env';
 
 const TMF = { ABORT_TASK: 1, ABORT_TASK_SET: 2, CLEAR_ACA: 3, CLEAR_TASK_SET: 4, LUN_RESET: 5, WARM_RESET: 6, COLD_RESET: 7, REASSIGN: 8 };

@@ -9,6 +9,7 @@ import * as A from '../../hal/abi';
 import { pattern } from '../harness/env';
 import { startNbd, NbdArray } from './env';
 import { NbdClient, OPT, REP, CMD, FLAG, E, goData } from './client';
+import { ScsiClient } from '../../host/client';
 
 async function ready(a: NbdArray, structured = true): Promise<NbdClient> {
   const c = await NbdClient.connect(a.port);
@@ -178,6 +179,46 @@ for (const structured of [false, true]) {
     t.true(stat(a, A.STAT_NBD_ERRORS) >= cases.length + 1);
   });
 }
+
+test('TRIM frees nothing (docs/nbd.md): no SCSI command runs and the range reads back what was written; it is checked as a write (EINVAL, EPERM once the access list makes the export read-only, EIO once it hides it)', async (t) => {
+  const a = await startNbd('nbd-trim', { blocks: 2048 });
+  t.teardown(() => a.emu.stop());
+  const c = await ready(a);
+  t.teardown(() => c.close());
+  const admin = new ScsiClient(a.emu.connect());
+  const v = (await admin.listVolumes()).find((x) => x.name === 'v')!.number;
+  const data = pattern(128 << 10, 5);
+  c.request(CMD.WRITE, 1n, 65536, data.length, 0, data);
+  t.is((await c.reply()).error, 0);
+  const commands = stat(a, A.STAT_COMMANDS);
+  c.request(CMD.TRIM, 2n, 65536, data.length, FLAG.FUA);
+  t.is((await c.reply()).error, 0);
+  c.request(CMD.TRIM, 3n, 0, 2048 * 512);
+  t.is((await c.reply()).error, 0, 'the whole export');
+  t.is(stat(a, A.STAT_COMMANDS), commands, 'no SCSI command ran');
+  c.request(CMD.READ, 4n, 65536, data.length);
+  t.true((await c.reply(data.length)).data.equals(data), 'the trimmed range holds what was written');
+  const refused: Array<[string, bigint, number, number, number]> = [
+    ['unaligned', 100n, 512, 0, E.EINVAL],
+    ['beyond the end', BigInt(2048 * 512 - 512), 1024, 0, E.EINVAL],
+    ['NO_HOLE', 0n, 512, FLAG.NO_HOLE, E.EINVAL],
+  ];
+  for (const [what, offset, length, flags, errno] of refused) {
+    c.request(CMD.TRIM, 5n, offset, length, flags);
+    const r = await c.reply();
+    t.is(r.error, errno, what);
+    t.regex(r.message ?? '', /^sanbox: /, what);
+  }
+  await admin.setAccess(v, 'ro', 'nbd:127.0.0.1');
+  c.request(CMD.TRIM, 6n, 0, 512);
+  t.is((await c.reply()).error, E.EPERM, 'read-only since the handshake');
+  await admin.setAccess(v, 'none', 'nbd:127.0.0.1');
+  c.request(CMD.TRIM, 7n, 0, 512);
+  const hidden = await c.reply();
+  t.is(hidden.error, E.EIO, 'hidden since the handshake');
+  t.is(hidden.message, 'sanbox: the export is no longer there for this client');
+  t.is(stat(a, A.STAT_COMMANDS), commands + 3, 'only the READ and the two SET ACCESS commands ran');
+});
 
 test('WRITE_ZEROES of 40 MiB (more than one command: chained in one context) reads back zeros around data that stays', async (t) => {
   const a = await startNbd('nbd-zeroes', { blocks: 131072, cache: { size: '16MiB' } });

@@ -159,6 +159,43 @@ test('001 3rd embodiment, FIGs 8-9: not-yet-reflected data is read from the sour
   } finally { await r.emu.stop(); }
 });
 
+test('001 3rd embodiment, FIG. 9 track by track: a track of the range not yet reflected is read from the source 601 into 515 (and not written to the target 602), a reflected one from the target; merged, the tape holds the split image', async (t) => {
+  const r = await duplexWithDifference('emb3-tracks');
+  try {
+    await r.c.pairSplit(r.src);
+    const half = RANGE.blocks / 2;
+    // The range's first 8 tracks are reflected before the backup, and the client server then writes
+    // them again on the source: only the target still holds their split image. The last 8 wait for
+    // the pair copy: only the source holds theirs (copy before write keeps it there).
+    await r.c.pairCopyRange(r.src, RANGE.lba, half, { wait: true });
+    await write(r.s, 1, RANGE.lba, pattern(half * 512, 3));
+    const list = await listFor(r, { listId: 1, policy: 'merge', source: 2 });
+    await r.cm.copy(list); // IMMED
+    let st = await r.cm.status(1);
+    for (let i = 0; i < 40000 && st.state === 'in progress'; i++) st = await r.cm.status(1); // no advance(): the copy's I/O moves the clock
+    t.is(st.state, 'good');
+    // At once, before the drive goes back (its unload would let the pair copy finish): the pair is
+    // deleted, both volumes keep their data, and the target's own tracks can be read.
+    await r.c.pairDelete(r.src);
+    await r.drive.release();
+    const source = rangeOf(await volumeData(r.s, 1));
+    const target = rangeOf(await volumeData(r.s, 2));
+    const tape = await tapeRange(r);
+    const image = rangeOf(r.image);
+    const track = (b: Buffer, k: number): Buffer => b.subarray(k * TRACK, (k + 1) * TRACK);
+    for (let k = 0; k < RANGE.blocks / SECTORS_PER_TRACK; k++) {
+      const n = RANGE.lba / SECTORS_PER_TRACK + k;
+      if (k * SECTORS_PER_TRACK < half) {
+        t.false(track(source, k).equals(track(image, k)), `track ${n}: reflected, then rewritten on the source`);
+        t.true(track(tape, k).equals(track(image, k)), `track ${n}: reflected: read from the target 602`);
+      } else {
+        t.true(track(target, k).equals(track(rangeOf(r.ref), k)), `track ${n}: not reflected: the target 602 still holds its data from before the split, the copy did not write it there`);
+        t.true(track(tape, k).equals(track(image, k)), `track ${n}: not reflected: read from the source 601 into the area 515`);
+      }
+    }
+  } finally { await r.emu.stop(); }
+});
+
 test('001 4th embodiment, FIGs 10-11: split and backup in one command (vendor segment C0h, IMMED): GOOD at the split, the backup server follows with RECEIVE COPY RESULTS', async (t) => {
   const r = await duplexWithDifference('emb4');
   try {

@@ -300,3 +300,39 @@ test('a DELETE VOLUME cut off before its LUN map reached NV leaves no LUN mappin
   t.deepEqual([bad.key, bad.asc], [5, 0x25], bad.text);
   t.deepEqual((await maps()).map((m) => `${m.port}:${m.lun}=${m.volume}`), ['0:1=0']);
 });
+
+// Seed 700165 (`leak`, step 53, of the 10-minute run from seed 700000): volume 1 "v4" was created
+// on the extents of the deleted volume 1 "v3"; the init map record of a chunk v4 wrote first was
+// torn by a power cut as its destage marked it; boot rebuilt the record from the volume table,
+// counting every chunk v4 owns as written, and v4's never-written chunk 0 read v3's bytes from
+// the medium. The record has two copies now: the tear leaves the previous one whole.
+test('an init map record torn as a first destage marks it leaves the previous copy: a volume on a deleted one\'s extents never reads its bytes (seed 700165: leak)', async (t) => {
+  const dir = tempDir('sim-init-torn');
+  const emu = await startSmall(topo(dir));
+  const s = emu.connect();
+  const spec = { blocks: 1024, blockSize: 512 as const, placement: 'linear' as const };
+  await createVolume(s, { name: 'v3', ...spec }, 1);
+  await write(s, 1, 0, pattern(4096, 1)); // chunk 0 of v3, on the medium after the flush
+  await emu.flush();
+  await run(s, 0, scsi.deleteVolume(0, true));
+  await createVolume(s, { name: 'v4', ...spec }, 1); // volume 0 again, on the same chunks
+  t.true((await read(s, 1, 0, 8)).equals(Buffer.alloc(4096)), 'before the tear: chunk 0 of v4 was never written');
+  const acked = pattern(4096, 2);
+  await write(s, 1, 128, acked); // chunk 1 of v4: its first destage marks it in the same record
+  const a = emu.array();
+  a.nv.inject({ type: 'torn', bytes: 58, afterWrites: 0 }); // the next NV write: the mark, after the medium flush
+  await emu.flush(); // answered when the slot is clean in the directory, before its NV records land
+  // A WRITE is answered after its NV entries, which follow the torn one in the ring: the power fails first.
+  await t.throwsAsync(write(s, 1, 256, pattern(512, 3)));
+  t.regex(a.failed?.message ?? '', /torn write \(58 of 72 bytes/);
+  await emu.stop('powerFail');
+
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  t.true((await read(s2, 1, 0, 8)).equals(Buffer.alloc(4096)), 'chunk 0 of v4 reads zeros, not v3\'s bytes');
+  t.true((await read(s2, 1, 128, 8)).equals(acked), 'the acknowledged write of chunk 1 reads back');
+  await again.flush(); // chunk 1's slot was still dirty in NV: destaged whole again, and marked
+  t.true((await read(s2, 1, 128, 8)).equals(acked));
+  t.true((await read(s2, 1, 0, 8)).equals(Buffer.alloc(4096)));
+});

@@ -10,7 +10,7 @@ import { ScsiClient } from '../../host/client';
 import { Emulator } from '../../harness';
 import { tempDir, pattern, senseOf } from '../harness/env';
 import { libraryTopology, cdb, parseElements, CHANGER, DRIVE0, DRIVE1, DT0 } from './env';
-import { IscsiConn, OP, bhs } from '../iscsi/initiator';
+import { IscsiConn, OP, bhs } from '../../host/iscsi';
 import type { CommandTransport } from '../../lib/transport';
 import { runSanctl } from '../host/run-sanctl';
 

@@ -5,7 +5,7 @@ import test from 'ava';
 import { Emulator } from '../../harness';
 import { tempDir, run, pattern, senseOf } from '../harness/env';
 import { libraryTopology, cdb, CHANGER, DRIVE0, SLOT0, DT0 } from './env';
-import { IscsiConn } from '../iscsi/initiator';
+import { IscsiConn } from '../../host/iscsi';
 import { connect } from '../../host/connect';
 import * as scsi from '../../lib/scsi';
 

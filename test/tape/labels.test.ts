@@ -99,12 +99,11 @@ test('kill -9 while a host writes records: every acknowledged record is in the i
     await tr.close().catch(() => undefined);
   } finally { if (s.child.exitCode === null) s.child.kill('SIGKILL'); }
   const image = path.join(libraryDir(dir), 'SB0001L5.aws');
-  const img = new AwsImage(image);
+  const img = await AwsImage.open(image);
   try {
     t.true(img.objects.length >= acked.length, `${img.objects.length} records in the image, ${acked.length} acknowledged`);
     for (const i of acked) {
-      const b = Buffer.alloc(4);
-      img.readRecord(i, b);
+      const b = await img.readRecord(i, 4);
       t.is(b.readUInt32BE(0), i);
     }
   } finally { img.close(); }

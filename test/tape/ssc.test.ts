@@ -6,6 +6,8 @@ import * as scsi from '../../lib/scsi';
 import { tempDir, run, senseOf, pattern } from '../harness/env';
 import { startLibrary, cdb, parseElements, blockSizeList, CHANGER, DRIVE0, DRIVE1, SLOT0, IE0, DT0, DT1 } from './env';
 import type { CommandTransport } from '../../lib/transport';
+import type { QueueSession } from '../../hal/channels/queue';
+import * as A from '../../hal/abi';
 
 async function mount(t: CommandTransport, slot: number, drive: number, lun: number): Promise<void> {
   await run(t, CHANGER, cdb.moveMedium(slot, drive));
@@ -210,5 +212,33 @@ test('sharing: a drive RESERVEd by one host answers RESERVATION CONFLICT to anot
     t.is((await a.submit({ lun: DRIVE0, cdb: cdb.tur() })).status, 0x18);
     b.close();
     await run(a, DRIVE0, cdb.tur()); // b's session is gone, and its reservation with it
+  } finally { await emu.stop(); }
+});
+
+test('a READ asking for more than the host\'s buffer holds sends only the expected length (overflow residual), the ILI sense too; the bytes after the buffer are untouched', async (t) => {
+  const emu = await startLibrary({ dir: tempDir('tape-overrun') });
+  try {
+    const q = emu.connect() as unknown as QueueSession;
+    await mount(q, SLOT0, DT0, DRIVE0);
+    const rec = pattern(20000, 5);
+    await run(q, DRIVE0, cdb.write(rec.length), { out: rec });
+    await run(q, DRIVE0, cdb.rewind());
+    // The session's data area: the next command's 4 KiB go at its start, what follows is another command's.
+    const area = q.slot.ring(A.SES_DATA);
+    const mem = emu.array().mem;
+    mem.u8.fill(0xee, area, area + 65536);
+    const r = await q.submit({ lun: DRIVE0, cdb: cdb.read(rec.length), dataInLength: 4096 });
+    t.is(r.status, 0);
+    t.deepEqual(Buffer.from(r.data), rec.subarray(0, 4096));
+    t.deepEqual([r.residualOverflow, r.residual], [true, rec.length - 4096]);
+    t.true(Buffer.from(mem.bytes(area + 4096, 65536 - 4096)).equals(Buffer.alloc(65536 - 4096, 0xee)), 'nothing written past the 4 KiB the host gave');
+    // A longer READ of the same record: ILI with INFORMATION = asked - actual, and still no more than the host's 8 KiB.
+    await run(q, DRIVE0, cdb.rewind());
+    mem.u8.fill(0xee, area, area + 65536);
+    const ili = await q.submit({ lun: DRIVE0, cdb: cdb.read(30000), dataInLength: 8192 });
+    const s = scsi.decodeSense(ili.sense);
+    t.deepEqual([ili.status, s.ili, s.info], [2, true, 10000]);
+    t.deepEqual(Buffer.from(ili.data), rec.subarray(0, 8192));
+    t.true(Buffer.from(mem.bytes(area + 8192, 65536 - 8192)).equals(Buffer.alloc(65536 - 8192, 0xee)), 'nothing written past the 8 KiB the host gave');
   } finally { await emu.stop(); }
 });

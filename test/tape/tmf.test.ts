@@ -9,7 +9,7 @@ import test from 'ava';
 import { Emulator } from '../../harness';
 import { tempDir, pattern } from '../harness/env';
 import { libraryTopology, cdb, CHANGER, DRIVE0, SLOT0, DT0 } from './env';
-import { IscsiConn, OP, bhs } from '../iscsi/initiator';
+import { IscsiConn, OP, bhs } from '../../host/iscsi';
 import * as scsi from '../../lib/scsi';
 
 const TMF = { ABORT_TASK_SET: 2, CLEAR_TASK_SET: 4, LUN_RESET: 5 };

@@ -17,14 +17,22 @@ export interface Rig {
   src: number; tgt: number; spare: number; ref: Buffer;
 }
 
-export async function rig(label: string, o: { cache?: string; cartridge?: string; disks?: boolean } = {}): Promise<Rig> {
+/**
+ * o.tcp: in real time, with two channel IOPs each serving an inproc and a framed TCP port (q0, fe0
+ * on IOP 0; q1, fe1 on IOP 1), as npm start's default topology; the rig's own session stays inproc.
+ */
+export async function rig(label: string, o: { cache?: string; cartridge?: string; disks?: boolean; tcp?: boolean } = {}): Promise<Rig> {
   const dir = tempDir(label);
   const topo = libraryTopology({
     dir, seed: 11,
+    ...(o.tcp ? {
+      mode: 'realtime', channels: 2,
+      ports: [0, 1].flatMap((iop) => [{ name: `q${iop}`, iop, transport: 'inproc' }, { name: `fe${iop}`, iop, transport: 'tcp', port: 0 }]),
+    } : {}),
     // disks: media with a disk's timing (seek, rotation, transfer), so a pair copy takes the time it would
     ...(o.disks ? { media: ['d0', 'd1'].map((name) => ({ name, kind: 'file', size: '64MiB', timing: { seekMs: { average: 8 }, rpm: 7200, transferMBps: 100 } })) } : {}),
     cache: { size: o.cache ?? '8MiB', destageIntervalMs: 2, destageAgeMs: 5 },
-    library: { cartridges: [{ barcode: 'SB0001L5', size: o.cartridge ?? '64MiB' }, { barcode: 'SB0002L5', size: o.cartridge ?? '64MiB' }, { barcode: 'SB0003L5', size: '4MiB', writeProtect: true }] },
+    library: { ...(o.tcp ? { timing: { loadMs: 1, unloadMs: 1, moveMs: 1 } } : {}), cartridges: [{ barcode: 'SB0001L5', size: o.cartridge ?? '64MiB' }, { barcode: 'SB0002L5', size: o.cartridge ?? '64MiB' }, { barcode: 'SB0003L5', size: '4MiB', writeProtect: true }] },
   });
   const emu = await Emulator.start(topo, { debug: true });
   const s = emu.connect();

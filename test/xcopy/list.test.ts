@@ -244,3 +244,42 @@ test('LUN security (004): a volume whose access list says none for this initiato
     t.true((await read(r.s, 1, 0, 4)).equals(r.ref.subarray(0, 2048)), 'the source volume was not written');
   } finally { await r.emu.stop(); }
 });
+
+test('LUN security for drives (CVE-2020-28374): a drive whose access list says none for this initiator is not reachable; a read-only one is a source, never a destination (no record, no filemark)', async (t) => {
+  const r = await rig('xcopy-tape-access');
+  try {
+    const drive = await r.lib.assign('SB0001L5');
+    const dev = drive.lun - 256; // the index SET ACCESS names it by (0 the changer, then the drives)
+    const naa = await naaOf(r.c, drive.lun); // asked while the drive is visible
+    const vol = block(await naaOf(r.c, 1));
+    const spare = block(await naaOf(r.c, 3));
+    const stream: Cscd = { type: 'stream', naa, blockBytes: 0 };
+    const record = pattern(512, 7);
+    t.is((await send(r, { listId: 30, nrcr: true, targets: [stream], segments: [{ type: 'embedded', dst: 0, data: record, streamLength: record.length }] })).status, 0, 'read-write: a destination');
+    await drive.rewind();
+
+    await r.c.setTapeAccess(dev, 'ro', { unnamed: true });
+    const writeTo = await send(r, { listId: 31, nrcr: true, targets: [vol, stream], segments: [{ type: 'block-to-stream', src: 0, dst: 1, lba: 0, blocks: 2, streamLength: 1024 }] });
+    t.deepEqual([writeTo.sense?.key, writeTo.sense?.asc, writeTo.sense?.ascq], [scsi.SenseKey.DATA_PROTECT, 0x27, 0x00], 'read-only: not a destination');
+    t.is(writeTo.raw.readUInt16BE(16), 16 + 64 + 6, 'the field pointer names the segment\'s destination index');
+    const marks = await send(r, { listId: 32, nrcr: true, targets: [stream], segments: [{ type: 'filemarks', dst: 0, count: 1 }] });
+    t.deepEqual([marks.sense?.key, marks.sense?.asc, marks.sense?.ascq], [scsi.SenseKey.DATA_PROTECT, 0x27, 0x00], 'nor are filemarks written');
+    const readFrom = await send(r, { listId: 33, nrcr: true, targets: [stream, spare], segments: [{ type: 'stream-to-block', src: 0, dst: 1, lba: 0, blocks: 1, streamLength: 512 }] });
+    t.is(readFrom.status, 0, `read-only: a source ${JSON.stringify(readFrom.sense)}`);
+    t.true((await read(r.s, 3, 0, 1)).equals(record), 'the record (at the start of the tape: nothing overwrote it) restored');
+    t.is((await drive.readRecord()).kind, 'eod', 'nothing was written after it');
+
+    await r.c.setTapeAccess(dev, 'none', { unnamed: true });
+    const lists: CopyList[] = [
+      { listId: 35, nrcr: true, targets: [stream], segments: [{ type: 'hold', src: 0, streamLength: 1 }] },
+      { listId: 36, nrcr: true, targets: [vol, stream], segments: [] },
+    ];
+    for (const l of lists) {
+      const none = await send(r, l);
+      t.deepEqual([none.sense?.key, none.sense?.asc, none.sense?.ascq], [scsi.SenseKey.COPY_ABORTED, 0x0d, 0x02], `none: not reachable (list ${l.listId})`);
+      t.is(none.raw.readUInt16BE(16), 16 + 32 * (l.targets.length - 1) + 8, 'the pointer names the drive\'s NAA');
+    }
+    await r.c.setTapeAccess(dev, 'rw', { unnamed: true });
+    await drive.release();
+  } finally { await r.emu.stop(); }
+});

@@ -38,11 +38,10 @@ import {
 import {
   bhsBegin, pduSend, OP_DATA_IN, OP_R2T, OP_SCSI_RESPONSE, B_FLAGS, B_LUN, B_ITT, B_TTT, B_CMDSN, B_DATASN,
   B_OFFSET, B_LENGTH, B_CDB, FINAL, IMMEDIATE, BHS_BYTES, REJECT_PROTOCOL, REJECT_INVALID_FIELD, REJECT_DATA_DIGEST,
-  REJECT_NOT_SUPPORTED,
+  REJECT_NOT_SUPPORTED, NO_TAG, newTtt,
 } from "./pdu";
 import { reject, tmfGapClosed } from "./control";
 
-const NO_TAG: u32 = 0xFFFFFFFF;
 const F_READ: u32 = 0x40;
 const F_WRITE: u32 = 0x20;
 const S_BIT: u32 = 0x01;
@@ -375,8 +374,7 @@ function r2t(c: usize, t: IscsiTask, offset: u32, length: u32): u32 {
   const sess = session(port, s);
   const win = min<u32>(length, sess.maxBurst);
   if (!ctxBuffer(c, win, false)) return WIN_RETRY;
-  let ttt = sess.tttNext++;
-  if (ttt == NO_TAG || ttt == 0) { ttt = 1; sess.tttNext = 2; }
+  const ttt = newTtt(sess);
   const b = bhsBegin(OP_R2T, FINAL);
   putLun(b, <u32>load<u16>(c + CX_LUN));
   putBe32(b + B_ITT, load<u32>(c + CX_TAG));

@@ -2,16 +2,17 @@
 // Text (SendTargets, MaxRecvDataSegmentLength), Logout, Async Message, and Task Management.
 import {
   STAT_ISCSI_REJECTS, STAT_TASK_MGMT, TRACE_PDU_ERROR, TRACE_TASK_MGMT, PORT_ISCSI, PERR_PROTOCOL, PERR_TIMEOUT,
-  PERR_FIELD, MAX_LUNS,
+  PERR_FIELD, PERR_CMDSN, MAX_LUNS, SES_TX,
 } from "../../abi";
-import { byteRingRead } from "../../ring";
+import { byteRingRead, ringHead } from "../../ring";
 import { gNow, wakeAt } from "../../iop";
 import { portCount } from "../../config";
 import { CX_PORT, CX_SESSION, CX_LUN, ctxAt, bufAlloc, bufFree, bufAddr, BUFFER_GRANULE_BYTES } from "../../ctx";
-import { portKind, portSessions, tagFind, sessionHangUp, abortSession } from "../../channel";
+import { portKind, portSessions, tagFind, sessionHangUp, abortSession, sessionDesc } from "../../channel";
 import { abortCommand, abortWhere, logicalUnitAt, ANY, LU_COMMAND_DEVICE, LU_NONE, LU_TAPE_BASE, ABORT_SILENT } from "../../sequencer";
 import { tapeDevices } from "../../tape/device";
 import { tapeReset } from "../../tape/command";
+import { xcopyUnitReset } from "../../xcopy/command";
 import { volumeAtLun } from "../../volume";
 import { logicalUnitVisible } from "../access";
 import { statInc, statAdd } from "../../stats";
@@ -24,16 +25,17 @@ import {
 } from "./state";
 import {
   bhsBegin, pduSend, OP_NOP_IN, OP_TEXT_RESPONSE, OP_LOGOUT_RESPONSE, OP_REJECT, OP_ASYNC, OP_TASK_MGMT_RESPONSE,
-  B_FLAGS, B_LUN, B_ITT, B_TTT, B_CMDSN, B_OFFSET, FINAL, IMMEDIATE, BHS_BYTES, rxBhs,
+  B_FLAGS, B_LUN, B_ITT, B_TTT, B_CMDSN, B_OFFSET, FINAL, IMMEDIATE, BHS_BYTES, rxBhs, NO_TAG, newTtt,
+  REJECT_PROTOCOL, REJECT_INVALID_FIELD, REJECT_OUT_OF_RESOURCES,
 } from "./pdu";
 import {
   textNext, TEXT_PAIR, TEXT_MALFORMED, bytesEq, parseNumber, textInit, textLength, textData, textKey, textBytes,
   textLit, textEnd, textPairBytes, textDecimal,
 } from "./text";
-import { targetName, targetNameLen, hostText, hostWildcard, listenPort, localAddress, localAddressLen, strLen } from "./port";
+import { isLoginKey } from "./login";
+import { targetName, targetNameLen, isTargetName, hostText, hostWildcard, listenPort, localAddress, localAddressLen, strLen } from "./port";
 import { cmdsnPlace, cmdsnMarkAhead, cmdsnAdvance, drop, SN_IN_ORDER, SN_AHEAD, SN_OUTSIDE } from "./command";
 
-const NO_TAG: u32 = 0xFFFFFFFF;
 const CONTINUE: u32 = 0x40;
 
 // ---- Reject (RFC 7143 11.17) -----------------------------------------------------------------------------
@@ -58,7 +60,7 @@ function takeCmdSN(port: u32, s: u32, sess: IscsiSession, b: usize): bool {
   if ((load<u8>(b) & IMMEDIATE) != 0) return true;
   const cmdsn = getBe32(b + B_CMDSN);
   const place = cmdsnPlace(sess, cmdsn);
-  if (place == SN_OUTSIDE) { drop(port, s, 7 /* PERR_CMDSN */, b); return false; }
+  if (place == SN_OUTSIDE) { drop(port, s, PERR_CMDSN, b); return false; }
   if (place == SN_AHEAD) cmdsnMarkAhead(sess, cmdsn);
   else cmdsnAdvance(port, s, sess);
   return true;
@@ -74,14 +76,14 @@ export function nopOut(port: u32, s: u32, sess: IscsiSession, b: usize, rx: usiz
     if (ttt != NO_TAG && ttt == sess.pingTtt) sess.pingTtt = 0;
     return; // nothing to answer (RFC 7143 11.18.3)
   }
-  if (ttt != NO_TAG) { reject(port, s, sess, 0x09, b, PERR_FIELD); return; } // a ping carries no TTT of ours
+  if (ttt != NO_TAG) { reject(port, s, sess, REJECT_INVALID_FIELD, b, PERR_FIELD); return; } // a ping carries no TTT of ours
   if (!takeCmdSN(port, s, sess, b)) return;
   const n = min<u32>(len, sess.sendLimit);
   let first: u32 = 0;
   const granules = (n + BUFFER_GRANULE_BYTES - 1) / BUFFER_GRANULE_BYTES;
   if (n > 0) {
     first = bufAlloc(granules);
-    if (first == 0) { reject(port, s, sess, 0x0A, b, PERR_PROTOCOL); return; } // out of resources: may be sent again
+    if (first == 0) { reject(port, s, sess, REJECT_OUT_OF_RESOURCES, b, PERR_PROTOCOL); return; }
     byteRingRead(rx, at, bufAddr(first), n);
   }
   const r = bhsBegin(OP_NOP_IN, FINAL);
@@ -94,7 +96,9 @@ export function nopOut(port: u32, s: u32, sess: IscsiSession, b: usize, rx: usiz
 
 /**
  * Pings an idle initiator (NOP-In with a TTT of ours, ITT FFFFFFFFh: StatSN does not advance);
- * one unanswered for as long again ends the connection. Returns true when it did.
+ * one unanswered for as long again ends the connection. A ping that finds no room in the tx ring
+ * ends it too when the initiator takes nothing from the ring for as long again: it reads nothing of
+ * what it asked for, and its commands would hold their cache slots for ever. Returns true when it ended.
  */
 export function pingCheck(port: u32, s: u32, sess: IscsiSession, interval: f64): bool {
   if (interval <= 0) return false;
@@ -106,13 +110,23 @@ export function pingCheck(port: u32, s: u32, sess: IscsiSession, interval: f64):
     lazyWake(max<f64>(sess.pingSentNs, sess.lastRxNs) + interval, interval);
     return false;
   }
-  if (gNow - sess.lastRxNs < interval) { lazyWake(sess.lastRxNs + interval, interval); return false; }
-  let ttt = sess.tttNext++;
-  if (ttt == NO_TAG || ttt == 0) { ttt = 1; sess.tttNext = 2; }
+  if (gNow - sess.lastRxNs < interval) { sess.pingBlockedNs = 0; lazyWake(sess.lastRxNs + interval, interval); return false; }
+  const ttt = newTtt(sess);
   const b = bhsBegin(OP_NOP_IN, FINAL);
   putBe32(b + B_ITT, NO_TAG);
   putBe32(b + B_TTT, ttt);
-  if (!pduSend(port, s, sess, b, 0, 0, false)) return false;
+  if (!pduSend(port, s, sess, b, 0, 0, false)) {
+    // A slow reader behind a long Data-In stream still takes bytes: only a ring it takes none of counts.
+    const head = ringHead(<usize>load<u32>(sessionDesc(port, s) + SES_TX));
+    if (sess.pingBlockedNs == 0 || head != sess.pingBlockedHead) { sess.pingBlockedNs = gNow; sess.pingBlockedHead = head; }
+    if (gNow - sess.pingBlockedNs >= interval) {
+      trace(TRACE_PDU_ERROR, (port << 16) | s, PERR_TIMEOUT, 0, 0);
+      return true;
+    }
+    lazyWake(sess.pingBlockedNs + interval, interval);
+    return false;
+  }
+  sess.pingBlockedNs = 0;
   sess.pingTtt = ttt;
   sess.pingSentNs = gNow;
   lazyWake(gNow + interval, interval);
@@ -138,12 +152,12 @@ export function textRequest(port: u32, s: u32, sess: IscsiSession, b: usize, rx:
   const itt = getBe32(b + B_ITT);
   if (ttt != NO_TAG) {
     // The initiator asks for the rest of our answer.
-    if (ttt != sess.respTtt || itt != sess.respItt) { reject(port, s, sess, 0x09, b, PERR_FIELD); return; }
+    if (ttt != sess.respTtt || itt != sess.respItt) { reject(port, s, sess, REJECT_INVALID_FIELD, b, PERR_FIELD); return; }
     textSendPart(port, s, sess, b);
     return;
   }
   const req = sessionAt(port, s) + ISS_REQ;
-  if (sess.reqLen + len > TEXT_BYTES) { sess.reqLen = 0; reject(port, s, sess, 0x04, b, PERR_PROTOCOL); return; }
+  if (sess.reqLen + len > TEXT_BYTES) { sess.reqLen = 0; reject(port, s, sess, REJECT_PROTOCOL, b, PERR_PROTOCOL); return; }
   byteRingRead(rx, at, req + sess.reqLen, len);
   sess.reqLen += len;
   const resp = sessionAt(port, s) + ISS_RESP;
@@ -158,16 +172,10 @@ export function textRequest(port: u32, s: u32, sess: IscsiSession, b: usize, rx:
   }
   const n = sess.reqLen;
   sess.reqLen = 0;
-  if (!answerText(port, s, sess, req, n, resp)) { reject(port, s, sess, 0x04, b, PERR_PROTOCOL); return; }
+  if (!answerText(port, s, sess, req, n, resp)) { reject(port, s, sess, REJECT_PROTOCOL, b, PERR_PROTOCOL); return; }
   sess.respLen = textLength(resp);
   sess.respTtt = NO_TAG;
   textSendPart(port, s, sess, b);
-}
-
-function newTtt(sess: IscsiSession): u32 {
-  let ttt = sess.tttNext++;
-  if (ttt == NO_TAG || ttt == 0) { ttt = 1; sess.tttNext = 2; }
-  return ttt;
 }
 
 /** Sends the next piece of the prepared answer, at most the initiator's MaxRecvDataSegmentLength; C and a TTT when more remains. */
@@ -211,15 +219,6 @@ function answerText(port: u32, s: u32, sess: IscsiSession, text: usize, n: u32, 
   return true;
 }
 
-function isLoginKey(k: usize, kn: u32): bool {
-  return bytesEq(k, kn, "HeaderDigest") || bytesEq(k, kn, "DataDigest") || bytesEq(k, kn, "MaxConnections")
-    || bytesEq(k, kn, "InitialR2T") || bytesEq(k, kn, "ImmediateData") || bytesEq(k, kn, "MaxBurstLength")
-    || bytesEq(k, kn, "FirstBurstLength") || bytesEq(k, kn, "DefaultTime2Wait") || bytesEq(k, kn, "DefaultTime2Retain")
-    || bytesEq(k, kn, "MaxOutstandingR2T") || bytesEq(k, kn, "DataPDUInOrder") || bytesEq(k, kn, "DataSequenceInOrder")
-    || bytesEq(k, kn, "ErrorRecoveryLevel") || bytesEq(k, kn, "AuthMethod") || bytesEq(k, kn, "SessionType")
-    || bytesEq(k, kn, "InitiatorName") || bytesEq(k, kn, "TargetName");
-}
-
 /**
  * SendTargets: All (discovery sessions) lists every iSCSI port of the array with its portal; a
  * target name lists that one; an empty value the session's own target. "All" in a normal session
@@ -233,18 +232,13 @@ function sendTargets(port: u32, s: u32, sess: IscsiSession, v: usize, vn: u32, r
     const nameLen = targetNameLen(p);
     if (!all) {
       if (vn == 0) { if (p != port) continue; }
-      else if (vn != nameLen || !sameBytes(v, targetName(p), vn)) continue;
+      else if (!isTargetName(p, v, vn)) continue;
     }
     textKey(resp, "TargetName");
     textBytes(resp, targetName(p), nameLen);
     textEnd(resp);
     portal(port, s, p, resp);
   }
-}
-
-function sameBytes(a: usize, b: usize, n: u32): bool {
-  for (let i: u32 = 0; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
-  return true;
 }
 
 /** TargetAddress=<host>:<tcp port>,<portal group tag>; a wildcard host is the address the initiator reached us at. */
@@ -275,7 +269,7 @@ export function logoutRequest(port: u32, s: u32, sess: IscsiSession, b: usize): 
   let response: u32 = 0; // closed successfully
   if (reason == 2) response = 2; // remove the connection for recovery: ErrorRecoveryLevel 0 has none
   else if (reason == 1 && getBe16(b + 20) != sess.cid) response = 1; // CID not found
-  else if (reason > 2) { reject(port, s, sess, 0x09, b, PERR_FIELD); return; }
+  else if (reason > 2) { reject(port, s, sess, REJECT_INVALID_FIELD, b, PERR_FIELD); return; }
   const r = bhsBegin(OP_LOGOUT_RESPONSE, FINAL);
   store<u8>(r + 2, <u8>response);
   putBe32(r + B_ITT, getBe32(b + B_ITT));
@@ -367,11 +361,15 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
     if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(ANY, ANY, lu, ABORT_SILENT);
     // A tape device's reset: its reservation, PREVENT and mode go, the other nexuses get 29h/03h (tape/command.ts).
     if (luExists && fn == TMF_LUN_RESET && lu >= LU_TAPE_BASE) tapeReset(lu - LU_TAPE_BASE, port, s);
+    if (luExists && fn == TMF_LUN_RESET) xcopyUnitReset(lu); // its copy manager's copies stop, background ones too
   } else if (fn == TMF_TARGET_WARM_RESET || fn == TMF_TARGET_COLD_RESET) {
     aborted = abortWhere(ANY, ANY, LU_COMMAND_DEVICE, ABORT_SILENT);
+    xcopyUnitReset(LU_COMMAND_DEVICE);
     for (let l: u32 = 1; l < MAX_LUNS; l++) { // the units this initiator can see (comm/access.ts)
       const v = volumeAtLun(port, l);
-      if (v >= 0 && logicalUnitVisible(<u32>v, port, s)) aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+      if (v < 0 || !logicalUnitVisible(<u32>v, port, s)) continue;
+      aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+      xcopyUnitReset(<u32>v);
     }
     for (let d: u32 = 0; d < tapeDevices(); d++) {
       if (!logicalUnitVisible(LU_TAPE_BASE + d, port, s)) continue;

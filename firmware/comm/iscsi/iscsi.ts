@@ -20,7 +20,7 @@ import {
 } from "./state";
 import {
   rxBhs, getBe24, BHS_BYTES, DIGEST_BYTES, B_AHS_LENGTH, B_DATA_LENGTH, B_ITT, OP_NOP_OUT, OP_SCSI_COMMAND, OP_TASK_MGMT,
-  OP_LOGIN, OP_TEXT, OP_DATA_OUT, OP_LOGOUT, OP_SNACK, REJECT_PROTOCOL, REJECT_NOT_SUPPORTED, REJECT_DATA_DIGEST,
+  OP_LOGIN, OP_TEXT, OP_DATA_OUT, OP_LOGOUT, OP_SNACK, REJECT_PROTOCOL, REJECT_NOT_SUPPORTED, REJECT_DATA_DIGEST, NO_TAG,
 } from "./pdu";
 import { loginReset, loginPdu, loginFail, LS_INVALID_DURING_LOGIN, LOGIN_TIMEOUT_NS } from "./login";
 import { scsiCommandPdu, dataOutPdu, cmdsnGapExpired } from "./command";
@@ -31,7 +31,6 @@ export { ISCSI_SESSION_BYTES };
 
 /** The largest AHS taken (an Extended CDB of up to 32 bytes needs 20): beyond it the header is not trusted. */
 const AHS_MAX: u32 = 256;
-const NO_TAG: u32 = 0xFFFFFFFF;
 
 export function iscsiOpen(port: u32, s: u32): void {
   assert(iscsiTaskFits());

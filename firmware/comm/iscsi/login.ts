@@ -25,10 +25,10 @@ import {
 } from "./pdu";
 import {
   textNext, TEXT_PAIR, TEXT_MALFORMED, bytesEq, parseNumber, parseBinary, putHexBytes, textInit, textLength, textData,
-  textFull, textKey, textBytes, textLit, textEnd, textPair, textPairNumber, textPairBytes, textDecimal,
+  textFull, textKey, textBytes, textLit, textEnd, textPair, textPairNumber, textPairBytes, textDecimal, sameBytes,
 } from "./text";
 import {
-  targetName, targetNameLen, chapRequired, chapUser, chapSecret, mutualUser, mutualSecret, chapLen, recvLimit,
+  isTargetName, chapRequired, chapUser, chapSecret, mutualUser, mutualSecret, chapLen, recvLimit,
   OUR_MAX_BURST, OUR_FIRST_BURST, strLen,
 } from "./port";
 import { cfgPort } from "../../config";
@@ -362,7 +362,7 @@ function takeKey(port: u32, s: u32, sess: IscsiSession, k: usize, kn: u32, v: us
   }
   if (bit == K_INITIATOR_NAME) return takeInitiatorName(port, s, sess, v, vn);
   if (bit == K_TARGET_NAME) {
-    if (vn != targetNameLen(port) || !sameBytes(v, targetName(port), vn)) return LS_NOT_FOUND;
+    if (!isTargetName(port, v, vn)) return LS_NOT_FOUND;
     sess.login |= LF_TARGET;
     return LS_SUCCESS;
   }
@@ -384,11 +384,6 @@ function takeKey(port: u32, s: u32, sess: IscsiSession, k: usize, kn: u32, v: us
   return LS_SUCCESS;
 }
 
-function sameBytes(a: usize, b: usize, n: u32): bool {
-  for (let i: u32 = 0; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
-  return true;
-}
-
 function takeInitiatorName(port: u32, s: u32, sess: IscsiSession, v: usize, vn: u32): u32 {
   if (vn == 0 || vn > 223) return LS_INITIATOR_ERROR;
   memory.copy(sessionAt(port, s) + ISS_NAME, v, vn);
@@ -397,6 +392,9 @@ function takeInitiatorName(port: u32, s: u32, sess: IscsiSession, v: usize, vn: 
   sess.login |= LF_NAME;
   return LS_SUCCESS;
 }
+
+/** A key negotiated or declared at login (in a Text Request it is Irrelevant). */
+export function isLoginKey(k: usize, n: u32): bool { return keyBit(k, n) != 0; }
 
 function keyBit(k: usize, n: u32): u32 {
   if (bytesEq(k, n, "HeaderDigest")) return K_HEADER_DIGEST;

@@ -37,6 +37,9 @@ export const OP_R2T: u32 = 0x31;
 export const OP_ASYNC: u32 = 0x32;
 export const OP_REJECT: u32 = 0x3F;
 
+/** The reserved tag value: no ITT (a target's ping), no TTT (unsolicited data, no answer wanted). */
+export const NO_TAG: u32 = 0xFFFFFFFF;
+
 export const IMMEDIATE: u32 = 0x40; // byte 0
 export const FINAL: u32 = 0x80; // byte 1
 
@@ -58,14 +61,10 @@ export const B_CDB: u32 = 32;
 
 // Reject reasons (RFC 7143 11.17.1).
 export const REJECT_DATA_DIGEST: u32 = 0x02;
-export const REJECT_SNACK: u32 = 0x03;
 export const REJECT_PROTOCOL: u32 = 0x04;
 export const REJECT_NOT_SUPPORTED: u32 = 0x05;
-export const REJECT_IMMEDIATE: u32 = 0x06;
-export const REJECT_TASK_IN_PROGRESS: u32 = 0x07;
 export const REJECT_INVALID_FIELD: u32 = 0x09;
-export const REJECT_LONG_OP: u32 = 0x0A;
-export const REJECT_WAITING_LOGOUT: u32 = 0x0C;
+export const REJECT_OUT_OF_RESOURCES: u32 = 0x0A; // "long operation reject": may be sent again
 
 /** Scratch for the BHS being built: [0, 52). The receive side keeps its copy elsewhere (RX_BHS). */
 // @ts-ignore: decorator
@@ -93,6 +92,13 @@ export function bhsBegin(opcode: u32, flags: u32): usize {
   store<u8>(b + B_OPCODE, <u8>opcode);
   store<u8>(b + B_FLAGS, <u8>flags);
   return b;
+}
+
+/** A Target Transfer Tag of the session's: never 0 (our "none") nor FFFFFFFFh. */
+export function newTtt(sess: IscsiSession): u32 {
+  let ttt = sess.tttNext++;
+  if (ttt == NO_TAG || ttt == 0) { ttt = 1; sess.tttNext = 2; }
+  return ttt;
 }
 
 /** Bytes a PDU with a data segment of n bytes takes on the wire in this session. */

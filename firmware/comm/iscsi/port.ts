@@ -7,6 +7,7 @@ import {
 } from "../../abi";
 import { cfgPort } from "../../config";
 import { sessionDesc } from "../../channel";
+import { sameBytes } from "./text";
 
 /** The largest data segment we take (our MaxRecvDataSegmentLength): a whole PDU must fit the rx ring. */
 export const RECV_LIMIT_MAX: u32 = 262144;
@@ -30,6 +31,8 @@ export function strLen(p: usize, max: u32): u32 {
 // @ts-ignore: decorator
 @inline export function targetName(port: u32): usize { return portExt(port) + CPX_TARGET_NAME; }
 export function targetNameLen(port: u32): u32 { return strLen(targetName(port), CPX_NAME_BYTES); }
+/** Do the vn bytes at v name the port's target? */
+export function isTargetName(port: u32, v: usize, vn: u32): bool { return vn == targetNameLen(port) && sameBytes(v, targetName(port), vn); }
 // @ts-ignore: decorator
 @inline export function chapUser(port: u32): usize { return portExt(port) + CPX_CHAP_USER; }
 // @ts-ignore: decorator

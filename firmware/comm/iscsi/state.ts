@@ -59,6 +59,7 @@ export const LF_CONTINUED: u32 = 32; // the request text continues in the next P
   time2Retain: u32;
   skip: u32; // bytes of a refused PDU still to be discarded as they arrive
   pingTtt: u32; // the TTT of our NOP-In still unanswered (0: none)
+  pingBlockedHead: u32; // the tx ring's head when pingBlockedNs was set: a head that moves is an initiator reading
   tttNext: u32;
   held: u32; // commands held for CmdSN order
   reqLen: u32; // login or text request bytes gathered (C bit)
@@ -77,6 +78,7 @@ export const LF_CONTINUED: u32 = 32; // the request text continues in the next P
   isid: u64; // the initiator's ISID (6 bytes, big-endian in the low 48 bits)
   lastRxNs: f64; // when the last PDU arrived (NOP-In pings an idle initiator)
   pingSentNs: f64;
+  pingBlockedNs: f64; // since when a ping is due, the tx ring has no room for it and the initiator reads none of it (0: not blocked)
   gapSinceNs: f64; // since when a CmdSN gap holds commands back (0: none)
   loginSinceNs: f64;
 }

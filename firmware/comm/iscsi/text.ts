@@ -56,12 +56,9 @@ export function bytesEq(p: usize, n: u32, lit: string): bool {
   return true;
 }
 
-/** Do the n bytes at p start with the static string lit? */
-export function bytesStart(p: usize, n: u32, lit: string): bool {
-  const s = changetype<usize>(lit);
-  const len = <u32>(load<u32>(s - 4) >> 1);
-  if (len > n) return false;
-  for (let i: u32 = 0; i < len; i++) if (<u32>load<u8>(p + i) != <u32>load<u16>(s + (<usize>i << 1))) return false;
+/** Are the n bytes at a and at b the same? */
+export function sameBytes(a: usize, b: usize, n: u32): bool {
+  for (let i: u32 = 0; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
   return true;
 }
 

@@ -1,9 +1,11 @@
 // NBD transmission (proto.md "Transmission"): each request is checked here (flags, alignment to the
 // export's block size, range, size, the access list's read-only), then runs as SCSI commands of the
 // export's LUN through the sequencer: READ(16), WRITE(16) with FUA, SYNCHRONIZE CACHE(16) of the
-// whole volume for FLUSH, WRITE(16) of zeros made here for WRITE_ZEROES, WRITE SAME(16) with UNMAP
-// for TRIM. What the sequencer answers becomes a simple reply, or structured reply chunks when the
-// client negotiated them; SCSI sense becomes the errno proto.md names (docs/nbd.md has the table).
+// whole volume for FLUSH, WRITE(16) of zeros made here for WRITE_ZEROES. TRIM is a hint the array
+// has no use for (a volume's space is all allocated when it is made; there is nothing to free): it
+// is checked as a write is and answered here, changing nothing (docs/nbd.md). What the sequencer
+// answers becomes a simple reply, or structured reply chunks when the client negotiated them; SCSI
+// sense becomes the errno proto.md names (docs/nbd.md has the table).
 // A WRITE's payload follows its header in the stream: it is read into the command's data-out windows
 // as they open, and read past when the command has already failed.
 import {
@@ -30,6 +32,8 @@ import {
 } from "./state";
 import { hdr, txRing, txRoom, simpleReply, chunkHeader, errorChunk, send, textArea } from "./wire";
 import { drop } from "./nbd";
+import { volumeAtLun } from "../../volume";
+import { accessOf, ACC_NONE, ACC_RO } from "../access";
 
 /** Room kept in the tx ring before a request is taken: any answer made without a context fits. */
 const REPLY_ROOM: u32 = 256;
@@ -37,7 +41,6 @@ const REPLY_ROOM: u32 = 256;
 const OP_READ16: u8 = 0x88;
 const OP_WRITE16: u8 = 0x8A;
 const OP_SYNC_CACHE16: u8 = 0x91;
-const OP_WRITE_SAME16: u8 = 0x93;
 
 // @ts-ignore: decorator
 @inline function cdbArea(): usize { return scratch() + 448; }
@@ -67,6 +70,11 @@ export function requestStep(port: u32, s: u32, sess: NbdSession, rx: usize): boo
   }
   if (type == CMD_DISC) { sess.phase = NP_CLOSING; return true; }
   if (length == 0 && type != CMD_FLUSH) { answer(port, s, sess, handle, 0); return true; } // proto.md: SHOULD NOT disconnect
+  if (type == CMD_TRIM) {
+    const refused = trimCheck(port, s, sess);
+    if (refused != 0) badRequest(port, s, sess, type, handle, refused); else answer(port, s, sess, handle, 0);
+    return true;
+  }
   start(port, s, sess, type, flags, handle, offset, length);
   return true;
 }
@@ -89,6 +97,18 @@ function check(sess: NbdSession, type: u32, flags: u32, offset: u64, length: u32
   return 0;
 }
 
+/**
+ * TRIM frees nothing and writes nothing (docs/nbd.md): proto.md lets a server ignore it, and the
+ * contents of the range stay what they were. It is refused as a write to the export would be now:
+ * EIO when the volume is no longer this connection's (deleted, unmapped, hidden by its access
+ * list), EPERM when the list made it read-only since the handshake.
+ */
+function trimCheck(port: u32, s: u32, sess: NbdSession): u32 {
+  if (volumeAtLun(port, sess.lun) != <i32>sess.volume) return NBD_EIO;
+  const mode = accessOf(sess.volume, port, s);
+  return mode == ACC_NONE ? NBD_EIO : mode == ACC_RO ? NBD_EPERM : 0;
+}
+
 function badRequest(port: u32, s: u32, sess: NbdSession, type: u32, handle: u64, err: u32): void {
   statInc(STAT_NBD_ERRORS);
   trace(TRACE_NBD_ERROR, (port << 16) | s, NERR_REQUEST, type, err);
@@ -100,7 +120,8 @@ function answer(port: u32, s: u32, sess: NbdSession, handle: u64, err: u32): boo
   if (err == 0 || sess.structured == 0) return simpleReply(port, s, err, handle);
   const t = textArea();
   let n = putLit(t, "sanbox: ");
-  n += putLit(t + n, err == NBD_EPERM ? "read-only export" : err == NBD_ENOSPC ? "beyond the end of the export"
+  n += putLit(t + n, err == NBD_EPERM ? "read-only export" : err == NBD_EIO ? "the export is no longer there for this client"
+    : err == NBD_ENOSPC ? "beyond the end of the export"
     : err == NBD_EOVERFLOW ? "longer than the maximum payload" : "invalid request (flags, type, alignment or range)");
   return errorChunk(port, s, handle, err, t, n);
 }
@@ -109,11 +130,11 @@ function start(port: u32, s: u32, sess: NbdSession, type: u32, flags: u32, handl
   let tag = sess.tagNext;
   while (tag == 0 || tagFind(port, s, tag) != 0) tag++;
   sess.tagNext = tag + 1;
-  const piece = type == CMD_WRITE_ZEROES || type == CMD_TRIM ? min<u32>(length, MAX_PAYLOAD) : length;
+  const piece = type == CMD_WRITE_ZEROES ? min<u32>(length, MAX_PAYLOAD) : length;
   const cdb = cdbArea();
   buildCdb(cdb, type, flags, offset / <u64>sess.blockSize, piece / sess.blockSize);
   const dataOut = type == CMD_WRITE || type == CMD_WRITE_ZEROES;
-  const expected = type == CMD_FLUSH || type == CMD_TRIM ? 0 : piece;
+  const expected = type == CMD_FLUSH ? 0 : piece;
   if (type == CMD_WRITE) { sess.payloadTag = tag; sess.payloadLeft = length; sess.payloadAt = 0; }
   const c = cmdBegin(port, s, tag, sess.lun, cdb, 16, dataOut, type == CMD_READ, expected, 0, 0, TA_SIMPLE);
   if (c == 0) { // answered already (nbdDirect)
@@ -136,7 +157,6 @@ function buildCdb(p: usize, type: u32, flags: u32, lba: u64, blocks: u32): void 
   const fua: u8 = (flags & CMD_FLAG_FUA) != 0 ? 0x08 : 0;
   if (type == CMD_READ) store<u8>(p, OP_READ16);
   else if (type == CMD_WRITE || type == CMD_WRITE_ZEROES) { store<u8>(p, OP_WRITE16); store<u8>(p + 1, fua); }
-  else if (type == CMD_TRIM) { store<u8>(p, OP_WRITE_SAME16); store<u8>(p + 1, 0x08 | 0x01); } // UNMAP, NDOB: no data-out
   else { store<u8>(p, OP_SYNC_CACHE16); return; } // FLUSH: LBA 0, 0 blocks: the whole volume
   putBe64(p + 2, lba);
   putBe32(p + 10, blocks);
@@ -228,8 +248,8 @@ export function nbdRespond(c: usize): bool {
   const sess = session(port, s);
   const t = task(c);
   const status = <u32>load<u8>(c + CX_STATUS);
-  if (status == 0 || trimNotSupported(c)) {
-    if (status == 0 && t.left > 0) { nextPiece(c, sess); return false; }
+  if (status == 0) {
+    if (t.left > 0) { nextPiece(c, sess); return false; }
     if ((t.flags & TK_DONE_SENT) != 0) return true;
     if (sess.structured != 0 && t.type == CMD_READ) {
       const h = hdr();
@@ -259,15 +279,6 @@ export function nbdRespond(c: usize): bool {
   return errorChunk(port, s, t.handle, err, m, n);
 }
 
-/** TRIM is a hint (proto.md): a volume that cannot unmap (WRITE SAME with UNMAP refused) ignores it. */
-function trimNotSupported(c: usize): bool {
-  if (task(c).type != CMD_TRIM || load<u8>(c + CX_STATUS) != 0x02 || load<u8>(c + CX_SENSE_KEY) != 0x05) return false;
-  const asc = <u32>load<u8>(c + CX_ASC);
-  if (asc != 0x20 && asc != 0x24) return false;
-  task(c).left = 0;
-  return true;
-}
-
 function nextPiece(c: usize, sess: NbdSession): void {
   const t = task(c);
   const piece = <u32>min<u64>(t.left, <u64>MAX_PAYLOAD);
@@ -275,7 +286,7 @@ function nextPiece(c: usize, sess: NbdSession): void {
   buildCdb(cdb, t.type, t.cmdFlags, t.offset / <u64>sess.blockSize, piece / sess.blockSize);
   t.offset += <u64>piece;
   t.left -= <u64>piece;
-  cmdRearm(c, cdb, 16, t.type == CMD_TRIM ? 0 : piece);
+  cmdRearm(c, cdb, 16, piece);
 }
 
 /**

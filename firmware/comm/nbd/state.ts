@@ -1,8 +1,8 @@
 // The state an NBD port keeps (the NBD project's doc/proto.md): one NbdSession per connection slot,
 // in the port's kind-specific session area (channel.ts portExtState), and one NbdTask per command,
 // in the context's transport area (ctx.ts CX_TRANSPORT). An NBD request becomes one SCSI command
-// of the volume's LUN on this port, or a run of them one after another (WRITE_ZEROES and TRIM of
-// more than one command's worth); the task carries the request's handle and what is left to do.
+// of the volume's LUN on this port, or a run of them one after another (a WRITE_ZEROES of more
+// than one command's worth; TRIM runs none, request.ts); the task carries the request's handle and what is left to do.
 import { CX_TRANSPORT, CX_TRANSPORT_BYTES } from "../../ctx";
 import { portExtState } from "../../channel";
 

@@ -1,10 +1,12 @@
-// A raw iSCSI initiator for tests that need the PDU level: malformed logins and PDUs, digests
-// computed (and broken) here, R2T and Data-Out under the test's control, task management at a
-// chosen moment. The real initiators (libiscsi's tools, qemu) are the proof that the target
-// interoperates; this one is the scalpel. Digests are CRC32C from @node-rs/crc32, an
-// implementation independent of the firmware's kernel.
+// A raw iSCSI initiator (RFC 7143): one connection, the PDU level in the caller's hands. Tests use
+// it as a scalpel (malformed logins and PDUs, digests broken on purpose, R2T and Data-Out under
+// their control, task management at a chosen moment); benches drive the array's iSCSI port through
+// it as a CommandTransport (iscsiTransport). The real initiators (libiscsi's tools, qemu) are the
+// proof that the target interoperates. Digests are lib/protocol's script CRC32C, code apart from
+// the firmware's kernel, so that a digest both got wrong the same way cannot pass.
 import * as net from 'net';
-import { crc32c } from '@node-rs/crc32';
+import { scriptCrc } from '../lib/protocol';
+import type { CommandTransport, ScsiCommand, ScsiResult } from '../lib/transport';
 
 export const OP = {
   NOP_OUT: 0x00, SCSI_COMMAND: 0x01, TASK_MGMT: 0x02, LOGIN: 0x03, TEXT: 0x04, DATA_OUT: 0x05, LOGOUT: 0x06, SNACK: 0x10,
@@ -57,7 +59,7 @@ export function parseKeys(data: Buffer): Record<string, string> {
 
 export function digest(b: Buffer): Buffer {
   const d = Buffer.alloc(4);
-  d.writeUInt32LE(crc32c(b) >>> 0, 0);
+  d.writeUInt32LE(scriptCrc(b), 0);
   return d;
 }
 
@@ -240,3 +242,28 @@ export function rw10(write: boolean, lba: number, blocks: number): Buffer {
   return c;
 }
 export const tur = (): Buffer => Buffer.alloc(6);
+
+/**
+ * A CommandTransport over a logged-in connection: one command at a time (further submits wait
+ * their turn), as a tape is driven. `target` names it in messages.
+ */
+export function iscsiTransport(conn: IscsiConn, target: string): CommandTransport {
+  let turn: Promise<unknown> = Promise.resolve();
+  const one = async (c: ScsiCommand): Promise<ScsiResult> => {
+    const r = await conn.command(c.lun, Buffer.from(c.cdb), c.dataOut ? { write: Buffer.from(c.dataOut) } : { read: c.dataInLength ?? 0 });
+    let data: Uint8Array = r.data;
+    if (c.dataIn) { c.dataIn.set(r.data); data = c.dataIn.subarray(0, r.data.length); }
+    // O (04h) and U (02h) flags of the SCSI Response or the status-bearing Data-In.
+    return { status: r.status, data, sense: r.sense, residual: r.residual, residualOverflow: (r.flags & 0x04) !== 0 };
+  };
+  return {
+    submit(c: ScsiCommand): Promise<ScsiResult> {
+      const done = turn.then(() => one(c));
+      turn = done.catch(() => undefined);
+      return done;
+    },
+    queueDepth: 1,
+    target,
+    close: async () => { conn.close(); },
+  };
+}
