@@ -573,6 +573,7 @@ export const LT_RECEIVED: u32 = 4; // completion of reception (status)
 export const LT_FORWARDED: u32 = 5; // relay -> origin: the next hop acknowledged it (S129)
 export const LF_LAST: u32 = 1;
 export const LF_MIRROR: u32 = 2; // a host write (embodiment 3), not a copy command's block (1)
+export const LF_REDUNDANT: u32 = 8; // a redundancy-processed command and its parts (embodiments 5, 6; remote/redundancy.ts)
 export const LOP_NONE: u32 = 0;
 // Relay memory map (build/relay.wasm): config at CONFIG_ADDR, map at MAP_ADDR, as an array's.
 export const RCFG_MAGIC_VALUE: u32 = 0x59414C52; // "RLAY"
