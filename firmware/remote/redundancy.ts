@@ -104,6 +104,8 @@ export const RD_STATUS_TIMEOUT: u32 = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) 
   owe: u32; // OWE_*
   status: u32; // status << 24 | key << 16 | asc << 8 | ascq: of RECEIVED (sender), of the store (receiver)
   rounds: u32; // sender: rounds of parts sent (the first is all N + m, later ones what READY named)
+  seen: u32; // highest number + 1 acted on: receiver, of the WRITE's attempts; sender, of the READYs
+  asked: u32; // WRITEs (sender) or READYs (receiver) issued: each copy of one carries the same number
   deadlineNs: f64;
 }
 const SLOT_BYTES: u32 = <u32>offsetof<RdSlot>();
@@ -321,10 +323,13 @@ function receiverSlot(u: usize, node: u32, queue: u32, cmdId: u32): i32 {
 /** S320-S321: a redundancy-processed WRITE. A repeated one is answered again, not started twice. */
 function remoteWrite(u: usize, l: u32, p: usize): void {
   const h = pkt(p);
+  const attempt = h.offset >> 16;
   const dup = receiverSlot(u, <u32>h.srcNode, <u32>h.srcQueue, h.cmdId);
   if (dup >= 0) {
     statAdd(u, RDS_DUPLICATES, 1);
     const s = slot(u, <u32>dup);
+    if (attempt < s.seen) return; // a copy of a WRITE already answered (another network's, or the wire's)
+    s.seen = attempt + 1; // a repeat: the sender missed the answer
     s.link = <u8>l;
     if (s.state == RD_RECV_GATHER) s.owe |= OWE_READY;
     else if (s.state == RD_RECV_KEPT) s.owe |= OWE_RECEIVED; // RD_RECV_READY: RECEIVED follows the store
@@ -353,6 +358,7 @@ function remoteWrite(u: usize, l: u32, p: usize): void {
   s.lbaLo = <u32>lba;
   s.lbaHi = <u32>(lba >> 32);
   s.owe = OWE_READY; // S321
+  s.seen = attempt + 1;
   s.deadlineNs = unit(u).nowNs + unit(u).timeoutNs;
   statAdd(u, RDS_COMMANDS, 1);
 }
@@ -402,6 +408,9 @@ function rebuild(u: usize, i: u32): void {
 /** S303 (S347): READY; its `total` names the parts wanted (all of them the first time). */
 function ready(u: usize, i: u32, p: usize): void {
   const s = slot(u, i);
+  const number = pkt(p).offset >> 16;
+  if (number < s.seen) { statAdd(u, RDS_DUPLICATES, 1); return; } // a copy of a READY acted on
+  s.seen = number + 1;
   const want = pkt(p).total & maskOf(<u32>s.parts);
   if (s.state == RD_SEND_WRITE) {
     const x = unit(u);
@@ -481,32 +490,55 @@ function begin(u: usize, i: u32, tx: usize, type: u32, origin: u32): usize {
   return p;
 }
 
-/** The WRITE goes out on link (tries mod links): a repeat tries the next network. */
+/**
+ * Control packets (WRITE, READY, RECEIVED) of a command with parity go out on every link, copies
+ * as 003's redundant data may be ([0137]): losing one would stall the command for a timeout, which
+ * the parts' parity cannot repair. Each copy carries the same number (the WRITE's attempt, the
+ * READY's request), so the far end acts on one and drops the rest. Without parity, one link.
+ */
+function copies(u: usize, i: u32): u32 { return <u32>slot(u, i).parts > <u32>slot(u, i).n ? <u32>unit(u).links : 1; }
+
+/** The WRITE, first on link (attempt mod links): a repeat starts on the next network. */
 function sendWrite(u: usize, i: u32): bool {
   const s = slot(u, i);
-  const tx = txRing(u, <u32>s.tries % <u32>unit(u).links);
-  const p = begin(u, i, tx, LT_WRITE, <u32>unit(u).node);
-  if (p == 0) return false;
-  pktSetLba(p, (<u64>s.lbaHi << 32) | <u64>s.lbaLo);
-  pktSend(tx, p, 0);
+  const links = <u32>unit(u).links;
+  for (let c: u32 = 0; c < copies(u, i); c++) {
+    const tx = txRing(u, (s.asked + c) % links);
+    const p = begin(u, i, tx, LT_WRITE, <u32>unit(u).node);
+    if (p == 0) { if (c == 0) return false; break; } // a full ring: the copies sent do
+    pkt(p).offset |= s.asked << 16;
+    pktSetLba(p, (<u64>s.lbaHi << 32) | <u64>s.lbaLo);
+    pktSend(tx, p, 0);
+  }
+  s.asked++;
   return true;
 }
 
-/** S321 READY (naming the parts wanted) or S326 RECEIVED, on the link the WRITE came by. */
+/**
+ * S321 READY (numbered; naming the parts wanted: all while none came, else those lacking) or S326
+ * RECEIVED, first on the link the WRITE came by.
+ */
 function answer(u: usize, i: u32, type: u32): bool {
   const s = slot(u, i);
-  const tx = txRing(u, <u32>s.link);
-  const p = begin(u, i, tx, type, <u32>s.peerNode);
-  if (p == 0) return false;
-  const h = pkt(p);
-  if (type == LT_READY) h.total = s.got == 0 && s.tries == 0 ? maskOf(<u32>s.parts) : wanted(s);
-  if (type == LT_RECEIVED) {
-    h.status = <u8>(s.status >> 24);
-    h.senseKey = <u8>(s.status >> 16);
-    h.asc = <u8>(s.status >> 8);
-    h.ascq = <u8>s.status;
+  const links = <u32>unit(u).links;
+  for (let c: u32 = 0; c < copies(u, i); c++) {
+    const tx = txRing(u, (<u32>s.link + c) % links);
+    const p = begin(u, i, tx, type, <u32>s.peerNode);
+    if (p == 0) { if (c == 0) return false; break; }
+    const h = pkt(p);
+    if (type == LT_READY) {
+      h.total = s.got == 0 ? maskOf(<u32>s.parts) : wanted(s);
+      h.offset |= s.asked << 16;
+    }
+    if (type == LT_RECEIVED) {
+      h.status = <u8>(s.status >> 24);
+      h.senseKey = <u8>(s.status >> 16);
+      h.asc = <u8>(s.status >> 8);
+      h.ascq = <u8>s.status;
+    }
+    pktSend(tx, p, 0);
   }
-  pktSend(tx, p, 0);
+  if (type == LT_READY) s.asked++;
   return true;
 }
 

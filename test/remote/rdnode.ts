@@ -36,6 +36,8 @@ export class RdNode implements NetworkNode {
   private now = 0;
   /** Receiver: blocks stored (S327), by LBA. */
   readonly blocks = new Map<number, Uint8Array>();
+  /** Receiver: S327, the block to its medium (a bench may check and drop it instead of keeping it). */
+  store: (lba: number, bytes: Uint8Array) => void = (lba, bytes) => { this.blocks.set(lba, bytes); };
   /** Sender: commands ended (RECEIVED or given up), by slot order of completion. */
   readonly completions: Completion[] = [];
   /** Receiver: the status the store answers with (0 GOOD); a test sets it to make the store fail. */
@@ -76,7 +78,7 @@ export class RdNode implements NetworkNode {
     let work = this.fw.rdPoll(UNIT, now);
     for (let s = this.fw.rdTakeNext(UNIT); s >= 0; s = this.fw.rdTakeNext(UNIT)) { // S327: the block to its medium
       const at = this.fw.rdSlotData(UNIT, s);
-      this.blocks.set(Number(this.fw.rdSlotLba(UNIT, s)), this.mem.u8.slice(at, at + this.fw.rdSlotBytes(UNIT, s)));
+      this.store(Number(this.fw.rdSlotLba(UNIT, s)), this.mem.u8.slice(at, at + this.fw.rdSlotBytes(UNIT, s)));
       this.fw.rdRelease(UNIT, s, this.storeStatus);
       work++;
     }

@@ -29,6 +29,28 @@ test('S301-S306 / S320-S327: one block as 8 + 2 parts over two networks (Fig. 17
   t.true(net.link('net13').counters.sent > 0 && net.link('net14').counters.sent > 0, 'both networks carried parts');
 });
 
+test('Fig. 17 [0141]: one of two networks fails — the command goes on by the other: the WRITE and READY copies (sent on both) need no repeat, the lacking parts are asked for and come by the network that works', (t) => {
+  const { net, origin, remote } = buildRdNet({ links: [link('net13'), link('net14')] });
+  net.inject('link net13 down'); // the network the first WRITE starts on; it carried parts 0, 2, 4, 6, 8
+  const data = pattern(BLOCK, 12);
+  origin.write(1, 5, data);
+  net.run(1e12, done(origin));
+  t.is(origin.completions[0].status, 0);
+  t.deepEqual(remote.blocks.get(5), data);
+  t.is(origin.stats().repeats, 0, 'the WRITE went by net14 at once');
+  t.true(remote.stats().resendRequests >= 1, '5 parts lost is more than m: asked for');
+});
+
+test('copies of control packets are dropped by their number: with no loss, one READY acted on and no part sent twice', (t) => {
+  const { net, origin, remote } = buildRdNet({ links: [link('a'), link('b'), link('c')] });
+  origin.write(1, 6, pattern(BLOCK, 13));
+  net.run(1e12, done(origin));
+  t.is(remote.stats().commands, 1);
+  t.is(remote.stats().duplicates, 2, 'two WRITE copies dropped');
+  t.is(origin.stats().duplicates, 2, 'two READY copies dropped');
+  t.is(origin.stats().partsResent, 0);
+});
+
 test('S324-S325: up to m parts lost (one of five networks cut) — rebuilt from the rest, no retransmission', (t) => {
   const links = [0, 1, 2, 3, 4].map((i) => link(`n${i}`));
   const { net, origin, remote } = buildRdNet({ links });
