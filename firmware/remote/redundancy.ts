@@ -284,9 +284,18 @@ function wakeAt(u: usize, t: f64): void {
   if (x.wakeAtNs == 0 || t < x.wakeAtNs) x.wakeAtNs = t;
 }
 
+/**
+ * A free slot; failing that, the kept identity (RD_RECV_KEPT, its RECEIVED sent) nearest its end:
+ * identities are kept only to answer repeats, and must not starve new commands of buffer memory.
+ */
 function freeSlot(u: usize): i32 {
-  for (let i: u32 = 0; i < <u32>unit(u).slots; i++) if (slot(u, i).state == RD_FREE) return <i32>i;
-  return -1;
+  let kept: i32 = -1;
+  for (let i: u32 = 0; i < <u32>unit(u).slots; i++) {
+    const s = slot(u, i);
+    if (s.state == RD_FREE) return <i32>i;
+    if (s.state == RD_RECV_KEPT && s.owe == 0 && (kept < 0 || s.deadlineNs < slot(u, <u32>kept).deadlineNs)) kept = <i32>i;
+  }
+  return kept;
 }
 
 // ---- Receiving ----------------------------------------------------------------------------------

@@ -113,6 +113,14 @@ test('a remote copy at 5 % loss on both networks: every block arrives whole; the
   t.deepEqual(b.completions, a.completions, 'same seed, same completions at the same virtual times');
 });
 
+test('identities kept to answer repeats do not starve new commands: 24 blocks, 2 in flight, through 4 slots', (t) => {
+  const { net, origin, remote } = buildRdNet({ links: [link('a'), link('b')], slots: 4, timeoutUs: 2000, retries: 3 });
+  const { completions } = copyVolume(net, origin, 24, (b) => pattern(BLOCK, b + 100), 2);
+  t.true(completions.every((c) => c.status === 0), 'every block GOOD');
+  t.is(remote.blocks.size, 24);
+  t.is(remote.stats().noBuffer, 0, 'no WRITE went unanswered for lack of a slot');
+});
+
 test('GOOD only for a block that is kept: a failed store makes RECEIVED carry its CHECK CONDITION to the sender', (t) => {
   const { net, origin, remote } = buildRdNet({ links: [link('a')] });
   remote.storeStatus = (0x02 << 24) | (0x03 << 16) | (0x0C << 8); // MEDIUM ERROR, WRITE ERROR
