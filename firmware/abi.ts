@@ -573,6 +573,7 @@ export const LT_RECEIVED: u32 = 4; // completion of reception (status)
 export const LT_FORWARDED: u32 = 5; // relay -> origin: the next hop acknowledged it (S129)
 export const LF_LAST: u32 = 1;
 export const LF_MIRROR: u32 = 2; // a host write (embodiment 3), not a copy command's block (1)
+export const LF_REDUNDANT: u32 = 8; // a redundancy-processed command and its parts (embodiments 5, 6; remote/redundancy.ts)
 export const LOP_NONE: u32 = 0; // a WRITE that carries data
 export const LOP_CREATE: u32 = 1; // a WRITE of no data: make the target volume the secondary of the origin's pair (LPK_ISSUING_ID: the last issuing ID before it)
 export const LOP_DELETE: u32 = 2; // a WRITE of no data: the origin deleted the pair; the secondary's record goes

@@ -2,6 +2,12 @@
 // IO scheduler and the cache through the compiled firmware without a whole command path.
 // Built by scripts/build.js as build/testing.debug.wasm only; never flashed into an array.
 export { layout, boot, poll } from "./main";
+// The redundancy unit of document 003's embodiments 5 and 6 (remote/redundancy.ts), driven by
+// test/remote/rdnode.ts over the link model until the array's link unit calls it.
+export {
+  rdLayout, rdPoll, rdWrite, rdRelease, rdTakeNext, rdRxRing, rdTxRing, rdStat, rdWakeAt, rdActive, rdSlotState,
+  rdSlotStatus, rdSlotCmdId, rdSlotLba, rdSlotBytes, rdSlotData,
+} from "./remote/redundancy";
 import { MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES, MIOP_PRIVATE } from "./abi";
 import {
   schedInit, schedRegister, selectNext, schedDispatch, schedMatch, schedRetire, schedQueued, schedInflight,

@@ -26,7 +26,10 @@ const images = [
   // kernels uses relaxed SIMD (its RS swizzles); loaders call lib/kernels.ts allowRelaxedSimd().
   { entry: 'firmware/kernels/index.ts', name: 'kernels', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '65536', '--enable', 'relaxed-simd'] },
   // testing: the controller plus direct handles on its units, for unit tests (debug build only).
-  { entry: 'firmware/testing.ts', name: 'testing', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER)], targets: ['debug'] },
+  // It holds the redundancy unit (remote/redundancy.ts), which calls the RS kernel: relaxed SIMD,
+  // so its loaders call allowRelaxedSimd() too. The controller needs the same flag once its link
+  // unit calls remote/redundancy.ts; the relay image does not (a relay forwards parts as packets).
+  { entry: 'firmware/testing.ts', name: 'testing', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER), '--enable', 'relaxed-simd'], targets: ['debug'] },
 ];
 const targets = process.argv.includes('--debug-only') ? ['debug'] : ['release', 'debug'];
 const force = process.argv.includes('--force');
