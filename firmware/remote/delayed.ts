@@ -15,7 +15,8 @@
 // at most one), and the write that completes a restart interval can never be shut out by later ones.
 // Beyond that bound a write is refused with SYNC_FULL, which the caller turns into a status the sender
 // sees (docs/remote.md); nothing is dropped silently. Reflecting commands that arrive ahead of their
-// turn wait in a list of SYNC_PENDING_MAX (S460); beyond it they are refused the same way.
+// turn wait in a list of SYNC_PENDING_MAX (S460); beyond it they are refused the same way, but the
+// one whose turn it is is always taken.
 //
 // The medium is the caller's: syncReflectNext hands out runs of blocks (S464, "registered in the IO
 // scheduler"), the caller writes them and reports each with syncWriteDone (S466/S467). Assumes one
@@ -223,6 +224,8 @@ export function syncReflect(u: usize, syncId: u32, issuingId: u32): i32 {
   if (issuingId <= s.lastIssuing || syncId <= s.lastSync) return SYNC_APPLIED;
   if (s.phase != RP_NONE && s.reflectIssuing == issuingId) return 0;
   for (let i: u32 = 0; i < s.pending; i++) if (load<u32>(u + PENDING_AT + i * 8 + 4) == issuingId) return 0;
+  // The next one by sync ID starts at once, so reflects waiting ahead of their turn never shut it out.
+  if (s.phase == RP_NONE && syncId == s.lastSync + 1) { beginReflect(u, syncId, issuingId); syncStep(u); return 0; }
   if (s.pending >= SYNC_PENDING_MAX || issuingId - s.lastIssuing > s.entries + SYNC_PENDING_MAX) { s.refused++; return SYNC_FULL; }
   store<u32>(u + PENDING_AT + s.pending * 8, syncId);
   store<u32>(u + PENDING_AT + s.pending * 8 + 4, issuingId);
@@ -237,16 +240,21 @@ export function syncStep(u: usize): u32 {
   if (s.phase == RP_NONE) {
     for (let i: u32 = 0; i < s.pending; i++) {
       if (load<u32>(u + PENDING_AT + i * 8) != s.lastSync + 1) continue; // S460: not the next one yet
-      s.reflectSync = load<u32>(u + PENDING_AT + i * 8);
-      s.reflectIssuing = load<u32>(u + PENDING_AT + i * 8 + 4);
-      s.reflectStatus = 0;
+      beginReflect(u, load<u32>(u + PENDING_AT + i * 8), load<u32>(u + PENDING_AT + i * 8 + 4));
       removePending(u, i);
-      s.phase = RP_WAITING;
       break;
     }
   }
   if (s.phase == RP_WAITING && allArrived(u)) s.phase = RP_WRITING;
   return s.phase;
+}
+
+function beginReflect(u: usize, syncId: u32, issuingId: u32): void {
+  const s = unit(u);
+  s.reflectSync = syncId;
+  s.reflectIssuing = issuingId;
+  s.reflectStatus = 0;
+  s.phase = RP_WAITING;
 }
 
 function removePending(u: usize, i: u32): void {

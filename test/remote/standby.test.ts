@@ -185,6 +185,23 @@ test('a full buffer refuses with SYNC_FULL (the sender sees it), drops nothing h
   t.is(s.write(25, 81, 0, 1, 0), SYNC_FULL);
 });
 
+test('reflecting commands: a repeat is answered again, more than SYNC_PENDING_MAX ahead of their turn are refused, a failed medium write is reported (SYNC_MEDIUM_ERROR)', (t) => {
+  const s = syncBench();
+  // Eight reflects for sync IDs 25..32 arrive ahead of 24's: they wait (S460); a ninth is refused.
+  for (let k = 0; k < 8; k++) t.is(s.fw.syncReflect(s.unit, 25 + k, 74 + k), 0);
+  t.is(s.fw.syncReflect(s.unit, 25, 74), 0, 'a repeat of a waiting reflect: taken once');
+  t.is(s.field('pending'), 8);
+  t.is(s.fw.syncReflect(s.unit, 33, 82), SYNC_FULL, 'the ninth waiting reflect: refused');
+  t.true(s.write(24, 72, 0, 1, 0x61) >= 0);
+  t.is(s.fw.syncReflect(s.unit, 24, 73), 0, 'the reflect whose turn it is is taken even with the list full');
+  const runs = s.run(false);
+  t.deepEqual(runs, [[72, 0, 1]]);
+  t.is(s.fw.syncReflectComplete(s.unit), 0, 'S465: a run is still at the medium');
+  s.fw.syncWriteDone(s.unit, s.rig.u32(s.log + 12), false);
+  t.is(s.fw.syncReflectComplete(s.unit), -5, 'SYNC_MEDIUM_ERROR: the caller answers the normal system an error');
+  t.is(s.fw.syncReflect(s.unit, 24, 73), SYNC_APPLIED, 'a repeat of a processed reflect: its completion is answered again');
+});
+
 test('bad delay writes and repeats get their own answers and change nothing', (t) => {
   const s = syncBench();
   t.is(s.fw.syncWriteBegin(s.unit, 24, 72, 0n, 0), SYNC_BAD, 'no data');
