@@ -17,10 +17,11 @@ import {
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
   VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, NVH_VERSION, NV_VERSION, NVT_ACCESS, ACCESS_ENTRIES,
-  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS,
+  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_REMOTE,
 } from "./nv";
 import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
+import { remoteBoot, remoteNvFormat } from "./remote/pair";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
@@ -92,6 +93,7 @@ function bootShared(): i32 {
     // An image from before pairs has no pair table: its place held other tables, now moved (it is
     // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
     const pairsLost = !nvTableSame(h, want, NVT_PAIRS);
+    const remoteLost = !nvTableSame(h, want, NVT_REMOTE); // likewise an image from before remote pairs
     const cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
       && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
     if (cacheSame) {
@@ -105,6 +107,7 @@ function bootShared(): i32 {
       log(LOG_INFO, "nv: cache or media geometry changed, volume table kept (old slots, new slots)", old, slots);
     }
     if (pairsLost) pairsFormat();
+    if (remoteLost) remoteNvFormat();
     const version = load<u32>(h + NVH_VERSION);
     if (version != NV_VERSION) log(LOG_INFO, "nv: image upgraded (from version, to version)", version, NV_VERSION);
     store<u32>(h + NVH_VERSION, NV_VERSION);
@@ -119,6 +122,8 @@ function bootShared(): i32 {
   accessBoot(); // how far the access table's records reach: every command's check looks no further
   const pairs = pairsBoot();
   if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
+  const remotes = remoteBoot();
+  if (remotes > 0) log(LOG_INFO, "remote: remote pairs recovered, suspended until resumed (failed-over ones stay failed over)", remotes, 0);
   initReconcile(initLost, initMoved, nvId(NVK_NONE, 0));
   if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
   nvKick();

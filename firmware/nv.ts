@@ -8,6 +8,7 @@
 //   labels        MAX_MEDIA records of 64 bytes, 2 copies each: what the array wrote on each medium
 //   access list   ACCESS_ENTRIES records of 256 bytes: LUN security by initiator name (comm/access.ts)
 //   pairs         MAX_PAIRS records of 128 bytes, 2 copies each, CRC-32C; 3 difference bitmaps per pair
+//   remote pairs  REMOTE_PAIRS_MAX records of 128 bytes, 2 copies each, CRC-32C (remote/pair.ts)
 //   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
 //   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
 //   slot data     per cache slot 64 KiB, 4 KiB aligned
@@ -31,7 +32,7 @@
 import {
   MAP_ADDR, MAP_NV_ADDR, MAP_NV_SQ, NSQ_ID, NSQ_IOP, NSQ_OP, NSQ_FLAGS, NSQ_ADDR, NSQ_LENGTH, NSQ_INLINE,
   NSQ_INLINE_MAX, NOP_RANGE, NOP_INLINE, MAX_VOLUMES, MAX_PORTS, MAX_LUNS, MAX_MEDIA, SLOT_BYTES, SLOT_SECTORS,
-  STAT_NV_WRITES, STAT_NV_ERRORS,
+  STAT_NV_WRITES, STAT_NV_ERRORS, REMOTE_PAIRS_MAX, RPR_BYTES,
 } from "./abi";
 import { ringReserve, ringPublish, ringFree, ringRing, ringTail } from "./ring";
 import { gIndex, gStats } from "./iop";
@@ -75,7 +76,8 @@ export const NVT_SECTOR_CRCS: u32 = 6;
 export const NVT_DATA: u32 = 7;
 export const NVT_ACCESS: u32 = 8;
 export const NVT_PAIRS: u32 = 9;
-const TABLES: u32 = 9;
+export const NVT_REMOTE: u32 = 10;
+const TABLES: u32 = 10;
 
 // ---- Fixed tables ------------------------------------------------------------------------------
 export const VOL_BYTES: u32 = 256;
@@ -101,7 +103,10 @@ export const PAIR_BITMAP_BYTES: u32 = 16384; // 131072 tracks: 8 GiB of volume a
 export const PAIR_OFFSET: u32 = ACCESS_OFFSET + ACCESS_BYTES;
 export const PAIR_BITMAPS_OFFSET: u32 = PAIR_OFFSET + MAX_PAIRS * 2 * PAIR_RECORD_BYTES;
 export const PAIRS_BYTES: u32 = MAX_PAIRS * 2 * PAIR_RECORD_BYTES + MAX_PAIRS * PAIR_BITMAPS * PAIR_BITMAP_BYTES;
-export const DESC_OFFSET: u32 = PAIR_OFFSET + PAIRS_BYTES;
+// Remote pairs (remote/pair.ts): REMOTE_PAIRS_MAX records of RPR_BYTES, 2 copies each, as local pairs.
+export const REMOTE_NV_OFFSET: u32 = PAIR_OFFSET + PAIRS_BYTES;
+export const REMOTE_NV_BYTES: u32 = REMOTE_PAIRS_MAX * 2 * RPR_BYTES;
+export const DESC_OFFSET: u32 = REMOTE_NV_OFFSET + REMOTE_NV_BYTES;
 export const INIT_RECORD_BYTES: u32 = 72; // one copy: 64 bytes of bits (512 chunks), u32 CRC-32C, u32 generation
 export const INIT_RECORD_CHUNKS: u32 = 512;
 
@@ -210,6 +215,19 @@ export function sealLun(port: u32, lun: u32): void { seal(lunMapEntry(port, lun)
 // @ts-ignore: decorator
 @inline export function newer(a: u32, b: u32): bool { return <i32>(a - b) > 0; }
 
+/**
+ * Loads into dst the newer whole one of a record's two NV copies a and b (`bytes` each, CRC-32C in
+ * the last 4, a u32 generation at `genAt`): 1; 0 when both are blank (never written); -1 when
+ * neither is whole (torn at its first write: the caller drops it and says so).
+ */
+export function loadNewerCopy(a: usize, b: usize, bytes: u32, genAt: u32, dst: usize): i32 {
+  const va = !blank(a, bytes) && sealed(a, bytes - 4);
+  const vb = !blank(b, bytes) && sealed(b, bytes - 4);
+  if (!va && !vb) return blank(a, bytes) && blank(b, bytes) ? 0 : -1;
+  memory.copy(dst, va && (!vb || !newer(load<u32>(b + genAt), load<u32>(a + genAt))) ? a : b, bytes);
+  return 1;
+}
+
 // ---- Header -----------------------------------------------------------------------------------
 
 /** The current header copy (after nvHeaderPick or nvFormatHeader). */
@@ -272,6 +290,7 @@ export function nvWriteDirectory(h: usize, slots: u32): void {
   table(h, 6, NVT_DATA, <u32>slotDataBase() - base, slots * SLOT_BYTES, SLOT_BYTES);
   table(h, 7, NVT_ACCESS, ACCESS_OFFSET, ACCESS_BYTES, ACCESS_RECORD_BYTES);
   table(h, 8, NVT_PAIRS, PAIR_OFFSET, PAIRS_BYTES, PAIR_RECORD_BYTES);
+  table(h, 9, NVT_REMOTE, REMOTE_NV_OFFSET, REMOTE_NV_BYTES, RPR_BYTES);
 }
 
 function table(h: usize, i: u32, id: u32, offset: u32, size: u32, record: u32): void {
@@ -372,6 +391,7 @@ export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region 
 export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
 export const NVK_PAIR: u32 = 4; // the disk IOP's pair copy: low bits: copy job << 24 | job sequence
 export const NVK_XCOPY: u32 = 5; // the disk IOP's copy manager (xcopy/): low bits: copy << 24 | copy sequence
+export const NVK_REMOTE: u32 = 6; // a channel IOP's persist of a remote pair's issuing-ID lease: low bits: the pair
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 

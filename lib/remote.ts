@@ -8,7 +8,7 @@ export const RemoteChange = { suspend: 1, resume: 2, failover: 3, delete: 4 } as
 export type RemoteChangeName = keyof typeof RemoteChange;
 export const REMOTE_STATES = ['simplex', 'copy', 'pair', 'suspended', 'failover', 'creating'] as const;
 export type RemoteStateName = typeof REMOTE_STATES[number];
-export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read'] as const;
+export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart'] as const;
 /** The peer volume's name travels in each packet: at most this many bytes (docs/remote.md). */
 export const PEER_VOLUME_NAME_MAX = 12;
 

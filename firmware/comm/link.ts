@@ -30,7 +30,8 @@ import { sessionDesc, portExtState, scratch, tagRemove, sessionOutstandingAdd } 
 import { cmdBegin, startRead, startWrite, fail } from "../sequencer";
 import { Packet, pkt, pktBegin, pktSend, pktNext, pktLba, pktSetLba } from "../remote/packet";
 import {
-  remote, heldAt, myNode, routeTo, remoteOfVolume, remoteSuspend, remoteSetState, remoteIssue, HELD_MAX, REMOTE_PAIRS,
+  remote, heldAt, myNode, routeTo, remoteOfVolume, remoteSuspend, remoteSetState, remoteIssue, remoteReset, remoteRelease,
+  remoteLeaseReady, remotePersistDue, HELD_MAX, REMOTE_PAIRS,
   RR_SECONDARY, RS_PAIR, RS_FAILOVER, RSR_LINK, RSR_REMOTE, RSR_RELAY, RSR_READ, RSR_NONE,
 } from "../remote/pair";
 import { volumeByName, blockSize, capacityBlocks, volumeReady } from "../volume";
@@ -122,7 +123,7 @@ export function linkReceive(port: u32, s: u32): i32 {
     work++;
   }
   linkService(port);
-  return work + startHeld(port) + remoteCopyStep();
+  return work + startHeld(port) + remoteCopyStep() + remotePersistDue();
 }
 
 function ringReleaseOne(rx: usize): void { ringRelease(rx, 1); }
@@ -135,6 +136,9 @@ function packet(port: u32, p: usize): void {
   // Answers to this array's own commands name them by CX_ID.
   const c = ctxById(h.cmdId);
   if (c == 0 || <u32>load<u8>(c + CX_PORT) != port || lx(c).role != LR_SEND) return; // late: the command has ended
+  // An answer names the issuing ID of what it answers: one for another command that had this CX_ID
+  // (before a restart of this array: IDs go on from the lease, remote/pair.ts) changes nothing.
+  if (h.issuingId != lx(c).issuingId) return;
   if (type == LT_READY) answerReady(c, p);
   else if (type == LT_RECEIVED) answerReceived(c, p);
   else if (type == LT_FORWARDED) answerForwarded(c, p);
@@ -301,7 +305,7 @@ function controlCreate(port: u32, p: usize, v: i32): void {
   const pi = <u32>pr;
   const r = remote(pi);
   if (r.used == 0 || r.issued != h.issuingId || r.state != RS_PAIR) {
-    memory.fill(changetype<usize>(r), 0, 128);
+    remoteReset(pi);
     r.used = 1;
     r.role = RR_SECONDARY;
     r.volume = <u16>vol;
@@ -325,7 +329,7 @@ function freeRecord(): i32 {
 function controlDelete(port: u32, p: usize, v: i32): void {
   const pr = v < 0 ? -1 : remoteOfVolume(<u32>v);
   if (pr >= 0 && remote(<u32>pr).role == RR_SECONDARY && <u32>remote(<u32>pr).peerNode == <u32>pkt(p).origin && remote(<u32>pr).state != RS_FAILOVER) {
-    remote(<u32>pr).used = 0;
+    remoteRelease(<u32>pr);
   }
   answerDirect(port, p, LT_RECEIVED, 0, 0, 0, 0);
 }
@@ -501,6 +505,7 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   const r = remote(p);
   const port = linkPortToward(<u32>r.firstHop);
   if (port < 0) return 0;
+  if (op == LOP_NONE && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
   const c = begin(<u32>port, 0, bytes, true);
   if (c == 0) return 0;
   const x = lx(c);

@@ -8,14 +8,15 @@ import {
   RELAY_STATUS_MAX, RLS_BYTES, RLS_NODE,
 } from "../abi";
 import { CX_ID, CX_ARG, CX_FLAGS, CX_STATE, CX_CDB, CX_FIRST_SLOT, ctxField } from "../ctx";
-import { fail, good, dataInBuffer, sendBuffer, retryLater } from "../sequencer";
+import { fail, good, dataInBuffer, sendBuffer, retryLater, waitPersisted, nvPending } from "../sequencer";
+import { nvRoom, nvId, NVK_CONTEXT } from "../nv";
 import { gIndex } from "../iop";
 import { volumeInUse, blockSize, capacityBlocks } from "../volume";
 import { getBe16, getBe32, putBe16, putBe32, putBe64 } from "../util";
 import { linkSend, linkPortToward, CXF_REMOTE_DONE, CXF_REMOTE_FAILED } from "../comm/link";
 import { ST_REMOTE } from "../remote/mirror";
 import {
-  remote, remoteOfVolume, remoteSetState, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
+  remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
   RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
   NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, NODE_NAMES, NODE_NAME_BYTES, RemotePair,
 } from "../remote/pair";
@@ -78,10 +79,7 @@ export function remoteCreate(c: usize, list: usize): void {
   let p: i32 = -1;
   for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
   if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
-  const r = remote(<u32>p);
-  const serial = r.serial;
-  memory.fill(changetype<usize>(r), 0, 128);
-  r.serial = serial;
+  const r = remoteReset(<u32>p);
   r.used = 1;
   r.role = RR_PRIMARY;
   r.mode = <u8>mode;
@@ -113,17 +111,28 @@ function waitFor(c: usize, p: u32, id: u32): void {
   store<u8>(c + CX_STATE, <u8>ST_REMOTE);
 }
 
+/**
+ * Answers GOOD once the NV file holds pair p's record: a REMOTE command's change survives a restart.
+ * The caller made sure of room in the NV ring (one entry) before it changed the record.
+ */
+function persistThenGood(c: usize, p: u32): void {
+  if (!remotePersist(p, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) { retryLater(c); return; } // another IOP took the room (parallel mode)
+  nvPending(c, 1);
+  waitPersisted(c);
+}
+
 /** REMOTE CHANGE: `arg` the volume (either end's), `op` RC_*. */
 export function remoteChange(c: usize, arg: u32, op: u32): void {
   const pr = arg < MAX_VOLUMES ? remoteOfVolume(arg) : -1;
   if (pr < 0) { remoteError(c, RE_NO_PAIR, 2, true); return; }
+  if (!nvRoom(1)) { retryLater(c); return; }
   const p = <u32>pr;
   const r = remote(p);
   const primary = r.role == RR_PRIMARY;
   if (op == RC_SUSPEND) {
     if (!primary || (r.state != RS_PAIR && r.state != RS_COPY)) { remoteError(c, RE_STATE, 14, true); return; }
     remoteSetState(p, RS_SUSPENDED, RSR_USER);
-    good(c);
+    persistThenGood(c, p);
   } else if (op == RC_RESUME) {
     if (!primary || r.state != RS_SUSPENDED) { remoteError(c, RE_STATE, 14, true); return; }
     askSecondary(c, p);
@@ -131,7 +140,7 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
     // 003's standby takes over: its volume is the hosts' (read-write); nothing more is applied from the link.
     if (primary || r.state == RS_FAILOVER) { remoteError(c, RE_STATE, 14, true); return; }
     remoteSetState(p, RS_FAILOVER, RSR_NONE);
-    good(c);
+    persistThenGood(c, p);
   } else if (op == RC_DELETE) {
     if (r.state == RS_CREATING) { remoteError(c, RE_STATE, 14, true); return; }
     r.serial++; // answers for its commands still in flight change nothing now
@@ -141,8 +150,8 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
       const id = linkSend(p, LOP_DELETE, 0, 0, load<u32>(c + CX_ID), 0);
       if (id != 0) { waitFor(c, p, id); return; }
     }
-    r.used = 0;
-    good(c);
+    remoteRelease(p);
+    persistThenGood(c, p);
   } else {
     remoteError(c, RE_STATE, 14, true);
   }
@@ -156,8 +165,9 @@ export function remoteCommandWait(c: usize): void {
   const sa = <u32>load<u8>(c + CX_CDB + 1) & 0x1F;
   const p = <i32>load<u32>(c + CX_FIRST_SLOT);
   if (sa == SA_REMOTE_CHANGE && op == RC_DELETE) {
-    if (p >= 0) remote(<u32>p).used = 0;
-    good(c);
+    if (!nvRoom(1)) return; // the answer stays in the flags: asked again at the next poll
+    remoteRelease(<u32>p);
+    persistThenGood(c, <u32>p);
     return;
   }
   const r = remote(<u32>p);
@@ -168,7 +178,9 @@ export function remoteCommandWait(c: usize): void {
     else fail(c, 0x0B, 0x08, 0x01); // LOGICAL UNIT COMMUNICATION TIMEOUT: the secondary did not answer in time
     return;
   }
-  // The secondary holds the pair: the initial copy (embodiment 1's copy, Fig. 4) starts, run by this IOP.
+  // The secondary holds the pair: the initial copy (embodiment 1's copy, Fig. 4) starts, run by this
+  // IOP; the command answers once the record is in NV.
+  if (!nvRoom(1)) return;
   const bs = <u64>blockSize(<u32>r.volume);
   r.copyTotal = capacityBlocks(<u32>r.volume) * bs;
   r.copyNext = 0;
@@ -176,7 +188,7 @@ export function remoteCommandWait(c: usize): void {
   r.copyActive = 0;
   r.copyIop = <u16>gIndex;
   remoteSetState(<u32>p, RS_COPY, RSR_NONE);
-  good(c);
+  persistThenGood(c, <u32>p);
 }
 
 /** REMOTE STATUS: every remote pair of this array, STATUS_ENTRY_BYTES each (docs/scsi.md). */

@@ -16,6 +16,8 @@ export interface SitesOptions {
   trace?: boolean;
   /** Of the far (or direct) link; default the link model's 10,000 Mbit/s. */
   bandwidthMbps?: number;
+  /** Media in files, which keep their data over a restart (default RAM: blank after every start). */
+  fileMedia?: boolean;
 }
 
 export interface Sites {
@@ -33,7 +35,7 @@ export function sitesTopology(dir: string, o: SitesOptions): object {
     name, dir: path.join(dir, name),
     cache: { size: '16MiB', destageIntervalMs: 2, destageAgeMs: 5 },
     iops: [{ role: 'channel' }, { role: 'disk' }],
-    media: [{ name: 'd0', kind: 'ram', size: '64MiB' }],
+    media: [{ name: 'd0', kind: o.fileMedia ? 'file' : 'ram', size: '64MiB' }],
     ports: [{ name: 'q0', iop: 0, transport: 'inproc' }],
   });
   const lossy = (l: object) => (o.loss ? { ...l, loss: o.loss } : l);
@@ -68,4 +70,14 @@ export async function untilRemote(s: Sites, ok: (p: RemoteStatus) => boolean, wh
     await s.emu.advance(5);
   }
   throw new Error(`the remote pair never reached ${what} within ${boundMs} ms of virtual time`);
+}
+
+/**
+ * Stops every node at once as a power loss (a kill -9 of the arrays: acknowledged state is in their NV
+ * files) and starts the same topology again from the same directories.
+ */
+export async function restartSites(s: Sites, o: SitesOptions = {}): Promise<Sites> {
+  await s.emu.stop('powerFail');
+  const emu = await Emulator.start(sitesTopology(s.dir, o), { debug: true });
+  return { ...s, emu, a: new ScsiClient(emu.connect('A')), b: new ScsiClient(emu.connect('B')) };
 }
