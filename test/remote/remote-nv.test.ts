@@ -3,6 +3,8 @@
 // firmware of both arrays on one virtual clock. Document 003, embodiment 3 (Fig. 7: S160-S170) for
 // the writes; the initial copy (Fig. 4: S100-S108) for resume.
 import test from 'ava';
+import * as fs from 'fs';
+import * as path from 'path';
 import { startSites, restartSites, untilRemote, type Sites } from './sites';
 import { pattern } from '../harness/env';
 
@@ -64,6 +66,48 @@ test('B killed alone: A suspends (link) and keeps the reason over its own kill -
     await s.b.write(1, 0, mine); // the hosts' volume now
     t.true((await s.b.read(1, 0, 8)).equals(mine));
     await t.throwsAsync(s.a.remoteChange(s.va, 'resume'), { message: /SECONDARY HAS FAILED OVER/ }, 'a failed-over secondary refuses to be created again');
+  } finally {
+    await s.emu.stop('powerFail');
+  }
+});
+
+/** The NV file's remote pair table (directory id 10, nv.ts NVT_REMOTE): where pair p's copy c starts. */
+function remoteCopyAt(nv: Buffer, p: number, c: number): number {
+  const [a, b] = [nv.subarray(0, 2048), nv.subarray(2048, 4096)];
+  const h = b.readUInt32LE(0) === 0x564e4253 && b.readBigUInt64LE(24) > a.readBigUInt64LE(24) ? b : a; // the newer header
+  for (let i = 0; i < h.readUInt32LE(40); i++) {
+    if (h.readUInt16LE(64 + i * 16) === 10) return h.readUInt32LE(64 + i * 16 + 4) + (p * 2 + c) * 128;
+  }
+  throw new Error('no remote pair table in the NV directory');
+}
+
+const GEN = 104; // RemotePair.gen (firmware/remote/pair.ts)
+
+test('a torn remote pair record: the older whole copy counts; with both copies torn the record is dropped and said so, and the volume is a simplex volume the hosts can write', async (t) => {
+  let s = await paired('remote-nv-torn');
+  const nvPath = path.join(s.dir, 'A', 'nvram.bin');
+  const tear = (which: 'newer' | 'both') => {
+    const nv = fs.readFileSync(nvPath);
+    const [c0, c1] = [remoteCopyAt(nv, 0, 0), remoteCopyAt(nv, 0, 1)];
+    const newer = ((nv.readUInt32LE(c1 + GEN) - nv.readUInt32LE(c0 + GEN)) | 0) > 0 ? c1 : c0;
+    for (const at of which === 'both' ? [c0, c1] : [newer]) nv[at + 60] ^= 0xff; // a byte the CRC covers
+    fs.writeFileSync(nvPath, nv);
+  };
+  try {
+    await s.emu.stop('powerFail');
+    tear('newer');
+    const lines: string[] = [];
+    s = await restartSites(s, DIRECT, (l) => lines.push(l));
+    t.like(await s.a.remoteOf(s.va), { role: 'primary', state: 'suspended', reason: 'restart' }, 'the older copy');
+    t.false(lines.some((l) => /remote pair record failed its CRC/.test(l)), lines.join('\n'));
+    await s.emu.stop('powerFail');
+    tear('both');
+    lines.length = 0;
+    s = await restartSites(s, DIRECT, (l) => lines.push(l));
+    t.true(lines.some((l) => /remote: a remote pair record failed its CRC in both copies and was dropped/.test(l)), lines.join('\n'));
+    t.deepEqual(await s.a.remoteStatus(), []);
+    await s.a.write(1, 0, pattern(4096, 9)); // simplex: local
+    t.true((await s.a.read(1, 0, 8)).equals(pattern(4096, 9)));
   } finally {
     await s.emu.stop('powerFail');
   }

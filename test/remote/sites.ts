@@ -76,8 +76,8 @@ export async function untilRemote(s: Sites, ok: (p: RemoteStatus) => boolean, wh
  * Stops every node at once as a power loss (a kill -9 of the arrays: acknowledged state is in their NV
  * files) and starts the same topology again from the same directories.
  */
-export async function restartSites(s: Sites, o: SitesOptions = {}): Promise<Sites> {
+export async function restartSites(s: Sites, o: SitesOptions = {}, log?: (line: string) => void): Promise<Sites> {
   await s.emu.stop('powerFail');
-  const emu = await Emulator.start(sitesTopology(s.dir, o), { debug: true });
+  const emu = await Emulator.start(sitesTopology(s.dir, o), { debug: true, ...(log ? { log } : {}) });
   return { ...s, emu, a: new ScsiClient(emu.connect('A')), b: new ScsiClient(emu.connect('B')) };
 }
