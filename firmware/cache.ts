@@ -50,7 +50,8 @@ const DIR_RETRY_NS: u32 = 104; // f64: a failed destage is not retried before th
 const DIR_FLUSH_NEXT: u32 = 112; // u32: slot + 1 of the next slot waiting for the same medium flush
 const DIR_DESC_GEN: u32 = 116; // u32: generation of the descriptor copy last persisted
 const DIR_POISON: u32 = 120; // 2 x u64: sectors whose NV data failed its CRC at recovery; reads fail until written
-const DIR_VERDICT_NS: u32 = 136; // f64: when a destage last failed or found no medium (F_WRITE_ERROR, F_NOT_READY)
+const DIR_VERDICT_NS: u32 = 136; // f64: when a destage last failed or found no medium (F_VERDICTS)
+const DIR_THIN: u32 = 144; // u32: a thin volume's unmapped chunk: the medium chunk taken for the data written to it (thinmap.ts entry; 0: none)
 
 export const LIST_FREE: u32 = 0;
 export const LIST_CLEAN: u32 = 1;
@@ -62,6 +63,11 @@ export const F_READ_ERROR: u32 = 4; // the last stage failed (DIR_ERROR_SECTOR)
 export const F_WRITE_ERROR: u32 = 8; // the last destage failed; data stays dirty, retried later
 export const F_NOT_READY: u32 = 16; // the last medium request found the medium dead
 export const F_URGENT: u32 = 32; // a write-through command waits for this slot: destage it now, whatever its age
+// The last destage could not end for the NV file, not the medium: the chunk's init map mark failed
+// there, or the file was degraded (being rewritten). Data stays dirty; tried again once it is whole.
+export const F_NV_FAILED: u32 = 64;
+/** A destage's verdicts: what a flush waiting for the slot reports. */
+export const F_VERDICTS: u32 = F_WRITE_ERROR | F_NOT_READY | F_NV_FAILED;
 
 const NO_VOLUME: u32 = 0xFFFFFFFF;
 
@@ -384,33 +390,44 @@ export function slotFlags(slot: u32): u32 { return load<u8>(dir(slot) + DIR_FLAG
 export function slotSetFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) | f)); }
 export function slotClearFlags(slot: u32, f: u32): void { store<u8>(dir(slot) + DIR_FLAGS, <u8>(slotFlags(slot) & ~f)); }
 /**
- * A dirty slot found with no medium to destage to (lost, being labelled, gone): marked F_NOT_READY
- * with the time, and the cache event moved, so a flush waiting for it looks again and reports it
- * instead of waiting for a write that will not be tried (a flag set without the event was a lost
- * wake-up). A verdict given at or after `sinceNs` (the last flush request), and not withdrawn by
- * markUrgent, is not given again.
+ * A dirty slot that cannot be destaged now (no medium to write to: lost, being labelled, gone; or
+ * an NV file that cannot take its chunk's init map mark): given `verdict` with the time, and the
+ * cache event moved, so a flush waiting for it looks again and reports it instead of waiting for a
+ * write that will not be tried (a flag set without the event was a lost wake-up). A verdict given
+ * at or after `sinceNs` (the last flush request), and not withdrawn by markUrgent, is not given
+ * again. True when it was given now.
  */
-export function slotMarkNotReady(slot: u32, nowNs: f64, sinceNs: f64): void {
+export function slotMarkVerdict(slot: u32, verdict: u32, nowNs: f64, sinceNs: f64): bool {
   const v = slotVerdictNs(slot);
-  if ((slotFlags(slot) & F_NOT_READY) != 0 && v != 0 && v >= sinceNs) return;
-  slotSetFlags(slot, F_NOT_READY);
-  store<f64>(dir(slot) + DIR_VERDICT_NS, nowNs);
+  if ((slotFlags(slot) & verdict) != 0 && v != 0 && v >= sinceNs) return false;
+  slotDestageFailed(slot, verdict, nowNs);
   bumpEvent();
+  return true;
 }
 
-/** A destage of the slot failed: F_NOT_READY (the medium did not answer) or F_WRITE_ERROR, and when. */
-export function slotDestageFailed(slot: u32, notReady: bool, nowNs: f64): void {
-  slotSetFlags(slot, notReady ? F_NOT_READY : F_WRITE_ERROR);
+/**
+ * A destage of the slot failed, or could not begin, and when: F_NOT_READY (the medium did not
+ * answer), F_WRITE_ERROR (it refused the write) or F_NV_FAILED (the NV file could not take the
+ * chunk's init map mark). The medium verdicts of one destage's runs add up; the NV verdict is given
+ * for a try whose medium writes succeeded or were not made, and replaces any older one, as a
+ * medium verdict replaces an older NV one: a flush reports what its own try met.
+ */
+export function slotDestageFailed(slot: u32, verdict: u32, nowNs: f64): void {
+  slotClearFlags(slot, verdict == F_NV_FAILED ? F_VERDICTS : F_NV_FAILED);
+  slotSetFlags(slot, verdict);
   store<f64>(dir(slot) + DIR_VERDICT_NS, nowNs);
 }
 
 /**
- * When the slot's F_WRITE_ERROR or F_NOT_READY was given. A flush counts only a verdict given
+ * When the slot's verdict (F_VERDICTS) was given. A flush counts only a verdict given
  * after it began: an older one may be stale (the medium was being labelled at boot, a write error
  * healed since), and the slot is tried again for the flush.
  */
 export function slotVerdictNs(slot: u32): f64 { return load<f64>(dir(slot) + DIR_VERDICT_NS); }
 export function slotVolume(slot: u32): u32 { return load<u32>(dir(slot) + DIR_VOLUME); }
+/** The medium chunk a thin volume's unmapped chunk was given for the data written into this slot (thin.ts), or 0. */
+export function slotThinChunk(slot: u32): u32 { return load<u32>(dir(slot) + DIR_THIN); }
+export function setSlotThinChunk(slot: u32, t: u32): void { store<u32>(dir(slot) + DIR_THIN, t); }
 export function slotNumber(slot: u32): u32 { return load<u32>(dir(slot) + DIR_SLOT_NO); }
 export function slotList(slot: u32): u32 { return load<u8>(dir(slot) + DIR_LIST); }
 export function slotPins(slot: u32): u32 { return load<u16>(dir(slot) + DIR_PINS); }
@@ -528,6 +545,7 @@ export function allocate(volume: u32, slotNo: u32): i32 {
   store<u8>(d + DIR_FLAGS, 0);
   memory.fill(d + DIR_VALID, 0, 48);
   memory.fill(d + DIR_POISON, 0, 16);
+  assert(load<u32>(d + DIR_THIN) == 0, "cache: a slot given a thin chunk was reused before it was mapped or given back");
   hashInsert(<u32>slot);
   listMove(<u32>slot, LIST_CLEAN);
   return slot;
@@ -549,6 +567,7 @@ function evictable(): i32 {
  */
 export function dropSlot(slot: u32, nvIdValue: u32): bool {
   const d = dir(slot);
+  assert(load<u32>(d + DIR_THIN) == 0, "cache: a slot holding a thin chunk dropped without giving it back (thin.ts, thinDropSlot)");
   const volume = load<u32>(d + DIR_VOLUME);
   let queued = false;
   if (load<u8>(d + DIR_LIST) == LIST_DIRTY || poisoned(d)) {
@@ -585,6 +604,8 @@ export const WRITE_NV_ENTRIES: u32 = 3;
  * trusts a dirty sector only if its data matches its CRC). Needs WRITE_NV_ENTRIES free NV entries.
  */
 export function writeSectors(slot: u32, first: u32, count: u32, src: usize, nowNs: f64, nvIdValue: u32): void {
+  // A write of no sector would put the slot on the dirty list with nothing to destage: a flush would wait for it for ever.
+  assert(count > 0 && first + count <= SLOT_SECTORS, "cache: a write of no sectors, or past its slot");
   const d = dir(slot);
   const dst = slotData(slot) + (<usize>first << 9);
   memory.copy(dst, src, <usize>count << 9);
@@ -716,7 +737,7 @@ export function destageDone(slot: u32, ok: bool, errorSector: u32, retryNs: f64,
   slotClearFlags(slot, F_DESTAGING);
   let clean = false;
   if (ok) {
-    slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
+    slotClearFlags(slot, F_VERDICTS);
     memory.fill(d + DIR_DESTAGING, 0, 16);
     if ((load<u64>(d + DIR_DIRTY) | load<u64>(d + DIR_DIRTY + 8)) == 0) {
       listMove(slot, LIST_CLEAN);
@@ -803,7 +824,8 @@ export function pinnedCount(): u32 {
 /**
  * Is there dirty data of `volume` (all volumes when NO_VOLUME) in slots [firstSlot, lastSlot]
  * that was dirtied at or before `seq`? Also reports a failed destage among them: returns 0 none,
- * 1 still dirty, 2 a destage of such a slot failed (write error), 3 its medium is dead.
+ * 1 still dirty, 2 a destage of such a slot failed (write error), 3 its medium is dead, 4 the NV
+ * file could not take its chunk's init map mark.
  */
 export function dirtyAtOrBefore(volume: u32, firstSlot: u32, lastSlot: u32, seq: u64): u32 {
   const i = oldestDirty(volume, firstSlot, lastSlot, seq);
@@ -811,6 +833,7 @@ export function dirtyAtOrBefore(volume: u32, firstSlot: u32, lastSlot: u32, seq:
   const f = slotFlags(<u32>i);
   if ((f & F_NOT_READY) != 0) return 3;
   if ((f & F_WRITE_ERROR) != 0) return 2;
+  if ((f & F_NV_FAILED) != 0) return 4;
   return 1;
 }
 

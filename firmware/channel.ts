@@ -25,11 +25,12 @@ import { fenceGeneration, volumeFenced, fenceAck, fenceAcked } from "./cache";
 import { nvKick, nvCompletionFailed, NVK_CONTEXT, NVK_REMOTE } from "./nv";
 import { remoteNvDone } from "./remote/pair";
 import { prngSeed } from "./prng";
+import { reservationsNexusLost } from "./scsi/pr";
 import { statInc } from "./stats";
 import { trace } from "./trace";
 
 // Per-session state in the channel IOP's private area, shared by every port kind.
-export const SS_BYTES: u32 = 2560;
+export const SS_BYTES: u32 = 2816;
 export const SS_OPEN: u32 = 0; // u32: 1 while the firmware serves the session
 export const SS_LAST_RX_NS: u32 = 8; // f64: when the rx ring last gained bytes (partial-frame timeout)
 export const SS_RX_SEEN: u32 = 16; // u32: rx bytes waiting when last looked
@@ -48,6 +49,7 @@ export const SS_IDENTITY_KIND: u32 = 294; // u8: PORT_* of the transport that se
 export const SS_RX_TAIL: u32 = 296; // u32: the rx ring's tail when last looked (idle timeout)
 export const SS_TAGS: u32 = 512; // TAG_SLOTS x (tag u32, context index + 1 u32)
 export const IDENTITY_NAME_BYTES: u32 = 224;
+export const SS_UA: u32 = 2560; // 256 bytes: the I_T nexus's pending unit attentions (scsi/ua.ts)
 const TAG_SLOTS: u32 = 256;
 const TAG_ENTRY_BYTES: u32 = 8;
 
@@ -175,6 +177,7 @@ function openSession(port: u32, s: u32, gen: u32): void {
 /** Drops the session's commands: acknowledged writes are in the cache already; the rest may or may not apply. */
 function closeSession(port: u32, s: u32): void {
   const aborted = abortSession(port, s);
+  reservationsNexusLost(port, s); // RESERVE (6)/(10) reservations end with the nexus
   transportClose(port, s);
   store<u32>(sessionState(port, s) + SS_OPEN, 0);
   trace(TRACE_SESSION, (port << 16) | s, 0, aborted, load<u32>(sessionDesc(port, s) + SES_HANGUP));

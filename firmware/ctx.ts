@@ -10,7 +10,7 @@ import { cfg32 } from "./config";
 import { gPrivate } from "./iop";
 import { bitmapFindNextClear, bitmapFindNextSet, bitmapSetRange, bitmapClearRange } from "./kernels/bitmap";
 
-export const CTX_BYTES: u32 = 256;
+export const CTX_BYTES: u32 = 320;
 export const CX_STATE: u32 = 0; // u8: ST_*
 export const CX_PORT: u32 = 1; // u8
 export const CX_SESSION: u32 = 2; // u8
@@ -64,6 +64,8 @@ export const SENSE_DEFERRED: u32 = 0x01;
 export const CX_PIN_SLOT: u32 = 188; // u32: slot + 1 this command holds pinned (a stage it waits for, a slot it sends)
 export const CX_TRANSPORT: u32 = 192; // CX_TRANSPORT_BYTES: the port kind's per-command state (comm/), 8-aligned
 export const CX_TRANSPORT_BYTES: u32 = 64;
+export const CX_GATHER: u32 = 256; // u32: buffer granules a data-out of several windows is gathered in: first + 1 | count << 16
+export const CX_ORDER: u32 = 260; // u32: the command's place in its channel IOP's dispatch order (task attributes)
 
 export const NO_VOLUME16: u32 = 0xFFFF;
 
@@ -86,6 +88,7 @@ export const ST_RESPOND: u32 = 9; // status ready, waiting for room to send it
 export const ST_PARAM_DATA: u32 = 10; // management OUT: receiving the parameter list
 export const ST_TAPE: u32 = 12; // a tape command: waiting for its device, its request, or to send what it read (tape/)
 export const ST_HELD: u32 = 11; // taken in but not yet dispatched: its transport holds it (iSCSI CmdSN order)
+export const ST_ORDER_WAIT: u32 = 13; // dispatched in order but waiting for older commands (task attributes: ORDERED)
 
 export const CXF_DATA_OUT: u32 = 1; // host said it has data-out
 export const CXF_DATA_IN: u32 = 2; // host said it takes data-in
@@ -98,8 +101,15 @@ export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, n
 export const CXF_FLUSH_POSTED: u32 = 256;
 export const CXF_TAPE: u32 = 1024; // the command holds a tape device's claim (CX_ARG: device + 1)
 export const CXF_NV_FAILED: u32 = 512; // an NV persist of this command completed with an error
-export const CXF_CSI: u32 = 0x40000; // CX_INFO is COMMAND-SPECIFIC INFORMATION (sense bytes 8-11), not INFORMATION (EXTENDED COPY)
 export const CXF_PAIR_WAIT: u32 = 2048; // a write waits for a pair's copy of its track (CX_DEADLINE_NS: until when)
+export const CXF_SINK_COMPARE: u32 = 4096; // a read compares the blocks with the buffer (VERIFY BYTCHK=1)
+export const CXF_SINK_DISCARD: u32 = 8192; // a read only stages the blocks (VERIFY BYTCHK=0, PRE-FETCH)
+export const CXF_REDISPATCH: u32 = 16384; // when that read is done the handler runs again (COMPARE AND WRITE)
+export const CXF_FROM_BUFFER: u32 = 32768; // a write takes its data from the command's buffer (WRITE SAME)
+export const CXF_ORDERED: u32 = 65536; // an ORDERED command counted in CP_ORDERED until it ends
+export const CXF_DEALLOC: u32 = 0x20000; // the command deallocates a thin volume's range (scsi/thin.ts): its handler goes on where it was
+export const CXF_AFTER_PERSIST: u32 = 0x80000; // once what the command persisted is in the NV file its handler runs again (persistThenRedispatch)
+export const CXF_CSI: u32 = 0x40000; // CX_INFO is COMMAND-SPECIFIC INFORMATION (sense bytes 8-11), not INFORMATION (EXTENDED COPY)
 
 // Channel IOP private area header (the rest is laid out by channel.ts).
 export const CP_CTX_FREE: u32 = 0; // u32: index + 1
@@ -116,6 +126,8 @@ export const CP_NV_QUEUED: u32 = 44; // u32: NV entries queued this poll
 export const CP_PRNG: u32 = 48; // u64 x 2: the IOP's PRNG state (prng.ts)
 export const CP_PORT_EXT: u32 = 64; // MAX_PORTS x u32: each port's kind-specific session area (0: none)
 export const CP_FENCE_GEN: u32 = 128; // u32: the volume-fence generation this IOP last purged for
+export const CP_ORDER_SEQ: u32 = 132; // u32: the last CX_ORDER given (dispatch order)
+export const CP_ORDERED: u32 = 136; // u32: ORDERED commands dispatched and not yet ended
 export const CP_HEADER_BYTES: u32 = 192;
 
 // @ts-ignore: decorator
@@ -301,6 +313,35 @@ export function ctxBuffer(c: usize, bytes: u32, zeroed: bool): bool {
   store<u16>(c + CX_BUF_COUNT, <u16>n);
   if (zeroed) memory.fill(bufAddr(first), 0, <usize>bytes);
   return true;
+}
+
+/**
+ * Buffer memory for a data-out that the handler needs whole (VERIFY, COMPARE AND WRITE, WRITE SAME,
+ * PERSISTENT RESERVE OUT...) when its transport delivers it in several windows. False when none is free.
+ */
+export function ctxGatherBuffer(c: usize, bytes: u32): bool {
+  const n = max<u32>(1, (bytes + BUFFER_GRANULE_BYTES - 1) / BUFFER_GRANULE_BYTES);
+  const first = bufAlloc(n);
+  if (first == 0) return false;
+  store<u32>(c + CX_GATHER, first | (n << 16));
+  return true;
+}
+
+export function ctxGatherAddr(c: usize): usize { return bufAddr(load<u32>(c + CX_GATHER) & 0xFFFF); }
+
+export function ctxGatherRelease(c: usize): void {
+  const g = load<u32>(c + CX_GATHER);
+  bufFree(g & 0xFFFF, g >> 16);
+  store<u32>(c + CX_GATHER, 0);
+}
+
+/** The gathered data-out becomes the command's buffer (the window's is given back). */
+export function ctxGatherToBuffer(c: usize): void {
+  ctxBufferRelease(c);
+  const g = load<u32>(c + CX_GATHER);
+  store<u16>(c + CX_BUF_FIRST, <u16>(g & 0xFFFF));
+  store<u16>(c + CX_BUF_COUNT, <u16>(g >> 16));
+  store<u32>(c + CX_GATHER, 0);
 }
 
 export function ctxBufferRelease(c: usize): void {

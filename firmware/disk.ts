@@ -15,7 +15,8 @@ import {
   TRACE_STAGE, TRACE_DESTAGE, TRACE_FLUSH, NCQ_ID, NCQ_STATUS, MOP_FLUSH, MAX_MEDIA, STAT_MEDIA_FLUSHES,
   MAP_CONTROL_LEFT, MAP_CONTROL_STUCK, MAP_CONTROL_NV_ERRNO, MAP_CONTROL_CLEAN, MAP_CONTROL_STUCK_LIST,
   CONTROL_STUCK_MAX, CSE_BYTES, CSE_VOLUME, CSE_MEDIUM, CSE_REASON, CSE_LBA, CSE_BLOCKS, CSR_WRITE_ERROR,
-  CSR_NOT_READY, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
+  CSR_NOT_READY, CSR_NV, CSR_NO_MEDIUM, CSR_LOST, MEDS_OK, MEDS_LOST, MEDS_BECOMING_READY, TRACE_MEDIUM, STAT_POLLS,
+  STAT_INIT_MARK_FAILURES, STAT_DESTAGE_NV_HELD,
 } from "./abi";
 import { cfg32, mediaCount, iopCount, iopRole } from "./config";
 import { gPrivate, gNow, gNvCq, gStats, iopEntry, wakeAt } from "./iop";
@@ -29,19 +30,22 @@ import {
   F_NOT_READY, slotDirtySeq, slotDirtyNs, slotRetryNs, slotVolume, slotNumber, slotData, destageBegin,
   destagingRun, destageOpsAdd, destageDone, stageDone, flushSeq, raiseFlushSeq, currentSeq, dirtyCountAll,
   slotCount, F_URGENT, urgentSlots, slotFlushNext, setSlotFlushNext, slotDirtyRange, fillBlank,
-  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkNotReady,
-  slotDestageFailed, slotVerdictNs,
+  slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkVerdict,
+  slotDestageFailed, slotVerdictNs, F_NV_FAILED, F_VERDICTS,
 } from "./cache";
-import { chunkInitialized, initMark, initClear } from "./initmap";
+import { chunkInitialized, initMark, initUnmark, initClear } from "./initmap";
+import { slotMedium, chunkHoldsData, thinMapSlot, thinMapFailed, thinDropSlot, thinDropMedium } from "./thin";
+import { slotThinChunk } from "./cache";
 import {
   blockSize, chunkToMedium, mediumState, MS_STATE, MS_REGISTERED, MS_ERRORS, MS_LABEL, MEDIUM_DEAD, setMediumState,
-  mediumChunks,
+  mediumChunks, volumeThin, THIN_UNMAPPED,
 } from "./volume";
 import { labelVerdict, labelBuild, labelRecord, labelGeneration, LV_MATCH, LV_LOST } from "./label";
 import { log, LOG_ERROR } from "./hal";
 import {
   nvKick, nvRoom, nvBase, NVH_CLEAN, nvPersistRange, nvId, NVK_NONE, NVK_RESYNC, nvRegionBytes, nvDegraded,
   nvCompletionFailed, nvResynced, nvFailures, nvErrno, nvHeader, nvHeaderPersist, NVK_LABEL, NVK_PAIR, NVK_XCOPY,
+  NVK_INIT_MARK,
 } from "./nv";
 import { statInc } from "./stats";
 import { trace } from "./trace";
@@ -61,14 +65,16 @@ const DK_RESYNC_AT_NS: u32 = DK_RESYNC_FAILURES + 4; // f64: next rewrite attemp
 const DK_RESYNC_BACKOFF_NS: u32 = DK_RESYNC_AT_NS + 8; // f64
 const DK_FLUSH_ASKED_NS: u32 = DK_RESYNC_BACKOFF_NS + 8; // f64: the last flush request (MB_FLUSH, control)
 const DK_CONTROL_AT_NS: u32 = DK_FLUSH_ASKED_NS + 8; // f64: the control request in progress was taken
+const DK_RELABELS: u32 = DK_CONTROL_AT_NS + 8; // u64: bit m: REINITIALIZE MEDIUM of medium m is writing its new label
 const DK_PROBE_BUF: u32 = DK_CONTROL_SEQ + 64; // 512 bytes
 // Per medium: the slots written to it that wait for a medium flush before their clean record.
 const DK_FLUSH: u32 = DK_PROBE_BUF + 512; // MAX_MEDIA x FL_BYTES
-const FL_BYTES: u32 = 16;
+const FL_BYTES: u32 = 32;
 const FL_WAITING: u32 = 0; // u32: slot + 1, head of the slots whose writes completed since the last flush was sent
 const FL_COVERED: u32 = 4; // u32: slot + 1, head of the slots the flush in flight (or just completed) covers
 const FL_STATE: u32 = 8; // u32: FLS_*
 const FL_STATUS: u32 = 12; // u32: MST_* of the completed flush
+const FL_MARKING: u32 = 16; // u32: slot + 1 whose init map mark (of a chunk on this medium) is in flight, 0 none
 const FLS_IDLE: u32 = 0;
 const FLS_IN_FLIGHT: u32 = 1;
 const FLS_DONE: u32 = 2; // completed; its covered slots get their records as NV room allows
@@ -108,6 +114,7 @@ export function diskBoot(): void {
   store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
   store<f64>(gPrivate + DK_FLUSH_ASKED_NS, 0);
   store<f64>(gPrivate + DK_CONTROL_AT_NS, 0);
+  store<u64>(gPrivate + DK_RELABELS, 0);
   memory.fill(gPrivate + DK_FLUSH, 0, MAX_MEDIA * FL_BYTES);
 }
 
@@ -164,7 +171,7 @@ function takeMessage(m: usize): bool {
   const type = <u32>load<u8>(m + MB_TYPE);
   if (type == MB_STAGE) return stage(load<u32>(m + MB_SLOT), <u32>load<u16>(m + MB_FIRST), <u32>load<u16>(m + MB_COUNT));
   if (type == MB_FLUSH) { flushAsked(load<u64>(m + MB_SEQ)); return true; }
-  if (type == MB_RELABEL) { if (!nvRoom(2)) return false; relabel(load<u32>(m + MB_SLOT)); return true; } // initClear: 2 NV entries
+  if (type == MB_RELABEL) { if (!nvRoom(2)) return false; relabel(load<u32>(m + MB_SLOT)); return true; } // a dropped poisoned slot's descriptor
   return true; // unknown messages are dropped: a channel IOP of a newer image
 }
 
@@ -172,10 +179,10 @@ function takeMessage(m: usize): bool {
 export function stageSlot(slot: u32, first: u32, count: u32): bool { return stage(slot, first, count); }
 
 function stage(slot: u32, first: u32, count: u32): bool {
-  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+  const where = slotMedium(slot);
   if (where == u64.MAX_VALUE) { stageDone(slot, first, count, false, first, true); return true; }
   const medium = <u32>(where >> 32);
-  if (!chunkInitialized(medium, <u32>where)) { // never written: zeros, no medium read
+  if (where == THIN_UNMAPPED || !chunkHoldsData(slotVolume(slot), slotNumber(slot), where)) { // never written: zeros, no medium read
     memory.fill(slotData(slot) + (<usize>first << 9), 0, <usize>count << 9);
     stageDone(slot, first, count, true, 0, false);
     return true;
@@ -240,9 +247,23 @@ function stageComplete(r: u32, m: u32, status: u32, errLba: u64): void {
   stageDone(slot, first, count, status == MST_OK, errSector, status == MST_NOT_READY);
 }
 
+/** The verdict of a failed medium request: the medium did not answer, or refused it. */
+// @ts-ignore: decorator
+@inline function mediumVerdict(status: u32): u32 { return status == MST_NOT_READY ? F_NOT_READY : F_WRITE_ERROR; }
+
+/**
+ * The chunk's init map mark could not reach the NV file (it failed, or the file is degraded): the
+ * slot stays dirty with the NV verdict, not the medium's (a flush of it answers HARDWARE ERROR),
+ * and is destaged whole and marked again once the file is whole. Counted.
+ */
+function markHeld(slot: u32): void {
+  slotDestageFailed(slot, F_NV_FAILED, gNow);
+  statInc(STAT_DESTAGE_NV_HELD);
+}
+
 function destageComplete(r: u32, m: u32, status: u32): void {
   const slot = reqArg(sa(), r);
-  if (status != MST_OK) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
+  if (status != MST_OK) slotDestageFailed(slot, mediumVerdict(status), gNow);
   if (destageOpsAdd(slot, -1) != 0) return;
   statInc(STAT_DESTAGES);
   if ((slotFlags(slot) & (F_WRITE_ERROR | F_NOT_READY)) != 0) {
@@ -296,17 +317,37 @@ function flushRecords(m: u32): i32 {
   let next = load<u32>(fl + FL_COVERED);
   while (next != 0 && nvRoom(2)) {
     const slot = next - 1;
+    // The chunk's first write is on the medium: it is initialized from now on. The slot's clean
+    // record waits for the mark's NV completion (markDone): were the mark lost and the record
+    // not, the chunk would read zeros after a crash.
+    const thin = slotThinChunk(slot) != 0;
+    const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+    const mark = status == MST_OK && (thin || (where != u64.MAX_VALUE && where != THIN_UNMAPPED
+      && !volumeThin(slotVolume(slot)) && !chunkInitialized(m, <u32>where)));
+    // One mark in flight per medium, so never two of one record: they would write its two copies
+    // in turn, and the first failing with the second torn by a power cut left neither copy with
+    // the bits of earlier marks, whose slots are clean (their chunks read zeros). The slots left
+    // wait for its completion (markDone), the flush's order kept.
+    if (mark && !nvDegraded() && load<u32>(fl + FL_MARKING) != 0) break;
     next = slotFlushNext(slot);
     setSlotFlushNext(slot, 0);
-    if (status != MST_OK) slotDestageFailed(slot, status == MST_NOT_READY, gNow);
-    else {
-      // The chunk's first write is on the medium: it is initialized from now on (its record goes
-      // before the slot's clean record, in the one ordered NV ring).
-      const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-      if (where != u64.MAX_VALUE && !chunkInitialized(m, <u32>where)) initMark(m, <u32>where, nvId(NVK_NONE, 0));
-    }
-    destageDone(slot, status == MST_OK, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
     work++;
+    let ok = status == MST_OK;
+    if (!ok) slotDestageFailed(slot, mediumVerdict(status), gNow);
+    else if (mark) {
+      if (!nvDegraded()) {
+        store<u32>(fl + FL_MARKING, slot + 1);
+        // A thin chunk's first write: its map entry, like a mark, before the clean record (thin.ts).
+        if (thin) thinMapSlot(slot, nvId(NVK_INIT_MARK, slot));
+        else initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot));
+        continue;
+      }
+      // The file's copy of the map may be stale while it is degraded: a new mark could overwrite
+      // the only whole copy of its record. The slot stays dirty until the file is rewritten.
+      markHeld(slot);
+      ok = false;
+    }
+    destageDone(slot, ok, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
   }
   store<u32>(fl + FL_COVERED, next);
   if (next == 0) store<u32>(fl + FL_STATE, FLS_IDLE);
@@ -350,22 +391,28 @@ function aboveHighMark(): bool {
 
 /** Registers the medium writes of a slot's dirty runs. False when its medium is busy or gone. */
 function destage(slot: u32, depth: u32): bool {
-  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
-  // The volume's medium left the topology: the data stays dirty (and in NV), marked so that a flush
-  // reports it instead of waiting for it.
-  if (where == u64.MAX_VALUE) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
+  const where = slotMedium(slot);
+  // The volume's medium left the topology (or a thin chunk has none: thin.ts found none at boot):
+  // the data stays dirty (and in NV), marked so that a flush reports it instead of waiting for it.
+  if (where == u64.MAX_VALUE || where == THIN_UNMAPPED) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
   const medium = <u32>(where >> 32);
   const mst = load<u32>(mediumState(medium) + MS_STATE);
   // Never write onto a medium that is not known to be the array's own (blank, replaced, unchecked).
-  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkNotReady(slot, gNow, flushAskedNs()); return false; }
+  if (mst == MEDS_LOST || mst == MEDS_BECOMING_READY) { slotMarkVerdict(slot, F_NOT_READY, gNow, flushAskedNs()); return false; }
+  const whole = !chunkHoldsData(slotVolume(slot), slotNumber(slot), where);
+  // A chunk's first destage ends in its init map mark, which a degraded NV file cannot take
+  // (flushRecords): the chunk is not written until the file is whole again; a flush reports it.
+  if (whole && nvDegraded()) {
+    if (slotMarkVerdict(slot, F_NV_FAILED, gNow, flushAskedNs())) statInc(STAT_DESTAGE_NV_HELD);
+    return false;
+  }
   if (load<u32>(mediumState(medium) + MS_REGISTERED) >= depth) return false;
   if (!schedPoolFree(sa())) return false;
-  slotClearFlags(slot, F_WRITE_ERROR | F_NOT_READY);
+  slotClearFlags(slot, F_VERDICTS);
   // A chunk's first write covers all of it: the slot's other sectors are zeros. Only the medium
   // write does; the slot's dirty sectors stay those the hosts wrote, so a descriptor persisted
   // meanwhile never claims sectors whose data and CRCs are not in NV (they hold the NV bytes of
   // the slot's previous owner, perhaps another volume's).
-  const whole = !chunkInitialized(medium, <u32>where);
   if (whole) fillBlank(slot, 0, 0);
   if (!destageBegin(slot)) return false;
   const base = (where & 0xFFFFFFFF) << 7;
@@ -406,8 +453,17 @@ function checkLabels(): i32 {
     } else if (lbl == LBL_RELABEL) {
       labelBuild(m, labelGeneration(m) + 1, labelBuf(m));
       if (labelIo(m, MOP_WRITE, LBL_WRITING)) work++;
-    } else if (lbl == LBL_RECORD && nvRoom(1)) {
+    } else if (lbl == LBL_RECORD && nvRoom(relabeling(m) ? 4 : 1)) {
       store<u32>(ms + MS_LABEL, LBL_PERSISTING);
+      // REINITIALIZE MEDIUM: the new label is on the medium, so the loss is accepted now: every
+      // chunk reads as zeros from here on. The bits go before the label's record in the one NV
+      // ring, so no restart finds the new label recorded with the old bits (the lost medium's
+      // bytes would read as the volumes' data).
+      if (relabeling(m)) {
+        initClear(m, 0, mediumChunks(m), nvId(NVK_NONE, 0));
+        thinDropMedium(m, nvId(NVK_NONE, 0)); // thin chunks on it are unmapped: they read zeros too
+        relabelEnded(m);
+      }
       labelRecord(m, labelGeneration(m) + 1, nvId(NVK_LABEL, m));
       work++;
     }
@@ -426,7 +482,8 @@ function labelComplete(m: u32, phase: u32, status: u32): void {
   const ms = mediumState(m);
   if (status != MST_OK) {
     // Dead: read its label again when it answers. A medium that answers but cannot give or take
-    // its label cannot be vouched for.
+    // its label cannot be vouched for. A REINITIALIZE MEDIUM that got this far changed nothing.
+    relabelEnded(m);
     store<u32>(ms + MS_LABEL, LBL_UNCHECKED);
     if (status == MST_NOT_READY) { store<f64>(gPrivate + DK_NEXT_PROBE_NS, gNow + RETRY_NS); return; }
     store<u32>(ms + MS_LABEL, LBL_DONE);
@@ -461,21 +518,28 @@ function mediumLost(m: u32, why: u32): void {
 }
 
 /**
- * REINITIALIZE MEDIUM accepted the loss of medium m: every chunk on it reads as zeros from now on
- * (init bits cleared), cached clean copies of its old contents go, dirty data the array still holds
- * in NV is destaged onto it, and it gets a new label.
+ * REINITIALIZE MEDIUM accepted the loss of medium m: cached clean copies of its old contents go, it
+ * gets a new label, and with the label's record every chunk on it reads as zeros (init bits
+ * cleared: checkLabels); dirty data the array still holds in NV is then destaged onto it. The bits
+ * are not cleared before the label is on the medium: when the label cannot be written (the medium
+ * died), the command fails and nothing is lost; the medium may yet come back as the array's own,
+ * with its data (seed 2108: it did, and read zeros where acknowledged writes were).
  */
 function relabel(m: u32): void {
   if (m >= mediaCount() || load<u32>(mediumState(m) + MS_STATE) != MEDS_LOST) return;
-  initClear(m, 0, mediumChunks(m), nvId(NVK_NONE, 0));
   for (let i: u32 = 0; i < slotCount(); i++) {
     if (slotList(i) != LIST_CLEAN || slotPins(i) != 0 || (slotFlags(i) & F_STAGING) != 0) continue;
-    const where = chunkToMedium(slotVolume(i), slotNumber(i));
-    if (where != u64.MAX_VALUE && <u32>(where >> 32) == m) dropSlot(i, nvId(NVK_NONE, 0));
+    const where = slotMedium(i);
+    if (where != u64.MAX_VALUE && where != THIN_UNMAPPED && <u32>(where >> 32) == m) thinDropSlot(i, nvId(NVK_NONE, 0));
   }
+  store<u64>(gPrivate + DK_RELABELS, load<u64>(gPrivate + DK_RELABELS) | (<u64>1 << <u64>m));
   setMediumState(m, MEDS_BECOMING_READY);
   store<u32>(mediumState(m) + MS_LABEL, LBL_RELABEL);
 }
+
+function relabeling(m: u32): bool { return (load<u64>(gPrivate + DK_RELABELS) & (<u64>1 << <u64>m)) != 0; }
+
+function relabelEnded(m: u32): void { store<u64>(gPrivate + DK_RELABELS, load<u64>(gPrivate + DK_RELABELS) & ~(<u64>1 << <u64>m)); }
 
 // ---- Dead media -------------------------------------------------------------------------------
 
@@ -529,7 +593,7 @@ function flushSettled(): bool {
   while (i >= 0) {
     const f = slotFlags(<u32>i);
     const v = slotVerdictNs(<u32>i);
-    if ((f & F_DESTAGING) != 0 || (f & (F_WRITE_ERROR | F_NOT_READY)) == 0 || v == 0 || v < since) return false;
+    if ((f & F_DESTAGING) != 0 || (f & F_VERDICTS) == 0 || v == 0 || v < since) return false;
     i = listNext(<u32>i);
   }
   return true;
@@ -544,7 +608,8 @@ function reportStuck(left: u32, clean: bool): void {
     i = listNext(slot);
     const e = MAP_ADDR + MAP_CONTROL_STUCK_LIST + n * CSE_BYTES;
     const v = slotVolume(slot);
-    const where = chunkToMedium(v, slotNumber(slot));
+    const w = slotMedium(slot);
+    const where = w == THIN_UNMAPPED ? u64.MAX_VALUE : w; // a thin chunk with none: reported as no medium
     const f = slotFlags(slot);
     const range = slotDirtyRange(slot);
     const bs = <u64>blockSize(v);
@@ -554,7 +619,8 @@ function reportStuck(left: u32, clean: bool): void {
     store<u16>(e + CSE_VOLUME, <u16>v);
     store<u16>(e + CSE_MEDIUM, where == u64.MAX_VALUE ? 0xFFFF : <u16>(where >> 32));
     const lost = where != u64.MAX_VALUE && load<u32>(mediumState(<u32>(where >> 32)) + MS_STATE) == MEDS_LOST;
-    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : lost ? CSR_LOST : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : CSR_WRITE_ERROR));
+    store<u8>(e + CSE_REASON, <u8>(where == u64.MAX_VALUE ? CSR_NO_MEDIUM : lost ? CSR_LOST
+      : (f & F_NOT_READY) != 0 ? CSR_NOT_READY : (f & F_NV_FAILED) != 0 ? CSR_NV : CSR_WRITE_ERROR));
     store<u64>(e + CSE_LBA, first);
     store<u32>(e + CSE_BLOCKS, <u32>(end - first));
     n++;
@@ -583,10 +649,13 @@ function drainNvCompletions(): i32 {
   while (e != 0) {
     const id = load<u32>(e + NCQ_ID);
     const status = load<u32>(e + NCQ_STATUS);
+    // A mark's completion queues its slot's record: it waits for room in the ring.
+    if ((id >> 28) == NVK_INIT_MARK && !nvRoom(1)) break;
     if (status != 0) nvCompletionFailed(status, id);
     if ((id >> 28) == NVK_LABEL) labelRecorded(id & 0xFF);
     if ((id >> 28) == NVK_PAIR) { pairNvDone(id, status); work++; }
     if ((id >> 28) == NVK_XCOPY) { xcopyNvDone(id, status); work++; }
+    if ((id >> 28) == NVK_INIT_MARK) { markDone(id & 0x0FFFFFFF, status); work++; }
     if ((id >> 28) == NVK_RESYNC) {
       store<u32>(gPrivate + DK_RESYNC_PENDING, 0);
       if (status == 0 && nvResynced(load<u32>(gPrivate + DK_RESYNC_FAILURES))) store<f64>(gPrivate + DK_RESYNC_BACKOFF_NS, 0);
@@ -596,6 +665,26 @@ function drainNvCompletions(): i32 {
     e = ringPeek(gNvCq);
   }
   return work;
+}
+
+/**
+ * The init map mark (or thin map entry) of a slot's first destage completed. Written: the slot gets
+ * its clean record. Failed: the bit (entry) is cleared again in memory and the slot stays dirty (its
+ * NV record says so), to be destaged whole and marked again once the file has been rewritten;
+ * counted and logged.
+ */
+function markDone(slot: u32, status: u32): void {
+  for (let m: u32 = 0; m < mediaCount(); m++) {
+    if (load<u32>(flushState(m) + FL_MARKING) == slot + 1) store<u32>(flushState(m) + FL_MARKING, 0); // the next may go
+  }
+  if (status == 0) { destageDone(slot, true, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0)); return; }
+  const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
+  if (volumeThin(slotVolume(slot))) thinMapFailed(slot);
+  else if (where != u64.MAX_VALUE) initUnmark(<u32>(where >> 32), <u32>where);
+  statInc(STAT_INIT_MARK_FAILURES);
+  log(LOG_ERROR, "destage: the init map mark of a chunk's first write failed in NV (slot, errno); the slot stays dirty", slot, status);
+  markHeld(slot);
+  destageDone(slot, false, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0));
 }
 
 /**

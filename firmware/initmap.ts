@@ -4,15 +4,17 @@
 // A chunk whose bit is clear holds nothing of any volume: it reads as zeros without a medium read
 // (its cache slot is zero-filled and fully valid when allocated), and its first destage writes
 // the whole chunk. The bit is set (and its record persisted) after that write is flushed on the
-// medium and before the slot's clean record; deleting a volume clears the bits of its extents.
+// medium; the slot's clean record waits for its NV completion (disk.ts, markDone). Deleting a
+// volume clears the bits of its extents.
 // So a volume created on extents another volume used never reads the old volume's bytes, from the
-// medium or from the cache. Thin provisioning will build on the same map.
+// medium or from the cache. Thin volumes' chunks are not marked here: the thin map says which hold
+// data (thin.ts), and a chunk one gives back has a clear bit for whoever takes it next.
 //
 // Every record has two copies, one in each half of the map, each with a generation and a CRC-32C
 // of its bits (copyCrc: a version 3 record, generation 0, is a whole first copy). The copy with the newer generation is current; a change is written into the other copy with
 // the next generation. A write torn by a crash leaves the current copy whole, and the change it
-// carried was never acknowledged: a mark's slot is still dirty in NV (its clean record comes after
-// the mark in the one NV ring) and is destaged whole again; a delete's bits belong to no volume,
+// carried was never acknowledged: a mark's slot is still dirty in NV (its clean record waits for
+// the mark's completion) and is destaged whole again; a delete's bits belong to no volume,
 // and boot clears them. (One copy, rebuilt from the volume table when torn, counted chunks of a
 // volume created on a deleted one's extents as written: they read the deleted volume's bytes.)
 //
@@ -20,21 +22,19 @@
 // on (its generation is set below the other's in memory; the next change overwrites it whole).
 // Only a record with no whole copy — not a tear, which damages one copy — is rebuilt from the
 // volume table, every chunk a volume owns counted as initialized (its bytes are that volume's own),
-// and so is the whole map when it could not be found (a cache shrink moved it out of what the NV
-// file held). Then the bits of chunks no volume owns are cleared (a crash between a delete's volume
+// and so is the whole map when it could not be found (an image whose map lay beyond what was
+// loaded; version 4 put it last, and a cache shrink cut it off). Then the bits of chunks no volume owns are cleared (a crash between a delete's volume
 // entry and its bits).
 import { mediaCount } from "./config";
 import {
-  initMapBase, nvInitBytes, initRecords, INIT_RECORD_BYTES, INIT_RECORD_CHUNKS, blank, newer, nvPersistRange, nvBase,
+  initMapBase, nvInitBytes, initRecords, INIT_RECORD_BYTES, INIT_RECORD_CHUNKS, nvPersistRange, nvBase,
   NVT_VERSION, NVT_OFFSET, NVT_SIZE,
 } from "./nv";
-import { mediumState, MS_INIT, MS_CHUNKS, MS_BITMAP, chunkToMedium } from "./volume";
-import { crc32c } from "./comm/crc";
+import { mediumState, MS_INIT, MS_CHUNKS, MS_BITMAP, chunkToMedium, volumeThin, THIN_UNMAPPED } from "./volume";
+import { copyCurrent, copySeal as twoCopySeal, copyAdvance, copyPick, COPY_DATA } from "./twocopy";
 import { log, LOG_WARN } from "./hal";
 
-const COPY_BITS: u32 = 64; // bytes of bits per copy
-const COPY_CRC: u32 = 64; // u32: CRC-32C of the bits, started from the generation
-const COPY_GEN: u32 = 68; // u32: generation; the newer of the two copies is current
+const COPY_BITS: u32 = COPY_DATA; // bytes of bits per copy (twocopy.ts)
 
 /** Layout time: where each medium's records start in the first copy (media in order, after one another). */
 export function initLayout(): void {
@@ -55,45 +55,13 @@ export function initLayout(): void {
   return <usize>load<u32>(mediumState(m) + MS_INIT) + <usize>(chunk / INIT_RECORD_CHUNKS) * INIT_RECORD_BYTES;
 }
 
+// The map's records in twocopy.ts's terms.
 // @ts-ignore: decorator
-@inline function gen(p: usize): u32 { return load<u32>(p + COPY_GEN); }
-
-/** The current copy of record r (given by its first copy): the newer generation, the first on a tie. */
+@inline function current(r: usize): usize { return copyCurrent(r, half()); }
 // @ts-ignore: decorator
-@inline function current(r: usize): usize {
-  const other = r + half();
-  return newer(gen(other), gen(r)) ? other : r;
-}
-
-/**
- * The CRC-32C of copy p's bits, started from its generation and its record's place in the map, so
- * that bytes of another record (left where the map was before it moved) never pass for this one's.
- * Generation 0 starts from 0: a version 3 record is a whole first copy.
- */
-function copyCrc(p: usize): u32 {
-  const g = gen(p);
-  const place = <u32>(((p - initMapBase()) % half()) / INIT_RECORD_BYTES);
-  return crc32c(p, COPY_BITS, g == 0 ? 0 : g ^ (place * 0x9E3779B1));
-}
-
-function copySeal(p: usize): void { store<u32>(p + COPY_CRC, copyCrc(p)); }
-
-/** Is copy p whole? A blank first copy is: the record was never written (generation 0, no bit set). */
-function copyWhole(p: usize, first: bool): bool {
-  return load<u32>(p + COPY_CRC) == copyCrc(p) || (first && blank(p, INIT_RECORD_BYTES));
-}
-
-/**
- * Starts record r's next generation in its older copy, from the current copy's bits, and returns
- * that copy (current from now on). The caller changes its bits, then seals it.
- */
-function advance(r: usize): usize {
-  const cur = current(r);
-  const next = cur == r ? r + half() : r;
-  memory.copy(next, cur, COPY_BITS);
-  store<u32>(next + COPY_GEN, gen(cur) + 1);
-  return next;
-}
+@inline function copySeal(p: usize): void { twoCopySeal(p, initMapBase(), half()); }
+// @ts-ignore: decorator
+@inline function advance(r: usize): usize { return copyAdvance(r, half()); }
 
 export function chunkInitialized(m: u32, chunk: u32): bool {
   const p = current(record(m, chunk));
@@ -108,6 +76,7 @@ export function chunkInitialized(m: u32, chunk: u32): bool {
 export function volumeChunkBlank(volume: u32, slotNo: u32): bool {
   const where = chunkToMedium(volume, slotNo);
   if (where == u64.MAX_VALUE) return false;
+  if (volumeThin(volume)) return where == THIN_UNMAPPED; // mapped: written whole before (thin.ts)
   return !chunkInitialized(<u32>(where >> 32), <u32>where);
 }
 
@@ -118,6 +87,18 @@ export function initMark(m: u32, chunk: u32, id: u32): void {
   store<u8>(p + (bit >> 3), <u8>(<u32>load<u8>(p + (bit >> 3)) | (1 << (bit & 7))));
   copySeal(p);
   nvPersistRange(p, INIT_RECORD_BYTES, id);
+}
+
+/**
+ * A mark's NV write failed: clears the chunk's bit again in memory (not persisted; the file's copy
+ * is stale until the disk IOP rewrites the region), so that the slot's next destage writes the
+ * whole chunk again and marks it again before its clean record.
+ */
+export function initUnmark(m: u32, chunk: u32): void {
+  const p = current(record(m, chunk));
+  const bit = chunk % INIT_RECORD_CHUNKS;
+  store<u8>(p + (bit >> 3), <u8>(<u32>load<u8>(p + (bit >> 3)) & ~(1 << (bit & 7))));
+  copySeal(p);
 }
 
 /**
@@ -147,8 +128,8 @@ export function initClear(m: u32, first: u32, count: u32, id: u32): u32 {
   return queued;
 }
 /**
- * Boot, when the image's directory (entry t) puts the map elsewhere or at another size (the cache or
- * the media changed, or a version 3 image, which has one copy): moves each copy from where the
+ * Boot, when the image's directory (entry t) puts the map elsewhere or at another size (the media
+ * changed, or a version 3 or 4 image: its map was last; version 3 has one copy): moves each copy from where the
  * image had it, when that lies in what was loaded (`loaded` bytes of the region); records of media
  * added at the end start blank, those of media removed go. False when it cannot be found.
  */
@@ -189,14 +170,9 @@ export function initReconcile(lost: bool, moved: bool, id: u32): u32 {
     const owned: usize = load<u32>(s + MS_BITMAP);
     for (let i: u32 = 0; i < initRecords(m); i++) {
       const r = <usize>load<u32>(s + MS_INIT) + <usize>i * INIT_RECORD_BYTES;
-      const other = r + half();
-      const whole0 = !lost && copyWhole(r, true);
-      const whole1 = !lost && copyWhole(other, false);
-      const damaged = !whole0 && !whole1;
-      if (damaged) { memory.fill(r, 0, INIT_RECORD_BYTES); rebuilt++; } // blank: generation 0, no bit
       // A copy that is not whole is older than the one that is: the next change overwrites it.
-      if (!whole1) store<u32>(other + COPY_GEN, gen(r) - 1);
-      else if (!whole0) store<u32>(r + COPY_GEN, gen(other) - 1);
+      const damaged = lost || !copyPick(r, initMapBase(), half());
+      if (damaged) { memory.fill(r, 0, INIT_RECORD_BYTES); memory.fill(r + half(), 0, INIT_RECORD_BYTES); rebuilt++; } // blank: generation 0, no bit
       const cur = current(r);
       let differs = damaged || moved;
       for (let w: u32 = 0; w < COPY_BITS && !differs; w += 8) {

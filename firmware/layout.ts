@@ -27,6 +27,7 @@ import { nvRegionBytes, nvLayout } from "./nv";
 import { cacheDirBytes, cacheLayout } from "./cache";
 import { mediumStateBytes, mediaLayout } from "./volume";
 import { initLayout } from "./initmap";
+import { thinLayout, thinStateBytes } from "./thinmap";
 import { pairLayout, pairStateBytes } from "./pair/table";
 import { channelPrivateBytes } from "./channel";
 import { DISK_PRIVATE_BYTES } from "./disk";
@@ -136,6 +137,8 @@ function plan(write: bool): usize {
   at = alignUp(at + cacheDirBytes(slots), REGION_ALIGN);
   if (write) { mediaLayout(at); initLayout(); }
   at = alignUp(at + mediumStateBytes(), REGION_ALIGN);
+  if (write) thinLayout(at); // the thin map's volatile state (thinmap.ts)
+  at = alignUp(at + thinStateBytes(), REGION_ALIGN);
   if (write) pairLayout(at);
   at = alignUp(at + pairStateBytes(), REGION_ALIGN);
   if (write) xcopyLayout(at); // the copy manager's table and backup data storage areas (xcopy/)

@@ -17,7 +17,7 @@ import {
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
   VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, NVH_VERSION, NV_VERSION, NVT_ACCESS, ACCESS_ENTRIES,
-  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_REMOTE,
+  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_RESERVATIONS, NVT_THIN, NVT_REMOTE,
 } from "./nv";
 import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
@@ -25,6 +25,9 @@ import { remoteBoot, remoteNvFormat } from "./remote/pair";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
+import { reservationsBoot, reservationsFormat } from "./scsi/pr";
+import { thinMapFormat } from "./thinmap";
+import { thinBoot, thinRecover } from "./thin";
 import { accessBoot } from "./comm/access";
 import { statInc, statAdd } from "./stats";
 import { trace } from "./trace";
@@ -85,28 +88,44 @@ function bootShared(): i32 {
       if (!nvTableSame(h, want, t)) { detail(t); return -<i32>ERR_NV_CORRUPT; }
     }
     if (!nvTableSame(h, want, NVT_ACCESS)) { detail(NVT_ACCESS); return -<i32>ERR_NV_CORRUPT; }
+    // An image from before version 6 has no reservation table: its place held the init map or the
+    // cache tables, looked at (and moved) below before it is cleared. One elsewhere is damage.
+    const reservationsLost = nvTable(h, NVT_RESERVATIONS) == 0;
+    if (!reservationsLost && !nvTableSame(h, want, NVT_RESERVATIONS)) { detail(NVT_RESERVATIONS); return -<i32>ERR_NV_CORRUPT; }
+    const thinLost = nvTable(h, NVT_THIN) == 0; // the same for the thin map (version 7; no thin volume before it)
+    if (!thinLost && !nvTableSame(h, want, NVT_THIN)) { detail(NVT_THIN); return -<i32>ERR_NV_CORRUPT; }
+    const remoteLost = nvTable(h, NVT_REMOTE) == 0; // and for the remote pair table (version 8; no remote pair before it)
+    if (!remoteLost && !nvTableSame(h, want, NVT_REMOTE)) { detail(NVT_REMOTE); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
+    // An image from before pairs has no pair table: its place held other tables, now moved (it is
+    // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
+    const pairsLost = !nvTableSame(h, want, NVT_PAIRS);
+    let cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
+      && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
+    // Media added or removed: the same cache after an init map of another size. Its tables move
+    // (dirty data too); a cache of another size must be clean, and is looked at before the init map
+    // moves, since the map's new place may be its descriptors'.
+    const shift = cacheSame ? 0 : cacheShift(h, want, slots);
+    if (!cacheSame && shift == 0 && !oldCacheClean(h)) { detail(load<u32>(h + NVH_SLOTS)); return -<i32>ERR_NV_GEOMETRY; }
+    if (shift > 0) moveCacheTables(h, want); // up first: the grown map's second copy goes where they were
     if (!nvTableSame(h, want, NVT_INIT)) {
       initMoved = initRelocate(nvTable(h, NVT_INIT), <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES));
       initLost = !initMoved;
     }
-    // An image from before pairs has no pair table: its place held other tables, now moved (it is
-    // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
-    const pairsLost = !nvTableSame(h, want, NVT_PAIRS);
-    const remoteLost = !nvTableSame(h, want, NVT_REMOTE); // likewise an image from before remote pairs
-    const cacheSame = load<u32>(h + NVH_SLOTS) == slots && nvTableSame(h, want, NVT_DESCRIPTORS)
-      && nvTableSame(h, want, NVT_SECTOR_CRCS) && nvTableSame(h, want, NVT_DATA);
+    if (shift < 0) moveCacheTables(h, want); // down after: into where the shrunk map's second copy was
+    if (shift != 0) cacheSame = true;
     if (cacheSame) {
       recovered = cacheRecover(load<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH));
       if (ASC_OPTIMIZE_LEVEL == 0) cacheCheck();
       if (recovered > 0) log(LOG_INFO, "nv: dirty cache slots recovered", recovered, 0);
     } else {
       const old = load<u32>(h + NVH_SLOTS);
-      if (!oldCacheClean(h)) { detail(old); return -<i32>ERR_NV_GEOMETRY; }
       resetCacheTables(slots);
       log(LOG_INFO, "nv: cache or media geometry changed, volume table kept (old slots, new slots)", old, slots);
     }
     if (pairsLost) pairsFormat();
+    if (reservationsLost) reservationsFormat();
+    if (thinLost) thinMapFormat(nvId(NVK_NONE, 0));
     if (remoteLost) remoteNvFormat();
     const version = load<u32>(h + NVH_VERSION);
     if (version != NV_VERSION) log(LOG_INFO, "nv: image upgraded (from version, to version)", version, NV_VERSION);
@@ -119,13 +138,17 @@ function bootShared(): i32 {
   store<u32>(h + NVH_CLEAN, 0);
   nvHeaderPersist(nvId(NVK_NONE, 0));
   mediaRebuild();
+  thinBoot(nvId(NVK_NONE, 0)); // thin volumes' chunks join the bitmaps (thin.ts)
   accessBoot(); // how far the access table's records reach: every command's check looks no further
   const pairs = pairsBoot();
   if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
   const remotes = remoteBoot();
   if (remotes > 0) log(LOG_INFO, "remote: remote pairs recovered, suspended until resumed (failed-over ones stay failed over)", remotes, 0);
   initReconcile(initLost, initMoved, nvId(NVK_NONE, 0));
-  if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file (cache shrunk): rebuilt from the volume table", 0, 0);
+  reservationsBoot(); // what APTPL did not ask to keep goes (a power loss to the initiators)
+  const given = thinRecover(); // dirty data of unmapped thin chunks gets its chunk again
+  if (given > 0) log(LOG_INFO, "thin: chunks taken again for dirty data recovered from NV (slots)", given, 0);
+  if (initLost) log(LOG_WARN, "nv: the init map was not in the NV file: rebuilt from the volume table", 0, 0);
   nvKick();
   return <i32>recovered;
 }
@@ -156,6 +179,40 @@ function resetCacheTables(slots: u32): void {
   memory.fill(first, 0, end - first);
   cacheReset();
   nvPersistRange(first, <u32>(end - first), nvId(NVK_NONE, 0));
+}
+
+/**
+ * Version 5, the same cache, and the cache tables elsewhere (the init map before them changed size
+ * with the media): +1 when they move up, -1 down, 0 otherwise, or when they cannot move whole (their
+ * old place is not all in what was loaded: more media removed than the region's spare tail holds).
+ */
+function cacheShift(h: usize, want: usize, slots: u32): i32 {
+  if (load<u32>(h + NVH_VERSION) < 5 || load<u32>(h + NVH_SLOTS) != slots) return 0;
+  const loaded = <usize>load<u32>(MAP_ADDR + MAP_NV_BYTES);
+  for (let id: u32 = NVT_DESCRIPTORS; id <= NVT_DATA; id++) {
+    const a = nvTable(h, id);
+    const b = nvTable(want, id);
+    if (a == 0 || load<u32>(a + NVT_SIZE) != load<u32>(b + NVT_SIZE)) return 0;
+    if (<usize>load<u32>(a + NVT_OFFSET) + <usize>load<u32>(a + NVT_SIZE) > loaded) return 0;
+  }
+  const from = load<u32>(nvTable(h, NVT_DESCRIPTORS) + NVT_OFFSET);
+  const to = load<u32>(nvTable(want, NVT_DESCRIPTORS) + NVT_OFFSET);
+  return to > from ? 1 : to < from ? -1 : 0;
+}
+
+/** Moves the descriptors, sector CRCs and slot data to this geometry's places, in the order that overlaps allow, and persists them. */
+function moveCacheTables(h: usize, want: usize): void {
+  const nv = nvBase();
+  const up = load<u32>(nvTable(want, NVT_DESCRIPTORS) + NVT_OFFSET) > load<u32>(nvTable(h, NVT_DESCRIPTORS) + NVT_OFFSET);
+  for (let i: u32 = 0; i < 3; i++) {
+    const id = up ? NVT_DATA - i : NVT_DESCRIPTORS + i;
+    const a = nvTable(h, id);
+    memory.copy(nv + load<u32>(nvTable(want, id) + NVT_OFFSET), nv + load<u32>(a + NVT_OFFSET), load<u32>(a + NVT_SIZE));
+  }
+  const first = descCopy(0, 0);
+  const end = slotDataBase() + <usize>load<u32>(nvTable(want, NVT_DATA) + NVT_SIZE);
+  nvPersistRange(first, <u32>(end - first), nvId(NVK_NONE, 0));
+  log(LOG_INFO, "nv: media changed: the cache tables moved with the init map (from, to)", load<u32>(nvTable(h, NVT_DESCRIPTORS) + NVT_OFFSET), load<u32>(nvTable(want, NVT_DESCRIPTORS) + NVT_OFFSET));
 }
 
 /** The image's descriptors (where its own directory says) hold no dirty or poisoned sector? */

@@ -1,5 +1,5 @@
 // The non-volatile region (docs/hal.md, "Non-volatile memory"): what survives a crash of the
-// emulator. Version 4 layout, every part 8-byte aligned, offsets recorded in a table directory in
+// emulator. Version 8 layout, every part 8-byte aligned, offsets recorded in a table directory in
 // the header so that later versions can add tables (pairs, bitmaps, reservations) the same way:
 //
 //   header        2 copies of 2 KiB (the newer valid one counts), directory of tables, CRC-32C
@@ -8,16 +8,22 @@
 //   labels        MAX_MEDIA records of 64 bytes, 2 copies each: what the array wrote on each medium
 //   access list   ACCESS_ENTRIES records of 256 bytes: LUN security by initiator name (comm/access.ts)
 //   pairs         MAX_PAIRS records of 128 bytes, 2 copies each, CRC-32C; 3 difference bitmaps per pair
+//   reservations  PR_REGISTRATIONS records of 288 bytes, then MAX_VOLUMES of 16, CRC-32C (scsi/pr.ts)
+//   thin map      2 copies (halves) of THIN_RECORDS records of 16 volume chunks' medium chunks,
+//                 generation, CRC-32C (thinmap.ts); the newer valid copy of a record counts
 //   remote pairs  REMOTE_PAIRS_MAX records of 128 bytes, 2 copies each, CRC-32C (remote/pair.ts)
-//   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
-//   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
-//   slot data     per cache slot 64 KiB, 4 KiB aligned
 //   init map      2 copies (halves) of: per medium in order, records of 512 chunks' "initialized" bits,
 //                 generation, CRC-32C (initmap.ts); the newer valid copy of a record counts
+//   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
+//   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
+//   slot data     per cache slot 64 KiB, 4 KiB aligned; then NV_TAIL_BYTES unused
 //
-// The volume table, LUN map, labels and descriptors sit at fixed offsets; the cache tables' size
-// follows the cache, the init map's the media. The init map is last so that adding or removing
-// media at the end of the topology moves nothing else; a cache resize moves it (boot relocates it).
+// The tables up to the remote pairs sit at fixed offsets, and so does the init map's start; its size
+// follows the media, the cache tables' the cache. The init map comes before the cache tables so
+// that a cache resize never moves it: a shrink cut off the end of the file, and a map there was
+// lost (version 4 had it last, and boot rebuilt it from the volume table, counting chunks never
+// written as written). Adding or removing media moves the cache tables instead, dirty data and
+// all (main.ts, moveCacheTables).
 //
 // Fault model: a write to the NV file may be torn at any byte by a crash (of the emulator or the
 // host). Every record carries a CRC-32C, so a torn record is recognised and dropped, never misread.
@@ -42,8 +48,11 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-export const NV_VERSION: u32 = 4; // 4: the init map in two copies (3: one copy, read and converted at boot)
-/** The oldest version this firmware reads: a version 3 image is upgraded at boot (initmap.ts, initRelocate). */
+// 8: the remote pair table after the thin map, before the init map; 7: the thin map after the
+// reservation table, before the init map; 6: the reservation table before the init map; 5: the init
+// map before the cache tables; 4: the init map last, in two copies; 3: the same in one copy
+export const NV_VERSION: u32 = 8;
+/** The oldest version this firmware reads: version 3 to 7 images are upgraded at boot (initmap.ts, initRelocate; main.ts). */
 export const NV_VERSION_OLDEST: u32 = 3;
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
@@ -76,8 +85,10 @@ export const NVT_SECTOR_CRCS: u32 = 6;
 export const NVT_DATA: u32 = 7;
 export const NVT_ACCESS: u32 = 8;
 export const NVT_PAIRS: u32 = 9;
-export const NVT_REMOTE: u32 = 10;
-const TABLES: u32 = 10;
+export const NVT_RESERVATIONS: u32 = 10;
+export const NVT_THIN: u32 = 11;
+export const NVT_REMOTE: u32 = 12;
+const TABLES: u32 = 12;
 
 // ---- Fixed tables ------------------------------------------------------------------------------
 export const VOL_BYTES: u32 = 256;
@@ -103,10 +114,25 @@ export const PAIR_BITMAP_BYTES: u32 = 16384; // 131072 tracks: 8 GiB of volume a
 export const PAIR_OFFSET: u32 = ACCESS_OFFSET + ACCESS_BYTES;
 export const PAIR_BITMAPS_OFFSET: u32 = PAIR_OFFSET + MAX_PAIRS * 2 * PAIR_RECORD_BYTES;
 export const PAIRS_BYTES: u32 = MAX_PAIRS * 2 * PAIR_RECORD_BYTES + MAX_PAIRS * PAIR_BITMAPS * PAIR_BITMAP_BYTES;
+// Persistent reservations (scsi/pr.ts): the registrations, then one record per volume. A fixed size
+// at a fixed place, so a cache or media resize never moves it (APTPL state survives any geometry).
+export const PR_REGISTRATIONS: u32 = 64; // registrations of the whole array (each I_T nexus, each volume)
+export const PR_REG_BYTES: u32 = 288; // scsi/pr.ts; CRC-32C of the first 284 bytes at 284
+export const PR_VOL_BYTES: u32 = 16; // scsi/pr.ts; CRC-32C of the first 12 bytes at 12
+export const PR_TABLE_BYTES: u32 = PR_REGISTRATIONS * PR_REG_BYTES + MAX_VOLUMES * PR_VOL_BYTES;
+export const PR_OFFSET: u32 = PAIR_OFFSET + PAIRS_BYTES;
+// The thin map (thinmap.ts): THIN_RECORDS records of 16 volume chunks' medium chunks, in two copies
+// (halves), each with a generation and a CRC-32C (twocopy.ts). Thin volumes take runs of records.
+export const THIN_RECORDS: u32 = 8192; // 131072 chunks: 8 GiB of thin volumes at 64 KiB chunks
+export const THIN_RECORD_BYTES: u32 = 72; // one copy: 16 x u32 entries, u32 CRC-32C, u32 generation
+export const THIN_RECORD_CHUNKS: u32 = 16;
+export const THIN_OFFSET: u32 = PR_OFFSET + PR_TABLE_BYTES;
+export const THIN_MAP_BYTES: u32 = THIN_RECORDS * THIN_RECORD_BYTES * 2;
 // Remote pairs (remote/pair.ts): REMOTE_PAIRS_MAX records of RPR_BYTES, 2 copies each, as local pairs.
-export const REMOTE_NV_OFFSET: u32 = PAIR_OFFSET + PAIRS_BYTES;
+export const REMOTE_NV_OFFSET: u32 = THIN_OFFSET + THIN_MAP_BYTES;
 export const REMOTE_NV_BYTES: u32 = REMOTE_PAIRS_MAX * 2 * RPR_BYTES;
-export const DESC_OFFSET: u32 = REMOTE_NV_OFFSET + REMOTE_NV_BYTES;
+/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6, the thin map since 7, the remote pairs since 8). */
+export const INIT_OFFSET: u32 = REMOTE_NV_OFFSET + REMOTE_NV_BYTES;
 export const INIT_RECORD_BYTES: u32 = 72; // one copy: 64 bytes of bits (512 chunks), u32 CRC-32C, u32 generation
 export const INIT_RECORD_CHUNKS: u32 = 512;
 
@@ -145,29 +171,43 @@ function initBytes(): usize {
   return n * 2;
 }
 
+/** Where the slot descriptors start: after the init map, whose size follows the media. */
 // @ts-ignore: decorator
-@inline function crcsOffset(slots: u32): usize { return <usize>DESC_OFFSET + <usize>slots * 2 * DESC_BYTES; }
+@inline function descOffset(): usize { return <usize>INIT_OFFSET + initBytes(); }
+
+// @ts-ignore: decorator
+@inline function crcsOffset(slots: u32): usize { return descOffset() + <usize>slots * 2 * DESC_BYTES; }
 
 /** Bytes from the NV region's start to the slot data, for a cache of `slots` slots. */
 export function nvDataOffset(slots: u32): usize {
   return (crcsOffset(slots) + <usize>slots * SECTOR_CRC_BYTES + 4095) & ~(<usize>4095);
 }
 
-/** Where the init map starts, for a cache of `slots` slots. */
-export function nvInitOffset(slots: u32): usize { return nvDataOffset(slots) + <usize>slots * SLOT_BYTES; }
+/**
+ * Unused bytes at the region's end. The region of the same geometry then holds all of a version 3
+ * or 4 image, whose init map was last (at most 4 KiB further: the data was aligned from an earlier
+ * offset), and of an image with more media, up to this many bytes of init map more (14 GiB of
+ * media): its cache tables, dirty data too, are all loaded and move down (main.ts).
+ */
+export const NV_TAIL_BYTES: u32 = 65536;
 
 export function nvRegionBytes(slots: u32): usize {
-  return nvInitOffset(slots) + initBytes();
+  return nvDataOffset(slots) + <usize>slots * SLOT_BYTES + NV_TAIL_BYTES;
 }
 
 /** Layout time: records where the geometry-dependent tables are. */
 export function nvLayout(base: usize, slots: u32): void {
-  store<u32>(MAP_ADDR + MAPX_NV_INIT, <u32>(base + nvInitOffset(slots)));
+  store<u32>(MAP_ADDR + MAPX_NV_INIT, <u32>(base + INIT_OFFSET));
   store<u32>(MAP_ADDR + MAPX_NV_INIT_BYTES, <u32>initBytes());
-  store<u32>(MAP_ADDR + MAPX_NV_DESC, <u32>(base + DESC_OFFSET));
+  store<u32>(MAP_ADDR + MAPX_NV_DESC, <u32>(base + descOffset()));
   store<u32>(MAP_ADDR + MAPX_NV_CRCS, <u32>(base + crcsOffset(slots)));
   store<u32>(MAP_ADDR + MAPX_NV_DATA, <u32>(base + nvDataOffset(slots)));
 }
+
+// @ts-ignore: decorator
+@inline export function nvReservations(): usize { return nvBase() + PR_OFFSET; }
+// @ts-ignore: decorator
+@inline export function thinMapBase(): usize { return nvBase() + THIN_OFFSET; }
 
 // @ts-ignore: decorator
 @inline export function nvBase(): usize { return load<u32>(MAP_ADDR + MAP_NV_ADDR); }
@@ -290,7 +330,9 @@ export function nvWriteDirectory(h: usize, slots: u32): void {
   table(h, 6, NVT_DATA, <u32>slotDataBase() - base, slots * SLOT_BYTES, SLOT_BYTES);
   table(h, 7, NVT_ACCESS, ACCESS_OFFSET, ACCESS_BYTES, ACCESS_RECORD_BYTES);
   table(h, 8, NVT_PAIRS, PAIR_OFFSET, PAIRS_BYTES, PAIR_RECORD_BYTES);
-  table(h, 9, NVT_REMOTE, REMOTE_NV_OFFSET, REMOTE_NV_BYTES, RPR_BYTES);
+  table(h, 9, NVT_RESERVATIONS, PR_OFFSET, PR_TABLE_BYTES, PR_REG_BYTES);
+  table(h, 10, NVT_THIN, THIN_OFFSET, THIN_MAP_BYTES, THIN_RECORD_BYTES);
+  table(h, 11, NVT_REMOTE, REMOTE_NV_OFFSET, REMOTE_NV_BYTES, RPR_BYTES);
 }
 
 function table(h: usize, i: u32, id: u32, offset: u32, size: u32, record: u32): void {
@@ -391,7 +433,8 @@ export const NVK_RESYNC: u32 = 2; // the disk IOP's rewrite of the whole region 
 export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this is
 export const NVK_PAIR: u32 = 4; // the disk IOP's pair copy: low bits: copy job << 24 | job sequence
 export const NVK_XCOPY: u32 = 5; // the disk IOP's copy manager (xcopy/): low bits: copy << 24 | copy sequence
-export const NVK_REMOTE: u32 = 6; // a channel IOP's persist of a remote pair's issuing-ID lease: low bits: the pair
+export const NVK_INIT_MARK: u32 = 6; // the init map mark of a chunk's first destage: low bits: the slot
+export const NVK_REMOTE: u32 = 7; // a channel IOP's persist of a remote pair's issuing-ID lease: low bits: the pair
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 

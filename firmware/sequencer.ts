@@ -15,12 +15,12 @@
 import {
   STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
   STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND, STAT_NV_REFUSED,
-  STAT_PINS, STAT_PIN_WAITS,
+  STAT_PINS, STAT_PIN_WAITS, STAT_THIN_FULL,
   SLOT_BYTES, CFG_FLAGS,
   CFGF_TRACE_COMMANDS,
 } from "./abi";
 import { cfg32, cfgPort } from "./config";
-import { gNow, wakeAt } from "./iop";
+import { gNow, gPrivate, wakeAt } from "./iop";
 import { byteRingRead } from "./ring";
 import {
   CX_STATE, CX_PORT, CX_SESSION, CX_KIND, CX_TAG, CX_LUN, CX_VOLUME, CX_LBA, CX_BLOCKS, CX_EXPECTED, CX_LENGTH,
@@ -29,20 +29,23 @@ import {
   CX_CDB_LEN, CX_CDB, CX_EVENT_SEEN, CX_WAIT_SLOT, CX_FIRST_SLOT, CX_LAST_SLOT, CX_ID, CX_SESSION_GEN,
   ST_DISPATCH, ST_READ, ST_WRITE_BUFFER, ST_WRITE_DATA, ST_WRITE_COMMIT, ST_NV_WAIT, ST_FLUSH, ST_SEND_BUFFER,
   ST_RESPOND, ST_PARAM_DATA, ST_TAPE, CXF_DATA_OUT, CXF_DATA_IN, CXF_FUA, CXF_MISS, CXF_IMMED, CXF_RESPONDED,
-  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_PAIR_WAIT, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
+  CXF_PARAM, CXF_FLUSH_POSTED, CXF_NV_FAILED, CXF_SINK_COMPARE, CXF_SINK_DISCARD, CXF_REDISPATCH, CXF_AFTER_PERSIST, CXF_FROM_BUFFER,
+  CXF_PAIR_WAIT, ctxBufferBytes, MAX_WINDOW_BYTES, NO_VOLUME16, CX_TASK_ATTR, CX_PIN_SLOT, WIN_RETRY,
   CX_NEXT, CX_PREV, CX_TRANSPORT,
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
-  ctxBuffer, ctxBufferRelease, ctxBufferAddr,
+  ST_ORDER_WAIT, CX_ORDER, CXF_ORDERED, CP_ORDER_SEQ, CP_ORDERED, TA_ORDERED, TA_HEAD_OF_QUEUE,
+  ctxBuffer, ctxBufferRelease, ctxBufferAddr, CX_GATHER, ctxGatherBuffer, ctxGatherAddr, ctxGatherRelease, ctxGatherToBuffer,
 } from "./ctx";
 import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEPTH } from "./channel";
 import { txData, txRespond, txDirect, windowOpen, windowBase, transportRetire } from "./comm/transport";
 import {
   cacheLookup, allocate, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, touch,
-  writeSectors, cacheEvent, currentSeq, oldestDirty, slotErrorSector, slotVolume, slotNumber, F_WRITE_ERROR, slotVerdictNs, cacheCount, CS_READ_HITS,
+  writeSectors, cacheEvent, currentSeq, oldestDirty, slotErrorSector, slotVolume, slotNumber, F_WRITE_ERROR, F_NV_FAILED, slotVerdictNs, cacheCount, CS_READ_HITS,
   CS_READ_MISSES, CS_WRITE_HITS, CS_WRITE_MISSES, F_STAGING, F_READ_ERROR, F_NOT_READY, ANY_VOLUME,
   markUrgent, pin, unpin, WRITE_NV_ENTRIES, poisonedSector, fillBlank, volumeFenced,
 } from "./cache";
 import { volumeChunkBlank } from "./initmap";
+import { thinEnsure } from "./thin";
 import { postToDisk, MB_STAGE, MB_FLUSH } from "./mailbox";
 import { nvRoom, nvId, NVK_CONTEXT, nvDegraded } from "./nv";
 import { blockSize, volumeAtLun } from "./volume";
@@ -71,6 +74,16 @@ function pairWaitExpired(c: usize): bool {
   if (gNow < load<f64>(c + CX_DEADLINE_NS)) { wakeAt(load<f64>(c + CX_DEADLINE_NS)); return false; }
   ctxBufferRelease(c);
   fail(c, 0x0B, 0x85, 0x06);
+  return true;
+}
+
+/**
+ * A write that is not a window's commit (COMPARE AND WRITE's one step) waits for a pair's copy of a
+ * track: until the cache changes, bounded as commitStep's wait is. False when it waited too long (failed).
+ */
+export function pairCopyWait(c: usize): bool {
+  if (pairWaitExpired(c)) return false;
+  waitCache(c);
   return true;
 }
 
@@ -127,10 +140,49 @@ export function cmdBegin(
   return c;
 }
 
-/** Runs a command taken in by cmdBegin. */
+/** Runs a command taken in by cmdBegin, in its place among the task attributes (taskOrder). */
 export function cmdDispatch(c: usize): void {
   statInc(STAT_COMMANDS);
+  const seq = load<u32>(gPrivate + CP_ORDER_SEQ) + 1;
+  store<u32>(gPrivate + CP_ORDER_SEQ, seq);
+  store<u32>(c + CX_ORDER, seq);
+  if (<u32>load<u8>(c + CX_TASK_ATTR) == TA_ORDERED) {
+    store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_ORDERED);
+    store<u32>(gPrivate + CP_ORDERED, load<u32>(gPrivate + CP_ORDERED) + 1);
+  }
+  if (mustWait(c)) { store<u8>(c + CX_STATE, <u8>ST_ORDER_WAIT); return; }
   ctxStep(c);
+}
+
+// ---- Task attributes (SAM-5 8.5, 8.6) ------------------------------------------------------------
+// One task set per logical unit (control mode page TST=000b) on this channel IOP, in dispatch order
+// (for iSCSI, CmdSN order): a SIMPLE command does not start while an older ORDERED one to its unit
+// has not ended; an ORDERED one does not start while any older command to its unit has not ended;
+// HEAD OF QUEUE starts at once, before the commands that wait. (Commands that reach one unit through
+// ports of different channel IOPs are ordered within each IOP only.) ACA is refused (dispatch.ts).
+
+/** Must the command wait for older ones to its logical unit? */
+function mustWait(c: usize): bool {
+  const attr = <u32>load<u8>(c + CX_TASK_ATTR);
+  if (attr == TA_HEAD_OF_QUEUE) return false;
+  const ordered = attr == TA_ORDERED;
+  if (!ordered && load<u32>(gPrivate + CP_ORDERED) == 0) return false; // the usual case: nothing to scan
+  const mine = load<u32>(c + CX_ORDER);
+  const lu = ctxLogicalUnit(c);
+  let o = activeFirst();
+  while (o != 0) {
+    const seq = load<u32>(o + CX_ORDER);
+    if (o != c && seq != 0 && <i32>(seq - mine) < 0 && (ordered || (load<u32>(o + CX_FLAGS) & CXF_ORDERED) != 0)
+      && (load<u32>(o + CX_FLAGS) & CXF_RESPONDED) == 0 && ctxLogicalUnit(o) == lu) return true;
+    o = activeNext(o);
+  }
+  return false;
+}
+
+function orderStep(c: usize): void {
+  if (mustWait(c)) return;
+  store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
+  dispatchScsi(c);
 }
 
 /**
@@ -142,7 +194,9 @@ export function cmdDispatch(c: usize): void {
 export function cmdRearm(c: usize, cdb: usize, cdbLen: u32, expected: u32): void {
   assert(load<u32>(c + CX_PIN_SLOT) == 0 && load<u32>(c + CX_NV_PENDING) == 0, "sequencer: rearming a command that holds a pin or waits for NV");
   ctxBufferRelease(c);
-  const dir = load<u32>(c + CX_FLAGS) & (CXF_DATA_OUT | CXF_DATA_IN);
+  ctxGatherRelease(c);
+  // An ORDERED command stays counted in CP_ORDERED until it retires; its place in order (CX_ORDER) is kept.
+  const dir = load<u32>(c + CX_FLAGS) & (CXF_DATA_OUT | CXF_DATA_IN | CXF_ORDERED);
   const start = load<f64>(c + CX_START_NS);
   const next = load<u32>(c + CX_NEXT);
   const prev = load<u32>(c + CX_PREV);
@@ -182,6 +236,7 @@ export function ctxStep(c: usize): i32 {
     case ST_NV_WAIT: nvWaitStep(c); break;
     case ST_FLUSH: flushStep(c); break;
     case ST_SEND_BUFFER: sendBufferStep(c); break;
+    case ST_ORDER_WAIT: orderStep(c); break;
     case ST_TAPE: tapeStep(c); break;
     case ST_REMOTE: remoteWait(c); break; // a remote pair's first hop (remote/mirror.ts)
     default: break;
@@ -202,7 +257,17 @@ export function good(c: usize): void {
 export function fail(c: usize, key: u32, asc: u32, ascq: u32): void {
   ctxCheck(c, key, asc, ascq);
   ctxBufferRelease(c);
+  ctxGatherRelease(c);
   store<u8>(c + CX_STATE, <u8>ST_RESPOND);
+}
+
+/**
+ * A thin volume's media have no chunk free for the write: DATA PROTECT, SPACE ALLOCATION FAILED
+ * WRITE PROTECT (27h/07h, SBC-4 4.7.3.6). What was acknowledged before keeps its chunks.
+ */
+export function spaceAllocationFailed(c: usize): void {
+  statInc(STAT_THIN_FULL);
+  fail(c, 0x07, 0x27, 0x07);
 }
 
 /** Marks the command done with a status other than GOOD and CHECK CONDITION (BUSY, ...). */
@@ -256,6 +321,7 @@ export function abortCommand(c: usize): void {
 /** Every way a command ends, answered or aborted, comes here: what it holds goes back. */
 function retire(c: usize): void {
   dropSlot(c);
+  if ((load<u32>(c + CX_FLAGS) & CXF_ORDERED) != 0) store<u32>(gPrivate + CP_ORDERED, load<u32>(gPrivate + CP_ORDERED) - 1);
   const port = <u32>load<u8>(c + CX_PORT);
   const s = <u32>load<u8>(c + CX_SESSION);
   if ((load<u32>(c + CX_FLAGS) & CXF_RESPONDED) == 0) {
@@ -265,6 +331,7 @@ function retire(c: usize): void {
   tapeAbort(c); // a tape device it holds is given back (a request in flight is reaped by the next user)
   xcopyCommandGone(c); // an EXTENDED COPY that ends before its copy: the copy manager stops it
   ctxBufferRelease(c);
+  ctxGatherRelease(c);
   transportRetire(c);
   activeRemove(c);
   ctxFree(c);
@@ -377,10 +444,15 @@ function account(c: usize): void {
   }
 }
 
+/** READ (6), (10), (12), (16): what the read statistics count. */
 // @ts-ignore: decorator
-@inline function isRead(op: u32): bool { return op == 0x28 || op == 0x88; }
+@inline function isRead(op: u32): bool { return op == 0x08 || op == 0x28 || op == 0xA8 || op == 0x88; }
+/** Commands that write volume data: WRITE (6/10/12/16), WRITE AND VERIFY, WRITE SAME, COMPARE AND WRITE. */
 // @ts-ignore: decorator
-@inline function isWrite(op: u32): bool { return op == 0x2A || op == 0x8A; }
+@inline function isWrite(op: u32): bool {
+  return op == 0x0A || op == 0x2A || op == 0xAA || op == 0x8A || op == 0x2E || op == 0xAE || op == 0x8E
+    || op == 0x41 || op == 0x93 || op == 0x89 || op == 0x8B;
+}
 
 /** True while nothing in the cache has changed since this command last found nothing to do. */
 function cacheUnchanged(c: usize): bool { return load<u32>(c + CX_EVENT_SEEN) == cacheEvent() + 1; }
@@ -417,14 +489,77 @@ function readStep(c: usize): void {
     if (slot < 0) return;
     holdSlot(c, <u32>slot); // until it is sent: the transmit ring may take it over several polls
     if (total - cursor > n) stageAhead(c, volume, slotNo + 1, base, total);
-    const sent = txData(c, slotData(<u32>slot) + within, n, total, cursor + n == total);
+    const sent = sinkData(c, slotData(<u32>slot) + within, n, total, cursor);
+    if (sent < 0) return; // miscompare: the command has failed
     touch(<u32>slot);
-    cursor += sent;
+    cursor += <u32>sent;
     store<u32>(c + CX_CURSOR, cursor);
-    if (sent < n) return; // the session's transmit ring is full: go on next poll
+    if (<u32>sent < n) return; // the session's transmit ring is full: go on next poll
     dropSlot(c);
   }
-  good(c);
+  readDone(c);
+}
+
+/**
+ * Where a read's bytes go: to the initiator (READ), compared with the data-out in the command's
+ * buffer (VERIFY with BYTCHK: MISCOMPARE at the first differing byte, -1), or nowhere (VERIFY
+ * without BYTCHK, PRE-FETCH: the blocks are staged and their errors reported). Returns the bytes taken.
+ */
+function sinkData(c: usize, src: usize, n: u32, total: u32, cursor: u32): i32 {
+  const flags = load<u32>(c + CX_FLAGS);
+  if ((flags & CXF_SINK_COMPARE) != 0) {
+    const at = firstDifference(src, ctxBufferAddr(c) + cursor, n);
+    if (at >= 0) { miscompare(c, cursor + <u32>at); return -1; }
+    return <i32>n;
+  }
+  if ((flags & CXF_SINK_DISCARD) != 0) return <i32>n;
+  return <i32>txData(c, src, n, total, cursor + n == total);
+}
+
+/** The offset of the first byte where a and b differ over n bytes, or -1. */
+export function firstDifference(a: usize, b: usize, n: u32): i32 {
+  let i: u32 = 0;
+  while (i + 8 <= n && load<u64>(a + i) == load<u64>(b + i)) i += 8;
+  while (i < n) {
+    if (load<u8>(a + i) != load<u8>(b + i)) return <i32>i;
+    i++;
+  }
+  return -1;
+}
+
+/** MISCOMPARE (0Eh), MISCOMPARE DURING VERIFY OPERATION (1Dh/00h), INFORMATION = offset into the data-out. */
+export function miscompare(c: usize, offset: u32): void {
+  fail(c, 0x0E, 0x1D, 0x00);
+  ctxInfo(c, offset);
+}
+
+function readDone(c: usize): void {
+  const flags = load<u32>(c + CX_FLAGS);
+  if ((flags & (CXF_SINK_COMPARE | CXF_SINK_DISCARD)) == 0) { good(c); return; }
+  dropSlot(c);
+  // From the initiator's side only the data-out moved (VERIFY BYTCHK=1), or nothing.
+  store<u32>(c + CX_CURSOR, (flags & CXF_SINK_COMPARE) != 0 ? load<u32>(c + CX_PRODUCED) : 0);
+  store<u32>(c + CX_FLAGS, flags & ~(CXF_SINK_COMPARE | CXF_SINK_DISCARD));
+  if ((flags & CXF_REDISPATCH) != 0) retryLater(c); else { ctxBufferRelease(c); good(c); }
+}
+
+/**
+ * Reads `blocks` blocks at `lba` without sending them: `compare` against the command's buffer
+ * (from its first byte), else only staged so that errors show. With `redispatch` the handler runs
+ * again when the blocks are in (its CX_ARG says where it is), else the command ends GOOD.
+ */
+export function startInternalRead(c: usize, lba: u64, blocks: u32, compare: bool, redispatch: bool): void {
+  const bytes = blocks * blockSize(load<u16>(c + CX_VOLUME));
+  store<u64>(c + CX_LBA, lba);
+  store<u32>(c + CX_BLOCKS, blocks);
+  store<u32>(c + CX_LENGTH, bytes);
+  store<u32>(c + CX_CURSOR, 0);
+  let f = load<u32>(c + CX_FLAGS) & ~(CXF_SINK_COMPARE | CXF_SINK_DISCARD | CXF_REDISPATCH);
+  f |= (compare ? CXF_SINK_COMPARE : CXF_SINK_DISCARD) | (redispatch ? CXF_REDISPATCH : 0);
+  store<u32>(c + CX_FLAGS, f);
+  store<u8>(c + CX_STATE, <u8>ST_READ);
+  if (bytes == 0) { readDone(c); return; }
+  readStep(c);
 }
 
 /**
@@ -518,6 +653,17 @@ function stageAhead(c: usize, volume: u32, from: u32, base: u64, total: u32): vo
 
 // ---- Volume writes ----------------------------------------------------------------------------
 
+/**
+ * Starts a write of `blocks` blocks at `lba` from the command's own buffer (WRITE SAME): the
+ * buffer's whole granules are written again and again, so it must hold a whole number of blocks
+ * repeated; the data-out is not asked for.
+ */
+export function startWriteFromBuffer(c: usize, lba: u64, blocks: u32, fua: bool): void {
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_FROM_BUFFER);
+  store<u32>(c + CX_CURSOR, 0);
+  startWrite(c, lba, blocks, fua);
+}
+
 /** Starts a write of `blocks` blocks at `lba`; data-out comes in windows of buffer memory. */
 export function startWrite(c: usize, lba: u64, blocks: u32, fua: bool): void {
   const bytes = blocks * blockSize(load<u16>(c + CX_VOLUME));
@@ -539,6 +685,16 @@ export function startParameterList(c: usize, bytes: u32): void {
   windowStep(c);
 }
 
+/**
+ * Starts receiving `bytes` of data-out that the handler then reads whole with parameterList, however
+ * many windows the transport brings it in (they are gathered in buffer memory taken now). When
+ * buffer memory is short the handler runs again later.
+ */
+export function startDataOut(c: usize, bytes: u32): void {
+  if (load<u32>(c + CX_GATHER) == 0 && !ctxGatherBuffer(c, bytes)) { retryLater(c); return; }
+  startParameterList(c, bytes);
+}
+
 /** The parameter list has arrived? Then its address; else 0. */
 export function parameterList(c: usize): usize {
   if (load<u8>(c + CX_STATE) != <u8>ST_DISPATCH || (load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) return 0;
@@ -551,6 +707,15 @@ function windowStep(c: usize): void {
   const cursor = load<u32>(c + CX_CURSOR);
   const remaining = load<u32>(c + CX_LENGTH) - cursor;
   const param = (load<u32>(c + CX_FLAGS) & CXF_PARAM) != 0;
+  if ((load<u32>(c + CX_FLAGS) & CXF_FROM_BUFFER) != 0) {
+    // The command's buffer is the window, at every cursor: nothing to ask the initiator for.
+    const n = min<u32>(remaining, ctxBufferBytes(c));
+    store<u32>(c + CX_WIN_START, cursor);
+    store<u32>(c + CX_WIN_LEN, n);
+    store<u32>(c + CX_WIN_RECEIVED, n);
+    store<u8>(c + CX_STATE, <u8>ST_WRITE_COMMIT);
+    return;
+  }
   const r = windowOpen(c, cursor, min<u32>(remaining, MAX_WINDOW_BYTES));
   if (r == WIN_RETRY) return;
   if (r == WIN_ARRIVED) { windowArrived(c, param); return; }
@@ -561,7 +726,22 @@ function windowStep(c: usize): void {
 
 function windowArrived(c: usize, param: bool): void {
   if (param) {
-    store<u32>(c + CX_CURSOR, load<u32>(c + CX_LENGTH));
+    const start = load<u32>(c + CX_WIN_START);
+    const length = load<u32>(c + CX_LENGTH);
+    const gather = load<u32>(c + CX_GATHER) != 0;
+    if (start == 0 && load<u32>(c + CX_WIN_LEN) >= length) {
+      if (gather) ctxGatherRelease(c); // all of it in one window: nothing to gather
+    } else {
+      if (!gather) { fail(c, 0x0B, 0x4B, 0x00); return; } // a list too long for one window, not expected so
+      const n = load<u32>(c + CX_WIN_LEN);
+      memory.copy(ctxGatherAddr(c) + start, windowBase(c) + start, n);
+      ctxBufferRelease(c);
+      store<u32>(c + CX_CURSOR, start + n);
+      if (start + n < length) { store<u8>(c + CX_STATE, <u8>ST_WRITE_BUFFER); windowStep(c); return; }
+      ctxGatherToBuffer(c);
+      store<u32>(c + CX_WIN_START, 0);
+    }
+    store<u32>(c + CX_CURSOR, length);
     store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
   } else {
     store<u8>(c + CX_STATE, <u8>ST_WRITE_COMMIT);
@@ -605,11 +785,16 @@ function commitStep(c: usize): void {
   const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
   const winStart = load<u32>(c + CX_WIN_START);
   const winEnd = winStart + load<u32>(c + CX_WIN_LEN);
-  const src = windowBase(c);
+  const fromBuffer = (load<u32>(c + CX_FLAGS) & CXF_FROM_BUFFER) != 0;
+  const src = fromBuffer ? ctxBufferAddr(c) - <usize>winStart : windowBase(c);
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   let cursor = load<u32>(c + CX_CURSOR);
   if (nvDegraded()) { ctxBufferRelease(c); nvRefuse(c); return; }
   if (volumeFenced(volume)) { fail(c, 0x0B, 0x3F, 0x00); return; } // deleted under it: nothing reaches the cache
+  // The cache takes whole 512-byte sectors. A window that starts or ends inside one (an iSCSI
+  // initiator's unsolicited data that stopped short there) cannot be placed: nothing of it is
+  // written, INVALID FIELD IN COMMAND INFORMATION UNIT, as for a transfer cut inside a block.
+  if (((winStart | winEnd) & 511) != 0) { ctxBufferRelease(c); fail(c, 0x05, 0x0E, 0x03); return; }
   while (cursor < winEnd) {
     if (!nvRoom(WRITE_NV_ENTRIES + 1)) return;
     const off = base + <u64>cursor;
@@ -631,26 +816,31 @@ function commitStep(c: usize): void {
       cacheCount(CS_WRITE_HITS);
     }
     if ((slotFlags(<u32>slot) & F_STAGING) != 0) { waitCache(c); return; }
+    // A thin chunk no write has reached takes a medium chunk now, or the write stops here (thin.ts).
+    if (!thinEnsure(volume, slotNo, <u32>slot)) { ctxBufferRelease(c); spaceAllocationFailed(c); return; }
     writeSectors(<u32>slot, within >> 9, n >> 9, src + cursor, gNow, id);
     store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + WRITE_NV_ENTRIES);
     cursor += n;
     store<u32>(c + CX_CURSOR, cursor);
   }
-  ctxBufferRelease(c);
+  const more = cursor < load<u32>(c + CX_LENGTH);
+  if (!fromBuffer || !more) ctxBufferRelease(c); // WRITE SAME writes its buffer again for the next window
   if (remoteWindow(c, winStart, winEnd - winStart)) return; // the window goes to a remote pair's first hop first
   commitNext(c);
 }
 
 /** The window is committed (and sent where a remote pair needs it): the next window, or the wait for NV. */
 export function commitNext(c: usize): void {
-  const cursor = load<u32>(c + CX_CURSOR);
-  store<u8>(c + CX_STATE, <u8>(cursor < load<u32>(c + CX_LENGTH) ? ST_WRITE_BUFFER : ST_NV_WAIT));
-  if (cursor < load<u32>(c + CX_LENGTH)) windowStep(c);
+  const more = load<u32>(c + CX_CURSOR) < load<u32>(c + CX_LENGTH);
+  store<u8>(c + CX_STATE, <u8>(more ? ST_WRITE_BUFFER : ST_NV_WAIT));
+  if (more) windowStep(c);
 }
 
 function nvWaitStep(c: usize): void {
   if (load<u32>(c + CX_NV_PENDING) != 0) return;
   if ((load<u32>(c + CX_FLAGS) & CXF_NV_FAILED) != 0) { nvRefuse(c); return; }
+  // What it persisted is in the NV file: a handler that goes on after that runs again (thin provisioning's frees).
+  if ((load<u32>(c + CX_FLAGS) & CXF_AFTER_PERSIST) != 0) { store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) & ~CXF_AFTER_PERSIST); retryLater(c); return; }
   if ((load<u32>(c + CX_FLAGS) & CXF_FUA) != 0) {
     const volume = <u32>load<u16>(c + CX_VOLUME);
     const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
@@ -709,7 +899,9 @@ function txRespondNow(c: usize): bool {
 /**
  * Waits for the range's oldest dirty slot (of those dirtied before the flush began) to reach its
  * medium, then the next. It fails with what that slot met: a write error (MEDIUM ERROR, WRITE
- * ERROR), no medium to write to (NOT READY, MANUAL INTERVENTION REQUIRED), or no progress for
+ * ERROR), no medium to write to (NOT READY, MANUAL INTERVENTION REQUIRED), an NV file that could
+ * not take its chunk's init map mark (HARDWARE ERROR, WRITE ERROR, as a WRITE the NV file refuses:
+ * the array's own memory failed, not the medium, which a MEDIUM ERROR would blame), or no progress for
  * FLUSH_STALL_NS: ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (2Eh/02h), with the first LBA
  * of the slot it waited for in INFORMATION and the volume and slot in the log. The data stays
  * dirty (and in NV) and is destaged when its medium lets it.
@@ -733,6 +925,7 @@ function flushStep(c: usize): void {
   const f = verdict != 0 && verdict >= load<f64>(c + CX_START_NS) ? slotFlags(i) : 0;
   if ((f & F_NOT_READY) != 0) { fail(c, 0x02, 0x04, 0x03); return; }
   if ((f & F_WRITE_ERROR) != 0) { fail(c, 0x03, 0x0C, 0x00); return; }
+  if ((f & F_NV_FAILED) != 0) { fail(c, 0x04, 0x0C, 0x00); return; }
   if (load<u32>(c + CX_WAIT_SLOT) != i + 1 || deadline == 0) {
     // A slot it had not waited for yet: the one before it is on its medium (progress).
     store<u32>(c + CX_WAIT_SLOT, i + 1);
@@ -791,6 +984,12 @@ function sendBufferStep(c: usize): void {
 export function waitPersisted(c: usize): void {
   store<u8>(c + CX_STATE, <u8>ST_NV_WAIT);
   nvWaitStep(c);
+}
+
+/** Waits until what the command persisted is in the NV file, then runs its handler again (its CX_ARG says where it is). */
+export function persistThenRedispatch(c: usize): void {
+  store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_AFTER_PERSIST);
+  waitPersisted(c);
 }
 
 export function nvPending(c: usize, n: u32): void { store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + n); }

@@ -2,8 +2,10 @@
 // extents), the LUN map, and the media allocation bitmaps.
 //
 // Space is allocated in 64 KiB chunks, the size of a cache slot, so one slot always lies on one
-// medium extent. The volume table and LUN map are in NV memory; the allocation bitmaps are
-// volatile and rebuilt from the volume table at boot, so they can never disagree with it.
+// medium extent. A thick volume (linear, striped) takes all its chunks at creation, as extents; a
+// thin one takes a chunk of one of its media when a write first reaches it (thinmap.ts, thin.ts).
+// The volume table and LUN map are in NV memory; the allocation bitmaps are volatile and rebuilt
+// from the volume table (and the thin map) at boot, so they can never disagree with them.
 // These functions change memory only; the management command persists what changed and answers
 // the host after the NV write completes.
 import {
@@ -13,6 +15,10 @@ import {
 import { mediaCount, mediumSectors } from "./config";
 import { volumeEntry, lunMapEntry, sealVolume, sealLun, VOL_BYTES } from "./nv";
 import { namesEqual } from "./util";
+import {
+  thinEntry, thinEntryMedium, thinEntryChunk, thinEntryPack, thinRecordsFor, thinRecordsTake,
+  VOLE_THIN_FIRST, VOLE_THIN_RECORDS, THIN_MAX_CHUNK,
+} from "./thinmap";
 import { prngNext } from "./prng";
 import { bitmapSetRange, bitmapClearRange, bitmapFindNextSet, bitmapFindNextClear } from "./kernels/bitmap";
 
@@ -34,6 +40,10 @@ export const NAME_BYTES: u32 = 32;
 
 export const PLACE_LINEAR: u32 = 0;
 export const PLACE_STRIPED: u32 = 1;
+export const PLACE_THIN: u32 = 2; // chunks taken from the listed media as writes reach them (thinmap.ts)
+
+/** chunkToMedium of a thin volume's chunk that holds nothing yet: no medium chunk is its. */
+export const THIN_UNMAPPED: u64 = u64.MAX_VALUE - 1;
 
 // Volatile per-medium state, shared by the IOPs.
 export const MEDIUM_STATE_BYTES: u32 = 64;
@@ -45,6 +55,7 @@ export const MS_REGISTERED: u32 = 16; // requests registered in the IO scheduler
 export const MS_ERRORS: u32 = 20;
 export const MS_INIT: u32 = 24; // u32 address: the medium's first init map record (initmap.ts)
 export const MS_LABEL: u32 = 28; // u32: LBL_* (disk.ts): where the check of the medium's label is
+export const MS_THIN_NEXT: u32 = 32; // u32: where the next thin chunk is looked for (allocations go round the medium)
 export const MEDIUM_OK: u32 = MEDS_OK;
 export const MEDIUM_DEAD: u32 = MEDS_DEAD;
 
@@ -68,6 +79,7 @@ export const VE_BAD_CAPACITY: u32 = 12;
 export const VE_BAD_LUN: u32 = 13;
 export const VE_BAD_PLACEMENT: u32 = 14;
 export const VE_NOT_MAPPED: u32 = 15;
+export const VE_THIN_MAP_FULL: u32 = 16;
 
 // @ts-ignore: decorator
 @inline export function mediumState(m: u32): usize {
@@ -121,7 +133,7 @@ export function mediaRebuild(): void {
   }
 }
 
-function markChunks(m: u32, first: u32, count: u32, used: bool): void {
+export function markChunks(m: u32, first: u32, count: u32, used: bool): void {
   const s = mediumState(m);
   assert(used ? load<u32>(s + MS_FREE) >= count : load<u32>(s + MS_FREE) + count <= load<u32>(s + MS_CHUNKS),
     "volume: extents overlap or free more chunks than a medium has");
@@ -163,15 +175,22 @@ export function blockSize(v: u32): u32 { return load<u16>(volumeEntry(v) + VOLE_
 export function capacityBlocks(v: u32): u64 { return load<u64>(volumeEntry(v) + VOLE_CAPACITY); }
 
 /**
- * Medium and medium chunk of a volume chunk, packed as medium << 32 | chunk; or u64.MAX_VALUE
- * when the chunk lies on a medium that is no longer in the topology.
+ * Medium and medium chunk of a volume chunk, packed as medium << 32 | chunk; u64.MAX_VALUE when
+ * the chunk lies on a medium that is no longer in the topology; THIN_UNMAPPED for a chunk of a thin
+ * volume that has none yet (thin.ts knows the one a dirty slot has been given).
  */
 export function chunkToMedium(v: u32, chunk: u32): u64 {
   const e = volumeEntry(v);
   const n = <u32>load<u8>(e + VOLE_EXTENT_COUNT);
   let medium: u32 = 0;
   let mchunk: u32 = 0;
-  if (load<u8>(e + VOLE_PLACEMENT) == PLACE_STRIPED) {
+  const placement = <u32>load<u8>(e + VOLE_PLACEMENT);
+  if (placement == PLACE_THIN) {
+    const t = thinEntry(v, chunk);
+    if (t == 0) return THIN_UNMAPPED;
+    medium = thinEntryMedium(t);
+    mchunk = thinEntryChunk(t);
+  } else if (placement == PLACE_STRIPED) {
     const ex = e + VOLE_EXTENTS + (chunk % n) * EXTENT_BYTES;
     medium = load<u16>(ex);
     mchunk = load<u32>(ex + 4) + chunk / n;
@@ -205,10 +224,10 @@ export function volumeReady(v: u32): bool { return volumeNotReady(v) == MEDS_OK;
  */
 export function volumeNotReady(v: u32): u32 {
   const e = volumeEntry(v);
-  const n = <u32>load<u8>(e + VOLE_EXTENT_COUNT);
+  const n = volumeMediaHeld(v);
   let worst = MEDS_OK;
   for (let x: u32 = 0; x < n; x++) {
-    const m = <u32>load<u16>(e + VOLE_EXTENTS + x * EXTENT_BYTES);
+    const m = volumeMediumHeld(v, x);
     const st = m >= mediaCount() ? MEDS_DEAD : load<u32>(mediumState(m) + MS_STATE);
     if (st == MEDS_LOST) return MEDS_LOST;
     if (st == MEDS_DEAD || (st != MEDS_OK && worst == MEDS_OK)) worst = st;
@@ -222,14 +241,77 @@ export function setMediumState(m: u32, st: u32): void {
   store<u32>(MAP_ADDR + MAP_MEDIA_TABLE + m * MAP_MEDIUM_BYTES + MMED_STATE, st);
 }
 
-/** Does any volume have an extent on medium m? */
+/** Does any volume have an extent on medium m (or, thin, take its chunks from it)? */
 export function mediumHasVolumes(m: u32): bool {
   for (let v: u32 = 0; v < MAX_VOLUMES; v++) {
     if (!volumeInUse(v)) continue;
-    const n = volumeExtents(v);
-    for (let x: u32 = 0; x < n; x++) if (volumeExtentMedium(v, x) == m) return true;
+    const n = volumeMediaHeld(v);
+    for (let x: u32 = 0; x < n; x++) if (volumeMediumHeld(v, x) == m) return true;
   }
   return false;
+}
+
+/** How many media a volume's blocks may lie on: its extents, or a thin volume's listed media. */
+function volumeMediaHeld(v: u32): u32 {
+  const e = volumeEntry(v);
+  return volumeThin(v) ? <u32>load<u8>(e + VOLE_MEDIA_COUNT) : <u32>load<u8>(e + VOLE_EXTENT_COUNT);
+}
+
+function volumeMediumHeld(v: u32, x: u32): u32 {
+  const e = volumeEntry(v);
+  return volumeThin(v) ? <u32>load<u8>(e + VOLE_MEDIA + x) : <u32>load<u16>(e + VOLE_EXTENTS + x * EXTENT_BYTES);
+}
+
+export function volumeThin(v: u32): bool { return <u32>load<u8>(volumeEntry(v) + VOLE_PLACEMENT) == PLACE_THIN; }
+
+// ---- Thin volumes: chunks as writes reach them ------------------------------------------------------
+
+/**
+ * A free chunk for thin volume v's chunk `chunk`, taken (marked in its medium's bitmap): on medium
+ * list[chunk % n] when it has one (striped, as a striped volume's chunks), else on the next listed
+ * medium that does. The thin map entry for it, or 0 when none of the volume's media has a chunk free.
+ */
+export function thinChunkTake(v: u32, chunk: u32): u32 {
+  const e = volumeEntry(v);
+  const n = <u32>load<u8>(e + VOLE_MEDIA_COUNT);
+  for (let k: u32 = 0; k < n; k++) {
+    const m = <u32>load<u8>(e + VOLE_MEDIA + (chunk + k) % n);
+    if (m >= mediaCount()) continue;
+    const s = mediumState(m);
+    if (load<u32>(s + MS_FREE) == 0) continue;
+    const limit = min<u32>(load<u32>(s + MS_CHUNKS), THIN_MAX_CHUNK + 1);
+    const bitmap: usize = load<u32>(s + MS_BITMAP);
+    let c = nextChunk(bitmap, load<u32>(s + MS_THIN_NEXT), limit, false);
+    if (c >= limit) c = nextChunk(bitmap, 1, limit, false); // round again from the first chunk after the label
+    if (c >= limit) continue;
+    markChunks(m, c, 1, true);
+    store<u32>(s + MS_THIN_NEXT, c + 1);
+    return thinEntryPack(m, c);
+  }
+  return 0;
+}
+
+/** Is medium m's chunk c taken (a thick volume's extent, a thin volume's chunk, the label)? */
+export function chunkTaken(m: u32, c: u32): bool {
+  const s = mediumState(m);
+  return c >= load<u32>(s + MS_CHUNKS) || bitmapFindNextSet(load<u32>(s + MS_BITMAP), <u64>load<u32>(s + MS_CHUNKS), <u64>c) == <i64>c;
+}
+
+/** Gives a chunk a thin volume held (or was given for a write) back to its medium. */
+export function thinChunkRelease(t: u32): void {
+  const m = thinEntryMedium(t);
+  if (m < mediaCount()) markChunks(m, thinEntryChunk(t), 1, false);
+}
+
+/** Chunks free on thin volume v's media. */
+export function thinPoolFree(v: u32): u64 {
+  const e = volumeEntry(v);
+  let free: u64 = 0;
+  for (let k: u32 = 0; k < <u32>load<u8>(e + VOLE_MEDIA_COUNT); k++) {
+    const m = <u32>load<u8>(e + VOLE_MEDIA + k);
+    if (m < mediaCount()) free += <u64>load<u32>(mediumState(m) + MS_FREE);
+  }
+  return free;
 }
 
 // ---- Create and delete ------------------------------------------------------------------------
@@ -254,8 +336,16 @@ export function volumeCreate(
   const list = e + VOLE_MEDIA;
   const count = mediaN == 0 ? mediaCount() : mediaN;
   for (let i: u32 = 0; i < count; i++) store<u8>(list + i, mediaN == 0 ? <u8>i : load<u8>(media + i));
-  const ok = placement == PLACE_STRIPED ? allocateStriped(e, list, count, chunks) : allocateLinear(e, list, count, chunks);
-  if (!ok) { memory.fill(e, 0, VOL_BYTES); return VE_NO_SPACE; }
+  if (placement == PLACE_THIN) {
+    // A run of the thin map's records, one per 16 chunks; no chunk until a write reaches one.
+    const first = thinRecordsTake(thinRecordsFor(chunks));
+    if (first < 0) { memory.fill(e, 0, VOL_BYTES); return VE_THIN_MAP_FULL; }
+    store<u32>(e + VOLE_THIN_FIRST, <u32>first);
+    store<u32>(e + VOLE_THIN_RECORDS, thinRecordsFor(chunks));
+  } else {
+    const ok = placement == PLACE_STRIPED ? allocateStriped(e, list, count, chunks) : allocateLinear(e, list, count, chunks);
+    if (!ok) { memory.fill(e, 0, VOL_BYTES); return VE_NO_SPACE; }
+  }
   store<u8>(e + VOLE_PLACEMENT, <u8>placement);
   store<u16>(e + VOLE_BLOCK_SIZE, <u16>blockBytes);
   store<u8>(e + VOLE_MEDIA_COUNT, <u8>count);
@@ -279,7 +369,7 @@ function checkCreate(
   if (!validName(name)) return VE_BAD_NAME;
   if (volumeByName(name) >= 0) return VE_NAME_EXISTS;
   if (blockBytes != 512 && blockBytes != 4096) return VE_BAD_BLOCK_SIZE;
-  if (placement > PLACE_STRIPED) return VE_BAD_PLACEMENT;
+  if (placement > PLACE_THIN) return VE_BAD_PLACEMENT;
   // At most 2^48 bytes less 16 chunks: the chunk count is a u32, and a striped volume rounds it up
   // to a multiple of up to MAX_EXTENTS media without passing 2^32.
   if (capacity == 0 || capacity > ((<u64>1 << 48) - (<u64>16 << SLOT_SHIFT)) / <u64>blockBytes) return VE_BAD_CAPACITY;
@@ -388,7 +478,9 @@ export function volumeDelete(v: u32, force: bool): u32 {
     unmapEverywhere(v);
   }
   const e = volumeEntry(v);
-  releaseExtents(e);
+  // A thin volume's chunks and records go back only once its entry is out of the NV file
+  // (scsi/mgmt.ts, thin.ts thinRecordsGiveBack), so the file never names a chunk another volume wrote.
+  if (!volumeThin(v)) releaseExtents(e);
   memory.fill(e, 0, VOL_BYTES);
   return VE_OK;
 }

@@ -280,6 +280,7 @@ export function tableProblems(volumes: scsi.Volume[], maps: scsi.Mapping[], medi
   const used = media.reduce((n, m) => n + m.sectors / 128 - m.freeChunks, 0);
   const need = media.length + volumes.reduce((n, v) => {
     const chunks = Math.ceil((v.blocks * v.blockSize) / 65536);
+    if (v.placement === 'thin') return n + v.allocatedBytes / 65536; // the chunks writes have reached
     return n + (v.placement === 'striped' ? Math.ceil(chunks / v.media.length) * v.media.length : chunks);
   }, 0);
   if (used !== need) out.push(`the media have ${used} chunks in use, the volumes need ${need}`);

@@ -237,7 +237,12 @@ export class Generator {
     const payload = this.scratch.subarray(0, 16 + cdb.length);
     payload.fill(0, 0, 16);
     lunBytes.copy(payload, 0);
-    payload[8] = this.chance(0.95) ? this.int(3) : this.int(256);
+    // Task attribute: SIMPLE or HEAD OF QUEUE, now and then any byte (ACA and beyond are refused).
+    // Not ORDERED on purpose: the target honours it (an ORDERED command waits for every older one
+    // of its unit, and the SIMPLE ones after it wait for it), and behind commands whose data-out the
+    // fuzzer withholds (30 s each) a chain of them passes the model's 300 s bound for a hang.
+    // test/harness/sbc.test.ts checks the order.
+    payload[8] = this.chance(0.95) ? this.int(2) : this.int(256);
     payload[9] = flags;
     payload[10] = cdb.length;
     payload.writeUInt32BE(expected >>> 0, 12);

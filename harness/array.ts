@@ -25,10 +25,10 @@ const ERRORS: Record<number, string> = {
   [A.ERR_IOP_COUNT]: 'IOP count out of range', [A.ERR_MEDIA_COUNT]: 'a medium is out of range (count, size, scheduler or queue depth)',
   [A.ERR_PORT_COUNT]: 'port count out of range', [A.ERR_CACHE_SLOTS]: 'cache size out of range',
   [A.ERR_MEMORY]: 'common memory cannot grow to the map size', [A.ERR_STATIC]: 'firmware static data is too large',
-  [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data for another cache size (restore the old cache size, or remove the NV file to lose it)',
+  [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data this boot cannot carry over: for another cache size, of more than 14 GiB of media removed, or in a version 3 or 4 image (restore the old cache size and media, or stop the array gracefully with the firmware that wrote it; or remove the NV file to lose the data)',
   [A.ERR_PORT]: 'a port names a bad IOP or kind', [A.ERR_ROLE]: 'IOP roles are wrong (exactly one disk IOP)',
   [A.ERR_NOT_LAID_OUT]: 'boot before layout',
-  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 (upgraded at boot) and 4 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
+  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 to 7 (upgraded at boot) and 8 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
   [A.ERR_NV_CORRUPT]: 'the NV image is damaged: neither copy of its header is whole, or its table directory does not match (detail: the table); remove the NV file to start over (its volumes and cached data are lost)',
 };
 
@@ -144,6 +144,15 @@ export class ArrayController {
   /** NV entries captured at doorbells since the last round counted them. */
   private nvCaptured = 0;
   private ioWaiters: Array<() => void> = [];
+  /** Answers handed to in-process hosts and not yet delivered, by session ("port q0 session 1"). */
+  private readonly handed = new Map<string, number>();
+  private deliveryWaiters: Array<() => void> = [];
+  /**
+   * When answers handed to an in-process host in a round count as delivered. By default at the next
+   * turn of the event loop: every promise job the host chained on them (its next command) has run
+   * by then. Tests delay it, as the media's and the NV's gates delay I/O ends.
+   */
+  deliveryGate: (delivered: () => void) => void = (delivered) => setImmediate(delivered);
   private readonly wakeAddrs: number[] = [];
   private controlWaiters: ControlWaiter[] = [];
   private trace!: EntryRing;
@@ -308,11 +317,45 @@ export class ArrayController {
         if (port >= this.spec.ports.length) this.linkTxRung.push(port); // a link queue (harness/network.ts takes its packets)
         else this.streamPorts[port]?.transmit((id - A.DB_TX_BASE) & 15);
       }
-      else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.queuePorts[(id - A.DB_CQ_BASE) >> 4]?.sessions[(id - A.DB_CQ_BASE) & 15]?.drain();
+      else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.handOver((id - A.DB_CQ_BASE) >> 4, (id - A.DB_CQ_BASE) & 15);
       else if (id === A.DB_TRACE) this.drainTrace();
       else if (id >= A.DB_TAPE_BASE && id < A.DB_TAPE_BASE + A.MAX_TAPE_DEVICES) work += this.tape?.take(id - A.DB_TAPE_BASE, now) ?? 0;
     }
     return work;
+  }
+
+  /**
+   * Takes a session's completions off its ring (its CQ doorbell): the host's promises settle. In
+   * deterministic mode they are counted until delivered (deliveryGate), and the driver keeps the
+   * clock where it is until then (docs/hal.md, Time).
+   */
+  private handOver(port: number, session: number): void {
+    const n = this.queuePorts[port]?.sessions[session]?.drain() ?? 0;
+    if (n === 0 || this.o.mode !== 'deterministic') return;
+    const who = `port ${this.spec.ports[port].name} session ${session}`;
+    this.handed.set(who, (this.handed.get(who) ?? 0) + n);
+    this.deliveryGate(() => {
+      const left = (this.handed.get(who) ?? n) - n;
+      if (left > 0) this.handed.set(who, left); else this.handed.delete(who);
+      if (this.handed.size === 0) for (const w of this.deliveryWaiters.splice(0)) w();
+    });
+  }
+
+  /** Answers handed to in-process hosts whose delivery has not come yet (deterministic mode). */
+  get hostDeliveries(): number {
+    let n = 0;
+    for (const k of this.handed.values()) n += k;
+    return n;
+  }
+
+  /** Resolves when every answer handed to an in-process host has been delivered. */
+  hostDelivered(): Promise<void> {
+    return this.handed.size === 0 ? Promise.resolve() : new Promise((r) => this.deliveryWaiters.push(r));
+  }
+
+  /** The undelivered answers in words ("2 answer(s) to port q0 session 1"), for the error of a bounded wait. */
+  undelivered(): string[] {
+    return [...this.handed].map(([who, n]) => `${n} answer(s) to ${who}`);
   }
 
   /** The earliest time something is due without new input: an IOP timer, a medium completion, a metrics record. */
@@ -419,7 +462,8 @@ export class ArrayController {
         volume: m.u16(e + A.CSE_VOLUME), lba: m.u64(e + A.CSE_LBA), blocks: m.u32(e + A.CSE_BLOCKS),
         medium: medium === 0xFFFF ? null : (this.spec.media[medium]?.name ?? String(medium)),
         reason: reason === A.CSR_NO_MEDIUM ? 'medium not in the topology' : reason === A.CSR_NOT_READY ? 'medium dead'
-          : reason === A.CSR_LOST ? 'medium lost (blank or another array\'s)' : 'write error',
+          : reason === A.CSR_LOST ? 'medium lost (blank or another array\'s)'
+            : reason === A.CSR_NV ? 'NV file failing: the chunk\'s init map mark is not persisted (the medium is fine)' : 'write error',
       });
     }
     const nvErrno = m.u32(A.MAP_ADDR + A.MAP_CONTROL_NV_ERRNO);
@@ -555,10 +599,13 @@ export class ArrayController {
 
   // ---- stopping ----------------------------------------------------------------------------------
 
-  private fail(e: Error): void {
+  /** The array stops (a firmware abort, or `why`): every request and command waiting on it fails with e. */
+  fail(e: Error, why = 'a firmware fault'): void {
     this.failed = e;
     for (const w of this.controlWaiters.splice(0)) w.reject(new Error(`array ${this.name}: stopped before the request finished: ${e.message}`));
-    this.o.log(`${this.name}: stopped by a firmware fault: ${e.message}`);
+    this.o.log(`${this.name}: stopped by ${why}: ${e.message}`);
+    this.handed.clear(); // nothing more is delivered: the driver waits for it no longer
+    for (const w of this.deliveryWaiters.splice(0)) w();
     for (const q of this.queuePorts) if (q) for (const s of q.sessions) s?.failAll(e);
     for (const p of this.streamPorts) p?.stop().catch(() => undefined);
   }

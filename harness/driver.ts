@@ -12,7 +12,11 @@
 // has ended, so its completions are posted in the next round however long the threads took. It
 // yields there whether the I/O ended at once (a RAM store) or not, so the host's code (which runs
 // while the driver yields) sees the same rounds either way. A run is then a function of topology,
-// seed and inputs.
+// seed and inputs. Nor does the clock move while an answer is on its way to an in-process host: after
+// a round that handed answers over, the driver waits until they are delivered (the host's promise
+// jobs, and so its next command, have run), or the host's next command would find the clock jumped
+// on to the next timer and a background task (a pair's copy, a destage) given the time the host
+// should have had.
 import type { ArrayController } from './array';
 
 const YIELD_ROUNDS = 64;
@@ -20,6 +24,11 @@ const YIELD_ROUNDS = 64;
 export const ROUND_NS = 1000;
 /** Real-time settle() gives up after this long (a last-resort guard: tests wait on events). */
 export const SETTLE_BOUND_MS = 120_000;
+/**
+ * The deterministic driver stops the array after waiting this long (wall time) for an answer to be
+ * delivered to an in-process host (a last-resort guard: delivery is one turn of the event loop).
+ */
+export const DELIVERY_BOUND_MS = 10_000;
 
 export interface Driver {
   readonly array: ArrayController;
@@ -72,11 +81,19 @@ abstract class DriverBase implements Driver {
 
   private ran(): void {
     this.running = false;
+    this.handoffs.shift()?.();
     if (this.again) this.kick();
   }
 
-  /** Runs f as a run of the driver: kicks meanwhile run the driver again after it. */
+  /** exclusive() calls waiting for the run under way to stop after its round. */
+  protected handoffs: Array<() => void> = [];
+
+  /**
+   * Runs f as a run of the driver: kicks meanwhile run the driver again after it. A run under way
+   * (one waiting for an answer's delivery to the host that calls this) stops after its round first.
+   */
   protected async exclusive<T>(f: () => Promise<T>): Promise<T> {
+    if (this.running) await new Promise<void>((r) => this.handoffs.push(r));
     if (this.running) throw new Error('the driver is already running');
     this.running = true;
     try {
@@ -172,12 +189,16 @@ export class DeterministicDriver extends DriverBase {
   private virtualNs = 0;
   /** Deterministic runs stop at this virtual time unless a host waits (advance()). */
   private horizonNs = 0;
+  /** How long an answer may take to be delivered before the array is stopped (DELIVERY_BOUND_MS). */
+  deliveryBoundMs = DELIVERY_BOUND_MS;
+  /** ... and at this one even if a host waits (nextEvent()). */
+  private stopAtNs = Infinity;
 
   now(): number { return this.virtualNs; }
 
   protected async run(): Promise<void> {
     for (let rounds = 0; ; rounds++) {
-      if (rounds === YIELD_ROUNDS * 16) { this.again = true; return; } // let completions' continuations submit more
+      if (rounds === YIELD_ROUNDS * 16 || this.handoffs.length > 0) { this.again = true; return; } // let completions' continuations submit more; rounds() waits
       if (await this.step()) continue;
       if (this.stopped) return;
       if (this.array.failed) break;
@@ -185,6 +206,7 @@ export class DeterministicDriver extends DriverBase {
       const waiting = this.array.hostWaiting;
       if (next === Infinity) break;
       if (!waiting && next > this.horizonNs) break;
+      if (next > this.stopAtNs) break;
       this.virtualNs = Math.max(this.virtualNs + ROUND_NS, next);
     }
     this.idle();
@@ -199,8 +221,27 @@ export class DeterministicDriver extends DriverBase {
       await this.array.ioSettled();
       work++; // the next round posts what ended
     }
+    if (this.array.hostDeliveries > 0) {
+      await this.delivered();
+      work++; // the host's next command, if it sent one, is taken in the next round
+    }
     if (work > 0) this.virtualNs += ROUND_NS;
     return work > 0;
+  }
+
+  /**
+   * Waits until the answers handed to in-process hosts have been delivered. An answer not delivered
+   * within DELIVERY_BOUND_MS stops the array with an error naming it: the run would otherwise wait
+   * for ever, or go on with a clock the host did not see.
+   */
+  private async delivered(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), this.deliveryBoundMs); });
+    const ok = await Promise.race([this.array.hostDelivered().then(() => true), late]);
+    clearTimeout(timer);
+    if (ok) return;
+    this.array.fail(new Error(`array ${this.array.name}: virtual time held for ${this.deliveryBoundMs} ms (wall) waiting for `
+      + `the delivery of ${this.array.undelivered().join(', ')}`), 'an answer never delivered');
   }
 
   /** Runs exactly n rounds (each waits for its I/O), as a test that stops the power at a chosen round does. */
@@ -208,6 +249,25 @@ export class DeterministicDriver extends DriverBase {
     return this.exclusive(async () => {
       for (let i = 0; i < n && !this.stopped; i++) if (!(await this.step())) this.virtualNs += ROUND_NS;
     });
+  }
+
+  /**
+   * Runs the array on to its next due time (a medium's or a drive's completion, an IOP's timer) and
+   * the rounds there, and stops, even while something is still under way: a test looks at the array
+   * between two of its events. Resolves false when nothing was due.
+   */
+  async nextEvent(): Promise<boolean> {
+    await this.settleAt(this.virtualNs); // what is runnable now runs first
+    const next = this.array.nextTimerNs();
+    if (next === Infinity || this.array.failed) return false;
+    await this.settleAt(next);
+    return true;
+  }
+
+  private async settleAt(ns: number): Promise<void> {
+    this.stopAtNs = ns;
+    this.horizonNs = Math.max(this.horizonNs, ns);
+    try { await this.settle(); } finally { this.stopAtNs = Infinity; }
   }
 
   async advance(ms: number): Promise<void> {

@@ -108,6 +108,12 @@ export class World {
       await Promise.all(live.map((a) => a.ioSettled()));
       work++;
     }
+    // As the deterministic driver: the clock holds while an answer is on its way to an in-process
+    // host (harness/array.ts, handOver), so the host's next command is taken in the next round.
+    if (live.some((a) => a.hostDeliveries > 0)) {
+      await Promise.all(live.map((a) => a.hostDelivered()));
+      work++;
+    }
     if (work > 0) this.virtualNs += ROUND_NS;
     return work > 0;
   }

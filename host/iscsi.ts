@@ -78,6 +78,8 @@ export class IscsiConn {
   private wake?: () => void;
   readonly closed: Promise<void>;
   isClosed = false;
+  /** The last-resort bound of a wait for a PDU when none is given (wall clock: only a guard against a hang). */
+  waitMs = 10000;
 
   private constructor(readonly sock: net.Socket) {
     sock.on('data', (b: Buffer) => { this.rx = Buffer.concat([this.rx, b]); this.parse(); this.wake?.(); });
@@ -148,7 +150,7 @@ export class IscsiConn {
   }
 
   /** The first PDU received (or to come within ms) that satisfies pred, taken off the list. */
-  async next(pred: (p: Pdu) => boolean = () => true, ms = 10000): Promise<Pdu> {
+  async next(pred: (p: Pdu) => boolean = () => true, ms = this.waitMs): Promise<Pdu> {
     const deadline = Date.now() + ms;
     for (;;) {
       const i = this.pdus.findIndex(pred);

@@ -43,11 +43,13 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   inquiry [--lun N]                     vendor, product, serial and device identifiers
   luns                                  the LUNs of this port, with their volumes
   capacity <volume|lun>                 blocks and block size
-  volume create <name> --size SIZE [--block-size 512|4096] [--media m0,m1] [--stripe]
+  volume create <name> --size SIZE [--block-size 512|4096] [--media m0,m1] [--stripe | --thin]
                 [--port P] [--lun N] [--no-map]
                                         create a volume and map it to the lowest LUN free on every
                                         port (framed, iSCSI, NBD: export <name>); --port P: P only
   volume list                           volumes, their mappings and dirty cache
+  volume status <name>                  one volume: state, space allocated on the media (a thin
+                                        volume's chunks taken by writes), free space on its media
   volume delete <name> [--force]        delete (--force: unmap it everywhere first)
   volume map <name> --lun N [--port P|all]
   volume unmap <name> --lun N [--port P|all]
@@ -121,6 +123,7 @@ const OPTIONS = {
   'block-size': { type: 'string' },
   media: { type: 'string' },
   stripe: { type: 'boolean' },
+  thin: { type: 'boolean' },
   port: { type: 'string' },
   'no-map': { type: 'boolean' },
   force: { type: 'boolean' },
@@ -169,8 +172,9 @@ const COMMANDS: Record<string, Command> = {
   inquiry: { args: [], options: ['lun'], check: (o) => inquiryLun(o), run: inquiry },
   luns: { args: [], options: [], run: luns },
   capacity: { args: ['volume|lun'], options: [], run: capacity },
-  'volume create': { args: ['name'], options: ['size', 'block-size', 'media', 'stripe', 'port', 'lun', 'no-map'], check: createChecks, run: volumeCreate },
+  'volume create': { args: ['name'], options: ['size', 'block-size', 'media', 'stripe', 'thin', 'port', 'lun', 'no-map'], check: createChecks, run: volumeCreate },
   'volume list': { args: [], options: [], run: volumeList },
+  'volume status': { args: ['name'], options: [], run: volumeStatus },
   'volume delete': { args: ['name'], options: ['force'], run: volumeDelete },
   'volume map': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, true) },
   'volume unmap': { args: ['name'], options: ['port', 'lun'], check: mapChecks, run: (ctx, a) => volumeMap(ctx, a, false) },
@@ -505,6 +509,7 @@ function createChecks(o: Options, [name]: string[] = []): { blockSize: 512 | 409
   if (blockSize !== 512 && blockSize !== 4096) throw new UsageError(`--block-size is 512 or 4096, not ${o['block-size']}`);
   const bytes = parseSize(o.size, '--size');
   if (bytes < 1) throw new UsageError('--size must be at least one block');
+  if (o.stripe && o.thin) throw new UsageError('--stripe and --thin do not go together (a thin volume spreads its chunks over its media anyway)');
   portSyntax(o);
   return { blockSize, bytes, lun: o.lun === undefined ? undefined : mapLun(o) };
 }
@@ -616,7 +621,7 @@ async function volumeCreate(ctx: Context, [name]: string[]): Promise<void> {
   const o = ctx.options;
   const { blockSize, bytes, lun: wanted } = createChecks(o, [name]);
   const media = o.media === undefined ? [] : await mediaIndexes(ctx.client, o.media);
-  const spec: scsi.VolumeSpec = { name, blockSize, blocks: Math.ceil(bytes / blockSize), media, placement: o.stripe ? 'striped' : 'linear' };
+  const spec: scsi.VolumeSpec = { name, blockSize, blocks: Math.ceil(bytes / blockSize), media, placement: o.thin ? 'thin' : o.stripe ? 'striped' : 'linear' };
   const volume = await ctx.client.createVolume(spec);
   let mapping: scsi.Mapping | undefined;
   if (!o['no-map']) {
@@ -655,9 +660,24 @@ async function volumeList(ctx: Context): Promise<void> {
   const volumes = await ctx.client.listVolumes();
   const mappings = await ctx.client.listMappings();
   const rows = volumes.map((v) => ({ ...v, bytes: v.blocks * v.blockSize, mappings: mappings.filter((m) => m.volume === v.number).map(({ port, lun }) => ({ port, lun })) }));
-  ctx.out({ volumes: rows }, rows.length === 0 ? 'no volumes' : table([['#', 'NAME', 'SIZE', 'BLOCK', 'PLACEMENT', 'MEDIA', 'STATE', 'DIRTY', 'MAPPED (PORT:LUN)'],
-    ...rows.map((v) => [String(v.number), v.name, formatBytes(v.bytes), String(v.blockSize), v.placement, v.media.join(',') || 'all', v.state,
-      String(v.dirtySlots), v.mappings.map((m) => `${m.port}:${m.lun}`).join(' ')])]));
+  ctx.out({ volumes: rows }, rows.length === 0 ? 'no volumes' : table([['#', 'NAME', 'SIZE', 'ALLOCATED', 'BLOCK', 'PLACEMENT', 'MEDIA', 'STATE', 'DIRTY', 'MAPPED (PORT:LUN)'],
+    ...rows.map((v) => [String(v.number), v.name, formatBytes(v.bytes), formatBytes(v.allocatedBytes), String(v.blockSize), v.placement, v.media.join(',') || 'all',
+      v.state, String(v.dirtySlots), v.mappings.map((m) => `${m.port}:${m.lun}`).join(' ')])]));
+}
+
+/**
+ * One volume's allocation: what the media hold of it (all of it for a thick volume, the chunks
+ * writes reached for a thin one) and what its media have free (where a thin volume's next chunks come from).
+ */
+async function volumeStatus(ctx: Context, [name]: string[]): Promise<void> {
+  const v = await volumeByName(ctx.client, name);
+  const media = (await ctx.client.listMedia()).filter((m) => v.media.length === 0 || v.media.includes(m.index));
+  const bytes = v.blocks * v.blockSize;
+  const freeBytes = media.reduce((n, m) => n + m.freeChunks * 65536, 0);
+  const percent = Math.round((v.allocatedBytes / bytes) * 1000) / 10;
+  const status = { ...v, bytes, allocatedPercent: percent, mediaFreeBytes: freeBytes, mediaNames: media.map((m) => m.name) };
+  ctx.out({ volume: status }, `${v.name} (#${v.number}): ${v.placement}, ${formatBytes(bytes)}, ${formatBytes(v.allocatedBytes)} allocated (${percent} %), `
+    + `${formatBytes(freeBytes)} free on its media (${status.mediaNames.join(', ')}), ${v.state}, ${v.dirtySlots} dirty cache slots`);
 }
 
 async function volumeDelete(ctx: Context, [name]: string[]): Promise<void> {

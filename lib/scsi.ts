@@ -161,7 +161,8 @@ export function reinitializeMedium(medium: number): Buffer {
   return management(true, Management.REINITIALIZE_MEDIUM, 0, medium);
 }
 
-export const Placement = { linear: 0, striped: 1 } as const;
+/** linear and striped volumes take all their chunks at creation; thin ones as writes reach them (docs/scsi.md). */
+export const Placement = { linear: 0, striped: 1, thin: 2 } as const;
 export type PlacementName = keyof typeof Placement;
 
 export interface VolumeSpec {
@@ -414,6 +415,8 @@ export interface Volume {
   state: 'online' | 'not ready';
   blocks: number;
   dirtySlots: number;
+  /** Bytes of media the volume holds: all of it for a thick volume, what writes have reached for a thin one. */
+  allocatedBytes: number;
 }
 
 export function parseVolumes(d: Buffer): Volume[] {
@@ -421,11 +424,12 @@ export function parseVolumes(d: Buffer): Volume[] {
     number: e.readUInt16BE(0),
     name: cstring(e, 16, 32),
     blockSize: e.readUInt16BE(2),
-    placement: e[4] === Placement.striped ? 'striped' : 'linear',
+    placement: e[4] === Placement.striped ? 'striped' : e[4] === Placement.thin ? 'thin' : 'linear',
     media: [...e.subarray(48, 48 + Math.min(e[5], 16))],
     state: e[6] === 1 ? 'online' : 'not ready',
     blocks: Number(e.readBigUInt64BE(8)),
     dirtySlots: e.readUInt32BE(64),
+    allocatedBytes: e.readUInt32BE(68) * 65536,
   }));
 }
 
@@ -590,6 +594,7 @@ const ASC_TEXT = new Map<number, string>([
   [0x2500, 'LOGICAL UNIT NOT SUPPORTED'],
   [0x2600, 'INVALID FIELD IN PARAMETER LIST'],
   [0x2700, 'WRITE PROTECTED'],
+  [0x2707, 'SPACE ALLOCATION FAILED WRITE PROTECT'],
   // EXTENDED COPY (SPC-3 4.5.6; firmware/xcopy/)
   [0x0016, 'OPERATION IN PROGRESS'],
   [0x0d01, 'THIRD PARTY DEVICE FAILURE'],
@@ -625,6 +630,7 @@ const ASC_TEXT = new Map<number, string>([
   [0x8002, 'NO SUCH VOLUME'],
   [0x8003, 'VOLUME IS MAPPED'],
   [0x8100, 'NOT ENOUGH SPACE ON THE MEDIA'],
+  [0x8101, 'THIN MAP FULL'],
   [0x8200, 'LUN ALREADY MAPPED'],
   [0x8201, 'NO SUCH PORT'],
   [0x8202, 'VOLUME NOT MAPPED'],

@@ -36,7 +36,8 @@ export const SENSE_TABLE: SenseRow[] = [
   { classes: ['writeFua', 'sync'], key: 0x03, asc: 0x0c, ascq: 0x00, when: ['writeError'], meaning: 'MEDIUM ERROR, WRITE ERROR (destage failed)' },
   // A flush bounds its wait (firmware/sequencer.ts, FLUSH_STALL_NS): stacked latency factors can make one medium write last longer.
   { classes: ['writeFua', 'sync'], key: 0x0b, asc: 0x2e, ascq: 0x02, when: ['slow'], meaning: 'ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING (a flush made no progress for 60 s)' },
-  { classes: ['write', 'writeFua'], key: 0x04, asc: 0x0c, ascq: 0x00, when: ['nv'], meaning: 'HARDWARE ERROR, WRITE ERROR (NV persist failed or NV file failing)' },
+  // FUA and SYNCHRONIZE CACHE: a chunk's first destage whose init map mark the NV file could not take (not the medium's fault).
+  { classes: ['write', 'writeFua', 'sync'], key: 0x04, asc: 0x0c, ascq: 0x00, when: ['nv'], meaning: 'HARDWARE ERROR, WRITE ERROR (NV persist failed or NV file failing; for a flush, an init map mark it could not take)' },
   { classes: ['mgmtOut'], key: 0x04, asc: 0x44, ascq: 0x00, when: ['nv'], meaning: 'HARDWARE ERROR, INTERNAL TARGET FAILURE (NV persist failed or NV file failing)' },
   { classes: ['read', 'write', 'writeFua', 'sync'], key: 0x05, asc: 0x21, ascq: 0x00, when: ['outOfRange'], meaning: 'ILLEGAL REQUEST, LBA OUT OF RANGE' },
 ];

@@ -12,7 +12,7 @@ import * as crypto from 'crypto';
 import * as A from '../hal/abi';
 import * as scsi from '../lib/scsi';
 import { Prng } from '../hal/prng';
-import { FirmwareAbort, type ControlResult } from '../harness/array';
+import { FirmwareAbort, type ControlResult, type StuckSlot } from '../harness/array';
 import type { ArraySpec, FaultSpec } from '../harness/topology';
 import type { QueueSession } from '../hal/channels/queue';
 import type { ScsiCommand, ScsiResult } from '../lib/transport';
@@ -513,13 +513,24 @@ export class Simulation {
     await this.settleOrphans();
   }
 
-  /** Writes cut off by a closed session may still land until the array has closed it: their end is now. */
+  /**
+   * Writes cut off by a closed session may still land until the array has closed it: their end is
+   * now. The firmware marks the slot CLOSED in the poll that drops the session's commands
+   * (channel.ts serveSession, sequencer.ts abortCommand), and nothing of a dropped command changes
+   * data after that, so the slot is all there is to wait for. Not for the array to be idle: a dead
+   * medium is probed, and its dirty slots retried, a second after each failure for as long as it
+   * stays dead, and a slow one answering in more than a second is never idle (seed 2017).
+   */
   private async settleOrphans(): Promise<void> {
     const closing = [...this.initiators, ...this.admins].filter((i) => i.closed);
     if (closing.length > 0) {
-      const o = await this.target.runUntil(() => closing.every((i) => i.session.slot.free) && !this.target.array.hostWaiting, OP_BOUND_NS);
+      const open = () => closing.filter((i) => !i.session.slot.free);
+      const o = await this.target.runUntil(() => open().length === 0, OP_BOUND_NS);
       if (o === 'failed') { await this.restart('fault'); return; }
-      if (o !== 'done') this.fatal('hang', `a closed session was not closed by the array (${o})`);
+      if (o !== 'done') {
+        const slots = open().map((i) => `port ${i.session.slot.port} slot ${i.session.slot.index} (state ${i.session.slot.state})`).join(', ');
+        this.fatal('hang', `a session the host closed was not closed by the array (${o === 'stalled' ? 'nothing runnable, no timer set' : `${OP_BOUND_NS / 1e9} s of virtual time`}): ${slots}; the array waits for: ${this.target.array.waitingFor().join(', ') || 'nothing named'}`);
+      }
     }
     const now = this.t();
     for (const c of this.contents.values()) {
@@ -593,9 +604,22 @@ export class Simulation {
   private uncertain(c: Change, expect: [number, number, number] | null): void {
     this.count(this.faults, 'uncertainChange');
     if (expect !== null && this.pending.length === 0) return; // refused anyway
-    this.pend(c);
+    for (const part of this.byRecord(c)) this.pend(part);
     // A REINITIALIZE MEDIUM the disk IOP has begun goes on whatever its command was told.
     if (c.kind === 'reinit') this.mediaExpect[c.medium] = new Set([...this.mediaExpect[c.medium], 'ok', 'becoming ready']);
+  }
+
+  /**
+   * An unanswered change, cut into the parts that reach NV each on their own. A MAP or UNMAP of
+   * every port is one LUN map record per port, each sealed by its own CRC, written in one NV entry:
+   * a power cut that tears the entry lands the records before the tear and drops the torn one
+   * (seed 2340: MAP VOLUME every port LUN 4 came back mapped on port 0 only). As with a WRITE of
+   * many blocks cut off, the array never said it took place, and sending it again completes it.
+   */
+  private byRecord(c: Change): Change[] {
+    if ((c.kind !== 'map' && c.kind !== 'unmap') || c.port !== ALL_PORTS) return [c];
+    const now = this.withPending(this.pending);
+    return [...Array(this.spec.ports.length).keys()].map((port) => ({ ...c, port })).filter((x) => now.clone().apply(x) === null);
   }
 
   /**
@@ -802,7 +826,9 @@ export class Simulation {
       const { result } = await this.controlFlush();
       if (!result) return;
       const lost = (name: string | null) => { const i = this.spec.media.findIndex((x) => x.name === name); return i >= 0 && this.win.isOpen(`lost:${i}`); };
-      const stuck = result.stuck.filter((s) => (all || media.some((m) => this.spec.media[m].name === s.medium)) && !lost(s.medium));
+      // Slots held for the NV file count once it was at fault: they go when it has been rewritten.
+      const nvHeld = (s: StuckSlot) => this.nvFaulty && s.reason.startsWith('NV');
+      const stuck = result.stuck.filter((s) => (all || nvHeld(s) || media.some((m) => this.spec.media[m].name === s.medium)) && !lost(s.medium));
       const whole = media.every((m) => states[m]?.state === 'ok' || (states[m]?.state === 'lost' && this.win.isOpen(`lost:${m}`)))
         && stuck.length === 0 && (!this.nvFaulty || result.nvErrno === null);
       if (whole) break;
@@ -865,7 +891,8 @@ export class Simulation {
     for (const s of r.stuck) {
       const m = this.spec.media.findIndex((x) => x.name === s.medium);
       const during = (k: string) => this.win.overlaps(`${k}:${m}`, submit, now) || this.win.isOpen(`${k}:${m}`);
-      const ok = m >= 0 && (s.reason.startsWith('medium lost') ? during('lost')
+      const nv = this.win.overlaps('nv', submit, now) || this.win.isOpen('nv');
+      const ok = m >= 0 && (s.reason.startsWith('NV') ? nv : s.reason.startsWith('medium lost') ? during('lost')
         : s.reason === 'medium dead' ? during('dead') || during('lost') || during('becoming') : during('werr') || during('dead'));
       if (!ok) { this.violate(what, `left volume ${s.volume} LBA ${s.lba}+${s.blocks} on ${s.medium} (${s.reason}) with no such fault on that medium`); return; }
     }

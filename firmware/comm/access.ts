@@ -175,6 +175,7 @@ export function changesMedium(op: u32): bool {
     case 0x41: case 0x93: // WRITE SAME
     case 0x42: // UNMAP
     case 0x89: // COMPARE AND WRITE
+    case 0x8B: // ORWRITE (16)
       return true;
     default: return false;
   }

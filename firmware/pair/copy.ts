@@ -12,8 +12,9 @@
 // Order: tracks a waiting host write needs (urgent: copy before write, 004), then the priority range
 // (embodiment 1: the backup range first), then the rest from a cursor. Throttle: while the hosts send
 // commands, one job at a time and none while the cache is above its dirty high mark, so host I/O keeps
-// its share; when they are idle, COPY_JOBS at once.
-import { CFG_DIRTY_HIGH_PCT, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES, MIOP_STATS, STAT_COMMANDS, SLOT_SECTORS, ROLE_CHANNEL } from "../abi";
+// its share; when they are idle, COPY_JOBS at once. A copying pair whose source or target medium is
+// dead or lost is suspended at the next poll, whether or not one of its jobs is running.
+import { CFG_DIRTY_HIGH_PCT, MEDS_DEAD, MEDS_LOST, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES, MIOP_STATS, STAT_COMMANDS, SLOT_SECTORS, ROLE_CHANNEL } from "../abi";
 import { cfg32, iopCount, iopRole } from "../config";
 import { gNow, wakeAt } from "../iop";
 import {
@@ -21,7 +22,7 @@ import {
   poisonedSector, bumpEvent, dirtyCountAll, slotCount, F_STAGING, F_READ_ERROR, F_NOT_READY, WRITE_NV_ENTRIES,
 } from "../cache";
 import { volumeChunkBlank } from "../initmap";
-import { volumeReady, VOLE_CHUNKS } from "../volume";
+import { volumeReady, volumeNotReady, VOLE_CHUNKS } from "../volume";
 import { nvRoom, nvId, NVK_PAIR, nvDegraded, MAX_PAIRS, nvKick, volumeEntry } from "../nv";
 import { log, LOG_WARN, LOG_INFO } from "../hal";
 import { allocateFor } from "../sequencer";
@@ -96,9 +97,22 @@ export function pairCopyPoll(): i32 {
   const busy = hostBusy();
   for (let p: u32 = 0; p < MAX_PAIRS; p++) {
     if (!pairInUse(p) || !copying(<u32>rec(p).state)) continue;
+    if (failedUnder(rec(p).source) || failedUnder(rec(p).target)) {
+      // Suspended here, not only by a job that finds it: while the hosts are busy and the cache is
+      // above its high mark the throttle starts no job, and the pair would stay copying for ever.
+      pairSuspend(p, failedUnder(rec(p).source) ? PR_SOURCE_NOT_READY : PR_TARGET_NOT_READY);
+      if (<u32>rec(p).state == PS_SUSPENDED) work++;
+      continue;
+    }
     work += startJobs(p, busy);
   }
   return work;
+}
+
+/** A medium under volume v is dead or lost (one still becoming ready, as at boot, is not). */
+function failedUnder(v: u32): bool {
+  const st = volumeNotReady(v);
+  return st == MEDS_DEAD || st == MEDS_LOST;
 }
 
 function hostBusy(): bool {

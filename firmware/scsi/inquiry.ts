@@ -1,11 +1,13 @@
-// INQUIRY (SPC-4 6.6): standard data and the vital product data pages 00h, 80h, 83h, B0h.
+// INQUIRY (SPC-4 6.6): standard data and the vital product data pages 00h, 80h, 83h, B0h, B1h, B2h.
 // Document 002: INQUIRY answers the array's device ID; here as a target-device designator on every
 // LUN, and as the command device's own logical-unit designator.
 import { CONFIG_ADDR, CFG_VENDOR, CFG_PRODUCT, CFG_REVISION, CFG_SERIAL, CFG_DEVICE_ID, SLOT_BYTES } from "../abi";
 import { CX_PORT } from "../ctx";
 import { fail, dataInBuffer, sendBuffer } from "../sequencer";
 import { blockSize } from "../volume";
-import { getBe16, putBe16, putBe32, putHex } from "../util";
+import { getBe16, putBe16, putBe32, putBe64, putHex } from "../util";
+import { maxCompareBlocks, maxWriteSameBlocks, prefetchMaxBlocks } from "./sbc";
+import { provisioningLimits, logicalBlockProvisioning } from "./thin";
 import { cdb, invalidField, MAX_TRANSFER_BYTES } from "./dispatch";
 
 const TYPE_DISK: u32 = 0x00;
@@ -31,6 +33,8 @@ export function inquiry(c: usize, volume: i32): void {
   else if (page == 0x80) n = unitSerial(d, type, volume);
   else if (page == 0x83) n = deviceIdentification(d, type, volume, <u32>load<u8>(c + CX_PORT));
   else if (page == 0xB0 && type == TYPE_DISK) n = blockLimits(d, <u32>volume);
+  else if (page == 0xB1 && type == TYPE_DISK) n = blockCharacteristics(d);
+  else if (page == 0xB2 && type == TYPE_DISK) n = logicalBlockProvisioning(d, <u32>volume);
   else { invalidField(c, 2, -1); return; }
   sendBuffer(c, min<u32>(n, alloc));
 }
@@ -52,12 +56,16 @@ function standard(d: usize, type: u32): u32 {
 
 function supportedPages(d: usize, type: u32): u32 {
   store<u8>(d, <u8>type);
-  const pages: u32 = type == TYPE_DISK ? 4 : 3;
+  const pages: u32 = type == TYPE_DISK ? 6 : 3;
   store<u8>(d + 3, <u8>pages);
   store<u8>(d + 4, 0x00);
   store<u8>(d + 5, 0x80);
   store<u8>(d + 6, 0x83);
-  if (type == TYPE_DISK) store<u8>(d + 7, 0xB0);
+  if (type == TYPE_DISK) {
+    store<u8>(d + 7, 0xB0);
+    store<u8>(d + 8, 0xB1);
+    store<u8>(d + 9, 0xB2);
+  }
   return 4 + pages;
 }
 
@@ -126,8 +134,21 @@ function blockLimits(d: usize, volume: u32): u32 {
   store<u8>(d, <u8>TYPE_DISK);
   store<u8>(d + 1, 0xB0);
   putBe16(d + 2, 0x3C);
+  store<u8>(d + 5, <u8>maxCompareBlocks(bs)); // maximum COMPARE AND WRITE length
   putBe16(d + 6, SLOT_BYTES / bs); // optimal transfer length granularity: one cache slot
   putBe32(d + 8, MAX_TRANSFER_BYTES / bs); // maximum transfer length
   putBe32(d + 12, (1 << 20) / bs); // optimal transfer length
+  putBe32(d + 16, prefetchMaxBlocks(bs)); // maximum PRE-FETCH length
+  provisioningLimits(d, volume);
+  putBe64(d + 36, <u64>maxWriteSameBlocks(bs)); // maximum WRITE SAME length
+  return 64;
+}
+
+/** Block Device Characteristics (B1h): solid state (a cache in front of every medium), no form factor. */
+function blockCharacteristics(d: usize): u32 {
+  store<u8>(d, <u8>TYPE_DISK);
+  store<u8>(d + 1, 0xB1);
+  putBe16(d + 2, 0x3C);
+  putBe16(d + 4, 0x0001); // MEDIUM ROTATION RATE: non-rotating
   return 64;
 }

@@ -1,16 +1,18 @@
 // Vendor-unique management commands of the command device (docs/scsi.md): C0h MANAGEMENT IN
 // (lists) and C1h MANAGEMENT OUT (create, delete, map, unmap). Changes are made in the NV
 // volume table and LUN map, persisted, and answered only once the NV write has completed.
+import { reservationsDropVolume } from "./pr";
+import { nvReservations, PR_TABLE_BYTES } from "../nv";
 import {
   MAX_VOLUMES, MAX_PORTS, MAX_LUNS, STAT_COUNT, STATS_BYTES, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES,
   MIOP_STATS, CFG_PORT_COUNT, CPORT_KIND, CPORT_SESSIONS, CPORT_ADDRESS, CPORT_IOP, CPORT_NAME, CMED_SCHEDULER,
   CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS, ROLE_CHANNEL, MEDS_LOST, MEDS_OK, MEDS_DEAD,
 } from "../abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors, portCount } from "../config";
-import { CX_ID, CX_ARG, CX_EXPECTED, CX_FLAGS, CXF_PARAM, ctxField } from "../ctx";
+import { CX_ID, CX_ARG, CX_LBA, CX_EXPECTED, CX_FLAGS, CXF_PARAM, ctxField } from "../ctx";
 import {
   fail, dataInBuffer, sendBuffer, startParameterList, parameterList, waitPersisted, nvPending, retryLater,
-  nvRefuse, good,
+  nvRefuse, good, persistThenRedispatch,
 } from "../sequencer";
 import { postToDisk, MB_RELABEL } from "../mailbox";
 import {
@@ -19,9 +21,11 @@ import {
   VE_NAME_EXISTS, VE_NUMBER_IN_USE, VE_NO_VOLUME, VE_MAPPED, VE_NO_SPACE, VE_LUN_MAPPED, VE_NO_PORT,
   VE_TABLE_FULL, VE_NO_MEDIUM, VE_BAD_NAME, VE_BAD_BLOCK_SIZE, VE_BAD_CAPACITY, VE_BAD_LUN, VE_BAD_PLACEMENT,
   VE_NOT_MAPPED, volumeReady, volumeByName, volumeMapped, volumeExtents, volumeExtentMedium, volumeExtentFirst,
-  volumeExtentChunks, MAX_EXTENTS,
+  volumeExtentChunks, MAX_EXTENTS, volumeThin, VOLE_CHUNKS, VE_THIN_MAP_FULL,
 } from "../volume";
 import { initClear } from "../initmap";
+import { thinDropSlot, thinRecordsGiveBack } from "../thin";
+import { thinRecordsClear, thinHeldChunks, VOLE_THIN_FIRST, VOLE_THIN_RECORDS } from "../thinmap";
 import {
   volumeEntry, lunMapEntry, nvBase, nvRoom, nvPersistRange, nvId, NVK_CONTEXT, VOL_BYTES, LUN_MAP_OFFSET,
   LUN_MAP_BYTES, nvDegraded,
@@ -109,14 +113,17 @@ function pairCommand(c: usize, sa: u32, arg: u32, flags: u32): bool {
 // ---- OUT ------------------------------------------------------------------------------------------
 
 function createVolume(c: usize, list: usize): void {
-  if (!nvRoom(1)) { retryLater(c); return; }
+  if (!nvRoom(3)) { retryLater(c); return; }
   const name = list + 16;
   store<u8>(name + 31, 0); // the name field is 32 bytes, NUL padded: never read past it
   const out = image();
   const e = volumeCreate(getBe16(list), getBe16(list + 2), <u32>load<u8>(list + 4), list + 48, <u32>load<u8>(list + 5),
     getBe64(list + 8), name, out);
   if (e != VE_OK) { volumeError(c, e, false); return; }
-  persist(c, volumeEntry(load<u32>(out)), VOL_BYTES);
+  const v = load<u32>(out);
+  // A thin volume's map records start empty in the NV file before its entry names them.
+  if (volumeThin(v)) { thinRecordsClear(v, load<u32>(volumeEntry(v) + VOLE_THIN_FIRST), load<u32>(volumeEntry(v) + VOLE_THIN_RECORDS), nvId(NVK_CONTEXT, load<u32>(c + CX_ID))); nvPending(c, 2); }
+  persist(c, volumeEntry(v), VOL_BYTES);
   waitPersisted(c);
 }
 
@@ -129,6 +136,7 @@ function createVolume(c: usize, list: usize): void {
  * volume owns, which boot clears (initmap.ts).
  */
 function deleteVolume(c: usize, v: u32, force: bool): void {
+  if ((load<u32>(c + CX_ARG) & DELETE_THIN_FREE) != 0) { deleteThinFree(c); return; }
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { volumeError(c, VE_NO_VOLUME, true); return; }
   if (!force && volumeMapped(v)) { volumeError(c, VE_MAPPED, true); return; }
   if (pairOfVolume(v) >= 0) { fail(c, 0x05, 0x85, 0x01); ctxField(c, true, 2, -1); return; } // delete the pair first
@@ -141,10 +149,10 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
   for (; i < slotCount(); i++) {
     if (slotVolume(i) != v) continue;
     if (!nvRoom(3)) { store<u32>(c + CX_ARG, i); retryLater(c); return; }
-    if (dropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) nvPending(c, 1);
+    if (thinDropSlot(i, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)))) nvPending(c, 1);
   }
   store<u32>(c + CX_ARG, i);
-  if (!nvRoom(2 + 2 * MAX_EXTENTS)) { retryLater(c); return; } // entry, LUN map, each extent's init records (initClear)
+  if (!nvRoom(3 + 2 * MAX_EXTENTS)) { retryLater(c); return; } // entry, LUN map, reservations, each extent's init records (initClear)
   // The extents, before the entry is cleared: their init bits go after it.
   const n = volumeExtents(v);
   const ext = scratch() + 3072;
@@ -153,10 +161,14 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
     store<u32>(ext + x * 12 + 4, volumeExtentFirst(v, x));
     store<u32>(ext + x * 12 + 8, volumeExtentChunks(v, x));
   }
+  const thin = volumeThin(v);
+  if (thin) store<u64>(c + CX_LBA, (<u64>load<u32>(volumeEntry(v) + VOLE_THIN_FIRST) << 32) | <u64>load<u32>(volumeEntry(v) + VOLE_THIN_RECORDS));
   const e = volumeDelete(v, force);
   if (e != VE_OK) { volumeError(c, e, true); return; }
   persist(c, volumeEntry(v), VOL_BYTES);
   persist(c, nvBase() + LUN_MAP_OFFSET, LUN_MAP_BYTES);
+  reservationsDropVolume(v); // a volume created later with its number starts with no registration
+  persist(c, nvReservations(), PR_TABLE_BYTES);
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   for (let x: u32 = 0; x < n; x++) {
     const m = load<u32>(ext + x * 12);
@@ -164,7 +176,23 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
     nvPending(c, initClear(m, load<u32>(ext + x * 12 + 4), load<u32>(ext + x * 12 + 8), id));
   }
   unfenceVolume(v);
-  waitPersisted(c);
+  if (!thin) { waitPersisted(c); return; }
+  store<u32>(c + CX_ARG, DELETE_THIN_FREE);
+  persistThenRedispatch(c);
+}
+
+const DELETE_THIN_FREE: u32 = 0x80000000; // in CX_ARG: the entry is gone in the NV file; its thin chunks go back
+
+/**
+ * A thin volume's entry is out of the NV file: the chunks its records name go back to their media,
+ * and the records to the table. (Given back before, a chunk written by another volume could be
+ * named by the deleted one's records, were the delete lost in a crash.) Aborted before this, they
+ * stay taken until the next boot rebuilds the bitmaps.
+ */
+function deleteThinFree(c: usize): void {
+  const at = load<u64>(c + CX_LBA);
+  thinRecordsGiveBack(<u32>(at >> 32), <u32>at);
+  good(c);
 }
 
 /**
@@ -231,6 +259,7 @@ function volumeError(c: usize, e: u32, inCdb: bool): void {
     case VE_BAD_LUN: field = 4; break;
     case VE_BAD_PLACEMENT: field = 4; break;
     case VE_NOT_MAPPED: asc = 0x82; ascq = 0x02; field = 0; break;
+    case VE_THIN_MAP_FULL: asc = 0x81; ascq = 0x01; field = 8; break;
     default: break;
   }
   fail(c, 0x05, asc, ascq);
@@ -281,6 +310,7 @@ function listVolumes(c: usize, alloc: u32): void {
     memory.copy(r + 16, e + VOLE_NAME, 32);
     memory.copy(r + 48, e + VOLE_MEDIA, 16);
     putBe32(r + 64, volumeDirtySlots(v));
+    putBe32(r + 68, volumeThin(v) ? thinHeldChunks(v) : load<u32>(e + VOLE_CHUNKS)); // chunks the volume holds on its media
     n++;
   }
   sendBuffer(c, min<u32>(listHeader(d, 96, n), alloc));

@@ -12,7 +12,7 @@ import { fail, good, dataInBuffer, sendBuffer, waitPersisted, nvPending, retryLa
 import { gNow, wakeAt } from "../iop";
 import { nvRoom, nvId, NVK_CONTEXT, MAX_PAIRS, volumeEntry } from "../nv";
 import { bumpEvent } from "../cache";
-import { volumeInUse, blockSize, capacityBlocks, VOLE_CHUNKS } from "../volume";
+import { volumeInUse, blockSize, capacityBlocks, volumeThin, VOLE_CHUNKS } from "../volume";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../util";
 import {
   rec, runtime, pairInUse, pairOfVolume, setState, pairPersist, pairClear, mergeDifferences, allPending, bitsCount,
@@ -70,6 +70,9 @@ export function pairCreate(c: usize, list: usize): void {
   if (!volumeInUse(s) || !volumeInUse(t) || s == t) { fail(c, 0x05, 0x80, 0x02); ctxField(c, false, volumeInUse(s) ? 2 : 0, -1); return; }
   if (pairOfVolume(s) >= 0 || pairOfVolume(t) >= 0) { pairError(c, PE_IN_PAIR, pairOfVolume(s) >= 0 ? 0 : 2, false); return; }
   if (blockSize(s) != blockSize(t) || capacityBlocks(t) < capacityBlocks(s)) { pairError(c, PE_MISMATCH, 2, false); return; }
+  // A thin volume takes its chunks as writes reach them; the pair copy writes whole tracks and could
+  // not be refused space midway: pairs are made of thick volumes only.
+  if (volumeThin(s) || volumeThin(t)) { pairError(c, PE_MISMATCH, volumeThin(s) ? 0 : 2, false); return; }
   const bytes = kib == 0 ? <u32>65536 : kib << 10;
   const shift = <u32>ctz(bytes);
   const chunks = load<u32>(volumeEntry(s) + VOLE_CHUNKS);

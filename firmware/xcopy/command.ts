@@ -146,6 +146,9 @@ function parse(c: usize, list: usize, length: u32): i32 {
     return -1;
   }
   if (targetBytes % 32 != 0) return paramError(c, 2, -1);
+  // The descriptors together beyond the MAXIMUM DESCRIPTOR LIST LENGTH of OPERATING PARAMETERS:
+  // PARAMETER LIST LENGTH ERROR (SPC-4 6.4.3.5), before either count is looked at.
+  if (<u64>targetBytes + <u64>segmentBytes > <u64>(MAX_TARGETS * 32 + MAX_SEGMENT_BYTES)) { fail(c, SENSE_ILLEGAL, 0x1A, 0x00); return -1; }
   if (targetBytes / 32 > MAX_TARGETS) return listError(c, 0x26, 0x06, 2); // TOO MANY TARGET DESCRIPTORS
   if (segmentBytes > MAX_SEGMENT_BYTES) return listError(c, 0x26, 0x08, 8); // TOO MANY SEGMENT DESCRIPTORS
   if (inlineBytes > MAX_INLINE_BYTES) return listError(c, 0x26, 0x0B, 12); // INLINE DATA LENGTH EXCEEDED
@@ -154,7 +157,15 @@ function parse(c: usize, list: usize, length: u32): i32 {
   const gen = nexusGeneration(<u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION));
   const id = <u32>load<u8>(list);
   const nrcr = (flags & 0x10) != 0;
-  if (!nrcr && opOfList(port, session, gen, id) >= 0) { fail(c, SENSE_ILLEGAL, 0x00, 0x16); return -1; } // OPERATION IN PROGRESS
+  // The same list identifier from this nexus: OPERATION IN PROGRESS while that copy runs; once it has
+  // ended, its held results are discarded for the new one (SPC-4 6.4.1: a list identifier names the
+  // nexus's latest copy; libiscsi's suite reuses identifiers so).
+  const same = nrcr ? -1 : opOfList(port, session, gen, id);
+  if (same >= 0) {
+    const prev = op(<u32>same);
+    if (prev.state != XS_DONE || (prev.flags & XF_DETACHED) == 0) { fail(c, SENSE_ILLEGAL, 0x00, 0x16); return -1; }
+    prev.state = XS_FREE;
+  }
   const i = freeRecord();
   if (i < 0) { fail(c, SENSE_ILLEGAL, 0x55, 0x03); return -1; } // INSUFFICIENT RESOURCES (copies at once)
   const o = op(<u32>i);
@@ -209,6 +220,16 @@ function listError(c: usize, asc: u32, ascq: u32, at: u32, bit: i32 = -1): i32 {
   return -1;
 }
 
+/**
+ * A segment's range past its block device: COPY ABORTED with no additional sense code, the
+ * sense-key specific segment pointer on the LBA field (the codes libiscsi's suite admits under COPY
+ * ABORTED are 00h/00h, 08h/04h and 0Dh/02h; neither unreachable code would be true here).
+ */
+function outOfRange(c: usize, at: u32): void {
+  fail(c, SENSE_COPY_ABORTED, 0x00, 0x00);
+  ctxField(c, false, at, -1);
+}
+
 /** COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE (0Dh/02h), pointing at the descriptor. */
 function unreachable(c: usize, at: u32): bool {
   fail(c, SENSE_COPY_ABORTED, 0x0D, 0x02);
@@ -227,7 +248,7 @@ function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
   if (<u32>load<u8>(d) != CSCD_IDENTIFICATION) { listError(c, 0x26, 0x07, at); return false; } // UNSUPPORTED TARGET DESCRIPTOR TYPE CODE
   const b1 = <u32>load<u8>(d + 1);
   const type = b1 & 0x1F;
-  if ((b1 & 0xE0) != 0) { paramError(c, at + 1, 7); return false; } // LU ID TYPE other than LUN, NUL
+  // Bits 7-5 (LU ID TYPE, NUL) are ignored: SPC-4 made NUL obsolete, and the designator, not a LUN, names the unit.
   if (type != 0x00 && type != 0x01) { listError(c, 0x26, 0x0C, at + 1); return false; }
   if ((<u32>load<u8>(d + 4) & 0x0F) != 1) { paramError(c, at + 4, 3); return false; } // code set: binary
   if ((<u32>load<u8>(d + 5) & 0x3F) != 0x03) { paramError(c, at + 5, 5); return false; } // LU, NAA
@@ -296,8 +317,9 @@ function segment(c: usize, i: u32, d: usize, at: u32, left: u32): u32 {
   const o = op(i);
   const src: u32 = type <= SEG_BLOCK_TO_BLOCK || type == SEG_STREAM_TO_DISCARD_HOLD ? getBe16(d + 4) : 0xFFFF;
   const dst: u32 = type == SEG_STREAM_TO_DISCARD_HOLD ? 0xFFFF : getBe16(d + 6);
-  if (src != 0xFFFF && src >= o.targets) { paramError(c, at + 4, -1); return 0; }
-  if (dst != 0xFFFF && dst >= o.targets) { paramError(c, at + 6, -1); return 0; }
+  // A CSCD index beyond the list names no copy target: COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE.
+  if (src != 0xFFFF && src >= o.targets) { unreachable(c, at + 4); return 0; }
+  if (dst != 0xFFFF && dst >= o.targets) { unreachable(c, at + 6); return 0; }
   const srcKind = src == 0xFFFF ? 0xFF : target(i, src).kind;
   const dstKind = dst == 0xFFFF ? 0xFF : target(i, dst).kind;
   const wantSrc: u32 = type == SEG_BLOCK_TO_STREAM || type == SEG_BLOCK_TO_BLOCK ? TK_BLOCK : type == SEG_STREAM_TO_BLOCK || type == SEG_STREAM_TO_DISCARD_HOLD ? TK_STREAM : 0xFF;
@@ -321,7 +343,7 @@ function segment(c: usize, i: u32, d: usize, at: u32, left: u32): u32 {
     const blk = target(i, type == SEG_BLOCK_TO_STREAM ? src : dst);
     const blocks = <u64>getBe16(d + 14);
     const lba = getBe64(d + 16);
-    if (lba > capacityBlocks(blk.device) || blocks > capacityBlocks(blk.device) - lba) { listError(c, 0x21, 0x00, at + 16); return 0; }
+    if (lba > capacityBlocks(blk.device) || blocks > capacityBlocks(blk.device) - lba) { outOfRange(c, at + 16); return 0; }
     bytes = blocks * <u64>blk.blockBytes;
   } else if (type == SEG_INLINE_TO_STREAM) {
     const offset = <u64>getBe32(d + 12);
@@ -351,8 +373,8 @@ function blockToBlock(c: usize, i: u32, d: usize, at: u32, src: u32, dst: u32): 
   const tl = getBe64(d + 20);
   const sb = bytes / <u64>s.blockBytes;
   const tb = bytes / <u64>t.blockBytes;
-  if (sl > capacityBlocks(s.device) || sb > capacityBlocks(s.device) - sl) { listError(c, 0x21, 0x00, at + 12); return false; }
-  if (tl > capacityBlocks(t.device) || tb > capacityBlocks(t.device) - tl) { listError(c, 0x21, 0x00, at + 20); return false; }
+  if (sl > capacityBlocks(s.device) || sb > capacityBlocks(s.device) - sl) { outOfRange(c, at + 12); return false; }
+  if (tl > capacityBlocks(t.device) || tb > capacityBlocks(t.device) - tl) { outOfRange(c, at + 20); return false; }
   return true;
 }
 

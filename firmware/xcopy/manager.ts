@@ -31,6 +31,7 @@ import {
   poisonedSector, bumpEvent, volumeFenced, F_STAGING, F_READ_ERROR, F_NOT_READY, WRITE_NV_ENTRIES,
 } from "../cache";
 import { volumeChunkBlank } from "../initmap";
+import { thinEnsure } from "../thin";
 import { volumeReady, volumeInUse, VOLE_CHUNKS } from "../volume";
 import { nvRoom, nvId, nvKick, nvDegraded, NVK_XCOPY, volumeEntry } from "../nv";
 import { allocateFor } from "../sequencer";
@@ -582,6 +583,7 @@ function drainToVolume(i: u32, d: usize, type: u32): i32 {
     if (slot < 0) slot = allocateFor(v, slotNo);
     if (slot < 0) { wakeAt(gNow + 1e5); return work; }
     if ((slotFlags(<u32>slot) & F_STAGING) != 0) return work;
+    if (!thinEnsure(v, slotNo, <u32>slot)) return targetFailed(i, 0x072707); // a thin volume's media are full (27h/07h)
     writeSectors(<u32>slot, within >> 9, n >> 9, stageArea(i) + o.drained, gNow, id);
     o.nvPending += WRITE_NV_ENTRIES;
     o.drained += n;

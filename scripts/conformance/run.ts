@@ -1,6 +1,8 @@
 // The whole of libiscsi's conformance suite (iscsi-test-cu) against the array's iSCSI target and,
 // in the same run, against tgtd: every test's outcome, every skip and failure with its reason.
-//   npm run conformance [-- --families=iSCSI,SCSI] [-- --no-tgtd] [-- --update-docs]
+//   npm run conformance [-- --families=iSCSI,SCSI] [-- --no-tgtd] [-- --update-docs] [-- --placement=thin|striped|linear]
+// sanbox's LUN is thin by default (the suite's UNMAP, WRITE SAME with UNMAP and GET LBA STATUS tests
+// skip on a fully provisioned LUN); --placement=striped runs it on a fully provisioned one.
 // JSON on stdout; progress on stderr; --update-docs rewrites the result tables of
 // docs/conformance.md (between its <!-- results --> markers). Exit 0 when sanbox has no failure.
 import * as fs from 'fs';
@@ -31,7 +33,7 @@ async function runFamilies(url: string, families: string[], label: string): Prom
   return out;
 }
 
-async function sanbox(families: string[]): Promise<TargetReport> {
+async function sanbox(families: string[], placement: scsi.PlacementName): Promise<TargetReport> {
   const dir = fs.mkdtempSync(path.join(scratchRoot(), 'sanbox-conformance-'));
   const emu = await Emulator.start({
     mode: 'realtime',
@@ -44,10 +46,10 @@ async function sanbox(families: string[]): Promise<TargetReport> {
   }, { debug: false });
   try {
     const client = new ScsiClient(emu.connect());
-    const v = await client.createVolume({ name: 'conformance', blocks: LUN_BYTES / 512, blockSize: 512, placement: 'striped' });
+    const v = await client.createVolume({ name: 'conformance', blocks: LUN_BYTES / 512, blockSize: 512, placement });
     await client.mapVolume(v.number, scsi.ALL_PORTS, 1);
     const url = `${emu.array().targets.find((x) => x.port === 'fe0')!.target}/1`;
-    return { target: 'sanbox', url, families: await runFamilies(url, families, 'sanbox') };
+    return { target: `sanbox (${placement})`, url, families: await runFamilies(url, families, 'sanbox') };
   } finally {
     await emu.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -122,14 +124,15 @@ function updateDocs(table: string, stamp: string): void {
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const bad = args.filter((a) => !/^--(families=.+|no-tgtd|update-docs)$/.test(a));
-  if (bad.length) { process.stderr.write(`conformance: unknown argument ${bad.join(' ')} (known: --families=iSCSI,SCSI --no-tgtd --update-docs)\n`); return 2; }
+  const bad = args.filter((a) => !/^--(families=.+|no-tgtd|update-docs|placement=(thin|striped|linear))$/.test(a));
+  if (bad.length) { process.stderr.write(`conformance: unknown argument ${bad.join(' ')} (known: --families=iSCSI,SCSI --no-tgtd --update-docs --placement=thin|striped|linear)\n`); return 2; }
   if (!which('iscsi-test-cu')) { process.stderr.write('conformance: iscsi-test-cu is not installed (apt-get install libiscsi-bin)\n'); return 1; }
   const families = args.find((a) => a.startsWith('--families='))?.slice(11).split(',') ?? ['iSCSI', 'SCSI'];
-  const reports = [await sanbox(families)];
+  const placement = (args.find((a) => a.startsWith('--placement='))?.slice(12) ?? 'thin') as scsi.PlacementName;
+  const reports = [await sanbox(families, placement)];
   if (!args.includes('--no-tgtd')) reports.push(await tgtd(families));
   const stamp = `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run conformance\` (iscsi-test-cu from libiscsi-bin `
-    + `${pkgVersion('libiscsi-bin')}, --dataloss, a ${LUN_BYTES / MiB} MiB LUN on each target).`;
+    + `${pkgVersion('libiscsi-bin')}, --dataloss, a ${LUN_BYTES / MiB} MiB LUN on each target, sanbox's ${placement}).`;
   const table = markdown(reports, families);
   if (args.includes('--update-docs')) updateDocs(table, stamp);
   process.stdout.write(JSON.stringify({ stamp, reports }, null, 2) + '\n');

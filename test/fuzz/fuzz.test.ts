@@ -135,7 +135,7 @@ test('the audit finds tables that do not add up', async (t) => {
   const ok = tableProblems([], [], [{ index: 0, name: 'd0', scheduler: 'c-look', state: 'ok', sectors: 128 * 10, freeChunks: 10, registeredRequests: 0, mediumErrors: 0 }]);
   t.true(ok.some((p) => p.includes('canary volume 1020 is gone')), 'a missing canary');
   // 2 chunks of the volume and the medium's label chunk.
-  const space = tableProblems([{ number: 1, name: 'v', blockSize: 512, placement: 'linear', media: [0], state: 'online', blocks: 256, dirtySlots: 0 }], [],
+  const space = tableProblems([{ number: 1, name: 'v', blockSize: 512, placement: 'linear', media: [0], state: 'online', blocks: 256, dirtySlots: 0, allocatedBytes: 2 * 65536 }], [],
     [{ index: 0, name: 'd0', scheduler: 'c-look', state: 'ok', sectors: 128 * 10, freeChunks: 10, registeredRequests: 0, mediumErrors: 0 }]);
   t.true(space.some((p) => p === 'the media have 0 chunks in use, the volumes need 3'), space.join('\n'));
 });

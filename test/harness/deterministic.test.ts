@@ -6,8 +6,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import fc from 'fast-check';
 import * as A from '../../hal/abi';
-import { DeterministicDriver } from '../../harness/driver';
-import { tempDir, startSmall, createVolume, read, write, pattern } from './env';
+import { DeterministicDriver, ROUND_NS } from '../../harness/driver';
+import { tempDir, startSmall, createVolume, read, write, pattern, run } from './env';
 
 // A disk with a seek curve, rotation and a transfer rate: stage and destage times depend on the
 // seeded rotational position, so the seed shows in the trace.
@@ -33,6 +33,9 @@ async function traceOf(seed: number, perturb = false, io: 'threads' | 'inline' =
   if (perturb) {
     emu.array().nv.gate = jitter;
     for (const m of emu.array().media) m.gate = jitter;
+    // Answers delivered late (the host's promise jobs have run at the next turn at the earliest):
+    // the clock waits for them.
+    emu.array().deliveryGate = (delivered) => setImmediate(() => jitter(delivered));
   }
   const s = emu.connect();
   await createVolume(s, { name: 'v', blocks: 32768, blockSize: 512, placement: 'striped' }, 1);
@@ -79,7 +82,7 @@ async function missesOf(perturb: boolean, io: 'threads' | 'inline' = 'threads'):
   return fs.readFileSync(path.join(dir, 'trace.jsonl'), 'utf8');
 }
 
-test('when I/O ends does not show in a deterministic run: completions delayed at random give the same trace', async (t) => {
+test('when I/O ends, or when an answer reaches the host, does not show in a deterministic run: completions and deliveries delayed at random give the same trace', async (t) => {
   const plain = await traceOf(5);
   const shaken = await traceOf(5, true);
   t.is(shaken.trace, plain.trace);
@@ -191,4 +194,38 @@ test('no acknowledged write is lost when the power fails at a random round (fast
   ), { numRuns: 25, seed: 7 });
   t.is(crashes, 25);
   t.true(partial > 0, 'some crashes came with writes still in flight');
+});
+
+test('the clock does not move while an answer is on its way to an in-process host: its next command is taken in the next rounds, not after the next timer', async (t) => {
+  const emu = await startSmall({ dir: tempDir('det-deliver'), mode: 'deterministic', seed: 4, media: timed });
+  t.teardown(() => emu.stop());
+  const a = emu.connect();
+  const b = emu.connect();
+  await createVolume(a, { name: 'v', blocks: 32768, blockSize: 512, placement: 'striped' }, 1);
+  // Host a waits for a forced-unit-access write on a disk with a seek time: the medium is busy for
+  // milliseconds, so the driver would move the clock on to its completion whenever nothing runs.
+  const slow = write(a, 1, 0, pattern(1 << 20, 1), 512, true);
+  // Host b sends command after command, each after some promise hops of its own (a client library's layers).
+  const at: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    await run(b, 0, Buffer.alloc(6)); // TEST UNIT READY
+    at.push(emu.driver().now());
+    for (let k = 0; k < 10; k++) await Promise.resolve();
+  }
+  const gaps = at.slice(1).map((x, i) => x - at[i]);
+  t.true(gaps.every((g) => g <= 4 * ROUND_NS), `virtual time between two answers to host b: ${gaps.map((g) => g / 1000).join(', ')} us`);
+  await slow;
+});
+
+test('an answer never delivered stops the array after the bound, with an error naming the session it was for', async (t) => {
+  const emu = await startSmall({ dir: tempDir('det-undelivered'), mode: 'deterministic', seed: 4 });
+  t.teardown(() => emu.stop('powerFail'));
+  const d = emu.driver() as DeterministicDriver;
+  d.deliveryBoundMs = 50; // the guard's bound, wall time (10 s by default)
+  const s = emu.connect();
+  emu.array().deliveryGate = () => undefined; // a delivery that never comes
+  t.is((await run(s, 0, Buffer.alloc(6))).status, 0, 'the host has its answer');
+  await emu.settle();
+  t.regex(emu.array().failed?.message ?? 'not stopped', /virtual time held for 50 ms \(wall\) waiting for the delivery of 1 answer\(s\) to port q0 session 0/);
+  await t.throwsAsync(run(s, 0, Buffer.alloc(6)), { message: /session closed|virtual time held/ }, 'the stopped array takes no more commands');
 });

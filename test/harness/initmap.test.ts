@@ -4,10 +4,13 @@
 import test, { type ExecutionContext } from 'ava';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as A from '../../hal/abi';
 import type { Emulator } from '../../harness';
+import { describeControl } from '../../harness/array';
+import { ScsiClient } from '../../host/client';
 import { crc32c } from '../../lib/protocol';
 import * as scsi from '../../lib/scsi';
-import { startSmall, tempDir, createVolume, write, read, pattern, run, type SmallOptions } from './env';
+import { startSmall, tempDir, createVolume, write, read, pattern, run, senseOf, type SmallOptions } from './env';
 
 const d = (name: string) => ({ name, kind: 'file', size: '64MiB' });
 const base = (dir: string): SmallOptions => ({ dir, mode: 'deterministic', cache: { destageAgeMs: 600_000, destageIntervalMs: 1000 } });
@@ -17,9 +20,9 @@ const spec = { blocks: 1024, blockSize: 512 as const, placement: 'linear' as con
  * Volume 0 "a" written and deleted; volume 1 "b" written; volume 0 "c" created on a's chunks and
  * written in its chunk 1 only; all on the medium; a graceful stop. Returns what b and c hold.
  */
-async function setUp(label: string): Promise<{ dir: string; b: Buffer; c1: Buffer }> {
+async function setUp(label: string, first: Partial<SmallOptions> = {}): Promise<{ dir: string; b: Buffer; c1: Buffer }> {
   const dir = tempDir(label);
-  const emu = await startSmall(base(dir));
+  const emu = await startSmall({ ...base(dir), ...first });
   const s = emu.connect();
   await createVolume(s, { name: 'a', ...spec }, 1);
   await createVolume(s, { name: 'b', ...spec }, 2);
@@ -43,18 +46,25 @@ async function check(t: ExecutionContext, emu: Emulator, b: Buffer, c1: Buffer, 
   t.true((await read(s, 1, 0, 8)).equals(Buffer.alloc(4096)), `${when}: c's chunk 0, never written, reads zeros, not a's bytes`);
 }
 
-const changes: Array<[string, Partial<SmallOptions>]> = [
-  ['a medium added at the end', { media: [d('d0'), d('d1'), d('d2')] }],
+const cache = (size: string) => ({ cache: { size, destageAgeMs: 600_000, destageIntervalMs: 1000 } });
+const changes: Array<[string, Partial<SmallOptions>, Partial<SmallOptions>]> = [
+  // The map grows; the cache tables after it move.
+  ['a medium added at the end', {}, { media: [d('d0'), d('d1'), d('d2')] }],
   // Also: a cache resize after a graceful stop is accepted (it was refused as "dirty cache data for
   // another cache size": the check read every descriptor copy, and a slot's older copy still said dirty).
-  ['a larger cache', { cache: { size: '16MiB', destageAgeMs: 600_000, destageIntervalMs: 1000 } }],
+  ['a larger cache', {}, cache('16MiB')],
+  // NV version 4 had the map last: a shrink cut it off the file, and boot rebuilt it from the
+  // volume table, every chunk a volume owns counted as written: c's chunk 0 read a's bytes.
+  ['a smaller cache', cache('16MiB'), cache('4MiB')],
 ];
-for (const [what, change] of changes) {
-  test(`the init map moves with ${what}: written chunks read back, never-written ones read zeros, also after a power cut`, async (t) => {
-    const { dir, b, c1 } = await setUp(`init-move-${what.length}`);
+for (const [what, first, change] of changes) {
+  test(`the init map keeps what it said with ${what}: written chunks read back, never-written ones read zeros, also after a power cut`, async (t) => {
+    const { dir, b, c1 } = await setUp(`init-move-${what.length}`, first);
     const o = { ...base(dir), ...change };
-    const moved = await startSmall(o);
-    await check(t, moved, b, c1, 'after the move');
+    const lines: string[] = [];
+    const moved = await startSmall(o, { log: (l) => lines.push(l) });
+    t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
+    await check(t, moved, b, c1, 'after the change');
     await moved.stop('powerFail'); // the moved map was persisted at its new place
     const again = await startSmall(o);
     t.teardown(() => again.stop('powerFail'));
@@ -63,49 +73,211 @@ for (const [what, change] of changes) {
 }
 
 /**
- * Rewrites a version 4 NV image (graceful stop) as the version 3 firmware wrote it: one copy of the
- * init map, records of 64 bytes of bits, their CRC-32C, 4 reserved bytes; header and table versions
- * 3. The layout is docs/hal.md's ("Layout and checksums").
+ * Rewrites a version 8 NV image (graceful stop) as an older firmware wrote it. Version 7 had no remote
+ * pair table (version 8 put it after the thin map), version 6 no thin map either (version 7 put it
+ * after the reservation table), versions 3 to 5 no reservation table either
+ * (version 6 put it after the pairs, before the init map): the directory loses them, and what came
+ * after starts where they began. Versions 5 and 6 then had the init map there, before the cache
+ * tables; versions 3 and 4 had the cache tables there and the init map last, after the slot data;
+ * version 3 with one copy of the map, records of 64 bytes of bits, their CRC-32C, 4 reserved bytes.
+ * Header and table versions say the old version. The layouts are docs/hal.md's ("Layout and checksums").
  */
-function toVersion3(file: string): void {
+function toVersion(file: string, version: 3 | 4 | 5 | 6 | 7): void {
   const nv = fs.readFileSync(file);
   const a = nv.subarray(0, 2048);
   const bh = nv.subarray(2048, 4096);
   const h = Buffer.from(bh.readBigUInt64LE(24) > a.readBigUInt64LE(24) && bh.readUInt32LE(0) === 0x564e4253 ? bh : a);
-  h.writeUInt32LE(3, 4);
-  let init: Buffer | undefined;
-  let initAt = 0;
-  for (let i = 0; i < h.readUInt32LE(40); i++) {
-    const e = 64 + i * 16;
-    h.writeUInt16LE(3, e + 2);
-    if (h.readUInt16LE(e) !== 4) continue; // the init map
-    initAt = h.readUInt32LE(e + 4);
-    const size = h.readUInt32LE(e + 8);
-    h.writeUInt32LE(size / 2, e + 8);
-    init = Buffer.alloc(size / 2);
-    for (let r = 0; r < size / 2; r += 72) {
-      const [x, y] = [nv.subarray(initAt + r, initAt + r + 72), nv.subarray(initAt + size / 2 + r, initAt + size / 2 + r + 72)];
+  h.writeUInt32LE(version, 4);
+  const entry = (id: number): number => {
+    for (let i = 0; i < h.readUInt32LE(40); i++) if (h.readUInt16LE(64 + i * 16) === id) return 64 + i * 16;
+    throw new Error(`no table ${id} in the directory`);
+  };
+  // The tables the old version lacks: the directory's last entries (10 the reservations, 11 the thin map, 12 the remote pairs).
+  const gone = version === 7 ? [12] : version === 6 ? [11, 12] : [10, 11, 12];
+  const at = h.readUInt32LE(entry(gone[0]) + 4); // where the first began: the end of what the old version had before it
+  for (const id of gone.reverse()) {
+    const e = entry(id);
+    if (e !== 64 + (h.readUInt32LE(40) - 1) * 16) throw new Error(`table ${id} is not the last entry`);
+    h.fill(0, e, e + 16);
+    h.writeUInt32LE(h.readUInt32LE(40) - 1, 40);
+  }
+  for (let i = 0; i < h.readUInt32LE(40); i++) h.writeUInt16LE(version, 64 + i * 16 + 2);
+  const [ei, ed, ec, eda] = [4, 5, 6, 7].map(entry); // init map, descriptors, sector CRCs, slot data
+  const part = (e: number) => nv.subarray(h.readUInt32LE(e + 4), h.readUInt32LE(e + 4) + h.readUInt32LE(e + 8));
+  const [map, desc, crcs, data] = [ei, ed, ec, eda].map(part);
+  let init = map;
+  if (version === 3) {
+    init = Buffer.alloc(map.length / 2);
+    for (let r = 0; r < init.length; r += 72) {
+      const [x, y] = [map.subarray(r, r + 72), map.subarray(init.length + r, init.length + r + 72)];
       const cur = ((y.readUInt32LE(68) - x.readUInt32LE(68)) | 0) > 0 ? y : x; // the newer generation
       cur.copy(init, r, 0, 64);
       init.writeUInt32LE(crc32c(init.subarray(r, r + 64)), r + 64);
     }
   }
-  if (!init) throw new Error('no init map in the directory');
+  const mapFirst = version >= 5; // the init map before the cache tables
+  const cacheAt = mapFirst ? at + init.length : at;
+  const dataAt = (cacheAt + desc.length + crcs.length + 4095) & ~4095;
+  h.writeUInt32LE(cacheAt, ed + 4);
+  h.writeUInt32LE(cacheAt + desc.length, ec + 4);
+  h.writeUInt32LE(dataAt, eda + 4);
+  h.writeUInt32LE(mapFirst ? at : dataAt + data.length, ei + 4);
+  h.writeUInt32LE(init.length, ei + 8);
   h.writeUInt32LE(crc32c(h.subarray(0, 2044)), 2044);
-  const out = Buffer.concat([h, h, nv.subarray(4096, initAt), init]);
-  fs.writeFileSync(file, out);
+  const pad = Buffer.alloc(dataAt - cacheAt - desc.length - crcs.length);
+  const cacheTables = [desc, crcs, pad, data];
+  fs.writeFileSync(file, Buffer.concat([h, h, nv.subarray(4096, at), ...(mapFirst ? [init, ...cacheTables] : [...cacheTables, init])]));
 }
 
-test('an NV image of version 3 (one copy of the init map) is upgraded at boot and keeps what its map said', async (t) => {
-  const { dir, b, c1 } = await setUp('init-v3');
-  toVersion3(path.join(dir, 'a0', 'nvram.bin'));
+const lacks = (version: 5 | 6 | 7) => version === 7 ? 'remote pair table' : version === 6 ? 'thin map and remote pair table' : 'reservation table, thin map and remote pair table';
+for (const version of [3, 4, 5, 6, 7] as const) {
+test(`an NV image of version ${version} (${version >= 5 ? `no ${lacks(version as 5 | 6 | 7)}` : `the init map last${version === 3 ? ', one copy' : ''}`}) is upgraded at boot and keeps what its map said`, async (t) => {
+  const { dir, b, c1 } = await setUp(`init-v${version}`);
+  toVersion(path.join(dir, 'a0', 'nvram.bin'), version);
   const lines: string[] = [];
   const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
-  t.true(lines.some((l) => /nv: image upgraded \(from version, to version\) \(3, 4\)/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 8\\)`).test(l)), lines.join('\n'));
   t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
   await check(t, up, b, c1, 'after the upgrade');
   await up.stop('powerFail');
   const again = await startSmall(base(dir));
   t.teardown(() => again.stop('powerFail'));
   await check(t, again, b, c1, 'after a power cut');
+});
+}
+
+for (const version of [5, 6, 7] as const) {
+test(`a version ${version} image with dirty cache data is upgraded: its cache tables move past the new ${lacks(version)} with the dirty slot, which reads back; the tables start empty`, async (t) => {
+  const dir = tempDir(`init-v${version}-dirty`);
+  const emu = await startSmall(base(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', ...spec }, 1);
+  const dirty = pattern(4096, 7);
+  await write(s, 1, 8, dirty); // dirty in NV: the destage age is ten minutes
+  await emu.stop('powerFail');
+  toVersion(path.join(dir, 'a0', 'nvram.bin'), version);
+  const lines: string[] = [];
+  const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
+  t.teardown(() => up.stop('powerFail'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 8\\)`).test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /nv: dirty cache slots recovered/.test(l)), lines.join('\n'));
+  const u = up.connect();
+  t.true((await read(u, 1, 8, 8)).equals(dirty), 'the dirty slot moved with the cache tables');
+  const keys = await run(u, 1, Buffer.from([0x5e, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0]), { inLength: 4096 }); // READ KEYS
+  t.deepEqual([keys.status, Buffer.from(keys.data).readUInt32BE(4)], [0, 0], 'no registration: the new table is empty');
+  // The thin map starts empty: a thin volume made now takes no chunk and reads zeros.
+  await createVolume(u, { name: 'th', blocks: 2048, blockSize: 512, placement: 'thin' }, 2);
+  t.true((await read(u, 2, 0, 8)).equals(Buffer.alloc(4096)));
+  t.is((await new ScsiClient(u).listVolumes()).find((v) => v.name === 'th')!.allocatedBytes, 0);
+  // The remote pair table starts empty too: the old init map or cache bytes in its place are no pair.
+  t.deepEqual(await new ScsiClient(u).remoteStatus(), []);
+});
+}
+
+test('a version 4 image with dirty cache data is not upgraded: the boot fails ERR_NV_GEOMETRY and keeps every byte of the file', async (t) => {
+  const dir = tempDir('init-v4-dirty');
+  const emu = await startSmall(base(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', ...spec }, 1);
+  await write(s, 1, 0, pattern(4096, 1)); // dirty in NV: the destage age is ten minutes
+  await emu.stop('powerFail');
+  const file = path.join(dir, 'a0', 'nvram.bin');
+  toVersion(file, 4);
+  const before = fs.readFileSync(file);
+  await t.throwsAsync(startSmall(base(dir)), { message: /dirty cache data this boot cannot carry over: .*version 3 or 4 image/ });
+  // The harness sizes the file to the region before the boot (zeros after what it held).
+  const after = fs.readFileSync(file);
+  t.true(after.subarray(0, before.length).equals(before) && after.subarray(before.length).every((x) => x === 0), 'every byte of the NV file kept');
+});
+
+// A chunk's first destage ends in its init map mark (firmware/disk.ts, flushRecords, markDone). When
+// the NV file cannot take the mark (its write failed, or the file is degraded), the medium took the
+// chunk: SYNCHRONIZE CACHE (and FUA, the same flush) answered MEDIUM ERROR, WRITE ERROR and the flush
+// report said "write error" on a healthy medium (simulator seed 20251128). They name the NV file.
+const EIO = 5;
+const key = (x: scsi.Sense) => [x.key, x.asc, x.ascq];
+
+/** A volume whose chunk 1, never written, holds an acknowledged write in the cache: its first destage marks it. */
+async function firstWrite(t: ExecutionContext, label: string, seed: number) {
+  const dir = tempDir(label);
+  const emu = await startSmall(base(dir));
+  t.teardown(() => emu.stop('powerFail'));
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', ...spec }, 1);
+  const acked = pattern(4096, seed);
+  await write(s, 1, 128, acked);
+  return { dir, emu, s, acked };
+}
+
+test('a first destage whose init map mark fails in NV: SYNCHRONIZE CACHE answers HARDWARE ERROR, not MEDIUM ERROR; the slot is marked and clean once the file is rewritten', async (t) => {
+  const { dir, emu, s, acked } = await firstWrite(t, 'init-mark-verdict', 11);
+  const a = emu.array();
+  a.nv.inject({ type: 'error', errno: EIO, count: 1 }); // the next NV write: the mark, after the medium flush
+  const sense = await senseOf(run(s, 1, scsi.synchronizeCache10()));
+  t.deepEqual(key(sense), [4, 0x0C, 0x00], `HARDWARE ERROR, WRITE ERROR, not a medium error: ${sense.text}`);
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 1);
+  t.true(a.stats()[A.STAT_DESTAGE_NV_HELD] >= 1);
+  // The disk IOP rewrites the NV file (1 s back-off); the flush tries the slot again: written
+  // whole, marked, clean. The verdict went with the try.
+  const [done] = await emu.flush();
+  t.is(done.dirtyLeft, 0, describeControl(done));
+  t.is(done.nvErrno, null);
+  await run(s, 1, scsi.synchronizeCache10());
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 1, 'the second mark did not fail');
+  t.true((await read(s, 1, 128, 8)).equals(acked));
+});
+
+test('while the NV file is degraded a first destage is not even written: SYNCHRONIZE CACHE answers HARDWARE ERROR, the flush report names NV, and both go once the file is whole', async (t) => {
+  const { dir, emu, s, acked } = await firstWrite(t, 'init-degraded-verdict', 12);
+  const a = emu.array();
+  a.nv.inject({ type: 'error', errno: EIO }); // every NV write fails until healed
+  t.is((await senseOf(write(s, 1, 512, pattern(4096, 13)))).key, 4, 'a WRITE is refused: the file is degraded');
+  const destages = a.stats()[A.STAT_DESTAGES];
+  const sense = await senseOf(run(s, 1, scsi.synchronizeCache10()));
+  t.deepEqual(key(sense), [4, 0x0C, 0x00], sense.text);
+  t.is(a.stats()[A.STAT_DESTAGES], destages, 'the chunk was not written: its mark could not follow');
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 0, 'no mark was tried');
+  t.true(a.stats()[A.STAT_DESTAGE_NV_HELD] >= 1);
+  const [r] = await emu.flush();
+  // Chunk 1's slot, and the refused WRITE's (its data is in the cache, never acknowledged): both never written.
+  t.deepEqual(r.stuck.map((x) => [x.lba, x.medium, x.reason.slice(0, 16)]), [[128, 'd0', 'NV file failing:'], [512, 'd0', 'NV file failing:']], describeControl(r));
+  t.false(/write error/.test(describeControl(r)), describeControl(r));
+  t.not(r.nvErrno, null);
+
+  a.nv.heal();
+  await emu.advance(5000);
+  await run(s, 1, scsi.synchronizeCache10());
+  const [done] = await emu.flush();
+  t.is(done.dirtyLeft, 0, describeControl(done));
+  t.is(done.nvErrno, null);
+  await emu.stop('powerFail');
+  const again = await startSmall(base(dir));
+  t.teardown(() => again.stop('powerFail'));
+  t.true((await read(again.connect(), 1, 128, 8)).equals(acked), 'marked written: read from the medium after a power cut');
+});
+
+// Two first destages of chunks of one init map record, covered by one medium flush, queued their
+// marks back to back: the first wrote the record's older copy, the second the other one, the last
+// whole copy. The first failing (nothing written) and the second torn by a power cut left the
+// blank copy current: chunk 0, marked before and clean, read zeros after the restart. One mark
+// is in flight per medium now; the second waits for the first's completion.
+test('two marks of one init map record are never in flight together: the first failing and the next torn by a power cut keep what earlier marks said', async (t) => {
+  const { dir, emu, s } = await firstWrite(t, 'init-two-marks', 14); // chunk 1
+  const c0 = pattern(4096, 15);
+  await write(s, 1, 0, c0); // chunk 0
+  t.is((await emu.flush())[0].dirtyLeft, 0, 'chunks 0 and 1 marked written, clean');
+  await write(s, 1, 256, pattern(4096, 16)); // chunks 2 and 3, never written: one medium flush covers both
+  await write(s, 1, 384, pattern(4096, 17));
+  const a = emu.array();
+  a.nv.inject({ type: 'error', errno: EIO, count: 1 }); // the next NV write fails: chunk 2's mark
+  a.nv.inject({ type: 'torn', bytes: 10, afterWrites: 0 }); // the one after is torn, then the power fails
+  await t.throwsAsync(emu.flush(), { message: /power failed/ });
+  t.regex(a.failed?.message ?? '', /torn write \(10 of /);
+  await emu.stop('powerFail');
+  const again = await startSmall(base(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  t.true((await read(s2, 1, 0, 8)).equals(c0), 'chunk 0, marked before and clean, reads back, not zeros');
+  t.is((await again.flush())[0].dirtyLeft, 0, 'the rest is destaged and marked');
+  t.true((await read(s2, 1, 0, 8)).equals(c0));
 });

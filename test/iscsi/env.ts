@@ -16,7 +16,7 @@ export interface IscsiArray {
   portal: string;
 }
 
-export async function startIscsi(label: string, o: { chap?: object; pingIntervalMs?: number; blocks?: number; sessions?: number; extraPorts?: object[]; mode?: 'realtime' | 'deterministic'; seed?: number; trace?: boolean; cache?: object } = {}): Promise<IscsiArray> {
+export async function startIscsi(label: string, o: { chap?: object; pingIntervalMs?: number; blocks?: number; sessions?: number; extraPorts?: object[]; mode?: 'realtime' | 'deterministic'; seed?: number; trace?: boolean; cache?: object; placement?: 'linear' | 'striped' | 'thin' } = {}): Promise<IscsiArray> {
   const dir = tempDir(label);
   const emu = await startSmall({
     dir,
@@ -31,7 +31,7 @@ export async function startIscsi(label: string, o: { chap?: object; pingInterval
       ...(o.extraPorts ?? []),
     ],
   });
-  await createVolume(emu.connect(), { name: 'v', blocks: o.blocks ?? 16384, blockSize: 512, placement: 'striped' }, 1);
+  await createVolume(emu.connect(), { name: 'v', blocks: o.blocks ?? 16384, blockSize: 512, placement: o.placement ?? 'striped' }, 1);
   const url = emu.array().targets.find((x) => x.port === 'fe0')!.target;
   const m = /^iscsi:\/\/([^/]+):(\d+)\/(.+)$/.exec(url)!;
   return { emu, dir, port: Number(m[2]), target: m[3], url, portal: `${m[1]}:${m[2]}` };

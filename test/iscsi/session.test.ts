@@ -43,6 +43,38 @@ test('a write with immediate and unsolicited data up to FirstBurstLength, then R
   t.true((await read(a.emu.connect(), 1, 100, 1024)).equals(data));
 });
 
+test('burst lengths that are not whole sectors are answered rounded down to them, so every R2T window is whole sectors; unsolicited data that stops inside a sector is refused, nothing written', async (t) => {
+  const a = await startIscsi('ffp-odd-burst');
+  t.teardown(() => a.emu.stop());
+  const c = await IscsiConn.connect(a.port);
+  t.teardown(() => c.close());
+  const k = await c.login(a.target, { InitialR2T: 'No', ImmediateData: 'Yes', FirstBurstLength: 1000, MaxBurstLength: 1700 });
+  t.deepEqual([k.FirstBurstLength, k.MaxBurstLength], ['512', '1536'], 'Minimum: ours is the offer rounded down to 512-byte sectors');
+  const data = pattern(64 << 10, 21);
+  const r2ts: number[] = [];
+  const itt = c.itt();
+  const cmd = bhs(OP.SCSI_COMMAND, 0x80 | 0x20 | 1, { itt, cmdSN: c.cmdSN++, lun: 1 }); // F: all the unsolicited data is the immediate data
+  cmd.writeUInt32BE(data.length, 20);
+  rw10(true, 300, 128).copy(cmd, 32);
+  c.send(cmd, data.subarray(0, 512));
+  for (;;) {
+    const p = await c.next((x) => x.itt === itt);
+    if (p.opcode !== OP.R2T) { t.is(p.bhs[3], 0, 'GOOD'); break; }
+    const offset = p.bhs.readUInt32BE(40);
+    const length = p.bhs.readUInt32BE(44);
+    r2ts.push(length);
+    c.dataOut(itt, p.ttt, data.subarray(offset, offset + length), offset, 1000);
+  }
+  t.true(r2ts.every((n) => n % 512 === 0), `R2T lengths ${r2ts.slice(0, 4).join()}...`);
+  t.true((await read(a.emu.connect(), 1, 300, 128)).equals(data), 'the blocks are the data-out, each at its place');
+  // 700 bytes of immediate data, then nothing: the window would end inside the second sector.
+  const before = await read(a.emu.connect(), 1, 600, 16);
+  const r = await c.command(1, rw10(true, 600, 16), { write: pattern(8192, 22), immediate: 700 });
+  t.deepEqual([r.status, r.sense[2] & 0xf, r.sense[12], r.sense[13]], [2, 5, 0x0e, 0x03], 'INVALID FIELD IN COMMAND INFORMATION UNIT');
+  t.true((await read(a.emu.connect(), 1, 600, 16)).equals(before), 'nothing written');
+  t.is((await c.command(1, rw10(false, 300, 1), { read: 512 })).status, 0, 'the session goes on');
+});
+
 test('a read: Data-In of MaxRecvDataSegmentLength, F at each MaxBurstLength, DataSN in order, GOOD in the last one', async (t) => {
   const a = await startIscsi('ffp-read');
   t.teardown(() => a.emu.stop());

@@ -139,7 +139,11 @@ test('ABORT TASK SET takes this session\'s tasks on the LUN; LOGICAL UNIT RESET 
   t.is(await tmf(one, TMF.LUN_RESET), 0);
   two.dataOut(w3.itt, w3.r2t.ttt, data, 0, 8192);
   await quiet(t, two, [w3.itt], 'session two\'s write went with the reset');
+  // The reset is reported to the other nexus once, as a unit attention (SAM-5 6.3.3), not to the one that asked.
+  const ua = await two.command(1, tur());
+  t.deepEqual([ua.status, ua.sense[2] & 0xF, ua.sense[12], ua.sense[13]], [2, 6, 0x29, 0x03], 'BUS DEVICE RESET FUNCTION OCCURRED');
   t.is((await two.command(1, tur())).status, 0);
+  t.is((await one.command(1, tur())).status, 0);
   t.true((await read(a.emu.connect(), 1, 64, 16)).equals(data));
 });
 

@@ -26,6 +26,8 @@ export interface NbdOptions {
   mode?: 'realtime' | 'deterministic';
   trace?: boolean;
   nv?: object;
+  /** The volume's placement (default striped; thin: TRIM deallocates, docs/nbd.md). */
+  placement?: 'linear' | 'striped' | 'thin';
 }
 
 export async function startNbd(label: string, o: NbdOptions = {}): Promise<NbdArray> {
@@ -45,7 +47,7 @@ export async function startNbd(label: string, o: NbdOptions = {}): Promise<NbdAr
     ],
   });
   const blockSize = o.blockSize ?? 512;
-  await createVolume(emu.connect(), { name: 'v', blocks: o.blocks ?? 16384, blockSize, placement: 'striped' }, 1);
+  await createVolume(emu.connect(), { name: 'v', blocks: o.blocks ?? 16384, blockSize, placement: o.placement ?? 'striped' }, 1);
   const url = emu.array().targets.find((x) => x.port === 'nbd0')!.target;
   const m = /^nbd:\/\/([^/]+):(\d+)$/.exec(url)!;
   return { emu, dir, port: Number(m[2]), url };

@@ -71,12 +71,12 @@ test('B killed alone: A suspends (link) and keeps the reason over its own kill -
   }
 });
 
-/** The NV file's remote pair table (directory id 10, nv.ts NVT_REMOTE): where pair p's copy c starts. */
+/** The NV file's remote pair table (directory id 12, nv.ts NVT_REMOTE): where pair p's copy c starts. */
 function remoteCopyAt(nv: Buffer, p: number, c: number): number {
   const [a, b] = [nv.subarray(0, 2048), nv.subarray(2048, 4096)];
   const h = b.readUInt32LE(0) === 0x564e4253 && b.readBigUInt64LE(24) > a.readBigUInt64LE(24) ? b : a; // the newer header
   for (let i = 0; i < h.readUInt32LE(40); i++) {
-    if (h.readUInt16LE(64 + i * 16) === 10) return h.readUInt32LE(64 + i * 16 + 4) + (p * 2 + c) * 128;
+    if (h.readUInt16LE(64 + i * 16) === 12) return h.readUInt32LE(64 + i * 16 + 4) + (p * 2 + c) * 128;
   }
   throw new Error('no remote pair table in the NV directory');
 }

@@ -10,6 +10,7 @@ import { ScsiClient } from '../../host/client';
 import { Emulator } from '../../harness';
 import { ROUND_NS } from '../../harness/driver';
 import { tempDir, smallTopology, createVolume, read, write, pattern, senseOf } from '../harness/env';
+import { send, be, cdb10, cdb12, cdb16 } from '../harness/sbc-env';
 
 const TRACK = 65536;
 const BLOCKS = 8 * 2048; // 8 MiB volumes: 128 tracks of 64 KiB
@@ -129,6 +130,107 @@ test('resync copies only the tracks dirtied on either side after the split (byte
   t.true((await read(r.s, 1, trackLba(10), SECTORS_PER_TRACK)).equals(back), 'source reads of an uncopied track fall through to the target');
   await until(r, (p) => p.state === 'duplex', 'duplex after reverse');
   t.true((await read(r.s, 1, trackLba(10), SECTORS_PER_TRACK)).equals(back), 'the target\'s data is on the source');
+});
+
+// The SBC-4 write commands beside WRITE (10)/(16) take the same pair hooks (pair/io.ts): each marks
+// the track's difference (so the resync copies it), each is refused on a target being copied to, and
+// each waits for the copy of an uncopied track's old data in split pending (copy before write).
+const cdb6 = (op: number, lba: number, blocks: number): number[] => [op, (lba >> 16) & 0x1F, (lba >> 8) & 0xFF, lba & 0xFF, blocks & 0xFF, 0];
+const caw = (lba: number, blocks: number): number[] => [0x89, 0, ...be(lba, 8), 0, 0, 0, blocks, 0, 0];
+
+/** Runs each SBC-4 write command once on `lun`, on its own track of `tracks`, and applies it to `ref`. */
+async function sbcWrites(r: Rig, lun: number, ref: Buffer, tracks: number[]): Promise<Array<{ name: string; status: number; sense?: scsi.Sense }>> {
+  const at = (i: number, block = 0) => trackLba(tracks[i]) + block;
+  const blockOf = (lba: number) => ref.subarray(lba * 512, (lba + 1) * 512);
+  const or = (a: Buffer, b: Buffer) => Buffer.from(a.map((x, i) => x | b[i]));
+  const same = pattern(512, 40);
+  const swap = pattern(2 * 512, 41);
+  const orData = pattern(512, 42);
+  const steps: Array<{ name: string; cdb: number[]; out: Buffer; apply: () => void }> = [
+    { name: 'WRITE (6)', cdb: cdb6(0x0A, at(0, 3), 4), out: pattern(4 * 512, 43), apply: () => pattern(4 * 512, 43).copy(ref, at(0, 3) * 512) },
+    { name: 'WRITE (12)', cdb: cdb12(0xAA, at(1, 9), 2), out: pattern(2 * 512, 44), apply: () => pattern(2 * 512, 44).copy(ref, at(1, 9) * 512) },
+    { name: 'WRITE AND VERIFY (16)', cdb: cdb16(0x8E, at(2, 1), 2), out: pattern(2 * 512, 45), apply: () => pattern(2 * 512, 45).copy(ref, at(2, 1) * 512) },
+    { name: 'WRITE SAME (10)', cdb: cdb10(0x41, at(3, 16), 32), out: same, apply: () => { for (let b = 0; b < 32; b++) same.copy(ref, (at(3, 16) + b) * 512); } },
+    { name: 'COMPARE AND WRITE', cdb: caw(at(4, 5), 2), out: Buffer.alloc(0), apply: () => swap.copy(ref, at(4, 5) * 512) },
+    { name: 'ORWRITE', cdb: cdb16(0x8B, at(5, 7), 1), out: orData, apply: () => or(blockOf(at(5, 7)), orData).copy(ref, at(5, 7) * 512) },
+  ];
+  const out: Array<{ name: string; status: number; sense?: scsi.Sense }> = [];
+  for (const st of steps) {
+    // COMPARE AND WRITE compares with what the volume holds now (the reference), then writes.
+    const data = st.name === 'COMPARE AND WRITE' ? Buffer.concat([ref.subarray(at(4, 5) * 512, (at(4, 5) + 2) * 512), swap]) : st.out;
+    const x = await send(r.s, st.cdb, { out: data, lun });
+    out.push({ name: st.name, status: x.r.status, sense: x.sense });
+    if (x.r.status === 0) st.apply();
+  }
+  return out;
+}
+
+test('the SBC-4 write commands (WRITE (6)/(12), WRITE AND VERIFY, WRITE SAME, COMPARE AND WRITE, ORWRITE) mark the pair difference: refused on the target while duplex, reflected in duplex, copied by the resync after a split', async (t) => {
+  const r = await rig('pair-sbc');
+  t.teardown(() => r.emu.stop());
+  await r.c.pairCreate(r.src, r.tgt);
+  await until(r, (p) => p.state === 'duplex', 'duplex');
+  const tgtRef = Buffer.from(r.ref);
+  for (const x of await sbcWrites(r, 2, tgtRef, [0, 1, 2, 3, 4, 5])) {
+    t.deepEqual([x.status, x.sense?.key, x.sense?.asc], [2, scsi.SenseKey.DATA_PROTECT, 0x27], `${x.name} to a duplex target: ${x.sense?.text}`);
+  }
+  // Duplex: each source write is reflected by the update copy.
+  for (const x of await sbcWrites(r, 1, r.ref, [10, 11, 12, 13, 14, 15])) t.is(x.status, 0, `${x.name} in duplex: ${x.sense?.text}`);
+  await until(r, (p) => p.state === 'duplex' && p.pendingTracks === 0, 'the update copy');
+  t.true((await volume(r, 2)).equals(r.ref), 'duplex: the target holds every SBC-4 write of the source');
+  // Split: the difference is recorded per track, and the resync copies exactly those tracks.
+  await r.c.pairSplit(r.src);
+  await until(r, (p) => p.state === 'split', 'split');
+  for (const x of await sbcWrites(r, 1, r.ref, [30, 31, 32, 33, 34, 35])) t.is(x.status, 0, `${x.name} after the split: ${x.sense?.text}`);
+  const split = await r.c.pairOf(r.src);
+  t.is(split.sourceChangedTracks, 6, 'each command marked its track');
+  await r.c.pairResync(r.src);
+  const after = await until(r, (p) => p.state === 'duplex', 'duplex after resync');
+  t.is(after.copiedBytes - split.copiedBytes, 6 * TRACK, 'the resync copied the six tracks');
+  t.true((await volume(r, 2)).equals(r.ref), 'the target equals the source after the resync');
+});
+
+test('004\'s copy before write for WRITE SAME, COMPARE AND WRITE and WRITE (6) in split pending; target VERIFY and PRE-FETCH read through to the source', async (t) => {
+  const r = await rig('pair-sbc-split');
+  t.teardown(() => r.emu.stop());
+  await r.c.pairCreate(r.src, r.tgt);
+  await r.c.pairSplit(r.src);
+  const st = await r.c.pairOf(r.src);
+  t.is(st.targetState, 'split pending');
+  const image = Buffer.from(r.ref); // what the target must show: the source at the split
+  // The last tracks are copied last: each command below reaches a track not yet copied.
+  const tracks = [122, 123, 124, 125, 126, 127];
+  t.true(st.pendingTracks >= 64, `tracks still pending (${st.pendingTracks})`);
+  // A target VERIFY BYTCHK=1 of an uncopied track compares with the source's split image.
+  const v = await send(r.s, cdb16(0x8F, trackLba(127), 8, 0x02), { out: image.subarray(trackLba(127) * 512, (trackLba(127) + 8) * 512), lun: 2 });
+  t.is(v.r.status, 0, `VERIFY on the target reads through: ${v.sense?.text}`);
+  t.is((await send(r.s, cdb10(0x34, trackLba(126), 128), { lun: 2 })).r.status, 0, 'PRE-FETCH on the target');
+  for (const x of await sbcWrites(r, 1, r.ref, tracks)) t.is(x.status, 0, `${x.name} in split pending: ${x.sense?.text}`);
+  for (const tr of tracks) {
+    t.true((await read(r.s, 2, trackLba(tr), SECTORS_PER_TRACK)).equals(image.subarray(tr * TRACK, (tr + 1) * TRACK)), `track ${tr}: the old data was copied first`);
+  }
+  const done = await until(r, (p) => p.targetState === 'split', 'split');
+  t.is(done.sourceChangedTracks, 6);
+  t.true((await volume(r, 2)).equals(image), 'the target keeps the split image');
+  t.true((await volume(r, 1)).equals(r.ref), 'the source has the writes');
+});
+
+test('COMPARE AND WRITE on a split-pending target\'s uncopied track compares with the split image (the copy is waited for), and writes the target only', async (t) => {
+  const r = await rig('pair-caw-target');
+  t.teardown(() => r.emu.stop());
+  await r.c.pairCreate(r.src, r.tgt);
+  await r.c.pairSplit(r.src);
+  const lba = trackLba(127) + 3;
+  const old = r.ref.subarray(lba * 512, (lba + 1) * 512);
+  const fresh = pattern(512, 50);
+  const x = await send(r.s, caw(lba, 1), { out: Buffer.concat([old, fresh]), lun: 2 });
+  t.is(x.r.status, 0, `equal to the split image: written (${x.sense?.text})`);
+  t.true((await read(r.s, 2, lba, 1)).equals(fresh), 'the target has the new block');
+  t.true((await read(r.s, 1, lba, 1)).equals(old), 'the source is untouched');
+  const y = await send(r.s, caw(lba, 1), { out: Buffer.concat([old, fresh]), lun: 2 });
+  t.deepEqual([y.r.status, y.sense?.key, y.sense?.asc], [2, scsi.SenseKey.MISCOMPARE, 0x1D], 'now it differs: MISCOMPARE');
+  const done = await until(r, (p) => p.targetState === 'split', 'split');
+  t.is(done.targetChangedTracks, 1, 'the target write is recorded for the resync');
 });
 
 test('bad transitions and bad pairs are refused with clear sense and change nothing', async (t) => {

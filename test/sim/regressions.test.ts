@@ -2,12 +2,16 @@
 // found"), each cut down to a few commands through the real firmware. Each test names the seed
 // and the steps the simulator failed at.
 import test, { type ExecutionContext } from 'ava';
+import * as fs from 'fs';
+import * as path from 'path';
 import * as A from '../../hal/abi';
 import type { ArrayController, Emulator } from '../../harness';
 import * as scsi from '../../lib/scsi';
 import type { QueueSession } from '../../hal/channels/queue';
 import type { ScsiCommand, ScsiResult } from '../../lib/transport';
 import { SimTarget } from '../../sim/target';
+import { ScsiClient } from '../../host/client';
+import { runSeed } from '../../sim/run';
 import { startSmall, smallTopology, tempDir, createVolume, write, read, pattern, senseOf, run } from '../harness/env';
 
 const topo = (dir: string) => ({ dir, mode: 'deterministic' as const, cache: { destageAgeMs: 600_000, destageIntervalMs: 1000 } });
@@ -321,9 +325,8 @@ test('an init map record torn as a first destage marks it leaves the previous co
   await write(s, 1, 128, acked); // chunk 1 of v4: its first destage marks it in the same record
   const a = emu.array();
   a.nv.inject({ type: 'torn', bytes: 58, afterWrites: 0 }); // the next NV write: the mark, after the medium flush
-  await emu.flush(); // answered when the slot is clean in the directory, before its NV records land
-  // A WRITE is answered after its NV entries, which follow the torn one in the ring: the power fails first.
-  await t.throwsAsync(write(s, 1, 256, pattern(512, 3)));
+  // The slot's clean record waits for the mark's completion: the power fails before the flush ends.
+  await t.throwsAsync(emu.flush(), { message: /power failed/ });
   t.regex(a.failed?.message ?? '', /torn write \(58 of 72 bytes/);
   await emu.stop('powerFail');
 
@@ -335,4 +338,185 @@ test('an init map record torn as a first destage marks it leaves the previous co
   await again.flush(); // chunk 1's slot was still dirty in NV: destaged whole again, and marked
   t.true((await read(s2, 1, 128, 8)).equals(acked));
   t.true((await read(s2, 1, 0, 8)).equals(Buffer.alloc(4096)));
+});
+
+// Seed 2108 (`lost-write`; cut down to `npm run sim -- --seed 2108 --runs 1 --only
+// 2,6-8,12,15-16,32 --replay` at commit 45397ec): two file images were swapped while the array was
+// stopped, so both media came back lost; the medium of volume "v1" then died, and REINITIALIZE
+// MEDIUM of it was answered NOT READY, MANUAL INTERVENTION REQUIRED. The disk IOP had cleared the
+// medium's init bits before it tried the new label, and the label write failed. The images were
+// swapped back, the medium came back ok with its own label and its data, and v1 read zeros where an
+// acknowledged write was: its chunk counted as never written. The bits are cleared now only once
+// the new label is on the medium, just before its NV record: a REINITIALIZE that fails changes nothing.
+test('REINITIALIZE MEDIUM gives a medium\'s data up only with its new label: failed on a dead medium, the medium put back reads its data (seed 2108: lost-write)', async (t) => {
+  const dir = tempDir('sim-reinit-dead');
+  const o = topo(dir);
+  const first = await startSmall(o);
+  let s = first.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, media: [0] }, 1);
+  await createVolume(s, { name: 'w', blocks: 1024, blockSize: 512, media: [1] }, 2); // the same chunk of d1
+  const data = pattern(65536, 5);
+  await write(s, 1, 0, data);
+  await write(s, 2, 0, pattern(65536, 6));
+  await first.stop(); // flushed: on d0 and d1, clean in NV
+  const img = (n: number) => path.join(dir, 'a0', `d${n}.img`);
+  const swap = () => { fs.renameSync(img(0), `${img(0)}.x`); fs.renameSync(img(1), img(0)); fs.renameSync(`${img(0)}.x`, img(1)); };
+  swap();
+
+  const second = await startSmall(o);
+  s = second.connect();
+  const client = new ScsiClient(s);
+  t.deepEqual((await client.listMedia()).map((m) => m.state), ['lost', 'lost']);
+  second.array().inject('d0 dead');
+  const refused = await senseOf(run(s, 0, scsi.reinitializeMedium(0)));
+  t.deepEqual([refused.key, refused.asc, refused.ascq], [scsi.SenseKey.NOT_READY, 0x04, 0x03], refused.text);
+  await second.stop();
+  swap(); // each image back in its own place
+
+  const third = await startSmall(o);
+  s = third.connect();
+  t.deepEqual((await new ScsiClient(s).listMedia()).map((m) => m.state), ['ok', 'ok'], 'each medium holds its own label again');
+  t.true((await read(s, 1, 0, 128)).equals(data), 'the acknowledged write reads back, not zeros');
+  await third.stop();
+
+  // A REINITIALIZE MEDIUM that succeeds still gives the data up: d0 holding d1's image reads zeros, not w's bytes.
+  fs.copyFileSync(img(1), img(0));
+  const fourth = await startSmall(o);
+  t.teardown(() => fourth.stop('powerFail'));
+  s = fourth.connect();
+  await run(s, 0, scsi.reinitializeMedium(0));
+  t.deepEqual((await new ScsiClient(s).listMedia()).map((m) => m.state), ['ok', 'ok']);
+  t.true((await read(s, 1, 0, 128)).equals(Buffer.alloc(65536)), 'the accepted loss reads zeros');
+});
+
+// ---- Model corrections: the array was right ---------------------------------------------------------
+// Seed 2017 (`hang`, step 53, session, on main at 45397ec: "a closed session was not closed by the
+// array"). The firmware had closed the slot in the poll after the host hung up; the simulator also
+// waited for the array to be idle, and it never was: a dead medium slowed 759 times answers each
+// request NOT READY after 2.5-6 s, and the disk IOP reads its label and retries its dirty slots a
+// second after each answer, for as long as it stays dead. The simulator now waits for the slot.
+test('a session the host closes is closed by the array at once while a dead medium slower than its retry interval keeps the array busy (seed 2017: hang)', async (t) => {
+  const target = hangTarget('sim-close-dead-slow', [{ name: 'd0', kind: 'file', size: '8MiB', queueDepth: 1 }, { name: 'd1', kind: 'file', size: '8MiB' }], { destageAgeMs: 5 });
+  t.teardown(() => target.release());
+  const s = await withVolume(t, target);
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.CREATE_VOLUME, 64), dataOut: scsi.createVolumeParameters({ name: 'w', blocks: 2048, blockSize: 512, media: [1] }) });
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.MAP_VOLUME, 8), dataOut: scsi.mapParameters(1, scsi.ALL_PORTS, 2) });
+  target.array.inject('d0 dead');
+  target.array.inject('d0 slow 50000'); // 5 s for each NOT READY, one at a time; a slot's next try is due 1 s after its own
+  // Eight slots of volume 0 (linear: on d0) whose destages fail, one after the other, for ever.
+  for (let i = 0; i < 8; i++) await good(target, s, { lun: 1, cdb: scsi.readWrite(true, i * 128, 8), dataOut: pattern(4096, 5 + i) });
+  await target.advance(60_000); // d0 is found dead: it is probed, and its slots retried, from now on
+  t.deepEqual(target.array.waitingFor(), ['medium d0']);
+  target.array.inject('d1 slow 50000');
+  const victim = target.array.openSession('q0');
+  let cut: Error | undefined;
+  for (let i = 0; i < 4; i++) victim.submit({ lun: 2, cdb: scsi.readWrite(true, i * 128, 8, { fua: true }), dataOut: pattern(4096, 20 + i) }).catch((e: Error) => { cut = e; });
+  await target.step(10);
+  t.is(victim.outstanding, 4, 'the WRITE FUAs wait for their destages to d1');
+  await victim.close();
+  const outcome = await target.runUntil(() => victim.slot.free, 1e6);
+  t.is(outcome, 'done', `the slot is closed within 1 ms of virtual time (state ${victim.slot.state})`);
+  t.regex(cut?.message ?? '', /session closed/);
+  t.true(target.array.waitingFor().includes('medium d0'), 'd0 is busy meanwhile');
+  t.is(await target.runUntil(() => !target.array.hostWaiting, 60e9), 'timeout', 'and stays busy while it is dead: a wait for the array to be idle does not end');
+  t.deepEqual(target.array.waitingFor(), ['medium d0']);
+  target.array.inject('d0 heal');
+  t.is(await target.runUntil(() => !target.array.hostWaiting, 60e9), 'done', 'healed, it answers and the array goes idle');
+});
+
+// Seed 2340 (`lists`, step 27, mgmt, on main at 45397ec): a MAP VOLUME of every port, LUN 4, cut
+// by a torn NV write (371 of 32768 bytes landed), came back mapped on port 0 only. The LUN map is
+// one CRC-sealed 8-byte record per port and LUN, persisted in one NV entry: a tear lands the
+// records before it and drops the torn one, as a WRITE of many blocks cut off lands some of them.
+// The command was never answered, and sending it again completes it; the simulator expected all
+// ports or none and now takes each port's record on its own.
+test('a MAP or UNMAP VOLUME of every port torn by a power cut comes back on the ports before the tear; sent again, it completes (seed 2340: lists)', async (t) => {
+  const dir = tempDir('sim-map-torn');
+  const o = { ...topo(dir), ports: [{ name: 'q0', iop: 0, transport: 'inproc' }, { name: 'q1', iop: 0, transport: 'inproc' }] };
+  const maps = async (x: Emulator) => scsi.parseMappings(Buffer.from((await run(x.connect(undefined, 'q0'), 0, scsi.management(false, scsi.Management.LIST_MAPPINGS, 65536), { inLength: 65536 })).data))
+    .map((m) => `${m.port}:${m.lun}=${m.volume}`).sort();
+  const map = (x: Emulator, on: boolean) => run(x.connect(undefined, 'q0'), 0, scsi.management(true, on ? scsi.Management.MAP_VOLUME : scsi.Management.UNMAP_VOLUME, 8), { out: scsi.mapParameters(0, scsi.ALL_PORTS, 4) });
+  /** The map change with the LUN map's NV write torn after 1024 bytes (port 0's records are 0-2047), then a restart. */
+  const torn = async (x: Emulator, on: boolean): Promise<Emulator> => {
+    x.array().nv.inject({ type: 'torn', afterWrites: 0, bytes: 1024 });
+    await t.throwsAsync(map(x, on), undefined, 'the power fails before the answer');
+    await x.stop('powerFail');
+    return startSmall(o);
+  };
+  let emu = await startSmall(o);
+  await run(emu.connect(undefined, 'q0'), 0, scsi.management(true, scsi.Management.CREATE_VOLUME, 64), { out: scsi.createVolumeParameters({ name: 'v', blocks: 1024, blockSize: 512 }) });
+  emu = await torn(emu, true);
+  t.deepEqual(await maps(emu), ['0:4=0'], 'port 0\'s record landed, port 1\'s did not');
+  const bad = await senseOf(read(emu.connect(undefined, 'q1'), 4, 0, 1));
+  t.deepEqual([bad.key, bad.asc], [5, 0x25], 'port 1 has nothing at LUN 4');
+  await map(emu, true);
+  t.deepEqual(await maps(emu), ['0:4=0', '1:4=0'], 'the MAP sent again completes');
+  emu = await torn(emu, false);
+  t.teardown(() => emu.stop('powerFail'));
+  t.deepEqual(await maps(emu), ['1:4=0'], 'the UNMAP came back on port 0 only');
+  await map(emu, false);
+  t.deepEqual(await maps(emu), [], 'the UNMAP sent again completes');
+});
+
+// The runs themselves, to the step that failed (they failed on main at 45397ec; see the two tests above).
+for (const [seed, steps, check] of [[2017, 54, 'hang'], [2340, 28, 'lists']] as const) {
+  test(`simulator seed ${seed} runs its first ${steps} steps without a violation (was: ${check})`, async (t) => {
+    const r = await runSeed({ seed, steps });
+    t.deepEqual(r.violations.map((v) => `step ${v.step} (${v.kind}) ${v.check}: ${v.detail}`), []);
+  });
+}
+
+// Found by review (not by a seed): a first destage queued the chunk's init map mark and the
+// slot's clean record together and waited for neither. When the mark's NV write failed and the
+// clean record landed, a power cut before the disk IOP rewrote the NV file left the chunk marked
+// never written under a clean slot: the acknowledged write read zeros. The clean record now waits
+// for the mark's completion; a failed mark keeps the slot dirty (counted, logged, retried).
+test('a failed NV write of a first destage\'s init map mark keeps the slot dirty: after a power cut the acknowledged write reads back', async (t) => {
+  const dir = tempDir('sim-init-mark-fail');
+  const lines: string[] = [];
+  const emu = await startSmall(topo(dir), { log: (l) => lines.push(l) });
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, placement: 'linear' }, 1);
+  const acked = pattern(4096, 7);
+  await write(s, 1, 128, acked); // chunk 1, never written: its first destage marks it
+  const a = emu.array();
+  a.inject('nv error EIO count 1'); // the next NV write: the mark, after the medium flush
+  const [left] = await emu.flush();
+  t.is(left.dirtyLeft, 1, 'the slot whose mark failed is still dirty');
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 1);
+  t.true(lines.some((l) => /init map mark .*failed/.test(l)), lines.join('\n'));
+  await emu.stop('powerFail'); // before the disk IOP rewrote the NV file (1 s back-off)
+
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  t.true((await read(s2, 1, 128, 8)).equals(acked), 'the acknowledged write reads back, not zeros');
+  const [done] = await again.flush(); // destaged whole again, marked, then clean
+  t.is(done.dirtyLeft, 0);
+  await again.stop('powerFail');
+  const third = await startSmall(topo(dir));
+  t.teardown(() => third.stop('powerFail'));
+  t.true((await read(third.connect(), 1, 128, 8)).equals(acked), 'and after the next power cut, from the medium');
+});
+
+test('a slot whose init map mark failed is destaged and marked again once the NV file is rewritten, and stays clean after a power cut', async (t) => {
+  const dir = tempDir('sim-init-mark-retry');
+  const emu = await startSmall(topo(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, placement: 'linear' }, 1);
+  const acked = pattern(4096, 8);
+  await write(s, 1, 128, acked);
+  const a = emu.array();
+  a.inject('nv error EIO count 1'); // the mark
+  t.is((await emu.flush())[0].dirtyLeft, 1);
+  await emu.advance(5000); // the disk IOP rewrites the NV file (1 s back-off), then retries the slot
+  const [done] = await emu.flush();
+  t.is(done.dirtyLeft, 0, 'marked and clean after the rewrite');
+  t.is(done.nvErrno, null);
+  t.is(a.stats()[A.STAT_INIT_MARK_FAILURES], 1, 'the retry\'s mark did not fail');
+  await emu.stop('powerFail');
+  const again = await startSmall(topo(dir));
+  t.teardown(() => again.stop('powerFail'));
+  t.is((await again.flush())[0].dirtyLeft, 0, 'clean in NV: nothing to destage');
+  t.true((await read(again.connect(), 1, 128, 8)).equals(acked), 'read from the medium, the chunk marked written');
 });

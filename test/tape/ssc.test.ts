@@ -215,6 +215,34 @@ test('sharing: a drive RESERVEd by one host answers RESERVATION CONFLICT to anot
   } finally { await emu.stop(); }
 });
 
+test('the disk command set stays off the library\'s LUNs: PERSISTENT RESERVE IN/OUT, RESERVE/RELEASE (10) and the SBC-4 additions (COMPARE AND WRITE, WRITE SAME, GET LBA STATUS) are INVALID COMMAND OPERATION CODE on a drive and the changer, and leave the drive\'s RESERVE (6) as it was', async (t) => {
+  const emu = await startLibrary({ dir: tempDir('tape-no-pr') });
+  try {
+    const q = emu.connect();
+    await run(q, DRIVE0, cdb.reserve());
+    const prIn = Buffer.from([0x5e, 0x00, 0, 0, 0, 0, 0, 0x10, 0x00, 0]); // READ KEYS
+    const prOut = Buffer.from([0x5f, 0x00, 0, 0, 0, 0, 0, 0, 24, 0]); // REGISTER
+    const refused = [
+      ['PERSISTENT RESERVE IN', prIn, { inLength: 4096 }],
+      ['PERSISTENT RESERVE OUT', prOut, { out: Buffer.alloc(24) }],
+      ['RESERVE (10)', Buffer.from([0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0]), {}],
+      ['RELEASE (10)', Buffer.from([0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0]), {}],
+      ['COMPARE AND WRITE', Buffer.from([0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]), { out: Buffer.alloc(1024) }],
+      ['WRITE SAME (16)', Buffer.from([0x93, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]), { out: Buffer.alloc(512) }],
+      ['GET LBA STATUS', Buffer.from([0x9e, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0]), { inLength: 32 }],
+    ] as const;
+    for (const lun of [DRIVE0, CHANGER]) {
+      for (const [name, c, io] of refused) {
+        const s = await senseOf(run(q, lun, c, io as { out?: Buffer; inLength?: number }));
+        t.deepEqual([s.key, s.asc, s.ascq], [scsi.SenseKey.ILLEGAL_REQUEST, 0x20, 0x00], `${name} on LUN ${lun}: ${s.text}`);
+      }
+    }
+    // The drive's own reservation is untouched: another initiator still meets it.
+    const other = emu.connect();
+    t.is((await other.submit({ lun: DRIVE0, cdb: cdb.tur() })).status, 0x18, 'RESERVATION CONFLICT for another initiator');
+  } finally { await emu.stop(); }
+});
+
 test('a READ asking for more than the host\'s buffer holds sends only the expected length (overflow residual), the ILI sense too; the bytes after the buffer are untouched', async (t) => {
   const emu = await startLibrary({ dir: tempDir('tape-overrun') });
   try {

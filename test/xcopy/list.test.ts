@@ -60,7 +60,7 @@ test('OPERATING PARAMETERS say what the copy manager does', async (t) => {
   } finally { await r.emu.stop(); }
 });
 
-test('every field of the parameter list is checked: ILLEGAL REQUEST with the sense pointing at it, nothing copied', async (t) => {
+test('every field of the parameter list is checked: ILLEGAL REQUEST (COPY ABORTED for no such copy target or a range past it) with the sense pointing at it, nothing copied', async (t) => {
   const r = await rig('xcopy-fields');
   try {
     const a = await naaOf(r.c, 1);
@@ -81,14 +81,16 @@ test('every field of the parameter list is checked: ILLEGAL REQUEST with the sen
     await expect(good.subarray(0, good.length - 4), 5, 0x1a, 0x00, undefined, 'lengths that do not add up to the list');
     await expect(patch(16, 0xe0), 5, 0x26, 0x07, 16, 'a CSCD descriptor type other than E4h');
     await expect(patch(17, 0x05), 5, 0x26, 0x0c, 17, 'a peripheral device type that is neither block nor stream');
+    const lengthy = extendedCopyList({ listId: 3, targets: Array(9).fill(block(a)), segments: Array(300).fill(ok.segments[0]) });
+    await expect(lengthy, 5, 0x1a, 0x00, undefined, 'descriptors beyond the MAXIMUM DESCRIPTOR LIST LENGTH (before the counts)');
     await expect(patch(21, 0x08), 5, 0x26, 0x00, 21, 'a designator other than an LU NAA');
     await expect(patch(23, 8), 5, 0x26, 0x00, 23, 'a designator length other than 16');
     await expect(patch(47, 0x04), 5, 0x26, 0x00, 45, 'a disk block length other than the volume\'s');
     await expect(patch(80, 0x03), 5, 0x26, 0x09, 80, 'an unsupported segment type (03h stream -> stream)');
     await expect(patch(83, 0x10), 5, 0x26, 0x00, 82, 'a segment descriptor length that is not its type\'s');
-    await expect(patch(85, 9), 5, 0x26, 0x00, 84, 'a source index beyond the CSCD list');
+    await expect(patch(85, 9), 0x0a, 0x0d, 0x02, undefined, 'a source index beyond the CSCD list: no such copy target (COPY ABORTED, as libiscsi\'s ExtendedCopy.ValidSegDescr wants)');
     const far = extendedCopyList({ ...ok, segments: [{ type: 'block-to-block', src: 0, dst: 1, srcLba: BLOCKS - 4, dstLba: 0, blocks: 8 }] });
-    await expect(far, 5, 0x21, 0x00, 92, 'a source range beyond the volume');
+    await expect(far, 0x0a, 0x00, 0x00, undefined, 'a source range beyond the volume (COPY ABORTED)');
     const tape = extendedCopyList({ listId: 3, targets: [block(a), { type: 'stream', naa: drive, blockBytes: 0 }], segments: [{ type: 'block-to-stream', src: 0, dst: 1, lba: 0, blocks: 2, streamLength: 1000 }] });
     await expect(tape, 5, 0x26, 0x0a, 89, 'stream and block lengths that differ (inexact segment)');
     const wrongWay = extendedCopyList({ listId: 3, targets: [block(a), { type: 'stream', naa: drive, blockBytes: 0 }], segments: [{ type: 'block-to-stream', src: 1, dst: 0, lba: 0, blocks: 2, streamLength: 1024 }] });
@@ -100,6 +102,8 @@ test('every field of the parameter list is checked: ILLEGAL REQUEST with the sen
     const noPair = extendedCopyList({ listId: 3, targets: [block(a)], segments: [{ type: 'pair', cscd: 0, split: true, immed: false, policy: 'merge' }] });
     await expect(noPair, 5, 0x85, 0x00, 52, 'vendor segment C0h on a volume in no pair');
     t.true((await read(r.s, 3, 0, 8)).equals(Buffer.alloc(8 * 512)), 'nothing was copied by any of them');
+    t.is(await sendRaw(r, patch(17, 0xe0)), undefined, 'LU ID TYPE and NUL (CSCD byte 1, bits 7-5) are ignored: the list runs');
+    t.false((await read(r.s, 3, 0, 8)).equals(Buffer.alloc(8 * 512)), 'and copies');
     const cdbBad = await r.s.submit({ lun: 1, cdb: Buffer.from([OP_EXTENDED_COPY, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0]), dataOut: Buffer.alloc(16) });
     t.is(scsi.decodeSense(cdbBad.sense).field?.byte, 1, 'LID4 and other service actions: INVALID FIELD IN CDB, byte 1');
   } finally { await r.emu.stop(); }
@@ -206,15 +210,19 @@ test('inline, embedded and filemarks to a drive, read back by 0Fh into RECEIVE D
   } finally { await r.emu.stop(); }
 });
 
-test('list identifiers: one held for this nexus is refused (OPERATION IN PROGRESS) until its results are taken; a fifth copy when four hold results of live nexuses finds no room', async (t) => {
+test('list identifiers: one whose copy runs for this nexus is refused (OPERATION IN PROGRESS); one whose copy ended is taken again, its held results discarded; a fifth copy when four hold results of live nexuses finds no room', async (t) => {
   const r = await rig('xcopy-ids');
   try {
     const a = await naaOf(r.c, 1);
     const b = await naaOf(r.c, 3);
-    const list = (id: number): CopyList => ({ listId: id, targets: [block(a), block(b)], segments: [{ type: 'block-to-block', src: 0, dst: 1, srcLba: 0, dstLba: 0, blocks: 1 }] });
-    t.is((await send(r, list(8))).status, 0);
+    const list = (id: number, blocks = 1): CopyList => ({ listId: id, targets: [block(a), block(b)], segments: [{ type: 'block-to-block', src: 0, dst: 1, srcLba: 0, dstLba: 0, blocks }] });
+    // Two lists with one identifier at once: the second meets the first running.
+    const both = await Promise.all([send(r, list(8, 4096)), send(r, list(8, 4096))]);
+    t.deepEqual(both.map((x) => x.status).sort(), [0, 2], 'one runs, the other is refused');
+    const refused = both.find((x) => x.status !== 0)!;
+    t.deepEqual([refused.sense?.key, refused.sense?.asc, refused.sense?.ascq], [5, 0x00, 0x16], 'OPERATION IN PROGRESS');
     const again = await send(r, list(8));
-    t.deepEqual([again.sense?.key, again.sense?.asc, again.sense?.ascq], [5, 0x00, 0x16], 'its results are held: OPERATION IN PROGRESS');
+    t.is(again.status, 0, 'ended, its results held: a new list with the identifier runs and the old results go');
     t.is((await r.cm.status(8)).state, 'good');
     t.is((await send(r, list(8))).status, 0, 'taken: the identifier is free again');
     t.is((await send(r, { ...list(9), nrcr: true })).status, 0);

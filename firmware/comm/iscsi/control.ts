@@ -1,5 +1,6 @@
 // The iSCSI PDUs that are not SCSI commands (RFC 7143 11): Reject, NOP-Out/NOP-In both ways,
 // Text (SendTargets, MaxRecvDataSegmentLength), Logout, Async Message, and Task Management.
+import { logicalUnitReset } from "../../scsi/reset";
 import {
   STAT_ISCSI_REJECTS, STAT_TASK_MGMT, TRACE_PDU_ERROR, TRACE_TASK_MGMT, PORT_ISCSI, PERR_PROTOCOL, PERR_TIMEOUT,
   PERR_FIELD, PERR_CMDSN, MAX_LUNS, SES_TX,
@@ -359,6 +360,8 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
     // One task set per logical unit for every initiator (control mode page TST=000b): every
     // session's tasks on it go, whichever port they came through.
     if (!luExists) response = TMR_NO_LUN; else aborted = abortWhere(ANY, ANY, lu, ABORT_SILENT);
+    // A volume's reset: its SCSI-2 reservation goes, the other nexuses get 29h/03h (scsi/reset.ts).
+    if (luExists && fn == TMF_LUN_RESET && lu < LU_COMMAND_DEVICE) logicalUnitReset(lu, port, s);
     // A tape device's reset: its reservation, PREVENT and mode go, the other nexuses get 29h/03h (tape/command.ts).
     if (luExists && fn == TMF_LUN_RESET && lu >= LU_TAPE_BASE) tapeReset(lu - LU_TAPE_BASE, port, s);
     if (luExists && fn == TMF_LUN_RESET) xcopyUnitReset(lu); // its copy manager's copies stop, background ones too
@@ -369,6 +372,7 @@ function performTmf(port: u32, s: u32, sess: IscsiSession, b: usize, fn: u32): v
       const v = volumeAtLun(port, l);
       if (v < 0 || !logicalUnitVisible(<u32>v, port, s)) continue;
       aborted += abortWhere(ANY, ANY, <u32>v, ABORT_SILENT);
+      logicalUnitReset(<u32>v, port, s);
       xcopyUnitReset(<u32>v);
     }
     for (let d: u32 = 0; d < tapeDevices(); d++) {

@@ -483,12 +483,14 @@ function answerOperational(port: u32, sess: IscsiSession, resp: usize): void {
   if ((keys & K_IMMEDIATE_DATA) != 0) sess.immediateData = answerBool(resp, "ImmediateData", load<u32>(offer(O_IMMEDIATE_DATA)), 1, false, sess.immediateData);
   if ((keys & K_MAX_BURST) != 0) {
     const x = load<u32>(offer(O_MAX_BURST));
-    if (x != INVALID) sess.maxBurst = min<u32>(x, OUR_MAX_BURST);
+    // Both are results of "Minimum": ours may be lower. Whole 512-byte sectors (x >= 512), so that
+    // every R2T window and every full unsolicited burst ends on a sector the cache can take.
+    if (x != INVALID) sess.maxBurst = min<u32>(x, OUR_MAX_BURST) & ~<u32>511;
     answerNumber(resp, "MaxBurstLength", x, sess.maxBurst, false);
   }
   if ((keys & K_FIRST_BURST) != 0) {
     const x = load<u32>(offer(O_FIRST_BURST));
-    if (x != INVALID) sess.firstBurst = min<u32>(min<u32>(x, OUR_FIRST_BURST), sess.maxBurst);
+    if (x != INVALID) sess.firstBurst = min<u32>(min<u32>(x, OUR_FIRST_BURST), sess.maxBurst) & ~<u32>511;
     answerNumber(resp, "FirstBurstLength", x, sess.firstBurst, false);
   } else if (sess.firstBurst > sess.maxBurst) {
     sess.firstBurst = sess.maxBurst; // the default FirstBurstLength (64 KiB) above a smaller MaxBurstLength

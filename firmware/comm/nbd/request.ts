@@ -1,9 +1,11 @@
 // NBD transmission (proto.md "Transmission"): each request is checked here (flags, alignment to the
 // export's block size, range, size, the access list's read-only), then runs as SCSI commands of the
 // export's LUN through the sequencer: READ(16), WRITE(16) with FUA, SYNCHRONIZE CACHE(16) of the
-// whole volume for FLUSH, WRITE(16) of zeros made here for WRITE_ZEROES. TRIM is a hint the array
-// has no use for (a volume's space is all allocated when it is made; there is nothing to free): it
-// is checked as a write is and answered here, changing nothing (docs/nbd.md). What the sequencer
+// whole volume for FLUSH, WRITE(16) of zeros made here for WRITE_ZEROES. On a thin volume, TRIM and
+// WRITE_ZEROES without NO_HOLE are WRITE SAME(16) with UNMAP and NDOB: the blocks are deallocated
+// (their chunks go back to the media) and read zeros. On a thick volume TRIM is a hint the array has
+// no use for (its space is all allocated when it is made): it is checked as a write is and
+// answered here, changing nothing (docs/nbd.md). What the sequencer
 // answers becomes a simple reply, or structured reply chunks when the client negotiated them; SCSI
 // sense becomes the errno proto.md names (docs/nbd.md has the table).
 // A WRITE's payload follows its header in the stream: it is read into the command's data-out windows
@@ -28,11 +30,11 @@ import {
   NbdSession, session, task, NP_CLOSING, REQUEST_MAGIC, REQUEST_BYTES, CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH,
   CMD_TRIM, CMD_WRITE_ZEROES, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE, REPLY_FLAG_DONE, REPLY_TYPE_NONE,
   REPLY_TYPE_OFFSET_DATA, NBD_EPERM, NBD_EIO, NBD_EINVAL, NBD_ENOSPC, NBD_EOVERFLOW, MAX_PAYLOAD, TK_HEADER_SENT,
-  TK_DONE_SENT, TK_ZEROES,
+  TK_DONE_SENT, TK_ZEROES, TK_UNMAP,
 } from "./state";
 import { hdr, txRing, txRoom, simpleReply, chunkHeader, errorChunk, send, textArea } from "./wire";
 import { drop } from "./nbd";
-import { volumeAtLun } from "../../volume";
+import { volumeAtLun, volumeThin } from "../../volume";
 import { accessOf, ACC_NONE, ACC_RO } from "../access";
 
 /** Room kept in the tx ring before a request is taken: any answer made without a context fits. */
@@ -41,6 +43,7 @@ const REPLY_ROOM: u32 = 256;
 const OP_READ16: u8 = 0x88;
 const OP_WRITE16: u8 = 0x8A;
 const OP_SYNC_CACHE16: u8 = 0x91;
+const OP_WRITE_SAME16: u8 = 0x93;
 
 // @ts-ignore: decorator
 @inline function cdbArea(): usize { return scratch() + 448; }
@@ -70,7 +73,7 @@ export function requestStep(port: u32, s: u32, sess: NbdSession, rx: usize): boo
   }
   if (type == CMD_DISC) { sess.phase = NP_CLOSING; return true; }
   if (length == 0 && type != CMD_FLUSH) { answer(port, s, sess, handle, 0); return true; } // proto.md: SHOULD NOT disconnect
-  if (type == CMD_TRIM) {
+  if (type == CMD_TRIM && !volumeThin(sess.volume)) {
     const refused = trimCheck(port, s, sess);
     if (refused != 0) badRequest(port, s, sess, type, handle, refused); else answer(port, s, sess, handle, 0);
     return true;
@@ -130,11 +133,13 @@ function start(port: u32, s: u32, sess: NbdSession, type: u32, flags: u32, handl
   let tag = sess.tagNext;
   while (tag == 0 || tagFind(port, s, tag) != 0) tag++;
   sess.tagNext = tag + 1;
-  const piece = type == CMD_WRITE_ZEROES ? min<u32>(length, MAX_PAYLOAD) : length;
+  // A hole where one may be punched: WRITE SAME with UNMAP on a thin volume (TK_UNMAP).
+  const unmap = volumeThin(sess.volume) && (type == CMD_TRIM || (type == CMD_WRITE_ZEROES && (flags & CMD_FLAG_NO_HOLE) == 0));
+  const piece = type == CMD_WRITE_ZEROES || type == CMD_TRIM ? min<u32>(length, MAX_PAYLOAD) : length;
   const cdb = cdbArea();
-  buildCdb(cdb, type, flags, offset / <u64>sess.blockSize, piece / sess.blockSize);
-  const dataOut = type == CMD_WRITE || type == CMD_WRITE_ZEROES;
-  const expected = type == CMD_FLUSH ? 0 : piece;
+  buildCdb(cdb, type, flags, offset / <u64>sess.blockSize, piece / sess.blockSize, unmap);
+  const dataOut = type == CMD_WRITE || (type == CMD_WRITE_ZEROES && !unmap);
+  const expected = type == CMD_FLUSH || unmap ? 0 : piece;
   if (type == CMD_WRITE) { sess.payloadTag = tag; sess.payloadLeft = length; sess.payloadAt = 0; }
   const c = cmdBegin(port, s, tag, sess.lun, cdb, 16, dataOut, type == CMD_READ, expected, 0, 0, TA_SIMPLE);
   if (c == 0) { // answered already (nbdDirect)
@@ -145,17 +150,18 @@ function start(port: u32, s: u32, sess: NbdSession, type: u32, flags: u32, handl
   t.handle = handle;
   t.type = type;
   t.cmdFlags = flags;
-  t.flags = type == CMD_WRITE_ZEROES ? TK_ZEROES : 0;
+  t.flags = unmap ? TK_UNMAP : type == CMD_WRITE_ZEROES ? TK_ZEROES : 0;
   t.start = offset;
   t.offset = offset + <u64>piece;
   t.left = <u64>(length - piece);
   cmdDispatch(c);
 }
 
-function buildCdb(p: usize, type: u32, flags: u32, lba: u64, blocks: u32): void {
+function buildCdb(p: usize, type: u32, flags: u32, lba: u64, blocks: u32, unmap: bool): void {
   memory.fill(p, 0, 16);
   const fua: u8 = (flags & CMD_FLAG_FUA) != 0 ? 0x08 : 0;
-  if (type == CMD_READ) store<u8>(p, OP_READ16);
+  if (unmap) { store<u8>(p, OP_WRITE_SAME16); store<u8>(p + 1, 0x08 | 0x01); } // UNMAP, NDOB: no data-out
+  else if (type == CMD_READ) store<u8>(p, OP_READ16);
   else if (type == CMD_WRITE || type == CMD_WRITE_ZEROES) { store<u8>(p, OP_WRITE16); store<u8>(p + 1, fua); }
   else { store<u8>(p, OP_SYNC_CACHE16); return; } // FLUSH: LBA 0, 0 blocks: the whole volume
   putBe64(p + 2, lba);
@@ -283,14 +289,16 @@ function nextPiece(c: usize, sess: NbdSession): void {
   const t = task(c);
   const piece = <u32>min<u64>(t.left, <u64>MAX_PAYLOAD);
   const cdb = cdbArea();
-  buildCdb(cdb, t.type, t.cmdFlags, t.offset / <u64>sess.blockSize, piece / sess.blockSize);
+  const unmap = (t.flags & TK_UNMAP) != 0;
+  buildCdb(cdb, t.type, t.cmdFlags, t.offset / <u64>sess.blockSize, piece / sess.blockSize, unmap);
   t.offset += <u64>piece;
   t.left -= <u64>piece;
-  cmdRearm(c, cdb, 16, piece);
+  cmdRearm(c, cdb, 16, unmap ? 0 : piece);
 }
 
 /**
- * proto.md's errno for a SCSI outcome: DATA PROTECT and RESERVATION CONFLICT are EPERM; LBA out of
+ * proto.md's errno for a SCSI outcome: SPACE ALLOCATION FAILED (a thin volume's media full) is ENOSPC;
+ * other DATA PROTECT and RESERVATION CONFLICT are EPERM; LBA out of
  * range is ENOSPC for a write, EINVAL otherwise; other ILLEGAL REQUESTs EINVAL, except a LUN that
  * went away (deleted, access withdrawn) and everything else (medium, NV, not ready, aborted): EIO.
  */
@@ -298,10 +306,11 @@ function errnoOf(c: usize, type: u32): u32 {
   const status = <u32>load<u8>(c + CX_STATUS);
   if (status == 0x18) return NBD_EPERM;
   if (status != 0x02) return NBD_EIO;
-  return senseErrno(<u32>load<u8>(c + CX_SENSE_KEY), <u32>load<u8>(c + CX_ASC), type == CMD_WRITE || type == CMD_WRITE_ZEROES);
+  return senseErrno(<u32>load<u8>(c + CX_SENSE_KEY), <u32>load<u8>(c + CX_ASC), <u32>load<u8>(c + CX_ASCQ), type == CMD_WRITE || type == CMD_WRITE_ZEROES);
 }
 
-function senseErrno(key: u32, asc: u32, writes: bool): u32 {
+function senseErrno(key: u32, asc: u32, ascq: u32, writes: bool): u32 {
+  if (key == 0x07 && asc == 0x27 && ascq == 0x07) return NBD_ENOSPC; // SPACE ALLOCATION FAILED: a thin volume's media are full
   if (key == 0x07) return NBD_EPERM;
   if (key != 0x05) return NBD_EIO;
   if (asc == 0x21) return writes ? NBD_ENOSPC : NBD_EINVAL;
@@ -311,7 +320,7 @@ function senseErrno(key: u32, asc: u32, writes: bool): u32 {
 /** A status for a request that got no context (cmdBegin refused it): for the request being taken in. */
 export function nbdDirect(port: u32, s: u32, tag: u32, status: u32, key: u32, asc: u32, ascq: u32, expected: u32): bool {
   const sess = session(port, s);
-  const err = status == 0x02 ? senseErrno(key, asc, false) : status == 0x18 ? NBD_EPERM : NBD_EIO;
+  const err = status == 0x02 ? senseErrno(key, asc, ascq, false) : status == 0x18 ? NBD_EPERM : NBD_EIO;
   return answer(port, s, sess, sess.handle, err);
 }
 

@@ -122,6 +122,7 @@ export const TK_HEADER_SENT: u32 = 1; // simple reply: the reply header went out
 export const TK_DONE_SENT: u32 = 2; // the final chunk (or the whole simple reply) went out with the data
 export const TK_ZEROES: u32 = 4; // the data-out is zeros made here (WRITE_ZEROES), not the client's payload
 export const TK_FROM_PAYLOAD: u32 = 8; // the data-out comes from the request's payload in the rx ring
+export const TK_UNMAP: u32 = 16; // TRIM, or WRITE_ZEROES without NO_HOLE, of a thin volume: WRITE SAME (16) with UNMAP and NDOB (its blocks deallocated, reading zeros)
 
 @unmanaged export class NbdTask {
   handle: u64;
