@@ -15,6 +15,10 @@
 //                                       write IOPS during a creation copy (bench/pairs-bench.ts)
 //   npm run bench -- xcopy [--quick]    server-free backup (EXTENDED COPY) against the host copying, split latency
 //                                       beside a backup (bench/xcopy-bench.ts)
+//   npm run bench -- remote [--quick]   host write latency with a relay at 10 km and the standby at 1,000 km against
+//                                       direct synchronous copy at 1,000 km, in virtual time (bench/remote-bench.ts)
+//   npm run bench -- redundancy [args]  remote copy at 0, 1, 5 % loss: 8+2 redundancy-processed writes against retransmission
+//                                       (bench/redundancy-bench.ts; --mib=N (1024), --window=W (1), --quick: 16 MiB)
 // Each benchmark module is loaded only when chosen: kernels.ts sets UV_THREADPOOL_SIZE as it loads,
 // which must happen before anything uses the libuv pool.
 
@@ -27,6 +31,8 @@ const BENCHMARKS: Record<string, () => Promise<object>> = {
   nbd: async () => (await import('./nbd-bench')).run(process.argv.slice(3)),
   pairs: async () => (await import('./pairs-bench')).run(process.argv.slice(3)),
   xcopy: async () => (await import('./xcopy-bench')).run(process.argv.slice(3)),
+  remote: async () => (await import('./remote-bench')).run(process.argv.slice(3)),
+  redundancy: async () => (await import('./redundancy-bench')).run(process.argv.slice(3)),
 };
 
 function main(): void {

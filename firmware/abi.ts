@@ -536,3 +536,118 @@ export const NERR_OPTION: u32 = 4; // an option answered with an error (unknown,
 export const NERR_EXPORT_NAME: u32 = 5; // NBD_OPT_EXPORT_NAME for no export this client may use: closed, as proto.md says
 export const NERR_REQUEST: u32 = 6; // a request answered with an error before it ran (bad flags, type, range, alignment, size)
 export const NERR_READ_FAILED: u32 = 7; // a simple-reply read failed after its data began: closed, as proto.md says
+
+// ---- Links between nodes: arrays and relays (docs/remote.md) -------------------------------------
+// A link end is a queue pair per IOP that speaks on it: on an array, a port of kind PORT_LINK with
+// one session (SES_RX, SES_TX are entry rings of LINK_ENTRY_BYTES); on a relay, the relay's own
+// link table. The binding (hal/link.ts) moves whole packets: it reads LPK_DST_QUEUE and LPK_LENGTH,
+// nothing else, and delivers to the rx ring of the peer's queue LPK_DST_QUEUE.
+export const PORT_LINK: u32 = 5;
+export const LINK_HEADER_BYTES: u32 = 64;
+export const LINK_PAYLOAD_BYTES: u32 = 8192;
+export const LINK_ENTRY_BYTES: u32 = LINK_HEADER_BYTES + LINK_PAYLOAD_BYTES;
+export const LINK_RING_ENTRIES: u32 = 64;
+export const LPK_MAGIC_VALUE: u32 = 0x4C53; // "SL"
+export const LPK_MAGIC: u32 = 0; // u16
+export const LPK_TYPE: u32 = 2; // u8, LT_*
+export const LPK_FLAGS: u32 = 3; // u8, LF_*
+export const LPK_SRC_NODE: u32 = 4; // u16: node number (topology order: arrays, then relays)
+export const LPK_DST_NODE: u32 = 6; // u16
+export const LPK_SRC_QUEUE: u32 = 8; // u8
+export const LPK_DST_QUEUE: u32 = 9; // u8
+export const LPK_STATUS: u32 = 10; // u8: RECEIVED: SCSI status
+export const LPK_SENSE: u32 = 11; // u8 x 3: key, ASC, ASCQ
+export const LPK_LENGTH: u32 = 14; // u16: payload bytes
+export const LPK_CMD_ID: u32 = 16; // u32: command identifier (the issuer's, unique per srcNode/srcQueue while it lives)
+export const LPK_ISSUING_ID: u32 = 20; // u32: per remote pair, +1 per command issued (003 [0178])
+export const LPK_SYNC_ID: u32 = 24; // u32: per pair, changes at each restart enabling point (003 [0177])
+export const LPK_OFFSET: u32 = 28; // u32: DATA: byte offset in the command's data; READY: first byte wanted
+export const LPK_TOTAL: u32 = 32; // u32: WRITE: data bytes; READY: bytes wanted from LPK_OFFSET
+export const LPK_LBA: u32 = 36; // u64 (unaligned): WRITE: first block on the target volume
+export const LPK_ORIGIN: u32 = 44; // u16: the storage unit that issued the command (relays keep it)
+export const LPK_ORIGIN_QUEUE: u32 = 46; // u8
+export const LPK_OP: u32 = 47; // u8: CONTROL: LOP_*
+export const LPK_VOLUME: u32 = 48; // 12 bytes: target volume name, NUL padded
+export const LPK_VOLUME_BYTES: u32 = 12;
+export const LPK_CRC: u32 = 60; // u32: CRC-32C of header (this field 0) and payload
+export const LT_WRITE: u32 = 1; // a command: write LPK_TOTAL bytes at LPK_LBA of LPK_VOLUME
+export const LT_READY: u32 = 2; // completion of preparation: send [OFFSET, OFFSET + TOTAL)
+export const LT_DATA: u32 = 3;
+export const LT_RECEIVED: u32 = 4; // completion of reception (status)
+export const LT_FORWARDED: u32 = 5; // relay -> origin: the next hop acknowledged it (S129)
+export const LF_LAST: u32 = 1;
+export const LF_MIRROR: u32 = 2; // a host write (embodiment 3), not a copy command's block (1)
+export const LF_REDUNDANT: u32 = 8; // a redundancy-processed command and its parts (embodiments 5, 6; remote/redundancy.ts)
+export const LOP_NONE: u32 = 0; // a WRITE that carries data
+export const LOP_CREATE: u32 = 1; // a WRITE of no data: make the target volume the secondary of the origin's pair (LPK_ISSUING_ID: the last issuing ID before it)
+export const LOP_DELETE: u32 = 2; // a WRITE of no data: the origin deleted the pair; the secondary's record goes
+// The array's end of links (docs/remote.md, "The array's link unit"). A PORT_LINK port is one queue
+// of one link on one channel IOP, with one session whose SES_RX and SES_TX are entry rings of
+// LINK_RING_ENTRIES x LINK_ENTRY_BYTES. Its config entry reuses the ring-size fields:
+export const CPORT_LINK_INDEX: u32 = 8; // u32 (PORT_LINK): the link's index in the topology (the routes name links by it)
+export const CPORT_LINK_QUEUE: u32 = 12; // u32 (PORT_LINK): this end's queue number on the link (LPK_SRC_QUEUE)
+export const CFG_REMOTE: u32 = 0x7000; // the array's place among the linked nodes
+export const MAP_REMOTE_TABLE: u32 = 152; // u32: the remote pair table (remote/pair.ts), REMOTE_PAIRS_MAX records of RPR_BYTES (144 is thinmap.ts's MAPX_THIN)
+export const REMOTE_PAIRS_MAX: u32 = 16;
+export const RPR_BYTES: u32 = 128;
+export const RPR_USED: u32 = 0; // u8
+export const RPR_STATE: u32 = 2; // u8: RS_* (remote/pair.ts)
+export const RPR_IN_FLIGHT: u32 = 28; // u32: commands the pair has in flight
+// What the relays next to the array report (written by the harness's link binding each round; RELAY
+// STATUS answers it: a relay has no SCSI port of its own).
+export const MAP_RELAY_COUNT: u32 = 148; // u32: records in MAP_RELAY_TABLE
+export const MAP_RELAY_TABLE: u32 = 0x3840; // RELAY_STATUS_MAX records of RLS_BYTES
+export const RELAY_STATUS_MAX: u32 = 16;
+export const RLS_BYTES: u32 = 64;
+export const RLS_NODE: u32 = 0; // u16
+export const RLS_MODE: u32 = 2; // u8: 0 store and forward, 1 cut-through
+export const RLS_STATE: u32 = 3; // u8: 1 running, 2 killed
+export const RLS_ACTIVE: u32 = 4; // u32: commands held now
+export const RLS_BUFFER: u32 = 8; // u32: buffer memory bytes
+export const RLS_BUFFER_USED: u32 = 12; // u32
+export const RLS_JOBS: u32 = 16; // u64: commands taken in
+export const RLS_FORWARDED: u32 = 24; // u64
+export const RLS_BYTES_IN: u32 = 32; // u64: data bytes received
+export const RLS_FAILED: u32 = 40; // u32
+export const RLS_RETRIES: u32 = 44; // u32
+export const RLS_DUPLICATES: u32 = 48; // u32
+export const RLS_NO_BUFFER: u32 = 52; // u32
+export const RLS_BAD: u32 = 56; // u32
+export const CRM_NODE: u32 = 0; // u16: this array's node number (topology order: arrays, then relays)
+export const CRM_LINKED: u32 = 2; // u16: 1 when the array ends a link
+export const CRM_ROUTES: u32 = 64; // RELAY_MAX_NODES x u16: for each node, the link index (topology) to send on toward it; 0xFFFF: none
+// Trace records of remote copy (numbered apart from the others so that branches adding records meet no clash).
+export const TRACE_REMOTE_SEND: u32 = 40; // a: pair, b: cmdId, c: issuingId, d: bytes (a WRITE sent toward the secondary)
+export const TRACE_REMOTE_ACK: u32 = 41; // a: pair, b: cmdId, c: issuingId, d: 1 RECEIVED from the first hop, 2 FORWARDED by the relay, | status << 8
+export const TRACE_REMOTE_APPLY: u32 = 42; // a: origin node << 16 | pair on this array, b: cmdId, c: issuingId, d: status (the secondary applied a write)
+export const TRACE_REMOTE_STATE: u32 = 43; // a: pair, b: RS_* it went to, c: RSR_* reason, d: issuing ID then
+// Relay memory map (build/relay.wasm): config at CONFIG_ADDR, map at MAP_ADDR, as an array's.
+export const RCFG_MAGIC_VALUE: u32 = 0x59414C52; // "RLAY"
+export const RCFG_MAGIC: u32 = 0;
+export const RCFG_NODE: u32 = 4; // u16: the relay's node number
+export const RCFG_LINKS: u32 = 8; // u32: links it ends
+export const RCFG_BUFFER_BYTES: u32 = 12; // u32: buffer memory 152
+export const RCFG_FLAGS: u32 = 16; // u32: RCF_*
+export const RCFG_ROUTES: u32 = 64; // 64 x u16: for each destination node, the link index to reach it (0xFFFF: none)
+export const RCF_CUT_THROUGH: u32 = 1; // embodiment 2
+export const RMAP_LINKS: u32 = 0; // per link: u32 rx ring, u32 tx ring (8 bytes each), 16 links at most
+export const RMAP_STATS: u32 = 128; // u64 x 16: RSTAT_*
+export const RMAP_STATE: u32 = 256; // u32: MAPS_*
+export const RELAY_MAX_LINKS: u32 = 16;
+export const RELAY_MAX_NODES: u32 = 64;
+export const RSTAT_JOBS: u32 = 0; // commands taken in
+export const RSTAT_FORWARDED: u32 = 1; // commands the next hop acknowledged
+export const RSTAT_ACTIVE: u32 = 2; // commands held now (a gauge)
+export const RSTAT_BYTES: u32 = 3; // data bytes received
+export const RSTAT_DUPLICATES: u32 = 4; // repeated WRITEs answered again, not started twice
+export const RSTAT_BAD: u32 = 5; // packets dropped: CRC, magic, length, unknown command
+export const RSTAT_NO_BUFFER: u32 = 6; // WRITEs left unanswered for lack of buffer memory (the sender repeats)
+export const RSTAT_FAILED: u32 = 7; // commands given up after their retries downstream
+export const RSTAT_RETRIES: u32 = 8; // packets sent again after a timeout
+export const RSTAT_BUFFER_USED: u32 = 9; // bytes of buffer memory held now (a gauge)
+export const DB_LINK_TX_BASE: u32 = 0x3200; // relay: + link index (tx ring)
+export const RCFG_TIMEOUT_US: u32 = 20; // u32: a wait for the next hop (READY, RECEIVED) or for data is repeated after this
+export const RCFG_RETRIES: u32 = 24; // u32: repeats before a command is given up
+export const RMAP_WAKE_AT_NS: u32 = 264; // f64: the relay wants poll() again at this time (0: no timer)
+export const RMAP_JOBS: u32 = 272; // u32: address of the job table
+export const RMAP_JOB_COUNT: u32 = 276; // u32

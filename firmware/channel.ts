@@ -22,7 +22,8 @@ import {
 import { transportOpen, transportClose, transportReceive, transportSessionBytes } from "./comm/transport";
 import { ctxStep, abortWhere, abortSense, ANY, ABORT_SILENT } from "./sequencer";
 import { fenceGeneration, volumeFenced, fenceAck, fenceAcked } from "./cache";
-import { nvKick, nvCompletionFailed, NVK_CONTEXT } from "./nv";
+import { nvKick, nvCompletionFailed, NVK_CONTEXT, NVK_REMOTE } from "./nv";
+import { remoteNvDone } from "./remote/pair";
 import { prngSeed } from "./prng";
 import { reservationsNexusLost } from "./scsi/pr";
 import { statInc } from "./stats";
@@ -269,6 +270,7 @@ function drainNv(): i32 {
     const id = load<u32>(e + NCQ_ID);
     const status = load<u32>(e + NCQ_STATUS);
     if (status != 0) nvCompletionFailed(status, id);
+    if ((id >> 28) == NVK_REMOTE) remoteNvDone(id & 0x0FFFFFFF, status); // a remote pair's issuing-ID lease
     const c = ctxById(id & 0x0FFFFFFF);
     if (c != 0 && (id >> 28) == NVK_CONTEXT) {
       const p = load<u32>(c + CX_NV_PENDING);

@@ -20,6 +20,8 @@ import {
 } from "./abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, portCount, mediumSectors } from "./config";
 import { ringInit, ringBytes } from "./ring";
+import { remoteLayout, remoteStateBytes } from "./remote/pair";
+import { PORT_LINK, LINK_RING_ENTRIES, LINK_ENTRY_BYTES } from "./abi";
 import { alignUp } from "./util";
 import { nvRegionBytes, nvLayout } from "./nv";
 import { cacheDirBytes, cacheLayout } from "./cache";
@@ -114,6 +116,7 @@ function portValid(p: u32): bool {
   if (kind == PORT_NBD) return pow2(load<u32>(c + CPORT_RX_BYTES)) && pow2(load<u32>(c + CPORT_TX_BYTES))
     && load<u32>(c + CPORT_RX_BYTES) >= 16384 && load<u32>(c + CPORT_TX_BYTES) >= 8192;
   if (kind == PORT_QUEUE) return pow2(load<u32>(c + CPORT_QUEUE_ENTRIES)) && load<u32>(c + CPORT_DATA_BYTES) > 0;
+  if (kind == PORT_LINK) return sessions == 1; // a link queue: one session of entry rings (docs/remote.md)
   return false;
 }
 
@@ -140,6 +143,8 @@ function plan(write: bool): usize {
   at = alignUp(at + pairStateBytes(), REGION_ALIGN);
   if (write) xcopyLayout(at); // the copy manager's table and backup data storage areas (xcopy/)
   at = alignUp(at + xcopyBytes(), REGION_ALIGN);
+  if (write) remoteLayout(at); // remote pairs (remote/pair.ts)
+  at = alignUp(at + remoteStateBytes(), REGION_ALIGN);
   if (write) store<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH, <u32>at);
   at = alignUp(at + max<usize>(<usize>slots * 4, 4096), REGION_ALIGN); // also holds a header's directory at boot
   at = ring(write, at, MAP_ADDR + MAP_NV_SQ, NV_SQ_ENTRIES, NSQ_BYTES, DB_NV);
@@ -186,7 +191,10 @@ function planPort(write: bool, at: usize, p: u32): usize {
   for (let s: u32 = 0; s < sessions; s++) {
     const d = descs + <usize>s * SESSION_BYTES;
     const db = p * MAX_SESSIONS + s;
-    if (stream) {
+    if (<u32>load<u8>(c + CPORT_KIND) == PORT_LINK) { // packets: entry rings (comm/link.ts)
+      at = ring(write, at, d + SES_RX, LINK_RING_ENTRIES, LINK_ENTRY_BYTES, DB_NONE);
+      at = ring(write, at, d + SES_TX, LINK_RING_ENTRIES, LINK_ENTRY_BYTES, DB_TX_BASE + db);
+    } else if (stream) {
       at = ring(write, at, d + SES_RX, load<u32>(c + CPORT_RX_BYTES), 1, DB_NONE);
       at = ring(write, at, d + SES_TX, load<u32>(c + CPORT_TX_BYTES), 1, DB_TX_BASE + db);
     } else {

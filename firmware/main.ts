@@ -17,10 +17,11 @@ import {
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
   VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, NVH_VERSION, NV_VERSION, NVT_ACCESS, ACCESS_ENTRIES,
-  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_RESERVATIONS, NVT_THIN,
+  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_RESERVATIONS, NVT_THIN, NVT_REMOTE,
 } from "./nv";
 import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
+import { remoteBoot, remoteNvFormat } from "./remote/pair";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
@@ -93,6 +94,8 @@ function bootShared(): i32 {
     if (!reservationsLost && !nvTableSame(h, want, NVT_RESERVATIONS)) { detail(NVT_RESERVATIONS); return -<i32>ERR_NV_CORRUPT; }
     const thinLost = nvTable(h, NVT_THIN) == 0; // the same for the thin map (version 7; no thin volume before it)
     if (!thinLost && !nvTableSame(h, want, NVT_THIN)) { detail(NVT_THIN); return -<i32>ERR_NV_CORRUPT; }
+    const remoteLost = nvTable(h, NVT_REMOTE) == 0; // and for the remote pair table (version 8; no remote pair before it)
+    if (!remoteLost && !nvTableSame(h, want, NVT_REMOTE)) { detail(NVT_REMOTE); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
     // An image from before pairs has no pair table: its place held other tables, now moved (it is
     // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
@@ -123,6 +126,7 @@ function bootShared(): i32 {
     if (pairsLost) pairsFormat();
     if (reservationsLost) reservationsFormat();
     if (thinLost) thinMapFormat(nvId(NVK_NONE, 0));
+    if (remoteLost) remoteNvFormat();
     const version = load<u32>(h + NVH_VERSION);
     if (version != NV_VERSION) log(LOG_INFO, "nv: image upgraded (from version, to version)", version, NV_VERSION);
     store<u32>(h + NVH_VERSION, NV_VERSION);
@@ -138,6 +142,8 @@ function bootShared(): i32 {
   accessBoot(); // how far the access table's records reach: every command's check looks no further
   const pairs = pairsBoot();
   if (pairs > 0) log(LOG_INFO, "pair: pairs recovered; their copies go on from the bitmaps", pairs, 0);
+  const remotes = remoteBoot();
+  if (remotes > 0) log(LOG_INFO, "remote: remote pairs recovered, suspended until resumed (failed-over ones stay failed over)", remotes, 0);
   initReconcile(initLost, initMoved, nvId(NVK_NONE, 0));
   reservationsBoot(); // what APTPL did not ask to keep goes (a power loss to the initiators)
   const given = thinRecover(); // dirty data of unmapped thin chunks gets its chunk again

@@ -1,5 +1,5 @@
 // The non-volatile region (docs/hal.md, "Non-volatile memory"): what survives a crash of the
-// emulator. Version 6 layout, every part 8-byte aligned, offsets recorded in a table directory in
+// emulator. Version 8 layout, every part 8-byte aligned, offsets recorded in a table directory in
 // the header so that later versions can add tables (pairs, bitmaps, reservations) the same way:
 //
 //   header        2 copies of 2 KiB (the newer valid one counts), directory of tables, CRC-32C
@@ -11,13 +11,14 @@
 //   reservations  PR_REGISTRATIONS records of 288 bytes, then MAX_VOLUMES of 16, CRC-32C (scsi/pr.ts)
 //   thin map      2 copies (halves) of THIN_RECORDS records of 16 volume chunks' medium chunks,
 //                 generation, CRC-32C (thinmap.ts); the newer valid copy of a record counts
+//   remote pairs  REMOTE_PAIRS_MAX records of 128 bytes, 2 copies each, CRC-32C (remote/pair.ts)
 //   init map      2 copies (halves) of: per medium in order, records of 512 chunks' "initialized" bits,
 //                 generation, CRC-32C (initmap.ts); the newer valid copy of a record counts
 //   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
 //   sector CRCs   per cache slot 128 x u32: CRC-32C of each sector's data as last written
 //   slot data     per cache slot 64 KiB, 4 KiB aligned; then NV_TAIL_BYTES unused
 //
-// The tables up to the reservations sit at fixed offsets, and so does the init map's start; its size
+// The tables up to the remote pairs sit at fixed offsets, and so does the init map's start; its size
 // follows the media, the cache tables' the cache. The init map comes before the cache tables so
 // that a cache resize never moves it: a shrink cut off the end of the file, and a map there was
 // lost (version 4 had it last, and boot rebuilt it from the volume table, counting chunks never
@@ -37,7 +38,7 @@
 import {
   MAP_ADDR, MAP_NV_ADDR, MAP_NV_SQ, NSQ_ID, NSQ_IOP, NSQ_OP, NSQ_FLAGS, NSQ_ADDR, NSQ_LENGTH, NSQ_INLINE,
   NSQ_INLINE_MAX, NOP_RANGE, NOP_INLINE, MAX_VOLUMES, MAX_PORTS, MAX_LUNS, MAX_MEDIA, SLOT_BYTES, SLOT_SECTORS,
-  STAT_NV_WRITES, STAT_NV_ERRORS,
+  STAT_NV_WRITES, STAT_NV_ERRORS, REMOTE_PAIRS_MAX, RPR_BYTES,
 } from "./abi";
 import { ringReserve, ringPublish, ringFree, ringRing, ringTail } from "./ring";
 import { gIndex, gStats } from "./iop";
@@ -47,11 +48,11 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-// 7: the thin map after the reservation table, before the init map; 6: the reservation table before
-// the init map; 5: the init map before the cache tables; 4: the init map last, in two copies; 3: the
-// same in one copy
-export const NV_VERSION: u32 = 7;
-/** The oldest version this firmware reads: version 3 to 6 images are upgraded at boot (initmap.ts, initRelocate; main.ts). */
+// 8: the remote pair table after the thin map, before the init map; 7: the thin map after the
+// reservation table, before the init map; 6: the reservation table before the init map; 5: the init
+// map before the cache tables; 4: the init map last, in two copies; 3: the same in one copy
+export const NV_VERSION: u32 = 8;
+/** The oldest version this firmware reads: version 3 to 7 images are upgraded at boot (initmap.ts, initRelocate; main.ts). */
 export const NV_VERSION_OLDEST: u32 = 3;
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
@@ -86,7 +87,8 @@ export const NVT_ACCESS: u32 = 8;
 export const NVT_PAIRS: u32 = 9;
 export const NVT_RESERVATIONS: u32 = 10;
 export const NVT_THIN: u32 = 11;
-const TABLES: u32 = 11;
+export const NVT_REMOTE: u32 = 12;
+const TABLES: u32 = 12;
 
 // ---- Fixed tables ------------------------------------------------------------------------------
 export const VOL_BYTES: u32 = 256;
@@ -126,8 +128,11 @@ export const THIN_RECORD_BYTES: u32 = 72; // one copy: 16 x u32 entries, u32 CRC
 export const THIN_RECORD_CHUNKS: u32 = 16;
 export const THIN_OFFSET: u32 = PR_OFFSET + PR_TABLE_BYTES;
 export const THIN_MAP_BYTES: u32 = THIN_RECORDS * THIN_RECORD_BYTES * 2;
-/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6, the thin map since 7). */
-export const INIT_OFFSET: u32 = THIN_OFFSET + THIN_MAP_BYTES;
+// Remote pairs (remote/pair.ts): REMOTE_PAIRS_MAX records of RPR_BYTES, 2 copies each, as local pairs.
+export const REMOTE_NV_OFFSET: u32 = THIN_OFFSET + THIN_MAP_BYTES;
+export const REMOTE_NV_BYTES: u32 = REMOTE_PAIRS_MAX * 2 * RPR_BYTES;
+/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6, the thin map since 7, the remote pairs since 8). */
+export const INIT_OFFSET: u32 = REMOTE_NV_OFFSET + REMOTE_NV_BYTES;
 export const INIT_RECORD_BYTES: u32 = 72; // one copy: 64 bytes of bits (512 chunks), u32 CRC-32C, u32 generation
 export const INIT_RECORD_CHUNKS: u32 = 512;
 
@@ -250,6 +255,19 @@ export function sealLun(port: u32, lun: u32): void { seal(lunMapEntry(port, lun)
 // @ts-ignore: decorator
 @inline export function newer(a: u32, b: u32): bool { return <i32>(a - b) > 0; }
 
+/**
+ * Loads into dst the newer whole one of a record's two NV copies a and b (`bytes` each, CRC-32C in
+ * the last 4, a u32 generation at `genAt`): 1; 0 when both are blank (never written); -1 when
+ * neither is whole (torn at its first write: the caller drops it and says so).
+ */
+export function loadNewerCopy(a: usize, b: usize, bytes: u32, genAt: u32, dst: usize): i32 {
+  const va = !blank(a, bytes) && sealed(a, bytes - 4);
+  const vb = !blank(b, bytes) && sealed(b, bytes - 4);
+  if (!va && !vb) return blank(a, bytes) && blank(b, bytes) ? 0 : -1;
+  memory.copy(dst, va && (!vb || !newer(load<u32>(b + genAt), load<u32>(a + genAt))) ? a : b, bytes);
+  return 1;
+}
+
 // ---- Header -----------------------------------------------------------------------------------
 
 /** The current header copy (after nvHeaderPick or nvFormatHeader). */
@@ -314,6 +332,7 @@ export function nvWriteDirectory(h: usize, slots: u32): void {
   table(h, 8, NVT_PAIRS, PAIR_OFFSET, PAIRS_BYTES, PAIR_RECORD_BYTES);
   table(h, 9, NVT_RESERVATIONS, PR_OFFSET, PR_TABLE_BYTES, PR_REG_BYTES);
   table(h, 10, NVT_THIN, THIN_OFFSET, THIN_MAP_BYTES, THIN_RECORD_BYTES);
+  table(h, 11, NVT_REMOTE, REMOTE_NV_OFFSET, REMOTE_NV_BYTES, RPR_BYTES);
 }
 
 function table(h: usize, i: u32, id: u32, offset: u32, size: u32, record: u32): void {
@@ -415,6 +434,7 @@ export const NVK_LABEL: u32 = 3; // low bits: the medium whose label record this
 export const NVK_PAIR: u32 = 4; // the disk IOP's pair copy: low bits: copy job << 24 | job sequence
 export const NVK_XCOPY: u32 = 5; // the disk IOP's copy manager (xcopy/): low bits: copy << 24 | copy sequence
 export const NVK_INIT_MARK: u32 = 6; // the init map mark of a chunk's first destage: low bits: the slot
+export const NVK_REMOTE: u32 = 7; // a channel IOP's persist of a remote pair's issuing-ID lease: low bits: the pair
 // @ts-ignore: decorator
 @inline export function nvId(kind: u32, payload: u32): u32 { return (kind << 28) | (payload & 0x0FFFFFFF); }
 

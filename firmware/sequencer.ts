@@ -57,6 +57,7 @@ import { tapeStep, tapeAbort } from "./tape/command";
 import { tapeDeviceAtLun } from "./tape/device";
 import { xcopyCommandGone } from "./xcopy/command";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
+import { remoteWindow, remoteWait, ST_REMOTE } from "./remote/mirror";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
 const PAIR_WAIT_NS: f64 = 30e9;
@@ -237,6 +238,7 @@ export function ctxStep(c: usize): i32 {
     case ST_SEND_BUFFER: sendBufferStep(c); break;
     case ST_ORDER_WAIT: orderStep(c); break;
     case ST_TAPE: tapeStep(c); break;
+    case ST_REMOTE: remoteWait(c); break; // a remote pair's first hop (remote/mirror.ts)
     default: break;
   }
   if (<u32>load<u8>(c + CX_STATE) == ST_RESPOND) {
@@ -823,6 +825,13 @@ function commitStep(c: usize): void {
   }
   const more = cursor < load<u32>(c + CX_LENGTH);
   if (!fromBuffer || !more) ctxBufferRelease(c); // WRITE SAME writes its buffer again for the next window
+  if (remoteWindow(c, winStart, winEnd - winStart)) return; // the window goes to a remote pair's first hop first
+  commitNext(c);
+}
+
+/** The window is committed (and sent where a remote pair needs it): the next window, or the wait for NV. */
+export function commitNext(c: usize): void {
+  const more = load<u32>(c + CX_CURSOR) < load<u32>(c + CX_LENGTH);
   store<u8>(c + CX_STATE, <u8>(more ? ST_WRITE_BUFFER : ST_NV_WAIT));
   if (more) windowStep(c);
 }

@@ -2,6 +2,12 @@
 // IO scheduler and the cache through the compiled firmware without a whole command path.
 // Built by scripts/build.js as build/testing.debug.wasm only; never flashed into an array.
 export { layout, boot, poll } from "./main";
+// The redundancy unit of document 003's embodiments 5 and 6 (remote/redundancy.ts), driven by
+// test/remote/rdnode.ts over the link model until the array's link unit calls it.
+export {
+  rdLayout, rdPoll, rdWrite, rdRelease, rdTakeNext, rdRxRing, rdTxRing, rdStat, rdWakeAt, rdActive, rdSlotState,
+  rdSlotStatus, rdSlotCmdId, rdSlotLba, rdSlotBytes, rdSlotData,
+} from "./remote/redundancy";
 import { MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES, MIOP_PRIVATE } from "./abi";
 import {
   schedInit, schedRegister, selectNext, schedDispatch, schedMatch, schedRetire, schedQueued, schedInflight,
@@ -101,3 +107,82 @@ export function testParseBinary(p: usize, n: u32, dst: usize, max: u32): i32 { r
 export function testParseNumber(p: usize, n: u32): f64 { return <f64>parseNumber(p, n); }
 /** The next key=value pair of [at, end): 1 with its position at out (5 u32s), 0 at the end, -1 malformed. */
 export function testTextNext(at: usize, end: usize, out: usize): i32 { return textNext(at, end, out); }
+
+// ---- The standby storage unit of 003's embodiments 7 and 8 (test/remote/standby.test.ts) ---------------
+// The units are driven as the link unit drives them (docs/remote.md, "The standby's units"); the
+// medium here is a block array in the test's memory, written by memory.copy where the link unit
+// registers a write with the IO scheduler (S464, S587).
+export {
+  syncLayout, syncBytes, syncWriteBegin, syncWriteData, syncWriteEnd, syncReflect, syncStep, syncReflectNext,
+  syncWriteDone, syncReflectComplete, syncDiscard, syncData,
+} from "./remote/delayed";
+export {
+  snapLayout, snapBytes, snapAccept, snapDataIn, snapNext, snapDone, snapRead, snapSnapshot, snapChanged, snapForm,
+  snapRestore, snapFailover, snapWriteMap,
+} from "./remote/snapshot";
+import { syncWriteBegin, syncWriteData, syncWriteEnd, syncReflectNext, syncWriteDone, RUN_LBA, RUN_DATA, RUN_BLOCKS, RUN_ENTRY, RUN_ISSUING, syncUnit } from "./remote/delayed";
+import { snapNext, snapKind, snapLba, snapBlocks, snapData, snapWriteMap, snapForm, snapDone, snapRead, snapUnit, SK_FORM } from "./remote/snapshot";
+
+/** A delay write whose data is all at src: S420 (begin), S423 (data), S424 (end). The entry or a refusal. */
+export function testSyncWrite(u: usize, syncId: u32, issuingId: u32, lba: f64, src: usize, bytes: u32): i32 {
+  const e = syncWriteBegin(u, syncId, issuingId, <u64>lba, bytes);
+  if (e < 0) return e;
+  if (!syncWriteData(u, <u32>e, 0, src, bytes)) return -100;
+  const r = syncWriteEnd(u, <u32>e);
+  return r < 0 ? r : e;
+}
+
+/**
+ * S462-S467 with a medium at `medium`: hands out up to maxRuns runs, writes each (log: 16 bytes a run:
+ * issuing ID, first block, blocks, 0) and, when `complete`, reports it done. The runs handed out.
+ */
+export function testSyncRun(u: usize, medium: usize, log: usize, maxRuns: u32, complete: bool): u32 {
+  const run = log + <usize>maxRuns * 16;
+  const bs = <usize>syncUnit(u).blockBytes;
+  let n: u32 = 0;
+  while (n < maxRuns && syncReflectNext(u, run) != 0) {
+    const lba = load<u64>(run + RUN_LBA);
+    const blocks = load<u32>(run + RUN_BLOCKS);
+    memory.copy(medium + <usize>lba * bs, <usize>load<u32>(run + RUN_DATA), <usize>blocks * bs);
+    store<u32>(log + <usize>n * 16, load<u32>(run + RUN_ISSUING));
+    store<u32>(log + <usize>n * 16 + 4, <u32>lba);
+    store<u32>(log + <usize>n * 16 + 8, blocks);
+    store<u32>(log + <usize>n * 16 + 12, load<u32>(run + RUN_ENTRY));
+    if (complete) syncWriteDone(u, load<u32>(run + RUN_ENTRY), true);
+    n++;
+  }
+  return n;
+}
+export function testSyncField(u: usize, offset: u32): u32 { return load<u32>(u + offset); }
+
+/**
+ * S586-S589 for every held command whose turn has come, with a medium at `medium`: a write is mapped
+ * (Fig. 34) and its blocks written to their physical blocks; a snapshot forming command forms. The
+ * commands processed, or the refusal of the first one that could not be (nothing of it changed).
+ * `scratch` takes the physical block numbers (4 bytes a block).
+ */
+export function testSnapRun(u: usize, medium: usize, scratch: usize): i32 {
+  const bs = <usize>snapUnit(u).blockBytes;
+  let n: i32 = 0;
+  for (let i = snapNext(u); i >= 0; i = snapNext(u)) {
+    const slot = <u32>i;
+    if (snapKind(u, slot) == <u32>SK_FORM) snapForm(u);
+    else {
+      const blocks = snapBlocks(u, slot);
+      const r = snapWriteMap(u, <u32>snapLba(u, slot), blocks, scratch);
+      if (r < 0) return r;
+      for (let b: u32 = 0; b < blocks; b++) {
+        memory.copy(medium + <usize>load<u32>(scratch + <usize>b * 4) * bs, snapData(u, slot) + <usize>b * bs, bs);
+      }
+    }
+    snapDone(u, slot);
+    n++;
+  }
+  return n;
+}
+/** A host read of logical block lblock after failover ([0244]): its latest physical block into dst. */
+export function testSnapReadBlock(u: usize, medium: usize, lblock: u32, dst: usize): void {
+  const bs = <usize>snapUnit(u).blockBytes;
+  memory.copy(dst, medium + <usize>snapRead(u, lblock) * bs, bs);
+}
+export function testSnapField(u: usize, offset: u32): u32 { return load<u32>(u + offset); }

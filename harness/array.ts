@@ -28,7 +28,7 @@ const ERRORS: Record<number, string> = {
   [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data this boot cannot carry over: for another cache size, of more than 14 GiB of media removed, or in a version 3 or 4 image (restore the old cache size and media, or stop the array gracefully with the firmware that wrote it; or remove the NV file to lose the data)',
   [A.ERR_PORT]: 'a port names a bad IOP or kind', [A.ERR_ROLE]: 'IOP roles are wrong (exactly one disk IOP)',
   [A.ERR_NOT_LAID_OUT]: 'boot before layout',
-  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 to 5 (upgraded at boot) and 6 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
+  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 to 7 (upgraded at boot) and 8 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
   [A.ERR_NV_CORRUPT]: 'the NV image is damaged: neither copy of its header is whole, or its table directory does not match (detail: the table); remove the NV file to start over (its volumes and cached data are lost)',
 };
 
@@ -139,6 +139,8 @@ export class ArrayController {
   readonly streamPorts: Array<StreamPort | undefined> = [];
   readonly queuePorts: Array<QueuePort | undefined> = [];
   private readonly doorbells: number[] = [];
+  /** Link queue ports whose transmit doorbell rang since the network last took their packets. */
+  readonly linkTxRung: number[] = [];
   /** NV entries captured at doorbells since the last round counted them. */
   private nvCaptured = 0;
   private ioWaiters: Array<() => void> = [];
@@ -310,7 +312,11 @@ export class ArrayController {
     const ids = this.doorbells.splice(0);
     for (const id of ids) {
       if (id >= A.DB_MEDIUM_BASE && id < A.DB_MEDIUM_BASE + A.MAX_MEDIA) work += this.media[id - A.DB_MEDIUM_BASE]?.take(now) ?? 0;
-      else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) this.streamPorts[(id - A.DB_TX_BASE) >> 4]?.transmit((id - A.DB_TX_BASE) & 15);
+      else if (id >= A.DB_TX_BASE && id < A.DB_CQ_BASE) {
+        const port = (id - A.DB_TX_BASE) >> 4;
+        if (port >= this.spec.ports.length) this.linkTxRung.push(port); // a link queue (harness/network.ts takes its packets)
+        else this.streamPorts[port]?.transmit((id - A.DB_TX_BASE) & 15);
+      }
       else if (id >= A.DB_CQ_BASE && id < A.DB_TRACE) this.handOver((id - A.DB_CQ_BASE) >> 4, (id - A.DB_CQ_BASE) & 15);
       else if (id === A.DB_TRACE) this.drainTrace();
       else if (id >= A.DB_TAPE_BASE && id < A.DB_TAPE_BASE + A.MAX_TAPE_DEVICES) work += this.tape?.take(id - A.DB_TAPE_BASE, now) ?? 0;

@@ -39,6 +39,11 @@ const CONSOLE_HELP = `commands:
   fault <array> nv error <ENOSPC|EIO|errno> [count <n>]
   fault <array> nv torn [bytes <n>] [after <n> writes]
   fault <array> nv power loss after <n> writes | heal
+  link <name> down | up                   cut a link between nodes, or heal it (docs/remote.md)
+  partition <node> | heal <node>          cut every link of an array or relay, or heal them
+  relay <name> kill                       the relay stops for good: what it holds is lost
+  relay status                            what each relay holds and has forwarded
+  power <array> off                       the array stops at once (a site lost): dirty data stays in NV
   stop                                    graceful stop (as Ctrl-C)
   kill                                    stop as a power loss: nothing is flushed`;
 
@@ -93,6 +98,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`array ${a.name}: ${a.spec.iops.length} IOPs, ${a.spec.media.length} media, cache ${a.spec.cache.bytes >> 20} MiB, ${recovered} (${a.spec.nv.path})`);
     for (const p of a.targets) console.log(`  port ${p.port}: ${p.target}`);
   }
+  for (const r of t.relays) console.log(`relay ${r.name}: ${r.cutThrough ? 'cut-through' : 'store and forward'}, buffer ${r.bufferBytes >> 20} MiB`);
+  for (const l of t.links) console.log(`link ${l.name}: ${l.a} - ${l.b}, ${l.km !== undefined ? `${l.km} km` : `${l.latencyNs / 1000} µs`}, ${l.bandwidthMbps} Mbit/s${l.loss ? `, loss ${l.loss}` : ''}`);
   console.log('serving; Ctrl-C stops (type "help" for the console)');
 
   return new Promise<number>((resolve) => {
@@ -137,6 +144,23 @@ export async function main(argv: string[]): Promise<number> {
               const s = a.stats();
               console.log(`${a.name}: commands ${s[A.STAT_COMMANDS]}, reads ${s[A.STAT_READS]} (hits ${s[A.STAT_READ_HITS]}, misses ${s[A.STAT_READ_MISSES]}), writes ${s[A.STAT_WRITES]}, errors ${s[A.STAT_ERRORS]}, stages ${s[A.STAT_STAGES]}, destages ${s[A.STAT_DESTAGES]}, NV writes ${s[A.STAT_NV_WRITES]}`);
             }
+            break;
+          case 'link': case 'partition': case 'heal':
+            emu.injectNetwork(line.trim());
+            console.log(`network fault set: ${line.trim()}`);
+            break;
+          case 'relay':
+            if (words[1] === 'status') {
+              for (const r of emu.network.relayStatus()) console.log(`${r.relay}: ${r.mode}, ${r.active} held, buffer ${r.bufferUsedBytes} of ${r.bufferBytes} bytes, ${r.jobs} taken, ${r.forwarded} forwarded, ${r.failed} failed, ${r.retries} retries`);
+            } else {
+              emu.injectNetwork(line.trim());
+              console.log(`network fault set: ${line.trim()}`);
+            }
+            break;
+          case 'power':
+            if (words[2] !== 'off') throw new Error('expected "power <array> off"');
+            emu.array(words[1]).powerFail(`power of array ${words[1]} switched off from the console`);
+            console.log(`array ${words[1]}: power off (its acknowledged writes are in its NV file)`);
             break;
           case 'fault': {
             const f = emu.array(words[1]).inject(words.slice(2).join(' '));

@@ -4,6 +4,7 @@ import * as crypto from 'crypto';
 import * as A from '../hal/abi';
 import { CommonMemory } from '../hal/memory';
 import type { ArraySpec, LibrarySpec, Mode } from './topology';
+import { writeLinkConfig } from './links';
 
 const SCHEDULERS = { fifo: A.SCHED_FIFO, sstf: A.SCHED_SSTF, clook: A.SCHED_CLOOK, deadline: A.SCHED_DEADLINE };
 
@@ -78,6 +79,7 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
     }
   });
   if (a.library) writeLibrary(mem, a.library);
+  writeLinkConfig(mem, a); // link queues and the linked nodes (docs/remote.md)
 }
 
 /** The library's devices: the changer at its LUN, each drive at the LUNs after it (docs/tape.md). */

@@ -137,11 +137,31 @@ abstract class DriverBase implements Driver {
   }
 }
 
+/**
+ * The real-time wake-up at the next due time. The armed timer stays when that time has not moved:
+ * busy traffic runs many times between two timers, and re-arming each time would cost a timer per command.
+ */
+export class WakeTimer {
+  private timer?: NodeJS.Timeout;
+  private at = Infinity;
+  constructor(private readonly kick: () => void) {}
+  arm(next: number, now: number): void {
+    if (next === this.at) return;
+    this.cancel();
+    this.at = next;
+    if (next < Infinity) this.timer = setTimeout(() => { this.timer = undefined; this.at = Infinity; this.kick(); }, Math.max(0, (next - now) / 1e6));
+  }
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.at = Infinity;
+  }
+}
+
 export class RealtimeDriver extends DriverBase {
   protected readonly bounded = true;
   private readonly origin = process.hrtime.bigint();
-  private timer?: NodeJS.Timeout;
-  private timerAt = Infinity;
+  private readonly wake = new WakeTimer(() => this.kick());
 
   now(): number { return Number(process.hrtime.bigint() - this.origin); }
 
@@ -150,17 +170,7 @@ export class RealtimeDriver extends DriverBase {
       if (rounds === YIELD_ROUNDS) { this.kick(); return; }
       if (this.array.round(this.now()) === 0) break;
     }
-    // The armed timer stays when the next due time has not moved: busy traffic runs this many
-    // times between two timers, and re-arming each time would cost a timer per command.
-    const next = this.array.nextTimerNs();
-    if (next !== this.timerAt) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = undefined;
-      this.timerAt = next;
-      if (next < Infinity) {
-        this.timer = setTimeout(() => { this.timer = undefined; this.timerAt = Infinity; this.kick(); }, Math.max(0, (next - this.now()) / 1e6));
-      }
-    }
+    this.wake.arm(this.array.nextTimerNs(), this.now());
     if (!this.array.hostWaiting || this.array.failed) this.idle();
   }
 
@@ -170,7 +180,7 @@ export class RealtimeDriver extends DriverBase {
 
   override stop(): void {
     super.stop();
-    if (this.timer) clearTimeout(this.timer);
+    this.wake.cancel();
   }
 }
 

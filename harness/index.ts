@@ -4,6 +4,8 @@ import * as A from '../hal/abi';
 import { ArrayController, type ControlResult } from './array';
 import { Driver, RealtimeDriver, DeterministicDriver } from './driver';
 import { TraceWriter } from './trace';
+import { World } from './world';
+import { Network } from './network';
 import { DirectoryLock } from './lock';
 import { loadTopology, parseTopology, Topology, Mode } from './topology';
 import { CommandTransport, TransportError } from '../lib/transport';
@@ -48,7 +50,21 @@ export class Emulator {
     readonly drivers: Driver[],
     private readonly trace: TraceWriter,
     private readonly locks: DirectoryLock[],
+    /** Linked topologies: arrays, relays and links on one clock. */
+    readonly world?: World,
   ) {}
+
+  /** The relays and links (linked topologies only). */
+  get network(): Network {
+    if (!this.world) throw new Error('this topology has no links: no relays or links to address');
+    return this.world.network;
+  }
+
+  /**
+   * A fault of the network by name (harness/network.ts): "link <name> down|up", "partition <node>",
+   * "heal <node>", "relay <name> kill" (the relay stops: what it holds is lost).
+   */
+  injectNetwork(text: string): void { this.network.inject(text); this.world!.kick(); }
 
   /** Boots every array of a topology: a file, a topology document (as in a file), or the embedded default. */
   static async start(topology?: string | object, options: StartOptions = {}): Promise<Emulator> {
@@ -72,13 +88,15 @@ export class Emulator {
       throw e;
     }
     const arrays: ArrayController[] = [];
-    const drivers: Driver[] = [];
+    let drivers: Driver[] = [];
+    let world: World | undefined;
     try {
       for (const spec of topo.arrays) {
         const a = await ArrayController.create(spec, {
           mode: topo.mode, seed: topo.seed, debug: options.debug, trace, metricsIntervalMs: topo.metricsIntervalMs, log, io: options.io,
         });
         arrays.push(a);
+        if (topo.links.length > 0) continue; // linked nodes share one clock: the World below
         const d = topo.mode === 'deterministic' ? new DeterministicDriver(a) : new RealtimeDriver(a);
         drivers.push(d);
         d.kick(); // destage what the NV image brought back
@@ -87,14 +105,24 @@ export class Emulator {
         await d.settle();
         if (a.mediaBecomingReady() > 0) throw new Error(`array ${a.name}: ${a.mediaBecomingReady()} medium label check(s) did not finish`);
       }
+      if (topo.links.length > 0) {
+        // Arrays, relays and links on one clock (harness/world.ts, docs/remote.md).
+        const names = [...topo.arrays.map((a) => a.name), ...topo.relays.map((r) => r.name)];
+        const network = new Network(names, topo.links, topo.relays, topo.seed, log, options.debug ?? false);
+        world = new World(arrays, network, topo.mode === 'deterministic');
+        drivers = world.drivers;
+        await world.settle();
+        for (const a of arrays) if (a.mediaBecomingReady() > 0) throw new Error(`array ${a.name}: ${a.mediaBecomingReady()} medium label check(s) did not finish`);
+      }
     } catch (e) {
+      world?.stop();
       for (const a of arrays) { await a.closePorts(); await a.release(); }
       trace.close();
       for (const l of locks) l.release();
       throw e;
     }
     for (const a of arrays) running.set(a.name, a);
-    return new Emulator(topo, arrays, drivers, trace, locks);
+    return new Emulator(topo, arrays, drivers, trace, locks, world);
   }
 
   array(name?: string): ArrayController {
@@ -155,6 +183,7 @@ export class Emulator {
       await a.release();
       if (running.get(a.name) === a) running.delete(a.name);
     }
+    this.world?.stop();
     this.trace.close();
     for (const l of this.locks) l.release();
     if (errors.length > 0) throw new Error(errors.map((e) => e.message).join('; '));

@@ -7,6 +7,7 @@ import * as os from 'os';
 import { MAX_IOPS, MAX_MEDIA, MAX_PORTS, MAX_SESSIONS, SLOT_BYTES, SECTOR_BYTES, MAX_TAPE_DEVICES, TAPE_LUN_MIN } from '../hal/abi';
 import type { NvFault } from '../hal/nv';
 import { packagePath } from '../lib/paths';
+import { parseLinks, type RelaySpec, type LinkSpec, type LinkPortSpec, type LinkNodeSpec } from './links';
 
 export type Mode = 'realtime' | 'deterministic';
 export type Scheduler = 'fifo' | 'sstf' | 'clook' | 'deadline';
@@ -92,6 +93,10 @@ export interface ArraySpec {
   media: MediumSpec[];
   ports: PortSpec[];
   library: LibrarySpec | undefined;
+  /** Link queues of this array (one per channel IOP and link end): filled by parseLinks (docs/remote.md). */
+  linkPorts?: LinkPortSpec[];
+  /** The array's place among linked nodes (node number, routes, every node's name and kind): filled by parseLinks. */
+  linkNode?: LinkNodeSpec;
 }
 
 export interface Topology {
@@ -100,6 +105,9 @@ export interface Topology {
   trace: string; // absolute path, or '' for none
   metricsIntervalMs: number;
   arrays: ArraySpec[];
+  /** Relays and links between nodes (docs/remote.md): none in a topology of one array. */
+  relays: RelaySpec[];
+  links: LinkSpec[];
 }
 
 export class TopologyError extends Error {
@@ -147,7 +155,7 @@ export function parseSize(v: unknown, field: string): number {
 /** Validates a parsed topology document. `baseDir` anchors relative paths. */
 export function parseTopology(doc: unknown, baseDir: string): Topology {
   const top = object(doc, '(topology)');
-  known(top, '(topology)', ['mode', 'seed', 'trace', 'metricsIntervalMs', 'arrays', '$comment']);
+  known(top, '(topology)', ['mode', 'seed', 'trace', 'metricsIntervalMs', 'arrays', 'relays', 'links', '$comment']);
   const mode = oneOf(top.mode ?? 'realtime', 'mode', ['realtime', 'deterministic'] as const);
   const seed = integer(top.seed ?? 1, 'seed', 0, 0xFFFFFFFF);
   const trace = top.trace === undefined ? '' : path.resolve(baseDir, string(top.trace, 'trace'));
@@ -159,7 +167,8 @@ export function parseTopology(doc: unknown, baseDir: string): Topology {
   const tcp = arrays.flatMap((a, ai) => a.ports.map((p, pi) => ({ p, f: `arrays[${ai}].ports[${pi}].port` })))
     .filter((x) => x.p.transport === 'tcp' && x.p.port !== 0);
   unique(tcp.map((x) => `${x.p.host}:${x.p.port}`), (i) => tcp[i].f);
-  return { mode, seed, trace, metricsIntervalMs, arrays };
+  const { relays, links } = parseLinks(top, arrays);
+  return { mode, seed, trace, metricsIntervalMs, arrays, relays, links };
 }
 
 function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
@@ -453,39 +462,39 @@ function fnv1a(s: string): number {
 
 type Obj = Record<string, unknown>;
 
-function object(v: unknown, f: string): Obj {
+export function object(v: unknown, f: string): Obj {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TopologyError(f, `expected an object, got ${describe(v)}`);
   return v as Obj;
 }
-function known(o: Obj, f: string, fields: string[]): void {
+export function known(o: Obj, f: string, fields: string[]): void {
   for (const k of Object.keys(o)) {
     if (!fields.includes(k)) throw new TopologyError(`${f}.${k}`, `unknown field (expected one of ${fields.join(', ')})`);
   }
 }
-function list(v: unknown, f: string, min: number, max: number): unknown[] {
+export function list(v: unknown, f: string, min: number, max: number): unknown[] {
   if (!Array.isArray(v)) throw new TopologyError(f, `expected an array, got ${describe(v)}`);
   if (v.length < min || v.length > max) throw new TopologyError(f, `expected ${min} to ${max} entries, got ${v.length}`);
   return v;
 }
-function string(v: unknown, f: string): string {
+export function string(v: unknown, f: string): string {
   if (typeof v !== 'string' || v.length === 0) throw new TopologyError(f, `expected a non-empty string, got ${describe(v)}`);
   return v;
 }
-function pattern(v: unknown, f: string, re: RegExp, what: string): string {
+export function pattern(v: unknown, f: string, re: RegExp, what: string): string {
   const s = string(v, f);
   if (!re.test(s)) throw new TopologyError(f, `expected ${what}, got ${JSON.stringify(s)}`);
   return s;
 }
-function boolean(v: unknown, f: string): boolean {
+export function boolean(v: unknown, f: string): boolean {
   if (typeof v !== 'boolean') throw new TopologyError(f, `expected true or false, got ${describe(v)}`);
   return v;
 }
-function number(v: unknown, f: string, min: number, max: number): number {
+export function number(v: unknown, f: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new TopologyError(f, `expected a number, got ${describe(v)}`);
   if (v < min || v > max) throw new TopologyError(f, `expected ${min} to ${max}, got ${v}`);
   return v;
 }
-function integer(v: unknown, f: string, min: number, max: number): number {
+export function integer(v: unknown, f: string, min: number, max: number): number {
   const n = number(v, f, min, max);
   if (!Number.isInteger(n)) throw new TopologyError(f, `expected an integer, got ${n}`);
   return n;
@@ -495,7 +504,7 @@ function pow2(v: unknown, f: string, min: number, max: number): number {
   if ((n & (n - 1)) !== 0) throw new TopologyError(f, `expected a power of two, got ${n}`);
   return n;
 }
-function sizeIn(v: unknown, f: string, min: number, max: number): number {
+export function sizeIn(v: unknown, f: string, min: number, max: number): number {
   const n = parseSize(v, f);
   if (n < min || n > max) throw new TopologyError(f, `expected ${min} to ${max} bytes, got ${n}`);
   return n;
@@ -506,7 +515,7 @@ function oneOf<T extends string>(v: unknown, f: string, options: readonly T[]): 
   }
   return v as T;
 }
-function unique(values: string[], field: (i: number) => string): void {
+export function unique(values: string[], field: (i: number) => string): void {
   const seen = new Set<string>();
   values.forEach((v, i) => {
     if (seen.has(v)) throw new TopologyError(field(i), `duplicate ${JSON.stringify(v)}`);

@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as A from '../hal/abi';
+import { REMOTE_STATES, REMOTE_REASONS } from '../lib/remote';
 
 const TYPES: Record<number, string> = {
   [A.TRACE_BOOT]: 'boot', [A.TRACE_COMMAND]: 'command', [A.TRACE_STAGE]: 'stage', [A.TRACE_DESTAGE]: 'destage',
@@ -11,6 +12,8 @@ const TYPES: Record<number, string> = {
   [A.TRACE_NV_DROPPED]: 'nvDropped', [A.TRACE_MEDIUM]: 'medium',
   [A.TRACE_LOGIN]: 'login', [A.TRACE_TASK_MGMT]: 'taskManagement', [A.TRACE_PDU_ERROR]: 'pduError',
   [A.TRACE_NBD_ERROR]: 'nbdError',
+  [A.TRACE_REMOTE_SEND]: 'remoteSend', [A.TRACE_REMOTE_ACK]: 'remoteAck', [A.TRACE_REMOTE_APPLY]: 'remoteApply',
+  [A.TRACE_REMOTE_STATE]: 'remoteState',
 };
 
 const NBD_ERRORS: Record<number, string> = {
@@ -49,6 +52,11 @@ export function decodeTrace(type: number, a: number, b: number, c: number, d: nu
     };
     case A.TRACE_TASK_MGMT: return { port: a >>> 16, session: a & 0xFFFF, function: b, response: c, aborted: d };
     case A.TRACE_PDU_ERROR: return { port: a >>> 16, session: a & 0xFFFF, error: PDU_ERRORS[b] ?? b, opcode: c, itt: d };
+    // Remote copy (docs/remote.md, "Trace"): follow one write by its command identifier and issuing ID.
+    case A.TRACE_REMOTE_SEND: return { pair: a, cmdId: b, issuingId: c, bytes: d };
+    case A.TRACE_REMOTE_ACK: return { pair: a, cmdId: b, issuingId: c, answer: (d & 0xFF) === 2 ? 'forwarded' : 'received', status: d >>> 8 };
+    case A.TRACE_REMOTE_APPLY: return { from: a >>> 16, pair: a & 0xFFFF, cmdId: b, issuingId: c, status: d };
+    case A.TRACE_REMOTE_STATE: return { pair: a, state: REMOTE_STATES[b] ?? b, reason: REMOTE_REASONS[c] ?? c, issuingId: d };
     case A.TRACE_NBD_ERROR: return { port: a >>> 16, session: a & 0xFFFF, error: NBD_ERRORS[b] ?? b, what: c, value: d };
     default: return { a, b, c, d };
   }

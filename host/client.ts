@@ -7,6 +7,7 @@ import type { Readable, Writable } from 'stream';
 import { CommandTransport, ScsiCommand, ScsiResult } from '../lib/transport';
 import { ScsiStatus } from '../lib/protocol';
 import * as scsi from '../lib/scsi';
+import * as remote from '../lib/remote';
 import { ScsiError, decodeSense, Management } from '../lib/scsi';
 
 /** The command device: management commands go to LUN 0. */
@@ -187,6 +188,35 @@ export class ScsiClient {
   /** Open sessions of every port, with the initiator identity each carries (what access lists name). */
   async listSessions(): Promise<scsi.Session[]> {
     return scsi.parseSessions(await this.managementList(Management.LIST_SESSIONS));
+  }
+
+  // ---- Remote pairs (docs/scsi.md, "Remote pairs"; docs/remote.md) --------------------------------
+
+  /** Pairs a volume with a volume of another array; answered once the secondary has said yes, then the initial copy runs. */
+  async remoteCreate(spec: remote.RemoteCreateSpec): Promise<remote.RemoteStatus> {
+    const list = remote.remoteCreateParameters(spec);
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: remote.remoteCreateCdb(list.length), dataOut: list });
+    return this.remoteOf(spec.volume);
+  }
+
+  /** suspend | resume (a full copy again) | failover (on the secondary: the volume becomes the hosts') | delete. */
+  async remoteChange(volume: number, op: remote.RemoteChangeName): Promise<void> {
+    await this.execute({ lun: COMMAND_DEVICE_LUN, cdb: remote.remoteChangeCdb(volume, op) });
+  }
+
+  async remoteStatus(): Promise<remote.RemoteStatus[]> {
+    return remote.parseRemoteStatus(await this.managementList(remote.RemoteAction.STATUS));
+  }
+
+  /** The relays next to this array, as they last reported (RELAY STATUS). */
+  async relayStatus(): Promise<remote.RelayReport[]> {
+    return remote.parseRelayStatus(await this.managementList(remote.RELAY_STATUS_ACTION));
+  }
+
+  async remoteOf(volume: number): Promise<remote.RemoteStatus> {
+    const p = (await this.remoteStatus()).find((s) => s.volume === volume);
+    if (!p) throw new Error(`volume ${volume} is in no remote pair`);
+    return p;
   }
 
   // ---- Volume pairs (docs/scsi.md, "Volume pairs") -----------------------------------------------

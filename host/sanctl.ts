@@ -12,6 +12,7 @@ import type { Readable, Writable } from 'stream';
 import { performance } from 'perf_hooks';
 import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
+import type { RemoteStatus, RemoteChangeName } from '../lib/remote';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';
@@ -70,6 +71,15 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   pair reverse <volume> [--wait]        copy them back, target -> source
   pair delete <volume>                  dissolve the pair (from any state); both volumes stay
   pair status                           states, pending and copied tracks, time left
+  remote create <volume> <array>:<volume> [--via RELAY] [--mode mirror|backup] [--timeout MS] [--retries N] [--wait]
+                                        pair a volume with one of another array (docs/remote.md); the
+                                        initial copy runs; --wait returns once the pair is duplex
+  remote status                         remote pairs: role, state and why, issuing ID, copy progress
+  remote suspend <volume>               writes stay local until resume
+  remote resume <volume> [--wait]       copy the volume again and return to pair
+  remote failover <volume>              on the secondary: its volume becomes the hosts' (read-write)
+  remote delete <volume>                dissolve the remote pair (the secondary is told if it can be)
+  relay status                          the relays next to this array: buffer, commands, forwarded
                                         (--wait: until the copy is done, with a progress bar)
   stats [--interval S]                  rates over S seconds (default 1): IOPS, MB/s, latency, cache
                                         hits; the cache and the counters (--interval 0: no rates)
@@ -130,6 +140,10 @@ const OPTIONS = {
   range: { type: 'string' },
   embodiment: { type: 'string' },
   resync: { type: 'boolean' },
+  via: { type: 'string' },
+  mode: { type: 'string' },
+  timeout: { type: 'string' },
+  retries: { type: 'string' },
 } as const;
 
 type Options = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -176,6 +190,13 @@ const COMMANDS: Record<string, Command> = {
   'pair reverse': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'reverse', a) },
   'pair delete': { args: ['volume'], options: [], run: (ctx, a) => pairChange(ctx, 'delete', a) },
   'pair status': { args: [], options: [], run: pairStatus },
+  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'mode', 'timeout', 'retries', 'wait'], check: remoteChecks, run: remoteCreate },
+  'remote status': { args: [], options: [], run: remoteStatus },
+  'remote suspend': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'suspend', a) },
+  'remote resume': { args: ['volume'], options: ['wait'], run: (ctx, a) => remoteChange(ctx, 'resume', a) },
+  'remote failover': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'failover', a) },
+  'remote delete': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'delete', a) },
+  'relay status': { args: [], options: [], run: relayStatus },
   'tape list': { args: [], options: ['library-lun'], run: tapeList },
   'tape move': { args: ['from', 'to'], options: ['library-lun'], run: tapeMove },
   'tape load': { args: ['barcode'], options: ['library-lun'], run: tapeLoad },
@@ -186,6 +207,73 @@ const COMMANDS: Record<string, Command> = {
   backup: { args: ['volume'], options: ['tape', 'range', 'embodiment', 'resync', 'library-lun'], check: backupChecks, run: backup },
   restore: { args: ['barcode', 'volume'], options: ['library-lun'], run: restore },
 };
+
+// ---- Remote pairs (docs/remote.md) ---------------------------------------------------------------------
+
+function remoteChecks(o: Options, args: string[]): void {
+  if (!/^[^:]+:[^:]+$/.test(args[1] ?? '')) throw new UsageError('the peer is <array>:<volume>, e.g. standby:vol0');
+  if (o.mode !== undefined && o.mode !== 'mirror' && o.mode !== 'backup') throw new UsageError('--mode is mirror or backup');
+  if (o.timeout !== undefined) parseInteger(o.timeout, '--timeout', 1, 600_000);
+  if (o.retries !== undefined) parseInteger(o.retries, '--retries', 1, 255);
+}
+
+/** Waits (polling) until the pair of `volume` is duplex; fails when it suspends or stops copying for REMOTE_STALL_MS. */
+async function remoteWait(ctx: Context, volume: number): Promise<RemoteStatus> {
+  const now = ctx.io.now ?? (() => performance.now());
+  const sleep = ctx.io.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let st = await ctx.client.remoteOf(volume);
+  let progress = st.copiedBytes;
+  let since = now();
+  while (st.state !== 'pair') {
+    if (st.state === 'suspended') throw new Error(`the remote pair of volume ${volume} was suspended (${st.reason})`);
+    if (st.copiedBytes !== progress) { progress = st.copiedBytes; since = now(); }
+    if (now() - since > REMOTE_STALL_MS) throw new Error(`waited ${REMOTE_STALL_MS / 1000} s for the remote pair of volume ${volume}: ${formatBytes(st.copyBytes - st.copiedBytes)} still to copy, none copied meanwhile`);
+    await sleep(100);
+    st = await ctx.client.remoteOf(volume);
+  }
+  return st;
+}
+const REMOTE_STALL_MS = 60_000;
+
+async function remoteCreate(ctx: Context, args: string[]): Promise<void> {
+  const vol = await volumeByName(ctx.client, args[0]);
+  const [to, toVolume] = args[1].split(':');
+  let st = await ctx.client.remoteCreate({
+    volume: vol.number, to, toVolume, via: ctx.options.via, mode: ctx.options.mode as 'mirror' | 'backup' | undefined,
+    timeoutMs: ctx.options.timeout === undefined ? undefined : Number(ctx.options.timeout),
+    retries: ctx.options.retries === undefined ? undefined : Number(ctx.options.retries),
+  });
+  if (ctx.options.wait) st = await remoteWait(ctx, vol.number);
+  ctx.out(st, remoteLine(st, vol.name));
+}
+
+async function remoteChange(ctx: Context, op: RemoteChangeName, args: string[]): Promise<void> {
+  const vol = await volumeByName(ctx.client, args[0]);
+  await ctx.client.remoteChange(vol.number, op);
+  if (op === 'delete') { ctx.out({ deleted: vol.name }, `remote pair of ${vol.name} deleted`); return; }
+  let st = await ctx.client.remoteOf(vol.number);
+  if (op === 'resume' && ctx.options.wait) st = await remoteWait(ctx, vol.number);
+  ctx.out(st, remoteLine(st, vol.name));
+}
+
+function remoteLine(p: RemoteStatus, name?: string): string {
+  const why = p.state === 'suspended' ? ` (${p.reason}${p.failedCommand ? `, command ${p.failedCommand}` : ''})` : '';
+  const copy = p.state === 'copy' ? `, copied ${formatBytes(p.copiedBytes)} of ${formatBytes(p.copyBytes)}` : '';
+  return `${name ?? `#${p.volume}`} ${p.role} -> node ${p.peerNode}:${p.peerVolume}${p.viaRelay ? ` via node ${p.firstHopNode}` : ''} ${p.state}${why}${copy}, `
+    + `issuing ID ${p.issuingId}, ${p.inFlight} in flight, ${p.writes} writes (${formatBytes(p.bytes)})`;
+}
+
+async function remoteStatus(ctx: Context): Promise<void> {
+  const pairs = await ctx.client.remoteStatus();
+  ctx.out({ pairs }, pairs.length === 0 ? 'no remote pairs' : pairs.map((p) => remoteLine(p)));
+}
+
+async function relayStatus(ctx: Context): Promise<void> {
+  const relays = await ctx.client.relayStatus();
+  ctx.out({ relays }, relays.length === 0 ? 'no relay next to this array' : relays.map((r) =>
+    `${r.relay} (node ${r.node}, ${r.mode}, ${r.state}): ${r.active} held, buffer ${formatBytes(r.bufferUsedBytes)} of ${formatBytes(r.bufferBytes)}, `
+    + `${r.jobs} taken, ${r.forwarded} forwarded, ${r.failed} failed, ${r.retries} retries, ${r.duplicates} duplicates, ${r.noBuffer} without buffer, ${r.badPackets} bad packets`));
+}
 
 // ---- Volume pairs ---------------------------------------------------------------------------------------
 

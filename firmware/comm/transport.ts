@@ -3,7 +3,7 @@
 // kind knows its wire: the framed protocol (comm/framed.ts, comm/stream.ts), queue pairs
 // (comm/queue.ts), iSCSI (comm/iscsi/), NBD (comm/nbd/). A new front end adds a case to each function here and
 // nothing to the sequencer. docs/design-notes.md, "The transport seam", says what each promises.
-import { PORT_STREAM, PORT_QUEUE, PORT_ISCSI, PORT_NBD } from "../abi";
+import { PORT_STREAM, PORT_QUEUE, PORT_ISCSI, PORT_NBD, PORT_LINK } from "../abi";
 import { CX_KIND, CX_DATA_ADDR, CX_WIN_START, WIN_RETRY, ctxBufferAddr } from "../ctx";
 import { portKind } from "../channel";
 import { streamReceive, streamReset } from "./stream";
@@ -13,13 +13,14 @@ import { iscsiOpen, iscsiClose, iscsiReceive, ISCSI_SESSION_BYTES } from "./iscs
 import { iscsiData, iscsiWindow, iscsiRespond, iscsiDirect, iscsiRetire } from "./iscsi/command";
 import { nbdOpen, nbdClose, nbdReceive, NBD_SESSION_BYTES } from "./nbd/nbd";
 import { nbdData, nbdWindow, nbdRespond, nbdDirect, nbdRetire } from "./nbd/request";
+import { linkOpen, linkReceive, linkData, linkWindow, linkRespond, linkDirect, LINK_SESSION_BYTES } from "./link";
 
 // @ts-ignore: decorator
 @inline function kindOf(c: usize): u32 { return <u32>load<u8>(c + CX_KIND); }
 
 /** Bytes of kind-specific state each session of a port of this kind keeps (channel.ts lays them out). */
 export function transportSessionBytes(kind: u32): u32 {
-  return kind == PORT_ISCSI ? ISCSI_SESSION_BYTES : kind == PORT_NBD ? NBD_SESSION_BYTES : 0;
+  return kind == PORT_ISCSI ? ISCSI_SESSION_BYTES : kind == PORT_NBD ? NBD_SESSION_BYTES : kind == PORT_LINK ? LINK_SESSION_BYTES : 0;
 }
 
 /** A connection opened on the session slot: reset the kind's per-session state. */
@@ -29,6 +30,7 @@ export function transportOpen(port: u32, s: u32): void {
   else if (kind == PORT_QUEUE) queueOpen(port, s);
   else if (kind == PORT_ISCSI) iscsiOpen(port, s);
   else if (kind == PORT_NBD) nbdOpen(port, s);
+  else if (kind == PORT_LINK) linkOpen(port, s);
 }
 
 /** The connection closed (its commands are aborted already). */
@@ -45,6 +47,7 @@ export function transportReceive(port: u32, s: u32): i32 {
   if (kind == PORT_QUEUE) return queueReceive(port, s);
   if (kind == PORT_ISCSI) return iscsiReceive(port, s);
   if (kind == PORT_NBD) return nbdReceive(port, s);
+  if (kind == PORT_LINK) return linkReceive(port, s);
   return 0;
 }
 
@@ -59,6 +62,7 @@ export function txData(c: usize, src: usize, n: u32, total: u32, final: bool): u
   if (kind == PORT_STREAM) return framedData(c, src, n, total);
   if (kind == PORT_ISCSI) return iscsiData(c, src, n, total, final);
   if (kind == PORT_NBD) return nbdData(c, src, n, total, final);
+  if (kind == PORT_LINK) return linkData(c, src, n, total);
   return 0;
 }
 
@@ -72,6 +76,7 @@ export function windowOpen(c: usize, offset: u32, length: u32): u32 {
   if (kind == PORT_STREAM) return framedWindow(c, offset, length);
   if (kind == PORT_ISCSI) return iscsiWindow(c, offset, length);
   if (kind == PORT_NBD) return nbdWindow(c, offset, length);
+  if (kind == PORT_LINK) return linkWindow(c, offset, length);
   return WIN_RETRY;
 }
 
@@ -88,6 +93,7 @@ export function txRespond(c: usize): bool {
   if (kind == PORT_STREAM) return framedRespond(c);
   if (kind == PORT_ISCSI) return iscsiRespond(c);
   if (kind == PORT_NBD) return nbdRespond(c);
+  if (kind == PORT_LINK) return linkRespond(c);
   return false;
 }
 
@@ -98,6 +104,7 @@ export function txDirect(port: u32, s: u32, tag: u32, peer: u32, status: u32, ke
   if (kind == PORT_STREAM) return framedDirect(port, s, tag, peer, status, key, asc, ascq, expected);
   if (kind == PORT_ISCSI) return iscsiDirect(port, s, tag, status, key, asc, ascq, expected);
   if (kind == PORT_NBD) return nbdDirect(port, s, tag, status, key, asc, ascq, expected);
+  if (kind == PORT_LINK) return linkDirect(port, s, status, key, asc, ascq);
   return false;
 }
 

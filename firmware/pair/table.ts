@@ -19,7 +19,7 @@
 // every bit set before it; a clear that tears leaves a bit set, which costs one more copy.
 import { MAP_ADDR, MAX_VOLUMES } from "../abi";
 import {
-  nvBase, nvPersistRange, seal, sealed, blank, newer, MAX_PAIRS, PAIR_RECORD_BYTES, PAIR_BITMAPS,
+  nvBase, nvPersistRange, seal, loadNewerCopy, MAX_PAIRS, PAIR_RECORD_BYTES, PAIR_BITMAPS,
   PAIR_BITMAP_BYTES, PAIR_OFFSET, PAIR_BITMAPS_OFFSET, PAIRS_BYTES, nvId, NVK_NONE,
 } from "../nv";
 import { log, LOG_WARN } from "../hal";
@@ -281,23 +281,11 @@ export function pairsBoot(): u32 {
   memory.fill(base(), 0, pairStateBytes());
   let n: u32 = 0;
   for (let p: u32 = 0; p < MAX_PAIRS; p++) {
-    const a = nvCopy(p, 0);
-    const b = nvCopy(p, 1);
     // The newer whole copy counts, in use or not: a delete is persisted as a whole record with used 0.
-    const va = !blank(a, PAIR_RECORD_BYTES) && sealed(a, REC_CRC);
-    const vb = !blank(b, PAIR_RECORD_BYTES) && sealed(b, REC_CRC);
-    let cur: usize = 0;
-    if (va && vb) cur = newer(changetype<PairRecord>(b).gen, changetype<PairRecord>(a).gen) ? b : a;
-    else if (va) cur = a;
-    else if (vb) cur = b;
-    if (cur == 0) {
-      if (!blank(a, PAIR_RECORD_BYTES) || !blank(b, PAIR_RECORD_BYTES)) {
-        log(LOG_WARN, "pair: a pair record failed its CRC in both copies and was dropped (pair)", p, 0);
-      }
-      continue;
-    }
-    memory.copy(recordAt(p), cur, PAIR_RECORD_BYTES);
-    if (rec(p).used == 0) { pairClear(p); rec(p).gen = changetype<PairRecord>(cur).gen; continue; }
+    const got = loadNewerCopy(nvCopy(p, 0), nvCopy(p, 1), PAIR_RECORD_BYTES, offsetof<PairRecord>("gen"), recordAt(p));
+    if (got < 0) log(LOG_WARN, "pair: a pair record failed its CRC in both copies and was dropped (pair)", p, 0);
+    if (got <= 0) continue;
+    if (rec(p).used == 0) { pairClear(p); continue; } // pairClear keeps the generation
     n++;
   }
   mapVolumes();

@@ -50,6 +50,11 @@ import {
   PAIR_CREATE_LIST_BYTES, PAIR_RANGE_LIST_BYTES,
 } from "./pair";
 import { pairOfVolume } from "../pair/table";
+import { remoteOfVolume } from "../remote/pair";
+import {
+  remoteCreate, remoteChange, remoteStatus, relayStatus, SA_REMOTE_CREATE, SA_REMOTE_CHANGE, SA_REMOTE_STATUS, SA_RELAY_STATUS,
+  REMOTE_CREATE_LIST_BYTES,
+} from "./remote";
 
 const RELABEL_WAIT_NS: f64 = 60e9; // last-resort bound on a REINITIALIZE MEDIUM's wait for its outcome
 const SA_CREATE: u32 = 0x01;
@@ -79,8 +84,10 @@ export function management(c: usize, op: u32): void {
   if (sa == SA_REINITIALIZE_MEDIUM) { reinitializeMedium(c, getBe32(p + 2)); return; }
   if (sa == SA_SET_ACCESS) { setAccess(c); return; }
   if (pairCommand(c, sa, getBe32(p + 2), <u32>load<u8>(p + 14))) return;
+  if (sa == SA_REMOTE_CHANGE) { remoteChange(c, getBe32(p + 2), <u32>load<u8>(p + 14)); return; }
   const want: u32 = sa == SA_CREATE ? CREATE_LIST_BYTES : sa == SA_MAP || sa == SA_UNMAP ? MAP_LIST_BYTES
-    : sa == SA_PAIR_CREATE ? PAIR_CREATE_LIST_BYTES : sa == SA_PAIR_COPY_RANGE ? PAIR_RANGE_LIST_BYTES : 0;
+    : sa == SA_PAIR_CREATE ? PAIR_CREATE_LIST_BYTES : sa == SA_PAIR_COPY_RANGE ? PAIR_RANGE_LIST_BYTES
+      : sa == SA_REMOTE_CREATE ? REMOTE_CREATE_LIST_BYTES : 0;
   if (want == 0) { invalidField(c, 1, 4); return; }
   const length = getBe32(p + 6);
   if (length < want) { fail(c, 0x05, 0x1A, 0x00); ctxField(c, true, 6, -1); return; }
@@ -91,6 +98,7 @@ export function management(c: usize, op: u32): void {
   if (sa == SA_CREATE) createVolume(c, list);
   else if (sa == SA_PAIR_CREATE) pairCreate(c, list);
   else if (sa == SA_PAIR_COPY_RANGE) pairCopyRange(c, getBe32(p + 2), list, (load<u8>(p + 14) & 1) != 0);
+  else if (sa == SA_REMOTE_CREATE) remoteCreate(c, list);
   else mapOrUnmap(c, list, sa == SA_MAP);
 }
 
@@ -136,6 +144,7 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { volumeError(c, VE_NO_VOLUME, true); return; }
   if (!force && volumeMapped(v)) { volumeError(c, VE_MAPPED, true); return; }
   if (pairOfVolume(v) >= 0) { fail(c, 0x05, 0x85, 0x01); ctxField(c, true, 2, -1); return; } // delete the pair first
+  if (remoteOfVolume(v) >= 0) { fail(c, 0x05, 0x86, 0x11); ctxField(c, true, 2, -1); return; } // and the remote pair
   if (!volumeFenced(v)) fenceVolume(v);
   if (!fenceComplete(v, channelIops())) { retryLater(c); return; } // each channel IOP purges its commands
   if (slotsOfVolumeBusy(v)) { retryLater(c); return; } // a stage or destage is in flight: wait for it
@@ -293,6 +302,8 @@ function managementIn(c: usize, sa: u32): void {
     case SA_LIST_SESSIONS: listSessions(c, alloc); return;
     case SA_LIST_ACCESS: listAccess(c, alloc, getBe32(cdb(c) + 2)); return;
     case SA_PAIR_STATUS: pairStatus(c, alloc); return;
+    case SA_REMOTE_STATUS: remoteStatus(c, alloc); return;
+    case SA_RELAY_STATUS: relayStatus(c, alloc); return;
     default: invalidField(c, 1, 4);
   }
 }

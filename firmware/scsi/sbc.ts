@@ -25,6 +25,8 @@ import { cdb, invalidField, notReady, MAX_TRANSFER_BYTES } from "./dispatch";
 import { writeThrough } from "./mode";
 import { modeFlags, setModeFlags, STATE_STOPPED } from "./pr";
 import { pairWriteAllowed, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "../pair/io";
+import { remoteWriteAllowed } from "../remote/pair";
+import { remoteWindow } from "../remote/mirror";
 
 /** The most blocks one COMPARE AND WRITE may name: 64 KiB of them (VPD B0h says so), so the compare and the write fit one step. */
 export function maxCompareBlocks(bs: u32): u32 { return min<u32>(255, 65536 / bs); }
@@ -94,12 +96,13 @@ function protectSet(c: usize, p: usize, op: u32): bool {
 
 /**
  * Ready, for a change the NV file can keep, and writable in its pair's state (a pair's target being
- * copied to, a source in reverse resync: DATA PROTECT, WRITE PROTECTED)? Else the command ends here.
+ * copied to, a source in reverse resync, a remote pair's secondary that has not failed over: DATA
+ * PROTECT, WRITE PROTECTED)? Else the command ends here.
  */
 function canWrite(c: usize, v: u32): bool {
   if (!volumeReady(v)) { notReady(c, v); return false; }
   if (nvDegraded()) { nvRefuse(c); return false; } // the NV file could not keep it
-  if (!pairWriteAllowed(v)) { fail(c, 0x07, 0x27, 0x00); return false; }
+  if (!pairWriteAllowed(v) || !remoteWriteAllowed(v)) { fail(c, 0x07, 0x27, 0x00); return false; }
   return true;
 }
 
@@ -251,7 +254,7 @@ export function writeSame(c: usize, v: u32, op: u32): void {
   // UNMAP: a thin volume deallocates the range (its Data-Out block, taken in first, is not
   // written: the blocks read zeros); a thick one is fully provisioned (VPD B2h LBPWS 0) and refuses it.
   if ((flags & 0x08) != 0 && !volumeThin(v)) { invalidField(c, 1, 3); return; }
-  if ((flags & 0x08) != 0 && ndob) { writeSameUnmap(c, v, lba, blocks); return; }
+  if ((flags & 0x08) != 0 && ndob && writeSameUnmap(c, v, lba, blocks)) return; // else zeros are written (thin.ts)
   const dataOut: u32 = ndob ? 0 : bs;
   store<u32>(c + CX_PRODUCED, dataOut);
   if (load<u32>(c + CX_EXPECTED) < dataOut) { fail(c, 0x05, 0x0E, 0x03); return; }
@@ -405,7 +408,9 @@ function atomicStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32, or: bool):
   }
   store<u32>(c + CX_LENGTH, bytes); // what FUA forces out
   store<u32>(c + CX_CURSOR, (or ? <u32>1 : 2) * bytes); // the data-out the initiator sent
-  store<u8>(c + CX_STATE, <u8>ST_NV_WAIT);
+  // A remote pair's primary: the written blocks go to its first hop before GOOD, as a WRITE's window
+  // does (remote/mirror.ts; its end, commitNext, goes on to the NV wait).
+  if (!remoteWindow(c, 0, bytes)) store<u8>(c + CX_STATE, <u8>ST_NV_WAIT);
   return true;
 }
 

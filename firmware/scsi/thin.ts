@@ -27,6 +27,7 @@ import { nvDegraded, nvRoom, nvId, NVK_CONTEXT } from "../nv";
 import { SLOT_BYTES } from "../abi";
 import { gNow } from "../iop";
 import { log, LOG_WARN } from "../hal";
+import { remoteOfVolume, remoteWriteAllowed } from "../remote/pair";
 import { cdb, invalidField, notReady } from "./dispatch";
 import { listIntoBuffer } from "./sbc";
 
@@ -129,6 +130,11 @@ export function getLbaStatus(c: usize, v: u32): void {
  */
 export function unmap(c: usize, v: u32): void {
   if (!volumeThin(v)) { fail(c, 0x05, 0x20, 0x00); return; } // fully provisioned: no UNMAP (LBPU 0)
+  // A deallocation is not sent over a link: a remote pair's secondary is written only from its
+  // primary (DATA PROTECT, WRITE PROTECTED, as a WRITE), and a primary's would leave the secondary's
+  // bytes behind (VOLUME IS IN A REMOTE PAIR). WRITE SAME with UNMAP writes the zeros instead.
+  if (!remoteWriteAllowed(v)) { fail(c, 0x07, 0x27, 0x00); return; }
+  if (remoteOfVolume(v) >= 0) { fail(c, 0x05, 0x86, 0x11); return; }
   const p = cdb(c);
   if ((load<u32>(c + CX_FLAGS) & CXF_PARAM) == 0) {
     if ((load<u8>(p + 1) & 0x01) != 0) { invalidField(c, 1, 0); return; } // ANCHOR
@@ -170,7 +176,7 @@ function listError(c: usize, at: u32): void {
  * with LBPRZ the blocks read zeros after it). False on a thick volume.
  */
 export function writeSameUnmap(c: usize, v: u32, lba: u64, blocks: u32): bool {
-  if (!volumeThin(v)) return false;
+  if (!volumeThin(v) || remoteOfVolume(v) >= 0) return false; // a remote pair's volume: its zeros are written, and sent
   if (!listIntoBuffer(c, 0, 0, WORK_BYTES)) return true; // no buffer memory yet: the handler runs again
   const range = ctxBufferAddr(c);
   putBe64(range, lba);

@@ -36,7 +36,7 @@ test('every TRACE_* record type has its own number', (t) => {
 
 test('config block: scalar fields are distinct and below the tables; the tables do not overlap and fit the block', (t) => {
   const tables = ['CFG_IOP_TABLE', 'CFG_IOP_BYTES', 'CFG_MEDIA_TABLE', 'CFG_MEDIUM_BYTES', 'CFG_PORT_TABLE', 'CFG_PORT_BYTES',
-    'CFG_PORT_EXT_TABLE', 'CFG_PORT_EXT_BYTES', 'CFG_TAPE', 'CFG_TAPE_TABLE', 'CFG_TAPE_BYTES'];
+    'CFG_PORT_EXT_TABLE', 'CFG_PORT_EXT_BYTES', 'CFG_TAPE', 'CFG_TAPE_TABLE', 'CFG_TAPE_BYTES', 'CFG_REMOTE'];
   const fields = entries('CFG_', tables);
   distinct(t, 'config fields', fields);
   t.true(A.CFG_ENTROPY + 16 <= A.CFG_IOP_TABLE && A.CFG_ARRAY_NAME + 32 <= A.CFG_ENTROPY);
@@ -48,6 +48,8 @@ test('config block: scalar fields are distinct and below the tables; the tables 
     ['port extension table', A.CFG_PORT_EXT_TABLE, A.CFG_PORT_EXT_TABLE + A.MAX_PORTS * A.CFG_PORT_EXT_BYTES],
     ['library', A.CFG_TAPE, A.CFG_TAPE + A.CTP_DENSITY + 1],
     ['tape device table', A.CFG_TAPE_TABLE, A.CFG_TAPE_TABLE + A.MAX_TAPE_DEVICES * A.CFG_TAPE_BYTES],
+    // the linked nodes (remote/pair.ts): routes, then a kind byte and a 32-byte name per node
+    ['remote', A.CFG_REMOTE, A.CFG_REMOTE + 256 + A.RELAY_MAX_NODES * 32],
     ['end', A.CONFIG_BYTES, A.CONFIG_BYTES],
   ]);
   t.true(A.CPX_PING_MS + 4 <= A.CFG_PORT_EXT_BYTES);
@@ -56,7 +58,7 @@ test('config block: scalar fields are distinct and below the tables; the tables 
 
 test('map header: scalar fields are distinct and below the tables; the tables and the stuck list do not overlap', (t) => {
   const tables = ['MAP_IOP_TABLE', 'MAP_IOP_BYTES', 'MAP_MEDIA_TABLE', 'MAP_MEDIUM_BYTES', 'MAP_PORT_TABLE', 'MAP_PORT_BYTES',
-    'MAP_CONTROL_STUCK_LIST', 'MAP_MAGIC_VALUE', 'MAP_ADDR', 'MAP_BYTES', 'MAP_TAPE_TABLE', 'MAP_TAPE_BYTES'];
+    'MAP_CONTROL_STUCK_LIST', 'MAP_MAGIC_VALUE', 'MAP_ADDR', 'MAP_BYTES', 'MAP_TAPE_TABLE', 'MAP_TAPE_BYTES', 'MAP_RELAY_TABLE'];
   const fields = entries('MAP_', tables);
   distinct(t, 'map fields', fields);
   t.true(fields.every(([, v]) => v + 4 <= A.MAP_IOP_TABLE), 'scalars below the IOP table');
@@ -66,6 +68,7 @@ test('map header: scalar fields are distinct and below the tables; the tables an
     ['port table', A.MAP_PORT_TABLE, A.MAP_PORT_TABLE + A.MAX_PORTS * A.MAP_PORT_BYTES],
     ['stuck list', A.MAP_CONTROL_STUCK_LIST, A.MAP_CONTROL_STUCK_LIST + A.CONTROL_STUCK_MAX * A.CSE_BYTES],
     ['tape device table', A.MAP_TAPE_TABLE, A.MAP_TAPE_TABLE + A.MAX_TAPE_DEVICES * A.MAP_TAPE_BYTES],
+    ['relay status table', A.MAP_RELAY_TABLE, A.MAP_RELAY_TABLE + A.RELAY_STATUS_MAX * A.RLS_BYTES],
     ['end', A.MAP_BYTES, A.MAP_BYTES],
   ]);
   t.true(A.MMED_STATE + 4 <= A.MAP_MEDIUM_BYTES && A.MPORT_LISTEN_PORT + 4 <= A.MAP_PORT_BYTES);

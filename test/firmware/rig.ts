@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as A from '../../hal/abi';
+import { allowRelaxedSimd } from '../../lib/kernels';
 
 const Wasm = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
 const image = path.join(__dirname, '..', '..', 'build', 'testing.debug.wasm');
@@ -20,6 +21,7 @@ export class Rig {
   readonly doorbells: number[] = [];
 
   constructor(spec: RigSpec = {}) {
+    allowRelaxedSimd(); // the image holds the RS kernel (remote/redundancy.ts)
     compiled ??= new Wasm.Module(fs.readFileSync(image));
     this.memory = new Wasm.Memory({ initial: 32, maximum: 32768, shared: true });
     writeConfig(this, spec);

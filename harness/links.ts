@@ -1,0 +1,172 @@
+// Relays and links in a topology (docs/topology.md, "Links and relays"; docs/remote.md): parsed
+// and validated with the rest of the file, every error naming its field. Nodes are numbered
+// arrays first, then relays, in file order; the firmware knows them by these numbers.
+import * as A from '../hal/abi';
+import { MAX_PORTS, LINK_ENTRY_BYTES, RELAY_MAX_LINKS, RELAY_MAX_NODES } from '../hal/abi';
+import type { CommonMemory } from '../hal/memory';
+import {
+  TopologyError, object, known, list, pattern, boolean, number, integer, sizeIn, unique, type ArraySpec,
+} from './topology';
+
+/** One way across a link takes 5 µs per km (light in fibre). */
+export const US_PER_KM = 5;
+
+export interface RelaySpec {
+  name: string;
+  node: number;
+  bufferBytes: number;
+  cutThrough: boolean;
+  timeoutMs: number;
+  retries: number;
+}
+
+export interface LinkSpec {
+  name: string;
+  a: string;
+  b: string;
+  /** One-way propagation delay, ns (from latencyUs or km). */
+  latencyNs: number;
+  km: number | undefined;
+  bandwidthMbps: number;
+  jitterNs: number;
+  loss: number;
+  reorder: number;
+  duplicate: number;
+  queueBytes: number;
+}
+
+/** A link end on an array: one port per channel IOP (the queue pair of that IOP). */
+export interface LinkPortSpec { link: number; iop: number; queue: number; name: string }
+
+/** What an array's firmware learns of the linked nodes (CFG_REMOTE). */
+export interface LinkNodeSpec { node: number; routes: number[]; nodes: Array<{ name: string; kind: 'array' | 'relay' }>; neighbours: boolean[] }
+
+const NAME = /^[A-Za-z0-9_-]{1,31}$/;
+
+export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[]): { relays: RelaySpec[]; links: LinkSpec[] } {
+  const relays = (top.relays === undefined ? [] : list(top.relays, 'relays', 0, RELAY_MAX_NODES - arrays.length))
+    .map((r, i) => parseRelay(r, `relays[${i}]`, arrays.length + i));
+  const nodes = [...arrays.map((a) => a.name), ...relays.map((r) => r.name)];
+  relays.forEach((r, i) => {
+    if (arrays.some((a) => a.name === r.name)) throw new TopologyError(`relays[${i}].name`, `${JSON.stringify(r.name)} is also an array's name; nodes need one name each`);
+  });
+  unique(relays.map((r) => r.name), (i) => `relays[${i}].name`);
+  const links = (top.links === undefined ? [] : list(top.links, 'links', 0, 64)).map((l, i) => parseLink(l, `links[${i}]`, nodes));
+  unique(links.map((l) => l.name), (i) => `links[${i}].name`);
+  relays.forEach((r, i) => {
+    const n = links.filter((l) => l.a === r.name || l.b === r.name).length;
+    if (n === 0) throw new TopologyError(`relays[${i}]`, `relay ${r.name} ends no link: add one to "links"`);
+    if (n > RELAY_MAX_LINKS) throw new TopologyError(`relays[${i}]`, `relay ${r.name} ends ${n} links, at most ${RELAY_MAX_LINKS}`);
+  });
+  const routes = linkRoutes(nodes, links);
+  const kinds = nodes.map((name, i) => ({ name, kind: (i < arrays.length ? 'array' : 'relay') as 'array' | 'relay' }));
+  arrays.forEach((a, ai) => {
+    const neighbours = nodes.map((n) => links.some((l) => (l.a === a.name && l.b === n) || (l.b === a.name && l.a === n)));
+    a.linkNode = { node: ai, routes: routes[ai], nodes: kinds, neighbours };
+    const ends = links.map((l, li) => ({ l, li })).filter((x) => x.l.a === a.name || x.l.b === a.name);
+    const channels = a.iops.map((r, i) => ({ r, i })).filter((x) => x.r === 'channel');
+    a.linkPorts = ends.flatMap((x) => channels.map((c, q) => ({ link: x.li, iop: c.i, queue: q, name: `${x.l.name}.q${q}` })));
+    if (a.ports.length + a.linkPorts.length > MAX_PORTS) {
+      throw new TopologyError(`arrays[${ai}].ports`, `${a.ports.length} ports and ${a.linkPorts.length} link queues (one per channel IOP and link) exceed the ${MAX_PORTS} ports an array has`);
+    }
+  });
+  return { relays, links };
+}
+
+function parseRelay(v: unknown, f: string, node: number): RelaySpec {
+  const r = object(v, f);
+  known(r, f, ['name', 'buffer', 'cutThrough', 'timeoutMs', 'retries']);
+  return {
+    name: pattern(r.name, `${f}.name`, NAME, 'letters, digits, _ or -, at most 31'),
+    node,
+    bufferBytes: sizeIn(r.buffer ?? '8MiB', `${f}.buffer`, 256 * 1024, 1 << 30),
+    cutThrough: boolean(r.cutThrough ?? false, `${f}.cutThrough`),
+    timeoutMs: number(r.timeoutMs ?? 50, `${f}.timeoutMs`, 0.01, 600_000),
+    retries: integer(r.retries ?? 5, `${f}.retries`, 0, 100),
+  };
+}
+
+function parseLink(v: unknown, f: string, nodes: string[]): LinkSpec {
+  const l = object(v, f);
+  known(l, f, ['name', 'a', 'b', 'km', 'latencyUs', 'bandwidthMbps', 'jitterUs', 'loss', 'reorder', 'duplicate', 'queue']);
+  const name = pattern(l.name, `${f}.name`, NAME, 'letters, digits, _ or -, at most 31');
+  const end = (x: unknown, g: string) => {
+    const n = pattern(x, g, NAME, 'the name of an array or a relay');
+    if (!nodes.includes(n)) throw new TopologyError(g, `no array or relay named ${JSON.stringify(n)} (nodes: ${nodes.join(', ')})`);
+    return n;
+  };
+  const a = end(l.a, `${f}.a`);
+  const b = end(l.b, `${f}.b`);
+  if (a === b) throw new TopologyError(`${f}.b`, `a link joins two different nodes; both ends are ${a}`);
+  if (l.km !== undefined && l.latencyUs !== undefined) throw new TopologyError(`${f}.latencyUs`, 'give "km" or "latencyUs", not both');
+  const km = l.km === undefined ? undefined : number(l.km, `${f}.km`, 0, 40_000);
+  const latencyUs = km !== undefined ? km * US_PER_KM : number(l.latencyUs ?? 0, `${f}.latencyUs`, 0, 10_000_000);
+  return {
+    name, a, b, km, latencyNs: latencyUs * 1000,
+    bandwidthMbps: number(l.bandwidthMbps ?? 10_000, `${f}.bandwidthMbps`, 0.001, 1_000_000),
+    jitterNs: number(l.jitterUs ?? 0, `${f}.jitterUs`, 0, 10_000_000) * 1000,
+    loss: number(l.loss ?? 0, `${f}.loss`, 0, 1),
+    reorder: number(l.reorder ?? 0, `${f}.reorder`, 0, 1),
+    duplicate: number(l.duplicate ?? 0, `${f}.duplicate`, 0, 1),
+    queueBytes: sizeIn(l.queue ?? '4MiB', `${f}.queue`, LINK_ENTRY_BYTES, 1 << 30),
+  };
+}
+
+/**
+ * For each node, the link it sends on to reach each other node (fewest hops, first link in file
+ * order on a tie), or -1. routes[from][to].
+ */
+export function linkRoutes(nodeNames: string[], links: LinkSpec[]): number[][] {
+  return nodeNames.map((from) => {
+    const via = nodeNames.map(() => -1);
+    const seen = new Set([from]);
+    let frontier: Array<{ n: string; first: number }> = [{ n: from, first: -1 }];
+    while (frontier.length > 0) {
+      const next: typeof frontier = [];
+      for (const x of frontier) {
+        links.forEach((l, li) => {
+          const other = l.a === x.n ? l.b : l.b === x.n ? l.a : undefined;
+          if (other === undefined || seen.has(other)) return;
+          seen.add(other);
+          const first = x.first < 0 ? li : x.first;
+          via[nodeNames.indexOf(other)] = first;
+          next.push({ n: other, first });
+        });
+      }
+      frontier = next;
+    }
+    return via;
+  });
+}
+
+/**
+ * The array's link queues as ports after its own (kind PORT_LINK, one session of entry rings) and
+ * its place among the nodes (CFG_REMOTE): written into the config block with the rest.
+ */
+export function writeLinkConfig(mem: CommonMemory, a: ArraySpec): void {
+  const ports = a.linkPorts ?? [];
+  const n = a.linkNode;
+  if (!n || ports.length === 0) return;
+  mem.setU32(A.CONFIG_ADDR + A.CFG_PORT_COUNT, a.ports.length + ports.length);
+  ports.forEach((p, i) => {
+    const b = A.CONFIG_ADDR + A.CFG_PORT_TABLE + (a.ports.length + i) * A.CFG_PORT_BYTES;
+    mem.setU8(b + A.CPORT_IOP, p.iop);
+    mem.setU8(b + A.CPORT_KIND, A.PORT_LINK);
+    mem.setU8(b + A.CPORT_SESSIONS, 1);
+    mem.setU32(b + A.CPORT_LINK_INDEX, p.link);
+    mem.setU32(b + A.CPORT_LINK_QUEUE, p.queue);
+    mem.u8.set(Buffer.from(p.name.slice(0, 31), 'latin1'), b + A.CPORT_NAME);
+  });
+  const R = A.CONFIG_ADDR + A.CFG_REMOTE;
+  mem.setU16(R + A.CRM_NODE, n.node);
+  mem.setU16(R + A.CRM_LINKED, 1);
+  for (let i = 0; i < RELAY_MAX_NODES; i++) mem.setU16(R + A.CRM_ROUTES + i * 2, n.routes[i] === undefined || n.routes[i] < 0 ? 0xFFFF : n.routes[i]);
+  n.nodes.forEach((x, i) => {
+    mem.setU8(R + NODE_KINDS + i, (x.kind === 'array' ? 1 : 2) | (n.neighbours[i] ? NODE_NEIGHBOUR : 0));
+    mem.u8.set(Buffer.from(x.name.slice(0, 31), 'latin1'), R + NODE_NAMES + i * 32);
+  });
+}
+/** remote/pair.ts: where the node kinds and names are in CFG_REMOTE. */
+const NODE_KINDS = 192;
+const NODE_NAMES = 256;
+const NODE_NEIGHBOUR = 0x80;

@@ -1,0 +1,131 @@
+// Remote pairs on the command device (docs/scsi.md, "Remote pairs"): the REMOTE CREATE parameter
+// list, the REMOTE CHANGE operations and the REMOTE STATUS entries, as firmware/scsi/remote.ts
+// reads and writes them.
+import { management, parseManagementList } from './scsi';
+
+export const RemoteAction = { CREATE: 0x0e, CHANGE: 0x0f, STATUS: 0x18 } as const;
+export const RemoteChange = { suspend: 1, resume: 2, failover: 3, delete: 4 } as const;
+export type RemoteChangeName = keyof typeof RemoteChange;
+export const REMOTE_STATES = ['simplex', 'copy', 'pair', 'suspended', 'failover', 'creating'] as const;
+export type RemoteStateName = typeof REMOTE_STATES[number];
+export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart'] as const;
+/** The peer volume's name travels in each packet: at most this many bytes (docs/remote.md). */
+export const PEER_VOLUME_NAME_MAX = 12;
+
+export interface RemoteCreateSpec {
+  volume: number;
+  /** The peer array's name (a node of the topology). */
+  to: string;
+  /** Its volume's name. */
+  toVolume: string;
+  /** A relay's name: packets go through it (embodiments 1-3); absent: directly. */
+  via?: string;
+  mode?: 'mirror' | 'backup';
+  timeoutMs?: number;
+  retries?: number;
+}
+
+export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
+  const b = Buffer.alloc(96);
+  const name = (v: string, at: number, max: number, what: string) => {
+    const bytes = Buffer.from(v, 'latin1');
+    if (bytes.length === 0 || bytes.length > max) throw new Error(`${what} ${JSON.stringify(v)}: 1 to ${max} bytes`);
+    bytes.copy(b, at);
+  };
+  b.writeUInt16BE(s.volume, 0);
+  b[2] = s.mode === 'backup' ? 2 : 1;
+  b[3] = s.retries ?? 0;
+  b.writeUInt32BE(Math.round(s.timeoutMs ?? 0), 4);
+  name(s.to, 8, 31, 'peer array');
+  if (s.via) name(s.via, 40, 31, 'relay');
+  name(s.toVolume, 72, PEER_VOLUME_NAME_MAX, 'peer volume name');
+  return b;
+}
+
+export function remoteCreateCdb(length: number): Buffer { return management(true, RemoteAction.CREATE, length); }
+export function remoteChangeCdb(volume: number, op: RemoteChangeName): Buffer { return management(true, RemoteAction.CHANGE, 0, volume, RemoteChange[op]); }
+
+export interface RemoteStatus {
+  pair: number;
+  volume: number;
+  role: 'primary' | 'secondary';
+  state: RemoteStateName;
+  reason: string;
+  mode: 'mirror' | 'backup' | 'none';
+  viaRelay: boolean;
+  peerNode: number;
+  firstHopNode: number;
+  /** Primary: the last issuing ID given out; secondary: the last one applied. */
+  issuingId: number;
+  inFlight: number;
+  /** The command identifier of the write that suspended the pair (0: none). */
+  failedCommand: number;
+  copiedBytes: number;
+  copyBytes: number;
+  writes: number;
+  bytes: number;
+  peerVolume: string;
+}
+
+export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
+  return parseManagementList(d).entries.map((e) => ({
+    pair: e[7],
+    volume: e.readUInt16BE(0),
+    role: e[2] === 2 ? 'secondary' : 'primary',
+    state: REMOTE_STATES[e[3]] ?? 'simplex',
+    reason: REMOTE_REASONS[e[4]] ?? String(e[4]),
+    mode: e[5] === 1 ? 'mirror' : e[5] === 2 ? 'backup' : 'none',
+    viaRelay: e[6] === 1,
+    peerNode: e.readUInt16BE(8),
+    firstHopNode: e.readUInt16BE(10),
+    issuingId: e.readUInt32BE(12),
+    inFlight: e.readUInt32BE(16),
+    failedCommand: e.readUInt32BE(20),
+    copiedBytes: Number(e.readBigUInt64BE(24)),
+    copyBytes: Number(e.readBigUInt64BE(32)),
+    writes: Number(e.readBigUInt64BE(40)),
+    bytes: Number(e.readBigUInt64BE(48)),
+    peerVolume: e.subarray(56, 64).toString('latin1').replace(/\0.*$/, ''),
+  }));
+}
+
+export const RELAY_STATUS_ACTION = 0x19;
+
+/** What a relay next to the array last reported (RELAY STATUS; the array's link binding keeps it). */
+export interface RelayReport {
+  relay: string;
+  node: number;
+  mode: 'storeAndForward' | 'cutThrough';
+  state: 'running' | 'killed';
+  active: number;
+  bufferBytes: number;
+  bufferUsedBytes: number;
+  jobs: number;
+  forwarded: number;
+  bytes: number;
+  failed: number;
+  retries: number;
+  duplicates: number;
+  noBuffer: number;
+  badPackets: number;
+}
+
+export function parseRelayStatus(d: Buffer): RelayReport[] {
+  return parseManagementList(d).entries.map((e) => ({
+    relay: e.subarray(64, 96).toString('latin1').replace(/\0.*$/s, ''),
+    node: e.readUInt16LE(0),
+    mode: e[2] === 1 ? 'cutThrough' : 'storeAndForward',
+    state: e[3] === 2 ? 'killed' : 'running',
+    active: e.readUInt32LE(4),
+    bufferBytes: e.readUInt32LE(8),
+    bufferUsedBytes: e.readUInt32LE(12),
+    jobs: Number(e.readBigUInt64LE(16)),
+    forwarded: Number(e.readBigUInt64LE(24)),
+    bytes: Number(e.readBigUInt64LE(32)),
+    failed: e.readUInt32LE(40),
+    retries: e.readUInt32LE(44),
+    duplicates: e.readUInt32LE(48),
+    noBuffer: e.readUInt32LE(52),
+    badPackets: e.readUInt32LE(56),
+  }));
+}
