@@ -99,7 +99,8 @@ test('management lists: volumes, mappings, media, ports, statistics', (t) => {
   vol.writeUInt16BE(4, 0); vol.writeUInt16BE(512, 2); vol[4] = 1; vol[5] = 2; vol[6] = 1;
   vol.writeBigUInt64BE(0x80000n, 8); vol.write('db', 16); vol[48] = 1; vol[49] = 3; vol.writeUInt32BE(5, 64);
   const list = (size: number, entries: Buffer[]) => Buffer.concat([hex(`${(size * entries.length).toString(16).padStart(8, '0')} ${size.toString(16).padStart(4, '0')} ${entries.length.toString(16).padStart(4, '0')}`), ...entries]);
-  t.deepEqual(S.parseVolumes(list(96, [vol])), [{ number: 4, name: 'db', blockSize: 512, placement: 'striped', media: [1, 3], state: 'online', blocks: 0x80000, dirtySlots: 5 }]);
+  vol.writeUInt32BE(3, 68); // allocated chunks (a thin volume's), 64 KiB each
+  t.deepEqual(S.parseVolumes(list(96, [vol])), [{ number: 4, name: 'db', blockSize: 512, placement: 'striped', media: [1, 3], state: 'online', blocks: 0x80000, dirtySlots: 5, allocatedBytes: 3 * 65536 }]);
   t.deepEqual(S.parseMappings(list(8, [hex('00 00 0001 0004 0000'), hex('01 00 0007 0004 0000')])), [{ port: 0, lun: 1, volume: 4 }, { port: 1, lun: 7, volume: 4 }]);
   const medium = Buffer.alloc(64);
   medium[0] = 2; medium[1] = 2; medium[2] = 2; medium.writeBigUInt64BE(2097152n, 4); medium.writeUInt32BE(100, 12); medium.writeUInt32BE(3, 20); medium.write('disk2', 32);
