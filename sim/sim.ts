@@ -120,8 +120,19 @@ export class Simulation {
   /** Media faults injected and not healed, to carry over a restart or heal. */
   private mediaFaults: FaultSpec[][] = [];
   private nvFaulty = false;
-  /** Media relabelled while the NV file failed: lost again after a restart, maybe. */
-  private readonly labelUncertain = new Set<number>();
+  /**
+   * Per medium relabelled while the NV file failed: the labels NV's file named before, which it may
+   * name still (the new labels' records perhaps never reached it; each relabel adds one) until a
+   * restart or the NV file's rewrite settles it; empty when NV names `labels[m]` for sure.
+   */
+  private readonly labelsBefore: string[][];
+  /**
+   * Media relabelled since the array booted: the NV file's rewrite, once it takes writes again,
+   * writes their newest label. A label from before the boot is only what the file held then.
+   */
+  private readonly relabelledSinceBoot = new Set<number>();
+  /** Media whose pending REINITIALIZE MEDIUM has listed them ok: their new label is on them. */
+  private readonly relabelSeen = new Set<number>();
   /**
    * The medium image each file holds (null: none the array labelled, or blank) and the label NV's
    * record names for each medium, as tokens, one per label written. A medium comes back ok from a
@@ -148,6 +159,7 @@ export class Simulation {
     this.mediaFaults = this.spec.media.map(() => []);
     this.labels = this.spec.media.map((_, i) => `m${i}.0`);
     this.images = [...this.labels];
+    this.labelsBefore = this.labels.map(() => []);
   }
 
   // ---- the run --------------------------------------------------------------------------------
@@ -670,9 +682,23 @@ export class Simulation {
     this.win.close(`lost:${m}`, at);
     this.win.close(`becoming:${m}`, at);
     this.mediaExpect[m] = new Set(['ok']);
+    if (this.relabelSeen.delete(m)) return; // its new label was taken when it listed ok
+    this.relabel(m);
+  }
+
+  /**
+   * A new label on medium m. Its NV record may not have reached the file while NV fails: a restart
+   * may find NV naming the label before, and the medium lost again.
+   */
+  private relabel(m: number): void {
+    this.labelsBefore[m] = this.win.isOpen('nv') ? this.nvNames(m) : [];
+    this.relabelledSinceBoot.add(m);
     this.labels[m] = this.images[m] = `m${m}.${++this.labelGen}`;
-    // Its new label's NV record may not have reached the file: a restart may find it lost again.
-    if (this.win.isOpen('nv')) this.labelUncertain.add(m);
+  }
+
+  /** The labels NV's file may name for medium m: the newest first. */
+  private nvNames(m: number): string[] {
+    return [this.labels[m], ...this.labelsBefore[m].filter((x) => x !== this.labels[m])];
   }
 
   private async runMgmt(change: Change, what: string): Promise<Op> {
@@ -841,7 +867,7 @@ export class Simulation {
       for (const k of ['dead', 'becoming', 'rerr', 'werr', 'slow']) this.win.close(`${k}:${m}`, now);
       if (!this.win.isOpen(`lost:${m}`)) this.mediaExpect[m] = new Set(['ok']);
     }
-    if (this.nvFaulty) { this.nvFaulty = false; this.win.close('nv', now); this.labelUncertain.clear(); }
+    if (this.nvFaulty) { this.nvFaulty = false; this.win.close('nv', now); for (const m of this.relabelledSinceBoot) this.labelsBefore[m] = []; }
     this.lastMedia = await this.listMedia();
   }
 
@@ -943,19 +969,23 @@ export class Simulation {
 
   /** What each medium may be after a restart: RAM media come back blank, tampered images are lost. */
   private expectAfterRestart(cut: number): void {
+    this.relabelledSinceBoot.clear();
     const reinitPending = new Set(this.pending.flatMap((c) => (c.kind === 'reinit' ? [c.medium] : [])));
     for (let m = 0; m < this.spec.media.length; m++) {
       const wasLost = this.win.isOpen(`lost:${m}`) || this.mediaExpect[m].has('lost');
       const blank = this.spec.media[m].kind === 'ram';
       if (blank) { this.count(this.faults, 'ram medium blank after restart'); this.images[m] = null; }
-      const own = this.images[m] !== null && this.images[m] === this.labels[m];
-      const unsure = this.labelUncertain.has(m) || reinitPending.has(m);
+      // NV names one of these: ok exactly when the medium holds it. A pending REINITIALIZE MEDIUM
+      // not yet seen listing it ok may have written a label and its record, or not.
+      const names = this.nvNames(m);
+      const own = this.images[m] !== null && names.includes(this.images[m]!);
+      const unseen = reinitPending.has(m) && !this.relabelSeen.has(m);
       const states = new Set<scsi.Medium['state']>();
-      if (!own || unsure) states.add('lost');
-      if (!blank && (own || unsure)) states.add('ok');
+      if (!own || names.length > 1 || unseen) states.add('lost');
+      if (!blank && (own || unseen)) states.add('ok');
       if (this.mediaFaults[m].some((f) => f.type === 'dead')) states.add('dead');
       this.mediaExpect[m] = states;
-      this.log(`  restart: medium ${m} (${this.spec.media[m].kind}) may be ${[...states].join(' or ')}${wasLost ? ' (lost before)' : ''} (holds ${this.images[m] ?? 'no labelled image'}, NV names ${this.labels[m]})${this.labelUncertain.has(m) ? ' (label uncertain)' : ''}${reinitPending.has(m) ? ' (reinitialization pending)' : ''}`);
+      this.log(`  restart: medium ${m} (${this.spec.media[m].kind}) may be ${[...states].join(' or ')}${wasLost ? ' (lost before)' : ''} (holds ${this.images[m] ?? 'no labelled image'}, NV names ${names.join(' or ')})${reinitPending.has(m) ? ' (reinitialization pending)' : ''}`);
       if (states.has('lost') && !this.win.isOpen(`lost:${m}`)) this.win.open(`lost:${m}`, cut);
       if (reinitPending.has(m)) this.reinitialized(m, cut, false);
     }
@@ -1043,9 +1073,25 @@ export class Simulation {
       // whole: it is not lost, and a later restart finds it as it is now.
       if (m.state === 'ok' && this.win.isOpen(`lost:${m.index}`)) { this.win.close(`lost:${m.index}`, this.t()); this.mediaExpect[m.index].delete('lost'); }
       // What the array found settles an uncertain label: ok, the medium holds the image NV names;
-      // lost, it does not.
-      if (m.state === 'ok') this.labels[m.index] = this.images[m.index] ??= `m${m.index}.${++this.labelGen}`;
-      if (m.state === 'lost' && this.images[m.index] === this.labels[m.index]) this.images[m.index] = null;
+      // lost, it does not. A pending REINITIALIZE MEDIUM that lists its medium ok wrote a new label
+      // on it (seeds 3081, 5076): the image is new, and NV's file may name the old label still.
+      const i = m.index;
+      const names = this.nvNames(i);
+      const relabelling = this.pending.some((c) => c.kind === 'reinit' && c.medium === i);
+      if (m.state === 'ok' && relabelling && !resolving) { if (!this.relabelSeen.has(i)) { this.relabelSeen.add(i); this.relabel(i); } }
+      else if (m.state === 'ok') {
+        // After a restart NV's file names what the medium holds: the image the model knows there
+        // if NV may name it, else one the pending relabel wrote.
+        if (this.images[i] === null || (relabelling && !names.includes(this.images[i]!))) this.images[i] = `m${i}.${++this.labelGen}`;
+        this.labels[i] = this.images[i]!;
+        if (resolving) this.labelsBefore[i] = [];
+      }
+      if (m.state === 'lost' && resolving && names.length > 1 && this.images[i] !== null && names.includes(this.images[i]!)) {
+        const rest = names.filter((x) => x !== this.images[i]);
+        this.labels[i] = rest[0];
+        this.labelsBefore[i] = rest.slice(1);
+      }
+      if (m.state === 'lost' && this.images[i] === this.labels[i]) this.images[i] = null;
     }
     for (const v of vols) {
       // Ready when every medium it has extents on is (a linear volume need not reach all it lists).
@@ -1101,6 +1147,7 @@ export class Simulation {
       if (c.kind === 'delete') { const v = this.cat.volumes.get(c.number); if (v) { this.contents.get(v.uid)!.damaged = true; this.win.close(`delete:${v.uid}`, at); } }
     }
     this.pending = [];
+    this.relabelSeen.clear();
   }
 
   private pruneAll(): void {

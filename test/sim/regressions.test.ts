@@ -340,6 +340,35 @@ test('an init map record torn as a first destage marks it leaves the previous co
   t.true((await read(s2, 1, 0, 8)).equals(Buffer.alloc(4096)));
 });
 
+/** The image file of medium n of the small topology in dir. */
+const img = (dir: string, n: number) => path.join(dir, 'a0', `d${n}.img`);
+
+/** Swaps the image files of d0 and d1, the array stopped. */
+function swapImages(dir: string): void {
+  fs.renameSync(img(dir, 0), `${img(dir, 0)}.x`);
+  fs.renameSync(img(dir, 1), img(dir, 0));
+  fs.renameSync(`${img(dir, 0)}.x`, img(dir, 1));
+}
+
+/**
+ * Volume "v" on d0 and "w" on d1 (the same chunk of each), written and flushed, then the images
+ * swapped: both media are lost at the next start. Returns what v holds.
+ */
+async function swapped(label: string): Promise<{ dir: string; o: ReturnType<typeof topo>; data: Buffer }> {
+  const dir = tempDir(label);
+  const o = topo(dir);
+  const first = await startSmall(o);
+  const s = first.connect();
+  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, media: [0] }, 1);
+  await createVolume(s, { name: 'w', blocks: 1024, blockSize: 512, media: [1] }, 2);
+  const data = pattern(65536, 5);
+  await write(s, 1, 0, data);
+  await write(s, 2, 0, pattern(65536, 6));
+  await first.stop(); // flushed: on d0 and d1, clean in NV
+  swapImages(dir);
+  return { dir, o, data };
+}
+
 // Seed 2108 (`lost-write`; cut down to `npm run sim -- --seed 2108 --runs 1 --only
 // 2,6-8,12,15-16,32 --replay` at commit 45397ec): two file images were swapped while the array was
 // stopped, so both media came back lost; the medium of volume "v1" then died, and REINITIALIZE
@@ -349,29 +378,16 @@ test('an init map record torn as a first destage marks it leaves the previous co
 // acknowledged write was: its chunk counted as never written. The bits are cleared now only once
 // the new label is on the medium, just before its NV record: a REINITIALIZE that fails changes nothing.
 test('REINITIALIZE MEDIUM gives a medium\'s data up only with its new label: failed on a dead medium, the medium put back reads its data (seed 2108: lost-write)', async (t) => {
-  const dir = tempDir('sim-reinit-dead');
-  const o = topo(dir);
-  const first = await startSmall(o);
-  let s = first.connect();
-  await createVolume(s, { name: 'v', blocks: 1024, blockSize: 512, media: [0] }, 1);
-  await createVolume(s, { name: 'w', blocks: 1024, blockSize: 512, media: [1] }, 2); // the same chunk of d1
-  const data = pattern(65536, 5);
-  await write(s, 1, 0, data);
-  await write(s, 2, 0, pattern(65536, 6));
-  await first.stop(); // flushed: on d0 and d1, clean in NV
-  const img = (n: number) => path.join(dir, 'a0', `d${n}.img`);
-  const swap = () => { fs.renameSync(img(0), `${img(0)}.x`); fs.renameSync(img(1), img(0)); fs.renameSync(`${img(0)}.x`, img(1)); };
-  swap();
-
+  const { dir, o, data } = await swapped('sim-reinit-dead');
   const second = await startSmall(o);
-  s = second.connect();
+  let s = second.connect();
   const client = new ScsiClient(s);
   t.deepEqual((await client.listMedia()).map((m) => m.state), ['lost', 'lost']);
   second.array().inject('d0 dead');
   const refused = await senseOf(run(s, 0, scsi.reinitializeMedium(0)));
   t.deepEqual([refused.key, refused.asc, refused.ascq], [scsi.SenseKey.NOT_READY, 0x04, 0x03], refused.text);
   await second.stop();
-  swap(); // each image back in its own place
+  swapImages(dir); // each image back in its own place
 
   const third = await startSmall(o);
   s = third.connect();
@@ -380,7 +396,7 @@ test('REINITIALIZE MEDIUM gives a medium\'s data up only with its new label: fai
   await third.stop();
 
   // A REINITIALIZE MEDIUM that succeeds still gives the data up: d0 holding d1's image reads zeros, not w's bytes.
-  fs.copyFileSync(img(1), img(0));
+  fs.copyFileSync(img(dir, 1), img(dir, 0));
   const fourth = await startSmall(o);
   t.teardown(() => fourth.stop('powerFail'));
   s = fourth.connect();
@@ -404,8 +420,7 @@ test('REINITIALIZE MEDIUM whose label write fails ends with MEDIUM ERROR / WRITE
   await write(s, 1, 0, pattern(65536, 5));
   await write(s, 2, 0, pattern(65536, 6));
   await first.stop();
-  const img = (n: number) => path.join(dir, 'a0', `d${n}.img`);
-  fs.copyFileSync(img(1), img(0)); // d0 holds d1's label: lost
+  fs.copyFileSync(img(dir, 1), img(dir, 0)); // d0 holds d1's label: lost
 
   const second = await startSmall(o);
   t.teardown(() => second.stop('powerFail'));
@@ -437,8 +452,7 @@ test('REINITIALIZE MEDIUM of a medium too slow to take its label times out after
   let s = first.connect();
   await createVolume(s, { name: 'w', blocks: 1024, blockSize: 512, media: [1] }, 1);
   await first.stop();
-  const img = (n: number) => path.join(dir, 'a0', `d${n}.img`);
-  fs.copyFileSync(img(1), img(0)); // d0 holds d1's label: lost
+  fs.copyFileSync(img(dir, 1), img(dir, 0)); // d0 holds d1's label: lost
 
   const second = await startSmall(o);
   t.teardown(() => second.stop('powerFail'));
@@ -524,8 +538,36 @@ test('a MAP or UNMAP VOLUME of every port torn by a power cut comes back on the 
   t.deepEqual(await maps(emu), [], 'the UNMAP sent again completes');
 });
 
-// The runs themselves, to the step that failed (they failed on main at 45397ec; see the two tests above).
-for (const [seed, steps, check] of [[2017, 54, 'hang'], [2340, 28, 'lists']] as const) {
+// Seeds 5076 (`media`; on b0389a4 the whole run ends at step 59, "medium m0 is lost; the model
+// expects ok or dead", and `--only 4,24,29,58` at step 58, "medium m2 is lost; the model expects
+// ok") and 3081 (`media`, step 27: "medium m0 is ok; the model expects lost"): the
+// firmware was right, the simulator's model wrong. Two images swapped, both media lost; a
+// REINITIALIZE MEDIUM of d0 whose NV record fails (HARDWARE ERROR) has written d0's new label, and
+// d0 lists ok. The model took the image d0 held (d1's) for the one NV names for d0, so two media
+// "held what NV names". The images swapped back, d1 holds d0's new label and is lost, and d0 holds
+// its own old label, which NV still names: ok, with its data.
+test('REINITIALIZE MEDIUM whose NV record fails writes the new label only on the medium: swapped back, the relabelled image is lost and the old one NV names is ok (seeds 5076, 3081: media)', async (t) => {
+  const { dir, o, data } = await swapped('sim-reinit-nv-failed');
+  const second = await startSmall(o);
+  let s = second.connect();
+  t.deepEqual((await new ScsiClient(s).listMedia()).map((m) => m.state), ['lost', 'lost']);
+  second.array().nv.inject({ type: 'error', errno: 28 }); // every NV write fails: ENOSPC
+  const failed = await senseOf(run(s, 0, scsi.reinitializeMedium(0)));
+  t.deepEqual([failed.key, failed.asc], [scsi.SenseKey.HARDWARE_ERROR, 0x44], failed.text);
+  t.deepEqual((await new ScsiClient(s).listMedia()).map((m) => m.state), ['ok', 'lost'], 'd0 carries its new label (in memory, not in NV)');
+  await second.stop('powerFail');
+  swapImages(dir); // d0's own image back on d0; d1 holds the image relabelled as d0
+
+  const third = await startSmall(o);
+  t.teardown(() => third.stop('powerFail'));
+  s = third.connect();
+  t.deepEqual((await new ScsiClient(s).listMedia()).map((m) => m.state), ['ok', 'lost'], 'NV still names d0\'s old label; the relabelled image is not d1\'s');
+  t.true((await read(s, 1, 0, 128)).equals(data), 'd0 reads its data: the failed relabel gave nothing up');
+});
+
+// The runs themselves, to the step that failed (2017 and 2340 failed on main at 45397ec, 5076 and
+// 3081 at b0389a4; see the tests above).
+for (const [seed, steps, check] of [[2017, 54, 'hang'], [2340, 28, 'lists'], [5076, 59, 'media'], [3081, 28, 'media']] as const) {
   test(`simulator seed ${seed} runs its first ${steps} steps without a violation (was: ${check})`, async (t) => {
     const r = await runSeed({ seed, steps });
     t.deepEqual(r.violations.map((v) => `step ${v.step} (${v.kind}) ${v.check}: ${v.detail}`), []);
