@@ -290,3 +290,34 @@ test('COMPARE AND WRITE across two unmapped chunks with room for one takes neith
   t.is(await freeChunks(c), 0);
   t.true((await read(s, 1, lba, n)).equals(pattern(512 * n, 77)));
 });
+
+// GET LBA STATUS (SBC-4 5.8): one descriptor per run of chunks of one provisioning status, from the
+// LBA asked for; as many as the allocation length reaches, the transfer cut where it ends (SPC-5
+// 4.2.5.6: it used to stop at the last whole descriptor, short of the allocation length).
+test('GET LBA STATUS coalesces runs of chunks of one status, starts mid-run at the LBA asked for, and honours a small allocation length', async (t) => {
+  const { s } = await thinArray(t, 'thin-lba-status');
+  const blocks = 40 * BPC;
+  await createVolume(s, { name: 'th', blocks, blockSize: 512, placement: 'thin' }, 1);
+  for (const k of [0, 1, 2, 5, 6, 9]) await write(s, 1, k * BPC + 7, pattern(512, k));
+  const all: Array<[number, number, number]> = [[0, 3 * BPC, 0], [3 * BPC, 2 * BPC, 1], [5 * BPC, 2 * BPC, 0], [7 * BPC, 2 * BPC, 1], [9 * BPC, BPC, 0], [10 * BPC, 30 * BPC, 1]];
+  t.deepEqual(await lbaStatus(s, 0), all, 'six runs, not 40 chunks');
+  t.deepEqual(await lbaStatus(s, BPC + 9), [[BPC + 9, 2 * BPC - 9, 0], ...all.slice(1)], 'from mid-run');
+  t.deepEqual(await lbaStatus(s, blocks - 1), [[blocks - 1, 1, 1]], 'the last block');
+  const raw = async (alloc: number) => {
+    const x = await send(s, [0x9E, 0x12, ...be(0, 8), ...be(alloc, 4), 0, 0], { inLength: alloc });
+    t.is(x.r.status, 0, x.sense?.text);
+    return Buffer.from(x.r.data);
+  };
+  const two = await raw(40);
+  t.is(two.length, 40);
+  t.is(two.readUInt32BE(0), 4 + 2 * 16, 'two descriptors fit in 40 bytes');
+  t.deepEqual([Number(two.readBigUInt64BE(24)), two.readUInt32BE(32), two[36]], [3 * BPC, 2 * BPC, 1]);
+  const cut = await raw(30);
+  t.is(cut.length, 30, 'cut at the allocation length, inside the second descriptor');
+  t.is(cut.readUInt32BE(0), 4 + 2 * 16, 'the parameter data length counts the descriptor cut');
+  t.true(cut.subarray(0, 30).equals(two.subarray(0, 30)));
+  t.is((await raw(4)).length, 4, 'four bytes: the parameter data length alone');
+  t.is((await raw(0)).length, 0, 'none');
+  const past = await send(s, [0x9E, 0x12, ...be(blocks, 8), ...be(64, 4), 0, 0], { inLength: 64 });
+  t.deepEqual([past.sense?.key, past.sense?.asc], [scsi.SenseKey.ILLEGAL_REQUEST, 0x21], 'past the end: LBA OUT OF RANGE');
+});
