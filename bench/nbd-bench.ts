@@ -3,9 +3,9 @@
 // raw file in tmpfs. Each runs as a process of its own, so its CPU time (user + system, all threads,
 // from /proc) over a case divided by the case's I/Os is its CPU per I/O. Cases, in order (the first
 // fills the volume, so no target reads holes): 1 MiB sequential write and read at depth 4, 4 KiB
-// random write and read at depth 1 and 32. Then the cache-miss case: a volume four times the cache on
-// file media in the ordinary temp folder, 4 KiB random reads at depth 32, so staging, the disk IOP and
-// the IO scheduler are on the measured path; beside it qemu-nbd on a file of that size in the same
+// random write and read at depth 1 and 32. Then the cache-miss cases: a volume four times the cache on
+// file media in the ordinary temp folder, 4 KiB random reads and writes at depth 32, so staging (reads),
+// destaging to make room (writes), the disk IOP and the IO scheduler are on the measured path; beside it qemu-nbd on a file of that size in the same
 // folder (the host's page cache serves it: a floor, not a like-for-like disk).
 // With --baseline=<git ref> that commit's sanbox (built in the temporary folder) runs the same hit
 // cases right after this tree's, as target sanbox-baseline: before/after ratios from one run.
@@ -27,7 +27,13 @@ const CASES: Case[] = [
   { name: 'randRead4kQd1', rw: 'randread', bs: '4k', depth: 1 },
   { name: 'randRead4kQd32', rw: 'randread', bs: '4k', depth: 32 },
 ];
-const MISS: Case = { name: 'randRead4kQd32CacheMiss', rw: 'randread', bs: '4k', depth: 32, miss: true };
+// Cache misses: reads staged from the medium, and writes whose slots are not cached (a write-back
+// cache a quarter of the volume: dirty slots must be destaged to make room, so the disk IOP and the
+// NV release of destaged slots are on the write path too).
+const MISSES: Case[] = [
+  { name: 'randRead4kQd32CacheMiss', rw: 'randread', bs: '4k', depth: 32, miss: true },
+  { name: 'randWrite4kQd32CacheMiss', rw: 'randwrite', bs: '4k', depth: 32, miss: true },
+];
 
 const VOLUME_MIB = 256;
 const MISS_VOLUME_MIB = 512;
@@ -70,7 +76,7 @@ export async function run(args: string[]): Promise<object> {
         }
       } finally { await t.stop(); }
     }
-    const miss: Record<string, Result> = {};
+    const miss: Record<string, Record<string, Result>> = {};
     for (const [name, make] of [
       ['sanbox', () => startSanbox(disk, MISS_VOLUME_MIB, MISS_CACHE_MIB)],
       ['qemu-nbd-file', () => startQemuNbd(path.join(disk, 'qemu.img'), MISS_VOLUME_MIB)],
@@ -79,8 +85,10 @@ export async function run(args: string[]): Promise<object> {
       const t = await make();
       try {
         await fio(t, CASES[0], MISS_VOLUME_MIB, 0); // fill once, written through to the media
-        progress(`${name}: ${MISS.name} for ${seconds} s`);
-        miss[name] = await fio(t, MISS, MISS_VOLUME_MIB, seconds);
+        for (const c of MISSES) {
+          progress(`${name}: ${c.name} for ${seconds} s`);
+          (miss[c.name] ??= {})[name] = await fio(t, c, MISS_VOLUME_MIB, seconds);
+        }
       } finally { await t.stop(); }
     }
     return {
@@ -96,12 +104,15 @@ export async function run(args: string[]): Promise<object> {
           ...(base ? ratios(v, 'sanbox-baseline', ['nbdkit-memory']) : {}),
         },
       }])),
-      cacheMiss: { volumeMiB: MISS_VOLUME_MIB, cacheMiB: MISS_CACHE_MIB, [MISS.name]: { ...miss, ratios: ratios(miss, 'sanbox', ['qemu-nbd-file']) } },
+      cacheMiss: {
+        volumeMiB: MISS_VOLUME_MIB, cacheMiB: MISS_CACHE_MIB,
+        ...Object.fromEntries(Object.entries(miss).map(([k, v]) => [k, { ...v, ratios: ratios(v, 'sanbox', ['qemu-nbd-file']) }])),
+      },
       notes: [
         'sanbox: release image, one channel IOP and the disk IOP in one Node process (sanbox run), media and NV image in tmpfs (cache-miss case: media in the temp folder), write-back through the NV cache; a WRITE is answered once its data and descriptor are in the NV image.',
         'nbdkit memory: a sparse RAM disk; qemu-nbd: raw file, default cache mode (writeback through the page cache).',
         'ratios: sanbox IOPS / peer IOPS, and peer CPU per I/O / sanbox CPU per I/O (above 1: sanbox spends less CPU per I/O).',
-        'cache miss: sanbox\'s cache is a quarter of the volume, so most reads stage from the medium file; qemu-nbd\'s file is served by the host page cache.',
+        'cache miss: sanbox\'s cache is a quarter of the volume, so most reads stage from the medium file and most writes find no slot until dirty ones are destaged; qemu-nbd\'s file is served by the host page cache.',
       ],
     };
   } finally {

@@ -11,14 +11,25 @@ import { CANARY_VOLUMES } from './generate';
 export const CANARY_MAGIC = Buffer.from('SANBOX-CANARY-', 'latin1');
 export const CANARY_LUN_BASE = 250;
 
-export interface CanarySpec { number: number; name: string; blockSize: 512 | 4096; blocks: number; placement?: 'linear' | 'striped'; media?: number[] }
+export interface CanarySpec {
+  number: number; name: string; blockSize: 512 | 4096; blocks: number; placement?: 'linear' | 'striped' | 'thin'; media?: number[];
+  /** A thin canary: the 64 KiB chunks written; the others were never written and must read zeros (LBPRZ). */
+  written?: number[];
+}
 
-/** Linear and striped, both block sizes, on every medium, one not a whole number of cache slots. */
+const CHUNK = 65536;
+
+/**
+ * Linear and striped, both block sizes, on every medium, one not a whole number of cache slots; and
+ * a thin one, half written, on the media where the fuzzer's thin volumes take and give back chunks:
+ * its unwritten chunks must read zeros however many chunks other volumes wrote and unmapped.
+ */
 export const CANARIES: CanarySpec[] = [
   { number: CANARY_VOLUMES[0], name: 'canary-a', blockSize: 512, blocks: 2048 },
   { number: CANARY_VOLUMES[1], name: 'canary-b', blockSize: 4096, blocks: 256, placement: 'striped' },
   { number: CANARY_VOLUMES[2], name: 'canary-c', blockSize: 512, blocks: 1000, media: [1] },
   { number: CANARY_VOLUMES[3], name: 'canary-d', blockSize: 4096, blocks: 3, media: [0] },
+  { number: CANARY_VOLUMES[4], name: 'canary-e', blockSize: 512, blocks: 8 * 128, placement: 'thin', written: [0, 3, 4, 6] },
 ];
 
 /** The fuzzer's own volumes at the start, mapped on its port at LUNs 1-3. */
@@ -26,6 +37,7 @@ export const INITIAL_VOLUMES: Array<scsi.VolumeSpec & { lun: number }> = [
   { name: 'fz-a', blockSize: 512, blocks: 4096, lun: 1 },
   { name: 'fz-b', blockSize: 4096, blocks: 512, placement: 'striped', lun: 2 },
   { name: 'fz-c', blockSize: 512, blocks: 100, media: [1], lun: 3 },
+  { name: 'fz-d', blockSize: 512, blocks: 2048 * 128, placement: 'thin', lun: 4 }, // 128 MiB: the media's size, overcommitted
 ];
 
 const patterns: Buffer[] = [];
@@ -45,6 +57,7 @@ function pattern(i: number): Buffer {
     CANARY_MAGIC.copy(b, s);
     b.writeUInt16BE(c.number, s + 14);
   }
+  if (c.written) for (let at = 0; at < b.length; at += CHUNK) if (!c.written.includes(at / CHUNK)) b.fill(0, at, at + CHUNK);
   return b;
 }
 
@@ -54,7 +67,11 @@ export function setUp(t: FuzzTarget): void {
   CANARIES.forEach((spec, i) => {
     c.ok(0, scsi.management(true, scsi.Management.CREATE_VOLUME, 64), { out: scsi.createVolumeParameters(spec) });
     c.ok(0, scsi.management(true, scsi.Management.MAP_VOLUME, 8), { out: scsi.mapParameters(spec.number, CANARY_PORT, CANARY_LUN_BASE + i) });
-    c.ok(CANARY_LUN_BASE + i, scsi.readWrite(true, 0, spec.blocks), { out: canaryBytes(i) });
+    if (!spec.written) c.ok(CANARY_LUN_BASE + i, scsi.readWrite(true, 0, spec.blocks), { out: canaryBytes(i) });
+    const perChunk = CHUNK / spec.blockSize;
+    for (const k of spec.written ?? []) {
+      c.ok(CANARY_LUN_BASE + i, scsi.readWrite(true, k * perChunk, perChunk), { out: canaryBytes(i).subarray(k * CHUNK, (k + 1) * CHUNK) });
+    }
   });
   c.close();
   const f = new Initiator(t, FUZZ_PORT);

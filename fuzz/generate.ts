@@ -12,12 +12,12 @@ import { Prng } from '../hal/prng';
 import { putHeader, closeFrame, HEADER_END, FRAME_OVERHEAD, MAX_PAYLOAD, H, T, SOF_WORD, EOF_WORD, type Header } from './wire';
 import { HOST_ADDRESS, PORT_ADDRESS, FUZZ_PORT } from './target';
 
-/** Canary volume numbers (their high byte is 0x03, their low bytes 0xFC-0xFF). */
-export const CANARY_VOLUMES = [1020, 1021, 1022, 1023];
+/** Canary volume numbers (their high byte is 0x03, their low bytes 0xFB-0xFF). */
+export const CANARY_VOLUMES = [1020, 1021, 1022, 1023, 1019];
 /** LUNs the fuzzer's session may map on its port: 1 .. MAPPABLE_LUNS - 1. */
 export const MAPPABLE_LUNS = 64;
 const CANARY_HIGH = 0x03;
-const isCanaryLow = (b: number) => b >= 0xfc;
+const isCanaryLow = (b: number) => b >= 0xfb;
 
 /**
  * Keeps a frame laid out at `at` (with `bytes` payload bytes) away from the canaries, in place.
@@ -229,7 +229,7 @@ export class Generator {
   command(tag: number): number {
     const lun = this.pickLun();
     const target = this.state.luns.find((l) => l.lun === lun.value);
-    const c = this.chance(0.02) ? this.randomCdb() : target ? this.volumeCdb(target) : lun.value === 0 ? this.deviceCdb(tag) : this.anyCdb(tag);
+    const c = this.chance(0.02) ? this.randomCdb() : target ? this.volumeCdb(target, tag) : lun.value === 0 ? this.deviceCdb(tag) : this.anyCdb(tag);
     return this.cmdFrame(tag, lun.bytes, c.cdb, c.expected, c.flags);
   }
 
@@ -271,8 +271,9 @@ export class Generator {
 
   private cdb(n: number): Buffer { return Buffer.alloc(n); }
 
-  /** Commands of a volume LUN: reads and writes mostly, then the rest of SBC/SPC. */
-  private volumeCdb(l: LunView): { cdb: Buffer; expected: number; flags: number } {
+  /** Commands of a volume LUN: reads and writes mostly, then the rest of SBC/SPC, and logical block provisioning. */
+  private volumeCdb(l: LunView, tag: number): { cdb: Buffer; expected: number; flags: number } {
+    if (this.chance(0.06)) return this.provisioning(l, tag);
     const r = this.int(100);
     if (r < 34) return this.readWrite(l, false);
     if (r < 62) return this.readWrite(l, true);
@@ -300,7 +301,7 @@ export class Generator {
   }
 
   private anyCdb(tag: number): { cdb: Buffer; expected: number; flags: number } {
-    return this.chance(0.5) ? this.deviceCdb(tag) : this.volumeCdb({ lun: 0, volume: { number: 0, blockSize: 512, blocks: 1 << 20 } });
+    return this.chance(0.5) ? this.deviceCdb(tag) : this.volumeCdb({ lun: 0, volume: { number: 0, blockSize: 512, blocks: 1 << 20 } }, tag);
   }
 
   private expectedFor(n: number): number {
@@ -338,6 +339,65 @@ export class Generator {
     }
     const bytes = (sixteen ? blocks : blocks & 0xffff) * bs;
     return { cdb: c, expected: this.expectedFor(bytes), flags: this.chance(0.95) ? (write ? 1 : 2) : this.int(4) };
+  }
+
+  /**
+   * Thin provisioning's commands (docs/scsi.md): UNMAP with a list of block descriptors (kept as the
+   * tag's intent, so that its DATA_OUT carries it), WRITE SAME (10)/(16) with UNMAP (NDOB or a block
+   * of data-out), GET LBA STATUS with any allocation length. Ranges are whole chunks, parts of
+   * chunks, or anything; a thick volume refuses them, which is checked as well.
+   */
+  private provisioning(l: LunView, tag: number): { cdb: Buffer; expected: number; flags: number } {
+    const bs = l.volume.blockSize;
+    const cap = l.volume.blocks;
+    const perChunk = 65536 / bs;
+    const range = (): [number, number] => {
+      const r = this.int(10);
+      if (r < 5) { // whole chunks
+        const n = perChunk * (1 + this.int(4));
+        return [perChunk * this.int(Math.max(1, Math.floor(cap / perChunk))), n];
+      }
+      if (r < 9) return [this.int(Math.max(1, cap)), 1 + this.int(2 * perChunk)]; // parts of chunks
+      return [this.num(), this.num()];
+    };
+    const r = this.int(10);
+    if (r < 4) {
+      const n = this.chance(0.9) ? 1 + this.int(4) : this.int(260);
+      const list = Buffer.alloc(8 + n * 16);
+      list.writeUInt16BE((6 + n * 16) & 0xffff, 0);
+      list.writeUInt16BE((n * 16) & 0xffff, 2);
+      for (let i = 0; i < n; i++) {
+        const [lba, blocks] = range();
+        list.writeBigUInt64BE(BigInt(lba >>> 0), 8 + i * 16);
+        list.writeUInt32BE(blocks >>> 0, 16 + i * 16);
+      }
+      const c = this.cdb(10);
+      c[0] = 0x42;
+      if (this.chance(0.05)) c[1] = 0x01; // ANCHOR: refused
+      const length = this.chance(0.9) ? list.length : this.int(list.length + 16);
+      c.writeUInt16BE(length & 0xffff, 7);
+      this.state.intents.set(tag, list);
+      return { cdb: c, expected: this.expectedFor(length), flags: this.chance(0.95) ? 1 : this.int(4) };
+    }
+    if (r < 7) {
+      const [lba, blocks] = range();
+      const sixteen = this.chance(0.6);
+      const ndob = sixteen && this.chance(0.5);
+      const c = this.cdb(sixteen ? 16 : 10);
+      c[0] = sixteen ? 0x93 : 0x41;
+      c[1] = 0x08 | (ndob ? 0x01 : 0);
+      if (this.chance(0.05)) c[1] = this.int(256);
+      if (sixteen) { c.writeUInt32BE(lba >>> 0, 6); c.writeUInt32BE(blocks >>> 0, 10); } else { c.writeUInt32BE(lba >>> 0, 2); c.writeUInt16BE(blocks & 0xffff, 7); }
+      return ndob ? { cdb: c, expected: 0, flags: 0 } : { cdb: c, expected: this.expectedFor(bs), flags: this.chance(0.95) ? 1 : this.int(4) };
+    }
+    const c = this.cdb(16);
+    c[0] = 0x9e;
+    c[1] = 0x12;
+    const lba = this.chance(0.8) ? this.int(Math.max(1, cap)) : this.num();
+    c.writeUInt32BE(lba >>> 0, 6);
+    const alloc = this.chance(0.5) ? 8 + 64 * 16 : this.chance(0.5) ? this.pick([0, 8, 16, 23, 24, 40]) : this.num(65536);
+    c.writeUInt32BE(alloc >>> 0, 10);
+    return { cdb: c, expected: this.expectedFor(alloc), flags: 2 };
   }
 
   private syncCache(l: LunView): { cdb: Buffer; expected: number; flags: number } {
@@ -458,7 +518,7 @@ export class Generator {
     const b = Buffer.alloc(64);
     b.writeUInt16BE(this.chance(0.8) ? 0xffff : this.num(65536), 0);
     b.writeUInt16BE(this.chance(0.9) ? this.pick([512, 4096]) : this.num(65536), 2);
-    b[4] = this.chance(0.9) ? this.int(2) : this.int(256);
+    b[4] = this.chance(0.9) ? this.int(3) : this.int(256); // placement: linear, striped, thin (docs/scsi.md), or refused
     const n = this.chance(0.9) ? this.int(3) : this.int(256);
     b[5] = n;
     for (let i = 0; i < Math.min(n, 16); i++) b[48 + i] = this.chance(0.9) ? (i + this.int(2)) % 2 : this.int(256);

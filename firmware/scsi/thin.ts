@@ -87,7 +87,7 @@ function chunkMapped(v: u32, chunk: u32): bool {
 
 /**
  * GET LBA STATUS (SBC-4 5.8): descriptors from the LBA asked for, each a run of blocks with one
- * provisioning status (0 mapped, 1 deallocated), as many as the allocation length holds (at most
+ * provisioning status (0 mapped, 1 deallocated), as many as the allocation length reaches (at most
  * 64), the last one ending where the volume does. A thick volume is mapped to its end.
  */
 export function getLbaStatus(c: usize, v: u32): void {
@@ -96,7 +96,9 @@ export function getLbaStatus(c: usize, v: u32): void {
   const alloc = getBe32(p + 10);
   const capacity = capacityBlocks(v);
   if (lba >= capacity) { fail(c, 0x05, 0x21, 0x00); return; }
-  const room: u32 = alloc < 24 ? 1 : min<u32>(64, (alloc - 8) / 16);
+  // The descriptors the allocation length reaches into, the last perhaps cut (SPC-5 4.2.5.6: the
+  // transfer ends at the allocation length, not at the last whole descriptor); at least one.
+  const room: u32 = alloc <= 8 ? 1 : min<u32>(64, (alloc - 8 + 15) / 16);
   const d = dataInBuffer(c, 8 + room * 16);
   if (d == 0) return;
   const perChunk = <u64>(SLOT_BYTES / blockSize(v));

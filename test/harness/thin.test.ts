@@ -8,6 +8,7 @@ import * as scsi from '../../lib/scsi';
 import { ScsiClient } from '../../host/client';
 import type { CommandTransport, ScsiResult } from '../../lib/transport';
 import type { Emulator } from '../../harness';
+import type { DeterministicDriver } from '../../harness/driver';
 import { startSmall, tempDir, createVolume, write, read, pattern, SmallOptions } from './env';
 import { send, be, cdb10, cdb16 } from './sbc-env';
 import * as A from '../../hal/abi';
@@ -233,4 +234,90 @@ test('chunks go from volume to volume and never show the old one\'s bytes: thin 
   t.teardown(() => again.stop());
   const s2 = again.connect();
   for (let k = 0; k < 15; k++) t.true((await read(s2, 1, k * BPC, BPC)).equals(expect(k)), `thin chunk ${k} from the media after a restart`);
+});
+
+// docs/scsi.md, UNMAP's row of the error table: a chunk to deallocate that stays busy (here its
+// first destage, on a medium 10^6 times slower than nominal: ~100 s a write) is waited for 60 s of
+// virtual time, then the command ends ABORTED COMMAND, COMMAND TIMEOUT DURING PROCESSING; the chunk
+// keeps its data and its medium chunk, and an UNMAP once the destage is done gives it back.
+test('UNMAP of a chunk that stays busy for 60 s (its first destage on a medium 10^6 times slow) answers ABORTED COMMAND 0Bh/2Eh/02h, and the chunk keeps its data and its space', async (t) => {
+  const { emu, s, c } = await thinArray(t, 'thin-unmap-busy', { mode: 'deterministic', media: [{ name: 'd0', kind: 'file', size: '8MiB' }] });
+  await createVolume(s, { name: 'th', blocks: 16 * BPC, blockSize: 512, placement: 'thin' }, 1);
+  const data = pattern(CHUNK, 8);
+  emu.array().inject('d0 slow 1000000'); // before the write: its destage may run as soon as it is answered
+  await write(s, 1, 0, data); // a thin chunk never written: nothing to stage, the medium is not read
+  // Event by event (advance() runs on until the medium is idle) until the chunk's destage is on the medium.
+  const clock = emu.driver() as DeterministicDriver;
+  for (let i = 0; !emu.array().media[0].busy; i++) {
+    if (i > 10_000 || !(await clock.nextEvent())) throw new Error('the chunk\'s destage never began');
+  }
+  const t0 = clock.now();
+  const x = await send(s, unmapCdb(24), { out: unmapList([[0, BPC]]) });
+  const waited = (clock.now() - t0) / 1e9;
+  t.deepEqual([x.r.status, x.sense?.key, x.sense?.asc, x.sense?.ascq], [2, scsi.SenseKey.ABORTED_COMMAND, 0x2E, 0x02], x.sense?.text);
+  t.true(waited >= 60 && waited < 62, `answered after the 60 s bound (${waited} s of virtual time)`);
+  t.is(await allocated(c, 'th'), CHUNK, 'the chunk was not given back');
+  t.true((await read(s, 1, 0, BPC)).equals(data), 'and reads what was written');
+  emu.array().inject('d0 heal');
+  await emu.advance(300_000); // the slow write ends, the chunk is mapped
+  t.deepEqual(await lbaStatus(s, 0), [[0, BPC, 0], [BPC, 15 * BPC, 1]]);
+  t.is((await unmap(s, [[0, BPC]])).status, 0, 'no longer busy: deallocated');
+  t.is(await allocated(c, 'th'), 0);
+  t.true((await read(s, 1, 0, BPC)).equals(Buffer.alloc(CHUNK)));
+});
+
+// docs/scsi.md, "Allocation on write": COMPARE AND WRITE takes the chunks of all its pieces or none.
+// The pool has one free chunk; a COMPARE AND WRITE across two unmapped chunks (whose zeros would
+// compare equal) needs two: SPACE ALLOCATION FAILED, no chunk taken, no block written. The same
+// command once there is room for both: GOOD.
+test('COMPARE AND WRITE across two unmapped chunks with room for one takes neither: DATA PROTECT 27h/07h, nothing allocated or written; with room for both, GOOD', async (t) => {
+  const { s, c } = await thinArray(t, 'thin-caw-all-or-none', { media: [{ name: 'd0', kind: 'file', size: '1MiB' }] }); // 15 chunks
+  await createVolume(s, { name: 'th', blocks: 32 * BPC, blockSize: 512, placement: 'thin' }, 1);
+  for (let k = 0; k < 14; k++) await write(s, 1, k * BPC, pattern(4096, 10 + k));
+  t.is(await freeChunks(c), 1, 'one chunk left');
+  const n = 64; // 32 KiB: the last 32 blocks of chunk 20 and the first 32 of chunk 21
+  const lba = 21 * BPC - 32;
+  const caw = () => send(s, [...cdb16(0x89, lba, 0).slice(0, 13), n, 0, 0], { out: Buffer.concat([Buffer.alloc(512 * n), pattern(512 * n, 77)]) });
+  const x = await caw();
+  t.deepEqual([x.r.status, x.sense?.key, x.sense?.asc, x.sense?.ascq], [2, scsi.SenseKey.DATA_PROTECT, 0x27, 0x07], x.sense?.text);
+  t.is(await freeChunks(c), 1, 'the free chunk was not taken for the first piece');
+  t.is(await allocated(c, 'th'), 14 * CHUNK);
+  t.deepEqual((await lbaStatus(s, 20 * BPC))[0], [20 * BPC, 12 * BPC, 1], 'both chunks still deallocated');
+  t.true((await read(s, 1, lba, n)).equals(Buffer.alloc(512 * n)), 'no block written');
+  t.is((await unmap(s, [[0, BPC]])).status, 0); // room for both now
+  const y = await caw();
+  t.is(y.r.status, 0, y.sense?.text);
+  t.is(await freeChunks(c), 0);
+  t.true((await read(s, 1, lba, n)).equals(pattern(512 * n, 77)));
+});
+
+// GET LBA STATUS (SBC-4 5.8): one descriptor per run of chunks of one provisioning status, from the
+// LBA asked for; as many as the allocation length reaches, the transfer cut where it ends (SPC-5
+// 4.2.5.6: it used to stop at the last whole descriptor, short of the allocation length).
+test('GET LBA STATUS coalesces runs of chunks of one status, starts mid-run at the LBA asked for, and honours a small allocation length', async (t) => {
+  const { s } = await thinArray(t, 'thin-lba-status');
+  const blocks = 40 * BPC;
+  await createVolume(s, { name: 'th', blocks, blockSize: 512, placement: 'thin' }, 1);
+  for (const k of [0, 1, 2, 5, 6, 9]) await write(s, 1, k * BPC + 7, pattern(512, k));
+  const all: Array<[number, number, number]> = [[0, 3 * BPC, 0], [3 * BPC, 2 * BPC, 1], [5 * BPC, 2 * BPC, 0], [7 * BPC, 2 * BPC, 1], [9 * BPC, BPC, 0], [10 * BPC, 30 * BPC, 1]];
+  t.deepEqual(await lbaStatus(s, 0), all, 'six runs, not 40 chunks');
+  t.deepEqual(await lbaStatus(s, BPC + 9), [[BPC + 9, 2 * BPC - 9, 0], ...all.slice(1)], 'from mid-run');
+  t.deepEqual(await lbaStatus(s, blocks - 1), [[blocks - 1, 1, 1]], 'the last block');
+  const raw = async (alloc: number) => {
+    const x = await send(s, [0x9E, 0x12, ...be(0, 8), ...be(alloc, 4), 0, 0], { inLength: alloc });
+    t.is(x.r.status, 0, x.sense?.text);
+    return Buffer.from(x.r.data);
+  };
+  const two = await raw(40);
+  t.is(two.length, 40);
+  t.is(two.readUInt32BE(0), 4 + 2 * 16, 'two descriptors fit in 40 bytes');
+  t.deepEqual([Number(two.readBigUInt64BE(24)), two.readUInt32BE(32), two[36]], [3 * BPC, 2 * BPC, 1]);
+  const cut = await raw(30);
+  t.is(cut.length, 30, 'cut at the allocation length, inside the second descriptor');
+  t.is(cut.readUInt32BE(0), 4 + 2 * 16, 'the parameter data length counts the descriptor cut');
+  t.true(cut.subarray(0, 30).equals(two.subarray(0, 30)));
+  t.is((await raw(4)).length, 4, 'four bytes: the parameter data length alone');
+  t.is((await raw(0)).length, 0, 'none');
+  const past = await send(s, [0x9E, 0x12, ...be(blocks, 8), ...be(64, 4), 0, 0], { inLength: 64 });
+  t.deepEqual([past.sense?.key, past.sense?.asc], [scsi.SenseKey.ILLEGAL_REQUEST, 0x21], 'past the end: LBA OUT OF RANGE');
 });

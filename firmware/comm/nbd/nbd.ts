@@ -18,14 +18,15 @@ import { trace } from "../../trace";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64 } from "../../util";
 import { accessOf, ACC_NONE, ACC_RO } from "../access";
 import { strLen } from "../iscsi/port";
+import { putLit } from "../iscsi/text";
 import {
   NbdSession, session, sessionAt, nbdStateFits, NBD_SESSION_BYTES, NP_GREETING, NP_CLIENT_FLAGS, NP_OPTIONS,
   NP_TRANSMISSION, NP_CLOSING, NP_DEAD, NBDMAGIC, IHAVEOPT, FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES,
   FLAG_C_FIXED_NEWSTYLE, FLAG_C_NO_ZEROES, OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_INFO, OPT_GO,
-  OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT, REP_ACK, REP_SERVER, REP_INFO, REP_ERR_UNSUP,
+  OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT, REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT, REP_ERR_UNSUP,
   REP_ERR_POLICY, REP_ERR_INVALID, REP_ERR_UNKNOWN, REP_ERR_TOO_BIG, INFO_EXPORT, INFO_NAME, INFO_BLOCK_SIZE,
   TF_HAS_FLAGS, TF_READ_ONLY, TF_SEND_FLUSH, TF_SEND_FUA, TF_SEND_TRIM, TF_SEND_WRITE_ZEROES, TF_CAN_MULTI_CONN,
-  OPTION_HEADER_BYTES, OPTION_DATA_MAX, MAX_PAYLOAD,
+  OPTION_HEADER_BYTES, OPTION_DATA_MAX, MAX_PAYLOAD, META_ALLOCATION_ID,
 } from "./state";
 import { send, optionReply, optionError, hdr, rxHeader, nameArea, txRoom, rxRing } from "./wire";
 import { requestStep, payloadStep } from "./request";
@@ -204,6 +205,7 @@ function useExport(port: u32, s: u32, sess: NbdSession, lun: u32): u32 {
   sess.blockSize = blockSize(v);
   sess.exportBytes = capacityBlocks(v) * <u64>sess.blockSize;
   sess.readOnly = accessOf(v, port, s) == ACC_RO ? 1 : 0;
+  if (sess.metaVolume != v + 1) sess.meta = 0; // contexts were selected for another export
   // One cache serves every connection and every port: what a FLUSH or FUA made durable, and
   // every write answered, is what any other connection reads next, so multi-conn is safe.
   let flags = TF_HAS_FLAGS | TF_SEND_FLUSH | TF_SEND_FUA | TF_SEND_TRIM | TF_SEND_WRITE_ZEROES | TF_CAN_MULTI_CONN;
@@ -269,9 +271,12 @@ function infoOrGo(port: u32, s: u32, sess: NbdSession, rx: usize, at: u32, lengt
 }
 
 /**
- * NBD_OPT_LIST_META_CONTEXT / SET_META_CONTEXT: no metadata context is offered (docs/nbd.md), so a
- * well-formed request is answered with no contexts, which proto.md allows; the client then sends
- * no NBD_CMD_BLOCK_STATUS.
+ * NBD_OPT_LIST_META_CONTEXT / SET_META_CONTEXT. One context is served, "base:allocation" (proto.md):
+ * NBD_CMD_BLOCK_STATUS then says which extents of the export are holes (a thin volume's deallocated
+ * chunks, which read zeros: NBD_STATE_HOLE | NBD_STATE_ZERO) and which hold data (request.ts). LIST
+ * with no query, or the query "base:" or "base:allocation", names it; SET selects it when a query
+ * names it exactly, and drops what an earlier SET selected. SET's export must be one this client may
+ * use (NBD_REP_ERR_UNKNOWN); a GO for another export drops the selection (useExport).
  */
 function metaContext(port: u32, s: u32, sess: NbdSession, rx: usize, at: u32, length: u32, option: u32): void {
   if (sess.structured == 0) { refuse(port, s, option, REP_ERR_INVALID, "sanbox: negotiate structured replies first"); return; }
@@ -284,15 +289,39 @@ function metaContext(port: u32, s: u32, sess: NbdSession, rx: usize, at: u32, le
   const queries = getBe32(f);
   let p = at + 8 + nameLen;
   const end = at + length;
+  let named = queries == 0 && option == OPT_LIST_META_CONTEXT; // LIST with no query: every context
   for (let i: u32 = 0; i < queries; i++) {
     if (p + 4 > end) { refuse(port, s, option, REP_ERR_INVALID, "sanbox: queries longer than the option"); return; }
     byteRingRead(rx, p, f, 4);
     const q = getBe32(f);
     if (q > end - p - 4) { refuse(port, s, option, REP_ERR_INVALID, "sanbox: queries longer than the option"); return; }
+    if (namesAllocation(rx, p + 4, q, option == OPT_LIST_META_CONTEXT)) named = true;
     p += 4 + q;
   }
   if (p != end) { refuse(port, s, option, REP_ERR_INVALID, "sanbox: bytes after the queries"); return; }
+  if (option == OPT_SET_META_CONTEXT) {
+    const lun = findExport(port, s, rx, at + 4, nameLen);
+    if (lun == 0) { refuse(port, s, option, REP_ERR_UNKNOWN, "sanbox: no such export for this client"); return; }
+    sess.meta = named ? 1 : 0;
+    sess.metaVolume = <u32>volumeAtLun(port, lun) + 1;
+  }
+  if (named) {
+    const d = hdr() + 24;
+    putBe32(d, META_ALLOCATION_ID);
+    optionReply(port, s, option, REP_META_CONTEXT, d, 4 + putLit(d + 4, "base:allocation"));
+  }
   optionReply(port, s, option, REP_ACK, 0, 0);
+}
+
+/** Does the query of `n` bytes at rx offset `at` name base:allocation (a LIST's "base:" too)? */
+function namesAllocation(rx: usize, at: u32, n: u32, list: bool): bool {
+  const q = nameArea() + 80;
+  const whole = n == 15;
+  if (!whole && !(list && n == 5)) return false;
+  byteRingRead(rx, at, q, n);
+  const want = nameArea() + 96;
+  putLit(want, "base:allocation");
+  return memory.compare(q, want, n) == 0;
 }
 
 /** NBD_OPT_LIST: one NBD_REP_SERVER per export this client may use, then the ACK; resumes when the tx ring fills. */

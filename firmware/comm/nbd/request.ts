@@ -30,7 +30,8 @@ import {
   NbdSession, session, task, NP_CLOSING, REQUEST_MAGIC, REQUEST_BYTES, CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH,
   CMD_TRIM, CMD_WRITE_ZEROES, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE, REPLY_FLAG_DONE, REPLY_TYPE_NONE,
   REPLY_TYPE_OFFSET_DATA, NBD_EPERM, NBD_EIO, NBD_EINVAL, NBD_ENOSPC, NBD_EOVERFLOW, MAX_PAYLOAD, TK_HEADER_SENT,
-  TK_DONE_SENT, TK_ZEROES, TK_UNMAP,
+  TK_DONE_SENT, TK_ZEROES, TK_UNMAP, CMD_BLOCK_STATUS, CMD_FLAG_REQ_ONE, REPLY_TYPE_BLOCK_STATUS, META_ALLOCATION_ID,
+  STATE_HOLE, STATE_ZERO, NbdTask,
 } from "./state";
 import { hdr, txRing, txRoom, simpleReply, chunkHeader, errorChunk, send, textArea } from "./wire";
 import { drop } from "./nbd";
@@ -44,6 +45,10 @@ const OP_READ16: u8 = 0x88;
 const OP_WRITE16: u8 = 0x8A;
 const OP_SYNC_CACHE16: u8 = 0x91;
 const OP_WRITE_SAME16: u8 = 0x93;
+const OP_SERVICE_ACTION_IN16: u8 = 0x9E;
+const SA_GET_LBA_STATUS: u8 = 0x12;
+/** GET LBA STATUS's allocation length for a BLOCK_STATUS: its header and 64 descriptors (scsi/thin.ts's most). */
+const LBA_STATUS_BYTES: u32 = 8 + 64 * 16;
 
 // @ts-ignore: decorator
 @inline function cdbArea(): usize { return scratch() + 448; }
@@ -87,16 +92,19 @@ function check(sess: NbdSession, type: u32, flags: u32, offset: u64, length: u32
   let allowed: u32 = CMD_FLAG_FUA;
   if (type == CMD_WRITE_ZEROES) allowed |= CMD_FLAG_NO_HOLE;
   else if (type == CMD_DISC) allowed = 0;
-  else if (type != CMD_READ && type != CMD_WRITE && type != CMD_FLUSH && type != CMD_TRIM) return NBD_EINVAL; // unknown, or not offered (CACHE, BLOCK_STATUS)
+  else if (type == CMD_BLOCK_STATUS) { if (sess.meta == 0) return NBD_EINVAL; allowed = CMD_FLAG_REQ_ONE; } // only once base:allocation is selected
+  else if (type != CMD_READ && type != CMD_WRITE && type != CMD_FLUSH && type != CMD_TRIM) return NBD_EINVAL; // unknown, or not offered (CACHE)
   if ((flags & ~allowed) != 0) return NBD_EINVAL;
   if (type == CMD_DISC) return 0;
+  if (type == CMD_BLOCK_STATUS && length == 0) return NBD_EINVAL;
   if (type == CMD_FLUSH) return offset != 0 || length != 0 ? NBD_EINVAL : 0;
   if ((type == CMD_READ || type == CMD_WRITE) && length > MAX_PAYLOAD) return type == CMD_READ && sess.structured != 0 ? NBD_EOVERFLOW : NBD_EINVAL;
   const bs = <u64>sess.blockSize;
-  if (offset % bs != 0 || <u64>length % bs != 0) return NBD_EINVAL;
+  // BLOCK_STATUS may name any bytes (libnbd asks for up to 2^31 - 1): its extents begin at the offset asked for.
+  if (type != CMD_BLOCK_STATUS && (offset % bs != 0 || <u64>length % bs != 0)) return NBD_EINVAL;
   const writes = type == CMD_WRITE || type == CMD_WRITE_ZEROES;
   if (offset > sess.exportBytes || <u64>length > sess.exportBytes - offset) return writes ? NBD_ENOSPC : NBD_EINVAL;
-  if (sess.readOnly != 0 && type != CMD_READ) return NBD_EPERM;
+  if (sess.readOnly != 0 && type != CMD_READ && type != CMD_BLOCK_STATUS) return NBD_EPERM;
   return 0;
 }
 
@@ -139,9 +147,10 @@ function start(port: u32, s: u32, sess: NbdSession, type: u32, flags: u32, handl
   const cdb = cdbArea();
   buildCdb(cdb, type, flags, offset / <u64>sess.blockSize, piece / sess.blockSize, unmap);
   const dataOut = type == CMD_WRITE || (type == CMD_WRITE_ZEROES && !unmap);
-  const expected = type == CMD_FLUSH || unmap ? 0 : piece;
+  const expected = type == CMD_BLOCK_STATUS ? LBA_STATUS_BYTES : type == CMD_FLUSH || unmap ? 0 : piece;
   if (type == CMD_WRITE) { sess.payloadTag = tag; sess.payloadLeft = length; sess.payloadAt = 0; }
-  const c = cmdBegin(port, s, tag, sess.lun, cdb, 16, dataOut, type == CMD_READ, expected, 0, 0, TA_SIMPLE);
+  const dataIn = type == CMD_READ || type == CMD_BLOCK_STATUS;
+  const c = cmdBegin(port, s, tag, sess.lun, cdb, 16, dataOut, dataIn, expected, 0, 0, TA_SIMPLE);
   if (c == 0) { // answered already (nbdDirect)
     if (type == CMD_WRITE) { sess.payloadLeft = 0; sess.skip = length; }
     return;
@@ -153,7 +162,7 @@ function start(port: u32, s: u32, sess: NbdSession, type: u32, flags: u32, handl
   t.flags = unmap ? TK_UNMAP : type == CMD_WRITE_ZEROES ? TK_ZEROES : 0;
   t.start = offset;
   t.offset = offset + <u64>piece;
-  t.left = <u64>(length - piece);
+  t.left = type == CMD_BLOCK_STATUS ? 0 : <u64>(length - piece);
   cmdDispatch(c);
 }
 
@@ -162,6 +171,13 @@ function buildCdb(p: usize, type: u32, flags: u32, lba: u64, blocks: u32, unmap:
   const fua: u8 = (flags & CMD_FLAG_FUA) != 0 ? 0x08 : 0;
   if (unmap) { store<u8>(p, OP_WRITE_SAME16); store<u8>(p + 1, 0x08 | 0x01); } // UNMAP, NDOB: no data-out
   else if (type == CMD_READ) store<u8>(p, OP_READ16);
+  else if (type == CMD_BLOCK_STATUS) { // GET LBA STATUS from the first block, its 64 descriptors at most
+    store<u8>(p, OP_SERVICE_ACTION_IN16);
+    store<u8>(p + 1, SA_GET_LBA_STATUS);
+    putBe64(p + 2, lba);
+    putBe32(p + 10, LBA_STATUS_BYTES);
+    return;
+  }
   else if (type == CMD_WRITE || type == CMD_WRITE_ZEROES) { store<u8>(p, OP_WRITE16); store<u8>(p + 1, fua); }
   else { store<u8>(p, OP_SYNC_CACHE16); return; } // FLUSH: LBA 0, 0 blocks: the whole volume
   putBe64(p + 2, lba);
@@ -205,6 +221,7 @@ export function nbdData(c: usize, src: usize, n: u32, total: u32, final: bool): 
   const room = ringFree(tx);
   const cursor = load<u32>(c + CX_CURSOR);
   const h = hdr();
+  if (t.type == CMD_BLOCK_STATUS) return blockStatusChunk(port, s, t, src, n, room);
   if (sess.structured != 0) {
     if (room <= 28) return 0;
     const take = min<u32>(n, room - 28);
@@ -234,6 +251,42 @@ export function nbdData(c: usize, src: usize, n: u32, total: u32, final: bool): 
   markTx(port, s);
   if (cursor + take == total) sess.txBusy = 0;
   return take;
+}
+
+/**
+ * NBD_CMD_BLOCK_STATUS's answer from GET LBA STATUS's parameter data (all of it, `n` bytes at src,
+ * in the command's buffer): one NBD_REPLY_TYPE_BLOCK_STATUS chunk for base:allocation, an extent per
+ * descriptor (mapped: flags 0; deallocated: NBD_STATE_HOLE | NBD_STATE_ZERO, as LBPRZ says), cut at
+ * the end of the range asked for, and one extent only with NBD_CMD_FLAG_REQ_ONE. The extents are
+ * written over the descriptors (each 8 bytes where the descriptor had 16). 0 until the chunk fits.
+ */
+function blockStatusChunk(port: u32, s: u32, t: NbdTask, src: usize, n: u32, room: u32): u32 {
+  const descriptors: u32 = n < 8 ? 0 : (n - 8) / 16;
+  if (room < 24 + descriptors * 8) return 0;
+  const bs = <u64>session(port, s).blockSize;
+  const end = t.offset; // the request's offset + length
+  let at = t.start;
+  let extents: u32 = 0;
+  for (let i: u32 = 0; i < descriptors && at < end; i++) {
+    const r = src + 8 + i * 16;
+    const lba = getBe64(r);
+    const blocks = <u64>getBe32(r + 8);
+    const deallocated = (load<u8>(r + 12) & 0x0F) == 1;
+    const stop = min<u64>((lba + blocks) * bs, end);
+    if (stop <= at) break;
+    const e = src + 4 + extents * 8;
+    putBe32(e, <u32>(stop - at));
+    putBe32(e + 4, deallocated ? STATE_HOLE | STATE_ZERO : 0);
+    extents++;
+    at = stop;
+    if ((t.cmdFlags & CMD_FLAG_REQ_ONE) != 0) break;
+  }
+  putBe32(src, META_ALLOCATION_ID);
+  const h = hdr();
+  chunkHeader(h, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, t.handle, 4 + extents * 8);
+  send(port, s, h, 20, src, 4 + extents * 8);
+  t.flags |= TK_DONE_SENT;
+  return n;
 }
 
 /** A data-out window: zeros made here (WRITE_ZEROES), or buffer memory for the payload to come. */

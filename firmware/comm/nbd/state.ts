@@ -2,7 +2,7 @@
 // in the port's kind-specific session area (channel.ts portExtState), and one NbdTask per command,
 // in the context's transport area (ctx.ts CX_TRANSPORT). An NBD request becomes one SCSI command
 // of the volume's LUN on this port, or a run of them one after another (a WRITE_ZEROES of more
-// than one command's worth; TRIM runs none, request.ts); the task carries the request's handle and what is left to do.
+// than one command's worth; TRIM of a thick volume runs none, request.ts; BLOCK_STATUS is one GET LBA STATUS); the task carries the request's handle and what is left to do.
 import { CX_TRANSPORT, CX_TRANSPORT_BYTES } from "../../ctx";
 import { portExtState } from "../../channel";
 
@@ -30,6 +30,8 @@ export const NP_DEAD: u32 = 5; // nothing more is read; the binding closes the c
   listNext: u32; // NBD_OPT_LIST: the next volume to describe (0: not listing)
   listOption: u32; // the option being answered by the listing (NBD_OPT_LIST)
   txBusy: u32; // simple replies: context index + 1 of the read whose reply is half sent (nothing else may go out)
+  meta: u32; // 1: NBD_OPT_SET_META_CONTEXT selected base:allocation (NBD_CMD_BLOCK_STATUS may be sent)
+  metaVolume: u32; // the volume + 1 of the export SET_META_CONTEXT named (a GO for another clears meta)
   handle: u64; // the handle of the request being taken in (an answer without a context uses it)
   exportBytes: u64;
 }
@@ -72,6 +74,7 @@ export const OPT_SET_META_CONTEXT: u32 = 10;
 export const REP_ACK: u32 = 1;
 export const REP_SERVER: u32 = 2;
 export const REP_INFO: u32 = 3;
+export const REP_META_CONTEXT: u32 = 4;
 export const REP_ERR_UNSUP: u32 = 0x80000001;
 export const REP_ERR_POLICY: u32 = 0x80000002;
 export const REP_ERR_INVALID: u32 = 0x80000003;
@@ -95,13 +98,20 @@ export const CMD_WRITE_ZEROES: u32 = 6;
 export const CMD_BLOCK_STATUS: u32 = 7;
 export const CMD_FLAG_FUA: u32 = 1;
 export const CMD_FLAG_NO_HOLE: u32 = 2;
+export const CMD_FLAG_REQ_ONE: u32 = 8;
 
 // Structured reply chunks.
 export const REPLY_FLAG_DONE: u32 = 1;
 export const REPLY_TYPE_NONE: u32 = 0;
 export const REPLY_TYPE_OFFSET_DATA: u32 = 1;
+export const REPLY_TYPE_BLOCK_STATUS: u32 = 5;
 export const REPLY_TYPE_ERROR: u32 = 0x8001;
 export const REPLY_TYPE_ERROR_OFFSET: u32 = 0x8002;
+
+// The one metadata context served: "base:allocation" (proto.md), its id, and its extent flags.
+export const META_ALLOCATION_ID: u32 = 1;
+export const STATE_HOLE: u32 = 1;
+export const STATE_ZERO: u32 = 2;
 
 // Error values.
 export const NBD_EPERM: u32 = 1;
