@@ -210,15 +210,20 @@ test('bad parts are dropped and counted: a garbled part (its CRC fails) and a pa
   }
 });
 
-test('REMOTE CREATE with redundancy: out of range or through a relay is refused naming byte 84; nothing is created', async (t) => {
-  const s = await startSites('003-rd-bad-create', { relay: { nearKm: 10, farKm: 100 }, blocks: 256 });
+test('REMOTE CREATE with redundancy: N+m out of range, or through a relay, is refused (86h/18h) naming byte 84; nothing is created', async (t) => {
+  const direct = await startSites('003-rd-bad-create', { directKm: KM, links: 2, blocks: 256 });
+  const relayed = await startSites('003-rd-bad-create-relay', { relay: { nearKm: 10, farKm: 100 }, blocks: 256 });
   try {
     for (const redundancy of [{ n: 0, m: 2 }, { n: 8, m: 9 }, { n: 30, m: 3 }]) {
-      await t.throwsAsync(s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', redundancy }), { message: /ILLEGAL REQUEST/ }, JSON.stringify(redundancy));
+      const e = await t.throwsAsync(direct.a.remoteCreate({ volume: direct.va, to: 'B', toVolume: 'mirror', redundancy }), { message: /REDUNDANCY NOT POSSIBLE/ }, JSON.stringify(redundancy));
+      t.is((e as unknown as { sense: { field: { byte: number } } }).sense.field.byte, 84);
     }
-    await t.throwsAsync(s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'relay0', redundancy: { n: 8, m: 2 } }), { message: /ILLEGAL REQUEST/ }, 'parts go over direct links only');
-    t.deepEqual(await s.a.remoteStatus(), []);
+    t.deepEqual(await direct.a.remoteStatus(), []);
+    const e = await t.throwsAsync(relayed.a.remoteCreate({ volume: relayed.va, to: 'B', toVolume: 'mirror', via: 'relay0', redundancy: { n: 8, m: 2 } }), { message: /REDUNDANCY NOT POSSIBLE/ }, 'parts go over direct links only');
+    t.is((e as unknown as { sense: { field: { byte: number } } }).sense.field.byte, 84);
+    t.deepEqual(await relayed.a.remoteStatus(), []);
   } finally {
-    await s.emu.stop();
+    await direct.emu.stop();
+    await relayed.emu.stop();
   }
 });
