@@ -586,6 +586,7 @@ export const LOP_DELETE: u32 = 2; // a WRITE of no data: the origin deleted the 
 // LINK_RING_ENTRIES x LINK_ENTRY_BYTES. Its config entry reuses the ring-size fields:
 export const CPORT_LINK_INDEX: u32 = 8; // u32 (PORT_LINK): the link's index in the topology (the routes name links by it)
 export const CPORT_LINK_QUEUE: u32 = 12; // u32 (PORT_LINK): this end's queue number on the link (LPK_SRC_QUEUE)
+export const CPORT_LINK_PEER: u32 = 16; // u32 (PORT_LINK): the node at the link's other end + 1 (0: not said); the redundancy unit sends a node's parts only on links that reach it
 export const CFG_REMOTE: u32 = 0x7000; // the array's place among the linked nodes
 export const MAP_REMOTE_TABLE: u32 = 152; // u32: the remote pair table (remote/pair.ts), REMOTE_PAIRS_MAX records of RPR_BYTES (144 is thinmap.ts's MAPX_THIN)
 export const REMOTE_PAIRS_MAX: u32 = 16;

@@ -21,6 +21,7 @@ import {
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, portCount, mediumSectors } from "./config";
 import { ringInit, ringBytes } from "./ring";
 import { remoteLayout, remoteStateBytes } from "./remote/pair";
+import { rdArrayBytes, rdArrayLayout, rdArrayBind } from "./remote/rdlink";
 import { PORT_LINK, LINK_RING_ENTRIES, LINK_ENTRY_BYTES } from "./abi";
 import { alignUp } from "./util";
 import { nvRegionBytes, nvLayout } from "./nv";
@@ -156,6 +157,7 @@ function plan(write: bool): usize {
     at = ring(write, at, e + MMED_CQ, MEDIUM_RING_ENTRIES, MCQ_BYTES, DB_NONE);
   }
   for (let p: u32 = 0; p < portCount(); p++) at = planPort(write, at, p);
+  if (write) rdArrayBind(iopCount()); // the redundancy units' links are the link ports' rings (remote/rdlink.ts)
   at = tapePlan(write, at);
   return at;
 }
@@ -172,6 +174,8 @@ function planIop(write: bool, at: usize, i: u32): usize {
   if (channel) {
     at = ring(write, at, e + MIOP_TO_DISK, MAILBOX_ENTRIES, MB_BYTES, DB_NONE);
     at = ring(write, at, e + MIOP_FROM_DISK, FROM_DISK_ENTRIES, MB_BYTES, DB_NONE);
+    if (write) rdArrayLayout(at, i); // its redundancy unit, when it ends a link (remote/rdlink.ts)
+    at = alignUp(at + rdArrayBytes(i), REGION_ALIGN);
   }
   return at;
 }

@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as A from '../hal/abi';
 import { CommonMemory } from '../hal/memory';
+import { allowRelaxedSimd } from '../lib/kernels';
 import { EntryRing } from '../hal/ring';
 import { NvBinding, NvFault } from '../hal/nv';
 import { MediumBinding } from '../hal/media/binding';
@@ -99,6 +100,7 @@ function firmwareModule(debug: boolean): unknown {
   let m = modules.get(file);
   if (!m) {
     if (!fs.existsSync(file)) throw new Error(`firmware image ${file} is missing: run npm run build`);
+    allowRelaxedSimd(); // the link unit's redundancy calls the RS kernel, built with relaxed SIMD (scripts/build.js)
     m = new Wasm.Module(fs.readFileSync(file));
     modules.set(file, m);
   }

@@ -36,7 +36,7 @@ export interface LinkSpec {
 }
 
 /** A link end on an array: one port per channel IOP (the queue pair of that IOP). */
-export interface LinkPortSpec { link: number; iop: number; queue: number; name: string }
+export interface LinkPortSpec { link: number; iop: number; queue: number; name: string; /** The node at the other end. */ peer?: number }
 
 /** What an array's firmware learns of the linked nodes (CFG_REMOTE). */
 export interface LinkNodeSpec { node: number; routes: number[]; nodes: Array<{ name: string; kind: 'array' | 'relay' }>; neighbours: boolean[] }
@@ -65,7 +65,7 @@ export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[]): {
     a.linkNode = { node: ai, routes: routes[ai], nodes: kinds, neighbours };
     const ends = links.map((l, li) => ({ l, li })).filter((x) => x.l.a === a.name || x.l.b === a.name);
     const channels = a.iops.map((r, i) => ({ r, i })).filter((x) => x.r === 'channel');
-    a.linkPorts = ends.flatMap((x) => channels.map((c, q) => ({ link: x.li, iop: c.i, queue: q, name: `${x.l.name}.q${q}` })));
+    a.linkPorts = ends.flatMap((x) => channels.map((c, q) => ({ link: x.li, iop: c.i, queue: q, name: `${x.l.name}.q${q}`, peer: nodes.indexOf(x.l.a === a.name ? x.l.b : x.l.a) })));
     if (a.ports.length + a.linkPorts.length > MAX_PORTS) {
       throw new TopologyError(`arrays[${ai}].ports`, `${a.ports.length} ports and ${a.linkPorts.length} link queues (one per channel IOP and link) exceed the ${MAX_PORTS} ports an array has`);
     }
@@ -155,6 +155,7 @@ export function writeLinkConfig(mem: CommonMemory, a: ArraySpec): void {
     mem.setU8(b + A.CPORT_SESSIONS, 1);
     mem.setU32(b + A.CPORT_LINK_INDEX, p.link);
     mem.setU32(b + A.CPORT_LINK_QUEUE, p.queue);
+    if (p.peer !== undefined && p.peer >= 0) mem.setU32(b + A.CPORT_LINK_PEER, p.peer + 1);
     mem.u8.set(Buffer.from(p.name.slice(0, 31), 'latin1'), b + A.CPORT_NAME);
   });
   const R = A.CONFIG_ADDR + A.CFG_REMOTE;

@@ -13,6 +13,7 @@ import { performance } from 'perf_hooks';
 import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
 import type { RemoteStatus, RemoteChangeName } from '../lib/remote';
+import { parseRedundancy } from '../lib/remote';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';
@@ -71,7 +72,7 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   pair reverse <volume> [--wait]        copy them back, target -> source
   pair delete <volume>                  dissolve the pair (from any state); both volumes stay
   pair status                           states, pending and copied tracks, time left
-  remote create <volume> <array>:<volume> [--via RELAY] [--mode mirror|backup] [--timeout MS] [--retries N] [--wait]
+  remote create <volume> <array>:<volume> [--via RELAY] [--mode mirror|backup] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
                                         pair a volume with one of another array (docs/remote.md); the
                                         initial copy runs; --wait returns once the pair is duplex
   remote status                         remote pairs: role, state and why, issuing ID, copy progress
@@ -141,6 +142,7 @@ const OPTIONS = {
   embodiment: { type: 'string' },
   resync: { type: 'boolean' },
   via: { type: 'string' },
+  redundancy: { type: 'string' },
   mode: { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
@@ -190,7 +192,7 @@ const COMMANDS: Record<string, Command> = {
   'pair reverse': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'reverse', a) },
   'pair delete': { args: ['volume'], options: [], run: (ctx, a) => pairChange(ctx, 'delete', a) },
   'pair status': { args: [], options: [], run: pairStatus },
-  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'mode', 'timeout', 'retries', 'wait'], check: remoteChecks, run: remoteCreate },
+  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'mode', 'timeout', 'retries', 'redundancy', 'wait'], check: remoteChecks, run: remoteCreate },
   'remote status': { args: [], options: [], run: remoteStatus },
   'remote suspend': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'suspend', a) },
   'remote resume': { args: ['volume'], options: ['wait'], run: (ctx, a) => remoteChange(ctx, 'resume', a) },
@@ -215,6 +217,10 @@ function remoteChecks(o: Options, args: string[]): void {
   if (o.mode !== undefined && o.mode !== 'mirror' && o.mode !== 'backup') throw new UsageError('--mode is mirror or backup');
   if (o.timeout !== undefined) parseInteger(o.timeout, '--timeout', 1, 600_000);
   if (o.retries !== undefined) parseInteger(o.retries, '--retries', 1, 255);
+  if (o.redundancy !== undefined) {
+    try { parseRedundancy(String(o.redundancy)); } catch (e) { throw new UsageError(`--redundancy: ${(e as Error).message}`); }
+    if (o.via !== undefined) throw new UsageError('--redundancy sends parts over the direct links to the peer: not with --via');
+  }
 }
 
 /** Waits (polling) until the pair of `volume` is duplex; fails when it suspends or stops copying for REMOTE_STALL_MS. */
@@ -242,6 +248,7 @@ async function remoteCreate(ctx: Context, args: string[]): Promise<void> {
     volume: vol.number, to, toVolume, via: ctx.options.via, mode: ctx.options.mode as 'mirror' | 'backup' | undefined,
     timeoutMs: ctx.options.timeout === undefined ? undefined : Number(ctx.options.timeout),
     retries: ctx.options.retries === undefined ? undefined : Number(ctx.options.retries),
+    redundancy: ctx.options.redundancy === undefined ? undefined : parseRedundancy(String(ctx.options.redundancy)),
   });
   if (ctx.options.wait) st = await remoteWait(ctx, vol.number);
   ctx.out(st, remoteLine(st, vol.name));

@@ -23,6 +23,23 @@ export interface RemoteCreateSpec {
   mode?: 'mirror' | 'backup';
   timeoutMs?: number;
   retries?: number;
+  /** Redundancy-processed writes (003 embodiments 5, 6): each block as N data + m parity parts over every link to the peer; direct only. */
+  redundancy?: Redundancy;
+}
+
+export interface Redundancy { n: number; m: number }
+/** Parts of a block at most (the firmware's masks are 32 bits), parity parts at most (the RS kernel's). */
+export const REDUNDANCY_MAX_PARTS = 32;
+export const REDUNDANCY_MAX_PARITY = 8;
+
+/** "8+2" -> { n: 8, m: 2 }; an error that says what is allowed. */
+export function parseRedundancy(v: string): Redundancy {
+  const m = /^(\d+)\+(\d+)$/.exec(v.trim());
+  const r = m ? { n: Number(m[1]), m: Number(m[2]) } : undefined;
+  if (!r || r.n < 1 || r.m > REDUNDANCY_MAX_PARITY || r.n + r.m > REDUNDANCY_MAX_PARTS) {
+    throw new Error(`redundancy ${JSON.stringify(v)}: N+m with N >= 1, m <= ${REDUNDANCY_MAX_PARITY}, N + m <= ${REDUNDANCY_MAX_PARTS} (e.g. 8+2)`);
+  }
+  return r;
 }
 
 export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
@@ -39,6 +56,7 @@ export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
   name(s.to, 8, 31, 'peer array');
   if (s.via) name(s.via, 40, 31, 'relay');
   name(s.toVolume, 72, PEER_VOLUME_NAME_MAX, 'peer volume name');
+  if (s.redundancy) { b[84] = s.redundancy.n; b[85] = s.redundancy.m; }
   return b;
 }
 

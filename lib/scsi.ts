@@ -657,6 +657,7 @@ const ASC_TEXT = new Map<number, string>([
   [0x8615, 'BAD PEER VOLUME NAME'],
   [0x8616, 'NO SUCH VOLUME FOR THE REMOTE PAIR'],
   [0x8617, 'THIS ARRAY ENDS NO LINK'],
+  [0x8618, 'REDUNDANCY NOT POSSIBLE FOR THIS PAIR'],
 ]);
 
 export function senseKeyName(key: number): string {

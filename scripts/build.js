@@ -20,15 +20,16 @@ const asc = path.join(root, 'node_modules', '.bin', 'asc');
 // kernels: the same kernel code as a library for TypeScript (tests, harness, host).
 const MAX_PAGES_CONTROLLER = 32768; // 2 GiB of common memory at most
 const images = [
-  { entry: 'firmware/main.ts', name: 'controller', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER)] },
+  // Its link unit calls the redundancy unit (remote/redundancy.ts, remote/rdlink.ts), which calls the RS
+  // kernel: relaxed SIMD, so every loader of the image calls allowRelaxedSimd() (harness/array.ts).
+  { entry: 'firmware/main.ts', name: 'controller', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER), '--enable', 'relaxed-simd'] },
   // relay: a relaying device of document 003 (firmware/relay/), over a memory of its own.
   { entry: 'firmware/relay/main.ts', name: 'relay', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '16384'] },
   // kernels uses relaxed SIMD (its RS swizzles); loaders call lib/kernels.ts allowRelaxedSimd().
   { entry: 'firmware/kernels/index.ts', name: 'kernels', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', '65536', '--enable', 'relaxed-simd'] },
   // testing: the controller plus direct handles on its units, for unit tests (debug build only).
-  // It holds the redundancy unit (remote/redundancy.ts), which calls the RS kernel: relaxed SIMD,
-  // so its loaders call allowRelaxedSimd() too. The controller needs the same flag once its link
-  // unit calls remote/redundancy.ts; the relay image does not (a relay forwards parts as packets).
+  // Relaxed SIMD as the controller (the same units); the relay image does not need it (a relay
+  // forwards whole commands and never encodes).
   { entry: 'firmware/testing.ts', name: 'testing', memory: ['--importMemory', '--sharedMemory', '--maximumMemory', String(MAX_PAGES_CONTROLLER), '--enable', 'relaxed-simd'], targets: ['debug'] },
 ];
 const targets = process.argv.includes('--debug-only') ? ['debug'] : ['release', 'debug'];

@@ -15,14 +15,14 @@
 //     asks again from an earlier byte rewinds the read. Every wait has a deadline; after the pair's
 //     retries the command fails with LOGICAL UNIT COMMUNICATION TIMEOUT and the pair is suspended.
 import {
-  LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST,
+  LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, LF_REDUNDANT,
   LOP_NONE, LOP_CREATE, LOP_DELETE, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
   TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES,
 } from "../abi";
 import {
   CX_TRANSPORT, CX_STATE, CX_PORT, CX_SESSION, CX_TAG, CX_ID, CX_VOLUME, CX_CURSOR, CX_LENGTH, CX_FLAGS, CX_STATUS,
   CX_SENSE_KEY, CX_ASC, CX_ASCQ, CX_TRANSPORT_BYTES, CX_WIN_START, CX_WIN_LEN, CX_WIN_RECEIVED, CX_ARG, CXF_RESPONDED, ST_READ,
-  ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, WIN_ASKED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
+  ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, WIN_ASKED, WIN_ARRIVED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
 } from "../ctx";
 import { cfgPort, portCount } from "../config";
 import { gNow, gIndex, wakeAt } from "../iop";
@@ -31,7 +31,7 @@ import { cmdBegin, startRead, startWrite, fail } from "../sequencer";
 import { Packet, pkt, pktBegin, pktSend, pktNext, pktLba, pktSetLba } from "../remote/packet";
 import {
   remote, heldAt, myNode, routeTo, remoteOfVolume, remoteSuspend, remoteSetState, remoteIssue, remoteReset, remoteRelease,
-  remoteLeaseReady, remotePersistDue, HELD_MAX, REMOTE_PAIRS,
+  remoteLeaseReady, remotePersistDue, HELD_MAX, REMOTE_PAIRS, RemotePair,
   RR_SECONDARY, RS_PAIR, RS_FAILOVER, RSR_LINK, RSR_REMOTE, RSR_RELAY, RSR_READ, RSR_NONE,
 } from "../remote/pair";
 import { volumeByName, blockSize, capacityBlocks, volumeReady } from "../volume";
@@ -39,6 +39,8 @@ import { trace } from "../trace";
 import { ringRelease } from "../ring";
 import { remoteCopyStep } from "../remote/mirror";
 import { log, LOG_WARN } from "../hal";
+import { rdLinkPacket, rdLinkService, rdUnitHere, rdSendBegin, rdMaxBytes } from "../remote/rdlink";
+import { rdFill, rdArm, rdRelease, rdTag, rdCopyOut, rdSlotState, rdSlotStatus, rdSlotCmdId, rdSlotPeer, rdSlotIssuing, RD_SEND_DONE, RD_RECV_STORING, RD_STATUS_TIMEOUT } from "../remote/redundancy";
 
 // Per-session state of a link port (comm/transport.ts sizes it).
 export const LINK_SESSION_BYTES: u32 = 64;
@@ -80,6 +82,8 @@ const LXF_DONE: u32 = 8; // send: finished, the context ends at its next respond
 const LXF_READY_DUE: u32 = 16; // receive: READY is to be sent (again)
 /** send: a command of the initial copy (remote/mirror.ts counts it in the pair). */
 export const LXF_COPY: u32 = 32;
+/** Redundancy-processed (remote/rdlink.ts): `got` is the unit's slot; the unit sends and receives the packets. */
+const LXF_RD: u32 = 64;
 
 /** In the parent's CX_FLAGS: its remote command has ended, well or not (remote/mirror.ts reads them). */
 export const CXF_REMOTE_DONE: u32 = 0x1000000;
@@ -87,6 +91,8 @@ export const CXF_REMOTE_FAILED: u32 = 0x2000000;
 
 /** The longest command: one window of the secondary, and what a relay takes (32 packets). */
 export const LINK_MAX_COMMAND_BYTES: u32 = 32 * LINK_PAYLOAD_BYTES;
+/** The longest send command of pair p: with redundancy, one block of N packets. */
+export function linkMaxBytes(p: u32): u32 { return rdMaxBytes(p, LINK_MAX_COMMAND_BYTES); }
 
 // @ts-ignore: decorator
 @inline function lx(c: usize): LinkCmd { return changetype<LinkCmd>(c + CX_TRANSPORT); }
@@ -123,13 +129,14 @@ export function linkReceive(port: u32, s: u32): i32 {
     work++;
   }
   linkService(port);
-  return work + startHeld(port) + remoteCopyStep() + remotePersistDue();
+  return work + rdLinkService() + startHeld(port) + remoteCopyStep() + remotePersistDue();
 }
 
 function ringReleaseOne(rx: usize): void { ringRelease(rx, 1); }
 
 function packet(port: u32, p: usize): void {
   const h = pkt(p);
+  if ((<u32>h.flags & LF_REDUNDANT) != 0) { rdLinkPacket(port, p); return; } // embodiments 5, 6: the redundancy unit's
   const type = <u32>h.type;
   if (type == LT_WRITE) { incomingWrite(port, p); return; }
   if (type == LT_DATA) { incomingData(port, p); return; }
@@ -145,11 +152,39 @@ function packet(port: u32, p: usize): void {
 }
 
 /** The volume named by the packet (LPK_VOLUME, at most 12 bytes), or -1. */
-function packetVolume(p: usize): i32 {
+function packetVolume(p: usize): i32 { return volumeOfName(p + offsetof<Packet>("volume0")); }
+
+/** The volume whose name is the LPK_VOLUME_BYTES at `at` (NUL padded), or -1. */
+export function volumeOfName(at: usize): i32 {
   const name = scratch() + 2048;
   memory.fill(name, 0, 32);
-  memory.copy(name, p + offsetof<Packet>("volume0"), LPK_VOLUME_BYTES);
+  memory.copy(name, at, LPK_VOLUME_BYTES);
   return volumeByName(name);
+}
+
+/** writeVerdict: apply the write now; hold it until its predecessors are applied. Else a status word. */
+export const WV_APPLY: u32 = 0xFFFFFFFF;
+export const WV_HOLD: u32 = 0xFFFFFFFE;
+// @ts-ignore: decorator
+@inline function checkWord(key: u32, asc: u32, ascq: u32): u32 { return (0x02 << 24) | (key << 16) | (asc << 8) | ascq; }
+
+/**
+ * What a remote WRITE of volume v (-1: none) from array `origin` with issuing ID `issuingId` meets
+ * here: WV_APPLY, WV_HOLD (S586 order), or the status word of the answer: 0 (applied already,
+ * answered again), or CHECK CONDITION with the sense that says why not.
+ */
+export function writeVerdict(v: i32, origin: u32, issuingId: u32, total: u32, lba: u64): u32 {
+  const pr = v < 0 ? -1 : remoteOfVolume(<u32>v);
+  if (pr < 0 || remote(<u32>pr).role != RR_SECONDARY || <u32>remote(<u32>pr).peerNode != origin) return checkWord(0x05, 0x86, 0x00); // ILLEGAL REQUEST: no such remote pair here
+  const pi = <u32>pr;
+  const r = remote(pi);
+  if (r.state == RS_FAILOVER || r.broken != 0) return checkWord(0x07, 0x27, 0x00); // DATA PROTECT
+  if (issuingId <= r.issued) return 0; // applied already: answered again
+  if (applying(pi) != 0 || issuingId != r.issued + 1) return WV_HOLD;
+  const bs = blockSize(<u32>v);
+  if (total == 0 || total > LINK_MAX_COMMAND_BYTES || total % bs != 0 || lba + <u64>(total / bs) > capacityBlocks(<u32>v)) return checkWord(0x05, 0x21, 0x00); // LOGICAL BLOCK ADDRESS OUT OF RANGE
+  if (!volumeReady(<u32>v)) return checkWord(0x02, 0x04, 0x03);
+  return WV_APPLY;
 }
 
 function incomingWrite(port: u32, p: usize): void {
@@ -157,15 +192,10 @@ function incomingWrite(port: u32, p: usize): void {
   const v = packetVolume(p);
   if (h.op == <u8>LOP_CREATE) { controlCreate(port, p, v); return; }
   if (h.op == <u8>LOP_DELETE) { controlDelete(port, p, v); return; }
-  const pr = v < 0 ? -1 : remoteOfVolume(<u32>v);
-  if (pr < 0 || remote(<u32>pr).role != RR_SECONDARY || <u32>remote(<u32>pr).peerNode != <u32>h.origin) {
-    answerDirect(port, p, LT_RECEIVED, 0x02, 0x05, 0x86, 0x00); // ILLEGAL REQUEST: no such remote pair here
-    return;
-  }
-  const pi = <u32>pr;
-  const r = remote(pi);
-  if (r.state == RS_FAILOVER || r.broken != 0) { answerDirect(port, p, LT_RECEIVED, 0x02, 0x07, 0x27, 0x00); return; } // DATA PROTECT
-  if (h.issuingId <= r.issued) { answerDirect(port, p, LT_RECEIVED, 0, 0, 0, 0); return; } // applied already: answered again
+  const w = writeVerdict(v, <u32>h.origin, h.issuingId, h.total, pktLba(p));
+  if (w == WV_APPLY) { apply(port, p, <u32>v, <u32>remoteOfVolume(<u32>v)); return; }
+  if (w != WV_HOLD) { answerDirect(port, p, LT_RECEIVED, w >> 24, (w >> 16) & 0xFF, (w >> 8) & 0xFF, w & 0xFF); return; }
+  const pi = <u32>remoteOfVolume(<u32>v);
   const active = applying(pi);
   if (active != 0) {
     const a = lx(active);
@@ -175,8 +205,7 @@ function incomingWrite(port: u32, p: usize): void {
       return;
     }
   }
-  if (active != 0 || h.issuingId != r.issued + 1) { hold(pi, port, p); return; }
-  apply(port, p, <u32>v, pi);
+  hold(pi, port, p);
 }
 
 /** The receive context applying a write of pair pi now, or 0. */
@@ -224,27 +253,40 @@ function startHeld(port: u32): i32 {
   return work;
 }
 
-/** Starts applying a WRITE: a WRITE of the volume through the ordinary write path (S586 order holds). */
+/** Starts applying a WRITE (writeVerdict said WV_APPLY): a WRITE of the volume through the ordinary write path. */
 function apply(port: u32, p: usize, v: u32, pi: u32): void {
   const h = pkt(p);
-  const bs = blockSize(v);
-  const lba = pktLba(p);
-  if (h.total == 0 || h.total > LINK_MAX_COMMAND_BYTES || h.total % bs != 0 || lba + <u64>(h.total / bs) > capacityBlocks(v)) {
-    answerDirect(port, p, LT_RECEIVED, 0x02, 0x05, 0x21, 0x00); // LOGICAL BLOCK ADDRESS OUT OF RANGE
-    return;
-  }
-  if (!volumeReady(v)) { answerDirect(port, p, LT_RECEIVED, 0x02, 0x02, 0x04, 0x03); return; }
   const c = begin(port, p, h.total, false);
   if (c == 0) return;
+  receiveContext(c, v, pi, <u32>h.srcNode, <u32>h.srcQueue, h.cmdId, h.issuingId, pktLba(p), h.total);
+}
+
+function receiveContext(c: usize, v: u32, pi: u32, srcNode: u32, srcQueue: u32, cmdId: u32, issuingId: u32, lba: u64, bytes: u32): void {
   const x = lx(c);
   x.role = LR_RECEIVE;
   x.pair = <u8>pi;
-  x.srcNode = h.srcNode;
-  x.srcQueue = h.srcQueue;
-  x.cmdId = h.cmdId;
-  x.issuingId = h.issuingId;
+  x.srcNode = <u16>srcNode;
+  x.srcQueue = <u8>srcQueue;
+  x.cmdId = cmdId;
+  x.issuingId = issuingId;
   store<u16>(c + CX_VOLUME, <u16>v);
-  startWrite(c, lba, h.total / bs, false);
+  startWrite(c, lba, bytes / blockSize(v), false);
+}
+
+/**
+ * S327 of embodiment 5: the block rebuilt in slot `slot` of this IOP's redundancy unit is applied to
+ * volume v of pair pi (writeVerdict said WV_APPLY) as a WRITE on link port `port`; its window is
+ * the slot's data (linkWindow), and the respond step answers RECEIVED through the unit. False when
+ * no context is free now.
+ */
+export function linkApplyBlock(port: u32, v: u32, pi: u32, lba: u64, bytes: u32, slot: u32): bool {
+  const c = begin(port, 0, bytes, false);
+  if (c == 0) return false;
+  const u = rdUnitHere();
+  lx(c).flags = LXF_RD;
+  lx(c).got = slot;
+  receiveContext(c, v, pi, rdSlotPeer(u, slot), 0, rdSlotCmdId(u, slot), rdSlotIssuing(u, slot), lba, bytes);
+  return true;
 }
 
 /** A context on the link port's session for a command of `bytes` (data-in for a send, data-out for a receive). */
@@ -375,6 +417,11 @@ export function linkWindow(c: usize, offset: u32, length: u32): u32 {
   if (!ctxBuffer(c, length, false)) return WIN_RETRY;
   store<u32>(c + CX_WIN_START, offset);
   store<u32>(c + CX_WIN_LEN, length);
+  if ((lx(c).flags & LXF_RD) != 0) { // the rebuilt block is in the unit's slot already
+    rdCopyOut(rdUnitHere(), lx(c).got, offset, ctxBufferAddr(c), length);
+    store<u32>(c + CX_WIN_RECEIVED, length);
+    return WIN_ARRIVED;
+  }
   store<u32>(c + CX_WIN_RECEIVED, 0);
   lx(c).flags |= LXF_READY_DUE;
   sendReady(c);
@@ -405,6 +452,7 @@ function sendReady(c: usize): void {
 export function linkData(c: usize, src: usize, n: u32, total: u32): u32 {
   sendTimers(c);
   const x = lx(c);
+  if ((x.flags & LXF_RD) != 0) return rdData(c, src, n, total);
   if ((x.flags & LXF_READY) == 0 || (x.flags & LXF_DONE) != 0) return 0;
   const port = <u32>load<u8>(c + CX_PORT);
   const tx = txOf(port);
@@ -441,6 +489,7 @@ export function linkRespond(c: usize): bool {
     // The read of the primary failed (or the command was failed by a bound): the pair cannot be current.
     const p = <u32>x.pair;
     if (x.serial == remote(p).serial) remoteSuspend(p, x.answer != 0 ? (x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK) : RSR_READ, x.cmdId);
+    if ((x.flags & LXF_RD) != 0) rdRelease(rdUnitHere(), x.got, 0); // the slot is given up with the command
     finish(c, false);
   }
   if ((x.flags & LXF_DONE) == 0) return false;
@@ -451,15 +500,22 @@ export function linkRespond(c: usize): bool {
 function receivedSent(c: usize): bool {
   const x = lx(c);
   const port = <u32>load<u8>(c + CX_PORT);
-  const q = pktBegin(txOf(port), LT_RECEIVED);
-  if (q == 0) return false;
-  const a = address(q, port, x.srcNode, x.srcQueue, x.cmdId, x.issuingId);
   const status = <u32>load<u8>(c + CX_STATUS);
-  a.status = <u8>status;
-  a.senseKey = load<u8>(c + CX_SENSE_KEY);
-  a.asc = load<u8>(c + CX_ASC);
-  a.ascq = load<u8>(c + CX_ASCQ);
-  pktSend(txOf(port), q, 0);
+  if ((x.flags & LXF_RD) != 0) {
+    // S326 after S327: the unit answers RECEIVED with the store's status (its slot still this command's: not timed out and reused).
+    const u = rdUnitHere();
+    const word = status == 0 ? 0 : (status << 24) | (<u32>load<u8>(c + CX_SENSE_KEY) << 16) | (<u32>load<u8>(c + CX_ASC) << 8) | <u32>load<u8>(c + CX_ASCQ);
+    if (rdSlotState(u, x.got) == <u32>RD_RECV_STORING && rdSlotCmdId(u, x.got) == x.cmdId && rdSlotPeer(u, x.got) == <u32>x.srcNode) rdRelease(u, x.got, word);
+  } else {
+    const q = pktBegin(txOf(port), LT_RECEIVED);
+    if (q == 0) return false;
+    const a = address(q, port, x.srcNode, x.srcQueue, x.cmdId, x.issuingId);
+    a.status = <u8>status;
+    a.senseKey = load<u8>(c + CX_SENSE_KEY);
+    a.asc = load<u8>(c + CX_ASC);
+    a.ascq = load<u8>(c + CX_ASCQ);
+    pktSend(txOf(port), q, 0);
+  }
   const r = remote(<u32>x.pair);
   if (r.used != 0 && r.role == RR_SECONDARY) {
     if (status == 0) {
@@ -506,8 +562,11 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   const port = linkPortToward(<u32>r.firstHop);
   if (port < 0) return 0;
   if (op == LOP_NONE && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
+  // With redundancy the unit's slot first: a command that could not get one must not take an issuing ID.
+  const slot = op == LOP_NONE && r.rdData != 0 ? rdSendBegin(p, byteOffset, bytes) : -1;
+  if (op == LOP_NONE && r.rdData != 0 && slot < 0) return 0;
   const c = begin(<u32>port, 0, bytes, true);
-  if (c == 0) return 0;
+  if (c == 0) { if (slot >= 0) rdRelease(rdUnitHere(), <u32>slot, 0); return 0; }
   const x = lx(c);
   x.role = LR_SEND;
   x.pair = <u8>p;
@@ -525,6 +584,12 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   store<u16>(c + CX_VOLUME, r.volume);
   r.inFlight++;
   const bs = <u64>blockSize(<u32>r.volume);
+  if (slot >= 0) { // the read fills the unit's slot (linkData), which sends it (S301)
+    x.flags = LXF_RD | LXF_READY | flags;
+    x.got = <u32>slot;
+    x.waitFor = LW_RECEIVED;
+    rdTag(rdUnitHere(), <u32>slot, x.issuingId, changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"));
+  }
   startRead(c, byteOffset / bs, bytes / <u32>bs);
   sendWrite(c);
   trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
@@ -570,6 +635,7 @@ function sendWrite(c: usize): void {
 function sendTimers(c: usize): void {
   const x = lx(c);
   if ((x.flags & LXF_DONE) != 0) return;
+  if ((x.flags & LXF_RD) != 0) { rdSent(c); return; } // the unit bounds its own waits
   sendWrite(c);
   if (gNow < x.deadlineNs) { wakeAt(x.deadlineNs); return; }
   const r = remote(<u32>x.pair);
@@ -642,6 +708,31 @@ function answerForwarded(c: usize, p: usize): void {
     return;
   }
   finish(c, true);
+}
+
+/** Redundancy: the read's bytes into the unit's slot; the whole block armed (S301/S344). */
+function rdData(c: usize, src: usize, n: u32, total: u32): u32 {
+  const u = rdUnitHere();
+  const cursor = load<u32>(c + CX_CURSOR);
+  rdFill(u, lx(c).got, cursor, src, n);
+  if (cursor + n >= total) rdArm(u, lx(c).got);
+  return n;
+}
+
+/** Redundancy: S306/S350 — the unit's RECEIVED (or its bound) ends the send command with that status. */
+function rdSent(c: usize): void {
+  const x = lx(c);
+  const u = rdUnitHere();
+  if (rdSlotState(u, x.got) != <u32>RD_SEND_DONE) return;
+  const status = rdSlotStatus(u, x.got);
+  rdRelease(u, x.got, 0);
+  const r = remote(<u32>x.pair);
+  trace(TRACE_REMOTE_ACK, x.pair, x.cmdId, x.issuingId, 1 | ((status >> 24) << 8));
+  if (status == 0) { finish(c, true); return; }
+  x.answer = status;
+  if (status == RD_STATUS_TIMEOUT) log(LOG_WARN, "remote: a redundancy-processed write got no answer within the pair's bound; the pair is suspended (pair, command identifier)", x.pair, x.cmdId);
+  if (x.serial == r.serial) remoteSuspend(<u32>x.pair, status == RD_STATUS_TIMEOUT ? RSR_LINK : RSR_REMOTE, x.cmdId);
+  finish(c, false);
 }
 
 /** The command is over: the parent hears (once), the pair counts it, and the context ends at its respond step. */

@@ -100,6 +100,8 @@ export const RM_BACKUP: u8 = 2; // embodiment 1: a backup copy (also readable af
   leaseDurable: u32; // primary: the lease the NV file holds: IDs are given out only below it
   nvDue: u8; // 1: the record changed since its last persist
   leaseBusy: u8; // 1: a persist of a longer lease is in flight (NVK_REMOTE)
+  rdData: u8; // primary: N of redundancy-processed writes (embodiments 5, 6; remote/rdlink.ts); 0: none
+  rdParity: u8; // primary: m, the parity parts of each block
 }
 /** The record's CRC-32C, in the working record unused, in each NV copy over the bytes before it. */
 const RPR_CRC: u32 = RPR_BYTES - 4;

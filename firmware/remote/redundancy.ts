@@ -57,6 +57,10 @@ export const RD_SEND_DONE: u8 = 3; // RECEIVED came (status), or given up: the c
 export const RD_RECV_GATHER: u8 = 4; // S321-S324: READY owed or sent, parts arriving
 export const RD_RECV_READY: u8 = 5; // S325-S326 done: the block is whole in the slot, for rdTake (S327)
 export const RD_RECV_KEPT: u8 = 6; // taken; the identity stays until its deadline to answer repeats
+export const RD_SEND_FILL: u8 = 7; // rdBegin: the caller copies the block in (rdFill), then rdArm sends it (S301)
+export const RD_RECV_STORING: u8 = 8; // rdTake: the caller is storing the block (S327); rdRelease answers
+/** Peer of a link that reaches any node (a unit laid out with its own rings, as the test image runs it). */
+export const RD_ANY_PEER: u32 = 0xFFFF;
 
 // Owed sends (RdSlot.owe).
 const OWE_WRITE: u32 = 1;
@@ -71,14 +75,14 @@ export const RD_STATUS_TIMEOUT: u32 = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) 
   links: u8;
   dataParts: u8; // N of the commands this unit sends
   parityParts: u8; // m
-  _pad0: u8;
+  queue: u8; // this unit's queue on its links (srcQueue of what it sends: answers come back here)
   slots: u16;
   retries: u32;
   nextCmd: u32;
   timeoutNs: f64;
   wakeAtNs: f64; // poll again by then (0: no timer)
   nowNs: f64; // the poll in progress
-  rings: u32; // links x (rx, tx) ring addresses, u32 each
+  rings: u32; // links x (rx, tx) ring addresses, u32 each; then links x (u16 peer node, u16 tag)
   slotTable: u32;
   buffer: u32; // slots x RD_MAX_PARTS parts of LINK_PAYLOAD_BYTES
   scratch: u32; // RS_SCRATCH_BYTES, then the part pointer list (RD_MAX_PARTS u32)
@@ -107,6 +111,12 @@ export const RD_STATUS_TIMEOUT: u32 = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) 
   seen: u32; // highest number + 1 acted on: receiver, of the WRITE's attempts; sender, of the READYs
   asked: u32; // WRITEs (sender) or READYs (receiver) issued: each copy of one carries the same number
   deadlineNs: f64;
+  issuingId: u32; // carried by the WRITE (003 [0178]): the receiver applies a pair's blocks in this order
+  volume0: u32; // the target volume's name (LPK_VOLUME, 12 bytes), carried by the WRITE
+  volume1: u32;
+  volume2: u32;
+  timeoutNs: f64; // this command's bound (the pair's timeout on a sender, the unit's on a receiver)
+  retries: u32;
 }
 const SLOT_BYTES: u32 = <u32>offsetof<RdSlot>();
 const HEADER_BYTES: u32 = <u32>alignUp(offsetof<RdUnit>(), 64);
@@ -117,6 +127,7 @@ const HEADER_BYTES: u32 = <u32>alignUp(offsetof<RdUnit>(), 64);
 @inline function slot(u: usize, i: u32): RdSlot { return changetype<RdSlot>(<usize>unit(u).slotTable + <usize>i * SLOT_BYTES); }
 function rxRing(u: usize, l: u32): usize { return <usize>load<u32>(<usize>unit(u).rings + <usize>l * 8); }
 function txRing(u: usize, l: u32): usize { return <usize>load<u32>(<usize>unit(u).rings + <usize>l * 8 + 4); }
+function peerOf(u: usize, l: u32): u32 { return <u32>load<u16>(<usize>unit(u).rings + RD_MAX_LINKS * 8 + <usize>l * 4); }
 function statAt(u: usize, i: u32): usize { return <usize>unit(u).stats + <usize>i * 8; }
 function statAdd(u: usize, i: u32, n: u64): void { store<u64>(statAt(u, i), load<u64>(statAt(u, i)) + n); }
 function partAt(u: usize, i: u32, part: u32): usize {
@@ -131,12 +142,40 @@ function maskOf(count: u32): u32 { return count >= 32 ? 0xFFFFFFFF : (<u32>1 << 
  * range (links 1..8, slots 1..256, N >= 1, m <= RS_MAX_M, N + m <= 32), -2 memory cannot grow.
  */
 export function rdLayout(u: usize, node: u32, links: u32, n: u32, m: u32, slots: u32, timeoutUs: u32, retries: u32): i32 {
+  return layoutUnit(u, node, links, n, m, slots, timeoutUs, retries, true);
+}
+
+/**
+ * The same without rings of its own: the caller binds each link to rings it has (rdBindLink; an
+ * array binds its link ports' session rings, remote/rdlink.ts). Memory must hold rdBytes already.
+ */
+export function rdLayoutBound(u: usize, node: u32, links: u32, slots: u32, timeoutUs: u32, retries: u32): i32 {
+  return layoutUnit(u, node, links, 1, 0, slots, timeoutUs, retries, false);
+}
+
+/** Bytes a unit of `links` links and `slots` slots takes from u (REGION_ALIGN aligned), with or without its own rings. */
+export function rdBytes(links: u32, slots: u32, ownRings: bool): usize {
+  return layoutEnd(0, links, slots, ownRings);
+}
+
+function layoutEnd(u: usize, links: u32, slots: u32, ownRings: bool): usize {
+  const ringB = alignUp(ringBytes(LINK_RING_ENTRIES, LINK_ENTRY_BYTES), REGION_ALIGN);
+  let at = alignUp(u + HEADER_BYTES, REGION_ALIGN);
+  if (ownRings) at += <usize>links * 2 * ringB;
+  at = alignUp(at + <usize>slots * SLOT_BYTES, REGION_ALIGN);
+  at += <usize>slots * RD_MAX_PARTS * LINK_PAYLOAD_BYTES;
+  at += RS_SCRATCH_BYTES + RD_MAX_PARTS * 4;
+  at += RDS_COUNT * 8 + RD_MAX_LINKS * 8 + RD_MAX_LINKS * 4; // the ring table and the peer table below
+  return alignUp(at, REGION_ALIGN);
+}
+
+function layoutUnit(u: usize, node: u32, links: u32, n: u32, m: u32, slots: u32, timeoutUs: u32, retries: u32, ownRings: bool): i32 {
   if (links < 1 || links > RD_MAX_LINKS || slots < 1 || slots > RD_MAX_SLOTS) return -1;
   if (n < 1 || m > <u32>RS_MAX_M || n + m > RD_MAX_PARTS) return -1;
   const ringB = alignUp(ringBytes(LINK_RING_ENTRIES, LINK_ENTRY_BYTES), REGION_ALIGN);
   let at = alignUp(u + HEADER_BYTES, REGION_ALIGN);
   const rings = at;
-  at += <usize>links * 2 * ringB;
+  if (ownRings) at += <usize>links * 2 * ringB;
   const table = at;
   at = alignUp(at + <usize>slots * SLOT_BYTES, REGION_ALIGN);
   const buffer = at;
@@ -144,7 +183,7 @@ export function rdLayout(u: usize, node: u32, links: u32, n: u32, m: u32, slots:
   const scratch = at;
   at += RS_SCRATCH_BYTES + RD_MAX_PARTS * 4;
   const stats = at;
-  at += RDS_COUNT * 8 + 64; // the ring entries' table below
+  at = layoutEnd(u, links, slots, ownRings);
   const have = <usize>memory.size() * PAGE_BYTES;
   if (at > have && memory.grow(<i32>((at - have + PAGE_BYTES - 1) / PAGE_BYTES)) < 0) return -2;
   memory.fill(u, 0, HEADER_BYTES);
@@ -163,8 +202,12 @@ export function rdLayout(u: usize, node: u32, links: u32, n: u32, m: u32, slots:
   x.scratch = <u32>scratch;
   x.stats = <u32>stats;
   x.end = <u32>at;
+  memory.fill(<usize>x.rings, 0, RD_MAX_LINKS * 8);
   let r = rings;
   for (let l: u32 = 0; l < links; l++) {
+    store<u16>(<usize>x.rings + RD_MAX_LINKS * 8 + <usize>l * 4, <u16>RD_ANY_PEER);
+    store<u16>(<usize>x.rings + RD_MAX_LINKS * 8 + <usize>l * 4 + 2, 0);
+    if (!ownRings) continue;
     store<u32>(<usize>x.rings + <usize>l * 8, <u32>r);
     ringInit(r, LINK_RING_ENTRIES, LINK_ENTRY_BYTES, 0);
     r += ringB;
@@ -175,6 +218,51 @@ export function rdLayout(u: usize, node: u32, links: u32, n: u32, m: u32, slots:
   memory.fill(table, 0, <usize>slots * SLOT_BYTES);
   memory.fill(stats, 0, RDS_COUNT * 8);
   return <i32>(at - u);
+}
+
+/**
+ * Link l of the unit sends on tx and receives on rx (rings the caller serves), and reaches node
+ * `peer` (RD_ANY_PEER: any); `tag` is the caller's (an array: the link port). A command to a node
+ * goes only on the links that reach it (Fig. 17: the separate networks between two units).
+ */
+export function rdBindLink(u: usize, l: u32, rx: usize, tx: usize, peer: u32, tag: u32): void {
+  const x = unit(u);
+  store<u32>(<usize>x.rings + <usize>l * 8, <u32>rx);
+  store<u32>(<usize>x.rings + <usize>l * 8 + 4, <u32>tx);
+  store<u16>(<usize>x.rings + RD_MAX_LINKS * 8 + <usize>l * 4, <u16>peer);
+  store<u16>(<usize>x.rings + RD_MAX_LINKS * 8 + <usize>l * 4 + 2, <u16>tag);
+}
+export function rdLinkTag(u: usize, l: u32): u32 { return <u32>load<u16>(<usize>unit(u).rings + RD_MAX_LINKS * 8 + <usize>l * 4 + 2); }
+/** The unit's link whose receive ring is rx, or -1. */
+export function rdLinkOfRx(u: usize, rx: usize): i32 {
+  for (let l: u32 = 0; l < <u32>unit(u).links; l++) if (rxRing(u, l) == rx) return <i32>l;
+  return -1;
+}
+/** Links of the unit that reach node `peer`. */
+export function rdLinksToward(u: usize, peer: u32): u32 {
+  let n: u32 = 0;
+  for (let l: u32 = 0; l < <u32>unit(u).links; l++) if (reaches(u, l, peer)) n++;
+  return n;
+}
+export function rdSetQueue(u: usize, q: u32): void { unit(u).queue = <u8>q; }
+function reaches(u: usize, l: u32, peer: u32): bool { const p = peerOf(u, l); return p == RD_ANY_PEER || p == peer; }
+/** The k-th (mod their count) link of the unit that reaches `peer`; link 0 if none does. */
+function linkToward(u: usize, peer: u32, k: u32): u32 {
+  const n = rdLinksToward(u, peer);
+  if (n == 0) return 0;
+  let want = k % n;
+  for (let l: u32 = 0; l < <u32>unit(u).links; l++) {
+    if (!reaches(u, l, peer)) continue;
+    if (want == 0) return l;
+    want--;
+  }
+  return 0;
+}
+/** Position of link l among the links that reach `peer`. */
+function rankOf(u: usize, peer: u32, l: u32): u32 {
+  let n: u32 = 0;
+  for (let k: u32 = 0; k < l; k++) if (reaches(u, k, peer)) n++;
+  return n;
 }
 
 export function rdRxRing(u: usize, l: u32): usize { return rxRing(u, l); }
@@ -207,15 +295,31 @@ export function rdActive(u: usize): u32 {
  */
 export function rdWrite(u: usize, dstNode: u32, dstQueue: u32, lba: u64, src: usize, bytes: u32): i32 {
   const x = unit(u);
-  const n = <u32>x.dataParts;
+  const i = rdBegin(u, dstNode, dstQueue, lba, bytes, <u32>x.dataParts, <u32>x.parityParts, <u32>(x.timeoutNs / 1000), x.retries);
+  if (i < 0) return i;
+  rdFill(u, <u32>i, 0, src, bytes);
+  rdArm(u, <u32>i);
+  return i;
+}
+
+/**
+ * S301 (S344) in steps, for a caller whose block arrives in pieces (an array's read path): a slot
+ * for `bytes` to block `lba` of node `dstNode`, as N data + m parity parts, with its own bound
+ * (timeoutUs, retries). The data parts are zero (the padding); rdFill copies the block in and
+ * rdArm sends the WRITE. Returns the slot (RD_SEND_FILL), or -1 when no slot is free, -2 when a
+ * count is out of range (bytes 0 or more than N packets; N + m > 32; m > RS_MAX_M).
+ */
+export function rdBegin(u: usize, dstNode: u32, dstQueue: u32, lba: u64, bytes: u32, n: u32, m: u32, timeoutUs: u32, retries: u32): i32 {
+  const x = unit(u);
+  if (n < 1 || m > <u32>RS_MAX_M || n + m > RD_MAX_PARTS) return -2;
   if (bytes == 0 || bytes > n * LINK_PAYLOAD_BYTES) return -2;
   const i = freeSlot(u);
   if (i < 0) return -1;
   const s = slot(u, <u32>i);
   memory.fill(changetype<usize>(s), 0, SLOT_BYTES);
-  s.state = RD_SEND_WRITE;
+  s.state = RD_SEND_FILL;
   s.n = <u8>n;
-  s.parts = <u8>(n + <u32>x.parityParts);
+  s.parts = <u8>(n + m);
   s.peerNode = <u16>dstNode;
   s.peerQueue = <u8>dstQueue;
   s.cmdId = x.nextCmd++;
@@ -223,17 +327,70 @@ export function rdWrite(u: usize, dstNode: u32, dstQueue: u32, lba: u64, src: us
   s.partBytes = (bytes + n - 1) / n;
   s.lbaLo = <u32>lba;
   s.lbaHi = <u32>(lba >> 32);
-  s.owe = OWE_WRITE;
-  s.deadlineNs = x.nowNs + x.timeoutNs;
-  for (let p: u32 = 0; p < n; p++) {
-    const off = p * s.partBytes;
-    const len = off >= bytes ? 0 : min<u32>(s.partBytes, bytes - off);
-    memory.copy(partAt(u, <u32>i, p), src + off, len);
-    memory.fill(partAt(u, <u32>i, p) + len, 0, s.partBytes - len);
-  }
-  statAdd(u, RDS_WRITES, 1);
+  s.timeoutNs = <f64>timeoutUs * 1000;
+  s.retries = retries;
+  for (let p: u32 = 0; p < n; p++) memory.fill(partAt(u, <u32>i, p), 0, s.partBytes);
   return i;
 }
+
+/** Bytes [offset, offset + n) of the block of a RD_SEND_FILL slot, from src, into their parts. */
+export function rdFill(u: usize, i: u32, offset: u32, src: usize, n: u32): void {
+  const s = slot(u, i);
+  if (s.state != RD_SEND_FILL || offset >= s.total) return;
+  partCopy(u, i, offset, src, min<u32>(n, s.total - offset), true);
+}
+
+/** The block of slot i is whole: the WRITE goes out at the next poll (S301). */
+export function rdArm(u: usize, i: u32): void {
+  const s = slot(u, i);
+  if (s.state != RD_SEND_FILL) return;
+  s.state = RD_SEND_WRITE;
+  s.owe = OWE_WRITE;
+  s.deadlineNs = unit(u).nowNs + s.timeoutNs;
+  statAdd(u, RDS_WRITES, 1);
+}
+
+/** The issuing ID and target volume name (12 bytes at name) a sender's WRITE carries. */
+export function rdTag(u: usize, i: u32, issuingId: u32, name: usize): void {
+  const s = slot(u, i);
+  s.issuingId = issuingId;
+  s.volume0 = load<u32>(name);
+  s.volume1 = load<u32>(name, 4);
+  s.volume2 = load<u32>(name, 8);
+}
+
+/** Receiver: bytes [offset, offset + n) of a rebuilt block (RD_RECV_READY or taken) to dst. */
+export function rdCopyOut(u: usize, i: u32, offset: u32, dst: usize, n: u32): void {
+  const s = slot(u, i);
+  if (offset >= s.total) return;
+  partCopy(u, i, offset, dst, min<u32>(n, s.total - offset), false);
+}
+
+/** Copies between a block's bytes and its data parts (part k holds bytes k * partBytes ...). */
+function partCopy(u: usize, i: u32, offset: u32, buf: usize, n: u32, into: bool): void {
+  const pb = slot(u, i).partBytes;
+  let done: u32 = 0;
+  while (done < n) {
+    const at = offset + done;
+    const k = at / pb;
+    const within = at % pb;
+    const len = min<u32>(pb - within, n - done);
+    const part = partAt(u, i, k) + <usize>within;
+    if (into) memory.copy(part, buf + <usize>done, len); else memory.copy(buf + <usize>done, part, len);
+    done += len;
+  }
+}
+
+/** Receiver: the caller takes a RD_RECV_READY block to store it (S327); rdRelease answers. */
+export function rdTake(u: usize, i: u32): void {
+  if (slot(u, i).state == RD_RECV_READY) slot(u, i).state = RD_RECV_STORING;
+}
+
+export function rdSlotIssuing(u: usize, i: u32): u32 { return slot(u, i).issuingId; }
+/** The target volume name (12 bytes) a received WRITE carried. */
+export function rdSlotVolume(u: usize, i: u32): usize { return changetype<usize>(slot(u, i)) + offsetof<RdSlot>("volume0"); }
+export function rdSlotPeer(u: usize, i: u32): u32 { return <u32>slot(u, i).peerNode; }
+export function rdSlotLink(u: usize, i: u32): u32 { return <u32>slot(u, i).link; }
 
 /**
  * The caller has read a RD_SEND_DONE slot's status; or it has stored a RD_RECV_READY slot's block
@@ -243,12 +400,12 @@ export function rdWrite(u: usize, dstNode: u32, dstQueue: u32, lba: u64, src: us
  */
 export function rdRelease(u: usize, i: u32, status: u32): void {
   const s = slot(u, i);
-  if (s.state == RD_SEND_DONE) { s.state = RD_FREE; return; }
-  if (s.state == RD_RECV_READY) {
+  if (s.state == RD_SEND_DONE || s.state == RD_SEND_FILL) { s.state = RD_FREE; return; } // FILL: abandoned before S301
+  if (s.state == RD_RECV_READY || s.state == RD_RECV_STORING) {
     s.state = RD_RECV_KEPT; // the identity stays: a repeated WRITE is answered RECEIVED, late parts dropped
     s.status = status;
     s.owe |= OWE_RECEIVED;
-    s.deadlineNs = unit(u).nowNs + unit(u).timeoutNs * <f64>(unit(u).retries + 2);
+    s.deadlineNs = unit(u).nowNs + s.timeoutNs * <f64>(s.retries + 2);
   }
 }
 
@@ -262,7 +419,6 @@ export function rdTakeNext(u: usize): i32 {
 export function rdPoll(u: usize, now: f64): i32 {
   const x = unit(u);
   x.nowNs = now;
-  x.wakeAtNs = 0;
   let work: i32 = 0;
   for (let l: u32 = 0; l < <u32>x.links; l++) {
     const rx = rxRing(u, l);
@@ -272,6 +428,25 @@ export function rdPoll(u: usize, now: f64): i32 {
       work++;
     }
   }
+  return work + rdTick(u, now);
+}
+
+/**
+ * A packet with LF_REDUNDANT that the caller took from link l's receive ring (its CRC checked; a
+ * bad one counted with rdCountBad): an array's link unit hands them over, it keeps the ring.
+ */
+export function rdReceive(u: usize, l: u32, p: usize, now: f64): void {
+  unit(u).nowNs = now;
+  receive(u, l, p);
+}
+export function rdCountBad(u: usize): void { statAdd(u, RDS_BAD, 1); }
+
+/** Every slot's owed sends and timers (rdPoll without the receive rings). Returns the work done. */
+export function rdTick(u: usize, now: f64): i32 {
+  const x = unit(u);
+  x.nowNs = now;
+  x.wakeAtNs = 0;
+  let work: i32 = 0;
   for (let i: u32 = 0; i < <u32>x.slots; i++) {
     if (slot(u, i).state == RD_FREE) continue;
     work += emit(u, i) + timers(u, i);
@@ -321,10 +496,12 @@ function senderSlot(u: usize, cmdId: u32): i32 {
   return -1;
 }
 
+function isReceiver(st: u8): bool { return st == RD_RECV_GATHER || st == RD_RECV_READY || st == RD_RECV_KEPT || st == RD_RECV_STORING; }
+
 function receiverSlot(u: usize, node: u32, queue: u32, cmdId: u32): i32 {
   for (let i: u32 = 0; i < <u32>unit(u).slots; i++) {
     const s = slot(u, i);
-    if (s.state >= RD_RECV_GATHER && s.cmdId == cmdId && <u32>s.peerNode == node && <u32>s.peerQueue == queue) return <i32>i;
+    if (isReceiver(s.state) && s.cmdId == cmdId && <u32>s.peerNode == node && <u32>s.peerQueue == queue) return <i32>i;
   }
   return -1;
 }
@@ -368,7 +545,13 @@ function remoteWrite(u: usize, l: u32, p: usize): void {
   s.lbaHi = <u32>(lba >> 32);
   s.owe = OWE_READY; // S321
   s.seen = attempt + 1;
-  s.deadlineNs = unit(u).nowNs + unit(u).timeoutNs;
+  s.issuingId = h.issuingId;
+  s.volume0 = h.volume0;
+  s.volume1 = h.volume1;
+  s.volume2 = h.volume2;
+  s.timeoutNs = unit(u).timeoutNs;
+  s.retries = unit(u).retries;
+  s.deadlineNs = unit(u).nowNs + s.timeoutNs;
   statAdd(u, RDS_COMMANDS, 1);
 }
 
@@ -387,7 +570,7 @@ function remotePart(u: usize, p: usize): void {
   if ((s.got & (<u32>1 << part)) != 0) { statAdd(u, RDS_DUPLICATES, 1); return; }
   memory.copy(partAt(u, <u32>i, part), p + LINK_HEADER_BYTES, <usize>s.partBytes); // S323
   s.got |= <u32>1 << part;
-  s.deadlineNs = unit(u).nowNs + unit(u).timeoutNs;
+  s.deadlineNs = unit(u).nowNs + s.timeoutNs;
   s.tries = 0;
   if (<u32>popcnt<u32>(s.got) < <u32>s.n) return; // S324: fewer than N, wait for more (S322)
   rebuild(u, <u32>i);
@@ -412,6 +595,7 @@ function rebuild(u: usize, i: u32): void {
   }
   s.state = RD_RECV_READY; // RECEIVED (S326) once the caller has stored it: rdRelease
   s.owe &= ~OWE_READY;
+  s.deadlineNs = unit(u).nowNs + s.timeoutNs * <f64>(s.retries + 2); // a block no caller takes by then is dropped
 }
 
 /** S303 (S347): READY; its `total` names the parts wanted (all of them the first time). */
@@ -437,14 +621,14 @@ function ready(u: usize, i: u32, p: usize): void {
     s.got = 0;
     s.want = want;
     s.tries = 0;
-  } else if (s.rounds > unit(u).retries) { // asked again and again: the bound of the command
+  } else if (s.rounds > s.retries) { // asked again and again: the bound of the command
     giveUp(u, i);
     return;
   } else {
     s.want |= want; // a retransmission request: these parts again
     s.got &= ~want;
   }
-  s.deadlineNs = unit(u).nowNs + 2 * unit(u).timeoutNs;
+  s.deadlineNs = unit(u).nowNs + 2 * s.timeoutNs;
 }
 
 /** The command failed: the caller reads the timeout status and tells its host. */
@@ -490,7 +674,9 @@ function begin(u: usize, i: u32, tx: usize, type: u32, origin: u32): usize {
   const h = pkt(p);
   h.flags = <u8>LF_REDUNDANT;
   h.srcNode = unit(u).node;
+  h.srcQueue = unit(u).queue;
   h.dstNode = s.peerNode;
+  h.issuingId = s.issuingId;
   h.dstQueue = s.peerQueue;
   h.cmdId = s.cmdId;
   h.origin = <u16>origin;
@@ -505,17 +691,19 @@ function begin(u: usize, i: u32, tx: usize, type: u32, origin: u32): usize {
  * the parts' parity cannot repair. Each copy carries the same number (the WRITE's attempt, the
  * READY's request), so the far end acts on one and drops the rest. Without parity, one link.
  */
-function copies(u: usize, i: u32): u32 { return <u32>slot(u, i).parts > <u32>slot(u, i).n ? <u32>unit(u).links : 1; }
+function copies(u: usize, i: u32): u32 { return <u32>slot(u, i).parts > <u32>slot(u, i).n ? max<u32>(1, rdLinksToward(u, <u32>slot(u, i).peerNode)) : 1; }
 
 /** The WRITE, first on link (attempt mod links): a repeat starts on the next network. */
 function sendWrite(u: usize, i: u32): bool {
   const s = slot(u, i);
-  const links = <u32>unit(u).links;
   for (let c: u32 = 0; c < copies(u, i); c++) {
-    const tx = txRing(u, (s.asked + c) % links);
+    const tx = txRing(u, linkToward(u, <u32>s.peerNode, s.asked + c));
     const p = begin(u, i, tx, LT_WRITE, <u32>unit(u).node);
     if (p == 0) { if (c == 0) return false; break; } // a full ring: the copies sent do
     pkt(p).offset |= s.asked << 16;
+    pkt(p).volume0 = s.volume0;
+    pkt(p).volume1 = s.volume1;
+    pkt(p).volume2 = s.volume2;
     pktSetLba(p, (<u64>s.lbaHi << 32) | <u64>s.lbaLo);
     pktSend(tx, p, 0);
   }
@@ -529,9 +717,9 @@ function sendWrite(u: usize, i: u32): bool {
  */
 function answer(u: usize, i: u32, type: u32): bool {
   const s = slot(u, i);
-  const links = <u32>unit(u).links;
+  const first = rankOf(u, <u32>s.peerNode, <u32>s.link);
   for (let c: u32 = 0; c < copies(u, i); c++) {
-    const tx = txRing(u, (<u32>s.link + c) % links);
+    const tx = txRing(u, linkToward(u, <u32>s.peerNode, first + c));
     const p = begin(u, i, tx, type, <u32>s.peerNode);
     if (p == 0) { if (c == 0) return false; break; }
     const h = pkt(p);
@@ -574,7 +762,7 @@ function sendParts(u: usize, i: u32): i32 {
   for (let k: u32 = 0; k < <u32>s.parts; k++) {
     const bit = <u32>1 << k;
     if ((s.want & bit) == 0 || (s.got & bit) != 0) continue;
-    const tx = txRing(u, (k + s.rounds) % <u32>x.links);
+    const tx = txRing(u, linkToward(u, <u32>s.peerNode, k + s.rounds));
     const p = begin(u, i, tx, LT_DATA, <u32>x.node);
     if (p == 0) break; // the ring is full: the rest next poll
     const h = pkt(p);
@@ -599,19 +787,23 @@ function sendParts(u: usize, i: u32): i32 {
 function timers(u: usize, i: u32): i32 {
   const x = unit(u);
   const s = slot(u, i);
-  if (s.state == RD_SEND_DONE || s.state == RD_RECV_READY) return 0;
-  if (s.state == RD_RECV_KEPT) {
-    if (x.nowNs >= s.deadlineNs) s.state = RD_FREE; else wakeAt(u, s.deadlineNs);
+  if (s.state == RD_SEND_DONE || s.state == RD_SEND_FILL || s.state == RD_RECV_STORING) return 0;
+  if (s.state == RD_RECV_KEPT || s.state == RD_RECV_READY) {
+    // KEPT: the identity's time is up. READY: a block its caller never took (its turn never came:
+    // the sender gave the command up long ago) is dropped unanswered, so buffer memory is not held for ever.
+    if (x.nowNs < s.deadlineNs) { wakeAt(u, s.deadlineNs); return 0; }
+    if (s.state == RD_RECV_READY) statAdd(u, RDS_GIVEN_UP, 1);
+    s.state = RD_FREE;
     return 0;
   }
   if (x.nowNs < s.deadlineNs) { wakeAt(u, s.deadlineNs); return 0; }
-  if (<u32>s.tries >= x.retries) {
+  if (<u32>s.tries >= s.retries) {
     if (s.state == RD_RECV_GATHER) { statAdd(u, RDS_GIVEN_UP, 1); s.state = RD_FREE; return 1; }
     giveUp(u, i);
     return 1;
   }
   s.tries++;
-  s.deadlineNs = x.nowNs + (s.state == RD_SEND_PARTS ? 2 : 1) * x.timeoutNs;
+  s.deadlineNs = x.nowNs + (s.state == RD_SEND_PARTS ? 2 : 1) * s.timeoutNs;
   wakeAt(u, s.deadlineNs);
   if (s.state == RD_RECV_GATHER) { // more than m lost: ask for the parts still lacking
     s.owe |= OWE_READY;

@@ -15,6 +15,7 @@ import { volumeInUse, blockSize, capacityBlocks } from "../volume";
 import { getBe16, getBe32, putBe16, putBe32, putBe64 } from "../util";
 import { linkSend, linkPortToward, CXF_REMOTE_DONE, CXF_REMOTE_FAILED } from "../comm/link";
 import { ST_REMOTE } from "../remote/mirror";
+import { rdCreateAllowed } from "../remote/rdlink";
 import {
   remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
   RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
@@ -45,6 +46,7 @@ const RE_NODE: u32 = 0x14; // the peer or relay is not a node of that kind, or n
 const RE_NAME: u32 = 0x15; // the peer volume name is empty or longer than 12 bytes
 const RE_NO_VOLUME: u32 = 0x16;
 const RE_NOT_LINKED: u32 = 0x17; // this array ends no link
+const RE_REDUNDANCY: u32 = 0x18; // N+m out of range, through a relay, or no link of this IOP reaches the peer
 
 function remoteError(c: usize, ascq: u32, field: i32, inCdb: bool): void {
   fail(c, 0x05, 0x86, ascq);
@@ -54,7 +56,8 @@ function remoteError(c: usize, ascq: u32, field: i32, inCdb: bool): void {
 /**
  * REMOTE CREATE: list bytes 0-1 volume, 2 mode (1 mirror, 2 backup), 3 retries (0: 5), 4-7 timeout
  * in ms (0: 50), 8-39 the peer array's name, 40-71 the relay's name (empty: direct), 72-83 the
- * peer volume's name (NUL padded, at most 12 bytes).
+ * peer volume's name (NUL padded, at most 12 bytes), 84 N and 85 m of redundancy-processed writes
+ * (embodiments 5, 6; both 0: none; direct only, over the links that reach the peer: remote/rdlink.ts).
  */
 export function remoteCreate(c: usize, list: usize): void {
   if (!linked()) { remoteError(c, RE_NOT_LINKED, -1, false); return; }
@@ -76,6 +79,9 @@ export function remoteCreate(c: usize, list: usize): void {
   if (!neighbour(<u32>hop)) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (linkPortToward(<u32>hop) < 0) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (load<u8>(list + 72) == 0 || peerNameLength(list + 72) > PEER_NAME_BYTES) { remoteError(c, RE_NAME, 72, false); return; }
+  const rdN = <u32>load<u8>(list + 84);
+  const rdM = <u32>load<u8>(list + 85);
+  if ((rdN != 0 || rdM != 0) && !rdCreateAllowed(rdN, rdM, <u32>peer, hop != peer)) { remoteError(c, RE_REDUNDANCY, 84, false); return; }
   let p: i32 = -1;
   for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
   if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
@@ -89,6 +95,8 @@ export function remoteCreate(c: usize, list: usize): void {
   r.volume = <u16>v;
   r.peerNode = <u16>peer;
   r.firstHop = <u16>hop;
+  r.rdData = <u8>rdN;
+  r.rdParity = <u8>rdM;
   memory.copy(changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"), list + 72, PEER_NAME_BYTES);
   askSecondary(c, <u32>p);
 }

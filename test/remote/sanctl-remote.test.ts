@@ -58,3 +58,25 @@ test('sanctl remote and relay status, human and --json; bad input exits 2 or 1 w
   t.is(apply.status, 0);
   t.true(records.some((r) => r.array === 'A' && r.type === 'remoteState' && r.state === 'suspended' && r.reason === 'user'));
 });
+
+test('sanctl remote create --redundancy N+m: over two direct links, the pair copies and B matches; bad values exit 2 naming the rule', async (t) => {
+  const s = await startSites('sanctl-remote-rd', { directKm: 100, links: 2, blocks: 1024 });
+  try {
+    const on = (array: string) => ({ connect: async () => s.emu.connect(array), sleep: (ms: number) => s.emu.advance(ms), now: () => s.emu.driver(array).now() / 1e6 });
+    for (const bad of ['8', '8+9', '0+2', '30+3', 'x+y']) {
+      const r = await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--redundancy', bad], on('A'));
+      t.is(r.code, 2, bad);
+      t.regex(r.stderr, /N\+m with N >= 1, m <= 8, N \+ m <= 32/, bad);
+    }
+    const relayed = await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--redundancy', '8+2', '--via', 'relay0'], on('A'));
+    t.is(relayed.code, 2);
+    t.regex(relayed.stderr, /not with --via/);
+    await s.a.write(1, 0, pattern(1024 * 512, 8));
+    const created = await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--mode', 'backup', '--redundancy', '8+2', '--wait'], on('A'));
+    t.is(created.code, 0, created.stderr);
+    t.regex(created.stdout, /vol primary -> node 1:mirror pair/);
+    t.true((await s.a.read(1, 0, 1024)).equals(await s.b.read(1, 0, 1024)));
+  } finally {
+    await s.emu.stop();
+  }
+});

@@ -10,6 +10,8 @@ export interface SitesOptions {
   /** Relay at `nearKm` from A, B at `farKm` from the relay; or without a relay, B at `directKm` from A. */
   relay?: { nearKm: number; farKm: number; cutThrough?: boolean; timeoutMs?: number; retries?: number };
   directKm?: number;
+  /** Without a relay: this many independent links between A and B (Fig. 17's separate networks; default 1). */
+  links?: number;
   blocks?: number;
   seed?: number;
   loss?: number;
@@ -41,7 +43,7 @@ export function sitesTopology(dir: string, o: SitesOptions): object {
   const lossy = (l: object) => (o.loss ? { ...l, loss: o.loss } : l);
   const links = o.relay
     ? [lossy({ name: 'near', a: 'A', b: 'relay0', km: o.relay.nearKm }), lossy({ name: 'far', a: 'relay0', b: 'B', km: o.relay.farKm, ...(o.bandwidthMbps ? { bandwidthMbps: o.bandwidthMbps } : {}) })]
-    : [lossy({ name: 'direct', a: 'A', b: 'B', km: o.directKm ?? 1000, ...(o.bandwidthMbps ? { bandwidthMbps: o.bandwidthMbps } : {}) })];
+    : Array.from({ length: o.links ?? 1 }, (_, i) => lossy({ name: i === 0 ? 'direct' : `direct${i + 1}`, a: 'A', b: 'B', km: o.directKm ?? 1000, ...(o.bandwidthMbps ? { bandwidthMbps: o.bandwidthMbps } : {}) }));
   return {
     mode: 'deterministic', seed: o.seed ?? 3,
     ...(o.trace ? { trace: path.join(dir, 'trace.jsonl'), metricsIntervalMs: 1000 } : {}),
