@@ -191,7 +191,11 @@ function split(gen: Generator, b: Buffer): Buffer[] {
 function finishBatch(t: FuzzTarget, s: FuzzSession, before: number[], batch: number, o: FuzzOptions): Violation[] {
   s.settle();
   // The session is gone or stuck (a violation says why): nothing more can be checked through it.
-  if (s.stopped) return t.failed ? [{ check: 'trap', detail: t.failed.message }] : s.violations.splice(0);
+  if (s.stopped) {
+    if (t.failed) return [{ check: 'trap', detail: t.failed.message }];
+    const v = s.violations.splice(0);
+    return v.length > 0 ? v : [{ check: 'liveness', detail: s.stopped }];
+  }
   // The same session still answers: a PING, and TEST UNIT READY at the command device.
   const ping = Buffer.from(`alive after batch ${batch}`);
   const probe = Buffer.alloc(HEADER_END + 64);
