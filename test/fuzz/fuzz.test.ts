@@ -84,8 +84,9 @@ test('a PONG the controller does not send is missed', async (t) => {
 // controller, holding no command of the session, closes it as idle 60 s later (HANGUP_IDLE). The
 // fuzzer once ignored that hang-up and went on writing into the closed session's rx ring, which the
 // controller no longer reads: when the run had more than a ring's worth left to send (as it has since
-// the SBC-4 firmware changed seed 3's course) its send loop spun for ever at virtual 90 s. Now the
-// fuzzer closes the session as a binding does and reports the hang, naming the command.
+// c916b38, the SBC-4 block commands, changed seed 3's course: git bisect) its send loop spun for ever
+// at virtual 90 s. Now the fuzzer closes the session as a binding does and reports the hang,
+// naming the command.
 test('a command the controller does not answer is a hang', async (t) => {
   let n = 0;
   let dropped = -1;
