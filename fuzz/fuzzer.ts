@@ -152,7 +152,7 @@ function runBatch(t: FuzzTarget, s: FuzzSession, gen: Generator, frames: number,
   t.takeCommands();
   s.beginBatch();
   const end = gen.units + frames;
-  while (gen.units < end && !t.failed) {
+  while (gen.units < end && !t.failed && !s.stopped) {
     gen.reset();
     const k = 4 + gen.int(60);
     for (let i = 0; i < k; i++) gen.unit();
@@ -190,6 +190,12 @@ function split(gen: Generator, b: Buffer): Buffer[] {
 /** The checks after a batch's traffic. */
 function finishBatch(t: FuzzTarget, s: FuzzSession, before: number[], batch: number, o: FuzzOptions): Violation[] {
   s.settle();
+  // The session is gone or stuck (a violation says why): nothing more can be checked through it.
+  if (s.stopped) {
+    if (t.failed) return [{ check: 'trap', detail: t.failed.message }];
+    const v = s.violations.splice(0);
+    return v.length > 0 ? v : [{ check: 'liveness', detail: s.stopped }];
+  }
   // The same session still answers: a PING, and TEST UNIT READY at the command device.
   const ping = Buffer.from(`alive after batch ${batch}`);
   const probe = Buffer.alloc(HEADER_END + 64);

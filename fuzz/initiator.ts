@@ -61,7 +61,9 @@ export class Initiator {
     this.link.queue(P.encodeFrame(this.header(T.CMD, tag), P.encodeCommand({
       lun, taskAttribute: 'simple', dataOut: io.out !== undefined, dataIn: (io.inLength ?? 0) > 0, expectedLength: expected, cdb,
     })));
-    this.target.until(() => this.current?.result !== undefined, `command ${cdb.toString('hex')} at LUN ${lun} on port ${this.port}`);
+    const what = `command ${cdb.toString('hex')} at LUN ${lun} on port ${this.port}`;
+    this.target.until(() => this.current?.result !== undefined || this.link.closed, what);
+    this.closedCheck(what);
     const r = this.current.result!;
     this.current = undefined;
     return r;
@@ -77,8 +79,15 @@ export class Initiator {
   ping(payload: Buffer): Buffer | undefined {
     this.pong = undefined;
     this.link.queue(P.encodeFrame(this.header(T.PING, 0xfffe), payload));
-    this.target.until(() => this.pong !== undefined, `PING on port ${this.port}`, 10e9);
+    this.target.until(() => this.pong !== undefined || this.link.closed, `PING on port ${this.port}`, 10e9);
+    if (this.pong === undefined) this.closedCheck(`PING on port ${this.port}`);
     return this.pong;
+  }
+
+  /** Throws when the controller closed the session before `what` was answered. */
+  private closedCheck(what: string): void {
+    if (this.current?.result !== undefined || !this.link.closed) return;
+    throw new Error(`${what}: the controller closed the session (hang-up reason ${this.link.hungUp}) before answering`);
   }
 
   close(): void { this.link.close(); }

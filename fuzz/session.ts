@@ -68,13 +68,35 @@ export class FuzzSession {
       },
       command: (c) => this.command(c),
     });
-    this.link = target.open(FUZZ_PORT, { frame: (f) => this.frame(f), error: (e) => this.malformed(e) });
+    this.link = target.open(FUZZ_PORT, { frame: (f) => this.frame(f), error: (e) => this.malformed(e) }, (why) => this.closedByController(why));
+  }
+
+  /**
+   * Why nothing more can be sent on this session (the controller closed it, or stopped reading it),
+   * once that happened: the batch ends there and the run fails with the violation already recorded.
+   */
+  stopped?: string;
+
+  /**
+   * The controller closed the session. With commands the fuzzer still waits for, that is the hang
+   * as a host sees it: an idle close (HANGUP_IDLE) means the controller holds no command of the
+   * session in flight, so their answers will never come; they are named.
+   */
+  private closedByController(why: number): void {
+    this.stopped = `the controller closed the fuzzer's session (${HANGUP_NAMES[why] ?? `hang-up reason ${why}`}) at ${seconds(this.target.now)} of virtual time`;
+    if (this.outstandingTotal() > 0) {
+      this.violation('hang', `${this.outstandingTotal()} command(s) never answered: ${this.stopped} while they were outstanding (${this.unanswered()})`, true);
+    } else {
+      this.violation('liveness', this.stopped, true);
+    }
+    this.state.outstanding.clear();
   }
 
   get sessionIndex(): number { return this.link.index; }
 
-  violation(check: string, detail: string): void {
-    if (this.violations.length < 20) this.violations.push({ check, detail });
+  /** Records a violation; past the first 20 only those that say why the session stopped (`always`). */
+  violation(check: string, detail: string, always = false): void {
+    if (this.violations.length < 20 || always) this.violations.push({ check, detail });
   }
 
   private command(c: Command): void {
@@ -118,7 +140,12 @@ export class FuzzSession {
   }
 
   private described(tag: number): string {
-    return (this.sent[tag] ?? []).map((c) => `LUN ${c.lun} CDB ${c.cdb.toString('hex')} expected ${c.expected} flags ${c.flags}`).join(' / ');
+    return (this.sent[tag] ?? []).map((c) => `${commandName(c.cdb)} at LUN ${c.lun}, CDB ${c.cdb.toString('hex')} expected ${c.expected} flags ${c.flags}`).join(' / ');
+  }
+
+  /** The first few unanswered commands, by tag and name. */
+  private unanswered(): string {
+    return [...this.state.outstanding.entries()].slice(0, 8).map(([t, n]) => `tag ${t}${n > 1 ? ` x${n}` : ''}: ${this.described(t)}`).join('; ');
   }
 
   // ---- sending ---------------------------------------------------------------------------------
@@ -126,9 +153,15 @@ export class FuzzSession {
   /** Bytes to the controller, as one arrival (or several when the ring fills); runs it after each. */
   feed(bytes: Buffer): void {
     let at = 0;
-    while (at < bytes.length && !this.target.failed) {
+    let full = -1; // since when the rx ring has had no room
+    while (at < bytes.length && !this.target.failed && !this.stopped) {
       const n = this.link.write(bytes.subarray(at));
-      if (n === 0) { this.target.runIdle(); continue; }
+      if (n === 0) {
+        if (full < 0) full = this.target.now;
+        this.waitForRoom(full);
+        continue;
+      }
+      full = -1;
       this.model.arrive(bytes.subarray(at, at + n));
       this.lastArrivalNs = this.target.now;
       this.target.runIdle();
@@ -136,6 +169,22 @@ export class FuzzSession {
       at += n;
     }
     this.bytesSent += at;
+  }
+
+  /**
+   * The rx ring is full: the controller runs, and virtual time passes to its next timer, until it
+   * takes some bytes, closes the session, or has taken none for SETTLE_BOUND_NS since `since` (a
+   * session the controller stopped reading: a hang, with the commands waiting named).
+   */
+  private waitForRoom(since: number): void {
+    this.target.runIdle();
+    if (this.stopped || this.link.rx.free() > 0 || this.target.failed) return;
+    const next = this.target.nextTimerNs();
+    if (next !== Infinity && next - since <= SETTLE_BOUND_NS) { this.target.jumpTo(next); return; }
+    this.stopped = `the controller took none of the ${this.link.rx.used()} bytes in the fuzzer's session's rx ring `
+      + `from ${seconds(since)} on, for ${SETTLE_BOUND_NS / 1e9} s of virtual time`;
+    this.violation('hang', `${this.stopped} (${this.outstandingTotal()} command(s) outstanding: ${this.unanswered() || 'none'})`, true);
+    this.state.outstanding.clear();
   }
 
   /**
@@ -156,12 +205,11 @@ export class FuzzSession {
   /** Runs until every command sent is answered (and a partial frame has timed out), within SETTLE_BOUND_NS. */
   settle(): void {
     const start = this.target.now;
-    while (!this.target.failed && (this.outstandingTotal() > 0 || this.model.pending > 0)) {
+    while (!this.target.failed && !this.stopped && (this.outstandingTotal() > 0 || this.model.pending > 0)) {
       const next = this.target.nextTimerNs();
       if (next === Infinity || next - start > SETTLE_BOUND_NS) {
-        const tags = [...this.state.outstanding.entries()].slice(0, 8).map(([t, n]) => `tag ${t}${n > 1 ? ` x${n}` : ''}: ${this.described(t)}`);
         this.violation('hang', `${this.outstandingTotal()} command(s) never answered within ${SETTLE_BOUND_NS / 1e9} s of virtual time `
-          + `(${tags.join('; ')}), ${this.model.pending} bytes of a partial frame still held`);
+          + `(${this.unanswered()}), ${this.model.pending} bytes of a partial frame still held`);
         this.state.outstanding.clear();
         break;
       }
@@ -365,6 +413,31 @@ export class FuzzSession {
     eq('trace drops', d(A.STAT_TRACE_DROPS), 0);
     for (const k of Object.keys(m) as Array<keyof ModelCounts>) this.counts[k] += m[k];
   }
+}
+
+const HANGUP_NAMES: Record<number, string> = {
+  [A.HANGUP_IDLE]: 'HANGUP_IDLE: no command in flight and nothing received for the port\'s idle time',
+  [A.HANGUP_PROTOCOL]: 'HANGUP_PROTOCOL: the port\'s protocol ended the session',
+};
+
+function seconds(ns: number): string { return `${(ns / 1e9).toFixed(3)} s`; }
+
+const OPCODE_NAMES: Record<number, string> = {
+  0x00: 'TEST UNIT READY', 0x03: 'REQUEST SENSE', 0x12: 'INQUIRY', 0x1a: 'MODE SENSE(6)', 0x25: 'READ CAPACITY(10)',
+  0x28: 'READ(10)', 0x2a: 'WRITE(10)', 0x35: 'SYNCHRONIZE CACHE(10)', 0x88: 'READ(16)', 0x8a: 'WRITE(16)',
+  0x91: 'SYNCHRONIZE CACHE(16)', 0x9e: 'SERVICE ACTION IN(16)', 0xa0: 'REPORT LUNS',
+  [scsi.Opcode.MANAGEMENT_IN]: 'MANAGEMENT IN', [scsi.Opcode.MANAGEMENT_OUT]: 'MANAGEMENT OUT',
+};
+const SERVICE_ACTIONS = new Map<number, string>(Object.entries(scsi.Management).map(([name, sa]) => [sa, name.replace(/_/g, ' ')]));
+
+/** A command in words for a message: "MODE SENSE(6)", "MANAGEMENT OUT C1h/01h CREATE VOLUME", "opcode 5Fh". */
+export function commandName(cdb: Buffer): string {
+  const op = cdb[0];
+  const hex = (x: number) => `${x.toString(16).toUpperCase().padStart(2, '0')}h`;
+  const name = OPCODE_NAMES[op] ?? `opcode ${hex(op)}`;
+  if (op !== scsi.Opcode.MANAGEMENT_IN && op !== scsi.Opcode.MANAGEMENT_OUT) return name;
+  const sa = cdb[1] & 0x1f;
+  return `${name} ${hex(op)}/${hex(sa)} ${SERVICE_ACTIONS.get(sa) ?? 'unknown service action'}`;
 }
 
 function describe(e: Expectation): string {

@@ -85,8 +85,11 @@ export class Link {
   private readonly decoder = new FrameDecoder();
   private outbox: Buffer[] = [];
   closed = false;
+  /** Why the controller asked for this connection to be closed (HANGUP_*), once it has. */
+  hungUp = A.HANGUP_NONE;
 
-  constructor(readonly target: FuzzTarget, readonly port: number, readonly index: number, private readonly sink: FrameSink) {
+  constructor(readonly target: FuzzTarget, readonly port: number, readonly index: number, private readonly sink: FrameSink,
+    private readonly onHangUp?: (why: number) => void) {
     this.slot = new SessionSlot(target.array.mem, port, index);
     this.rx = new ByteRing(target.array.mem, this.slot.ring(A.SES_RX));
     this.tx = new TxRing(target.array.mem, this.slot.ring(A.SES_TX));
@@ -115,6 +118,23 @@ export class Link {
       this.outbox.shift();
     }
     return moved;
+  }
+
+  /**
+   * The controller asked for the connection to be closed (an idle session, a protocol end): as a
+   * binding does (hal/channels/stream.ts), the fuzzer closes it at once, its output already taken,
+   * and tells the owner, who can send nothing more on it. Returns 1 when it closed.
+   */
+  honourHangUp(): number {
+    const why = this.slot.hangupRequest;
+    if (this.closed || why === A.HANGUP_NONE) return 0;
+    this.hungUp = why;
+    this.closed = true;
+    this.outbox = [];
+    this.slot.hangUp();
+    this.target.unlink(this);
+    this.onHangUp?.(why);
+    return 1;
   }
 
   close(): void {
@@ -151,13 +171,16 @@ export class FuzzTarget {
 
   get failed(): Error | undefined { return this.array.failed; }
 
-  /** Opens a session on a free slot of `port`; the controller's frames go to `sink`. */
-  open(port: number, sink: FrameSink): Link {
+  /**
+   * Opens a session on a free slot of `port`; the controller's frames go to `sink`, and `onHangUp`
+   * hears when the controller closes the session (the link is closed by then).
+   */
+  open(port: number, sink: FrameSink, onHangUp?: (why: number) => void): Link {
     const sessions = this.array.spec.ports[port].sessions;
     for (let s = 0; s < sessions; s++) {
       if ([...this.links].some((l) => l.port === port && l.index === s)) continue;
       if (!new SessionSlot(this.array.mem, port, s).free) continue;
-      const l = new Link(this, port, s, sink);
+      const l = new Link(this, port, s, sink, onHangUp);
       this.links.add(l);
       this.runIdle();
       return l;
@@ -173,6 +196,7 @@ export class FuzzTarget {
     for (const l of this.links) work += l.pumpOut();
     work += this.array.round(this.now);
     for (const l of this.links) work += l.drain();
+    for (const l of [...this.links]) work += l.honourHangUp();
     return work;
   }
 
