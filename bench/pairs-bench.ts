@@ -20,6 +20,12 @@
 //    timing model (7200 rpm, 4 ms average seek, 150 MB/s), cache 16 MiB so the load is destage-bound;
 //    the same load for the same virtual time with no pair, then while the pair's creation copy runs (the
 //    target on a second disk of the same model). Target: with copy / without >= 0.90.
+// 4. hostWriteIopsDuringBackup: the same 4 KiB random-write load on the same disk model, once with no
+//    backup and once while a server-free backup (EXTENDED COPY, `sanctl backup`'s host/backup.ts) copies
+//    another 256 MiB volume, on a second disk as document 001 places the backed-up volume, to an LTO-5
+//    drive (140 MB/s) of the array's library; the backup server polls COPY STATUS every 50 ms of virtual
+//    time. The load starts once the copy runs (its first COPY STATUS) and stops before the backup ends.
+//    Target: with backup / without >= 0.90. Only with --only=backup until its figure is valid (docs/bench.md).
 
 import * as fs from 'fs';
 import * as os from 'os';
@@ -27,6 +33,8 @@ import * as path from 'path';
 import { Emulator } from '../harness';
 import { ScsiClient } from '../host/client';
 import { Mirror } from '../host/mirror';
+import { TapeLibrary } from '../host/tape';
+import { backupVolume } from '../host/backup';
 import * as scsi from '../lib/scsi';
 import { guard } from './peers';
 
@@ -43,13 +51,14 @@ function round3(x: number): number { return Math.round(x * 1000) / 1000; }
 
 interface Array0 { emu: Emulator; c: ScsiClient; dir: string; now: () => number }
 
-async function boot(label: string, media: object[], cacheSize: string): Promise<Array0> {
+async function boot(label: string, media: object[], cacheSize: string, library?: object): Promise<Array0> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sanbox-bench-pairs-${label}-`));
   const emu = await Emulator.start({
     mode: 'deterministic', seed: 9,
     arrays: [{
       name: 'a0', dir, cache: { size: cacheSize, destageIntervalMs: 2, destageAgeMs: 5 },
       iops: [{ role: 'channel' }, { role: 'disk' }], media, ports: [{ name: 'q0', iop: 0, transport: 'inproc' }],
+      ...(library ? { library } : {}),
     }],
   }, { debug: false });
   return { emu, c: new ScsiClient(emu.connect()), dir, now: () => emu.driver().now() };
@@ -223,9 +232,79 @@ async function iopsDuringCopy(quick: boolean): Promise<object> {
   };
 }
 
+// ---- 4: host IOPS during a server-free backup -------------------------------------------------------
+
+async function iopsDuringBackup(quick: boolean): Promise<object> {
+  const bytes = 256 * MiB;
+  const seconds = quick ? 0.5 : 1;
+  const depth = 8;
+  const streamMBps = 140;
+  const media = [0, 1].map((i) => ({ name: `d${i}`, kind: 'file', size: `${bytes / MiB + 1}MiB`, timing: DISK_TIMING }));
+  const library = {
+    slots: 2, importExport: 1, drives: [{ name: 'drive0' }],
+    timing: { loadMs: 1, unloadMs: 1, moveMs: 1, streamMBps },
+    cartridges: [{ barcode: 'BK0001L5', size: `${bytes / MiB + 16}MiB` }],
+  };
+  const run = async (withBackup: boolean): Promise<{ iops: number; [k: string]: unknown }> => {
+    const a = await boot(withBackup ? 'backup' : 'nobackup', media, '16MiB', library);
+    try {
+      await volume(a, 'host', bytes, 0, 1);
+      const data = await volume(a, 'data', bytes, 1, 2);
+      const fill = Buffer.alloc(MiB, 0x33);
+      for (let off = 0; off < bytes; off += MiB) { await a.c.write(1, off / 512, fill); await a.c.write(2, off / 512, fill); }
+      await a.c.synchronizeCache(1);
+      await a.c.synchronizeCache(2);
+      await a.emu.advance(200);
+      const w0 = Date.now();
+      if (!withBackup) return { iops: Math.round(await writeLoad(a, 1, bytes / 512, seconds, depth)), wallSeconds: (Date.now() - w0) / 1000 };
+      // The backup server: polls COPY STATUS every 50 ms of virtual time while the load moves the clock, then advances it itself.
+      let loading = false;
+      let moved = 0;
+      let started: () => void = () => undefined;
+      const first = new Promise<void>((resolve) => { started = resolve; });
+      const pause = async (): Promise<void> => {
+        if (!loading) { await a.emu.advance(5); return; }
+        const until = a.now() + 50e6;
+        while (loading && a.now() < until) await new Promise((r) => setImmediate(r));
+      };
+      const t0 = a.now();
+      const backup = backupVolume(a.c, new TapeLibrary(a.c.transport), { // one nexus: the RESERVE it takes is its own
+        volume: data, tape: 'BK0001L5', pause, onProgress: (b) => { moved = b; loading = true; started(); },
+      });
+      await Promise.race([first, backup]);
+      const atStart = moved;
+      const l0 = a.now();
+      const iops = await writeLoad(a, 1, bytes / 512, seconds, depth);
+      const atEnd = moved;
+      const loadSeconds = (a.now() - l0) / 1e9;
+      loading = false;
+      const res = await backup;
+      const backupSeconds = (a.now() - t0) / 1e9;
+      return {
+        iops: Math.round(iops), wallSeconds: (Date.now() - w0) / 1000, backupBytes: res.bytes,
+        backupBytesDuringLoad: atEnd - atStart, backupMBpsDuringLoad: round3((atEnd - atStart) / 1e6 / loadSeconds), backupRunningAtEnd: atEnd < res.bytes,
+        backupSecondsVirtual: round3(backupSeconds), backupFractionOfStreaming: round3(res.bytes / 1e6 / backupSeconds / streamMBps),
+      };
+    } finally {
+      await done(a);
+    }
+  };
+  progress(`4 KiB random writes, depth ${depth}, ${seconds} s of virtual time, no backup`);
+  const without = await run(false);
+  progress('the same while a server-free backup of another volume (second disk) runs to an LTO-5 drive');
+  const withBackup = await run(true);
+  return {
+    volumeBytes: bytes, depth, virtualSeconds: seconds, timing: DISK_TIMING, cache: '16MiB', driveStreamMBps: streamMBps,
+    withoutBackup: without, withBackup, ratio: round3(withBackup.iops / without.iops), target: 0.9,
+    // The ratio means something only if the backup moved data while the load ran.
+    backupProgressedDuringLoad: (withBackup.backupBytesDuringLoad as number) > 0,
+  };
+}
+
 export async function run(args: string[]): Promise<object> {
-  for (const a of args) if (a !== '--quick') throw new UsageError(`bench pairs: unknown argument ${a} (known: --quick)`);
+  for (const a of args) if (a !== '--quick' && a !== '--only=backup') throw new UsageError(`bench pairs: unknown argument ${a} (known: --quick, --only=backup)`);
   const quick = args.includes('--quick');
+  if (args.includes('--only=backup')) return { benchmark: 'pairs', quick, mode: 'deterministic (virtual time)', hostWriteIopsDuringBackup: await iopsDuringBackup(quick) };
   const unguard = guard(() => undefined);
   try {
     const w0 = Date.now();

@@ -13,11 +13,18 @@
 // its mode is, and INQUIRY, REPORT LUNS, REQUEST SENSE, TEST UNIT READY, READ CAPACITY,
 // REPORT SUPPORTED OPERATION CODES and PERSISTENT RESERVE IN/OUT always are (PERSISTENT RESERVE
 // OUT then applies its own rules).
+//
+// The library's tape devices (docs/tape.md) are units of the same table: unit PR_TAPE_UNIT + device.
+// Their registrations take records of the shared pool; their unit record lives in the device's state
+// block (tape/device.ts TDS_PR), not in NV, so a drive's reservations do not outlive a restart of the
+// array (REPORT CAPABILITIES says PTPL_C 0 there and REGISTER refuses APTPL): a drive is rewound and
+// unthreaded by a restart anyway, and the backup that reserved it has to start again. Which commands
+// a Write Exclusive reservation admits to a drive are tapeRead's.
 import { CX_PORT, CX_SESSION, CX_ID, CX_FLAGS, CX_EXPECTED, CX_STATE, CXF_PARAM, ST_RESPOND, ctxField } from "../ctx";
 import { gIndex } from "../iop";
 import {
   fail, good, finishStatus, dataInBuffer, sendBuffer, startDataOut, parameterList, waitPersisted, nvPending, nvRefuse,
-  retryLater, abortWhere, ABORT_SILENT,
+  retryLater, abortWhere, ABORT_SILENT, LU_TAPE_BASE,
 } from "../sequencer";
 import { nvDegraded, nvRoom, nvId, nvPersistRange, nvReservations, seal, sealed, blank, NVK_CONTEXT, NVK_NONE,
   PR_REGISTRATIONS, PR_REG_BYTES, PR_VOL_BYTES, PR_TABLE_BYTES } from "../nv";
@@ -26,6 +33,7 @@ import { cfgPort, portCount } from "../config";
 import { SS_IDENTITY, SS_ISID, SS_OPEN, SS_IDENTITY_KIND, IDENTITY_NAME_BYTES, sessionState, sessionStateOf, portSessions } from "../channel";
 import { volumeInUse } from "../volume";
 import { getBe16, getBe32, getBe64, putBe16, putBe32, putBe64, putHex } from "../util";
+import { tapeState, TDS_PR } from "../tape/device";
 import { cdb, invalidField } from "./dispatch";
 import {
   uaNexus, sameInitiator, UA_RESERVATIONS_PREEMPTED, UA_RESERVATIONS_RELEASED, UA_REGISTRATIONS_PREEMPTED,
@@ -79,10 +87,16 @@ const TYPE_EA_AR: u32 = 8;
 const STATUS_RESERVATION_CONFLICT: u32 = 0x18;
 const PROUT_LIST_BYTES: u32 = 24;
 
+/** Tape device d's unit in this table (docs/tape.md, Reservations). */
+export const PR_TAPE_UNIT: u32 = MAX_VOLUMES;
+
+// @ts-ignore: decorator
+@inline function isTape(v: u32): bool { return v >= PR_TAPE_UNIT; }
+
 // @ts-ignore: decorator
 @inline function reg(i: u32): usize { return nvReservations() + <usize>i * PR_REG_BYTES; }
 // @ts-ignore: decorator
-@inline function vol(v: u32): usize { return nvReservations() + <usize>PR_REGISTRATIONS * PR_REG_BYTES + <usize>v * PR_VOL_BYTES; }
+@inline function vol(v: u32): usize { return isTape(v) ? tapeState(v - PR_TAPE_UNIT) + TDS_PR : nvReservations() + <usize>PR_REGISTRATIONS * PR_REG_BYTES + <usize>v * PR_VOL_BYTES; }
 
 function validType(t: u32): bool { return t == TYPE_WE || t == TYPE_EA || (t >= TYPE_WE_RO && t <= TYPE_EA_AR); }
 function allRegistrants(t: u32): bool { return t == TYPE_WE_AR || t == TYPE_EA_AR; }
@@ -155,14 +169,25 @@ export function reservationConflict(c: usize, v: u32, op: u32, sa: u32): bool {
     finishStatus(c, STATUS_RESERVATION_CONFLICT);
     return true;
   }
-  const type = <u32>load<u8>(vr + V_TYPE);
-  if (type == 0) return false;
-  if (holds(c, v, type) || ((registrantsOnly(type) || allRegistrants(type)) && findReg(c, v, REG_KEY) >= 0)) return false;
-  if (alwaysAdmitted(op, sa)) return false;
-  if (writeExclusive(type) && isRead(op, sa)) return false;
+  if (alwaysAdmitted(op, sa) || reservationAdmits(c, v, !(isTape(v) ? tapeRead(op) : isRead(op, sa)))) return false;
   finishStatus(c, STATUS_RESERVATION_CONFLICT);
   return true;
 }
+
+/**
+ * Does unit v's persistent reservation admit the command's nexus to read (write false) or to change
+ * the medium (write true)? Also asked for a copy target of EXTENDED COPY (xcopy/command.ts), which
+ * reaches a unit as its initiator would.
+ */
+export function reservationAdmits(c: usize, v: u32, write: bool): bool {
+  const type = <u32>load<u8>(vol(v) + V_TYPE);
+  if (type == 0) return true;
+  if (holds(c, v, type) || ((registrantsOnly(type) || allRegistrants(type)) && findReg(c, v, REG_KEY) >= 0)) return true;
+  return !write && writeExclusive(type);
+}
+
+/** Is a persistent reservation held on unit v? (RESERVE (6) of a tape device conflicts with it.) */
+export function persistentlyReserved(v: u32): bool { return load<u8>(vol(v) + V_TYPE) != 0; }
 
 function holds(c: usize, v: u32, type: u32): bool {
   const h = <u32>load<u16>(vol(v) + V_HOLDER);
@@ -173,6 +198,16 @@ function holds(c: usize, v: u32, type: u32): bool {
 function alwaysAdmitted(op: u32, sa: u32): bool {
   return op == 0x00 || op == 0x03 || op == 0x12 || op == 0xA0 || op == 0x25 || op == 0x5E || op == 0x5F
     || (op == 0x9E && sa == 0x10) || (op == 0xA3 && (sa == 0x0C || sa == 0x0D));
+}
+
+/**
+ * A tape device's commands that neither write nor move the medium, and READ(6) (SSC-3 table 12 lets
+ * a Write Exclusive reservation admit reads): READ BLOCK LIMITS, READ, READ POSITION, MODE SENSE,
+ * READ ELEMENT STATUS. What positions the tape (SPACE, LOCATE, REWIND), loads
+ * it, moves a cartridge or changes a mode would disturb the holder's backup: those conflict.
+ */
+function tapeRead(op: u32): bool {
+  return op == 0x05 || op == 0x08 || op == 0x34 || op == 0x1A || op == 0x5A || op == 0xB8;
 }
 
 /** Commands that only read (the medium or its state): admitted under the Write Exclusive types. */
@@ -273,7 +308,7 @@ export function persistentReserveIn(c: usize, v: u32): void {
     }
   } else if (sa == 2) { // REPORT CAPABILITIES
     putBe16(d, 8);
-    store<u8>(d + 2, 0x11); // CRH (RESERVE/RELEASE beside persistent reservations), PTPL_C
+    store<u8>(d + 2, isTape(v) ? 0x10 : 0x11); // CRH (RESERVE/RELEASE beside persistent reservations), PTPL_C (volumes only)
     store<u8>(d + 3, <u8>(0x80 | (load<u8>(vr + V_APTPL) != 0 ? 1 : 0))); // TMV, PTPL_A
     store<u8>(d + 4, 0xEA); // WR_EX_AR, EX_AC_RO, WR_EX_RO, EX_AC, WR_EX
     store<u8>(d + 5, 0x01); // EX_AC_AR
@@ -352,6 +387,7 @@ export function persistentReserveOut(c: usize, v: u32): void {
   const flags = <u32>load<u8>(list + 20);
   if ((flags & 0x08) != 0) { fail(c, 0x05, 0x26, 0x00); ctxField(c, false, 20, 3); return; } // SPEC_I_PT: not offered
   if ((flags & 0x04) != 0) { fail(c, 0x05, 0x26, 0x00); ctxField(c, false, 20, 2); return; } // ALL_TG_PT: not offered
+  if ((flags & 0x01) != 0 && isTape(v)) { fail(c, 0x05, 0x26, 0x00); ctxField(c, false, 20, 0); return; } // APTPL: a drive's are not kept
   const key = getBe64(list);
   const saKey = getBe64(list + 8);
   const type = <u32>load<u8>(p + 2) & 0xF;
@@ -513,7 +549,7 @@ function abortNexus(r: usize, v: u32): void {
   const n = portSessions(port);
   for (let s: u32 = 0; s < n && s < MAX_SESSIONS; s++) {
     const ss = sessionState(port, s);
-    if (load<u32>(ss + SS_OPEN) != 0 && sameInitiator(ss, r + R_NAME, r + R_ISID)) abortWhere(port, s, v, ABORT_SILENT);
+    if (load<u32>(ss + SS_OPEN) != 0 && sameInitiator(ss, r + R_NAME, r + R_ISID)) abortWhere(port, s, isTape(v) ? LU_TAPE_BASE + v - PR_TAPE_UNIT : v, ABORT_SILENT);
   }
 }
 

@@ -8,7 +8,10 @@
 //          prepared (GOOD, or CHECK CONDITION with FILEMARK/EOM/ILI and the INFORMATION residue)
 //
 // Reservations (SPC-2 RESERVE/RELEASE) belong to an I_T nexus: port, session and the session's
-// generation, so one dies with its connection and never outlives the host that took it.
+// generation, so one dies with its connection and never outlives the host that took it. Persistent
+// reservations (PERSISTENT RESERVE IN/OUT) are the volumes' (scsi/pr.ts), with the device as unit
+// PR_TAPE_UNIT + device: a backup server registers and reserves a drive, and another initiator's
+// commands meet RESERVATION CONFLICT (docs/tape.md, Reservations).
 import {
   CX_PORT, CX_SESSION, CX_ARG, CX_FIRST_SLOT, CX_LAST_SLOT, CX_WAIT_SLOT, CX_AHEAD, CX_LBA, CX_BLOCKS, CX_FLAGS,
   CX_STATE, CX_SENSE_BITS, CXF_TAPE, ST_TAPE, ST_RESPOND, ST_DISPATCH, CX_FLUSH_SEQ,
@@ -26,6 +29,8 @@ import { getBe16, putBe16, putBe32, putHex } from "../util";
 import { senseFixed } from "../ctx";
 import { cdb, invalidField, requestSense } from "../scsi/dispatch";
 import { reportLuns } from "../scsi/luns";
+import { reservationConflict, persistentReserveIn, persistentReserveOut, persistentlyReserved, PR_TAPE_UNIT } from "../scsi/pr";
+import { uaTake } from "../scsi/ua";
 import {
   tapeKind, tapeClaim, tapeSubmit, tapeResult, tapeFinish, tapeForget, tapeDetach, tapeOrphaned, tapeDeferredTake,
   tapeUaPost, tapeUaTake, tapeEvents, tapeNaa, tapeState, TDS_RES_PORT, TDS_RES_SESSION, TDS_RES_GEN, TDS_PREVENT,
@@ -52,6 +57,8 @@ const P_IMMED: u32 = 0x100; // status once the request is at the binding; the op
 export const OP_RESERVE6: u32 = 0x16;
 export const OP_RELEASE6: u32 = 0x17;
 export const OP_PREVENT_ALLOW: u32 = 0x1E;
+const OP_PR_IN: u32 = 0x5E;
+const OP_PR_OUT: u32 = 0x5F;
 const OP_INQUIRY: u32 = 0x12;
 const OP_REQUEST_SENSE: u32 = 0x03;
 const OP_REPORT_LUNS: u32 = 0xA0;
@@ -73,10 +80,22 @@ export function tapeCommand(c: usize, dev: u32, op: u32): void {
   // A unit attention for this nexus (SAM-5 5.14), then a deferred error of its IMMED operation (SPC-4 4.5.5).
   const ua = tapeUaTake(dev, port, session, gen, false);
   if (ua != 0) { fail(c, 0x06, ua >> 8, ua & 0xFF); return; }
+  const unit = PR_TAPE_UNIT + dev;
+  const pua = uaTake(c, unit); // a persistent reservation preempted or released (2Ah/03h-05h), queued in the session
+  if (pua != 0) { fail(c, 0x06, pua >> 8, pua & 0xFF); return; }
   const deferred = tapeDeferredTake(dev, port, session, gen);
   if (deferred != 0) { deferredError(c, deferred & 0xFFFF); return; }
   if (conflict(c, dev, op)) { finishStatus(c, STATUS_RESERVATION_CONFLICT); return; }
-  if (op == OP_RESERVE6 || op == OP_RELEASE6) { reserveRelease(c, dev, op == OP_RESERVE6); return; }
+  if (op == OP_PR_IN) { persistentReserveIn(c, unit); return; }
+  if (op == OP_PR_OUT) { persistentReserveOut(c, unit); return; }
+  if (op == OP_RESERVE6 || op == OP_RELEASE6) {
+    // SPC-4 5.13.3: RESERVE and RELEASE conflict while a persistent reservation is held.
+    if (persistentlyReserved(unit)) finishStatus(c, STATUS_RESERVATION_CONFLICT); else reserveRelease(c, dev, op == OP_RESERVE6);
+    return;
+  }
+  // PREVENT ALLOW MEDIUM REMOVAL with PREVENT 0 is admitted under every type (SPC-4 table 62).
+  const allow = op == OP_PREVENT_ALLOW && (load<u8>(cdb(c) + 4) & 3) == 0;
+  if (!allow && reservationConflict(c, unit, op, <u32>load<u8>(cdb(c) + 1) & 0x1F)) return;
   if (op == OP_PREVENT_ALLOW) { preventAllow(c, dev); return; }
   if (tapeKind(dev) == TDK_CHANGER) changerCommand(c, dev, op);
   else driveCommand(c, dev, op);

@@ -55,6 +55,7 @@ const TDS_DEFERRED_PORT: u32 = 44; // u16: port + 1
 const TDS_DEFERRED_SESSION: u32 = 46; // u16
 const TDS_DEFERRED_GEN: u32 = 48; // u32
 export const TDS_EVENTS_SEEN: u32 = 52; // u32: changer: the binding's MTD_EVENTS when unit attentions were last posted for it
+export const TDS_PR: u32 = 64; // PR_VOL_BYTES: the device's unit record of the persistent reservations (scsi/pr.ts)
 const TDS_UA: u32 = 128; // unit attentions: per port and session, (generation u32, UA_* bits u32)
 const UA_ENTRY_BYTES: u32 = 8;
 export const TDS_BYTES: u32 = TDS_UA + MAX_PORTS * MAX_SESSIONS * UA_ENTRY_BYTES;

@@ -22,6 +22,7 @@ import { gIndex } from "../iop";
 import { getBe16, getBe32, getBe64, putBe16, putBe32 } from "../util";
 import { tapeDeviceByNaa, tapeKind, tapeState, TDS_RES_PORT, TDS_RES_SESSION } from "../tape/device";
 import { reservationLive } from "../tape/command";
+import { reservationAdmits, PR_TAPE_UNIT } from "../scsi/pr";
 import { pairOfVolume, rec, PS_DUPLEX, PS_DUPLEX_PENDING } from "../pair/table";
 import { sessionAlive, nexusGeneration } from "./nexus";
 import { accessOf, tapeAccessOf, ACC_NONE, ACC_RO } from "../comm/access";
@@ -241,7 +242,8 @@ function unreachable(c: usize, at: u32): bool {
  * One identification descriptor (E4h): a logical unit NAA designator of 16 bytes naming a volume or
  * a tape drive of this array, with its device type's parameters. The initiator must reach it: a
  * volume mapped at a LUN of the port the command came through (tape drives are on every port), not
- * fenced by a delete, and a drive not reserved by another I_T nexus; and the unit's access list
+ * fenced by a delete, and a drive not reserved by another I_T nexus; a persistent reservation of the
+ * unit must admit the initiator (one that admits reads only: a source only); and the unit's access list
  * (004's LUN security, comm/access.ts) must not say none for the initiator (read-only: a source only).
  */
 function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
@@ -262,7 +264,8 @@ function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
   if (type == 0x01) {
     const dev = tapeDeviceByNaa(naa);
     if (dev < 0 || tapeKind(<u32>dev) != TDK_DRIVE) return unreachable(c, at + 8);
-    if (reservedByOther(<u32>dev, c)) return unreachable(c, at + 8);
+    if (reservedByOther(<u32>dev, c) || !reservationAdmits(c, PR_TAPE_UNIT + <u32>dev, false)) return unreachable(c, at + 8);
+    tt.readOnlyReserved = reservationAdmits(c, PR_TAPE_UNIT + <u32>dev, true) ? 0 : 1;
     const access = tapeAccessOf(<u32>dev, port, <u32>load<u8>(c + CX_SESSION)); // the drive's access list, as for its own commands
     if (access == ACC_NONE) return unreachable(c, at + 8);
     tt.access = access;
@@ -274,7 +277,8 @@ function cscd(c: usize, i: u32, t: u32, d: usize, at: u32): bool {
   } else {
     if (memory.compare(naa, CONFIG_ADDR + CFG_DEVICE_ID, 14) != 0) return unreachable(c, at + 8);
     const v = getBe16(naa + 14) - 1;
-    if (v >= MAX_VOLUMES || !volumeInUse(v) || volumeFenced(v) || !visible(port, v)) return unreachable(c, at + 8);
+    if (v >= MAX_VOLUMES || !volumeInUse(v) || volumeFenced(v) || !visible(port, v) || !reservationAdmits(c, v, false)) return unreachable(c, at + 8);
+    tt.readOnlyReserved = reservationAdmits(c, v, true) ? 0 : 1;
     const access = accessOf(v, port, <u32>load<u8>(c + CX_SESSION)); // LUN security (004): the initiator's own access list
     if (access == ACC_NONE) return unreachable(c, at + 8);
     tt.access = access;
@@ -326,6 +330,9 @@ function segment(c: usize, i: u32, d: usize, at: u32, left: u32): u32 {
   const wantDst: u32 = type == SEG_STREAM_TO_BLOCK || type == SEG_BLOCK_TO_BLOCK ? TK_BLOCK : type == SEG_STREAM_TO_DISCARD_HOLD ? 0xFF : TK_STREAM;
   if (srcKind != wantSrc) { listError(c, 0x26, 0x0C, at + 4); return 0; } // INVALID OPERATION FOR COPY SOURCE OR DESTINATION
   if (dstKind != wantDst) { listError(c, 0x26, 0x0C, at + 6); return 0; }
+  // A persistent reservation of another initiator that admits reads only (Write Exclusive): the copy
+  // manager acts for this initiator, so it may read the unit but not write it.
+  if (dst != 0xFFFF && target(i, dst).readOnlyReserved != 0) { unreachable(c, at + 6); return 0; }
   if (dst != 0xFFFF && target(i, dst).access == ACC_RO) { // read-only for this initiator: never written through a copy (volume or drive)
     fail(c, 0x07, 0x27, 0x00);
     ctxField(c, false, at + 6, -1);

@@ -54,6 +54,7 @@ export const PP_WAIT: u32 = 2; // 2nd: the backup waits until the whole differen
   blockBytes: u32; // block device: the volume's block size; stream: the fixed block length, 0 variable
   pad: u32;
   access: u32; // the initiator's access to the volume or drive (comm/access.ts ACC_*): a read-only one is never a destination
+  readOnlyReserved: u32; // nonzero: a persistent reservation admits the initiator to read the unit only (scsi/pr.ts): never a destination
 }
 export const TARGET_BYTES: u32 = 32;
 

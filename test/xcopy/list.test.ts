@@ -148,6 +148,31 @@ test('a drive RESERVEd by another host is not reachable for this host\'s copy', 
   } finally { await r.emu.stop(); }
 });
 
+test('a volume persistently reserved by another host (Write Exclusive): a copy of this host may read it, never write it (COPY TARGET DEVICE NOT REACHABLE at the segment\'s destination, nothing written); Exclusive Access: not reachable at all', async (t) => {
+  const r = await rig('xcopy-pr');
+  try {
+    const other = r.emu.connect();
+    const prOut = (sa: number, type: number, key: bigint, saKey: bigint) => {
+      const out = Buffer.alloc(24); out.writeBigUInt64BE(key, 0); out.writeBigUInt64BE(saKey, 8);
+      return other.submit({ lun: 3, cdb: Buffer.from([0x5F, sa, type, 0, 0, 0, 0, 0, 24, 0]), dataOut: out }).then((x) => x.status);
+    };
+    t.is(await prOut(0, 0, 0n, 0x77n), 0); // REGISTER
+    t.is(await prOut(1, 1, 0x77n, 0n), 0); // RESERVE, Write Exclusive
+    const before = await read(r.s, 3, 0, 64);
+    const a = await naaOf(r.c, 1);
+    const b = await naaOf(r.c, 3);
+    const into = await send(r, { listId: 1, targets: [block(a), block(b)], segments: [{ type: 'block-to-block', src: 0, dst: 1, srcLba: 0, dstLba: 0, blocks: 64 }] }, 0);
+    t.deepEqual([into.sense?.key, into.sense?.asc, into.sense?.ascq, into.raw.readUInt16BE(16)], [scsi.SenseKey.COPY_ABORTED, 0x0d, 0x02, 16 + 2 * 32 + 6], 'the segment pointer at the destination index');
+    t.true((await read(r.s, 3, 0, 64)).equals(before), 'nothing written');
+    const from = await send(r, { listId: 2, targets: [block(b), block(a)], segments: [{ type: 'block-to-block', src: 0, dst: 1, srcLba: 0, dstLba: 0, blocks: 64 }] }, 0);
+    t.is(from.status, 0, 'reading it is admitted');
+    t.true((await read(r.s, 1, 0, 64)).equals(before));
+    t.is(await prOut(4, 3, 0x77n, 0x77n), 0); // PREEMPT itself to Exclusive Access
+    const none = await send(r, { listId: 3, targets: [block(b), block(a)], segments: [{ type: 'block-to-block', src: 0, dst: 1, srcLba: 0, dstLba: 0, blocks: 64 }] }, 0);
+    t.deepEqual([none.sense?.key, none.sense?.asc, none.sense?.ascq, none.raw.readUInt16BE(16)], [scsi.SenseKey.COPY_ABORTED, 0x0d, 0x02, 16 + 8], 'not reachable: the NAA of CSCD 0');
+  } finally { await r.emu.stop(); }
+});
+
 test('a copy target that fails (write-protected cartridge): COPY ABORTED, the segment in the sense, the drive\'s sense in FAILED SEGMENT DETAILS; the drive is free after', async (t) => {
   const r = await rig('xcopy-fail');
   try {

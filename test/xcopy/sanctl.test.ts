@@ -1,8 +1,25 @@
 // sanctl backup and restore against the firmware (in-process): a volume to a labelled tape by
 // EXTENDED COPY and back, --json, a range, and the errors in words.
 import test from 'ava';
+import * as fs from 'fs';
+import * as path from 'path';
 import { runSanctl } from '../host/run-sanctl';
 import { rig, volumeData, BLOCKS } from './env';
+
+/** An AWS tape image's files: the record lengths between tapemarks (6-byte headers: this length, the previous, flags). */
+function awsFiles(img: Buffer): number[][] {
+  const files: number[][] = [[]];
+  let record = 0;
+  for (let at = 0; at + 6 <= img.length;) {
+    const len = img.readUInt16LE(at);
+    const flags = img[at + 4];
+    at += 6 + len;
+    if (flags & 0x40) { files.push([]); continue; } // tapemark
+    record += len;
+    if (flags & 0x20) { files[files.length - 1].push(record); record = 0; } // end of record
+  }
+  return files;
+}
 
 test('sanctl backup/restore: a volume to tape and back byte-identical (--json), a range, errors exit non-zero and say why', async (t) => {
   const r = await rig('xcopy-sanctl');
@@ -18,6 +35,9 @@ test('sanctl backup/restore: a volume to tape and back byte-identical (--json), 
     const part = await runSanctl(['backup', 'src', '--tape', 'SB0002L5', '--range', '64+100'], { connect });
     t.is(part.code, 0, part.stderr);
     t.regex(part.stdout, /backed up 50 KiB of src to SB0002L5 \(2 records/);
+    // What the copy manager wrote, read from the AWS image itself: the data file (after the fourth
+    // tapemark: VOL1 HDR | info | EOF | HDR) holds the range's bytes exactly, nothing more.
+    t.deepEqual(awsFiles(fs.readFileSync(path.join(r.dir, 'a0', 'library0', 'SB0002L5.aws')))[4], [32768, 100 * 512 - 32768], 'the range, exactly');
     const tgt = await runSanctl(['restore', 'SB0002L5', 'tgt'], { connect });
     t.is(tgt.code, 0, tgt.stderr);
     t.true((await volumeData(r.s, 2, 100)).equals(r.ref.subarray(64 * 512, 164 * 512)), 'the range, the last record shorter than 32 KiB');
