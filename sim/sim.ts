@@ -612,6 +612,7 @@ export class Simulation {
     if (e && s.key === e[0] && s.asc === e[1] && s.ascq === e[2]) return;
     if (s.key === 0x04 && s.asc === 0x44 && this.win.overlaps('nv', op.submit, op.end)) { this.uncertain(op.change!, e ?? null); return; }
     if (op.change?.kind === 'reinit' && s.key === 0x02 && s.asc === 0x04 && s.ascq === 0x03 && this.win.overlaps(`dead:${op.change.medium}`, op.submit, op.end)) return;
+    if (op.change?.kind === 'reinit' && s.key === 0x03 && s.asc === 0x0C && s.ascq === 0x00 && this.win.overlaps(`lwerr:${op.change.medium}`, op.submit, op.end)) return;
     if (this.pending.length > 0) { this.pend(op.change!); return; }
     this.violate('mgmt', `${op.what}: ${scsi.describeSense(s)}, but the model expects ${e ? this.senseWords(e) : 'GOOD'}`);
   }
@@ -791,13 +792,18 @@ export class Simulation {
     const binding = this.target.array.media[m];
     let f: FaultSpec;
     if (x < 0.7) {
-      // At a block of a volume on the medium when there is one, never at its label (chunk 0).
+      // At a block of a volume on the medium when there is one; a tenth of them at its label
+      // (sector 0), drawn from a stream of their own so that r's draws stay as they were.
       const c = used.find((u) => u.mediaOf().has(m));
       let lba = between(r, CHUNK_SECTORS, binding.sectors - 1);
       if (c) { const b = between(r, 0, c.meta.blocks - 1); const [mm, s] = c.where(b); if (mm === m) lba = s; }
-      const count = Math.min(between(r, 1, 256), binding.sectors - lba);
+      let count = Math.min(between(r, 1, 256), binding.sectors - lba);
+      const label = 'seed' in this.step && new Prng((this.step.seed ^ 0x1abe1) >>> 0).next() < 0.1;
+      if (label) { lba = 0; count = 1; this.count(this.faults, `media label ${x < 0.35 ? 'read' : 'write'} error`); }
       f = { type: x < 0.35 ? 'readError' : 'writeError', lba, count };
       this.win.open(`${x < 0.35 ? 'rerr' : 'werr'}:${m}`, this.t(), { lba, count });
+      // A label it cannot write: REINITIALIZE MEDIUM fails MEDIUM ERROR, WRITE ERROR, the medium still lost.
+      if (label && x >= 0.35) this.win.open(`lwerr:${m}`, this.t());
     } else if (x < 0.85) {
       f = { type: 'slow', factor: between(r, 2, 50) };
       this.win.open(`slow:${m}`, this.t());
@@ -870,7 +876,7 @@ export class Simulation {
     }
     const now = this.t();
     for (const m of media) {
-      for (const k of ['dead', 'becoming', 'rerr', 'werr', 'slow']) this.win.close(`${k}:${m}`, now);
+      for (const k of ['dead', 'becoming', 'rerr', 'werr', 'lwerr', 'slow']) this.win.close(`${k}:${m}`, now);
       if (!this.win.isOpen(`lost:${m}`)) this.mediaExpect[m] = new Set(['ok']);
     }
     if (this.nvFaulty) { this.nvFaulty = false; this.win.close('nv', now); for (const m of this.relabelledSinceBoot) this.labelsBefore[m] = []; }
@@ -993,6 +999,8 @@ export class Simulation {
       if (!own || names.length > 1 || unseen) states.add('lost');
       if (!blank && (own || unseen)) states.add('ok');
       if (this.mediaFaults[m].some((f) => f.type === 'dead')) states.add('dead');
+      // A label the restart cannot read: the medium is lost (unreadable), never taken for another's or blank.
+      if (this.mediaFaults[m].some((f) => f.type === 'readError' && f.lba === 0)) states.add('lost');
       this.mediaExpect[m] = states;
       this.log(`  restart: medium ${m} (${this.spec.media[m].kind}) may be ${[...states].join(' or ')}${wasLost ? ' (lost before)' : ''} (holds ${this.images[m] ?? 'no labelled image'}, NV names ${names.join(' or ')})${reinitPending.has(m) ? ' (reinitialization pending)' : ''}`);
       if (states.has('lost') && !this.win.isOpen(`lost:${m}`)) this.win.open(`lost:${m}`, cut);
