@@ -333,3 +333,24 @@ test('a DELETE VOLUME clearing an init map record never has its write in flight 
   t.is((await again.flush())[0].dirtyLeft, 0, 'the rest is destaged and marked');
   t.true((await read(s2, 1, 0, 8)).equals(a0));
 });
+
+// Simulator seed 6025 (a restart with a smaller cache, dirty data in NV): the harness cut the NV
+// file to the smaller region before the firmware refused the boot (ERR_NV_GEOMETRY), so the boot
+// with the old size, which the refusal asks for, found the slot data at the file's end gone and
+// dropped those sectors as torn: the acknowledged writes answered MEDIUM ERROR. The file is cut
+// only once the firmware took the image now (hal/nv.ts, trim).
+test('a boot with a smaller cache refused for dirty data keeps the NV file whole: the old size boots and every acknowledged write reads back', async (t) => {
+  const dir = tempDir('init-shrink-refused');
+  const emu = await startSmall({ ...base(dir), ...cache('16MiB') });
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', blocks: 16384, blockSize: 512, placement: 'linear' }, 1);
+  const data = pattern(8 << 20, 31);
+  for (let at = 0; at < data.length; at += 1 << 20) await write(s, 1, at / 512, data.subarray(at, at + (1 << 20)));
+  await emu.stop('powerFail'); // 128 dirty slots in NV: the destage age is ten minutes
+  await t.throwsAsync(startSmall({ ...base(dir), ...cache('4MiB') }), { message: /dirty cache data this boot cannot carry over/ });
+  const lines: string[] = [];
+  const again = await startSmall({ ...base(dir), ...cache('16MiB') }, { log: (l) => lines.push(l) });
+  t.teardown(() => again.stop('powerFail'));
+  t.false(lines.some((l) => /failed its CRC were dropped/.test(l)), lines.join('\n'));
+  t.true((await read(again.connect(), 1, 0, 16384)).equals(data), 'every acknowledged write reads back');
+});
