@@ -23,6 +23,7 @@ import { transportOpen, transportClose, transportReceive, transportSessionBytes 
 import { ctxStep, abortWhere, abortSense, ANY, ABORT_SILENT } from "./sequencer";
 import { fenceGeneration, volumeFenced, fenceAck, fenceAcked } from "./cache";
 import { nvKick, nvCompletionFailed, NVK_CONTEXT, NVK_REMOTE } from "./nv";
+import { initTurnsGive, turnOfContext } from "./initmap";
 import { remoteNvDone } from "./remote/pair";
 import { prngSeed } from "./prng";
 import { reservationsNexusLost } from "./scsi/pr";
@@ -276,6 +277,8 @@ function drainNv(): i32 {
       const p = load<u32>(c + CX_NV_PENDING);
       if (p > 0) store<u32>(c + CX_NV_PENDING, p - 1);
       if (status != 0) store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_NV_FAILED);
+      // A DELETE VOLUME's init map clears are in (a failure has made the file degraded): the turns go.
+      if (p <= 1) initTurnsGive(turnOfContext(gIndex, id & 0x0FFFFFFF));
     }
     ringRelease(gNvCq, 1);
     n++;

@@ -33,7 +33,7 @@ import {
   slotList, slotPins, LIST_CLEAN, F_STAGING, dropSlot, bumpEvent, cacheCheck, DIR_CHECK_POLLS, slotMarkVerdict,
   slotDestageFailed, slotVerdictNs, F_NV_FAILED, F_VERDICTS, poisonedSector,
 } from "./cache";
-import { chunkInitialized, initMark, initUnmark, initClear } from "./initmap";
+import { chunkInitialized, initMark, initUnmark, initClear, initTurnTake, initTurnGive, TURN_RELABEL } from "./initmap";
 import { slotMedium, chunkHoldsData, thinMapSlot, thinMapFailed, thinDropSlot, thinDropMedium } from "./thin";
 import { slotThinChunk } from "./cache";
 import {
@@ -74,7 +74,6 @@ const FL_WAITING: u32 = 0; // u32: slot + 1, head of the slots whose writes comp
 const FL_COVERED: u32 = 4; // u32: slot + 1, head of the slots the flush in flight (or just completed) covers
 const FL_STATE: u32 = 8; // u32: FLS_*
 const FL_STATUS: u32 = 12; // u32: MST_* of the completed flush
-const FL_MARKING: u32 = 16; // u32: slot + 1 whose init map mark (of a chunk on this medium) is in flight, 0 none
 const FLS_IDLE: u32 = 0;
 const FLS_IN_FLIGHT: u32 = 1;
 const FLS_DONE: u32 = 2; // completed; its covered slots get their records as NV room allows
@@ -323,11 +322,12 @@ function flushRecords(m: u32): i32 {
     const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
     const mark = status == MST_OK && (thin || (where != u64.MAX_VALUE && where != THIN_UNMAPPED
       && !volumeThin(slotVolume(slot)) && !chunkInitialized(m, <u32>where)));
-    // One mark in flight per medium, so never two of one record: they would write its two copies
-    // in turn, and the first failing with the second torn by a power cut left neither copy with
-    // the bits of earlier marks, whose slots are clean (their chunks read zeros). The slots left
-    // wait for its completion (markDone), the flush's order kept.
-    if (mark && !nvDegraded() && load<u32>(fl + FL_MARKING) != 0) break;
+    // One init map write in flight per medium (the medium's turn, initmap.ts), so never two of one
+    // record: they would write its two copies in turn, and the first failing with the second torn
+    // by a power cut left neither copy with the bits of earlier marks, whose slots are clean (their
+    // chunks read zeros). The slots left wait for the turn (markDone, or a DELETE VOLUME's clear
+    // completing), the flush's order kept.
+    if (mark && !nvDegraded() && !initTurnTake(m, slot + 1)) break;
     next = slotFlushNext(slot);
     setSlotFlushNext(slot, 0);
     work++;
@@ -335,7 +335,6 @@ function flushRecords(m: u32): i32 {
     if (!ok) slotDestageFailed(slot, mediumVerdict(status), gNow);
     else if (mark) {
       if (!nvDegraded()) {
-        store<u32>(fl + FL_MARKING, slot + 1);
         // A thin chunk's first write: its map entry, like a mark, before the clean record (thin.ts).
         if (thin) thinMapSlot(slot, nvId(NVK_INIT_MARK, slot));
         else initMark(m, <u32>where, nvId(NVK_INIT_MARK, slot));
@@ -455,6 +454,9 @@ function checkLabels(): i32 {
       labelBuild(m, labelGeneration(m) + 1, labelBuf(m));
       if (labelIo(m, MOP_WRITE, LBL_WRITING)) work++;
     } else if (lbl == LBL_RECORD && nvRoom(relabeling(m) ? 4 : 1)) {
+      // The clear takes the medium's init map turn (initmap.ts), given back when the label's record,
+      // queued after it, completes (labelRecorded).
+      if (relabeling(m) && !initTurnTake(m, TURN_RELABEL | m)) continue;
       store<u32>(ms + MS_LABEL, LBL_PERSISTING);
       // REINITIALIZE MEDIUM: the new label is on the medium, so the loss is accepted now: every
       // chunk reads as zeros from here on. The bits go before the label's record in the one NV
@@ -507,6 +509,7 @@ function labelComplete(m: u32, phase: u32, status: u32): void {
 /** The NV record of medium m's new label completed: the medium is the array's. */
 function labelRecorded(m: u32): void {
   if (m >= mediaCount()) return;
+  initTurnGive(m, TURN_RELABEL | m);
   store<u32>(mediumState(m) + MS_LABEL, LBL_DONE);
   setMediumState(m, MEDS_OK);
   trace(TRACE_MEDIUM, m, MEDS_OK, labelGeneration(m), 0);
@@ -688,9 +691,7 @@ function drainNvCompletions(): i32 {
  * counted and logged.
  */
 function markDone(slot: u32, status: u32): void {
-  for (let m: u32 = 0; m < mediaCount(); m++) {
-    if (load<u32>(flushState(m) + FL_MARKING) == slot + 1) store<u32>(flushState(m) + FL_MARKING, 0); // the next may go
-  }
+  for (let m: u32 = 0; m < mediaCount(); m++) initTurnGive(m, slot + 1); // the next may go
   if (status == 0) { destageDone(slot, true, 0, gNow + RETRY_NS, nvId(NVK_NONE, 0)); return; }
   const where = chunkToMedium(slotVolume(slot), slotNumber(slot));
   if (volumeThin(slotVolume(slot))) thinMapFailed(slot);

@@ -30,7 +30,7 @@ import {
   initMapBase, nvInitBytes, initRecords, INIT_RECORD_BYTES, INIT_RECORD_CHUNKS, nvPersistRange, nvBase,
   NVT_VERSION, NVT_OFFSET, NVT_SIZE,
 } from "./nv";
-import { mediumState, MS_INIT, MS_CHUNKS, MS_BITMAP, chunkToMedium, volumeThin, THIN_UNMAPPED } from "./volume";
+import { mediumState, MS_INIT, MS_CHUNKS, MS_BITMAP, MS_INIT_TURN, chunkToMedium, volumeThin, THIN_UNMAPPED } from "./volume";
 import { copyCurrent, copySeal as twoCopySeal, copyAdvance, copyPick, COPY_DATA } from "./twocopy";
 import { log, LOG_WARN } from "./hal";
 
@@ -41,8 +41,41 @@ export function initLayout(): void {
   let at = initMapBase();
   for (let m: u32 = 0; m < mediaCount(); m++) {
     store<u32>(mediumState(m) + MS_INIT, <u32>at);
+    store<u32>(mediumState(m) + MS_INIT_TURN, 0);
     at += <usize>initRecords(m) * INIT_RECORD_BYTES;
   }
+}
+
+// ---- The turn: one init map write of a medium in flight at a time ------------------------------
+// A change of a record is written into its older copy, so two writes of one record in flight at
+// once write its two copies: the first failing (nothing written) and the second torn by a power cut
+// leave neither copy with what the record held before, and chunks of clean slots marked earlier
+// read zeros. So whoever writes a medium's records — the disk IOP's marks (disk.ts), a relabel's
+// clear (disk.ts) and DELETE VOLUME's clears (scsi/mgmt.ts, on a channel IOP) — takes the medium's
+// turn first and gives it back once the write's completion is in, after its failure (if any) has
+// made the NV file degraded: the next writer then finds it degraded and writes nothing (marks are
+// held, management changes refused), and the copy the failed write left is never overwritten.
+
+/** Tokens: a mark of the disk IOP's (slot + 1), a relabel's clear, a channel IOP's command context. */
+export const TURN_RELABEL: u32 = 0x40000000; // | medium
+// @ts-ignore: decorator
+@inline export function turnOfContext(iop: u32, id: u32): u32 { return 0x80000000 | (iop << 24) | (id & 0x00FFFFFF); }
+
+/** Takes medium m's init map turn for `token` (true also when it already has it); false while another has it. */
+export function initTurnTake(m: u32, token: u32): bool {
+  const p = mediumState(m) + MS_INIT_TURN;
+  const held = atomic.cmpxchg<u32>(p, 0, token);
+  return held == 0 || held == token;
+}
+
+/** Gives back medium m's turn if `token` has it. */
+export function initTurnGive(m: u32, token: u32): void {
+  atomic.cmpxchg<u32>(mediumState(m) + MS_INIT_TURN, token, 0);
+}
+
+/** Gives back every turn `token` has. */
+export function initTurnsGive(token: u32): void {
+  for (let m: u32 = 0; m < mediaCount(); m++) initTurnGive(m, token);
 }
 
 /** Bytes from a record's first copy to its second. */

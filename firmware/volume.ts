@@ -61,6 +61,7 @@ export const MS_THIN_NEXT: u32 = 32; // u32: where the next thin chunk is looked
 export const MS_RELABEL_ASKED: u32 = 36; // u32: last ticket taken (channel IOPs, atomic)
 export const MS_RELABEL_TICKET: u32 = 40; // u32: ticket of the relabel in progress, 0 none (disk IOP)
 export const MS_RELABEL_ENDED: u32 = 44; // RELABEL_OUTCOMES x u32: ticket << 3 | RLB_*, at ticket % RELABEL_OUTCOMES (to 60)
+export const MS_INIT_TURN: u32 = 60; // u32: who has an init map write of this medium in flight, 0 none (initmap.ts, initTurnTake)
 const RELABEL_OUTCOMES: u32 = 4;
 export const MEDIUM_OK: u32 = MEDS_OK;
 export const MEDIUM_DEAD: u32 = MEDS_DEAD;

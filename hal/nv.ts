@@ -164,9 +164,18 @@ export class NvBinding {
         loaded += r;
       }
     }
-    if (size !== this.bytes) fs.ftruncateSync(this.fd, this.bytes);
+    // Grown to the region now; cut down to it only once the firmware took the image (trim): a boot
+    // it refuses (ERR_NV_GEOMETRY: dirty data for another cache size) must leave every byte for a
+    // boot with the old size. Cut here, a smaller cache lost the slot data at the file's end, and the
+    // boot with the old size dropped those sectors as torn (simulator seed 6025).
+    if (size < this.bytes) fs.ftruncateSync(this.fd, this.bytes);
     this.writer = new NvWriter({ inline: this.inline });
     return loaded;
+  }
+
+  /** After a boot the firmware accepted: a file longer than the region (a smaller cache) is cut to it. */
+  trim(): void {
+    if (fs.fstatSync(this.fd).size > this.bytes) fs.ftruncateSync(this.fd, this.bytes);
   }
 
   /** Attaches the rings once the IOPs are booted (the map holds them from layout() on). */

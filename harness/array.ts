@@ -239,6 +239,7 @@ export class ArrayController {
       if (r !== 0) throw new BootError(this.name, r, this.mem.u32(A.MAP_ADDR + A.MAP_ERROR_DETAIL), `boot of IOP ${i}`);
       this.wakeAddrs.push(A.MAP_ADDR + A.MAP_IOP_TABLE + i * A.MAP_IOP_BYTES + A.MIOP_WAKE_AT_NS);
     }
+    this.nv.trim(); // the firmware took the image: the file is cut to the region (hal/nv.ts)
     this.lastStats = this.stats();
     this.dispatch(0);
     this.nv.submit();

@@ -12,7 +12,7 @@ import * as crypto from 'crypto';
 import * as A from '../hal/abi';
 import * as scsi from '../lib/scsi';
 import { Prng } from '../hal/prng';
-import { FirmwareAbort, type ControlResult, type StuckSlot } from '../harness/array';
+import { BootError, FirmwareAbort, type ControlResult, type StuckSlot } from '../harness/array';
 import type { ArraySpec, FaultSpec } from '../harness/topology';
 import type { QueueSession } from '../hal/channels/queue';
 import type { ScsiCommand, ScsiResult } from '../lib/transport';
@@ -145,6 +145,11 @@ export class Simulation {
   private labelGen = 0;
   private lastMedia: scsi.Medium[] = [];
   private crashing = false;
+  /** The cache size the array runs with, and the one asked for at the next boot (the plan's at first). */
+  private cacheBytes: number;
+  private resize: number | undefined;
+  /** The last stop was graceful and marked the NV image clean (a boot with another cache size must take it). */
+  private stoppedClean = false;
   private readonly log: (line: string) => void;
 
   constructor(readonly o: SimOptions) {
@@ -160,6 +165,7 @@ export class Simulation {
     this.labels = this.spec.media.map((_, i) => `m${i}.0`);
     this.images = [...this.labels];
     this.labelsBefore = this.labels.map(() => []);
+    this.cacheBytes = this.spec.cache.bytes;
   }
 
   // ---- the run --------------------------------------------------------------------------------
@@ -249,7 +255,7 @@ export class Simulation {
 
   /** The spec of the next boot: media faults that outlive the restart go in as topology faults. */
   private bootSpec(): ArraySpec {
-    return { ...this.spec, media: this.spec.media.map((m, i) => ({ ...m, faults: [...this.mediaFaults[i]] })) };
+    return { ...this.spec, cache: { ...this.spec.cache, bytes: this.cacheBytes }, media: this.spec.media.map((m, i) => ({ ...m, faults: [...this.mediaFaults[i]] })) };
   }
 
   private openSessions(): void {
@@ -606,6 +612,7 @@ export class Simulation {
     if (e && s.key === e[0] && s.asc === e[1] && s.ascq === e[2]) return;
     if (s.key === 0x04 && s.asc === 0x44 && this.win.overlaps('nv', op.submit, op.end)) { this.uncertain(op.change!, e ?? null); return; }
     if (op.change?.kind === 'reinit' && s.key === 0x02 && s.asc === 0x04 && s.ascq === 0x03 && this.win.overlaps(`dead:${op.change.medium}`, op.submit, op.end)) return;
+    if (op.change?.kind === 'reinit' && s.key === 0x03 && s.asc === 0x0C && s.ascq === 0x00 && this.win.overlaps(`lwerr:${op.change.medium}`, op.submit, op.end)) return;
     if (this.pending.length > 0) { this.pend(op.change!); return; }
     this.violate('mgmt', `${op.what}: ${scsi.describeSense(s)}, but the model expects ${e ? this.senseWords(e) : 'GOOD'}`);
   }
@@ -785,13 +792,18 @@ export class Simulation {
     const binding = this.target.array.media[m];
     let f: FaultSpec;
     if (x < 0.7) {
-      // At a block of a volume on the medium when there is one, never at its label (chunk 0).
+      // At a block of a volume on the medium when there is one; a tenth of them at its label
+      // (sector 0), drawn from a stream of their own so that r's draws stay as they were.
       const c = used.find((u) => u.mediaOf().has(m));
       let lba = between(r, CHUNK_SECTORS, binding.sectors - 1);
       if (c) { const b = between(r, 0, c.meta.blocks - 1); const [mm, s] = c.where(b); if (mm === m) lba = s; }
-      const count = Math.min(between(r, 1, 256), binding.sectors - lba);
+      let count = Math.min(between(r, 1, 256), binding.sectors - lba);
+      const label = 'seed' in this.step && new Prng((this.step.seed ^ 0x1abe1) >>> 0).next() < 0.1;
+      if (label) { lba = 0; count = 1; this.count(this.faults, `media label ${x < 0.35 ? 'read' : 'write'} error`); }
       f = { type: x < 0.35 ? 'readError' : 'writeError', lba, count };
       this.win.open(`${x < 0.35 ? 'rerr' : 'werr'}:${m}`, this.t(), { lba, count });
+      // A label it cannot write: REINITIALIZE MEDIUM fails MEDIUM ERROR, WRITE ERROR, the medium still lost.
+      if (label && x >= 0.35) this.win.open(`lwerr:${m}`, this.t());
     } else if (x < 0.85) {
       f = { type: 'slow', factor: between(r, 2, 50) };
       this.win.open(`slow:${m}`, this.t());
@@ -864,7 +876,7 @@ export class Simulation {
     }
     const now = this.t();
     for (const m of media) {
-      for (const k of ['dead', 'becoming', 'rerr', 'werr', 'slow']) this.win.close(`${k}:${m}`, now);
+      for (const k of ['dead', 'becoming', 'rerr', 'werr', 'lwerr', 'slow']) this.win.close(`${k}:${m}`, now);
       if (!this.win.isOpen(`lost:${m}`)) this.mediaExpect[m] = new Set(['ok']);
     }
     if (this.nvFaulty) { this.nvFaulty = false; this.win.close('nv', now); for (const m of this.relabelledSinceBoot) this.labelsBefore[m] = []; }
@@ -935,9 +947,11 @@ export class Simulation {
     const cut = this.t();
     this.count(this.faults, how === 'crash' ? 'power cut (kill)' : how === 'stop' ? 'graceful stop' : 'power cut (NV fault)');
     this.crashing = how !== 'stop';
+    this.stoppedClean = false;
     if (how === 'stop') {
       for (const i of [...this.initiators, ...this.admins]) i.closed = true;
       const s = await this.target.shutdown(CONTROL_BOUND_NS);
+      this.stoppedClean = s.result?.nvClean === true;
       const failed = this.target.array.failed;
       if (s.result) this.checkControl('shutdown', s.result, cut);
       else if (failed && !(failed instanceof FirmwareAbort)) {
@@ -964,6 +978,7 @@ export class Simulation {
     }
     this.inflight.clear();
     if (r) this.tamper(r);
+    if (r && 'seed' in this.step) this.resizeCache(new Prng((this.step.seed ^ 0xcac4e5) >>> 0)); // its own stream: r's draws stay as they were
     await this.rebootAndCheck(cut);
   }
 
@@ -984,6 +999,8 @@ export class Simulation {
       if (!own || names.length > 1 || unseen) states.add('lost');
       if (!blank && (own || unseen)) states.add('ok');
       if (this.mediaFaults[m].some((f) => f.type === 'dead')) states.add('dead');
+      // A label the restart cannot read: the medium is lost (unreadable), never taken for another's or blank.
+      if (this.mediaFaults[m].some((f) => f.type === 'readError' && f.lba === 0)) states.add('lost');
       this.mediaExpect[m] = states;
       this.log(`  restart: medium ${m} (${this.spec.media[m].kind}) may be ${[...states].join(' or ')}${wasLost ? ' (lost before)' : ''} (holds ${this.images[m] ?? 'no labelled image'}, NV names ${names.join(' or ')})${reinitPending.has(m) ? ' (reinitialization pending)' : ''}`);
       if (states.has('lost') && !this.win.isOpen(`lost:${m}`)) this.win.open(`lost:${m}`, cut);
@@ -991,10 +1008,48 @@ export class Simulation {
     }
   }
 
+  /**
+   * While stopped, a third of the time, another cache size for the next boot (16-40 slots, as the
+   * plans draw them): the init map and the cache tables move in the NV image (docs/hal.md, "Layout
+   * and checksums"), and every acknowledged write must come back.
+   */
+  private resizeCache(c: Prng): void {
+    if (c.next() >= 0.3) return;
+    const bytes = between(c, 16, 40) * CHUNK_BYTES;
+    if (bytes === this.cacheBytes) return;
+    this.log(`  cache: ${this.cacheBytes / CHUNK_BYTES} slots -> ${bytes / CHUNK_BYTES} at the next boot`);
+    this.resize = bytes;
+  }
+
+  /**
+   * Boots again. A boot with another cache size (resizeCache) must take an image a graceful stop
+   * marked clean; one that may hold dirty data it may refuse (ERR_NV_GEOMETRY, every byte of the
+   * file kept), and the array then boots with the size before, as an operator would put it back.
+   */
+  private async bootAgain(): Promise<void> {
+    const want = this.resize;
+    this.resize = undefined;
+    if (want === undefined) { await this.target.boot(this.bootSpec()); return; }
+    const before = this.cacheBytes;
+    this.cacheBytes = want;
+    this.count(this.faults, 'cache resized at a restart');
+    try {
+      await this.target.boot(this.bootSpec());
+    } catch (e) {
+      if (!(e instanceof BootError) || e.code !== A.ERR_NV_GEOMETRY) throw e;
+      if (this.stoppedClean) this.violate('boot', `a cache of ${want / CHUNK_BYTES} slots refused after a graceful stop that marked the NV image clean: ${e.message}`);
+      this.log(`  cache: ${want / CHUNK_BYTES} slots refused (dirty data in NV); back to ${before / CHUNK_BYTES}`);
+      this.count(this.faults, 'cache resize refused (dirty data in NV)');
+      this.cacheBytes = before;
+      await this.target.boot(this.bootSpec());
+    }
+    this.note('cache', this.cacheBytes);
+  }
+
   private async rebootAndCheck(cut: number): Promise<void> {
     this.crashing = false;
     this.expectAfterRestart(cut);
-    await this.target.boot(this.bootSpec());
+    await this.bootAgain();
     this.sabotage();
     const o = await this.target.labelsChecked(BOOT_BOUND_NS);
     if (o === 'failed') { await this.restart('fault'); return; }

@@ -9,8 +9,8 @@ import {
   CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS, ROLE_CHANNEL, MEDS_LOST, MEDS_OK, MEDS_DEAD,
 } from "../abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors, portCount } from "../config";
-import { CX_ID, CX_ARG, CX_LBA, CX_EXPECTED, CX_FLAGS, CXF_PARAM, CX_DEADLINE_NS, ctxField } from "../ctx";
-import { gNow, wakeAt } from "../iop";
+import { CX_ID, CX_ARG, CX_LBA, CX_EXPECTED, CX_FLAGS, CXF_PARAM, CX_DEADLINE_NS, CX_NV_PENDING, ctxField } from "../ctx";
+import { gIndex, gNow, wakeAt } from "../iop";
 import { log, LOG_ERROR } from "../hal";
 import {
   fail, dataInBuffer, sendBuffer, startParameterList, parameterList, waitPersisted, nvPending, retryLater,
@@ -26,7 +26,7 @@ import {
   volumeExtentChunks, MAX_EXTENTS, volumeThin, VOLE_CHUNKS, VE_THIN_MAP_FULL, relabelTicket, relabelOutcome,
   MS_RELABEL_TICKET, RLB_DEAD, RLB_WRITE_ERROR, RLB_BUSY, RLB_NOT_LOST,
 } from "../volume";
-import { initClear } from "../initmap";
+import { initClear, initTurnTake, initTurnsGive, turnOfContext } from "../initmap";
 import { thinDropSlot, thinRecordsGiveBack } from "../thin";
 import { thinRecordsClear, thinHeldChunks, VOLE_THIN_FIRST, VOLE_THIN_RECORDS } from "../thinmap";
 import {
@@ -165,10 +165,18 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
     store<u32>(ext + x * 12 + 4, volumeExtentFirst(v, x));
     store<u32>(ext + x * 12 + 8, volumeExtentChunks(v, x));
   }
+  // The clears take their media's init map turns first, all or none (initmap.ts): a clear written
+  // while a mark of the same record is in flight could leave neither of its copies whole with
+  // what it held. Given back when the command's NV writes are all complete (channel.ts, drainNv).
+  const turn = turnOfContext(gIndex, load<u32>(c + CX_ID));
+  for (let x: u32 = 0; x < n; x++) {
+    const m = load<u32>(ext + x * 12);
+    if (m < mediaCount() && load<u32>(ext + x * 12 + 8) != 0 && !initTurnTake(m, turn)) { initTurnsGive(turn); retryLater(c); return; }
+  }
   const thin = volumeThin(v);
   if (thin) store<u64>(c + CX_LBA, (<u64>load<u32>(volumeEntry(v) + VOLE_THIN_FIRST) << 32) | <u64>load<u32>(volumeEntry(v) + VOLE_THIN_RECORDS));
   const e = volumeDelete(v, force);
-  if (e != VE_OK) { volumeError(c, e, true); return; }
+  if (e != VE_OK) { initTurnsGive(turn); volumeError(c, e, true); return; }
   persist(c, volumeEntry(v), VOL_BYTES);
   persist(c, nvBase() + LUN_MAP_OFFSET, LUN_MAP_BYTES);
   reservationsDropVolume(v); // a volume created later with its number starts with no registration
@@ -179,6 +187,7 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
     if (m >= mediaCount()) continue;
     nvPending(c, initClear(m, load<u32>(ext + x * 12 + 4), load<u32>(ext + x * 12 + 8), id));
   }
+  if (load<u32>(c + CX_NV_PENDING) == 0) initTurnsGive(turn); // nothing queued (the NV ring took none)
   unfenceVolume(v);
   if (!thin) { waitPersisted(c); return; }
   store<u32>(c + CX_ARG, DELETE_THIN_FREE);

@@ -281,3 +281,76 @@ test('two marks of one init map record are never in flight together: the first f
   t.is((await again.flush())[0].dirtyLeft, 0, 'the rest is destaged and marked');
   t.true((await read(s2, 1, 0, 8)).equals(c0));
 });
+
+// DELETE VOLUME clears its extents' bits in their init map records (initClear) on a channel IOP,
+// while the disk IOP marks chunks of the same records. A clear queued while a mark of the same
+// record was in flight wrote the record's other copy: the mark failing (nothing written) and the
+// clear torn by a power cut left neither copy with what the record held before, and a chunk marked
+// earlier, whose slot was clean, read zeros after the restart. The clear now waits for its
+// medium's init map turn, as a mark does (one init map write in flight per medium), and is not
+// made once the mark's failure has made the NV file degraded (the DELETE is refused).
+test('a DELETE VOLUME clearing an init map record never has its write in flight with a mark of the same record: the mark failing and the clear torn keep what earlier marks said', async (t) => {
+  const dir = tempDir('init-clear-mark');
+  const emu = await startSmall(base(dir));
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', ...spec }, 1); // chunks 1-8 of d0
+  const vb = await createVolume(s, { name: 'b', ...spec }, 2); // chunks 9-16: the same record
+  await write(s, 2, 0, pattern(4096, 21)); // b's chunk 0: marked
+  t.is((await emu.flush())[0].dirtyLeft, 0);
+  const a0 = pattern(4096, 22);
+  await write(s, 1, 0, a0); // a's chunk 0: marked in the record's other copy, and clean
+  t.is((await emu.flush())[0].dirtyLeft, 0);
+  await write(s, 2, 0, pattern(4096, 23)); // b's chunk 0 dirty again (not a first destage: no mark)
+  await write(s, 1, 128, pattern(4096, 24)); // a's chunk 1, never written: its destage ends in a mark
+  const a = emu.array();
+  // The flush's two medium writes are held until the DELETE is in: it waits for b's slot, which the
+  // medium flush covering both writes releases in the round that queues a's mark.
+  const held: Array<() => void> = [];
+  let begun!: () => void;
+  const writing = new Promise<void>((r) => { begun = r; });
+  for (const m of a.media) m.gate = (resume) => { held.push(resume); if (held.length === 2) begun(); };
+  const flushed = emu.flush();
+  flushed.catch(() => undefined);
+  await writing;
+  const del = run(s, 0, scsi.deleteVolume(vb, true));
+  del.catch(() => undefined);
+  a.nv.inject({ type: 'error', errno: EIO, count: 2 }); // the next two NV writes: b's clean record and a's mark
+  a.nv.inject({ type: 'torn', bytes: 10, afterWrites: 3 }); // after the DELETE's entry, LUN map and reservations: its clear
+  for (const m of a.media) m.gate = (resume) => resume();
+  for (const r of held.splice(0)) r();
+  // The mark fails; the DELETE, which waited for the turn, finds the NV file degraded and is refused
+  // (before the fix its clear was written, torn: "torn write (10 of 72 bytes landed)", an init record).
+  const outcome = await senseOf(del).catch((e: Error) => e);
+  await emu.advance(10_000); // the NV file's rewrite is torn: the power fails
+  t.regex(a.failed?.message ?? '', /torn write/);
+  await emu.stop('powerFail');
+  const again = await startSmall(base(dir));
+  t.teardown(() => again.stop('powerFail'));
+  const s2 = again.connect();
+  const got = await read(s2, 1, 0, 8);
+  t.true(got.equals(a0), `a's chunk 0, marked before and clean, reads back, not ${got.equals(Buffer.alloc(4096)) ? 'zeros' : 'other bytes'}`);
+  t.deepEqual(outcome instanceof Error ? outcome.message : key(outcome), [4, 0x44, 0x00], 'the DELETE is refused: HARDWARE ERROR, INTERNAL TARGET FAILURE');
+  t.is((await again.flush())[0].dirtyLeft, 0, 'the rest is destaged and marked');
+  t.true((await read(s2, 1, 0, 8)).equals(a0));
+});
+
+// Simulator seed 6025 (a restart with a smaller cache, dirty data in NV): the harness cut the NV
+// file to the smaller region before the firmware refused the boot (ERR_NV_GEOMETRY), so the boot
+// with the old size, which the refusal asks for, found the slot data at the file's end gone and
+// dropped those sectors as torn: the acknowledged writes answered MEDIUM ERROR. The file is cut
+// only once the firmware took the image now (hal/nv.ts, trim).
+test('a boot with a smaller cache refused for dirty data keeps the NV file whole: the old size boots and every acknowledged write reads back', async (t) => {
+  const dir = tempDir('init-shrink-refused');
+  const emu = await startSmall({ ...base(dir), ...cache('16MiB') });
+  const s = emu.connect();
+  await createVolume(s, { name: 'a', blocks: 16384, blockSize: 512, placement: 'linear' }, 1);
+  const data = pattern(8 << 20, 31);
+  for (let at = 0; at < data.length; at += 1 << 20) await write(s, 1, at / 512, data.subarray(at, at + (1 << 20)));
+  await emu.stop('powerFail'); // 128 dirty slots in NV: the destage age is ten minutes
+  await t.throwsAsync(startSmall({ ...base(dir), ...cache('4MiB') }), { message: /dirty cache data this boot cannot carry over/ });
+  const lines: string[] = [];
+  const again = await startSmall({ ...base(dir), ...cache('16MiB') }, { log: (l) => lines.push(l) });
+  t.teardown(() => again.stop('powerFail'));
+  t.false(lines.some((l) => /failed its CRC were dropped/.test(l)), lines.join('\n'));
+  t.true((await read(again.connect(), 1, 0, 16384)).equals(data), 'every acknowledged write reads back');
+});

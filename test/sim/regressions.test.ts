@@ -10,6 +10,7 @@ import * as scsi from '../../lib/scsi';
 import type { QueueSession } from '../../hal/channels/queue';
 import type { ScsiCommand, ScsiResult } from '../../lib/transport';
 import { SimTarget } from '../../sim/target';
+import { EntryRing } from '../../hal/ring';
 import { ScsiClient } from '../../host/client';
 import { runSeed } from '../../sim/run';
 import { startSmall, smallTopology, tempDir, createVolume, write, read, pattern, senseOf, run } from '../harness/env';
@@ -567,7 +568,7 @@ test('REINITIALIZE MEDIUM whose NV record fails writes the new label only on the
 
 // The runs themselves, to the step that failed (2017 and 2340 failed on main at 45397ec, 5076 and
 // 3081 at b0389a4; see the tests above).
-for (const [seed, steps, check] of [[2017, 54, 'hang'], [2340, 28, 'lists'], [5076, 59, 'media'], [3081, 28, 'media']] as const) {
+for (const [seed, steps, check] of [[2017, 54, 'hang'], [2340, 28, 'lists'], [5076, 59, 'media'], [3081, 28, 'media'], [6025, 22, 'sense']] as const) {
   test(`simulator seed ${seed} runs its first ${steps} steps without a violation (was: ${check})`, async (t) => {
     const r = await runSeed({ seed, steps });
     t.deepEqual(r.violations.map((v) => `step ${v.step} (${v.kind}) ${v.check}: ${v.detail}`), []);
@@ -627,4 +628,77 @@ test('a slot whose init map mark failed is destaged and marked again once the NV
   t.teardown(() => again.stop('powerFail'));
   t.is((await again.flush())[0].dirtyLeft, 0, 'clean in NV: nothing to destage');
   t.true((await read(again.connect(), 1, 128, 8)).equals(acked), 'read from the medium, the chunk marked written');
+});
+
+// Issue 7 (the relabel branch, b9496e1): REINITIALIZE MEDIUM drops the clean slots cached for the
+// lost medium; a poisoned one (sectors whose NV data was torn, kept so that reads of them fail)
+// has its descriptor persisted as it goes. The disk IOP checked for room for two NV entries once,
+// then dropped every such slot: with room for fewer than there were, the descriptors beyond it
+// were never queued (the ring was full) and stayed poisoned in the NV file, so after a restart the
+// relabelled medium's volume answered MEDIUM ERROR where it reads zeros. Each drop now waits for
+// room for its descriptor (relabel() returns false and the message is taken again).
+test('REINITIALIZE MEDIUM with the NV ring nearly full drops every poisoned clean slot of the medium in NV too: after a restart its sectors read zeros, not MEDIUM ERROR', async (t) => {
+  const dir = tempDir('sim-relabel-room');
+  const doc = smallTopology({ dir, mode: 'deterministic', cache: { size: '32MiB', destageAgeMs: 600_000, destageIntervalMs: 1000 } });
+  const target = new SimTarget(SimTarget.specOf(doc, dir), 1);
+  t.teardown(() => target.release().catch(() => undefined));
+  let s = await withVolume(t, target); // "v" on d0, 2048 blocks: slots 0-15
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.CREATE_VOLUME, 64), dataOut: scsi.createVolumeParameters({ name: 'w', blocks: 98304, blockSize: 512, media: [1] }) });
+  await good(target, s, { lun: 0, cdb: scsi.management(true, scsi.Management.MAP_VOLUME, 8), dataOut: scsi.mapParameters(1, scsi.ALL_PORTS, 2) });
+  // Five slots of v poisoned, one power cut each: an acknowledged write of the slot's first 16
+  // sectors, then a write of 8-15 whose NV data write is torn after 3 sectors (8-10 poisoned).
+  const POISONED = 5;
+  for (let k = 0; k < POISONED; k++) {
+    await good(target, s, { lun: 1, cdb: scsi.readWrite(true, k * 128, 16), dataOut: pattern(8192, k + 1) });
+    target.array.nv.inject({ type: 'torn', bytes: 1536, afterWrites: 0 });
+    s.submit({ lun: 1, cdb: scsi.readWrite(true, k * 128 + 8, 8), dataOut: pattern(4096, 10 + k) }).catch(() => undefined);
+    t.is(await target.runUntil(() => false, 10e9), 'failed');
+    await target.release();
+    await target.boot();
+    t.is(await target.labelsChecked(120e9), 'done');
+    s = target.array.openSession('q0');
+  }
+  t.is(target.array.stats()[A.STAT_NV_DROPPED], 3 * POISONED, 'the last boot found 3 poisoned sectors in each slot');
+  const flushed = await target.control(A.CTL_FLUSH, 60e9);
+  t.is(flushed.result?.dirtyLeft, 0, 'the poisoned slots are clean, kept for their poison');
+  for (let k = 0; k < POISONED; k++) {
+    const { result } = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, k * 128 + 8, 1), dataInLength: 512 });
+    t.is(scsi.decodeSense(result!.sense).key, scsi.SenseKey.MEDIUM_ERROR, `slot ${k} poisoned`);
+  }
+  t.is((await target.shutdown(60e9)).result?.nvClean, true);
+  fs.rmSync(img(dir, 0), { force: true }); // d0 comes back blank: lost
+  await target.boot();
+  t.is(await target.labelsChecked(120e9), 'done');
+  s = target.array.openSession('q0');
+
+  // The NV file holds every batch back: the ring fills with w's writes to room for 2-4 entries.
+  const held: Array<() => void> = [];
+  target.array.nv.gate = (resume) => { held.push(resume); };
+  const sq = new EntryRing(target.array.mem, target.array.mem.u32(A.MAP_ADDR + A.MAP_NV_SQ));
+  let lba = 0;
+  while (sq.free() >= 5) {
+    const slots = Math.min(32, Math.floor((sq.free() - 2) / 3));
+    const before = sq.used();
+    s.submit({ lun: 2, cdb: scsi.readWrite(true, lba, slots * 128), dataOut: pattern(slots * 65536, lba) }).catch(() => undefined);
+    lba += slots * 128;
+    t.is(await target.runUntil(() => sq.used() >= before + 3 * slots, 1e9), 'done', `w's write at ${lba} queued its NV entries`);
+  }
+  t.true(sq.free() >= 2 && sq.free() < POISONED, `room for ${sq.free()} entries`);
+  const admin = target.array.openSession('q0');
+  let reinit: ScsiResult | undefined;
+  admin.submit({ lun: 0, cdb: scsi.reinitializeMedium(0) }).then((r) => { reinit = r; }, () => undefined);
+  await target.step(50); // the disk IOP takes the relabel and drops what the ring has room for
+  target.array.nv.gate = (resume) => resume();
+  for (const r of held.splice(0)) r();
+  t.is(await target.runUntil(() => reinit !== undefined, 60e9), 'done');
+  t.is(reinit!.status, 0, 'REINITIALIZE MEDIUM: GOOD');
+  await target.powerFail();
+  await target.boot();
+  t.is(await target.labelsChecked(120e9), 'done');
+  s = target.array.openSession('q0');
+  for (let k = 0; k < POISONED; k++) {
+    const { result } = await answer(target, s, { lun: 1, cdb: scsi.readWrite(false, k * 128 + 8, 8), dataInLength: 4096 });
+    const what = result!.status === 0 ? (Buffer.from(result!.data).equals(Buffer.alloc(4096)) ? 'zeros' : 'other bytes') : scsi.describeSense(scsi.decodeSense(result!.sense));
+    t.is(what, 'zeros', `slot ${k}'s sectors on the relabelled medium read zeros`);
+  }
 });
