@@ -9,9 +9,10 @@
 //    split meets that many tracks pending; then resynced and split again `splits` times more at once
 //    (nothing is written between, so the same difference is pending, less what the copy finished
 //    meanwhile). Split latency = virtual time from the command's submission to its status. Virtual
-//    time moves 1 us per busy round, so one split reads 1, 2 or 3 us by where in a round it lands:
-//    the mean of repeats x splits samples per level (45-180) is what the ratio compares, and the
-//    ratio of the 50 % level to the 10 % level says whether it grows with the difference.
+//    time moves 1 us per busy round; a split is taken in the round after its previous answer's
+//    delivery and answered in the next once its record is in NV (2 us, docs/bench.md): the mean of
+//    repeats x splits samples per level (45-180) is what the ratio compares, and the ratio of the
+//    50 % level to the 10 % level says whether it grows with the difference.
 //    Target: largest / smallest <= 1.5.
 // 2. resyncBytes: the same resyncs, run to duplex: bytes the firmware's copy wrote (PAIR STATUS
 //    copied bytes) against dirty tracks x track size, and the same for the host mirror middleware
