@@ -119,6 +119,8 @@ export class Simulation {
   private mediaExpect: Array<Set<scsi.Medium['state']>> = [];
   /** Media faults injected and not healed, to carry over a restart or heal. */
   private mediaFaults: FaultSpec[][] = [];
+  /** Media whose label sector had a read fault at the last boot: listed lost with their label intact. */
+  private labelUnreadableAtBoot = new Set<number>();
   private nvFaulty = false;
   /**
    * Per medium relabelled while the NV file failed: the labels NV's file named before, which it may
@@ -1000,7 +1002,8 @@ export class Simulation {
       if (!blank && (own || unseen)) states.add('ok');
       if (this.mediaFaults[m].some((f) => f.type === 'dead')) states.add('dead');
       // A label the restart cannot read: the medium is lost (unreadable), never taken for another's or blank.
-      if (this.mediaFaults[m].some((f) => f.type === 'readError' && f.lba === 0)) states.add('lost');
+      if (this.mediaFaults[m].some((f) => f.type === 'readError' && f.lba === 0)) { states.add('lost'); this.labelUnreadableAtBoot.add(m); }
+      else this.labelUnreadableAtBoot.delete(m);
       this.mediaExpect[m] = states;
       this.log(`  restart: medium ${m} (${this.spec.media[m].kind}) may be ${[...states].join(' or ')}${wasLost ? ' (lost before)' : ''} (holds ${this.images[m] ?? 'no labelled image'}, NV names ${names.join(' or ')})${reinitPending.has(m) ? ' (reinitialization pending)' : ''}`);
       if (states.has('lost') && !this.win.isOpen(`lost:${m}`)) this.win.open(`lost:${m}`, cut);
@@ -1146,7 +1149,12 @@ export class Simulation {
         this.labels[i] = rest[0];
         this.labelsBefore[i] = rest.slice(1);
       }
-      if (m.state === 'lost' && this.images[i] === this.labels[i]) this.images[i] = null;
+      // Lost with the label NV names: the image does not hold it, unless the label sector cannot be
+      // read (a fault on sector 0): then the label is still there and comes back when the fault heals
+      // (seed 10047).
+      // The array reads labels only at boot: a fault healed since still leaves it listed lost.
+      const labelUnreadable = this.labelUnreadableAtBoot.has(i) || this.mediaFaults[i].some((f) => f.type === 'readError' && f.lba === 0);
+      if (m.state === 'lost' && this.images[i] === this.labels[i] && !labelUnreadable) this.images[i] = null;
     }
     for (const v of vols) {
       // Ready when every medium it has extents on is (a linear volume need not reach all it lists).
