@@ -1,4 +1,4 @@
-// `npm run bench -- nbd [--quick]`: the same client, fio's nbd engine (libnbd), against sanbox's NBD
+// `npm run bench -- nbd [--quick] [--baseline=<git ref>] [--cases=<name,...>]`: the same client, fio's nbd engine (libnbd), against sanbox's NBD
 // export and two peers serving a volume of the same size: nbdkit's memory plugin and qemu-nbd on a
 // raw file in tmpfs. Each runs as a process of its own, so its CPU time (user + system, all threads,
 // from /proc) over a case divided by the case's I/Os is its CPU per I/O. Cases, in order (the first
@@ -47,8 +47,13 @@ function progress(s: string): void { process.stderr.write(`bench nbd: ${s}\n`); 
 class UsageError extends Error { constructor(m: string) { super(m); this.name = 'UsageError'; } }
 
 export async function run(args: string[]): Promise<object> {
-  for (const a of args) if (a !== '--quick' && !a.startsWith('--baseline=')) throw new UsageError(`bench nbd: unknown argument ${a} (known: --quick --baseline=<git ref>)`);
+  for (const a of args) if (a !== '--quick' && !a.startsWith('--baseline=') && !a.startsWith('--cases=')) throw new UsageError(`bench nbd: unknown argument ${a} (known: --quick --baseline=<git ref> --cases=<name,...>)`);
   const quick = args.includes('--quick');
+  // --cases=: only these (the fill, CASES[0], always runs first so that no case reads or writes holes).
+  const only = args.find((a) => a.startsWith('--cases='))?.slice('--cases='.length).split(',');
+  for (const n of only ?? []) if (![...CASES, ...MISSES].some((c) => c.name === n)) throw new UsageError(`bench nbd: unknown case ${n} (known: ${[...CASES, ...MISSES].map((c) => c.name).join(' ')})`);
+  const cases = CASES.filter((c, i) => i === 0 || !only || only.includes(c.name));
+  const misses = MISSES.filter((c) => !only || only.includes(c.name));
   const ref = args.find((a) => a.startsWith('--baseline='))?.slice('--baseline='.length);
   const base = ref ? baselineTree(ref, progress) : undefined;
   const seconds = quick ? 3 : 10;
@@ -70,14 +75,14 @@ export async function run(args: string[]): Promise<object> {
       progress(`starting ${name}`);
       const t = await make();
       try {
-        for (const c of CASES) {
+        for (const c of cases) {
           progress(`${name}: ${c.name} for ${seconds} s`);
           (hit[c.name] ??= {})[name] = await fio(t, c, VOLUME_MIB, seconds);
         }
       } finally { await t.stop(); }
     }
     const miss: Record<string, Record<string, Result>> = {};
-    for (const [name, make] of [
+    for (const [name, make] of misses.length === 0 ? [] : [
       ['sanbox', () => startSanbox(disk, MISS_VOLUME_MIB, MISS_CACHE_MIB)],
       ['qemu-nbd-file', () => startQemuNbd(path.join(disk, 'qemu.img'), MISS_VOLUME_MIB)],
     ] as Array<[string, () => Promise<Target>]>) {
@@ -85,7 +90,7 @@ export async function run(args: string[]): Promise<object> {
       const t = await make();
       try {
         await fio(t, CASES[0], MISS_VOLUME_MIB, 0); // fill once, written through to the media
-        for (const c of MISSES) {
+        for (const c of misses) {
           progress(`${name}: ${c.name} for ${seconds} s`);
           (miss[c.name] ??= {})[name] = await fio(t, c, MISS_VOLUME_MIB, seconds);
         }

@@ -66,6 +66,7 @@ export const CFG_SERIAL: u32 = 92; // 20 ASCII bytes: the array's serial number
 export const CFG_DEVICE_ID: u32 = 112; // 16 bytes: NAA-6 identifier of the array (document 002: the device ID)
 export const CFG_ARRAY_NAME: u32 = 128; // 32 ASCII bytes
 export const CFG_ENTROPY: u32 = 160; // 16 bytes: seeds the firmware's PRNG (CHAP challenges); from the seed in deterministic mode
+export const CFG_DESTAGE_AGE_IDLE_US: u32 = 176; // the destage age while dirty slots are at most half the high mark; it falls to CFG_DESTAGE_AGE_US as they reach it (0: same as CFG_DESTAGE_AGE_US)
 export const CFGF_DETERMINISTIC: u32 = 1;
 export const CFGF_TRACE_COMMANDS: u32 = 2; // one TRACE_COMMAND record per command
 

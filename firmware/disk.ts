@@ -3,12 +3,16 @@
 // channel IOPs ask for (mailboxes), and runs the IO scheduler and medium control (document 003).
 //
 // Destage policy: walk the dirty list from its oldest end; a slot is destaged when a flush asks
-// for it (dirtySeq <= flushSeq), when it has been dirty for destageAge, or at once when the dirty
-// share of the cache is above the high mark. Writes to one slot within destageAge coalesce.
+// for it (dirtySeq <= flushSeq), when it has been dirty for the destage age, or at once when the
+// dirty share of the cache is above the high mark. Writes to one slot within the age coalesce. The
+// age adapts to cache pressure (destageAgeNs): while dirty slots are at most half the high mark it
+// is the idle age (long: a slot rewritten meanwhile is one medium write, its NV clean record one),
+// and it falls linearly to the configured age as they reach the mark, so room for new writes is
+// made before the mark forces everything out at once.
 // A failed destage keeps the data dirty ("pinned") and is retried after a back-off; a dead
 // medium is probed every second until it answers again.
 import {
-  CFG_DESTAGE_INTERVAL_US, CFG_DESTAGE_AGE_US, CFG_DIRTY_HIGH_PCT, CFG_STAGE_DEPTH, MAP_ADDR, MAP_MEDIA_TABLE,
+  CFG_DESTAGE_INTERVAL_US, CFG_DESTAGE_AGE_US, CFG_DESTAGE_AGE_IDLE_US, CFG_DIRTY_HIGH_PCT, CFG_STAGE_DEPTH, MAP_ADDR, MAP_MEDIA_TABLE,
   MAP_MEDIUM_BYTES, MMED_CQ, MCQ_ID, MCQ_STATUS, MCQ_ERR_LBA_LO, MCQ_ERR_LBA_HI, MST_OK, MST_NOT_READY,
   MOP_READ, MOP_WRITE, SLOT_SECTORS, MIOP_TO_DISK, ROLE_CHANNEL, MAP_CONTROL, MAP_CONTROL_SEQ,
   MAP_CONTROL_DONE, CTL_FLUSH, CTL_SHUTDOWN, STAT_STAGES, STAT_DESTAGES, STAT_MEDIUM_ERRORS,
@@ -361,7 +365,7 @@ function destageScan(): i32 {
   const urgent = slotDirtySeq(<u32>first) <= flushSeq() || aboveHighMark() || marked > 0;
   if (!urgent && gNow < load<f64>(gPrivate + DK_NEXT_SCAN_NS)) return 0;
   store<f64>(gPrivate + DK_NEXT_SCAN_NS, gNow + <f64>cfg32(CFG_DESTAGE_INTERVAL_US) * 1000.0);
-  const ageNs = <f64>cfg32(CFG_DESTAGE_AGE_US) * 1000.0;
+  const ageNs = destageAgeNs();
   const high = aboveHighMark();
   const target = flushSeq();
   const depth = max<u32>(1, cfg32(CFG_STAGE_DEPTH));
@@ -381,6 +385,19 @@ function destageScan(): i32 {
     if (destage(slot, depth)) started++;
   }
   return started;
+}
+
+/** The destage age for the dirty share now: the idle age up to half the high mark, then linearly
+ *  down to the configured age at the mark (above it, age does not matter: everything is due). */
+function destageAgeNs(): f64 {
+  const floor = <f64>cfg32(CFG_DESTAGE_AGE_US) * 1000.0;
+  const idle = <f64>cfg32(CFG_DESTAGE_AGE_IDLE_US) * 1000.0;
+  if (idle <= floor) return floor;
+  const high = <f64>slotCount() * <f64>cfg32(CFG_DIRTY_HIGH_PCT) / 100.0;
+  const dirty = <f64>dirtyCountAll();
+  if (dirty * 2.0 <= high) return idle;
+  if (dirty >= high) return floor;
+  return floor + (idle - floor) * (high - dirty) / (high * 0.5);
 }
 
 function aboveHighMark(): bool {

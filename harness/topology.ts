@@ -85,7 +85,7 @@ export interface ArraySpec {
   dir: string;
   serial: string;
   deviceId: string; // 32 hex digits
-  cache: { bytes: number; destageIntervalMs: number; destageAgeMs: number; dirtyHighPercent: number };
+  cache: { bytes: number; destageIntervalMs: number; destageAgeMs: number; destageAgeIdleMs: number; dirtyHighPercent: number };
   nv: { path: string; sync: boolean; faults: NvFault[] };
   contexts: number;
   traceCommands: boolean;
@@ -181,15 +181,20 @@ function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
   const deviceId = a.deviceId === undefined ? deriveDeviceId(serial)
     : pattern(a.deviceId, `${f}.deviceId`, /^6[0-9a-fA-F]{31}$/, '32 hex digits of an NAA-6 identifier (starting with 6)').toLowerCase();
   const c = a.cache === undefined ? {} : object(a.cache, `${f}.cache`);
-  known(c, `${f}.cache`, ['size', 'destageIntervalMs', 'destageAgeMs', 'dirtyHighPercent']);
+  known(c, `${f}.cache`, ['size', 'destageIntervalMs', 'destageAgeMs', 'destageAgeIdleMs', 'dirtyHighPercent']);
   const cacheBytes = parseSize(c.size ?? '64MiB', `${f}.cache.size`);
   if (cacheBytes < 1 << 20 || cacheBytes > 1 << 30 || cacheBytes % SLOT_BYTES !== 0) {
     throw new TopologyError(`${f}.cache.size`, `must be a multiple of 64KiB from 1MiB to 1GiB, got ${cacheBytes} bytes`);
   }
+  const destageAgeMs = number(c.destageAgeMs ?? 50, `${f}.cache.destageAgeMs`, 0, 3_600_000);
+  // A topology that sets the age keeps it fixed unless it also sets the idle age.
+  const destageAgeIdleMs = number(c.destageAgeIdleMs ?? (c.destageAgeMs === undefined ? 2000 : destageAgeMs), `${f}.cache.destageAgeIdleMs`, 0, 3_600_000);
+  if (destageAgeIdleMs < destageAgeMs) throw new TopologyError(`${f}.cache.destageAgeIdleMs`, `must be at least destageAgeMs (${destageAgeMs}), got ${destageAgeIdleMs}`);
   const cache = {
     bytes: cacheBytes,
     destageIntervalMs: number(c.destageIntervalMs ?? 5, `${f}.cache.destageIntervalMs`, 0.01, 60_000),
-    destageAgeMs: number(c.destageAgeMs ?? 50, `${f}.cache.destageAgeMs`, 0, 3_600_000),
+    destageAgeMs,
+    destageAgeIdleMs,
     dirtyHighPercent: integer(c.dirtyHighPercent ?? 60, `${f}.cache.dirtyHighPercent`, 1, 100),
   };
   const n = a.nv === undefined ? {} : object(a.nv, `${f}.nv`);

@@ -27,6 +27,7 @@ test('the embedded default topology is valid and is the documented one', (t) => 
   t.is(a.ports[3].idleTimeoutMs, 60_000, 'an NBD port closes idle connections like a framed one');
   t.is(a.ports[2].targetName, 'iqn.2026-11.org.sanbox:array0.iscsi0');
   t.is(a.cache.bytes, 64 << 20);
+  t.deepEqual([a.cache.destageAgeMs, a.cache.destageAgeIdleMs], [50, 2000], 'docs/topology.md: the destage age adapts between 50 ms and 2 s');
 });
 
 test('defaults fill what a minimal topology leaves out', (t) => {
@@ -43,6 +44,10 @@ test('defaults fill what a minimal topology leaves out', (t) => {
   t.is(a.ports[0].sessions, 8);
   t.is(a.ports[0].address, 1);
   t.is(a.ports[0].idleTimeoutMs, 60_000, 'docs/topology.md: a TCP session idle for 60 s is closed');
+  t.deepEqual([a.cache.destageAgeMs, a.cache.destageAgeIdleMs], [50, 2000]);
+  const fixed: any = good();
+  fixed.arrays[0].cache = { destageAgeMs: 5 };
+  t.is(parseTopology(fixed, '/base').arrays[0].cache.destageAgeIdleMs, 5, 'a topology that sets only the age keeps it fixed');
 });
 
 test('an iSCSI port: port 3260, a target name from the array and port names, no CHAP, a ping every 10 s', (t) => {
@@ -80,6 +85,7 @@ const bad: Array<[string, (d: any) => void, RegExp]> = [
   ['port number', (d) => { d.arrays[0].ports[0].port = 70000; }, /^arrays\[0\]\.ports\[0\]\.port: expected 0 to 65535, got 70000/],
   ['port transport', (d) => { d.arrays[0].ports[0].transport = 'fc'; }, /^arrays\[0\]\.ports\[0\]\.transport: expected one of/],
   ['serial without path', (d) => { d.arrays[0].ports[0] = { name: 's', iop: 0, transport: 'serial' }; }, /^arrays\[0\]\.ports\[0\]\.path: expected a non-empty string, got nothing/],
+  ['idle destage age below the age', (d) => { d.arrays[0].cache = { destageAgeMs: 100, destageAgeIdleMs: 50 }; }, /^arrays\[0\]\.cache\.destageAgeIdleMs: must be at least destageAgeMs \(100\), got 50/],
   ['cache size', (d) => { d.arrays[0].cache = { size: '2GiB' }; }, /^arrays\[0\]\.cache\.size: must be a multiple of 64KiB from 1MiB to 1GiB/],
   ['device ID', (d) => { d.arrays[0].deviceId = '1234'; }, /^arrays\[0\]\.deviceId: expected 32 hex digits/],
   ['same TCP port twice', (d) => { d.arrays[0].ports.push({ name: 'p1', iop: 0, transport: 'tcp', port: 7000 }, { name: 'p2', iop: 0, transport: 'tcp', port: 7000 }); }, /^arrays\[0\]\.ports\[2\]\.port: duplicate "127\.0\.0\.1:7000"/],
