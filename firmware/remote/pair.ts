@@ -100,6 +100,10 @@ export const RM_BACKUP: u8 = 2; // embodiment 1: a backup copy (also readable af
   leaseDurable: u32; // primary: the lease the NV file holds: IDs are given out only below it
   nvDue: u8; // 1: the record changed since its last persist
   leaseBusy: u8; // 1: a persist of a longer lease is in flight (NVK_REMOTE)
+  // Persisted: the route over several relays (remote/route.ts, embodiment 4).
+  routePolicy: u8; // RP_*
+  routeCount: u8; // relays named (0: direct; firstHop is the first)
+  routeRelays: u32; // their node numbers, a byte each, first in the low byte
 }
 /** The record's CRC-32C, in the working record unused, in each NV copy over the bytes before it. */
 const RPR_CRC: u32 = RPR_BYTES - 4;
@@ -113,7 +117,9 @@ const MAPX_REMOTE: u32 = MAP_REMOTE_TABLE;
 // @ts-ignore: decorator
 @inline function layoutAssumed(): bool { return offsetof<RemotePair>("state") == RPR_STATE && offsetof<RemotePair>("inFlight") == RPR_IN_FLIGHT && offsetof<RemotePair>() <= RPR_CRC; }
 
-export function remoteStateBytes(): usize { return <usize>REMOTE_PAIRS * (REMOTE_RECORD_BYTES + HELD_MAX * HELD_BYTES); }
+/** remote/route.ts's volatile state per pair (the round robin cursor, the sets in flight), after the held WRITEs. */
+export const ROUTE_STATE_BYTES: u32 = 512;
+export function remoteStateBytes(): usize { return <usize>REMOTE_PAIRS * (REMOTE_RECORD_BYTES + HELD_MAX * HELD_BYTES + ROUTE_STATE_BYTES); }
 export function remoteLayout(at: usize): void {
   assert(layoutAssumed(), "remote: RemotePair does not match RPR_* of abi.ts");
   store<u32>(MAP_ADDR + MAPX_REMOTE, <u32>at);
@@ -129,6 +135,11 @@ export function remoteLayout(at: usize): void {
 /** Held WRITE h of pair p: the header (64 bytes), then the port (u32) and a used flag (u32). */
 export function heldAt(p: u32, h: u32): usize {
   return base() + <usize>REMOTE_PAIRS * REMOTE_RECORD_BYTES + (<usize>p * HELD_MAX + h) * HELD_BYTES;
+}
+
+/** Pair p's route state (remote/route.ts). */
+export function routeStateAt(p: u32): usize {
+  return base() + <usize>REMOTE_PAIRS * (REMOTE_RECORD_BYTES + HELD_MAX * HELD_BYTES) + <usize>p * ROUTE_STATE_BYTES;
 }
 
 /** This array's node number, and whether it ends any link. */

@@ -15,6 +15,8 @@ import { volumeInUse, blockSize, capacityBlocks } from "../volume";
 import { getBe16, getBe32, putBe16, putBe32, putBe64 } from "../util";
 import { linkSend, linkPortToward, CXF_REMOTE_DONE, CXF_REMOTE_FAILED } from "../comm/link";
 import { ST_REMOTE } from "../remote/mirror";
+import { routeParse, routeRelay, RP_LAST } from "../remote/route";
+import { scratch } from "../channel";
 import {
   remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
   RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
@@ -67,19 +69,33 @@ export function remoteCreate(c: usize, list: usize): void {
   store<u8>(list + 71, 0);
   const peer = nodeByName(list + 8);
   if (peer < 0 || nodeKind(<u32>peer) != NODE_ARRAY || <u32>peer == myNode()) { remoteError(c, RE_NODE, 8, false); return; }
-  // The first hop is a neighbour: the peer itself (direct), or the relay named (its RECEIVED is S169's).
+  // The first hop is a neighbour: the peer itself (direct), or the relays named (their RECEIVED is
+  // S169's): one, or several separated by commas with a policy in byte 84 (remote/route.ts).
+  const policy = <u32>load<u8>(list + 84);
+  if (policy > <u32>RP_LAST || (policy != 0 && load<u8>(list + 40) == 0)) { remoteError(c, RE_STATE, 84, false); return; }
+  let p: i32 = -1;
+  for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
+  if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
   let hop = peer;
   if (load<u8>(list + 40) != 0) {
-    hop = nodeByName(list + 40);
-    if (hop < 0 || nodeKind(<u32>hop) != NODE_RELAY) { remoteError(c, RE_NODE, 40, false); return; }
+    remoteReset(<u32>p);
+    hop = routeParse(<u32>p, list + 40, policy, scratch() + 2048);
+    if (hop < 0) { remoteError(c, RE_NODE, 40, false); return; }
+    for (let i: u32 = 0; i < <u32>remote(<u32>p).routeCount; i++) {
+      const relay = routeRelay(<u32>p, i);
+      if (nodeKind(relay) != NODE_RELAY || !neighbour(relay) || linkPortToward(relay) < 0) { remoteError(c, RE_NODE, 40, false); return; }
+    }
   }
   if (!neighbour(<u32>hop)) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (linkPortToward(<u32>hop) < 0) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (load<u8>(list + 72) == 0 || peerNameLength(list + 72) > PEER_NAME_BYTES) { remoteError(c, RE_NAME, 72, false); return; }
-  let p: i32 = -1;
-  for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
-  if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
+  const route = remote(<u32>p).routeRelays;
+  const routeCount = remote(<u32>p).routeCount;
+  const routePolicy = remote(<u32>p).routePolicy;
   const r = remoteReset(<u32>p);
+  r.routeRelays = hop == peer ? 0 : route;
+  r.routeCount = hop == peer ? 0 : routeCount;
+  r.routePolicy = hop == peer ? 0 : routePolicy;
   r.used = 1;
   r.role = RR_PRIMARY;
   r.mode = <u8>mode;

@@ -52,11 +52,15 @@ export function sitesTopology(dir: string, o: SitesOptions): object {
 }
 
 export async function startSites(label: string, o: SitesOptions = {}): Promise<Sites> {
+  return startWith(label, (dir) => sitesTopology(dir, o), o.blocks);
+}
+
+/** Starts a topology of arrays A and B (and whatever joins them) with volume "vol" on A and "mirror" on B. */
+export async function startWith(label: string, topology: (dir: string) => object, blocks = 4096): Promise<Sites> {
   const dir = tempDir(label);
-  const emu = await Emulator.start(sitesTopology(dir, o), { debug: true });
+  const emu = await Emulator.start(topology(dir), { debug: true });
   const sa = emu.connect('A');
   const sb = emu.connect('B');
-  const blocks = o.blocks ?? 4096;
   const va = await createVolume(sa, { name: 'vol', blocks, blockSize: 512 }, 1);
   const vb = await createVolume(sb, { name: 'mirror', blocks, blockSize: 512 }, 1);
   return { emu, dir, a: new ScsiClient(sa), b: new ScsiClient(sb), va, vb };
