@@ -651,3 +651,17 @@ export const RCFG_RETRIES: u32 = 24; // u32: repeats before a command is given u
 export const RMAP_WAKE_AT_NS: u32 = 264; // f64: the relay wants poll() again at this time (0: no timer)
 export const RMAP_JOBS: u32 = 272; // u32: address of the job table
 export const RMAP_JOB_COUNT: u32 = 276; // u32
+// Embodiment 4's relays with non-volatile buffer memory (docs/remote.md, "Several relays"; remote-relays took these).
+export const RCF_NV: u32 = 2; // the buffer memory and the job table are non-volatile (the harness keeps them in the relay's `nv` file)
+export const RCF_FORWARD_LATER: u32 = 4; // hold every command in NV; forward after RCFG_HOLD_US (or a flush)
+export const RCF_FORWARD_THRESHOLD: u32 = 8; // hold new commands while the bytes being forwarded reach RCFG_THRESHOLD_BYTES
+export const RCFG_HOLD_US: u32 = 28; // u32: forward later: how long a command is held after it is stored
+export const RCFG_THRESHOLD_BYTES: u32 = 32; // u32: forward threshold: downstream bytes in progress at or above which new commands wait
+export const RMAP_NV_ADDR: u32 = 280; // u32: the non-volatile part of the relay's memory: job table, buffer map, buffer
+export const RMAP_NV_BYTES: u32 = 284; // u32
+export const RMAP_FLUSH: u32 = 288; // u32: set by the harness: forward every held command now (a flush); the relay clears it
+export const RMAP_SEQ: u32 = 292; // u32: the last arrival number given to a job (held commands go in arrival order)
+export const RSTAT_HELD: u32 = 10; // commands stored in NV waiting to be forwarded (a gauge)
+export const RSTAT_RECOVERED: u32 = 11; // commands found in NV at a restart
+export const RLS_HELD: u32 = 60; // u32 (RELAY STATUS): commands held in NV waiting to be forwarded
+export const LF_STORED: u32 = 16; // RECEIVED from a relay with non-volatile buffer memory: it holds the command and forwards it itself

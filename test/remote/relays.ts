@@ -12,7 +12,7 @@ export interface RelaysOptions {
   blocks?: number;
   /** Per relay (by index): link bandwidths toward A, and relay fields (nv, forward, holdMs, threshold, timeoutMs, retries). */
   nearMbps?: number[];
-  relay?: (i: number) => Record<string, unknown>;
+  relay?: (i: number, dir: string) => Record<string, unknown>;
 }
 
 export type RelaysSites = Sites & { names: string[] };
@@ -29,7 +29,7 @@ export function relaysTopology(dir: string, o: RelaysOptions): object {
   return {
     mode: 'deterministic', seed: o.seed ?? 3,
     arrays: [array('A'), array('B')],
-    relays: names.map((name, i) => ({ name, timeoutMs: 50, retries: 5, ...(o.relay ? o.relay(i) : {}) })),
+    relays: names.map((name, i) => ({ name, timeoutMs: 50, retries: 5, ...(o.relay ? o.relay(i, dir) : {}) })),
     links: names.flatMap((name, i) => [
       { name: `near${i + 1}`, a: 'A', b: name, km: o.nearKm ?? 10, ...(o.nearMbps?.[i] ? { bandwidthMbps: o.nearMbps[i] } : {}) },
       { name: `far${i + 1}`, a: name, b: 'B', km: o.farKm ?? 1000 },

@@ -167,3 +167,110 @@ test('[0113], the same data to every relay: a killed relay costs nothing — wri
     await s.emu.stop();
   }
 });
+
+// ---- [0114]-[0117]: relays with non-volatile buffer memory ----------------------------------------
+
+const nvRelay = (forward: 'now' | 'later' | 'threshold', more: object = {}) => (i: number, dir: string) =>
+  (i === 0 ? { nv: path.join(dir, `r${i + 1}.nv`), forward, ...more } : {});
+
+test('[0114]/[0115], forward later: GOOD when the relay\'s NV holds the write (LF_STORED: A does not wait for B); the relay forwards it after its hold time', async (t) => {
+  const s = await startRelays('003r-nv-later', { relays: 1, relay: nvRelay('later', { holdMs: 300 }) });
+  try {
+    await paired(s, 'r1');
+    await quiet(s);
+    const old = await s.b.read(1, 2000, 16);
+    const t0 = s.emu.driver('A').now();
+    const data = pattern(8192, 77);
+    await s.a.write(1, 2000, data);
+    t.true(s.emu.driver('A').now() - t0 < 1e6, 'GOOD at the near relay\'s RECEIVED');
+    t.is((await s.a.remoteOf(s.va)).inFlight, 0, 'A holds nothing: the relay owns the write');
+    const r = s.emu.network.relay('r1').status();
+    t.is(r.held, 1, 'stored in the relay\'s NV, waiting');
+    t.true((await s.b.read(1, 2000, 16)).equals(old), 'B does not have it yet');
+    await until(s, () => s.emu.network.relay('r1').status().held === 0, 'released after the hold time');
+    await quiet(s);
+    t.true((await s.b.read(1, 2000, 16)).equals(data), 'forwarded later');
+    const report = (await s.a.relayStatus())[0];
+    t.true(report.nv);
+    t.is(report.forward, 'later');
+    t.true(await sameBytes(s));
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('[0116], a relay with NV killed while it holds writes and restarted loses nothing: it takes them back from its nv file and forwards them', async (t) => {
+  const s = await startRelays('003r-nv-restart', { relays: 1, relay: nvRelay('later', { holdMs: 60_000 }) });
+  try {
+    await paired(s, 'r1');
+    s.emu.network.relay('r1').flush(); // the copy's commands go now (the storage unit asks, [0115])
+    await quiet(s);
+    const writes = [pattern(16 * 1024, 81), pattern(8192, 82), pattern(24 * 1024, 83)];
+    for (let i = 0; i < writes.length; i++) await s.a.write(1, 1000 + i * 100, writes[i]);
+    t.is(s.emu.network.relay('r1').status().held, 3);
+    s.emu.injectNetwork('relay r1 kill');
+    s.emu.injectNetwork('relay r1 restart');
+    const r = s.emu.network.relay('r1').status();
+    t.is(r.recovered, 3, 'the three writes came back from the nv file');
+    s.emu.injectNetwork('relay r1 flush');
+    await quiet(s);
+    for (let i = 0; i < writes.length; i++) t.true((await s.b.read(1, 1000 + i * 100, writes[i].length / 512)).equals(writes[i]), `write ${i} reached B`);
+    t.true(await sameBytes(s));
+    t.is((await s.a.remoteOf(s.va)).state, 'pair');
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('without NV a restarted relay starts empty; A, which still waits for its FORWARDED, sends the write again and B gets it', async (t) => {
+  const s = await startRelays('003r-vol-restart', { relays: 1, relay: () => ({ timeoutMs: 20, retries: 2 }) });
+  try {
+    await paired(s, 'r1', undefined, { timeoutMs: 20, retries: 2 });
+    s.emu.injectNetwork('link far1 down');
+    const data = pattern(8192, 90);
+    await s.a.write(1, 10, data); // GOOD at the relay (embodiment 1); it cannot forward
+    t.is((await s.a.remoteOf(s.va)).inFlight, 1, 'A waits for the relay\'s FORWARDED');
+    s.emu.injectNetwork('relay r1 restart');
+    s.emu.injectNetwork('link far1 up');
+    t.is(s.emu.network.relay('r1').status().recovered, 0, 'nothing came back: its buffer was volatile');
+    await untilPair(s, (x) => x.inFlight === 0, 'forwarded after the repeat');
+    t.is((await s.a.remoteOf(s.va)).state, 'pair');
+    t.true((await s.b.read(1, 10, 16)).equals(data));
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('[0117], forward threshold: while the bytes being forwarded reach the threshold new writes wait in NV; all reach B in order', async (t) => {
+  const s = await startRelays('003r-nv-threshold', { relays: 1, relay: nvRelay('threshold', { threshold: '64KiB' }) });
+  try {
+    await paired(s, 'r1');
+    await quiet(s);
+    let most = 0;
+    for (let i = 0; i < 10; i++) {
+      await s.a.write(1, 100 + i * 64, pattern(32 * 1024, 100 + i));
+      most = Math.max(most, s.emu.network.relay('r1').status().held);
+    }
+    t.true(most >= 3, `writes waited in NV above the threshold (at most ${most} at once)`);
+    await quiet(s);
+    t.is(s.emu.network.relay('r1').status().held, 0);
+    t.true(await sameBytes(s));
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('a write the relay stored and B then refuses (B failed over): the relay\'s FORWARDED error suspends A\'s pair (relay)', async (t) => {
+  const s = await startRelays('003r-nv-refused', { relays: 1, relay: nvRelay('now') });
+  try {
+    await paired(s, 'r1');
+    await quiet(s);
+    await s.b.remoteChange(s.vb, 'failover');
+    await s.a.write(1, 10, pattern(8192, 91)); // GOOD: the relay's NV holds it
+    const p = await untilPair(s, (x) => x.state === 'suspended', 'suspended by the refusal');
+    t.is(p.reason, 'relay');
+    t.is(s.emu.network.relay('r1').status().failed, 1);
+  } finally {
+    await s.emu.stop();
+  }
+});

@@ -1,0 +1,62 @@
+// Bad input for embodiment 4 (several relays, relays with NV buffer memory): each kind gets a clear
+// error that names the field, and nothing changes.
+import test from 'ava';
+import * as path from 'path';
+import { parseTopology, TopologyError } from '../../harness';
+import { remoteCreateParameters } from '../../lib/remote';
+import { startRelays } from './relays';
+
+const array = (name: string) => ({
+  name, iops: [{ role: 'channel' }, { role: 'disk' }],
+  media: [{ name: 'd0', kind: 'ram', size: '64MiB' }],
+  ports: [{ name: 'p0', iop: 0, transport: 'inproc' }],
+});
+const withRelays = (...relays: object[]) => ({
+  arrays: [array('A'), array('B')],
+  relays,
+  links: relays.flatMap((r, i) => [{ name: `n${i}`, a: 'A', b: (r as { name: string }).name }, { name: `f${i}`, a: (r as { name: string }).name, b: 'B' }]),
+});
+
+test('relay fields: nv resolves against the topology\'s directory; forward later and threshold take their own field', (t) => {
+  const topo = parseTopology(withRelays({ name: 'r1', nv: 'r1.nv', forward: 'later', holdMs: 250 }, { name: 'r2', nv: '/x/r2.nv', forward: 'threshold', threshold: '64KiB' }), '/base');
+  t.like(topo.relays[0], { nv: path.resolve('/base', 'r1.nv'), forward: 'later', holdMs: 250 });
+  t.like(topo.relays[1], { nv: '/x/r2.nv', forward: 'threshold', thresholdBytes: 65536 });
+});
+
+for (const [what, relays, field, message] of [
+  ['an unknown forward policy', [{ name: 'r1', nv: 'a', forward: 'soon' }], 'relays[0].forward', /one of now, later, threshold/],
+  ['forward later without an nv file', [{ name: 'r1', forward: 'later' }], 'relays[0].forward', /give the relay an "nv" file/],
+  ['holdMs without forward later', [{ name: 'r1', nv: 'a', holdMs: 5 }], 'relays[0].holdMs', /only with "forward": "later"/],
+  ['threshold without forward threshold', [{ name: 'r1', nv: 'a', forward: 'later', threshold: '1MiB' }], 'relays[0].threshold', /only with "forward": "threshold"/],
+  ['a holding relay that cuts through', [{ name: 'r1', nv: 'a', forward: 'later', cutThrough: true }], 'relays[0].cutThrough', /cannot forward them before/],
+  ['two relays on one nv file', [{ name: 'r1', nv: 'a' }, { name: 'r2', nv: 'a' }], 'relays[1].nv', /duplicate/],
+] as const) {
+  test(`topology: ${what} is refused, naming ${field}`, (t) => {
+    const e = t.throws(() => parseTopology(withRelays(...relays), '/base'), { instanceOf: TopologyError });
+    t.true(e!.message.includes(field), e!.message);
+    t.regex(e!.message, message);
+  });
+}
+
+test('REMOTE CREATE parameters: a policy needs relays and must be known', (t) => {
+  t.throws(() => remoteCreateParameters({ volume: 0, to: 'B', toVolume: 'm', policy: 'stripe' }), { message: /needs relays/ });
+  t.throws(() => remoteCreateParameters({ volume: 0, to: 'B', toVolume: 'm', via: 'r1', policy: 'fastest' as never }), { message: /round-robin, least-loaded, random, stripe, all/ });
+  t.is(remoteCreateParameters({ volume: 0, to: 'B', toVolume: 'm', via: 'r1,r2', policy: 'all' })[84], 5);
+});
+
+test('REMOTE CREATE through the firmware: an unknown, repeated or fifth relay, an array named as a relay, or a bad policy number is refused (86h/14h or 86h/12h) and makes no pair', async (t) => {
+  const s = await startRelays('relays-input', { relays: 4 });
+  try {
+    for (const via of ['r1,nope', 'r1,r1', 'r1,r2,r3,r4,r1', 'r1,B', 'r1,,r2']) {
+      await t.throwsAsync(s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via, policy: 'round-robin' }), { message: /ILLEGAL REQUEST/ }, via);
+    }
+    const list = remoteCreateParameters({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'r1,r2' });
+    list[84] = 9; // no such policy
+    await t.throwsAsync(s.a.execute({ lun: 0, cdb: (await import('../../lib/remote')).remoteCreateCdb(list.length), dataOut: list }), { message: /ILLEGAL REQUEST/ });
+    t.deepEqual(await s.a.remoteStatus(), [], 'no pair was made');
+    const ok = await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', via: 'r1,r2,r3,r4', policy: 'all' });
+    t.is(ok.state, 'copy');
+  } finally {
+    await s.emu.stop();
+  }
+});
