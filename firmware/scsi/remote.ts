@@ -72,7 +72,6 @@ export function remoteCreate(c: usize, list: usize): void {
   // The first hop is a neighbour: the peer itself (direct), or the relays named (their RECEIVED is
   // S169's): one, or several separated by commas with a policy in byte 84 (remote/route.ts).
   const policy = <u32>load<u8>(list + 84);
-  if (policy > <u32>RP_LAST || (policy != 0 && load<u8>(list + 40) == 0)) { remoteError(c, RE_STATE, 84, false); return; }
   let p: i32 = -1;
   for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
   if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
@@ -89,6 +88,7 @@ export function remoteCreate(c: usize, list: usize): void {
   if (!neighbour(<u32>hop)) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (linkPortToward(<u32>hop) < 0) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (load<u8>(list + 72) == 0 || peerNameLength(list + 72) > PEER_NAME_BYTES) { remoteError(c, RE_NAME, 72, false); return; }
+  if (policy > <u32>RP_LAST || (policy != 0 && hop == peer)) { remoteError(c, RE_STATE, 84, false); return; } // (after the name: a long name runs into byte 84)
   const route = remote(<u32>p).routeRelays;
   const routeCount = remote(<u32>p).routeCount;
   const routePolicy = remote(<u32>p).routePolicy;

@@ -60,3 +60,22 @@ test('REMOTE CREATE through the firmware: an unknown, repeated or fifth relay, a
     await s.emu.stop();
   }
 });
+
+test('sanctl remote create --via r1,r2 --policy all and relay status: per-relay counters, NV and forward policy, human and --json; a bad --policy exits 2', async (t) => {
+  const s = await startRelays('relays-sanctl', { relays: 2, relay: (i, dir) => (i === 1 ? { nv: path.join(dir, 'r2.nv'), forward: 'later', holdMs: 100 } : {}) });
+  try {
+    const { runSanctl } = await import('../host/run-sanctl');
+    const on = (array: string) => ({ connect: async () => s.emu.connect(array), sleep: (ms: number) => s.emu.advance(ms), now: () => s.emu.driver(array).now() / 1e6 });
+    t.is((await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--via', 'r1,r2', '--policy', 'fastest'], on('A'))).code, 2);
+    t.is((await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--policy', 'all'], on('A'))).code, 2, '--policy needs --via');
+    const created = await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--via', 'r1,r2', '--policy', 'all', '--wait'], on('A'));
+    t.is(created.code, 0, created.stderr);
+    const relays = JSON.parse((await runSanctl(['--json', 'relay', 'status'], on('A'))).stdout).relays;
+    t.like(relays[0], { relay: 'r1', nv: false, forward: 'now', state: 'running' });
+    t.like(relays[1], { relay: 'r2', nv: true, forward: 'later' });
+    t.true(relays[0].jobs > 0 && relays[1].jobs > 0, 'both relays carried the copy');
+    t.regex((await runSanctl(['relay', 'status'], on('A'))).stdout, /r2 \(node 3, storeAndForward, NV, forward later, running\): \d+ held \(\d+ stored waiting\)/);
+  } finally {
+    await s.emu.stop();
+  }
+});
