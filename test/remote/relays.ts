@@ -1,6 +1,8 @@
 // Two arrays and several relays through the real firmware (deterministic mode, one virtual clock):
 // the rig of document 003's embodiment-4 scenario tests (test/scenario/003-relays.test.ts).
 import * as path from 'path';
+import { Emulator } from '../../harness';
+import { ScsiClient } from '../../host/client';
 import { startWith, type Sites } from './sites';
 
 export interface RelaysOptions {
@@ -13,6 +15,8 @@ export interface RelaysOptions {
   /** Per relay (by index): link bandwidths toward A, and relay fields (nv, forward, holdMs, threshold, timeoutMs, retries). */
   nearMbps?: number[];
   relay?: (i: number, dir: string) => Record<string, unknown>;
+  /** Media in files, which keep their data over a restart (default RAM). */
+  fileMedia?: boolean;
 }
 
 export type RelaysSites = Sites & { names: string[] };
@@ -22,7 +26,7 @@ export function relaysTopology(dir: string, o: RelaysOptions): object {
     name, dir: path.join(dir, name),
     cache: { size: '16MiB', destageIntervalMs: 2, destageAgeMs: 5 },
     iops: [{ role: 'channel' }, { role: 'disk' }],
-    media: [{ name: 'd0', kind: 'ram', size: '64MiB' }],
+    media: [{ name: 'd0', kind: o.fileMedia ? 'file' : 'ram', size: '64MiB' }],
     ports: [{ name: 'q0', iop: 0, transport: 'inproc' }],
   });
   const names = Array.from({ length: o.relays }, (_, i) => `r${i + 1}`);
@@ -40,6 +44,13 @@ export function relaysTopology(dir: string, o: RelaysOptions): object {
 export async function startRelays(label: string, o: RelaysOptions): Promise<RelaysSites> {
   const s = await startWith(label, (dir) => relaysTopology(dir, o), o.blocks);
   return { ...s, names: Array.from({ length: o.relays }, (_, i) => `r${i + 1}`) };
+}
+
+/** Every node stops at once as a power loss and the same topology starts again from the same directories. */
+export async function restartRelays(s: RelaysSites, o: RelaysOptions): Promise<RelaysSites> {
+  await s.emu.stop('powerFail');
+  const emu = await Emulator.start(relaysTopology(s.dir, o), { debug: true });
+  return { ...s, emu, a: new ScsiClient(emu.connect('A')), b: new ScsiClient(emu.connect('B')) };
 }
 
 /** Advances virtual time until A's pair satisfies `ok` (test/remote/sites.ts: the rigs' sites have the same shape). */

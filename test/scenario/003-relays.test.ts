@@ -7,7 +7,7 @@
 // traffic threshold; nothing lost across a relay restart).
 import test from 'ava';
 import * as path from 'path';
-import { startRelays, untilPair, until, jobs, type RelaysSites } from '../remote/relays';
+import { startRelays, restartRelays, untilPair, until, jobs, type RelaysSites } from '../remote/relays';
 import { pattern } from '../harness/env';
 
 async function paired(s: RelaysSites, via: string, policy?: 'round-robin' | 'least-loaded' | 'random' | 'stripe' | 'all', more: object = {}) {
@@ -270,6 +270,27 @@ test('a write the relay stored and B then refuses (B failed over): the relay\'s 
     const p = await untilPair(s, (x) => x.state === 'suspended', 'suspended by the refusal');
     t.is(p.reason, 'relay');
     t.is(s.emu.network.relay('r1').status().failed, 1);
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('the route is kept with the pair: after a kill -9 of both arrays, resume sends through every relay again in turn', async (t) => {
+  const o = { relays: 3, fileMedia: true };
+  let s = await startRelays('003r-route-nv', o);
+  try {
+    await paired(s, 'r1,r2,r3', 'round-robin');
+    await quiet(s);
+    s = await restartRelays(s, o);
+    const p = await s.a.remoteOf(s.va);
+    t.like(p, { state: 'suspended', reason: 'restart' });
+    await s.a.remoteChange(s.va, 'resume');
+    await untilPair(s, (x) => x.state === 'pair', 'pair after the resume\'s copy');
+    const copy = jobs(s);
+    t.deepEqual(copy, { r1: 1 + 3, r2: 3, r3: 2 }, `the CREATE via r1, the copy's 8 commands in turn: ${JSON.stringify(copy)}`);
+    for (let i = 0; i < 3; i++) await s.a.write(1, 100 + i * 64, pattern(8192, 70 + i));
+    await quiet(s);
+    t.true(await sameBytes(s));
   } finally {
     await s.emu.stop();
   }
