@@ -12,7 +12,7 @@ import type { Readable, Writable } from 'stream';
 import { performance } from 'perf_hooks';
 import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
-import type { RemoteStatus, RemoteChangeName } from '../lib/remote';
+import type { RemoteStatus, RemoteChangeName, RoutePolicyName } from '../lib/remote';
 import { parseRedundancy } from '../lib/remote';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
@@ -72,7 +72,7 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   pair reverse <volume> [--wait]        copy them back, target -> source
   pair delete <volume>                  dissolve the pair (from any state); both volumes stay
   pair status                           states, pending and copied tracks, time left
-  remote create <volume> <array>:<volume> [--via RELAY] [--mode mirror|backup] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
+  remote create <volume> <array>:<volume> [--via RELAY[,RELAY...]] [--policy round-robin|least-loaded|random|stripe|all] [--mode mirror|backup] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
                                         pair a volume with one of another array (docs/remote.md); the
                                         initial copy runs; --wait returns once the pair is duplex
   remote status                         remote pairs: role, state and why, issuing ID, copy progress
@@ -143,6 +143,7 @@ const OPTIONS = {
   resync: { type: 'boolean' },
   via: { type: 'string' },
   redundancy: { type: 'string' },
+  policy: { type: 'string' },
   mode: { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
@@ -192,7 +193,7 @@ const COMMANDS: Record<string, Command> = {
   'pair reverse': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'reverse', a) },
   'pair delete': { args: ['volume'], options: [], run: (ctx, a) => pairChange(ctx, 'delete', a) },
   'pair status': { args: [], options: [], run: pairStatus },
-  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'mode', 'timeout', 'retries', 'redundancy', 'wait'], check: remoteChecks, run: remoteCreate },
+  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'policy', 'mode', 'timeout', 'retries', 'redundancy', 'wait'], check: remoteChecks, run: remoteCreate },
   'remote status': { args: [], options: [], run: remoteStatus },
   'remote suspend': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'suspend', a) },
   'remote resume': { args: ['volume'], options: ['wait'], run: (ctx, a) => remoteChange(ctx, 'resume', a) },
@@ -215,6 +216,8 @@ const COMMANDS: Record<string, Command> = {
 function remoteChecks(o: Options, args: string[]): void {
   if (!/^[^:]+:[^:]+$/.test(args[1] ?? '')) throw new UsageError('the peer is <array>:<volume>, e.g. standby:vol0');
   if (o.mode !== undefined && o.mode !== 'mirror' && o.mode !== 'backup') throw new UsageError('--mode is mirror or backup');
+  if (o.policy !== undefined && !['round-robin', 'least-loaded', 'random', 'stripe', 'all'].includes(o.policy)) throw new UsageError('--policy is round-robin, least-loaded, random, stripe or all');
+  if (o.policy !== undefined && o.via === undefined) throw new UsageError('--policy needs relays: --via r1,r2,...');
   if (o.timeout !== undefined) parseInteger(o.timeout, '--timeout', 1, 600_000);
   if (o.retries !== undefined) parseInteger(o.retries, '--retries', 1, 255);
   if (o.redundancy !== undefined) {
@@ -245,7 +248,7 @@ async function remoteCreate(ctx: Context, args: string[]): Promise<void> {
   const vol = await volumeByName(ctx.client, args[0]);
   const [to, toVolume] = args[1].split(':');
   let st = await ctx.client.remoteCreate({
-    volume: vol.number, to, toVolume, via: ctx.options.via, mode: ctx.options.mode as 'mirror' | 'backup' | undefined,
+    volume: vol.number, to, toVolume, via: ctx.options.via, policy: ctx.options.policy as RoutePolicyName | undefined, mode: ctx.options.mode as 'mirror' | 'backup' | undefined,
     timeoutMs: ctx.options.timeout === undefined ? undefined : Number(ctx.options.timeout),
     retries: ctx.options.retries === undefined ? undefined : Number(ctx.options.retries),
     redundancy: ctx.options.redundancy === undefined ? undefined : parseRedundancy(String(ctx.options.redundancy)),
@@ -278,7 +281,7 @@ async function remoteStatus(ctx: Context): Promise<void> {
 async function relayStatus(ctx: Context): Promise<void> {
   const relays = await ctx.client.relayStatus();
   ctx.out({ relays }, relays.length === 0 ? 'no relay next to this array' : relays.map((r) =>
-    `${r.relay} (node ${r.node}, ${r.mode}, ${r.state}): ${r.active} held, buffer ${formatBytes(r.bufferUsedBytes)} of ${formatBytes(r.bufferBytes)}, `
+    `${r.relay} (node ${r.node}, ${r.mode}${r.nv ? `, NV, forward ${r.forward}` : ''}, ${r.state}): ${r.active} held${r.nv ? ` (${r.held} stored waiting)` : ''}, buffer ${formatBytes(r.bufferUsedBytes)} of ${formatBytes(r.bufferBytes)}, `
     + `${r.jobs} taken, ${r.forwarded} forwarded, ${r.failed} failed, ${r.retries} retries, ${r.duplicates} duplicates, ${r.noBuffer} without buffer, ${r.badPackets} bad packets`));
 }
 

@@ -18,8 +18,13 @@ export interface RemoteCreateSpec {
   to: string;
   /** Its volume's name. */
   toVolume: string;
-  /** A relay's name: packets go through it (embodiments 1-3); absent: directly. */
+  /**
+   * A relay's name: packets go through it (embodiments 1-3); several separated by commas (at most
+   * 4, 31 bytes in all): embodiment 4, with `policy`. Absent: directly.
+   */
   via?: string;
+  /** How several relays share the writes (firmware/remote/route.ts); default round-robin. */
+  policy?: RoutePolicyName;
   mode?: 'mirror' | 'backup';
   timeoutMs?: number;
   retries?: number;
@@ -42,6 +47,10 @@ export function parseRedundancy(v: string): Redundancy {
   return r;
 }
 
+/** Route policies over several relays, by their number in REMOTE CREATE's byte 86 (1-5; 0: one relay). */
+export const ROUTE_POLICIES = ['one', 'round-robin', 'least-loaded', 'random', 'stripe', 'all'] as const;
+export type RoutePolicyName = Exclude<typeof ROUTE_POLICIES[number], 'one'>;
+
 export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
   const b = Buffer.alloc(96);
   const name = (v: string, at: number, max: number, what: string) => {
@@ -55,6 +64,12 @@ export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
   b.writeUInt32BE(Math.round(s.timeoutMs ?? 0), 4);
   name(s.to, 8, 31, 'peer array');
   if (s.via) name(s.via, 40, 31, 'relay');
+  if (s.policy !== undefined) {
+    const i = ROUTE_POLICIES.indexOf(s.policy);
+    if (i < 1) throw new Error(`route policy ${JSON.stringify(s.policy)}: one of ${ROUTE_POLICIES.slice(1).join(', ')}`);
+    if (!s.via) throw new Error('a route policy needs relays (--via r1,r2,...)');
+    b[86] = i;
+  }
   name(s.toVolume, 72, PEER_VOLUME_NAME_MAX, 'peer volume name');
   if (s.redundancy) { b[84] = s.redundancy.n; b[85] = s.redundancy.m; }
   return b;
@@ -126,13 +141,21 @@ export interface RelayReport {
   duplicates: number;
   noBuffer: number;
   badPackets: number;
+  /** Embodiment 4: the relay's buffer memory is non-volatile, and when it forwards what it stored. */
+  nv: boolean;
+  forward: 'now' | 'later' | 'threshold';
+  /** Commands stored in its NV waiting to be forwarded. */
+  held: number;
 }
 
 export function parseRelayStatus(d: Buffer): RelayReport[] {
   return parseManagementList(d).entries.map((e) => ({
     relay: e.subarray(64, 96).toString('latin1').replace(/\0.*$/s, ''),
     node: e.readUInt16LE(0),
-    mode: e[2] === 1 ? 'cutThrough' : 'storeAndForward',
+    mode: (e[2] & 1) === 1 ? 'cutThrough' : 'storeAndForward',
+    nv: (e[2] & 2) !== 0,
+    forward: (['now', 'later', 'threshold'] as const)[(e[2] >> 2) & 3] ?? 'now',
+    held: e.readUInt32LE(60),
     state: e[3] === 2 ? 'killed' : 'running',
     active: e.readUInt32LE(4),
     bufferBytes: e.readUInt32LE(8),

@@ -17,7 +17,7 @@
 import {
   LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, LF_REDUNDANT,
   LOP_NONE, LOP_CREATE, LOP_DELETE, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
-  TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES,
+  TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES, LF_STORED,
 } from "../abi";
 import {
   CX_TRANSPORT, CX_STATE, CX_PORT, CX_SESSION, CX_TAG, CX_ID, CX_VOLUME, CX_CURSOR, CX_LENGTH, CX_FLAGS, CX_STATUS,
@@ -41,6 +41,7 @@ import { remoteCopyStep } from "../remote/mirror";
 import { log, LOG_WARN } from "../hal";
 import { rdLinkPacket, rdLinkService, rdUnitHere, rdSendBegin, rdMaxBytes } from "../remote/rdlink";
 import { rdFill, rdArm, rdRelease, rdTag, rdCopyOut, rdSlotState, rdSlotStatus, rdSlotCmdId, rdSlotPeer, rdSlotIssuing, RD_SEND_DONE, RD_RECV_STORING, RD_STATUS_TIMEOUT } from "../remote/redundancy";
+import { routeHop, routeHas, routeTell, routeEnded, routeFailureCounts, routeFirstOk } from "../remote/route";
 
 // Per-session state of a link port (comm/transport.ts sizes it).
 export const LINK_SESSION_BYTES: u32 = 64;
@@ -61,11 +62,12 @@ const LS_BAD: u32 = 8; // u64: packets dropped (CRC, magic, length, unknown comm
   waitFor: u8; // send: LW_* — what the deadline is for
   cmdId: u32; // receive: the sender's command identifier; send: this context's CX_ID
   issuingId: u32;
-  got: u32; // receive: mask of the packets arrived
+  got: u32; // receive: mask of the packets arrived; send with LXF_RD: the redundancy unit's slot
   flags: u32; // LXF_*
   answer: u32; // status << 24 | key << 16 | asc << 8 | ascq: of RECEIVED, FORWARDED or the failure
   parent: u32; // send: the CX_ID of the host command waiting for this one (0: none)
   serial: u32; // send: the pair's serial when issued: an answer for an older incarnation changes nothing
+  group: u32; // send: the key of its set of stripes or copies (remote/route.ts; 0: none); before byteOffset, in its alignment gap
   byteOffset: u64; // send: the volume byte offset the WRITE names
 }
 
@@ -142,6 +144,7 @@ function packet(port: u32, p: usize): void {
   if (type == LT_DATA) { incomingData(port, p); return; }
   // Answers to this array's own commands name them by CX_ID.
   const c = ctxById(h.cmdId);
+  if (c == 0 && type == LT_FORWARDED && h.status != 0) { storedRefused(p); return; }
   if (c == 0 || <u32>load<u8>(c + CX_PORT) != port || lx(c).role != LR_SEND) return; // late: the command has ended
   // An answer names the issuing ID of what it answers: one for another command that had this CX_ID
   // (before a restart of this array: IDs go on from the lease, remote/pair.ts) changes nothing.
@@ -149,6 +152,23 @@ function packet(port: u32, p: usize): void {
   if (type == LT_READY) answerReady(c, p);
   else if (type == LT_RECEIVED) answerReceived(c, p);
   else if (type == LT_FORWARDED) answerForwarded(c, p);
+}
+
+/**
+ * A FORWARDED with an error for a command that has ended: a relay with NV buffer memory could not
+ * deliver a write this array counted done at its RECEIVED (LF_STORED). The pair whose secondary
+ * volume it named, routed through that relay, is suspended (reason relay): it lacks an acknowledged write.
+ */
+function storedRefused(p: usize): void {
+  const h = pkt(p);
+  for (let pi: u32 = 0; pi < REMOTE_PAIRS; pi++) {
+    const r = remote(pi);
+    if (r.used == 0 || r.role == RR_SECONDARY || r.viaRelay == 0) continue;
+    if (r.peerVolume0 != h.volume0 || r.peerVolume1 != h.volume1 || r.peerVolume2 != h.volume2) continue;
+    if (!routeHas(pi, <u32>h.srcNode)) continue;
+    log(LOG_WARN, "remote: a relay could not deliver a write it had stored; the pair is suspended (pair, issuing ID)", pi, h.issuingId);
+    remoteSuspend(pi, RSR_RELAY, h.cmdId);
+  }
 }
 
 /** The volume named by the packet (LPK_VOLUME, at most 12 bytes), or -1. */
@@ -487,10 +507,8 @@ export function linkRespond(c: usize): bool {
   sendTimers(c);
   if ((x.flags & LXF_DONE) == 0 && load<u8>(c + CX_STATUS) != 0) {
     // The read of the primary failed (or the command was failed by a bound): the pair cannot be current.
-    const p = <u32>x.pair;
-    if (x.serial == remote(p).serial) remoteSuspend(p, x.answer != 0 ? (x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK) : RSR_READ, x.cmdId);
     if ((x.flags & LXF_RD) != 0) rdRelease(rdUnitHere(), x.got, 0); // the slot is given up with the command
-    finish(c, false);
+    sendFailed(c, x.answer != 0 ? (x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK) : RSR_READ);
   }
   if ((x.flags & LXF_DONE) == 0) return false;
   untag(c);
@@ -558,10 +576,19 @@ export function linkService(port: u32): void {
  * command that waits for it (0: none). Returns its CX_ID, or 0 when no context or port is free now.
  */
 export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u32, flags: u32): u32 {
+  // Controls go to the first hop; data to the hop the pair's route picks (remote/route.ts).
+  return linkSendVia(p, op == LOP_NONE ? routeHop(p) : <u32>remote(p).firstHop, op, byteOffset, bytes, parent, flags, 0, 0);
+}
+
+/**
+ * linkSend through first hop `hop`. `issuing`: the issuing ID to carry (a copy of a set, remote/route.ts;
+ * 0: the next); `group`: the key of its set (0xFFFFFFFF: this command's own CX_ID, the set's first; 0: none).
+ */
+export function linkSendVia(p: u32, hop: u32, op: u32, byteOffset: u64, bytes: u32, parent: u32, flags: u32, issuing: u32, group: u32): u32 {
   const r = remote(p);
-  const port = linkPortToward(<u32>r.firstHop);
+  const port = linkPortToward(hop);
   if (port < 0) return 0;
-  if (op == LOP_NONE && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
+  if (op == LOP_NONE && issuing == 0 && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
   // With redundancy the unit's slot first: a command that could not get one must not take an issuing ID.
   const slot = op == LOP_NONE && r.rdData != 0 ? rdSendBegin(p, byteOffset, bytes) : -1;
   if (op == LOP_NONE && r.rdData != 0 && slot < 0) return 0;
@@ -579,7 +606,8 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   x.deadlineNs = gNow + timeoutNs(x);
   wakeAt(x.deadlineNs);
   // The issuing ID: a control carries the last one given (the secondary's base); a write takes the next.
-  x.issuingId = op == LOP_NONE ? remoteIssue(p) : r.issued;
+  x.issuingId = op != LOP_NONE ? r.issued : issuing != 0 ? issuing : remoteIssue(p);
+  x.group = group == 0xFFFFFFFF ? x.cmdId : group;
   x.byteOffset = byteOffset;
   store<u16>(c + CX_VOLUME, r.volume);
   r.inFlight++;
@@ -594,6 +622,25 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   sendWrite(c);
   trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
   return x.cmdId;
+}
+
+/** This array's send commands on `port` not yet ended (remote/route.ts: a relay's load). */
+export function linkSendsOn(port: u32): u32 {
+  let n: u32 = 0;
+  for (let c = activeFirst(); c != 0; c = activeNext(c)) {
+    if (<u32>load<u8>(c + CX_PORT) == port && portKindIs(c) && lx(c).role == LR_SEND && (lx(c).flags & LXF_DONE) == 0) n++;
+  }
+  return n;
+}
+
+/** The issuing ID of send command `id`. */
+export function linkIssuingOf(id: u32): u32 { const c = ctxById(id); return c == 0 ? 0 : lx(c).issuingId; }
+
+/** A send command failed: the pair is suspended (`reason`) unless a copy of its set may still get through. */
+function sendFailed(c: usize, reason: u8): void {
+  const x = lx(c);
+  if (x.serial == remote(<u32>x.pair).serial && (x.group == 0 || routeFailureCounts(<u32>x.pair, x.group))) remoteSuspend(<u32>x.pair, reason, x.cmdId);
+  finish(c, false);
 }
 
 function timeoutNs(x: LinkCmd): f64 { return <f64>remote(<u32>x.pair).timeoutUs * 1000; }
@@ -644,8 +691,7 @@ function sendTimers(c: usize): void {
   if (x.waitFor == LW_FORWARDED ? gNow >= x.giveUpNs : <u32>x.retries >= <u32>r.retries) {
     x.answer = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) | 0x01; // ABORTED COMMAND, LOGICAL UNIT COMMUNICATION TIMEOUT
     log(LOG_WARN, "remote: no answer within the pair's bound; the pair is suspended (pair, command identifier)", x.pair, x.cmdId);
-    if (x.serial == r.serial) remoteSuspend(<u32>x.pair, x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK, x.cmdId);
-    finish(c, false);
+    sendFailed(c, x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK);
     if (<u32>load<u8>(c + CX_STATE) == ST_READ) fail(c, 0x0B, 0x08, 0x01);
     return;
   }
@@ -681,11 +727,11 @@ function answerReceived(c: usize, p: usize): void {
   const r = remote(<u32>x.pair);
   trace(TRACE_REMOTE_ACK, x.pair, x.cmdId, x.issuingId, 1 | (<u32>h.status << 8));
   if (h.status != 0) {
-    if (x.serial == r.serial) remoteSuspend(<u32>x.pair, RSR_REMOTE, x.cmdId);
-    finish(c, false);
+    sendFailed(c, RSR_REMOTE);
     return;
   }
-  if (r.viaRelay == 0) { finish(c, true); return; }
+  // Direct, the secondary has it; a relay with NV buffer memory (LF_STORED) holds a write and forwards it itself (embodiment 4).
+  if (r.viaRelay == 0 || (x.op == <u8>LOP_NONE && (<u32>h.flags & LF_STORED) != 0)) { finish(c, true); return; }
   // Through a relay a write is done for its host here (S170); a control waits for the far end.
   if (x.op == <u8>LOP_NONE) notify(c, true);
   x.waitFor = LW_FORWARDED;
@@ -703,8 +749,7 @@ function answerForwarded(c: usize, p: usize): void {
   trace(TRACE_REMOTE_ACK, x.pair, x.cmdId, x.issuingId, 2 | (<u32>h.status << 8));
   if (h.status != 0) {
     x.answer = (<u32>h.status << 24) | (<u32>h.senseKey << 16) | (<u32>h.asc << 8) | <u32>h.ascq;
-    if (x.serial == r.serial) remoteSuspend(<u32>x.pair, x.op == <u8>LOP_NONE ? RSR_RELAY : RSR_REMOTE, x.cmdId);
-    finish(c, false);
+    sendFailed(c, x.op == <u8>LOP_NONE ? RSR_RELAY : RSR_REMOTE);
     return;
   }
   finish(c, true);
@@ -742,12 +787,14 @@ function finish(c: usize, ok: bool): void {
   x.flags |= LXF_DONE;
   notify(c, ok);
   const r = remote(<u32>x.pair);
+  const first = x.group == 0 || routeFirstOk(<u32>x.pair, x.group); // a set of copies is one write
+  if (x.group != 0) routeEnded(<u32>x.pair, x.group, ok);
   if (x.serial == r.serial) {
     if (r.inFlight > 0) r.inFlight--;
     if ((x.flags & LXF_COPY) != 0) {
       if (r.copyActive > 0) r.copyActive--;
       if (ok) r.copyDone += <u64>load<u32>(c + CX_LENGTH);
-    } else if (ok && x.op == <u8>LOP_NONE) { r.writes++; r.bytes += <u64>load<u32>(c + CX_LENGTH); }
+    } else if (ok && first && x.op == <u8>LOP_NONE) { r.writes++; r.bytes += <u64>load<u32>(c + CX_LENGTH); }
   }
   if (<u32>load<u8>(c + CX_STATE) == ST_READ) {
     // Ended before its data was all read (a bound, a refusal): the read stops here.
@@ -760,7 +807,13 @@ function notify(c: usize, ok: bool): void {
   if (x.parent == 0) return;
   const parent = ctxById(x.parent);
   x.parent = 0;
-  if (parent == 0 || load<u32>(parent + CX_ARG) != x.cmdId) return; // the host command has gone (aborted)
+  const key = x.group != 0 ? x.group : x.cmdId; // a stripe's portion or a copy answers for its set
+  if (parent == 0 || load<u32>(parent + CX_ARG) != key) return; // the host command has gone (aborted)
+  if (x.group != 0) {
+    const tell = routeTell(<u32>x.pair, key, ok);
+    if (tell == 0) return;
+    ok = tell == 1;
+  }
   store<u32>(parent + CX_FLAGS, load<u32>(parent + CX_FLAGS) | (ok ? CXF_REMOTE_DONE : CXF_REMOTE_FAILED));
   if (!ok) store<u32>(parent + CX_ARG, x.answer); // what the far end (or the bound) said, for a REMOTE command's sense
 }

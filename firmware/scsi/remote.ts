@@ -16,6 +16,8 @@ import { getBe16, getBe32, putBe16, putBe32, putBe64 } from "../util";
 import { linkSend, linkPortToward, CXF_REMOTE_DONE, CXF_REMOTE_FAILED } from "../comm/link";
 import { ST_REMOTE } from "../remote/mirror";
 import { rdCreateAllowed } from "../remote/rdlink";
+import { routeParse, routeRelay, RP_LAST } from "../remote/route";
+import { scratch } from "../channel";
 import {
   remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
   RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
@@ -57,7 +59,9 @@ function remoteError(c: usize, ascq: u32, field: i32, inCdb: bool): void {
  * REMOTE CREATE: list bytes 0-1 volume, 2 mode (1 mirror, 2 backup), 3 retries (0: 5), 4-7 timeout
  * in ms (0: 50), 8-39 the peer array's name, 40-71 the relay's name (empty: direct), 72-83 the
  * peer volume's name (NUL padded, at most 12 bytes), 84 N and 85 m of redundancy-processed writes
- * (embodiments 5, 6; both 0: none; direct only, over the links that reach the peer: remote/rdlink.ts).
+ * (embodiments 5, 6; both 0: none; direct only, over the links that reach the peer: remote/rdlink.ts),
+ * 86 the route policy over several relays named in 40-71 by commas (embodiment 4; 0: round robin,
+ * or the one relay: remote/route.ts).
  */
 export function remoteCreate(c: usize, list: usize): void {
   if (!linked()) { remoteError(c, RE_NOT_LINKED, -1, false); return; }
@@ -70,22 +74,37 @@ export function remoteCreate(c: usize, list: usize): void {
   store<u8>(list + 71, 0);
   const peer = nodeByName(list + 8);
   if (peer < 0 || nodeKind(<u32>peer) != NODE_ARRAY || <u32>peer == myNode()) { remoteError(c, RE_NODE, 8, false); return; }
-  // The first hop is a neighbour: the peer itself (direct), or the relay named (its RECEIVED is S169's).
+  // The first hop is a neighbour: the peer itself (direct), or the relays named (their RECEIVED is
+  // S169's): one, or several separated by commas with a policy in byte 86 (remote/route.ts).
+  const policy = <u32>load<u8>(list + 86);
+  let p: i32 = -1;
+  for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
+  if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
   let hop = peer;
   if (load<u8>(list + 40) != 0) {
-    hop = nodeByName(list + 40);
-    if (hop < 0 || nodeKind(<u32>hop) != NODE_RELAY) { remoteError(c, RE_NODE, 40, false); return; }
+    remoteReset(<u32>p);
+    hop = routeParse(<u32>p, list + 40, policy, scratch() + 2048);
+    if (hop < 0) { remoteError(c, RE_NODE, 40, false); return; }
+    for (let i: u32 = 0; i < <u32>remote(<u32>p).routeCount; i++) {
+      const relay = routeRelay(<u32>p, i);
+      if (nodeKind(relay) != NODE_RELAY || !neighbour(relay) || linkPortToward(relay) < 0) { remoteError(c, RE_NODE, 40, false); return; }
+    }
   }
   if (!neighbour(<u32>hop)) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (linkPortToward(<u32>hop) < 0) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (load<u8>(list + 72) == 0 || peerNameLength(list + 72) > PEER_NAME_BYTES) { remoteError(c, RE_NAME, 72, false); return; }
+  // (The bytes after the name are looked at after it: a long name runs into byte 84.)
   const rdN = <u32>load<u8>(list + 84);
   const rdM = <u32>load<u8>(list + 85);
   if ((rdN != 0 || rdM != 0) && !rdCreateAllowed(rdN, rdM, <u32>peer, hop != peer)) { remoteError(c, RE_REDUNDANCY, 84, false); return; }
-  let p: i32 = -1;
-  for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
-  if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
+  if (policy > <u32>RP_LAST || (policy != 0 && hop == peer)) { remoteError(c, RE_STATE, 86, false); return; }
+  const route = remote(<u32>p).routeRelays;
+  const routeCount = remote(<u32>p).routeCount;
+  const routePolicy = remote(<u32>p).routePolicy;
   const r = remoteReset(<u32>p);
+  r.routeRelays = hop == peer ? 0 : route;
+  r.routeCount = hop == peer ? 0 : routeCount;
+  r.routePolicy = hop == peer ? 0 : routePolicy;
   r.used = 1;
   r.role = RR_PRIMARY;
   r.mode = <u8>mode;
