@@ -578,9 +578,11 @@ export const LT_FORWARDED: u32 = 5; // relay -> origin: the next hop acknowledge
 export const LF_LAST: u32 = 1;
 export const LF_MIRROR: u32 = 2; // a host write (embodiment 3), not a copy command's block (1)
 export const LF_REDUNDANT: u32 = 8; // a redundancy-processed command and its parts (embodiments 5, 6; remote/redundancy.ts)
+export const LF_DELAYED: u32 = 16; // a delay write (embodiment 7): the standby holds it until its sync ID's reflecting command (remote/standby.ts)
 export const LOP_NONE: u32 = 0; // a WRITE that carries data
 export const LOP_CREATE: u32 = 1; // a WRITE of no data: make the target volume the secondary of the origin's pair (LPK_ISSUING_ID: the last issuing ID before it)
 export const LOP_DELETE: u32 = 2; // a WRITE of no data: the origin deleted the pair; the secondary's record goes
+export const LOP_REFLECT: u32 = 3; // a WRITE of no data: the delay data reflecting command of LPK_SYNC_ID at a restart enabling point (embodiment 7, S440/S460)
 // The array's end of links (docs/remote.md, "The array's link unit"). A PORT_LINK port is one queue
 // of one link on one channel IOP, with one session whose SES_RX and SES_TX are entry rings of
 // LINK_RING_ENTRIES x LINK_ENTRY_BYTES. Its config entry reuses the ring-size fields:

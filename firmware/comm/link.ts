@@ -16,13 +16,13 @@
 //     retries the command fails with LOGICAL UNIT COMMUNICATION TIMEOUT and the pair is suspended.
 import {
   LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST,
-  LOP_NONE, LOP_CREATE, LOP_DELETE, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
+  LOP_NONE, LOP_CREATE, LOP_DELETE, LOP_REFLECT, LF_DELAYED, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
   TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES,
 } from "../abi";
 import {
   CX_TRANSPORT, CX_STATE, CX_PORT, CX_SESSION, CX_TAG, CX_ID, CX_VOLUME, CX_CURSOR, CX_LENGTH, CX_FLAGS, CX_STATUS,
   CX_SENSE_KEY, CX_ASC, CX_ASCQ, CX_TRANSPORT_BYTES, CX_WIN_START, CX_WIN_LEN, CX_WIN_RECEIVED, CX_ARG, CXF_RESPONDED, ST_READ,
-  ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, WIN_ASKED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
+  ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, WIN_ASKED, WIN_ARRIVED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
 } from "../ctx";
 import { cfgPort, portCount } from "../config";
 import { gNow, gIndex, wakeAt } from "../iop";
@@ -39,6 +39,7 @@ import { trace } from "../trace";
 import { ringRelease } from "../ring";
 import { remoteCopyStep } from "../remote/mirror";
 import { log, LOG_WARN } from "../hal";
+import { standbyIncoming, standbyData, standbyStep, standbyWindow, standbyApplyDone, standbyHoldsSends, standbyDelays, standbyRelease } from "../remote/standby";
 
 // Per-session state of a link port (comm/transport.ts sizes it).
 export const LINK_SESSION_BYTES: u32 = 64;
@@ -64,11 +65,13 @@ const LS_BAD: u32 = 8; // u64: packets dropped (CRC, magic, length, unknown comm
   answer: u32; // status << 24 | key << 16 | asc << 8 | ascq: of RECEIVED, FORWARDED or the failure
   parent: u32; // send: the CX_ID of the host command waiting for this one (0: none)
   serial: u32; // send: the pair's serial when issued: an answer for an older incarnation changes nothing
-  byteOffset: u64; // send: the volume byte offset the WRITE names
+  syncId: u32; // send: the synchronization ID the WRITE carries (the pair's when issued; a repeat keeps it)
+  byteOffset: u64; // send: the volume byte offset the WRITE names; apply: the address of its data in buffer memory
 }
 
 const LR_SEND: u8 = 1;
 const LR_RECEIVE: u8 = 2;
+const LR_APPLY: u8 = 3; // a run of a standby unit written to the volume (remote/standby.ts): no packet answers it
 const LW_READY: u8 = 1;
 const LW_RECEIVED: u8 = 2;
 const LW_FORWARDED: u8 = 3;
@@ -78,6 +81,7 @@ const LXF_READY: u32 = 2; // send: the next hop said READY
 const LXF_RECEIVED: u32 = 4; // send: RECEIVED came
 const LXF_DONE: u32 = 8; // send: finished, the context ends at its next respond step
 const LXF_READY_DUE: u32 = 16; // receive: READY is to be sent (again)
+const LXF_BUSY: u32 = 64; // send: the far end answered BUSY (a standby's full buffer): asked again after a timeout
 /** send: a command of the initial copy (remote/mirror.ts counts it in the pair). */
 export const LXF_COPY: u32 = 32;
 
@@ -123,7 +127,7 @@ export function linkReceive(port: u32, s: u32): i32 {
     work++;
   }
   linkService(port);
-  return work + startHeld(port) + remoteCopyStep() + remotePersistDue();
+  return work + startHeld(port) + standbyStep(port) + remoteCopyStep() + remotePersistDue();
 }
 
 function ringReleaseOne(rx: usize): void { ringRelease(rx, 1); }
@@ -165,6 +169,8 @@ function incomingWrite(port: u32, p: usize): void {
   const pi = <u32>pr;
   const r = remote(pi);
   if (r.state == RS_FAILOVER || r.broken != 0) { answerDirect(port, p, LT_RECEIVED, 0x02, 0x07, 0x27, 0x00); return; } // DATA PROTECT
+  // Embodiment 7: delay writes and reflecting commands go to the pair's standby unit, which orders them itself.
+  if (h.op == <u8>LOP_REFLECT || (<u32>h.flags & LF_DELAYED) != 0) { standbyIncoming(port, p, pi); return; }
   if (h.issuingId <= r.issued) { answerDirect(port, p, LT_RECEIVED, 0, 0, 0, 0); return; } // applied already: answered again
   const active = applying(pi);
   if (active != 0) {
@@ -282,6 +288,7 @@ function incomingData(port: u32, p: usize): void {
     if (load<u32>(c + CX_WIN_RECEIVED) == len) store<u8>(c + CX_STATE, <u8>ST_WRITE_COMMIT);
     return;
   }
+  standbyData(port, p); // a delay write's data goes to its standby unit's entry
 }
 
 // ---- Control: the secondary's record ----------------------------------------------------------------
@@ -305,6 +312,7 @@ function controlCreate(port: u32, p: usize, v: i32): void {
   const pi = <u32>pr;
   const r = remote(pi);
   if (r.used == 0 || r.issued != h.issuingId || r.state != RS_PAIR) {
+    standbyRelease(pi); // a new incarnation: what a standby unit held of the old one goes (the copy starts again)
     remoteReset(pi);
     r.used = 1;
     r.role = RR_SECONDARY;
@@ -329,6 +337,7 @@ function freeRecord(): i32 {
 function controlDelete(port: u32, p: usize, v: i32): void {
   const pr = v < 0 ? -1 : remoteOfVolume(<u32>v);
   if (pr >= 0 && remote(<u32>pr).role == RR_SECONDARY && <u32>remote(<u32>pr).peerNode == <u32>pkt(p).origin && remote(<u32>pr).state != RS_FAILOVER) {
+    standbyRelease(<u32>pr);
     remoteRelease(<u32>pr);
   }
   answerDirect(port, p, LT_RECEIVED, 0, 0, 0, 0);
@@ -349,14 +358,24 @@ function address(q: usize, port: u32, dstNode: u32, dstQueue: u32, cmdId: u32, i
 /** An answer to packet p from its sender, without a context. False when the ring is full (the sender repeats). */
 function answerDirect(port: u32, p: usize, type: u32, status: u32, key: u32, asc: u32, ascq: u32): bool {
   const h = pkt(p);
+  return linkAnswer(port, type, <u32>h.srcNode, <u32>h.srcQueue, h.cmdId, h.issuingId, <u32>h.origin, (status << 24) | (key << 16) | (asc << 8) | ascq, 0, 0);
+}
+
+/**
+ * An answer of `type` to command cmdId (issuing ID issuingId) of (dstNode, dstQueue), without a
+ * context: `answer` is status << 24 | key << 16 | asc << 8 | ascq; a READY names [offset, offset + total).
+ */
+export function linkAnswer(port: u32, type: u32, dstNode: u32, dstQueue: u32, cmdId: u32, issuingId: u32, origin: u32, answer: u32, offset: u32, total: u32): bool {
   const q = pktBegin(txOf(port), type);
   if (q == 0) return false;
-  const a = address(q, port, h.srcNode, h.srcQueue, h.cmdId, h.issuingId);
-  a.origin = h.origin;
-  a.status = <u8>status;
-  a.senseKey = <u8>key;
-  a.asc = <u8>asc;
-  a.ascq = <u8>ascq;
+  const a = address(q, port, dstNode, dstQueue, cmdId, issuingId);
+  a.origin = <u16>origin;
+  a.status = <u8>(answer >> 24);
+  a.senseKey = <u8>(answer >> 16);
+  a.asc = <u8>(answer >> 8);
+  a.ascq = <u8>answer;
+  a.offset = offset;
+  a.total = total;
   pktSend(txOf(port), q, 0);
   return true;
 }
@@ -370,12 +389,17 @@ export function linkDirect(port: u32, s: u32, status: u32, key: u32, asc: u32, a
   return true;
 }
 
-/** Receive: the window is buffer memory; the sender is told READY for it (S584). */
+/** Receive: the window is buffer memory; the sender is told READY for it (S584). Apply: it is the unit's data. */
 export function linkWindow(c: usize, offset: u32, length: u32): u32 {
   if (!ctxBuffer(c, length, false)) return WIN_RETRY;
   store<u32>(c + CX_WIN_START, offset);
   store<u32>(c + CX_WIN_LEN, length);
   store<u32>(c + CX_WIN_RECEIVED, 0);
+  if (lx(c).role == LR_APPLY) {
+    standbyWindow(ctxBufferAddr(c), <usize>lx(c).byteOffset + <usize>offset, length);
+    store<u32>(c + CX_WIN_RECEIVED, length);
+    return WIN_ARRIVED;
+  }
   lx(c).flags |= LXF_READY_DUE;
   sendReady(c);
   return WIN_ASKED;
@@ -436,6 +460,11 @@ export function linkData(c: usize, src: usize, n: u32, total: u32): u32 {
 export function linkRespond(c: usize): bool {
   const x = lx(c);
   if (x.role == LR_RECEIVE) return receivedSent(c);
+  if (x.role == LR_APPLY) {
+    standbyApplyDone(<u32>x.pair, x.serial, x.cmdId, load<u8>(c + CX_STATUS) == 0);
+    untag(c);
+    return true;
+  }
   sendTimers(c);
   if ((x.flags & LXF_DONE) == 0 && load<u8>(c + CX_STATUS) != 0) {
     // The read of the primary failed (or the command was failed by a bound): the pair cannot be current.
@@ -505,7 +534,9 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   const r = remote(p);
   const port = linkPortToward(<u32>r.firstHop);
   if (port < 0) return 0;
-  if (op == LOP_NONE && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
+  const issues = op == LOP_NONE || op == LOP_REFLECT; // a write, or a reflecting command, takes the next issuing ID
+  if (issues && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
+  if (op == LOP_NONE && (flags & LXF_COPY) == 0 && standbyHoldsSends(p)) return 0; // embodiment 7: the copy's end is being settled
   const c = begin(<u32>port, 0, bytes, true);
   if (c == 0) return 0;
   const x = lx(c);
@@ -516,11 +547,15 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   x.parent = parent;
   x.serial = r.serial;
   x.flags = LXF_WRITE_DUE | flags;
+  if (op == LOP_NONE && (flags & LXF_COPY) == 0 && standbyDelays(p)) x.flags |= LF_DELAYED << 8;
   x.waitFor = LW_READY;
   x.deadlineNs = gNow + timeoutNs(x);
   wakeAt(x.deadlineNs);
   // The issuing ID: a control carries the last one given (the secondary's base); a write takes the next.
-  x.issuingId = op == LOP_NONE ? remoteIssue(p) : r.issued;
+  x.issuingId = issues ? remoteIssue(p) : r.issued;
+  // The synchronization ID (003 [0177]): a reflecting command closes the pair's current one.
+  x.syncId = r.syncId;
+  if (op == LOP_REFLECT) r.syncId++;
   x.byteOffset = byteOffset;
   store<u16>(c + CX_VOLUME, r.volume);
   r.inFlight++;
@@ -547,7 +582,7 @@ function sendWrite(c: usize): void {
   const q = pktBegin(txOf(port), LT_WRITE);
   if (q == 0) return;
   const a = address(q, port, r.peerNode, 0, x.cmdId, x.issuingId);
-  a.syncId = r.syncId;
+  a.syncId = x.syncId;
   a.origin = <u16>myNode();
   a.originQueue = <u8>queueOf(port);
   a.op = x.op;
@@ -578,7 +613,8 @@ function sendTimers(c: usize): void {
   if (x.waitFor == LW_FORWARDED ? gNow >= x.giveUpNs : <u32>x.retries >= <u32>r.retries) {
     x.answer = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) | 0x01; // ABORTED COMMAND, LOGICAL UNIT COMMUNICATION TIMEOUT
     log(LOG_WARN, "remote: no answer within the pair's bound; the pair is suspended (pair, command identifier)", x.pair, x.cmdId);
-    if (x.serial == r.serial) remoteSuspend(<u32>x.pair, x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK, x.cmdId);
+    if ((x.flags & LXF_BUSY) != 0) x.answer = (0x08 << 24); // BUSY to the last: the far end had no room
+    if (x.serial == r.serial) remoteSuspend(<u32>x.pair, x.waitFor == LW_FORWARDED ? RSR_RELAY : (x.flags & LXF_BUSY) != 0 ? RSR_REMOTE : RSR_LINK, x.cmdId);
     finish(c, false);
     if (<u32>load<u8>(c + CX_STATE) == ST_READ) fail(c, 0x0B, 0x08, 0x01);
     return;
@@ -610,9 +646,17 @@ function answerReceived(c: usize, p: usize): void {
   const x = lx(c);
   const h = pkt(p);
   if ((x.flags & LXF_RECEIVED) != 0) return;
+  const r = remote(<u32>x.pair);
+  if (h.status == 0x08 && <u32>x.retries < <u32>r.retries) {
+    // BUSY (a standby unit without room for it now): asked again after a timeout, within the pair's retries.
+    x.flags |= LXF_BUSY;
+    x.waitFor = LW_READY;
+    x.deadlineNs = gNow + timeoutNs(x);
+    wakeAt(x.deadlineNs);
+    return;
+  }
   x.flags |= LXF_RECEIVED;
   x.answer = (<u32>h.status << 24) | (<u32>h.senseKey << 16) | (<u32>h.asc << 8) | <u32>h.ascq;
-  const r = remote(<u32>x.pair);
   trace(TRACE_REMOTE_ACK, x.pair, x.cmdId, x.issuingId, 1 | (<u32>h.status << 8));
   if (h.status != 0) {
     if (x.serial == r.serial) remoteSuspend(<u32>x.pair, RSR_REMOTE, x.cmdId);
@@ -672,4 +716,24 @@ function notify(c: usize, ok: bool): void {
   if (parent == 0 || load<u32>(parent + CX_ARG) != x.cmdId) return; // the host command has gone (aborted)
   store<u32>(parent + CX_FLAGS, load<u32>(parent + CX_FLAGS) | (ok ? CXF_REMOTE_DONE : CXF_REMOTE_FAILED));
   if (!ok) store<u32>(parent + CX_ARG, x.answer); // what the far end (or the bound) said, for a REMOTE command's sense
+}
+
+/**
+ * A run of a standby unit (remote/standby.ts) written to local volume v through the ordinary write
+ * path (cache and NV): `blocks` at `lba`, its bytes at `src` in buffer memory. When it ends,
+ * standbyApplyDone(pair, serial, tag, ok). Returns 0 when no context is free now.
+ */
+export function linkApply(port: u32, pair: u32, serial: u32, tag: u32, v: u32, lba: u64, blocks: u32, src: usize): usize {
+  const bytes = blocks * blockSize(v);
+  const c = begin(port, 0, bytes, false);
+  if (c == 0) return 0;
+  const x = lx(c);
+  x.role = LR_APPLY;
+  x.pair = <u8>pair;
+  x.serial = serial;
+  x.cmdId = tag;
+  x.byteOffset = <u64>src;
+  store<u16>(c + CX_VOLUME, <u16>v);
+  startWrite(c, lba, blocks, false);
+  return c;
 }

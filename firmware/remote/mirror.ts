@@ -17,6 +17,7 @@ import { remoteCommandWait } from "../scsi/remote";
 import { gNow, gIndex, wakeAt } from "../iop";
 import { blockSize, capacityBlocks } from "../volume";
 import { commitNext, fail } from "../sequencer";
+import { standbyCommandBytes, standbyCopyEnds } from "./standby";
 import { linkSend, LINK_MAX_COMMAND_BYTES, CXF_REMOTE_DONE, CXF_REMOTE_FAILED, LXF_COPY } from "../comm/link";
 import { ctxById } from "../ctx";
 import { remote, remoteOfVolume, remoteSuspend, remoteSetState, REMOTE_PAIRS, RR_PRIMARY, RS_PAIR, RS_COPY, RSR_LINK, RSR_NONE } from "./pair";
@@ -74,7 +75,7 @@ export function remoteWait(c: usize): void {
   const p = sendingPair(v);
   // Done, or the pair stopped sending meanwhile (suspended by another command: nothing is promised remotely now).
   if (next >= end || p < 0) { commitNext(c); return; }
-  const n = <u32>min<u64>(<u64>LINK_MAX_COMMAND_BYTES, end - next);
+  const n = <u32>min<u64>(<u64>standbyCommandBytes(<u32>p), end - next);
   const id = linkSend(<u32>p, LOP_NONE, next, n, load<u32>(c + CX_ID), LF_MIRROR << 8);
   if (id == 0) {
     // No context or link port free now: bounded like every wait of the pair.
@@ -107,7 +108,7 @@ export function remoteCopyStep(): i32 {
       r.copyNext += <u64>n;
       work++;
     }
-    if (r.copyActive == 0 && r.copyDone >= r.copyTotal) { remoteSetState(p, RS_PAIR, RSR_NONE); work++; }
+    if (r.copyActive == 0 && r.copyDone >= r.copyTotal && standbyCopyEnds(p)) { remoteSetState(p, RS_PAIR, RSR_NONE); work++; }
   }
   return work;
 }
