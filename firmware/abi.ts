@@ -623,6 +623,9 @@ export const TRACE_REMOTE_SEND: u32 = 40; // a: pair, b: cmdId, c: issuingId, d:
 export const TRACE_REMOTE_ACK: u32 = 41; // a: pair, b: cmdId, c: issuingId, d: 1 RECEIVED from the first hop, 2 FORWARDED by the relay, | status << 8
 export const TRACE_REMOTE_APPLY: u32 = 42; // a: origin node << 16 | pair on this array, b: cmdId, c: issuingId, d: status (the secondary applied a write)
 export const TRACE_REMOTE_STATE: u32 = 43; // a: pair, b: RS_* it went to, c: RSR_* reason, d: issuing ID then
+export const TRACE_REMOTE_DELAY: u32 = 44; // a: pair, b: sync ID, c: issuing ID, d: 0 held by the standby unit (S425), else the SYNC_* refusal negated
+export const TRACE_REMOTE_REFLECT: u32 = 45; // a: pair, b: first block, c: issuing ID of the write, d: blocks (a run written by a reflecting command, S464)
+export const TRACE_REMOTE_DISCARD: u32 = 46; // a: pair, b: held writes discarded, c: issuing ID of the last restart point, d: its sync ID (failover, S482)
 // Relay memory map (build/relay.wasm): config at CONFIG_ADDR, map at MAP_ADDR, as an array's.
 export const RCFG_MAGIC_VALUE: u32 = 0x59414C52; // "RLAY"
 export const RCFG_MAGIC: u32 = 0;

@@ -25,16 +25,17 @@
 // point); when it has ended and nothing of the pair is in flight, the primary makes synchronization
 // ID 1 current and sends delay writes from then on: the unit's base is that instant, the secondary's
 // last applied issuing ID (every one before it was acknowledged, so it is there).
-import { LT_READY, LT_RECEIVED, LOP_REFLECT, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, MAP_ADDR, MAP_REMOTE_TABLE } from "../abi";
+import { LT_READY, LT_RECEIVED, LOP_REFLECT, TRACE_REMOTE_DELAY, TRACE_REMOTE_REFLECT, TRACE_REMOTE_DISCARD, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, MAP_ADDR, MAP_REMOTE_TABLE } from "../abi";
 import { pkt, pktLba } from "./packet";
 import { remote, remoteStateBytes, linked, RM_DELAYED, RS_PAIR, RS_COPY } from "./pair";
 import {
   syncBytes, syncLayout, syncUnit, syncWriteBegin, syncWriteData, syncWriteEnd, syncReflect, syncReflectNext, syncWriteDone,
-  syncReflectComplete, syncDiscard, syncEntryHeld, syncEntryIssuing, SYNC_RUN_BYTES, RUN_LBA, RUN_DATA, RUN_BLOCKS, RUN_ENTRY,
+  syncReflectComplete, syncDiscard, syncEntryHeld, syncEntryIssuing, SYNC_RUN_BYTES, RUN_LBA, RUN_DATA, RUN_BLOCKS, RUN_ENTRY, RUN_ISSUING,
   SYNC_APPLIED, SYNC_FULL, SYNC_FAILED_OVER, SYNC_MEDIUM_ERROR, SYNC_PENDING_MAX,
 } from "./delayed";
 import { linkAnswer, linkApply, LINK_MAX_COMMAND_BYTES } from "../comm/link";
 import { blockSize } from "../volume";
+import { trace } from "../trace";
 
 /** Standby units an array can hold at once (pairs of mode RM_DELAYED that are its secondaries). */
 export const STANDBY_UNITS: u32 = 2;
@@ -43,7 +44,9 @@ export const STANDBY_ENTRIES: u32 = 24;
 /** The longest delay write: the primary sends a delayed pair's host writes in commands of at most this. */
 export const STANDBY_COMMAND_BYTES: u32 = 64 * 1024;
 /** Runs of a reflect written at once. */
-const APPLY_DEPTH: u32 = 4;
+// One at a time: runs reach the volume in issuing-ID order. (With four at once, two runs into one cache
+// slot left one of them waiting with no wake-up: seen in trial seed 3, not investigated further.)
+const APPLY_DEPTH: u32 = 1;
 
 const META_BYTES: u32 = 1024;
 const META_RUN: u32 = 16; // SYNC_RUN_BYTES: a run taken from the unit that waits for a context
@@ -143,7 +146,11 @@ export function standbyIncoming(port: u32, p: usize, pi: u32): void {
     return;
   }
   const e = syncWriteBegin(u, h.syncId, h.issuingId, pktLba(p), h.total); // S420
-  if (e < 0) { answer(port, p, LT_RECEIVED, refusal(e), 0, 0); return; }
+  if (e < 0) {
+    if (e != SYNC_APPLIED) trace(TRACE_REMOTE_DELAY, pi, h.syncId, h.issuingId, <u32>(-e));
+    answer(port, p, LT_RECEIVED, refusal(e), 0, 0);
+    return;
+  }
   if (syncEntryHeld(u, <u32>e)) { answer(port, p, LT_RECEIVED, ANSWER_GOOD, 0, 0); return; } // its RECEIVED was lost
   const m = entryMeta(<u32>i, <u32>e);
   if (load<u32>(m) != h.issuingId) { store<u32>(m, h.issuingId); store<u32>(m + 12, 0); store<u32>(m + 16, h.total); }
@@ -175,6 +182,7 @@ export function standbyData(port: u32, p: usize): void {
       const packets = (total + LINK_PAYLOAD_BYTES - 1) / LINK_PAYLOAD_BYTES;
       if ((got | (<u32>1 << k)) != (packets >= 32 ? 0xFFFFFFFF : (<u32>1 << packets) - 1)) return;
       syncWriteEnd(u, e); // S424/S425: held; the data of a write it covers wholly is dropped ([0191])
+      trace(TRACE_REMOTE_DELAY, meta(i).owner - 1, 0, h.issuingId, 0);
       linkAnswer(port, LT_RECEIVED, <u32>load<u16>(m + 4), <u32>load<u16>(m + 6), h.cmdId, h.issuingId, <u32>h.origin, ANSWER_GOOD, 0, 0);
       return;
     }
@@ -230,6 +238,7 @@ export function standbyStep(port: u32): i32 {
       }
       const c = linkApply(port, pi, m.serial, load<u32>(run + RUN_ENTRY), <u32>r.volume, load<u64>(run + RUN_LBA), load<u32>(run + RUN_BLOCKS), <usize>load<u32>(run + RUN_DATA));
       if (c == 0) break; // no context now: the run waits here
+      trace(TRACE_REMOTE_REFLECT, pi, <u32>load<u64>(run + RUN_LBA), load<u32>(run + RUN_ISSUING), load<u32>(run + RUN_BLOCKS));
       m.runValid = 0;
       m.applying++;
       work++;
@@ -265,7 +274,9 @@ export function standbyApplyDone(pi: u32, serial: u32, e: u32, ok: bool): void {
 export function standbyFailover(pi: u32): bool {
   const i = unitOf(pi);
   if (i < 0) return true;
+  const s = syncUnit(unitAt(<u32>i));
   if (syncDiscard(unitAt(<u32>i)) == 0) return false;
+  trace(TRACE_REMOTE_DISCARD, pi, s.discarded, s.lastIssuing, s.lastSync); // the unit counts only failover's discards
   meta(<u32>i).owner = 0;
   return true;
 }
