@@ -107,6 +107,7 @@ function takeUnit(pi: u32): i32 {
     memory.fill(metaAt(i), 0, META_BYTES);
     meta(i).owner = pi + 1;
     meta(i).serial = r.serial;
+    r.mode = RM_DELAYED; // REMOTE STATUS on the standby says so (the CREATE does not carry the mode)
     return <i32>i;
   }
   return -1;

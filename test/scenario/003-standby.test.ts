@@ -45,6 +45,7 @@ test('embodiment 7 (Figs. 24, 26, 27): writes, restart point, more writes, A pow
     await write(s, m, 0, 16, 1); // S420-S425 at B: held, not on its volume
     await write(s, m, 100, 64, 2);
     t.true((await s.b.read(1, 0, 16)).equals(Buffer.alloc(16 * BS)), 'S425: held in the buffer for synchronization, B\'s volume untouched');
+    t.like((await s.b.remoteStatus())[0], { role: 'secondary', mode: 'delayed', state: 'pair' });
     await s.a.remoteChange(s.va, 'restart-point'); // S440/S441 -> S460-S468 at B
     const atPoint = m.snapshot();
     t.true((await s.b.read(1, 0, 2048)).equals(atPoint), 'S468: at the restart point B holds every write before it');
