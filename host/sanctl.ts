@@ -13,7 +13,7 @@ import { performance } from 'perf_hooks';
 import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
 import { REMOTE_MODES, type RemoteStatus, type RemoteChangeName, type RemoteModeName } from '../lib/remote';
-import { restartPoint, restartPointAll } from './standby';
+import { restartPoint, restartPointAll } from './failover';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { startSites, untilRemote, type Sites } from '../remote/sites';
 import { pattern } from '../harness/env';
 import { runSanctl } from '../host/run-sanctl';
-import { FailoverMonitor, restartPoint } from '../../host/standby';
+import { FailoverMonitor, restartPoint } from '../../host/failover';
 import { ImageSender, loadImage } from '../../host/image';
 import type { ScsiClient } from '../../host/client';
 
