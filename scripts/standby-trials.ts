@@ -17,11 +17,12 @@ async function main(): Promise<void> {
   const first = option('first', 1);
   const relay = process.argv.includes('--relay');
   const verbose = process.argv.includes('--verbose');
-  const summary = await standbyTrials(first, count, { relay, horizonMs: option('horizon', 40) }, (r) => {
+  const horizon = option('horizon', 40);
+  const summary = await standbyTrials(first, count, { relay, horizonMs: horizon }, (r) => {
     if (verbose || !r.held) process.stderr.write(`${JSON.stringify(r)}\n`);
   });
   const { results, ...rest } = summary;
-  process.stdout.write(`${JSON.stringify({ command: `trials:standby --count=${count} --first=${first}${relay ? ' --relay' : ''}`, ...rest,
+  process.stdout.write(`${JSON.stringify({ command: `trials:standby --count=${count} --first=${first} --horizon=${horizon}${relay ? ' --relay' : ''}`, ...rest,
     killAtMs: { min: Math.min(...results.map((r) => r.killAtMs)), max: Math.max(...results.map((r) => r.killAtMs)) },
     restartPoints: results.reduce((n, r) => n + r.restartPoints, 0), writes: results.reduce((n, r) => n + r.writes, 0) }, null, 2)}\n`);
   if (summary.held !== summary.trials) process.exitCode = 1;
