@@ -578,9 +578,11 @@ export const LT_FORWARDED: u32 = 5; // relay -> origin: the next hop acknowledge
 export const LF_LAST: u32 = 1;
 export const LF_MIRROR: u32 = 2; // a host write (embodiment 3), not a copy command's block (1)
 export const LF_REDUNDANT: u32 = 8; // a redundancy-processed command and its parts (embodiments 5, 6; remote/redundancy.ts)
+export const LF_DELAYED: u32 = 32; // (16 is LF_STORED) a delay write (embodiment 7): the standby holds it until its sync ID's reflecting command (remote/standby.ts)
 export const LOP_NONE: u32 = 0; // a WRITE that carries data
 export const LOP_CREATE: u32 = 1; // a WRITE of no data: make the target volume the secondary of the origin's pair (LPK_ISSUING_ID: the last issuing ID before it)
 export const LOP_DELETE: u32 = 2; // a WRITE of no data: the origin deleted the pair; the secondary's record goes
+export const LOP_REFLECT: u32 = 3; // a WRITE of no data: the delay data reflecting command of LPK_SYNC_ID at a restart enabling point (embodiment 7, S440/S460)
 // The array's end of links (docs/remote.md, "The array's link unit"). A PORT_LINK port is one queue
 // of one link on one channel IOP, with one session whose SES_RX and SES_TX are entry rings of
 // LINK_RING_ENTRIES x LINK_ENTRY_BYTES. Its config entry reuses the ring-size fields:
@@ -622,6 +624,9 @@ export const TRACE_REMOTE_SEND: u32 = 40; // a: pair, b: cmdId, c: issuingId, d:
 export const TRACE_REMOTE_ACK: u32 = 41; // a: pair, b: cmdId, c: issuingId, d: 1 RECEIVED from the first hop, 2 FORWARDED by the relay, | status << 8
 export const TRACE_REMOTE_APPLY: u32 = 42; // a: origin node << 16 | pair on this array, b: cmdId, c: issuingId, d: status (the secondary applied a write)
 export const TRACE_REMOTE_STATE: u32 = 43; // a: pair, b: RS_* it went to, c: RSR_* reason, d: issuing ID then
+export const TRACE_REMOTE_DELAY: u32 = 44; // a: pair, b: sync ID, c: issuing ID, d: 0 held by the standby unit (S425), else the SYNC_* refusal negated
+export const TRACE_REMOTE_REFLECT: u32 = 45; // a: pair, b: first block, c: issuing ID of the write, d: blocks (a run written by a reflecting command, S464)
+export const TRACE_REMOTE_DISCARD: u32 = 46; // a: pair, b: held writes discarded, c: issuing ID of the last restart point, d: its sync ID (failover, S482)
 // Relay memory map (build/relay.wasm): config at CONFIG_ADDR, map at MAP_ADDR, as an array's.
 export const RCFG_MAGIC_VALUE: u32 = 0x59414C52; // "RLAY"
 export const RCFG_MAGIC: u32 = 0;

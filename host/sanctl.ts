@@ -12,8 +12,9 @@ import type { Readable, Writable } from 'stream';
 import { performance } from 'perf_hooks';
 import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
-import type { RemoteStatus, RemoteChangeName, RoutePolicyName } from '../lib/remote';
+import { REMOTE_MODES, type RemoteStatus, type RemoteChangeName, type RemoteModeName, type RoutePolicyName } from '../lib/remote';
 import { parseRedundancy } from '../lib/remote';
+import { restartPoint, restartPointAll } from './failover';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';
@@ -72,7 +73,7 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   pair reverse <volume> [--wait]        copy them back, target -> source
   pair delete <volume>                  dissolve the pair (from any state); both volumes stay
   pair status                           states, pending and copied tracks, time left
-  remote create <volume> <array>:<volume> [--via RELAY[,RELAY...]] [--policy round-robin|least-loaded|random|stripe|all] [--mode mirror|backup] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
+  remote create <volume> <array>:<volume> [--via RELAY[,RELAY...]] [--policy round-robin|least-loaded|random|stripe|all] [--mode mirror|backup|delayed] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
                                         pair a volume with one of another array (docs/remote.md); the
                                         initial copy runs; --wait returns once the pair is duplex
   remote status                         remote pairs: role, state and why, issuing ID, copy progress
@@ -80,6 +81,8 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   remote resume <volume> [--wait]       copy the volume again and return to pair
   remote failover <volume>              on the secondary: its volume becomes the hosts' (read-write)
   remote delete <volume>                dissolve the remote pair (the secondary is told if it can be)
+  restart-point <volume> | --all        a restart enabling point of a delayed pair (every one with --all):
+                                        done when the standby has every write before it (docs/remote.md)
   relay status                          the relays next to this array: buffer, commands, forwarded
                                         (--wait: until the copy is done, with a progress bar)
   stats [--interval S]                  rates over S seconds (default 1): IOPS, MB/s, latency, cache
@@ -147,6 +150,7 @@ const OPTIONS = {
   mode: { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
+  all: { type: 'boolean' },
 } as const;
 
 type Options = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -199,6 +203,7 @@ const COMMANDS: Record<string, Command> = {
   'remote resume': { args: ['volume'], options: ['wait'], run: (ctx, a) => remoteChange(ctx, 'resume', a) },
   'remote failover': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'failover', a) },
   'remote delete': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'delete', a) },
+  'restart-point': { args: ['volume'], counts: [0, 1], options: ['all'], check: restartPointChecks, run: restartPointCommand },
   'relay status': { args: [], options: [], run: relayStatus },
   'tape list': { args: [], options: ['library-lun'], run: tapeList },
   'tape move': { args: ['from', 'to'], options: ['library-lun'], run: tapeMove },
@@ -215,7 +220,7 @@ const COMMANDS: Record<string, Command> = {
 
 function remoteChecks(o: Options, args: string[]): void {
   if (!/^[^:]+:[^:]+$/.test(args[1] ?? '')) throw new UsageError('the peer is <array>:<volume>, e.g. standby:vol0');
-  if (o.mode !== undefined && o.mode !== 'mirror' && o.mode !== 'backup') throw new UsageError('--mode is mirror or backup');
+  if (o.mode !== undefined && !(REMOTE_MODES as readonly string[]).includes(o.mode) || o.mode === 'none') throw new UsageError(`--mode is ${REMOTE_MODES.slice(1).join(', ')}`);
   if (o.policy !== undefined && !['round-robin', 'least-loaded', 'random', 'stripe', 'all'].includes(o.policy)) throw new UsageError('--policy is round-robin, least-loaded, random, stripe or all');
   if (o.policy !== undefined && o.via === undefined) throw new UsageError('--policy needs relays: --via r1,r2,...');
   if (o.timeout !== undefined) parseInteger(o.timeout, '--timeout', 1, 600_000);
@@ -248,7 +253,7 @@ async function remoteCreate(ctx: Context, args: string[]): Promise<void> {
   const vol = await volumeByName(ctx.client, args[0]);
   const [to, toVolume] = args[1].split(':');
   let st = await ctx.client.remoteCreate({
-    volume: vol.number, to, toVolume, via: ctx.options.via, policy: ctx.options.policy as RoutePolicyName | undefined, mode: ctx.options.mode as 'mirror' | 'backup' | undefined,
+    volume: vol.number, to, toVolume, via: ctx.options.via, policy: ctx.options.policy as RoutePolicyName | undefined, mode: ctx.options.mode as RemoteModeName | undefined,
     timeoutMs: ctx.options.timeout === undefined ? undefined : Number(ctx.options.timeout),
     retries: ctx.options.retries === undefined ? undefined : Number(ctx.options.retries),
     redundancy: ctx.options.redundancy === undefined ? undefined : parseRedundancy(String(ctx.options.redundancy)),
@@ -264,6 +269,23 @@ async function remoteChange(ctx: Context, op: RemoteChangeName, args: string[]):
   let st = await ctx.client.remoteOf(vol.number);
   if (op === 'resume' && ctx.options.wait) st = await remoteWait(ctx, vol.number);
   ctx.out(st, remoteLine(st, vol.name));
+}
+
+function restartPointChecks(o: Options, args: string[]): void {
+  if ((args.length === 1) === Boolean(o.all)) throw new UsageError('restart-point takes a volume or --all (not both)');
+}
+
+/** S440/S441: the restart enabling point; answered once the standby has reflected every write before it. */
+async function restartPointCommand(ctx: Context, args: string[]): Promise<void> {
+  if (ctx.options.all) {
+    const volumes = await restartPointAll(ctx.client);
+    ctx.out({ restartPoint: volumes }, volumes.length ? `restart point: volumes ${volumes.join(', ')}` : 'restart point: no delayed pair in `pair` on this array');
+    return;
+  }
+  const vol = await volumeByName(ctx.client, args[0]);
+  await restartPoint(ctx.client, vol.number);
+  const st = await ctx.client.remoteOf(vol.number);
+  ctx.out({ restartPoint: [vol.number], pair: st }, `restart point of ${vol.name}: issuing ID ${st.issuingId}`);
 }
 
 function remoteLine(p: RemoteStatus, name?: string): string {

@@ -4,11 +4,14 @@
 import { management, parseManagementList } from './scsi';
 
 export const RemoteAction = { CREATE: 0x0e, CHANGE: 0x0f, STATUS: 0x18 } as const;
-export const RemoteChange = { suspend: 1, resume: 2, failover: 3, delete: 4 } as const;
+export const RemoteChange = { suspend: 1, resume: 2, failover: 3, delete: 4, 'restart-point': 5 } as const;
 export type RemoteChangeName = keyof typeof RemoteChange;
 export const REMOTE_STATES = ['simplex', 'copy', 'pair', 'suspended', 'failover', 'creating'] as const;
 export type RemoteStateName = typeof REMOTE_STATES[number];
 export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart'] as const;
+/** Pair modes by number (firmware/remote/pair.ts RM_*). */
+export const REMOTE_MODES = ['none', 'mirror', 'backup', 'delayed'] as const;
+export type RemoteModeName = Exclude<typeof REMOTE_MODES[number], 'none'>;
 /** The peer volume's name travels in each packet: at most this many bytes (docs/remote.md). */
 export const PEER_VOLUME_NAME_MAX = 12;
 
@@ -25,7 +28,8 @@ export interface RemoteCreateSpec {
   via?: string;
   /** How several relays share the writes (firmware/remote/route.ts); default round-robin. */
   policy?: RoutePolicyName;
-  mode?: 'mirror' | 'backup';
+  /** delayed: embodiment 7's standby, at the last restart point (`restart-point`) after a failover. */
+  mode?: RemoteModeName;
   timeoutMs?: number;
   retries?: number;
   /** Redundancy-processed writes (003 embodiments 5, 6): each block as N data + m parity parts over every link to the peer; direct only. */
@@ -59,7 +63,8 @@ export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
     bytes.copy(b, at);
   };
   b.writeUInt16BE(s.volume, 0);
-  b[2] = s.mode === 'backup' ? 2 : 1;
+  b[2] = s.mode === undefined ? 1 : REMOTE_MODES.indexOf(s.mode);
+  if (b[2] < 1) throw new Error(`mode ${JSON.stringify(s.mode)}: expected ${REMOTE_MODES.slice(1).join(', ')}`);
   b[3] = s.retries ?? 0;
   b.writeUInt32BE(Math.round(s.timeoutMs ?? 0), 4);
   name(s.to, 8, 31, 'peer array');
@@ -84,7 +89,7 @@ export interface RemoteStatus {
   role: 'primary' | 'secondary';
   state: RemoteStateName;
   reason: string;
-  mode: 'mirror' | 'backup' | 'none';
+  mode: RemoteModeName | 'none';
   viaRelay: boolean;
   peerNode: number;
   firstHopNode: number;
@@ -107,7 +112,7 @@ export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
     role: e[2] === 2 ? 'secondary' : 'primary',
     state: REMOTE_STATES[e[3]] ?? 'simplex',
     reason: REMOTE_REASONS[e[4]] ?? String(e[4]),
-    mode: e[5] === 1 ? 'mirror' : e[5] === 2 ? 'backup' : 'none',
+    mode: REMOTE_MODES[e[5]] ?? 'none',
     viaRelay: e[6] === 1,
     peerNode: e.readUInt16BE(8),
     firstHopNode: e.readUInt16BE(10),

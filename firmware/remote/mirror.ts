@@ -17,6 +17,7 @@ import { remoteCommandWait } from "../scsi/remote";
 import { gNow, gIndex, wakeAt } from "../iop";
 import { blockSize, capacityBlocks } from "../volume";
 import { commitNext, fail } from "../sequencer";
+import { standbyCommandBytes, standbyCopyEnds } from "./standby";
 import { linkSend, linkMaxBytes, CXF_REMOTE_DONE, CXF_REMOTE_FAILED, LXF_COPY } from "../comm/link";
 import { ctxById } from "../ctx";
 import { routeSend, routeWaiting } from "./route";
@@ -78,7 +79,7 @@ export function remoteWait(c: usize): void {
   // Done, or the pair stopped sending meanwhile (suspended by another command: nothing is promised remotely now).
   if (next >= end || p < 0) { commitNext(c); return; }
   // One command, or (several relays) a stripe or a set of copies: remote/route.ts picks the hops.
-  const id = routeSend(c, <u32>p, next, end, linkMaxBytes(<u32>p), LF_MIRROR << 8);
+  const id = routeSend(c, <u32>p, next, end, min<u32>(linkMaxBytes(<u32>p), standbyCommandBytes(<u32>p)), LF_MIRROR << 8);
   if (id == 0) {
     // No context or link port free now: bounded like every wait of the pair.
     const r = remote(<u32>p);
@@ -109,7 +110,7 @@ export function remoteCopyStep(): i32 {
       r.copyNext += <u64>n;
       work++;
     }
-    if (r.copyActive == 0 && r.copyDone >= r.copyTotal) { remoteSetState(p, RS_PAIR, RSR_NONE); work++; }
+    if (r.copyActive == 0 && r.copyDone >= r.copyTotal && standbyCopyEnds(p)) { remoteSetState(p, RS_PAIR, RSR_NONE); work++; }
   }
   return work;
 }

@@ -65,6 +65,7 @@ export const RSR_RESTART: u8 = 6; // the array restarted (its commands in flight
 // Modes
 export const RM_MIRROR: u8 = 1; // embodiment 3: a mirror the hosts read after failover
 export const RM_BACKUP: u8 = 2; // embodiment 1: a backup copy (also readable after failover)
+export const RM_DELAYED: u8 = 3; // embodiment 7: the standby holds writes until a restart enabling point (remote/standby.ts)
 
 @unmanaged export class RemotePair {
   used: u8;

@@ -4,7 +4,7 @@
 // said yes — or with what it said no with — within the pair's bound; then the initial copy runs
 // (remote/mirror.ts) and `remote status` shows it.
 import {
-  MAX_VOLUMES, LOP_CREATE, LOP_DELETE, CONFIG_ADDR, CFG_REMOTE, RELAY_MAX_NODES, MAP_ADDR, MAP_RELAY_COUNT, MAP_RELAY_TABLE,
+  MAX_VOLUMES, LOP_CREATE, LOP_DELETE, LOP_REFLECT, CONFIG_ADDR, CFG_REMOTE, RELAY_MAX_NODES, MAP_ADDR, MAP_RELAY_COUNT, MAP_RELAY_TABLE,
   RELAY_STATUS_MAX, RLS_BYTES, RLS_NODE,
 } from "../abi";
 import { CX_ID, CX_ARG, CX_FLAGS, CX_STATE, CX_CDB, CX_FIRST_SLOT, ctxField } from "../ctx";
@@ -18,9 +18,10 @@ import { ST_REMOTE } from "../remote/mirror";
 import { rdCreateAllowed } from "../remote/rdlink";
 import { routeParse, routeRelay, RP_LAST } from "../remote/route";
 import { scratch } from "../channel";
+import { standbyFailover, standbyRestartable } from "../remote/standby";
 import {
   remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
-  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
+  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP, RM_DELAYED,
   NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, NODE_NAMES, NODE_NAME_BYTES, RemotePair,
 } from "../remote/pair";
 
@@ -35,6 +36,8 @@ export const RC_SUSPEND: u32 = 1;
 export const RC_RESUME: u32 = 2;
 export const RC_FAILOVER: u32 = 3;
 export const RC_DELETE: u32 = 4;
+/** A restart enabling point (003 embodiment 7, S440/S441): the pair's delay data reflecting command. */
+export const RC_RESTART_POINT: u32 = 5;
 /** What a pair waits for a create or resume answer at most when the list gives no timeout. */
 const DEFAULT_TIMEOUT_MS: u32 = 50;
 const DEFAULT_RETRIES: u32 = 5;
@@ -69,7 +72,7 @@ export function remoteCreate(c: usize, list: usize): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { remoteError(c, RE_NO_VOLUME, 0, false); return; }
   if (remoteOfVolume(v) >= 0) { remoteError(c, RE_IN_PAIR, 0, false); return; }
   const mode = <u32>load<u8>(list + 2);
-  if (mode != RM_MIRROR && mode != RM_BACKUP) { remoteError(c, RE_STATE, 2, false); return; }
+  if (mode != RM_MIRROR && mode != RM_BACKUP && mode != RM_DELAYED) { remoteError(c, RE_STATE, 2, false); return; }
   store<u8>(list + 39, 0);
   store<u8>(list + 71, 0);
   const peer = nodeByName(list + 8);
@@ -166,8 +169,18 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
   } else if (op == RC_FAILOVER) {
     // 003's standby takes over: its volume is the hosts' (read-write); nothing more is applied from the link.
     if (primary || r.state == RS_FAILOVER) { remoteError(c, RE_STATE, 14, true); return; }
+    // Embodiment 7 (S480-S485): what no reflecting command confirmed is discarded first; a reflect
+    // already writing finishes (its runs are in the write path), and the command runs again then.
+    if (!standbyFailover(p)) { retryLater(c); return; }
     remoteSetState(p, RS_FAILOVER, RSR_NONE);
     persistThenGood(c, p);
+  } else if (op == RC_RESTART_POINT) {
+    // S440/S441: the delay data reflecting command goes after every write issued before it (its
+    // issuing ID is the next); GOOD once the standby has written them (its RECEIVED, S468).
+    if (!primary || !standbyRestartable(p)) { remoteError(c, RE_STATE, 14, true); return; }
+    const id = linkSend(p, LOP_REFLECT, 0, 0, load<u32>(c + CX_ID), 0);
+    if (id == 0) { retryLater(c); return; }
+    waitFor(c, p, id);
   } else if (op == RC_DELETE) {
     if (r.state == RS_CREATING) { remoteError(c, RE_STATE, 14, true); return; }
     r.serial++; // answers for its commands still in flight change nothing now
@@ -198,6 +211,14 @@ export function remoteCommandWait(c: usize): void {
     return;
   }
   const r = remote(<u32>p);
+  if (sa == SA_REMOTE_CHANGE && op == RC_RESTART_POINT) {
+    // The standby's answer: GOOD, it is at this restart point; else the pair is suspended already (comm/link.ts).
+    if ((f & CXF_REMOTE_FAILED) == 0) { good(c); return; }
+    const answer = load<u32>(c + CX_ARG);
+    if (answer != 0 && ((answer >> 16) & 0xFF) != 0x0B && (answer >> 24) == 0x02) fail(c, (answer >> 16) & 0xFF, (answer >> 8) & 0xFF, answer & 0xFF);
+    else fail(c, 0x0B, 0x08, 0x01);
+    return;
+  }
   if ((f & CXF_REMOTE_FAILED) != 0) {
     const answer = load<u32>(c + CX_ARG);
     if (sa == SA_REMOTE_CREATE) r.used = 0; else remoteSetState(<u32>p, RS_SUSPENDED, r.reason == RSR_NONE ? RSR_USER : r.reason);
