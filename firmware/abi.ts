@@ -579,9 +579,11 @@ export const LT_FORWARDED: u32 = 5; // relay -> origin: the next hop acknowledge
 export const LF_LAST: u32 = 1;
 export const LF_MIRROR: u32 = 2; // a host write (embodiment 3), not a copy command's block (1)
 export const LF_REDUNDANT: u32 = 8; // a redundancy-processed command and its parts (embodiments 5, 6; remote/redundancy.ts)
+export const LF_DELAYED: u32 = 32; // (16 is LF_STORED) a delay write (embodiment 7): the standby holds it until its sync ID's reflecting command (remote/standby.ts)
 export const LOP_NONE: u32 = 0; // a WRITE that carries data
 export const LOP_CREATE: u32 = 1; // a WRITE of no data: make the target volume the secondary of the origin's pair (LPK_ISSUING_ID: the last issuing ID before it)
 export const LOP_DELETE: u32 = 2; // a WRITE of no data: the origin deleted the pair; the secondary's record goes
+export const LOP_REFLECT: u32 = 3; // a WRITE of no data: the delay data reflecting command of LPK_SYNC_ID at a restart enabling point (embodiment 7, S440/S460)
 // The array's end of links (docs/remote.md, "The array's link unit"). A PORT_LINK port is one queue
 // of one link on one channel IOP, with one session whose SES_RX and SES_TX are entry rings of
 // LINK_RING_ENTRIES x LINK_ENTRY_BYTES. Its config entry reuses the ring-size fields:
@@ -591,7 +593,7 @@ export const CPORT_LINK_PEER: u32 = 16; // u32 (PORT_LINK): the node at the link
 export const CFG_REMOTE: u32 = 0x7000; // the array's place among the linked nodes
 export const MAP_REMOTE_TABLE: u32 = 152; // u32: the remote pair table (remote/pair.ts), REMOTE_PAIRS_MAX records of RPR_BYTES (144 is thinmap.ts's MAPX_THIN)
 export const REMOTE_PAIRS_MAX: u32 = 16;
-export const RPR_BYTES: u32 = 128;
+export const RPR_BYTES: u32 = 256; // 128 to NV version 8; grown in 9 for the route (embodiment 4) after redundancy's fields (5, 6), with room for more
 export const RPR_USED: u32 = 0; // u8
 export const RPR_STATE: u32 = 2; // u8: RS_* (remote/pair.ts)
 export const RPR_IN_FLIGHT: u32 = 28; // u32: commands the pair has in flight
@@ -623,6 +625,9 @@ export const TRACE_REMOTE_SEND: u32 = 40; // a: pair, b: cmdId, c: issuingId, d:
 export const TRACE_REMOTE_ACK: u32 = 41; // a: pair, b: cmdId, c: issuingId, d: 1 RECEIVED from the first hop, 2 FORWARDED by the relay, | status << 8
 export const TRACE_REMOTE_APPLY: u32 = 42; // a: origin node << 16 | pair on this array, b: cmdId, c: issuingId, d: status (the secondary applied a write)
 export const TRACE_REMOTE_STATE: u32 = 43; // a: pair, b: RS_* it went to, c: RSR_* reason, d: issuing ID then
+export const TRACE_REMOTE_DELAY: u32 = 44; // a: pair, b: sync ID, c: issuing ID, d: 0 held by the standby unit (S425), else the SYNC_* refusal negated
+export const TRACE_REMOTE_REFLECT: u32 = 45; // a: pair, b: first block, c: issuing ID of the write, d: blocks (a run written by a reflecting command, S464)
+export const TRACE_REMOTE_DISCARD: u32 = 46; // a: pair, b: held writes discarded, c: issuing ID of the last restart point, d: its sync ID (failover, S482)
 // Relay memory map (build/relay.wasm): config at CONFIG_ADDR, map at MAP_ADDR, as an array's.
 export const RCFG_MAGIC_VALUE: u32 = 0x59414C52; // "RLAY"
 export const RCFG_MAGIC: u32 = 0;
@@ -653,3 +658,17 @@ export const RCFG_RETRIES: u32 = 24; // u32: repeats before a command is given u
 export const RMAP_WAKE_AT_NS: u32 = 264; // f64: the relay wants poll() again at this time (0: no timer)
 export const RMAP_JOBS: u32 = 272; // u32: address of the job table
 export const RMAP_JOB_COUNT: u32 = 276; // u32
+// Embodiment 4's relays with non-volatile buffer memory (docs/remote.md, "Several relays"; remote-relays took these).
+export const RCF_NV: u32 = 2; // the buffer memory and the job table are non-volatile (the harness keeps them in the relay's `nv` file)
+export const RCF_FORWARD_LATER: u32 = 4; // hold every command in NV; forward after RCFG_HOLD_US (or a flush)
+export const RCF_FORWARD_THRESHOLD: u32 = 8; // hold new commands while the bytes being forwarded reach RCFG_THRESHOLD_BYTES
+export const RCFG_HOLD_US: u32 = 28; // u32: forward later: how long a command is held after it is stored
+export const RCFG_THRESHOLD_BYTES: u32 = 32; // u32: forward threshold: downstream bytes in progress at or above which new commands wait
+export const RMAP_NV_ADDR: u32 = 280; // u32: the non-volatile part of the relay's memory: job table, buffer map, buffer
+export const RMAP_NV_BYTES: u32 = 284; // u32
+export const RMAP_FLUSH: u32 = 288; // u32: set by the harness: forward every held command now (a flush); the relay clears it
+export const RMAP_SEQ: u32 = 292; // u32: the last arrival number given to a job (held commands go in arrival order)
+export const RSTAT_HELD: u32 = 10; // commands stored in NV waiting to be forwarded (a gauge)
+export const RSTAT_RECOVERED: u32 = 11; // commands found in NV at a restart
+export const RLS_HELD: u32 = 60; // u32 (RELAY STATUS): commands held in NV waiting to be forwarded
+export const LF_STORED: u32 = 16; // RECEIVED from a relay with non-volatile buffer memory: it holds the command and forwards it itself

@@ -22,6 +22,7 @@ import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, portCount, me
 import { ringInit, ringBytes } from "./ring";
 import { remoteLayout, remoteStateBytes } from "./remote/pair";
 import { rdArrayBytes, rdArrayLayout, rdArrayBind } from "./remote/rdlink";
+import { standbyLayout, standbyBytes } from "./remote/standby";
 import { PORT_LINK, LINK_RING_ENTRIES, LINK_ENTRY_BYTES } from "./abi";
 import { alignUp } from "./util";
 import { nvRegionBytes, nvLayout } from "./nv";
@@ -144,8 +145,8 @@ function plan(write: bool): usize {
   at = alignUp(at + pairStateBytes(), REGION_ALIGN);
   if (write) xcopyLayout(at); // the copy manager's table and backup data storage areas (xcopy/)
   at = alignUp(at + xcopyBytes(), REGION_ALIGN);
-  if (write) remoteLayout(at); // remote pairs (remote/pair.ts)
-  at = alignUp(at + remoteStateBytes(), REGION_ALIGN);
+  if (write) { remoteLayout(at); standbyLayout(); } // remote pairs (remote/pair.ts), the standby units after them (remote/standby.ts)
+  at = alignUp(at + remoteStateBytes() + standbyBytes(), REGION_ALIGN);
   if (write) store<u32>(MAP_ADDR + MAPX_BOOT_SCRATCH, <u32>at);
   at = alignUp(at + max<usize>(<usize>slots * 4, 4096), REGION_ALIGN); // also holds a header's directory at boot
   at = ring(write, at, MAP_ADDR + MAP_NV_SQ, NV_SQ_ENTRIES, NSQ_BYTES, DB_NV);

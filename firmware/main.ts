@@ -21,7 +21,7 @@ import {
 } from "./nv";
 import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
-import { remoteBoot, remoteNvFormat } from "./remote/pair";
+import { remoteBoot, remoteNvFormat, remoteNvNarrow, remoteNvUpgrade } from "./remote/pair";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
@@ -95,7 +95,8 @@ function bootShared(): i32 {
     const thinLost = nvTable(h, NVT_THIN) == 0; // the same for the thin map (version 7; no thin volume before it)
     if (!thinLost && !nvTableSame(h, want, NVT_THIN)) { detail(NVT_THIN); return -<i32>ERR_NV_CORRUPT; }
     const remoteLost = nvTable(h, NVT_REMOTE) == 0; // and for the remote pair table (version 8; no remote pair before it)
-    if (!remoteLost && !nvTableSame(h, want, NVT_REMOTE)) { detail(NVT_REMOTE); return -<i32>ERR_NV_CORRUPT; }
+    const remoteNarrow = remoteNvNarrow(nvTable(h, NVT_REMOTE)); // version 8's records of 128 bytes, widened below
+    if (!remoteLost && !remoteNarrow && !nvTableSame(h, want, NVT_REMOTE)) { detail(NVT_REMOTE); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
     // An image from before pairs has no pair table: its place held other tables, now moved (it is
     // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
@@ -127,6 +128,7 @@ function bootShared(): i32 {
     if (reservationsLost) reservationsFormat();
     if (thinLost) thinMapFormat(nvId(NVK_NONE, 0));
     if (remoteLost) remoteNvFormat();
+    if (remoteNarrow) remoteNvUpgrade(); // after the init map left the grown table's place
     const version = load<u32>(h + NVH_VERSION);
     if (version != NV_VERSION) log(LOG_INFO, "nv: image upgraded (from version, to version)", version, NV_VERSION);
     store<u32>(h + NVH_VERSION, NV_VERSION);

@@ -1,5 +1,5 @@
 // The non-volatile region (docs/hal.md, "Non-volatile memory"): what survives a crash of the
-// emulator. Version 8 layout, every part 8-byte aligned, offsets recorded in a table directory in
+// emulator. Version 9 layout, every part 8-byte aligned, offsets recorded in a table directory in
 // the header so that later versions can add tables (pairs, bitmaps, reservations) the same way:
 //
 //   header        2 copies of 2 KiB (the newer valid one counts), directory of tables, CRC-32C
@@ -11,7 +11,7 @@
 //   reservations  PR_REGISTRATIONS records of 288 bytes, then MAX_VOLUMES of 16, CRC-32C (scsi/pr.ts)
 //   thin map      2 copies (halves) of THIN_RECORDS records of 16 volume chunks' medium chunks,
 //                 generation, CRC-32C (thinmap.ts); the newer valid copy of a record counts
-//   remote pairs  REMOTE_PAIRS_MAX records of 128 bytes, 2 copies each, CRC-32C (remote/pair.ts)
+//   remote pairs  REMOTE_PAIRS_MAX records of 256 bytes (128 to version 8), 2 copies each, CRC-32C (remote/pair.ts)
 //   init map      2 copies (halves) of: per medium in order, records of 512 chunks' "initialized" bits,
 //                 generation, CRC-32C (initmap.ts); the newer valid copy of a record counts
 //   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
@@ -48,11 +48,12 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
+// 9: remote pair records of 256 bytes (128 in 8; the table grows, the init map and cache tables move up);
 // 8: the remote pair table after the thin map, before the init map; 7: the thin map after the
 // reservation table, before the init map; 6: the reservation table before the init map; 5: the init
 // map before the cache tables; 4: the init map last, in two copies; 3: the same in one copy
-export const NV_VERSION: u32 = 8;
-/** The oldest version this firmware reads: version 3 to 7 images are upgraded at boot (initmap.ts, initRelocate; main.ts). */
+export const NV_VERSION: u32 = 9;
+/** The oldest version this firmware reads: version 3 to 8 images are upgraded at boot (initmap.ts, initRelocate; remote/pair.ts, remoteNvUpgrade; main.ts). */
 export const NV_VERSION_OLDEST: u32 = 3;
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
@@ -131,7 +132,7 @@ export const THIN_MAP_BYTES: u32 = THIN_RECORDS * THIN_RECORD_BYTES * 2;
 // Remote pairs (remote/pair.ts): REMOTE_PAIRS_MAX records of RPR_BYTES, 2 copies each, as local pairs.
 export const REMOTE_NV_OFFSET: u32 = THIN_OFFSET + THIN_MAP_BYTES;
 export const REMOTE_NV_BYTES: u32 = REMOTE_PAIRS_MAX * 2 * RPR_BYTES;
-/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6, the thin map since 7, the remote pairs since 8). */
+/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6, the thin map since 7, the remote pairs since 8, grown in 9). */
 export const INIT_OFFSET: u32 = REMOTE_NV_OFFSET + REMOTE_NV_BYTES;
 export const INIT_RECORD_BYTES: u32 = 72; // one copy: 64 bytes of bits (512 chunks), u32 CRC-32C, u32 generation
 export const INIT_RECORD_CHUNKS: u32 = 512;

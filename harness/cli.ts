@@ -41,7 +41,9 @@ const CONSOLE_HELP = `commands:
   fault <array> nv power loss after <n> writes | heal
   link <name> down | up                   cut a link between nodes, or heal it (docs/remote.md)
   partition <node> | heal <node>          cut every link of an array or relay, or heal them
-  relay <name> kill                       the relay stops for good: what it holds is lost
+  relay <name> kill                       the relay stops: what it holds is lost unless it has an nv file
+  relay <name> restart                    the relay starts again (with an nv file, with what it stored)
+  relay <name> flush                      a relay holding writes (forward later/threshold) forwards them now
   relay status                            what each relay holds and has forwarded
   power <array> off                       the array stops at once (a site lost): dirty data stays in NV
   stop                                    graceful stop (as Ctrl-C)
@@ -151,7 +153,7 @@ export async function main(argv: string[]): Promise<number> {
             break;
           case 'relay':
             if (words[1] === 'status') {
-              for (const r of emu.network.relayStatus()) console.log(`${r.relay}: ${r.mode}, ${r.active} held, buffer ${r.bufferUsedBytes} of ${r.bufferBytes} bytes, ${r.jobs} taken, ${r.forwarded} forwarded, ${r.failed} failed, ${r.retries} retries`);
+              for (const r of emu.network.relayStatus()) console.log(`${r.relay}: ${r.mode}${r.nv ? `, NV, forward ${r.forward}, ${r.held} stored waiting` : ''}, ${r.active} held, buffer ${r.bufferUsedBytes} of ${r.bufferBytes} bytes, ${r.jobs} taken, ${r.forwarded} forwarded, ${r.failed} failed, ${r.retries} retries`);
             } else {
               emu.injectNetwork(line.trim());
               console.log(`network fault set: ${line.trim()}`);

@@ -64,7 +64,7 @@ export class Emulator {
    * A fault of the network by name (harness/network.ts): "link <name> down|up", "partition <node>",
    * "heal <node>", "relay <name> kill" (the relay stops: what it holds is lost).
    */
-  injectNetwork(text: string): void { this.network.inject(text); this.world!.kick(); }
+  injectNetwork(text: string): void { this.network.inject(text, this.world!.now()); this.world!.kick(); }
 
   /** Boots every array of a topology: a file, a topology document (as in a file), or the embedded default. */
   static async start(topology?: string | object, options: StartOptions = {}): Promise<Emulator> {

@@ -1,6 +1,7 @@
 // Relays and links in a topology (docs/topology.md, "Links and relays"; docs/remote.md): parsed
 // and validated with the rest of the file, every error naming its field. Nodes are numbered
 // arrays first, then relays, in file order; the firmware knows them by these numbers.
+import * as path from 'path';
 import * as A from '../hal/abi';
 import { MAX_PORTS, LINK_ENTRY_BYTES, RELAY_MAX_LINKS, RELAY_MAX_NODES } from '../hal/abi';
 import type { CommonMemory } from '../hal/memory';
@@ -18,6 +19,12 @@ export interface RelaySpec {
   cutThrough: boolean;
   timeoutMs: number;
   retries: number;
+  /** Embodiment 4: a file for the relay's non-volatile buffer memory (its job table and buffer); absent: volatile. */
+  nv?: string;
+  /** When a stored command goes downstream: at once, after holdMs (or a flush), or while the bytes being forwarded stay below thresholdBytes. */
+  forward: 'now' | 'later' | 'threshold';
+  holdMs: number;
+  thresholdBytes: number;
 }
 
 export interface LinkSpec {
@@ -43,14 +50,15 @@ export interface LinkNodeSpec { node: number; routes: number[]; nodes: Array<{ n
 
 const NAME = /^[A-Za-z0-9_-]{1,31}$/;
 
-export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[]): { relays: RelaySpec[]; links: LinkSpec[] } {
+export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[], baseDir = process.cwd()): { relays: RelaySpec[]; links: LinkSpec[] } {
   const relays = (top.relays === undefined ? [] : list(top.relays, 'relays', 0, RELAY_MAX_NODES - arrays.length))
-    .map((r, i) => parseRelay(r, `relays[${i}]`, arrays.length + i));
+    .map((r, i) => parseRelay(r, `relays[${i}]`, arrays.length + i, baseDir));
   const nodes = [...arrays.map((a) => a.name), ...relays.map((r) => r.name)];
   relays.forEach((r, i) => {
     if (arrays.some((a) => a.name === r.name)) throw new TopologyError(`relays[${i}].name`, `${JSON.stringify(r.name)} is also an array's name; nodes need one name each`);
   });
   unique(relays.map((r) => r.name), (i) => `relays[${i}].name`);
+  unique(relays.map((r) => r.nv ?? `\0${r.name}`), (i) => `relays[${i}].nv`); // two relays cannot share one NV file
   const links = (top.links === undefined ? [] : list(top.links, 'links', 0, 64)).map((l, i) => parseLink(l, `links[${i}]`, nodes));
   unique(links.map((l) => l.name), (i) => `links[${i}].name`);
   relays.forEach((r, i) => {
@@ -73,16 +81,28 @@ export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[]): {
   return { relays, links };
 }
 
-function parseRelay(v: unknown, f: string, node: number): RelaySpec {
+function parseRelay(v: unknown, f: string, node: number, baseDir: string): RelaySpec {
   const r = object(v, f);
-  known(r, f, ['name', 'buffer', 'cutThrough', 'timeoutMs', 'retries']);
+  known(r, f, ['name', 'buffer', 'cutThrough', 'timeoutMs', 'retries', 'nv', 'forward', 'holdMs', 'threshold']);
+  const nv = r.nv === undefined ? undefined : pattern(r.nv, `${f}.nv`, /^.{1,4096}$/, "a file path for the relay's non-volatile buffer memory");
+  const forward = r.forward ?? 'now';
+  if (forward !== 'now' && forward !== 'later' && forward !== 'threshold') throw new TopologyError(`${f}.forward`, `${JSON.stringify(forward)}: one of now, later, threshold`);
+  if (forward !== 'now' && nv === undefined) throw new TopologyError(`${f}.forward`, `forward ${forward} holds commands in non-volatile memory: give the relay an "nv" file`);
+  const cutThrough = boolean(r.cutThrough ?? false, `${f}.cutThrough`);
+  if (forward !== 'now' && cutThrough) throw new TopologyError(`${f}.cutThrough`, `a relay that holds commands (forward ${forward}) cannot forward them before they have arrived`);
+  if (r.holdMs !== undefined && forward !== 'later') throw new TopologyError(`${f}.holdMs`, 'only with "forward": "later"');
+  if (r.threshold !== undefined && forward !== 'threshold') throw new TopologyError(`${f}.threshold`, 'only with "forward": "threshold"');
   return {
     name: pattern(r.name, `${f}.name`, NAME, 'letters, digits, _ or -, at most 31'),
     node,
     bufferBytes: sizeIn(r.buffer ?? '8MiB', `${f}.buffer`, 256 * 1024, 1 << 30),
-    cutThrough: boolean(r.cutThrough ?? false, `${f}.cutThrough`),
+    cutThrough,
     timeoutMs: number(r.timeoutMs ?? 50, `${f}.timeoutMs`, 0.01, 600_000),
     retries: integer(r.retries ?? 5, `${f}.retries`, 0, 100),
+    ...(nv !== undefined ? { nv: path.resolve(baseDir, nv) } : {}),
+    forward,
+    holdMs: number(r.holdMs ?? 1000, `${f}.holdMs`, 0, 4_000_000),
+    thresholdBytes: sizeIn(r.threshold ?? '1MiB', `${f}.threshold`, 0, 1 << 30),
   };
 }
 

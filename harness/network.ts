@@ -28,7 +28,7 @@ export interface NetworkNode {
 }
 
 class RelayAdapter implements NetworkNode {
-  constructor(readonly relay: RelayNode) {}
+  constructor(public relay: RelayNode) {}
   get name(): string { return this.relay.name; }
   round(now: number): number { return this.relay.round(now); }
   nextTimerNs(): number { return this.relay.failed ? Infinity : this.relay.nextTimerNs(); }
@@ -76,7 +76,7 @@ export class ArrayLinks implements NetworkNode {
       const e = A.MAP_ADDR + A.MAP_RELAY_TABLE + i * A.RLS_BYTES;
       const s = r.status();
       m.setU16(e + A.RLS_NODE, r.spec.node);
-      m.setU8(e + A.RLS_MODE, r.spec.cutThrough ? 1 : 0);
+      m.setU8(e + A.RLS_MODE, (r.spec.cutThrough ? 1 : 0) | (r.spec.nv ? 2 : 0) | (['now', 'later', 'threshold'].indexOf(r.spec.forward) << 2));
       m.setU8(e + A.RLS_STATE, r.failed ? 2 : 1);
       m.setU32(e + A.RLS_ACTIVE, s.active);
       m.setU32(e + A.RLS_BUFFER, s.bufferBytes);
@@ -89,6 +89,7 @@ export class ArrayLinks implements NetworkNode {
       m.setU32(e + A.RLS_DUPLICATES, s.duplicates);
       m.setU32(e + A.RLS_NO_BUFFER, s.noBuffer);
       m.setU32(e + A.RLS_BAD, s.badPackets);
+      m.setU32(e + A.RLS_HELD, s.held);
     });
     m.setU32(A.MAP_ADDR + A.MAP_RELAY_COUNT, near.length);
   }
@@ -113,6 +114,8 @@ export class Network {
   private readonly nodes: NetworkNode[] = [];
   private readonly byName = new Map<string, NetworkNode>();
   private virtualNs = 0;
+  private readonly log: (l: string) => void;
+  private readonly debug: boolean;
   kick: () => void = () => undefined;
 
   /**
@@ -128,6 +131,8 @@ export class Network {
       this.relays.push(relay);
       this.attach(new RelayAdapter(relay));
     }
+    this.log = log;
+    this.debug = debug;
     const prng = new Prng(seed).fork('links');
     linkSpecs.forEach((spec) => {
       const end = (node: string): LinkEndpoint => ({
@@ -201,6 +206,25 @@ export class Network {
     }
   }
 
+  /**
+   * A relay starts again (killed before, or killed now): a new instance of its image over fresh
+   * memory. With an `nv` file it takes back what that holds (its job table and buffer: embodiment
+   * 4's non-volatile relay loses nothing); without, it starts empty.
+   */
+  restartRelay(name: string, now: number): RelayNode {
+    const old = this.relay(name);
+    old.kill();
+    old.close();
+    const relay = new RelayNode(old.spec, old.links, old.routes, this.log, this.debug, now);
+    this.relays[this.relays.indexOf(old)] = relay;
+    for (const n of this.nodes) if (n instanceof RelayAdapter && n.relay === old) n.relay = relay;
+    this.kick();
+    return relay;
+  }
+
+  /** Closes the relays' NV files (the emulator stops). */
+  close(): void { for (const r of this.relays) r.close(); }
+
   /** What is under way, in words (for the error of a bounded wait). */
   underWay(): string[] {
     return [
@@ -214,11 +238,13 @@ export class Network {
    * "heal <node>" (every link of the node up), "relay <name> kill" (the relay stops for good: what
    * its buffer memory holds is lost, packets for it are dropped).
    */
-  inject(text: string): void {
-    const k = /^\s*relay\s+(\S+)\s+kill\s*$/.exec(text);
-    if (k) { const r = this.relay(k[1]); r.failed ??= new Error(`relay ${r.name} was killed`); return; }
+  inject(text: string, now = this.virtualNs): void {
+    const k = /^\s*relay\s+(\S+)\s+(kill|restart|flush)\s*$/.exec(text);
+    if (k && k[2] === 'kill') { const r = this.relay(k[1]); r.kill(); return; }
+    if (k && k[2] === 'restart') { this.restartRelay(k[1], now); return; }
+    if (k) { this.relay(k[1]).flush(); return; }
     const m = /^\s*(?:link\s+(\S+)\s+(down|up)|(partition|heal)\s+(\S+))\s*$/.exec(text);
-    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "link <name> down", "link <name> up", "partition <node>", "heal <node>" or "relay <name> kill"`);
+    if (!m) throw new Error(`cannot parse fault ${JSON.stringify(text)}: expected "link <name> down", "link <name> up", "partition <node>", "heal <node>", "relay <name> kill", "relay <name> restart" or "relay <name> flush"`);
     if (m[1]) { const l = this.link(m[1]); if (m[2] === 'down') l.cut(); else l.heal(); return; }
     const node = m[4];
     if (!this.nodeNames.includes(node)) throw new Error(`no node ${JSON.stringify(node)} (nodes: ${this.nodeNames.join(', ')})`);

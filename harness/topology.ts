@@ -167,7 +167,7 @@ export function parseTopology(doc: unknown, baseDir: string): Topology {
   const tcp = arrays.flatMap((a, ai) => a.ports.map((p, pi) => ({ p, f: `arrays[${ai}].ports[${pi}].port` })))
     .filter((x) => x.p.transport === 'tcp' && x.p.port !== 0);
   unique(tcp.map((x) => `${x.p.host}:${x.p.port}`), (i) => tcp[i].f);
-  const { relays, links } = parseLinks(top, arrays);
+  const { relays, links } = parseLinks(top, arrays, baseDir);
   return { mode, seed, trace, metricsIntervalMs, arrays, relays, links };
 }
 

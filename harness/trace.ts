@@ -14,6 +14,7 @@ const TYPES: Record<number, string> = {
   [A.TRACE_NBD_ERROR]: 'nbdError',
   [A.TRACE_REMOTE_SEND]: 'remoteSend', [A.TRACE_REMOTE_ACK]: 'remoteAck', [A.TRACE_REMOTE_APPLY]: 'remoteApply',
   [A.TRACE_REMOTE_STATE]: 'remoteState',
+  [A.TRACE_REMOTE_DELAY]: 'remoteDelay', [A.TRACE_REMOTE_REFLECT]: 'remoteReflect', [A.TRACE_REMOTE_DISCARD]: 'remoteDiscard',
 };
 
 const NBD_ERRORS: Record<number, string> = {
@@ -57,6 +58,9 @@ export function decodeTrace(type: number, a: number, b: number, c: number, d: nu
     case A.TRACE_REMOTE_ACK: return { pair: a, cmdId: b, issuingId: c, answer: (d & 0xFF) === 2 ? 'forwarded' : 'received', status: d >>> 8 };
     case A.TRACE_REMOTE_APPLY: return { from: a >>> 16, pair: a & 0xFFFF, cmdId: b, issuingId: c, status: d };
     case A.TRACE_REMOTE_STATE: return { pair: a, state: REMOTE_STATES[b] ?? b, reason: REMOTE_REASONS[c] ?? c, issuingId: d };
+    case A.TRACE_REMOTE_DELAY: return d === 0 ? { pair: a, issuingId: c, held: true } : { pair: a, syncId: b, issuingId: c, held: false, refusal: -(d | 0) };
+    case A.TRACE_REMOTE_REFLECT: return { pair: a, lba: b, issuingId: c, blocks: d };
+    case A.TRACE_REMOTE_DISCARD: return { pair: a, discarded: b, issuingId: c, syncId: d };
     case A.TRACE_NBD_ERROR: return { port: a >>> 16, session: a & 0xFFFF, error: NBD_ERRORS[b] ?? b, what: c, value: d };
     default: return { a, b, c, d };
   }

@@ -13,7 +13,7 @@
 import * as A from '../hal/abi';
 import type { ArrayController } from './array';
 import type { Driver } from './driver';
-import { ROUND_NS, SETTLE_BOUND_MS, WakeTimer } from './driver';
+import { DELIVERY_BOUND_MS, ROUND_NS, SETTLE_BOUND_MS, WakeTimer } from './driver';
 import { ArrayLinks, type Network } from './network';
 
 const YIELD_ROUNDS = 64;
@@ -27,6 +27,8 @@ export class World {
   private again = false;
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
+  /** How long an answer may take to reach an in-process host before its array is stopped (wall ms). */
+  deliveryBoundMs = DELIVERY_BOUND_MS;
   private readonly wake = new WakeTimer(() => this.kick());
   readonly drivers: Driver[];
 
@@ -111,11 +113,30 @@ export class World {
     // As the deterministic driver: the clock holds while an answer is on its way to an in-process
     // host (harness/array.ts, handOver), so the host's next command is taken in the next round.
     if (live.some((a) => a.hostDeliveries > 0)) {
-      await Promise.all(live.map((a) => a.hostDelivered()));
+      await this.delivered(live);
       work++;
     }
     if (work > 0) this.virtualNs += ROUND_NS;
     return work > 0;
+  }
+
+  /**
+   * Waits until the answers handed to in-process hosts have been delivered (one turn of the event
+   * loop). An array whose answers are not delivered within deliveryBoundMs (wall time, a last-resort
+   * guard as DeterministicDriver's) is stopped with an error naming the sessions it waited for; the
+   * other nodes go on, so the world never holds its clock for ever.
+   */
+  private async delivered(live: ArrayController[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), this.deliveryBoundMs); });
+    const ok = await Promise.race([Promise.all(live.map((a) => a.hostDelivered())).then(() => true), late]);
+    clearTimeout(timer);
+    if (ok) return;
+    for (const a of live) {
+      if (a.hostDeliveries === 0) continue;
+      a.fail(new Error(`array ${a.name}: the linked nodes' virtual time held for ${this.deliveryBoundMs} ms (wall) waiting for `
+        + `the delivery of ${a.undelivered().join(', ')}`), 'an answer never delivered');
+    }
   }
 
   private runReal(): void {
@@ -160,6 +181,7 @@ export class World {
   stop(): void {
     this.stopped = true;
     this.wake.cancel();
+    this.network.close();
     this.idle();
   }
 }

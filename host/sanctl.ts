@@ -12,8 +12,9 @@ import type { Readable, Writable } from 'stream';
 import { performance } from 'perf_hooks';
 import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
-import type { RemoteStatus, RemoteChangeName } from '../lib/remote';
+import { REMOTE_MODES, type RemoteStatus, type RemoteChangeName, type RemoteModeName, type RoutePolicyName } from '../lib/remote';
 import { parseRedundancy } from '../lib/remote';
+import { restartPoint, restartPointAll } from './failover';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';
@@ -72,7 +73,7 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   pair reverse <volume> [--wait]        copy them back, target -> source
   pair delete <volume>                  dissolve the pair (from any state); both volumes stay
   pair status                           states, pending and copied tracks, time left
-  remote create <volume> <array>:<volume> [--via RELAY] [--mode mirror|backup] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
+  remote create <volume> <array>:<volume> [--via RELAY[,RELAY...]] [--policy round-robin|least-loaded|random|stripe|all] [--mode mirror|backup|delayed] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
                                         pair a volume with one of another array (docs/remote.md); the
                                         initial copy runs; --wait returns once the pair is duplex
   remote status                         remote pairs: role, state and why, issuing ID, copy progress
@@ -80,6 +81,8 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   remote resume <volume> [--wait]       copy the volume again and return to pair
   remote failover <volume>              on the secondary: its volume becomes the hosts' (read-write)
   remote delete <volume>                dissolve the remote pair (the secondary is told if it can be)
+  restart-point <volume> | --all        a restart enabling point of a delayed pair (every one with --all):
+                                        done when the standby has every write before it (docs/remote.md)
   relay status                          the relays next to this array: buffer, commands, forwarded
                                         (--wait: until the copy is done, with a progress bar)
   stats [--interval S]                  rates over S seconds (default 1): IOPS, MB/s, latency, cache
@@ -143,9 +146,11 @@ const OPTIONS = {
   resync: { type: 'boolean' },
   via: { type: 'string' },
   redundancy: { type: 'string' },
+  policy: { type: 'string' },
   mode: { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
+  all: { type: 'boolean' },
 } as const;
 
 type Options = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -192,12 +197,13 @@ const COMMANDS: Record<string, Command> = {
   'pair reverse': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'reverse', a) },
   'pair delete': { args: ['volume'], options: [], run: (ctx, a) => pairChange(ctx, 'delete', a) },
   'pair status': { args: [], options: [], run: pairStatus },
-  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'mode', 'timeout', 'retries', 'redundancy', 'wait'], check: remoteChecks, run: remoteCreate },
+  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'policy', 'mode', 'timeout', 'retries', 'redundancy', 'wait'], check: remoteChecks, run: remoteCreate },
   'remote status': { args: [], options: [], run: remoteStatus },
   'remote suspend': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'suspend', a) },
   'remote resume': { args: ['volume'], options: ['wait'], run: (ctx, a) => remoteChange(ctx, 'resume', a) },
   'remote failover': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'failover', a) },
   'remote delete': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'delete', a) },
+  'restart-point': { args: ['volume'], counts: [0, 1], options: ['all'], check: restartPointChecks, run: restartPointCommand },
   'relay status': { args: [], options: [], run: relayStatus },
   'tape list': { args: [], options: ['library-lun'], run: tapeList },
   'tape move': { args: ['from', 'to'], options: ['library-lun'], run: tapeMove },
@@ -214,7 +220,9 @@ const COMMANDS: Record<string, Command> = {
 
 function remoteChecks(o: Options, args: string[]): void {
   if (!/^[^:]+:[^:]+$/.test(args[1] ?? '')) throw new UsageError('the peer is <array>:<volume>, e.g. standby:vol0');
-  if (o.mode !== undefined && o.mode !== 'mirror' && o.mode !== 'backup') throw new UsageError('--mode is mirror or backup');
+  if (o.mode !== undefined && !(REMOTE_MODES as readonly string[]).includes(o.mode) || o.mode === 'none') throw new UsageError(`--mode is ${REMOTE_MODES.slice(1).join(', ')}`);
+  if (o.policy !== undefined && !['round-robin', 'least-loaded', 'random', 'stripe', 'all'].includes(o.policy)) throw new UsageError('--policy is round-robin, least-loaded, random, stripe or all');
+  if (o.policy !== undefined && o.via === undefined) throw new UsageError('--policy needs relays: --via r1,r2,...');
   if (o.timeout !== undefined) parseInteger(o.timeout, '--timeout', 1, 600_000);
   if (o.retries !== undefined) parseInteger(o.retries, '--retries', 1, 255);
   if (o.redundancy !== undefined) {
@@ -245,7 +253,7 @@ async function remoteCreate(ctx: Context, args: string[]): Promise<void> {
   const vol = await volumeByName(ctx.client, args[0]);
   const [to, toVolume] = args[1].split(':');
   let st = await ctx.client.remoteCreate({
-    volume: vol.number, to, toVolume, via: ctx.options.via, mode: ctx.options.mode as 'mirror' | 'backup' | undefined,
+    volume: vol.number, to, toVolume, via: ctx.options.via, policy: ctx.options.policy as RoutePolicyName | undefined, mode: ctx.options.mode as RemoteModeName | undefined,
     timeoutMs: ctx.options.timeout === undefined ? undefined : Number(ctx.options.timeout),
     retries: ctx.options.retries === undefined ? undefined : Number(ctx.options.retries),
     redundancy: ctx.options.redundancy === undefined ? undefined : parseRedundancy(String(ctx.options.redundancy)),
@@ -263,6 +271,23 @@ async function remoteChange(ctx: Context, op: RemoteChangeName, args: string[]):
   ctx.out(st, remoteLine(st, vol.name));
 }
 
+function restartPointChecks(o: Options, args: string[]): void {
+  if ((args.length === 1) === Boolean(o.all)) throw new UsageError('restart-point takes a volume or --all (not both)');
+}
+
+/** S440/S441: the restart enabling point; answered once the standby has reflected every write before it. */
+async function restartPointCommand(ctx: Context, args: string[]): Promise<void> {
+  if (ctx.options.all) {
+    const volumes = await restartPointAll(ctx.client);
+    ctx.out({ restartPoint: volumes }, volumes.length ? `restart point: volumes ${volumes.join(', ')}` : 'restart point: no delayed pair in `pair` on this array');
+    return;
+  }
+  const vol = await volumeByName(ctx.client, args[0]);
+  await restartPoint(ctx.client, vol.number);
+  const st = await ctx.client.remoteOf(vol.number);
+  ctx.out({ restartPoint: [vol.number], pair: st }, `restart point of ${vol.name}: issuing ID ${st.issuingId}`);
+}
+
 function remoteLine(p: RemoteStatus, name?: string): string {
   const why = p.state === 'suspended' ? ` (${p.reason}${p.failedCommand ? `, command ${p.failedCommand}` : ''})` : '';
   const copy = p.state === 'copy' ? `, copied ${formatBytes(p.copiedBytes)} of ${formatBytes(p.copyBytes)}` : '';
@@ -278,7 +303,7 @@ async function remoteStatus(ctx: Context): Promise<void> {
 async function relayStatus(ctx: Context): Promise<void> {
   const relays = await ctx.client.relayStatus();
   ctx.out({ relays }, relays.length === 0 ? 'no relay next to this array' : relays.map((r) =>
-    `${r.relay} (node ${r.node}, ${r.mode}, ${r.state}): ${r.active} held, buffer ${formatBytes(r.bufferUsedBytes)} of ${formatBytes(r.bufferBytes)}, `
+    `${r.relay} (node ${r.node}, ${r.mode}${r.nv ? `, NV, forward ${r.forward}` : ''}, ${r.state}): ${r.active} held${r.nv ? ` (${r.held} stored waiting)` : ''}, buffer ${formatBytes(r.bufferUsedBytes)} of ${formatBytes(r.bufferBytes)}, `
     + `${r.jobs} taken, ${r.forwarded} forwarded, ${r.failed} failed, ${r.retries} retries, ${r.duplicates} duplicates, ${r.noBuffer} without buffer, ${r.badPackets} bad packets`));
 }
 

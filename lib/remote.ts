@@ -4,11 +4,14 @@
 import { management, parseManagementList } from './scsi';
 
 export const RemoteAction = { CREATE: 0x0e, CHANGE: 0x0f, STATUS: 0x18 } as const;
-export const RemoteChange = { suspend: 1, resume: 2, failover: 3, delete: 4 } as const;
+export const RemoteChange = { suspend: 1, resume: 2, failover: 3, delete: 4, 'restart-point': 5 } as const;
 export type RemoteChangeName = keyof typeof RemoteChange;
 export const REMOTE_STATES = ['simplex', 'copy', 'pair', 'suspended', 'failover', 'creating'] as const;
 export type RemoteStateName = typeof REMOTE_STATES[number];
 export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart'] as const;
+/** Pair modes by number (firmware/remote/pair.ts RM_*). */
+export const REMOTE_MODES = ['none', 'mirror', 'backup', 'delayed'] as const;
+export type RemoteModeName = Exclude<typeof REMOTE_MODES[number], 'none'>;
 /** The peer volume's name travels in each packet: at most this many bytes (docs/remote.md). */
 export const PEER_VOLUME_NAME_MAX = 12;
 
@@ -18,9 +21,15 @@ export interface RemoteCreateSpec {
   to: string;
   /** Its volume's name. */
   toVolume: string;
-  /** A relay's name: packets go through it (embodiments 1-3); absent: directly. */
+  /**
+   * A relay's name: packets go through it (embodiments 1-3); several separated by commas (at most
+   * 4, 31 bytes in all): embodiment 4, with `policy`. Absent: directly.
+   */
   via?: string;
-  mode?: 'mirror' | 'backup';
+  /** How several relays share the writes (firmware/remote/route.ts); default round-robin. */
+  policy?: RoutePolicyName;
+  /** delayed: embodiment 7's standby, at the last restart point (`restart-point`) after a failover. */
+  mode?: RemoteModeName;
   timeoutMs?: number;
   retries?: number;
   /** Redundancy-processed writes (003 embodiments 5, 6): each block as N data + m parity parts over every link to the peer; direct only. */
@@ -42,6 +51,10 @@ export function parseRedundancy(v: string): Redundancy {
   return r;
 }
 
+/** Route policies over several relays, by their number in REMOTE CREATE's byte 86 (1-5; 0: one relay). */
+export const ROUTE_POLICIES = ['one', 'round-robin', 'least-loaded', 'random', 'stripe', 'all'] as const;
+export type RoutePolicyName = Exclude<typeof ROUTE_POLICIES[number], 'one'>;
+
 export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
   const b = Buffer.alloc(96);
   const name = (v: string, at: number, max: number, what: string) => {
@@ -50,11 +63,18 @@ export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
     bytes.copy(b, at);
   };
   b.writeUInt16BE(s.volume, 0);
-  b[2] = s.mode === 'backup' ? 2 : 1;
+  b[2] = s.mode === undefined ? 1 : REMOTE_MODES.indexOf(s.mode);
+  if (b[2] < 1) throw new Error(`mode ${JSON.stringify(s.mode)}: expected ${REMOTE_MODES.slice(1).join(', ')}`);
   b[3] = s.retries ?? 0;
   b.writeUInt32BE(Math.round(s.timeoutMs ?? 0), 4);
   name(s.to, 8, 31, 'peer array');
   if (s.via) name(s.via, 40, 31, 'relay');
+  if (s.policy !== undefined) {
+    const i = ROUTE_POLICIES.indexOf(s.policy);
+    if (i < 1) throw new Error(`route policy ${JSON.stringify(s.policy)}: one of ${ROUTE_POLICIES.slice(1).join(', ')}`);
+    if (!s.via) throw new Error('a route policy needs relays (--via r1,r2,...)');
+    b[86] = i;
+  }
   name(s.toVolume, 72, PEER_VOLUME_NAME_MAX, 'peer volume name');
   if (s.redundancy) { b[84] = s.redundancy.n; b[85] = s.redundancy.m; }
   return b;
@@ -69,7 +89,7 @@ export interface RemoteStatus {
   role: 'primary' | 'secondary';
   state: RemoteStateName;
   reason: string;
-  mode: 'mirror' | 'backup' | 'none';
+  mode: RemoteModeName | 'none';
   viaRelay: boolean;
   peerNode: number;
   firstHopNode: number;
@@ -92,7 +112,7 @@ export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
     role: e[2] === 2 ? 'secondary' : 'primary',
     state: REMOTE_STATES[e[3]] ?? 'simplex',
     reason: REMOTE_REASONS[e[4]] ?? String(e[4]),
-    mode: e[5] === 1 ? 'mirror' : e[5] === 2 ? 'backup' : 'none',
+    mode: REMOTE_MODES[e[5]] ?? 'none',
     viaRelay: e[6] === 1,
     peerNode: e.readUInt16BE(8),
     firstHopNode: e.readUInt16BE(10),
@@ -126,13 +146,21 @@ export interface RelayReport {
   duplicates: number;
   noBuffer: number;
   badPackets: number;
+  /** Embodiment 4: the relay's buffer memory is non-volatile, and when it forwards what it stored. */
+  nv: boolean;
+  forward: 'now' | 'later' | 'threshold';
+  /** Commands stored in its NV waiting to be forwarded. */
+  held: number;
 }
 
 export function parseRelayStatus(d: Buffer): RelayReport[] {
   return parseManagementList(d).entries.map((e) => ({
     relay: e.subarray(64, 96).toString('latin1').replace(/\0.*$/s, ''),
     node: e.readUInt16LE(0),
-    mode: e[2] === 1 ? 'cutThrough' : 'storeAndForward',
+    mode: (e[2] & 1) === 1 ? 'cutThrough' : 'storeAndForward',
+    nv: (e[2] & 2) !== 0,
+    forward: (['now', 'later', 'threshold'] as const)[(e[2] >> 2) & 3] ?? 'now',
+    held: e.readUInt32LE(60),
     state: e[3] === 2 ? 'killed' : 'running',
     active: e.readUInt32LE(4),
     bufferBytes: e.readUInt32LE(8),

@@ -16,8 +16,8 @@
 //     retries the command fails with LOGICAL UNIT COMMUNICATION TIMEOUT and the pair is suspended.
 import {
   LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, LF_REDUNDANT,
-  LOP_NONE, LOP_CREATE, LOP_DELETE, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
-  TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES,
+  LOP_NONE, LOP_CREATE, LOP_DELETE, LOP_REFLECT, LF_DELAYED, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
+  TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES, LF_STORED,
 } from "../abi";
 import {
   CX_TRANSPORT, CX_STATE, CX_PORT, CX_SESSION, CX_TAG, CX_ID, CX_VOLUME, CX_CURSOR, CX_LENGTH, CX_FLAGS, CX_STATUS,
@@ -41,6 +41,8 @@ import { remoteCopyStep } from "../remote/mirror";
 import { log, LOG_WARN } from "../hal";
 import { rdLinkPacket, rdLinkService, rdUnitHere, rdSendBegin, rdMaxBytes } from "../remote/rdlink";
 import { rdFill, rdArm, rdRelease, rdTag, rdCopyOut, rdSlotState, rdSlotStatus, rdSlotCmdId, rdSlotPeer, rdSlotIssuing, RD_SEND_DONE, RD_RECV_STORING, RD_STATUS_TIMEOUT } from "../remote/redundancy";
+import { routeHop, routeHas, routeTell, routeEnded, routeFailureCounts, routeFirstOk } from "../remote/route";
+import { standbyIncoming, standbyData, standbyStep, standbyWindow, standbyApplyDone, standbyHoldsSends, standbyDelays, standbyRelease } from "../remote/standby";
 
 // Per-session state of a link port (comm/transport.ts sizes it).
 export const LINK_SESSION_BYTES: u32 = 64;
@@ -61,16 +63,22 @@ const LS_BAD: u32 = 8; // u64: packets dropped (CRC, magic, length, unknown comm
   waitFor: u8; // send: LW_* — what the deadline is for
   cmdId: u32; // receive: the sender's command identifier; send: this context's CX_ID
   issuingId: u32;
-  got: u32; // receive: mask of the packets arrived
+  got: u32; // receive: mask of the packets arrived; send: with LXF_RD the redundancy unit's slot, else the key of its set of stripes or copies (remote/route.ts; 0: none): groupOf
   flags: u32; // LXF_*
   answer: u32; // status << 24 | key << 16 | asc << 8 | ascq: of RECEIVED, FORWARDED or the failure
   parent: u32; // send: the CX_ID of the host command waiting for this one (0: none)
   serial: u32; // send: the pair's serial when issued: an answer for an older incarnation changes nothing
-  byteOffset: u64; // send: the volume byte offset the WRITE names
+  syncId: u32; // send: the synchronization ID the WRITE carries (the pair's when issued; a repeat keeps it)
+  byteOffset: u64; // send: the volume byte offset the WRITE names; apply: the address of its data in buffer memory
 }
+
+/** A send command's set key (remote/route.ts; 0: none). Redundancy is direct only, sets are over relays: never both. */
+// @ts-ignore: decorator
+@inline function groupOf(x: LinkCmd): u32 { return (x.flags & LXF_RD) != 0 ? 0 : x.got; }
 
 const LR_SEND: u8 = 1;
 const LR_RECEIVE: u8 = 2;
+const LR_APPLY: u8 = 3; // a run of a standby unit written to the volume (remote/standby.ts): no packet answers it
 const LW_READY: u8 = 1;
 const LW_RECEIVED: u8 = 2;
 const LW_FORWARDED: u8 = 3;
@@ -80,6 +88,7 @@ const LXF_READY: u32 = 2; // send: the next hop said READY
 const LXF_RECEIVED: u32 = 4; // send: RECEIVED came
 const LXF_DONE: u32 = 8; // send: finished, the context ends at its next respond step
 const LXF_READY_DUE: u32 = 16; // receive: READY is to be sent (again)
+const LXF_BUSY: u32 = 128; // send: the far end answered BUSY (a standby's full buffer): asked again after a timeout
 /** send: a command of the initial copy (remote/mirror.ts counts it in the pair). */
 export const LXF_COPY: u32 = 32;
 /** Redundancy-processed (remote/rdlink.ts): `got` is the unit's slot; the unit sends and receives the packets. */
@@ -129,7 +138,7 @@ export function linkReceive(port: u32, s: u32): i32 {
     work++;
   }
   linkService(port);
-  return work + rdLinkService() + startHeld(port) + remoteCopyStep() + remotePersistDue();
+  return work + rdLinkService() + startHeld(port) + standbyStep(port) + remoteCopyStep() + remotePersistDue();
 }
 
 function ringReleaseOne(rx: usize): void { ringRelease(rx, 1); }
@@ -142,6 +151,7 @@ function packet(port: u32, p: usize): void {
   if (type == LT_DATA) { incomingData(port, p); return; }
   // Answers to this array's own commands name them by CX_ID.
   const c = ctxById(h.cmdId);
+  if (c == 0 && type == LT_FORWARDED && h.status != 0) { storedRefused(p); return; }
   if (c == 0 || <u32>load<u8>(c + CX_PORT) != port || lx(c).role != LR_SEND) return; // late: the command has ended
   // An answer names the issuing ID of what it answers: one for another command that had this CX_ID
   // (before a restart of this array: IDs go on from the lease, remote/pair.ts) changes nothing.
@@ -149,6 +159,23 @@ function packet(port: u32, p: usize): void {
   if (type == LT_READY) answerReady(c, p);
   else if (type == LT_RECEIVED) answerReceived(c, p);
   else if (type == LT_FORWARDED) answerForwarded(c, p);
+}
+
+/**
+ * A FORWARDED with an error for a command that has ended: a relay with NV buffer memory could not
+ * deliver a write this array counted done at its RECEIVED (LF_STORED). The pair whose secondary
+ * volume it named, routed through that relay, is suspended (reason relay): it lacks an acknowledged write.
+ */
+function storedRefused(p: usize): void {
+  const h = pkt(p);
+  for (let pi: u32 = 0; pi < REMOTE_PAIRS; pi++) {
+    const r = remote(pi);
+    if (r.used == 0 || r.role == RR_SECONDARY || r.viaRelay == 0) continue;
+    if (r.peerVolume0 != h.volume0 || r.peerVolume1 != h.volume1 || r.peerVolume2 != h.volume2) continue;
+    if (!routeHas(pi, <u32>h.srcNode)) continue;
+    log(LOG_WARN, "remote: a relay could not deliver a write it had stored; the pair is suspended (pair, issuing ID)", pi, h.issuingId);
+    remoteSuspend(pi, RSR_RELAY, h.cmdId);
+  }
 }
 
 /** The volume named by the packet (LPK_VOLUME, at most 12 bytes), or -1. */
@@ -173,12 +200,20 @@ export const WV_HOLD: u32 = 0xFFFFFFFE;
  * here: WV_APPLY, WV_HOLD (S586 order), or the status word of the answer: 0 (applied already,
  * answered again), or CHECK CONDITION with the sense that says why not.
  */
-export function writeVerdict(v: i32, origin: u32, issuingId: u32, total: u32, lba: u64): u32 {
+/** Volume v is the secondary of a live pair of `origin`: 0; else the answer (checkWord). */
+function secondaryVerdict(v: i32, origin: u32): u32 {
   const pr = v < 0 ? -1 : remoteOfVolume(<u32>v);
   if (pr < 0 || remote(<u32>pr).role != RR_SECONDARY || <u32>remote(<u32>pr).peerNode != origin) return checkWord(0x05, 0x86, 0x00); // ILLEGAL REQUEST: no such remote pair here
-  const pi = <u32>pr;
-  const r = remote(pi);
+  const r = remote(<u32>pr);
   if (r.state == RS_FAILOVER || r.broken != 0) return checkWord(0x07, 0x27, 0x00); // DATA PROTECT
+  return 0;
+}
+
+export function writeVerdict(v: i32, origin: u32, issuingId: u32, total: u32, lba: u64): u32 {
+  const s = secondaryVerdict(v, origin);
+  if (s != 0) return s;
+  const pi = <u32>remoteOfVolume(<u32>v);
+  const r = remote(pi);
   if (issuingId <= r.issued) return 0; // applied already: answered again
   if (applying(pi) != 0 || issuingId != r.issued + 1) return WV_HOLD;
   const bs = blockSize(<u32>v);
@@ -192,6 +227,13 @@ function incomingWrite(port: u32, p: usize): void {
   const v = packetVolume(p);
   if (h.op == <u8>LOP_CREATE) { controlCreate(port, p, v); return; }
   if (h.op == <u8>LOP_DELETE) { controlDelete(port, p, v); return; }
+  // Embodiment 7: delay writes and reflecting commands of a secondary go to the pair's standby unit, which orders them itself.
+  if (h.op == <u8>LOP_REFLECT || (<u32>h.flags & LF_DELAYED) != 0) {
+    const s = secondaryVerdict(v, <u32>h.origin);
+    if (s != 0) { answerDirect(port, p, LT_RECEIVED, s >> 24, (s >> 16) & 0xFF, (s >> 8) & 0xFF, s & 0xFF); return; }
+    standbyIncoming(port, p, <u32>remoteOfVolume(<u32>v));
+    return;
+  }
   const w = writeVerdict(v, <u32>h.origin, h.issuingId, h.total, pktLba(p));
   if (w == WV_APPLY) { apply(port, p, <u32>v, <u32>remoteOfVolume(<u32>v)); return; }
   if (w != WV_HOLD) { answerDirect(port, p, LT_RECEIVED, w >> 24, (w >> 16) & 0xFF, (w >> 8) & 0xFF, w & 0xFF); return; }
@@ -324,6 +366,7 @@ function incomingData(port: u32, p: usize): void {
     if (load<u32>(c + CX_WIN_RECEIVED) == len) store<u8>(c + CX_STATE, <u8>ST_WRITE_COMMIT);
     return;
   }
+  standbyData(port, p); // a delay write's data goes to its standby unit's entry
 }
 
 // ---- Control: the secondary's record ----------------------------------------------------------------
@@ -347,6 +390,7 @@ function controlCreate(port: u32, p: usize, v: i32): void {
   const pi = <u32>pr;
   const r = remote(pi);
   if (r.used == 0 || r.issued != h.issuingId || r.state != RS_PAIR) {
+    standbyRelease(pi); // a new incarnation: what a standby unit held of the old one goes (the copy starts again)
     remoteReset(pi);
     r.used = 1;
     r.role = RR_SECONDARY;
@@ -371,6 +415,7 @@ function freeRecord(): i32 {
 function controlDelete(port: u32, p: usize, v: i32): void {
   const pr = v < 0 ? -1 : remoteOfVolume(<u32>v);
   if (pr >= 0 && remote(<u32>pr).role == RR_SECONDARY && <u32>remote(<u32>pr).peerNode == <u32>pkt(p).origin && remote(<u32>pr).state != RS_FAILOVER) {
+    standbyRelease(<u32>pr);
     remoteRelease(<u32>pr);
   }
   answerDirect(port, p, LT_RECEIVED, 0, 0, 0, 0);
@@ -391,14 +436,24 @@ function address(q: usize, port: u32, dstNode: u32, dstQueue: u32, cmdId: u32, i
 /** An answer to packet p from its sender, without a context. False when the ring is full (the sender repeats). */
 function answerDirect(port: u32, p: usize, type: u32, status: u32, key: u32, asc: u32, ascq: u32): bool {
   const h = pkt(p);
+  return linkAnswer(port, type, <u32>h.srcNode, <u32>h.srcQueue, h.cmdId, h.issuingId, <u32>h.origin, (status << 24) | (key << 16) | (asc << 8) | ascq, 0, 0);
+}
+
+/**
+ * An answer of `type` to command cmdId (issuing ID issuingId) of (dstNode, dstQueue), without a
+ * context: `answer` is status << 24 | key << 16 | asc << 8 | ascq; a READY names [offset, offset + total).
+ */
+export function linkAnswer(port: u32, type: u32, dstNode: u32, dstQueue: u32, cmdId: u32, issuingId: u32, origin: u32, answer: u32, offset: u32, total: u32): bool {
   const q = pktBegin(txOf(port), type);
   if (q == 0) return false;
-  const a = address(q, port, h.srcNode, h.srcQueue, h.cmdId, h.issuingId);
-  a.origin = h.origin;
-  a.status = <u8>status;
-  a.senseKey = <u8>key;
-  a.asc = <u8>asc;
-  a.ascq = <u8>ascq;
+  const a = address(q, port, dstNode, dstQueue, cmdId, issuingId);
+  a.origin = <u16>origin;
+  a.status = <u8>(answer >> 24);
+  a.senseKey = <u8>(answer >> 16);
+  a.asc = <u8>(answer >> 8);
+  a.ascq = <u8>answer;
+  a.offset = offset;
+  a.total = total;
   pktSend(txOf(port), q, 0);
   return true;
 }
@@ -412,7 +467,7 @@ export function linkDirect(port: u32, s: u32, status: u32, key: u32, asc: u32, a
   return true;
 }
 
-/** Receive: the window is buffer memory; the sender is told READY for it (S584). */
+/** Receive: the window is buffer memory; the sender is told READY for it (S584). Apply: it is the unit's data. */
 export function linkWindow(c: usize, offset: u32, length: u32): u32 {
   if (!ctxBuffer(c, length, false)) return WIN_RETRY;
   store<u32>(c + CX_WIN_START, offset);
@@ -423,6 +478,11 @@ export function linkWindow(c: usize, offset: u32, length: u32): u32 {
     return WIN_ARRIVED;
   }
   store<u32>(c + CX_WIN_RECEIVED, 0);
+  if (lx(c).role == LR_APPLY) {
+    standbyWindow(ctxBufferAddr(c), <usize>lx(c).byteOffset + <usize>offset, length);
+    store<u32>(c + CX_WIN_RECEIVED, length);
+    return WIN_ARRIVED;
+  }
   lx(c).flags |= LXF_READY_DUE;
   sendReady(c);
   return WIN_ASKED;
@@ -484,13 +544,16 @@ export function linkData(c: usize, src: usize, n: u32, total: u32): u32 {
 export function linkRespond(c: usize): bool {
   const x = lx(c);
   if (x.role == LR_RECEIVE) return receivedSent(c);
+  if (x.role == LR_APPLY) {
+    standbyApplyDone(<u32>x.pair, x.serial, x.cmdId, load<u8>(c + CX_STATUS) == 0);
+    untag(c);
+    return true;
+  }
   sendTimers(c);
   if ((x.flags & LXF_DONE) == 0 && load<u8>(c + CX_STATUS) != 0) {
     // The read of the primary failed (or the command was failed by a bound): the pair cannot be current.
-    const p = <u32>x.pair;
-    if (x.serial == remote(p).serial) remoteSuspend(p, x.answer != 0 ? (x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK) : RSR_READ, x.cmdId);
     if ((x.flags & LXF_RD) != 0) rdRelease(rdUnitHere(), x.got, 0); // the slot is given up with the command
-    finish(c, false);
+    sendFailed(c, x.answer != 0 ? (x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK) : RSR_READ);
   }
   if ((x.flags & LXF_DONE) == 0) return false;
   untag(c);
@@ -558,10 +621,21 @@ export function linkService(port: u32): void {
  * command that waits for it (0: none). Returns its CX_ID, or 0 when no context or port is free now.
  */
 export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u32, flags: u32): u32 {
+  // Controls go to the first hop; data to the hop the pair's route picks (remote/route.ts).
+  return linkSendVia(p, op == LOP_NONE ? routeHop(p) : <u32>remote(p).firstHop, op, byteOffset, bytes, parent, flags, 0, 0);
+}
+
+/**
+ * linkSend through first hop `hop`. `issuing`: the issuing ID to carry (a copy of a set, remote/route.ts;
+ * 0: the next); `group`: the key of its set (0xFFFFFFFF: this command's own CX_ID, the set's first; 0: none).
+ */
+export function linkSendVia(p: u32, hop: u32, op: u32, byteOffset: u64, bytes: u32, parent: u32, flags: u32, issuing: u32, group: u32): u32 {
   const r = remote(p);
-  const port = linkPortToward(<u32>r.firstHop);
+  const port = linkPortToward(hop);
   if (port < 0) return 0;
-  if (op == LOP_NONE && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
+  const issues = op == LOP_NONE || op == LOP_REFLECT; // a write, or a reflecting command, takes the next issuing ID (a copy of a set carries its set's)
+  if (issues && issuing == 0 && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
+  if (op == LOP_NONE && (flags & LXF_COPY) == 0 && standbyHoldsSends(p)) return 0; // embodiment 7: the copy's end is being settled
   // With redundancy the unit's slot first: a command that could not get one must not take an issuing ID.
   const slot = op == LOP_NONE && r.rdData != 0 ? rdSendBegin(p, byteOffset, bytes) : -1;
   if (op == LOP_NONE && r.rdData != 0 && slot < 0) return 0;
@@ -575,11 +649,16 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   x.parent = parent;
   x.serial = r.serial;
   x.flags = LXF_WRITE_DUE | flags;
+  if (op == LOP_NONE && (flags & LXF_COPY) == 0 && standbyDelays(p)) x.flags |= LF_DELAYED << 8;
   x.waitFor = LW_READY;
   x.deadlineNs = gNow + timeoutNs(x);
   wakeAt(x.deadlineNs);
   // The issuing ID: a control carries the last one given (the secondary's base); a write takes the next.
-  x.issuingId = op == LOP_NONE ? remoteIssue(p) : r.issued;
+  x.issuingId = !issues ? r.issued : issuing != 0 ? issuing : remoteIssue(p);
+  x.got = group == 0xFFFFFFFF ? x.cmdId : group; // the set's key (an LXF_RD command's slot replaces it below: never both)
+  // The synchronization ID (003 [0177]): a reflecting command closes the pair's current one.
+  x.syncId = r.syncId;
+  if (op == LOP_REFLECT) r.syncId++;
   x.byteOffset = byteOffset;
   store<u16>(c + CX_VOLUME, r.volume);
   r.inFlight++;
@@ -594,6 +673,25 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   sendWrite(c);
   trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
   return x.cmdId;
+}
+
+/** This array's send commands on `port` not yet ended (remote/route.ts: a relay's load). */
+export function linkSendsOn(port: u32): u32 {
+  let n: u32 = 0;
+  for (let c = activeFirst(); c != 0; c = activeNext(c)) {
+    if (<u32>load<u8>(c + CX_PORT) == port && portKindIs(c) && lx(c).role == LR_SEND && (lx(c).flags & LXF_DONE) == 0) n++;
+  }
+  return n;
+}
+
+/** The issuing ID of send command `id`. */
+export function linkIssuingOf(id: u32): u32 { const c = ctxById(id); return c == 0 ? 0 : lx(c).issuingId; }
+
+/** A send command failed: the pair is suspended (`reason`) unless a copy of its set may still get through. */
+function sendFailed(c: usize, reason: u8): void {
+  const x = lx(c);
+  if (x.serial == remote(<u32>x.pair).serial && (groupOf(x) == 0 || routeFailureCounts(<u32>x.pair, groupOf(x)))) remoteSuspend(<u32>x.pair, reason, x.cmdId);
+  finish(c, false);
 }
 
 function timeoutNs(x: LinkCmd): f64 { return <f64>remote(<u32>x.pair).timeoutUs * 1000; }
@@ -612,7 +710,7 @@ function sendWrite(c: usize): void {
   const q = pktBegin(txOf(port), LT_WRITE);
   if (q == 0) return;
   const a = address(q, port, r.peerNode, 0, x.cmdId, x.issuingId);
-  a.syncId = r.syncId;
+  a.syncId = x.syncId;
   a.origin = <u16>myNode();
   a.originQueue = <u8>queueOf(port);
   a.op = x.op;
@@ -644,8 +742,8 @@ function sendTimers(c: usize): void {
   if (x.waitFor == LW_FORWARDED ? gNow >= x.giveUpNs : <u32>x.retries >= <u32>r.retries) {
     x.answer = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) | 0x01; // ABORTED COMMAND, LOGICAL UNIT COMMUNICATION TIMEOUT
     log(LOG_WARN, "remote: no answer within the pair's bound; the pair is suspended (pair, command identifier)", x.pair, x.cmdId);
-    if (x.serial == r.serial) remoteSuspend(<u32>x.pair, x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK, x.cmdId);
-    finish(c, false);
+    if ((x.flags & LXF_BUSY) != 0) x.answer = (0x08 << 24); // BUSY to the last: the far end had no room
+    sendFailed(c, x.waitFor == LW_FORWARDED ? RSR_RELAY : (x.flags & LXF_BUSY) != 0 ? RSR_REMOTE : RSR_LINK);
     if (<u32>load<u8>(c + CX_STATE) == ST_READ) fail(c, 0x0B, 0x08, 0x01);
     return;
   }
@@ -676,16 +774,24 @@ function answerReceived(c: usize, p: usize): void {
   const x = lx(c);
   const h = pkt(p);
   if ((x.flags & LXF_RECEIVED) != 0) return;
-  x.flags |= LXF_RECEIVED;
-  x.answer = (<u32>h.status << 24) | (<u32>h.senseKey << 16) | (<u32>h.asc << 8) | <u32>h.ascq;
   const r = remote(<u32>x.pair);
-  trace(TRACE_REMOTE_ACK, x.pair, x.cmdId, x.issuingId, 1 | (<u32>h.status << 8));
-  if (h.status != 0) {
-    if (x.serial == r.serial) remoteSuspend(<u32>x.pair, RSR_REMOTE, x.cmdId);
-    finish(c, false);
+  if (h.status == 0x08 && <u32>x.retries < <u32>r.retries) {
+    // BUSY (a standby unit without room for it now): asked again after a timeout, within the pair's retries.
+    x.flags |= LXF_BUSY;
+    x.waitFor = LW_READY;
+    x.deadlineNs = gNow + timeoutNs(x);
+    wakeAt(x.deadlineNs);
     return;
   }
-  if (r.viaRelay == 0) { finish(c, true); return; }
+  x.flags |= LXF_RECEIVED;
+  x.answer = (<u32>h.status << 24) | (<u32>h.senseKey << 16) | (<u32>h.asc << 8) | <u32>h.ascq;
+  trace(TRACE_REMOTE_ACK, x.pair, x.cmdId, x.issuingId, 1 | (<u32>h.status << 8));
+  if (h.status != 0) {
+    sendFailed(c, RSR_REMOTE);
+    return;
+  }
+  // Direct, the secondary has it; a relay with NV buffer memory (LF_STORED) holds a write and forwards it itself (embodiment 4).
+  if (r.viaRelay == 0 || (x.op == <u8>LOP_NONE && (<u32>h.flags & LF_STORED) != 0)) { finish(c, true); return; }
   // Through a relay a write is done for its host here (S170); a control waits for the far end.
   if (x.op == <u8>LOP_NONE) notify(c, true);
   x.waitFor = LW_FORWARDED;
@@ -703,8 +809,7 @@ function answerForwarded(c: usize, p: usize): void {
   trace(TRACE_REMOTE_ACK, x.pair, x.cmdId, x.issuingId, 2 | (<u32>h.status << 8));
   if (h.status != 0) {
     x.answer = (<u32>h.status << 24) | (<u32>h.senseKey << 16) | (<u32>h.asc << 8) | <u32>h.ascq;
-    if (x.serial == r.serial) remoteSuspend(<u32>x.pair, x.op == <u8>LOP_NONE ? RSR_RELAY : RSR_REMOTE, x.cmdId);
-    finish(c, false);
+    sendFailed(c, x.op == <u8>LOP_NONE ? RSR_RELAY : RSR_REMOTE);
     return;
   }
   finish(c, true);
@@ -742,12 +847,15 @@ function finish(c: usize, ok: bool): void {
   x.flags |= LXF_DONE;
   notify(c, ok);
   const r = remote(<u32>x.pair);
+  const group = groupOf(x);
+  const first = group == 0 || routeFirstOk(<u32>x.pair, group); // a set of copies is one write
+  if (group != 0) routeEnded(<u32>x.pair, group, ok);
   if (x.serial == r.serial) {
     if (r.inFlight > 0) r.inFlight--;
     if ((x.flags & LXF_COPY) != 0) {
       if (r.copyActive > 0) r.copyActive--;
       if (ok) r.copyDone += <u64>load<u32>(c + CX_LENGTH);
-    } else if (ok && x.op == <u8>LOP_NONE) { r.writes++; r.bytes += <u64>load<u32>(c + CX_LENGTH); }
+    } else if (ok && first && x.op == <u8>LOP_NONE) { r.writes++; r.bytes += <u64>load<u32>(c + CX_LENGTH); }
   }
   if (<u32>load<u8>(c + CX_STATE) == ST_READ) {
     // Ended before its data was all read (a bound, a refusal): the read stops here.
@@ -760,7 +868,34 @@ function notify(c: usize, ok: bool): void {
   if (x.parent == 0) return;
   const parent = ctxById(x.parent);
   x.parent = 0;
-  if (parent == 0 || load<u32>(parent + CX_ARG) != x.cmdId) return; // the host command has gone (aborted)
+  const group = groupOf(x);
+  const key = group != 0 ? group : x.cmdId; // a stripe's portion or a copy answers for its set
+  if (parent == 0 || load<u32>(parent + CX_ARG) != key) return; // the host command has gone (aborted)
+  if (group != 0) {
+    const tell = routeTell(<u32>x.pair, key, ok);
+    if (tell == 0) return;
+    ok = tell == 1;
+  }
   store<u32>(parent + CX_FLAGS, load<u32>(parent + CX_FLAGS) | (ok ? CXF_REMOTE_DONE : CXF_REMOTE_FAILED));
   if (!ok) store<u32>(parent + CX_ARG, x.answer); // what the far end (or the bound) said, for a REMOTE command's sense
+}
+
+/**
+ * A run of a standby unit (remote/standby.ts) written to local volume v through the ordinary write
+ * path (cache and NV): `blocks` at `lba`, its bytes at `src` in buffer memory. When it ends,
+ * standbyApplyDone(pair, serial, tag, ok). Returns 0 when no context is free now.
+ */
+export function linkApply(port: u32, pair: u32, serial: u32, tag: u32, v: u32, lba: u64, blocks: u32, src: usize): usize {
+  const bytes = blocks * blockSize(v);
+  const c = begin(port, 0, bytes, false);
+  if (c == 0) return 0;
+  const x = lx(c);
+  x.role = LR_APPLY;
+  x.pair = <u8>pair;
+  x.serial = serial;
+  x.cmdId = tag;
+  x.byteOffset = <u64>src;
+  store<u16>(c + CX_VOLUME, <u16>v);
+  startWrite(c, lba, blocks, false);
+  return c;
 }

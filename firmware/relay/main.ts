@@ -14,13 +14,26 @@
 // a full ring delays a packet and never loses it. Every wait has a deadline: a wait for data asks
 // upstream again for the first byte missing, a wait for the next hop repeats the WRITE (or the
 // data); after RCFG_RETRIES repeats the job is given up, and the origin told (FORWARDED, status).
+//
+// Non-volatile buffer memory (embodiment 4's variant, [0114]-[0117]; RCF_NV): the job table and the
+// buffer are the relay's NV (the harness writes them to the relay's `nv` file after every poll,
+// before the packets the poll sent leave, so nothing is acknowledged that a restart would lose).
+// RECEIVED upstream then carries LF_STORED: the relay owns the command and forwards it itself, so
+// the origin counts it done there and does not wait for FORWARDED. Such a job is never given up for
+// lack of an answer downstream (it is asked again, less often, until the far side answers: [0116],
+// "no necessity for the storage unit 12 to be in operation at all times"); a refusal still ends it
+// with FORWARDED carrying the error. When it goes downstream is the forward policy: at once (now),
+// RCFG_HOLD_US after it was stored or at a flush (later, [0115]), or at once unless the bytes being
+// forwarded reach RCFG_THRESHOLD_BYTES, held until they drop below (threshold, [0117]). Held
+// commands go in arrival order. recover() takes the job table back after a restart.
 import {
   CONFIG_ADDR, MAP_ADDR, REGIONS_ADDR, REGION_ALIGN, PAGE_BYTES, MAPS_LAID_OUT, LINK_ENTRY_BYTES, LINK_HEADER_BYTES,
   LINK_PAYLOAD_BYTES, LINK_RING_ENTRIES, RCFG_MAGIC, RCFG_MAGIC_VALUE, RCFG_NODE, RCFG_LINKS, RCFG_BUFFER_BYTES,
   RCFG_FLAGS, RCFG_ROUTES, RCFG_TIMEOUT_US, RCFG_RETRIES, RCF_CUT_THROUGH, RMAP_LINKS, RMAP_STATS, RMAP_STATE,
   RMAP_WAKE_AT_NS, RMAP_JOBS, RMAP_JOB_COUNT, RELAY_MAX_LINKS, RELAY_MAX_NODES, DB_LINK_TX_BASE, DB_NONE, LT_WRITE, LT_READY,
   LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, RSTAT_JOBS, RSTAT_FORWARDED, RSTAT_ACTIVE, RSTAT_BYTES, RSTAT_DUPLICATES,
-  RSTAT_BAD, RSTAT_NO_BUFFER, RSTAT_FAILED, RSTAT_RETRIES, RSTAT_BUFFER_USED,
+  RSTAT_BAD, RSTAT_NO_BUFFER, RSTAT_FAILED, RSTAT_RETRIES, RSTAT_BUFFER_USED, RCF_NV, RCF_FORWARD_LATER, RCF_FORWARD_THRESHOLD,
+  RCFG_HOLD_US, RCFG_THRESHOLD_BYTES, RMAP_NV_ADDR, RMAP_NV_BYTES, RMAP_FLUSH, RMAP_SEQ, RSTAT_HELD, RSTAT_RECOVERED, LF_STORED,
 } from "../abi";
 import { ringInit, ringBytes, ringRelease } from "../ring";
 import { alignUp } from "../util";
@@ -46,6 +59,7 @@ const JF_FORWARDED_UP: u32 = 8;
 const JF_DOWN_READY: u32 = 16; // the next hop said READY (S127 / S145)
 const JF_ACKED_UP: u32 = 32; // RECEIVED sent upstream (S126 / S148)
 const JF_DOWN_DONE: u32 = 64; // RECEIVED came from the next hop (S129 / S149)
+const JF_HOLD: u32 = 128; // NV: stored, not yet released downstream (forward policy later or threshold)
 
 @unmanaged class Job {
   state: u8;
@@ -64,7 +78,8 @@ const JF_DOWN_DONE: u32 = 64; // RECEIVED came from the next hop (S129 / S149)
   retries: u32;
   readyFrom: u32; // READY from downstream: first byte it wants
   status: u32; // status << 24 | key << 16 | asc << 8 | ascq from downstream
-
+  seq: u32; // arrival number: held commands are released in this order
+  storedAt: f64; // NV: when all its data was here (forward later counts RCFG_HOLD_US from it)
 }
 
 // The job's copy of the command header (to rebuild WRITE and FORWARDED), after the Job fields.
@@ -91,6 +106,9 @@ function bufBase(): usize { return alignUp(bufMap() + <usize>((granules() + 63) 
 function timeoutNs(): f64 { return <f64>cfg32(RCFG_TIMEOUT_US) * 1000; }
 function route(dst: u32): u32 { return dst < RELAY_MAX_NODES ? <u32>load<u16>(CONFIG_ADDR + RCFG_ROUTES + dst * 2) : 0xFFFF; }
 function cutThrough(): bool { return (cfg32(RCFG_FLAGS) & RCF_CUT_THROUGH) != 0; }
+function nv(): bool { return (cfg32(RCFG_FLAGS) & RCF_NV) != 0; }
+/** Forward policy later or threshold: a command waits in NV until released. */
+function holds(): bool { return (cfg32(RCFG_FLAGS) & (RCF_FORWARD_LATER | RCF_FORWARD_THRESHOLD)) != 0; }
 
 let gNow: f64 = 0; // the time of the poll in progress (a register, as the array's iop.ts)
 
@@ -116,8 +134,47 @@ export function layout(): i32 {
   memory.fill(at, 0, <usize>JOBS * JOB_BYTES);
   memory.fill(bufMap(), 0, <usize>((granules() + 63) / 64) * 8);
   memory.fill(MAP_ADDR + RMAP_STATS, 0, 128);
+  store<u32>(MAP_ADDR + RMAP_NV_ADDR, at);
+  store<u32>(MAP_ADDR + RMAP_NV_BYTES, <u32>(bufBase() + <usize>granules() * GRANULE - at));
+  store<u32>(MAP_ADDR + RMAP_FLUSH, 0);
+  store<u32>(MAP_ADDR + RMAP_SEQ, 0);
   store<u32>(MAP_ADDR + RMAP_STATE, MAPS_LAID_OUT);
   return 0;
+}
+
+/**
+ * After a restart: the harness has put the NV part back (job table, buffer map, buffer). Every job
+ * goes on from a step that is safe to repeat: data still arriving asks upstream again; a command
+ * downstream starts its exchange again (a next hop that applied it answers RECEIVED again: it
+ * knows the issuing ID). Counters start again; the gauges are counted. Returns the jobs recovered.
+ */
+export function recover(now: f64): i32 {
+  gNow = now;
+  let n: i32 = 0;
+  let seq: u32 = 0;
+  memory.fill(MAP_ADDR + RMAP_STATS, 0, 128);
+  for (let i: u32 = 0; i < JOBS; i++) {
+    const j = jobAt(i);
+    const x = job(j);
+    if (x.state == J_FREE) continue;
+    seq = max<u32>(seq, x.seq);
+    x.retries = 0;
+    x.deadlineNs = now + timeoutNs();
+    if (x.state == J_DONE) continue;
+    n++;
+    statAdd(RSTAT_ACTIVE, 1);
+    statAdd(RSTAT_BUFFER_USED, <i64>x.packets * GRANULE);
+    if (x.storedAt > now) x.storedAt = now; // a clock that started again
+    if (x.state == J_RECEIVING) { x.flags |= JF_READY_UP; continue; }
+    // Downstream from the start: its WRITE again unless it is held or done there.
+    x.flags &= ~JF_DOWN_READY;
+    x.sent = 0;
+    if ((x.flags & (JF_HOLD | JF_DOWN_DONE)) == 0) x.flags |= JF_WRITE_DOWN;
+    if ((x.flags & JF_ACKED_UP) == 0) x.flags |= JF_RECEIVED_UP;
+  }
+  store<u32>(MAP_ADDR + RMAP_SEQ, seq);
+  statAdd(RSTAT_RECOVERED, n);
+  return n;
 }
 
 export function poll(now: f64): i32 {
@@ -132,12 +189,53 @@ export function poll(now: f64): i32 {
       work++;
     }
   }
+  if (holds()) work += release();
   for (let i: u32 = 0; i < JOBS; i++) {
     const j = jobAt(i);
     if (job(j).state == J_FREE) continue;
     work += emit(j) + timers(j);
   }
   return work;
+}
+
+/**
+ * Forward policy later / threshold: releases held commands (all data stored) downstream in arrival
+ * order — later: RCFG_HOLD_US after each was stored, or all at a flush; threshold: while the bytes
+ * being forwarded stay below RCFG_THRESHOLD_BYTES (one at least when none are). Counts RSTAT_HELD.
+ */
+function release(): i32 {
+  const later = (cfg32(RCFG_FLAGS) & RCF_FORWARD_LATER) != 0;
+  const flush = load<u32>(MAP_ADDR + RMAP_FLUSH) != 0;
+  store<u32>(MAP_ADDR + RMAP_FLUSH, 0);
+  let work: i32 = 0;
+  for (;;) {
+    let first: usize = 0;
+    let held: i64 = 0;
+    let down: u32 = 0;
+    for (let i: u32 = 0; i < JOBS; i++) {
+      const j = jobAt(i);
+      const x = job(j);
+      if (x.state != J_FORWARDING) continue;
+      if ((x.flags & JF_HOLD) != 0) {
+        held++;
+        if (first == 0 || x.seq - job(first).seq > 0x7FFFFFFF) first = j;
+      } else if ((x.flags & JF_DOWN_DONE) == 0) down += <u32>x.packets * GRANULE;
+    }
+    store<i64>(stat(RSTAT_HELD), held);
+    if (first == 0) return work;
+    const x = job(first);
+    if (!flush) {
+      if (later) {
+        const due = x.storedAt + <f64>cfg32(RCFG_HOLD_US) * 1000;
+        if (gNow < due) { wakeAt(due); return work; }
+      } else if (down > 0 && down + <u32>x.packets * GRANULE > cfg32(RCFG_THRESHOLD_BYTES)) return work; // woken by the forward that ends
+    }
+    x.flags = (x.flags & ~JF_HOLD) | JF_WRITE_DOWN;
+    x.deadlineNs = gNow + timeoutNs();
+    x.retries = 0;
+    work++;
+  }
+  return work; // (not reached: the loop returns)
 }
 
 function wakeAt(t: f64): void {
@@ -207,13 +305,18 @@ function upWrite(l: u32, p: usize): void {
   x.downLink = <u8>down;
   x.packets = <u16>packets;
   x.bufFirst = packets == 0 ? 0 : <u32>first;
-  x.flags = JF_READY_UP | JF_WRITE_DOWN; // S121, S122
+  // S121, S122; a relay that holds commands in NV sends the WRITE downstream once it is released.
+  // Controls (no data) are never held: the origin waits for their FORWARDED.
+  x.flags = holds() && packets > 0 ? JF_READY_UP | JF_HOLD : JF_READY_UP | JF_WRITE_DOWN;
   x.deadlineNs = gNow + timeoutNs();
+  const seq = load<u32>(MAP_ADDR + RMAP_SEQ) + 1;
+  store<u32>(MAP_ADDR + RMAP_SEQ, seq);
+  x.seq = seq;
   memory.copy(jobHeader(j), p, LINK_HEADER_BYTES);
   statAdd(RSTAT_JOBS, 1);
   statAdd(RSTAT_ACTIVE, 1);
   statAdd(RSTAT_BUFFER_USED, <i64>packets * GRANULE);
-  if (packets == 0) { x.state = J_FORWARDING; x.flags |= JF_RECEIVED_UP; }
+  if (packets == 0) { x.state = J_FORWARDING; x.flags |= JF_RECEIVED_UP; x.storedAt = gNow; }
 }
 
 /** S123-S125 (S143-S147): a data packet into the buffer; all there: S126 (S148) RECEIVED upstream. */
@@ -237,6 +340,7 @@ function upData(p: usize): void {
   if (x.got == allPackets(x)) {
     x.state = J_FORWARDING;
     x.flags |= JF_RECEIVED_UP;
+    x.storedAt = gNow;
   }
 }
 
@@ -298,6 +402,7 @@ function answerUp(j: usize, tx: usize, type: u32): bool {
     h.offset = first * LINK_PAYLOAD_BYTES;
     h.total = pkt(jobHeader(j)).total - min<u32>(h.offset, pkt(jobHeader(j)).total);
   }
+  if (type == LT_RECEIVED && nv() && x.packets > 0) h.flags = <u8>(<u32>h.flags | LF_STORED); // the relay owns it now (NV)
   if (type == LT_FORWARDED) {
     h.status = <u8>(x.status >> 24);
     h.senseKey = <u8>(x.status >> 16);
@@ -362,7 +467,17 @@ function timers(j: usize): i32 {
     if (gNow >= x.deadlineNs) freeJob2(j); else wakeAt(x.deadlineNs);
     return 0;
   }
+  if ((x.flags & JF_HOLD) != 0 && x.state == J_FORWARDING) return 0; // stored, not released: nothing is awaited downstream
   if (gNow < x.deadlineNs) { wakeAt(x.deadlineNs); return 0; }
+  if (x.retries >= cfg32(RCFG_RETRIES) && nv() && x.packets > 0 && x.state == J_FORWARDING && (x.flags & JF_ACKED_UP) != 0) {
+    // NV: a stored command is never given up for silence downstream; asked again, less often.
+    x.retries = 0;
+    x.deadlineNs = gNow + timeoutNs() * <f64>(cfg32(RCFG_RETRIES) + 1);
+    wakeAt(x.deadlineNs);
+    statAdd(RSTAT_RETRIES, 1);
+    if ((x.flags & JF_DOWN_DONE) == 0) x.flags |= JF_WRITE_DOWN;
+    return 1;
+  }
   if (x.retries >= cfg32(RCFG_RETRIES)) {
     log(LOG_WARN, "relay: a command was given up after its retries (job, packets received)", x.gen, x.got);
     x.status = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) | 0x01; // ABORTED COMMAND, LOGICAL UNIT COMMUNICATION TIMEOUT

@@ -116,6 +116,10 @@ export function syncLayout(u: usize, entries: u32, entryBytes: u32, blockBytes: 
 }
 
 export function syncUnit(u: usize): SyncUnit { return unit(u); }
+/** Entry e's issuing ID while it is receiving or held, else 0 (the link unit finds DATA's entry by it). */
+export function syncEntryIssuing(u: usize, e: u32): u32 { return e < unit(u).entries && entry(u, e).state != ES_FREE ? entry(u, e).issuingId : 0; }
+/** Entry e holds all its data (S425): a repeat of its WRITE is answered at once. */
+export function syncEntryHeld(u: usize, e: u32): bool { return e < unit(u).entries && entry(u, e).state == ES_HELD; }
 /** The data area of entry e (the caller's DMA target, S423). */
 export function syncData(u: usize, e: u32): usize { return entryAt(u, e) + ENTRY_HEADER_BYTES; }
 

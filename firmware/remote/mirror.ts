@@ -17,8 +17,10 @@ import { remoteCommandWait } from "../scsi/remote";
 import { gNow, gIndex, wakeAt } from "../iop";
 import { blockSize, capacityBlocks } from "../volume";
 import { commitNext, fail } from "../sequencer";
+import { standbyCommandBytes, standbyCopyEnds } from "./standby";
 import { linkSend, linkMaxBytes, CXF_REMOTE_DONE, CXF_REMOTE_FAILED, LXF_COPY } from "../comm/link";
 import { ctxById } from "../ctx";
+import { routeSend, routeWaiting } from "./route";
 import { remote, remoteOfVolume, remoteSuspend, remoteSetState, REMOTE_PAIRS, RR_PRIMARY, RS_PAIR, RS_COPY, RSR_LINK, RSR_NONE } from "./pair";
 
 /** A host WRITE waiting for its window's send command(s) (ctx.ts leaves 13-19 to the sequencer). */
@@ -65,7 +67,9 @@ export function remoteWait(c: usize): void {
   }
   const child = load<u32>(c + CX_ARG);
   if (child != 0) {
-    if (ctxById(child) == 0) { fail(c, 0x0B, 0x08, 0x01); } // ended without a word: aborted under it
+    // Ended without a word (aborted under it); a set of stripes or copies lives while a member does (remote/route.ts).
+    const pw = remoteOfVolume(<u32>load<u16>(c + CX_VOLUME));
+    if (ctxById(child) == 0 && (pw < 0 || !routeWaiting(<u32>pw, child))) { fail(c, 0x0B, 0x08, 0x01); }
     return;
   }
   const next = <u64>load<u32>(c + CX_FIRST_SLOT) << 9;
@@ -74,8 +78,8 @@ export function remoteWait(c: usize): void {
   const p = sendingPair(v);
   // Done, or the pair stopped sending meanwhile (suspended by another command: nothing is promised remotely now).
   if (next >= end || p < 0) { commitNext(c); return; }
-  const n = <u32>min<u64>(<u64>linkMaxBytes(<u32>p), end - next);
-  const id = linkSend(<u32>p, LOP_NONE, next, n, load<u32>(c + CX_ID), LF_MIRROR << 8);
+  // One command, or (several relays) a stripe or a set of copies: remote/route.ts picks the hops.
+  const id = routeSend(c, <u32>p, next, end, min<u32>(linkMaxBytes(<u32>p), standbyCommandBytes(<u32>p)), LF_MIRROR << 8);
   if (id == 0) {
     // No context or link port free now: bounded like every wait of the pair.
     const r = remote(<u32>p);
@@ -87,7 +91,6 @@ export function remoteWait(c: usize): void {
   }
   store<u32>(c + CX_ARG, id);
   store<f64>(c + CX_DEADLINE_NS, 0);
-  store<u32>(c + CX_FIRST_SLOT, <u32>((next + <u64>n) >> 9));
 }
 
 /**
@@ -107,7 +110,7 @@ export function remoteCopyStep(): i32 {
       r.copyNext += <u64>n;
       work++;
     }
-    if (r.copyActive == 0 && r.copyDone >= r.copyTotal) { remoteSetState(p, RS_PAIR, RSR_NONE); work++; }
+    if (r.copyActive == 0 && r.copyDone >= r.copyTotal && standbyCopyEnds(p)) { remoteSetState(p, RS_PAIR, RSR_NONE); work++; }
   }
   return work;
 }

@@ -24,7 +24,8 @@ import { MAP_ADDR, MAP_REMOTE_TABLE, REMOTE_PAIRS_MAX, RPR_BYTES, RPR_STATE, RPR
 import { gNow } from "../iop";
 import { trace } from "../trace";
 import { namesEqual } from "../util";
-import { nvBase, nvPersistRange, nvRoom, nvId, seal, newer, loadNewerCopy, NVK_NONE, NVK_REMOTE, REMOTE_NV_OFFSET, REMOTE_NV_BYTES } from "../nv";
+import { nvBase, nvPersistRange, nvRoom, nvId, seal, sealed, blank, newer, loadNewerCopy, NVK_NONE, NVK_REMOTE, REMOTE_NV_OFFSET, REMOTE_NV_BYTES, NVT_OFFSET, NVT_SIZE, NVT_RECORD } from "../nv";
+import { crc32c } from "../comm/crc";
 import { log, LOG_WARN } from "../hal";
 
 export const REMOTE_PAIRS: u32 = REMOTE_PAIRS_MAX;
@@ -64,6 +65,7 @@ export const RSR_RESTART: u8 = 6; // the array restarted (its commands in flight
 // Modes
 export const RM_MIRROR: u8 = 1; // embodiment 3: a mirror the hosts read after failover
 export const RM_BACKUP: u8 = 2; // embodiment 1: a backup copy (also readable after failover)
+export const RM_DELAYED: u8 = 3; // embodiment 7: the standby holds writes until a restart enabling point (remote/standby.ts)
 
 @unmanaged export class RemotePair {
   used: u8;
@@ -100,8 +102,14 @@ export const RM_BACKUP: u8 = 2; // embodiment 1: a backup copy (also readable af
   leaseDurable: u32; // primary: the lease the NV file holds: IDs are given out only below it
   nvDue: u8; // 1: the record changed since its last persist
   leaseBusy: u8; // 1: a persist of a longer lease is in flight (NVK_REMOTE)
-  rdData: u8; // primary: N of redundancy-processed writes (embodiments 5, 6; remote/rdlink.ts); 0: none
-  rdParity: u8; // primary: m, the parity parts of each block
+  // Persisted (version 8 records end here, at byte 120: nv.ts, remoteNvUpgrade):
+  rdData: u8; // 118, primary: N of redundancy-processed writes (embodiments 5, 6; remote/rdlink.ts); 0: none
+  rdParity: u8; // 119, primary: m, the parity parts of each block
+  // Persisted since version 9: the route over several relays (remote/route.ts, embodiment 4).
+  routePolicy: u8; // 120, RP_*
+  routeCount: u8; // 121, relays named (0: direct; firstHop is the first)
+  routeRelays: u32; // 124, their node numbers, a byte each, first in the low byte
+  // Bytes 128 to 251 are free for more fields (added at the end); the CRC-32C is at 252.
 }
 /** The record's CRC-32C, in the working record unused, in each NV copy over the bytes before it. */
 const RPR_CRC: u32 = RPR_BYTES - 4;
@@ -113,9 +121,14 @@ const LEASE_SLACK: u32 = 64;
 const MAPX_REMOTE: u32 = MAP_REMOTE_TABLE;
 // The harness reads these fields (harness/network.ts: a pair that creates, copies or has commands in flight keeps time running).
 // @ts-ignore: decorator
-@inline function layoutAssumed(): bool { return offsetof<RemotePair>("state") == RPR_STATE && offsetof<RemotePair>("inFlight") == RPR_IN_FLIGHT && offsetof<RemotePair>() <= RPR_CRC; }
+@inline function layoutAssumed(): bool {
+  return offsetof<RemotePair>("state") == RPR_STATE && offsetof<RemotePair>("inFlight") == RPR_IN_FLIGHT && offsetof<RemotePair>() <= RPR_CRC
+    && offsetof<RemotePair>("routePolicy") == RPR_V8_FIELDS; // what version 8 persisted ends where the route begins
+}
 
-export function remoteStateBytes(): usize { return <usize>REMOTE_PAIRS * (REMOTE_RECORD_BYTES + HELD_MAX * HELD_BYTES); }
+/** remote/route.ts's volatile state per pair (the round robin cursor, the sets in flight), after the held WRITEs. */
+export const ROUTE_STATE_BYTES: u32 = 512;
+export function remoteStateBytes(): usize { return <usize>REMOTE_PAIRS * (REMOTE_RECORD_BYTES + HELD_MAX * HELD_BYTES + ROUTE_STATE_BYTES); }
 export function remoteLayout(at: usize): void {
   assert(layoutAssumed(), "remote: RemotePair does not match RPR_* of abi.ts");
   store<u32>(MAP_ADDR + MAPX_REMOTE, <u32>at);
@@ -131,6 +144,11 @@ export function remoteLayout(at: usize): void {
 /** Held WRITE h of pair p: the header (64 bytes), then the port (u32) and a used flag (u32). */
 export function heldAt(p: u32, h: u32): usize {
   return base() + <usize>REMOTE_PAIRS * REMOTE_RECORD_BYTES + (<usize>p * HELD_MAX + h) * HELD_BYTES;
+}
+
+/** Pair p's route state (remote/route.ts). */
+export function routeStateAt(p: u32): usize {
+  return base() + <usize>REMOTE_PAIRS * (REMOTE_RECORD_BYTES + HELD_MAX * HELD_BYTES) + <usize>p * ROUTE_STATE_BYTES;
 }
 
 /** This array's node number, and whether it ends any link. */
@@ -239,6 +257,39 @@ export function remoteNvDone(p: u32, status: u32): void {
   const r = remote(p);
   r.leaseBusy = 0;
   if (status == 0 && newer(r.lease, r.leaseDurable)) r.leaseDurable = r.lease;
+}
+
+/** NV version 8's records: 128 bytes, the fields in the first RPR_V8_FIELDS, the CRC-32C at 124. */
+const RPR_V8_BYTES: u32 = 128;
+const RPR_V8_FIELDS: u32 = 120;
+
+/** Directory entry t (0: none) is version 8's remote table: at this table's place, records of 128 bytes. */
+export function remoteNvNarrow(t: usize): bool {
+  return t != 0 && load<u32>(t + NVT_OFFSET) == REMOTE_NV_OFFSET && load<u32>(t + NVT_RECORD) == RPR_V8_BYTES
+    && load<u32>(t + NVT_SIZE) == REMOTE_PAIRS * 2 * RPR_V8_BYTES;
+}
+
+/**
+ * Boot, a version 8 image (after its init map moved out of the grown table's place): every copy of
+ * every record widened in place to RPR_BYTES, the last first (each moves up, past the ones before
+ * it): its fields kept, the rest zero (no route: direct or one relay, all version 8 knew), sealed
+ * again when it was whole; a torn copy stays torn (its body kept, a CRC that does not match), so
+ * loadNewerCopy still picks the older whole one. Persisted whole.
+ */
+export function remoteNvUpgrade(): void {
+  const at = nvBase() + REMOTE_NV_OFFSET;
+  for (let i: i32 = <i32>(REMOTE_PAIRS * 2) - 1; i >= 0; i--) {
+    const from = at + <usize>i * RPR_V8_BYTES;
+    const to = at + <usize>i * REMOTE_RECORD_BYTES;
+    const empty = blank(from, RPR_V8_BYTES);
+    const whole = sealed(from, RPR_V8_BYTES - 4);
+    memory.copy(to, from, RPR_V8_FIELDS);
+    memory.fill(to + RPR_V8_FIELDS, 0, REMOTE_RECORD_BYTES - RPR_V8_FIELDS);
+    if (empty) continue;
+    const crc = crc32c(to, RPR_CRC, 0);
+    store<u32>(to + RPR_CRC, whole ? crc : ~crc);
+  }
+  nvPersistRange(at, REMOTE_NV_BYTES, nvId(NVK_NONE, 0));
 }
 
 /** A blank remote table in NV (a new image, or one from before remote pairs): persisted empty. */

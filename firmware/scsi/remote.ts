@@ -4,7 +4,7 @@
 // said yes — or with what it said no with — within the pair's bound; then the initial copy runs
 // (remote/mirror.ts) and `remote status` shows it.
 import {
-  MAX_VOLUMES, LOP_CREATE, LOP_DELETE, CONFIG_ADDR, CFG_REMOTE, RELAY_MAX_NODES, MAP_ADDR, MAP_RELAY_COUNT, MAP_RELAY_TABLE,
+  MAX_VOLUMES, LOP_CREATE, LOP_DELETE, LOP_REFLECT, CONFIG_ADDR, CFG_REMOTE, RELAY_MAX_NODES, MAP_ADDR, MAP_RELAY_COUNT, MAP_RELAY_TABLE,
   RELAY_STATUS_MAX, RLS_BYTES, RLS_NODE,
 } from "../abi";
 import { CX_ID, CX_ARG, CX_FLAGS, CX_STATE, CX_CDB, CX_FIRST_SLOT, ctxField } from "../ctx";
@@ -16,9 +16,12 @@ import { getBe16, getBe32, putBe16, putBe32, putBe64 } from "../util";
 import { linkSend, linkPortToward, CXF_REMOTE_DONE, CXF_REMOTE_FAILED } from "../comm/link";
 import { ST_REMOTE } from "../remote/mirror";
 import { rdCreateAllowed } from "../remote/rdlink";
+import { routeParse, routeRelay, RP_LAST } from "../remote/route";
+import { scratch } from "../channel";
+import { standbyFailover, standbyRestartable } from "../remote/standby";
 import {
   remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
-  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
+  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP, RM_DELAYED,
   NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, NODE_NAMES, NODE_NAME_BYTES, RemotePair,
 } from "../remote/pair";
 
@@ -33,6 +36,8 @@ export const RC_SUSPEND: u32 = 1;
 export const RC_RESUME: u32 = 2;
 export const RC_FAILOVER: u32 = 3;
 export const RC_DELETE: u32 = 4;
+/** A restart enabling point (003 embodiment 7, S440/S441): the pair's delay data reflecting command. */
+export const RC_RESTART_POINT: u32 = 5;
 /** What a pair waits for a create or resume answer at most when the list gives no timeout. */
 const DEFAULT_TIMEOUT_MS: u32 = 50;
 const DEFAULT_RETRIES: u32 = 5;
@@ -57,7 +62,9 @@ function remoteError(c: usize, ascq: u32, field: i32, inCdb: bool): void {
  * REMOTE CREATE: list bytes 0-1 volume, 2 mode (1 mirror, 2 backup), 3 retries (0: 5), 4-7 timeout
  * in ms (0: 50), 8-39 the peer array's name, 40-71 the relay's name (empty: direct), 72-83 the
  * peer volume's name (NUL padded, at most 12 bytes), 84 N and 85 m of redundancy-processed writes
- * (embodiments 5, 6; both 0: none; direct only, over the links that reach the peer: remote/rdlink.ts).
+ * (embodiments 5, 6; both 0: none; direct only, over the links that reach the peer: remote/rdlink.ts),
+ * 86 the route policy over several relays named in 40-71 by commas (embodiment 4; 0: round robin,
+ * or the one relay: remote/route.ts).
  */
 export function remoteCreate(c: usize, list: usize): void {
   if (!linked()) { remoteError(c, RE_NOT_LINKED, -1, false); return; }
@@ -65,27 +72,42 @@ export function remoteCreate(c: usize, list: usize): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { remoteError(c, RE_NO_VOLUME, 0, false); return; }
   if (remoteOfVolume(v) >= 0) { remoteError(c, RE_IN_PAIR, 0, false); return; }
   const mode = <u32>load<u8>(list + 2);
-  if (mode != RM_MIRROR && mode != RM_BACKUP) { remoteError(c, RE_STATE, 2, false); return; }
+  if (mode != RM_MIRROR && mode != RM_BACKUP && mode != RM_DELAYED) { remoteError(c, RE_STATE, 2, false); return; }
   store<u8>(list + 39, 0);
   store<u8>(list + 71, 0);
   const peer = nodeByName(list + 8);
   if (peer < 0 || nodeKind(<u32>peer) != NODE_ARRAY || <u32>peer == myNode()) { remoteError(c, RE_NODE, 8, false); return; }
-  // The first hop is a neighbour: the peer itself (direct), or the relay named (its RECEIVED is S169's).
+  // The first hop is a neighbour: the peer itself (direct), or the relays named (their RECEIVED is
+  // S169's): one, or several separated by commas with a policy in byte 86 (remote/route.ts).
+  const policy = <u32>load<u8>(list + 86);
+  let p: i32 = -1;
+  for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
+  if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
   let hop = peer;
   if (load<u8>(list + 40) != 0) {
-    hop = nodeByName(list + 40);
-    if (hop < 0 || nodeKind(<u32>hop) != NODE_RELAY) { remoteError(c, RE_NODE, 40, false); return; }
+    remoteReset(<u32>p);
+    hop = routeParse(<u32>p, list + 40, policy, scratch() + 2048);
+    if (hop < 0) { remoteError(c, RE_NODE, 40, false); return; }
+    for (let i: u32 = 0; i < <u32>remote(<u32>p).routeCount; i++) {
+      const relay = routeRelay(<u32>p, i);
+      if (nodeKind(relay) != NODE_RELAY || !neighbour(relay) || linkPortToward(relay) < 0) { remoteError(c, RE_NODE, 40, false); return; }
+    }
   }
   if (!neighbour(<u32>hop)) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (linkPortToward(<u32>hop) < 0) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (load<u8>(list + 72) == 0 || peerNameLength(list + 72) > PEER_NAME_BYTES) { remoteError(c, RE_NAME, 72, false); return; }
+  // (The bytes after the name are looked at after it: a long name runs into byte 84.)
   const rdN = <u32>load<u8>(list + 84);
   const rdM = <u32>load<u8>(list + 85);
   if ((rdN != 0 || rdM != 0) && !rdCreateAllowed(rdN, rdM, <u32>peer, hop != peer)) { remoteError(c, RE_REDUNDANCY, 84, false); return; }
-  let p: i32 = -1;
-  for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
-  if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
+  if (policy > <u32>RP_LAST || (policy != 0 && hop == peer)) { remoteError(c, RE_STATE, 86, false); return; }
+  const route = remote(<u32>p).routeRelays;
+  const routeCount = remote(<u32>p).routeCount;
+  const routePolicy = remote(<u32>p).routePolicy;
   const r = remoteReset(<u32>p);
+  r.routeRelays = hop == peer ? 0 : route;
+  r.routeCount = hop == peer ? 0 : routeCount;
+  r.routePolicy = hop == peer ? 0 : routePolicy;
   r.used = 1;
   r.role = RR_PRIMARY;
   r.mode = <u8>mode;
@@ -147,8 +169,18 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
   } else if (op == RC_FAILOVER) {
     // 003's standby takes over: its volume is the hosts' (read-write); nothing more is applied from the link.
     if (primary || r.state == RS_FAILOVER) { remoteError(c, RE_STATE, 14, true); return; }
+    // Embodiment 7 (S480-S485): what no reflecting command confirmed is discarded first; a reflect
+    // already writing finishes (its runs are in the write path), and the command runs again then.
+    if (!standbyFailover(p)) { retryLater(c); return; }
     remoteSetState(p, RS_FAILOVER, RSR_NONE);
     persistThenGood(c, p);
+  } else if (op == RC_RESTART_POINT) {
+    // S440/S441: the delay data reflecting command goes after every write issued before it (its
+    // issuing ID is the next); GOOD once the standby has written them (its RECEIVED, S468).
+    if (!primary || !standbyRestartable(p)) { remoteError(c, RE_STATE, 14, true); return; }
+    const id = linkSend(p, LOP_REFLECT, 0, 0, load<u32>(c + CX_ID), 0);
+    if (id == 0) { retryLater(c); return; }
+    waitFor(c, p, id);
   } else if (op == RC_DELETE) {
     if (r.state == RS_CREATING) { remoteError(c, RE_STATE, 14, true); return; }
     r.serial++; // answers for its commands still in flight change nothing now
@@ -179,6 +211,14 @@ export function remoteCommandWait(c: usize): void {
     return;
   }
   const r = remote(<u32>p);
+  if (sa == SA_REMOTE_CHANGE && op == RC_RESTART_POINT) {
+    // The standby's answer: GOOD, it is at this restart point; else the pair is suspended already (comm/link.ts).
+    if ((f & CXF_REMOTE_FAILED) == 0) { good(c); return; }
+    const answer = load<u32>(c + CX_ARG);
+    if (answer != 0 && ((answer >> 16) & 0xFF) != 0x0B && (answer >> 24) == 0x02) fail(c, (answer >> 16) & 0xFF, (answer >> 8) & 0xFF, answer & 0xFF);
+    else fail(c, 0x0B, 0x08, 0x01);
+    return;
+  }
   if ((f & CXF_REMOTE_FAILED) != 0) {
     const answer = load<u32>(c + CX_ARG);
     if (sa == SA_REMOTE_CREATE) r.used = 0; else remoteSetState(<u32>p, RS_SUSPENDED, r.reason == RSR_NONE ? RSR_USER : r.reason);

@@ -8,8 +8,8 @@ import * as A from '../../hal/abi';
 import type { Emulator } from '../../harness';
 import { describeControl } from '../../harness/array';
 import { ScsiClient } from '../../host/client';
-import { crc32c } from '../../lib/protocol';
 import * as scsi from '../../lib/scsi';
+import { toVersion } from './nvimage';
 import { startSmall, tempDir, createVolume, write, read, pattern, run, senseOf, type SmallOptions } from './env';
 
 const d = (name: string) => ({ name, kind: 'file', size: '64MiB' });
@@ -72,71 +72,14 @@ for (const [what, first, change] of changes) {
   });
 }
 
-/**
- * Rewrites a version 8 NV image (graceful stop) as an older firmware wrote it. Version 7 had no remote
- * pair table (version 8 put it after the thin map), version 6 no thin map either (version 7 put it
- * after the reservation table), versions 3 to 5 no reservation table either
- * (version 6 put it after the pairs, before the init map): the directory loses them, and what came
- * after starts where they began. Versions 5 and 6 then had the init map there, before the cache
- * tables; versions 3 and 4 had the cache tables there and the init map last, after the slot data;
- * version 3 with one copy of the map, records of 64 bytes of bits, their CRC-32C, 4 reserved bytes.
- * Header and table versions say the old version. The layouts are docs/hal.md's ("Layout and checksums").
- */
-function toVersion(file: string, version: 3 | 4 | 5 | 6 | 7): void {
-  const nv = fs.readFileSync(file);
-  const a = nv.subarray(0, 2048);
-  const bh = nv.subarray(2048, 4096);
-  const h = Buffer.from(bh.readBigUInt64LE(24) > a.readBigUInt64LE(24) && bh.readUInt32LE(0) === 0x564e4253 ? bh : a);
-  h.writeUInt32LE(version, 4);
-  const entry = (id: number): number => {
-    for (let i = 0; i < h.readUInt32LE(40); i++) if (h.readUInt16LE(64 + i * 16) === id) return 64 + i * 16;
-    throw new Error(`no table ${id} in the directory`);
-  };
-  // The tables the old version lacks: the directory's last entries (10 the reservations, 11 the thin map, 12 the remote pairs).
-  const gone = version === 7 ? [12] : version === 6 ? [11, 12] : [10, 11, 12];
-  const at = h.readUInt32LE(entry(gone[0]) + 4); // where the first began: the end of what the old version had before it
-  for (const id of gone.reverse()) {
-    const e = entry(id);
-    if (e !== 64 + (h.readUInt32LE(40) - 1) * 16) throw new Error(`table ${id} is not the last entry`);
-    h.fill(0, e, e + 16);
-    h.writeUInt32LE(h.readUInt32LE(40) - 1, 40);
-  }
-  for (let i = 0; i < h.readUInt32LE(40); i++) h.writeUInt16LE(version, 64 + i * 16 + 2);
-  const [ei, ed, ec, eda] = [4, 5, 6, 7].map(entry); // init map, descriptors, sector CRCs, slot data
-  const part = (e: number) => nv.subarray(h.readUInt32LE(e + 4), h.readUInt32LE(e + 4) + h.readUInt32LE(e + 8));
-  const [map, desc, crcs, data] = [ei, ed, ec, eda].map(part);
-  let init = map;
-  if (version === 3) {
-    init = Buffer.alloc(map.length / 2);
-    for (let r = 0; r < init.length; r += 72) {
-      const [x, y] = [map.subarray(r, r + 72), map.subarray(init.length + r, init.length + r + 72)];
-      const cur = ((y.readUInt32LE(68) - x.readUInt32LE(68)) | 0) > 0 ? y : x; // the newer generation
-      cur.copy(init, r, 0, 64);
-      init.writeUInt32LE(crc32c(init.subarray(r, r + 64)), r + 64);
-    }
-  }
-  const mapFirst = version >= 5; // the init map before the cache tables
-  const cacheAt = mapFirst ? at + init.length : at;
-  const dataAt = (cacheAt + desc.length + crcs.length + 4095) & ~4095;
-  h.writeUInt32LE(cacheAt, ed + 4);
-  h.writeUInt32LE(cacheAt + desc.length, ec + 4);
-  h.writeUInt32LE(dataAt, eda + 4);
-  h.writeUInt32LE(mapFirst ? at : dataAt + data.length, ei + 4);
-  h.writeUInt32LE(init.length, ei + 8);
-  h.writeUInt32LE(crc32c(h.subarray(0, 2044)), 2044);
-  const pad = Buffer.alloc(dataAt - cacheAt - desc.length - crcs.length);
-  const cacheTables = [desc, crcs, pad, data];
-  fs.writeFileSync(file, Buffer.concat([h, h, nv.subarray(4096, at), ...(mapFirst ? [init, ...cacheTables] : [...cacheTables, init])]));
-}
-
-const lacks = (version: 5 | 6 | 7) => version === 7 ? 'remote pair table' : version === 6 ? 'thin map and remote pair table' : 'reservation table, thin map and remote pair table';
-for (const version of [3, 4, 5, 6, 7] as const) {
-test(`an NV image of version ${version} (${version >= 5 ? `no ${lacks(version as 5 | 6 | 7)}` : `the init map last${version === 3 ? ', one copy' : ''}`}) is upgraded at boot and keeps what its map said`, async (t) => {
+const lacks = (version: 5 | 6 | 7 | 8) => version === 8 ? 'remote pair records of 256 bytes' : version === 7 ? 'remote pair table' : version === 6 ? 'thin map and remote pair table' : 'reservation table, thin map and remote pair table';
+for (const version of [3, 4, 5, 6, 7, 8] as const) {
+test(`an NV image of version ${version} (${version >= 5 ? `no ${lacks(version as 5 | 6 | 7 | 8)}` : `the init map last${version === 3 ? ', one copy' : ''}`}) is upgraded at boot and keeps what its map said`, async (t) => {
   const { dir, b, c1 } = await setUp(`init-v${version}`);
   toVersion(path.join(dir, 'a0', 'nvram.bin'), version);
   const lines: string[] = [];
   const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
-  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 8\\)`).test(l)), lines.join('\n'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 9\\)`).test(l)), lines.join('\n'));
   t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
   await check(t, up, b, c1, 'after the upgrade');
   await up.stop('powerFail');
@@ -146,7 +89,7 @@ test(`an NV image of version ${version} (${version >= 5 ? `no ${lacks(version as
 });
 }
 
-for (const version of [5, 6, 7] as const) {
+for (const version of [5, 6, 7, 8] as const) {
 test(`a version ${version} image with dirty cache data is upgraded: its cache tables move past the new ${lacks(version)} with the dirty slot, which reads back; the tables start empty`, async (t) => {
   const dir = tempDir(`init-v${version}-dirty`);
   const emu = await startSmall(base(dir));
@@ -159,7 +102,7 @@ test(`a version ${version} image with dirty cache data is upgraded: its cache ta
   const lines: string[] = [];
   const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
   t.teardown(() => up.stop('powerFail'));
-  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 8\\)`).test(l)), lines.join('\n'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 9\\)`).test(l)), lines.join('\n'));
   t.true(lines.some((l) => /nv: dirty cache slots recovered/.test(l)), lines.join('\n'));
   const u = up.connect();
   t.true((await read(u, 1, 8, 8)).equals(dirty), 'the dirty slot moved with the cache tables');

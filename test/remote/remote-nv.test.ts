@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { startSites, restartSites, untilRemote, type Sites } from './sites';
 import { pattern } from '../harness/env';
+import { toVersion } from '../harness/nvimage';
 
 const DIRECT = { directKm: 100, fileMedia: true }; // file media: the volumes' data outlives a restart
 
@@ -76,7 +77,7 @@ function remoteCopyAt(nv: Buffer, p: number, c: number): number {
   const [a, b] = [nv.subarray(0, 2048), nv.subarray(2048, 4096)];
   const h = b.readUInt32LE(0) === 0x564e4253 && b.readBigUInt64LE(24) > a.readBigUInt64LE(24) ? b : a; // the newer header
   for (let i = 0; i < h.readUInt32LE(40); i++) {
-    if (h.readUInt16LE(64 + i * 16) === 12) return h.readUInt32LE(64 + i * 16 + 4) + (p * 2 + c) * 128;
+    if (h.readUInt16LE(64 + i * 16) === 12) return h.readUInt32LE(64 + i * 16 + 4) + (p * 2 + c) * h.readUInt32LE(64 + i * 16 + 12); // its record size
   }
   throw new Error('no remote pair table in the NV directory');
 }
@@ -108,6 +109,43 @@ test('a torn remote pair record: the older whole copy counts; with both copies t
     t.deepEqual(await s.a.remoteStatus(), []);
     await s.a.write(1, 0, pattern(4096, 9)); // simplex: local
     t.true((await s.a.read(1, 0, 8)).equals(pattern(4096, 9)));
+  } finally {
+    await s.emu.stop('powerFail');
+  }
+});
+
+test('a version 8 image (remote pair records of 128 bytes) is upgraded at boot: the pair and a dirty slot are kept, the records are widened and persisted; resume makes B equal to A', async (t) => {
+  const o = { ...DIRECT, destageAgeMs: 600_000 }; // what is written stays dirty in NV
+  let s = await startSites('remote-nv-v8', o);
+  try {
+    await s.a.write(1, 0, pattern(64 * 1024, 1));
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror' });
+    await untilRemote(s, (x) => x.state === 'pair', 'pair (S100-S108)');
+    const dirty = pattern(96 * 1024, 2);
+    await s.a.write(1, 256, dirty); // S160-S170; dirty in both arrays' NV
+    await untilRemote(s, (x) => x.inFlight === 0, 'nothing in flight');
+    const before = await s.a.remoteOf(s.va);
+    await s.emu.stop('powerFail');
+    for (const array of ['A', 'B']) toVersion(path.join(s.dir, array, 'nvram.bin'), 8);
+    const lines: string[] = [];
+    s = await restartSites(s, o, (l) => lines.push(l));
+    t.is(lines.filter((l) => /nv: image upgraded \(from version, to version\) \(8, 9\)/.test(l)).length, 2, lines.join('\n'));
+    t.true(lines.some((l) => /nv: dirty cache slots recovered/.test(l)), lines.join('\n'));
+    t.false(lines.some((l) => /remote pair record failed its CRC|rebuilt from the volume table/.test(l)), lines.join('\n'));
+    const a = await s.a.remoteOf(s.va);
+    t.like(a, { role: 'primary', state: 'suspended', reason: 'restart', peerVolume: 'mirror', mode: before.mode });
+    t.true(a.issuingId > before.issuingId, `the lease was kept (${before.issuingId} -> ${a.issuingId})`);
+    t.like(await s.b.remoteOf(s.vb), { role: 'secondary', state: 'suspended', reason: 'restart' });
+    t.true((await s.a.read(1, 256, 192)).equals(dirty), 'the dirty slot moved with the cache tables');
+    // The widened records were persisted: a power cut now brings the pair back from version 9 records.
+    s = await restartSites(s, o);
+    t.like(await s.a.remoteOf(s.va), { role: 'primary', state: 'suspended', reason: 'restart', peerVolume: 'mirror' });
+    await s.a.remoteChange(s.va, 'resume');
+    await untilRemote(s, (x) => x.state === 'pair', 'pair after resume');
+    await s.a.write(1, 2048, pattern(48 * 1024, 3));
+    await untilRemote(s, (x) => x.inFlight === 0, 'nothing in flight');
+    await s.b.remoteChange(s.vb, 'failover');
+    t.true((await s.a.read(1, 0, 4096)).equals(await s.b.read(1, 0, 4096)), 'B is byte-identical to A');
   } finally {
     await s.emu.stop('powerFail');
   }

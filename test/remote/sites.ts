@@ -20,6 +20,8 @@ export interface SitesOptions {
   bandwidthMbps?: number;
   /** Media in files, which keep their data over a restart (default RAM: blank after every start). */
   fileMedia?: boolean;
+  /** The arrays' cache destage age (default 5 ms); a long one keeps written data dirty in NV. */
+  destageAgeMs?: number;
 }
 
 export interface Sites {
@@ -35,7 +37,7 @@ export interface Sites {
 export function sitesTopology(dir: string, o: SitesOptions): object {
   const array = (name: string) => ({
     name, dir: path.join(dir, name),
-    cache: { size: '16MiB', destageIntervalMs: 2, destageAgeMs: 5 },
+    cache: { size: '16MiB', destageIntervalMs: 2, destageAgeMs: o.destageAgeMs ?? 5 },
     iops: [{ role: 'channel' }, { role: 'disk' }],
     media: [{ name: 'd0', kind: o.fileMedia ? 'file' : 'ram', size: '64MiB' }],
     ports: [{ name: 'q0', iop: 0, transport: 'inproc' }],
@@ -54,11 +56,15 @@ export function sitesTopology(dir: string, o: SitesOptions): object {
 }
 
 export async function startSites(label: string, o: SitesOptions = {}): Promise<Sites> {
+  return startWith(label, (dir) => sitesTopology(dir, o), o.blocks);
+}
+
+/** Starts a topology of arrays A and B (and whatever joins them) with volume "vol" on A and "mirror" on B. */
+export async function startWith(label: string, topology: (dir: string) => object, blocks = 4096): Promise<Sites> {
   const dir = tempDir(label);
-  const emu = await Emulator.start(sitesTopology(dir, o), { debug: true });
+  const emu = await Emulator.start(topology(dir), { debug: true });
   const sa = emu.connect('A');
   const sb = emu.connect('B');
-  const blocks = o.blocks ?? 4096;
   const va = await createVolume(sa, { name: 'vol', blocks, blockSize: 512 }, 1);
   const vb = await createVolume(sb, { name: 'mirror', blocks, blockSize: 512 }, 1);
   return { emu, dir, a: new ScsiClient(sa), b: new ScsiClient(sb), va, vb };

@@ -34,7 +34,7 @@ test('a two-site topology: distance gives latency at 5 µs per km, defaults fill
   t.is(topo.links[0].bandwidthMbps, 10_000);
   t.is(topo.links[0].loss, 0);
   t.is(topo.links[0].queueBytes, 4 << 20);
-  t.deepEqual(topo.relays[0], { name: 'relay0', node: 2, bufferBytes: 8 << 20, cutThrough: false, timeoutMs: 50, retries: 5 });
+  t.deepEqual(topo.relays[0], { name: 'relay0', node: 2, bufferBytes: 8 << 20, cutThrough: false, timeoutMs: 50, retries: 5, forward: 'now', holdMs: 1000, thresholdBytes: 1 << 20 });
   t.deepEqual(topo.arrays[0].linkPorts!.map((p) => [p.name, p.iop, p.queue]), [['near.q0', 0, 0], ['near.q1', 1, 1]]);
   t.deepEqual(linkRoutes(['main', 'standby', 'relay0'], topo.links), [[-1, 0, 0], [1, -1, 1], [0, 1, -1]]);
 });
