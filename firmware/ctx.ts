@@ -101,7 +101,7 @@ export const CXF_PARAM: u32 = 128; // the data-out window is a parameter list, n
 export const CXF_FLUSH_POSTED: u32 = 256;
 export const CXF_TAPE: u32 = 1024; // the command holds a tape device's claim (CX_ARG: device + 1)
 export const CXF_NV_FAILED: u32 = 512; // an NV persist of this command completed with an error
-export const CXF_PAIR_WAIT: u32 = 2048; // a write waits for a pair's copy of its track (CX_DEADLINE_NS: until when)
+export const CXF_PAIR_WAIT: u32 = 2048; // a bounded wait began (sequencer waitExpired; CX_DEADLINE_NS: until when): a pair's copy of a track, a failover's reflect
 export const CXF_SINK_COMPARE: u32 = 4096; // a read compares the blocks with the buffer (VERIFY BYTCHK=1)
 export const CXF_SINK_DISCARD: u32 = 8192; // a read only stages the blocks (VERIFY BYTCHK=0, PRE-FETCH)
 export const CXF_REDISPATCH: u32 = 16384; // when that read is done the handler runs again (COMPARE AND WRITE)

@@ -63,17 +63,24 @@ import { remoteWindow, remoteWait, ST_REMOTE } from "./remote/mirror";
 const PAIR_WAIT_NS: f64 = 30e9;
 
 /** True (and the command failed) when it has waited for a pair copy longer than PAIR_WAIT_NS. */
-function pairWaitExpired(c: usize): bool {
+function pairWaitExpired(c: usize): bool { return waitExpired(c, PAIR_WAIT_NS, 0x85, 0x06); }
+
+/**
+ * A command's bounded wait: the first call starts the bound (CXF_PAIR_WAIT, CX_DEADLINE_NS) and
+ * every call asks for a poll at its end; true (the command failed ABORTED COMMAND asc/ascq, which
+ * names what it waited for) once it has waited longer than boundNs.
+ */
+export function waitExpired(c: usize, boundNs: f64, asc: u32, ascq: u32): bool {
   const f = load<u32>(c + CX_FLAGS);
   if ((f & CXF_PAIR_WAIT) == 0) {
     store<u32>(c + CX_FLAGS, f | CXF_PAIR_WAIT);
-    store<f64>(c + CX_DEADLINE_NS, gNow + PAIR_WAIT_NS);
-    wakeAt(gNow + PAIR_WAIT_NS);
+    store<f64>(c + CX_DEADLINE_NS, gNow + boundNs);
+    wakeAt(gNow + boundNs);
     return false;
   }
   if (gNow < load<f64>(c + CX_DEADLINE_NS)) { wakeAt(load<f64>(c + CX_DEADLINE_NS)); return false; }
   ctxBufferRelease(c);
-  fail(c, 0x0B, 0x85, 0x06);
+  fail(c, 0x0B, asc, ascq);
   return true;
 }
 

@@ -658,6 +658,7 @@ const ASC_TEXT = new Map<number, string>([
   [0x8616, 'NO SUCH VOLUME FOR THE REMOTE PAIR'],
   [0x8617, 'THIS ARRAY ENDS NO LINK'],
   [0x8618, 'REDUNDANCY NOT POSSIBLE FOR THIS PAIR'],
+  [0x8619, 'FAILOVER WAITED TOO LONG FOR THE REFLECT'], // S484 (docs/remote.md, delayed writes)
 ]);
 
 export function senseKeyName(key: number): string {

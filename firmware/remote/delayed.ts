@@ -304,7 +304,11 @@ export function syncReflectNext(u: usize, out: usize): u32 {
     while (x.cursor < x.blocks && coveredLater(u, x, x.lba + <u64>x.cursor)) { x.cursor++; s.blocksSkipped++; }
     const first = x.cursor;
     while (x.cursor < x.blocks && !coveredLater(u, x, x.lba + <u64>x.cursor)) x.cursor++;
-    if (x.cursor == first) { release(u, <u32>e); continue; } // wholly covered by later writes of its ID
+    // The rest is wholly covered by later writes of its ID. The entry is free now only if none of its
+    // runs is still on its way to the volume; else the last one's syncWriteDone frees it (freed early,
+    // that run's end would find no entry and the unit's outstanding count would never reach 0: the
+    // reflect, and a failover waiting for it, would wait for ever).
+    if (x.cursor == first) { if (x.outstanding == 0) release(u, <u32>e); continue; }
     store<u64>(out + RUN_LBA, x.lba + <u64>first);
     store<u32>(out + RUN_DATA, <u32>(syncData(u, <u32>e) + <usize>first * <usize>s.blockBytes));
     store<u32>(out + RUN_BLOCKS, x.cursor - first);

@@ -44,9 +44,12 @@ export const STANDBY_ENTRIES: u32 = 24;
 /** The longest delay write: the primary sends a delayed pair's host writes in commands of at most this. */
 export const STANDBY_COMMAND_BYTES: u32 = 64 * 1024;
 /** Runs of a reflect written at once. */
-// One at a time: runs reach the volume in issuing-ID order. (With four at once, two runs into one cache
-// slot left one of them waiting with no wake-up: seen in trial seed 3, not investigated further.)
-const APPLY_DEPTH: u32 = 1;
+// Several at once keep the issuing-ID order's result on the volume: syncReflectNext gives a write's
+// blocks only where no later write of the reflect covers them, and every run of an earlier write is
+// taken before any of a later one, so runs in flight never share a block and each block ends with
+// its last writer's data, as one at a time would leave it. (Four at once once left a reflect waiting
+// for ever: an entry was freed with a run still in flight; remote/delayed.ts syncReflectNext.)
+const APPLY_DEPTH: u32 = 4;
 
 const META_BYTES: u32 = 1024;
 const META_RUN: u32 = 16; // SYNC_RUN_BYTES: a run taken from the unit that waits for a context

@@ -8,7 +8,7 @@ import {
   RELAY_STATUS_MAX, RLS_BYTES, RLS_NODE,
 } from "../abi";
 import { CX_ID, CX_ARG, CX_FLAGS, CX_STATE, CX_CDB, CX_FIRST_SLOT, ctxField } from "../ctx";
-import { fail, good, dataInBuffer, sendBuffer, retryLater, waitPersisted, nvPending } from "../sequencer";
+import { fail, good, dataInBuffer, sendBuffer, retryLater, waitPersisted, nvPending, waitExpired } from "../sequencer";
 import { nvRoom, nvId, NVK_CONTEXT } from "../nv";
 import { gIndex } from "../iop";
 import { volumeInUse, blockSize, capacityBlocks } from "../volume";
@@ -52,6 +52,9 @@ const RE_NAME: u32 = 0x15; // the peer volume name is empty or longer than 12 by
 const RE_NO_VOLUME: u32 = 0x16;
 const RE_NOT_LINKED: u32 = 0x17; // this array ends no link
 const RE_REDUNDANCY: u32 = 0x18; // N+m out of range, through a relay, or no link of this IOP reaches the peer
+const RE_REFLECT_WAIT: u32 = 0x19; // (ABORTED COMMAND) a failover waited longer than FAILOVER_WAIT_NS for the reflect being written
+/** S484: a failover waits this long for the reflect in progress to reach the volume. */
+const FAILOVER_WAIT_NS: f64 = 10e9;
 
 function remoteError(c: usize, ascq: u32, field: i32, inCdb: bool): void {
   fail(c, 0x05, 0x86, ascq);
@@ -171,7 +174,8 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
     if (primary || r.state == RS_FAILOVER) { remoteError(c, RE_STATE, 14, true); return; }
     // Embodiment 7 (S480-S485): what no reflecting command confirmed is discarded first; a reflect
     // already writing finishes (its runs are in the write path), and the command runs again then.
-    if (!standbyFailover(p)) { retryLater(c); return; }
+    // Bounded: a reflect whose runs never end fails the failover (ABORTED COMMAND 86h/18h), not a wait for ever.
+    if (!standbyFailover(p)) { if (!waitExpired(c, FAILOVER_WAIT_NS, 0x86, RE_REFLECT_WAIT)) retryLater(c); return; }
     remoteSetState(p, RS_FAILOVER, RSR_NONE);
     persistThenGood(c, p);
   } else if (op == RC_RESTART_POINT) {

@@ -170,6 +170,28 @@ test('S480-S485: a reflect still waiting for data (S461) is discarded too; a ref
   t.is(writing.field('lastSync'), 24);
 });
 
+test('S462-S467 with runs in flight together (the link applies four at once): a write whose rest is covered by a later one stays held until its run in flight is done; the reflect and a failover then end', (t) => {
+  const s = syncBench();
+  // 72: blocks 0-7; 73: blocks 4-7, covering 72's second half.
+  t.true(s.write(24, 72, 0, 8, 0xAA) >= 0);
+  t.true(s.write(24, 73, 4, 4, 0xBB) >= 0);
+  t.is(s.fw.syncReflect(s.unit, 24, 74), 0);
+  // Both runs are taken before either is done, as APPLY_DEPTH > 1 does (standbyStep).
+  const runs = s.run(false, 2);
+  t.deepEqual(runs, [[72, 0, 4], [73, 4, 4]], "72's blocks 4-7 are skipped while its first run is still in flight");
+  t.is(s.field('outstanding'), 2);
+  t.is(s.field('used'), 2, '72 is not freed under its run in flight');
+  t.is(s.fw.syncReflectComplete(s.unit), 0);
+  // The runs end in the other order (their contexts are independent).
+  s.fw.syncWriteDone(s.unit, s.rig.u32(s.log + 16 + 12), true);
+  s.fw.syncWriteDone(s.unit, s.rig.u32(s.log + 12), true);
+  t.is(s.field('outstanding'), 0, 'every run that ended is counted: nothing waits for a run that is gone');
+  t.is(s.field('used'), 0);
+  t.is(s.fw.syncDiscard(s.unit), 1, 'S485: a failover after it is answered');
+  t.deepEqual(mediumBlocks(s, 0, 8), [0xAA, 0xAA, 0xAA, 0xAA, 0xBB, 0xBB, 0xBB, 0xBB], 'as in issuing-ID order');
+  t.is(s.field('lastIssuing'), 74);
+});
+
 test('a full buffer refuses with SYNC_FULL (the sender sees it), drops nothing held, and takes writes again after a reflect', (t) => {
   const s = syncBench(4, 2 * BS);
   for (let id = 72; id <= 75; id++) t.true(s.write(24, id, id - 72, 1, id) >= 0);
