@@ -43,7 +43,8 @@ test('a backup moves data while 8-deep 4 KiB random host writes fill a 4 MiB cac
     await r.emu.advance(100);
 
     let moved = 0;
-    let loading = false;
+    let loading = false; // the load moves the clock: polls wait for it instead of advancing it
+    let loaded = false;
     let started: () => void = () => undefined;
     const first = new Promise<void>((resolve) => { started = resolve; });
     // The backup server polls COPY STATUS every 10 ms of virtual time while the load moves the clock.
@@ -54,14 +55,14 @@ test('a backup moves data while 8-deep 4 KiB random host writes fill a 4 MiB cac
     };
     const backup = backupVolume(r.c, r.lib, {
       volume: r.src, tape: 'SB0001L5', pause,
-      onProgress: (b) => { moved = b; started(); },
+      onProgress: (b) => { moved = b; if (!loaded) { loading = true; started(); } },
     });
     await Promise.race([first, backup]); // the copy runs (its first COPY STATUS)
     const atStart = moved;
-    loading = true;
     const beside = await writeLoad(r);
     const during = moved - atStart;
     loading = false;
+    loaded = true;
     t.log(`beside ${Date.now() - w0} ms`);
     const res = await backup;
     t.log(`backup ${Date.now() - w0} ms`);
