@@ -31,14 +31,11 @@ async function writeLoad(r: Rig): Promise<number> {
 
 test('a backup moves data while 8-deep 4 KiB random host writes fill a 4 MiB cache, and the writes keep >= 0.9 of their IOPS', async (t) => {
   t.timeout(300e3, 'a deterministic rig with disk timing on a busy machine');
-  const w0 = Date.now();
   const r = await rig('xcopy-hostload', { disks: true, cache: '4MiB' });
   try {
-    t.log(`rig ${Date.now() - w0} ms`);
     await r.c.synchronizeCache(1);
     await r.emu.advance(100);
     const alone = await writeLoad(r);
-    t.log(`alone ${Date.now() - w0} ms`);
     await r.c.synchronizeCache(2);
     await r.emu.advance(100);
 
@@ -63,9 +60,7 @@ test('a backup moves data while 8-deep 4 KiB random host writes fill a 4 MiB cac
     const during = moved - atStart;
     loading = false;
     loaded = true;
-    t.log(`beside ${Date.now() - w0} ms`);
     const res = await backup;
-    t.log(`backup ${Date.now() - w0} ms`);
     t.log(`host writes: ${Math.round(alone)} IOPS alone, ${Math.round(beside)} beside the backup (${(beside / alone).toFixed(3)}); backup moved ${during} bytes during the load`);
     t.is(res.bytes, 8 * 2048 * 512, 'the whole volume is backed up');
     t.true(atStart < res.bytes, 'the load started while the copy ran');
