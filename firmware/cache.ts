@@ -56,6 +56,7 @@ const DIR_THIN: u32 = 144; // u32: a thin volume's unmapped chunk: the medium ch
 export const LIST_FREE: u32 = 0;
 export const LIST_CLEAN: u32 = 1;
 export const LIST_DIRTY: u32 = 2;
+export const LIST_HELD: u32 = 3; // a copy engine's own slot between chunks: no identity, out of circulation (slotHold)
 
 export const F_STAGING: u32 = 1; // a medium read into the slot is in flight
 export const F_DESTAGING: u32 = 2; // a medium write from the slot is in flight
@@ -90,6 +91,9 @@ const CS_DIR: u32 = 104;
 const CS_BUCKETS: u32 = 108;
 const CS_DATA: u32 = 112;
 const CS_FENCE_GEN: u32 = 116; // u32: bumped when a volume is fenced
+const CS_HELD: u32 = 120; // list of LIST_HELD slots: head u32, tail u32, count u32
+const CS_COPY_WANT: u32 = 132; // u32: a copy engine found no slot; the next allocation keeps one for it (slotForCopy)
+const CS_COPY_GIFT: u32 = 136; // u32: slot + 1 kept (pinned, LIST_HELD) for the next copy that asks; 0 none
 const CS_VOL_DIRTY: u32 = 4096; // u32 per volume: its dirty slots
 const CS_FENCE: u32 = 4096 + MAX_VOLUMES * 4; // u32 per volume: FENCE_ON | channel IOPs that purged it
 
@@ -156,7 +160,7 @@ function listAppend(slot: u32, list: u32): void {
 function listMove(slot: u32, list: u32): void { listUnlink(slot); listAppend(slot, list); }
 
 // @ts-ignore: decorator
-@inline function listOffset(list: u32): u32 { return list == LIST_FREE ? CS_FREE : list == LIST_CLEAN ? CS_CLEAN : CS_DIRTY; }
+@inline function listOffset(list: u32): u32 { return list == LIST_FREE ? CS_FREE : list == LIST_CLEAN ? CS_CLEAN : list == LIST_DIRTY ? CS_DIRTY : CS_HELD; }
 
 export function listCount(list: u32): u32 { return load<u32>(cs() + listOffset(list) + 8); }
 /** First slot of a list, or -1. */
@@ -208,6 +212,7 @@ export function cacheReset(): void {
   const s = cs();
   const slots = slotCount();
   memory.fill(s, 0, CS_SLOTS);
+  memory.fill(s + CS_HELD, 0, CS_COPY_GIFT + 4 - CS_HELD);
   memory.fill(s + CS_VOL_DIRTY, 0, MAX_VOLUMES * 8);
   memory.fill(load<u32>(s + CS_DIR), 0, <usize>slots * DIR_BYTES);
   memory.fill(load<u32>(s + CS_BUCKETS), 0, <usize>hashBuckets(slots) * 4);
@@ -445,6 +450,7 @@ export function unpin(slot: u32): void {
   const pins = load<u16>(d + DIR_PINS);
   assert(pins > 0, "cache: unpin of a slot nobody pinned");
   store<u16>(d + DIR_PINS, pins - 1);
+  if (pins == 1 && load<u8>(d + DIR_LIST) == <u8>LIST_HELD) listMove(slot, LIST_FREE); // a copy's held slot back in circulation
   if (pins == 1) bumpEvent(); // a slot waiters might evict became free to go
 }
 
@@ -532,23 +538,84 @@ export function touch(slot: u32): void {
 
 /**
  * A slot for (volume, slotNo) with nothing valid: a free one, or the least recently used clean
- * slot that nobody is using. -1 when every slot is dirty, pinned or busy.
+ * slot that nobody is using. -1 when every slot is dirty, pinned or busy. When a copy engine
+ * found none (CS_COPY_WANT), the first slot found is held for it instead (slotForCopy), and the
+ * caller gets the next one if there is one: under a destage-bound host load the copy would
+ * otherwise never win a slot, since the waiting writers take each one a destage frees first.
+ * The copy keeps that slot for its whole run, so this costs the hosts one slot per copy.
  */
 export function allocate(volume: u32, slotNo: u32): i32 {
-  let slot = listFirst(LIST_FREE);
-  if (slot < 0) slot = evictable();
+  let slot = takeable();
+  if (slot >= 0 && load<u32>(cs() + CS_COPY_WANT) != 0 && load<u32>(cs() + CS_COPY_GIFT) == 0) {
+    store<u32>(cs() + CS_COPY_WANT, 0);
+    store<u32>(cs() + CS_COPY_GIFT, <u32>slot + 1);
+    withoutIdentity(<u32>slot);
+    pin(<u32>slot);
+    listMove(<u32>slot, LIST_HELD);
+    slot = takeable();
+  }
   if (slot < 0) return -1;
-  const d = dir(<u32>slot);
-  if (load<u32>(d + DIR_VOLUME) != NO_VOLUME) hashRemove(<u32>slot);
+  identify(<u32>slot, volume, slotNo);
+  return slot;
+}
+
+function takeable(): i32 {
+  const slot = listFirst(LIST_FREE);
+  return slot >= 0 ? slot : evictable();
+}
+
+/** Gives an unused slot (no pins but its holder's, clean or free or held) the identity (volume, slotNo), nothing valid, on the clean list. */
+function identify(slot: u32, volume: u32, slotNo: u32): void {
+  const d = dir(slot);
+  withoutIdentity(slot);
   store<u32>(d + DIR_VOLUME, volume);
   store<u32>(d + DIR_SLOT_NO, slotNo);
+  hashInsert(slot);
+  listMove(slot, LIST_CLEAN);
+}
+
+function withoutIdentity(slot: u32): void {
+  const d = dir(slot);
+  if (load<u32>(d + DIR_VOLUME) != NO_VOLUME) hashRemove(slot);
+  store<u32>(d + DIR_VOLUME, NO_VOLUME);
   store<u8>(d + DIR_FLAGS, 0);
   memory.fill(d + DIR_VALID, 0, 48);
   memory.fill(d + DIR_POISON, 0, 16);
   assert(load<u32>(d + DIR_THIN) == 0, "cache: a slot given a thin chunk was reused before it was mapped or given back");
-  hashInsert(<u32>slot);
-  listMove(<u32>slot, LIST_CLEAN);
-  return slot;
+}
+
+/**
+ * A copy engine's slot for (volume, slotNo) when allocate found none: the slot an allocation held
+ * for it since it last asked (pinned for the caller, who unpins it), or -1 and the next allocation
+ * holds one. A copy asks only while it holds no slot of its own (slotHold keeps it between
+ * chunks), so the hosts give up at most one slot per copy, once per run.
+ */
+export function slotForCopy(volume: u32, slotNo: u32): i32 {
+  const gift = load<u32>(cs() + CS_COPY_GIFT);
+  if (gift == 0) { store<u32>(cs() + CS_COPY_WANT, 1); return -1; }
+  store<u32>(cs() + CS_COPY_GIFT, 0);
+  identify(gift - 1, volume, slotNo);
+  return <i32>(gift - 1);
+}
+
+/**
+ * Keeps a copy engine's pinned slot (pinned by it alone, clean, no medium request in flight, no
+ * poison) for its next chunk: the slot loses its identity and leaves circulation (LIST_HELD),
+ * still pinned. False (nothing changed) when the slot is not such a slot.
+ */
+export function slotHold(slot: u32): bool {
+  const d = dir(slot);
+  if (load<u16>(d + DIR_PINS) != 1 || load<u8>(d + DIR_LIST) != <u8>LIST_CLEAN || (load<u8>(d + DIR_FLAGS) & (F_STAGING | F_DESTAGING)) != 0
+    || poisoned(d) || load<u32>(d + DIR_THIN) != 0) return false;
+  withoutIdentity(slot);
+  listMove(slot, LIST_HELD);
+  return true;
+}
+
+/** A held slot (slotHold) given the identity (volume, slotNo), nothing valid, still pinned by its holder. */
+export function slotReuse(slot: u32, volume: u32, slotNo: u32): void {
+  assert(load<u8>(dir(slot) + DIR_LIST) == <u8>LIST_HELD, "cache: slotReuse of a slot that is not held");
+  identify(slot, volume, slotNo);
 }
 
 function evictable(): i32 {
@@ -891,7 +958,7 @@ export function fenceComplete(v: u32, mask: u32): bool { return (load<u32>(cs() 
 export function cacheCheck(): void {
   const slots = slotCount();
   let seen: u32 = 0;
-  for (let list: u32 = LIST_FREE; list <= LIST_DIRTY; list++) {
+  for (let list: u32 = LIST_FREE; list <= LIST_HELD; list++) {
     const l = cs() + listOffset(list);
     let n: u32 = 0;
     let prev: u32 = 0;
@@ -915,7 +982,8 @@ export function cacheCheck(): void {
     const d = dir(i);
     const v = load<u32>(d + DIR_VOLUME);
     if (v == NO_VOLUME) {
-      assert(load<u8>(d + DIR_LIST) == <u8>LIST_FREE, "cache: a slot without identity is not free");
+      const list = load<u8>(d + DIR_LIST);
+      assert(list == <u8>LIST_FREE || (list == <u8>LIST_HELD && load<u16>(d + DIR_PINS) == 1), "cache: a slot without identity is neither free nor held by one copy");
       continue;
     }
     assert(cacheLookup(v, load<u32>(d + DIR_SLOT_NO)) == <i32>i, "cache: a slot is not found through its hash chain");

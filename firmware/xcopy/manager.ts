@@ -28,7 +28,7 @@ import { SLOT_SECTORS, SLOT_BYTES, TCQ_STATUS, TCQ_DONE, TCQ_LENGTH, TCQ_FLAGS, 
 import { gNow, wakeAt } from "../iop";
 import {
   cacheLookup, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, writeSectors, pin, unpin,
-  poisonedSector, bumpEvent, volumeFenced, F_STAGING, F_READ_ERROR, F_NOT_READY, WRITE_NV_ENTRIES,
+  poisonedSector, bumpEvent, volumeFenced, slotHold, slotReuse, slotForCopy, fillBlank, slotList, LIST_HELD, F_STAGING, F_READ_ERROR, F_NOT_READY, WRITE_NV_ENTRIES,
 } from "../cache";
 import { volumeChunkBlank } from "../initmap";
 import { thinEnsure } from "../thin";
@@ -453,7 +453,9 @@ function fillRound(i: u32, d: usize, type: u32): i32 {
     o.fill += n;
     work = MOVED;
   }
-  if (o.pinned != 0) { unpin(o.pinned - 1); o.pinned = 0; }
+  // The copy keeps its slot for the next round (out of circulation, no identity): it need not win
+  // one again from a host load that takes every slot a destage frees (docs/xcopy.md).
+  if (o.pinned != 0 && !slotHold(o.pinned - 1)) { unpin(o.pinned - 1); o.pinned = 0; }
   return MOVED;
 }
 
@@ -490,11 +492,10 @@ function readSlot(i: u32, v: u32, slotNo: u32): i32 {
   if (!volumeReady(v)) { targetFailed(i, 0x020403); return -2; }
   const from = pairReadVolume(v, slotNo);
   let s = cacheLookup(from, slotNo);
-  if (s < 0 && o.pinned == 0 && volumeChunkBlank(from, slotNo)) return -3;
-  if (s < 0) {
-    s = allocateFor(from, slotNo);
-    if (s < 0) { wakeAt(gNow + 1e5); return -1; }
-  }
+  const held = o.pinned != 0 && slotList(o.pinned - 1) == LIST_HELD;
+  if (s < 0 && (o.pinned == 0 || held) && volumeChunkBlank(from, slotNo)) return -3;
+  if (s < 0) s = ownSlot(i, from, slotNo);
+  if (s < 0) { wakeAt(gNow + 1e5); return -1; }
   const slot = <u32>s;
   if (o.pinned != slot + 1) {
     if (o.pinned != 0) unpin(o.pinned - 1);
@@ -516,6 +517,31 @@ function readSlot(i: u32, v: u32, slotNo: u32): i32 {
   if (!stageSlot(slot, run >> 16, run & 0xFFFF)) { slotClearFlags(slot, F_STAGING); return -1; }
   o.staged = 1;
   return -1;
+}
+
+/**
+ * A slot for a chunk that is not in the cache: the copy's own slot (its previous chunk's, kept by
+ * slotHold when only the copy uses it and it is clean) given the chunk; else a new one, or the one an allocation kept for the copy since its
+ * last try (slotForCopy: the hosts' writers cannot take every freed slot first). Pinned by the copy.
+ */
+function ownSlot(i: u32, from: u32, slotNo: u32): i32 {
+  const o = op(i);
+  if (o.pinned != 0 && (slotList(o.pinned - 1) == LIST_HELD || slotHold(o.pinned - 1))) {
+    const slot = o.pinned - 1;
+    slotReuse(slot, from, slotNo);
+    o.staged = 0;
+    return <i32>slot;
+  }
+  let s = allocateFor(from, slotNo);
+  if (s < 0) {
+    s = slotForCopy(from, slotNo); // pinned for us
+    if (s < 0) return -1;
+    if (o.pinned != 0) unpin(o.pinned - 1);
+    o.pinned = <u32>s + 1;
+    o.staged = 0;
+  }
+  if (volumeChunkBlank(from, slotNo)) fillBlank(<u32>s, 0, 0);
+  return s;
 }
 
 /** One tape request reads the round: one variable record of exactly its length, or its fixed blocks. */
