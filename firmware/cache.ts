@@ -599,6 +599,19 @@ export function slotForCopy(volume: u32, slotNo: u32): i32 {
 }
 
 /**
+ * No copy engine runs any more: a wish left by one that ended before an allocation answered it is
+ * dropped, and a slot kept for it (pinned, LIST_HELD) goes back to circulation. Without this a
+ * copy that asked and then ended kept one slot out of the cache until the next copy asked.
+ */
+export function slotForCopyCancel(): void {
+  store<u32>(cs() + CS_COPY_WANT, 0);
+  const gift = load<u32>(cs() + CS_COPY_GIFT);
+  if (gift == 0) return;
+  store<u32>(cs() + CS_COPY_GIFT, 0);
+  unpin(gift - 1); // held, its only pin: back on the free list
+}
+
+/**
  * Keeps a copy engine's pinned slot (pinned by it alone, clean, no medium request in flight, no
  * poison) for its next chunk: the slot loses its identity and leaves circulation (LIST_HELD),
  * still pinned. False (nothing changed) when the slot is not such a slot.

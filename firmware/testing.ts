@@ -14,7 +14,7 @@ import {
   reqLba, reqArg,
 } from "./scheduler";
 import {
-  cacheLookup, allocate, writeSectors, sectorsValid, destageBegin, destagingRun, destageDone, listCount,
+  cacheLookup, allocate, slotForCopy, slotForCopyCancel, writeSectors, sectorsValid, destageBegin, destagingRun, destageDone, listCount,
   listFirst, listNext, slotDirtySeq, slotVolume, slotNumber, slotData, stageDone, pin, unpin, missingRun,
   dirtyAtOrBefore, currentSeq, cacheRecover, slotFlags, touch, slotSetFlags, slotClearFlags,
 } from "./cache";
@@ -58,6 +58,8 @@ export function testDestageBegin(slot: u32): bool { return destageBegin(slot); }
 export function testDestagingRun(slot: u32, from: u32): u32 { return destagingRun(slot, from); }
 export function testDestageDone(slot: u32, ok: bool, image: usize): bool { return destageDone(slot, ok, 0, 0, 0); }
 export function testListCount(list: u32): u32 { return listCount(list); }
+export function testSlotForCopy(volume: u32, slotNo: u32): i32 { return slotForCopy(volume, slotNo); }
+export function testSlotForCopyCancel(): void { slotForCopyCancel(); }
 export function testListFirst(list: u32): i32 { return listFirst(list); }
 export function testListNext(slot: u32): i32 { return listNext(slot); }
 export function testDirtySeq(slot: u32): f64 { return <f64>slotDirtySeq(slot); }

@@ -28,7 +28,7 @@ import { SLOT_SECTORS, SLOT_BYTES, TCQ_STATUS, TCQ_DONE, TCQ_LENGTH, TCQ_FLAGS, 
 import { gNow, wakeAt } from "../iop";
 import {
   cacheLookup, sectorsValid, slotFlags, slotSetFlags, slotClearFlags, missingRun, slotData, writeSectors, pin, unpin,
-  poisonedSector, bumpEvent, volumeFenced, slotHold, slotReuse, slotForCopy, fillBlank, slotList, LIST_HELD, F_STAGING, F_READ_ERROR, F_NOT_READY, WRITE_NV_ENTRIES,
+  poisonedSector, bumpEvent, volumeFenced, slotHold, slotReuse, slotForCopy, slotForCopyCancel, fillBlank, slotList, LIST_HELD, F_STAGING, F_READ_ERROR, F_NOT_READY, WRITE_NV_ENTRIES,
 } from "../cache";
 import { volumeChunkBlank } from "../initmap";
 import { thinEnsure } from "../thin";
@@ -78,18 +78,21 @@ const ENDED: i32 = 2;
 /** The disk IOP's poll: copies are taken in and stepped, a copy of priority p getting 8 - p steps. */
 export function xcopyPoll(): i32 {
   let work: i32 = 0;
+  let running: u32 = 0;
   for (let i: u32 = 0; i < MAX_COPIES; i++) {
     const o = op(i);
     const st = atomic.load<u32>(opAt(i));
     if (st == XS_QUEUED) { start(i); work++; }
     if (o.state != XS_RUNNING) continue;
+    running++;
     for (let k: u32 = 0; k < 8 - o.priority; k++) {
       const r = step(i);
       if (r == WAIT) break;
       work++;
-      if (r == ENDED) break;
+      if (r == ENDED) { running--; break; }
     }
   }
+  if (running == 0) slotForCopyCancel(); // nothing left to want a slot kept for it
   return work;
 }
 

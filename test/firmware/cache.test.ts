@@ -158,3 +158,18 @@ test('a stage never reads over dirty or destaging sectors: the missing run stops
   fw.testStageDone(s, 105, 23, true);
   t.is(fw.testMissingRun(s, 0, 128), 0, 'all valid: nothing to stage');
 });
+
+// A copy engine that found no slot asks the cache to keep the next one for it (slotForCopy); an
+// allocation then holds a slot (pinned, out of the lists hosts take from). When every copy ended
+// before asking again, the copy manager's poll cancels the wish: the kept slot is free again.
+test('a slot kept for a copy that ended goes back to the free list (slotForCopyCancel)', (t) => {
+  const { fw } = booted();
+  for (let n = 0; n < SLOTS; n++) t.truthy(fw.testAllocate(1, n) >= 0);
+  t.is(fw.testSlotForCopy(2, 0), -1, 'nothing kept yet: the copy waits and the wish is recorded');
+  t.truthy(fw.testAllocate(1, 100) >= 0, 'a host allocation still finds a slot');
+  t.is(fw.testListCount(LIST_FREE) + fw.testListCount(LIST_CLEAN) + fw.testListCount(LIST_DIRTY), SLOTS - 1, 'one slot is kept for the copy');
+  fw.testSlotForCopyCancel();
+  t.is(fw.testListCount(LIST_FREE), 1, 'the kept slot is free again');
+  t.is(fw.testListCount(LIST_FREE) + fw.testListCount(LIST_CLEAN) + fw.testListCount(LIST_DIRTY), SLOTS);
+  t.is(fw.testSlotForCopy(2, 0), -1, 'a later copy asks afresh');
+});
