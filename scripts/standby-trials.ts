@@ -18,9 +18,20 @@ async function main(): Promise<void> {
   const relay = process.argv.includes('--relay');
   const verbose = process.argv.includes('--verbose');
   const horizon = option('horizon', 40);
+  // A trial whose virtual clock has nothing left to run leaves no timer: node would exit 0 with no
+  // output. Say which trial never ended, and fail.
+  let done = 0;
+  let finished = false;
+  process.on('beforeExit', () => {
+    if (finished) return;
+    process.stderr.write(`trials:standby: trial seed ${first + done} never ended (nothing left to run on its clock: a wait with no wake-up)\n`);
+    process.exit(3);
+  });
   const summary = await standbyTrials(first, count, { relay, horizonMs: horizon }, (r) => {
+    done++;
     if (verbose || !r.held) process.stderr.write(`${JSON.stringify(r)}\n`);
   });
+  finished = true;
   const { results, ...rest } = summary;
   process.stdout.write(`${JSON.stringify({ command: `trials:standby --count=${count} --first=${first} --horizon=${horizon}${relay ? ' --relay' : ''}`, ...rest,
     killAtMs: { min: Math.min(...results.map((r) => r.killAtMs)), max: Math.max(...results.map((r) => r.killAtMs)) },
