@@ -28,7 +28,7 @@ const ERRORS: Record<number, string> = {
   [A.ERR_NV_GEOMETRY]: 'the NV image holds dirty cache data this boot cannot carry over: for another cache size, of more than 14 GiB of media removed, or in a version 3 or 4 image (restore the old cache size and media, or stop the array gracefully with the firmware that wrote it; or remove the NV file to lose the data)',
   [A.ERR_PORT]: 'a port names a bad IOP or kind', [A.ERR_ROLE]: 'IOP roles are wrong (exactly one disk IOP)',
   [A.ERR_NOT_LAID_OUT]: 'boot before layout',
-  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 to 7 (upgraded at boot) and 8 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
+  [A.ERR_NV_VERSION]: 'the NV image was written by another firmware version (detail: its version); this firmware reads NV versions 3 to 8 (upgraded at boot) and 9 and no other: restore the firmware that wrote it, or remove the NV file to start over (its volumes and cached data are lost)',
   [A.ERR_NV_CORRUPT]: 'the NV image is damaged: neither copy of its header is whole, or its table directory does not match (detail: the table); remove the NV file to start over (its volumes and cached data are lost)',
 };
 

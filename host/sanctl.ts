@@ -12,7 +12,7 @@ import type { Readable, Writable } from 'stream';
 import { performance } from 'perf_hooks';
 import { CommandTransport, TransportError } from '../lib/transport';
 import * as scsi from '../lib/scsi';
-import type { RemoteStatus, RemoteChangeName } from '../lib/remote';
+import type { RemoteStatus, RemoteChangeName, RemoteModeName } from '../lib/remote';
 import { ScsiError } from '../lib/scsi';
 import { ScsiClient } from './client';
 import { TapeLibrary, CHANGER_DEFAULT_LUN, writeLabelledSet, readLabelledSet } from './tape';
@@ -71,7 +71,7 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   pair reverse <volume> [--wait]        copy them back, target -> source
   pair delete <volume>                  dissolve the pair (from any state); both volumes stay
   pair status                           states, pending and copied tracks, time left
-  remote create <volume> <array>:<volume> [--via RELAY] [--mode mirror|backup] [--timeout MS] [--retries N] [--wait]
+  remote create <volume> <array>:<volume> [--via RELAY] [--mode mirror|backup|async] [--group G] [--timeout MS] [--retries N] [--wait]
                                         pair a volume with one of another array (docs/remote.md); the
                                         initial copy runs; --wait returns once the pair is duplex
   remote status                         remote pairs: role, state and why, issuing ID, copy progress
@@ -142,6 +142,7 @@ const OPTIONS = {
   resync: { type: 'boolean' },
   via: { type: 'string' },
   mode: { type: 'string' },
+  group: { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
 } as const;
@@ -190,7 +191,7 @@ const COMMANDS: Record<string, Command> = {
   'pair reverse': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'reverse', a) },
   'pair delete': { args: ['volume'], options: [], run: (ctx, a) => pairChange(ctx, 'delete', a) },
   'pair status': { args: [], options: [], run: pairStatus },
-  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'mode', 'timeout', 'retries', 'wait'], check: remoteChecks, run: remoteCreate },
+  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'mode', 'group', 'timeout', 'retries', 'wait'], check: remoteChecks, run: remoteCreate },
   'remote status': { args: [], options: [], run: remoteStatus },
   'remote suspend': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'suspend', a) },
   'remote resume': { args: ['volume'], options: ['wait'], run: (ctx, a) => remoteChange(ctx, 'resume', a) },
@@ -212,7 +213,11 @@ const COMMANDS: Record<string, Command> = {
 
 function remoteChecks(o: Options, args: string[]): void {
   if (!/^[^:]+:[^:]+$/.test(args[1] ?? '')) throw new UsageError('the peer is <array>:<volume>, e.g. standby:vol0');
-  if (o.mode !== undefined && o.mode !== 'mirror' && o.mode !== 'backup') throw new UsageError('--mode is mirror or backup');
+  if (o.mode !== undefined && o.mode !== 'mirror' && o.mode !== 'backup' && o.mode !== 'async') throw new UsageError('--mode is mirror, backup or async');
+  if (o.group !== undefined) {
+    parseInteger(o.group, '--group', 1, 255);
+    if (o.mode !== 'async') throw new UsageError('--group needs --mode async (a consistency group orders asynchronous copies)');
+  }
   if (o.timeout !== undefined) parseInteger(o.timeout, '--timeout', 1, 600_000);
   if (o.retries !== undefined) parseInteger(o.retries, '--retries', 1, 255);
 }
@@ -239,7 +244,8 @@ async function remoteCreate(ctx: Context, args: string[]): Promise<void> {
   const vol = await volumeByName(ctx.client, args[0]);
   const [to, toVolume] = args[1].split(':');
   let st = await ctx.client.remoteCreate({
-    volume: vol.number, to, toVolume, via: ctx.options.via, mode: ctx.options.mode as 'mirror' | 'backup' | undefined,
+    volume: vol.number, to, toVolume, via: ctx.options.via, mode: ctx.options.mode as RemoteModeName | undefined,
+    group: ctx.options.group === undefined ? undefined : Number(ctx.options.group),
     timeoutMs: ctx.options.timeout === undefined ? undefined : Number(ctx.options.timeout),
     retries: ctx.options.retries === undefined ? undefined : Number(ctx.options.retries),
   });
@@ -259,8 +265,11 @@ async function remoteChange(ctx: Context, op: RemoteChangeName, args: string[]):
 function remoteLine(p: RemoteStatus, name?: string): string {
   const why = p.state === 'suspended' ? ` (${p.reason}${p.failedCommand ? `, command ${p.failedCommand}` : ''})` : '';
   const copy = p.state === 'copy' ? `, copied ${formatBytes(p.copiedBytes)} of ${formatBytes(p.copyBytes)}` : '';
-  return `${name ?? `#${p.volume}`} ${p.role} -> node ${p.peerNode}:${p.peerVolume}${p.viaRelay ? ` via node ${p.firstHopNode}` : ''} ${p.state}${why}${copy}, `
-    + `issuing ID ${p.issuingId}, ${p.inFlight} in flight, ${p.writes} writes (${formatBytes(p.bytes)})`;
+  const group = p.group ? ` group ${p.group}` : '';
+  const journal = p.mode === 'async' && p.role === 'primary' ? `, ${p.journalEntries} journaled` : '';
+  const diff = p.role === 'primary' && p.diffTracks > 0 ? `, ${p.diffTracks} tracks of ${formatBytes(p.trackBytes)} to copy at resume` : '';
+  return `${name ?? `#${p.volume}`} ${p.role} ${p.mode}${group} -> node ${p.peerNode}:${p.peerVolume}${p.viaRelay ? ` via node ${p.firstHopNode}` : ''} ${p.state}${why}${copy}, `
+    + `issuing ID ${p.issuingId}, ${p.inFlight} in flight${journal}${diff}, ${p.writes} writes (${formatBytes(p.bytes)})`;
 }
 
 async function remoteStatus(ctx: Context): Promise<void> {

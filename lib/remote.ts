@@ -8,9 +8,11 @@ export const RemoteChange = { suspend: 1, resume: 2, failover: 3, delete: 4 } as
 export type RemoteChangeName = keyof typeof RemoteChange;
 export const REMOTE_STATES = ['simplex', 'copy', 'pair', 'suspended', 'failover', 'creating'] as const;
 export type RemoteStateName = typeof REMOTE_STATES[number];
-export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart'] as const;
+export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart', 'journal'] as const;
 /** The peer volume's name travels in each packet: at most this many bytes (docs/remote.md). */
 export const PEER_VOLUME_NAME_MAX = 12;
+export const REMOTE_MODES = ['mirror', 'backup', 'async'] as const;
+export type RemoteModeName = typeof REMOTE_MODES[number];
 
 export interface RemoteCreateSpec {
   volume: number;
@@ -20,7 +22,10 @@ export interface RemoteCreateSpec {
   toVolume: string;
   /** A relay's name: packets go through it (embodiments 1-3); absent: directly. */
   via?: string;
-  mode?: 'mirror' | 'backup';
+  /** async: 004's asynchronous copy (GOOD on local NV, sent in issuing-ID order from a journal). */
+  mode?: RemoteModeName;
+  /** A consistency group (1-255, async only): its pairs share one issuing-ID order. */
+  group?: number;
   timeoutMs?: number;
   retries?: number;
 }
@@ -33,7 +38,10 @@ export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
     bytes.copy(b, at);
   };
   b.writeUInt16BE(s.volume, 0);
-  b[2] = s.mode === 'backup' ? 2 : 1;
+  b[2] = s.mode === undefined ? 1 : REMOTE_MODES.indexOf(s.mode) + 1;
+  if (b[2] === 0) throw new Error(`mode ${JSON.stringify(s.mode)}: one of ${REMOTE_MODES.join(', ')}`);
+  if (s.group !== undefined && (!Number.isInteger(s.group) || s.group < 0 || s.group > 255)) throw new Error(`group ${s.group}: 0 to 255`);
+  b[88] = s.group ?? 0;
   b[3] = s.retries ?? 0;
   b.writeUInt32BE(Math.round(s.timeoutMs ?? 0), 4);
   name(s.to, 8, 31, 'peer array');
@@ -51,7 +59,7 @@ export interface RemoteStatus {
   role: 'primary' | 'secondary';
   state: RemoteStateName;
   reason: string;
-  mode: 'mirror' | 'backup' | 'none';
+  mode: RemoteModeName | 'none';
   viaRelay: boolean;
   peerNode: number;
   firstHopNode: number;
@@ -65,6 +73,19 @@ export interface RemoteStatus {
   writes: number;
   bytes: number;
   peerVolume: string;
+  /** Consistency group (0: none). */
+  group: number;
+  /** Primary: the difference bitmap's track size in bytes, and the tracks set (what a resume copies). */
+  trackBytes: number;
+  diffTracks: number;
+  /** Primary, async: journal entries of this pair not yet acknowledged. */
+  journalEntries: number;
+  /** The array's journal: bytes held now, the most ever held, pairs suspended because it was full. */
+  journalBytes: number;
+  journalHighWater: number;
+  journalFullSuspends: number;
+  /** The array's WRITEs that arrived before their predecessor and were held back (a secondary's gaps). */
+  heldEarly: number;
 }
 
 export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
@@ -74,7 +95,7 @@ export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
     role: e[2] === 2 ? 'secondary' : 'primary',
     state: REMOTE_STATES[e[3]] ?? 'simplex',
     reason: REMOTE_REASONS[e[4]] ?? String(e[4]),
-    mode: e[5] === 1 ? 'mirror' : e[5] === 2 ? 'backup' : 'none',
+    mode: REMOTE_MODES[e[5] - 1] ?? 'none',
     viaRelay: e[6] === 1,
     peerNode: e.readUInt16BE(8),
     firstHopNode: e.readUInt16BE(10),
@@ -86,6 +107,14 @@ export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
     writes: Number(e.readBigUInt64BE(40)),
     bytes: Number(e.readBigUInt64BE(48)),
     peerVolume: e.subarray(56, 64).toString('latin1').replace(/\0.*$/, ''),
+    group: e.length > 64 ? e[64] : 0,
+    trackBytes: e.length > 64 && e[65] > 0 ? 2 ** e[65] : 0,
+    journalEntries: e.length > 64 ? e.readUInt32BE(68) : 0,
+    diffTracks: e.length > 64 ? e.readUInt32BE(72) : 0,
+    journalBytes: e.length > 64 ? e.readUInt32BE(76) : 0,
+    journalHighWater: e.length > 64 ? e.readUInt32BE(80) : 0,
+    journalFullSuspends: e.length > 64 ? e.readUInt32BE(84) : 0,
+    heldEarly: e.length > 64 ? e.readUInt32BE(88) : 0,
   }));
 }
 

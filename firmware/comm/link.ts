@@ -15,29 +15,31 @@
 //     asks again from an earlier byte rewinds the read. Every wait has a deadline; after the pair's
 //     retries the command fails with LOGICAL UNIT COMMUNICATION TIMEOUT and the pair is suspended.
 import {
-  LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST,
+  LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, LF_MIRROR,
   LOP_NONE, LOP_CREATE, LOP_DELETE, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
   TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES,
 } from "../abi";
 import {
   CX_TRANSPORT, CX_STATE, CX_PORT, CX_SESSION, CX_TAG, CX_ID, CX_VOLUME, CX_CURSOR, CX_LENGTH, CX_FLAGS, CX_STATUS,
   CX_SENSE_KEY, CX_ASC, CX_ASCQ, CX_TRANSPORT_BYTES, CX_WIN_START, CX_WIN_LEN, CX_WIN_RECEIVED, CX_ARG, CXF_RESPONDED, ST_READ,
-  ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, WIN_ASKED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
+  ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, CX_LBA, WIN_ASKED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
 } from "../ctx";
 import { cfgPort, portCount } from "../config";
 import { gNow, gIndex, wakeAt } from "../iop";
 import { sessionDesc, portExtState, scratch, tagRemove, sessionOutstandingAdd } from "../channel";
-import { cmdBegin, startRead, startWrite, fail } from "../sequencer";
+import { cmdBegin, startRead, startWrite, fail, good } from "../sequencer";
+import { nvId, NVK_NONE } from "../nv";
 import { Packet, pkt, pktBegin, pktSend, pktNext, pktLba, pktSetLba } from "../remote/packet";
 import {
   remote, heldAt, myNode, routeTo, remoteOfVolume, remoteSuspend, remoteSetState, remoteIssue, remoteReset, remoteRelease,
-  remoteLeaseReady, remotePersistDue, HELD_MAX, REMOTE_PAIRS,
+  remoteLeaseReadyAll, remotePersistDue, HELD_MAX, REMOTE_PAIRS,
   RR_SECONDARY, RS_PAIR, RS_FAILOVER, RSR_LINK, RSR_REMOTE, RSR_RELAY, RSR_READ, RSR_NONE,
 } from "../remote/pair";
 import { volumeByName, blockSize, capacityBlocks, volumeReady } from "../volume";
 import { trace } from "../trace";
 import { ringRelease } from "../ring";
-import { remoteCopyStep } from "../remote/mirror";
+import { remoteCopyStep, ST_REMOTE } from "../remote/mirror";
+import { asyncStep, journalData, journalFinished, orderApplied, orderShared, orderCreate, createWord, diffMark, heldEarly } from "../remote/async";
 import { log, LOG_WARN } from "../hal";
 
 // Per-session state of a link port (comm/transport.ts sizes it).
@@ -80,6 +82,8 @@ const LXF_DONE: u32 = 8; // send: finished, the context ends at its next respond
 const LXF_READY_DUE: u32 = 16; // receive: READY is to be sent (again)
 /** send: a command of the initial copy (remote/mirror.ts counts it in the pair). */
 export const LXF_COPY: u32 = 32;
+/** send: a journal entry of an async pair (remote/async.ts): its data comes from the entry, whose index is in `got`. */
+const LXF_JOURNAL: u32 = 64;
 
 /** In the parent's CX_FLAGS: its remote command has ended, well or not (remote/mirror.ts reads them). */
 export const CXF_REMOTE_DONE: u32 = 0x1000000;
@@ -123,7 +127,7 @@ export function linkReceive(port: u32, s: u32): i32 {
     work++;
   }
   linkService(port);
-  return work + startHeld(port) + remoteCopyStep() + remotePersistDue();
+  return work + startHeld(port) + remoteCopyStep() + asyncStep() + remotePersistDue();
 }
 
 function ringReleaseOne(rx: usize): void { ringRelease(rx, 1); }
@@ -182,7 +186,7 @@ function incomingWrite(port: u32, p: usize): void {
 /** The receive context applying a write of pair pi now, or 0. */
 function applying(pi: u32): usize {
   for (let c = activeFirst(); c != 0; c = activeNext(c)) {
-    if (<u32>load<u8>(c + CX_PORT) < portCount() && portKindIs(c) && lx(c).role == LR_RECEIVE && <u32>lx(c).pair == pi) return c;
+    if (<u32>load<u8>(c + CX_PORT) < portCount() && portKindIs(c) && lx(c).role == LR_RECEIVE && orderShared(<u32>lx(c).pair, pi)) return c; // one at a time per order (a consistency group: remote/async.ts)
   }
   return 0;
 }
@@ -198,6 +202,7 @@ function hold(pi: u32, port: u32, p: usize): void {
     if (pkt(e).issuingId == pkt(p).issuingId) { memory.copy(e, p, LINK_HEADER_BYTES); store<u32>(e + 64, port); return; }
   }
   if (free < 0) return; // full: dropped; its sender repeats it
+  heldEarly(); // a gap: counted for REMOTE STATUS (remote/async.ts)
   const e = heldAt(pi, <u32>free);
   memory.copy(e, p, LINK_HEADER_BYTES);
   store<u32>(e + 64, port);
@@ -311,7 +316,7 @@ function controlCreate(port: u32, p: usize, v: i32): void {
     r.volume = <u16>vol;
     r.peerNode = h.origin;
     r.firstHop = h.srcNode;
-    r.issued = h.issuingId;
+    orderCreate(pi, h.total & 0xFF, h.issuingId, ((h.total >> 8) & 1) != 0); // total: the group, and whether it joins a running one
     r.peerVolume0 = h.volume0;
     r.peerVolume1 = h.volume1;
     r.peerVolume2 = h.volume2;
@@ -463,7 +468,7 @@ function receivedSent(c: usize): bool {
   const r = remote(<u32>x.pair);
   if (r.used != 0 && r.role == RR_SECONDARY) {
     if (status == 0) {
-      r.issued = x.issuingId; // S586: the next one may go
+      orderApplied(<u32>x.pair, x.issuingId); // S586: the next one (of the pair, or of its consistency group) may go
       r.writes++;
       r.bytes += <u64>load<u32>(c + CX_LENGTH);
     } else {
@@ -505,8 +510,60 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   const r = remote(p);
   const port = linkPortToward(<u32>r.firstHop);
   if (port < 0) return 0;
-  if (op == LOP_NONE && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
-  const c = begin(<u32>port, 0, bytes, true);
+  if (op == LOP_NONE && !remoteLeaseReadyAll(p)) return 0; // the next issuing ID waits for a longer lease in NV
+  const c = sendBegin(p, <u32>port, op, bytes, parent, flags);
+  if (c == 0) return 0;
+  const x = lx(c);
+  // The issuing ID: a control carries the last one given (the secondary's base); a write takes the next.
+  x.issuingId = op == LOP_NONE ? remoteIssue(p) : r.issued;
+  x.byteOffset = byteOffset;
+  const bs = <u64>blockSize(<u32>r.volume);
+  startRead(c, byteOffset / bs, bytes / <u32>bs);
+  sendWrite(c);
+  trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
+  return x.cmdId;
+}
+
+/**
+ * Starts the send command of journal entry `entry` of async pair p (remote/async.ts): its issuing ID
+ * was given when the host write was journaled, its data is the entry's. Returns its CX_ID, or 0.
+ */
+export function linkSendJournal(p: u32, entry: u32, issuingId: u32, byteOffset: u64, bytes: u32): u32 {
+  const port = linkPortToward(<u32>remote(p).firstHop);
+  if (port < 0) return 0;
+  const c = sendBegin(p, <u32>port, LOP_NONE, bytes, 0, LXF_JOURNAL | (LF_MIRROR << 8));
+  if (c == 0) return 0;
+  const x = lx(c);
+  x.issuingId = issuingId;
+  x.byteOffset = byteOffset;
+  x.got = entry;
+  store<u64>(c + CX_LBA, byteOffset / <u64>blockSize(<u32>remote(p).volume));
+  store<u32>(c + CX_LENGTH, bytes);
+  store<u32>(c + CX_CURSOR, 0);
+  store<u8>(c + CX_STATE, <u8>ST_REMOTE); // linkJournalPump sends the entry's data
+  sendWrite(c);
+  trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
+  return x.cmdId;
+}
+
+/** ST_REMOTE of a journal send (remote/mirror.ts remoteWait asks first): the entry's data as DATA packets. False: not one. */
+export function linkJournalPump(c: usize): bool {
+  if (<u32>load<u8>(cfgPort(<u32>load<u8>(c + CX_PORT)) + CPORT_KIND) != PORT_LINK) return false;
+  const x = lx(c);
+  if (x.role != LR_SEND || (x.flags & LXF_JOURNAL) == 0) return false;
+  const total = load<u32>(c + CX_LENGTH);
+  const cursor = load<u32>(c + CX_CURSOR);
+  if ((x.flags & LXF_DONE) != 0) { store<u32>(c + CX_CURSOR, total); good(c); return true; }
+  const taken = linkData(c, journalData(x.got) + cursor, total - cursor, total);
+  store<u32>(c + CX_CURSOR, cursor + taken);
+  if (cursor + taken == total) good(c); // all sent: the respond step waits for RECEIVED
+  return true;
+}
+
+/** A context for a send command of pair p on `port` (its issuing ID, offset and data are the caller's). */
+function sendBegin(p: u32, port: u32, op: u32, bytes: u32, parent: u32, flags: u32): usize {
+  const r = remote(p);
+  const c = begin(port, 0, bytes, true);
   if (c == 0) return 0;
   const x = lx(c);
   x.role = LR_SEND;
@@ -519,16 +576,9 @@ export function linkSend(p: u32, op: u32, byteOffset: u64, bytes: u32, parent: u
   x.waitFor = LW_READY;
   x.deadlineNs = gNow + timeoutNs(x);
   wakeAt(x.deadlineNs);
-  // The issuing ID: a control carries the last one given (the secondary's base); a write takes the next.
-  x.issuingId = op == LOP_NONE ? remoteIssue(p) : r.issued;
-  x.byteOffset = byteOffset;
   store<u16>(c + CX_VOLUME, r.volume);
   r.inFlight++;
-  const bs = <u64>blockSize(<u32>r.volume);
-  startRead(c, byteOffset / bs, bytes / <u32>bs);
-  sendWrite(c);
-  trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
-  return x.cmdId;
+  return c;
 }
 
 function timeoutNs(x: LinkCmd): f64 { return <f64>remote(<u32>x.pair).timeoutUs * 1000; }
@@ -557,6 +607,7 @@ function sendWrite(c: usize): void {
   a.volume2 = r.peerVolume2;
   if (x.op == <u8>LOP_CREATE) {
     a.offset = blockSize(<u32>r.volume); // the secondary checks its geometry against ours
+    a.total = createWord(<u32>x.pair); // the consistency group (remote/async.ts)
     pktSetLba(q, capacityBlocks(<u32>r.volume));
   } else {
     a.total = load<u32>(c + CX_LENGTH);
@@ -580,7 +631,7 @@ function sendTimers(c: usize): void {
     log(LOG_WARN, "remote: no answer within the pair's bound; the pair is suspended (pair, command identifier)", x.pair, x.cmdId);
     if (x.serial == r.serial) remoteSuspend(<u32>x.pair, x.waitFor == LW_FORWARDED ? RSR_RELAY : RSR_LINK, x.cmdId);
     finish(c, false);
-    if (<u32>load<u8>(c + CX_STATE) == ST_READ) fail(c, 0x0B, 0x08, 0x01);
+    if (<u32>load<u8>(c + CX_STATE) == ST_READ || journalSend(c)) fail(c, 0x0B, 0x08, 0x01);
     return;
   }
   x.retries++;
@@ -601,7 +652,7 @@ function answerReady(c: usize, p: usize): void {
   // command asked again for its FORWARDED) wants the command again: the read goes back.
   if (h.offset < load<u32>(c + CX_CURSOR) && h.offset < total && (x.flags & LXF_DONE) == 0) {
     store<u32>(c + CX_CURSOR, h.offset);
-    store<u8>(c + CX_STATE, <u8>ST_READ);
+    store<u8>(c + CX_STATE, <u8>((x.flags & LXF_JOURNAL) != 0 ? ST_REMOTE : ST_READ));
   }
 }
 
@@ -662,7 +713,13 @@ function finish(c: usize, ok: bool): void {
     // Ended before its data was all read (a bound, a refusal): the read stops here.
     store<u32>(c + CX_CURSOR, load<u32>(c + CX_LENGTH));
   }
+  if ((x.flags & LXF_JOURNAL) != 0) journalFinished(x.got, x.cmdId);
+  // What did not arrive is in the difference bitmap (write intent set it; marked again here, since a
+  // bitmap cleared while the write waited for its send must not pass over it: remote/async.ts).
+  if (!ok && x.op == <u8>LOP_NONE && x.serial == r.serial) diffMark(<u32>x.pair, x.byteOffset, <u64>load<u32>(c + CX_LENGTH), nvId(NVK_NONE, 0));
 }
+
+function journalSend(c: usize): bool { return (lx(c).flags & LXF_JOURNAL) != 0 && <u32>load<u8>(c + CX_STATE) == ST_REMOTE; }
 
 function notify(c: usize, ok: bool): void {
   const x = lx(c);

@@ -9,15 +9,16 @@ import {
 } from "../abi";
 import { CX_ID, CX_ARG, CX_FLAGS, CX_STATE, CX_CDB, CX_FIRST_SLOT, ctxField } from "../ctx";
 import { fail, good, dataInBuffer, sendBuffer, retryLater, waitPersisted, nvPending } from "../sequencer";
-import { nvRoom, nvId, NVK_CONTEXT } from "../nv";
+import { nvRoom, nvId, NVK_CONTEXT, NVK_NONE } from "../nv";
 import { gIndex } from "../iop";
 import { volumeInUse, blockSize, capacityBlocks } from "../volume";
 import { getBe16, getBe32, putBe16, putBe32, putBe64 } from "../util";
 import { linkSend, linkPortToward, CXF_REMOTE_DONE, CXF_REMOTE_FAILED } from "../comm/link";
 import { ST_REMOTE } from "../remote/mirror";
+import { diffAll, diffBytes, diffCount, diffShift, journalQueued, journalBytes, journalHighWater, journalFullSuspends, heldEarlyCount } from "../remote/async";
 import {
   remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
-  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP,
+  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP, RM_ASYNC, remoteSuspend,
   NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, NODE_NAMES, NODE_NAME_BYTES, RemotePair,
 } from "../remote/pair";
 
@@ -26,7 +27,7 @@ export const SA_REMOTE_CHANGE: u32 = 0x0F;
 export const SA_REMOTE_STATUS: u32 = 0x18;
 export const SA_RELAY_STATUS: u32 = 0x19;
 export const REMOTE_CREATE_LIST_BYTES: u32 = 96;
-const STATUS_ENTRY_BYTES: u32 = 64;
+const STATUS_ENTRY_BYTES: u32 = 96;
 // REMOTE CHANGE operations (CDB byte 14).
 export const RC_SUSPEND: u32 = 1;
 export const RC_RESUME: u32 = 2;
@@ -54,7 +55,8 @@ function remoteError(c: usize, ascq: u32, field: i32, inCdb: bool): void {
 /**
  * REMOTE CREATE: list bytes 0-1 volume, 2 mode (1 mirror, 2 backup), 3 retries (0: 5), 4-7 timeout
  * in ms (0: 50), 8-39 the peer array's name, 40-71 the relay's name (empty: direct), 72-83 the
- * peer volume's name (NUL padded, at most 12 bytes).
+ * peer volume's name (NUL padded, at most 12 bytes), 88 the consistency group (0: none; 1-255 needs
+ * mode 3, async: its pairs share one issuing-ID order, remote/async.ts).
  */
 export function remoteCreate(c: usize, list: usize): void {
   if (!linked()) { remoteError(c, RE_NOT_LINKED, -1, false); return; }
@@ -62,7 +64,7 @@ export function remoteCreate(c: usize, list: usize): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { remoteError(c, RE_NO_VOLUME, 0, false); return; }
   if (remoteOfVolume(v) >= 0) { remoteError(c, RE_IN_PAIR, 0, false); return; }
   const mode = <u32>load<u8>(list + 2);
-  if (mode != RM_MIRROR && mode != RM_BACKUP) { remoteError(c, RE_STATE, 2, false); return; }
+  if (mode != RM_MIRROR && mode != RM_BACKUP && mode != RM_ASYNC) { remoteError(c, RE_STATE, 2, false); return; }
   store<u8>(list + 39, 0);
   store<u8>(list + 71, 0);
   const peer = nodeByName(list + 8);
@@ -76,6 +78,8 @@ export function remoteCreate(c: usize, list: usize): void {
   if (!neighbour(<u32>hop)) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (linkPortToward(<u32>hop) < 0) { remoteError(c, RE_NODE, hop == peer ? 8 : 40, false); return; }
   if (load<u8>(list + 72) == 0 || peerNameLength(list + 72) > PEER_NAME_BYTES) { remoteError(c, RE_NAME, 72, false); return; }
+  const group = <u32>load<u8>(list + 88); // past the name and its NUL (84)
+  if (group != 0 && mode != RM_ASYNC) { remoteError(c, RE_STATE, 88, false); return; } // a consistency group orders asynchronous copies
   let p: i32 = -1;
   for (let i: u32 = 0; i < REMOTE_PAIRS; i++) if (remote(i).used == 0) { p = <i32>i; break; }
   if (p < 0) { remoteError(c, RE_TABLE_FULL, -1, false); return; }
@@ -89,6 +93,7 @@ export function remoteCreate(c: usize, list: usize): void {
   r.volume = <u16>v;
   r.peerNode = <u16>peer;
   r.firstHop = <u16>hop;
+  r.group = <u8>group;
   memory.copy(changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"), list + 72, PEER_NAME_BYTES);
   askSecondary(c, <u32>p);
 }
@@ -131,7 +136,7 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
   const primary = r.role == RR_PRIMARY;
   if (op == RC_SUSPEND) {
     if (!primary || (r.state != RS_PAIR && r.state != RS_COPY)) { remoteError(c, RE_STATE, 14, true); return; }
-    remoteSetState(p, RS_SUSPENDED, RSR_USER);
+    remoteSuspend(p, RSR_USER, 0); // with its consistency group, if any
     persistThenGood(c, p);
   } else if (op == RC_RESUME) {
     if (!primary || r.state != RS_SUSPENDED) { remoteError(c, RE_STATE, 14, true); return; }
@@ -180,9 +185,10 @@ export function remoteCommandWait(c: usize): void {
   }
   // The secondary holds the pair: the initial copy (embodiment 1's copy, Fig. 4) starts, run by this
   // IOP; the command answers once the record is in NV.
-  if (!nvRoom(1)) return;
-  const bs = <u64>blockSize(<u32>r.volume);
-  r.copyTotal = capacityBlocks(<u32>r.volume) * bs;
+  if (!nvRoom(2)) return;
+  // Create copies every track; resume the tracks the difference bitmap holds (remote/async.ts).
+  if (sa == SA_REMOTE_CREATE) diffAll(<u32>p, nvId(NVK_NONE, 0));
+  r.copyTotal = diffBytes(<u32>p);
   r.copyNext = 0;
   r.copyDone = 0;
   r.copyActive = 0;
@@ -217,6 +223,14 @@ export function remoteStatus(c: usize, alloc: u32): void {
     putBe64(e + 40, r.writes);
     putBe64(e + 48, r.bytes);
     memory.copy(e + 56, changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"), 8); // the first 8 bytes of its name
+    store<u8>(e + 64, r.group);
+    store<u8>(e + 65, r.role == RR_PRIMARY ? <u8>diffShift(p) : 0);
+    putBe32(e + 68, r.role == RR_PRIMARY ? journalQueued(p) : 0);
+    putBe32(e + 72, r.role == RR_PRIMARY ? diffCount(p) : 0);
+    putBe32(e + 76, journalBytes());
+    putBe32(e + 80, journalHighWater());
+    putBe32(e + 84, journalFullSuspends());
+    putBe32(e + 88, heldEarlyCount());
     n++;
   }
   putBe32(d, n * STATUS_ENTRY_BYTES);

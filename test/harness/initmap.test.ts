@@ -73,7 +73,8 @@ for (const [what, first, change] of changes) {
 }
 
 /**
- * Rewrites a version 8 NV image (graceful stop) as an older firmware wrote it. Version 7 had no remote
+ * Rewrites a version 9 NV image (graceful stop) as an older firmware wrote it. Version 8 had no remote
+ * difference bitmaps (version 9 put them after the remote pairs), version 7 no remote
  * pair table (version 8 put it after the thin map), version 6 no thin map either (version 7 put it
  * after the reservation table), versions 3 to 5 no reservation table either
  * (version 6 put it after the pairs, before the init map): the directory loses them, and what came
@@ -82,7 +83,7 @@ for (const [what, first, change] of changes) {
  * version 3 with one copy of the map, records of 64 bytes of bits, their CRC-32C, 4 reserved bytes.
  * Header and table versions say the old version. The layouts are docs/hal.md's ("Layout and checksums").
  */
-function toVersion(file: string, version: 3 | 4 | 5 | 6 | 7): void {
+function toVersion(file: string, version: 3 | 4 | 5 | 6 | 7 | 8): void {
   const nv = fs.readFileSync(file);
   const a = nv.subarray(0, 2048);
   const bh = nv.subarray(2048, 4096);
@@ -92,8 +93,8 @@ function toVersion(file: string, version: 3 | 4 | 5 | 6 | 7): void {
     for (let i = 0; i < h.readUInt32LE(40); i++) if (h.readUInt16LE(64 + i * 16) === id) return 64 + i * 16;
     throw new Error(`no table ${id} in the directory`);
   };
-  // The tables the old version lacks: the directory's last entries (10 the reservations, 11 the thin map, 12 the remote pairs).
-  const gone = version === 7 ? [12] : version === 6 ? [11, 12] : [10, 11, 12];
+  // The tables the old version lacks: the directory's last entries (10 the reservations, 11 the thin map, 12 the remote pairs, 13 their difference bitmaps).
+  const gone = version === 8 ? [13] : version === 7 ? [12, 13] : version === 6 ? [11, 12, 13] : [10, 11, 12, 13];
   const at = h.readUInt32LE(entry(gone[0]) + 4); // where the first began: the end of what the old version had before it
   for (const id of gone.reverse()) {
     const e = entry(id);
@@ -129,14 +130,14 @@ function toVersion(file: string, version: 3 | 4 | 5 | 6 | 7): void {
   fs.writeFileSync(file, Buffer.concat([h, h, nv.subarray(4096, at), ...(mapFirst ? [init, ...cacheTables] : [...cacheTables, init])]));
 }
 
-const lacks = (version: 5 | 6 | 7) => version === 7 ? 'remote pair table' : version === 6 ? 'thin map and remote pair table' : 'reservation table, thin map and remote pair table';
-for (const version of [3, 4, 5, 6, 7] as const) {
-test(`an NV image of version ${version} (${version >= 5 ? `no ${lacks(version as 5 | 6 | 7)}` : `the init map last${version === 3 ? ', one copy' : ''}`}) is upgraded at boot and keeps what its map said`, async (t) => {
+const lacks = (version: 5 | 6 | 7 | 8) => version === 8 ? 'remote difference bitmaps' : version === 7 ? 'remote pair table' : version === 6 ? 'thin map and remote pair table' : 'reservation table, thin map and remote pair table';
+for (const version of [3, 4, 5, 6, 7, 8] as const) {
+test(`an NV image of version ${version} (${version >= 5 ? `no ${lacks(version as 5 | 6 | 7 | 8)}` : `the init map last${version === 3 ? ', one copy' : ''}`}) is upgraded at boot and keeps what its map said`, async (t) => {
   const { dir, b, c1 } = await setUp(`init-v${version}`);
   toVersion(path.join(dir, 'a0', 'nvram.bin'), version);
   const lines: string[] = [];
   const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
-  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 8\\)`).test(l)), lines.join('\n'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 9\\)`).test(l)), lines.join('\n'));
   t.false(lines.some((l) => /rebuilt from the volume table/.test(l)), lines.join('\n'));
   await check(t, up, b, c1, 'after the upgrade');
   await up.stop('powerFail');
@@ -146,7 +147,7 @@ test(`an NV image of version ${version} (${version >= 5 ? `no ${lacks(version as
 });
 }
 
-for (const version of [5, 6, 7] as const) {
+for (const version of [5, 6, 7, 8] as const) {
 test(`a version ${version} image with dirty cache data is upgraded: its cache tables move past the new ${lacks(version)} with the dirty slot, which reads back; the tables start empty`, async (t) => {
   const dir = tempDir(`init-v${version}-dirty`);
   const emu = await startSmall(base(dir));
@@ -159,7 +160,7 @@ test(`a version ${version} image with dirty cache data is upgraded: its cache ta
   const lines: string[] = [];
   const up = await startSmall(base(dir), { log: (l) => lines.push(l) });
   t.teardown(() => up.stop('powerFail'));
-  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 8\\)`).test(l)), lines.join('\n'));
+  t.true(lines.some((l) => new RegExp(`nv: image upgraded \\(from version, to version\\) \\(${version}, 9\\)`).test(l)), lines.join('\n'));
   t.true(lines.some((l) => /nv: dirty cache slots recovered/.test(l)), lines.join('\n'));
   const u = up.connect();
   t.true((await read(u, 1, 8, 8)).equals(dirty), 'the dirty slot moved with the cache tables');
