@@ -268,8 +268,8 @@ function remoteLine(p: RemoteStatus, name?: string): string {
   const group = p.group ? ` group ${p.group}` : '';
   const journal = p.mode === 'async' && p.role === 'primary' ? `, ${p.journalEntries} journaled` : '';
   const diff = p.role === 'primary' && p.diffTracks > 0 ? `, ${p.diffTracks} tracks of ${formatBytes(p.trackBytes)} to copy at resume` : '';
-  return `${name ?? `#${p.volume}`} ${p.role} ${p.mode}${group} -> node ${p.peerNode}:${p.peerVolume}${p.viaRelay ? ` via node ${p.firstHopNode}` : ''} ${p.state}${why}${copy}, `
-    + `issuing ID ${p.issuingId}, ${p.inFlight} in flight${journal}${diff}, ${p.writes} writes (${formatBytes(p.bytes)})`;
+  return `${name ?? `#${p.volume}`} ${p.role} -> node ${p.peerNode}:${p.peerVolume}${p.viaRelay ? ` via node ${p.firstHopNode}` : ''} ${p.state}${why}${copy}, `
+    + `issuing ID ${p.issuingId}, ${p.inFlight} in flight${journal}${diff}, ${p.writes} writes (${formatBytes(p.bytes)}), ${p.mode}${group}`;
 }
 
 async function remoteStatus(ctx: Context): Promise<void> {

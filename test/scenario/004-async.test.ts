@@ -10,6 +10,7 @@ import { startSites, untilRemote, restartSites, type Sites } from '../remote/sit
 import { pattern, createVolume } from '../harness/env';
 import { remoteCreateParameters } from '../../lib/remote';
 import type { RemoteStatus } from '../../lib/remote';
+import { runSanctl } from '../host/run-sanctl';
 
 const TRACK = 64 * 1024;
 
@@ -206,6 +207,17 @@ test('004 bad input: a group without mode async, a group out of range, an unknow
     t.deepEqual(await s.a.remoteStatus(), []);
     t.throws(() => remoteCreateParameters({ volume: 1, to: 'B', toVolume: 'm', mode: 'async', group: 256 }), { message: /group 256: 0 to 255/ });
     t.throws(() => remoteCreateParameters({ volume: 1, to: 'B', toVolume: 'm', mode: 'fast' as 'async' }), { message: /mode "fast"/ });
+    const on = { connect: async () => s.emu.connect('A'), sleep: (ms: number) => s.emu.advance(ms), now: () => s.emu.driver('A').now() / 1e6 };
+    const noAsync = await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--group', '3'], on);
+    t.is(noAsync.code, 2);
+    t.regex(noAsync.stderr, /--group needs --mode async/);
+    t.is((await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--mode', 'async', '--group', '0'], on)).code, 2, 'groups are 1 to 255');
+    // And the good path through sanctl: an async pair in group 5, shown with its group.
+    const made = await runSanctl(['remote', 'create', 'vol', 'B:mirror', '--mode', 'async', '--group', '5', '--wait'], on);
+    t.is(made.code, 0, made.stderr);
+    t.regex(made.stdout, / pair, .*async group 5$/m);
+    const st = JSON.parse((await runSanctl(['--json', 'remote', 'status'], on)).stdout);
+    t.like(st.pairs[0], { mode: 'async', group: 5, journalEntries: 0 });
   } finally {
     await s.emu.stop();
   }
