@@ -713,7 +713,7 @@ function finish(c: usize, ok: bool): void {
     // Ended before its data was all read (a bound, a refusal): the read stops here.
     store<u32>(c + CX_CURSOR, load<u32>(c + CX_LENGTH));
   }
-  if ((x.flags & LXF_JOURNAL) != 0) journalFinished(x.got, x.cmdId);
+  if ((x.flags & LXF_JOURNAL) != 0) journalFinished(x.got, x.cmdId, ok);
   // What did not arrive is in the difference bitmap (write intent set it; marked again here, since a
   // bitmap cleared while the write waited for its send must not pass over it: remote/async.ts).
   if (!ok && x.op == <u8>LOP_NONE && x.serial == r.serial) diffMark(<u32>x.pair, x.byteOffset, <u64>load<u32>(c + CX_LENGTH), nvId(NVK_NONE, 0));

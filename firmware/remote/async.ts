@@ -27,11 +27,11 @@ import { LINK_MAX_COMMAND_BYTES, linkSendJournal } from "../comm/link";
 import { gNow, gIndex } from "../iop";
 import { blockSize, capacityBlocks } from "../volume";
 import { cacheLookup, slotData, sectorsValid } from "../cache";
-import { nvBase, nvPersistRange, nvRoom, nvId, NVK_NONE, REMOTE_DIFF_OFFSET, REMOTE_DIFF_BYTES, REMOTE_DIFFS_BYTES } from "../nv";
+import { nvBase, nvPersistRange, nvRoom, nvId, newer, NVK_NONE, REMOTE_DIFF_OFFSET, REMOTE_DIFF_BYTES, REMOTE_DIFFS_BYTES } from "../nv";
 import { bitmapSetRange, bitmapClearRange, bitmapCount, bitmapFindNextSet } from "../kernels/bitmap";
 import {
   remote, remoteOfVolume, remoteSuspend, linked, remoteIssue, remoteLeaseReadyAll, remoteJournalAt, sameGroup,
-  REMOTE_PAIRS, RR_PRIMARY, RR_SECONDARY, RS_PAIR, RS_COPY, RM_ASYNC, RSR_JOURNAL,
+  REMOTE_PAIRS, RR_PRIMARY, RR_SECONDARY, RS_PAIR, RS_COPY, RM_ASYNC, RSR_JOURNAL, RSR_USER,
   JOURNAL_ENTRIES, JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, JOURNAL_DATA_BYTES,
 } from "./pair";
 
@@ -74,6 +74,8 @@ const J_DONE: u8 = 3; // acknowledged, or dropped (its pair stopped sending: the
 @inline function jh(): JournalHead { return changetype<JournalHead>(remoteJournalAt()); }
 // @ts-ignore: decorator
 @inline function idleAt(p: u32): usize { return remoteJournalAt() + 64 + <usize>p * 8; }
+// @ts-ignore: decorator
+@inline function baseAt(p: u32): usize { return remoteJournalAt() + 192 + <usize>p * 4; } // the issuing ID of p's last CREATE
 // @ts-ignore: decorator
 @inline function entry(i: u32): Entry { return changetype<Entry>(remoteJournalAt() + JOURNAL_HEADER_BYTES + <usize>(i % JOURNAL_ENTRIES) * JOURNAL_ENTRY_BYTES); }
 // @ts-ignore: decorator
@@ -257,9 +259,11 @@ function append(p: u32, at: u64, n: u32): bool {
 }
 
 /** A send command of journal entry i ended (comm/link.ts finish): acknowledged or not, it is done here. */
-export function journalFinished(i: u32, cmdId: u32): void {
+export function journalFinished(i: u32, cmdId: u32, ok: bool): void {
   const e = entry(i);
-  if (e.state == J_SENDING && e.cmdId == cmdId) e.state = J_DONE;
+  if (e.state != J_SENDING || e.cmdId != cmdId) return;
+  e.state = J_DONE;
+  if (!ok) orphaned(<u32>e.pair, e.issuingId);
 }
 
 /** Is (pair a, pair b) one order: the same pair, or pairs of one consistency group? */
@@ -279,7 +283,7 @@ export function asyncStep(): i32 {
       const e = entry(i);
       if (e.state != J_QUEUED) continue;
       const p = <u32>e.pair;
-      if (!sending(p) || e.serial != remote(p).serial) { e.state = J_DONE; work++; continue; } // the bitmap has it
+      if (!sending(p) || e.serial != remote(p).serial) { e.state = J_DONE; orphaned(p, e.issuingId); work++; continue; } // the bitmap has it
       if ((blocked & (<u32>1 << p)) != 0 || <u32>remote(p).copyIop != gIndex) { blocked |= orderMask(p); continue; }
       if (inFlight(p) >= ASYNC_DEPTH) { blocked |= orderMask(p); continue; }
       const id = linkSendJournal(p, i % JOURNAL_ENTRIES, e.issuingId, e.byteOffset, e.bytes);
@@ -299,6 +303,22 @@ export function asyncStep(): i32 {
   }
   for (let p: u32 = 0; p < REMOTE_PAIRS; p++) work += idleClear(p);
   return work;
+}
+
+/**
+ * Issuing ID `id` of pair p's group will never reach the secondary (its entry was dropped unsent, or
+ * its send ended unanswered): a gap in the group's order there. A pair suspended by the link has its
+ * group suspended already; a pair deleted while the group sends has not, and the group's later writes
+ * would wait at the secondary for ever: every member that sends in an order from before `id` (its
+ * last CREATE's base is below it) is suspended (resume starts the order again past the gap).
+ */
+function orphaned(p: u32, id: u32): void {
+  const r = remote(p);
+  if (r.group == 0) return;
+  for (let q: u32 = 0; q < REMOTE_PAIRS; q++) {
+    const m = remote(q);
+    if (m.group == r.group && m.peerNode == r.peerNode && sending(q) && newer(id, load<u32>(baseAt(q)))) remoteSuspend(q, RSR_USER, 0);
+  }
 }
 
 function orderMask(p: u32): u32 {
@@ -372,6 +392,7 @@ export function isAsync(p: u32): bool { return remote(p).mode == RM_ASYNC; }
 
 /** The CREATE's `total` (comm/link.ts): the group, and 0x100 when another member sends now (it joins that order). */
 export function createWord(p: u32): u32 {
+  store<u32>(baseAt(p), remote(p).issued); // the base the CREATE carries
   let join: u32 = 0;
   for (let q: u32 = 0; q < REMOTE_PAIRS; q++) if (q != p && sameGroup(p, q) && sending(q)) join = 0x100;
   return <u32>remote(p).group | join;

@@ -222,3 +222,30 @@ test('004 bad input: a group without mode async, a group out of range, an unknow
     await s.emu.stop();
   }
 });
+
+test('004: a pair deleted from a running consistency group with writes still journaled leaves gaps in the group\'s order: the group is suspended (user) rather than left waiting at B; resume starts it again and B matches', async (t) => {
+  const s = await startSites('004-group-delete', { directKm: 1000 });
+  try {
+    const { va2 } = await secondVolumes(s);
+    await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'mirror', mode: 'async', group: 2, timeoutMs: 200, retries: 2 });
+    await s.a.remoteCreate({ volume: va2, to: 'B', toVolume: 'mirror2', mode: 'async', group: 2, timeoutMs: 200, retries: 2 });
+    await until(s, s.va, (p) => p.state === 'pair', 'pair');
+    await until(s, va2, (p) => p.state === 'pair', 'pair');
+    s.emu.injectNetwork('link direct down');
+    await s.a.write(2, 0, pattern(8192, 1)); // journaled for vol2: an issuing ID of the group's order
+    await s.a.remoteChange(va2, 'delete'); // B is not told (the link is down): the delete goes on
+    const p = await s.a.remoteOf(s.va);
+    t.is(p.state, 'suspended', 'vol\'s pair does not wait for an ID that will never come');
+    t.is(p.reason, 'user');
+    s.emu.injectNetwork('link direct up');
+    await s.a.write(1, 100, pattern(4096, 2));
+    await until(s, s.va, (x) => x.inFlight === 0, 'quiet');
+    await s.a.remoteChange(s.va, 'resume');
+    await until(s, s.va, (x) => x.state === 'pair' && drained(x), 'pair, drained');
+    await s.a.write(1, 200, pattern(4096, 3));
+    await until(s, s.va, drained, 'drained');
+    t.true(await sameBytes(s, 1), 'mirror equals vol');
+  } finally {
+    await s.emu.stop();
+  }
+});
