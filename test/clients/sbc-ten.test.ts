@@ -100,3 +100,12 @@ test('REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS: ABORT TASK, ABORT TASK SET, CL
   const reserved = await send(a, [0xA3, 0x0D, 0x01, 0, 0, 0, 0, 0, 0, 16, 0, 0], { inLength: 16 });
   t.deepEqual([reserved.status, reserved.sense?.asc], [2, 0x24], 'a reserved bit');
 });
+
+test('VPD B1h (Block Device Characteristics): listed in page 00h beside B0h and B2h, 64 bytes, a non-rotating medium', async (t) => {
+  const { a } = await array(t);
+  const list = await send(a, [0x12, 1, 0x00, 0, 255, 0], { inLength: 255 });
+  t.deepEqual([...list.data.subarray(4, 4 + list.data[3])], [0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2]);
+  const b1 = await send(a, [0x12, 1, 0xB1, 0, 255, 0], { inLength: 255 });
+  t.is(b1.status, 0);
+  t.deepEqual([b1.data[1], b1.data.readUInt16BE(2), b1.data.length, b1.data.readUInt16BE(4)], [0xB1, 0x3C, 64, 1]);
+});
