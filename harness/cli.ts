@@ -16,8 +16,9 @@ const USAGE = `usage: sanbox run [topology.json] [--mode realtime|deterministic]
 
 const RUN_HELP = `usage: sanbox run [topology.json] [--mode realtime|deterministic] [--seed n] [--debug]
 
-Boots the arrays of a topology (the embedded default when none is given: array0 with ports on
-tcp://127.0.0.1:7450 and 7451, disks under ./var/array0) and serves their ports until Ctrl-C.
+Boots the arrays of a topology (the embedded default when none is given: array0: framed ports
+on tcp://127.0.0.1:7450 and 7451 for sanctl, an iSCSI target on 127.0.0.1:3260 and an NBD server on
+127.0.0.1:10809, disks under ./var/array0) and serves their ports until Ctrl-C.
 
   --mode     realtime (default) or deterministic (virtual clock on one thread)
   --seed     seeds every PRNG of the run (deterministic mode: same seed, same trace)

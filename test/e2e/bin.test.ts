@@ -37,6 +37,9 @@ test('sanbox run --help, sanbox validate --help and sanbox --help print usage an
   t.is(run.status, 0, run.stderr);
   t.regex(run.stdout, /^usage: sanbox run \[topology\.json\] \[--mode realtime\|deterministic\] \[--seed n\] \[--debug\]\n/);
   t.regex(run.stdout, /Ctrl-C stops gracefully/);
+  // The help names every port the embedded default serves (the iSCSI and NBD ones were missing).
+  const defaults = JSON.parse(fs.readFileSync(path.join(root, 'harness', 'default-topology.json'), 'utf8')) as { arrays: Array<{ ports: Array<{ port?: number }> }> };
+  for (const p of defaults.arrays[0].ports) t.true(p.port === undefined || run.stdout.includes(String(p.port)), `port ${p.port} in sanbox run --help`);
   const validate = bin('sanbox', 'validate', '--help');
   t.is(validate.status, 0);
   t.regex(validate.stdout, /^usage: sanbox validate <topology\.json>/);
