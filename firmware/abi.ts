@@ -67,6 +67,7 @@ export const CFG_DEVICE_ID: u32 = 112; // 16 bytes: NAA-6 identifier of the arra
 export const CFG_ARRAY_NAME: u32 = 128; // 32 ASCII bytes
 export const CFG_ENTROPY: u32 = 160; // 16 bytes: seeds the firmware's PRNG (CHAP challenges); from the seed in deterministic mode
 export const CFG_DESTAGE_AGE_IDLE_US: u32 = 176; // the destage age while dirty slots are at most half the high mark; it falls to CFG_DESTAGE_AGE_US as they reach it (0: same as CFG_DESTAGE_AGE_US)
+export const CFG_SLOT_WAIT_US: u32 = 180; // a command or copy waiting this long for a cache slot (every slot dirty, pinned or staging) fails, naming the cache (0: SLOT_WAIT_NS_DEFAULT)
 export const CFGF_DETERMINISTIC: u32 = 1;
 export const CFGF_TRACE_COMMANDS: u32 = 2; // one TRACE_COMMAND record per command
 
@@ -387,7 +388,8 @@ export const STAT_ACCESS_DENIED: u32 = 45; // commands refused by a volume's acc
 export const STAT_INIT_MARK_FAILURES: u32 = 46; // init map marks of a chunk's first destage whose NV write failed (the slot stays dirty)
 export const STAT_DESTAGE_NV_HELD: u32 = 47; // first destages held dirty for the NV file (mark failed, or file degraded): the NV verdict, not a write error
 export const STAT_THIN_FULL: u32 = 48; // writes refused because a thin volume's media had no chunk free (27h/07h)
-export const STAT_COUNT: u32 = 49;
+export const STAT_SLOT_WAIT_EXPIRED: u32 = 49; // commands and copy segments failed for waiting longer than the slot-wait bound for a cache slot (0Bh/55h/01h, 0Ah/55h/01h)
+export const STAT_COUNT: u32 = 50;
 
 // ---- Boot errors (MAP_ERROR) -------------------------------------------------------------------
 export const ERR_NONE: u32 = 0;

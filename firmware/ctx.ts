@@ -66,6 +66,7 @@ export const CX_TRANSPORT: u32 = 192; // CX_TRANSPORT_BYTES: the port kind's per
 export const CX_TRANSPORT_BYTES: u32 = 64;
 export const CX_GATHER: u32 = 256; // u32: buffer granules a data-out of several windows is gathered in: first + 1 | count << 16
 export const CX_ORDER: u32 = 260; // u32: the command's place in its channel IOP's dispatch order (task attributes)
+export const CX_SLOT_WAIT_NS: u32 = 264; // f64: when the command's wait for a cache slot ends in failure (sequencer slotWait); 0 while it does not wait
 
 export const NO_VOLUME16: u32 = 0xFFFF;
 

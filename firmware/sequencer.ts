@@ -15,8 +15,8 @@
 import {
   STAT_COMMANDS, STAT_READS, STAT_WRITES, STAT_READ_BYTES, STAT_WRITE_BYTES, STAT_READ_HITS,
   STAT_READ_MISSES, STAT_ERRORS, STAT_LATENCY_NS, STAT_BUSY, STAT_ABORTED, TRACE_COMMAND, CPORT_KIND, STAT_NV_REFUSED,
-  STAT_PINS, STAT_PIN_WAITS, STAT_THIN_FULL,
-  SLOT_BYTES, CFG_FLAGS,
+  STAT_PINS, STAT_PIN_WAITS, STAT_THIN_FULL, STAT_SLOT_WAIT_EXPIRED,
+  SLOT_BYTES, CFG_FLAGS, CFG_SLOT_WAIT_US,
   CFGF_TRACE_COMMANDS,
 } from "./abi";
 import { cfg32, cfgPort } from "./config";
@@ -35,6 +35,7 @@ import {
   WIN_ARRIVED, ctxAlloc, ctxFree, ctxIndex, activeAdd, activeRemove, activeFirst, activeNext, ctxCheck, ctxInfo,
   ST_ORDER_WAIT, CX_ORDER, CXF_ORDERED, CP_ORDER_SEQ, CP_ORDERED, TA_ORDERED, TA_HEAD_OF_QUEUE,
   ctxBuffer, ctxBufferRelease, ctxBufferAddr, CX_GATHER, ctxGatherBuffer, ctxGatherAddr, ctxGatherRelease, ctxGatherToBuffer,
+  CX_SLOT_WAIT_NS,
 } from "./ctx";
 import { tagFind, tagInsert, tagRemove, sessionOutstandingAdd, SESSION_QUEUE_DEPTH } from "./channel";
 import { txData, txRespond, txDirect, windowOpen, windowBase, transportRetire } from "./comm/transport";
@@ -94,6 +95,52 @@ export function pairCopyWait(c: usize): bool {
   waitCache(c);
   return true;
 }
+
+/**
+ * A command that waits this long for a cache slot (every slot dirty, pinned or staging: its media
+ * do not take the destages) fails, unless the topology sets cache.slotWaitMs. Long beside a
+ * destage (milliseconds, seconds on a slow medium: a destage-bound load never waits a slot out),
+ * and under the 30 s an initiator gives a command (Linux sd), so the initiator hears why.
+ */
+export const SLOT_WAIT_NS_DEFAULT: f64 = 20e9;
+
+/** The slot-wait bound this array runs with (CFG_SLOT_WAIT_US). */
+export function slotWaitNs(): f64 {
+  const us = cfg32(CFG_SLOT_WAIT_US);
+  return us == 0 ? SLOT_WAIT_NS_DEFAULT : <f64>us * 1000.0;
+}
+
+/**
+ * The command found no cache slot for (volume, slotNo), or found it staging: it waits for the
+ * cache to change, at most slotWaitNs from the first time it found none. At the bound it fails
+ * ABORTED COMMAND, SYSTEM BUFFER FULL (55h/01h: the cache is the buffer it waited for; ABORTED
+ * COMMAND tells the initiator a retry may succeed), INFORMATION the first LBA of that slot, and
+ * the log names the volume and the slot's LBA range. True while it may wait on.
+ */
+function slotWait(c: usize, volume: u32, slotNo: u32): bool {
+  const until = load<f64>(c + CX_SLOT_WAIT_NS);
+  if (until == 0) {
+    store<f64>(c + CX_SLOT_WAIT_NS, gNow + slotWaitNs());
+    wakeAt(gNow + slotWaitNs());
+  } else if (gNow >= until) {
+    store<f64>(c + CX_SLOT_WAIT_NS, 0);
+    const blocks = <u64>blockSize(volume);
+    const first = (<u64>slotNo << 16) / blocks;
+    log(LOG_ERROR, "cache: a command waited the slot-wait bound for the cache slot of 64 KiB at (volume, first LBA) and fails 55h/01h", volume, <u32>first);
+    statInc(STAT_SLOT_WAIT_EXPIRED);
+    fail(c, 0x0B, 0x55, 0x01);
+    ctxInfo(c, <u32>first);
+    return false;
+  } else {
+    wakeAt(until);
+  }
+  waitCache(c);
+  return true;
+}
+
+/** The command has its slot: a later wait has a bound of its own. */
+// @ts-ignore: decorator
+@inline function slotFound(c: usize): void { store<f64>(c + CX_SLOT_WAIT_NS, 0); }
 
 /** A data-out burst the host does not complete within this time fails the command (4Bh/00h). */
 export const DATA_OUT_TIMEOUT_NS: f64 = 30e9;
@@ -225,6 +272,7 @@ export function cmdRearm(c: usize, cdb: usize, cdbLen: u32, expected: u32): void
   memory.copy(c + CX_CDB, cdb, cdbLen);
   store<u16>(c + CX_VOLUME, <u16>NO_VOLUME16);
   store<u8>(c + CX_STATUS, 0);
+  store<f64>(c + CX_SLOT_WAIT_NS, 0);
   store<u8>(c + CX_STATE, <u8>ST_DISPATCH);
 }
 
@@ -466,6 +514,11 @@ function account(c: usize): void {
 function cacheUnchanged(c: usize): bool { return load<u32>(c + CX_EVENT_SEEN) == cacheEvent() + 1; }
 function waitCache(c: usize): void { store<u32>(c + CX_EVENT_SEEN, cacheEvent() + 1); }
 function clearWait(c: usize): void { store<u32>(c + CX_EVENT_SEEN, 0); }
+/** Nothing to look at again: the cache has not changed and the command's slot wait, if any, is not over. */
+function nothingNew(c: usize): bool {
+  const until = load<f64>(c + CX_SLOT_WAIT_NS);
+  return cacheUnchanged(c) && (until == 0 || gNow < until);
+}
 
 // ---- Volume reads -------------------------------------------------------------------------------
 
@@ -481,7 +534,7 @@ export function startRead(c: usize, lba: u64, blocks: u32): void {
 }
 
 function readStep(c: usize): void {
-  if (cacheUnchanged(c)) return;
+  if (nothingNew(c)) return;
   clearWait(c);
   const volume = <u32>load<u16>(c + CX_VOLUME);
   const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
@@ -579,9 +632,10 @@ function readySlot(c: usize, volume: u32, slotNo: u32, first: u32, count: u32): 
   if (slot < 0) {
     dropSlot(c); // never hold a pin while waiting for a slot to evict
     slot = allocateFor(volume, slotNo);
-    if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return -1; }
+    if (slot < 0) { statInc(STAT_PIN_WAITS); slotWait(c, volume, slotNo); return -1; }
     store<u32>(c + CX_FLAGS, load<u32>(c + CX_FLAGS) | CXF_MISS); // not cached: a miss, staged or not
   }
+  slotFound(c);
   const i = <u32>slot;
   holdSlot(c, i); // the stage it may ask for must not be evicted before this command reads it
   const bad = poisonedSector(i, first, count);
@@ -787,7 +841,7 @@ export function windowOpenNow(c: usize): bool {
 
 /** Copies the window into cache slots, persisting each piece (data, then descriptor). */
 function commitStep(c: usize): void {
-  if (cacheUnchanged(c)) return;
+  if (nothingNew(c)) return;
   clearWait(c);
   const volume = <u32>load<u16>(c + CX_VOLUME);
   const base = load<u64>(c + CX_LBA) * <u64>blockSize(volume);
@@ -822,12 +876,14 @@ function commitStep(c: usize): void {
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
       slot = allocateToWrite(volume, slotNo, within >> 9, n >> 9);
-      if (slot < 0) { statInc(STAT_PIN_WAITS); waitCache(c); return; }
+      if (slot < 0) { statInc(STAT_PIN_WAITS); slotWait(c, volume, slotNo); return; }
       cacheCount(CS_WRITE_MISSES);
     } else {
       cacheCount(CS_WRITE_HITS);
     }
-    if ((slotFlags(<u32>slot) & F_STAGING) != 0) { waitCache(c); return; }
+    // A stage of the slot (a read's, or a pair copy's) must end before the write lands in it.
+    if ((slotFlags(<u32>slot) & F_STAGING) != 0) { slotWait(c, volume, slotNo); return; }
+    slotFound(c);
     // A thin chunk no write has reached takes a medium chunk now, or the write stops here (thin.ts).
     if (!thinEnsure(volume, slotNo, <u32>slot)) { ctxBufferRelease(c); spaceAllocationFailed(c); return; }
     writeSectors(<u32>slot, within >> 9, n >> 9, src + cursor, gNow, id);

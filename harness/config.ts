@@ -30,6 +30,7 @@ export function writeConfig(mem: CommonMemory, a: ArraySpec, o: ConfigOptions): 
   w32(A.CFG_DESTAGE_AGE_US, Math.round(a.cache.destageAgeMs * 1000));
   w32(A.CFG_DESTAGE_AGE_IDLE_US, Math.round(a.cache.destageAgeIdleMs * 1000));
   w32(A.CFG_DIRTY_HIGH_PCT, a.cache.dirtyHighPercent);
+  w32(A.CFG_SLOT_WAIT_US, Math.round(a.cache.slotWaitMs * 1000));
   w32(A.CFG_FLAGS, (o.mode === 'deterministic' ? A.CFGF_DETERMINISTIC : 0) | (a.traceCommands ? A.CFGF_TRACE_COMMANDS : 0));
   w32(A.CFG_SEED, o.seed);
   // Part of a new NV image's identity (medium labels name it): drawn, or seeded in deterministic mode.

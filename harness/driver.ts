@@ -38,6 +38,13 @@ export interface Driver {
   settle(boundMs?: number): Promise<void>;
   /** Deterministic: runs the array's timers up to now + ms of virtual time. Real-time: waits ms. */
   advance(ms: number): Promise<void>;
+  /**
+   * Resolves once the array's clock has reached `ns` (or the driver stopped), without moving it:
+   * a host that paces itself by the clock while other hosts' commands move it. Deterministic: the
+   * clock moves only while the array has work, so a caller also waits for whatever ends that work.
+   * (The driver of linked arrays, harness/world.ts, does not offer it yet.)
+   */
+  passed?(ns: number): Promise<void>;
   stop(): void;
 }
 
@@ -135,6 +142,8 @@ abstract class DriverBase implements Driver {
     this.stopped = true;
     this.idle();
   }
+
+  abstract passed(ns: number): Promise<void>;
 }
 
 /**
@@ -178,6 +187,10 @@ export class RealtimeDriver extends DriverBase {
     await new Promise((r) => setTimeout(r, ms));
   }
 
+  passed(ns: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, Math.max(0, (ns - this.now()) / 1e6)));
+  }
+
   override stop(): void {
     super.stop();
     this.wake.cancel();
@@ -212,8 +225,29 @@ export class DeterministicDriver extends DriverBase {
     this.idle();
   }
 
+  /** passed() callers, each with the virtual time it waits for. */
+  private clockWaiters: Array<{ ns: number; resolve: () => void }> = [];
+
+  passed(ns: number): Promise<void> {
+    if (this.virtualNs >= ns || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.clockWaiters.push({ ns, resolve }));
+  }
+
+  private clockMoved(): void {
+    if (this.clockWaiters.length === 0) return;
+    const due = this.clockWaiters.filter((w) => this.stopped || w.ns <= this.virtualNs);
+    this.clockWaiters = this.clockWaiters.filter((w) => !due.includes(w));
+    for (const w of due) w.resolve();
+  }
+
+  override stop(): void {
+    super.stop();
+    this.clockMoved();
+  }
+
   /** One round at the virtual time, then the wait for its I/O. True when it did work (time moved on). */
   private async step(): Promise<boolean> {
+    this.clockMoved();
     const starts = this.array.ioStarts;
     let work = this.array.round(this.virtualNs);
     if (this.array.ioStarts !== starts || this.array.ioBusy) {
@@ -274,5 +308,6 @@ export class DeterministicDriver extends DriverBase {
     this.horizonNs = this.virtualNs + ms * 1e6;
     await this.settle();
     this.virtualNs = Math.max(this.virtualNs, this.horizonNs);
+    this.clockMoved();
   }
 }

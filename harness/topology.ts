@@ -85,7 +85,7 @@ export interface ArraySpec {
   dir: string;
   serial: string;
   deviceId: string; // 32 hex digits
-  cache: { bytes: number; destageIntervalMs: number; destageAgeMs: number; destageAgeIdleMs: number; dirtyHighPercent: number };
+  cache: { bytes: number; destageIntervalMs: number; destageAgeMs: number; destageAgeIdleMs: number; dirtyHighPercent: number; slotWaitMs: number };
   nv: { path: string; sync: boolean; faults: NvFault[] };
   contexts: number;
   traceCommands: boolean;
@@ -181,7 +181,7 @@ function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
   const deviceId = a.deviceId === undefined ? deriveDeviceId(serial)
     : pattern(a.deviceId, `${f}.deviceId`, /^6[0-9a-fA-F]{31}$/, '32 hex digits of an NAA-6 identifier (starting with 6)').toLowerCase();
   const c = a.cache === undefined ? {} : object(a.cache, `${f}.cache`);
-  known(c, `${f}.cache`, ['size', 'destageIntervalMs', 'destageAgeMs', 'destageAgeIdleMs', 'dirtyHighPercent']);
+  known(c, `${f}.cache`, ['size', 'destageIntervalMs', 'destageAgeMs', 'destageAgeIdleMs', 'dirtyHighPercent', 'slotWaitMs']);
   const cacheBytes = parseSize(c.size ?? '64MiB', `${f}.cache.size`);
   if (cacheBytes < 1 << 20 || cacheBytes > 1 << 30 || cacheBytes % SLOT_BYTES !== 0) {
     throw new TopologyError(`${f}.cache.size`, `must be a multiple of 64KiB from 1MiB to 1GiB, got ${cacheBytes} bytes`);
@@ -196,6 +196,9 @@ function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
     destageAgeMs,
     destageAgeIdleMs,
     dirtyHighPercent: integer(c.dirtyHighPercent ?? 60, `${f}.cache.dirtyHighPercent`, 1, 100),
+    // A command or copy that waits this long for a cache slot fails with a sense naming the cache
+    // (docs/topology.md): under the 30 s an initiator gives a command, far over a destage.
+    slotWaitMs: number(c.slotWaitMs ?? 20_000, `${f}.cache.slotWaitMs`, 1, 3_600_000),
   };
   const n = a.nv === undefined ? {} : object(a.nv, `${f}.nv`);
   known(n, `${f}.nv`, ['path', 'sync', 'faults']);

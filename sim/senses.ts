@@ -18,6 +18,7 @@ export type Condition =
   | 'writeError' // a write error was injected on a medium under the volume
   | 'slow' // a medium under the volume was slowed (a latency factor injected)
   | 'nv' // the NV file was failing (an NV error fault, until the array has rewritten it)
+  | 'cacheStuck' // any medium of the array was dead, lost, becoming ready, failing writes or slowed: destages stop, the cache may fill
   | 'outOfRange'; // the simulator sent an LBA range past the end on purpose
 
 export interface SenseRow { classes: CommandClass[]; key: number; asc: number; ascq: number; when: Condition[]; meaning: string }
@@ -39,6 +40,8 @@ export const SENSE_TABLE: SenseRow[] = [
   // FUA and SYNCHRONIZE CACHE: a chunk's first destage whose init map mark the NV file could not take (not the medium's fault).
   { classes: ['write', 'writeFua', 'sync'], key: 0x04, asc: 0x0c, ascq: 0x00, when: ['nv'], meaning: 'HARDWARE ERROR, WRITE ERROR (NV persist failed or NV file failing; for a flush, an init map mark it could not take)' },
   { classes: ['mgmtOut'], key: 0x04, asc: 0x44, ascq: 0x00, when: ['nv'], meaning: 'HARDWARE ERROR, INTERNAL TARGET FAILURE (NV persist failed or NV file failing)' },
+  // A READ or WRITE bounds its wait for a cache slot (firmware/sequencer.ts slotWait, cache.slotWaitMs): the cache full of dirty slots no medium takes.
+  { classes: ['read', 'write', 'writeFua'], key: 0x0b, asc: 0x55, ascq: 0x01, when: ['cacheStuck'], meaning: 'ABORTED COMMAND, SYSTEM BUFFER FULL (no cache slot came free within the slot-wait bound)' },
   { classes: ['read', 'write', 'writeFua', 'sync'], key: 0x05, asc: 0x21, ascq: 0x00, when: ['outOfRange'], meaning: 'ILLEGAL REQUEST, LBA OUT OF RANGE' },
 ];
 

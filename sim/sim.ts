@@ -437,6 +437,7 @@ export class Simulation {
       case 'writeError': return media.some((m) => during(`werr:${m}`) || during(`dead:${m}`));
       case 'slow': return media.some((m) => during(`slow:${m}`));
       case 'nv': return during('nv');
+      case 'cacheStuck': return this.spec.media.some((_, m) => ['dead', 'lost', 'becoming', 'werr', 'slow'].some((k) => during(`${k}:${m}`)));
       case 'poisoned': return c !== undefined && s.info !== undefined && c.poison.has(s.info);
       case 'readError': {
         if (!c || s.info === undefined || s.info < op.lba || s.info >= c.meta.blocks) return false;

@@ -34,7 +34,10 @@ import { volumeChunkBlank } from "../initmap";
 import { thinEnsure } from "../thin";
 import { volumeReady, volumeInUse, VOLE_CHUNKS } from "../volume";
 import { nvRoom, nvId, nvKick, nvDegraded, NVK_XCOPY, volumeEntry } from "../nv";
-import { allocateFor } from "../sequencer";
+import { allocateFor, slotWaitNs } from "../sequencer";
+import { log, LOG_ERROR } from "../hal";
+import { statInc } from "../stats";
+import { STAT_SLOT_WAIT_EXPIRED } from "../abi";
 import { stageSlot } from "../disk";
 import { senseFixed } from "../ctx";
 import { getBe16, getBe32, getBe64 } from "../util";
@@ -101,6 +104,7 @@ function start(i: u32): void {
   o.segment = 0;
   o.phase = PH_START;
   o.startNs = gNow;
+  o.slotWaitNs = 0;
   o.seq = (o.seq + 1) & 0xFFFFFF;
   atomic.store<u32>(opAt(i), XS_RUNNING);
 }
@@ -134,6 +138,7 @@ function nextSegment(i: u32): i32 {
   o.fill = 0;
   o.drained = 0;
   o.waitNs = 0;
+  o.slotWaitNs = 0;
   o.half = 0;
   o.flight = 0;
   return MOVED;
@@ -193,6 +198,23 @@ function waiting(i: u32, ascq: u32): bool {
   if (o.waitNs == 0) o.waitNs = gNow + WAIT_NS;
   if (gNow < o.waitNs) { wakeAt(o.waitNs); return true; }
   fail(i, 0x0A, 0x85, ascq, 0, 0); // COPY ABORTED, 85h/06h a pair copy, 85h/07h a drive, did not come in time
+  return false;
+}
+
+/**
+ * The copy found no cache slot for volume v's chunk slotNo (every slot dirty, pinned or staging),
+ * or found it staging: it polls again, at most the array's slot-wait bound (sequencer slotWaitNs)
+ * from the first time. At the bound the copy fails its segment COPY ABORTED, SYSTEM BUFFER FULL
+ * (55h/01h), as a host command would: RECEIVE COPY RESULTS names the cache and the segment, the log
+ * the volume and LBA. True while it may wait.
+ */
+function slotWaiting(i: u32, v: u32, slotNo: u32): bool {
+  const o = op(i);
+  if (o.slotWaitNs == 0) o.slotWaitNs = gNow + slotWaitNs();
+  if (gNow < o.slotWaitNs) { wakeAt(min<f64>(o.slotWaitNs, gNow + 1e5)); return true; }
+  log(LOG_ERROR, "xcopy: a copy waited the slot-wait bound for the cache slot of 64 KiB at (volume, first 512-byte sector) and fails 55h/01h", v, slotNo << 7);
+  statInc(STAT_SLOT_WAIT_EXPIRED);
+  fail(i, 0x0A, 0x55, 0x01, 0, 0);
   return false;
 }
 
@@ -498,7 +520,8 @@ function readSlot(i: u32, v: u32, slotNo: u32): i32 {
   const held = o.pinned != 0 && slotList(o.pinned - 1) == LIST_HELD;
   if (s < 0 && (o.pinned == 0 || held) && volumeChunkBlank(from, slotNo)) return -3;
   if (s < 0) s = ownSlot(i, from, slotNo);
-  if (s < 0) { wakeAt(gNow + 1e5); return -1; }
+  if (s < 0) return slotWaiting(i, from, slotNo) ? -1 : -2;
+  o.slotWaitNs = 0;
   const slot = <u32>s;
   if (o.pinned != slot + 1) {
     if (o.pinned != 0) unpin(o.pinned - 1);
@@ -610,8 +633,8 @@ function drainToVolume(i: u32, d: usize, type: u32): i32 {
     if (intent == PW_PERSISTED) o.nvPending++;
     let slot = cacheLookup(v, slotNo);
     if (slot < 0) slot = allocateFor(v, slotNo);
-    if (slot < 0) { wakeAt(gNow + 1e5); return work; }
-    if ((slotFlags(<u32>slot) & F_STAGING) != 0) return work;
+    if (slot < 0 || (slotFlags(<u32>slot) & F_STAGING) != 0) return slotWaiting(i, v, slotNo) ? work : ENDED;
+    o.slotWaitNs = 0;
     if (!thinEnsure(v, slotNo, <u32>slot)) return targetFailed(i, 0x072707); // a thin volume's media are full (27h/07h)
     writeSectors(<u32>slot, within >> 9, n >> 9, stageArea(i) + o.drained, gNow, id);
     o.nvPending += WRITE_NV_ENTRIES;

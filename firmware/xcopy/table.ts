@@ -106,6 +106,7 @@ export const TARGET_BYTES: u32 = 32;
   targetSenseLength: u32; // 0 or 18
   cmdCtx: u32; // the channel IOP's context id of the waiting command (iop << 24 | ctx id)
   unit: u32; // the logical unit the EXTENDED COPY addressed (sequencer ctxLogicalUnit): the copy manager a reset of it stops
+  slotWaitNs: f64; // when the copy's wait for a cache slot ends in failure (manager.ts slotWaiting); 0 while it does not wait
 }
 export const OP_HEADER_BYTES: u32 = 256;
 export const OP_TARGETS: u32 = OP_HEADER_BYTES; // MAX_TARGETS x TARGET_BYTES

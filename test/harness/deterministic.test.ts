@@ -229,3 +229,22 @@ test('an answer never delivered stops the array after the bound, with an error n
   t.regex(emu.array().failed?.message ?? 'not stopped', /virtual time held for 50 ms \(wall\) waiting for the delivery of 1 answer\(s\) to port q0 session 0/);
   await t.throwsAsync(run(s, 0, Buffer.alloc(6)), { message: /session closed|virtual time held/ }, 'the stopped array takes no more commands');
 });
+
+test('driver.passed(ns) resolves once commands have moved the virtual clock to ns, without moving it, and at stop', async (t) => {
+  const emu = await startSmall({ dir: tempDir('det-passed'), mode: 'deterministic' });
+  const s = emu.connect();
+  await createVolume(s, { name: 'v', blocks: 8192, blockSize: 512 }, 1);
+  const d = emu.driver();
+  const at = d.now() + 50 * ROUND_NS;
+  let reached = -1;
+  const waiting = d.passed!(at).then(() => { reached = d.now(); });
+  await emu.settle();
+  t.is(reached, -1, 'nothing ran: the clock did not move for it');
+  for (let k = 0; reached < 0 && k < 1000; k++) await write(s, 1, k % 64, pattern(512, k)); // commands move the clock
+  await waiting;
+  t.true(reached >= at, `resolved at ${reached}, due at ${at}`);
+  const never = d.passed!(d.now() + 3600e9);
+  await emu.stop();
+  await never; // stopping resolves it
+  t.pass();
+});

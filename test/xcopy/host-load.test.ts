@@ -44,11 +44,13 @@ test('a backup moves data while 8-deep 4 KiB random host writes fill a 4 MiB cac
     let loaded = false;
     let started: () => void = () => undefined;
     const first = new Promise<void>((resolve) => { started = resolve; });
-    // The backup server polls COPY STATUS every 10 ms of virtual time while the load moves the clock.
+    let loadEnded: () => void = () => undefined;
+    const ended = new Promise<void>((resolve) => { loadEnded = resolve; });
+    // The backup server polls COPY STATUS every 10 ms of virtual time while the load moves the
+    // clock: it waits for the clock to pass that (or for the load to end, after which nothing moves it).
     const pause = async (): Promise<void> => {
       if (!loading) { await r.emu.advance(1); return; }
-      const until = r.emu.driver().now() + 10e6;
-      while (loading && r.emu.driver().now() < until) await new Promise((res) => setImmediate(res));
+      await Promise.race([r.emu.driver().passed!(r.emu.driver().now() + 10e6), ended]);
     };
     const backup = backupVolume(r.c, r.lib, {
       volume: r.src, tape: 'SB0001L5', pause,
@@ -60,6 +62,7 @@ test('a backup moves data while 8-deep 4 KiB random host writes fill a 4 MiB cac
     const during = moved - atStart;
     loading = false;
     loaded = true;
+    loadEnded();
     const res = await backup;
     t.log(`host writes: ${Math.round(alone)} IOPS alone, ${Math.round(beside)} beside the backup (${(beside / alone).toFixed(3)}); backup moved ${during} bytes during the load`);
     t.is(res.bytes, 8 * 2048 * 512, 'the whole volume is backed up');
