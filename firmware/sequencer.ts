@@ -59,7 +59,7 @@ import { tapeDeviceAtLun } from "./tape/device";
 import { xcopyCommandGone } from "./xcopy/command";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
 import { remoteWindow, remoteWait, ST_REMOTE } from "./remote/mirror";
-import { remoteBeforeWrite } from "./remote/async";
+import { remoteBeforeWrite, remoteWriteEnded } from "./remote/async";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
 const PAIR_WAIT_NS: f64 = 30e9;
@@ -248,6 +248,7 @@ function orderStep(c: usize): void {
  */
 export function cmdRearm(c: usize, cdb: usize, cdbLen: u32, expected: u32): void {
   assert(load<u32>(c + CX_PIN_SLOT) == 0 && load<u32>(c + CX_NV_PENDING) == 0, "sequencer: rearming a command that holds a pin or waits for NV");
+  remoteWriteEnded(c);
   ctxBufferRelease(c);
   ctxGatherRelease(c);
   // An ORDERED command stays counted in CP_ORDERED until it retires; its place in order (CX_ORDER) is kept.
@@ -377,6 +378,7 @@ export function abortCommand(c: usize): void {
 /** Every way a command ends, answered or aborted, comes here: what it holds goes back. */
 function retire(c: usize): void {
   dropSlot(c);
+  remoteWriteEnded(c); // a remote primary's write no longer holds its pair's bitmap (remote/async.ts)
   if ((load<u32>(c + CX_FLAGS) & CXF_ORDERED) != 0) store<u32>(gPrivate + CP_ORDERED, load<u32>(gPrivate + CP_ORDERED) - 1);
   const port = <u32>load<u8>(c + CX_PORT);
   const s = <u32>load<u8>(c + CX_SESSION);
@@ -870,7 +872,7 @@ function commitStep(c: usize): void {
     if (intent == PW_REFUSE) { ctxBufferRelease(c); fail(c, 0x07, 0x27, 0x00); return; }
     if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
     // A remote primary's difference bit, the same way (remote/async.ts: write intent for resume).
-    const remoteIntent = remoteBeforeWrite(volume, slotNo, id);
+    const remoteIntent = remoteBeforeWrite(c, volume, slotNo, id);
     if (remoteIntent < 0) return;
     if (remoteIntent > 0) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
     let slot = cacheLookup(volume, slotNo);

@@ -25,6 +25,7 @@
 // group) is suspended, reason `journal`, and its writes are in the bitmap already.
 import { LINK_MAX_COMMAND_BYTES, linkSendJournal } from "../comm/link";
 import { gNow, gIndex } from "../iop";
+import { CX_FLAGS } from "../ctx";
 import { blockSize, capacityBlocks } from "../volume";
 import { cacheLookup, slotData, sectorsValid } from "../cache";
 import { nvBase, nvPersistRange, nvRoom, nvId, newer, NVK_NONE, REMOTE_DIFF_OFFSET, REMOTE_DIFF_BYTES, REMOTE_DIFFS_BYTES } from "../nv";
@@ -76,6 +77,9 @@ const J_DONE: u8 = 3; // acknowledged, or dropped (its pair stopped sending: the
 @inline function idleAt(p: u32): usize { return remoteJournalAt() + 64 + <usize>p * 8; }
 // @ts-ignore: decorator
 @inline function baseAt(p: u32): usize { return remoteJournalAt() + 192 + <usize>p * 4; } // the issuing ID of p's last CREATE
+/** Pair p's writes open: counted from their first remoteBeforeWrite to their command's end (u32, atomic; zeroed only at boot, so a stale end still balances). */
+// @ts-ignore: decorator
+@inline function openAt(p: u32): usize { return remoteJournalAt() + 256 + <usize>p * 4; }
 // @ts-ignore: decorator
 @inline function entry(i: u32): Entry { return changetype<Entry>(remoteJournalAt() + JOURNAL_HEADER_BYTES + <usize>(i % JOURNAL_ENTRIES) * JOURNAL_ENTRY_BYTES); }
 // @ts-ignore: decorator
@@ -166,13 +170,33 @@ export function diffAll(p: u32, id: u32): bool {
  * slotNo enters the cache and NV: 1 when a bit was queued to NV (the command waits for one more NV
  * entry), 0 when v is no remote primary, -1 when the NV ring had no room (the caller tries again).
  */
-export function remoteBeforeWrite(v: u32, slotNo: u32, id: u32): i32 {
+export function remoteBeforeWrite(c: usize, v: u32, slotNo: u32, id: u32): i32 {
   const pr = remoteOfVolume(v);
   if (pr < 0 || remote(<u32>pr).role != RR_PRIMARY) return 0;
   const p = <u32>pr;
   if (<u64>slotNo << 16 >= volumeBytes(p)) return 0;
+  // The command counts as open before its bit is set, until it ends (remoteWriteEnded): a sync write
+  // ends once its sends are acknowledged (or failed), an async one once journaled (then its entries
+  // count). idleClear never clears while one is open, however long its commit stalls.
+  const f = load<u32>(c + CX_FLAGS);
+  if ((f & CXF_REMOTE_OPEN) == 0) {
+    atomic.add<u32>(openAt(p), 1);
+    store<u32>(c + CX_FLAGS, f | CXF_REMOTE_OPEN | (p << OPEN_PAIR_SHIFT));
+  }
   // Persisted every time, as pair/io.ts does: a bit set by an earlier write may still be on its way.
   return diffMark(p, <u64>slotNo << 16, 65536, id) ? 1 : -1;
+}
+
+/** In CX_FLAGS: the command is counted in its pair's open writes (openAt); the pair's index in bits 28-31. */
+const CXF_REMOTE_OPEN: u32 = 0x4000000;
+const OPEN_PAIR_SHIFT: u32 = 28;
+
+/** Command c ends (sequencer retire, cmdRearm): it no longer counts in its pair's open writes. */
+export function remoteWriteEnded(c: usize): void {
+  const f = load<u32>(c + CX_FLAGS);
+  if ((f & CXF_REMOTE_OPEN) == 0) return;
+  atomic.sub<u32>(openAt(f >> OPEN_PAIR_SHIFT), 1);
+  store<u32>(c + CX_FLAGS, f & ~(CXF_REMOTE_OPEN | (<u32>0xF << OPEN_PAIR_SHIFT)));
 }
 
 /** A blank bitmap table (a new image, or one from before it): every bit set when pairs survived (their differences are unknown). */
@@ -339,21 +363,23 @@ function inFlight(p: u32): u32 {
 }
 
 /**
- * A current pair with nothing in flight or journaled for its bound (timeout x (retries + 1)): every
- * write it acknowledged is at the secondary (sync: acknowledged there; async: every entry answered),
- * so its bitmap is cleared. Not before the bound: a write that set its bit may still be on its way to
- * its send (waiting for a context, which is bounded by the same bound). Needs 1 NV entry.
+ * A current pair with nothing in flight, journaled or open (a write between its bit and its end:
+ * remoteBeforeWrite) for its bound (timeout x (retries + 1)): every write that set a bit is at the
+ * secondary (sync: acknowledged there; async: every entry answered), so its bitmap is cleared. A
+ * write that opens on another IOP while this clears is seen by the look after the clear: every bit
+ * is set again (a full copy at the next resume rather than one track missed). Needs 2 NV entries.
  */
 function idleClear(p: u32): i32 {
   const r = remote(p);
   if (r.used == 0 || r.role != RR_PRIMARY || r.diffDirty == 0) return 0;
-  if (r.state != RS_PAIR || r.inFlight != 0 || r.copyActive != 0 || <u32>r.copyIop != gIndex || journalQueued(p) != 0) {
+  if (r.state != RS_PAIR || r.inFlight != 0 || r.copyActive != 0 || <u32>r.copyIop != gIndex || journalQueued(p) != 0 || atomic.load<u32>(openAt(p)) != 0) {
     store<f64>(idleAt(p), gNow);
     return 0;
   }
-  if (gNow - load<f64>(idleAt(p)) < <f64>r.timeoutUs * 1000 * <f64>(<u32>r.retries + 1) || !nvRoom(1)) return 0;
+  if (gNow - load<f64>(idleAt(p)) < <f64>r.timeoutUs * 1000 * <f64>(<u32>r.retries + 1) || !nvRoom(2)) return 0;
   bitmapClearRange(diffAt(p), <u64>DIFF_TRACKS, 0, <u64>DIFF_TRACKS);
   r.diffDirty = 0;
+  if (atomic.load<u32>(openAt(p)) != 0) { memory.fill(diffAt(p), 0xFF, REMOTE_DIFF_BYTES); r.diffDirty = 1; } // opened meanwhile: its bit may be gone
   nvPersistRange(diffAt(p), REMOTE_DIFF_BYTES, nvId(NVK_NONE, 0));
   return 1;
 }

@@ -140,7 +140,7 @@ export const ROUTE_STATE_BYTES: u32 = 512;
 /** 004's journal (remote/async.ts): entries and their data in buffer memory, after the route states. */
 export const JOURNAL_ENTRIES: u32 = 128;
 export const JOURNAL_ENTRY_BYTES: u32 = 32;
-export const JOURNAL_HEADER_BYTES: u32 = 256; // ring counters, then per pair when it last went idle (f64)
+export const JOURNAL_HEADER_BYTES: u32 = 320; // ring counters, then per pair when it last went idle (f64), its last CREATE's base, its writes open (u32)
 export const JOURNAL_DATA_BYTES: u32 = 2 << 20;
 const JOURNAL_BYTES: u32 = JOURNAL_HEADER_BYTES + JOURNAL_ENTRIES * JOURNAL_ENTRY_BYTES + JOURNAL_DATA_BYTES;
 const PAIRS_AREA: u32 = REMOTE_PAIRS_MAX * (RPR_BYTES + HELD_MAX * HELD_BYTES + ROUTE_STATE_BYTES);

@@ -372,7 +372,7 @@ function atomicStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32, or: bool):
     }
     if (intent == PW_REFUSE) { fail(c, 0x07, 0x27, 0x00); return true; }
     if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
-    if (remoteBeforeWrite(v, <u32>(off >> 16), id) > 0) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1); // a remote primary's difference bit (remote/async.ts)
+    if (remoteBeforeWrite(c, v, <u32>(off >> 16), id) > 0) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1); // a remote primary's difference bit (remote/async.ts)
     at += min<u32>(bytes - at, SLOT_BYTES - <u32>(off & 0xFFFF));
   }
   // Every piece resident and whole.
