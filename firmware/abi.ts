@@ -674,3 +674,28 @@ export const RSTAT_HELD: u32 = 10; // commands stored in NV waiting to be forwar
 export const RSTAT_RECOVERED: u32 = 11; // commands found in NV at a restart
 export const RLS_HELD: u32 = 60; // u32 (RELAY STATUS): commands held in NV waiting to be forwarded
 export const LF_STORED: u32 = 16; // RECEIVED from a relay with non-volatile buffer memory: it holds the command and forwards it itself
+// Trace records that follow one remote write step by step (docs/remote.md, "Trace"; trace10 took these).
+export const TRACE_REMOTE_RELAY: u32 = 47; // from a relay's own ring: a: RTS_* step << 24 | origin << 16 | the hop's node << 8 | SCSI status, b: the upstream's cmdId, c: issuing ID, d: the relay's own cmdId downstream
+export const TRACE_REMOTE_REBUILT: u32 = 48; // a redundancy-processed block whole at the receiver (S325): a: sender node << 16 | m << 8 | N, b: cmdId, c: issuing ID, d: mask of the parts that came (data parts not in it were computed)
+export const TRACE_REMOTE_DROPPED: u32 = 49; // a: sender node << 16 | RDROP_* << 8 | part, b: cmdId, c: issuing ID, d: pair on this array (0xFFFF: none known)
+export const TRACE_REMOTE_DISCARDED: u32 = 50; // one held write discarded at failover (S482): a: pair, b: its sync ID, c: its issuing ID, d: bytes
+export const TRACE_REMOTE_PARTS: u32 = 51; // a redundancy-processed send's identity on the wire: a: pair, b: cmdId (as remoteSend), c: issuing ID, d: the redundancy unit's command identifier its parts carry
+// Steps of TRACE_REMOTE_RELAY.
+export const RTS_STORED: u32 = 1; // all its data in the relay's buffer memory; RECEIVED upstream (S126/S148)
+export const RTS_HELD: u32 = 2; // stored in NV, held by the forward policy (later, threshold: [0115]-[0117])
+export const RTS_FORWARD: u32 = 3; // its WRITE sent to the next hop (S122/S142; the first time, or once released)
+export const RTS_DONE: u32 = 4; // the next hop's RECEIVED (S129/S149), with its status; FORWARDED upstream
+export const RTS_FAILED: u32 = 5; // given up after the retries downstream (status: ABORTED COMMAND)
+export const RTS_DUPLICATE: u32 = 6; // a repeated WRITE from upstream, answered again, not started twice
+export const RTS_RECOVERED: u32 = 7; // taken back from the NV file after a restart
+// Reasons of TRACE_REMOTE_DROPPED.
+export const RDROP_SURPLUS: u32 = 1; // a part that came after its block was rebuilt (or its command ended) ([0136])
+export const RDROP_PART_AGAIN: u32 = 2; // a part that came twice
+export const RDROP_WRITE_AGAIN: u32 = 3; // a redundancy-processed WRITE that came again (a copy on another network)
+export const RDROP_APPLIED: u32 = 4; // a copy of a write whose issuing ID is applied: answered again, not applied ([0112])
+export const RDROP_APPLYING: u32 = 5; // a copy of a write whose issuing ID is being applied from another copy: left unanswered
+// The relay's trace ring (after RMAP_SEQ) and its drops.
+export const RMAP_TRACE_RING: u32 = 296; // u32: the relay's trace ring (entries of TRACE_BYTES)
+export const RMAP_TRACE_SEQ: u32 = 300; // u32: the relay's trace sequence number
+export const RSTAT_TRACE_DROPS: u32 = 12; // trace records lost to a full ring
+export const RELAY_TRACE_ENTRIES: u32 = 256;

@@ -16,7 +16,7 @@ import { StreamPort, TcpPort, SerialStreamPort, PtyPort } from '../hal/channels/
 import { Prng } from '../hal/prng';
 import { packagePath } from '../lib/paths';
 import { writeConfig } from './config';
-import { TraceWriter, decodeTrace, traceTypeName } from './trace';
+import { TraceWriter, decodeTrace, traceTypeName, isRemoteTrace } from './trace';
 import { parseFault, parseNvFault, parseTapeFault, type ArraySpec, type Mode, type FaultSpec, type TapeFault } from './topology';
 
 const Wasm = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
@@ -573,6 +573,8 @@ export class ArrayController {
         const type = m.u16(e + A.TR_TYPE);
         w.write({
           t: m.f64(e + A.TR_TIME_NS), array: this.name, iop: m.u8At(e + A.TR_IOP), seq: m.u32(e + A.TR_SEQ),
+          // Remote copy's records name the array's node: the sender node of the records at its peers (harness/follow.ts).
+          ...(isRemoteTrace(type) && this.spec.linkNode ? { node: this.spec.linkNode.node } : {}),
           type: traceTypeName(type),
           ...decodeTrace(type, m.u32(e + A.TR_A), m.u32(e + A.TR_B), m.u32(e + A.TR_C), m.u32(e + A.TR_D)),
         });

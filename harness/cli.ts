@@ -1,6 +1,7 @@
 // sanbox: the emulator's command line.
 //   sanbox run [topology.json] [--mode realtime|deterministic] [--seed n] [--debug]
 //   sanbox validate <topology.json>
+//   sanbox trace <trace.jsonl> --follow <cmdId> | --issuing <id> [--array <name>] [--pair <n>] [--json]
 // While running, lines typed on stdin act on the arrays: "fault <array> <medium> read error at <lba>",
 // "flush", "stats", "stop", "kill" (help lists them). Ctrl-C stops gracefully (cache flushed);
 // a second Ctrl-C, or "kill", stops at once like a power loss (the NV memory keeps acknowledged writes).
@@ -9,10 +10,19 @@ import * as A from '../hal/abi';
 import { Emulator, loadTopology, TopologyError, BootError, describeControl } from './index';
 import type { Mode } from './topology';
 import { packageVersion } from '../lib/paths';
+import { readTrace, followWrite, describeStep, type FollowQuery } from './follow';
 
 const USAGE = `usage: sanbox run [topology.json] [--mode realtime|deterministic] [--seed n] [--debug]
        sanbox validate <topology.json>
+       sanbox trace <trace.jsonl> --follow <cmdId> | --issuing <id> [--array <name>] [--pair <n>] [--json]
        sanbox --version | --help`;
+
+const TRACE_HELP = `usage: sanbox trace <trace.jsonl> --follow <cmdId> | --issuing <id> [--array <name>] [--pair <n>] [--json]
+
+Follows one remote write through a run's trace (the topology's "trace" file): its send at the origin
+array (by the command identifier of its remoteSend record, or its issuing ID), every relay's step,
+and what the standby did with it (applied, rebuilt, held, reflected, dropped, discarded), in time
+order. --array and --pair pick the origin when several match; --json prints the records.`;
 
 const RUN_HELP = `usage: sanbox run [topology.json] [--mode realtime|deterministic] [--seed n] [--debug]
 
@@ -56,7 +66,9 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(USAGE); return 0; }
   if (rest.includes('--help') || rest.includes('-h')) {
     if (cmd === 'run' || cmd === 'validate') { console.log(cmd === 'run' ? RUN_HELP : VALIDATE_HELP); return 0; }
+    if (cmd === 'trace') { console.log(TRACE_HELP); return 0; }
   }
+  if (cmd === 'trace') return traceCommand(rest);
   if (cmd === 'validate') {
     if (rest.length !== 1) { console.error(USAGE); return 2; }
     try {
@@ -181,4 +193,40 @@ export async function main(argv: string[]): Promise<number> {
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((code) => process.exit(code), (e) => { console.error(e); process.exit(1); });
+}
+
+/** sanbox trace: one write's path through a run's trace (harness/follow.ts). */
+function traceCommand(rest: string[]): number {
+  const q: FollowQuery = {};
+  let file: string | undefined;
+  let json = false;
+  const num = (flag: string, v: string | undefined): number | undefined => {
+    const n = Number(v);
+    if (v === undefined || !Number.isInteger(n) || n < 0) { console.error(`sanbox trace: ${flag} needs a non-negative integer\n${TRACE_HELP}`); return undefined; }
+    return n;
+  };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === '--follow' || a === '--issuing' || a === '--pair') {
+      const n = num(a, rest[++i]);
+      if (n === undefined) return 2;
+      if (a === '--follow') q.cmdId = n; else if (a === '--issuing') q.issuingId = n; else q.pair = n;
+    } else if (a === '--array') {
+      if (rest[i + 1] === undefined) { console.error(`sanbox trace: --array needs a name\n${TRACE_HELP}`); return 2; }
+      q.array = rest[++i];
+    } else if (a === '--json') json = true;
+    else if (a.startsWith('-') || file) { console.error(`sanbox trace: unexpected ${JSON.stringify(a)}\n${TRACE_HELP}`); return 2; }
+    else file = a;
+  }
+  if (!file || (q.cmdId === undefined && q.issuingId === undefined)) { console.error(TRACE_HELP); return 2; }
+  try {
+    const r = followWrite(readTrace(file), q);
+    if (json) { console.log(JSON.stringify(r, null, 2)); return 0; }
+    console.log(`write of array ${r.origin.array} (node ${r.origin.node}), pair ${r.origin.pair}, issuing ID ${r.origin.issuingId}:`);
+    for (const step of r.steps) console.log(describeStep(step));
+    return 0;
+  } catch (e) {
+    console.error(`sanbox trace: ${(e as Error).message}`);
+    return 1;
+  }
 }

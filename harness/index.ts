@@ -110,6 +110,8 @@ export class Emulator {
         const names = [...topo.arrays.map((a) => a.name), ...topo.relays.map((r) => r.name)];
         const network = new Network(names, topo.links, topo.relays, topo.seed, log, options.debug ?? false);
         world = new World(arrays, network, topo.mode === 'deterministic');
+        // The relays' own records go into the run's trace with the arrays' (docs/remote.md, "Trace").
+        if (trace.enabled) for (const r of network.relays) r.traceTo = (record) => trace.write(record);
         drivers = world.drivers;
         await world.settle();
         for (const a of arrays) if (a.mediaBecomingReady() > 0) throw new Error(`array ${a.name}: ${a.mediaBecomingReady()} medium label check(s) did not finish`);

@@ -216,6 +216,7 @@ export class Network {
     old.kill();
     old.close();
     const relay = new RelayNode(old.spec, old.links, old.routes, this.log, this.debug, now);
+    relay.traceTo = old.traceTo; // the new instance traces where the old one did
     this.relays[this.relays.indexOf(old)] = relay;
     for (const n of this.nodes) if (n instanceof RelayAdapter && n.relay === old) n.relay = relay;
     this.kick();

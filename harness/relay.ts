@@ -13,6 +13,7 @@ import { CommonMemory } from '../hal/memory';
 import { EntryRing } from '../hal/ring';
 import { packagePath } from '../lib/paths';
 import type { RelaySpec } from './links';
+import { decodeTrace, traceTypeName } from './trace';
 
 const Wasm = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
 
@@ -42,6 +43,8 @@ export class RelayNode {
   readonly txRung: number[] = [];
   failed: Error | undefined;
   kick: () => void = () => undefined;
+  /** Where the relay's own trace records go (the run's trace file); undefined: they are dropped. */
+  traceTo: ((record: object) => void) | undefined;
   private fd: number | undefined;
   private nvAddr = 0;
   private shadow: Buffer | undefined;
@@ -151,10 +154,25 @@ export class RelayNode {
     try {
       const work = this.fw.poll(now);
       this.persist();
+      this.drainTrace();
       return work;
     } catch (e) {
       this.failed = e as Error;
       return 0;
+    }
+  }
+
+  /** The relay's trace ring into traceTo (TRACE_REMOTE_RELAY records: docs/remote.md, "Trace"). */
+  drainTrace(): void {
+    const ring = new EntryRing(this.mem, this.mem.u32(A.MAP_ADDR + A.RMAP_TRACE_RING));
+    const m = this.mem;
+    for (let e = ring.peek(); e >= 0; e = ring.peek()) {
+      const type = m.u16(e + A.TR_TYPE);
+      this.traceTo?.({
+        t: m.f64(e + A.TR_TIME_NS), relay: this.name, node: this.spec.node, seq: m.u32(e + A.TR_SEQ), type: traceTypeName(type),
+        ...decodeTrace(type, m.u32(e + A.TR_A), m.u32(e + A.TR_B), m.u32(e + A.TR_C), m.u32(e + A.TR_D)),
+      });
+      ring.release();
     }
   }
 

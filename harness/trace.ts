@@ -15,7 +15,30 @@ const TYPES: Record<number, string> = {
   [A.TRACE_REMOTE_SEND]: 'remoteSend', [A.TRACE_REMOTE_ACK]: 'remoteAck', [A.TRACE_REMOTE_APPLY]: 'remoteApply',
   [A.TRACE_REMOTE_STATE]: 'remoteState',
   [A.TRACE_REMOTE_DELAY]: 'remoteDelay', [A.TRACE_REMOTE_REFLECT]: 'remoteReflect', [A.TRACE_REMOTE_DISCARD]: 'remoteDiscard',
+  [A.TRACE_REMOTE_RELAY]: 'remoteRelay', [A.TRACE_REMOTE_REBUILT]: 'remoteRebuilt', [A.TRACE_REMOTE_DROPPED]: 'remoteDropped',
+  [A.TRACE_REMOTE_DISCARDED]: 'remoteDiscarded', [A.TRACE_REMOTE_PARTS]: 'remoteParts',
 };
+
+/** A relay's steps (TRACE_REMOTE_RELAY, RTS_*). */
+export const RELAY_STEPS: Record<number, string> = {
+  [A.RTS_STORED]: 'stored', [A.RTS_HELD]: 'held', [A.RTS_FORWARD]: 'forward', [A.RTS_DONE]: 'done', [A.RTS_FAILED]: 'failed',
+  [A.RTS_DUPLICATE]: 'duplicate', [A.RTS_RECOVERED]: 'recovered',
+};
+
+/** Why a receiver dropped a packet of a write (TRACE_REMOTE_DROPPED, RDROP_*). */
+export const DROP_REASONS: Record<number, string> = {
+  [A.RDROP_SURPLUS]: 'surplus part', [A.RDROP_PART_AGAIN]: 'part again', [A.RDROP_WRITE_AGAIN]: 'write again',
+  [A.RDROP_APPLIED]: 'copy applied already', [A.RDROP_APPLYING]: 'copy being applied',
+};
+
+/** Remote copy's records (TRACE_REMOTE_*): numbered 40 to 63. */
+export function isRemoteTrace(type: number): boolean { return type >= A.TRACE_REMOTE_SEND && type < 64; }
+
+function bits(mask: number): number[] {
+  const out: number[] = [];
+  for (let k = 0; k < 32; k++) if ((mask >>> k) & 1) out.push(k);
+  return out;
+}
 
 const NBD_ERRORS: Record<number, string> = {
   [A.NERR_CLIENT_FLAGS]: 'client flags refused', [A.NERR_OPTION_MAGIC]: 'option without IHAVEOPT',
@@ -58,9 +81,24 @@ export function decodeTrace(type: number, a: number, b: number, c: number, d: nu
     case A.TRACE_REMOTE_ACK: return { pair: a, cmdId: b, issuingId: c, answer: (d & 0xFF) === 2 ? 'forwarded' : 'received', status: d >>> 8 };
     case A.TRACE_REMOTE_APPLY: return { from: a >>> 16, pair: a & 0xFFFF, cmdId: b, issuingId: c, status: d };
     case A.TRACE_REMOTE_STATE: return { pair: a, state: REMOTE_STATES[b] ?? b, reason: REMOTE_REASONS[c] ?? c, issuingId: d };
-    case A.TRACE_REMOTE_DELAY: return d === 0 ? { pair: a, issuingId: c, held: true } : { pair: a, syncId: b, issuingId: c, held: false, refusal: -(d | 0) };
+    case A.TRACE_REMOTE_DELAY: return d === 0
+      ? { from: a >>> 16, pair: a & 0xFFFF, cmdId: b, issuingId: c, held: true }
+      : { from: a >>> 16, pair: a & 0xFFFF, syncId: b, issuingId: c, held: false, refusal: -(d | 0) };
     case A.TRACE_REMOTE_REFLECT: return { pair: a, lba: b, issuingId: c, blocks: d };
     case A.TRACE_REMOTE_DISCARD: return { pair: a, discarded: b, issuingId: c, syncId: d };
+    case A.TRACE_REMOTE_RELAY: return {
+      step: RELAY_STEPS[a >>> 24] ?? a >>> 24, origin: (a >>> 16) & 0xFF, hop: (a >>> 8) & 0xFF, status: a & 0xFF, upCmdId: b, issuingId: c, cmdId: d,
+    };
+    case A.TRACE_REMOTE_REBUILT: {
+      const n = a & 0xFF;
+      const arrived = bits(d);
+      return { from: a >>> 16, cmdId: b, issuingId: c, n, m: (a >>> 8) & 0xFF, arrived: arrived.join(','), rebuilt: bits(~d & (n >= 32 ? -1 : (1 << n) - 1)).join(',') };
+    }
+    case A.TRACE_REMOTE_DROPPED: return {
+      from: a >>> 16, reason: DROP_REASONS[(a >>> 8) & 0xFF] ?? (a >>> 8) & 0xFF, part: a & 0xFF, cmdId: b, issuingId: c, ...(d === 0xFFFF ? {} : { pair: d }),
+    };
+    case A.TRACE_REMOTE_DISCARDED: return { pair: a, syncId: b, issuingId: c, bytes: d };
+    case A.TRACE_REMOTE_PARTS: return { pair: a, cmdId: b, issuingId: c, partsCmdId: d };
     case A.TRACE_NBD_ERROR: return { port: a >>> 16, session: a & 0xFFFF, error: NBD_ERRORS[b] ?? b, what: c, value: d };
     default: return { a, b, c, d };
   }

@@ -17,7 +17,7 @@
 import {
   LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, LF_REDUNDANT, LF_MIRROR,
   LOP_NONE, LOP_CREATE, LOP_DELETE, LOP_REFLECT, LF_DELAYED, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
-  TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES, LF_STORED,
+  TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, TRACE_REMOTE_DROPPED, TRACE_REMOTE_PARTS, RDROP_APPLIED, RDROP_APPLYING, LPK_VOLUME_BYTES, LF_STORED,
 } from "../abi";
 import {
   CX_TRANSPORT, CX_STATE, CX_PORT, CX_SESSION, CX_TAG, CX_ID, CX_VOLUME, CX_CURSOR, CX_LENGTH, CX_FLAGS, CX_STATUS,
@@ -241,6 +241,7 @@ function incomingWrite(port: u32, p: usize): void {
   }
   const w = writeVerdict(v, <u32>h.origin, h.issuingId, h.total, pktLba(p));
   if (w == WV_APPLY) { apply(port, p, <u32>v, <u32>remoteOfVolume(<u32>v)); return; }
+  if (w == 0) traceDropped(p, RDROP_APPLIED, <u32>remoteOfVolume(<u32>v), 0); // trace10: a copy or repeat of an applied ID
   if (w != WV_HOLD) { answerDirect(port, p, LT_RECEIVED, w >> 24, (w >> 16) & 0xFF, (w >> 8) & 0xFF, w & 0xFF); return; }
   const pi = <u32>remoteOfVolume(<u32>v);
   const active = applying(pi);
@@ -249,10 +250,17 @@ function incomingWrite(port: u32, p: usize): void {
     if (a.issuingId == h.issuingId) {
       // The same command again (its READY or our RECEIVED was lost): ask again from what is missing.
       if (a.srcNode == h.srcNode && a.srcQueue == h.srcQueue && a.cmdId == h.cmdId) a.flags |= LXF_READY_DUE;
+      else traceDropped(p, RDROP_APPLYING, pi, 0); // trace10: another copy of the set, being applied
       return;
     }
   }
   hold(pi, port, p);
+}
+
+/** trace10: a TRACE_REMOTE_DROPPED record of packet p (reason RDROP_*, pair pi on this array or 0xFFFF, part of a redundancy-processed block). */
+export function traceDropped(p: usize, reason: u32, pi: u32, part: u32): void {
+  const h = pkt(p);
+  trace(TRACE_REMOTE_DROPPED, (<u32>h.srcNode << 16) | (reason << 8) | (part & 0xFF), h.cmdId, h.issuingId, pi);
 }
 
 /** The receive context applying a write of pair pi now, or 0. */
@@ -661,6 +669,7 @@ export function linkSendVia(p: u32, hop: u32, op: u32, byteOffset: u64, bytes: u
     x.got = <u32>slot;
     x.waitFor = LW_RECEIVED;
     rdTag(rdUnitHere(), <u32>slot, x.issuingId, changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"));
+    trace(TRACE_REMOTE_PARTS, p, x.cmdId, x.issuingId, rdSlotCmdId(rdUnitHere(), <u32>slot)); // the parts' identifier on the wire
   }
   startRead(c, byteOffset / bs, bytes / <u32>bs);
   sendWrite(c);

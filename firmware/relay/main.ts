@@ -34,8 +34,11 @@ import {
   LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, RSTAT_JOBS, RSTAT_FORWARDED, RSTAT_ACTIVE, RSTAT_BYTES, RSTAT_DUPLICATES,
   RSTAT_BAD, RSTAT_NO_BUFFER, RSTAT_FAILED, RSTAT_RETRIES, RSTAT_BUFFER_USED, RCF_NV, RCF_FORWARD_LATER, RCF_FORWARD_THRESHOLD,
   RCFG_HOLD_US, RCFG_THRESHOLD_BYTES, RMAP_NV_ADDR, RMAP_NV_BYTES, RMAP_FLUSH, RMAP_SEQ, RSTAT_HELD, RSTAT_RECOVERED, LF_STORED,
+  TRACE_BYTES, TRACE_REMOTE_RELAY, RMAP_TRACE_RING, RMAP_TRACE_SEQ,
+  RSTAT_TRACE_DROPS, RELAY_TRACE_ENTRIES, RTS_STORED, RTS_HELD, RTS_FORWARD, RTS_DONE, RTS_FAILED, RTS_DUPLICATE, RTS_RECOVERED,
 } from "../abi";
 import { ringInit, ringBytes, ringRelease } from "../ring";
+import { traceInto } from "../trace";
 import { alignUp } from "../util";
 import { Packet, pkt, pktBegin, pktSend, pktNext, pktCopyCommand } from "../remote/packet";
 import { bitmapFindNextClear, bitmapFindNextSet, bitmapSetRange, bitmapClearRange } from "../kernels/bitmap";
@@ -60,6 +63,7 @@ const JF_DOWN_READY: u32 = 16; // the next hop said READY (S127 / S145)
 const JF_ACKED_UP: u32 = 32; // RECEIVED sent upstream (S126 / S148)
 const JF_DOWN_DONE: u32 = 64; // RECEIVED came from the next hop (S129 / S149)
 const JF_HOLD: u32 = 128; // NV: stored, not yet released downstream (forward policy later or threshold)
+const JF_TRACED_DOWN: u32 = 256; // its forward to the next hop is in the trace (repeats are not)
 
 @unmanaged class Job {
   state: u8;
@@ -117,7 +121,8 @@ export function layout(): i32 {
   if (links() < 1 || links() > RELAY_MAX_LINKS || granules() < MAX_PACKETS) return 2;
   let at: usize = REGIONS_ADDR;
   const ringB = ringBytes(LINK_RING_ENTRIES, LINK_ENTRY_BYTES);
-  const end = at + <usize>links() * 2 * alignUp(ringB, REGION_ALIGN) + <usize>JOBS * JOB_BYTES
+  const traceB = alignUp(ringBytes(RELAY_TRACE_ENTRIES, TRACE_BYTES), REGION_ALIGN);
+  const end = at + <usize>links() * 2 * alignUp(ringB, REGION_ALIGN) + traceB + <usize>JOBS * JOB_BYTES
     + <usize>granules() * 8 + <usize>granules() * GRANULE + 4 * REGION_ALIGN;
   const have = <usize>memory.size() * PAGE_BYTES;
   if (end > have && memory.grow(<i32>((end - have + PAGE_BYTES - 1) / PAGE_BYTES)) < 0) return 3;
@@ -129,6 +134,11 @@ export function layout(): i32 {
     ringInit(at, LINK_RING_ENTRIES, LINK_ENTRY_BYTES, DB_LINK_TX_BASE + l);
     at = alignUp(at + ringB, REGION_ALIGN);
   }
+  // The trace ring: volatile, before the job table where the NV part begins.
+  store<u32>(MAP_ADDR + RMAP_TRACE_RING, <u32>at);
+  store<u32>(MAP_ADDR + RMAP_TRACE_SEQ, 0);
+  ringInit(at, RELAY_TRACE_ENTRIES, TRACE_BYTES, DB_NONE);
+  at += traceB;
   store<u32>(MAP_ADDR + RMAP_JOBS, <u32>at);
   store<u32>(MAP_ADDR + RMAP_JOB_COUNT, JOBS);
   memory.fill(at, 0, <usize>JOBS * JOB_BYTES);
@@ -162,6 +172,8 @@ export function recover(now: f64): i32 {
     x.deadlineNs = now + timeoutNs();
     if (x.state == J_DONE) continue;
     n++;
+    x.flags &= ~JF_TRACED_DOWN; // its forward after the restart is traced again
+    traceStep(j, RTS_RECOVERED, <u32>x.upNode, 0);
     statAdd(RSTAT_ACTIVE, 1);
     statAdd(RSTAT_BUFFER_USED, <i64>x.packets * GRANULE);
     if (x.storedAt > now) x.storedAt = now; // a clock that started again
@@ -243,6 +255,20 @@ function wakeAt(t: f64): void {
   if (cur == 0 || t < cur) store<f64>(MAP_ADDR + RMAP_WAKE_AT_NS, t);
 }
 
+/**
+ * A TRACE_REMOTE_RELAY record of job j's step (RTS_*): the command's origin and issuing ID, the
+ * upstream's command identifier and this relay's own, so a write is followed across the relay
+ * (harness/follow.ts). `hop`: the node of the upstream or of the next hop, whichever the step faces.
+ * A full ring costs a counted drop (RSTAT_TRACE_DROPS), never a wait.
+ */
+function traceStep(j: usize, step: u32, hop: u32, status: u32): void {
+  const seq = load<u32>(MAP_ADDR + RMAP_TRACE_SEQ);
+  store<u32>(MAP_ADDR + RMAP_TRACE_SEQ, seq + 1);
+  const h = pkt(jobHeader(j));
+  const a = (step << 24) | ((<u32>h.origin & 0xFF) << 16) | ((hop & 0xFF) << 8) | (status & 0xFF);
+  if (!traceInto(<usize>load<u32>(MAP_ADDR + RMAP_TRACE_RING), 0, seq, gNow, TRACE_REMOTE_RELAY, a, job(j).upCmdId, h.issuingId, job(j).gen)) statAdd(RSTAT_TRACE_DROPS, 1);
+}
+
 // ---- Receiving ------------------------------------------------------------------------------
 
 function receive(l: u32, p: usize): void {
@@ -280,6 +306,7 @@ function upWrite(l: u32, p: usize): void {
   const dup = jobByUpstream(<u32>h.srcNode, <u32>h.srcQueue, h.cmdId);
   if (dup != 0) {
     statAdd(RSTAT_DUPLICATES, 1);
+    traceStep(dup, RTS_DUPLICATE, <u32>h.srcNode, 0);
     const x = job(dup);
     x.flags |= (x.flags & JF_ACKED_UP) != 0 ? JF_RECEIVED_UP : JF_READY_UP;
     // Done downstream: its FORWARDED may be what was lost (the origin asks again while it waits for it).
@@ -316,7 +343,7 @@ function upWrite(l: u32, p: usize): void {
   statAdd(RSTAT_JOBS, 1);
   statAdd(RSTAT_ACTIVE, 1);
   statAdd(RSTAT_BUFFER_USED, <i64>packets * GRANULE);
-  if (packets == 0) { x.state = J_FORWARDING; x.flags |= JF_RECEIVED_UP; x.storedAt = gNow; }
+  if (packets == 0) { x.state = J_FORWARDING; x.flags |= JF_RECEIVED_UP; x.storedAt = gNow; traceStep(j, RTS_STORED, <u32>h.srcNode, 0); }
 }
 
 /** S123-S125 (S143-S147): a data packet into the buffer; all there: S126 (S148) RECEIVED upstream. */
@@ -341,6 +368,7 @@ function upData(p: usize): void {
     x.state = J_FORWARDING;
     x.flags |= JF_RECEIVED_UP;
     x.storedAt = gNow;
+    traceStep(j, (x.flags & JF_HOLD) != 0 ? RTS_HELD : RTS_STORED, <u32>x.upNode, 0);
   }
 }
 
@@ -364,6 +392,7 @@ function downReceived(j: usize, p: usize): void {
   if ((x.flags & JF_DOWN_DONE) != 0) return;
   x.flags |= JF_DOWN_DONE | JF_FORWARDED_UP;
   x.status = (<u32>h.status << 24) | (<u32>h.senseKey << 16) | (<u32>h.asc << 8) | <u32>h.ascq;
+  traceStep(j, RTS_DONE, <u32>h.srcNode, <u32>h.status);
   if (h.status == 0) statAdd(RSTAT_FORWARDED, 1); else statAdd(RSTAT_FAILED, 1);
 }
 
@@ -425,6 +454,7 @@ function writeDown(j: usize, tx: usize): bool {
   h.dstQueue = 0;
   h.cmdId = x.gen;
   pktSend(tx, p, 0);
+  if ((x.flags & JF_TRACED_DOWN) == 0) { x.flags |= JF_TRACED_DOWN; traceStep(j, RTS_FORWARD, <u32>h.dstNode, 0); }
   return true;
 }
 
@@ -481,6 +511,7 @@ function timers(j: usize): i32 {
   if (x.retries >= cfg32(RCFG_RETRIES)) {
     log(LOG_WARN, "relay: a command was given up after its retries (job, packets received)", x.gen, x.got);
     x.status = (0x02 << 24) | (0x0B << 16) | (0x08 << 8) | 0x01; // ABORTED COMMAND, LOGICAL UNIT COMMUNICATION TIMEOUT
+    traceStep(j, RTS_FAILED, <u32>pkt(jobHeader(j)).dstNode, 0x02);
     if ((x.flags & JF_ACKED_UP) != 0) { // the origin counted it done: it must hear that it was not forwarded
       x.flags |= JF_FORWARDED_UP | JF_DOWN_DONE;
       statAdd(RSTAT_FAILED, 1);

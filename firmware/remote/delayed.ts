@@ -120,6 +120,9 @@ export function syncUnit(u: usize): SyncUnit { return unit(u); }
 export function syncEntryIssuing(u: usize, e: u32): u32 { return e < unit(u).entries && entry(u, e).state != ES_FREE ? entry(u, e).issuingId : 0; }
 /** Entry e holds all its data (S425): a repeat of its WRITE is answered at once. */
 export function syncEntryHeld(u: usize, e: u32): bool { return e < unit(u).entries && entry(u, e).state == ES_HELD; }
+/** Entry e's synchronization ID and its bytes (blocks x block size); 0 for a free entry (the trace's identifiers). */
+export function syncEntrySync(u: usize, e: u32): u32 { return e < unit(u).entries && entry(u, e).state != ES_FREE ? entry(u, e).syncId : 0; }
+export function syncEntryBytes(u: usize, e: u32): u32 { return e < unit(u).entries && entry(u, e).state != ES_FREE ? entry(u, e).blocks * unit(u).blockBytes : 0; }
 /** The data area of entry e (the caller's DMA target, S423). */
 export function syncData(u: usize, e: u32): usize { return entryAt(u, e) + ENTRY_HEADER_BYTES; }
 

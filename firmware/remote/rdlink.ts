@@ -12,6 +12,7 @@
 //   receiver (Fig. 16): a block rebuilt from any N parts (S320-S325) waits in its slot for its turn
 //     by issuing ID; then it is applied as a WRITE of the named volume through the ordinary write
 //     path (S327: cache and NV) and only then is RECEIVED (S326) sent, with the write's status.
+import { LT_DATA, LT_WRITE, TRACE_REMOTE_REBUILT, RDROP_SURPLUS, RDROP_PART_AGAIN, RDROP_WRITE_AGAIN } from "../abi";
 import { MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES, CPORT_KIND, CPORT_IOP, CPORT_LINK_PEER, CPORT_LINK_QUEUE, PORT_LINK, SES_RX, SES_TX, LINK_PAYLOAD_BYTES } from "../abi";
 import { cfgPort, portCount } from "../config";
 import { gIndex, gNow, wakeAt } from "../iop";
@@ -22,9 +23,12 @@ import {
   rdBytes, rdLayoutBound, rdBindLink, rdSetQueue, rdTick, rdReceive, rdLinkOfRx, rdLinksToward, rdBegin, rdTake,
   rdRelease, rdSlotState, rdSlotVolume, rdSlotPeer, rdSlotIssuing, rdSlotBytes, rdSlotLba, rdSlotLink, rdLinkTag,
   rdWakeAt, rdCountBad, RD_MAX_LINKS, RD_MAX_PARTS, RD_ANY_PEER, RD_RECV_READY,
+  RD_RECV_GATHER, RDS_SURPLUS, RDS_DUPLICATES, rdStat, rdFindReceiver, rdSlotGot, rdSlotShape,
 } from "./redundancy";
+import { pkt } from "./packet";
+import { trace } from "../trace";
 import { RS_MAX_M } from "../kernels/codes";
-import { writeVerdict, WV_APPLY, WV_HOLD, volumeOfName, linkApplyBlock } from "../comm/link";
+import { writeVerdict, WV_APPLY, WV_HOLD, volumeOfName, linkApplyBlock, traceDropped } from "../comm/link";
 
 /** Command slots of an IOP's unit: each holds buffer memory for 32 parts (256 KiB). */
 export const RD_ARRAY_SLOTS: u32 = 16;
@@ -87,7 +91,31 @@ export function rdLinkPacket(port: u32, p: usize): void {
   if (u == 0) return;
   const l = rdLinkOfRx(u, <usize>load<u32>(sessionDesc(port, 0) + SES_RX));
   if (l < 0) { rdCountBad(u); return; } // a link port beyond the unit's RD_MAX_LINKS
+  const h = pkt(p);
+  const surplus = rdStat(u, RDS_SURPLUS);
+  const again = rdStat(u, RDS_DUPLICATES);
+  const before = rdFindReceiver(u, <u32>h.srcNode, <u32>h.srcQueue, h.cmdId);
+  const was = before < 0 ? 0 : rdSlotState(u, <u32>before);
   rdReceive(u, <u32>l, p, gNow);
+  traceReceived(u, p, before, was, surplus, again);
+}
+
+/**
+ * trace10: what the unit did with a packet of a write (docs/remote.md, "Trace"): the block rebuilt
+ * (TRACE_REMOTE_REBUILT, S325: which parts came, so which data parts were computed) or the packet
+ * dropped as surplus or repeated (TRACE_REMOTE_DROPPED). Read from the unit's counters and slot
+ * around rdReceive, so the unit itself stays free of the array's trace.
+ */
+function traceReceived(u: usize, p: usize, before: i32, was: u32, surplus: u64, again: u64): void {
+  const h = pkt(p);
+  const type = <u32>h.type;
+  if (type != LT_DATA && type != LT_WRITE) return;
+  const part = type == LT_DATA ? h.offset & 0xFF : 0;
+  if (rdStat(u, RDS_SURPLUS) != surplus) traceDropped(p, RDROP_SURPLUS, 0xFFFF, part);
+  else if (rdStat(u, RDS_DUPLICATES) != again) traceDropped(p, type == LT_DATA ? RDROP_PART_AGAIN : RDROP_WRITE_AGAIN, 0xFFFF, part);
+  else if (before >= 0 && was == <u32>RD_RECV_GATHER && rdSlotState(u, <u32>before) == <u32>RD_RECV_READY) {
+    trace(TRACE_REMOTE_REBUILT, (<u32>h.srcNode << 16) | rdSlotShape(u, <u32>before), h.cmdId, h.issuingId, rdSlotGot(u, <u32>before));
+  }
 }
 
 /** Links of this IOP's unit toward node n (0: no unit, or none reaches it). */

@@ -814,3 +814,11 @@ function timers(u: usize, i: u32): i32 {
   }
   return 1;
 }
+
+// ---- For the trace (trace10): which receiver slot a packet belongs to, and what it holds ---------
+
+/** The receiver slot of (sender node, queue, command identifier), or -1. */
+export function rdFindReceiver(u: usize, node: u32, queue: u32, cmdId: u32): i32 { return receiverSlot(u, node, queue, cmdId); }
+/** Receiver: the mask of the parts that came; N and m of the command (N | m << 8). */
+export function rdSlotGot(u: usize, i: u32): u32 { return slot(u, i).got; }
+export function rdSlotShape(u: usize, i: u32): u32 { return <u32>slot(u, i).n | ((<u32>slot(u, i).parts - <u32>slot(u, i).n) << 8); }

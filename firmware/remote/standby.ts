@@ -25,13 +25,13 @@
 // point); when it has ended and nothing of the pair is in flight, the primary makes synchronization
 // ID 1 current and sends delay writes from then on: the unit's base is that instant, the secondary's
 // last applied issuing ID (every one before it was acknowledged, so it is there).
-import { LT_READY, LT_RECEIVED, LOP_REFLECT, TRACE_REMOTE_DELAY, TRACE_REMOTE_REFLECT, TRACE_REMOTE_DISCARD, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, MAP_ADDR, MAP_REMOTE_TABLE } from "../abi";
+import { LT_READY, LT_RECEIVED, LOP_REFLECT, TRACE_REMOTE_DELAY, TRACE_REMOTE_REFLECT, TRACE_REMOTE_DISCARD, TRACE_REMOTE_DISCARDED, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, MAP_ADDR, MAP_REMOTE_TABLE } from "../abi";
 import { pkt, pktLba } from "./packet";
 import { remote, remoteStateBytes, linked, RM_DELAYED, RS_PAIR, RS_COPY } from "./pair";
 import {
   syncBytes, syncLayout, syncUnit, syncWriteBegin, syncWriteData, syncWriteEnd, syncReflect, syncReflectNext, syncWriteDone,
-  syncReflectComplete, syncDiscard, syncEntryHeld, syncEntryIssuing, SYNC_RUN_BYTES, RUN_LBA, RUN_DATA, RUN_BLOCKS, RUN_ENTRY, RUN_ISSUING,
-  SYNC_APPLIED, SYNC_FULL, SYNC_FAILED_OVER, SYNC_MEDIUM_ERROR, SYNC_PENDING_MAX,
+  syncReflectComplete, syncDiscard, syncEntryHeld, syncEntryIssuing, syncEntrySync, syncEntryBytes, SYNC_RUN_BYTES, RUN_LBA, RUN_DATA, RUN_BLOCKS, RUN_ENTRY, RUN_ISSUING,
+  SYNC_APPLIED, SYNC_FULL, SYNC_FAILED_OVER, SYNC_MEDIUM_ERROR, SYNC_PENDING_MAX, RP_WRITING,
 } from "./delayed";
 import { linkAnswer, linkApply, LINK_MAX_COMMAND_BYTES } from "../comm/link";
 import { blockSize, capacityBlocks } from "../volume";
@@ -151,7 +151,7 @@ export function standbyIncoming(port: u32, p: usize, pi: u32): void {
   }
   const e = syncWriteBegin(u, h.syncId, h.issuingId, pktLba(p), h.total); // S420
   if (e < 0) {
-    if (e != SYNC_APPLIED) trace(TRACE_REMOTE_DELAY, pi, h.syncId, h.issuingId, <u32>(-e));
+    if (e != SYNC_APPLIED) trace(TRACE_REMOTE_DELAY, (<u32>h.srcNode << 16) | pi, h.syncId, h.issuingId, <u32>(-e));
     answer(port, p, LT_RECEIVED, refusal(e), 0, 0);
     return;
   }
@@ -186,7 +186,7 @@ export function standbyData(port: u32, p: usize): void {
       const packets = (total + LINK_PAYLOAD_BYTES - 1) / LINK_PAYLOAD_BYTES;
       if ((got | (<u32>1 << k)) != (packets >= 32 ? 0xFFFFFFFF : (<u32>1 << packets) - 1)) return;
       syncWriteEnd(u, e); // S424/S425: held; the data of a write it covers wholly is dropped ([0191])
-      trace(TRACE_REMOTE_DELAY, meta(i).owner - 1, 0, h.issuingId, 0);
+      trace(TRACE_REMOTE_DELAY, (<u32>h.srcNode << 16) | (meta(i).owner - 1), h.cmdId, h.issuingId, 0);
       linkAnswer(port, LT_RECEIVED, <u32>load<u16>(m + 4), <u32>load<u16>(m + 6), h.cmdId, h.issuingId, <u32>h.origin, ANSWER_GOOD, 0, 0);
       return;
     }
@@ -279,10 +279,21 @@ export function standbyFailover(pi: u32): bool {
   const i = unitOf(pi);
   if (i < 0) return true;
   const s = syncUnit(unitAt(<u32>i));
+  traceDiscards(unitAt(<u32>i), pi);
   if (syncDiscard(unitAt(<u32>i)) == 0) return false;
   trace(TRACE_REMOTE_DISCARD, pi, s.discarded, s.lastIssuing, s.lastSync); // the unit counts only failover's discards
   meta(<u32>i).owner = 0;
   return true;
+}
+
+/** One TRACE_REMOTE_DISCARDED per write syncDiscard is about to drop (those of the reflect writing stay). */
+function traceDiscards(u: usize, pi: u32): void {
+  const s = syncUnit(u);
+  for (let e: u32 = 0; e < s.entries; e++) {
+    const id = syncEntryIssuing(u, e);
+    if (id == 0 || (s.phase == RP_WRITING && syncEntrySync(u, e) == s.reflectSync)) continue;
+    trace(TRACE_REMOTE_DISCARDED, pi, syncEntrySync(u, e), id, syncEntryBytes(u, e));
+  }
 }
 
 // ---- The primary -------------------------------------------------------------------------------------
