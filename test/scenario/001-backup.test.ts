@@ -229,6 +229,32 @@ test('001 4th embodiment, FIGs 10-11: split and backup in one command (vendor se
   } finally { await r.emu.stop(); }
 });
 
+test('004\'s read-only attribute for the duration of a backup: while a copy naming the pair (C0h) runs, target writes are DATA PROTECT and a resync is refused; after it, both go through', async (t) => {
+  const r = await duplexWithDifference('backup-ro');
+  try {
+    const list = await listFor(r, { listId: 8, policy: 'wait', split: true, immed: true, source: 2 });
+    await r.cm.copy(list); // answered at the split; the copy waits for the whole difference (2nd policy), then backs up
+    const during = await r.c.pairOf(r.src);
+    t.is(during.targetState, 'split pending');
+    t.true(during.targetReadOnly, 'PAIR STATUS shows the target read-only while the backup runs');
+    t.is((await r.cm.status(8)).state, 'in progress');
+    const w = await r.s.submit({ lun: 2, cdb: scsi.readWrite(true, RANGE.lba, 8), dataOut: pattern(4096, 9) });
+    t.deepEqual([w.status, w.sense?.[2]! & 0xf, w.sense?.[12], w.sense?.[13]], [2, 7, 0x27, 0], 'a target write during the backup: DATA PROTECT, WRITE PROTECTED');
+    await t.throwsAsync(r.c.pairResync(r.src), { message: /PAIR STATE DOES NOT ALLOW/ }, 'no resync under a running backup');
+    await t.throwsAsync(r.c.pairReverse(r.src), { message: /PAIR STATE DOES NOT ALLOW/ }, 'no reverse resync either');
+    let st = await r.cm.status(8);
+    for (let i = 0; i < 20000 && st.state === 'in progress'; i++) { await r.emu.advance(2); st = await r.cm.status(8); }
+    t.is(st.state, 'good');
+    await r.drive.release();
+    t.true((await tapeRange(r)).equals(rangeOf(r.image)), 'the tape holds the split image, not the refused write');
+    const after = await r.c.pairOf(r.src);
+    t.false(after.targetReadOnly, 'the attribute goes with the backup');
+    const w2 = await r.s.submit({ lun: 2, cdb: scsi.readWrite(true, RANGE.lba, 8), dataOut: pattern(4096, 9) });
+    t.is(w2.status, 0, 'a target write after the backup is recorded as usual');
+    await r.c.pairResync(r.src);
+  } finally { await r.emu.stop(); }
+});
+
 test('sanctl\'s flow on a duplex pair: backupVolume splits by the copy (4th embodiment) and the tape restores to the split image', async (t) => {
   const r = await duplexWithDifference('emb4-flow');
   try {
