@@ -255,6 +255,35 @@ test('004\'s read-only attribute for the duration of a backup: while a copy nami
   } finally { await r.emu.stop(); }
 });
 
+for (const [embodiment, policy] of [[1, 1], [2, 2], [3, 0]] as const) {
+  test(`sanctl's flow, embodiment ${embodiment} on a duplex pair: the client's PAIR SPLIT (001 steps 2-3) first, then an EXTENDED COPY whose C0h does not split and carries policy ${policy}; the tape restores to the split image`, async (t) => {
+    const r = await duplexWithDifference(`emb${embodiment}-flow`);
+    try {
+      const sent: Array<{ op: number; sa: number; split?: number; policy?: number }> = [];
+      const submit = r.c.transport.submit.bind(r.c.transport);
+      r.c.transport.submit = (cmd) => {
+        const entry: (typeof sent)[number] = { op: cmd.cdb[0], sa: cmd.cdb[1] & 0x1f };
+        if (cmd.cdb[0] === 0x83 && cmd.dataOut) { // the C0h segment follows the header and the CSCD descriptors
+          const d = Buffer.from(cmd.dataOut);
+          const seg = 16 + d.readUInt16BE(2);
+          if (d[seg] === 0xc0) { entry.split = d[seg + 6] & 1; entry.policy = d[seg + 7]; }
+        }
+        sent.push(entry);
+        return submit(cmd);
+      };
+      const res = await backupVolume(r.c, r.lib, { volume: r.src, tape: 'SB0002L5', embodiment, pause: () => r.emu.advance(2) });
+      t.true(res.split);
+      t.is(res.embodiment, embodiment);
+      const split = sent.findIndex((x) => x.op === scsi.Opcode.MANAGEMENT_OUT && x.sa === scsi.Management.PAIR_SPLIT);
+      const copy = sent.findIndex((x) => x.op === 0x83);
+      t.true(split >= 0 && split < copy, 'PAIR SPLIT before the EXTENDED COPY');
+      t.like(sent[copy], { split: 0, policy });
+      await restoreVolume(r.c, r.lib, { tape: 'SB0002L5', volume: r.spare });
+      t.true((await volumeData(r.s, 3)).equals(r.image));
+    } finally { await r.emu.stop(); }
+  });
+}
+
 test('sanctl\'s flow on a duplex pair: backupVolume splits by the copy (4th embodiment) and the tape restores to the split image', async (t) => {
   const r = await duplexWithDifference('emb4-flow');
   try {
