@@ -292,7 +292,7 @@ export interface BackupOptions {
   volume: number;
   tape: string;
   range?: { lba: number; blocks: number };
-  /** 001's embodiment: 1 priority copy of the range (default), 2 wait for the split, 3 merge, 4 split and backup in one command. */
+  /** 001's embodiment: 1 priority copy of the range, 2 wait for the split, 3 merge (each after the client's PAIR SPLIT), 4 split and backup in one command (the default for a duplex pair; 1 for one already split). */
   embodiment?: 1 | 2 | 3 | 4;
   resync?: boolean;
   listId?: number;
@@ -307,8 +307,8 @@ export interface BackupResult { barcode: string; volume: string; bytes: number; 
 
 /**
  * Backs a volume up to a tape, server-free. A volume that is the source of a duplex (or duplex
- * pending) pair is split by the copy itself (vendor segment C0h) and its target is what goes to
- * tape, as 001 has it; any other volume is copied as it is.
+ * pending) pair is split (by PAIR SPLIT first, or with the 4th embodiment by the copy itself, vendor
+ * segment C0h) and its target is what goes to tape, as 001 has it; any other volume is copied as it is.
  */
 export async function backupVolume(client: ScsiClient, library: TapeLibrary, o: BackupOptions): Promise<BackupResult> {
   const port = await client.portIndex();
@@ -316,10 +316,12 @@ export async function backupVolume(client: ScsiClient, library: TapeLibrary, o: 
   const vol = volumes.find((v) => v.number === o.volume);
   if (!vol) throw new Error(`volume ${o.volume} does not exist`);
   const pairs = await client.pairStatus();
-  // A pair's source is backed up from its target: split by the copy itself when duplex (4th
-  // embodiment's one command), as it is when the client already split it (1st-3rd).
+  // A pair's source is backed up from its target. A duplex pair is split first: by the client's
+  // PAIR SPLIT (001 FIG. 4 steps 2-3) and then the backup command with the embodiment's policy (1st-3rd),
+  // or by the copy itself in one command (4th, the default). One split already is copied as it is.
   const pair = pairs.find((p) => p.source === o.volume && ['duplex', 'duplex pending', 'split pending', 'split'].includes(p.state));
   const splitting = pair !== undefined && (pair.state === 'duplex' || pair.state === 'duplex pending');
+  const embodiment = o.embodiment ?? (splitting ? 4 : 1);
   const read = pair ? pair.target : o.volume;
   const maps = await client.listMappings();
   const m = maps.find((x) => x.volume === read && (x.port === port));
@@ -328,15 +330,15 @@ export async function backupVolume(client: ScsiClient, library: TapeLibrary, o: 
   const drive = await library.assign(o.tape);
   try {
     const driveNaa = await naaOf(client, drive.lun);
-    const embodiment = o.embodiment ?? 1;
     const listId = o.listId ?? 1;
     const info: VolumeInfo = { name: vol.name, host: o.host ?? os.hostname(), mountPoint: o.mountPoint ?? '', created: new Date(), blocks: Number(vol.blocks), blockSize: vol.blockSize };
     const policy: PolicyName = embodiment === 2 ? 'wait' : embodiment === 3 ? 'merge' : 'priority';
     const list = backupList({
       source: { lun: m.lun, naa, blocks: Number(vol.blocks), blockSize: vol.blockSize },
       drive: { naa: driveNaa, barcode: o.tape }, info, listId, range: o.range,
-      pair: pair ? { split: splitting, immed: true, policy } : undefined,
+      pair: pair ? { split: splitting && embodiment === 4, immed: true, policy } : undefined,
     });
+    if (splitting && embodiment !== 4) await client.pairSplit(o.volume); // answered at once; the target is split pending
     const cm = new CopyManager(client.transport, m.lun);
     const total = (o.range?.blocks ?? Number(vol.blocks)) * vol.blockSize;
     const running = cm.copy(list);

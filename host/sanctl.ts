@@ -100,9 +100,9 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
                                         volume access does
   backup <volume> --tape <barcode>      server-free backup by EXTENDED COPY (docs/xcopy.md): a labelled tape
          [--range LBA+COUNT]            with the volume information first; a volume in a duplex pair is
-         [--embodiment 1|2|3|4]         split by the copy and its target copied (document 001's embodiments:
-         [--resync]                     1 priority copy of the range, 2 wait for the split, 3 merge from the
-                                        source, 4 split and backup in one command; --resync after)
+         [--embodiment 1|2|3|4]         split and its target copied (document 001's embodiments: PAIR SPLIT,
+         [--resync]                     then 1 priority copy of the range, 2 wait for the split, 3 merge from
+                                        the source; 4 split and backup in one command, the default; --resync after)
   restore <barcode> <volume>            the tape's blocks back into the volume (by EXTENDED COPY), labels checked
 
   --target  tcp://host:port, serial:///dev/tty...[?baud=N], inproc://...
@@ -1076,7 +1076,7 @@ async function backup(ctx: Context, [name]: string[]): Promise<void> {
       onProgress: (b) => bar.update(b), pause: ctx.io.sleep ? () => ctx.io.sleep!(200) : undefined,
     });
   } finally { bar.end(); }
-  ctx.out(res, `backed up ${formatBytes(res.bytes)} of ${name} to ${res.barcode} (${res.records} records of 32 KiB${res.split ? ', the pair split by the copy' : ''})`);
+  ctx.out(res, `backed up ${formatBytes(res.bytes)} of ${name} to ${res.barcode} (${res.records} records of 32 KiB${res.split ? (res.embodiment === 4 ? ', the pair split by the copy' : ', the pair split first') : ''})`);
 }
 
 async function restore(ctx: Context, [barcode, name]: string[]): Promise<void> {

@@ -2,7 +2,8 @@
 // difference information; 004: the instant split). Three hooks into the sequencer:
 //
 //   pairWriteAllowed  at dispatch: a target being copied to (duplex pending, duplex, suspended,
-//                     reverse's source side) or marked read-only, and a source in reverse resync,
+//                     reverse's source side) or read-only (its attribute, or a backup of the pair
+//                     running: 004), and a source in reverse resync,
 //                     refuse writes: DATA PROTECT, WRITE PROTECTED (27h/00h).
 //   pairBeforeWrite   per slot, before the data enters the cache and the NV ring:
 //                     duplex pending, duplex, suspended: the source write sets PENDING (the copy
@@ -19,6 +20,7 @@ import {
   PS_DUPLEX_PENDING, PS_DUPLEX, PS_SPLIT_PENDING, PS_SPLIT, PS_REVERSE, PS_SUSPENDED, PF_TARGET_READ_ONLY,
 } from "./table";
 import { markRedirtied } from "./copy";
+import { pairBackedUp } from "../xcopy/table";
 
 export const PW_OK: u32 = 0; // not in a pair (or beyond the source's tracks): write as usual
 export const PW_PERSISTED: u32 = 1; // a difference bit was set and queued to NV (one more entry to wait for)
@@ -32,7 +34,12 @@ export function pairWriteAllowed(v: u32): bool {
   const r = rec(<u32>p);
   const st = <u32>r.state;
   if (!isTarget(<u32>p, v)) return st != PS_REVERSE;
-  return (st == PS_SPLIT_PENDING || st == PS_SPLIT) && (<u32>r.flags & PF_TARGET_READ_ONLY) == 0;
+  return (st == PS_SPLIT_PENDING || st == PS_SPLIT) && !pairTargetReadOnly(<u32>p);
+}
+
+/** 004: the target is read-only while its attribute is set, and for the duration of a backup of the pair (EXTENDED COPY's C0h). */
+export function pairTargetReadOnly(p: u32): bool {
+  return (<u32>rec(p).flags & PF_TARGET_READ_ONLY) != 0 || pairBackedUp(p);
 }
 
 /** The hook before a write of volume v's slot slotNo enters the cache (PW_*). Needs 1 free NV entry. */

@@ -19,6 +19,8 @@ import {
   nextSet, PS_DUPLEX_PENDING, PS_DUPLEX, PS_SPLIT_PENDING, PS_SPLIT, PS_REVERSE, PS_SUSPENDED, BM_PENDING, BM_SOURCE,
   BM_TARGET, PF_TARGET_READ_ONLY, TRACK_SHIFT_MIN, TRACK_SHIFT_MAX, PAIR_MAX_TRACKS,
 } from "../pair/table";
+import { pairTargetReadOnly } from "../pair/io";
+import { pairBackedUp } from "../xcopy/table";
 
 export const SA_PAIR_CREATE: u32 = 0x07;
 export const SA_PAIR_SPLIT: u32 = 0x08;
@@ -123,7 +125,8 @@ export function pairResync(c: usize, v: u32, reverse: bool): void {
   const q = <u32>p;
   const st = <u32>rec(q).state;
   const ok = reverse ? st == PS_SPLIT : st == PS_SPLIT || st == PS_SPLIT_PENDING || st == PS_SUSPENDED;
-  if (!ok) { pairError(c, PE_STATE, 2, true); return; }
+  // 004: a backup of the pair reads the target (the split image): no resync overwrites it until the backup ends.
+  if (!ok || pairBackedUp(q)) { pairError(c, PE_STATE, 2, true); return; }
   if (!nvRoom(4)) { retryLater(c); return; }
   mergeDifferences(q, nvId(NVK_CONTEXT, load<u32>(c + CX_ID)));
   nvPending(c, 3);
@@ -227,7 +230,7 @@ function statusEntry(e: usize, p: u32): void {
   store<u8>(e + 1, r.state);
   store<u8>(e + 2, r.sourceState);
   store<u8>(e + 3, r.targetState);
-  store<u8>(e + 4, r.flags);
+  store<u8>(e + 4, <u8>(<u32>r.flags | (pairTargetReadOnly(p) ? PF_TARGET_READ_ONLY : 0)));
   store<u8>(e + 5, r.reason);
   putBe16(e + 6, 1 << (<u32>r.trackShift - 10));
   putBe16(e + 8, r.source);

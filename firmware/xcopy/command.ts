@@ -406,6 +406,7 @@ function pairSegment(c: usize, i: u32, d: usize, at: u32): bool {
     if (st != PS_DUPLEX && st != PS_DUPLEX_PENDING) { listError(c, 0x85, 0x02, at + 6); return false; } // no pair to split
   }
   if ((b6 & 2) != 0) o.flags |= XF_IMMED;
+  o.pair = p; // from its publication the pair's target is read-only and its resync waits (table.ts pairBackedUp)
   return true;
 }
 

@@ -147,6 +147,20 @@ export function opOfList(port: u32, session: u32, gen: u32, id: u32): i32 {
   return -1;
 }
 
+/**
+ * Is a copy naming pair p in its vendor segment C0h queued or running? 004: the pair's target is
+ * read-only for the duration of a backup, and its resync waits for the backup's end (pair/io.ts,
+ * scsi/pair.ts). Volatile: no copy outlives a restart, so neither does the attribute.
+ */
+export function pairBackedUp(p: u32): bool {
+  for (let i: u32 = 0; i < MAX_COPIES; i++) {
+    const o = op(i);
+    const st = atomic.load<u32>(opAt(i));
+    if ((st == XS_QUEUED || st == XS_RUNNING) && o.pair == <i32>p) return true;
+  }
+  return false;
+}
+
 /** Segment descriptor n's address (the caller knows n < segments). */
 export function segmentAt(i: u32, n: u32): usize {
   let p = opAt(i) + OP_SEGMENTS;

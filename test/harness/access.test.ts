@@ -11,11 +11,13 @@ import { NbdClient, OPT, REP, CMD, E, goData } from '../nbd/client';
 import { IscsiConn } from '../../host/iscsi';
 import type { Emulator } from '../../harness';
 import { runSanctl } from '../host/run-sanctl';
+import { connect } from '../../host/connect';
 
 const ports = [
   { name: 'nbd0', iop: 0, transport: 'tcp', protocol: 'nbd', port: 0 },
   { name: 'fe0', iop: 0, transport: 'tcp', protocol: 'iscsi', port: 0 },
   { name: 'q0', iop: 0, transport: 'inproc' },
+  { name: 'fr0', iop: 0, transport: 'tcp', port: 0 },
 ];
 
 function tcp(emu: Emulator, name: string): { port: number; target: string } {
@@ -36,7 +38,7 @@ async function nbdExports(emu: Emulator, from: string): Promise<string[]> {
 const READER = 'iqn.2026-11.org.example:reader';
 const STRANGER = 'iqn.2026-11.org.example:stranger';
 
-test('one access list, every front end: NBD by client address, iSCSI by InitiatorName, in-process by slot; hidden, read-only, read-write; kept across a restart', async (t) => {
+test('one access list, every front end: NBD by client address, iSCSI by InitiatorName, framed TCP by frame address, in-process by slot; hidden, read-only, read-write; kept across a restart', async (t) => {
   const o: SmallOptions = { dir: tempDir('access'), ports };
   let emu = await startSmall(o);
   t.teardown(() => emu.stop());
@@ -46,9 +48,10 @@ test('one access list, every front end: NBD by client address, iSCSI by Initiato
   await admin.setAccess(v, 'rw', 'nbd:127.0.0.1');
   await admin.setAccess(v, 'ro', 'nbd:127.0.0.2');
   await admin.setAccess(v, 'ro', READER);
+  await admin.setAccess(v, 'ro', 'framed:0200');
   await admin.setAccess(v, 'none', { unnamed: true });
   t.deepEqual((await admin.listAccess(v)).map((e) => [e.unnamed ? '*' : e.initiator, e.mode]),
-    [['*', 'none'], ['nbd:127.0.0.1', 'rw'], ['nbd:127.0.0.2', 'ro'], [READER, 'ro']]);
+    [['*', 'none'], ['nbd:127.0.0.1', 'rw'], ['nbd:127.0.0.2', 'ro'], [READER, 'ro'], ['framed:0200', 'ro']]);
 
   const check = async (when: string) => {
     // NBD: listed and writable from .1; read-only from .2; not there at all from .3.
@@ -85,6 +88,18 @@ test('one access list, every front end: NBD by client address, iSCSI by Initiato
     const rd = await s.command(1, scsi.readWrite10(false, 0, 8), { read: 4096 });
     t.deepEqual([rd.status, rd.sense[2] & 0xf, rd.sense[12]], [2, 5, 0x25], `${when}: LOGICAL UNIT NOT SUPPORTED`);
     s.close();
+    // Framed TCP, by frame address: 0200h reads and may not write; 0300h (not named) sees no LUN 1.
+    const fr = await connect(`tcp://127.0.0.1:${tcp(emu, 'fr0').port}`, { address: 0x0200 });
+    t.is((await fr.submit({ lun: 1, cdb: scsi.readWrite(false, 0, 8), dataInLength: 4096 })).status, 0, `${when}: framed read`);
+    const fw = await fr.submit({ lun: 1, cdb: scsi.readWrite(true, 0, 8), dataOut: Buffer.alloc(4096) });
+    t.deepEqual([fw.status, fw.sense[2] & 0xf, fw.sense[12]], [2, 7, 0x27], `${when}: framed write DATA PROTECT`);
+    await fr.close();
+    const fh = await connect(`tcp://127.0.0.1:${tcp(emu, 'fr0').port}`, { address: 0x0300 });
+    const fl = await fh.submit({ lun: 0, cdb: scsi.reportLuns(), dataInLength: 8 + 256 * 8 });
+    t.is(Buffer.from(fl.data).readUInt32BE(0), 8, `${when}: framed REPORT LUNS has LUN 0 only`);
+    const fhr = await fh.submit({ lun: 1, cdb: scsi.readWrite(false, 0, 8), dataInLength: 4096 });
+    t.deepEqual([fhr.status, fhr.sense[2] & 0xf, fhr.sense[12]], [2, 5, 0x25], `${when}: framed hidden LOGICAL UNIT NOT SUPPORTED`);
+    await fh.close();
     // In-process (inproc:...): not named, so none.
     const q = await emu.connect().submit({ lun: 1, cdb: scsi.readWrite(false, 0, 8), dataInLength: 4096 });
     t.is(q.status, 2, when);

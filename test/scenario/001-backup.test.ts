@@ -229,6 +229,61 @@ test('001 4th embodiment, FIGs 10-11: split and backup in one command (vendor se
   } finally { await r.emu.stop(); }
 });
 
+test('004\'s read-only attribute for the duration of a backup: while a copy naming the pair (C0h) runs, target writes are DATA PROTECT and a resync is refused; after it, both go through', async (t) => {
+  const r = await duplexWithDifference('backup-ro');
+  try {
+    const list = await listFor(r, { listId: 8, policy: 'wait', split: true, immed: true, source: 2 });
+    await r.cm.copy(list); // answered at the split; the copy waits for the whole difference (2nd policy), then backs up
+    const during = await r.c.pairOf(r.src);
+    t.is(during.targetState, 'split pending');
+    t.true(during.targetReadOnly, 'PAIR STATUS shows the target read-only while the backup runs');
+    t.is((await r.cm.status(8)).state, 'in progress');
+    const w = await r.s.submit({ lun: 2, cdb: scsi.readWrite(true, RANGE.lba, 8), dataOut: pattern(4096, 9) });
+    t.deepEqual([w.status, w.sense?.[2]! & 0xf, w.sense?.[12], w.sense?.[13]], [2, 7, 0x27, 0], 'a target write during the backup: DATA PROTECT, WRITE PROTECTED');
+    await t.throwsAsync(r.c.pairResync(r.src), { message: /PAIR STATE DOES NOT ALLOW/ }, 'no resync under a running backup');
+    await t.throwsAsync(r.c.pairReverse(r.src), { message: /PAIR STATE DOES NOT ALLOW/ }, 'no reverse resync either');
+    let st = await r.cm.status(8);
+    for (let i = 0; i < 20000 && st.state === 'in progress'; i++) { await r.emu.advance(2); st = await r.cm.status(8); }
+    t.is(st.state, 'good');
+    await r.drive.release();
+    t.true((await tapeRange(r)).equals(rangeOf(r.image)), 'the tape holds the split image, not the refused write');
+    const after = await r.c.pairOf(r.src);
+    t.false(after.targetReadOnly, 'the attribute goes with the backup');
+    const w2 = await r.s.submit({ lun: 2, cdb: scsi.readWrite(true, RANGE.lba, 8), dataOut: pattern(4096, 9) });
+    t.is(w2.status, 0, 'a target write after the backup is recorded as usual');
+    await r.c.pairResync(r.src);
+  } finally { await r.emu.stop(); }
+});
+
+for (const [embodiment, policy] of [[1, 1], [2, 2], [3, 0]] as const) {
+  test(`sanctl's flow, embodiment ${embodiment} on a duplex pair: the client's PAIR SPLIT (001 steps 2-3) first, then an EXTENDED COPY whose C0h does not split and carries policy ${policy}; the tape restores to the split image`, async (t) => {
+    const r = await duplexWithDifference(`emb${embodiment}-flow`);
+    try {
+      const sent: Array<{ op: number; sa: number; split?: number; policy?: number }> = [];
+      const submit = r.c.transport.submit.bind(r.c.transport);
+      r.c.transport.submit = (cmd) => {
+        const entry: (typeof sent)[number] = { op: cmd.cdb[0], sa: cmd.cdb[1] & 0x1f };
+        if (cmd.cdb[0] === 0x83 && cmd.dataOut) { // the C0h segment follows the header and the CSCD descriptors
+          const d = Buffer.from(cmd.dataOut);
+          const seg = 16 + d.readUInt16BE(2);
+          if (d[seg] === 0xc0) { entry.split = d[seg + 6] & 1; entry.policy = d[seg + 7]; }
+        }
+        sent.push(entry);
+        return submit(cmd);
+      };
+      const res = await backupVolume(r.c, r.lib, { volume: r.src, tape: 'SB0002L5', embodiment, pause: () => r.emu.advance(2) });
+      t.true(res.split);
+      t.is(res.embodiment, embodiment);
+      const split = sent.findIndex((x) => x.op === scsi.Opcode.MANAGEMENT_OUT && x.sa === scsi.Management.PAIR_SPLIT);
+      const copy = sent.findIndex((x) => x.op === 0x83);
+      t.true(split >= 0 && split < copy, 'PAIR SPLIT before the EXTENDED COPY');
+      t.like(sent[copy], { split: 0, policy });
+      await restoreVolume(r.c, r.lib, { tape: 'SB0002L5', volume: r.spare });
+      t.true((await volumeData(r.s, 3)).equals(r.image));
+    } finally { await r.emu.stop(); }
+  });
+}
+
 test('sanctl\'s flow on a duplex pair: backupVolume splits by the copy (4th embodiment) and the tape restores to the split image', async (t) => {
   const r = await duplexWithDifference('emb4-flow');
   try {
