@@ -180,7 +180,7 @@ function parseTcp(v: unknown, f: string, a: string, b: string, elsewhere: string
       ...(t.listen !== undefined ? { listen: address(t.listen, `${f}.listen`, 0) } : { connect: address(t.connect, `${f}.connect`, 1) }),
       local: far[0] === a ? b : a,
       remote: far[0],
-      heartbeatMs: number(t.heartbeatMs ?? 500, `${f}.heartbeatMs`, 10, 60_000),
+      heartbeatMs: number(t.heartbeatMs ?? 1000, `${f}.heartbeatMs`, 10, 60_000),
       retryMaxMs: number(t.retryMaxMs ?? 2000, `${f}.retryMaxMs`, 10, 600_000),
     },
   };

@@ -8,8 +8,8 @@
 // whole frame with this field 0, payload. A frame that fails any check ends the connection: a byte
 // stream that lost its framing cannot be trusted to find it again.
 //
-// Both sides send HELLO first (protocol, link name, own node name, every node's name and kind in
-// node order); a peer whose HELLO does not match this topology is refused with a BYE that says why,
+// The dialling side sends HELLO first (protocol, link name, own node name, every node's name and
+// kind in node order), the listening side answers with its own once it accepted it; a peer whose HELLO does not match this topology is refused with a BYE that says why,
 // so a wrong address or a file listing the nodes in another order never exchanges a packet (the
 // node numbers in the packets would mean other nodes). One connection carries the link: another
 // one while it is up is refused. HEARTBEATs every heartbeatMs; a connection silent for 4 of them,
@@ -116,6 +116,7 @@ export class TcpLinkEnd implements RemoteEnd {
   /** The connecting side says it cannot reach the peer once per outage, not at every retry. */
   private quiet = false;
   private listenAddress = '';
+  private lastRefusal = '';
   private readonly hello: Buffer;
 
   /** `nodes`: every node's name and kind in node order (as CFG_REMOTE gives them to the firmware). */
@@ -178,14 +179,14 @@ export class TcpLinkEnd implements RemoteEnd {
 
   private accept(socket: net.Socket): void {
     if (this.closed) { socket.destroy(); return; }
-    this.open(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    this.open(socket, `${socket.remoteAddress}:${socket.remotePort}`, false);
   }
 
   private dial(): void {
     if (this.closed) return;
     const { host, port } = this.tcp.connect!;
     const socket = net.connect({ host, port });
-    const c = this.open(socket, `${host}:${port}`);
+    const c = this.open(socket, `${host}:${port}`, true);
     socket.once('error', (e) => {
       if (!c.helloed && !this.quiet) {
         this.quiet = true;
@@ -194,11 +195,12 @@ export class TcpLinkEnd implements RemoteEnd {
     });
   }
 
-  private open(socket: net.Socket, who: string): Conn {
+  /** The dialling side says HELLO first; the listening side answers with its own once it accepted the caller's. */
+  private open(socket: net.Socket, who: string, hello: boolean): Conn {
     const c = new Conn(socket, who);
     this.pending.add(c);
     socket.setNoDelay(true);
-    socket.write(this.hello);
+    if (hello) socket.write(this.hello);
     socket.on('data', (chunk: Buffer) => this.data(c, chunk));
     socket.on('error', () => undefined); // 'close' follows and says what matters
     socket.once('close', () => this.gone(c));
@@ -218,7 +220,9 @@ export class TcpLinkEnd implements RemoteEnd {
     for (const f of frames) {
       this.counters.framesIn++;
       if (f.type === FT_BYE) {
-        this.log(`link ${this.name}: ${c.who} closed the connection: ${f.payload.toString('utf8')}`);
+        const why = f.payload.toString('utf8');
+        if (why !== this.lastRefusal) this.log(`link ${this.name}: ${c.who} closed the connection: ${why}`);
+        this.lastRefusal = why;
         c.socket.destroy();
         return;
       }
@@ -245,11 +249,13 @@ export class TcpLinkEnd implements RemoteEnd {
                 : undefined;
     if (why !== undefined) { this.reject(c, why); return false; }
     c.helloed = true;
+    if (this.server) c.socket.write(this.hello);
     this.pending.delete(c);
     this.active = c;
     this.counters.connects++;
     this.retryMs = RETRY_FIRST_MS;
     this.quiet = false;
+    this.lastRefusal = '';
     this.log(`link ${this.name}: up: ${this.tcp.remote} at ${c.who}`);
     this.kick();
     return true;
@@ -265,7 +271,9 @@ export class TcpLinkEnd implements RemoteEnd {
       this.log(`link ${this.name}: closing the connection with ${c.who}: ${why} (${this.counters.dropped} dropped so far)`);
     } else {
       this.counters.refused++;
-      this.log(`link ${this.name}: refused ${c.who}: ${why} (${this.counters.refused} refused so far)`);
+      // A peer that keeps calling with the same fault is named once, not at every retry.
+      if (why !== this.lastRefusal) this.log(`link ${this.name}: refused ${c.who}: ${why} (${this.counters.refused} refused so far)`);
+      this.lastRefusal = why;
     }
     c.socket.end(encodeFrame(FT_BYE, Buffer.from(why.slice(0, CONTROL_MAX_BYTES), 'utf8')));
     c.socket.destroySoon();

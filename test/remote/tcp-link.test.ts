@@ -1,0 +1,163 @@
+// Links across processes over TCP (docs/remote.md, "Links across processes"; docs/topology.md,
+// "Two processes"): the topology fields, each bad one named; the framing; and what a bench engineer
+// does to the link port — garbage, an idle connection, a peer that lists the nodes in another
+// order, a second connection while one is up — each refused with a log line naming it, counted,
+// and the real peer still connects. Two emulators in this process stand for the two processes
+// (test/e2e/tcp-link.test.ts runs them as processes); every wait is on a log line or a state,
+// bounded.
+import test from 'ava';
+import * as net from 'net';
+import { Emulator, parseTopology, TopologyError } from '../../harness';
+import { encodeFrame, FrameReader, FrameError, FT_PACKET, FT_HEARTBEAT, FRAME_HEADER_BYTES } from '../../harness/tcp-link';
+import * as A from '../../hal/abi';
+import { tempDir } from '../harness/env';
+
+const array = (name: string, dir?: string) => ({
+  name, ...(dir ? { dir } : {}), cache: { size: '4MiB' }, iops: [{ role: 'channel' }, { role: 'disk' }],
+  media: [{ name: 'd0', kind: 'ram', size: '8MiB' }],
+  ports: [{ name: 'q0', iop: 0, transport: 'inproc' }],
+});
+const site = (local: 'A' | 'B', tcp: object, dir = '/base/x', extra: object = {}) => ({
+  arrays: local === 'A' ? [array('A', dir), { name: 'B', elsewhere: true }] : [{ name: 'A', elsewhere: true }, array('B', dir)],
+  links: [{ name: 'wan', a: 'A', b: 'B', km: 10, tcp: { heartbeatMs: 500, retryMaxMs: 100, ...tcp } }],
+  ...extra,
+});
+
+test('an array elsewhere keeps its node number: links to it name it, its link has tcp listen or connect', (t) => {
+  const a = parseTopology(site('A', { listen: '127.0.0.1:0' }), '/base');
+  t.deepEqual(a.arrays.map((x) => x.name), ['A'], 'only A runs here');
+  t.deepEqual(a.arrayNodes, ['A', 'B']);
+  t.deepEqual(a.links[0].tcp, { listen: { host: '127.0.0.1', port: 0 }, local: 'A', remote: 'B', heartbeatMs: 500, retryMaxMs: 100 });
+  t.is(a.arrays[0].linkNode!.node, 0);
+  const b = parseTopology(site('B', { connect: 'siteA.example:23001' }), '/base');
+  t.is(b.arrays[0].linkNode!.node, 1, 'B is node 1 in both files');
+  t.deepEqual(b.arrays[0].linkNode!.nodes.map((n) => [n.name, n.kind]), [['A', 'array'], ['B', 'array']]);
+  t.deepEqual(b.links[0].tcp!.connect, { host: 'siteA.example', port: 23001 });
+  t.is(b.links[0].latencyNs, 50_000, 'the wire model is the sender\'s as in one process');
+});
+
+test('bad topologies with a link to another process: each error names the field', (t) => {
+  const cases: Array<[object, string, RegExp]> = [
+    [{ arrays: [{ name: 'A', elsewhere: true }] }, 'arrays', /at least one must run in this process/],
+    [{ arrays: [array('A'), { name: 'B', elsewhere: true, dir: 'x' }] }, 'arrays[1].dir', /only "name"/],
+    [{ arrays: [array('A'), { name: 'B', elsewhere: 'yes' }] }, 'arrays[1].elsewhere', /true or false/],
+    [{ arrays: [array('A'), { name: 'A', elsewhere: true }] }, 'arrays[1].name', /./],
+    [site('A', {}), 'links[0].tcp', /"listen".*or "connect"/],
+    [site('A', { listen: '127.0.0.1:1', connect: '127.0.0.1:2' }), 'links[0].tcp', /one of them/],
+    [site('A', { listen: 'nowhere' }), 'links[0].tcp.listen', /host:port/],
+    [site('A', { connect: '127.0.0.1:0' }), 'links[0].tcp.connect', /port from 1 to 65535/],
+    [site('A', { listen: '127.0.0.1:70000' }), 'links[0].tcp.listen', /port from 0 to 65535/],
+    [site('A', { listen: '127.0.0.1:1', heartbeatMs: 1 }), 'links[0].tcp.heartbeatMs', /./],
+    [site('A', { listen: '127.0.0.1:1', retryMaxMs: -5 }), 'links[0].tcp.retryMaxMs', /./],
+    [site('A', { listen: '127.0.0.1:1', when: 'now' }), 'links[0].tcp.when', /unknown field/],
+    [{ ...site('A', { listen: '127.0.0.1:1' }), links: [{ name: 'wan', a: 'A', b: 'B' }] }, 'links[0].tcp', /B runs elsewhere/],
+    [{ arrays: [array('A'), array('B')], links: [{ name: 'l', a: 'A', b: 'B', tcp: { listen: '127.0.0.1:1' } }] }, 'links[0].tcp', /both ends \(A, B\) run in this process/],
+    [{ arrays: [array('A'), { name: 'B', elsewhere: true }, { name: 'C', elsewhere: true }], links: [{ name: 'l', a: 'B', b: 'C', tcp: { listen: '127.0.0.1:1' } }] }, 'links[0]', /both ends \(B, C\) run elsewhere/],
+    [site('A', { listen: '127.0.0.1:1' }, '/base/x', { mode: 'deterministic' }), 'links[0].tcp', /needs mode realtime/],
+  ];
+  for (const [doc, field, detail] of cases) {
+    const e = t.throws(() => parseTopology(doc, '/base'), { instanceOf: TopologyError }, field);
+    t.is(e?.field, field, `${field}: ${e?.message}`);
+    t.regex(e?.message ?? '', detail, field);
+  }
+});
+
+test('framing: a frame reads back whole across any split; bad magic, type, length and CRC are errors that say which', (t) => {
+  const packet = Buffer.alloc(A.LINK_HEADER_BYTES + 100, 7);
+  const f = Buffer.concat([encodeFrame(FT_PACKET, packet), encodeFrame(FT_HEARTBEAT, Buffer.alloc(0))]);
+  const r = new FrameReader();
+  const got = [...r.feed(f.subarray(0, 5)), ...r.feed(f.subarray(5, 40)), ...r.feed(f.subarray(40))];
+  t.deepEqual(got.map((x) => [x.type, x.payload.length]), [[FT_PACKET, packet.length], [FT_HEARTBEAT, 0]]);
+  t.true(got[0].payload.equals(packet));
+  const bad = (b: Buffer, re: RegExp) => t.throws(() => new FrameReader().feed(b), { instanceOf: FrameError, message: re });
+  bad(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), /bad magic 0x47455420/);
+  const flipped = Buffer.from(f);
+  flipped[FRAME_HEADER_BYTES + 3] ^= 1;
+  bad(flipped, /fails its CRC/);
+  const typed = Buffer.from(f);
+  typed[4] = 9;
+  bad(typed, /unknown frame type 9/);
+  const long = Buffer.from(f);
+  long.writeUInt32LE(A.LINK_ENTRY_BYTES + 1, 8);
+  bad(long, /of 8257 bytes \(at most 8256\)/);
+});
+
+/** Collects an emulator's log and resolves waits on lines, each bounded (a last-resort guard). */
+class Log {
+  readonly lines: string[] = [];
+  private waiters: Array<{ re: RegExp; from: number; resolve: (l: string) => void }> = [];
+  readonly fn = (l: string) => {
+    this.lines.push(l);
+    this.waiters = this.waiters.filter((w) => { if (this.lines.length - 1 >= w.from && w.re.test(l)) { w.resolve(l); return false; } return true; });
+  };
+  /** The first line matching re from line `from` on (default: any line so far). */
+  wait(re: RegExp, from = 0, boundMs = 20_000): Promise<string> {
+    const have = this.lines.slice(from).find((l) => re.test(l));
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no log line ${re} within ${boundMs} ms; log:\n${this.lines.join('\n')}`)), boundMs);
+      this.waiters.push({ re, from, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+    });
+  }
+}
+
+function connectRaw(address: string): Promise<net.Socket> {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port: Number(port) }, () => resolve(s));
+    s.resume(); // reads (and drops) what the port sends, so its close is seen
+    s.once('error', reject);
+  });
+}
+const closed = (s: net.Socket) => new Promise<void>((r) => { if (s.destroyed) r(); else s.once('close', () => r()); });
+
+test('the link port refuses garbage, an idle connection and a peer with other node numbers, each logged and counted; the real peer connects; a second one is refused', async (t) => {
+  const dir = tempDir('tcplink');
+  const logA = new Log();
+  const a = await Emulator.start(site('A', { listen: '127.0.0.1:0' }, `${dir}/A`), { log: logA.fn });
+  t.teardown(() => a.stop('powerFail'));
+  const end = a.network.tcp[0];
+  const address = end.listening;
+  t.regex(address, /^127\.0\.0\.1:\d+$/);
+  t.false(a.network.links[0].carries, 'no peer yet: the link is down');
+
+  const junk = await connectRaw(address);
+  junk.write('GET / HTTP/1.1\r\n\r\n');
+  t.regex(await logA.wait(/refused/), /link wan: refused 127\.0\.0\.1:\d+: bad magic 0x47455420 .*\(1 refused so far\)/);
+  await closed(junk);
+
+  const idle = await connectRaw(address);
+  t.regex(await logA.wait(/no HELLO/), /refused 127\.0\.0\.1:\d+: no HELLO within 2000 ms \(2 refused so far\)/);
+  await closed(idle);
+
+  // A peer that lists a relay A's file does not: its node numbers would mean other nodes.
+  const logC = new Log();
+  const other = { ...site('B', { connect: address }, `${dir}/C`), relays: [{ name: 'r0' }] };
+  other.links.push({ name: 'r', a: 'B', b: 'r0', km: 1 } as never);
+  const c = await Emulator.start(other, { log: logC.fn });
+  t.regex(await logA.wait(/its nodes are/), /refused .*: its nodes are \[\["A","array"\],\["B","array"\],\["r0","relay"\]\], here \[\["A","array"\],\["B","array"\]\]/);
+  await logC.wait(/closed the connection: its nodes are/);
+  t.false(logC.lines.some((l) => /up: A/.test(l)), 'C never took the link up');
+  await c.stop('powerFail');
+  t.false(a.network.links[0].carries);
+
+  const logB = new Log();
+  const b = await Emulator.start(site('B', { connect: address }, `${dir}/B`), { log: logB.fn });
+  t.teardown(() => b.stop('powerFail'));
+  await logB.wait(/link wan: up: A at/);
+  await logA.wait(/link wan: up: B at/);
+  t.true(a.network.links[0].carries);
+  t.true(b.network.links[0].carries);
+
+  // A second B while the first is up: refused, and the first link stays up.
+  const logB2 = new Log();
+  const b2 = await Emulator.start(site('B', { connect: address }, `${dir}/B2`), { log: logB2.fn });
+  t.regex(await logA.wait(/already up/), /refused .*: the link is already up with 127\.0\.0\.1:\d+/);
+  await logB2.wait(/closed the connection: the link is already up/);
+  t.false(logB2.lines.some((l) => /up: A/.test(l)), 'the second B never took the link up');
+  await b2.stop('powerFail');
+  t.true(a.network.links[0].carries, 'the first connection carries the link still');
+  t.like(end.status(), { state: 'up', connects: 1, dropped: 0 });
+  t.true(end.status().refused >= 4, 'garbage, idle, other nodes, the second B (which may try again before it stops)');
+  t.like(a.network.linkStatus()[0], { link: 'wan', up: true });
+});
