@@ -8,7 +8,9 @@
 import test from 'ava';
 import * as net from 'net';
 import { Emulator, parseTopology, TopologyError } from '../../harness';
-import { encodeFrame, FrameReader, FrameError, FT_PACKET, FT_HEARTBEAT, FRAME_HEADER_BYTES } from '../../harness/tcp-link';
+import { encodeFrame, FrameReader, FrameError, FT_PACKET, FT_HEARTBEAT, FT_HELLO, FRAME_HEADER_BYTES, TcpLinkEnd } from '../../harness/tcp-link';
+import { LinkBinding } from '../../hal/link';
+import { Prng } from '../../hal/prng';
 import * as A from '../../hal/abi';
 import { tempDir } from '../harness/env';
 
@@ -160,4 +162,65 @@ test('the link port refuses garbage, an idle connection and a peer with other no
   t.like(end.status(), { state: 'up', connects: 1, dropped: 0 });
   t.true(end.status().refused >= 4, 'garbage, idle, other nodes, the second B (which may try again before it stops)');
   t.like(a.network.linkStatus()[0], { link: 'wan', up: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+  });
+}
+
+test('the connecting side started first retries until the listener is there; the listener stopped and started again: it reconnects', async (t) => {
+  const dir = tempDir('tcplink-retry');
+  const address = `127.0.0.1:${await freePort()}`;
+  const logB = new Log();
+  const b = await Emulator.start(site('B', { connect: address }, `${dir}/B`), { log: logB.fn });
+  t.teardown(() => b.stop('powerFail'));
+  t.regex(await logB.wait(/cannot reach/), /link wan: cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED\); the link is down, retrying up to every 100 ms/);
+  t.false(b.network.links[0].carries);
+  const sentBefore = b.network.links[0].counters.cut;
+  t.is(b.network.tcp[0].status().state, 'connecting');
+  let a = await Emulator.start(site('A', { listen: address }, `${dir}/A`), { log: new Log().fn });
+  await logB.wait(/link wan: up: A at/);
+  t.true(b.network.links[0].carries);
+  t.is(b.network.links[0].counters.cut, sentBefore);
+  const from = logB.lines.length;
+  await a.stop('powerFail'); // as a kill -9: the socket closes with the process
+  await logB.wait(/link wan: down: the connection with A .* ended; packets sent meanwhile are lost/, from);
+  t.false(b.network.links[0].carries);
+  a = await Emulator.start(site('A', { listen: address }, `${dir}/A`), { log: new Log().fn });
+  t.teardown(() => a.stop('powerFail'));
+  await logB.wait(/link wan: up: A at/, from);
+  t.like(b.network.tcp[0].status(), { state: 'up', connects: 2 });
+});
+
+test('a peer that does not read: the send queue is bounded, what would overflow it is a congestion drop, counted', async (t) => {
+  const doc = site('A', { listen: '127.0.0.1:0' });
+  (doc.links[0] as Record<string, unknown>).queue = '64KiB';
+  const topo = parseTopology(doc, '/base');
+  const end = new TcpLinkEnd(topo.links[0], [['A', 'array'], ['B', 'array']], () => undefined, () => undefined);
+  t.teardown(() => end.close());
+  await end.start();
+  const peer = await connectRaw(end.listening);
+  peer.write(encodeFrame(FT_HELLO, Buffer.from(JSON.stringify({ protocol: 1, link: 'wan', node: 'B', nodes: [['A', 'array'], ['B', 'array']] }))));
+  // Up once its HELLO is accepted (the answer comes back); then the peer stops reading.
+  await new Promise<void>((r) => peer.once('data', () => r()));
+  peer.pause();
+  t.true(end.connected);
+  const local = { node: 'A', rx: () => undefined, kick: () => undefined };
+  const link = new LinkBinding(topo.links[0], new Prng(1), [local, { node: 'B', rx: () => undefined, kick: () => undefined, remote: end }]);
+  const packet = Buffer.alloc(A.LINK_HEADER_BYTES + 8000);
+  packet.writeUInt16LE(A.LPK_MAGIC_VALUE, A.LPK_MAGIC);
+  packet.writeUInt16LE(8000, A.LPK_LENGTH);
+  // The kernel's socket buffers take some megabytes first; then the queue fills and drops begin.
+  for (let i = 0; i < 20_000 && link.counters.congested === 0; i++) {
+    const now = i * 1e9; // a second apart: the wire's own queue (64 KiB at 10 Gbit/s) is empty each time
+    link.send(0, packet, now);
+    link.service(now + 1e6);
+    if (i % 64 === 63) await new Promise((r) => setImmediate(r)); // let the socket hand bytes to the kernel
+  }
+  t.true(link.counters.congested > 0, 'a drop came');
+  t.true(link.counters.delivered > 8, 'more than the wire\'s 64 KiB went into the socket first: the drop is the send queue\'s');
+  t.true(end.counters.framesOut === link.counters.delivered);
+  peer.destroy();
 });
