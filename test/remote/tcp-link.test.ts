@@ -140,6 +140,7 @@ test('the link port refuses garbage, an idle connection and a peer with other no
   t.regex(await logA.wait(/its nodes are/), /refused .*: its nodes are \[\["A","array"\],\["B","array"\],\["r0","relay"\]\], here \[\["A","array"\],\["B","array"\]\]/);
   await logC.wait(/closed the connection: its nodes are/);
   t.false(logC.lines.some((l) => /up: A/.test(l)), 'C never took the link up');
+  t.is(logA.lines.filter((l) => /its nodes are/.test(l)).length, 1, 'a peer that calls again with the same fault is logged once');
   await c.stop('powerFail');
   t.false(a.network.links[0].carries);
 
@@ -221,6 +222,22 @@ test('a peer that does not read: the send queue is bounded, what would overflow 
   }
   t.true(link.counters.congested > 0, 'a drop came');
   t.true(link.counters.delivered > 8, 'more than the wire\'s 64 KiB went into the socket first: the drop is the send queue\'s');
-  t.true(end.counters.framesOut === link.counters.delivered);
+  t.true(end.counters.framesOut >= link.counters.delivered, 'every packet delivered went out as a frame (heartbeats too)');
+  peer.destroy();
+});
+
+test('a peer that goes silent after its HELLO (a half-open connection): closed after 4 heartbeats, counted dropped, logged', async (t) => {
+  const doc = site('A', { listen: '127.0.0.1:0', heartbeatMs: 50 });
+  const topo = parseTopology(doc, '/base');
+  const log = new Log();
+  const end = new TcpLinkEnd(topo.links[0], [['A', 'array'], ['B', 'array']], log.fn, () => undefined);
+  t.teardown(() => end.close());
+  await end.start();
+  const peer = await connectRaw(end.listening);
+  peer.write(encodeFrame(FT_HELLO, Buffer.from(JSON.stringify({ protocol: 1, link: 'wan', node: 'B', nodes: [['A', 'array'], ['B', 'array']] }))));
+  await log.wait(/link wan: up: B at/);
+  t.regex(await log.wait(/closing the connection/), /link wan: closing the connection with 127\.0\.0\.1:\d+: silent for \d+ ms; packets sent meanwhile are lost \(1 dropped so far\)/);
+  t.false(end.connected);
+  t.like(end.status(), { state: 'listening', connects: 1, dropped: 1 });
   peer.destroy();
 });
