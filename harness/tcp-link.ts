@@ -91,6 +91,8 @@ export interface TcpLinkStatus extends TcpLinkCounters {
   state: 'up' | 'listening' | 'connecting' | 'closed';
   /** The peer's address while up; the address listened on or dialled otherwise. */
   address: string;
+  /** Received packets wait beyond the link's queue: the socket reads nothing until the next round takes them. */
+  receivePaused: boolean;
 }
 
 class Conn {
@@ -109,6 +111,11 @@ export class TcpLinkEnd implements RemoteEnd {
   private active?: Conn;
   private readonly pending = new Set<Conn>();
   private inbox: Uint8Array[] = [];
+  /**
+   * Bytes in the inbox: above the link's queue the socket stops reading until the next drain, so a
+   * peer faster than this world's rounds meets TCP's flow control and then its own bounded send queue.
+   */
+  private inboxBytes = 0;
   private closed = false;
   private retryMs = RETRY_FIRST_MS;
   private retryTimer?: NodeJS.Timeout;
@@ -159,12 +166,23 @@ export class TcpLinkEnd implements RemoteEnd {
     return true;
   }
 
-  drain(): Uint8Array[] { return this.inbox.length === 0 ? [] : this.inbox.splice(0); }
+  drain(): Uint8Array[] {
+    if (this.inbox.length === 0) return [];
+    this.inboxBytes = 0;
+    if (this.active?.socket.isPaused()) {
+      this.active.heardAt = Date.now(); // not reading was this side's doing, not the peer's silence
+      this.active.socket.resume();
+    }
+    return this.inbox.splice(0);
+  }
 
   status(): TcpLinkStatus {
     const state = this.closed ? 'closed' : this.active ? 'up' : this.server ? 'listening' : 'connecting';
     const c = this.tcp.connect;
-    return { link: this.name, state, address: this.active?.who ?? (this.server ? this.listenAddress : `${c!.host}:${c!.port}`), ...this.counters };
+    return {
+      link: this.name, state, address: this.active?.who ?? (this.server ? this.listenAddress : `${c!.host}:${c!.port}`),
+      receivePaused: this.active?.socket.isPaused() ?? false, ...this.counters,
+    };
   }
 
   close(): void {
@@ -231,7 +249,9 @@ export class TcpLinkEnd implements RemoteEnd {
       if (f.type !== FT_PACKET) continue;
       if (f.payload.readUInt16LE(A.LPK_MAGIC) !== A.LPK_MAGIC_VALUE) { this.counters.badPackets++; continue; }
       this.inbox.push(new Uint8Array(f.payload));
+      this.inboxBytes += f.payload.length;
     }
+    if (this.inboxBytes > this.spec.queueBytes) c.socket.pause();
     if (this.inbox.length > 0) this.kick();
   }
 
@@ -301,7 +321,7 @@ export class TcpLinkEnd implements RemoteEnd {
     const now = Date.now();
     const bound = SILENT_BEATS * this.tcp.heartbeatMs;
     if (this.active) {
-      if (now - this.active.heardAt > bound) this.reject(this.active, `silent for ${now - this.active.heardAt} ms; packets sent meanwhile are lost`);
+      if (now - this.active.heardAt > bound && !this.active.socket.isPaused()) this.reject(this.active, `silent for ${now - this.active.heardAt} ms; packets sent meanwhile are lost`);
       else { this.active.socket.write(encodeFrame(FT_HEARTBEAT, Buffer.alloc(0))); this.counters.framesOut++; }
     }
     for (const c of this.pending) if (now - c.openedAt > bound) this.reject(c, `no HELLO within ${bound} ms`);

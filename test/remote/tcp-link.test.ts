@@ -241,3 +241,40 @@ test('a peer that goes silent after its HELLO (a half-open connection): closed a
   t.like(end.status(), { state: 'listening', connects: 1, dropped: 1 });
   peer.destroy();
 });
+
+test('a peer faster than the rounds: received packets wait up to the link\'s queue, then the socket stops reading until a round takes them; none lost, in order', async (t) => {
+  const doc = site('A', { listen: '127.0.0.1:0' });
+  (doc.links[0] as Record<string, unknown>).queue = '64KiB';
+  const topo = parseTopology(doc, '/base');
+  let kicked: () => void = () => undefined;
+  const end = new TcpLinkEnd(topo.links[0], [['A', 'array'], ['B', 'array']], () => undefined, () => kicked());
+  t.teardown(() => end.close());
+  await end.start();
+  const peer = await connectRaw(end.listening);
+  peer.write(encodeFrame(FT_HELLO, Buffer.from(JSON.stringify({ protocol: 1, link: 'wan', node: 'B', nodes: [['A', 'array'], ['B', 'array']] }))));
+  await new Promise<void>((r) => peer.once('data', () => r()));
+  const n = 2000; // 16 MB: more than the kernel's socket buffers hold
+  const paused = new Promise<void>((resolve, reject) => {
+    const bound = setTimeout(() => reject(new Error(`the socket never stopped reading: ${JSON.stringify(end.status())}`)), 60_000);
+    kicked = () => { if (end.status().receivePaused) { clearTimeout(bound); resolve(); } };
+  });
+  for (let i = 0; i < n; i++) {
+    const p = Buffer.alloc(A.LINK_HEADER_BYTES + 8000);
+    p.writeUInt16LE(A.LPK_MAGIC_VALUE, A.LPK_MAGIC);
+    p.writeUInt32LE(i, A.LPK_CMD_ID);
+    peer.write(encodeFrame(FT_PACKET, p));
+  }
+  await paused;
+  kicked = () => undefined;
+  const ids: number[] = [];
+  for (let rounds = 0; ids.length < n; rounds++) {
+    t.true(rounds < 1_000_000, `all ${n} arrive (${ids.length} so far)`);
+    if (rounds > 1_000_000) break;
+    const got = end.drain();
+    t.true(got.reduce((s, p) => s + p.length, 0) <= 64 * 1024 + 128 * 1024, 'one round takes at most the queue and the chunk that crossed it');
+    for (const p of got) ids.push(Buffer.from(p).readUInt32LE(A.LPK_CMD_ID));
+    await new Promise((r) => setImmediate(r));
+  }
+  t.deepEqual(ids, Array.from({ length: n }, (_, i) => i));
+  peer.destroy();
+});
