@@ -21,7 +21,7 @@ const array = (name: string, dir?: string) => ({
 });
 const site = (local: 'A' | 'B', tcp: object, dir = '/base/x', extra: object = {}) => ({
   arrays: local === 'A' ? [array('A', dir), { name: 'B', elsewhere: true }] : [{ name: 'A', elsewhere: true }, array('B', dir)],
-  links: [{ name: 'wan', a: 'A', b: 'B', km: 10, tcp: { heartbeatMs: 500, retryMaxMs: 100, ...tcp } }],
+  links: [{ name: 'wan', a: 'A', b: 'B', km: 10, tcp: { heartbeatMs: 1000, retryMaxMs: 100, ...tcp } }],
   ...extra,
 });
 
@@ -29,7 +29,7 @@ test('an array elsewhere keeps its node number: links to it name it, its link ha
   const a = parseTopology(site('A', { listen: '127.0.0.1:0' }), '/base');
   t.deepEqual(a.arrays.map((x) => x.name), ['A'], 'only A runs here');
   t.deepEqual(a.arrayNodes, ['A', 'B']);
-  t.deepEqual(a.links[0].tcp, { listen: { host: '127.0.0.1', port: 0 }, local: 'A', remote: 'B', heartbeatMs: 500, retryMaxMs: 100 });
+  t.deepEqual(a.links[0].tcp, { listen: { host: '127.0.0.1', port: 0 }, local: 'A', remote: 'B', heartbeatMs: 1000, retryMaxMs: 100 });
   t.is(a.arrays[0].linkNode!.node, 0);
   const b = parseTopology(site('B', { connect: 'siteA.example:23001' }), '/base');
   t.is(b.arrays[0].linkNode!.node, 1, 'B is node 1 in both files');
@@ -129,7 +129,7 @@ test('the link port refuses garbage, an idle connection and a peer with other no
   await closed(junk);
 
   const idle = await connectRaw(address);
-  t.regex(await logA.wait(/no HELLO/), /refused 127\.0\.0\.1:\d+: no HELLO within 2000 ms \(2 refused so far\)/);
+  t.regex(await logA.wait(/no HELLO/), /refused 127\.0\.0\.1:\d+: no HELLO within 4000 ms \(2 refused so far\)/);
   await closed(idle);
 
   // A peer that lists a relay A's file does not: its node numbers would mean other nodes.
@@ -196,7 +196,8 @@ test('the connecting side started first retries until the listener is there; the
 });
 
 test('a peer that does not read: the send queue is bounded, what would overflow it is a congestion drop, counted', async (t) => {
-  const doc = site('A', { listen: '127.0.0.1:0' });
+  // The raw peer below sends no heartbeats: a minute's silence is allowed, as this test is not about it.
+  const doc = site('A', { listen: '127.0.0.1:0', heartbeatMs: 15_000 });
   (doc.links[0] as Record<string, unknown>).queue = '64KiB';
   const topo = parseTopology(doc, '/base');
   const end = new TcpLinkEnd(topo.links[0], [['A', 'array'], ['B', 'array']], () => undefined, () => undefined);
@@ -243,7 +244,8 @@ test('a peer that goes silent after its HELLO (a half-open connection): closed a
 });
 
 test('a peer faster than the rounds: received packets wait up to the link\'s queue, then the socket stops reading until a round takes them; none lost, in order', async (t) => {
-  const doc = site('A', { listen: '127.0.0.1:0' });
+  // The raw peer below sends no heartbeats: a minute's silence is allowed, as this test is not about it.
+  const doc = site('A', { listen: '127.0.0.1:0', heartbeatMs: 15_000 });
   (doc.links[0] as Record<string, unknown>).queue = '64KiB';
   const topo = parseTopology(doc, '/base');
   let kicked: () => void = () => undefined;
