@@ -26,7 +26,8 @@ class Site {
   readonly exited: Promise<number | null>;
 
   constructor(file: string) {
-    this.child = spawn(process.execPath, [path.join(root, 'bin', 'sanbox.js'), 'run', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // SANBOX_CONSOLE: the console reads stdin although it is no terminal.
+    this.child = spawn(process.execPath, [path.join(root, 'bin', 'sanbox.js'), 'run', file], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SANBOX_CONSOLE: '1' } });
     this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
     for (const s of [this.child.stdout!, this.child.stderr!]) {
       let rest = '';
@@ -59,6 +60,13 @@ class Site {
   }
 
   async target(): Promise<string> { return (await this.wait(/port fe0: (tcp:\S+)/))[1]; }
+
+  /** A console command; resolves with the first answer line matching `re`. */
+  console(command: string, re: RegExp): Promise<RegExpExecArray> {
+    const from = this.lines.length;
+    this.child.stdin!.write(`${command}\n`);
+    return this.wait(re, from);
+  }
 }
 
 /** An example file with its directory under `dir`, its front-end port 0 and the link address given. */
@@ -100,6 +108,8 @@ test('examples/site-a.json and site-b.json in two processes: a mirror over TCP, 
   junk.write(Buffer.from('\x00\x01garbage that is no frame\r\n'));
   t.regex((await a.wait(/link wan: refused/)).input, /refused 127\.0\.0\.1:\d+: bad magic 0x00016761 .*\(1 refused so far\)/);
   junk.destroy();
+  t.regex((await a.console('link status', /^wan: /)).input,
+    /^wan: siteA - siteB, up, sent \d+, .*; tcp up 127\.0\.0\.1:\d+, 1 connects, 1 refused, 0 dropped, \d+ frames in, \d+ out, 0 bad packets$/);
 
   for (const target of [ta, tb]) {
     const v = await ctl(target, 'volume', 'create', 'vol0', '--size', '2MiB');
