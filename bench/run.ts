@@ -16,7 +16,7 @@
 //                                       write IOPS beside a server-free backup instead
 //   npm run bench -- xcopy [--quick]    server-free backup (EXTENDED COPY) against the host copying, split latency
 //                                       beside a backup (bench/xcopy-bench.ts)
-//   npm run bench -- remote [--quick]   host write latency with a relay at 10 km and the standby at 1,000 km against
+//   npm run bench -- remote [--quick]   host write latency with a relay at 10 km and the standby at 1,000 km, and async (004), against
 //                                       direct synchronous copy at 1,000 km, in virtual time (bench/remote-bench.ts)
 //   npm run bench -- redundancy [args]  remote copy at 0, 1, 5 % loss: 8+2 redundancy-processed writes against retransmission
 //                                       (bench/redundancy-bench.ts; --mib=N (1024), --window=W (1), --quick: 16 MiB)

@@ -17,11 +17,12 @@ import {
   nvTable, NVT_VOLUMES, NVT_LABELS, NVT_DESCRIPTORS, NVT_SECTOR_CRCS, NVT_DATA, NVT_OFFSET, NVT_SIZE, nvDataOffset,
   nvFormatHeader, nvHeaderPersist, descCopy, slotDataBase, sealed, blank, volumeEntry, lunMapEntry, sealLun,
   VOL_BYTES, VOL_CRC, LUN_RECORD_BYTES, NVT_INIT, NVH_VERSION, NV_VERSION, NVT_ACCESS, ACCESS_ENTRIES,
-  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_RESERVATIONS, NVT_THIN, NVT_REMOTE,
+  ACCESS_RECORD_BYTES, ACCESS_CRC, accessEntry, NVT_PAIRS, NVT_RESERVATIONS, NVT_THIN, NVT_REMOTE, NVT_REMOTE_DIFF,
 } from "./nv";
 import { initReconcile, initRelocate } from "./initmap";
 import { pairsBoot, pairsFormat } from "./pair/table";
 import { remoteBoot, remoteNvFormat, remoteNvNarrow, remoteNvUpgrade } from "./remote/pair";
+import { remoteDiffFormat } from "./remote/async";
 import { crc32c } from "./comm/crc";
 import { cacheReset, cacheRecover, cacheCheck, newerDescriptor } from "./cache";
 import { mediaRebuild, volumeInUse } from "./volume";
@@ -97,6 +98,8 @@ function bootShared(): i32 {
     const remoteLost = nvTable(h, NVT_REMOTE) == 0; // and for the remote pair table (version 8; no remote pair before it)
     const remoteNarrow = remoteNvNarrow(nvTable(h, NVT_REMOTE)); // version 8's records of 128 bytes, widened below
     if (!remoteLost && !remoteNarrow && !nvTableSame(h, want, NVT_REMOTE)) { detail(NVT_REMOTE); return -<i32>ERR_NV_CORRUPT; }
+    const diffLost = nvTable(h, NVT_REMOTE_DIFF) == 0; // and for the remote difference bitmaps (version 9; its place held the init map)
+    if (!diffLost && !nvTableSame(h, want, NVT_REMOTE_DIFF)) { detail(NVT_REMOTE_DIFF); return -<i32>ERR_NV_CORRUPT; }
     checkTables();
     // An image from before pairs has no pair table: its place held other tables, now moved (it is
     // cleared once the old descriptors there have been looked at). Asked now: recovery reuses `want`.
@@ -129,6 +132,7 @@ function bootShared(): i32 {
     if (thinLost) thinMapFormat(nvId(NVK_NONE, 0));
     if (remoteLost) remoteNvFormat();
     if (remoteNarrow) remoteNvUpgrade(); // after the init map left the grown table's place
+    if (diffLost) remoteDiffFormat(!remoteLost); // after it too: the bitmaps' place was the init map's
     const version = load<u32>(h + NVH_VERSION);
     if (version != NV_VERSION) log(LOG_INFO, "nv: image upgraded (from version, to version)", version, NV_VERSION);
     store<u32>(h + NVH_VERSION, NV_VERSION);

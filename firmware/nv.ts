@@ -12,6 +12,7 @@
 //   thin map      2 copies (halves) of THIN_RECORDS records of 16 volume chunks' medium chunks,
 //                 generation, CRC-32C (thinmap.ts); the newer valid copy of a record counts
 //   remote pairs  REMOTE_PAIRS_MAX records of 256 bytes (128 to version 8), 2 copies each, CRC-32C (remote/pair.ts)
+//   remote diffs  REMOTE_PAIRS_MAX difference bitmaps of REMOTE_DIFF_BYTES, no CRC (remote/async.ts)
 //   init map      2 copies (halves) of: per medium in order, records of 512 chunks' "initialized" bits,
 //                 generation, CRC-32C (initmap.ts); the newer valid copy of a record counts
 //   descriptors   per cache slot 2 copies of 64 bytes (the newer valid one counts), CRC-32C
@@ -48,12 +49,13 @@ import { crc32c } from "./comm/crc";
 import { log, LOG_ERROR, LOG_INFO } from "./hal";
 
 export const NV_MAGIC: u32 = 0x564e4253; // "SBNV"
-// 9: remote pair records of 256 bytes (128 in 8; the table grows, the init map and cache tables move up);
+// 9: remote pair records of 256 bytes (128 in 8; the table grows) and after them the remote difference
+// bitmaps (004; the init map and cache tables move up);
 // 8: the remote pair table after the thin map, before the init map; 7: the thin map after the
 // reservation table, before the init map; 6: the reservation table before the init map; 5: the init
 // map before the cache tables; 4: the init map last, in two copies; 3: the same in one copy
 export const NV_VERSION: u32 = 9;
-/** The oldest version this firmware reads: version 3 to 8 images are upgraded at boot (initmap.ts, initRelocate; remote/pair.ts, remoteNvUpgrade; main.ts). */
+/** The oldest version this firmware reads: version 3 to 8 images are upgraded at boot (initmap.ts, initRelocate; remote/pair.ts, remoteNvUpgrade; remote/async.ts, remoteDiffFormat; main.ts). */
 export const NV_VERSION_OLDEST: u32 = 3;
 
 // ---- Header: two copies; the directory of tables ---------------------------------------------
@@ -89,7 +91,8 @@ export const NVT_PAIRS: u32 = 9;
 export const NVT_RESERVATIONS: u32 = 10;
 export const NVT_THIN: u32 = 11;
 export const NVT_REMOTE: u32 = 12;
-const TABLES: u32 = 12;
+export const NVT_REMOTE_DIFF: u32 = 13;
+const TABLES: u32 = 13;
 
 // ---- Fixed tables ------------------------------------------------------------------------------
 export const VOL_BYTES: u32 = 256;
@@ -132,8 +135,12 @@ export const THIN_MAP_BYTES: u32 = THIN_RECORDS * THIN_RECORD_BYTES * 2;
 // Remote pairs (remote/pair.ts): REMOTE_PAIRS_MAX records of RPR_BYTES, 2 copies each, as local pairs.
 export const REMOTE_NV_OFFSET: u32 = THIN_OFFSET + THIN_MAP_BYTES;
 export const REMOTE_NV_BYTES: u32 = REMOTE_PAIRS_MAX * 2 * RPR_BYTES;
-/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6, the thin map since 7, the remote pairs since 8, grown in 9). */
-export const INIT_OFFSET: u32 = REMOTE_NV_OFFSET + REMOTE_NV_BYTES;
+// Remote difference bitmaps (remote/async.ts): one per remote pair, a bit per track the secondary may lack.
+export const REMOTE_DIFF_BYTES: u32 = 2048; // 16384 tracks
+export const REMOTE_DIFF_OFFSET: u32 = REMOTE_NV_OFFSET + REMOTE_NV_BYTES;
+export const REMOTE_DIFFS_BYTES: u32 = REMOTE_PAIRS_MAX * REMOTE_DIFF_BYTES;
+/** Where the init map starts: after the fixed tables, before the cache tables (version 5; after the reservations since 6, the thin map since 7, the remote pairs since 8, grown in 9 and followed by their difference bitmaps). */
+export const INIT_OFFSET: u32 = REMOTE_DIFF_OFFSET + REMOTE_DIFFS_BYTES;
 export const INIT_RECORD_BYTES: u32 = 72; // one copy: 64 bytes of bits (512 chunks), u32 CRC-32C, u32 generation
 export const INIT_RECORD_CHUNKS: u32 = 512;
 
@@ -334,6 +341,7 @@ export function nvWriteDirectory(h: usize, slots: u32): void {
   table(h, 9, NVT_RESERVATIONS, PR_OFFSET, PR_TABLE_BYTES, PR_REG_BYTES);
   table(h, 10, NVT_THIN, THIN_OFFSET, THIN_MAP_BYTES, THIN_RECORD_BYTES);
   table(h, 11, NVT_REMOTE, REMOTE_NV_OFFSET, REMOTE_NV_BYTES, RPR_BYTES);
+  table(h, 12, NVT_REMOTE_DIFF, REMOTE_DIFF_OFFSET, REMOTE_DIFFS_BYTES, REMOTE_DIFF_BYTES);
 }
 
 function table(h: usize, i: u32, id: u32, offset: u32, size: u32, record: u32): void {

@@ -58,6 +58,7 @@ import { tapeDeviceAtLun } from "./tape/device";
 import { xcopyCommandGone } from "./xcopy/command";
 import { pairReadVolume, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "./pair/io";
 import { remoteWindow, remoteWait, ST_REMOTE } from "./remote/mirror";
+import { remoteBeforeWrite } from "./remote/async";
 
 /** A write waiting for a pair's copy of its track fails after this (ABORTED COMMAND, 85h/06h). */
 const PAIR_WAIT_NS: f64 = 30e9;
@@ -803,7 +804,7 @@ function commitStep(c: usize): void {
   // written, INVALID FIELD IN COMMAND INFORMATION UNIT, as for a transfer cut inside a block.
   if (((winStart | winEnd) & 511) != 0) { ctxBufferRelease(c); fail(c, 0x05, 0x0E, 0x03); return; }
   while (cursor < winEnd) {
-    if (!nvRoom(WRITE_NV_ENTRIES + 1)) return;
+    if (!nvRoom(WRITE_NV_ENTRIES + 2)) return;
     const off = base + <u64>cursor;
     const slotNo = <u32>(off >> 16);
     const within = <u32>(off & 0xFFFF);
@@ -814,6 +815,10 @@ function commitStep(c: usize): void {
     if (intent == PW_WAIT) { if (pairWaitExpired(c)) return; waitCache(c); return; }
     if (intent == PW_REFUSE) { ctxBufferRelease(c); fail(c, 0x07, 0x27, 0x00); return; }
     if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
+    // A remote primary's difference bit, the same way (remote/async.ts: write intent for resume).
+    const remoteIntent = remoteBeforeWrite(volume, slotNo, id);
+    if (remoteIntent < 0) return;
+    if (remoteIntent > 0) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
     let slot = cacheLookup(volume, slotNo);
     if (slot < 0) {
       slot = allocateToWrite(volume, slotNo, within >> 9, n >> 9);

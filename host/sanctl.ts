@@ -73,7 +73,7 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   pair reverse <volume> [--wait]        copy them back, target -> source
   pair delete <volume>                  dissolve the pair (from any state); both volumes stay
   pair status                           states, pending and copied tracks, time left
-  remote create <volume> <array>:<volume> [--via RELAY[,RELAY...]] [--policy round-robin|least-loaded|random|stripe|all] [--mode mirror|backup|delayed] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
+  remote create <volume> <array>:<volume> [--via RELAY[,RELAY...]] [--policy round-robin|least-loaded|random|stripe|all] [--mode mirror|backup|delayed|async] [--group G] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
                                         pair a volume with one of another array (docs/remote.md); the
                                         initial copy runs; --wait returns once the pair is duplex
   remote status                         remote pairs: role, state and why, issuing ID, copy progress
@@ -148,6 +148,7 @@ const OPTIONS = {
   redundancy: { type: 'string' },
   policy: { type: 'string' },
   mode: { type: 'string' },
+  group: { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
   all: { type: 'boolean' },
@@ -197,7 +198,7 @@ const COMMANDS: Record<string, Command> = {
   'pair reverse': { args: ['volume'], options: ['wait'], run: (ctx, a) => pairChange(ctx, 'reverse', a) },
   'pair delete': { args: ['volume'], options: [], run: (ctx, a) => pairChange(ctx, 'delete', a) },
   'pair status': { args: [], options: [], run: pairStatus },
-  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'policy', 'mode', 'timeout', 'retries', 'redundancy', 'wait'], check: remoteChecks, run: remoteCreate },
+  'remote create': { args: ['volume', 'array:volume'], options: ['via', 'policy', 'mode', 'group', 'timeout', 'retries', 'redundancy', 'wait'], check: remoteChecks, run: remoteCreate },
   'remote status': { args: [], options: [], run: remoteStatus },
   'remote suspend': { args: ['volume'], options: [], run: (ctx, a) => remoteChange(ctx, 'suspend', a) },
   'remote resume': { args: ['volume'], options: ['wait'], run: (ctx, a) => remoteChange(ctx, 'resume', a) },
@@ -223,6 +224,12 @@ function remoteChecks(o: Options, args: string[]): void {
   if (o.mode !== undefined && !(REMOTE_MODES as readonly string[]).includes(o.mode) || o.mode === 'none') throw new UsageError(`--mode is ${REMOTE_MODES.slice(1).join(', ')}`);
   if (o.policy !== undefined && !['round-robin', 'least-loaded', 'random', 'stripe', 'all'].includes(o.policy)) throw new UsageError('--policy is round-robin, least-loaded, random, stripe or all');
   if (o.policy !== undefined && o.via === undefined) throw new UsageError('--policy needs relays: --via r1,r2,...');
+  if (o.group !== undefined) {
+    parseInteger(o.group, '--group', 1, 255);
+    if (o.mode !== 'async') throw new UsageError('--group needs --mode async (a consistency group orders asynchronous copies)');
+  }
+  if (o.mode === 'async' && o.redundancy !== undefined) throw new UsageError('--mode async sends its journal without redundancy: not with --redundancy');
+  if (o.mode === 'async' && o.via !== undefined && o.via.includes(',')) throw new UsageError('--mode async sends its journal through one relay at most: not with several in --via');
   if (o.timeout !== undefined) parseInteger(o.timeout, '--timeout', 1, 600_000);
   if (o.retries !== undefined) parseInteger(o.retries, '--retries', 1, 255);
   if (o.redundancy !== undefined) {
@@ -254,6 +261,7 @@ async function remoteCreate(ctx: Context, args: string[]): Promise<void> {
   const [to, toVolume] = args[1].split(':');
   let st = await ctx.client.remoteCreate({
     volume: vol.number, to, toVolume, via: ctx.options.via, policy: ctx.options.policy as RoutePolicyName | undefined, mode: ctx.options.mode as RemoteModeName | undefined,
+    group: ctx.options.group === undefined ? undefined : Number(ctx.options.group),
     timeoutMs: ctx.options.timeout === undefined ? undefined : Number(ctx.options.timeout),
     retries: ctx.options.retries === undefined ? undefined : Number(ctx.options.retries),
     redundancy: ctx.options.redundancy === undefined ? undefined : parseRedundancy(String(ctx.options.redundancy)),
@@ -291,8 +299,13 @@ async function restartPointCommand(ctx: Context, args: string[]): Promise<void> 
 function remoteLine(p: RemoteStatus, name?: string): string {
   const why = p.state === 'suspended' ? ` (${p.reason}${p.failedCommand ? `, command ${p.failedCommand}` : ''})` : '';
   const copy = p.state === 'copy' ? `, copied ${formatBytes(p.copiedBytes)} of ${formatBytes(p.copyBytes)}` : '';
-  return `${name ?? `#${p.volume}`} ${p.role} -> node ${p.peerNode}:${p.peerVolume}${p.viaRelay ? ` via node ${p.firstHopNode}` : ''} ${p.state}${why}${copy}, `
-    + `issuing ID ${p.issuingId}, ${p.inFlight} in flight, ${p.writes} writes (${formatBytes(p.bytes)})`;
+  const group = p.group ? ` group ${p.group}` : '';
+  const journal = p.mode === 'async' && p.role === 'primary' ? `, ${p.journalEntries} journaled` : '';
+  const diff = p.role === 'primary' && p.diffTracks > 0 ? `, ${p.diffTracks} tracks of ${formatBytes(p.trackBytes)} to copy at resume` : '';
+  // Over several relays (embodiment 4) every relay of the route, the first hop first, and the policy.
+  const via = p.routeNodes.length > 1 ? ` via nodes ${p.routeNodes.join(', ')} (${p.routePolicy})` : p.viaRelay ? ` via node ${p.firstHopNode}` : '';
+  return `${name ?? `#${p.volume}`} ${p.role} -> node ${p.peerNode}:${p.peerVolume}${via} ${p.state}${why}${copy}, `
+    + `issuing ID ${p.issuingId}, ${p.inFlight} in flight${journal}${diff}, ${p.writes} writes (${formatBytes(p.bytes)}), ${p.mode}${group}`;
 }
 
 async function remoteStatus(ctx: Context): Promise<void> {

@@ -8,9 +8,9 @@ export const RemoteChange = { suspend: 1, resume: 2, failover: 3, delete: 4, 're
 export type RemoteChangeName = keyof typeof RemoteChange;
 export const REMOTE_STATES = ['simplex', 'copy', 'pair', 'suspended', 'failover', 'creating'] as const;
 export type RemoteStateName = typeof REMOTE_STATES[number];
-export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart'] as const;
+export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart', 'journal'] as const;
 /** Pair modes by number (firmware/remote/pair.ts RM_*). */
-export const REMOTE_MODES = ['none', 'mirror', 'backup', 'delayed'] as const;
+export const REMOTE_MODES = ['none', 'mirror', 'backup', 'delayed', 'async'] as const;
 export type RemoteModeName = Exclude<typeof REMOTE_MODES[number], 'none'>;
 /** The peer volume's name travels in each packet: at most this many bytes (docs/remote.md). */
 export const PEER_VOLUME_NAME_MAX = 12;
@@ -28,8 +28,13 @@ export interface RemoteCreateSpec {
   via?: string;
   /** How several relays share the writes (firmware/remote/route.ts); default round-robin. */
   policy?: RoutePolicyName;
-  /** delayed: embodiment 7's standby, at the last restart point (`restart-point`) after a failover. */
+  /**
+   * delayed: embodiment 7's standby, at the last restart point (`restart-point`) after a failover;
+   * async: 004's asynchronous copy (GOOD on local NV, sent in issuing-ID order from a journal).
+   */
   mode?: RemoteModeName;
+  /** A consistency group (1-255, async only): its pairs share one issuing-ID order. */
+  group?: number;
   timeoutMs?: number;
   retries?: number;
   /** Redundancy-processed writes (003 embodiments 5, 6): each block as N data + m parity parts over every link to the peer; direct only. */
@@ -63,8 +68,11 @@ export function remoteCreateParameters(s: RemoteCreateSpec): Buffer {
     bytes.copy(b, at);
   };
   b.writeUInt16BE(s.volume, 0);
-  b[2] = s.mode === undefined ? 1 : REMOTE_MODES.indexOf(s.mode);
-  if (b[2] < 1) throw new Error(`mode ${JSON.stringify(s.mode)}: expected ${REMOTE_MODES.slice(1).join(', ')}`);
+  const mode = s.mode === undefined ? 1 : REMOTE_MODES.indexOf(s.mode);
+  if (mode < 1) throw new Error(`mode ${JSON.stringify(s.mode)}: expected ${REMOTE_MODES.slice(1).join(', ')}`);
+  b[2] = mode;
+  if (s.group !== undefined && (!Number.isInteger(s.group) || s.group < 0 || s.group > 255)) throw new Error(`group ${s.group}: 0 to 255`);
+  b[88] = s.group ?? 0;
   b[3] = s.retries ?? 0;
   b.writeUInt32BE(Math.round(s.timeoutMs ?? 0), 4);
   name(s.to, 8, 31, 'peer array');
@@ -103,6 +111,23 @@ export interface RemoteStatus {
   writes: number;
   bytes: number;
   peerVolume: string;
+  /** Consistency group (0: none). */
+  group: number;
+  /** Primary: the difference bitmap's track size in bytes, and the tracks set (what a resume copies). */
+  trackBytes: number;
+  diffTracks: number;
+  /** Primary, async: journal entries of this pair not yet acknowledged. */
+  journalEntries: number;
+  /** The array's journal: bytes held now, the most ever held, pairs suspended because it was full. */
+  journalBytes: number;
+  journalHighWater: number;
+  journalFullSuspends: number;
+  /** The array's WRITEs that arrived before their predecessor and were held back (a secondary's gaps). */
+  heldEarly: number;
+  /** Primary over several relays (embodiment 4): how they share the writes (absent: direct or one relay). */
+  routePolicy?: string;
+  /** Primary through relays: every relay of its route by node number, the first hop first ([] direct). */
+  routeNodes: number[];
 }
 
 export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
@@ -124,6 +149,16 @@ export function parseRemoteStatus(d: Buffer): RemoteStatus[] {
     writes: Number(e.readBigUInt64BE(40)),
     bytes: Number(e.readBigUInt64BE(48)),
     peerVolume: e.subarray(56, 64).toString('latin1').replace(/\0.*$/, ''),
+    group: e.length > 64 ? e[64] : 0,
+    trackBytes: e.length > 64 && e[65] > 0 ? 2 ** e[65] : 0,
+    journalEntries: e.length > 64 ? e.readUInt32BE(68) : 0,
+    diffTracks: e.length > 64 ? e.readUInt32BE(72) : 0,
+    journalBytes: e.length > 64 ? e.readUInt32BE(76) : 0,
+    journalHighWater: e.length > 64 ? e.readUInt32BE(80) : 0,
+    journalFullSuspends: e.length > 64 ? e.readUInt32BE(84) : 0,
+    heldEarly: e.length > 64 ? e.readUInt32BE(88) : 0,
+    routePolicy: e.length > 64 && e[66] > 1 ? ROUTE_POLICIES[e[67]] ?? String(e[67]) : undefined,
+    routeNodes: e.length > 64 ? [...e.subarray(92, 92 + Math.min(e[66], 4))] : [],
   }));
 }
 

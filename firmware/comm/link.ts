@@ -15,29 +15,31 @@
 //     asks again from an earlier byte rewinds the read. Every wait has a deadline; after the pair's
 //     retries the command fails with LOGICAL UNIT COMMUNICATION TIMEOUT and the pair is suspended.
 import {
-  LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, LF_REDUNDANT,
+  LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, LT_WRITE, LT_READY, LT_DATA, LT_RECEIVED, LT_FORWARDED, LF_LAST, LF_REDUNDANT, LF_MIRROR,
   LOP_NONE, LOP_CREATE, LOP_DELETE, LOP_REFLECT, LF_DELAYED, SES_RX, SES_TX, CPORT_LINK_QUEUE, CPORT_LINK_INDEX, CPORT_KIND, CPORT_IOP, PORT_LINK,
   TRACE_REMOTE_SEND, TRACE_REMOTE_ACK, TRACE_REMOTE_APPLY, LPK_VOLUME_BYTES, LF_STORED,
 } from "../abi";
 import {
   CX_TRANSPORT, CX_STATE, CX_PORT, CX_SESSION, CX_TAG, CX_ID, CX_VOLUME, CX_CURSOR, CX_LENGTH, CX_FLAGS, CX_STATUS,
   CX_SENSE_KEY, CX_ASC, CX_ASCQ, CX_TRANSPORT_BYTES, CX_WIN_START, CX_WIN_LEN, CX_WIN_RECEIVED, CX_ARG, CXF_RESPONDED, ST_READ,
-  ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, WIN_ASKED, WIN_ARRIVED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
+  ST_WRITE_DATA, ST_WRITE_COMMIT, WIN_RETRY, CX_LBA, WIN_ASKED, WIN_ARRIVED, ctxBuffer, ctxBufferAddr, ctxById, activeFirst, activeNext,
 } from "../ctx";
 import { cfgPort, portCount } from "../config";
 import { gNow, gIndex, wakeAt } from "../iop";
 import { sessionDesc, portExtState, scratch, tagRemove, sessionOutstandingAdd } from "../channel";
-import { cmdBegin, startRead, startWrite, fail } from "../sequencer";
+import { cmdBegin, startRead, startWrite, fail, good } from "../sequencer";
+import { nvId, NVK_NONE } from "../nv";
 import { Packet, pkt, pktBegin, pktSend, pktNext, pktLba, pktSetLba } from "../remote/packet";
 import {
   remote, heldAt, myNode, routeTo, remoteOfVolume, remoteSuspend, remoteSetState, remoteIssue, remoteReset, remoteRelease,
-  remoteLeaseReady, remotePersistDue, HELD_MAX, REMOTE_PAIRS, RemotePair,
+  remoteLeaseReadyAll, remotePersistDue, HELD_MAX, REMOTE_PAIRS, RemotePair,
   RR_SECONDARY, RS_PAIR, RS_FAILOVER, RSR_LINK, RSR_REMOTE, RSR_RELAY, RSR_READ, RSR_NONE,
 } from "../remote/pair";
 import { volumeByName, blockSize, capacityBlocks, volumeReady } from "../volume";
 import { trace } from "../trace";
 import { ringRelease } from "../ring";
-import { remoteCopyStep } from "../remote/mirror";
+import { remoteCopyStep, ST_REMOTE } from "../remote/mirror";
+import { asyncStep, journalData, journalFinished, orderApplied, orderShared, orderCreate, createWord, diffMark, heldEarly } from "../remote/async";
 import { log, LOG_WARN } from "../hal";
 import { rdLinkPacket, rdLinkService, rdUnitHere, rdSendBegin, rdMaxBytes } from "../remote/rdlink";
 import { rdFill, rdArm, rdRelease, rdTag, rdCopyOut, rdSlotState, rdSlotStatus, rdSlotCmdId, rdSlotPeer, rdSlotIssuing, RD_SEND_DONE, RD_RECV_STORING, RD_STATUS_TIMEOUT } from "../remote/redundancy";
@@ -72,9 +74,9 @@ const LS_BAD: u32 = 8; // u64: packets dropped (CRC, magic, length, unknown comm
   byteOffset: u64; // send: the volume byte offset the WRITE names; apply: the address of its data in buffer memory
 }
 
-/** A send command's set key (remote/route.ts; 0: none). Redundancy is direct only, sets are over relays: never both. */
+/** A send command's set key (remote/route.ts; 0: none). Redundancy is direct only, sets are over relays: never both; a journal send is never one of a set. */
 // @ts-ignore: decorator
-@inline function groupOf(x: LinkCmd): u32 { return (x.flags & LXF_RD) != 0 ? 0 : x.got; }
+@inline function groupOf(x: LinkCmd): u32 { return (x.flags & (LXF_RD | LXF_JOURNAL)) != 0 ? 0 : x.got; }
 
 const LR_SEND: u8 = 1;
 const LR_RECEIVE: u8 = 2;
@@ -93,6 +95,9 @@ const LXF_BUSY: u32 = 128; // send: the far end answered BUSY (a standby's full 
 export const LXF_COPY: u32 = 32;
 /** Redundancy-processed (remote/rdlink.ts): `got` is the unit's slot; the unit sends and receives the packets. */
 const LXF_RD: u32 = 64;
+// Bits 8 to 15 carry the WRITE's LF_* flags (sendWrite); LXF_* flags go on from bit 16.
+/** send: a journal entry of an async pair (remote/async.ts): its data comes from the entry, whose index is in `got`. */
+const LXF_JOURNAL: u32 = 0x10000;
 
 /** In the parent's CX_FLAGS: its remote command has ended, well or not (remote/mirror.ts reads them). */
 export const CXF_REMOTE_DONE: u32 = 0x1000000;
@@ -138,7 +143,7 @@ export function linkReceive(port: u32, s: u32): i32 {
     work++;
   }
   linkService(port);
-  return work + rdLinkService() + startHeld(port) + standbyStep(port) + remoteCopyStep() + remotePersistDue();
+  return work + rdLinkService() + startHeld(port) + standbyStep(port) + remoteCopyStep() + asyncStep() + remotePersistDue();
 }
 
 function ringReleaseOne(rx: usize): void { ringRelease(rx, 1); }
@@ -253,7 +258,7 @@ function incomingWrite(port: u32, p: usize): void {
 /** The receive context applying a write of pair pi now, or 0. */
 function applying(pi: u32): usize {
   for (let c = activeFirst(); c != 0; c = activeNext(c)) {
-    if (<u32>load<u8>(c + CX_PORT) < portCount() && portKindIs(c) && lx(c).role == LR_RECEIVE && <u32>lx(c).pair == pi) return c;
+    if (<u32>load<u8>(c + CX_PORT) < portCount() && portKindIs(c) && lx(c).role == LR_RECEIVE && orderShared(<u32>lx(c).pair, pi)) return c; // one at a time per order (a consistency group: remote/async.ts)
   }
   return 0;
 }
@@ -269,6 +274,7 @@ function hold(pi: u32, port: u32, p: usize): void {
     if (pkt(e).issuingId == pkt(p).issuingId) { memory.copy(e, p, LINK_HEADER_BYTES); store<u32>(e + 64, port); return; }
   }
   if (free < 0) return; // full: dropped; its sender repeats it
+  heldEarly(); // a gap: counted for REMOTE STATUS (remote/async.ts)
   const e = heldAt(pi, <u32>free);
   memory.copy(e, p, LINK_HEADER_BYTES);
   store<u32>(e + 64, port);
@@ -397,7 +403,7 @@ function controlCreate(port: u32, p: usize, v: i32): void {
     r.volume = <u16>vol;
     r.peerNode = h.origin;
     r.firstHop = h.srcNode;
-    r.issued = h.issuingId;
+    orderCreate(pi, h.total & 0xFF, h.issuingId, ((h.total >> 8) & 1) != 0); // total: the group, and whether it joins a running one
     r.peerVolume0 = h.volume0;
     r.peerVolume1 = h.volume1;
     r.peerVolume2 = h.volume2;
@@ -582,7 +588,7 @@ function receivedSent(c: usize): bool {
   const r = remote(<u32>x.pair);
   if (r.used != 0 && r.role == RR_SECONDARY) {
     if (status == 0) {
-      r.issued = x.issuingId; // S586: the next one may go
+      orderApplied(<u32>x.pair, x.issuingId); // S586: the next one (of the pair, or of its consistency group) may go
       r.writes++;
       r.bytes += <u64>load<u32>(c + CX_LENGTH);
     } else {
@@ -634,13 +640,75 @@ export function linkSendVia(p: u32, hop: u32, op: u32, byteOffset: u64, bytes: u
   const port = linkPortToward(hop);
   if (port < 0) return 0;
   const issues = op == LOP_NONE || op == LOP_REFLECT; // a write, or a reflecting command, takes the next issuing ID (a copy of a set carries its set's)
-  if (issues && issuing == 0 && !remoteLeaseReady(p)) return 0; // the next issuing ID waits for a longer lease in NV
+  if (issues && issuing == 0 && !remoteLeaseReadyAll(p)) return 0; // the next issuing ID waits for a longer lease in NV (every member's, in a consistency group)
   if (op == LOP_NONE && (flags & LXF_COPY) == 0 && standbyHoldsSends(p)) return 0; // embodiment 7: the copy's end is being settled
   // With redundancy the unit's slot first: a command that could not get one must not take an issuing ID.
   const slot = op == LOP_NONE && r.rdData != 0 ? rdSendBegin(p, byteOffset, bytes) : -1;
   if (op == LOP_NONE && r.rdData != 0 && slot < 0) return 0;
-  const c = begin(<u32>port, 0, bytes, true);
+  const c = sendBegin(p, <u32>port, op, bytes, parent, flags);
   if (c == 0) { if (slot >= 0) rdRelease(rdUnitHere(), <u32>slot, 0); return 0; }
+  const x = lx(c);
+  // The issuing ID: a control carries the last one given (the secondary's base); a write takes the next.
+  x.issuingId = !issues ? r.issued : issuing != 0 ? issuing : remoteIssue(p);
+  x.got = group == 0xFFFFFFFF ? x.cmdId : group; // the set's key (an LXF_RD command's slot replaces it below: never both)
+  // The synchronization ID (003 [0177]): a reflecting command closes the pair's current one.
+  x.syncId = r.syncId;
+  if (op == LOP_REFLECT) r.syncId++;
+  x.byteOffset = byteOffset;
+  const bs = <u64>blockSize(<u32>r.volume);
+  if (slot >= 0) { // the read fills the unit's slot (linkData), which sends it (S301)
+    x.flags = LXF_RD | LXF_READY | flags;
+    x.got = <u32>slot;
+    x.waitFor = LW_RECEIVED;
+    rdTag(rdUnitHere(), <u32>slot, x.issuingId, changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"));
+  }
+  startRead(c, byteOffset / bs, bytes / <u32>bs);
+  sendWrite(c);
+  trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
+  return x.cmdId;
+}
+
+/**
+ * Starts the send command of journal entry `entry` of async pair p (remote/async.ts): its issuing ID
+ * was given when the host write was journaled, its data is the entry's. Returns its CX_ID, or 0.
+ */
+export function linkSendJournal(p: u32, entry: u32, issuingId: u32, byteOffset: u64, bytes: u32): u32 {
+  const port = linkPortToward(<u32>remote(p).firstHop);
+  if (port < 0) return 0;
+  const c = sendBegin(p, <u32>port, LOP_NONE, bytes, 0, LXF_JOURNAL | (LF_MIRROR << 8));
+  if (c == 0) return 0;
+  const x = lx(c);
+  x.issuingId = issuingId;
+  x.byteOffset = byteOffset;
+  x.got = entry;
+  store<u64>(c + CX_LBA, byteOffset / <u64>blockSize(<u32>remote(p).volume));
+  store<u32>(c + CX_LENGTH, bytes);
+  store<u32>(c + CX_CURSOR, 0);
+  store<u8>(c + CX_STATE, <u8>ST_REMOTE); // linkJournalPump sends the entry's data
+  sendWrite(c);
+  trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
+  return x.cmdId;
+}
+
+/** ST_REMOTE of a journal send (remote/mirror.ts remoteWait asks first): the entry's data as DATA packets. False: not one. */
+export function linkJournalPump(c: usize): bool {
+  if (<u32>load<u8>(cfgPort(<u32>load<u8>(c + CX_PORT)) + CPORT_KIND) != PORT_LINK) return false;
+  const x = lx(c);
+  if (x.role != LR_SEND || (x.flags & LXF_JOURNAL) == 0) return false;
+  const total = load<u32>(c + CX_LENGTH);
+  const cursor = load<u32>(c + CX_CURSOR);
+  if ((x.flags & LXF_DONE) != 0) { store<u32>(c + CX_CURSOR, total); good(c); return true; }
+  const taken = linkData(c, journalData(x.got) + cursor, total - cursor, total);
+  store<u32>(c + CX_CURSOR, cursor + taken);
+  if (cursor + taken == total) good(c); // all sent: the respond step waits for RECEIVED
+  return true;
+}
+
+/** A context for a send command of pair p on `port` (its issuing ID, offset and data are the caller's). */
+function sendBegin(p: u32, port: u32, op: u32, bytes: u32, parent: u32, flags: u32): usize {
+  const r = remote(p);
+  const c = begin(port, 0, bytes, true);
+  if (c == 0) return 0;
   const x = lx(c);
   x.role = LR_SEND;
   x.pair = <u8>p;
@@ -653,26 +721,9 @@ export function linkSendVia(p: u32, hop: u32, op: u32, byteOffset: u64, bytes: u
   x.waitFor = LW_READY;
   x.deadlineNs = gNow + timeoutNs(x);
   wakeAt(x.deadlineNs);
-  // The issuing ID: a control carries the last one given (the secondary's base); a write takes the next.
-  x.issuingId = !issues ? r.issued : issuing != 0 ? issuing : remoteIssue(p);
-  x.got = group == 0xFFFFFFFF ? x.cmdId : group; // the set's key (an LXF_RD command's slot replaces it below: never both)
-  // The synchronization ID (003 [0177]): a reflecting command closes the pair's current one.
-  x.syncId = r.syncId;
-  if (op == LOP_REFLECT) r.syncId++;
-  x.byteOffset = byteOffset;
   store<u16>(c + CX_VOLUME, r.volume);
   r.inFlight++;
-  const bs = <u64>blockSize(<u32>r.volume);
-  if (slot >= 0) { // the read fills the unit's slot (linkData), which sends it (S301)
-    x.flags = LXF_RD | LXF_READY | flags;
-    x.got = <u32>slot;
-    x.waitFor = LW_RECEIVED;
-    rdTag(rdUnitHere(), <u32>slot, x.issuingId, changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"));
-  }
-  startRead(c, byteOffset / bs, bytes / <u32>bs);
-  sendWrite(c);
-  trace(TRACE_REMOTE_SEND, p, x.cmdId, x.issuingId, bytes);
-  return x.cmdId;
+  return c;
 }
 
 /** This array's send commands on `port` not yet ended (remote/route.ts: a relay's load). */
@@ -720,6 +771,7 @@ function sendWrite(c: usize): void {
   a.volume2 = r.peerVolume2;
   if (x.op == <u8>LOP_CREATE) {
     a.offset = blockSize(<u32>r.volume); // the secondary checks its geometry against ours
+    a.total = createWord(<u32>x.pair); // the consistency group (remote/async.ts)
     pktSetLba(q, capacityBlocks(<u32>r.volume));
   } else {
     a.total = load<u32>(c + CX_LENGTH);
@@ -744,7 +796,7 @@ function sendTimers(c: usize): void {
     log(LOG_WARN, "remote: no answer within the pair's bound; the pair is suspended (pair, command identifier)", x.pair, x.cmdId);
     if ((x.flags & LXF_BUSY) != 0) x.answer = (0x08 << 24); // BUSY to the last: the far end had no room
     sendFailed(c, x.waitFor == LW_FORWARDED ? RSR_RELAY : (x.flags & LXF_BUSY) != 0 ? RSR_REMOTE : RSR_LINK);
-    if (<u32>load<u8>(c + CX_STATE) == ST_READ) fail(c, 0x0B, 0x08, 0x01);
+    if (<u32>load<u8>(c + CX_STATE) == ST_READ || journalSend(c)) fail(c, 0x0B, 0x08, 0x01);
     return;
   }
   x.retries++;
@@ -765,7 +817,7 @@ function answerReady(c: usize, p: usize): void {
   // command asked again for its FORWARDED) wants the command again: the read goes back.
   if (h.offset < load<u32>(c + CX_CURSOR) && h.offset < total && (x.flags & LXF_DONE) == 0) {
     store<u32>(c + CX_CURSOR, h.offset);
-    store<u8>(c + CX_STATE, <u8>ST_READ);
+    store<u8>(c + CX_STATE, <u8>((x.flags & LXF_JOURNAL) != 0 ? ST_REMOTE : ST_READ));
   }
 }
 
@@ -861,7 +913,13 @@ function finish(c: usize, ok: bool): void {
     // Ended before its data was all read (a bound, a refusal): the read stops here.
     store<u32>(c + CX_CURSOR, load<u32>(c + CX_LENGTH));
   }
+  if ((x.flags & LXF_JOURNAL) != 0) journalFinished(x.got, x.cmdId, ok);
+  // What did not arrive is in the difference bitmap (write intent set it; marked again here, since a
+  // bitmap cleared while the write waited for its send must not pass over it: remote/async.ts).
+  if (!ok && x.op == <u8>LOP_NONE && x.serial == r.serial) diffMark(<u32>x.pair, x.byteOffset, <u64>load<u32>(c + CX_LENGTH), nvId(NVK_NONE, 0));
 }
+
+function journalSend(c: usize): bool { return (lx(c).flags & LXF_JOURNAL) != 0 && <u32>load<u8>(c + CX_STATE) == ST_REMOTE; }
 
 function notify(c: usize, ok: bool): void {
   const x = lx(c);

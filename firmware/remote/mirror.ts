@@ -18,7 +18,8 @@ import { gNow, gIndex, wakeAt } from "../iop";
 import { blockSize, capacityBlocks } from "../volume";
 import { commitNext, fail } from "../sequencer";
 import { standbyCommandBytes, standbyCopyEnds } from "./standby";
-import { linkSend, linkMaxBytes, CXF_REMOTE_DONE, CXF_REMOTE_FAILED, LXF_COPY } from "../comm/link";
+import { linkSend, linkJournalPump, linkMaxBytes, CXF_REMOTE_DONE, CXF_REMOTE_FAILED, LXF_COPY } from "../comm/link";
+import { asyncWindow, isAsync, nextDiff, diffRunEnd } from "./async";
 import { ctxById } from "../ctx";
 import { routeSend, routeWaiting } from "./route";
 import { remote, remoteOfVolume, remoteSuspend, remoteSetState, REMOTE_PAIRS, RR_PRIMARY, RS_PAIR, RS_COPY, RSR_LINK, RSR_NONE } from "./pair";
@@ -42,9 +43,12 @@ function sendingPair(v: u32): i32 {
  */
 export function remoteWindow(c: usize, winStart: u32, winLen: u32): bool {
   const v = <u32>load<u16>(c + CX_VOLUME);
-  if (winLen == 0 || sendingPair(v) < 0) return false;
+  const p = sendingPair(v);
+  if (winLen == 0 || p < 0) return false;
   const bs = <u64>blockSize(v);
   const start = load<u64>(c + CX_LBA) * bs + <u64>winStart;
+  // 004's asynchronous copy: into the journal in issuing-ID order; GOOD does not wait for the link.
+  if (isAsync(<u32>p)) { asyncWindow(<u32>p, start, start + <u64>winLen); return false; }
   const end = min<u64>((start + <u64>winLen + 8191) & ~(<u64>8191), capacityBlocks(v) * bs);
   store<u32>(c + CX_FIRST_SLOT, <u32>((start & ~(<u64>8191)) >> 9)); // next byte to send, in 512-byte units
   store<u32>(c + CX_LAST_SLOT, <u32>(end >> 9));
@@ -59,6 +63,7 @@ export function remoteWindow(c: usize, winStart: u32, winLen: u32): bool {
 /** ST_REMOTE: the next send command of the window, or what the last one ended with. */
 export function remoteWait(c: usize): void {
   if (<u32>load<u8>(c + CX_OPCODE) == 0xC1) { remoteCommandWait(c); return; } // a REMOTE command (scsi/remote.ts)
+  if (linkJournalPump(c)) return; // a journal entry's send command (remote/async.ts)
   const f = load<u32>(c + CX_FLAGS);
   if ((f & CXF_REMOTE_FAILED) != 0) { fail(c, 0x0B, 0x08, 0x01); return; }
   if ((f & CXF_REMOTE_DONE) != 0) {
@@ -95,22 +100,28 @@ export function remoteWait(c: usize): void {
 
 /**
  * The initial copy (embodiment 1's copy of a range, Fig. 4: S100-S108): for each pair in RS_COPY
- * that this IOP copies, send commands of LINK_MAX_COMMAND_BYTES from the start of the volume,
- * COPY_DEPTH at once; when all are acknowledged (through a relay: forwarded) the pair is RS_PAIR.
+ * that this IOP copies, send commands of at most linkMaxBytes over the runs of tracks whose bit is
+ * set in the pair's difference bitmap (remote/async.ts: every track at create; at resume what changed
+ * while suspended and what was in flight), in volume order, COPY_DEPTH at once; when the cursor has
+ * passed the end and all are acknowledged (through a relay: forwarded) the pair is RS_PAIR.
  */
 export function remoteCopyStep(): i32 {
   let work: i32 = 0;
   for (let p: u32 = 0; p < REMOTE_PAIRS; p++) {
     const r = remote(p);
     if (r.used == 0 || r.role != RR_PRIMARY || r.state != RS_COPY || <u32>r.copyIop != gIndex) continue;
-    while (r.copyActive < COPY_DEPTH && r.copyNext < r.copyTotal) {
-      const n = <u32>min<u64>(<u64>linkMaxBytes(p), r.copyTotal - r.copyNext);
-      if (linkSend(p, LOP_NONE, r.copyNext, n, 0, LXF_COPY) == 0) break;
+    const end = capacityBlocks(<u32>r.volume) * <u64>blockSize(<u32>r.volume);
+    while (r.copyActive < COPY_DEPTH) {
+      const at = nextDiff(p, r.copyNext);
+      r.copyNext = at;
+      if (at >= end) break;
+      const n = <u32>min<u64>(<u64>linkMaxBytes(p), diffRunEnd(p, at) - at);
+      if (linkSend(p, LOP_NONE, at, n, 0, LXF_COPY) == 0) break;
       r.copyActive++;
-      r.copyNext += <u64>n;
+      r.copyNext = at + <u64>n;
       work++;
     }
-    if (r.copyActive == 0 && r.copyDone >= r.copyTotal && standbyCopyEnds(p)) { remoteSetState(p, RS_PAIR, RSR_NONE); work++; }
+    if (r.copyActive == 0 && r.copyNext >= end && standbyCopyEnds(p)) { remoteSetState(p, RS_PAIR, RSR_NONE); work++; }
   }
   return work;
 }

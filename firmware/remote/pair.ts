@@ -62,10 +62,12 @@ export const RSR_REMOTE: u8 = 3; // the secondary refused a write (failed over, 
 export const RSR_RELAY: u8 = 4; // the relay had a write but could not forward it (FORWARDED with an error, or none in time)
 export const RSR_READ: u8 = 5; // the initial copy could not read the primary volume
 export const RSR_RESTART: u8 = 6; // the array restarted (its commands in flight were lost); resume copies again
+export const RSR_JOURNAL: u8 = 7; // async: the journal was full; what it could not hold is in the difference bitmap (remote/async.ts)
 // Modes
 export const RM_MIRROR: u8 = 1; // embodiment 3: a mirror the hosts read after failover
 export const RM_BACKUP: u8 = 2; // embodiment 1: a backup copy (also readable after failover)
 export const RM_DELAYED: u8 = 3; // embodiment 7: the standby holds writes until a restart enabling point (remote/standby.ts)
+export const RM_ASYNC: u8 = 4; // 004: GOOD on local cache and NV; the journal sends in issuing-ID order (remote/async.ts)
 
 @unmanaged export class RemotePair {
   used: u8;
@@ -109,7 +111,14 @@ export const RM_DELAYED: u8 = 3; // embodiment 7: the standby holds writes until
   routePolicy: u8; // 120, RP_*
   routeCount: u8; // 121, relays named (0: direct; firstHop is the first)
   routeRelays: u32; // 124, their node numbers, a byte each, first in the low byte
-  // Bytes 128 to 251 are free for more fields (added at the end); the CRC-32C is at 252.
+  // Persisted since version 9 (004, remote/async.ts):
+  group: u8; // 128, consistency group (0: none): its pairs share one issuing-ID order at both ends
+  trackShift: u8; // 129, primary: a difference-bitmap track is 1 << trackShift bytes
+  // Volatile:
+  diffDirty: u8; // 130, primary: a bit of the difference bitmap was set since it was last cleared
+  reserved2: u8; // 131
+  queued: u16; // 132, primary, async: journal entries not yet acknowledged
+  // Bytes 134 to 251 are free for more fields (added at the end); the CRC-32C is at 252.
 }
 /** The record's CRC-32C, in the working record unused, in each NV copy over the bytes before it. */
 const RPR_CRC: u32 = RPR_BYTES - 4;
@@ -128,7 +137,17 @@ const MAPX_REMOTE: u32 = MAP_REMOTE_TABLE;
 
 /** remote/route.ts's volatile state per pair (the round robin cursor, the sets in flight), after the held WRITEs. */
 export const ROUTE_STATE_BYTES: u32 = 512;
-export function remoteStateBytes(): usize { return <usize>REMOTE_PAIRS * (REMOTE_RECORD_BYTES + HELD_MAX * HELD_BYTES + ROUTE_STATE_BYTES); }
+/** 004's journal (remote/async.ts): entries and their data in buffer memory, after the route states. */
+export const JOURNAL_ENTRIES: u32 = 128;
+export const JOURNAL_ENTRY_BYTES: u32 = 32;
+export const JOURNAL_HEADER_BYTES: u32 = 256; // ring counters, then per pair when it last went idle (f64)
+export const JOURNAL_DATA_BYTES: u32 = 2 << 20;
+const JOURNAL_BYTES: u32 = JOURNAL_HEADER_BYTES + JOURNAL_ENTRIES * JOURNAL_ENTRY_BYTES + JOURNAL_DATA_BYTES;
+const PAIRS_AREA: u32 = REMOTE_PAIRS_MAX * (RPR_BYTES + HELD_MAX * HELD_BYTES + ROUTE_STATE_BYTES);
+
+export function remoteStateBytes(): usize { return <usize>PAIRS_AREA + (linked() ? <usize>JOURNAL_BYTES : 0); }
+/** The journal's header (remote/async.ts); only an array that ends a link has one. */
+export function remoteJournalAt(): usize { return base() + <usize>PAIRS_AREA; }
 export function remoteLayout(at: usize): void {
   assert(layoutAssumed(), "remote: RemotePair does not match RPR_* of abi.ts");
   store<u32>(MAP_ADDR + MAPX_REMOTE, <u32>at);
@@ -316,6 +335,8 @@ export function remoteBoot(): u32 {
     r.copyDone = 0;
     r.nvDue = 0;
     r.leaseBusy = 0;
+    r.queued = 0; // the journal was in volatile buffer memory: its writes' tracks are in the difference bitmap
+    r.diffDirty = 1;
     if (r.used == 0) continue;
     n++;
     if (r.role == RR_PRIMARY) {
@@ -336,6 +357,17 @@ export function remoteSuspend(p: u32, reason: u8, cmdId: u32): void {
   if (r.role != RR_PRIMARY || (r.state != RS_PAIR && r.state != RS_COPY)) return;
   r.failCmd = cmdId;
   remoteSetState(p, RS_SUSPENDED, reason);
+  // A consistency group suspends as one: the issuing IDs this pair leaves unsent are gaps that the
+  // secondary would hold every later write of the group behind (remote/async.ts).
+  if (r.group == 0) return;
+  for (let q: u32 = 0; q < REMOTE_PAIRS; q++) if (q != p && sameGroup(p, q)) remoteSuspend(q, reason, cmdId);
+}
+
+/** Are p and q pairs of the same consistency group, the same role and peer? */
+export function sameGroup(p: u32, q: u32): bool {
+  const a = remote(p);
+  const b = remote(q);
+  return a.group != 0 && b.used != 0 && a.used != 0 && b.group == a.group && b.role == a.role && b.peerNode == a.peerNode;
 }
 
 /** Hosts may write volume v: not while it is the secondary of a pair that has not failed over. */
@@ -344,5 +376,24 @@ export function remoteWriteAllowed(v: u32): bool {
   return p < 0 || remote(<u32>p).role != RR_SECONDARY || remote(<u32>p).state == RS_FAILOVER;
 }
 
-/** The next issuing ID of pair p (003 [0178]): +1 for every command the pair issues. */
-export function remoteIssue(p: u32): u32 { return atomic.add<u32>(remoteAt(p) + offsetof<RemotePair>("issued"), 1) + 1; }
+/**
+ * The next issuing ID of pair p (003 [0178]): +1 for every command the pair issues. The pairs of a
+ * consistency group share one order: the ID is one past the highest any of them gave out, and every
+ * member's counter moves to it (so each member's lease covers it; remoteLeaseReady checks them all).
+ */
+export function remoteIssue(p: u32): u32 {
+  if (remote(p).group == 0) return atomic.add<u32>(remoteAt(p) + offsetof<RemotePair>("issued"), 1) + 1;
+  let id = remote(p).issued;
+  for (let q: u32 = 0; q < REMOTE_PAIRS; q++) if (sameGroup(p, q) && newer(remote(q).issued, id)) id = remote(q).issued;
+  id++;
+  for (let q: u32 = 0; q < REMOTE_PAIRS; q++) if (q == p || sameGroup(p, q)) remote(q).issued = id;
+  return id;
+}
+
+/** remoteLeaseReady for p and, in a consistency group, for every member (they share the IDs). */
+export function remoteLeaseReadyAll(p: u32): bool {
+  let ok = remoteLeaseReady(p);
+  if (remote(p).group == 0) return ok;
+  for (let q: u32 = 0; q < REMOTE_PAIRS; q++) if (q != p && sameGroup(p, q) && !remoteLeaseReady(q)) ok = false;
+  return ok;
+}

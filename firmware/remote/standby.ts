@@ -34,7 +34,7 @@ import {
   SYNC_APPLIED, SYNC_FULL, SYNC_FAILED_OVER, SYNC_MEDIUM_ERROR, SYNC_PENDING_MAX,
 } from "./delayed";
 import { linkAnswer, linkApply, LINK_MAX_COMMAND_BYTES } from "../comm/link";
-import { blockSize } from "../volume";
+import { blockSize, capacityBlocks } from "../volume";
 import { trace } from "../trace";
 
 /** Standby units an array can hold at once (pairs of mode RM_DELAYED that are its secondaries). */
@@ -296,7 +296,9 @@ export function standbyCommandBytes(p: u32): u32 { return remote(p).mode == RM_D
 /** A delayed pair whose copy has ended but whose last direct writes are still in flight: host sends wait. */
 export function standbyHoldsSends(p: u32): bool {
   const r = remote(p);
-  return r.mode == RM_DELAYED && r.state == RS_COPY && r.copyActive == 0 && r.copyDone >= r.copyTotal;
+  // The copy's cursor past the volume's end (remote/mirror.ts: it sends the difference bitmap's runs,
+  // which host writes may grow while it runs, so the bytes copied say less than the cursor).
+  return r.mode == RM_DELAYED && r.state == RS_COPY && r.copyActive == 0 && r.copyNext >= capacityBlocks(<u32>r.volume) * <u64>blockSize(<u32>r.volume);
 }
 
 /**

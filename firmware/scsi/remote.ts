@@ -9,7 +9,7 @@ import {
 } from "../abi";
 import { CX_ID, CX_ARG, CX_FLAGS, CX_STATE, CX_CDB, CX_FIRST_SLOT, ctxField } from "../ctx";
 import { fail, good, dataInBuffer, sendBuffer, retryLater, waitPersisted, nvPending, waitExpired } from "../sequencer";
-import { nvRoom, nvId, NVK_CONTEXT } from "../nv";
+import { nvRoom, nvId, NVK_CONTEXT, NVK_NONE } from "../nv";
 import { gIndex } from "../iop";
 import { volumeInUse, blockSize, capacityBlocks } from "../volume";
 import { getBe16, getBe32, putBe16, putBe32, putBe64 } from "../util";
@@ -19,9 +19,10 @@ import { rdCreateAllowed } from "../remote/rdlink";
 import { routeParse, routeRelay, RP_LAST } from "../remote/route";
 import { scratch } from "../channel";
 import { standbyFailover, standbyRestartable } from "../remote/standby";
+import { diffAll, diffBytes, diffCount, diffShift, journalQueued, journalBytes, journalHighWater, journalFullSuspends, heldEarlyCount } from "../remote/async";
 import {
   remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
-  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP, RM_DELAYED,
+  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP, RM_DELAYED, RM_ASYNC, remoteSuspend,
   NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, NODE_NAMES, NODE_NAME_BYTES, RemotePair,
 } from "../remote/pair";
 
@@ -30,7 +31,7 @@ export const SA_REMOTE_CHANGE: u32 = 0x0F;
 export const SA_REMOTE_STATUS: u32 = 0x18;
 export const SA_RELAY_STATUS: u32 = 0x19;
 export const REMOTE_CREATE_LIST_BYTES: u32 = 96;
-const STATUS_ENTRY_BYTES: u32 = 64;
+const STATUS_ENTRY_BYTES: u32 = 96;
 // REMOTE CHANGE operations (CDB byte 14).
 export const RC_SUSPEND: u32 = 1;
 export const RC_RESUME: u32 = 2;
@@ -67,7 +68,9 @@ function remoteError(c: usize, ascq: u32, field: i32, inCdb: bool): void {
  * peer volume's name (NUL padded, at most 12 bytes), 84 N and 85 m of redundancy-processed writes
  * (embodiments 5, 6; both 0: none; direct only, over the links that reach the peer: remote/rdlink.ts),
  * 86 the route policy over several relays named in 40-71 by commas (embodiment 4; 0: round robin,
- * or the one relay: remote/route.ts).
+ * or the one relay: remote/route.ts), 88 the consistency group (0: none; 1-255 needs mode 4, async:
+ * its pairs share one issuing-ID order, remote/async.ts). Mode 4's journal sends neither
+ * redundancy-processed nor over several relays (one relay, store and forward, is fine).
  */
 export function remoteCreate(c: usize, list: usize): void {
   if (!linked()) { remoteError(c, RE_NOT_LINKED, -1, false); return; }
@@ -75,7 +78,7 @@ export function remoteCreate(c: usize, list: usize): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { remoteError(c, RE_NO_VOLUME, 0, false); return; }
   if (remoteOfVolume(v) >= 0) { remoteError(c, RE_IN_PAIR, 0, false); return; }
   const mode = <u32>load<u8>(list + 2);
-  if (mode != RM_MIRROR && mode != RM_BACKUP && mode != RM_DELAYED) { remoteError(c, RE_STATE, 2, false); return; }
+  if (mode != RM_MIRROR && mode != RM_BACKUP && mode != RM_DELAYED && mode != RM_ASYNC) { remoteError(c, RE_STATE, 2, false); return; }
   store<u8>(list + 39, 0);
   store<u8>(list + 71, 0);
   const peer = nodeByName(list + 8);
@@ -107,6 +110,11 @@ export function remoteCreate(c: usize, list: usize): void {
   const route = remote(<u32>p).routeRelays;
   const routeCount = remote(<u32>p).routeCount;
   const routePolicy = remote(<u32>p).routePolicy;
+  // The journal sends each entry as one command to the first hop (remote/async.ts): no redundancy unit, no route over relays.
+  if (mode == RM_ASYNC && (rdN != 0 || rdM != 0)) { remoteError(c, RE_REDUNDANCY, 84, false); return; }
+  if (mode == RM_ASYNC && hop != peer && routeCount > 1) { remoteError(c, RE_STATE, 40, false); return; }
+  const group = <u32>load<u8>(list + 88); // past the name and its NUL (84) and the bytes of redundancy and route
+  if (group != 0 && mode != RM_ASYNC) { remoteError(c, RE_STATE, 88, false); return; } // a consistency group orders asynchronous copies
   const r = remoteReset(<u32>p);
   r.routeRelays = hop == peer ? 0 : route;
   r.routeCount = hop == peer ? 0 : routeCount;
@@ -122,6 +130,7 @@ export function remoteCreate(c: usize, list: usize): void {
   r.firstHop = <u16>hop;
   r.rdData = <u8>rdN;
   r.rdParity = <u8>rdM;
+  r.group = <u8>group;
   memory.copy(changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"), list + 72, PEER_NAME_BYTES);
   askSecondary(c, <u32>p);
 }
@@ -164,7 +173,7 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
   const primary = r.role == RR_PRIMARY;
   if (op == RC_SUSPEND) {
     if (!primary || (r.state != RS_PAIR && r.state != RS_COPY)) { remoteError(c, RE_STATE, 14, true); return; }
-    remoteSetState(p, RS_SUSPENDED, RSR_USER);
+    remoteSuspend(p, RSR_USER, 0); // with its consistency group, if any
     persistThenGood(c, p);
   } else if (op == RC_RESUME) {
     if (!primary || r.state != RS_SUSPENDED) { remoteError(c, RE_STATE, 14, true); return; }
@@ -232,9 +241,10 @@ export function remoteCommandWait(c: usize): void {
   }
   // The secondary holds the pair: the initial copy (embodiment 1's copy, Fig. 4) starts, run by this
   // IOP; the command answers once the record is in NV.
-  if (!nvRoom(1)) return;
-  const bs = <u64>blockSize(<u32>r.volume);
-  r.copyTotal = capacityBlocks(<u32>r.volume) * bs;
+  if (!nvRoom(2)) return;
+  // Create copies every track; resume the tracks the difference bitmap holds (remote/async.ts).
+  if (sa == SA_REMOTE_CREATE) diffAll(<u32>p, nvId(NVK_NONE, 0));
+  r.copyTotal = diffBytes(<u32>p);
   r.copyNext = 0;
   r.copyDone = 0;
   r.copyActive = 0;
@@ -269,6 +279,17 @@ export function remoteStatus(c: usize, alloc: u32): void {
     putBe64(e + 40, r.writes);
     putBe64(e + 48, r.bytes);
     memory.copy(e + 56, changetype<usize>(r) + offsetof<RemotePair>("peerVolume0"), 8); // the first 8 bytes of its name
+    store<u8>(e + 64, r.group);
+    store<u8>(e + 65, r.role == RR_PRIMARY ? <u8>diffShift(p) : 0);
+    store<u8>(e + 66, r.routeCount); // the relays of its route (remote/route.ts): how many, the policy, their nodes at 92-95
+    store<u8>(e + 67, r.routePolicy);
+    putBe32(e + 68, r.role == RR_PRIMARY ? journalQueued(p) : 0);
+    putBe32(e + 72, r.role == RR_PRIMARY ? diffCount(p) : 0);
+    putBe32(e + 76, journalBytes());
+    putBe32(e + 80, journalHighWater());
+    putBe32(e + 84, journalFullSuspends());
+    putBe32(e + 88, heldEarlyCount());
+    store<u32>(e + 92, r.routeRelays); // a node a byte, the first relay at 92
     n++;
   }
   putBe32(d, n * STATUS_ENTRY_BYTES);

@@ -27,6 +27,7 @@ import { modeFlags, setModeFlags, STATE_STOPPED } from "./pr";
 import { pairWriteAllowed, pairBeforeWrite, PW_WAIT, PW_REFUSE, PW_PERSISTED } from "../pair/io";
 import { remoteWriteAllowed } from "../remote/pair";
 import { remoteWindow } from "../remote/mirror";
+import { remoteBeforeWrite } from "../remote/async";
 
 /** The most blocks one COMPARE AND WRITE may name: 64 KiB of them (VPD B0h says so), so the compare and the write fit one step. */
 export function maxCompareBlocks(bs: u32): u32 { return min<u32>(255, 65536 / bs); }
@@ -355,7 +356,7 @@ function atomicStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32, or: bool):
   const buf = ctxBufferAddr(c);
   // Room to persist every piece with its pair bit (a piece per cache slot the range touches).
   const pieces = <u32>(((base + <u64>bytes - 1) >> 16) - (base >> 16)) + 1;
-  if (!nvRoom(pieces * (WRITE_NV_ENTRIES + 1))) { store<u32>(c + CX_ARG, load<u32>(c + CX_ARG) - 1); return false; } // not the cache's doing: no attempt spent
+  if (!nvRoom(pieces * (WRITE_NV_ENTRIES + 2))) { store<u32>(c + CX_ARG, load<u32>(c + CX_ARG) - 1); return false; } // not the cache's doing: no attempt spent
   const id = nvId(NVK_CONTEXT, load<u32>(c + CX_ID));
   // A pair's difference bits go to the NV ring before the data (pair/io.ts), before the compare: a
   // track whose old data a split is still copying (copy before write; a target's track not yet
@@ -371,6 +372,7 @@ function atomicStep(c: usize, v: u32, lba: u64, blocks: u32, bs: u32, or: bool):
     }
     if (intent == PW_REFUSE) { fail(c, 0x07, 0x27, 0x00); return true; }
     if (intent == PW_PERSISTED) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1);
+    if (remoteBeforeWrite(v, <u32>(off >> 16), id) > 0) store<u32>(c + CX_NV_PENDING, load<u32>(c + CX_NV_PENDING) + 1); // a remote primary's difference bit (remote/async.ts)
     at += min<u32>(bytes - at, SLOT_BYTES - <u32>(off & 0xFFFF));
   }
   // Every piece resident and whole.

@@ -72,7 +72,7 @@ for (const [what, first, change] of changes) {
   });
 }
 
-const lacks = (version: 5 | 6 | 7 | 8) => version === 8 ? 'remote pair records of 256 bytes' : version === 7 ? 'remote pair table' : version === 6 ? 'thin map and remote pair table' : 'reservation table, thin map and remote pair table';
+const lacks = (version: 5 | 6 | 7 | 8) => version === 8 ? 'remote pair records of 256 bytes and remote difference bitmaps' : version === 7 ? 'remote pair table' : version === 6 ? 'thin map and remote pair table' : 'reservation table, thin map and remote pair table';
 for (const version of [3, 4, 5, 6, 7, 8] as const) {
 test(`an NV image of version ${version} (${version >= 5 ? `no ${lacks(version as 5 | 6 | 7 | 8)}` : `the init map last${version === 3 ? ', one copy' : ''}`}) is upgraded at boot and keeps what its map said`, async (t) => {
   const { dir, b, c1 } = await setUp(`init-v${version}`);

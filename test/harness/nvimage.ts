@@ -6,8 +6,9 @@ import { crc32c } from '../../lib/protocol';
 /**
  * Rewrites a version 9 NV image (graceful stop) as an older firmware wrote it. Version 8 had remote
  * pair records of 128 bytes (fields in the first 120, CRC-32C at 124; version 9 made them 256 with the
- * CRC at 252): each copy is narrowed (blank stays blank; one that is not whole stays not whole), and
- * what follows starts 4 KiB earlier. Version 7 had no remote
+ * CRC at 252): each copy is narrowed (blank stays blank; one that is not whole stays not whole); and
+ * no remote difference bitmaps (version 9 put them after the remote pairs): what follows starts
+ * where the narrowed table ends. Version 7 had no remote
  * pair table (version 8 put it after the thin map), version 6 no thin map either (version 7 put it
  * after the reservation table), versions 3 to 5 no reservation table either
  * (version 6 put it after the pairs, before the init map): the directory loses them, and what came
@@ -26,8 +27,8 @@ export function toVersion(file: string, version: 3 | 4 | 5 | 6 | 7 | 8): void {
     for (let i = 0; i < h.readUInt32LE(40); i++) if (h.readUInt16LE(64 + i * 16) === id) return 64 + i * 16;
     throw new Error(`no table ${id} in the directory`);
   };
-  // The tables the old version lacks: the directory's last entries (10 the reservations, 11 the thin map, 12 the remote pairs).
-  const gone = version === 8 ? [] : version === 7 ? [12] : version === 6 ? [11, 12] : [10, 11, 12];
+  // The tables the old version lacks: the directory's last entries (10 the reservations, 11 the thin map, 12 the remote pairs, 13 their difference bitmaps).
+  const gone = version === 8 ? [13] : version === 7 ? [12, 13] : version === 6 ? [11, 12, 13] : [10, 11, 12, 13];
   let at = version === 8 ? 0 : h.readUInt32LE(entry(gone[0]) + 4); // where the first began: the end of what the old version had before it
   let narrowed = Buffer.alloc(0);
   if (version === 8) {
@@ -38,7 +39,8 @@ export function toVersion(file: string, version: 3 | 4 | 5 | 6 | 7 | 8): void {
     for (let i = 0; i < size / record; i++) {
       const wide = nv.subarray(offset + i * record, offset + (i + 1) * record);
       if (wide.every((x) => x === 0)) continue;
-      if (wide.subarray(120, 252).some((x) => x !== 0)) throw new Error('a remote pair record uses bytes version 8 did not have');
+      // Bytes 129-133 (track shift, bitmap dirty, journal count) are worked out again or reset at boot; the route (120-127) and group (128) are not.
+      if (wide.subarray(120, 129).some((x) => x !== 0) || wide.subarray(134, 252).some((x) => x !== 0)) throw new Error('a remote pair record uses bytes version 8 did not have');
       const whole = crc32c(wide.subarray(0, 252)) === wide.readUInt32LE(252);
       wide.copy(narrowed, i * 128, 0, 120);
       const crc = crc32c(narrowed.subarray(i * 128, i * 128 + 124));
