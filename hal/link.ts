@@ -13,6 +13,21 @@ export interface LinkEndpoint {
   readonly node: string;
   rx(queue: number): EntryRing | undefined;
   kick(): void;
+  /** The end runs in another process (harness/tcp-link.ts): packets due go to it, not into a ring. */
+  readonly remote?: RemoteEnd;
+}
+
+/**
+ * The far end of a link in another process. The wire's model runs on the sending side; what it
+ * delivers is handed to send(), and what the peer sent waits in drain() for the next service().
+ */
+export interface RemoteEnd {
+  /** Connected to the peer (after its hello): else the link is down, as a cut one. */
+  readonly connected: boolean;
+  /** false: the socket's send queue is full (a congestion drop). */
+  send(bytes: Uint8Array): boolean;
+  /** Packets the peer sent since the last call, in order. */
+  drain(): Uint8Array[];
 }
 
 interface InFlight { at: number; seq: number; to: 0 | 1; queue: number; bytes: Uint8Array }
@@ -52,7 +67,7 @@ export class LinkBinding {
   send(side: 0 | 1, bytes: Uint8Array, now: number): void {
     const s = this.spec;
     this.counters.sent++;
-    if (!this.up) { this.counters.cut++; return; }
+    if (!this.carries) { this.counters.cut++; return; }
     const serialNs = (bytes.length * 8 * 1000) / s.bandwidthMbps; // bits / (Mbit/s) = µs; * 1000 = ns
     const backlogNs = Math.max(0, this.wireFreeNs[side] - now);
     const backlogBytes = (backlogNs * s.bandwidthMbps) / 8000;
@@ -82,23 +97,45 @@ export class LinkBinding {
     this.inFlight.splice(lo, 0, p);
   }
 
-  /** Delivers every packet due by `now`. Returns packets delivered (or dropped at a full ring). */
+  /** Not cut, and an end in another process is connected. */
+  get carries(): boolean { return this.up && this.ends.every((e) => e.remote?.connected ?? true); }
+
+  /**
+   * Delivers every packet due by `now` (to an end in another process: onto its socket), and what
+   * such an end received. Returns packets delivered (or dropped at a full ring or send queue).
+   */
   service(now: number): number {
     let n = 0;
     while (this.inFlight.length > 0 && this.inFlight[0].at <= now) {
       const p = this.inFlight.shift()!;
       n++;
-      if (!this.up) { this.counters.cut++; continue; }
-      const end = this.ends[p.to];
-      const rx = end.rx(p.queue);
-      const e = rx ? rx.reserve() : -1;
-      if (!rx || e < 0) { this.counters.overruns++; continue; }
-      (rx as unknown as { mem: { u8: Uint8Array } }).mem.u8.set(p.bytes, e);
-      rx.publish();
-      this.counters.delivered++;
-      end.kick();
+      const remote = this.ends[p.to].remote;
+      if (!this.carries) this.counters.cut++;
+      else if (!remote) this.deliver(p.to, p.queue, p.bytes);
+      else if (remote.send(p.bytes)) this.counters.delivered++;
+      else this.counters.congested++;
     }
+    this.ends.forEach((end, side) => {
+      if (!end.remote) return;
+      for (const bytes of end.remote.drain()) {
+        n++;
+        // The peer applied the wire's model before sending; a cut here drops what arrives too.
+        if (!this.up) this.counters.cut++;
+        else this.deliver(side === 0 ? 1 : 0, bytes[A.LPK_DST_QUEUE], bytes);
+      }
+    });
     return n;
+  }
+
+  private deliver(to: 0 | 1, queue: number, bytes: Uint8Array): void {
+    const end = this.ends[to];
+    const rx = end.rx(queue);
+    const e = rx ? rx.reserve() : -1;
+    if (!rx || e < 0) { this.counters.overruns++; return; }
+    (rx as unknown as { mem: { u8: Uint8Array } }).mem.u8.set(bytes, e);
+    rx.publish();
+    this.counters.delivered++;
+    end.kick();
   }
 
   nextTimerNs(): number { return this.inFlight.length > 0 ? this.inFlight[0].at : Infinity; }

@@ -51,6 +51,7 @@ const CONSOLE_HELP = `commands:
   fault <array> nv torn [bytes <n>] [after <n> writes]
   fault <array> nv power loss after <n> writes | heal
   link <name> down | up                   cut a link between nodes, or heal it (docs/remote.md)
+  link status                             each link's counters; a link to another process: its connection
   partition <node> | heal <node>          cut every link of an array or relay, or heal them
   relay <name> kill                       the relay stops: what it holds is lost unless it has an nv file
   relay <name> restart                    the relay starts again (with an nv file, with what it stored)
@@ -114,7 +115,10 @@ export async function main(argv: string[]): Promise<number> {
     for (const p of a.targets) console.log(`  port ${p.port}: ${p.target}`);
   }
   for (const r of t.relays) console.log(`relay ${r.name}: ${r.cutThrough ? 'cut-through' : 'store and forward'}, buffer ${r.bufferBytes >> 20} MiB`);
-  for (const l of t.links) console.log(`link ${l.name}: ${l.a} - ${l.b}, ${l.km !== undefined ? `${l.km} km` : `${l.latencyNs / 1000} µs`}, ${l.bandwidthMbps} Mbit/s${l.loss ? `, loss ${l.loss}` : ''}`);
+  for (const l of t.links) {
+    const tcp = l.tcp ? `, ${l.tcp.remote} in another process (tcp ${l.tcp.listen ? `listen ${emu.network.tcp.find((x) => x.spec === l)?.listening}` : `connect ${l.tcp.connect!.host}:${l.tcp.connect!.port}`})` : '';
+    console.log(`link ${l.name}: ${l.a} - ${l.b}, ${l.km !== undefined ? `${l.km} km` : `${l.latencyNs / 1000} µs`}, ${l.bandwidthMbps} Mbit/s${l.loss ? `, loss ${l.loss}` : ''}${tcp}`);
+  }
   console.log('serving; Ctrl-C stops (type "help" for the console)');
 
   return new Promise<number>((resolve) => {
@@ -160,7 +164,15 @@ export async function main(argv: string[]): Promise<number> {
               console.log(`${a.name}: commands ${s[A.STAT_COMMANDS]}, reads ${s[A.STAT_READS]} (hits ${s[A.STAT_READ_HITS]}, misses ${s[A.STAT_READ_MISSES]}), writes ${s[A.STAT_WRITES]}, errors ${s[A.STAT_ERRORS]}, stages ${s[A.STAT_STAGES]}, destages ${s[A.STAT_DESTAGES]}, NV writes ${s[A.STAT_NV_WRITES]}`);
             }
             break;
-          case 'link': case 'partition': case 'heal':
+          case 'link':
+            if (words[1] !== 'status') { emu.injectNetwork(line.trim()); console.log(`network fault set: ${line.trim()}`); break; }
+            for (const l of emu.network.linkStatus()) {
+              const c = l.tcp;
+              console.log(`${l.link}: ${l.a} - ${l.b}, ${l.up ? 'up' : 'down'}, sent ${l.sent}, delivered ${l.delivered}, lost ${l.lost}, congested ${l.congested}, cut ${l.cut}, overruns ${l.overruns}`
+                + (c ? `; tcp ${c.state} ${c.address}, ${c.connects} connects, ${c.refused} refused, ${c.dropped} dropped, ${c.framesIn} frames in, ${c.framesOut} out, ${c.badPackets} bad packets` : ''));
+            }
+            break;
+          case 'partition': case 'heal':
             emu.injectNetwork(line.trim());
             console.log(`network fault set: ${line.trim()}`);
             break;

@@ -7,7 +7,7 @@ import { TraceWriter } from './trace';
 import { World } from './world';
 import { Network } from './network';
 import { DirectoryLock } from './lock';
-import { loadTopology, parseTopology, Topology, Mode } from './topology';
+import { loadTopology, parseTopology, checkTcpMode, Topology, Mode } from './topology';
 import { CommandTransport, TransportError } from '../lib/transport';
 import { registerTargetScheme } from '../host/connect';
 
@@ -71,6 +71,7 @@ export class Emulator {
     let topo: Topology = typeof topology === 'string' || topology === undefined ? loadTopology(topology)
       : parseTopology(topology, options.baseDir ?? process.cwd());
     topo = { ...topo, mode: options.mode ?? topo.mode, seed: options.seed ?? topo.seed };
+    if (topo.mode === 'deterministic') checkTcpMode(topo.links); // --mode may have changed it
     const log = options.log ?? (() => undefined);
     // Every array directory is ours before anything in it, or the trace, is opened (harness/lock.ts).
     const locks: DirectoryLock[] = [];
@@ -107,11 +108,12 @@ export class Emulator {
       }
       if (topo.links.length > 0) {
         // Arrays, relays and links on one clock (harness/world.ts, docs/remote.md).
-        const names = [...topo.arrays.map((a) => a.name), ...topo.relays.map((r) => r.name)];
+        const names = [...(topo.arrayNodes ?? topo.arrays.map((a) => a.name)), ...topo.relays.map((r) => r.name)];
         const network = new Network(names, topo.links, topo.relays, topo.seed, log, options.debug ?? false);
         world = new World(arrays, network, topo.mode === 'deterministic');
         // The relays' own records go into the run's trace with the arrays' (docs/remote.md, "Trace").
         if (trace.enabled) for (const r of network.relays) r.traceTo = (record) => trace.write(record);
+        await network.start();
         drivers = world.drivers;
         await world.settle();
         for (const a of arrays) if (a.mediaBecomingReady() > 0) throw new Error(`array ${a.name}: ${a.mediaBecomingReady()} medium label check(s) did not finish`);

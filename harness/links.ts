@@ -40,6 +40,19 @@ export interface LinkSpec {
   reorder: number;
   duplicate: number;
   queueBytes: number;
+  /** The link's far end runs in another process, reached over TCP (harness/tcp-link.ts, docs/remote.md). */
+  tcp?: TcpLinkSpec;
+}
+
+/** One side listens, the other connects; heartbeats find a silent peer, retries back off up to retryMaxMs. */
+export interface TcpLinkSpec {
+  listen?: { host: string; port: number };
+  connect?: { host: string; port: number };
+  /** The end of the link in this process, and the one elsewhere. */
+  local: string;
+  remote: string;
+  heartbeatMs: number;
+  retryMaxMs: number;
 }
 
 /** A link end on an array: one port per channel IOP (the queue pair of that IOP). */
@@ -50,16 +63,21 @@ export interface LinkNodeSpec { node: number; routes: number[]; nodes: Array<{ n
 
 const NAME = /^[A-Za-z0-9_-]{1,31}$/;
 
-export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[], baseDir = process.cwd()): { relays: RelaySpec[]; links: LinkSpec[] } {
-  const relays = (top.relays === undefined ? [] : list(top.relays, 'relays', 0, RELAY_MAX_NODES - arrays.length))
-    .map((r, i) => parseRelay(r, `relays[${i}]`, arrays.length + i, baseDir));
-  const nodes = [...arrays.map((a) => a.name), ...relays.map((r) => r.name)];
+/**
+ * `arrayNodes`: every array's name in node order, those running in another process included
+ * (default: the arrays given, all of them here).
+ */
+export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[], baseDir = process.cwd(), arrayNodes = arrays.map((a) => a.name)): { relays: RelaySpec[]; links: LinkSpec[] } {
+  const relays = (top.relays === undefined ? [] : list(top.relays, 'relays', 0, RELAY_MAX_NODES - arrayNodes.length))
+    .map((r, i) => parseRelay(r, `relays[${i}]`, arrayNodes.length + i, baseDir));
+  const nodes = [...arrayNodes, ...relays.map((r) => r.name)];
+  const elsewhere = arrayNodes.filter((n) => !arrays.some((a) => a.name === n));
   relays.forEach((r, i) => {
-    if (arrays.some((a) => a.name === r.name)) throw new TopologyError(`relays[${i}].name`, `${JSON.stringify(r.name)} is also an array's name; nodes need one name each`);
+    if (arrayNodes.includes(r.name)) throw new TopologyError(`relays[${i}].name`, `${JSON.stringify(r.name)} is also an array's name; nodes need one name each`);
   });
   unique(relays.map((r) => r.name), (i) => `relays[${i}].name`);
   unique(relays.map((r) => r.nv ?? `\0${r.name}`), (i) => `relays[${i}].nv`); // two relays cannot share one NV file
-  const links = (top.links === undefined ? [] : list(top.links, 'links', 0, 64)).map((l, i) => parseLink(l, `links[${i}]`, nodes));
+  const links = (top.links === undefined ? [] : list(top.links, 'links', 0, 64)).map((l, i) => parseLink(l, `links[${i}]`, nodes, elsewhere));
   unique(links.map((l) => l.name), (i) => `links[${i}].name`);
   relays.forEach((r, i) => {
     const n = links.filter((l) => l.a === r.name || l.b === r.name).length;
@@ -67,8 +85,9 @@ export function parseLinks(top: Record<string, unknown>, arrays: ArraySpec[], ba
     if (n > RELAY_MAX_LINKS) throw new TopologyError(`relays[${i}]`, `relay ${r.name} ends ${n} links, at most ${RELAY_MAX_LINKS}`);
   });
   const routes = linkRoutes(nodes, links);
-  const kinds = nodes.map((name, i) => ({ name, kind: (i < arrays.length ? 'array' : 'relay') as 'array' | 'relay' }));
-  arrays.forEach((a, ai) => {
+  const kinds = nodes.map((name, i) => ({ name, kind: (i < arrayNodes.length ? 'array' : 'relay') as 'array' | 'relay' }));
+  arrays.forEach((a) => {
+    const ai = arrayNodes.indexOf(a.name);
     const neighbours = nodes.map((n) => links.some((l) => (l.a === a.name && l.b === n) || (l.b === a.name && l.a === n)));
     a.linkNode = { node: ai, routes: routes[ai], nodes: kinds, neighbours };
     const ends = links.map((l, li) => ({ l, li })).filter((x) => x.l.a === a.name || x.l.b === a.name);
@@ -106,9 +125,9 @@ function parseRelay(v: unknown, f: string, node: number, baseDir: string): Relay
   };
 }
 
-function parseLink(v: unknown, f: string, nodes: string[]): LinkSpec {
+function parseLink(v: unknown, f: string, nodes: string[], elsewhere: string[]): LinkSpec {
   const l = object(v, f);
-  known(l, f, ['name', 'a', 'b', 'km', 'latencyUs', 'bandwidthMbps', 'jitterUs', 'loss', 'reorder', 'duplicate', 'queue']);
+  known(l, f, ['name', 'a', 'b', 'km', 'latencyUs', 'bandwidthMbps', 'jitterUs', 'loss', 'reorder', 'duplicate', 'queue', 'tcp']);
   const name = pattern(l.name, `${f}.name`, NAME, 'letters, digits, _ or -, at most 31');
   const end = (x: unknown, g: string) => {
     const n = pattern(x, g, NAME, 'the name of an array or a relay');
@@ -129,6 +148,41 @@ function parseLink(v: unknown, f: string, nodes: string[]): LinkSpec {
     reorder: number(l.reorder ?? 0, `${f}.reorder`, 0, 1),
     duplicate: number(l.duplicate ?? 0, `${f}.duplicate`, 0, 1),
     queueBytes: sizeIn(l.queue ?? '4MiB', `${f}.queue`, LINK_ENTRY_BYTES, 1 << 30),
+    ...parseTcp(l.tcp, `${f}.tcp`, a, b, elsewhere),
+  };
+}
+
+/**
+ * A link with one end in another process needs "tcp" (listen on this side, or connect to the
+ * other's); a link with both ends here must not have it, and one with neither end here is no
+ * business of this process.
+ */
+function parseTcp(v: unknown, f: string, a: string, b: string, elsewhere: string[]): { tcp?: TcpLinkSpec } {
+  const far = [a, b].filter((n) => elsewhere.includes(n));
+  if (far.length === 2) throw new TopologyError(f.replace(/\.tcp$/, ''), `both ends (${a}, ${b}) run elsewhere: this process has no part in the link`);
+  if (far.length === 0) {
+    if (v !== undefined) throw new TopologyError(f, `both ends (${a}, ${b}) run in this process: "tcp" is for a link to an array that runs elsewhere`);
+    return {};
+  }
+  if (v === undefined) throw new TopologyError(f, `${far[0]} runs elsewhere: the link needs "tcp": { "listen": "host:port" } on one side and { "connect": "host:port" } on the other`);
+  const t = object(v, f);
+  known(t, f, ['listen', 'connect', 'heartbeatMs', 'retryMaxMs']);
+  if ((t.listen === undefined) === (t.connect === undefined)) throw new TopologyError(f, 'give "listen" (this side waits for the other) or "connect" (this side dials it), one of them');
+  const address = (x: unknown, g: string, min: number) => {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(pattern(x, g, /^.{1,300}$/, 'host:port'));
+    const port = m ? Number(m[2]) : -1;
+    if (!m || port < min || port > 65535) throw new TopologyError(g, `${JSON.stringify(x)}: expected host:port with a port from ${min} to 65535`);
+    return { host: m[1].replace(/^\[|\]$/g, ''), port };
+  };
+  return {
+    tcp: {
+      // Port 0 listens on any free port (the log line "listening on" names it).
+      ...(t.listen !== undefined ? { listen: address(t.listen, `${f}.listen`, 0) } : { connect: address(t.connect, `${f}.connect`, 1) }),
+      local: far[0] === a ? b : a,
+      remote: far[0],
+      heartbeatMs: number(t.heartbeatMs ?? 1000, `${f}.heartbeatMs`, 10, 60_000),
+      retryMaxMs: number(t.retryMaxMs ?? 2000, `${f}.retryMaxMs`, 10, 600_000),
+    },
   };
 }
 

@@ -10,6 +10,7 @@ import { EntryRing } from '../hal/ring';
 import { LinkBinding, type LinkEndpoint } from '../hal/link';
 import { RelayNode, type RelayStatus } from './relay';
 import { linkRoutes, type LinkSpec, type RelaySpec } from './links';
+import { TcpLinkEnd } from './tcp-link';
 import { ROUND_NS } from './driver';
 import * as A from '../hal/abi';
 import { SessionSlot } from '../hal/channels/session';
@@ -110,6 +111,8 @@ export class ArrayLinks implements NetworkNode {
 
 export class Network {
   readonly links: LinkBinding[] = [];
+  /** The ends of links whose far node runs in another process (harness/tcp-link.ts). */
+  readonly tcp: TcpLinkEnd[] = [];
   readonly relays: RelayNode[] = [];
   private readonly nodes: NetworkNode[] = [];
   private readonly byName = new Map<string, NetworkNode>();
@@ -134,15 +137,22 @@ export class Network {
     this.log = log;
     this.debug = debug;
     const prng = new Prng(seed).fork('links');
+    const kinds = nodeNames.map((n): [string, string] => [n, relaySpecs.some((r) => r.name === n) ? 'relay' : 'array']);
     linkSpecs.forEach((spec) => {
+      const far = spec.tcp ? new TcpLinkEnd(spec, kinds, log, () => this.kick()) : undefined;
+      if (far) this.tcp.push(far);
       const end = (node: string): LinkEndpoint => ({
         node,
         rx: (q) => this.byName.get(node)?.rxFor(this.linkSpecs.indexOf(spec), q),
         kick: () => this.kick(),
+        ...(far && spec.tcp!.remote === node ? { remote: far } : {}),
       });
       this.links.push(new LinkBinding(spec, prng.fork(spec.name), [end(spec.a), end(spec.b)]));
     });
   }
+
+  /** Links to other processes listen or start dialling; rejects when an address cannot be listened on. */
+  async start(): Promise<void> { await Promise.all(this.tcp.map((t) => t.start())); }
 
   attach(node: NetworkNode): void {
     this.nodes.push(node);
@@ -224,7 +234,18 @@ export class Network {
   }
 
   /** Closes the relays' NV files (the emulator stops). */
-  close(): void { for (const r of this.relays) r.close(); }
+  close(): void {
+    for (const r of this.relays) r.close();
+    for (const t of this.tcp) t.close();
+  }
+
+  /** Each link's counters, and for a link to another process its connection's state and counters. */
+  linkStatus(): Array<{ link: string; a: string; b: string; up: boolean } & LinkBinding['counters'] & { tcp?: ReturnType<TcpLinkEnd['status']> }> {
+    return this.links.map((l) => {
+      const t = this.tcp.find((x) => x.spec === l.spec);
+      return { link: l.name, a: l.spec.a, b: l.spec.b, up: l.carries, ...l.counters, ...(t ? { tcp: t.status() } : {}) };
+    });
+  }
 
   /** What is under way, in words (for the error of a bounded wait). */
   underWay(): string[] {

@@ -108,6 +108,11 @@ export interface Topology {
   /** Relays and links between nodes (docs/remote.md): none in a topology of one array. */
   relays: RelaySpec[];
   links: LinkSpec[];
+  /**
+   * Every array's name in node order, those that run in another process ("elsewhere": true, reached
+   * over a TCP link) included; absent: the arrays above are all there is (docs/topology.md).
+   */
+  arrayNodes?: string[];
 }
 
 export class TopologyError extends Error {
@@ -161,19 +166,40 @@ export function parseTopology(doc: unknown, baseDir: string): Topology {
   const trace = top.trace === undefined ? '' : path.resolve(baseDir, string(top.trace, 'trace'));
   const metricsIntervalMs = number(top.metricsIntervalMs ?? 1000, 'metricsIntervalMs', 1, 3_600_000);
   const arraysIn = list(top.arrays, 'arrays', 1, 8);
-  const arrays = arraysIn.map((a, i) => parseArray(a, `arrays[${i}]`, baseDir));
-  unique(arrays.map((a) => a.name), (i) => `arrays[${i}].name`);
+  // An array that runs in another process is a node here (it keeps its number) and nothing else.
+  const elsewhere = arraysIn.map((a, i) => parseElsewhere(a, `arrays[${i}]`));
+  const arrays = arraysIn.flatMap((a, i) => (elsewhere[i] === undefined ? [parseArray(a, `arrays[${i}]`, baseDir)] : []));
+  if (arrays.length === 0) throw new TopologyError('arrays', 'every array runs elsewhere: at least one must run in this process');
+  const arrayNodes = arraysIn.map((a, i) => elsewhere[i] ?? (a as { name: string }).name);
+  unique(arrayNodes, (i) => `arrays[${i}].name`);
   unique(arrays.map((a) => a.dir), (i) => `arrays[${i}].dir`);
   const tcp = arrays.flatMap((a, ai) => a.ports.map((p, pi) => ({ p, f: `arrays[${ai}].ports[${pi}].port` })))
     .filter((x) => x.p.transport === 'tcp' && x.p.port !== 0);
   unique(tcp.map((x) => `${x.p.host}:${x.p.port}`), (i) => tcp[i].f);
-  const { relays, links } = parseLinks(top, arrays, baseDir);
-  return { mode, seed, trace, metricsIntervalMs, arrays, relays, links };
+  const { relays, links } = parseLinks(top, arrays, baseDir, arrayNodes);
+  if (mode === 'deterministic') checkTcpMode(links);
+  return { mode, seed, trace, metricsIntervalMs, arrays, relays, links, ...(arrays.length < arrayNodes.length ? { arrayNodes } : {}) };
+}
+
+/** A link to another process runs on the wall clock: not in deterministic mode (one virtual clock per process). */
+export function checkTcpMode(links: LinkSpec[]): void {
+  const i = links.findIndex((l) => l.tcp);
+  if (i >= 0) throw new TopologyError(`links[${i}].tcp`, 'a link to another process runs on the wall clock: the topology needs mode realtime');
+}
+
+/** `{ "name": n, "elsewhere": true }`: the array runs in another process; its name, else undefined. */
+function parseElsewhere(v: unknown, f: string): string | undefined {
+  const a = object(v, f);
+  if (a.elsewhere === undefined) return undefined;
+  if (!boolean(a.elsewhere, `${f}.elsewhere`)) return undefined;
+  const extra = Object.keys(a).filter((k) => k !== 'name' && k !== 'elsewhere' && k !== '$comment');
+  if (extra.length > 0) throw new TopologyError(`${f}.${extra[0]}`, 'an array that runs elsewhere has only "name" here: its other fields are in its own process\'s topology');
+  return pattern(a.name, `${f}.name`, /^[A-Za-z0-9_-]{1,31}$/, 'letters, digits, _ or -, at most 31');
 }
 
 function parseArray(v: unknown, f: string, baseDir: string): ArraySpec {
   const a = object(v, f);
-  known(a, f, ['name', 'dir', 'serial', 'deviceId', 'cache', 'nv', 'contexts', 'traceCommands', 'iops', 'media', 'ports', 'library']);
+  known(a, f, ['name', 'elsewhere', 'dir', 'serial', 'deviceId', 'cache', 'nv', 'contexts', 'traceCommands', 'iops', 'media', 'ports', 'library']);
   const name = pattern(a.name, `${f}.name`, /^[A-Za-z0-9_-]{1,31}$/, 'letters, digits, _ or -, at most 31');
   const dir = path.resolve(baseDir, a.dir === undefined ? path.join('var', name) : string(a.dir, `${f}.dir`));
   const serial = a.serial === undefined ? deriveSerial(name)
