@@ -98,6 +98,8 @@ export class MediumThread {
   private readonly dones: IoDone[] = new Array(C.CALLS);
   private readonly ids = new WeakMap<ArrayBufferLike, number>();
   private rung = true;
+  /** Hand-offs to the thread so far (a round's calls are one). */
+  handOffs = 0;
   private waiting = false;
   private failure?: Error;
 
@@ -149,6 +151,7 @@ export class MediumThread {
 
   private readonly ring = (): void => {
     this.rung = true;
+    this.handOffs++;
     this.t.worker.ref(); // a process that waits for a medium call must not exit under it
     Atomics.store(this.ctl, C.SUBMIT, this.made);
     Atomics.notify(this.ctl, C.SUBMIT);

@@ -88,6 +88,8 @@ export class FileStore implements MediumStore {
     if (!inline) this.thread = new MediumThread();
   }
   get description(): string { return `file ${this.file}`; }
+  /** Hand-offs to the medium's thread so far. */
+  get handOffs(): number { return this.thread?.handOffs ?? 0; }
 
   read(mem: Uint8Array, addr: number, offset: number, length: number, done: IoDone): void {
     if (this.thread && mem.buffer instanceof SharedArrayBuffer) return this.thread.read(this.fd, mem, addr, offset, length, done);
