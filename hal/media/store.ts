@@ -75,12 +75,8 @@ export class RamStore implements MediumStore {
 export class FileStore implements MediumStore {
   private fd: number;
   readonly threaded: boolean;
-  /**
-   * Calls in flight at once. Its thread could take MEDIUM_THREAD_CALLS, but with 32 the destage of
-   * a burst of dirty slots (a fill) came back as bursts of NV clean records that the host's writes
-   * then waited behind: 4 KiB writes at depth 1 during it fell to a fifth (docs/bench.md, NBD).
-   */
-  readonly maxCalls = Math.min(2, MEDIUM_THREAD_CALLS);
+  /** Calls in flight at once: the store's own thread runs them in order, a queue of its own. */
+  readonly maxCalls = MEDIUM_THREAD_CALLS / 2;
   private thread?: MediumThread;
   /** `inline`: blocking calls on this thread (ArrayOptions.io), done before they return. */
   constructor(readonly file: string, readonly bytes: number, private readonly inline = false) {
