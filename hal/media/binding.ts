@@ -5,7 +5,7 @@
 //           at a time like one head; completions are posted when that time (virtual or real) is due
 //   faults  read/write errors at chosen sectors, a latency factor, a dead medium; set in the
 //           topology or injected while running
-// A request's data moves when it is due (the store call; a file store's runs on its own thread) and
+// A request's data moves when it is due (the store call; a file store's runs on libuv's pool) and
 // its completion is posted when that call has ended. A flush starts only when every request
 // before it has ended, so it covers every write completed before it.
 import * as A from '../abi';
@@ -151,7 +151,7 @@ export class MediumBinding {
         if (q.state !== DONE) return false;
       }
     }
-    return !this.store.threaded || this.calls < (this.store.maxCalls ?? MAX_THREADED_CALLS);
+    return !this.store.threaded || this.calls < MAX_THREADED_CALLS;
   }
 
   private dueTime(r: Request, nowNs: number): number {

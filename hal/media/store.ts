@@ -1,13 +1,11 @@
 // Where a medium's sectors live: a RAM disk or a sparse raw image file. Stores move bytes straight
 // between the medium and common memory (a cache slot): no staging copy on the way.
 //
-// Every call reports through `done`. A file store's calls go to a thread of its own (io-thread.ts),
-// straight into and out of the shared memory (libuv's pool when the memory is not shared), so a
-// slow disk never holds up the array's thread; a RAM store's are memory copies and call `done`
-// before they return.
+// Every call reports through `done`. A file store's calls go to libuv's thread pool, straight
+// into and out of the shared memory, so a slow disk never holds up the array's thread; a RAM
+// store's are memory copies and call `done` before they return.
 import * as fs from 'fs';
 import * as path from 'path';
-import { MediumThread, MEDIUM_THREAD_CALLS } from './io-thread';
 
 export type IoDone = (error?: NodeJS.ErrnoException | null) => void;
 
@@ -23,8 +21,6 @@ export interface MediumStore {
   readonly description: string;
   /** True when calls complete on other threads (the binding bounds how many it has in flight). */
   readonly threaded: boolean;
-  /** A threaded store: calls it takes in flight at once (the binding's default bound when absent). */
-  readonly maxCalls?: number;
 }
 
 const PIECE = 1 << 20;
@@ -75,9 +71,6 @@ export class RamStore implements MediumStore {
 export class FileStore implements MediumStore {
   private fd: number;
   readonly threaded: boolean;
-  /** Calls in flight at once: the store's own thread runs them in order, a queue of its own. */
-  readonly maxCalls = MEDIUM_THREAD_CALLS / 2;
-  private thread?: MediumThread;
   /** `inline`: blocking calls on this thread (ArrayOptions.io), done before they return. */
   constructor(readonly file: string, readonly bytes: number, private readonly inline = false) {
     this.threaded = !inline;
@@ -85,45 +78,42 @@ export class FileStore implements MediumStore {
     this.fd = fs.openSync(file, fs.existsSync(file) ? 'r+' : 'w+');
     const size = fs.fstatSync(this.fd).size;
     if (size < bytes) fs.ftruncateSync(this.fd, bytes);
-    if (!inline) this.thread = new MediumThread();
   }
   get description(): string { return `file ${this.file}`; }
-  /** Hand-offs to the medium's thread so far. */
-  get handOffs(): number { return this.thread?.handOffs ?? 0; }
 
   read(mem: Uint8Array, addr: number, offset: number, length: number, done: IoDone): void {
-    if (this.thread && mem.buffer instanceof SharedArrayBuffer) return this.thread.read(this.fd, mem, addr, offset, length, done);
-    if (!this.inline) return this.pooled(done, (moved, next) => fs.read(this.fd, mem, addr + moved, length - moved, offset + moved, (e, n) => {
-      if (e) done(e);
-      else if (n === 0) { mem.fill(0, addr + moved, addr + length); done(); } // past the end of a shorter file: zeros
-      else next(moved + n);
-    }), length);
-    this.blocking(done, () => {
+    if (this.inline) return this.blocking(done, () => {
       for (let moved = 0; moved < length;) {
         const n = fs.readSync(this.fd, mem, addr + moved, length - moved, offset + moved);
-        if (n === 0) { mem.fill(0, addr + moved, addr + length); return; } // past the end of a shorter file: zeros
+        if (n === 0) { mem.fill(0, addr + moved, addr + length); return; }
         moved += n;
       }
     });
+    const more = (moved: number): void => {
+      if (moved >= length) { done(); return; }
+      fs.read(this.fd, mem, addr + moved, length - moved, offset + moved, (e, n) => {
+        if (e) done(e);
+        else if (n === 0) { mem.fill(0, addr + moved, addr + length); done(); } // past the end of a shorter file: zeros
+        else more(moved + n);
+      });
+    };
+    more(0);
   }
 
   write(mem: Uint8Array, addr: number, offset: number, length: number, done: IoDone): void {
-    if (this.thread && mem.buffer instanceof SharedArrayBuffer) return this.thread.write(this.fd, mem, addr, offset, length, done);
-    if (!this.inline) return this.pooled(done, (moved, next) => fs.write(this.fd, mem, addr + moved, length - moved, offset + moved, (e, n) => (e ? done(e) : next(moved + n))), length);
-    this.blocking(done, () => {
+    if (this.inline) return this.blocking(done, () => {
       for (let moved = 0; moved < length;) moved += fs.writeSync(this.fd, mem, addr + moved, length - moved, offset + moved);
     });
+    const more = (moved: number): void => {
+      if (moved >= length) { done(); return; }
+      fs.write(this.fd, mem, addr + moved, length - moved, offset + moved, (e, n) => (e ? done(e) : more(moved + n)));
+    };
+    more(0);
   }
 
   flush(done: IoDone): void {
-    if (this.thread) this.thread.flush(this.fd, done);
-    else this.blocking(done, () => fs.fdatasyncSync(this.fd));
-  }
-
-  /** On libuv's pool (memory that is not shared cannot go to the store's thread): `step` moves from `moved` on and calls `next` with the bytes moved so far. */
-  private pooled(done: IoDone, step: (moved: number, next: (moved: number) => void) => void, length: number): void {
-    const next = (moved: number): void => { if (moved >= length) done(); else step(moved, next); };
-    next(0);
+    if (this.inline) this.blocking(done, () => fs.fdatasyncSync(this.fd));
+    else fs.fdatasync(this.fd, done);
   }
 
   private blocking(done: IoDone, f: () => void): void {
@@ -133,8 +123,6 @@ export class FileStore implements MediumStore {
   }
 
   close(): void {
-    this.thread?.release();
-    this.thread = undefined;
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }

@@ -1,7 +1,6 @@
 // The medium binding (hal/media/binding.ts, docs/hal.md "Media"): a request's completion is posted
 // only when its store call has ended; a flush starts only when every request before it has ended;
-// a threaded store has a bounded number of calls in flight (its own bound, or two on libuv's pool);
-// a file medium's thread takes a task's calls in one hand-off and runs them in order; after a power failure nothing more reaches
+// a threaded store has a bounded share of libuv's pool; after a power failure nothing more reaches
 // the store. The requests here are queued by the test as the disk IOP would, on the rings of a
 // booted, idle array, to a binding over a store the test holds; then, through the firmware, a
 // medium whose calls do not end does not hold up the rest of the array.
@@ -10,9 +9,6 @@ import * as A from '../../hal/abi';
 import { EntryRing } from '../../hal/ring';
 import { Prng } from '../../hal/prng';
 import { MediumBinding } from '../../hal/media/binding';
-import * as fs from 'fs';
-import * as path from 'path';
-import { FileStore } from '../../hal/media/store';
 import type { MediumStore, IoDone } from '../../hal/media/store';
 import { tempDir, startSmall, createVolume, read, write, pattern } from '../harness/env';
 
@@ -161,55 +157,4 @@ test('a medium whose calls do not end holds up nothing else: a read hit and a wr
   for (const r of held.splice(0)) r();
   await slow;
   t.deepEqual(await read(s, 2, 0, 8), q);
-});
-
-test('a store that gives its own bound (maxCalls) has that many calls in flight', async (t) => {
-  const { emu, b, store, submit, posted } = await rig('media-cap-own');
-  t.teardown(() => emu.stop('powerFail'));
-  Object.defineProperty(store, 'maxCalls', { value: 4 });
-  for (let i = 0; i < 6; i++) submit(A.MOP_WRITE, 20 + i, i * 8, 8);
-  b.service(0);
-  t.deepEqual(store.calls.map((c) => c.what), ['write 0', 'write 8', 'write 16', 'write 24']);
-  for (const w of ['write 0', 'write 8', 'write 16', 'write 24', 'write 32', 'write 40']) { store.end(w); b.service(0); }
-  t.deepEqual(posted().map((p) => p[0]), [20, 21, 22, 23, 24, 25]);
-});
-
-test("a file medium's thread: the calls of one task are one hand-off, run in the order made; reads past the end are zeros; a failed call names its errno", async (t) => {
-  const dir = tempDir('media-thread');
-  const file = path.join(dir, 'm.img');
-  const store = new FileStore(file, 1 << 20);
-  t.teardown(() => store.close());
-  const mem = new Uint8Array(new SharedArrayBuffer(1 << 16));
-  for (let i = 0; i < 4096; i++) mem[i] = i & 0xFF;
-  const ends: string[] = [];
-  const call = (what: string, f: (done: IoDone) => void) => new Promise<NodeJS.ErrnoException | null | undefined>((resolve) => f((e) => { ends.push(what); resolve(e); }));
-  // Two writes of the same sectors, then a flush and a read back, all in one task.
-  const all = Promise.all([
-    call('write a', (d) => store.write(mem, 0, 4096, 4096, d)),
-    call('write b', (d) => store.write(mem, 512, 4096, 512, d)),
-    call('flush', (d) => store.flush(d)),
-    call('read', (d) => store.read(mem, 8192, 4096, 4096, d)),
-  ]);
-  t.is(store.handOffs, 0, 'nothing reaches the thread before the task ends');
-  t.deepEqual(await all, [undefined, undefined, undefined, undefined]);
-  t.is(store.handOffs, 1, 'one hand-off for the four calls');
-  t.deepEqual(ends, ['write a', 'write b', 'flush', 'read'], 'ended in the order made');
-  const expect = Buffer.from(mem.subarray(0, 4096));
-  expect.set(mem.subarray(512, 1024), 0); // the second write over the first one's first sector
-  t.deepEqual(Buffer.from(mem.subarray(8192, 12288)), expect, 'the read sees both writes, in order');
-  t.deepEqual(fs.readFileSync(file).subarray(4096, 8192), expect);
-  // A file shorter than the medium (cut behind the store's back): a read past its end gives zeros.
-  fs.truncateSync(file, 6144);
-  mem.fill(0xAA, 16384, 20480);
-  t.is(await call('short read', (d) => store.read(mem, 16384, 4096, 4096, d)), undefined);
-  t.deepEqual(Buffer.from(mem.subarray(16384, 20480)), Buffer.concat([expect.subarray(0, 2048), Buffer.alloc(2048)]));
-  // A write the file refuses (read-only now): the call fails with its errno, and the next one still runs.
-  const ro = new FileStore(file, 1 << 20);
-  t.teardown(() => ro.close());
-  const held = ro as unknown as { fd: number };
-  fs.closeSync(held.fd);
-  held.fd = fs.openSync(file, 'r');
-  const e = await call('refused', (d) => ro.write(mem, 0, 0, 512, d));
-  t.is(e?.code, 'EBADF');
-  t.is(await call('after', (d) => ro.read(mem, 0, 0, 512, d)), undefined);
 });
