@@ -479,6 +479,37 @@ export function snapLoad(u: usize, a: usize, b: usize): usize {
   memory.copy(u + s.unusedAt, p + IMAGE_HEADER + <usize>s.logicalBlocks * <usize>ENTRY_BYTES, <usize>s.unused * 4);
   for (let i: u32 = 0; i < s.holdMax; i++) hold(u, i).state = HS_FREE;
   s.held = 0;
-  if (s.homing != 0) buildOwners(u);
+  if (!snapCheck(u)) return 0; // whole but not a table this unit could have written: not served
   return p;
+}
+
+/**
+ * Does the table account for every physical block exactly once — the latest block of an entry, the
+ * snapshot block of a changed entry, or unused — and does failover leave no entry changed? A check
+ * of what snapLoad takes (a CRC says an image is whole, not that it is right). The owner table is
+ * its scratch; it is rebuilt after when homing.
+ */
+export function snapCheck(u: usize): bool {
+  const s = unit(u);
+  const MARK: u32 = 0xFFFFFFFE;
+  for (let p: u32 = 0; p < s.physicalBlocks; p++) setOwner(u, p, NONE);
+  let ok = s.unused <= s.physicalBlocks;
+  for (let l: u32 = 0; ok && l < s.logicalBlocks; l++) {
+    const t = tableEntry(u, l);
+    const latest = load<u32>(t), snap = load<u32>(t + 4), changed = (load<u32>(t + 8) & FLAG_CHANGED) != 0;
+    if (latest >= s.physicalBlocks || snap >= s.physicalBlocks || changed == (latest == snap) || (changed && s.failedOver != 0)) { ok = false; break; }
+    if (ownerOf(u, latest) != NONE) { ok = false; break; }
+    setOwner(u, latest, MARK);
+    if (!changed) continue;
+    if (ownerOf(u, snap) != NONE) { ok = false; break; }
+    setOwner(u, snap, MARK);
+  }
+  for (let i: u32 = 0; ok && i < s.unused; i++) {
+    const p = load<u32>(u + s.unusedAt + i * 4);
+    if (p >= s.physicalBlocks || ownerOf(u, p) != NONE) { ok = false; break; }
+    setOwner(u, p, MARK);
+  }
+  for (let p: u32 = 0; ok && p < s.physicalBlocks; p++) if (ownerOf(u, p) != MARK) ok = false; // a block nobody names: lost space
+  if (s.homing != 0) buildOwners(u);
+  return ok;
 }

@@ -172,3 +172,25 @@ test('snapHomeDone refuses a move the table does not allow, and changes nothing'
   t.is(s.fw.snapHomeDone(s.u, 9, 8, 0), 0, 'no such logical block');
   t.deepEqual(s.table(), before);
 });
+
+test('snapCheck: an image whose CRC is right but whose table names a block twice, or loses one, is not loaded', (t) => {
+  const s = unit(8, 12);
+  s.write(3, 0xA3); s.form(); s.write(3, 0xB3);
+  t.is(s.fw.snapCheck(s.u), 1, 'the unit as it runs');
+  for (let k = 0; k < 20; k++) { s.write(k % 8, k); if (k % 3 === 0) s.form(); t.is(s.fw.snapCheck(s.u), 1, `after step ${k}`); }
+  s.fw.snapFailover(s.u);
+  t.is(s.fw.snapCheck(s.u), 1, 'after failover');
+  s.home(s.u, 2);
+  t.is(s.fw.snapCheck(s.u), 1, 'while homing');
+  const tableAt = s.u + s.field('tableAt');
+  const saved = s.rig.u32(tableAt + 12);
+  s.rig.setU32(tableAt + 12, s.rig.u32(tableAt)); // block 1's latest := block 0's
+  t.is(s.fw.snapCheck(s.u), 0, 'a block named twice');
+  s.fw.snapSave(s.u, s.a, s.b); // a whole image of a wrong table
+  t.is(s.fw.snapLayout(s.spare, 8, 12, BS, 8, 4 * BS, 0), 1);
+  t.is(s.fw.snapLoad(s.spare, s.a, s.b), 0, 'not loaded');
+  s.rig.setU32(tableAt + 12, saved);
+  t.is(s.fw.snapCheck(s.u), 1);
+  s.rig.setU32(s.u + s.field('unusedAt'), 11 + 1); // an unused block past the medium
+  t.is(s.fw.snapCheck(s.u), 0, 'a block past the medium');
+});
