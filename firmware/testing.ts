@@ -120,7 +120,7 @@ export {
 } from "./remote/delayed";
 export {
   snapLayout, snapBytes, snapAccept, snapDataIn, snapNext, snapDone, snapRead, snapSnapshot, snapChanged, snapForm,
-  snapRestore, snapFailover, snapWriteMap, snapHomeNext, snapHomeDone, snapSave, snapLoad, snapImageBytes, snapCheck,
+  snapRestore, snapFailover, snapWriteMap, snapHomeNext, snapHomeDone, snapSave, snapLoad, snapImageBytes, snapCheck, snapRuns, snapHomeBound,
 } from "./remote/snapshot";
 import { syncWriteBegin, syncWriteData, syncWriteEnd, syncReflectNext, syncWriteDone, RUN_LBA, RUN_DATA, RUN_BLOCKS, RUN_ENTRY, RUN_ISSUING, syncUnit } from "./remote/delayed";
 import { snapNext, snapKind, snapLba, snapBlocks, snapData, snapWriteMap, snapForm, snapDone, snapRead, snapUnit, snapHomeNext, snapHomeDone, SK_FORM } from "./remote/snapshot";

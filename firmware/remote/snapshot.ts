@@ -179,6 +179,28 @@ export function snapWriteMap(u: usize, lblock: u32, blocks: u32, out: usize): i3
   return 0;
 }
 
+/**
+ * S587 in as few medium writes as the mapping allows: the physical blocks snapWriteMap put at `map`
+ * (`blocks` u32s) as runs of consecutive blocks, each [first physical, index of its first logical
+ * block in the command, blocks] (3 u32s) at `out`. Returns the runs. Unused blocks are taken in
+ * order, so a write's first redirect is usually one run.
+ */
+export function snapRuns(map: usize, blocks: u32, out: usize): u32 {
+  let runs: u32 = 0;
+  for (let i: u32 = 0; i < blocks; ) {
+    const first = load<u32>(map + <usize>i * 4);
+    let n: u32 = 1;
+    while (i + n < blocks && load<u32>(map + <usize>(i + n) * 4) == first + n) n++;
+    const r = out + <usize>runs * 12;
+    store<u32>(r, first);
+    store<u32>(r + 4, i);
+    store<u32>(r + 8, n);
+    runs++;
+    i += n;
+  }
+  return runs;
+}
+
 /** [0255]-[0257]: snapshot forming. Returns the entries that changed. */
 export function snapForm(u: usize): u32 {
   const s = unit(u);
@@ -339,6 +361,19 @@ function takeUnused(u: usize, physical: u32): bool {
     return true;
   }
   return false;
+}
+
+/**
+ * At most how many moves homing has left (the failover's wait is bounded by this many copies): one
+ * per logical block away from home, and one more for each cycle among them, of which there are at
+ * most half as many as those blocks.
+ */
+export function snapHomeBound(u: usize): u32 {
+  const s = unit(u);
+  if (s.homing == 0) return 0;
+  let away: u32 = 0;
+  for (let l: u32 = 0; l < s.logicalBlocks; l++) if (load<u32>(tableEntry(u, l)) != l) away++;
+  return away + away / 2;
 }
 
 /**

@@ -194,3 +194,39 @@ test('snapCheck: an image whose CRC is right but whose table names a block twice
   s.rig.setU32(s.u + s.field('unusedAt'), 11 + 1); // an unused block past the medium
   t.is(s.fw.snapCheck(s.u), 0, 'a block past the medium');
 });
+
+test('snapHomeBound: the moves homing takes never pass the bound computed at failover (20 seeds)', (t) => {
+  let tight = 0;
+  for (let seed = 101; seed <= 120; seed++) {
+    const { s } = randomRun(seed, 24, 30, 200);
+    t.is(s.fw.snapHomeBound(s.u), 0, 'not homing: nothing to move');
+    s.fw.snapFailover(s.u);
+    const bound = s.fw.snapHomeBound(s.u) as number;
+    const moves = s.home().length;
+    t.true(moves <= bound, `seed ${seed}: ${moves} moves, bound ${bound}`);
+    if (moves === bound) tight++;
+  }
+  t.log(`bound reached in ${tight} of 20 runs`);
+});
+
+test('S587: snapRuns cuts a write\'s physical blocks into runs of consecutive blocks', (t) => {
+  const s = unit(16, 24);
+  const map = s.a, out = s.b;
+  const put = (blocks: number[]) => blocks.forEach((b, i) => s.rig.setU32(map + i * 4, b));
+  const runs = (n: number) => {
+    const k = s.fw.snapRuns(map, n, out) as number;
+    return Array.from({ length: k }, (_, i) => [0, 4, 8].map((o) => s.rig.u32(out + i * 12 + o)));
+  };
+  put([16, 17, 18, 3, 4, 20]);
+  t.deepEqual(runs(6), [[16, 0, 3], [3, 3, 2], [20, 5, 1]]);
+  put([7]);
+  t.deepEqual(runs(1), [[7, 0, 1]]);
+  t.deepEqual(runs(0), []);
+  // Through the unit: a first write of 4 blocks after a restart point takes 4 consecutive unused blocks (one run).
+  const slot = s.fw.snapAccept(s.u, SK_WRITE, 1, BigInt(5), 4) as number;
+  t.true(slot >= 0);
+  t.is(s.fw.snapDataIn(s.u, slot, 0, s.medium, 4 * BS), 1);
+  t.is(s.fw.testSnapRun(s.u, s.medium, s.b), 1);
+  put([5, 6, 7, 8].map((l) => s.fw.snapRead(s.u, l) >>> 0));
+  t.deepEqual(runs(4), [[16, 0, 4]]);
+});
