@@ -66,6 +66,10 @@ export const RSR_RESTART: u8 = 6; // the array restarted (its commands in flight
 export const RM_MIRROR: u8 = 1; // embodiment 3: a mirror the hosts read after failover
 export const RM_BACKUP: u8 = 2; // embodiment 1: a backup copy (also readable after failover)
 export const RM_DELAYED: u8 = 3; // embodiment 7: the standby holds writes until a restart enabling point (remote/standby.ts)
+// (4 is RM_ASYNC, branch asyncmerge)
+export const RM_SNAPSHOT: u8 = 5; // embodiment 8: a redirect-on-write standby at its last restart enabling point (remote/snaplink.ts)
+/** Record byte 192, u64 (secondary): the primary's capacity in blocks, from its CREATE (a snapshot pair's logical blocks, remote/snaplink.ts). */
+export const RPR_PEER_BLOCKS: u32 = 192;
 
 @unmanaged export class RemotePair {
   used: u8;
