@@ -25,13 +25,13 @@
 // malformed, or a volume too small for the table -> ILLEGAL REQUEST.
 import { LT_READY, LT_RECEIVED, LOP_REFLECT, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES } from "../abi";
 import { pkt, pktLba } from "./packet";
-import { remote, remoteAt, linked, RM_SNAPSHOT, RPR_PEER_BLOCKS } from "./pair";
+import { remote, remoteAt, linked, RM_SNAPSHOT, RPR_PEER_BLOCKS, RR_SECONDARY } from "./pair";
 import {
-  snapBytes, snapLayout, snapUnit, snapAccept, snapData, snapDataIn, snapNext, snapKind, snapLba, snapBlocks, snapIssuing, snapWriteMap,
+  snapLoad, snapBytes, snapLayout, snapUnit, snapAccept, snapData, snapDataIn, snapNext, snapKind, snapLba, snapBlocks, snapIssuing, snapWriteMap,
   snapRuns, snapForm, snapDone, snapFailover, snapHomeNext, snapHomeDone, snapHomeBound, snapSave, snapImageBytes,
   SK_WRITE, SK_FORM, SNAP_NO_SPACE,
 } from "./snapshot";
-import { linkAnswer, linkApply, linkFetch } from "../comm/link";
+import { linkAnswer, linkApply, linkFetch, linkPortToward } from "../comm/link";
 import { blockSize, capacityBlocks } from "../volume";
 import { gNow, wakeAt } from "../iop";
 import { log, LOG_WARN } from "../hal";
@@ -72,6 +72,7 @@ const PH_RUNS: u32 = 1; // a write's runs are in flight
 const PH_IMAGE: u32 = 2; // the image is being written; then `after`
 const PH_HOME_READ: u32 = 3; // a move home: the block is being read
 const PH_HOME_WRITE: u32 = 4; // ... and written at its place
+const PH_LOAD: u32 = 5; // after a restart: both image places are being read (snapLoad then)
 const AF_ANSWER: u32 = 1; // after the image: RECEIVED for the slot's command
 const AF_HOME: u32 = 2; // after the image: the next move home
 const AF_END: u32 = 3; // after the image: nothing (homing has ended)
@@ -177,7 +178,8 @@ function takeUnit(pi: u32, port: u32): i32 {
     m.owner = pi + 1;
     m.serial = r.serial;
     m.port = port;
-    r.mode = RM_SNAPSHOT; // REMOTE STATUS on the standby says so (the CREATE does not carry the mode)
+    r.mode = RM_SNAPSHOT; // REMOTE STATUS on the standby says so (the CREATE does not carry the mode); kept in NV: a restart loads the image
+    r.nvDue = 1;
     return <i32>i;
   }
   return -1;
@@ -278,6 +280,7 @@ function step(i: u32, pi: u32): i32 {
   const u = unitAt(i);
   const r = remote(pi);
   const v = <u32>r.volume;
+  if (m.phase == PH_LOAD) return 0; // the failover command takes it on (snapLinkFailover)
   if (m.applying != 0) {
     if ((m.phase == PH_HOME_READ || m.phase == PH_HOME_WRITE) && gNow >= m.deadline && m.homeError == 0) {
       m.homeError = 1;
@@ -421,9 +424,23 @@ export function snapLinkApplyDone(pi: u32, serial: u32, tag: u32, ok: bool): voi
  * failed (the command fails naming it; a later failover goes on from the table).
  */
 export function snapLinkFailover(pi: u32): i32 {
-  const i = unitOf(pi);
-  if (i < 0) return 1;
+  let i = unitOf(pi);
+  if (i < 0) {
+    const r = remote(pi);
+    if (r.mode != RM_SNAPSHOT || r.role != RR_SECONDARY) return 1;
+    i = loadUnit(pi); // after a restart: the unit comes back from its image first
+    return i == -2 ? -2 : 0;
+  }
   const m = meta(<u32>i);
+  if (m.phase == PH_LOAD) {
+    if (m.applying != 0) return 0;
+    if (m.failed != 0 || snapLoad(unitAt(<u32>i), imageA(<u32>i), imageB(<u32>i)) == 0) { // neither place whole: not served from a guess
+      log(LOG_WARN, "remote: the snapshot standby's image could not be read whole after a restart; the volume is not served (pair, failed)", pi, m.failed);
+      m.owner = 0;
+      return -2;
+    }
+    m.phase = PH_IDLE;
+  }
   const u = unitAt(<u32>i);
   const s = snapUnit(u);
   if (s.failedOver == 0) {
@@ -443,6 +460,27 @@ export function snapLinkFailover(pi: u32): i32 {
   }
   if (s.homing != 0 || m.applying != 0 || m.phase != PH_IDLE || m.after != 0) return 0;
   return 1;
+}
+
+/**
+ * After a restart (the units are buffer memory): pair pi's unit is laid out again and both image
+ * places are read from its volume; snapLinkFailover loads the newer whole one when they are in.
+ * Returns the unit, -1 when none is free or no context now (asked again), -2 when it cannot be.
+ */
+function loadUnit(pi: u32): i32 {
+  const r = remote(pi);
+  const port = linkPortToward(<u32>r.firstHop);
+  if (port < 0) return -1;
+  const i = takeUnit(pi, <u32>port);
+  if (i < 0) return i;
+  const m = meta(<u32>i);
+  memory.fill(imageA(<u32>i), 0, imageBytesMax());
+  memory.fill(imageB(<u32>i), 0, imageBytesMax());
+  const v = <u32>r.volume;
+  m.phase = PH_LOAD;
+  if (linkFetch(m.port, pi, m.serial, TAG_IMAGE, v, <u64>m.placeA, m.placeBlocks, imageA(<u32>i)) != 0) m.applying++; else m.failed = 1;
+  if (linkFetch(m.port, pi, m.serial, TAG_IMAGE, v, <u64>m.placeB, m.placeBlocks, imageB(<u32>i)) != 0) m.applying++; else m.failed = 1;
+  return i;
 }
 
 /** At most how many moves the failover of pair pi still waits for (0: none). */

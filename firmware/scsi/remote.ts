@@ -55,6 +55,7 @@ const RE_NOT_LINKED: u32 = 0x17; // this array ends no link
 const RE_REDUNDANCY: u32 = 0x18; // N+m out of range, through a relay, or no link of this IOP reaches the peer
 const RE_REFLECT_WAIT: u32 = 0x19; // (ABORTED COMMAND) a failover waited longer than FAILOVER_WAIT_NS for the reflect being written
 const RE_HOME_WAIT: u32 = 0x1A; // (ABORTED COMMAND) a snapshot standby's move home did not end within SNAP_MOVE_WAIT_NS, or failed (remote/snaplink.ts)
+const RE_SNAP_IMAGE: u32 = 0x1B; // (MEDIUM ERROR) after a restart neither place of a snapshot standby's image was whole (or no unit): the volume is not served
 /** S484: a failover waits this long for the reflect in progress to reach the volume. */
 const FAILOVER_WAIT_NS: f64 = 10e9;
 
@@ -179,6 +180,7 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
     // Bounded: a reflect whose runs never end fails the failover (ABORTED COMMAND 86h/18h), not a wait for ever.
     // Embodiment 8: the restoration, then every block moved home, each move bounded (remote/snaplink.ts).
     const home = snapLinkFailover(p);
+    if (home == -2) { fail(c, 0x03, 0x86, RE_SNAP_IMAGE); return; }
     if (home < 0) { fail(c, 0x0B, 0x86, RE_HOME_WAIT); return; }
     if (home == 0) { retryLater(c); return; }
     if (!standbyFailover(p)) { if (!waitExpired(c, FAILOVER_WAIT_NS, 0x86, RE_REFLECT_WAIT)) retryLater(c); return; }

@@ -6,7 +6,7 @@
 // snapshot ([0263]) and moves every block home, so hosts read the last restart point through the
 // ordinary read path (docs/remote.md, "Embodiment 8 on the link").
 import test from 'ava';
-import { startSites, untilRemote, type Sites } from '../remote/sites';
+import { startSites, restartSites, untilRemote, type Sites, type SitesOptions } from '../remote/sites';
 import { pattern, createVolume } from '../harness/env';
 
 const BS = 512;
@@ -21,8 +21,8 @@ class Model {
 
 interface Snap extends Sites { lunB: number }
 
-async function snapshotPair(label: string): Promise<Snap> {
-  const s = await startSites(label, { directKm: 100, blocks: BLOCKS });
+async function snapshotPair(label: string, o: SitesOptions = {}): Promise<Snap> {
+  const s = await startSites(label, { directKm: 100, blocks: BLOCKS, ...o });
   await createVolume(s.emu.connect('B'), { name: 'snap', blocks: SNAP_BLOCKS, blockSize: BS }, 2);
   await s.a.remoteCreate({ volume: s.va, to: 'B', toVolume: 'snap', mode: 'snapshot' });
   const p = await untilRemote(s, (x) => x.state === 'pair', 'pair (the initial copy, then the first interval)');
@@ -68,6 +68,29 @@ test('embodiment 8 (Figs. 34, 36): writes across restart points, A lost, B fails
     const d = Buffer.from(pattern(8 * BS, 9));
     await s.b.write(s.lunB, 40, d); // the hosts' volume now, written in place
     t.true((await s.b.read(s.lunB, 40, 8)).equals(d));
+  } finally {
+    await s.emu.stop();
+  }
+});
+
+test('a kill -9 of both arrays between restart points keeps the restart point: B loads the newer whole image from its volume and fails over to it (S588 image before S589 RECEIVED)', async (t) => {
+  const o: SitesOptions = { directKm: 100, blocks: BLOCKS, fileMedia: true };
+  let s = await snapshotPair('003-snapshot-restart', o);
+  try {
+    const m = new Model();
+    await write(s, m, 0, 64, 21);
+    await s.a.remoteChange(s.va, 'restart-point');
+    await write(s, m, 32, 64, 22);
+    await write(s, m, 700, 16, 23);
+    await s.a.remoteChange(s.va, 'restart-point');
+    const atPoint = m.snapshot();
+    await write(s, m, 0, 128, 24); // acknowledged after the point: B must not show it
+    s = { ...(await restartSites(s, o)), lunB: s.lunB };
+    const vb = await snapVolume(s);
+    t.like((await s.b.remoteStatus())[0], { role: 'secondary', mode: 'snapshot', state: 'suspended' }, 'the mode is in the pair record in NV');
+    await s.b.remoteChange(vb, 'failover'); // the unit comes back from its image, restores, moves home
+    const b = await s.b.read(s.lunB, 0, BLOCKS);
+    t.true(b.equals(atPoint), 'after the restart B is still the last restart point exactly');
   } finally {
     await s.emu.stop();
   }
