@@ -31,7 +31,7 @@ import { cmdBegin, startRead, startWrite, fail } from "../sequencer";
 import { Packet, pkt, pktBegin, pktSend, pktNext, pktLba, pktSetLba } from "../remote/packet";
 import {
   remote, heldAt, myNode, routeTo, remoteOfVolume, remoteSuspend, remoteSetState, remoteIssue, remoteReset, remoteRelease,
-  remoteLeaseReady, remotePersistDue, HELD_MAX, REMOTE_PAIRS, RemotePair, remoteAt, RPR_PEER_BLOCKS,
+  remoteLeaseReady, remotePersistDue, HELD_MAX, REMOTE_PAIRS, RemotePair,
   RR_SECONDARY, RS_PAIR, RS_FAILOVER, RSR_LINK, RSR_REMOTE, RSR_RELAY, RSR_READ, RSR_NONE,
 } from "../remote/pair";
 import { volumeByName, blockSize, capacityBlocks, volumeReady } from "../volume";
@@ -42,6 +42,7 @@ import { log, LOG_WARN } from "../hal";
 import { rdLinkPacket, rdLinkService, rdUnitHere, rdSendBegin, rdMaxBytes } from "../remote/rdlink";
 import { rdFill, rdArm, rdRelease, rdTag, rdCopyOut, rdSlotState, rdSlotStatus, rdSlotCmdId, rdSlotPeer, rdSlotIssuing, RD_SEND_DONE, RD_RECV_STORING, RD_STATUS_TIMEOUT } from "../remote/redundancy";
 import { routeHop, routeHas, routeTell, routeEnded, routeFailureCounts, routeFirstOk } from "../remote/route";
+import { snapLinkCreated } from "../remote/snaplink";
 import { standbyIncoming, standbyData, standbyStep, standbyWindow, standbyApplyDone, standbyHoldsSends, standbyPacketFlags, standbyRelease } from "../remote/standby";
 
 // Per-session state of a link port (comm/transport.ts sizes it).
@@ -402,7 +403,7 @@ function controlCreate(port: u32, p: usize, v: i32): void {
     r.peerVolume0 = h.volume0;
     r.peerVolume1 = h.volume1;
     r.peerVolume2 = h.volume2;
-    store<u64>(remoteAt(pi) + RPR_PEER_BLOCKS, pktLba(p)); // the primary's capacity (a snapshot pair's logical blocks, remote/snaplink.ts)
+    snapLinkCreated(pi, pktLba(p)); // the primary's capacity: a snapshot pair's logical blocks (remote/snaplink.ts)
     remoteSetState(pi, RS_PAIR, RSR_NONE);
     for (let i: u32 = 0; i < HELD_MAX; i++) store<u32>(heldAt(pi, i) + 68, 0);
   }

@@ -23,7 +23,7 @@
 // retries; no unused block left (SNAP_NO_SPACE) -> DATA PROTECT, SPACE ALLOCATION FAILED (27h/07h),
 // the pair is suspended and the standby stays at its restart point; failed over -> DATA PROTECT;
 // malformed, or a volume too small for the table -> ILLEGAL REQUEST.
-import { LT_READY, LT_RECEIVED, LOP_REFLECT, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES } from "../abi";
+import { LT_READY, LT_RECEIVED, LOP_REFLECT, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, REMOTE_PAIRS_MAX } from "../abi";
 import { pkt, pktLba } from "./packet";
 import { remote, remoteAt, linked, RM_SNAPSHOT, RPR_PEER_BLOCKS, RR_SECONDARY } from "./pair";
 import {
@@ -105,7 +105,10 @@ const AF_END: u32 = 3; // after the image: nothing (homing has ended)
 @inline function unitStride(): usize { return <usize>META_BYTES + snapBytes(SNAP_MAX_PHYSICAL, SNAP_MAX_PHYSICAL, SNAP_HOLD, SNAP_COMMAND_BYTES) + 2 * imageBytesMax() + <usize>SNAP_BLOCK_BYTES; }
 // @ts-ignore: decorator
 @inline function imageBytesMax(): usize { return (snapImageBytes(SNAP_MAX_PHYSICAL, SNAP_MAX_PHYSICAL) + 63) & ~(<usize>63); }
-function metaAt(i: u32): usize { return standbyRegionEnd() + <usize>i * unitStride(); }
+// The region: REMOTE_PAIRS_MAX u64s (each pair's primary capacity from its last CREATE, volatile: a
+// unit copies it into the pair record, kept in NV), then the units.
+const PEERS_BYTES: u32 = REMOTE_PAIRS_MAX * 8;
+function metaAt(i: u32): usize { return standbyRegionEnd() + <usize>PEERS_BYTES + <usize>i * unitStride(); }
 // @ts-ignore: decorator
 @inline function meta(i: u32): SnapMeta { return changetype<SnapMeta>(metaAt(i)); }
 function unitAt(i: u32): usize { return metaAt(i) + META_BYTES; }
@@ -119,11 +122,15 @@ function units(): u32 { return linked() ? SNAP_UNITS : 0; }
 export function snapLinkBytes(): usize {
   assert(offsetof<SnapMeta>() <= META_SLOTS && META_SLOTS + SNAP_HOLD * SLOT_META_BYTES <= META_MAP && META_MAP + MAP_MAX * 4 <= META_RUNS
     && META_RUNS + MAP_MAX * 12 <= META_BYTES, "snaplink: meta layout");
-  return linked() ? <usize>SNAP_UNITS * unitStride() : 0;
+  return linked() ? <usize>PEERS_BYTES + <usize>SNAP_UNITS * unitStride() : 0;
 }
 export function snapLinkLayout(): void {
+  if (linked()) memory.fill(standbyRegionEnd(), 0, PEERS_BYTES);
   for (let i: u32 = 0; i < units(); i++) memory.fill(metaAt(i), 0, META_BYTES);
 }
+
+/** CREATE of secondary pair pi (comm/link.ts): the primary's capacity in blocks, kept until a unit takes it. */
+export function snapLinkCreated(pi: u32, peerBlocks: u64): void { if (linked() && pi < REMOTE_PAIRS_MAX) store<u64>(standbyRegionEnd() + <usize>pi * 8, peerBlocks); }
 
 /** The unit of pair pi (of its current incarnation), or -1. */
 function unitOf(pi: u32): i32 {
@@ -147,6 +154,9 @@ function geometry(pi: u32, m: SnapMeta, out: usize): bool {
   const r = remote(pi);
   const v = <u32>r.volume;
   const bs = <u64>blockSize(v);
+  // From the CREATE (this incarnation), else from the record (after a restart); the record keeps it.
+  const created = load<u64>(standbyRegionEnd() + <usize>pi * 8);
+  if (created != 0) store<u64>(remoteAt(pi) + RPR_PEER_BLOCKS, created);
   const peerBytes = load<u64>(remoteAt(pi) + RPR_PEER_BLOCKS) * bs;
   const capBytes = capacityBlocks(v) * bs;
   const TB = <u64>SNAP_BLOCK_BYTES;
