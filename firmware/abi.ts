@@ -582,6 +582,7 @@ export const LF_LAST: u32 = 1;
 export const LF_MIRROR: u32 = 2; // a host write (embodiment 3), not a copy command's block (1)
 export const LF_REDUNDANT: u32 = 8; // a redundancy-processed command and its parts (embodiments 5, 6; remote/redundancy.ts)
 export const LF_DELAYED: u32 = 32; // (16 is LF_STORED) a delay write (embodiment 7): the standby holds it until its sync ID's reflecting command (remote/standby.ts)
+export const LF_SNAPSHOT: u32 = 64; // with LF_DELAYED: a write or (LOP_REFLECT) snapshot forming command of a snapshot pair (embodiment 8, remote/snaplink.ts)
 export const LOP_NONE: u32 = 0; // a WRITE that carries data
 export const LOP_CREATE: u32 = 1; // a WRITE of no data: make the target volume the secondary of the origin's pair (LPK_ISSUING_ID: the last issuing ID before it)
 export const LOP_DELETE: u32 = 2; // a WRITE of no data: the origin deleted the pair; the secondary's record goes

@@ -120,10 +120,10 @@ export {
 } from "./remote/delayed";
 export {
   snapLayout, snapBytes, snapAccept, snapDataIn, snapNext, snapDone, snapRead, snapSnapshot, snapChanged, snapForm,
-  snapRestore, snapFailover, snapWriteMap,
+  snapRestore, snapFailover, snapWriteMap, snapHomeNext, snapHomeDone, snapSave, snapLoad, snapImageBytes, snapCheck, snapRuns, snapHomeBound,
 } from "./remote/snapshot";
 import { syncWriteBegin, syncWriteData, syncWriteEnd, syncReflectNext, syncWriteDone, RUN_LBA, RUN_DATA, RUN_BLOCKS, RUN_ENTRY, RUN_ISSUING, syncUnit } from "./remote/delayed";
-import { snapNext, snapKind, snapLba, snapBlocks, snapData, snapWriteMap, snapForm, snapDone, snapRead, snapUnit, SK_FORM } from "./remote/snapshot";
+import { snapNext, snapKind, snapLba, snapBlocks, snapData, snapWriteMap, snapForm, snapDone, snapRead, snapUnit, snapHomeNext, snapHomeDone, SK_FORM } from "./remote/snapshot";
 
 /** A delay write whose data is all at src: S420 (begin), S423 (data), S424 (end). The entry or a refusal. */
 export function testSyncWrite(u: usize, syncId: u32, issuingId: u32, lba: f64, src: usize, bytes: u32): i32 {
@@ -188,3 +188,20 @@ export function testSnapReadBlock(u: usize, medium: usize, lblock: u32, dst: usi
   memory.copy(dst, medium + <usize>snapRead(u, lblock) * bs, bs);
 }
 export function testSnapField(u: usize, offset: u32): u32 { return load<u32>(u + offset); }
+/**
+ * Moves home after failover with a medium at `medium`: up to maxMoves moves, each block copied from
+ * its physical block to the one snapHomeNext names, then snapHomeDone. `log` takes 12 bytes a move
+ * (logical, from, to). The moves made; -1 when snapHomeDone refused one.
+ */
+export function testSnapHome(u: usize, medium: usize, log: usize, maxMoves: u32): i32 {
+  const bs = <usize>snapUnit(u).blockBytes;
+  let n: u32 = 0;
+  while (n < maxMoves) {
+    const m = log + <usize>n * 12;
+    if (snapHomeNext(u, m) == 0) break;
+    memory.copy(medium + <usize>load<u32>(m + 8) * bs, medium + <usize>load<u32>(m + 4) * bs, bs);
+    if (!snapHomeDone(u, load<u32>(m), load<u32>(m + 4), load<u32>(m + 8))) return -1;
+    n++;
+  }
+  return <i32>n;
+}

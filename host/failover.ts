@@ -17,7 +17,7 @@ export async function restartPoint(client: ScsiClient, volume: number): Promise<
  * pairs are not a consistency group). Returns the volumes.
  */
 export async function restartPointAll(client: ScsiClient): Promise<number[]> {
-  const pairs = (await client.remoteStatus()).filter((p) => p.role === 'primary' && p.mode === 'delayed' && p.state === 'pair');
+  const pairs = (await client.remoteStatus()).filter((p) => p.role === 'primary' && (p.mode === 'delayed' || p.mode === 'snapshot') && p.state === 'pair');
   for (const p of pairs) await restartPoint(client, p.volume);
   return pairs.map((p) => p.volume);
 }

@@ -73,7 +73,7 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
   pair reverse <volume> [--wait]        copy them back, target -> source
   pair delete <volume>                  dissolve the pair (from any state); both volumes stay
   pair status                           states, pending and copied tracks, time left
-  remote create <volume> <array>:<volume> [--via RELAY[,RELAY...]] [--policy round-robin|least-loaded|random|stripe|all] [--mode mirror|backup|delayed|async] [--group G] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
+  remote create <volume> <array>:<volume> [--via RELAY[,RELAY...]] [--policy round-robin|least-loaded|random|stripe|all] [--mode mirror|backup|delayed|async|snapshot] [--group G] [--timeout MS] [--retries N] [--redundancy N+m] [--wait]
                                         pair a volume with one of another array (docs/remote.md); the
                                         initial copy runs; --wait returns once the pair is duplex
   remote status                         remote pairs: role, state and why, issuing ID, copy progress

@@ -10,7 +10,8 @@ export const REMOTE_STATES = ['simplex', 'copy', 'pair', 'suspended', 'failover'
 export type RemoteStateName = typeof REMOTE_STATES[number];
 export const REMOTE_REASONS = ['none', 'user', 'link', 'remote', 'relay', 'read', 'restart', 'journal'] as const;
 /** Pair modes by number (firmware/remote/pair.ts RM_*). */
-export const REMOTE_MODES = ['none', 'mirror', 'backup', 'delayed', 'async'] as const;
+/** 4 `async`: 004's ordered asynchronous copy; 5 `snapshot`: document 003's embodiment 8 (docs/remote.md). */
+export const REMOTE_MODES = ['none', 'mirror', 'backup', 'delayed', 'async', 'snapshot'] as const;
 export type RemoteModeName = Exclude<typeof REMOTE_MODES[number], 'none'>;
 /** The peer volume's name travels in each packet: at most this many bytes (docs/remote.md). */
 export const PEER_VOLUME_NAME_MAX = 12;

@@ -44,7 +44,8 @@ import { log, LOG_WARN } from "../hal";
 import { rdLinkPacket, rdLinkService, rdUnitHere, rdSendBegin, rdMaxBytes } from "../remote/rdlink";
 import { rdFill, rdArm, rdRelease, rdTag, rdCopyOut, rdSlotState, rdSlotStatus, rdSlotCmdId, rdSlotPeer, rdSlotIssuing, RD_SEND_DONE, RD_RECV_STORING, RD_STATUS_TIMEOUT } from "../remote/redundancy";
 import { routeHop, routeHas, routeTell, routeEnded, routeFailureCounts, routeFirstOk } from "../remote/route";
-import { standbyIncoming, standbyData, standbyStep, standbyWindow, standbyApplyDone, standbyHoldsSends, standbyDelays, standbyRelease } from "../remote/standby";
+import { snapLinkCreated } from "../remote/snaplink";
+import { standbyIncoming, standbyData, standbyStep, standbyWindow, standbyApplyDone, standbyHoldsSends, standbyPacketFlags, standbyRelease } from "../remote/standby";
 
 // Per-session state of a link port (comm/transport.ts sizes it).
 export const LINK_SESSION_BYTES: u32 = 64;
@@ -81,6 +82,7 @@ const LS_BAD: u32 = 8; // u64: packets dropped (CRC, magic, length, unknown comm
 const LR_SEND: u8 = 1;
 const LR_RECEIVE: u8 = 2;
 const LR_APPLY: u8 = 3; // a run of a standby unit written to the volume (remote/standby.ts): no packet answers it
+const LR_FETCH: u8 = 4; // a read of the volume into buffer memory for a snapshot unit's move home (remote/snaplink.ts, linkFetch)
 const LW_READY: u8 = 1;
 const LW_RECEIVED: u8 = 2;
 const LW_FORWARDED: u8 = 3;
@@ -415,6 +417,7 @@ function controlCreate(port: u32, p: usize, v: i32): void {
     r.peerVolume0 = h.volume0;
     r.peerVolume1 = h.volume1;
     r.peerVolume2 = h.volume2;
+    snapLinkCreated(pi, pktLba(p)); // the primary's capacity: a snapshot pair's logical blocks (remote/snaplink.ts)
     remoteSetState(pi, RS_PAIR, RSR_NONE);
     for (let i: u32 = 0; i < HELD_MAX; i++) store<u32>(heldAt(pi, i) + 68, 0);
   }
@@ -524,6 +527,7 @@ function sendReady(c: usize): void {
  * remote/mirror.ts starts send commands at 8 KiB boundaries, so slot pieces never split a packet.
  */
 export function linkData(c: usize, src: usize, n: u32, total: u32): u32 {
+  if (lx(c).role == LR_FETCH) { memory.copy(<usize>lx(c).byteOffset + <usize>load<u32>(c + CX_CURSOR), src, n); return n; } // linkFetch
   sendTimers(c);
   const x = lx(c);
   if ((x.flags & LXF_RD) != 0) return rdData(c, src, n, total);
@@ -558,7 +562,7 @@ export function linkData(c: usize, src: usize, n: u32, total: u32): u32 {
 export function linkRespond(c: usize): bool {
   const x = lx(c);
   if (x.role == LR_RECEIVE) return receivedSent(c);
-  if (x.role == LR_APPLY) {
+  if (x.role == LR_APPLY || x.role == LR_FETCH) {
     standbyApplyDone(<u32>x.pair, x.serial, x.cmdId, load<u8>(c + CX_STATUS) == 0);
     untag(c);
     return true;
@@ -726,7 +730,7 @@ function sendBegin(p: u32, port: u32, op: u32, bytes: u32, parent: u32, flags: u
   x.parent = parent;
   x.serial = r.serial;
   x.flags = LXF_WRITE_DUE | flags;
-  if (op == LOP_NONE && (flags & LXF_COPY) == 0 && standbyDelays(p)) x.flags |= LF_DELAYED << 8;
+  x.flags |= standbyPacketFlags(p, op, flags) << 8; // embodiments 7 and 8: LF_DELAYED (LF_SNAPSHOT)
   x.waitFor = LW_READY;
   x.deadlineNs = gNow + timeoutNs(x);
   wakeAt(x.deadlineNs);
@@ -953,16 +957,29 @@ function notify(c: usize, ok: bool): void {
  * standbyApplyDone(pair, serial, tag, ok). Returns 0 when no context is free now.
  */
 export function linkApply(port: u32, pair: u32, serial: u32, tag: u32, v: u32, lba: u64, blocks: u32, src: usize): usize {
-  const bytes = blocks * blockSize(v);
-  const c = begin(port, 0, bytes, false);
+  return localContext(port, LR_APPLY, pair, serial, tag, v, lba, blocks, src);
+}
+
+/**
+ * A read of `blocks` of local volume v from lba into buffer memory at dst through the ordinary read
+ * path (a snapshot unit's move home, remote/snaplink.ts): when it ends, standbyApplyDone(pair,
+ * serial, tag, ok). Returns 0 when no context is free now.
+ */
+export function linkFetch(port: u32, pair: u32, serial: u32, tag: u32, v: u32, lba: u64, blocks: u32, dst: usize): usize {
+  return localContext(port, LR_FETCH, pair, serial, tag, v, lba, blocks, dst);
+}
+
+/** A context of a standby unit on the volume: LR_APPLY writes from `at`, LR_FETCH reads into it. */
+function localContext(port: u32, role: u8, pair: u32, serial: u32, tag: u32, v: u32, lba: u64, blocks: u32, at: usize): usize {
+  const c = begin(port, 0, blocks * blockSize(v), role == LR_FETCH);
   if (c == 0) return 0;
   const x = lx(c);
-  x.role = LR_APPLY;
+  x.role = role;
   x.pair = <u8>pair;
   x.serial = serial;
   x.cmdId = tag;
-  x.byteOffset = <u64>src;
+  x.byteOffset = <u64>at;
   store<u16>(c + CX_VOLUME, <u16>v);
-  startWrite(c, lba, blocks, false);
+  if (role == LR_FETCH) startRead(c, lba, blocks); else startWrite(c, lba, blocks, false);
   return c;
 }

@@ -68,6 +68,9 @@ export const RM_MIRROR: u8 = 1; // embodiment 3: a mirror the hosts read after f
 export const RM_BACKUP: u8 = 2; // embodiment 1: a backup copy (also readable after failover)
 export const RM_DELAYED: u8 = 3; // embodiment 7: the standby holds writes until a restart enabling point (remote/standby.ts)
 export const RM_ASYNC: u8 = 4; // 004: GOOD on local cache and NV; the journal sends in issuing-ID order (remote/async.ts)
+export const RM_SNAPSHOT: u8 = 5; // embodiment 8: a redirect-on-write standby at its last restart enabling point (remote/snaplink.ts)
+/** Record byte 192, u64 (secondary): the primary's capacity in blocks, from its CREATE (a snapshot pair's logical blocks, remote/snaplink.ts). */
+export const RPR_PEER_BLOCKS: u32 = 192;
 
 @unmanaged export class RemotePair {
   used: u8;

@@ -27,6 +27,8 @@
 // two restart points). The caller turns both into a status the sender sees (docs/remote.md). The
 // medium is the caller's: snapWriteMap returns the physical blocks, the caller writes them (S587).
 
+import { crc32c } from "../comm/crc";
+
 export const SNAP_FAILED_OVER: i32 = -1; // restored and serving hosts: nothing more is taken from the link
 export const SNAP_APPLIED: i32 = -2; // processed already: answer its completion again
 export const SNAP_FULL: i32 = -3; // the issuing ID is more than holdMax past the processed one
@@ -66,6 +68,10 @@ const HS_READY: u8 = 2; // all its data is here: waits for its turn (S586)
   tableAt: u32; // offsets from the unit
   unusedAt: u32;
   holdAt: u32;
+  homing: u32; // 1: restored at failover, its blocks not all moved home yet (snapHomeNext)
+  generation: u32; // of the last image saved or loaded (snapSave / snapLoad)
+  ownerAt: u32; // physical block -> logical block, while homing (rebuilt from the table)
+  moved: u32; // blocks moved home
 }
 
 @unmanaged class Hold {
@@ -89,7 +95,7 @@ function holdAt(u: usize, i: u32): usize { return u + <usize>unit(u).holdAt + <u
 function align8(n: usize): usize { return (n + 7) & ~<usize>7; }
 
 export function snapBytes(logicalBlocks: u32, physicalBlocks: u32, holdMax: u32, holdBytes: u32): usize {
-  return <usize>HEADER_BYTES + align8(<usize>logicalBlocks * <usize>ENTRY_BYTES) + align8(<usize>physicalBlocks * 4)
+  return <usize>HEADER_BYTES + align8(<usize>logicalBlocks * <usize>ENTRY_BYTES) + 2 * align8(<usize>physicalBlocks * 4)
     + <usize>holdMax * (<usize>HOLD_HEADER_BYTES + align8(<usize>holdBytes));
 }
 
@@ -113,7 +119,8 @@ export function snapLayout(u: usize, logicalBlocks: u32, physicalBlocks: u32, bl
   s.processed = baseIssuing;
   s.tableAt = HEADER_BYTES;
   s.unusedAt = s.tableAt + <u32>align8(<usize>logicalBlocks * <usize>ENTRY_BYTES);
-  s.holdAt = s.unusedAt + <u32>align8(<usize>physicalBlocks * 4);
+  s.ownerAt = s.unusedAt + <u32>align8(<usize>physicalBlocks * 4);
+  s.holdAt = s.ownerAt + <u32>align8(<usize>physicalBlocks * 4);
   for (let i: u32 = 0; i < logicalBlocks; i++) {
     const t = tableEntry(u, i);
     store<u32>(t, i);
@@ -170,6 +177,28 @@ export function snapWriteMap(u: usize, lblock: u32, blocks: u32, out: usize): i3
     store<u32>(out + <usize>i * 4, load<u32>(t)); // S546
   }
   return 0;
+}
+
+/**
+ * S587 in as few medium writes as the mapping allows: the physical blocks snapWriteMap put at `map`
+ * (`blocks` u32s) as runs of consecutive blocks, each [first physical, index of its first logical
+ * block in the command, blocks] (3 u32s) at `out`. Returns the runs. Unused blocks are taken in
+ * order, so a write's first redirect is usually one run.
+ */
+export function snapRuns(map: usize, blocks: u32, out: usize): u32 {
+  let runs: u32 = 0;
+  for (let i: u32 = 0; i < blocks; ) {
+    const first = load<u32>(map + <usize>i * 4);
+    let n: u32 = 1;
+    while (i + n < blocks && load<u32>(map + <usize>(i + n) * 4) == first + n) n++;
+    const r = out + <usize>runs * 12;
+    store<u32>(r, first);
+    store<u32>(r + 4, i);
+    store<u32>(r + 8, n);
+    runs++;
+    i += n;
+  }
+  return runs;
 }
 
 /** [0255]-[0257]: snapshot forming. Returns the entries that changed. */
@@ -294,5 +323,228 @@ export function snapFailover(u: usize): u32 {
     s.held--;
     s.discarded++;
   }
-  return snapRestore(u);
+  const n = snapRestore(u);
+  s.homing = 1; // the restored blocks go home next (snapHomeNext), so that hosts read the volume directly
+  buildOwners(u);
+  return n;
+}
+
+// ---- Moving home after failover ------------------------------------------------------------------------
+//
+// Why (docs/remote.md, "Embodiment 8 on the link"): the array's cache and every front end address a
+// volume by its own blocks, so after restoration each logical block is copied back to its home
+// position (physical block = logical block, the volume's own place on the medium) and the ordinary
+// read path holds without a translation below the cache. The restored table is a permutation of
+// logical blocks over physical ones; the moves resolve it one block at a time, each move a copy into
+// an unused block followed by a table change, so a restart between moves finds a table that names
+// only whole blocks and the next move is found again from it (snapHomeNext is a function of the
+// table alone).
+
+function ownerOf(u: usize, physical: u32): u32 { return load<u32>(u + unit(u).ownerAt + <usize>physical * 4); }
+function setOwner(u: usize, physical: u32, lblock: u32): void { store<u32>(u + unit(u).ownerAt + <usize>physical * 4, lblock); }
+
+/** The owner table (physical -> logical, NONE for an unused block) from the address table. */
+function buildOwners(u: usize): void {
+  const s = unit(u);
+  for (let p: u32 = 0; p < s.physicalBlocks; p++) setOwner(u, p, NONE);
+  for (let l: u32 = 0; l < s.logicalBlocks; l++) setOwner(u, load<u32>(tableEntry(u, l)), l);
+}
+
+/** Takes physical block p out of the unused block table; false when it is not there. */
+function takeUnused(u: usize, physical: u32): bool {
+  const s = unit(u);
+  for (let i: u32 = 0; i < s.unused; i++) {
+    const at = u + s.unusedAt + i * 4;
+    if (load<u32>(at) != physical) continue;
+    s.unused--;
+    store<u32>(at, load<u32>(u + s.unusedAt + s.unused * 4));
+    return true;
+  }
+  return false;
+}
+
+/**
+ * At most how many moves homing has left (the failover's wait is bounded by this many copies): one
+ * per logical block away from home, and one more for each cycle among them, of which there are at
+ * most half as many as those blocks.
+ */
+export function snapHomeBound(u: usize): u32 {
+  const s = unit(u);
+  if (s.homing == 0) return 0;
+  let away: u32 = 0;
+  for (let l: u32 = 0; l < s.logicalBlocks; l++) if (load<u32>(tableEntry(u, l)) != l) away++;
+  return away + away / 2;
+}
+
+/**
+ * The next move home: 1 and out = [logical block, from physical, to physical] (u32s) — the caller
+ * copies the block and then calls snapHomeDone; 0 when every logical block is at home (homing ends).
+ * A block whose home is unused goes there; when no such block is left, some block sits on another's
+ * home and at least one block past the volume (>= logicalBlocks) is unused: that block takes it.
+ */
+export function snapHomeNext(u: usize, out: usize): i32 {
+  const s = unit(u);
+  if (s.homing == 0) return 0;
+  let misplaced: u32 = NONE;
+  for (let l: u32 = 0; l < s.logicalBlocks; l++) {
+    const p = load<u32>(tableEntry(u, l));
+    if (p == l) continue;
+    if (ownerOf(u, l) == NONE) { store<u32>(out, l); store<u32>(out + 4, p); store<u32>(out + 8, l); return 1; }
+    if (misplaced == NONE) misplaced = l;
+  }
+  if (misplaced == NONE) { s.homing = 0; return 0; }
+  for (let i: u32 = 0; i < s.unused; i++) {
+    const q = load<u32>(u + s.unusedAt + i * 4);
+    if (q < s.logicalBlocks) continue;
+    const occupant = ownerOf(u, misplaced); // on misplaced's home: it moves aside
+    store<u32>(out, occupant); store<u32>(out + 4, misplaced); store<u32>(out + 8, q);
+    return 1;
+  }
+  assert(false, "snapshot: no unused block past the volume while homing");
+  return 0;
+}
+
+/**
+ * The block of lblock is on physical `to` now (the copy is durable): both address spaces name it,
+ * `from` is unused. False when the move is not the one the table allows (changes nothing).
+ */
+export function snapHomeDone(u: usize, lblock: u32, from: u32, to: u32): bool {
+  const s = unit(u);
+  if (s.homing == 0 || lblock >= s.logicalBlocks || load<u32>(tableEntry(u, lblock)) != from || ownerOf(u, to) != NONE) return false;
+  if (!takeUnused(u, to)) return false;
+  const t = tableEntry(u, lblock);
+  store<u32>(t, to);
+  store<u32>(t + 4, to);
+  setOwner(u, to, lblock);
+  setOwner(u, from, NONE);
+  pushUnused(u, from);
+  s.moved++;
+  return true;
+}
+
+// ---- The durable image ---------------------------------------------------------------------------------
+//
+// What must survive a restart of the standby array: the address table, the unused block table, the
+// processed issuing ID and whether the volume failed over (and is still moving home). Held commands
+// need not: none was answered, the sender sends it again after its timeout. The image is written to
+// one of two places in turn (generation odd: a, even: b) with a CRC-32C over all of it, so a write
+// torn by a crash leaves the other whole; snapLoad takes the newer whole one.
+
+const IMAGE_MAGIC: u32 = 0x4D494E53; // "SNIM"
+const IMAGE_HEADER: u32 = 64;
+const IM_MAGIC: u32 = 0;
+const IM_GENERATION: u32 = 4;
+const IM_LOGICAL: u32 = 8;
+const IM_PHYSICAL: u32 = 12;
+const IM_BLOCK: u32 = 16;
+const IM_PROCESSED: u32 = 20;
+const IM_FAILED_OVER: u32 = 24;
+const IM_HOMING: u32 = 28;
+const IM_UNUSED: u32 = 32;
+const IM_FORMED: u32 = 36;
+const IM_RESTORED: u32 = 40;
+const IM_CRC: u32 = 60; // CRC-32C of the image with these 4 bytes zero
+
+/** Bytes of one image of a unit of this geometry. */
+export function snapImageBytes(logicalBlocks: u32, physicalBlocks: u32): usize {
+  return <usize>IMAGE_HEADER + <usize>logicalBlocks * <usize>ENTRY_BYTES + <usize>physicalBlocks * 4;
+}
+
+function imageCrc(p: usize, bytes: usize): u32 {
+  const saved = load<u32>(p + IM_CRC);
+  store<u32>(p + IM_CRC, 0);
+  const c = crc32c(p, bytes, 0);
+  store<u32>(p + IM_CRC, saved);
+  return c;
+}
+
+/** Writes the unit's image (the next generation) into a or b, whichever is not the current one. Returns the place written. */
+export function snapSave(u: usize, a: usize, b: usize): usize {
+  const s = unit(u);
+  s.generation++;
+  const p = (s.generation & 1) != 0 ? a : b;
+  const bytes = snapImageBytes(s.logicalBlocks, s.physicalBlocks);
+  memory.fill(p, 0, IMAGE_HEADER);
+  store<u32>(p + IM_MAGIC, IMAGE_MAGIC);
+  store<u32>(p + IM_GENERATION, s.generation);
+  store<u32>(p + IM_LOGICAL, s.logicalBlocks);
+  store<u32>(p + IM_PHYSICAL, s.physicalBlocks);
+  store<u32>(p + IM_BLOCK, s.blockBytes);
+  store<u32>(p + IM_PROCESSED, s.processed);
+  store<u32>(p + IM_FAILED_OVER, s.failedOver);
+  store<u32>(p + IM_HOMING, s.homing);
+  store<u32>(p + IM_UNUSED, s.unused);
+  store<u32>(p + IM_FORMED, s.formed);
+  store<u32>(p + IM_RESTORED, s.restored);
+  memory.copy(p + IMAGE_HEADER, u + s.tableAt, <usize>s.logicalBlocks * <usize>ENTRY_BYTES);
+  const list = p + IMAGE_HEADER + <usize>s.logicalBlocks * <usize>ENTRY_BYTES;
+  memory.copy(list, u + s.unusedAt, <usize>s.unused * 4);
+  memory.fill(list + <usize>s.unused * 4, 0, <usize>(s.physicalBlocks - s.unused) * 4);
+  store<u32>(p + IM_CRC, imageCrc(p, bytes));
+  return p;
+}
+
+/** Is p a whole image of this unit's geometry? */
+function imageWhole(u: usize, p: usize): bool {
+  const s = unit(u);
+  if (load<u32>(p + IM_MAGIC) != IMAGE_MAGIC || load<u32>(p + IM_LOGICAL) != s.logicalBlocks || load<u32>(p + IM_PHYSICAL) != s.physicalBlocks
+    || load<u32>(p + IM_BLOCK) != s.blockBytes || load<u32>(p + IM_UNUSED) > s.physicalBlocks) return false;
+  return load<u32>(p + IM_CRC) == imageCrc(p, snapImageBytes(s.logicalBlocks, s.physicalBlocks));
+}
+
+/**
+ * A unit laid out with the saved geometry (snapLayout) takes the newer whole image of a and b: the
+ * table, the unused blocks, the processed ID, failover and homing; nothing held. Returns the place
+ * loaded from, or 0 when neither is whole (the caller must not serve the volume from a guess: it
+ * says so and keeps the pair suspended).
+ */
+export function snapLoad(u: usize, a: usize, b: usize): usize {
+  const s = unit(u);
+  const okA = imageWhole(u, a), okB = imageWhole(u, b);
+  if (!okA && !okB) return 0;
+  const p = !okB || (okA && <i32>(load<u32>(a + IM_GENERATION) - load<u32>(b + IM_GENERATION)) > 0) ? a : b;
+  s.generation = load<u32>(p + IM_GENERATION);
+  s.processed = load<u32>(p + IM_PROCESSED);
+  s.failedOver = load<u32>(p + IM_FAILED_OVER);
+  s.homing = load<u32>(p + IM_HOMING);
+  s.unused = load<u32>(p + IM_UNUSED);
+  s.formed = load<u32>(p + IM_FORMED);
+  s.restored = load<u32>(p + IM_RESTORED);
+  memory.copy(u + s.tableAt, p + IMAGE_HEADER, <usize>s.logicalBlocks * <usize>ENTRY_BYTES);
+  memory.copy(u + s.unusedAt, p + IMAGE_HEADER + <usize>s.logicalBlocks * <usize>ENTRY_BYTES, <usize>s.unused * 4);
+  for (let i: u32 = 0; i < s.holdMax; i++) hold(u, i).state = HS_FREE;
+  s.held = 0;
+  if (!snapCheck(u)) return 0; // whole but not a table this unit could have written: not served
+  return p;
+}
+
+/**
+ * Does the table account for every physical block exactly once — the latest block of an entry, the
+ * snapshot block of a changed entry, or unused — and does failover leave no entry changed? A check
+ * of what snapLoad takes (a CRC says an image is whole, not that it is right). The owner table is
+ * its scratch; it is rebuilt after when homing.
+ */
+export function snapCheck(u: usize): bool {
+  const s = unit(u);
+  const MARK: u32 = 0xFFFFFFFE;
+  for (let p: u32 = 0; p < s.physicalBlocks; p++) setOwner(u, p, NONE);
+  let ok = s.unused <= s.physicalBlocks;
+  for (let l: u32 = 0; ok && l < s.logicalBlocks; l++) {
+    const t = tableEntry(u, l);
+    const latest = load<u32>(t), snap = load<u32>(t + 4), changed = (load<u32>(t + 8) & FLAG_CHANGED) != 0;
+    if (latest >= s.physicalBlocks || snap >= s.physicalBlocks || changed == (latest == snap) || (changed && s.failedOver != 0)) { ok = false; break; }
+    if (ownerOf(u, latest) != NONE) { ok = false; break; }
+    setOwner(u, latest, MARK);
+    if (!changed) continue;
+    if (ownerOf(u, snap) != NONE) { ok = false; break; }
+    setOwner(u, snap, MARK);
+  }
+  for (let i: u32 = 0; ok && i < s.unused; i++) {
+    const p = load<u32>(u + s.unusedAt + i * 4);
+    if (p >= s.physicalBlocks || ownerOf(u, p) != NONE) { ok = false; break; }
+    setOwner(u, p, MARK);
+  }
+  for (let p: u32 = 0; ok && p < s.physicalBlocks; p++) if (ownerOf(u, p) != MARK) ok = false; // a block nobody names: lost space
+  if (s.homing != 0) buildOwners(u);
+  return ok;
 }

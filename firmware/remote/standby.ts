@@ -25,9 +25,9 @@
 // point); when it has ended and nothing of the pair is in flight, the primary makes synchronization
 // ID 1 current and sends delay writes from then on: the unit's base is that instant, the secondary's
 // last applied issuing ID (every one before it was acknowledged, so it is there).
-import { LT_READY, LT_RECEIVED, LOP_REFLECT, TRACE_REMOTE_DELAY, TRACE_REMOTE_REFLECT, TRACE_REMOTE_DISCARD, TRACE_REMOTE_DISCARDED, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, MAP_ADDR, MAP_REMOTE_TABLE } from "../abi";
+import { LT_READY, LT_RECEIVED, LOP_REFLECT, LOP_NONE, LF_DELAYED, LF_SNAPSHOT, TRACE_REMOTE_DELAY, TRACE_REMOTE_REFLECT, TRACE_REMOTE_DISCARD, TRACE_REMOTE_DISCARDED, LINK_HEADER_BYTES, LINK_PAYLOAD_BYTES, MAP_ADDR, MAP_REMOTE_TABLE } from "../abi";
 import { pkt, pktLba } from "./packet";
-import { remote, remoteStateBytes, linked, RM_DELAYED, RS_PAIR, RS_COPY } from "./pair";
+import { remote, remoteStateBytes, linked, RM_DELAYED, RM_SNAPSHOT, RS_PAIR, RS_COPY } from "./pair";
 import {
   syncBytes, syncLayout, syncUnit, syncWriteBegin, syncWriteData, syncWriteEnd, syncReflect, syncReflectNext, syncWriteDone,
   syncReflectComplete, syncDiscard, syncEntryHeld, syncEntryIssuing, syncEntrySync, syncEntryBytes, SYNC_RUN_BYTES, RUN_LBA, RUN_DATA, RUN_BLOCKS, RUN_ENTRY, RUN_ISSUING,
@@ -36,6 +36,8 @@ import {
 import { linkAnswer, linkApply, LINK_MAX_COMMAND_BYTES } from "../comm/link";
 import { blockSize, capacityBlocks } from "../volume";
 import { trace } from "../trace";
+import { snapLinkBytes, snapLinkLayout, snapLinkIncoming, snapLinkData, snapLinkStep, snapLinkOwns, snapLinkApplyDone, snapLinkRelease } from "./snaplink";
+import { LXF_COPY } from "../comm/link";
 
 /** Standby units an array can hold at once (pairs of mode RM_DELAYED that are its secondaries). */
 export const STANDBY_UNITS: u32 = 2;
@@ -89,11 +91,14 @@ function units(): u32 { return linked() ? STANDBY_UNITS : 0; }
 export function standbyBytes(): usize {
   assert(offsetof<StandbyMeta>("run0") == META_RUN && offsetof<StandbyMeta>() <= META_WAITERS && META_RUN + SYNC_RUN_BYTES <= 40 && META_ENTRIES + STANDBY_ENTRIES * ENTRY_META_BYTES <= META_BYTES
     && META_WAITERS + WAITERS * WAITER_BYTES <= META_ENTRIES, "standby: meta layout");
-  return linked() ? 64 + <usize>STANDBY_UNITS * unitStride() : 0;
+  return linked() ? 64 + <usize>STANDBY_UNITS * unitStride() + snapLinkBytes() : 0; // embodiment 8's units after these (remote/snaplink.ts)
 }
 export function standbyLayout(): void {
   for (let i: u32 = 0; i < units(); i++) memory.fill(metaAt(i), 0, META_BYTES);
+  snapLinkLayout();
 }
+/** Where the snapshot units (remote/snaplink.ts) begin: after the standby units. */
+export function standbyRegionEnd(): usize { return (metaAt(STANDBY_UNITS) + 63) & ~(<usize>63); }
 
 /** The unit of pair pi (of its current incarnation), or -1. */
 function unitOf(pi: u32): i32 {
@@ -119,16 +124,24 @@ function takeUnit(pi: u32): i32 {
 /** Pair pi's unit goes (a new CREATE, a DELETE): what it held is dropped. */
 export function standbyRelease(pi: u32): void {
   for (let i: u32 = 0; i < units(); i++) if (meta(i).owner == pi + 1) meta(i).owner = 0;
+  snapLinkRelease(pi);
 }
 
 // ---- The secondary: arrival (Fig. 24) and reflecting (Fig. 26) ----------------------------------------
 
-function answer(port: u32, p: usize, type: u32, a: u32, offset: u32, total: u32): void {
+/** An answer of `type` to the sender of packet p (status word `a`; a READY names [offset, offset + total)). */
+export function standbyAnswer(port: u32, p: usize, type: u32, a: u32, offset: u32, total: u32): void {
   const h = pkt(p);
   linkAnswer(port, type, <u32>h.srcNode, <u32>h.srcQueue, h.cmdId, h.issuingId, <u32>h.origin, a, offset, total);
 }
+// @ts-ignore: decorator
+@inline function answer(port: u32, p: usize, type: u32, a: u32, offset: u32, total: u32): void { standbyAnswer(port, p, type, a, offset, total); }
 
-function refusal(got: i32): u32 {
+/**
+ * The status word the sender hears for a unit's refusal: applied already GOOD, full BUSY, failed over
+ * DATA PROTECT, else ILLEGAL REQUEST (remote/snapshot.ts's SNAP_* have the same values as SYNC_*).
+ */
+export function standbyRefusal(got: i32): u32 {
   if (got == SYNC_APPLIED) return ANSWER_GOOD;
   if (got == SYNC_FULL) return ANSWER_BUSY;
   if (got == SYNC_FAILED_OVER) return ANSWER_PROTECT;
@@ -138,6 +151,7 @@ function refusal(got: i32): u32 {
 /** A delay write or a reflecting command of pair pi (comm/link.ts, incomingWrite). */
 export function standbyIncoming(port: u32, p: usize, pi: u32): void {
   const h = pkt(p);
+  if ((<u32>h.flags & LF_SNAPSHOT) != 0) { snapLinkIncoming(port, p, pi); return; } // embodiment 8 (remote/snaplink.ts)
   let i = unitOf(pi);
   if (i < 0) i = takeUnit(pi);
   if (i < 0) { answer(port, p, LT_RECEIVED, ANSWER_BUSY, 0, 0); return; } // no unit free: the primary's retries decide
@@ -145,14 +159,14 @@ export function standbyIncoming(port: u32, p: usize, pi: u32): void {
   const u = unitAt(<u32>i);
   if (h.op == <u8>LOP_REFLECT) {
     const got = syncReflect(u, h.syncId, h.issuingId); // S460
-    if (got != 0) { answer(port, p, LT_RECEIVED, refusal(got), 0, 0); return; }
+    if (got != 0) { answer(port, p, LT_RECEIVED, standbyRefusal(got), 0, 0); return; }
     if (!addWaiter(<u32>i, p)) answer(port, p, LT_RECEIVED, ANSWER_BUSY, 0, 0);
     return;
   }
   const e = syncWriteBegin(u, h.syncId, h.issuingId, pktLba(p), h.total); // S420
   if (e < 0) {
     if (e != SYNC_APPLIED) trace(TRACE_REMOTE_DELAY, (<u32>h.srcNode << 16) | pi, h.syncId, h.issuingId, <u32>(-e));
-    answer(port, p, LT_RECEIVED, refusal(e), 0, 0);
+    answer(port, p, LT_RECEIVED, standbyRefusal(e), 0, 0);
     return;
   }
   if (syncEntryHeld(u, <u32>e)) { answer(port, p, LT_RECEIVED, ANSWER_GOOD, 0, 0); return; } // its RECEIVED was lost
@@ -177,8 +191,8 @@ export function standbyData(port: u32, p: usize): void {
       if (load<u32>(m) != h.issuingId || load<u16>(m + 4) != h.srcNode || load<u32>(m + 8) != h.cmdId || syncEntryIssuing(u, e) != h.issuingId) continue;
       if (syncEntryHeld(u, e)) return; // a duplicate after the last packet
       const total = load<u32>(m + 16);
-      const k = h.offset / LINK_PAYLOAD_BYTES;
-      if (h.offset % LINK_PAYLOAD_BYTES != 0 || h.offset >= total || <u32>h.length != min<u32>(LINK_PAYLOAD_BYTES, total - h.offset)) return;
+      const k = standbyPacketBit(p, total);
+      if (k < 0) return;
       const got = load<u32>(m + 12);
       if ((got & (<u32>1 << k)) != 0) return; // a duplicate
       if (!syncWriteData(u, e, h.offset, p + LINK_HEADER_BYTES, <u32>h.length)) return; // S423
@@ -191,6 +205,14 @@ export function standbyData(port: u32, p: usize): void {
       return;
     }
   }
+  snapLinkData(port, p); // a snapshot pair's write (embodiment 8)
+}
+
+/** The packet number of DATA packet p of a command of `total` bytes, or -1 when it is not a whole packet of it. */
+export function standbyPacketBit(p: usize, total: u32): i32 {
+  const h = pkt(p);
+  if (h.offset % LINK_PAYLOAD_BYTES != 0 || h.offset >= total || <u32>h.length != min<u32>(LINK_PAYLOAD_BYTES, total - h.offset)) return -1;
+  return <i32>(h.offset / LINK_PAYLOAD_BYTES);
 }
 
 function addWaiter(i: u32, p: usize): bool {
@@ -256,7 +278,7 @@ export function standbyStep(port: u32): i32 {
     answerWaiter(i, s.lastIssuing, done == SYNC_MEDIUM_ERROR ? ANSWER_MEDIUM : ANSWER_GOOD);
     work++;
   }
-  return work;
+  return work + snapLinkStep(port);
 }
 
 /** An apply context's window: the run's bytes from the unit's entry. */
@@ -264,6 +286,7 @@ export function standbyWindow(dst: usize, src: usize, n: u32): void { memory.cop
 
 /** S466/S467: an apply context of pair pi (serial) for entry e ended. */
 export function standbyApplyDone(pi: u32, serial: u32, e: u32, ok: bool): void {
+  if (snapLinkOwns(pi)) { snapLinkApplyDone(pi, serial, e, ok); return; } // embodiment 8's contexts
   const i = unitOf(pi);
   if (i < 0 || meta(<u32>i).serial != serial) return;
   syncWriteDone(unitAt(<u32>i), e, ok);
@@ -298,18 +321,33 @@ function traceDiscards(u: usize, pi: u32): void {
 
 // ---- The primary -------------------------------------------------------------------------------------
 
-/** Pair p sends its host writes as delay writes (LF_DELAYED). */
-export function standbyDelays(p: u32): bool { return remote(p).mode == RM_DELAYED && remote(p).state == RS_PAIR; }
+/** A delayed (embodiment 7) or snapshot (embodiment 8) pair: the standby orders its host writes itself. */
+function standing(p: u32): bool { return remote(p).mode == RM_DELAYED || remote(p).mode == RM_SNAPSHOT; }
 
-/** The longest send command of pair p's host writes: a delayed pair's fit one entry of the standby's unit. */
-export function standbyCommandBytes(p: u32): u32 { return remote(p).mode == RM_DELAYED ? STANDBY_COMMAND_BYTES : LINK_MAX_COMMAND_BYTES; }
+/** Pair p sends its host writes as delay writes (LF_DELAYED). */
+export function standbyDelays(p: u32): bool { return standing(p) && remote(p).state == RS_PAIR; }
+
+/**
+ * The packet flags (LF_*) of a send command of pair p with `op` and link flags `flags`: a host write of
+ * a delayed pair in `pair` LF_DELAYED; of a snapshot pair LF_DELAYED | LF_SNAPSHOT, and its restart
+ * points' forming commands LF_SNAPSHOT too (the standby's unit takes them, remote/snaplink.ts).
+ */
+export function standbyPacketFlags(p: u32, op: u32, flags: u32): u32 {
+  if (!standbyDelays(p)) return 0;
+  const snap = remote(p).mode == RM_SNAPSHOT ? LF_SNAPSHOT : 0;
+  if (op == LOP_NONE && (flags & LXF_COPY) == 0) return LF_DELAYED | snap;
+  return op == LOP_REFLECT ? snap : 0;
+}
+
+/** The longest send command of pair p's host writes: a delayed or snapshot pair's fit one entry (hold slot) of the standby's unit. */
+export function standbyCommandBytes(p: u32): u32 { return standing(p) ? STANDBY_COMMAND_BYTES : LINK_MAX_COMMAND_BYTES; }
 
 /** A delayed pair whose copy has ended but whose last direct writes are still in flight: host sends wait. */
 export function standbyHoldsSends(p: u32): bool {
   const r = remote(p);
   // The copy's cursor past the volume's end (remote/mirror.ts: it sends the difference bitmap's runs,
   // which host writes may grow while it runs, so the bytes copied say less than the cursor).
-  return r.mode == RM_DELAYED && r.state == RS_COPY && r.copyActive == 0 && r.copyNext >= capacityBlocks(<u32>r.volume) * <u64>blockSize(<u32>r.volume);
+  return standing(p) && r.state == RS_COPY && r.copyActive == 0 && r.copyNext >= capacityBlocks(<u32>r.volume) * <u64>blockSize(<u32>r.volume);
 }
 
 /**
@@ -318,11 +356,11 @@ export function standbyHoldsSends(p: u32): bool {
  */
 export function standbyCopyEnds(p: u32): bool {
   const r = remote(p);
-  if (r.mode != RM_DELAYED) return true;
+  if (!standing(p)) return true;
   if (r.inFlight != 0) return false;
   r.syncId = 1;
   return true;
 }
 
 /** REMOTE CHANGE restart point may be taken for pair p. */
-export function standbyRestartable(p: u32): bool { return remote(p).mode == RM_DELAYED && remote(p).state == RS_PAIR; }
+export function standbyRestartable(p: u32): bool { return standbyDelays(p); }

@@ -19,10 +19,11 @@ import { rdCreateAllowed } from "../remote/rdlink";
 import { routeParse, routeRelay, RP_LAST } from "../remote/route";
 import { scratch } from "../channel";
 import { standbyFailover, standbyRestartable } from "../remote/standby";
+import { snapLinkFailover } from "../remote/snaplink";
 import { diffAll, diffBytes, diffCount, diffShift, journalQueued, journalBytes, journalHighWater, journalFullSuspends, heldEarlyCount } from "../remote/async";
 import {
   remote, remoteOfVolume, remoteSetState, remoteReset, remoteRelease, remotePersist, myNode, linked, nodeByName, REMOTE_PAIRS, PEER_NAME_BYTES, RR_PRIMARY,
-  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP, RM_DELAYED, RM_ASYNC, remoteSuspend,
+  RR_SECONDARY, RS_PAIR, RS_COPY, RS_SUSPENDED, RS_FAILOVER, RS_CREATING, RSR_USER, RSR_NONE, RM_MIRROR, RM_BACKUP, RM_DELAYED, RM_ASYNC, RM_SNAPSHOT, remoteSuspend,
   NODE_KINDS, NODE_ARRAY, NODE_RELAY, NODE_NEIGHBOUR, NODE_NAMES, NODE_NAME_BYTES, RemotePair,
 } from "../remote/pair";
 
@@ -54,6 +55,8 @@ const RE_NO_VOLUME: u32 = 0x16;
 const RE_NOT_LINKED: u32 = 0x17; // this array ends no link
 const RE_REDUNDANCY: u32 = 0x18; // N+m out of range, through a relay, or no link of this IOP reaches the peer
 const RE_REFLECT_WAIT: u32 = 0x19; // (ABORTED COMMAND) a failover waited longer than FAILOVER_WAIT_NS for the reflect being written
+const RE_HOME_WAIT: u32 = 0x1A; // (ABORTED COMMAND) a snapshot standby's move home did not end within SNAP_MOVE_WAIT_NS, or failed (remote/snaplink.ts)
+const RE_SNAP_IMAGE: u32 = 0x1B; // (MEDIUM ERROR) after a restart neither place of a snapshot standby's image was whole (or no unit): the volume is not served
 /** S484: a failover waits this long for the reflect in progress to reach the volume. */
 const FAILOVER_WAIT_NS: f64 = 10e9;
 
@@ -78,7 +81,7 @@ export function remoteCreate(c: usize, list: usize): void {
   if (v >= MAX_VOLUMES || !volumeInUse(v)) { remoteError(c, RE_NO_VOLUME, 0, false); return; }
   if (remoteOfVolume(v) >= 0) { remoteError(c, RE_IN_PAIR, 0, false); return; }
   const mode = <u32>load<u8>(list + 2);
-  if (mode != RM_MIRROR && mode != RM_BACKUP && mode != RM_DELAYED && mode != RM_ASYNC) { remoteError(c, RE_STATE, 2, false); return; }
+  if (mode != RM_MIRROR && mode != RM_BACKUP && mode != RM_DELAYED && mode != RM_ASYNC && mode != RM_SNAPSHOT) { remoteError(c, RE_STATE, 2, false); return; }
   store<u8>(list + 39, 0);
   store<u8>(list + 71, 0);
   const peer = nodeByName(list + 8);
@@ -184,6 +187,11 @@ export function remoteChange(c: usize, arg: u32, op: u32): void {
     // Embodiment 7 (S480-S485): what no reflecting command confirmed is discarded first; a reflect
     // already writing finishes (its runs are in the write path), and the command runs again then.
     // Bounded: a reflect whose runs never end fails the failover (ABORTED COMMAND 86h/18h), not a wait for ever.
+    // Embodiment 8: the restoration, then every block moved home, each move bounded (remote/snaplink.ts).
+    const home = snapLinkFailover(p);
+    if (home == -2) { fail(c, 0x03, 0x86, RE_SNAP_IMAGE); return; }
+    if (home < 0) { fail(c, 0x0B, 0x86, RE_HOME_WAIT); return; }
+    if (home == 0) { retryLater(c); return; }
     if (!standbyFailover(p)) { if (!waitExpired(c, FAILOVER_WAIT_NS, 0x86, RE_REFLECT_WAIT)) retryLater(c); return; }
     remoteSetState(p, RS_FAILOVER, RSR_NONE);
     persistThenGood(c, p);
