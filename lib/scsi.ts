@@ -659,6 +659,8 @@ const ASC_TEXT = new Map<number, string>([
   [0x8617, 'THIS ARRAY ENDS NO LINK'],
   [0x8618, 'REDUNDANCY NOT POSSIBLE FOR THIS PAIR'],
   [0x8619, 'FAILOVER WAITED TOO LONG FOR THE REFLECT'], // S484 (docs/remote.md, delayed writes)
+  [0x861A, 'A MOVE HOME DID NOT END IN TIME'], // embodiment 8's failover (docs/remote.md, "Embodiment 8 on the link")
+  [0x861B, 'NO WHOLE SNAPSHOT IMAGE'],
 ]);
 
 export function senseKeyName(key: number): string {
