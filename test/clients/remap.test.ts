@@ -1,9 +1,7 @@
 // A LUN that names another volume while a session is open (issue 8's unit attentions; SPC-5 5.14):
 // the session must be told, REPORTED LUNS DATA HAS CHANGED (3Fh/0Eh), before a command of it reaches
-// the other volume. The firmware does not establish it yet (docs/scsi.md, "Unit attentions"): this is
-// `test.failing` until it does, and ava reports it the day it passes, so the mark comes off then.
-// Established for every session, it would also meet the simulator's sense table (sim/senses.ts) and
-// tests that delete and recreate volumes with sessions open: they change with the fix.
+// the other volume (docs/scsi.md, "Unit attentions"). The delete establishes it for LUN 1 of every
+// open session of the port; the next command to LUN 1, whatever is mapped there by then, meets it.
 import test from 'ava';
 import * as scsi from '../../lib/scsi';
 import { ScsiClient } from '../../host/client';
@@ -11,7 +9,7 @@ import { tempDir, startSmall, createVolume, write, pattern } from '../harness/en
 
 const read10 = Buffer.from([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0]);
 
-test.failing('a session open while its LUN 1 is deleted and another volume mapped there gets UNIT ATTENTION 3Fh/0Eh before the other volume\'s data', async (t) => {
+test('a session open while its LUN 1 is deleted and another volume mapped there gets UNIT ATTENTION 3Fh/0Eh before the other volume\'s data', async (t) => {
   const emu = await startSmall({ dir: tempDir('remap'), ports: [{ name: 'q0', iop: 0, transport: 'inproc' }, { name: 'q1', iop: 0, transport: 'inproc' }] });
   t.teardown(() => emu.stop());
   const admin = emu.connect(undefined, 'q0');
