@@ -10,6 +10,7 @@ export type CommandClass = 'read' | 'write' | 'writeFua' | 'sync' | 'tur' | 'mgm
 export type Condition =
   | 'unmapped' // the LUN did not address the volume all along (UNMAP or DELETE VOLUME)
   | 'deleted' // DELETE VOLUME of the volume ran meanwhile
+  | 'lunChanged' // the port's LUN lost a volume (UNMAP or DELETE VOLUME) before the command ended: the session may not have been told yet
   | 'dead' // a medium under the volume was dead (fault injected, not yet back)
   | 'becoming' // a medium under the volume was having its label checked (boot, back from dead, reinitialized)
   | 'lost' // a medium under the volume was lost (blank or replaced) and not yet reinitialized
@@ -27,6 +28,7 @@ const VOLUME: CommandClass[] = ['read', 'write', 'writeFua', 'sync', 'tur'];
 
 export const SENSE_TABLE: SenseRow[] = [
   { classes: VOLUME, key: 0x05, asc: 0x25, ascq: 0x00, when: ['unmapped', 'deleted'], meaning: 'ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED' },
+  { classes: VOLUME, key: 0x06, asc: 0x3f, ascq: 0x0e, when: ['lunChanged'], meaning: 'UNIT ATTENTION, REPORTED LUNS DATA HAS CHANGED: the first command of a session to a LUN unmapped since it last asked' },
   { classes: VOLUME, key: 0x0b, asc: 0x3f, ascq: 0x00, when: ['deleted'], meaning: 'ABORTED COMMAND, the volume was deleted while the command ran' },
   { classes: VOLUME, key: 0x02, asc: 0x04, ascq: 0x03, when: ['dead'], meaning: 'NOT READY, MANUAL INTERVENTION REQUIRED (medium dead)' },
   // FUA and SYNCHRONIZE CACHE report a slot their flush could not write for want of a medium as 04h/03h, lost media included.

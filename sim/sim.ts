@@ -431,6 +431,7 @@ export class Simulation {
       case 'outOfRange': return op.outOfRange === true;
       case 'unmapped': return op.uid === undefined || !this.mappedThroughout(op.uid, op.port, op.lun, op.submit, op.end);
       case 'deleted': return op.uid !== undefined && during(`delete:${op.uid}`);
+      case 'lunChanged': { const at = this.firstUnmap.get(`${op.port}:${op.lun}`); return at !== undefined && at <= op.end; }
       case 'dead': return media.some((m) => during(`dead:${m}`));
       case 'becoming': return media.some((m) => during(`becoming:${m}`));
       case 'lost': return media.some((m) => during(`lost:${m}`));
@@ -588,16 +589,23 @@ export class Simulation {
   }
 
   /** A change the model expects to go through: what may be seen while it runs. */
+  /** When a LUN of a port first lost its volume (UNMAP, DELETE VOLUME): from then a session may meet 3Fh/0Eh there. */
+  private readonly firstUnmap = new Map<string, number>();
+
+  private lunUnmapped(port: number, lun: number, at: number): void {
+    if (!this.firstUnmap.has(`${port}:${lun}`)) this.firstUnmap.set(`${port}:${lun}`, at);
+  }
+
   private changeStarts(c: Change, op: Op): void {
     if (c.kind === 'delete') {
       const v = this.cat.volumes.get(c.number);
       if (!v) return;
       this.win.open(`delete:${v.uid}`, op.submit);
-      for (const [p, l] of this.cat.mappingsOf(c.number)) this.win.open(`unmap:${v.uid}:${p}:${l}`, op.submit);
+      for (const [p, l] of this.cat.mappingsOf(c.number)) { this.win.open(`unmap:${v.uid}:${p}:${l}`, op.submit); this.lunUnmapped(p, l, op.submit); }
     } else if (c.kind === 'unmap') {
       const v = this.cat.volumes.get(c.number);
       const ports = c.port === ALL_PORTS ? [...Array(this.spec.ports.length).keys()] : [c.port];
-      if (v) for (const p of ports) if (this.cat.maps.get(`${p}:${c.lun}`) === c.number) this.win.open(`unmap:${v.uid}:${p}:${c.lun}`, op.submit);
+      if (v) for (const p of ports) if (this.cat.maps.get(`${p}:${c.lun}`) === c.number) { this.win.open(`unmap:${v.uid}:${p}:${c.lun}`, op.submit); this.lunUnmapped(p, c.lun, op.submit); }
     } else if (c.kind === 'reinit') {
       this.win.open(`becoming:${c.medium}`, op.submit);
     }

@@ -90,7 +90,7 @@ export function dispatchScsi(c: usize): void {
   store<u16>(c + CX_VOLUME, <u16>v);
   if ((load<u32>(c + CX_FLAGS) & (CXF_PARAM | CXF_DEALLOC)) == 0) { // once its data-out has come (or it runs on) it was checked already
     // A pending unit attention first (SAM-5 5.14), then the reservations (SPC-5 5.14).
-    const ua = uaTake(c, <u32>v);
+    const ua = uaTake(c, <u32>v, lun);
     if (ua != 0) { fail(c, 0x06, ua >> 8, ua & 0xFF); return; }
     if (reservationConflict(c, <u32>v, op, <u32>load<u8>(cdb(c) + 1) & 0x1F)) return;
     if (stoppedRefuses(c, <u32>v, op)) return;
@@ -229,7 +229,7 @@ export function requestSense(c: usize): void {
   const ss = sessionState(load<u8>(c + CX_PORT), load<u8>(c + CX_SESSION));
   const lun = <u32>load<u16>(c + CX_LUN);
   const v = lun == 0 ? -1 : volumeAtLun(load<u8>(c + CX_PORT), lun);
-  const ua = v < 0 ? 0 : uaTake(c, <u32>v);
+  const ua = v < 0 ? 0 : uaTake(c, <u32>v, lun);
   if (ua != 0) {
     senseFixed(d, 0x06, ua >> 8, ua & 0xFF, 0, false, 0); // the unit attention is the sense, and is cleared (SPC-5 5.14)
   } else if (load<u8>(ss + SS_SENSE_VALID) != 0 && load<u16>(ss + SS_SENSE_LUN) == load<u16>(c + CX_LUN)) {

@@ -9,7 +9,8 @@ import {
   CMED_NAME, SES_STATE, SESS_OPEN, MAX_SESSIONS, ROLE_CHANNEL, MEDS_LOST, MEDS_OK, MEDS_DEAD,
 } from "../abi";
 import { cfg32, cfgPort, cfgMedium, iopCount, iopRole, mediaCount, mediumSectors, portCount } from "../config";
-import { CX_ID, CX_ARG, CX_LBA, CX_EXPECTED, CX_FLAGS, CXF_PARAM, CX_DEADLINE_NS, CX_NV_PENDING, ctxField } from "../ctx";
+import { uaLunChanged, uaVolumeUnmapping } from "./ua";
+import { CX_ID, CX_PORT, CX_SESSION, CX_ARG, CX_LBA, CX_EXPECTED, CX_FLAGS, CXF_PARAM, CX_DEADLINE_NS, CX_NV_PENDING, ctxField } from "../ctx";
 import { gIndex, gNow, wakeAt } from "../iop";
 import { log, LOG_ERROR } from "../hal";
 import {
@@ -175,6 +176,7 @@ function deleteVolume(c: usize, v: u32, force: bool): void {
   }
   const thin = volumeThin(v);
   if (thin) store<u64>(c + CX_LBA, (<u64>load<u32>(volumeEntry(v) + VOLE_THIN_FIRST) << 32) | <u64>load<u32>(volumeEntry(v) + VOLE_THIN_RECORDS));
+  uaVolumeUnmapping(v, <u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION)); // before its LUNs go (volumeDelete fails only before it unmaps)
   const e = volumeDelete(v, force);
   if (e != VE_OK) { initTurnsGive(turn); volumeError(c, e, true); return; }
   persist(c, volumeEntry(v), VOL_BYTES);
@@ -261,6 +263,9 @@ function mapOrUnmap(c: usize, list: usize, map: bool): void {
   const lun = getBe16(list + 4);
   const e = map ? lunMap(v, port, lun, portCount()) : lunUnmap(v, port, lun, portCount());
   if (e != VE_OK) { volumeError(c, e, false); return; }
+  // A LUN that loses its volume is announced (docs/scsi.md, "Unit attentions"); one mapped where
+  // nothing was is not: the condition of its last unmap is still pending for whoever did not ask since.
+  if (!map) uaLunChanged(port, lun, <u32>load<u8>(c + CX_PORT), <u32>load<u8>(c + CX_SESSION));
   persist(c, nvBase() + LUN_MAP_OFFSET, LUN_MAP_BYTES);
   waitPersisted(c);
 }

@@ -11,7 +11,7 @@ import {
 } from "../../abi";
 import { ringUsed, ringRelease, byteRingRead } from "../../ring";
 import { sessionDesc, sessionHangUp, setIdentity, scratch, sessionOutstandingAdd } from "../../channel";
-import { volumeAtLun, volumeByName, volumeInUse, blockSize, capacityBlocks, VOLE_NAME, NAME_BYTES } from "../../volume";
+import { volumeAtLun, volumeByName, volumeInUse, blockSize, capacityBlocks, VOLE_NAME, VOLE_ID, NAME_BYTES } from "../../volume";
 import { volumeEntry } from "../../nv";
 import { statInc } from "../../stats";
 import { trace } from "../../trace";
@@ -202,6 +202,7 @@ function useExport(port: u32, s: u32, sess: NbdSession, lun: u32): u32 {
   const v = <u32>volumeAtLun(port, lun);
   sess.lun = lun;
   sess.volume = v;
+  sess.volumeId = load<u32>(volumeEntry(v) + VOLE_ID);
   sess.blockSize = blockSize(v);
   sess.exportBytes = capacityBlocks(v) * <u64>sess.blockSize;
   sess.readOnly = accessOf(v, port, s) == ACC_RO ? 1 : 0;

@@ -35,7 +35,8 @@ import {
 } from "./state";
 import { hdr, txRing, txRoom, simpleReply, chunkHeader, errorChunk, send, textArea } from "./wire";
 import { drop } from "./nbd";
-import { volumeAtLun, volumeThin } from "../../volume";
+import { volumeAtLun, volumeThin, VOLE_ID } from "../../volume";
+import { volumeEntry } from "../../nv";
 import { accessOf, ACC_NONE, ACC_RO } from "../access";
 
 /** Room kept in the tx ring before a request is taken: any answer made without a context fits. */
@@ -70,7 +71,8 @@ export function requestStep(port: u32, s: u32, sess: NbdSession, rx: usize): boo
   const offset = getBe64(h + 16);
   const length = getBe32(h + 24);
   sess.handle = handle;
-  const err = check(sess, type, flags, offset, length);
+  let err = check(sess, type, flags, offset, length);
+  if (err == 0 && type != CMD_DISC && !exportBound(port, sess)) err = NBD_EIO; // the export's volume is gone (deleted, unmapped)
   if (err != 0) {
     badRequest(port, s, sess, type, handle, err);
     if (type == CMD_WRITE) sess.skip = length; // its payload is read past
@@ -115,9 +117,17 @@ function check(sess: NbdSession, type: u32, flags: u32, offset: u64, length: u32
  * list), EPERM when the list made it read-only since the handshake.
  */
 function trimCheck(port: u32, s: u32, sess: NbdSession): u32 {
-  if (volumeAtLun(port, sess.lun) != <i32>sess.volume) return NBD_EIO;
   const mode = accessOf(sess.volume, port, s);
   return mode == ACC_NONE ? NBD_EIO : mode == ACC_RO ? NBD_EPERM : 0;
+}
+
+/**
+ * Is the export's LUN still the volume the handshake bound, the same one (its VOLE_ID), not a volume
+ * created since under its name at its number and LUN? NBD has no unit attention to say the LUN
+ * changed (docs/scsi.md, "Unit attentions"): the connection's requests end EIO instead.
+ */
+function exportBound(port: u32, sess: NbdSession): bool {
+  return volumeAtLun(port, sess.lun) == <i32>sess.volume && load<u32>(volumeEntry(sess.volume) + VOLE_ID) == sess.volumeId;
 }
 
 function badRequest(port: u32, s: u32, sess: NbdSession, type: u32, handle: u64, err: u32): void {

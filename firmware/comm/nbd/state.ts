@@ -34,6 +34,7 @@ export const NP_DEAD: u32 = 5; // nothing more is read; the binding closes the c
   metaVolume: u32; // the volume + 1 of the export SET_META_CONTEXT named (a GO for another clears meta)
   handle: u64; // the handle of the request being taken in (an answer without a context uses it)
   exportBytes: u64;
+  volumeId: u32; // transmission: the export volume's VOLE_ID, so a volume created later with its name, number and LUN is not taken for it
 }
 
 // ---- Wire constants (proto.md) --------------------------------------------------------------------
