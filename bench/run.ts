@@ -12,8 +12,8 @@
 //   npm run bench -- nbd [args]         fio's nbd engine against sanbox's NBD export, nbdkit memory and qemu-nbd (bench/nbd-bench.ts;
 //                                       --quick, --baseline=<git ref> for before/after)
 //   npm run bench -- pairs [--quick]    volume pairs in virtual time: split latency by pending share, resync bytes, host
-//                                       write IOPS during a creation copy (bench/pairs-bench.ts); --only=backup: host
-//                                       write IOPS beside a server-free backup instead
+//                                       write IOPS during a creation copy (bench/pairs-bench.ts), host write IOPS beside a server-free
+//                                       backup, its rate, range bytes on tape; --only=backup: that case alone
 //   npm run bench -- xcopy [--quick]    server-free backup (EXTENDED COPY) against the host copying, split latency
 //                                       beside a backup (bench/xcopy-bench.ts)
 //   npm run bench -- remote [--quick]   host write latency with a relay at 10 km and the standby at 1,000 km, and async (004), against
