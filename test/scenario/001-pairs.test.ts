@@ -382,6 +382,25 @@ for (const [name, reach] of states.filter(([n]) => n !== 'suspended' && n !== 's
   });
 }
 
+test('a source whose label is not read within 30 s of the restart suspends the pair, "source not ready in time"; a resync once it is ready brings the target back', async (t) => {
+  const r = await rig('pair-never-ready');
+  await r.c.pairCreate(r.src, r.tgt);
+  await r.emu.stop('powerFail');
+  // Each request of d0 takes 40 s of virtual time (100 µs x 4e5, hal/media/binding.ts): the restart
+  // returns once its label is read, and the copy waited for it 30 s.
+  const slow = [{ name: 'd0', kind: 'file', size: '64MiB', faults: [{ type: 'slow', factor: 400_000 }] }, { name: 'd1', kind: 'file', size: '64MiB' }];
+  await reopen(r, slow);
+  t.teardown(() => r.emu.stop());
+  t.true(r.emu.driver().now() > 30e9, `the label read ended at ${r.emu.driver().now() / 1e9} s`);
+  const sus = await r.c.pairOf(r.src);
+  t.is(sus.state, 'suspended');
+  t.is(sus.suspendReason, 'source not ready in time');
+  r.emu.array().inject('d0 heal');
+  await r.c.pairResync(r.src);
+  await until(r, (p) => p.state === 'duplex', 'duplex after the resync');
+  t.true((await volume(r, 2)).equals(r.ref), 'the target equals the source');
+});
+
 test('split latency does not grow with the pending difference, nor wait behind the copy\'s NV writes (virtual time, 0 and 120 tracks pending)', async (t) => {
   const r = await rig('pair-latency');
   t.teardown(() => r.emu.stop());
