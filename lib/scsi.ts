@@ -765,7 +765,7 @@ function hex2(n: number): string {
 /** Pair states (document 001: simplex, duplex pending, duplex, split pending, split), reverse resync, suspended. */
 export const PairState = ['simplex', 'duplex pending', 'duplex', 'split pending', 'split', 'reverse resync', 'suspended'] as const;
 export type PairStateName = (typeof PairState)[number];
-export const SuspendReason = ['', 'source not ready', 'target not ready', 'read error', 'NV error'] as const;
+export const SuspendReason = ['', 'source not ready', 'target not ready', 'read error', 'NV error', 'source not ready in time', 'target not ready in time'] as const;
 
 /** PAIR CREATE's parameter list: source, target, track size in KiB (0: 64 KiB). */
 export function pairCreateParameters(source: number, target: number, trackKiB = 0): Buffer {

@@ -13,8 +13,9 @@
 // (embodiment 1: the backup range first), then the rest from a cursor. Throttle: while the hosts send
 // commands (hostBusy: at their recent pace), one job at a time and none while the cache is above its dirty high mark, so host I/O keeps
 // its share; when they are idle, COPY_JOBS at once. A copying pair whose source or target medium is
-// dead or lost is suspended at the next poll, whether or not one of its jobs is running.
-import { CFG_DIRTY_HIGH_PCT, MEDS_DEAD, MEDS_LOST, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES, MIOP_STATS, STAT_COMMANDS, SLOT_SECTORS, ROLE_CHANNEL } from "../abi";
+// dead or lost is suspended at the next poll, whether or not one of its jobs is running; one whose
+// medium is becoming ready (at boot) waits for it, with a bound.
+import { CFG_DIRTY_HIGH_PCT, MEDS_OK, MEDS_DEAD, MEDS_LOST, MAP_ADDR, MAP_IOP_TABLE, MAP_IOP_BYTES, MIOP_STATS, STAT_COMMANDS, SLOT_SECTORS, ROLE_CHANNEL } from "../abi";
 import { cfg32, iopCount, iopRole } from "../config";
 import { gNow, wakeAt } from "../iop";
 import {
@@ -32,6 +33,7 @@ import {
   rec, runtime, jobAt, engineAt, pairInUse, setState, pairPersist, persistBit, persistBitmap, nextSet, bitSet,
   slotsPerTrack, urgentTake, COPY_JOBS, BM_PENDING, BM_SOURCE, BM_TARGET, PS_DUPLEX_PENDING, PS_DUPLEX,
   PS_SPLIT_PENDING, PS_SPLIT, PS_REVERSE, PS_SUSPENDED, PR_SOURCE_NOT_READY, PR_TARGET_NOT_READY, PR_READ_ERROR, bitmap,
+  PR_SOURCE_NOT_READY_IN_TIME, PR_TARGET_NOT_READY_IN_TIME,
   mergeDifferences,
 } from "./table";
 
@@ -74,6 +76,11 @@ const HOST_BUSY_NS: f64 = 2e6;
 const HOST_IDLE_GAPS: f64 = 2;
 const HOST_PAUSE_NS: f64 = 100e6;
 
+// How long the copy waits for a volume whose medium is becoming ready (its label being read) before
+// the pair is suspended: a label read takes a few medium accesses; a medium back from the dead is
+// probed every second first. As long as a host write waits for its track's copy (docs/scsi.md).
+const READY_WAIT_NS: f64 = 30e9;
+
 // @ts-ignore: decorator
 @inline function job(j: u32): CopyJob { return changetype<CopyJob>(jobAt(j)); }
 // @ts-ignore: decorator
@@ -109,10 +116,7 @@ export function pairCopyPoll(): i32 {
   const busy = hostBusy();
   for (let p: u32 = 0; p < MAX_PAIRS; p++) {
     if (!pairInUse(p) || !copying(<u32>rec(p).state)) continue;
-    if (failedUnder(rec(p).source) || failedUnder(rec(p).target)) {
-      // Suspended here, not only by a job that finds it: while the hosts are busy and the cache is
-      // above its high mark the throttle starts no job, and the pair would stay copying for ever.
-      pairSuspend(p, failedUnder(rec(p).source) ? PR_SOURCE_NOT_READY : PR_TARGET_NOT_READY);
+    if (!volumesReady(p)) {
       if (<u32>rec(p).state == PS_SUSPENDED) work++;
       continue;
     }
@@ -121,11 +125,38 @@ export function pairCopyPoll(): i32 {
   return work;
 }
 
-/** A medium under volume v is dead or lost (one still becoming ready, as at boot, is not). */
-function failedUnder(v: u32): bool {
-  const st = volumeNotReady(v);
-  return st == MEDS_DEAD || st == MEDS_LOST;
+/**
+ * Are both volumes of pair p ready for its copy? A medium under either that is dead or lost
+ * suspends the pair (here, not only by a job that finds it: while the hosts are busy and the cache
+ * is above its high mark the throttle starts no job, and the pair would stay copying for ever). A
+ * medium still becoming ready — its label not yet read, as for every medium at boot, or one back
+ * from the dead — is waited for, READY_WAIT_NS at most, then the pair is suspended naming that
+ * (PR_*_NOT_READY_IN_TIME). Before this wait a restart (kill -9 of `sanbox run` in duplex pending)
+ * began jobs before the labels were read and a job suspended the pair, "source not ready", with
+ * every medium fine.
+ */
+function volumesReady(p: u32): bool {
+  const r = rec(p);
+  const rt = runtime(p);
+  const src = volumeNotReady(r.source);
+  const tgt = volumeNotReady(r.target);
+  if (src == MEDS_OK && tgt == MEDS_OK) { rt.waitingReady = 0; return true; }
+  if (failed(src) || failed(tgt)) {
+    pairSuspend(p, failed(src) ? PR_SOURCE_NOT_READY : PR_TARGET_NOT_READY);
+    return false;
+  }
+  if (rt.waitingReady == 0) { rt.waitingReady = 1; rt.readySinceNs = gNow; }
+  if (gNow - rt.readySinceNs >= READY_WAIT_NS) {
+    pairSuspend(p, src != MEDS_OK ? PR_SOURCE_NOT_READY_IN_TIME : PR_TARGET_NOT_READY_IN_TIME);
+  } else {
+    wakeAt(rt.readySinceNs + READY_WAIT_NS); // the bound is kept even when nothing else happens
+  }
+  return false;
 }
+
+/** A medium state that will not become ready by itself: dead or lost (becoming ready, unknown: it may). */
+// @ts-ignore: decorator
+@inline function failed(st: u32): bool { return st == MEDS_DEAD || st == MEDS_LOST; }
 
 function hostBusy(): bool {
   let n: u64 = 0;
@@ -248,10 +279,9 @@ function jobStep(j: u32): i32 {
   const r = rec(p);
   const from: u32 = jb.reverse != 0 ? r.target : r.source;
   const to: u32 = jb.reverse != 0 ? r.source : r.target;
-  if (!volumeReady(from) || !volumeReady(to)) {
-    pairSuspend(p, volumeReady(r.source) ? PR_TARGET_NOT_READY : PR_SOURCE_NOT_READY);
-    return 1;
-  }
+  // A volume not ready: the job waits; the poll (volumesReady) suspends the pair if a medium under
+  // it failed or does not become ready in time.
+  if (!volumeReady(from) || !volumeReady(to)) return 0;
   const spt = slotsPerTrack(p);
   const chunks = load<u32>(volumeEntry(from) + VOLE_CHUNKS);
   let work: i32 = 0;
@@ -361,6 +391,7 @@ export function pairSuspend(p: u32, reason: u32): void {
   mergeDifferences(p, id);
   setState(p, PS_SUSPENDED);
   r.reason = <u8>reason;
+  runtime(p).waitingReady = 0; // a resync waits afresh
   pairPersist(p, id);
   for (let j: u32 = 0; j < COPY_JOBS; j++) if (job(j).active != 0 && job(j).pair == p) release(job(j));
   log(LOG_WARN, "pair: suspended on an error (pair, PR_* reason); resync after the repair", p, reason);

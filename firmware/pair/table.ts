@@ -46,6 +46,10 @@ export const PR_SOURCE_NOT_READY: u32 = 1;
 export const PR_TARGET_NOT_READY: u32 = 2;
 export const PR_READ_ERROR: u32 = 3;
 export const PR_NV_ERROR: u32 = 4;
+// A medium under the volume stayed "becoming ready" (its label not yet read: at boot, or back from
+// the dead) for longer than the copy waits for it (pair/copy.ts READY_WAIT_NS).
+export const PR_SOURCE_NOT_READY_IN_TIME: u32 = 5;
+export const PR_TARGET_NOT_READY_IN_TIME: u32 = 6;
 
 export const TRACK_SHIFT_MIN: u32 = 16;
 export const TRACK_SHIFT_MAX: u32 = 20;
@@ -86,14 +90,16 @@ const MAPX_PAIRS: u32 = 128; // (120 and 124 are the tape element table's, abi.t
   priorityFirst: u32; // embodiment 1: tracks [first, end) are copied before any other
   priorityEnd: u32;
   urgentCount: u32; // tracks a waiting host write needs first (the list follows the fields)
-  reserved: u32;
+  waitingReady: u32; // 1: the copy waits for a volume becoming ready, since readySinceNs
+
   copiedTracks: u64; // tracks copied since the pair was created
   copiedBytes: u64;
   copyNs: f64; // sum of the copy time of those tracks (the estimate divides by it)
   copyStartNs: f64; // start of the current busy period of the copy
   busyNs: f64; // copy time while there was work, since create
+  readySinceNs: f64; // when the copy began to wait for a volume becoming ready (waitingReady)
 }
-const RT_URGENT: u32 = 64; // URGENT_MAX u32 track numbers
+const RT_URGENT: u32 = <u32>offsetof<PairRuntime>(); // URGENT_MAX u32 track numbers
 
 export function pairStateBytes(): usize {
   return <usize>MAX_PAIRS * (PAIR_RECORD_BYTES + RUNTIME_BYTES) + <usize>COPY_JOBS * JOB_BYTES + ENGINE_BYTES + MAX_VOLUMES;
