@@ -198,7 +198,8 @@ export async function naaOf(client: ScsiClient, lun: number): Promise<Buffer> {
 // ---- The management information (document 002) ------------------------------------------------------
 
 export const VOLINFO_BYTES = 512;
-export interface VolumeInfo { name: string; host: string; mountPoint: string; created: Date; blocks: number; blockSize: number }
+/** `firstLba`: where the blocks on the tape start in the volume (a range's LBA; 0 for a whole volume, and on tapes written before it was kept). */
+export interface VolumeInfo { name: string; host: string; mountPoint: string; created: Date; blocks: number; blockSize: number; firstLba?: number }
 
 /** 002's 512-byte volume information: format ID, label, host, mount point, time stamp; then the geometry. */
 export function volumeInfoRecord(v: VolumeInfo): Buffer {
@@ -210,13 +211,14 @@ export function volumeInfoRecord(v: VolumeInfo): Buffer {
   b.writeBigUInt64BE(BigInt(v.created.getTime()), 232);
   b.writeBigUInt64BE(BigInt(v.blocks), 240);
   b.writeUInt32BE(v.blockSize, 248);
+  b.writeBigUInt64BE(BigInt(v.firstLba ?? 0), 252);
   return b;
 }
 
 export function parseVolumeInfo(b: Buffer): VolumeInfo {
   if (b.length !== VOLINFO_BYTES || b.toString('ascii', 0, 8) !== 'SBVINFO1') throw new Error('the first file is not a sanbox volume information record (SBVINFO1)');
   const text = (at: number, n: number): string => b.toString('ascii', at, at + n).replace(/\0+$/, '');
-  return { name: text(8, 32), host: text(40, 64), mountPoint: text(104, 128), created: new Date(Number(b.readBigUInt64BE(232))), blocks: Number(b.readBigUInt64BE(240)), blockSize: b.readUInt32BE(248) };
+  return { name: text(8, 32), host: text(40, 64), mountPoint: text(104, 128), created: new Date(Number(b.readBigUInt64BE(232))), blocks: Number(b.readBigUInt64BE(240)), blockSize: b.readUInt32BE(248), firstLba: Number(b.readBigUInt64BE(252)) };
 }
 
 // ---- Backup ---------------------------------------------------------------------------------------------
@@ -259,7 +261,7 @@ export function backupList(p: BackupPlan): CopyList {
   record(vol1(serial));
   record(label1('HDR', f1)); record(label2('HDR', f1));
   segments.push({ type: 'filemarks', dst: 1, count: 1 });
-  record(volumeInfoRecord({ ...p.info, blocks }));
+  record(volumeInfoRecord({ ...p.info, blocks, firstLba: lba }));
   segments.push({ type: 'filemarks', dst: 1, count: 1 });
   record(label1('EOF', { ...f1, blocks: 1 })); record(label2('EOF', f1));
   segments.push({ type: 'filemarks', dst: 1, count: 1 });
@@ -414,7 +416,9 @@ export async function restoreVolume(client: ScsiClient, library: TapeLibrary, o:
     await expectRecord(drive, 'HDR1'); await expectRecord(drive, 'HDR2');
     await expectMark(drive, 'before the data');
     if (info.blockSize !== vol.blockSize) throw new Error(`the tape holds ${info.blockSize}-byte blocks, volume ${vol.name} has ${vol.blockSize}`);
-    if (info.blocks > Number(vol.blocks)) throw new Error(`the tape holds ${info.blocks} blocks, volume ${vol.name} only ${vol.blocks}`);
+    // A range goes back where it came from (its LBA is in the volume information), never over LBA 0.
+    const at = info.firstLba ?? 0;
+    if (at + info.blocks > Number(vol.blocks)) throw new Error(`the tape holds ${info.blocks} blocks from LBA ${at}, volume ${vol.name} has only ${vol.blocks}`);
     const driveNaa = await naaOf(client, drive.lun);
     const listId = o.listId ?? 2;
     const bytes = info.blocks * info.blockSize;
@@ -424,10 +428,10 @@ export async function restoreVolume(client: ScsiClient, library: TapeLibrary, o:
     const segments: Segment[] = [];
     for (let b = 0; b < whole * perRecord; b += step) {
       const n = Math.min(step, whole * perRecord - b);
-      segments.push({ type: 'stream-to-block', src: 1, dst: 0, lba: b, blocks: n, streamLength: n / perRecord });
+      segments.push({ type: 'stream-to-block', src: 1, dst: 0, lba: at + b, blocks: n, streamLength: n / perRecord });
     }
     const rest = info.blocks - whole * perRecord;
-    if (rest > 0) segments.push({ type: 'stream-to-block', src: 2, dst: 0, lba: whole * perRecord, blocks: rest, streamLength: rest * info.blockSize });
+    if (rest > 0) segments.push({ type: 'stream-to-block', src: 2, dst: 0, lba: at + whole * perRecord, blocks: rest, streamLength: rest * info.blockSize });
     const cm = new CopyManager(client.transport, m.lun);
     await cm.copy({
       listId, nrcr: true, segments,

@@ -103,7 +103,7 @@ export const USAGE = `usage: sanctl [--target URL] [--json] <command>
          [--embodiment 1|2|3|4]         split and its target copied (document 001's embodiments: PAIR SPLIT,
          [--resync]                     then 1 priority copy of the range, 2 wait for the split, 3 merge from
                                         the source; 4 split and backup in one command, the default; --resync after)
-  restore <barcode> <volume>            the tape's blocks back into the volume (by EXTENDED COPY), labels checked
+  restore <barcode> <volume>            the tape's blocks back into the volume at the LBAs they came from (by EXTENDED COPY), labels checked
 
   --target  tcp://host:port, serial:///dev/tty...[?baud=N], inproc://...
             (default: $SANBOX_TARGET, else ${DEFAULT_TARGET})
@@ -1082,6 +1082,7 @@ async function backup(ctx: Context, [name]: string[]): Promise<void> {
 async function restore(ctx: Context, [barcode, name]: string[]): Promise<void> {
   const vol = await volumeByName(ctx.client, name);
   const info = await restoreVolume(ctx.client, library(ctx), { tape: barcode, volume: vol.number });
-  ctx.out({ barcode, volume: name, from: info.name, blocks: info.blocks, blockSize: info.blockSize, host: info.host, created: info.created },
-    `restored ${formatBytes(info.blocks * info.blockSize)} of ${info.name} (backed up ${info.created.toISOString()} on ${info.host || 'an unnamed host'}) from ${barcode} into ${name}`);
+  const lba = info.firstLba ?? 0;
+  ctx.out({ barcode, volume: name, from: info.name, lba, blocks: info.blocks, blockSize: info.blockSize, host: info.host, created: info.created },
+    `restored ${formatBytes(info.blocks * info.blockSize)} of ${info.name} (backed up ${info.created.toISOString()} on ${info.host || 'an unnamed host'}) from ${barcode} into ${name}${lba ? ` at LBA ${lba}` : ''}`);
 }

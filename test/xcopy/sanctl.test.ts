@@ -40,7 +40,11 @@ test('sanctl backup/restore: a volume to tape and back byte-identical (--json), 
     t.deepEqual(awsFiles(fs.readFileSync(path.join(r.dir, 'a0', 'library0', 'SB0002L5.aws')))[4], [32768, 100 * 512 - 32768], 'the range, exactly');
     const tgt = await runSanctl(['restore', 'SB0002L5', 'tgt'], { connect });
     t.is(tgt.code, 0, tgt.stderr);
-    t.true((await volumeData(r.s, 2, 100)).equals(r.ref.subarray(64 * 512, 164 * 512)), 'the range, the last record shorter than 32 KiB');
+    t.regex(tgt.stdout, /into tgt at LBA 64$/m);
+    // The range goes back to its own LBAs (64..163), not over LBA 0 (the volume information keeps its LBA).
+    const restored = await volumeData(r.s, 2, 164);
+    t.true(restored.subarray(64 * 512).equals(r.ref.subarray(64 * 512, 164 * 512)), 'the range at its LBA, the last record shorter than 32 KiB');
+    t.true(restored.subarray(0, 64 * 512).equals(Buffer.alloc(64 * 512)), 'the blocks before the range untouched');
     const noTape = await runSanctl(['backup', 'src'], { connect });
     t.is(noTape.code, 2);
     t.regex(noTape.stderr, /--tape/);
