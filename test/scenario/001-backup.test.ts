@@ -98,10 +98,10 @@ async function runSampled(r: Rig & { drive: TapeDrive }, list: Awaited<ReturnTyp
   return samples;
 }
 
-/** The range as the tape holds it: restored into the spare volume (LUN 3) and read back. */
+/** The range as the tape holds it: restored into the spare volume (LUN 3), at the range's own LBAs, and read back. */
 async function tapeRange(r: Rig): Promise<Buffer> {
   await restoreVolume(r.c, r.lib, { tape: 'SB0001L5', volume: r.spare });
-  return (await volumeData(r.s, 3)).subarray(0, RANGE.blocks * 512);
+  return rangeOf(await volumeData(r.s, 3));
 }
 
 function rangeOf(b: Buffer): Buffer { return b.subarray(RANGE.lba * 512, (RANGE.lba + RANGE.blocks) * 512); }
