@@ -440,3 +440,83 @@ test('split latency does not grow with the pending difference, nor wait behind t
   // copy queued beside it (the driver lets every NV batch end before the next round).
   t.is(idle.ns, 2 * ROUND_NS, `split took ${idle.ns / ROUND_NS} rounds (2)`);
 });
+
+// Write intent (issue 9, md's rule): a write's difference bit reaches the NV file before the write is
+// acknowledged. Each case: the pair in a state, one host write acknowledged GOOD, the power lost at
+// once (the deterministic driver runs no round between the GOOD and the stop: no destage, no copy, no
+// later NV batch), restart; the restarted pair's status counts the track, and the copy that follows
+// makes the two volumes equal, that write included. Were the bit only in memory (or sent to NV after
+// the GOOD), the restarted bitmap would lack the track, the data (replayed from the NV ring) would stay
+// on one side only, and the volumes would differ at that track.
+interface IntentCase {
+  name: string;
+  /** Brings the pair to the state of the write. */
+  reach: (r: Rig & { ref: Buffer }) => Promise<void>;
+  /** The write's LUN (1 source, 2 target) and track. */
+  lun: number;
+  track: number;
+  /** The status after the restart counts the track here. */
+  counted: (before: scsi.PairStatus, back: scsi.PairStatus) => [number, number];
+  /** Brings the restarted pair to duplex (resync, reverse), then the volumes are compared. */
+  finish: (r: Rig) => Promise<void>;
+}
+
+const intentCases: IntentCase[] = [
+  {
+    name: 'a source write in split',
+    reach: async (r) => { await r.c.pairCreate(r.src, r.tgt); await until(r, (p) => p.state === 'duplex', 'duplex'); await r.c.pairSplit(r.src); await until(r, (p) => p.state === 'split', 'split'); },
+    lun: 1, track: 40,
+    counted: (before, back) => [back.sourceChangedTracks, before.sourceChangedTracks + 1],
+    finish: async (r) => { await r.c.pairResync(r.src); },
+  },
+  {
+    name: 'a target write in split (the reverse direction\'s bitmap)',
+    reach: async (r) => { await r.c.pairCreate(r.src, r.tgt); await until(r, (p) => p.state === 'duplex', 'duplex'); await r.c.pairSplit(r.src); await until(r, (p) => p.state === 'split', 'split'); },
+    lun: 2, track: 90,
+    counted: (before, back) => [back.targetChangedTracks, before.targetChangedTracks + 1],
+    finish: async (r) => { await r.c.pairReverse(r.src); },
+  },
+  {
+    name: 'a source write in duplex (the update copy not yet run)',
+    reach: async (r) => { await r.c.pairCreate(r.src, r.tgt); await until(r, (p) => p.state === 'duplex' && p.pendingTracks === 0, 'duplex'); },
+    lun: 1, track: 77,
+    counted: (before, back) => [back.pendingTracks + back.copiedTracks, before.pendingTracks + 1], // copiedTracks counts from the restart
+    finish: async () => undefined,
+  },
+  {
+    name: 'a source write during a resync (duplex pending) to a track the resync had no reason to copy',
+    reach: async (r) => {
+      await r.c.pairCreate(r.src, r.tgt); await until(r, (p) => p.state === 'duplex', 'duplex');
+      await r.c.pairSplit(r.src); await until(r, (p) => p.state === 'split', 'split');
+      for (let tr = 64; tr < 128; tr++) await write(r.s, 1, trackLba(tr), r.ref.subarray(tr * TRACK, tr * TRACK + 4096)); // same bytes: the reference holds
+      await r.c.pairResync(r.src);
+    },
+    lun: 1, track: 20,
+    counted: (before, back) => [back.pendingTracks + back.copiedTracks, before.pendingTracks + 1], // copiedTracks counts from the restart
+    finish: async () => undefined,
+  },
+];
+
+for (const k of intentCases) {
+  test(`write intent: ${k.name}, acknowledged GOOD, then a power loss before any other round: the restarted pair counts the track and the copy brings the write to both volumes`, async (t) => {
+    const r = await rig(`pair-intent-${k.lun}-${k.track}`);
+    await k.reach(r);
+    const before = await r.c.pairOf(r.src);
+    const data = pattern(8192, 200 + k.track);
+    await write(r.s, k.lun, trackLba(k.track) + 16, data); // resolves on GOOD
+    await r.emu.stop('powerFail');
+    data.copy(r.ref, (trackLba(k.track) + 16) * 512);
+    await reopen(r);
+    t.teardown(() => r.emu.stop());
+    const back = await r.c.pairOf(r.src);
+    // The restart runs rounds (labels, the copy's polls) before the first status: a copy may end there.
+    t.true(back.state === before.state || (before.state === 'duplex pending' && back.state === 'duplex'), `came back ${back.state}`);
+    const [got, want] = k.counted(before, back);
+    t.is(got, want, `the restarted pair counts the written track (status ${JSON.stringify({ pending: back.pendingTracks, source: back.sourceChangedTracks, target: back.targetChangedTracks, copied: back.copiedTracks })})`);
+    await k.finish(r);
+    await until(r, (p) => p.state === 'duplex' && p.pendingTracks === 0, 'duplex');
+    t.true((await read(r.s, k.lun, trackLba(k.track) + 16, 16)).equals(data), 'the written side kept the acknowledged write');
+    t.true((await volume(r, 1)).equals(r.ref), 'the source holds the reference, that write included');
+    t.true((await volume(r, 2)).equals(r.ref), 'the target equals it');
+  });
+}
