@@ -26,6 +26,7 @@
 import { LINK_MAX_COMMAND_BYTES, linkSendJournal } from "../comm/link";
 import { gNow, gIndex } from "../iop";
 import { CX_FLAGS } from "../ctx";
+import { SLOT_BYTES, SLOT_SHIFT } from "../abi";
 import { blockSize, capacityBlocks } from "../volume";
 import { cacheLookup, slotData, sectorsValid } from "../cache";
 import { nvBase, nvPersistRange, nvRoom, nvId, newer, NVK_NONE, REMOTE_DIFF_OFFSET, REMOTE_DIFF_BYTES, REMOTE_DIFFS_BYTES } from "../nv";
@@ -174,7 +175,7 @@ export function remoteBeforeWrite(c: usize, v: u32, slotNo: u32, id: u32): i32 {
   const pr = remoteOfVolume(v);
   if (pr < 0 || remote(<u32>pr).role != RR_PRIMARY) return 0;
   const p = <u32>pr;
-  if (<u64>slotNo << 16 >= volumeBytes(p)) return 0;
+  if (<u64>slotNo << SLOT_SHIFT >= volumeBytes(p)) return 0;
   // The command counts as open before its bit is set, until it ends (remoteWriteEnded): a sync write
   // ends once its sends are acknowledged (or failed), an async one once journaled (then its entries
   // count). idleClear never clears while one is open, however long its commit stalls.
@@ -184,7 +185,7 @@ export function remoteBeforeWrite(c: usize, v: u32, slotNo: u32, id: u32): i32 {
     store<u32>(c + CX_FLAGS, f | CXF_REMOTE_OPEN | (p << OPEN_PAIR_SHIFT));
   }
   // Persisted every time, as pair/io.ts does: a bit set by an earlier write may still be on its way.
-  return diffMark(p, <u64>slotNo << 16, 65536, id) ? 1 : -1;
+  return diffMark(p, <u64>slotNo << SLOT_SHIFT, SLOT_BYTES, id) ? 1 : -1;
 }
 
 /** In CX_FLAGS: the command is counted in its pair's open writes (openAt); the pair's index in bits 28-31. */
@@ -263,9 +264,9 @@ function append(p: u32, at: u64, n: u32): bool {
   const dst = dataBase() + <usize>(d % JOURNAL_DATA_BYTES);
   for (let k: u32 = 0; k < n;) {
     const off = at + <u64>k;
-    const within = <u32>(off & 0xFFFF);
-    const m = min<u32>(n - k, 65536 - within);
-    const slot = cacheLookup(v, <u32>(off >> 16));
+    const within = <u32>(off & <u64>(SLOT_BYTES - 1));
+    const m = min<u32>(n - k, SLOT_BYTES - within);
+    const slot = cacheLookup(v, <u32>(off >> SLOT_SHIFT));
     if (slot < 0 || !sectorsValid(<u32>slot, within >> 9, m >> 9)) return false;
     memory.copy(dst + k, slotData(<u32>slot) + within, m);
     k += m;
